@@ -1,0 +1,33 @@
+"""The ``plaza`` command line: every command is a thin shell over one library call.
+
+Sub-applications are registered explicitly below, one module each. Every command's
+docstring is its ``--help`` and carries an ``Example:`` block; a test fails when one
+does not.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from plaza.cli import doctor
+
+app = typer.Typer(
+    name="plaza",
+    help="Plaza: a member-owned, agent-operated social network on the AT Protocol.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Plaza: a member-owned, agent-operated social network on the AT Protocol."""
+
+
+app.command("doctor")(doctor.doctor)
+
+
+def main() -> None:
+    app()
