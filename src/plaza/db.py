@@ -100,7 +100,7 @@ class Database:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._errors():
             cur = self._conn.execute(self._sql(sql), tuple(params))
-            rows = cur.fetchall()
+            rows: list[Row] = cur.fetchall()
         if self.dialect == "postgresql":
             return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows]
         return rows

@@ -42,8 +42,12 @@ def _postgres(url: str) -> Check:
 
         with psycopg.connect(url, connect_timeout=3) as conn:
             version = conn.execute("SHOW server_version").fetchone()
-        return Check("postgresql", True, f"{url} answers (server {version[0] if version else '?'})",
-                     required=False)
+        return Check(
+            "postgresql",
+            True,
+            f"{url} answers (server {version[0] if version else '?'})",
+            required=False,
+        )
     except Exception as exc:  # noqa: BLE001 - report any failure to connect
         return Check("postgresql", False, f"{url}: {str(exc).strip()[:120]}", required=False)
 

@@ -37,12 +37,12 @@ def test_command_has_help_with_example(name: str, cmd: Any) -> None:
     assert help_text.strip(), f"{name} has no help text"
     assert "Example:" in help_text, f"{name} --help has no 'Example:' block"
     example = help_text.split("Example:", 1)[1]
-    assert name.split()[-1] in example, f"{name}: the example does not show the command"
+    assert name.rsplit(maxsplit=1)[-1] in example, f"{name}: the example does not show the command"
 
 
 @pytest.mark.parametrize(("name", "cmd"), COMMANDS, ids=[n for n, _ in COMMANDS])
 def test_help_renders(name: str, cmd: Any) -> None:
-    args = name.split()[1:] + ["--help"]
+    args = [*name.split()[1:], "--help"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output

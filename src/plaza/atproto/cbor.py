@@ -49,10 +49,10 @@ def _head(major: int, n: int) -> bytes:
 
 
 def _key(k: object) -> bytes:
-    enc = _KEY_CACHE.get(k)  # type: ignore[call-overload]
+    if not isinstance(k, str):
+        raise EncodeError(f"map keys must be strings, got {type(k).__name__}")
+    enc = _KEY_CACHE.get(k)
     if enc is None:
-        if not isinstance(k, str):
-            raise EncodeError(f"map keys must be strings, got {type(k).__name__}")
         raw = k.encode("utf-8")
         enc = _head(3, len(raw)) + raw
         if len(_KEY_CACHE) < _KEY_CACHE_MAX:

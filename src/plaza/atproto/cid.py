@@ -30,6 +30,8 @@ class CID:
     __slots__ = ("_hash", "_str", "raw")
 
     raw: bytes
+    _hash: int
+    _str: str | None
 
     def __init__(self, raw: bytes) -> None:
         if len(raw) != CID_LENGTH or raw[:4] not in _PREFIXES:
