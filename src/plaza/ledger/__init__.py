@@ -1,0 +1,79 @@
+"""The ledger: an append-only, hash-chained, signed event log with checkpoints and proofs.
+
+Every governance and market fact in Plaza is an :class:`Event`. A :class:`Ledger` checks
+each event's signature against a :class:`KeyRegistry` and appends it to an
+:class:`EventStore` (in memory, SQLite or PostgreSQL); state is whatever a
+:class:`Projection` derives by replaying the events. :func:`verify_log` re-checks a whole
+log from its bytes and names the first bad event.
+"""
+
+from plaza.ledger import merkle
+from plaza.ledger.archive import Archive, export_jsonl, import_archive, read_archive
+from plaza.ledger.checkpoint import Checkpoint, sign_checkpoint
+from plaza.ledger.errors import (
+    AppendConflictError,
+    ArchiveError,
+    CheckpointError,
+    EventNotFoundError,
+    EventRejectedError,
+    EventSignatureError,
+    InvalidEventError,
+    KeystoreError,
+    LedgerError,
+    ProofError,
+    UnknownAuthorError,
+)
+from plaza.ledger.event import GENESIS_PREV, Event, sign_event
+from plaza.ledger.keys import (
+    DidKeyRegistry,
+    KeyRegistry,
+    StaticKeyRegistry,
+    did_key_keys,
+    verify_event_signature,
+)
+from plaza.ledger.ledger import Ledger, event_leaf
+from plaza.ledger.replay import Projection, replay
+from plaza.ledger.sqlstore import SqlEventStore
+from plaza.ledger.store import EMPTY_HEAD, EventStore, Head, MemoryEventStore
+from plaza.ledger.verify import Problem, VerifyReport, verify_log
+
+__all__ = [
+    "EMPTY_HEAD",
+    "GENESIS_PREV",
+    "AppendConflictError",
+    "Archive",
+    "ArchiveError",
+    "Checkpoint",
+    "CheckpointError",
+    "DidKeyRegistry",
+    "Event",
+    "EventNotFoundError",
+    "EventRejectedError",
+    "EventSignatureError",
+    "EventStore",
+    "Head",
+    "InvalidEventError",
+    "KeyRegistry",
+    "KeystoreError",
+    "Ledger",
+    "LedgerError",
+    "MemoryEventStore",
+    "Problem",
+    "Projection",
+    "ProofError",
+    "SqlEventStore",
+    "StaticKeyRegistry",
+    "UnknownAuthorError",
+    "VerifyReport",
+    "did_key_keys",
+    "event_leaf",
+    "export_jsonl",
+    "import_archive",
+    "merkle",
+    "read_archive",
+    "replay",
+    "sign_checkpoint",
+    "sign_event",
+    "verify_event_signature",
+    "verify_log",
+]
