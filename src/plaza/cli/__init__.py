@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from plaza.cli import doctor
+from plaza.cli import doctor, serve
 
 app = typer.Typer(
     name="plaza",
@@ -27,6 +27,7 @@ def _root() -> None:
 
 
 app.command("doctor")(doctor.doctor)
+app.add_typer(serve.app, name="serve")
 
 
 def main() -> None:

@@ -1,0 +1,70 @@
+"""``plaza serve ...``: run one of Plaza's services in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from plaza.errors import PlazaError
+from plaza.services.directory import DEFAULT_PORT, DirectorySettings, create_app
+from plaza.services.runner import ServedApp, run
+
+app = typer.Typer(
+    name="serve",
+    help="Run one of Plaza's services in the foreground until Ctrl-C.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+def serve_apps(apps: list[ServedApp]) -> None:
+    """Run ``apps`` until Ctrl-C, printing each one's URL once it listens.
+
+    Exits 1 with the reason when an address is taken or a service cannot start.
+    """
+    try:
+        run(apps, on_ready=lambda urls: _announce(apps, urls))
+    except PlazaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("stopped")
+
+
+def _announce(apps: list[ServedApp], urls: list[str]) -> None:
+    for served, url in zip(apps, urls, strict=True):
+        typer.echo(f"{served.name} listening on {url}")
+    typer.echo("press Ctrl-C to stop")
+
+
+@app.command("directory")
+def directory(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", help="Port to listen on (0: any free)."),
+    data_dir: str = typer.Option(
+        ".plaza/directory", "--data-dir", help="Where the SQLite log lives."
+    ),
+    db: str | None = typer.Option(
+        None, "--db", help="Database URL instead of the data dir (postgresql://...)."
+    ),
+) -> None:
+    """Run the PLC-compatible DID directory until Ctrl-C.
+
+    Serves the did:plc HTTP API (POST /{did}, GET /{did}, /{did}/data, /{did}/log,
+    /{did}/log/audit, /{did}/log/last, /export) and stores every operation in
+    DATA_DIR/directory.db, or in the database --db names. Prints the URL once it is
+    listening; Ctrl-C finishes in-flight requests and closes the store.
+
+    Example:
+
+    \b
+        plaza serve directory --port 2582 --data-dir .plaza/directory
+        plaza serve directory --db postgresql://postgres@127.0.0.1:5432/plaza
+    """
+    try:
+        settings = DirectorySettings.for_data_dir(Path(data_dir), db)
+        served = ServedApp("directory", create_app(settings), host, port)
+    except PlazaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    serve_apps([served])

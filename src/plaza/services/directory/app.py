@@ -1,0 +1,243 @@
+"""The directory's HTTP API: the same routes and bodies as the public PLC directory.
+
+``POST /{did}`` submits a signed operation; ``GET /{did}`` resolves the DID document;
+``/{did}/data``, ``/{did}/log``, ``/{did}/log/audit`` and ``/{did}/log/last`` show the
+state and the log; ``/export`` pages through every operation as JSON lines. Errors are
+``{"message": ...}`` (the reference's shape) plus ``"error"``, the machine-readable code.
+
+A tombstoned DID answers 404 ``DID not available`` on ``GET /{did}`` and ``/data``, as
+the reference server does (its OpenAPI file says 410; the running code and the atproto
+SDK's resolver, which treats only 404 as "no document", agree on 404).
+
+Handlers are ``async`` but call the synchronous store directly: each request's
+transaction runs to the end without yielding, so requests in one process never
+interleave inside a write. The clock is read here and handed to the protocol code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+import plaza
+from plaza.atproto.plc import (
+    PlcState,
+    PlcTooLargeError,
+    did_data,
+    did_document,
+    is_did_plc,
+    parse_operation,
+    parse_timestamp,
+)
+from plaza.errors import InvalidInputError, NotFoundError, PlazaError
+from plaza.services.directory.store import MAX_EXPORT_COUNT, DirectoryStore
+
+DEFAULT_PORT: Final = 2582
+DB_FILE: Final = "directory.db"
+_MAX_SEQ: Final = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class DirectorySettings:
+    """What a directory needs to run: where its log lives, and its request limits."""
+
+    db_url: str
+    max_body_bytes: int = 64 * 1024
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path, db_url: str | None = None) -> DirectorySettings:
+        """``db_url`` if given, else SQLite at ``data_dir/directory.db``."""
+        return cls(db_url=db_url or f"sqlite:///{Path(data_dir).resolve() / DB_FILE}")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: DirectorySettings, *, clock: Callable[[], datetime] = utc_now
+) -> Starlette:
+    """The directory as an ASGI app; its store opens now and closes at shutdown."""
+    store = DirectoryStore.open(settings.db_url)
+
+    def _state(request: Request) -> PlcState:
+        return store.state(_did(request))
+
+    def _registered(request: Request) -> PlcState:
+        state = _state(request)
+        if not state.exists:
+            raise NotFoundError(f"DID not registered: {state.did}")
+        return state
+
+    def _live(request: Request) -> PlcState:
+        state = _registered(request)
+        if state.tombstoned:
+            raise NotFoundError(f"DID not available: {state.did}")
+        return state
+
+    async def submit(request: Request) -> Response:
+        did = _did(request)
+        op = parse_operation(_json(await _body(request, settings.max_body_bytes)))
+        store.submit(did, op, clock())
+        return PlainTextResponse("OK")
+
+    async def resolve(request: Request) -> Response:
+        state = _live(request)
+        return JSONResponse(did_document(state.did, state), media_type="application/did+ld+json")
+
+    async def data(request: Request) -> Response:
+        return JSONResponse(did_data(_live(request)))
+
+    async def log(request: Request) -> Response:
+        return JSONResponse([e.operation.to_json() for e in _registered(request).active])
+
+    async def audit(request: Request) -> Response:
+        return JSONResponse([e.to_json() for e in _registered(request).entries])
+
+    async def last(request: Request) -> Response:
+        head = _registered(request).head
+        assert head is not None  # a registered DID always has an active genesis
+        return JSONResponse(head.operation.to_json())
+
+    async def export(request: Request) -> Response:
+        count = _count(request.query_params.get("count"))
+        after = request.query_params.get("after")
+        lines: list[dict[str, Any]]
+        if after is not None and after.isdigit():
+            if int(after) > _MAX_SEQ:
+                raise InvalidInputError("after is beyond any sequence number")
+            lines = [
+                {
+                    "type": "sequenced_op",
+                    "seq": row.seq,
+                    "did": row.entry.did,
+                    "operation": row.entry.operation.to_json(),
+                    "cid": row.entry.cid,
+                    "createdAt": row.entry.to_json()["createdAt"],
+                }
+                for row in store.export(int(after), count)
+            ]
+        else:
+            since = None if after is None else _timestamp(after)
+            lines = [e.to_json() for e in store.export_by_time(since, count)]
+        body = "\n".join(json.dumps(x, separators=(",", ":"), ensure_ascii=False) for x in lines)
+        return Response(body, media_type="application/jsonlines")
+
+    async def health(request: Request) -> Response:
+        try:
+            store.check()
+        except PlazaError:
+            return JSONResponse({"version": plaza.__version__, "error": "Service Unavailable"}, 503)
+        return JSONResponse({"version": plaza.__version__})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            store.close()
+
+    app = Starlette(
+        routes=[
+            Route("/_health", health, methods=["GET"]),
+            Route("/export", export, methods=["GET"]),
+            Route("/{did}", resolve, methods=["GET"]),
+            Route("/{did}", submit, methods=["POST"]),
+            Route("/{did}/data", data, methods=["GET"]),
+            Route("/{did}/log", log, methods=["GET"]),
+            Route("/{did}/log/audit", audit, methods=["GET"]),
+            Route("/{did}/log/last", last, methods=["GET"]),
+        ],
+        exception_handlers={
+            PlazaError: _plaza_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    return app
+
+
+def _did(request: Request) -> str:
+    did: str = request.path_params["did"]
+    if not is_did_plc(did):
+        raise InvalidInputError(f"not a did:plc identifier: {did[:80]!r}")
+    return did
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PlcTooLargeError(f"request body is larger than {limit} bytes")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise PlcTooLargeError(f"request body is larger than {limit} bytes")
+    return bytes(chunks)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InvalidInputError(f"JSON object repeats the key {key!r}")
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidInputError(f"JSON constant {name} is not allowed")
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"request body is not valid JSON: {exc}") from exc
+
+
+def _count(raw: str | None) -> int:
+    if raw is None:
+        return MAX_EXPORT_COUNT
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidInputError("count must be a positive integer")
+    return min(int(raw), MAX_EXPORT_COUNT)
+
+
+def _timestamp(raw: str) -> datetime:
+    try:
+        return parse_timestamp(raw)
+    except PlazaError as exc:
+        raise InvalidInputError("after must be a sequence number or an RFC 3339 timestamp") from exc
+
+
+def _error(status: int, message: str, code: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+async def _plaza_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PlazaError)
+    return _error(exc.status, exc.message, exc.code)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "InvalidRequest")
+    return _error(exc.status_code, str(exc.detail), code)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return _error(500, "Internal Server Error", "InternalServerError")
