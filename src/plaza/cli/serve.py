@@ -68,3 +68,62 @@ def directory(
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
     serve_apps([served])
+
+
+@app.command("pds")
+def pds(
+    *,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(2583, "--port", help="Port to listen on."),
+    data_dir: str = typer.Option(
+        ".plaza/pds", "--data-dir", help="Where the store, blobs and keys live."
+    ),
+    db: str | None = typer.Option(
+        None, "--db", help="Database URL instead of SQLite in the data dir (postgresql://...)."
+    ),
+    directory: str = typer.Option(
+        "http://127.0.0.1:2582", "--directory", help="URL of the PLC directory to register DIDs."
+    ),
+    public_url: str | None = typer.Option(
+        None, "--public-url", help="URL clients reach this PDS at (default http://HOST:PORT)."
+    ),
+    appview: str | None = typer.Option(
+        None, "--appview", help="App view URL for proxied app.bsky.* reads."
+    ),
+    appview_did: str | None = typer.Option(None, "--appview-did", help="The app view's DID."),
+) -> None:
+    """Run a hosting service (an AT Protocol PDS) until Ctrl-C.
+
+    Serves the com.atproto.* XRPC methods, app.bsky.actor profiles and preferences, and
+    the subscribeRepos firehose; registers new accounts' did:plc with --directory.
+    Keeps its store (SQLite in DATA_DIR, or --db), blobs and keys in DATA_DIR. The admin
+    password (for social.plaza.provider.getUsage) is PLAZA_PDS_ADMIN_PASSWORD, or the
+    one generated in DATA_DIR/secrets.json.
+
+    Example:
+
+    \b
+        plaza serve pds --port 2583 --data-dir .plaza/pds1 --directory http://127.0.0.1:2582
+        plaza serve pds --db postgresql://postgres@127.0.0.1:5432/plaza
+    """
+    import os
+
+    from plaza.services.pds import PdsSettings
+    from plaza.services.pds import create_app as create_pds
+    from plaza.services.runner import url_for
+
+    try:
+        settings = PdsSettings(
+            data_dir=Path(data_dir),
+            public_url=public_url or url_for(host, port),
+            directory_url=directory,
+            db_url=db,
+            appview_url=appview,
+            appview_did=appview_did,
+            admin_password=os.environ.get("PLAZA_PDS_ADMIN_PASSWORD") or None,
+        )
+        served = ServedApp("pds", create_pds(settings), host, port)
+    except PlazaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    serve_apps([served])

@@ -1,0 +1,122 @@
+"""The hosting service as one Starlette app: ``create_app(settings)``.
+
+Routes, in matching order: the health check, the firehose WebSocket, every XRPC method
+through one dispatcher (the method table is the explicit list below), Prometheus
+metrics, and the service's ``did:web`` document. Background work — flushing usage
+counters, pruning firehose events past the retention window, dropping expired refresh
+tokens — runs in the lifespan; shutdown flushes and closes the store, so nothing
+acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+
+from plaza.services.pds import firehose
+from plaza.services.pds.context import PdsContext
+from plaza.services.pds.handlers import bsky, identity, plaza, repo, server, sync
+from plaza.services.pds.metering import MeteringMiddleware
+from plaza.services.pds.settings import PdsSettings
+from plaza.services.pds.xrpc import Method, XrpcDispatcher
+
+log = logging.getLogger("plaza.pds")
+
+VERSION = "plaza-pds/0.1"
+FLUSH_EVERY_S = 5.0
+PRUNE_EVERY_S = 600.0
+
+METHODS: list[Method] = [
+    *server.METHODS,
+    *repo.METHODS,
+    *sync.METHODS,
+    *identity.METHODS,
+    *bsky.METHODS,
+    *plaza.METHODS,
+]
+
+
+def create_app(settings: PdsSettings) -> Starlette:
+    """A PDS over ``settings``: opens (or creates) its store, blob folder and secrets."""
+    ctx = PdsContext.open(settings)
+    dispatcher = XrpcDispatcher(ctx, METHODS)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"version": VERSION})
+
+    async def metrics(request: Request) -> Response:
+        return Response(ctx.meter.exposition(), media_type="text/plain; version=0.0.4")
+
+    async def did_json(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "@context": ["https://www.w3.org/ns/did/v1"],
+                "id": settings.did,
+                "service": [
+                    {
+                        "id": "#atproto_pds",
+                        "type": "AtprotoPersonalDataServer",
+                        "serviceEndpoint": settings.public_url,
+                    }
+                ],
+            }
+        )
+
+    async def index(request: Request) -> Response:
+        return PlainTextResponse(
+            "This is a Plaza hosting service (an AT Protocol PDS).\n"
+            f"XRPC: {settings.public_url}/xrpc/  Firehose: "
+            f"{settings.public_url.replace('http', 'ws', 1)}/xrpc/com.atproto.sync.subscribeRepos\n"
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        task = asyncio.create_task(_housekeeping(ctx))
+        try:
+            yield {}
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await ctx.aclose()
+
+    routes = [
+        Route("/xrpc/_health", health),
+        WebSocketRoute("/xrpc/com.atproto.sync.subscribeRepos", firehose.subscribe_repos),
+        Route("/xrpc/{nsid}", dispatcher.handle, methods=["GET", "HEAD", "POST"]),
+        Route("/metrics", metrics),
+        Route("/.well-known/did.json", did_json),
+        Route("/", index),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(MeteringMiddleware, meter=ctx.meter)],
+        lifespan=lifespan,
+    )
+    app.state.pds = ctx
+    return app
+
+
+async def _housekeeping(ctx: PdsContext) -> None:
+    last_prune = 0.0
+    while True:
+        await asyncio.sleep(FLUSH_EVERY_S)
+        try:
+            ctx.meter.flush()
+            now = time.time()
+            if now - last_prune > PRUNE_EVERY_S:
+                last_prune = now
+                ctx.sequencer.prune(int(now) - ctx.settings.event_retention_s)
+                ctx.store.prune_refresh_tokens(int(now))
+        except Exception:
+            log.exception("PDS housekeeping failed; retrying")

@@ -1,0 +1,238 @@
+"""Who is calling: session tokens, app passwords, admin and inter-service credentials.
+
+Sessions are a pair of HS256 JWTs. The access token (``typ: at+jwt``, two hours) carries
+the DID in ``sub`` and a scope that says whether it came from the account password
+(``com.atproto.access``) or an app password (``com.atproto.appPass`` or
+``com.atproto.appPassPrivileged``); it is checked with one HMAC and no database read.
+The refresh token (``typ: refresh+jwt``, 90 days) carries a ``jti`` kept in the store, so
+``deleteSession`` and ``refreshSession`` (which rotates it) can revoke it.
+
+Passwords and app passwords are hashed with argon2id (OWASP's minimum profile: 19 MiB,
+two passes), always in a worker thread so the event loop never stalls on the KDF.
+
+The admin authenticates with HTTP Basic ``admin:<password>``. Other services
+authenticate with inter-service JWTs signed by an account's repository key; the only
+method here that accepts one is ``createAccount`` (account migration).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from starlette.requests import Request
+
+from plaza.services.pds import jwt
+from plaza.services.pds.errors import (
+    AccountTakedownError,
+    AuthRequiredError,
+    ForbiddenError,
+    InvalidTokenError,
+)
+from plaza.services.pds.xrpc import Auth
+
+if TYPE_CHECKING:
+    from plaza.services.pds.context import PdsContext
+
+SCOPE_ACCESS = "com.atproto.access"
+SCOPE_APP_PRIVILEGED = "com.atproto.appPassPrivileged"
+SCOPE_APP = "com.atproto.appPass"
+SCOPE_REFRESH = "com.atproto.refresh"
+ACCESS_TYP = "at+jwt"
+REFRESH_TYP = "refresh+jwt"
+
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+
+async def hash_password(password: str) -> str:
+    """An argon2id hash of ``password``, computed off the event loop."""
+    return await asyncio.to_thread(_HASHER.hash, password)
+
+
+async def verify_password(password_hash: str, password: str) -> bool:
+    """True iff ``password`` matches; computed off the event loop."""
+
+    def check() -> bool:
+        try:
+            return bool(_HASHER.verify(password_hash, password))
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(check)
+
+
+def new_app_password() -> str:
+    """Four groups of four lower-case letters and digits, as the reference PDS makes them."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    chars = "".join(secrets.choice(alphabet) for _ in range(16))
+    return "-".join(chars[i : i + 4] for i in range(0, 16, 4))
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An authenticated caller."""
+
+    kind: Literal["access", "refresh", "admin", "service"]
+    did: str | None
+    scope: str | None = None
+    jti: str | None = None
+    app_password: str | None = None
+    lxm: str | None = None
+
+    @property
+    def is_full(self) -> bool:
+        return self.kind == "access" and self.scope == SCOPE_ACCESS
+
+    @property
+    def is_privileged(self) -> bool:
+        return self.kind == "access" and self.scope in (SCOPE_ACCESS, SCOPE_APP_PRIVILEGED)
+
+
+@dataclass(frozen=True)
+class SessionTokens:
+    access_jwt: str
+    refresh_jwt: str
+    refresh_jti: str
+    refresh_expires_at: int
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class Authenticator:
+    """Issues session tokens and resolves a request's credentials for a method's policy."""
+
+    def __init__(self, ctx: PdsContext, secret: bytes, admin_password: str) -> None:
+        self.ctx = ctx
+        self._signer = jwt.HmacSigner(secret)
+        self._admin = admin_password.encode()
+        self.service_did = ctx.settings.did
+
+    # -- issuing ---------------------------------------------------------------------
+    def issue(self, did: str, app_password: str | None, privileged: bool) -> SessionTokens:
+        now = int(time.time())
+        s = self.ctx.settings
+        if app_password is None:
+            scope = SCOPE_ACCESS
+        else:
+            scope = SCOPE_APP_PRIVILEGED if privileged else SCOPE_APP
+        access = self._signer.encode(
+            {
+                "scope": scope,
+                "sub": did,
+                "aud": self.service_did,
+                "iat": now,
+                "exp": now + s.access_ttl_s,
+            },
+            ACCESS_TYP,
+        )
+        jti = secrets.token_urlsafe(24)
+        expires = now + s.refresh_ttl_s
+        refresh = self._signer.encode(
+            {
+                "scope": SCOPE_REFRESH,
+                "sub": did,
+                "aud": self.service_did,
+                "jti": jti,
+                "iat": now,
+                "exp": expires,
+            },
+            REFRESH_TYP,
+        )
+        return SessionTokens(access, refresh, jti, expires)
+
+    # -- checking --------------------------------------------------------------------
+    async def authenticate(self, request: Request, policy: Auth) -> Credentials | None:
+        if policy is Auth.NONE:
+            return None
+        if policy is Auth.ADMIN:
+            return self._admin_creds(request)
+        token = _bearer(request)
+        if policy is Auth.SERVICE:
+            return None if token is None else await self._service_creds(token, request)
+        if token is None:
+            if policy is Auth.OPTIONAL:
+                return None
+            raise AuthRequiredError("Authentication Required")
+        if policy is Auth.REFRESH:
+            return self._refresh_creds(token)
+        creds = self._access_creds(token)
+        if policy is Auth.FULL and not creds.is_full:
+            raise ForbiddenError("This method is not available to app passwords")
+        if policy is Auth.PRIVILEGED and not creds.is_privileged:
+            raise ForbiddenError("This method needs a privileged app password")
+        return creds
+
+    def _access_creds(self, token: str) -> Credentials:
+        payload = self._signer.decode(token, ACCESS_TYP, time.time())
+        scope = payload.get("scope")
+        if scope not in (SCOPE_ACCESS, SCOPE_APP, SCOPE_APP_PRIVILEGED):
+            raise InvalidTokenError("Bad token scope")
+        did = payload.get("sub")
+        if not isinstance(did, str) or payload.get("aud") != self.service_did:
+            raise InvalidTokenError("Token could not be verified")
+        account = self.ctx.accounts.cached(did)
+        if account is None:
+            raise InvalidTokenError("Token could not be verified: no such account")
+        if account.status == "takendown":
+            raise AccountTakedownError("Account has been taken down")
+        return Credentials("access", did, scope)
+
+    def _refresh_creds(self, token: str) -> Credentials:
+        payload = self._signer.decode(token, REFRESH_TYP, time.time())
+        did, jti = payload.get("sub"), payload.get("jti")
+        if payload.get("scope") != SCOPE_REFRESH or not isinstance(did, str):
+            raise InvalidTokenError("Bad token scope")
+        if not isinstance(jti, str):
+            raise InvalidTokenError("Token could not be verified")
+        row = self.ctx.store.get_refresh_token(jti)
+        if row is None or row.did != did:
+            raise InvalidTokenError("Token has been revoked")
+        return Credentials("refresh", did, SCOPE_REFRESH, jti=jti, app_password=row.app_password)
+
+    def _admin_creds(self, request: Request) -> Credentials:
+        header = request.headers.get("authorization", "")
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            raise AuthRequiredError("Admin authentication (HTTP Basic) required")
+        try:
+            user, _, password = base64.b64decode(encoded).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise AuthRequiredError("Malformed Basic credentials") from exc
+        if user != "admin" or not hmac.compare_digest(password.encode(), self._admin):
+            raise AuthRequiredError("Invalid admin credentials")
+        return Credentials("admin", None)
+
+    async def _service_creds(self, token: str, request: Request) -> Credentials:
+        parsed = jwt.parse(token)
+        iss = parsed.payload.get("iss")
+        if not isinstance(iss, str):
+            raise InvalidTokenError("service token has no iss")
+        nsid = request.path_params.get("nsid")
+        key = await self.ctx.identity.signing_key(iss.split("#", 1)[0])
+        try:
+            payload = jwt.verify_service_jwt(
+                parsed, key, aud=self.service_did, lxm=nsid, now=time.time()
+            )
+        except InvalidTokenError:
+            # The issuer may have rotated its key since we cached it: look once more.
+            key = await self.ctx.identity.signing_key(iss.split("#", 1)[0], refresh=True)
+            payload = jwt.verify_service_jwt(
+                parsed, key, aud=self.service_did, lxm=nsid, now=time.time()
+            )
+        return Credentials("service", iss, lxm=payload.get("lxm"))

@@ -1,0 +1,71 @@
+"""The parts of one running PDS, wired together once in :func:`PdsContext.open`."""
+
+from __future__ import annotations
+
+import httpx
+
+from plaza.services.pds.accounts import AccountManager
+from plaza.services.pds.auth import Authenticator
+from plaza.services.pds.blobs import BlobStore, DiskBlobStore
+from plaza.services.pds.identity import DirectoryClient
+from plaza.services.pds.lexicons import LexiconCheck
+from plaza.services.pds.mail import Outbox
+from plaza.services.pds.metering import Meter
+from plaza.services.pds.ratelimit import RateLimiter
+from plaza.services.pds.repos import RepoManager
+from plaza.services.pds.sequencer import Sequencer
+from plaza.services.pds.settings import PdsSettings, ServerSecrets, load_or_create_secrets
+from plaza.services.pds.store import PdsStore
+from plaza.services.pds.xrpc import Method
+
+
+class PdsContext:
+    """Settings, secrets, store, blob store, sequencer, directory client and services."""
+
+    settings: PdsSettings
+    secrets: ServerSecrets
+    store: PdsStore
+    blobs: BlobStore
+    sequencer: Sequencer
+    meter: Meter
+    limiter: RateLimiter
+    auth: Authenticator
+    accounts: AccountManager
+    repos: RepoManager
+    identity: DirectoryClient
+    outbox: Outbox
+    http: httpx.AsyncClient
+    lexicons: LexiconCheck
+
+    @classmethod
+    def open(cls, settings: PdsSettings) -> PdsContext:
+        ctx = cls()
+        ctx.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        ctx.secrets = load_or_create_secrets(settings.data_dir, settings.admin_password)
+        ctx.store = PdsStore.open(settings.database_url)
+        ctx.blobs = DiskBlobStore(settings.blob_dir)
+        ctx.sequencer = Sequencer(ctx.store)
+        ctx.meter = Meter(ctx.store)
+        ctx.limiter = RateLimiter(
+            {"login": settings.login_limit, "create_account": settings.create_account_limit}
+        )
+        ctx.http = httpx.AsyncClient(timeout=httpx.Timeout(15.0))
+        ctx.identity = DirectoryClient(settings.directory_url, ctx.http)
+        ctx.outbox = Outbox(settings.mail_dir)
+        ctx.lexicons = LexiconCheck()
+        ctx.auth = Authenticator(ctx, ctx.secrets.jwt_secret, ctx.secrets.admin_password)
+        ctx.accounts = AccountManager(ctx)
+        ctx.repos = RepoManager(ctx)
+        return ctx
+
+    def proxy_for(self, nsid: str) -> Method | None:
+        """The method that forwards ``nsid`` to an app view, if it is one to forward."""
+        from plaza.services.pds.handlers.bsky import proxy_method
+
+        return proxy_method(self, nsid)
+
+    async def aclose(self) -> None:
+        self.meter.flush()
+        await self.http.aclose()
+        self.store.close()

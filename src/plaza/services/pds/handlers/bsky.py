@@ -1,0 +1,194 @@
+"""``app.bsky.*``: profiles and preferences served here, every other read proxied.
+
+The atproto SDK's ``login`` asks the PDS for ``app.bsky.actor.getProfile`` and needs an
+answer to know who it is, so profiles of hosted accounts are served locally from their
+repositories, as are preferences (private state that migrates with the account). Every
+other ``app.bsky.*`` (and ``chat.bsky.*``) call goes to an app view: the one named by
+the ``atproto-proxy: <did>#<service>`` header, else the configured default, with an
+inter-service token for the caller. Without either, the answer is a clear
+``MethodNotImplemented``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from starlette.responses import Response
+
+from plaza.atproto import datamodel
+from plaza.services.pds import jwt
+from plaza.services.pds.errors import (
+    InvalidRequestError,
+    MethodNotImplementedError,
+    UpstreamError,
+)
+from plaza.services.pds.xrpc import Auth, Method, XrpcCall, procedure, query
+
+if TYPE_CHECKING:
+    from plaza.services.pds.context import PdsContext
+
+PROXIED_PREFIXES = ("app.bsky.", "chat.bsky.")
+MAX_PREFERENCES_BYTES = 100_000
+
+
+def _blob_url(call: XrpcCall, did: str, blob: Any) -> str | None:
+    if isinstance(blob, dict) and isinstance(blob.get("ref"), dict):
+        link = blob["ref"].get("$link")
+        if isinstance(link, str):
+            base = call.ctx.settings.public_url.rstrip("/")
+            return f"{base}/xrpc/com.atproto.sync.getBlob?did={did}&cid={link}"
+    return None
+
+
+def _profile(call: XrpcCall, actor: str) -> dict[str, Any] | None:
+    ctx = call.ctx
+    acct = ctx.accounts.lookup(actor)
+    if acct is None:
+        return None
+    out: dict[str, Any] = {"did": acct.did, "handle": acct.handle}
+    found = ctx.repos.get_record(acct.did, "app.bsky.actor.profile", "self")
+    record = datamodel.to_json(found[1]) if found is not None else None
+    if isinstance(record, dict):
+        for name in ("displayName", "description"):
+            if isinstance(record.get(name), str):
+                out[name] = record[name]
+        for name in ("avatar", "banner"):
+            url = _blob_url(call, acct.did, record.get(name))
+            if url is not None:
+                out[name] = url
+    store = ctx.store
+    out["followsCount"] = store.count_records(acct.did, "app.bsky.graph.follow")
+    out["postsCount"] = store.count_records(acct.did, "app.bsky.feed.post")
+    out["followersCount"] = 0
+    out["indexedAt"] = acct.created_at
+    if not acct.active:
+        out["viewer"] = {}
+    return out
+
+
+async def get_profile(call: XrpcCall) -> Any:
+    actor = call.req_param("actor")
+    profile = _profile(call, actor)
+    if profile is None:
+        if call.ctx.settings.appview_url:
+            return await _forward(call, "query")
+        raise InvalidRequestError("Profile not found")
+    call.account_did = profile["did"]
+    return profile
+
+
+async def get_profiles(call: XrpcCall) -> Any:
+    actors = call.request.query_params.getlist("actors")
+    if not actors:
+        raise InvalidRequestError("actors is required")
+    profiles = [p for p in (_profile(call, a) for a in actors[:25]) if p is not None]
+    return {"profiles": profiles}
+
+
+async def get_preferences(call: XrpcCall) -> dict[str, Any]:
+    assert call.creds is not None and call.creds.did is not None
+    body = call.ctx.store.get_preferences(call.creds.did)
+    prefs = json.loads(body) if body else []
+    return {"preferences": prefs}
+
+
+async def put_preferences(call: XrpcCall) -> None:
+    assert call.creds is not None and call.creds.did is not None
+    prefs = call.field("preferences", list)
+    for i, p in enumerate(prefs):
+        typ = p.get("$type") if isinstance(p, dict) else None
+        if not isinstance(typ, str) or not typ.startswith("app.bsky."):
+            raise InvalidRequestError(f"preferences[{i}] must have an app.bsky.* $type")
+    body = json.dumps(prefs, separators=(",", ":"))
+    if len(body) > MAX_PREFERENCES_BYTES:
+        raise InvalidRequestError("Preferences are too large")
+    call.ctx.store.put_preferences(call.creds.did, body)
+
+
+# -- proxying ------------------------------------------------------------------------
+async def _target(ctx: PdsContext, header: str | None) -> tuple[str, str]:
+    """``(base_url, service_did)`` of the app view to forward to."""
+    s = ctx.settings
+    if header:
+        did, _, service = header.partition("#")
+        if not did.startswith("did:") or not service:
+            raise InvalidRequestError("atproto-proxy must be <did>#<service id>")
+        if did == s.appview_did and s.appview_url:
+            return s.appview_url, did
+        if did.startswith("did:plc:"):
+            data = await ctx.identity.data(did)
+            svc = data.services.get(service)
+            if svc is None:
+                raise InvalidRequestError(f"{did} has no service #{service}")
+            return svc.endpoint, did
+        raise InvalidRequestError(f"Cannot resolve proxy target {did}")
+    if s.appview_url:
+        return s.appview_url, s.appview_did or ""
+    raise MethodNotImplementedError(
+        "Method Not Implemented: this PDS has no app view configured for app.bsky.* reads"
+    )
+
+
+async def _forward(call: XrpcCall, kind: str) -> Response:
+    ctx = call.ctx
+    base, aud = await _target(ctx, call.request.headers.get("atproto-proxy"))
+    headers: dict[str, str] = {}
+    if call.creds is not None and call.creds.did is not None:
+        acct = ctx.accounts.cached(call.creds.did)
+        if acct is not None and aud:
+            now = int(time.time())
+            token = jwt.mint_service_jwt(
+                acct.key,
+                iss=acct.did,
+                aud=aud,
+                lxm=call.nsid,
+                now=now,
+                exp=now + 60,
+                jti=secrets.token_hex(16),
+            )
+            headers["authorization"] = f"Bearer {token}"
+    for name in ("accept-language", "content-type", "atproto-accept-labelers"):
+        value = call.request.headers.get(name)
+        if value is not None:
+            headers[name] = value
+    url = f"{base.rstrip('/')}/xrpc/{call.nsid}"
+    try:
+        if call.request.method == "POST":
+            resp = await ctx.http.post(
+                url,
+                params=call.request.query_params,
+                content=await call.request.body(),
+                headers=headers,
+            )
+        else:
+            resp = await ctx.http.get(url, params=call.request.query_params, headers=headers)
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"app view unreachable: {exc}") from exc
+    return Response(
+        resp.content,
+        status_code=resp.status_code,
+        media_type=resp.headers.get("content-type", "application/json"),
+    )
+
+
+async def _proxy(call: XrpcCall) -> Response:
+    return await _forward(call, call.request.method)
+
+
+def proxy_method(ctx: PdsContext, nsid: str) -> Method | None:
+    """A forwarding method for an ``app.bsky.*`` or ``chat.bsky.*`` NSID, else ``None``."""
+    if not nsid.startswith(PROXIED_PREFIXES):
+        return None
+    return Method(nsid, "any", _proxy, Auth.OPTIONAL, "none")
+
+
+METHODS: list[Method] = [
+    query("app.bsky.actor.getProfile", get_profile, Auth.OPTIONAL),
+    query("app.bsky.actor.getProfiles", get_profiles, Auth.OPTIONAL),
+    query("app.bsky.actor.getPreferences", get_preferences, Auth.ACCESS),
+    procedure("app.bsky.actor.putPreferences", put_preferences, Auth.ACCESS),
+]

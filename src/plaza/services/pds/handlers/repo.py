@@ -1,0 +1,294 @@
+"""``com.atproto.repo.*``: record writes and reads, blobs, import."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from plaza.atproto import datamodel
+from plaza.atproto.cid import CID
+from plaza.atproto.errors import AtprotoError
+from plaza.services.pds.accounts import Account
+from plaza.services.pds.errors import (
+    ForbiddenError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    RepoInactiveError,
+)
+from plaza.services.pds.repos import (
+    CommitOutcome,
+    Write,
+    WriteResult,
+    check_collection,
+    check_rkey,
+    parse_cid,
+)
+from plaza.services.pds.sequencer import iso_time
+from plaza.services.pds.store import ACTIVE, BlobRow
+from plaza.services.pds.xrpc import Auth, Method, XrpcCall, procedure, query
+
+_PREFIX = "com.atproto.repo.applyWrites#"
+
+
+def hosted(call: XrpcCall, identifier: str, *, active: bool = True) -> Account:
+    """The hosted account named by a DID or handle; inactive ones refused if ``active``."""
+    acct = call.ctx.accounts.require(identifier)
+    call.account_did = acct.did
+    if active and acct.status != ACTIVE:
+        raise RepoInactiveError(
+            f"Repo has status {acct.status}: {acct.did}",
+            code="RepoTakendown" if acct.status == "takendown" else "RepoDeactivated",
+        )
+    return acct
+
+
+def _writer(call: XrpcCall) -> Account:
+    """The account being written to, which must be the authenticated one."""
+    acct = call.ctx.accounts.require(call.str_field("repo"))
+    assert call.creds is not None
+    if call.creds.did != acct.did:
+        raise ForbiddenError("Authenticated account does not match the repo")
+    call.account_did = acct.did
+    return acct
+
+
+def _validate_flag(call: XrpcCall) -> bool | None:
+    value: bool | None = call.field("validate", bool, required=False)
+    return value
+
+
+def _record(value: Any, collection: str) -> Any:
+    if not isinstance(value, dict):
+        raise InvalidRequestError("record must be an object")
+    try:
+        record = datamodel.from_json(value)
+    except AtprotoError as exc:
+        raise InvalidRequestError(f"Invalid record: {exc.message}") from exc
+    typ = record.get("$type")
+    if typ is None:
+        record["$type"] = collection
+    elif typ != collection:
+        raise InvalidRequestError(
+            f"Invalid $type: expected {collection}, got {typ}", code="InvalidRecord"
+        )
+    return record
+
+
+def _swap(call: XrpcCall, name: str) -> tuple[CID | None, bool]:
+    body = call.body if isinstance(call.body, dict) else {}
+    if name not in body:
+        return None, False
+    value = body[name]
+    return (None, True) if value is None else (parse_cid(value, name), True)
+
+
+def _result(r: WriteResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"uri": r.uri, "cid": str(r.cid)}
+    if r.validation is not None:
+        out["validationStatus"] = r.validation
+    return out
+
+
+def _commit_meta(outcome: CommitOutcome) -> dict[str, str]:
+    return {"cid": str(outcome.commit), "rev": outcome.rev}
+
+
+async def create_record(call: XrpcCall) -> dict[str, Any]:
+    acct = _writer(call)
+    collection = check_collection(call.str_field("collection"))
+    rkey = call.opt_str("rkey")
+    rkey = check_rkey(rkey) if rkey is not None else call.ctx.repos.clock.next()
+    swap_commit, _ = _swap(call, "swapCommit")
+    record = _record(call.field("record", dict), collection)
+    outcome = call.ctx.repos.write(
+        acct,
+        [Write("create", collection, rkey, record)],
+        swap_commit=swap_commit,
+        validate=_validate_flag(call),
+    )
+    return {**_result(outcome.results[0]), "commit": _commit_meta(outcome)}
+
+
+async def put_record(call: XrpcCall) -> dict[str, Any]:
+    acct = _writer(call)
+    collection = check_collection(call.str_field("collection"))
+    rkey = check_rkey(call.str_field("rkey"))
+    swap_commit, _ = _swap(call, "swapCommit")
+    swap_record, check = _swap(call, "swapRecord")
+    record = _record(call.field("record", dict), collection)
+    repos = call.ctx.repos
+    exists = repos.get_record(acct.did, collection, rkey) is not None
+    outcome = repos.write(
+        acct,
+        [Write("update" if exists else "create", collection, rkey, record, swap_record, check)],
+        swap_commit=swap_commit,
+        validate=_validate_flag(call),
+    )
+    return {**_result(outcome.results[0]), "commit": _commit_meta(outcome)}
+
+
+async def delete_record(call: XrpcCall) -> dict[str, Any]:
+    acct = _writer(call)
+    collection = check_collection(call.str_field("collection"))
+    rkey = check_rkey(call.str_field("rkey"))
+    swap_commit, _ = _swap(call, "swapCommit")
+    swap_record, check = _swap(call, "swapRecord")
+    repos = call.ctx.repos
+    if not check and repos.get_record(acct.did, collection, rkey) is None:
+        if swap_commit is not None and swap_commit.raw != repos.latest(acct.did).commit_cid:
+            raise InvalidRequestError("Commit was at a different CID", code="InvalidSwap")
+        return {}
+    outcome = repos.write(
+        acct,
+        [Write("delete", collection, rkey, None, swap_record, check)],
+        swap_commit=swap_commit,
+        validate=False,
+    )
+    return {"commit": _commit_meta(outcome)}
+
+
+async def apply_writes(call: XrpcCall) -> dict[str, Any]:
+    acct = _writer(call)
+    raw_writes = call.field("writes", list)
+    swap_commit, _ = _swap(call, "swapCommit")
+    writes: list[Write] = []
+    for i, w in enumerate(raw_writes):
+        if not isinstance(w, dict):
+            raise InvalidRequestError(f"writes[{i}] must be an object")
+        kind = str(w.get("$type", ""))
+        if not kind.startswith(_PREFIX) or kind[len(_PREFIX) :] not in (
+            "create",
+            "update",
+            "delete",
+        ):
+            raise InvalidRequestError(f"writes[{i}] has an unknown $type {kind!r}")
+        action = kind[len(_PREFIX) :]
+        collection = check_collection(str(w.get("collection", "")))
+        rkey_raw = w.get("rkey")
+        if rkey_raw is None and action == "create":
+            rkey = call.ctx.repos.clock.next()
+        elif isinstance(rkey_raw, str):
+            rkey = check_rkey(rkey_raw)
+        else:
+            raise InvalidRequestError(f"writes[{i}] needs an rkey")
+        value = None if action == "delete" else _record(w.get("value"), collection)
+        writes.append(Write(action, collection, rkey, value))
+    outcome = call.ctx.repos.write(
+        acct, writes, swap_commit=swap_commit, validate=_validate_flag(call)
+    )
+    results = []
+    for r in outcome.results:
+        kind = _PREFIX + r.action + "Result"
+        results.append({"$type": kind} if r.action == "delete" else {"$type": kind, **_result(r)})
+    return {"commit": _commit_meta(outcome), "results": results}
+
+
+async def get_record(call: XrpcCall) -> dict[str, Any]:
+    acct = hosted(call, call.req_param("repo"))
+    collection = check_collection(call.req_param("collection"))
+    rkey = call.req_param("rkey")
+    cid, value = call.ctx.repos.record_json(acct.did, collection, rkey)
+    want = call.param("cid", required=False)
+    if want is not None and want != cid:
+        raise InvalidRequestError(
+            f"Could not locate record: at://{acct.did}/{collection}/{rkey} with cid {want}",
+            code="RecordNotFound",
+        )
+    return {"uri": f"at://{acct.did}/{collection}/{rkey}", "cid": cid, "value": value}
+
+
+async def list_records(call: XrpcCall) -> dict[str, Any]:
+    acct = hosted(call, call.req_param("repo"))
+    collection = check_collection(call.req_param("collection"))
+    limit = call.int_param("limit", 50, 1, 100)
+    cursor = call.param("cursor", required=False)
+    reverse = call.bool_param("reverse")
+    ctx = call.ctx
+    refs = ctx.store.list_records(acct.did, collection, limit, cursor, reverse)
+    records = []
+    for ref in refs:
+        cid, value = ctx.repos.record_json(acct.did, collection, ref.rkey)
+        records.append(
+            {"uri": f"at://{acct.did}/{collection}/{ref.rkey}", "cid": cid, "value": value}
+        )
+    out: dict[str, Any] = {"records": records}
+    if len(refs) == limit:
+        out["cursor"] = refs[-1].rkey
+    return out
+
+
+async def describe_repo(call: XrpcCall) -> dict[str, Any]:
+    acct = hosted(call, call.req_param("repo"))
+    ctx = call.ctx
+    doc = await ctx.identity.document(acct.did)
+    data_ok = await ctx.repos.did_points_here(acct)
+    return {
+        "handle": acct.handle,
+        "did": acct.did,
+        "didDoc": doc or {},
+        "collections": ctx.store.list_collections(acct.did),
+        "handleIsCorrect": data_ok,
+    }
+
+
+async def upload_blob(call: XrpcCall) -> dict[str, Any]:
+    ctx = call.ctx
+    assert call.creds is not None and call.creds.did is not None
+    did = call.creds.did
+    limit = ctx.settings.max_blob_bytes
+    length = call.request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLargeError(
+            f"blob is larger than the limit of {limit} bytes", code="BlobTooLarge"
+        )
+    mime = call.request.headers.get("content-type", "application/octet-stream")
+    mime = mime.split(";", 1)[0].strip() or "application/octet-stream"
+    try:
+        cid, size = await ctx.blobs.put_stream(call.request.stream(), limit)
+    except PayloadTooLargeError as exc:
+        raise PayloadTooLargeError(exc.message, code="BlobTooLarge") from exc
+    ctx.store.add_blob(did, BlobRow(cid.raw, mime, size, iso_time(time.time())))
+    return {"blob": {"$type": "blob", "ref": {"$link": str(cid)}, "mimeType": mime, "size": size}}
+
+
+async def import_repo(call: XrpcCall) -> None:
+    ctx = call.ctx
+    assert call.creds is not None and call.creds.did is not None
+    acct = ctx.accounts.require(call.creds.did)
+    limit = ctx.settings.max_car_bytes
+    data = bytearray()
+    async for chunk in call.request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise PayloadTooLargeError(f"repository is larger than {limit} bytes")
+    ctype = call.request.headers.get("content-type", "").split(";", 1)[0].strip()
+    if ctype and ctype != "application/vnd.ipld.car":
+        raise InvalidRequestError(f"Wrong request encoding (Content-Type): {ctype}")
+    async with ctx.repos.import_lock(acct.did):
+        await ctx.repos.import_car(acct, bytes(data))
+
+
+async def list_missing_blobs(call: XrpcCall) -> dict[str, Any]:
+    assert call.creds is not None and call.creds.did is not None
+    limit = call.int_param("limit", 500, 1, 1000)
+    cursor = call.param("cursor", required=False)
+    after = parse_cid(cursor, "cursor").raw if cursor else None
+    rows = call.ctx.store.list_missing_blobs(call.creds.did, after, limit)
+    out: dict[str, Any] = {"blobs": [{"cid": str(CID(c)), "recordUri": uri} for c, uri in rows]}
+    if len(rows) == limit:
+        out["cursor"] = str(CID(rows[-1][0]))
+    return out
+
+
+METHODS: list[Method] = [
+    procedure("com.atproto.repo.createRecord", create_record, Auth.ACCESS),
+    procedure("com.atproto.repo.putRecord", put_record, Auth.ACCESS),
+    procedure("com.atproto.repo.deleteRecord", delete_record, Auth.ACCESS),
+    procedure("com.atproto.repo.applyWrites", apply_writes, Auth.ACCESS),
+    query("com.atproto.repo.getRecord", get_record),
+    query("com.atproto.repo.listRecords", list_records),
+    query("com.atproto.repo.describeRepo", describe_repo),
+    procedure("com.atproto.repo.uploadBlob", upload_blob, Auth.ACCESS, body="raw"),
+    procedure("com.atproto.repo.importRepo", import_repo, Auth.FULL, body="raw"),
+    query("com.atproto.repo.listMissingBlobs", list_missing_blobs, Auth.ACCESS),
+]

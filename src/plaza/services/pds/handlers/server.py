@@ -1,0 +1,231 @@
+"""``com.atproto.server.*``: the server's description, accounts, sessions, app passwords."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from plaza.services.pds import jwt
+from plaza.services.pds.accounts import DELETE_PURPOSE
+from plaza.services.pds.errors import (
+    ForbiddenError,
+    InvalidRequestError,
+    RepoNotFoundError,
+)
+from plaza.services.pds.store import ACTIVE, DEACTIVATED
+from plaza.services.pds.xrpc import Auth, Method, XrpcCall, procedure, query
+
+MAX_SERVICE_TOKEN_S = 3600
+PRIVILEGED_LXMS = frozenset(
+    {
+        "com.atproto.server.createAccount",
+        "com.atproto.identity.requestPlcOperationSignature",
+        "com.atproto.identity.signPlcOperation",
+        "com.atproto.server.deleteAccount",
+    }
+)
+
+
+def _session(acct_view: dict[str, Any], access: str, refresh: str) -> dict[str, Any]:
+    return {"accessJwt": access, "refreshJwt": refresh, **acct_view}
+
+
+async def describe_server(call: XrpcCall) -> dict[str, Any]:
+    s = call.ctx.settings
+    return {
+        "did": s.did,
+        "availableUserDomains": list(s.user_domains),
+        "inviteCodeRequired": s.invite_code_required,
+        "phoneVerificationRequired": False,
+        "links": {},
+        "contact": {},
+    }
+
+
+async def create_account(call: XrpcCall) -> dict[str, Any]:
+    ctx = call.ctx
+    ctx.limiter.check("create_account", call.client_ip)
+    did = call.opt_str("did")
+    if did is not None and (call.creds is None or call.creds.kind != "service"):
+        raise ForbiddenError("Creating an account for an existing DID needs a service token")
+    if call.creds is not None and did is None:
+        raise InvalidRequestError("A service token was given but no did")
+    acct, tokens = await ctx.accounts.create(
+        handle=call.str_field("handle"),
+        email=call.opt_str("email"),
+        password=call.str_field("password"),
+        did=did,
+        recovery_key=call.opt_str("recoveryKey"),
+        service_creds=call.creds,
+    )
+    call.account_did = acct.did
+    out: dict[str, Any] = {
+        "accessJwt": tokens.access_jwt,
+        "refreshJwt": tokens.refresh_jwt,
+        "handle": acct.handle,
+        "did": acct.did,
+    }
+    doc = await ctx.identity.document(acct.did)
+    if doc is not None:
+        out["didDoc"] = doc
+    return out
+
+
+async def create_session(call: XrpcCall) -> dict[str, Any]:
+    ctx = call.ctx
+    identifier = call.str_field("identifier").strip().lower()
+    ctx.limiter.check("login", identifier)
+    acct, tokens = await ctx.accounts.login(identifier, call.str_field("password"))
+    call.account_did = acct.did
+    return _session(await ctx.accounts.session_view(acct), tokens.access_jwt, tokens.refresh_jwt)
+
+
+async def refresh_session(call: XrpcCall) -> dict[str, Any]:
+    assert call.creds is not None
+    acct, tokens = call.ctx.accounts.refresh(call.creds)
+    view = await call.ctx.accounts.session_view(acct)
+    return _session(view, tokens.access_jwt, tokens.refresh_jwt)
+
+
+async def get_session(call: XrpcCall) -> dict[str, Any]:
+    assert call.creds is not None and call.creds.did is not None
+    return await call.ctx.accounts.session_view(call.ctx.accounts.require(call.creds.did))
+
+
+async def delete_session(call: XrpcCall) -> None:
+    assert call.creds is not None
+    call.ctx.accounts.logout(call.creds)
+
+
+async def create_app_password(call: XrpcCall) -> dict[str, Any]:
+    assert call.creds is not None and call.creds.did is not None
+    privileged = bool(call.field("privileged", bool, required=False))
+    return await call.ctx.accounts.create_app_password(
+        call.creds.did, call.str_field("name"), privileged
+    )
+
+
+async def list_app_passwords(call: XrpcCall) -> dict[str, Any]:
+    assert call.creds is not None and call.creds.did is not None
+    rows = call.ctx.store.list_app_passwords(call.creds.did)
+    return {
+        "passwords": [
+            {"name": r.name, "createdAt": r.created_at, "privileged": r.privileged} for r in rows
+        ]
+    }
+
+
+async def revoke_app_password(call: XrpcCall) -> None:
+    assert call.creds is not None and call.creds.did is not None
+    call.ctx.accounts.revoke_app_password(call.creds.did, call.str_field("name"))
+
+
+async def check_account_status(call: XrpcCall) -> dict[str, Any]:
+    assert call.creds is not None and call.creds.did is not None
+    ctx = call.ctx
+    acct = ctx.accounts.require(call.creds.did)
+    root = ctx.store.get_root(acct.did)
+    expected, imported = ctx.store.blob_counts(acct.did)
+    valid_did = await ctx.repos.did_points_here(acct)
+    return {
+        "activated": acct.active,
+        "validDid": valid_did,
+        "repoCommit": ctx.repos.cid_str(root.commit_cid) if root else None,
+        "repoRev": root.rev if root else None,
+        "repoBlocks": ctx.store.count_blocks(acct.did),
+        "indexedRecords": ctx.store.count_records(acct.did),
+        "privateStateValues": 0,
+        "expectedBlobs": expected,
+        "importedBlobs": imported,
+    }
+
+
+async def activate_account(call: XrpcCall) -> None:
+    assert call.creds is not None and call.creds.did is not None
+    ctx = call.ctx
+    acct = ctx.accounts.require(call.creds.did)
+    if acct.active:
+        return
+    if not await ctx.repos.did_points_here(acct, refresh=True):
+        raise InvalidRequestError(
+            "The DID document does not name this server and this account's signing key yet; "
+            "submit the PLC operation first"
+        )
+    if ctx.store.get_root(acct.did) is None:
+        raise InvalidRequestError("The account has no repository yet; import it first")
+    ctx.accounts.set_status(acct, ACTIVE)
+
+
+async def deactivate_account(call: XrpcCall) -> None:
+    assert call.creds is not None and call.creds.did is not None
+    acct = call.ctx.accounts.require(call.creds.did)
+    delete_after = call.opt_str("deleteAfter")
+    if acct.status == DEACTIVATED:
+        return
+    call.ctx.accounts.set_status(acct, DEACTIVATED, delete_after)
+
+
+async def request_account_delete(call: XrpcCall) -> None:
+    assert call.creds is not None and call.creds.did is not None
+    call.ctx.accounts.send_token(call.ctx.accounts.require(call.creds.did), DELETE_PURPOSE)
+
+
+async def delete_account(call: XrpcCall) -> None:
+    did = call.str_field("did")
+    await call.ctx.accounts.delete(did, call.str_field("password"), call.opt_str("token"))
+
+
+async def get_service_auth(call: XrpcCall) -> dict[str, Any]:
+    creds = call.creds
+    assert creds is not None and creds.did is not None
+    aud = call.req_param("aud")
+    lxm = call.param("lxm", required=False)
+    now = int(time.time())
+    exp_raw = call.param("exp", required=False)
+    if exp_raw is None:
+        exp = now + 60
+    else:
+        if not exp_raw.isdigit():
+            raise InvalidRequestError(
+                "exp must be a unix timestamp in seconds", code="BadExpiration"
+            )
+        exp = int(exp_raw)
+        if exp <= now:
+            raise InvalidRequestError("expiration is in the past", code="BadExpiration")
+        if exp - now > MAX_SERVICE_TOKEN_S:
+            raise InvalidRequestError("expiration is too far in the future", code="BadExpiration")
+    if lxm is None and not creds.is_full:
+        raise ForbiddenError("Only full sessions may request a token without lxm")
+    if lxm in PRIVILEGED_LXMS and not creds.is_full:
+        raise ForbiddenError(f"Only full sessions may request a token for {lxm}")
+    acct = call.ctx.accounts.cached(creds.did)
+    if acct is None:
+        raise RepoNotFoundError("Account not found")
+    token = jwt.mint_service_jwt(
+        acct.key, iss=acct.did, aud=aud, lxm=lxm, now=now, exp=exp, jti=secrets.token_hex(16)
+    )
+    return {"token": token}
+
+
+METHODS: list[Method] = [
+    query("com.atproto.server.describeServer", describe_server),
+    procedure("com.atproto.server.createAccount", create_account, Auth.SERVICE),
+    procedure("com.atproto.server.createSession", create_session),
+    procedure("com.atproto.server.refreshSession", refresh_session, Auth.REFRESH, body="none"),
+    query("com.atproto.server.getSession", get_session, Auth.ACCESS),
+    procedure("com.atproto.server.deleteSession", delete_session, Auth.REFRESH, body="none"),
+    procedure("com.atproto.server.createAppPassword", create_app_password, Auth.FULL),
+    query("com.atproto.server.listAppPasswords", list_app_passwords, Auth.ACCESS),
+    procedure("com.atproto.server.revokeAppPassword", revoke_app_password, Auth.FULL),
+    query("com.atproto.server.checkAccountStatus", check_account_status, Auth.ACCESS),
+    procedure("com.atproto.server.activateAccount", activate_account, Auth.FULL, body="none"),
+    procedure(
+        "com.atproto.server.deactivateAccount", deactivate_account, Auth.FULL, body="optional"
+    ),
+    procedure(
+        "com.atproto.server.requestAccountDelete", request_account_delete, Auth.FULL, body="none"
+    ),
+    procedure("com.atproto.server.deleteAccount", delete_account),
+    query("com.atproto.server.getServiceAuth", get_service_auth, Auth.ACCESS),
+]

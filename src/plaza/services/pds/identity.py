@@ -1,0 +1,128 @@
+"""The PDS's view of identities: a client of the PLC directory, with a small cache.
+
+The PDS registers new DIDs, submits operations for the accounts it hosts, and resolves
+DIDs to check inter-service tokens and account migrations. Everything goes over the
+directory's HTTP API (``POST /{did}``, ``GET /{did}``, ``/{did}/data``,
+``/{did}/log/last``). Resolved state is cached for a minute and dropped whenever this
+PDS submits an operation for the DID.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from plaza.atproto.crypto import PublicKey, parse_did_key
+from plaza.atproto.errors import CryptoError
+from plaza.atproto.plc import Operation, PlcData, Service, parse_operation
+from plaza.services.pds.errors import InvalidRequestError, UpstreamError
+
+CACHE_TTL_S = 60.0
+
+
+def data_from_json(did: str, value: Any) -> PlcData:
+    """Parse the directory's ``/{did}/data`` answer."""
+    if not isinstance(value, dict):
+        raise UpstreamError("directory returned malformed DID data")
+    try:
+        services = {
+            name: Service(str(svc["type"]), str(svc["endpoint"]))
+            for name, svc in dict(value.get("services") or {}).items()
+        }
+        return PlcData(
+            did=did,
+            rotation_keys=tuple(str(k) for k in value.get("rotationKeys") or ()),
+            verification_methods={
+                str(k): str(v) for k, v in dict(value.get("verificationMethods") or {}).items()
+            },
+            also_known_as=tuple(str(a) for a in value.get("alsoKnownAs") or ()),
+            services=services,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UpstreamError(f"directory returned malformed DID data: {exc}") from exc
+
+
+class DirectoryClient:
+    """Async client of one PLC directory."""
+
+    def __init__(self, base_url: str, http: httpx.AsyncClient) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = http
+        self._cache: dict[str, tuple[float, PlcData]] = {}
+        self._docs: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    async def _get(self, path: str) -> httpx.Response:
+        try:
+            return await self.http.get(self.base_url + path)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"directory unreachable: {exc}") from exc
+
+    def forget(self, did: str) -> None:
+        self._cache.pop(did, None)
+        self._docs.pop(did, None)
+
+    async def data(self, did: str, *, refresh: bool = False) -> PlcData:
+        """The DID's current state; :class:`InvalidRequestError` if it is not registered."""
+        hit = self._cache.get(did)
+        if hit is not None and not refresh and time.monotonic() - hit[0] < CACHE_TTL_S:
+            return hit[1]
+        if not did.startswith("did:plc:"):
+            raise InvalidRequestError(f"only did:plc identities are supported here: {did}")
+        resp = await self._get(f"/{did}/data")
+        if resp.status_code in (404, 410):
+            raise InvalidRequestError(f"DID is not registered or is tombstoned: {did}")
+        if resp.status_code != 200:
+            raise UpstreamError(f"directory answered {resp.status_code} for {did}")
+        data = data_from_json(did, resp.json())
+        self._cache[did] = (time.monotonic(), data)
+        return data
+
+    async def document(self, did: str) -> dict[str, Any] | None:
+        """The W3C DID document, or ``None`` if the directory has none."""
+        hit = self._docs.get(did)
+        if hit is not None and time.monotonic() - hit[0] < CACHE_TTL_S:
+            return hit[1]
+        resp = await self._get(f"/{did}")
+        if resp.status_code != 200:
+            return None
+        doc = resp.json()
+        if not isinstance(doc, dict):
+            return None
+        self._docs[did] = (time.monotonic(), doc)
+        return doc
+
+    async def last_operation(self, did: str) -> Operation:
+        resp = await self._get(f"/{did}/log/last")
+        if resp.status_code != 200:
+            raise InvalidRequestError(f"no operation log for {did}")
+        return parse_operation(resp.json())
+
+    async def submit(self, did: str, op: Operation) -> None:
+        """POST a signed operation; the directory's refusal becomes ``InvalidRequest``."""
+        self.forget(did)
+        try:
+            resp = await self.http.post(f"{self.base_url}/{did}", json=op.to_json())
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"directory unreachable: {exc}") from exc
+        if resp.status_code >= 500:
+            raise UpstreamError(f"directory failed ({resp.status_code}): {resp.text[:200]}")
+        if resp.status_code >= 400:
+            try:
+                message = resp.json().get("message") or resp.text
+            except ValueError:
+                message = resp.text
+            raise InvalidRequestError(f"directory refused the operation: {message}"[:500])
+        self.forget(did)
+
+    async def signing_key(self, did: str, *, refresh: bool = False) -> PublicKey:
+        """The DID's ``#atproto`` key."""
+        data = await self.data(did, refresh=refresh)
+        key = data.signing_key
+        if key is None:
+            raise InvalidRequestError(f"{did} has no #atproto signing key")
+        try:
+            return parse_did_key(key)
+        except CryptoError as exc:
+            raise InvalidRequestError(f"{did} has an unusable signing key") from exc

@@ -1,0 +1,535 @@
+"""Repositories: the write path, reads, export, import and proofs.
+
+Theory of operation. Each hosted repository is an MST of record CIDs plus a signed
+commit (:mod:`plaza.atproto.mst`, :mod:`plaza.atproto.repo`). The manager keeps, per
+repository, the current root and the MST as last committed; decoded MST nodes live in a
+node cache shared by every repository (keyed by CID, so sharing is safe), in front of
+the store's block table. A write therefore reads only the nodes on its keys' paths that
+are not cached yet, and never re-reads the whole repository.
+
+A write (:meth:`RepoManager.write`) runs without yielding to the event loop, from the
+check of ``swapCommit`` to the publication of its firehose event: writes to one
+repository are serialized by construction, and everything a commit changes — blocks,
+the record index, blob references, the new root and its ``#commit`` event — lands in one
+store transaction. The ``#commit`` carries the sync v1.1 fields: ops with ``prev``,
+``prevData``, and a CAR slice with the nodes a consumer needs to invert the ops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from plaza.atproto import cbor, datamodel, syntax
+from plaza.atproto.car import read_car
+from plaza.atproto.cid import CID
+from plaza.atproto.commit import decode_commit, verify_commit
+from plaza.atproto.crypto import PrivateKey
+from plaza.atproto.errors import AtprotoError
+from plaza.atproto.mst import MST, NodeCache, Op
+from plaza.atproto.tid import TidClock
+from plaza.services.pds.errors import (
+    AccountDeactivatedError,
+    AccountTakedownError,
+    InvalidRequestError,
+    InvalidSwapError,
+    RecordNotFoundError,
+    RepoInactiveError,
+)
+from plaza.services.pds.sequencer import RepoOp
+from plaza.services.pds.store import ACTIVE, TAKENDOWN, EventRow, RecordRef, RepoRoot, RepoWrite
+
+if TYPE_CHECKING:
+    from plaza.services.pds.accounts import Account
+    from plaza.services.pds.context import PdsContext
+
+MAX_RECORD_BYTES = 1_000_000
+MAX_WRITES = 200
+TREE_CACHE = 2_000
+
+
+@dataclass(frozen=True)
+class Write:
+    """One requested change: ``value`` is the record (data model) for create/update."""
+
+    action: str  # create | update | delete
+    collection: str
+    rkey: str
+    value: Any = None
+    swap_record: CID | None = None
+    check_swap: bool = False  # distinguishes "swapRecord: null" from "no swapRecord"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    action: str
+    uri: str
+    cid: CID | None
+    validation: str | None
+
+
+@dataclass(frozen=True)
+class CommitOutcome:
+    commit: CID
+    rev: str
+    results: list[WriteResult]
+
+
+class _Source:
+    """The store's blocks of one repository as an MST block source."""
+
+    __slots__ = ("did", "store")
+
+    def __init__(self, store: Any, did: str) -> None:
+        self.store = store
+        self.did = did
+
+    def get(self, cid: CID, /) -> bytes | None:
+        data: bytes | None = self.store.get_block(self.did, cid.raw)
+        return data
+
+
+def car_bytes(root: CID, blocks: Iterable[tuple[CID, bytes]]) -> bytes:
+    """A CARv1 file with one root and the given blocks in order."""
+    out = bytearray()
+    header = cbor.encode({"roots": [root], "version": 1})
+    out += _varint(len(header)) + header
+    for cid, data in blocks:
+        out += _varint(36 + len(data))
+        out += cid.raw
+        out += data
+    return bytes(out)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def signed_commit(did: str, data: CID, rev: str, key: PrivateKey) -> tuple[CID, bytes]:
+    """A version-3 commit over MST root ``data``, signed with ``key``."""
+    unsigned = {"did": did, "version": 3, "data": data, "rev": rev, "prev": None}
+    signed = {**unsigned, "sig": key.sign(cbor.encode(unsigned))}
+    return cbor.encode_with_cid(signed)
+
+
+def find_blobs(value: Any, out: list[CID] | None = None, depth: int = 0) -> list[CID]:
+    """Every blob CID a record references."""
+    if out is None:
+        out = []
+    if depth > 32:
+        return out
+    if type(value) is dict:
+        if value.get("$type") == "blob" and type(value.get("ref")) is CID:
+            out.append(value["ref"])
+            return out
+        for v in value.values():
+            if type(v) in (dict, list):
+                find_blobs(v, out, depth + 1)
+    elif type(value) is list:
+        for v in value:
+            if type(v) in (dict, list):
+                find_blobs(v, out, depth + 1)
+    return out
+
+
+class RepoManager:
+    """Reads and writes the repositories of one PDS (see the module docstring)."""
+
+    def __init__(self, ctx: PdsContext) -> None:
+        self.ctx = ctx
+        self.nodes = NodeCache(200_000)
+        self._trees: collections.OrderedDict[str, tuple[RepoRoot, MST]] = collections.OrderedDict()
+        self.clock = TidClock(lambda: time.time_ns() // 1000, random.randrange(1024))
+        self._import_locks: dict[str, asyncio.Lock] = {}
+
+    # -- helpers ---------------------------------------------------------------------
+    @staticmethod
+    def cid_str(raw: bytes) -> str:
+        return str(CID(raw))
+
+    def forget(self, did: str) -> None:
+        self._trees.pop(did, None)
+
+    def import_lock(self, did: str) -> asyncio.Lock:
+        return self._import_locks.setdefault(did, asyncio.Lock())
+
+    def _tree(self, did: str) -> tuple[RepoRoot, MST]:
+        hit = self._trees.get(did)
+        if hit is not None:
+            self._trees.move_to_end(did)
+            return hit
+        root = self.ctx.store.get_root(did)
+        if root is None:
+            raise RepoInactiveError(f"Repo has no commit yet: {did}", code="RepoNotFound")
+        tree = MST.load(_Source(self.ctx.store, did), CID(root.data_cid), self.nodes)
+        self._remember(did, root, tree)
+        return root, tree
+
+    def _remember(self, did: str, root: RepoRoot, tree: MST) -> None:
+        self._trees[did] = (root, tree)
+        self._trees.move_to_end(did)
+        while len(self._trees) > TREE_CACHE:
+            self._trees.popitem(last=False)
+
+    def next_rev(self, after: str | None) -> str:
+        rev = self.clock.next()
+        if after is not None and rev <= after:
+            rev = self.clock.next_after(after)
+        return rev
+
+    # -- creation --------------------------------------------------------------------
+    def create_repo(self, did: str, key: PrivateKey, now: float, *, emit: bool) -> EventRow | None:
+        """Store an empty repository (inside the caller's transaction)."""
+        tree = MST.empty(_Source(self.ctx.store, did), self.nodes)
+        data = tree.root()
+        rev = self.next_rev(None)
+        commit_cid, commit = signed_commit(did, data, rev, key)
+        blocks = [(commit_cid, commit), *tree.new_blocks().items()]
+        root = RepoRoot(commit_cid.raw, rev, data.raw)
+        self.ctx.store.apply_write(
+            RepoWrite(did, root, [(c.raw, b) for c, b in blocks], [], {}, {})
+        )
+        self._remember(did, root, tree.committed())
+        if not emit:
+            return None
+        return self.ctx.sequencer.commit(
+            did=did,
+            commit=commit_cid,
+            rev=rev,
+            since=None,
+            blocks=car_bytes(commit_cid, blocks),
+            ops=[],
+            prev_data=None,
+            now=now,
+        )
+
+    def empty_commit(self, acct: Account, now: float) -> EventRow:
+        """A new commit over the same data, signed with the account's current key.
+
+        Sent after activation, so consumers see a commit from this host with its key.
+        """
+        old_root, tree = self._tree(acct.did)
+        data = tree.root()
+        rev = self.next_rev(old_root.rev)
+        commit_cid, commit = signed_commit(acct.did, data, rev, acct.key)
+        root = RepoRoot(commit_cid.raw, rev, data.raw)
+        self.ctx.store.apply_write(
+            RepoWrite(acct.did, root, [(commit_cid.raw, commit)], [old_root.commit_cid], {}, {})
+        )
+        self._remember(acct.did, root, tree)
+        return self.ctx.sequencer.commit(
+            did=acct.did,
+            commit=commit_cid,
+            rev=rev,
+            since=old_root.rev,
+            blocks=car_bytes(commit_cid, [(commit_cid, commit)]),
+            ops=[],
+            prev_data=data,
+            now=now,
+        )
+
+    # -- writes ----------------------------------------------------------------------
+    def write(
+        self,
+        acct: Account,
+        writes: list[Write],
+        *,
+        swap_commit: CID | None,
+        validate: bool | None,
+    ) -> CommitOutcome:
+        """Apply ``writes`` as one commit (see the module docstring)."""
+        if acct.status == TAKENDOWN:
+            raise AccountTakedownError("Account has been taken down")
+        if acct.status != ACTIVE:
+            raise AccountDeactivatedError("Account is deactivated")
+        if not 1 <= len(writes) <= MAX_WRITES:
+            raise InvalidRequestError(f"Between 1 and {MAX_WRITES} writes are allowed")
+        ctx = self.ctx
+        did = acct.did
+        old_root, old_tree = self._tree(did)
+        if swap_commit is not None and swap_commit.raw != old_root.commit_cid:
+            raise InvalidSwapError(f"Commit was at {CID(old_root.commit_cid)}")
+        tree = old_tree
+        ops: list[Op] = []
+        results: list[WriteResult] = []
+        record_blocks: list[tuple[CID, bytes]] = []
+        records: dict[tuple[str, str], bytes | None] = {}
+        blob_refs: dict[str, tuple[bytes, ...]] = {}
+        dropped: set[CID] = set()
+        seen: set[str] = set()
+        for w in writes:
+            path = f"{w.collection}/{w.rkey}"
+            if path in seen:
+                raise InvalidRequestError(f"More than one write to {path}")
+            seen.add(path)
+            uri = f"at://{did}/{path}"
+            current = tree.get(path)
+            if w.check_swap and current != w.swap_record:
+                raise InvalidSwapError(f"Record was at {current}")
+            if w.action == "delete":
+                if current is None:
+                    if w.check_swap:
+                        raise InvalidSwapError("Record does not exist")
+                    continue
+                tree = tree.delete(path)
+                ops.append(Op("delete", path, None, current))
+                records[(w.collection, w.rkey)] = None
+                blob_refs[uri] = ()
+                dropped.add(current)
+                results.append(WriteResult("delete", uri, None, None))
+                continue
+            if w.action == "create" and current is not None:
+                raise InvalidRequestError(f"Record already exists: {uri}")
+            status = ctx.lexicons.check_record(w.collection, w.rkey, w.value, validate)
+            cid, data = cbor.encode_with_cid(w.value)
+            if len(data) > MAX_RECORD_BYTES:
+                raise InvalidRequestError(f"Record is larger than {MAX_RECORD_BYTES} bytes")
+            blobs = find_blobs(w.value)
+            for blob in blobs:
+                if ctx.store.get_blob(did, blob.raw) is None:
+                    raise InvalidRequestError(f"Could not find blob: {blob}", code="BlobNotFound")
+            record_blocks.append((cid, data))
+            records[(w.collection, w.rkey)] = cid.raw
+            blob_refs[uri] = tuple(b.raw for b in blobs)
+            if current is None:
+                tree = tree.put(path, cid)
+                ops.append(Op("create", path, cid, None))
+            else:
+                if current != cid:
+                    tree = tree.put(path, cid)
+                    dropped.add(current)
+                ops.append(Op("update", path, cid, current))
+            results.append(WriteResult(w.action, uri, cid, status))
+        return self._commit(
+            acct,
+            old_root,
+            old_tree,
+            tree,
+            ops=ops,
+            record_blocks=record_blocks,
+            records=records,
+            blob_refs=blob_refs,
+            dropped=dropped,
+            results=results,
+        )
+
+    def _commit(
+        self,
+        acct: Account,
+        old_root: RepoRoot,
+        old_tree: MST,
+        tree: MST,
+        *,
+        ops: list[Op],
+        record_blocks: list[tuple[CID, bytes]],
+        records: dict[tuple[str, str], bytes | None],
+        blob_refs: dict[str, tuple[bytes, ...]],
+        dropped: set[CID],
+        results: list[WriteResult],
+    ) -> CommitOutcome:
+        ctx = self.ctx
+        did = acct.did
+        now = time.time()
+        data = tree.root()
+        prev_data = CID(old_root.data_cid)
+        rev = self.next_rev(old_root.rev)
+        commit_cid, commit = signed_commit(did, data, rev, acct.key)
+        nodes = tree.new_blocks()
+        removed = [c.raw for c in tree.removed_nodes(old_tree)]
+        removed.append(old_root.commit_cid)
+        new_cids = {c for c, _ in record_blocks}
+        removed.extend(c.raw for c in dropped if c not in new_cids)
+        blocks = [(commit_cid.raw, commit)]
+        blocks.extend((c.raw, b) for c, b in nodes.items())
+        blocks.extend((c.raw, b) for c, b in record_blocks)
+        slice_blocks = [(commit_cid, commit)]
+        slice_blocks.extend(tree.inversion_blocks(ops).items())
+        slice_blocks.extend(record_blocks)
+        root = RepoRoot(commit_cid.raw, rev, data.raw)
+        write = RepoWrite(did, root, blocks, removed, records, blob_refs)
+        with ctx.store.transaction():
+            ctx.store.apply_write(write)
+            event = ctx.sequencer.commit(
+                did=did,
+                commit=commit_cid,
+                rev=rev,
+                since=old_root.rev,
+                blocks=car_bytes(commit_cid, slice_blocks),
+                ops=[RepoOp(o.action, o.path, o.cid, o.prev) for o in ops],
+                prev_data=prev_data,
+                now=now,
+            )
+        ctx.sequencer.publish([event])
+        self._remember(did, root, tree.committed())
+        return CommitOutcome(commit_cid, rev, results)
+
+    # -- import ----------------------------------------------------------------------
+    async def import_car(self, acct: Account, data: bytes) -> None:
+        """Replace the repository with a verified CAR export of the same DID.
+
+        Every block is re-hashed, the commit must be the account's and signed by the
+        DID's current key (or this host's key for the account), and every MST node and
+        record must be present. Idempotent; an active account announces it with ``#sync``.
+        """
+        car = read_car(data, max_total_bytes=self.ctx.settings.max_car_bytes)
+        block = car.blocks.get(car.root)
+        if block is None:
+            raise InvalidRequestError("The CAR's root (the commit) is not in the file")
+        commit = decode_commit(block)
+        if commit.did != acct.did:
+            raise InvalidRequestError(f"The CAR is the repository of {commit.did}, not {acct.did}")
+        if commit.rev is None:
+            raise InvalidRequestError("Only version-3 commits can be imported")
+        if not acct.key.public_key.verify(commit.unsigned_bytes(), commit.sig):
+            verify_commit(commit, await self.ctx.identity.signing_key(acct.did, refresh=True))
+        tree = MST.load(car.blocks, commit.data, NodeCache(100_000))
+        items = list(tree.items())
+        blocks: list[tuple[bytes, bytes]] = [(car.root.raw, block)]
+        blocks.extend((c.raw, b) for c, b in tree.all_blocks().items())
+        refs: list[RecordRef] = []
+        blob_refs: dict[str, tuple[bytes, ...]] = {}
+        for path, cid in items:
+            record = car.blocks.get(cid)
+            if record is None:
+                raise InvalidRequestError(f"Record block {cid} for {path} is missing from the CAR")
+            blocks.append((cid.raw, record))
+            collection, _, rkey = path.partition("/")
+            refs.append(RecordRef(collection, rkey, cid.raw))
+            blobs = find_blobs(cbor.decode(record))
+            if blobs:
+                blob_refs[f"at://{acct.did}/{path}"] = tuple(b.raw for b in blobs)
+        root = RepoRoot(car.root.raw, commit.rev, commit.data.raw)
+        now = time.time()
+        with self.ctx.store.transaction():
+            self.ctx.store.replace_repo(acct.did, root, blocks, refs, blob_refs)
+            event = (
+                self.ctx.sequencer.sync(
+                    acct.did, commit.rev, car_bytes(car.root, [(car.root, block)]), now
+                )
+                if acct.active
+                else None
+            )
+        self.forget(acct.did)
+        if event is not None:
+            self.ctx.sequencer.publish([event])
+        self.clock.observe(commit.rev)
+
+    # -- reads -----------------------------------------------------------------------
+    def get_record(self, did: str, collection: str, rkey: str) -> tuple[CID, Any] | None:
+        cid = self.ctx.store.get_record_cid(did, collection, rkey)
+        if cid is None:
+            return None
+        data = self.ctx.store.get_block(did, cid)
+        if data is None:
+            return None
+        return CID(cid), cbor.decode(data)
+
+    def record_json(self, did: str, collection: str, rkey: str) -> tuple[str, Any]:
+        found = self.get_record(did, collection, rkey)
+        if found is None:
+            raise RecordNotFoundError(f"Could not locate record: at://{did}/{collection}/{rkey}")
+        return str(found[0]), datamodel.to_json(found[1])
+
+    def latest(self, did: str) -> RepoRoot:
+        root, _ = self._tree(did)
+        return root
+
+    def export(self, did: str, since: str | None = None) -> bytes:
+        """The repository (or the blocks added after ``since``) as a CAR, commit first."""
+        root, _ = self._tree(did)
+        commit_cid = CID(root.commit_cid)
+        commit = self.ctx.store.get_block(did, root.commit_cid)
+        assert commit is not None
+
+        def blocks() -> Iterator[tuple[CID, bytes]]:
+            yield commit_cid, commit
+            for cid, data in self.ctx.store.iter_blocks(did, since):
+                if cid != root.commit_cid:
+                    yield CID(cid), data
+
+        return car_bytes(commit_cid, blocks())
+
+    def blocks_car(self, did: str, cids: list[CID]) -> bytes:
+        root, _ = self._tree(did)
+        found = self.ctx.store.get_blocks(did, [c.raw for c in cids])
+        missing = [str(c) for c in cids if c.raw not in found]
+        if missing:
+            raise InvalidRequestError(f"Could not find blocks: {', '.join(missing[:5])}")
+        return car_bytes(CID(root.commit_cid), ((c, found[c.raw]) for c in cids))
+
+    def record_proof(self, did: str, collection: str, rkey: str) -> bytes:
+        """Commit, MST path and (if present) the record: a proof of presence or absence."""
+        root, tree = self._tree(did)
+        path = f"{collection}/{rkey}"
+        commit = self.ctx.store.get_block(did, root.commit_cid)
+        assert commit is not None
+        blocks: list[tuple[CID, bytes]] = [(CID(root.commit_cid), commit)]
+        blocks.extend(tree.proof_blocks(path).items())
+        cid = tree.get(path)
+        if cid is not None:
+            data = self.ctx.store.get_block(did, cid.raw)
+            if data is not None:
+                blocks.append((cid, data))
+        return car_bytes(CID(root.commit_cid), blocks)
+
+    async def did_points_here(self, acct: Account, *, refresh: bool = False) -> bool:
+        """True when the DID names this PDS and the account's key (so it may be active)."""
+        try:
+            data = await self.ctx.identity.data(acct.did, refresh=refresh)
+        except AtprotoError:
+            return False
+        except InvalidRequestError:
+            return False
+        endpoint = (data.pds_endpoint or "").rstrip("/")
+        return (
+            endpoint == self.ctx.settings.public_url.rstrip("/")
+            and data.signing_key == acct.key.did_key()
+        )
+
+    def drop_blob_bytes(self, cid: bytes) -> None:
+        if self.ctx.store.blob_owner_count(cid) == 0:
+            self.ctx.blobs.delete(CID(cid))
+
+
+def parse_cid(value: Any, name: str) -> CID:
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"{name} must be a CID string")
+    try:
+        return CID.decode(value)
+    except AtprotoError as exc:
+        raise InvalidRequestError(f"{name} is not a valid CID: {exc.message}") from exc
+
+
+def check_collection(collection: str) -> str:
+    try:
+        return syntax.validate_nsid(collection)
+    except AtprotoError as exc:
+        raise InvalidRequestError(f"Invalid collection: {exc.message}") from exc
+
+
+def check_rkey(rkey: str) -> str:
+    try:
+        return syntax.validate_record_key(rkey)
+    except AtprotoError as exc:
+        raise InvalidRequestError(f"Invalid record key: {exc.message}") from exc
+
+
+def records_of(tree: MST) -> list[RecordRef]:
+    out = []
+    for path, cid in tree.items():
+        collection, _, rkey = path.partition("/")
+        out.append(RecordRef(collection, rkey, cid.raw))
+    return out

@@ -1,0 +1,732 @@
+"""The one storage contract of the hosting service, on SQLite (WAL) or PostgreSQL.
+
+Everything a PDS keeps, except blob bytes (see :mod:`plaza.services.pds.blobs`), lives
+in these tables: accounts and their secrets, each repository's blocks and root, a record
+index, blob metadata and references, sessions, app passwords, confirmation tokens,
+preferences, the firehose event log and usage counters. SQL is written once through
+:mod:`plaza.db`; the same conformance suite (``tests/services/pds/test_store.py``) runs
+on both backends.
+
+Repository blocks are stored per account with the ``rev`` of the commit that added them,
+so ``getRepo?since=`` is one indexed range scan. A commit removes the blocks it made
+unreachable, so the table always holds exactly the current repository plus its commit.
+
+Calls are synchronous and short. Callers group a logical write into one
+``with store.transaction():`` so it lands entirely or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from plaza.db import Database, connect
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pds_account (
+    did TEXT PRIMARY KEY,
+    handle TEXT NOT NULL UNIQUE,
+    email TEXT UNIQUE,
+    password_hash TEXT NOT NULL,
+    signing_key BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    status_at TEXT,
+    delete_after TEXT,
+    email_confirmed INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS pds_repo_root (
+    did TEXT PRIMARY KEY,
+    commit_cid BLOB NOT NULL,
+    rev TEXT NOT NULL,
+    data_cid BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pds_block (
+    did TEXT NOT NULL,
+    cid BLOB NOT NULL,
+    rev TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (did, cid)
+);
+CREATE INDEX IF NOT EXISTS pds_block_rev ON pds_block (did, rev);
+CREATE TABLE IF NOT EXISTS pds_record (
+    did TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    rkey TEXT NOT NULL,
+    cid BLOB NOT NULL,
+    rev TEXT NOT NULL,
+    PRIMARY KEY (did, collection, rkey)
+);
+CREATE TABLE IF NOT EXISTS pds_blob (
+    did TEXT NOT NULL,
+    cid BLOB NOT NULL,
+    mime TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (did, cid)
+);
+CREATE TABLE IF NOT EXISTS pds_record_blob (
+    did TEXT NOT NULL,
+    blob_cid BLOB NOT NULL,
+    record_uri TEXT NOT NULL,
+    PRIMARY KEY (did, blob_cid, record_uri)
+);
+CREATE TABLE IF NOT EXISTS pds_app_password (
+    did TEXT NOT NULL,
+    name TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    privileged INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (did, name)
+);
+CREATE TABLE IF NOT EXISTS pds_refresh_token (
+    jti TEXT PRIMARY KEY,
+    did TEXT NOT NULL,
+    app_password TEXT,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pds_refresh_token_did ON pds_refresh_token (did);
+CREATE TABLE IF NOT EXISTS pds_email_token (
+    did TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (did, purpose)
+);
+CREATE TABLE IF NOT EXISTS pds_preferences (
+    did TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pds_event (
+    seq INTEGER PRIMARY KEY,
+    did TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created_s INTEGER NOT NULL,
+    frame BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pds_usage (
+    did TEXT PRIMARY KEY,
+    requests INTEGER NOT NULL,
+    egress_bytes INTEGER NOT NULL
+)
+"""
+
+ACTIVE = "active"
+DEACTIVATED = "deactivated"
+TAKENDOWN = "takendown"
+DELETED = "deleted"
+STATUSES = (ACTIVE, DEACTIVATED, TAKENDOWN, DELETED)
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    did: str
+    handle: str
+    email: str | None
+    password_hash: str
+    signing_key: bytes
+    created_at: str
+    status: str
+    status_at: str | None = None
+    delete_after: str | None = None
+    email_confirmed: bool = False
+
+    def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
+        return f"AccountRow(did={self.did!r}, handle={self.handle!r}, status={self.status!r})"
+
+
+@dataclass(frozen=True)
+class RepoRoot:
+    """The head of a repository: commit CID, its ``rev`` and the MST root it signs."""
+
+    commit_cid: bytes
+    rev: str
+    data_cid: bytes
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    collection: str
+    rkey: str
+    cid: bytes
+
+
+@dataclass(frozen=True)
+class BlobRow:
+    cid: bytes
+    mime: str
+    size: int
+    created_at: str
+
+
+@dataclass(frozen=True)
+class AppPasswordRow:
+    name: str
+    password_hash: str
+    privileged: bool
+    created_at: str
+
+    def __repr__(self) -> str:
+        return f"AppPasswordRow(name={self.name!r}, privileged={self.privileged})"
+
+
+@dataclass(frozen=True)
+class RefreshTokenRow:
+    jti: str
+    did: str
+    app_password: str | None
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class EventRow:
+    seq: int
+    did: str
+    kind: str
+    created_s: int
+    frame: bytes
+
+
+@dataclass(frozen=True)
+class RepoWrite:
+    """Everything one commit changes in the store.
+
+    ``records`` maps ``(collection, rkey)`` to the new record CID, or ``None`` for a
+    deletion. ``blob_refs`` maps a record URI to the blob CIDs it references (an empty
+    tuple clears them).
+    """
+
+    did: str
+    root: RepoRoot
+    new_blocks: Sequence[tuple[bytes, bytes]]
+    removed_blocks: Sequence[bytes]
+    records: dict[tuple[str, str], bytes | None]
+    blob_refs: dict[str, tuple[bytes, ...]]
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """What one account costs its host, as stored (requests and egress are flushed counts)."""
+
+    did: str
+    records: int
+    repo_bytes: int
+    blob_bytes: int
+    requests: int
+    egress_bytes: int
+
+
+_ACCOUNT_COLS = (
+    "did, handle, email, password_hash, signing_key, created_at, status, status_at, "
+    "delete_after, email_confirmed"
+)
+
+
+def _account(row: tuple[Any, ...] | None) -> AccountRow | None:
+    if row is None:
+        return None
+    return AccountRow(
+        did=str(row[0]),
+        handle=str(row[1]),
+        email=row[2] if row[2] is None else str(row[2]),
+        password_hash=str(row[3]),
+        signing_key=bytes(row[4]),
+        created_at=str(row[5]),
+        status=str(row[6]),
+        status_at=None if row[7] is None else str(row[7]),
+        delete_after=None if row[8] is None else str(row[8]),
+        email_confirmed=bool(row[9]),
+    )
+
+
+class PdsStore:
+    """The PDS's tables over one :class:`plaza.db.Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.executescript(SCHEMA)
+
+    @classmethod
+    def open(cls, url: str) -> PdsStore:
+        return cls(connect(url))
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[PdsStore]:
+        with self.db.transaction():
+            yield self
+
+    # -- accounts --------------------------------------------------------------------
+    def create_account(self, row: AccountRow) -> None:
+        """Insert an account; :class:`plaza.db.IntegrityError` if DID, handle or email exists."""
+        self.db.execute(
+            f"INSERT INTO pds_account ({_ACCOUNT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.did,
+                row.handle,
+                row.email,
+                row.password_hash,
+                row.signing_key,
+                row.created_at,
+                row.status,
+                row.status_at,
+                row.delete_after,
+                int(row.email_confirmed),
+            ),
+        )
+
+    def get_account(self, did: str) -> AccountRow | None:
+        return _account(
+            self.db.one(f"SELECT {_ACCOUNT_COLS} FROM pds_account WHERE did = ?", (did,))
+        )
+
+    def get_account_by_handle(self, handle: str) -> AccountRow | None:
+        sql = f"SELECT {_ACCOUNT_COLS} FROM pds_account WHERE handle = ?"
+        return _account(self.db.one(sql, (handle.lower(),)))
+
+    def get_account_by_email(self, email: str) -> AccountRow | None:
+        sql = f"SELECT {_ACCOUNT_COLS} FROM pds_account WHERE email = ?"
+        return _account(self.db.one(sql, (email.lower(),)))
+
+    def set_status(
+        self, did: str, status: str, at: str | None, delete_after: str | None = None
+    ) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown account status {status!r}")
+        self.db.execute(
+            "UPDATE pds_account SET status = ?, status_at = ?, delete_after = ? WHERE did = ?",
+            (status, at, delete_after, did),
+        )
+
+    def set_handle(self, did: str, handle: str) -> None:
+        self.db.execute("UPDATE pds_account SET handle = ? WHERE did = ?", (handle.lower(), did))
+
+    def set_password(self, did: str, password_hash: str) -> None:
+        self.db.execute(
+            "UPDATE pds_account SET password_hash = ? WHERE did = ?", (password_hash, did)
+        )
+
+    def list_accounts(self, after: str | None, limit: int) -> list[AccountRow]:
+        sql = f"SELECT {_ACCOUNT_COLS} FROM pds_account WHERE did > ? ORDER BY did LIMIT ?"
+        rows = self.db.query(sql, (after or "", limit))
+        return [a for a in map(_account, rows) if a is not None]
+
+    def delete_account(self, did: str) -> None:
+        """Remove the account and everything stored for it, except its firehose events."""
+        with self.db.transaction():
+            for table in (
+                "pds_block",
+                "pds_record",
+                "pds_blob",
+                "pds_record_blob",
+                "pds_app_password",
+                "pds_refresh_token",
+                "pds_email_token",
+                "pds_preferences",
+                "pds_repo_root",
+                "pds_account",
+            ):
+                self.db.execute(f"DELETE FROM {table} WHERE did = ?", (did,))
+
+    # -- repository ------------------------------------------------------------------
+    def get_root(self, did: str) -> RepoRoot | None:
+        row = self.db.one(
+            "SELECT commit_cid, rev, data_cid FROM pds_repo_root WHERE did = ?", (did,)
+        )
+        return None if row is None else RepoRoot(bytes(row[0]), str(row[1]), bytes(row[2]))
+
+    def get_block(self, did: str, cid: bytes) -> bytes | None:
+        row = self.db.one("SELECT data FROM pds_block WHERE did = ? AND cid = ?", (did, cid))
+        return None if row is None else bytes(row[0])
+
+    def get_blocks(self, did: str, cids: Iterable[bytes]) -> dict[bytes, bytes]:
+        out: dict[bytes, bytes] = {}
+        wanted = list(dict.fromkeys(cids))
+        for i in range(0, len(wanted), 200):
+            chunk = wanted[i : i + 200]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT cid, data FROM pds_block WHERE did = ? AND cid IN ({marks})"
+            for cid, data in self.db.query(sql, (did, *chunk)):
+                out[bytes(cid)] = bytes(data)
+        return out
+
+    def iter_blocks(self, did: str, since: str | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Every block of the repository, or those added after revision ``since``, in pages."""
+        last = b""
+        while True:
+            if since is None:
+                rows = self.db.query(
+                    "SELECT cid, data FROM pds_block WHERE did = ? AND cid > ? "
+                    "ORDER BY cid LIMIT 500",
+                    (did, last),
+                )
+            else:
+                rows = self.db.query(
+                    "SELECT cid, data FROM pds_block WHERE did = ? AND rev > ? AND cid > ? "
+                    "ORDER BY cid LIMIT 500",
+                    (did, since, last),
+                )
+            for cid, data in rows:
+                yield bytes(cid), bytes(data)
+            if len(rows) < 500:
+                return
+            last = bytes(rows[-1][0])
+
+    def count_blocks(self, did: str) -> int:
+        return int(self.db.scalar("SELECT COUNT(*) FROM pds_block WHERE did = ?", (did,)) or 0)
+
+    def apply_write(self, write: RepoWrite) -> None:
+        """Land one commit: blocks, record index, blob references and the new root."""
+        did = write.did
+        rev = write.root.rev
+        with self.db.transaction():
+            if write.removed_blocks:
+                self.db.executemany(
+                    "DELETE FROM pds_block WHERE did = ? AND cid = ?",
+                    [(did, cid) for cid in write.removed_blocks],
+                )
+            self.db.executemany(
+                "INSERT INTO pds_block (did, cid, rev, data) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (did, cid) DO NOTHING",
+                [(did, cid, rev, data) for cid, data in write.new_blocks],
+            )
+            upserts = [(did, c, k, cid, rev) for (c, k), cid in write.records.items() if cid]
+            deletes = [(did, c, k) for (c, k), cid in write.records.items() if cid is None]
+            if deletes:
+                self.db.executemany(
+                    "DELETE FROM pds_record WHERE did = ? AND collection = ? AND rkey = ?",
+                    deletes,
+                )
+            if upserts:
+                self.db.executemany(
+                    "INSERT INTO pds_record (did, collection, rkey, cid, rev) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (did, collection, rkey) "
+                    "DO UPDATE SET cid = excluded.cid, rev = excluded.rev",
+                    upserts,
+                )
+            for uri, blobs in write.blob_refs.items():
+                self.db.execute(
+                    "DELETE FROM pds_record_blob WHERE did = ? AND record_uri = ?", (did, uri)
+                )
+                self.db.executemany(
+                    "INSERT INTO pds_record_blob (did, blob_cid, record_uri) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    [(did, b, uri) for b in blobs],
+                )
+            self._set_root(did, write.root)
+
+    def replace_repo(
+        self,
+        did: str,
+        root: RepoRoot,
+        blocks: Sequence[tuple[bytes, bytes]],
+        records: Sequence[RecordRef],
+        blob_refs: dict[str, tuple[bytes, ...]],
+    ) -> None:
+        """Swap the whole repository for an imported one (idempotent)."""
+        with self.db.transaction():
+            for table in ("pds_block", "pds_record", "pds_record_blob"):
+                self.db.execute(f"DELETE FROM {table} WHERE did = ?", (did,))
+            self.db.executemany(
+                "INSERT INTO pds_block (did, cid, rev, data) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (did, cid) DO NOTHING",
+                [(did, cid, root.rev, data) for cid, data in blocks],
+            )
+            self.db.executemany(
+                "INSERT INTO pds_record (did, collection, rkey, cid, rev) VALUES (?, ?, ?, ?, ?)",
+                [(did, r.collection, r.rkey, r.cid, root.rev) for r in records],
+            )
+            self.db.executemany(
+                "INSERT INTO pds_record_blob (did, blob_cid, record_uri) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [(did, b, uri) for uri, blobs in blob_refs.items() for b in blobs],
+            )
+            self._set_root(did, root)
+
+    def _set_root(self, did: str, root: RepoRoot) -> None:
+        self.db.execute(
+            "INSERT INTO pds_repo_root (did, commit_cid, rev, data_cid) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (did) DO UPDATE SET commit_cid = excluded.commit_cid, "
+            "rev = excluded.rev, data_cid = excluded.data_cid",
+            (did, root.commit_cid, root.rev, root.data_cid),
+        )
+
+    # -- record index ----------------------------------------------------------------
+    def get_record_cid(self, did: str, collection: str, rkey: str) -> bytes | None:
+        row = self.db.one(
+            "SELECT cid FROM pds_record WHERE did = ? AND collection = ? AND rkey = ?",
+            (did, collection, rkey),
+        )
+        return None if row is None else bytes(row[0])
+
+    def list_records(
+        self, did: str, collection: str, limit: int, cursor: str | None, reverse: bool
+    ) -> list[RecordRef]:
+        """Records of one collection by record key: descending, or ascending if ``reverse``."""
+        if reverse:
+            sql = (
+                "SELECT rkey, cid FROM pds_record WHERE did = ? AND collection = ? AND rkey > ? "
+                "ORDER BY rkey ASC LIMIT ?"
+            )
+            args: tuple[object, ...] = (did, collection, cursor or "", limit)
+        elif cursor is None:
+            sql = (
+                "SELECT rkey, cid FROM pds_record WHERE did = ? AND collection = ? "
+                "ORDER BY rkey DESC LIMIT ?"
+            )
+            args = (did, collection, limit)
+        else:
+            sql = (
+                "SELECT rkey, cid FROM pds_record WHERE did = ? AND collection = ? AND rkey < ? "
+                "ORDER BY rkey DESC LIMIT ?"
+            )
+            args = (did, collection, cursor, limit)
+        return [RecordRef(collection, str(k), bytes(c)) for k, c in self.db.query(sql, args)]
+
+    def list_collections(self, did: str) -> list[str]:
+        rows = self.db.query(
+            "SELECT DISTINCT collection FROM pds_record WHERE did = ? ORDER BY collection", (did,)
+        )
+        return [str(r[0]) for r in rows]
+
+    def count_records(self, did: str, collection: str | None = None) -> int:
+        if collection is None:
+            n = self.db.scalar("SELECT COUNT(*) FROM pds_record WHERE did = ?", (did,))
+        else:
+            n = self.db.scalar(
+                "SELECT COUNT(*) FROM pds_record WHERE did = ? AND collection = ?",
+                (did, collection),
+            )
+        return int(n or 0)
+
+    def repo_bytes(self, did: str) -> int:
+        n = self.db.scalar("SELECT SUM(LENGTH(data)) FROM pds_block WHERE did = ?", (did,))
+        return int(n or 0)
+
+    # -- blobs -----------------------------------------------------------------------
+    def add_blob(self, did: str, row: BlobRow) -> None:
+        self.db.execute(
+            "INSERT INTO pds_blob (did, cid, mime, size, created_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (did, cid) DO NOTHING",
+            (did, row.cid, row.mime, row.size, row.created_at),
+        )
+
+    def get_blob(self, did: str, cid: bytes) -> BlobRow | None:
+        row = self.db.one(
+            "SELECT cid, mime, size, created_at FROM pds_blob WHERE did = ? AND cid = ?",
+            (did, cid),
+        )
+        return None if row is None else BlobRow(bytes(row[0]), str(row[1]), int(row[2]), row[3])
+
+    def list_blobs(self, did: str, after: bytes | None, limit: int) -> list[bytes]:
+        rows = self.db.query(
+            "SELECT cid FROM pds_blob WHERE did = ? AND cid > ? ORDER BY cid LIMIT ?",
+            (did, after or b"", limit),
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def list_referenced_blobs(self, did: str, since: str | None = None) -> list[bytes]:
+        """Blob CIDs referenced by current records (added after ``since`` if given)."""
+        if since is None:
+            rows = self.db.query(
+                "SELECT DISTINCT blob_cid FROM pds_record_blob WHERE did = ? ORDER BY blob_cid",
+                (did,),
+            )
+        else:
+            rows = self.db.query(
+                "SELECT DISTINCT b.blob_cid FROM pds_record_blob b JOIN pds_record r "
+                "ON r.did = b.did AND b.record_uri = "
+                "'at://' || r.did || '/' || r.collection || '/' || r.rkey "
+                "WHERE b.did = ? AND r.rev > ? ORDER BY b.blob_cid",
+                (did, since),
+            )
+        return [bytes(r[0]) for r in rows]
+
+    def list_missing_blobs(
+        self, did: str, after: bytes | None, limit: int
+    ) -> list[tuple[bytes, str]]:
+        """Referenced blobs with no stored bytes: ``(cid, one record URI)``."""
+        rows = self.db.query(
+            "SELECT b.blob_cid, MIN(b.record_uri) FROM pds_record_blob b "
+            "LEFT JOIN pds_blob s ON s.did = b.did AND s.cid = b.blob_cid "
+            "WHERE b.did = ? AND s.cid IS NULL AND b.blob_cid > ? "
+            "GROUP BY b.blob_cid ORDER BY b.blob_cid LIMIT ?",
+            (did, after or b"", limit),
+        )
+        return [(bytes(r[0]), str(r[1])) for r in rows]
+
+    def blob_counts(self, did: str) -> tuple[int, int]:
+        """``(expected, imported)``: referenced blob CIDs, and those of them stored."""
+        expected = self.db.scalar(
+            "SELECT COUNT(DISTINCT blob_cid) FROM pds_record_blob WHERE did = ?", (did,)
+        )
+        imported = self.db.scalar(
+            "SELECT COUNT(DISTINCT b.blob_cid) FROM pds_record_blob b JOIN pds_blob s "
+            "ON s.did = b.did AND s.cid = b.blob_cid WHERE b.did = ?",
+            (did,),
+        )
+        return int(expected or 0), int(imported or 0)
+
+    def blob_bytes(self, did: str) -> int:
+        return int(self.db.scalar("SELECT SUM(size) FROM pds_blob WHERE did = ?", (did,)) or 0)
+
+    def is_blob_referenced(self, did: str, cid: bytes) -> bool:
+        row = self.db.one(
+            "SELECT 1 FROM pds_record_blob WHERE did = ? AND blob_cid = ? LIMIT 1", (did, cid)
+        )
+        return row is not None
+
+    def delete_blob(self, did: str, cid: bytes) -> None:
+        self.db.execute("DELETE FROM pds_blob WHERE did = ? AND cid = ?", (did, cid))
+
+    def blob_owner_count(self, cid: bytes) -> int:
+        """How many accounts hold this blob (the bytes on disk are shared)."""
+        return int(self.db.scalar("SELECT COUNT(*) FROM pds_blob WHERE cid = ?", (cid,)) or 0)
+
+    # -- sessions and app passwords --------------------------------------------------
+    def add_refresh_token(self, row: RefreshTokenRow) -> None:
+        self.db.execute(
+            "INSERT INTO pds_refresh_token (jti, did, app_password, expires_at) "
+            "VALUES (?, ?, ?, ?)",
+            (row.jti, row.did, row.app_password, row.expires_at),
+        )
+
+    def get_refresh_token(self, jti: str) -> RefreshTokenRow | None:
+        row = self.db.one(
+            "SELECT jti, did, app_password, expires_at FROM pds_refresh_token WHERE jti = ?",
+            (jti,),
+        )
+        if row is None:
+            return None
+        return RefreshTokenRow(str(row[0]), str(row[1]), row[2], int(row[3]))
+
+    def delete_refresh_token(self, jti: str) -> bool:
+        return self.db.execute("DELETE FROM pds_refresh_token WHERE jti = ?", (jti,)) > 0
+
+    def delete_refresh_tokens(self, did: str, app_password: str | None = None) -> None:
+        if app_password is None:
+            self.db.execute("DELETE FROM pds_refresh_token WHERE did = ?", (did,))
+        else:
+            self.db.execute(
+                "DELETE FROM pds_refresh_token WHERE did = ? AND app_password = ?",
+                (did, app_password),
+            )
+
+    def prune_refresh_tokens(self, now: int) -> int:
+        return self.db.execute("DELETE FROM pds_refresh_token WHERE expires_at < ?", (now,))
+
+    def add_app_password(self, did: str, row: AppPasswordRow) -> None:
+        """Insert; :class:`plaza.db.IntegrityError` if the name is taken."""
+        self.db.execute(
+            "INSERT INTO pds_app_password (did, name, password_hash, privileged, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (did, row.name, row.password_hash, int(row.privileged), row.created_at),
+        )
+
+    def list_app_passwords(self, did: str) -> list[AppPasswordRow]:
+        rows = self.db.query(
+            "SELECT name, password_hash, privileged, created_at FROM pds_app_password "
+            "WHERE did = ? ORDER BY created_at, name",
+            (did,),
+        )
+        return [AppPasswordRow(str(n), str(h), bool(p), str(c)) for n, h, p, c in rows]
+
+    def delete_app_password(self, did: str, name: str) -> bool:
+        return (
+            self.db.execute("DELETE FROM pds_app_password WHERE did = ? AND name = ?", (did, name))
+            > 0
+        )
+
+    # -- confirmation tokens ---------------------------------------------------------
+    def put_email_token(self, did: str, purpose: str, token_hash: str, expires_at: int) -> None:
+        self.db.execute(
+            "INSERT INTO pds_email_token (did, purpose, token_hash, expires_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (did, purpose) DO UPDATE SET "
+            "token_hash = excluded.token_hash, expires_at = excluded.expires_at",
+            (did, purpose, token_hash, expires_at),
+        )
+
+    def get_email_token(self, did: str, purpose: str) -> tuple[str, int] | None:
+        row = self.db.one(
+            "SELECT token_hash, expires_at FROM pds_email_token WHERE did = ? AND purpose = ?",
+            (did, purpose),
+        )
+        return None if row is None else (str(row[0]), int(row[1]))
+
+    def delete_email_token(self, did: str, purpose: str) -> None:
+        self.db.execute("DELETE FROM pds_email_token WHERE did = ? AND purpose = ?", (did, purpose))
+
+    # -- preferences -----------------------------------------------------------------
+    def get_preferences(self, did: str) -> str | None:
+        row = self.db.one("SELECT body FROM pds_preferences WHERE did = ?", (did,))
+        return None if row is None else str(row[0])
+
+    def put_preferences(self, did: str, body: str) -> None:
+        self.db.execute(
+            "INSERT INTO pds_preferences (did, body) VALUES (?, ?) "
+            "ON CONFLICT (did) DO UPDATE SET body = excluded.body",
+            (did, body),
+        )
+
+    # -- firehose events -------------------------------------------------------------
+    def append_event(self, row: EventRow) -> None:
+        self.db.execute(
+            "INSERT INTO pds_event (seq, did, kind, created_s, frame) VALUES (?, ?, ?, ?, ?)",
+            (row.seq, row.did, row.kind, row.created_s, row.frame),
+        )
+
+    def events_after(self, seq: int, limit: int) -> list[EventRow]:
+        rows = self.db.query(
+            "SELECT seq, did, kind, created_s, frame FROM pds_event WHERE seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        return [EventRow(int(s), str(d), str(k), int(c), bytes(f)) for s, d, k, c, f in rows]
+
+    def seq_bounds(self) -> tuple[int | None, int | None]:
+        """``(oldest, newest)`` retained sequence numbers, or ``(None, None)``."""
+        row = self.db.one("SELECT MIN(seq), MAX(seq) FROM pds_event")
+        if row is None or row[0] is None:
+            return None, None
+        return int(row[0]), int(row[1])
+
+    def prune_events(self, before_s: int) -> int:
+        """Drop events older than ``before_s`` (unix seconds), always keeping the newest."""
+        return self.db.execute(
+            "DELETE FROM pds_event WHERE created_s < ? AND seq < (SELECT MAX(seq) FROM pds_event)",
+            (before_s,),
+        )
+
+    # -- usage counters --------------------------------------------------------------
+    def add_usage(self, rows: Sequence[tuple[str, int, int]]) -> None:
+        """Add ``(did, requests, egress_bytes)`` increments."""
+        self.db.executemany(
+            "INSERT INTO pds_usage (did, requests, egress_bytes) VALUES (?, ?, ?) "
+            "ON CONFLICT (did) DO UPDATE SET requests = pds_usage.requests + excluded.requests, "
+            "egress_bytes = pds_usage.egress_bytes + excluded.egress_bytes",
+            rows,
+        )
+
+    def get_usage(self, did: str) -> tuple[int, int]:
+        row = self.db.one("SELECT requests, egress_bytes FROM pds_usage WHERE did = ?", (did,))
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+    def usage_rows(self, after: str | None, limit: int, did: str | None = None) -> list[UsageRow]:
+        """Stored usage per account (DID order), from the tables themselves."""
+        where = "a.did = ?" if did is not None else "a.did > ?"
+        arg = did if did is not None else (after or "")
+        rows = self.db.query(
+            "SELECT a.did, "
+            "(SELECT COUNT(*) FROM pds_record r WHERE r.did = a.did), "
+            "(SELECT COALESCE(SUM(LENGTH(b.data)), 0) FROM pds_block b WHERE b.did = a.did), "
+            "(SELECT COALESCE(SUM(s.size), 0) FROM pds_blob s WHERE s.did = a.did), "
+            "COALESCE(u.requests, 0), COALESCE(u.egress_bytes, 0) "
+            f"FROM pds_account a LEFT JOIN pds_usage u ON u.did = a.did WHERE {where} "
+            "ORDER BY a.did LIMIT ?",
+            (arg, limit),
+        )
+        return [UsageRow(str(r[0]), *(int(v) for v in r[1:])) for r in rows]

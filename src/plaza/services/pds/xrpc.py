@@ -1,0 +1,246 @@
+"""XRPC over HTTP: the method table, dispatch, parameter parsing and error rendering.
+
+A :class:`Method` names an NSID, whether it is a query (GET) or a procedure (POST), its
+handler, the credentials it needs and how its body is read. :class:`XrpcDispatcher` is
+the ASGI endpoint behind ``/xrpc/{nsid}``: it looks the method up, checks the HTTP verb,
+authenticates, reads and parses the body, calls the handler and renders the result.
+Every :class:`~plaza.errors.PlazaError` becomes ``{"error": code, "message": message}``
+with its status; errors of the protocol core (malformed CIDs, records failing their
+Lexicon, ...) are the caller's fault and render as ``InvalidRequest`` (400).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Literal
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from plaza.atproto.errors import AtprotoError
+from plaza.errors import PlazaError
+from plaza.services.pds.errors import (
+    InvalidRequestError,
+    MethodNotImplementedError,
+    PayloadTooLargeError,
+)
+
+if TYPE_CHECKING:
+    from plaza.services.pds.auth import Credentials
+    from plaza.services.pds.context import PdsContext
+
+log = logging.getLogger("plaza.pds")
+
+JSON_TYPE = "application/json"
+
+
+class Auth(Enum):
+    """What a method requires of the caller."""
+
+    NONE = "none"  # public; any Authorization header is ignored
+    OPTIONAL = "optional"  # an access token if present
+    ACCESS = "access"  # any access token, app passwords included
+    PRIVILEGED = "privileged"  # full session or privileged app password
+    FULL = "full"  # full session only (no app password)
+    REFRESH = "refresh"  # a refresh token
+    ADMIN = "admin"  # HTTP Basic admin:<password>
+    SERVICE = "service"  # optional inter-service token (createAccount by migration)
+
+
+Body = Literal["none", "json", "optional", "raw"]
+
+
+@dataclass
+class XrpcCall:
+    """One incoming call as a handler sees it."""
+
+    ctx: PdsContext
+    nsid: str
+    request: Request
+    creds: Credentials | None
+    body: Any = None  # parsed JSON for ``json`` methods; bytes for ``raw`` is streamed
+    account_did: str | None = None  # whose usage this call counts against
+
+    @property
+    def params(self) -> Any:
+        return self.request.query_params
+
+    def param(self, name: str, *, required: bool = True) -> str | None:
+        value = self.request.query_params.get(name)
+        if value is None or value == "":
+            if required:
+                raise InvalidRequestError(f'Error: Params must have the property "{name}"')
+            return None
+        return value
+
+    def req_param(self, name: str) -> str:
+        value = self.param(name)
+        assert value is not None
+        return value
+
+    def int_param(self, name: str, default: int, lo: int, hi: int) -> int:
+        raw = self.request.query_params.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError as exc:
+            raise InvalidRequestError(f"{name} must be an integer") from exc
+        if not lo <= value <= hi:
+            raise InvalidRequestError(f"{name} must be between {lo} and {hi}")
+        return value
+
+    def bool_param(self, name: str, default: bool = False) -> bool:
+        raw = self.request.query_params.get(name)
+        if raw is None or raw == "":
+            return default
+        if raw in ("true", "1"):
+            return True
+        if raw in ("false", "0"):
+            return False
+        raise InvalidRequestError(f"{name} must be true or false")
+
+    def field(
+        self, name: str, kind: type | tuple[type, ...] = str, *, required: bool = True
+    ) -> Any:
+        """A top-level field of the JSON body, type-checked."""
+        body = self.body if isinstance(self.body, dict) else {}
+        value = body.get(name)
+        if value is None:
+            if required:
+                raise InvalidRequestError(f'Input must have the property "{name}"')
+            return None
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise InvalidRequestError(f"Input/{name} has the wrong type")
+        return value
+
+    def str_field(self, name: str) -> str:
+        value: str = self.field(name, str)
+        return value
+
+    def opt_str(self, name: str) -> str | None:
+        value: str | None = self.field(name, str, required=False)
+        return value
+
+    @property
+    def client_ip(self) -> str:
+        client = self.request.client
+        return client.host if client else "unknown"
+
+
+Handler = Callable[[XrpcCall], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Method:
+    nsid: str
+    kind: Literal["query", "procedure", "any"]
+    handler: Handler
+    auth: Auth = Auth.NONE
+    body: Body = "none"
+
+
+def query(nsid: str, handler: Handler, auth: Auth = Auth.NONE) -> Method:
+    return Method(nsid, "query", handler, auth, "none")
+
+
+def procedure(nsid: str, handler: Handler, auth: Auth = Auth.NONE, body: Body = "json") -> Method:
+    return Method(nsid, "procedure", handler, auth, body)
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(body, status_code=status, media_type=JSON_TYPE)
+
+
+def error_response(err: PlazaError) -> Response:
+    code, status = err.code, err.status
+    if isinstance(err, AtprotoError):
+        code, status = "InvalidRequest", 400
+    resp = json_response({"error": code, "message": err.message}, status)
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="xrpc"'
+    return resp
+
+
+_EMPTY = Response(b"", status_code=200)
+
+
+class XrpcDispatcher:
+    """The ``/xrpc/{nsid}`` endpoint over a fixed method table."""
+
+    def __init__(self, ctx: PdsContext, methods: Iterable[Method]) -> None:
+        self.ctx = ctx
+        self.methods: dict[str, Method] = {}
+        for m in methods:
+            if m.nsid in self.methods:
+                raise ValueError(f"duplicate XRPC method {m.nsid}")
+            self.methods[m.nsid] = m
+
+    async def handle(self, request: Request) -> Response:
+        nsid: str = request.path_params["nsid"]
+        call: XrpcCall | None = None
+        try:
+            method = self.methods.get(nsid)
+            if method is None:
+                fallback = self.ctx.proxy_for(nsid)
+                if fallback is None:
+                    raise MethodNotImplementedError("Method Not Implemented")
+                method = fallback
+            verb = request.method
+            if method.kind == "query" and verb not in ("GET", "HEAD"):
+                raise InvalidRequestError(f"Incorrect HTTP method ({verb}) expected GET")
+            if method.kind == "procedure" and verb != "POST":
+                raise InvalidRequestError(f"Incorrect HTTP method ({verb}) expected POST")
+            creds = await self.ctx.auth.authenticate(request, method.auth)
+            call = XrpcCall(self.ctx, nsid, request, creds)
+            if creds is not None:
+                call.account_did = creds.did
+            if method.body == "json":
+                call.body = await self._json_body(request, required=True)
+            elif method.body == "optional":
+                call.body = await self._json_body(request, required=False)
+            result = await method.handler(call)
+        except PlazaError as err:
+            response = error_response(err)
+        except Exception:
+            log.exception("XRPC %s failed", nsid)
+            response = json_response(
+                {"error": "InternalServerError", "message": "Internal Server Error"}, 500
+            )
+        else:
+            if result is None:
+                response = _EMPTY
+            elif isinstance(result, Response):
+                response = result
+            else:
+                response = json_response(result)
+        request.state.account_did = call.account_did if call is not None else None
+        return response
+
+    async def _json_body(self, request: Request, *, required: bool) -> Any:
+        limit = self.ctx.settings.max_json_bytes
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise PayloadTooLargeError(f"request body is larger than {limit} bytes")
+        raw = await request.body()
+        if len(raw) > limit:
+            raise PayloadTooLargeError(f"request body is larger than {limit} bytes")
+        if not raw.strip():
+            if required:
+                raise InvalidRequestError("Request body is required")
+            return {}
+        ctype = request.headers.get("content-type", JSON_TYPE).split(";", 1)[0].strip()
+        if ctype not in (JSON_TYPE, "text/json"):
+            raise InvalidRequestError(f"Wrong request encoding (Content-Type): {ctype}")
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise InvalidRequestError("Request body must be a JSON object")
+        return body
