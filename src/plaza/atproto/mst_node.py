@@ -1,0 +1,254 @@
+"""Merkle Search Tree nodes: keys, heights, and the node block codec.
+
+A node is ``{l: link|null, e: [{p: int, k: bytes, v: link, t: link|null}]}``. Its keys
+are held in memory as ``str`` (MST keys are ASCII repository paths) together with the
+record CIDs (``vals``) and the ``len(keys) + 1`` subtree references around them
+(``subs[0]`` is ``l``, ``subs[i + 1]`` is entry ``i``'s ``t``).
+
+Decoding uses ``libipld.decode_dag_cbor`` because it is about 25x faster than the
+pure-Python decoder, but libipld hands CID links back as plain ``bytes`` and tolerates
+some shapes the schema forbids. So every decoded node is re-encoded with the exact
+encoder below and the bytes are compared with the input: a link where bytes belong (or
+the reverse), a non-maximal prefix, an extra field or any other non-canonical encoding
+changes the bytes and is refused. The encoder writes the fixed schema directly (map keys
+``e`` < ``l`` and ``k`` < ``p`` < ``t`` < ``v`` are already in DAG-CBOR order); a test
+checks it against :func:`plaza.atproto.cbor.encode` on random nodes. It never guesses
+which bytes are links: links are :class:`~plaza.atproto.cid.CID` objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Final, TypeAlias
+
+import libipld
+
+from plaza.atproto.cid import CID, DAG_CBOR
+from plaza.atproto.errors import InvalidCidError, MstError
+
+MAX_KEY_LENGTH: Final = 1024
+"""Longest accepted key in bytes (an NSID is at most 317 and a record key 512)."""
+
+MAX_NODE_ENTRIES: Final = 1024
+"""Most entries accepted in one node. With fanout 4 a run of 1,024 same-height keys has
+probability about 4^-400; only mined keys get there, and they cost quadratic work."""
+
+MAX_NODE_BYTES: Final = 2 * 1024 * 1024
+
+_KEY_RE: Final = re.compile(r"[A-Za-z0-9._:~-]+/[A-Za-z0-9._:~-]+")
+
+# Leading zero bits of a byte, divided by two: the height contribution of one byte.
+_LZ2: Final = tuple((8 - b.bit_length()) // 2 for b in range(256))
+
+_LINK: Final = b"\xd8\x2a\x58\x25\x00"
+_NULL: Final = b"\xf6"
+
+
+def validate_key(key: str) -> None:
+    """Raise :class:`MstError` unless ``key`` is a valid MST key.
+
+    A key is ``<collection>/<rkey>``: exactly two non-empty segments of the characters
+    ``A-Za-z0-9._:~-``, neither of them ``.`` or ``..``, at most
+    :data:`MAX_KEY_LENGTH` bytes. This is the structural rule of the repository spec;
+    whether the collection is a valid NSID is the repository layer's business.
+    """
+    if not isinstance(key, str):
+        raise MstError(f"MST key must be a string, got {type(key).__name__}")
+    if len(key) > MAX_KEY_LENGTH or _KEY_RE.fullmatch(key) is None:
+        raise MstError(f"invalid MST key: {key[:100]!r}")
+    coll, rkey = key.split("/")
+    if coll in (".", "..") or rkey in (".", ".."):
+        raise MstError(f"invalid MST key (dot segment): {key!r}")
+
+
+def key_height(key: str) -> int:
+    """The MST depth of ``key``: leading zero bits of SHA-256(key), divided by 2."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    height = 0
+    for b in digest:
+        if b:
+            return height + _LZ2[b]
+        height += 4
+    return height
+
+
+def common_prefix_len(a: bytes, b: bytes) -> int:
+    """Number of leading bytes ``a`` and ``b`` share."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    x = int.from_bytes(a[:n], "big") ^ int.from_bytes(b[:n], "big")
+    return n - (x.bit_length() + 7) // 8
+
+
+class Node:
+    """One MST node, immutable once built.
+
+    ``height`` is the height shared by all its keys, or -1 for a node without keys (its
+    layer is then known only from its parent). ``cid`` and ``data`` are filled when the
+    node is encoded (or were known when it was loaded) and never change afterwards.
+    """
+
+    __slots__ = ("cid", "data", "height", "keys", "subs", "vals")
+
+    keys: tuple[str, ...]
+    vals: tuple[CID, ...]
+    subs: tuple[Ref, ...]
+    height: int
+    cid: CID | None
+    data: bytes | None
+
+    def __init__(  # noqa: PLR0917 - built on every write; positional is the fast path
+        self,
+        keys: tuple[str, ...],
+        vals: tuple[CID, ...],
+        subs: tuple[Ref, ...],
+        height: int,
+        cid: CID | None = None,
+        data: bytes | None = None,
+    ) -> None:
+        self.keys = keys
+        self.vals = vals
+        self.subs = subs
+        self.height = height
+        self.cid = cid
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Node(height={self.height}, keys={len(self.keys)}, cid={self.cid})"
+
+
+Ref: TypeAlias = CID | Node | None
+"""A subtree reference: ``None`` (no subtree), a :class:`CID` of a stored node, or a
+:class:`Node` built in memory (not yet stored)."""
+
+
+def _head(major: int, n: int) -> bytes:
+    m = major << 5
+    if n < 24:
+        return bytes((m | n,))
+    if n < 0x100:
+        return bytes((m | 24, n))
+    if n < 0x10000:
+        return bytes((m | 25,)) + n.to_bytes(2, "big")
+    return bytes((m | 26,)) + n.to_bytes(4, "big")
+
+
+def ref_cid(ref: Ref) -> CID | None:
+    """The CID a reference points to; a :class:`Node` must have been encoded first."""
+    if ref is None or type(ref) is CID:
+        return ref
+    assert isinstance(ref, Node)
+    cid = ref.cid
+    if cid is None:
+        raise AssertionError("node referenced before it was encoded")
+    return cid
+
+
+def encode_node(keys: tuple[str, ...], vals: tuple[CID, ...], links: list[CID | None]) -> bytes:
+    """The DAG-CBOR bytes of a node; ``links[0]`` is ``l``, ``links[i + 1]`` entry i's ``t``."""
+    out = bytearray(b"\xa2\x61e")
+    out += _head(4, len(keys))
+    prev = b""
+    for i, key in enumerate(keys):
+        kb = key.encode("utf-8")
+        p = common_prefix_len(prev, kb)
+        suffix = kb[p:]
+        out += b"\xa4\x61k"
+        out += _head(2, len(suffix))
+        out += suffix
+        out += b"\x61p"
+        out += _head(0, p)
+        out += b"\x61t"
+        t = links[i + 1]
+        if t is None:
+            out += _NULL
+        else:
+            out += _LINK
+            out += t.raw
+        out += b"\x61v"
+        out += _LINK
+        out += vals[i].raw
+        prev = kb
+    out += b"\x61l"
+    left = links[0]
+    if left is None:
+        out += _NULL
+    else:
+        out += _LINK
+        out += left.raw
+    return bytes(out)
+
+
+def _link(value: object, what: str, *, node: bool) -> CID:
+    if type(value) is not bytes:
+        raise MstError(f"MST node field {what} must be a CID link")
+    try:
+        cid = CID(value)
+    except InvalidCidError as exc:
+        raise MstError(f"MST node field {what} is not a supported CID: {exc.message}") from exc
+    if node and cid.codec != DAG_CBOR:
+        raise MstError(f"MST node field {what} must link a dag-cbor node")
+    return cid
+
+
+def decode_node(cid: CID, data: bytes) -> Node:
+    """Decode and strictly validate one node block (its hash is the caller's concern).
+
+    Checks the exact schema, key syntax and strict order, equal key heights, no subtrees
+    under height 0, the entry limit, and canonical bytes. A node without entries and
+    without ``l`` is returned as is: only the caller knows whether it is the root of an
+    empty tree (the one place it is allowed).
+    """
+    if len(data) > MAX_NODE_BYTES:
+        raise MstError(f"MST node {cid} is larger than {MAX_NODE_BYTES} bytes")
+    try:
+        value = libipld.decode_dag_cbor(data)
+    except (ValueError, RecursionError, TypeError, OverflowError) as exc:
+        raise MstError(f"MST node {cid} is not valid DAG-CBOR: {exc}") from exc
+    if type(value) is not dict or value.keys() != {"e", "l"}:
+        raise MstError(f"MST node {cid} must be a map with exactly the fields e and l")
+    entries = value["e"]
+    if type(entries) is not list:
+        raise MstError(f"MST node {cid}: e must be an array")
+    if len(entries) > MAX_NODE_ENTRIES:
+        raise MstError(f"MST node {cid} has {len(entries)} entries (limit {MAX_NODE_ENTRIES})")
+    left = value["l"]
+    links: list[CID | None] = [None if left is None else _link(left, "l", node=True)]
+    keys: list[str] = []
+    vals: list[CID] = []
+    prev = b""
+    height = -1
+    for entry in entries:
+        if type(entry) is not dict or entry.keys() != {"k", "p", "t", "v"}:
+            raise MstError(f"MST node {cid}: entry must have exactly the fields k, p, t, v")
+        p = entry["p"]
+        suffix = entry["k"]
+        if type(p) is not int or type(suffix) is not bytes or not 0 <= p <= len(prev):
+            raise MstError(f"MST node {cid}: bad key prefix or suffix")
+        kb = prev[:p] + suffix
+        try:
+            key = kb.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise MstError(f"MST node {cid}: key is not ASCII") from exc
+        validate_key(key)
+        if keys and key <= keys[-1]:
+            raise MstError(f"MST node {cid}: keys out of order at {key!r}")
+        h = key_height(key)
+        if height == -1:
+            height = h
+        elif h != height:
+            raise MstError(f"MST node {cid}: key {key!r} has height {h}, expected {height}")
+        t = entry["t"]
+        links.append(None if t is None else _link(t, "t", node=True))
+        vals.append(_link(entry["v"], "v", node=False))
+        keys.append(key)
+        prev = kb
+    if height == 0 and any(link is not None for link in links):
+        raise MstError(f"MST node {cid}: a height-0 node cannot have subtrees")
+    ktuple = tuple(keys)
+    vtuple = tuple(vals)
+    if encode_node(ktuple, vtuple, links) != data:
+        raise MstError(f"MST node {cid} is not canonically encoded")
+    return Node(ktuple, vtuple, tuple(links), height, cid, data)
