@@ -1,0 +1,114 @@
+"""A live local network for the hosting-service tests: a directory and two PDSs.
+
+Everything is real: uvicorn on free loopback ports (in a background thread), the
+directory's and PDSs' own stores (the second PDS on PostgreSQL when it is reachable),
+and the atproto SDK or httpx as clients.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from plaza.services.directory import DirectorySettings
+from plaza.services.directory import create_app as create_directory
+from plaza.services.pds import PdsSettings, create_app
+from plaza.services.runner import ServedApp, ServerThread
+from tests.conftest import _PG_MISSING, PG_URL
+
+ADMIN_PASSWORD = "admin-" + secrets.token_hex(8)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Network:
+    directory: str
+    pds: list[str]
+    data_dirs: list[Path]
+
+    def mail_dir(self, i: int) -> Path:
+        return self.data_dirs[i] / "mail"
+
+    def new_account(self, i: int = 0, *, prefix: str = "u") -> dict[str, str]:
+        """A fresh account on PDS ``i``: did, handle, password and tokens."""
+        handle = f"{prefix}{secrets.token_hex(4)}.test"
+        password = "pw-" + secrets.token_hex(8)
+        r = httpx.post(
+            f"{self.pds[i]}/xrpc/com.atproto.server.createAccount",
+            json={"handle": handle, "password": password, "email": f"{handle}@example.com"},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        return {
+            "did": body["did"],
+            "handle": handle,
+            "password": password,
+            "access": body["accessJwt"],
+            "refresh": body["refreshJwt"],
+        }
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    root = tmp_path_factory.mktemp("net")
+    dport, p1, p2 = _free_port(), _free_port(), _free_port()
+    directory_url = f"http://127.0.0.1:{dport}"
+    schema = None
+    db2 = None
+    if _PG_MISSING is None and not os.environ.get("PLAZA_TEST_SQLITE_ONLY"):
+        schema = f"pds_{uuid.uuid4().hex[:10]}"
+        db2 = f"{PG_URL}?schema={schema}"
+    dirs = [root / "pds1", root / "pds2"]
+    apps = [
+        ServedApp(
+            "directory", create_directory(DirectorySettings.for_data_dir(root / "dir")), port=dport
+        ),
+        ServedApp(
+            "pds1",
+            create_app(
+                PdsSettings(
+                    data_dir=dirs[0],
+                    public_url=f"http://127.0.0.1:{p1}",
+                    directory_url=directory_url,
+                    admin_password=ADMIN_PASSWORD,
+                    max_blob_bytes=200_000,
+                )
+            ),
+            port=p1,
+        ),
+        ServedApp(
+            "pds2",
+            create_app(
+                PdsSettings(
+                    data_dir=dirs[1],
+                    public_url=f"http://127.0.0.1:{p2}",
+                    directory_url=directory_url,
+                    db_url=db2,
+                    admin_password=ADMIN_PASSWORD,
+                    max_blob_bytes=200_000,
+                )
+            ),
+            port=p2,
+        ),
+    ]
+    with ServerThread(apps) as urls:
+        yield Network(urls[0], urls[1:], dirs)
+    if schema is not None:
+        import psycopg
+
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
