@@ -638,3 +638,44 @@ def test_ordering_error_message_names_both_times() -> None:
                 LogEntry(state.did, update, str(operation_cid(update)), False, T0).to_json(),
             ],
         )
+
+
+# -- malformed input: always a PlcError, never anything else ------------------------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _valid_json() -> dict[str, Any]:
+    return _genesis()[1].to_json()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(_valid_json())), _json_values)
+def test_mutated_operations_raise_plc_errors(field: str, value: Any) -> None:
+    mutated = {**_valid_json(), field: value}
+    try:
+        op = parse_operation(mutated)
+    except PlcError:
+        return
+    assert op.to_json() == mutated
+
+
+@settings(max_examples=200, deadline=None)
+@given(_json_values)
+def test_arbitrary_json_raises_plc_errors(value: Any) -> None:
+    for parse in (parse_operation, LogEntry.from_json):
+        with pytest.raises(PlcError):
+            parse(value)
+
+
+def test_lone_surrogates_are_refused_not_crashed_on() -> None:
+    with pytest.raises(PlcError, match="Unicode"):
+        parse_operation({**_valid_json(), "alsoKnownAs": ["at://\ud800.test"]})
+    with pytest.raises(PlcError, match="Unicode"):
+        parse_operation({**_valid_json(), "verificationMethods": {"\udc00": "did:key:z"}})

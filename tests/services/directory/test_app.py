@@ -171,6 +171,7 @@ def test_bad_submissions_change_nothing(directory: Directory) -> None:
     stranger_signed = sign_operation(replace(honest, sig=None), key("stranger"))
     orphan = identity("orphan.test")
     wrong_prev = create_update(orphan.genesis, orphan.pds, handle="o.test")
+    surrogate = json.dumps({**honest.to_json(), "alsoKnownAs": ["at://\ud800"]}).encode()
     padded_sig = {**honest.to_json(), "sig": f"{honest.sig}="}
     oversized = {**honest.to_json(), "alsoKnownAs": ["at://" + "x" * MAX_OPERATION_BYTES]}
     url = f"{directory.url}/{bob.did}"
@@ -183,6 +184,7 @@ def test_bad_submissions_change_nothing(directory: Directory) -> None:
         (directory.http.post(url, content=b"{not json"), 400, "InvalidRequest"),
         (directory.http.post(url, content=b'{"type":"a","type":"b"}'), 400, "InvalidRequest"),
         (directory.http.post(url, content=b"[NaN]"), 400, "InvalidRequest"),
+        (directory.http.post(url, content=surrogate), 400, "InvalidPlcOperation"),
         (directory.post(bob.did, {"type": "plc_operation"}), 400, "InvalidPlcOperation"),
         (directory.post(bob.did, bob.genesis), 400, "DidAlreadyExists"),
         (directory.post(orphan.did, bob.genesis), 400, "GenesisHashMismatch"),

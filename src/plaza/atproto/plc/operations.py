@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Final, Literal, TypeVar
 from plaza.atproto import cbor
 from plaza.atproto.cid import CID, DAG_CBOR
 from plaza.atproto.crypto import PrivateKey, parse_did_key
-from plaza.atproto.errors import CryptoError, InvalidCidError, PlcError
+from plaza.atproto.errors import CryptoError, EncodeError, InvalidCidError, PlcError
 from plaza.atproto.plc.errors import PlcSignatureError, PlcTooLargeError
 
 MAX_OPERATION_BYTES: Final = 7500
@@ -233,6 +233,10 @@ def _expect_keys(value: dict[str, Any], required: frozenset[str], signed: bool, 
 def _str(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise PlcError(f"{name} must be a string, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PlcError(f"{name} is not valid Unicode (a lone surrogate)") from exc
     return value
 
 
@@ -245,7 +249,10 @@ def _str_list(value: Any, name: str) -> list[str]:
 def _str_map(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         raise PlcError("verificationMethods must be an object of strings")
-    return {k: _str(v, f"verificationMethods.{k}") for k, v in value.items()}
+    return {
+        _str(k, "a verificationMethods id"): _str(v, f"verificationMethods.{k}")
+        for k, v in value.items()
+    }
 
 
 def _services(value: Any) -> dict[str, Service]:
@@ -253,6 +260,7 @@ def _services(value: Any) -> dict[str, Service]:
         raise PlcError("services must be an object")
     out = {}
     for name, svc in value.items():
+        _str(name, "a services id")
         if not isinstance(svc, dict) or svc.keys() != _SERVICE_KEYS:
             raise PlcError(f"services.{name} must be exactly {{type, endpoint}}")
         out[name] = Service(
@@ -283,7 +291,7 @@ def _sig_field(value: dict[str, Any], signed: bool) -> str | None:
 
 def check_size(op: Operation) -> None:
     """Raise :class:`PlcTooLargeError` when the signed op exceeds the size limit."""
-    size = len(cbor.encode(op.to_json(signed=op.sig is not None)))
+    size = len(_encode(op, signed=op.sig is not None))
     if size > MAX_OPERATION_BYTES:
         raise PlcTooLargeError(
             f"operation is {size} bytes of DAG-CBOR; the limit is {MAX_OPERATION_BYTES}"
@@ -314,14 +322,21 @@ def decode_sig(sig: str) -> bytes:
     return raw
 
 
+def _encode(op: Operation, *, signed: bool) -> bytes:
+    try:
+        return cbor.encode(op.to_json(signed=signed))
+    except (EncodeError, UnicodeEncodeError) as exc:
+        raise PlcError(f"the operation cannot be encoded as DAG-CBOR: {exc}") from exc
+
+
 def unsigned_bytes(op: Operation) -> bytes:
     """The bytes a signature covers: DAG-CBOR of the operation without ``sig``."""
-    return cbor.encode(op.to_json(signed=False))
+    return _encode(op, signed=False)
 
 
 def signed_bytes(op: Operation) -> bytes:
     """DAG-CBOR of the signed operation (what its CID and a genesis DID hash)."""
-    return cbor.encode(op.to_json(signed=True))
+    return _encode(op, signed=True)
 
 
 def sign_operation(op: OpT, key: PrivateKey) -> OpT:
