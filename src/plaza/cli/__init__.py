@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from plaza.cli import doctor, serve
+from plaza.cli import account, doctor, serve, up
 
 app = typer.Typer(
     name="plaza",
@@ -28,6 +28,8 @@ def _root() -> None:
 
 app.command("doctor")(doctor.doctor)
 app.add_typer(serve.app, name="serve")
+app.command("up")(up.up)
+app.add_typer(account.app, name="account")
 
 
 def main() -> None:

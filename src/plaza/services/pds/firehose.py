@@ -87,7 +87,7 @@ async def subscribe_repos(websocket: WebSocket) -> None:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await watcher
-        with contextlib.suppress(RuntimeError, OSError):
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
             await websocket.close()
 
 
@@ -101,6 +101,6 @@ async def _watch_close(websocket: WebSocket) -> None:
 
 
 async def _fail(websocket: WebSocket, error: str, message: str) -> None:
-    with contextlib.suppress(RuntimeError, OSError):
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
         await websocket.send_bytes(encode_error_frame(error, message))
         await websocket.close(code=1008)
