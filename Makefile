@@ -30,5 +30,9 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/plaza bench repo
 
+# Regenerate src/plaza/atproto/lexicons/ from the pinned npm package (needs npm).
+lexicons: $(STAMP)
+	$(BIN)/python scripts/update_lexicons.py
+
 clean:
 	rm -rf $(VENV) .plaza .pytest_cache .mypy_cache .ruff_cache
