@@ -105,3 +105,20 @@ class InvalidRecordError(AtprotoError):
     """A record does not match its Lexicon."""
 
     code = "InvalidRecord"
+
+
+class RepoWriteError(AtprotoError):
+    """A write to a repository is not allowed (bad path, too many writes, bad record)."""
+
+    code = "InvalidRequest"
+
+
+class RecordExistsError(RepoWriteError):
+    """A create names a record path that already holds a record."""
+
+
+class RecordNotFoundError(RepoWriteError):
+    """An update or delete names a record path that holds no record."""
+
+    code = "RecordNotFound"
+    status = 404

@@ -1,0 +1,246 @@
+"""Sync v1.1: commit events verified by inverting their ops on the CAR slice."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from plaza.atproto import datamodel
+from plaza.atproto.car import read_car, write_car
+from plaza.atproto.cid import CID
+from plaza.atproto.commit import sign_commit
+from plaza.atproto.crypto import PrivateKey
+from plaza.atproto.errors import (
+    BadSignatureError,
+    CarRootError,
+    CommitError,
+    MissingBlockError,
+)
+from plaza.atproto.mst import MST, Op
+from plaza.atproto.repo import Write
+from plaza.atproto.sync import (
+    LegacyOp,
+    check_ops,
+    parse_ops,
+    sync_event_car,
+    verify_commit_body,
+    verify_commit_event,
+)
+from plaza.errors import PlazaError
+from tests.atproto.repo_helpers import DID, POST, Host, post, tid
+from tests.vectors import load_json, params, vector_path
+
+PROOFS = load_json("atproto-interop", "firehose", "commit-proof-fixtures.json")
+FIREHOSE = sorted(vector_path("indigo-testdata", "firehose-commit").glob("*.json"))
+
+
+@pytest.mark.parametrize("fx", params(PROOFS, lambda f: f["comment"]))
+def test_commit_proof_fixture_slice_inverts(fx: dict[str, Any]) -> None:
+    leaf = CID.decode(fx["leafValue"])
+    before = MST.build([(k, leaf) for k in fx["keys"]])
+    assert str(before.root()) == fx["rootBeforeCommit"]
+    after = MST.load(before.new_blocks(), before.root())
+    for key in fx["adds"]:
+        after = after.put(key, leaf)
+    for key in fx["dels"]:
+        after = after.delete(key)
+    assert str(after.root()) == fx["rootAfterCommit"]
+    ops = before.diff(after)
+    key = PrivateKey.generate()
+    signed = sign_commit(DID, after.root(), tid(1), key)
+    proof = after.inversion_blocks(ops)
+    slice_car = write_car([signed.cid], [(signed.cid, signed.bytes), *proof.items()])
+    blocks = read_car(slice_car).blocks
+    assert {str(c) for c in blocks} - {str(signed.cid)} == set(fx["blocksInProof"])
+    assert check_ops(blocks, after.root(), ops, before.root()) is True
+    # the fixture's record block is unknown, so the full event check stops there
+    if fx["adds"]:
+        with pytest.raises(MissingBlockError, match="record"):
+            verify_commit_event(slice_car, ops, before.root(), signed.cid, key.public_key, DID)
+
+
+def _event(result: Any) -> dict[str, Any]:
+    return {
+        "repo": DID,
+        "commit": result.cid,
+        "rev": result.rev,
+        "since": result.since,
+        "blocks": result.car_slice,
+        "ops": [
+            {"action": o.action, "path": o.path, "cid": o.cid, "prev": o.prev} for o in result.ops
+        ],
+        "prevData": result.prev_data,
+    }
+
+
+def test_host_commits_verify_by_inversion() -> None:
+    host = Host()
+    rng = random.Random(7)
+    live: list[str] = []
+    for step in range(60):
+        writes: list[Write] = []
+        for _ in range(rng.randint(1, 6)):
+            choice = rng.random()
+            if live and choice < 0.25:
+                rkey = live.pop(rng.randrange(len(live)))
+                writes.append(Write.delete(POST, rkey))
+            elif live and choice < 0.4:
+                rkey = rng.choice(live)
+                if all(w.rkey != rkey for w in writes):
+                    writes.append(Write.update(POST, rkey, post(-step)))
+            else:
+                rkey = f"3l{step:03d}{len(writes)}{rng.randrange(10**6)}"
+                live.append(rkey)
+                writes.append(Write.create(POST, rkey, post(step)))
+        seen: set[str] = set()
+        unique = [w for w in writes if not (w.rkey in seen or seen.add(w.rkey))]
+        result = host.write(*unique)
+        verified = verify_commit_body(_event(result), host.key.public_key)
+        assert verified.inverted and verified.signature_checked
+        assert verified.rev == result.rev and verified.data == result.data
+        for op in verified.ops:
+            if op.cid is not None:
+                assert verified.record_block(op) == result.record_blocks[op.cid]
+
+
+@pytest.fixture
+def event() -> tuple[Host, Any]:
+    host = Host()
+    for i in range(30):
+        host.write(Write.create(POST, f"3k{i:03d}", post(i)))
+    result = host.write(
+        Write.create(POST, "3k0105", post(105)),
+        Write.update(POST, "3k007", post(1007)),
+        Write.delete(POST, "3k020"),
+    )
+    return host, result
+
+
+def test_tampered_events_are_refused(event: tuple[Host, Any]) -> None:
+    host, result = event
+    key = host.key.public_key
+    good = (result.car_slice, result.ops, result.prev_data, result.cid, key, DID)
+    assert verify_commit_event(*good).inverted
+
+    wrong_prev = result.ops[0].cid  # any other CID
+    with pytest.raises(CommitError, match="prevData"):
+        verify_commit_event(result.car_slice, result.ops, wrong_prev, result.cid, key, DID)
+    with pytest.raises(CommitError, match="prevData"):  # an op left out
+        verify_commit_event(
+            result.car_slice, result.ops[:2], result.prev_data, result.cid, key, DID
+        )
+    lying = (Op("create", result.ops[0].path, result.ops[1].cid), *result.ops[1:])
+    with pytest.raises(CommitError):
+        verify_commit_event(result.car_slice, lying, result.prev_data, result.cid, key, DID)
+    with pytest.raises(BadSignatureError):
+        verify_commit_event(
+            result.car_slice,
+            result.ops,
+            result.prev_data,
+            result.cid,
+            PrivateKey.generate().public_key,
+            DID,
+        )
+    with pytest.raises(CommitError, match="belongs"):
+        verify_commit_event(
+            result.car_slice, result.ops, result.prev_data, result.cid, key, "did:plc:x"
+        )
+    with pytest.raises(CarRootError):
+        verify_commit_event(
+            result.car_slice, result.ops, result.prev_data, result.prev_data, key, DID
+        )
+    with pytest.raises(CommitError, match="twice"):
+        verify_commit_event(
+            result.car_slice, (*result.ops, result.ops[0]), result.prev_data, result.cid, key, DID
+        )
+
+    blocks = read_car(result.car_slice).blocks
+    node = next(c for c in result.node_blocks if c != result.data)
+    thinner = write_car([result.cid], [(c, b) for c, b in blocks.items() if c != node])
+    with pytest.raises(MissingBlockError):
+        verify_commit_event(thinner, result.ops, result.prev_data, result.cid, key, DID)
+    record = result.ops[0].cid
+    no_record = write_car([result.cid], [(c, b) for c, b in blocks.items() if c != record])
+    with pytest.raises(MissingBlockError, match="record"):
+        verify_commit_event(no_record, result.ops, result.prev_data, result.cid, key, DID)
+
+
+def test_body_shape_is_checked(event: tuple[Host, Any]) -> None:
+    _host, result = event
+    body = _event(result)
+    assert verify_commit_body(body, None).signature_checked is False
+    with pytest.raises(CommitError, match="prevData"):
+        verify_commit_body({**body, "prevData": None}, None)
+    with pytest.raises(CommitError):
+        verify_commit_body({**body, "blocks": "text"}, None)
+    with pytest.raises(CommitError):
+        verify_commit_body({**body, "ops": [{"action": "explode", "path": "a/b"}]}, None)
+    with pytest.raises(CommitError):
+        verify_commit_body(
+            {**body, "ops": [{"action": "create", "path": "no-slash", "cid": None, "prev": None}]},
+            None,
+        )
+    with pytest.raises(CommitError, match="rev"):
+        verify_commit_body({**body, "rev": tid(1)}, None)
+    with pytest.raises(CommitError):
+        verify_commit_body(
+            {**body, "ops": [{"action": "update", "path": "a.b/c", "cid": None, "prev": None}]},
+            None,
+        )
+
+
+def test_too_many_ops() -> None:
+    host = Host()
+    cid = CID.compute(b"{}")
+    ops = [Op("create", f"a.b/{i}", cid) for i in range(201)]
+    signed = sign_commit(DID, host.repo.data, tid(99), host.key)
+    car = write_car([signed.cid], [(signed.cid, signed.bytes)])
+    with pytest.raises(CommitError, match="limit"):
+        verify_commit_event(car, ops, host.repo.data, signed.cid, None, DID)
+
+
+def test_sync_event_car_holds_only_the_commit() -> None:
+    host = Host()
+    car = read_car(sync_event_car(host.repo.commit))
+    assert car.roots == [host.repo.cid] and list(car.blocks) == [host.repo.cid]
+
+
+@pytest.mark.parametrize("path", params(FIREHOSE, lambda p: p.stem))
+def test_pre_v11_firehose_commits_parse_and_check_forward(path: Path) -> None:
+    body = datamodel.loads(path.read_text())
+    car = read_car(body["blocks"])
+    assert car.root == body["commit"]
+    ops = parse_ops(body["ops"])
+    assert all(isinstance(op, LegacyOp) for op in ops)
+    verified = verify_commit_body(body, None, require_prev_data=False)
+    assert verified.did == body["repo"] and verified.rev == body["rev"]
+    assert not verified.inverted and len(verified.ops) == len(body["ops"])
+    with pytest.raises(CommitError, match="prevData"):
+        verify_commit_body(body, None)
+    # legacy ops cannot be inverted, whatever prevData is claimed
+    with pytest.raises(CommitError, match="inverted"):
+        verify_commit_event(body["blocks"], ops, verified.data, body["commit"], None, body["repo"])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=400))
+def test_malformed_slices_raise_plaza_errors(data: bytes) -> None:
+    cid = CID.compute(b"x")
+    with contextlib.suppress(PlazaError):
+        verify_commit_event(data, [], cid, cid, None, DID)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pos=st.integers(0, 10**6), byte=st.integers(0, 255))
+def test_corrupted_slices_raise_plaza_errors(pos: int, byte: int) -> None:
+    body = datamodel.loads(FIREHOSE[2].read_text())
+    data = bytearray(body["blocks"])
+    data[pos % len(data)] = byte
+    with contextlib.suppress(PlazaError):
+        verify_commit_body({**body, "blocks": bytes(data)}, None, require_prev_data=False)
