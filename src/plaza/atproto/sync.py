@@ -56,11 +56,13 @@ class VerifiedCommit:
         return None if op.cid is None else self.blocks.get(op.cid)
 
 
-def parse_ops(raw: Iterable[Mapping[str, Any]]) -> tuple[Op, ...]:
+def parse_ops(raw: Iterable[Mapping[str, Any]], *, v11: bool = False) -> tuple[Op, ...]:
     """Ops from a decoded ``#commit`` body (``{action, path, cid, prev?}`` with CID links).
 
     A pre-v1.1 op has no ``prev``; its create/update/delete shape is then checked on
-    ``cid`` alone and ``prev`` stays None (such ops cannot be inverted).
+    ``cid`` alone and ``prev`` stays None (such ops cannot be inverted). In a v1.1 event
+    (``v11``: it carries ``prevData``) a create has no ``prev`` either — the spec says the
+    field is absent — and is a regular, invertible op.
     """
     out: list[Op] = []
     for item in raw:
@@ -80,7 +82,7 @@ def parse_ops(raw: Iterable[Mapping[str, Any]]) -> tuple[Op, ...]:
             validate_key(path)
         except MstError as exc:
             raise CommitError(f"op path: {exc.message}") from exc
-        if "prev" in item:
+        if "prev" in item or (v11 and action == "create"):
             try:
                 out.append(Op(action, path, cid, prev))
             except MstError as exc:
@@ -206,7 +208,13 @@ def verify_commit_body(
     if type(raw_ops) is not list:
         raise CommitError("#commit ops must be a list")
     return verify_commit_event(
-        blocks, parse_ops(raw_ops), prev_data, commit_cid, key, repo, rev=rev
+        blocks,
+        parse_ops(raw_ops, v11=prev_data is not None),
+        prev_data,
+        commit_cid,
+        key,
+        repo,
+        rev=rev,
     )
 
 
