@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -38,6 +39,7 @@ class Network:
     directory: str
     pds: list[str]
     data_dirs: list[Path]
+    apps: list[Any]
 
     def mail_dir(self, i: int) -> Path:
         return self.data_dirs[i] / "mail"
@@ -106,7 +108,7 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         ),
     ]
     with ServerThread(apps) as urls:
-        yield Network(urls[0], urls[1:], dirs)
+        yield Network(urls[0], urls[1:], dirs, [a.app for a in apps[1:]])
     if schema is not None:
         import psycopg
 

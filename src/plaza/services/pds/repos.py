@@ -26,12 +26,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from plaza.atproto import cbor, datamodel, syntax
-from plaza.atproto.car import read_car
+from plaza.atproto.car import write_car
 from plaza.atproto.cid import CID
-from plaza.atproto.commit import decode_commit, verify_commit
+from plaza.atproto.commit import sign_commit, verify_commit
 from plaza.atproto.crypto import PrivateKey
 from plaza.atproto.errors import AtprotoError
 from plaza.atproto.mst import MST, NodeCache, Op
+from plaza.atproto.repo_verify import import_car
 from plaza.atproto.tid import TidClock
 from plaza.services.pds.errors import (
     AccountDeactivatedError,
@@ -96,33 +97,13 @@ class _Source:
 
 def car_bytes(root: CID, blocks: Iterable[tuple[CID, bytes]]) -> bytes:
     """A CARv1 file with one root and the given blocks in order."""
-    out = bytearray()
-    header = cbor.encode({"roots": [root], "version": 1})
-    out += _varint(len(header)) + header
-    for cid, data in blocks:
-        out += _varint(36 + len(data))
-        out += cid.raw
-        out += data
-    return bytes(out)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    return write_car([root], blocks)
 
 
 def signed_commit(did: str, data: CID, rev: str, key: PrivateKey) -> tuple[CID, bytes]:
-    """A version-3 commit over MST root ``data``, signed with ``key``."""
-    unsigned = {"did": did, "version": 3, "data": data, "rev": rev, "prev": None}
-    signed = {**unsigned, "sig": key.sign(cbor.encode(unsigned))}
-    return cbor.encode_with_cid(signed)
+    """A version-3 commit over MST root ``data``, signed with ``key``: ``(cid, block)``."""
+    signed = sign_commit(did, data, rev, key)
+    return signed.cid, signed.bytes
 
 
 def find_blobs(value: Any, out: list[CID] | None = None, depth: int = 0) -> list[CID]:
@@ -384,40 +365,32 @@ class RepoManager:
         DID's current key (or this host's key for the account), and every MST node and
         record must be present. Idempotent; an active account announces it with ``#sync``.
         """
-        car = read_car(data, max_total_bytes=self.ctx.settings.max_car_bytes)
-        block = car.blocks.get(car.root)
-        if block is None:
-            raise InvalidRequestError("The CAR's root (the commit) is not in the file")
-        commit = decode_commit(block)
-        if commit.did != acct.did:
-            raise InvalidRequestError(f"The CAR is the repository of {commit.did}, not {acct.did}")
+        repo = import_car(data, did=acct.did, max_bytes=self.ctx.settings.max_car_bytes)
+        commit = repo.commit
         if commit.rev is None:
             raise InvalidRequestError("Only version-3 commits can be imported")
         if not acct.key.public_key.verify(commit.unsigned_bytes(), commit.sig):
             verify_commit(commit, await self.ctx.identity.signing_key(acct.did, refresh=True))
-        tree = MST.load(car.blocks, commit.data, NodeCache(100_000))
-        items = list(tree.items())
-        blocks: list[tuple[bytes, bytes]] = [(car.root.raw, block)]
-        blocks.extend((c.raw, b) for c, b in tree.all_blocks().items())
+        blocks = [(cid.raw, data) for cid, data in repo.blocks.items()]
         refs: list[RecordRef] = []
         blob_refs: dict[str, tuple[bytes, ...]] = {}
-        for path, cid in items:
-            record = car.blocks.get(cid)
-            if record is None:
-                raise InvalidRequestError(f"Record block {cid} for {path} is missing from the CAR")
-            blocks.append((cid.raw, record))
+        for path, cid in repo.records.items():
             collection, _, rkey = path.partition("/")
             refs.append(RecordRef(collection, rkey, cid.raw))
-            blobs = find_blobs(cbor.decode(record))
+            blobs = find_blobs(cbor.decode(repo.blocks[cid]))
             if blobs:
                 blob_refs[f"at://{acct.did}/{path}"] = tuple(b.raw for b in blobs)
-        root = RepoRoot(car.root.raw, commit.rev, commit.data.raw)
+        commit_block = repo.blocks[repo.commit_cid]
+        root = RepoRoot(repo.commit_cid.raw, commit.rev, commit.data.raw)
         now = time.time()
         with self.ctx.store.transaction():
             self.ctx.store.replace_repo(acct.did, root, blocks, refs, blob_refs)
             event = (
                 self.ctx.sequencer.sync(
-                    acct.did, commit.rev, car_bytes(car.root, [(car.root, block)]), now
+                    acct.did,
+                    commit.rev,
+                    car_bytes(repo.commit_cid, [(repo.commit_cid, commit_block)]),
+                    now,
                 )
                 if acct.active
                 else None
