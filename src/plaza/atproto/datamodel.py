@@ -100,6 +100,8 @@ def loads(text: str | bytes) -> Any:
         parsed = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DecodeError(f"invalid JSON: {exc}") from exc
+    except RecursionError as exc:  # the stdlib parser recurses once per nesting level
+        raise DecodeError("invalid JSON: nested too deeply") from exc
     return from_json(parsed)
 
 
