@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from plaza.cli import account, doctor, serve, up
+from plaza.cli import account, doctor, repo, serve, up
 
 app = typer.Typer(
     name="plaza",
@@ -30,6 +30,7 @@ app.command("doctor")(doctor.doctor)
 app.add_typer(serve.app, name="serve")
 app.command("up")(up.up)
 app.add_typer(account.app, name="account")
+app.add_typer(repo.app, name="repo")
 
 
 def main() -> None:
