@@ -201,7 +201,7 @@ def test_get_repo_is_a_verifiable_car(network: Network) -> None:
     repo = import_car(car, did=acct["did"], key=key)
     assert repo.signature_checked and len(repo.records) == 5
     assert repo.unreferenced_blocks == 0
-    header, blocks = libipld.decode_car(car)
+    _, blocks = libipld.decode_car(car)
     assert len(blocks) == len(repo.blocks)
     # since=rev: only what came after
     rev = repo.rev
