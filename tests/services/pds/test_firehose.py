@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 from websockets.sync.client import connect
 
 from atproto import CAR, FirehoseSubscribeReposClient, firehose_models, models
@@ -15,6 +18,7 @@ from atproto import parse_subscribe_repos_message as parse_message
 from plaza.atproto import cbor
 from plaza.atproto.crypto import parse_did_key
 from plaza.atproto.sync import verify_commit_body
+from plaza.cli import app as cli
 from tests.services.pds.conftest import Network
 from tests.services.pds.firehose_reader import read_events
 
@@ -178,7 +182,7 @@ def test_cursor_rules(network: Network) -> None:
         assert header == {"op": 1, "t": "#identity"}
 
 
-def test_get_repo_is_a_verifiable_car(network: Network) -> None:
+def test_get_repo_is_a_verifiable_car(network: Network, tmp_path: Path) -> None:
     import libipld
 
     from plaza.atproto.repo_verify import import_car
@@ -203,6 +207,24 @@ def test_get_repo_is_a_verifiable_car(network: Network) -> None:
     assert repo.unreferenced_blocks == 0
     _, blocks = libipld.decode_car(car)
     assert len(blocks) == len(repo.blocks)
+    car_file = tmp_path / "repo.car"
+    car_file.write_bytes(car)
+    verdict = CliRunner().invoke(
+        cli,
+        [
+            "repo",
+            "verify",
+            str(car_file),
+            "--did",
+            acct["did"],
+            "--directory",
+            network.directory,
+            "--json",
+        ],
+    )
+    assert verdict.exit_code == 0, verdict.output
+    summary = json.loads(verdict.output)
+    assert summary["records"] == 5 and summary["signature"].startswith("verified against")
     # since=rev: only what came after
     rev = repo.rev
     _call(
