@@ -447,6 +447,10 @@ def parse_at_uri(value: str) -> AtUri:
     Query and fragment parts, trailing slashes and paths deeper than
     ``collection/rkey`` are refused.
     """
+    return AtUri(*_at_uri_parts(value))
+
+
+def _at_uri_parts(value: str) -> tuple[str, str | None, str | None]:
     value = _require_str("AT-URI", value)
     if len(value) > AT_URI_MAX:
         raise _fail("AT-URI", value, f"too long ({len(value)} > {AT_URI_MAX} characters)")
@@ -462,7 +466,7 @@ def parse_at_uri(value: str) -> AtUri:
             validate_record_key(rkey)
     except InvalidSyntaxError as exc:
         raise InvalidSyntaxError(f"invalid AT-URI {_show(value)}: {exc.message}") from exc
-    return AtUri(authority, collection, rkey)
+    return authority, collection, rkey
 
 
 def _at_uri_rule(value: str) -> str:
@@ -484,7 +488,7 @@ def _at_uri_rule(value: str) -> str:
 
 def validate_at_uri(value: str) -> str:
     """Return ``value`` if it is a valid AT-URI (see :func:`parse_at_uri`)."""
-    parse_at_uri(value)
+    _at_uri_parts(value)
     return value
 
 

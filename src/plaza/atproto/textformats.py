@@ -63,18 +63,25 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
     return era * 146097 + doe - _EPOCH_DAYS
 
 
-def _datetime_parts(value: str) -> tuple[int, int]:
-    """Validate; return (UTC seconds since the Unix epoch, fraction in microseconds)."""
+_YEAR_ZERO: Final = _days_from_civil(0, 1, 1) * 86400  # 0000-01-01T00:00:00Z, in epoch seconds
+
+
+def _datetime_parts(value: str, *, want_time: bool = True) -> tuple[int, int]:
+    """Validate; return (UTC seconds since the Unix epoch, fraction in microseconds).
+
+    With ``want_time=False`` only validates (and returns zeros) unless the year is
+    0000, where the offset decides validity.
+    """
     value = _require_str("datetime", value)
     m = _DATETIME_RE.fullmatch(value)
     if m is None:
         raise InvalidSyntaxError(f"invalid datetime {_show(value)}: {_datetime_rule(value)}")
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    frac, tz = m.group(7), m.group(8)
+    ys, mos, ds, hs, mis, ss, frac, tz = m.groups()
+    year, month, day = int(ys), int(mos), int(ds)
+    hour, minute, second = int(hs), int(mis), int(ss)
     if not 1 <= month <= 12:
         raise _dt_fail(value, f"month {month:02d} does not exist")
-    last = 29 if month == 2 and _is_leap(year) else _DAYS_IN_MONTH[month]
-    if not 1 <= day <= last:
+    if not 1 <= day <= _DAYS_IN_MONTH[month] and not (month == 2 and day == 29 and _is_leap(year)):
         raise _dt_fail(value, f"day {day:02d} does not exist in {year:04d}-{month:02d}")
     if hour > 23 or minute > 59 or second > 59:
         raise _dt_fail(value, "time of day out of range (00:00:00 to 23:59:59)")
@@ -86,10 +93,12 @@ def _datetime_parts(value: str) -> tuple[int, int]:
         if oh > 23 or om > 59:
             raise _dt_fail(value, f"timezone offset {tz} out of range")
         offset = (oh * 3600 + om * 60) * (1 if tz[0] == "+" else -1)
+    if not want_time and year > 0:
+        return 0, 0
     seconds = (
         _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset
     )
-    if seconds < _days_from_civil(0, 1, 1) * 86400:
+    if seconds < _YEAR_ZERO:
         raise _dt_fail(value, "normalizes to a time before year 0000")
     micros = int((frac or "0")[:6].ljust(6, "0"))
     return seconds, micros
@@ -125,14 +134,14 @@ def _datetime_rule(value: str) -> str:
 
 def validate_datetime(value: str) -> str:
     """Return ``value`` if it is a valid atproto datetime (see the module docstring)."""
-    _datetime_parts(value)
+    _datetime_parts(value, want_time=False)
     return value
 
 
 def is_valid_datetime(value: object) -> bool:
     """True when :func:`validate_datetime` accepts ``value``."""
     try:
-        _datetime_parts(value)  # type: ignore[arg-type]
+        _datetime_parts(value, want_time=False)  # type: ignore[arg-type]
     except InvalidSyntaxError:
         return False
     return True
