@@ -84,6 +84,7 @@ def test_encoding_ignores_insertion_order(value: dict[str, Any]) -> None:
         (True, "f5"),
         (False, "f4"),
     ],
+    ids=repr,
 )
 def test_shortest_forms(value: Any, hex_: str) -> None:
     assert cbor.encode(value).hex() == hex_
