@@ -58,3 +58,13 @@ def test_a_taken_port_is_a_clear_error() -> None:
 def test_url_for_brackets_ipv6() -> None:
     assert url_for("::1", 80) == "http://[::1]:80"
     assert url_for("127.0.0.1", 80) == "http://127.0.0.1:80"
+
+
+def test_bound_sockets_are_tcp_so_asyncio_sets_nodelay() -> None:
+    # asyncio enables TCP_NODELAY only for sockets whose proto is IPPROTO_TCP; without
+    # it every small response stalls on a delayed ACK (about 40 ms on loopback).
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

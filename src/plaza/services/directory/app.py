@@ -36,6 +36,7 @@ from plaza.atproto.plc import (
     PlcTooLargeError,
     did_data,
     did_document,
+    format_timestamp,
     is_did_plc,
     parse_operation,
     parse_timestamp,
@@ -124,7 +125,7 @@ def create_app(
                     "did": row.entry.did,
                     "operation": row.entry.operation.to_json(),
                     "cid": row.entry.cid,
-                    "createdAt": row.entry.to_json()["createdAt"],
+                    "createdAt": format_timestamp(row.entry.created_at),
                 }
                 for row in store.export(int(after), count)
             ]
