@@ -256,6 +256,8 @@ def test_export_import_round_trip(host: Host) -> None:
     assert order[0] == host.repo.cid and order[1] == host.repo.data
     record_positions = [order.index(c) for c in repo.records.values()]
     assert record_positions == sorted(record_positions)
+    walked = [c for c, _ in MST.load(host.blocks, host.repo.data).walk_preorder()]
+    assert order[1:] == list(dict.fromkeys(walked))  # the spec's preferred order exactly
     # the import keeps only reachable blocks
     stray = cbor.encode({"stray": True})
     padded = write_car(
@@ -263,6 +265,16 @@ def test_export_import_round_trip(host: Host) -> None:
     )
     again = import_car(padded)
     assert again.unreferenced_blocks == 1 and CID.compute(stray) not in again.blocks
+
+
+def test_export_of_a_damaged_store_fails_cleanly(host: Host) -> None:
+    blocks = dict(host.blocks)
+    blocks[host.repo.data] = cbor.encode({"not": "a node"})
+    with pytest.raises(MstError):
+        export_car(blocks, host.repo.cid)
+    del blocks[host.repo.data]
+    with pytest.raises(MissingBlockError):
+        export_car(blocks, host.repo.cid)
 
 
 def test_since_exports(host: Host) -> None:

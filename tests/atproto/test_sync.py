@@ -195,6 +195,17 @@ def test_body_shape_is_checked(event: tuple[Host, Any]) -> None:
         )
 
 
+def test_v11_creates_carry_no_prev_field(event: tuple[Host, Any]) -> None:
+    _host, result = event
+    body = _event(result)
+    for op in body["ops"]:
+        if op["action"] == "create":
+            del op["prev"]  # the spec: a create's prev is absent, not null
+    verified = verify_commit_body(body, None)
+    assert verified.inverted
+    assert not any(isinstance(op, LegacyOp) for op in verified.ops)
+
+
 def test_too_many_ops() -> None:
     host = Host()
     cid = CID.compute(b"{}")

@@ -69,6 +69,66 @@ def _varint(data: bytes | bytearray, pos: int) -> tuple[int, int] | None:
             raise CarError(f"varint too long at byte {start}")
 
 
+def _parse_header(buf: bytes | bytearray) -> tuple[list[CID], int] | None:
+    """The roots and the offset past the header, or None if more bytes are needed."""
+    got = _varint(buf, 0)
+    if got is None:
+        if len(buf) > 10:
+            raise CarError("invalid CAR header length")
+        return None
+    length, pos = got
+    if length == 0 or length > MAX_HEADER_BYTES:
+        raise CarError(f"CAR header length {length} is out of range")
+    end = pos + length
+    if len(buf) < end:
+        return None
+    try:
+        header = cbor.decode(bytes(buf[pos:end]))
+    except DecodeError as exc:
+        raise CarError(f"CAR header is not valid DAG-CBOR: {exc.message}") from exc
+    if type(header) is not dict or set(header) != {"roots", "version"}:
+        raise CarError("CAR header must be a map with exactly 'version' and 'roots'")
+    if type(header["version"]) is not int or header["version"] != 1:
+        raise CarError(f"unsupported CAR version {header['version']!r} (only 1)")
+    roots = header["roots"]
+    if type(roots) is not list or not roots or len(roots) > MAX_ROOTS:
+        raise CarRootError(f"CAR header must list between 1 and {MAX_ROOTS} roots")
+    if not all(type(r) is CID for r in roots):
+        raise CarRootError("CAR roots must be CID links")
+    return list(roots), end
+
+
+def _parse_section(
+    buf: bytes | bytearray, pos: int, offset: int, max_block: int
+) -> tuple[int, CID, bytes] | None:
+    """The section at ``pos`` as ``(end, cid, block)``, hash-checked; None if incomplete.
+
+    ``offset`` is the file offset of ``buf[0]``, for messages.
+    """
+    got = _varint(buf, pos)
+    if got is None:
+        return None
+    length, start = got
+    at = offset + pos
+    if length < CID_LENGTH or length > max_block + CID_LENGTH:
+        raise CarError(f"CAR section at byte {at} has length {length}, out of range")
+    end = start + length
+    if len(buf) < end:
+        return None
+    raw = bytes(buf[start : start + CID_LENGTH])
+    if raw[:4] not in _CID_PREFIXES:
+        raise CarError(
+            f"CAR section at byte {at} has a CID atproto does not use "
+            f"(prefix {raw[:4].hex()}): only CIDv1, sha2-256, dag-cbor or raw"
+        )
+    block = bytes(buf[start + CID_LENGTH : end])
+    if hashlib.sha256(block).digest() != raw[4:]:
+        raise BlockHashMismatchError(
+            f"block {CID._trusted(raw)} does not match its hash (at byte {at})"
+        )
+    return end, CID._trusted(raw), block
+
+
 @dataclass(frozen=True)
 class Car:
     """A CAR read whole: its roots and its blocks (first copy of each, in file order)."""
@@ -112,12 +172,12 @@ class CarDecoder:
         pos = 0
         out: list[tuple[CID, bytes]] = []
         if self.roots is None:
-            got = self._header(buf)
-            if got is None:
+            header = _parse_header(buf)
+            if header is None:
                 return out
-            pos = got
+            self.roots, pos = header
         while True:
-            got_block = self._section(buf, pos)
+            got_block = _parse_section(buf, pos, self._offset, self._max_block)
             if got_block is None:
                 break
             pos, cid, block = got_block
@@ -133,59 +193,6 @@ class CarDecoder:
         if self._buf:
             raise CarError(f"CAR ends with a truncated section at byte {self._offset}")
 
-    def _header(self, buf: bytearray) -> int | None:
-        got = _varint(buf, 0)
-        if got is None:
-            if len(buf) > 10:
-                raise CarError("invalid CAR header length")
-            return None
-        length, pos = got
-        if length == 0 or length > MAX_HEADER_BYTES:
-            raise CarError(f"CAR header length {length} is out of range")
-        end = pos + length
-        if len(buf) < end:
-            return None
-        try:
-            header = cbor.decode(bytes(buf[pos:end]))
-        except DecodeError as exc:
-            raise CarError(f"CAR header is not valid DAG-CBOR: {exc.message}") from exc
-        if type(header) is not dict or set(header) != {"roots", "version"}:
-            raise CarError("CAR header must be a map with exactly 'version' and 'roots'")
-        if header["version"] != 1 or type(header["version"]) is not int:
-            raise CarError(f"unsupported CAR version {header['version']!r} (only 1)")
-        roots = header["roots"]
-        if type(roots) is not list or not roots or len(roots) > MAX_ROOTS:
-            raise CarRootError("CAR header must list between 1 and 64 roots")
-        if not all(type(r) is CID for r in roots):
-            raise CarRootError("CAR roots must be CID links")
-        self.roots = list(roots)
-        return end
-
-    def _section(self, buf: bytearray, pos: int) -> tuple[int, CID, bytes] | None:
-        got = _varint(buf, pos)
-        if got is None:
-            return None
-        length, start = got
-        at = self._offset + pos
-        if length < CID_LENGTH or length > self._max_block + CID_LENGTH:
-            raise CarError(f"CAR section at byte {at} has length {length}, out of range")
-        end = start + length
-        if len(buf) < end:
-            return None
-        prefix = bytes(buf[start : start + 4])
-        if prefix not in _CID_PREFIXES:
-            raise CarError(
-                f"CAR section at byte {at} has a CID atproto does not use "
-                f"(prefix {prefix.hex()}): only CIDv1, sha2-256, dag-cbor or raw"
-            )
-        raw = bytes(buf[start : start + CID_LENGTH])
-        block = bytes(buf[start + CID_LENGTH : end])
-        if hashlib.sha256(block).digest() != raw[4:]:
-            raise BlockHashMismatchError(
-                f"block {CID._trusted(raw)} does not match its hash (at byte {at})"
-            )
-        return end, CID._trusted(raw), block
-
 
 def read_car(
     data: bytes,
@@ -198,13 +205,20 @@ def read_car(
         raise CarError(f"expected bytes, got {type(data).__name__}")
     if len(data) > max_total_bytes:
         raise CarError(f"CAR is larger than the {max_total_bytes}-byte limit")
-    dec = CarDecoder(max_block_bytes=max_block_bytes, max_total_bytes=max_total_bytes)
+    buf = bytes(data)
+    header = _parse_header(buf)
+    if header is None:
+        raise CarError("CAR ended before its header was complete")
+    roots, pos = header
     blocks: dict[CID, bytes] = {}
-    for cid, block in dec.feed(bytes(data)):
+    end = len(buf)
+    while pos < end:
+        got = _parse_section(buf, pos, 0, max_block_bytes)
+        if got is None:
+            raise CarError(f"CAR ends with a truncated section at byte {pos}")
+        pos, cid, block = got
         blocks.setdefault(cid, block)
-    dec.close()
-    assert dec.roots is not None
-    return Car(dec.roots, blocks)
+    return Car(roots, blocks)
 
 
 class CarStream:

@@ -24,8 +24,8 @@ from typing import Final, TypeAlias
 
 import libipld
 
-from plaza.atproto.cid import CID, DAG_CBOR
-from plaza.atproto.errors import InvalidCidError, MstError
+from plaza.atproto.cid import CID, CID_LENGTH, DAG_CBOR, RAW
+from plaza.atproto.errors import MstError
 
 MAX_KEY_LENGTH: Final = 1024
 """Longest accepted key in bytes (an NSID is at most 317 and a record key 512)."""
@@ -36,7 +36,8 @@ probability about 4^-400; only mined keys get there, and they cost quadratic wor
 
 MAX_NODE_BYTES: Final = 2 * 1024 * 1024
 
-_KEY_RE: Final = re.compile(r"[A-Za-z0-9._:~-]+/[A-Za-z0-9._:~-]+")
+# two non-empty segments of the allowed characters, neither of them "." or ".."
+_KEY_RE: Final = re.compile(r"(?!\.\.?/)[A-Za-z0-9._:~-]+/(?!\.\.?$)[A-Za-z0-9._:~-]+")
 
 # Leading zero bits of a byte, divided by two: the height contribution of one byte.
 _LZ2: Final = tuple((8 - b.bit_length()) // 2 for b in range(256))
@@ -57,14 +58,15 @@ def validate_key(key: str) -> None:
         raise MstError(f"MST key must be a string, got {type(key).__name__}")
     if len(key) > MAX_KEY_LENGTH or _KEY_RE.fullmatch(key) is None:
         raise MstError(f"invalid MST key: {key[:100]!r}")
-    coll, rkey = key.split("/")
-    if coll in (".", "..") or rkey in (".", ".."):
-        raise MstError(f"invalid MST key (dot segment): {key!r}")
 
 
 def key_height(key: str) -> int:
     """The MST depth of ``key``: leading zero bits of SHA-256(key), divided by 2."""
-    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return _height(key.encode("utf-8"))
+
+
+def _height(key: bytes) -> int:
+    digest = hashlib.sha256(key).digest()
     height = 0
     for b in digest:
         if b:
@@ -181,16 +183,18 @@ def encode_node(keys: tuple[str, ...], vals: tuple[CID, ...], links: list[CID | 
     return bytes(out)
 
 
+_NODE_LINK: Final = bytes((0x01, DAG_CBOR, 0x12, 0x20))
+_RECORD_LINKS: Final = frozenset({_NODE_LINK, bytes((0x01, RAW, 0x12, 0x20))})
+
+
 def _link(value: object, what: str, *, node: bool) -> CID:
-    if type(value) is not bytes:
-        raise MstError(f"MST node field {what} must be a CID link")
-    try:
-        cid = CID(value)
-    except InvalidCidError as exc:
-        raise MstError(f"MST node field {what} is not a supported CID: {exc.message}") from exc
-    if node and cid.codec != DAG_CBOR:
-        raise MstError(f"MST node field {what} must link a dag-cbor node")
-    return cid
+    # libipld has already parsed this as a CID; only atproto's subset is accepted here
+    if type(value) is not bytes or len(value) != CID_LENGTH:
+        raise MstError(f"MST node field {what} must be a supported CID link")
+    prefix = value[:4]
+    if prefix != _NODE_LINK and (node or prefix not in _RECORD_LINKS):
+        raise MstError(f"MST node field {what} links an unsupported CID type")
+    return CID._trusted(value)
 
 
 def decode_node(cid: CID, data: bytes) -> Node:
@@ -218,6 +222,10 @@ def decode_node(cid: CID, data: bytes) -> Node:
     links: list[CID | None] = [None if left is None else _link(left, "l", node=True)]
     keys: list[str] = []
     vals: list[CID] = []
+    # the canonical bytes are rebuilt alongside and compared at the end: any difference
+    # (a link where bytes belong, a non-minimal length, an extra field...) is refused
+    canon = bytearray(b"\xa2\x61e")
+    canon += _head(4, len(entries))
     prev = b""
     height = -1
     for entry in entries:
@@ -227,6 +235,8 @@ def decode_node(cid: CID, data: bytes) -> Node:
         suffix = entry["k"]
         if type(p) is not int or type(suffix) is not bytes or not 0 <= p <= len(prev):
             raise MstError(f"MST node {cid}: bad key prefix or suffix")
+        if p < len(prev) and suffix and suffix[0] == prev[p]:
+            raise MstError(f"MST node {cid}: key prefix is not maximal")
         kb = prev[:p] + suffix
         try:
             key = kb.decode("ascii")
@@ -235,20 +245,42 @@ def decode_node(cid: CID, data: bytes) -> Node:
         validate_key(key)
         if keys and key <= keys[-1]:
             raise MstError(f"MST node {cid}: keys out of order at {key!r}")
-        h = key_height(key)
+        h = _height(kb)
         if height == -1:
             height = h
         elif h != height:
             raise MstError(f"MST node {cid}: key {key!r} has height {h}, expected {height}")
         t = entry["t"]
-        links.append(None if t is None else _link(t, "t", node=True))
-        vals.append(_link(entry["v"], "v", node=False))
+        tree = None if t is None else _link(t, "t", node=True)
+        val = _link(entry["v"], "v", node=False)
+        canon += b"\xa4\x61k"
+        canon += _head(2, len(suffix))
+        canon += suffix
+        canon += b"\x61p"
+        canon += _head(0, p)
+        canon += b"\x61t"
+        if tree is None:
+            canon += _NULL
+        else:
+            canon += _LINK
+            canon += tree.raw
+        canon += b"\x61v"
+        canon += _LINK
+        canon += val.raw
+        links.append(tree)
+        vals.append(val)
         keys.append(key)
         prev = kb
+    canon += b"\x61l"
+    if links[0] is None:
+        canon += _NULL
+    else:
+        canon += _LINK
+        canon += links[0].raw
+    if canon != data:
+        raise MstError(f"MST node {cid} is not canonically encoded")
     if height == 0 and any(link is not None for link in links):
         raise MstError(f"MST node {cid}: a height-0 node cannot have subtrees")
     ktuple = tuple(keys)
     vtuple = tuple(vals)
-    if encode_node(ktuple, vtuple, links) != data:
-        raise MstError(f"MST node {cid} is not canonically encoded")
     return Node(ktuple, vtuple, tuple(links), height, cid, data)

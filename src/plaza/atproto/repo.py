@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+import libipld
+
 from plaza.atproto import cbor
 from plaza.atproto.car import car_chunks, write_car
 from plaza.atproto.cid import CID
@@ -38,7 +40,9 @@ from plaza.atproto.crypto import PrivateKey
 from plaza.atproto.errors import (
     CommitError,
     EncodeError,
+    InvalidCidError,
     MissingBlockError,
+    MstError,
     RecordExistsError,
     RecordNotFoundError,
     RepoWriteError,
@@ -316,7 +320,6 @@ def iter_export_car(
     commit_cid: CID,
     *,
     include: Callable[[CID], bool] | None = None,
-    cache: NodeCache | None = None,
 ) -> Iterator[bytes]:
     """A repository CAR as byte chunks: the commit first, then the MST in pre-order with
     each record right after the entry that links it (the spec's preferred order).
@@ -329,12 +332,11 @@ def iter_export_car(
     if block is None:
         raise MissingBlockError(f"commit block {commit_cid} is missing")
     commit = decode_commit(bytes(block))
-    tree = MST.load(source, commit.data, cache)
 
     def blocks() -> Iterator[tuple[CID, bytes]]:
         yield commit_cid, bytes(block)
         seen: set[CID] = set()
-        for cid, data in tree.walk_preorder():
+        for cid, data in _stored_preorder(source, commit.data):
             if cid in seen or (include is not None and not include(cid)):
                 continue
             seen.add(cid)
@@ -347,15 +349,42 @@ def iter_export_car(
     return car_chunks([commit_cid], blocks())
 
 
+def _stored_preorder(source: BlockSource, root: CID) -> Iterator[tuple[CID, bytes | None]]:
+    """:meth:`MST.walk_preorder` for a tree in the host's own store, about 5x faster:
+    nodes are only parsed for their links, not re-validated (whoever imports the export
+    validates it). A stored node that cannot be parsed is an :class:`MstError`."""
+    stack: list[tuple[CID, bytes | None]] = [(root, b"")]
+    while stack:
+        cid, marker = stack.pop()
+        if marker is None:
+            yield cid, None
+            continue
+        data = source.get(cid)
+        if data is None:
+            raise MissingBlockError(f"MST node {cid} is missing")
+        try:
+            node = libipld.decode_dag_cbor(data)
+            later: list[tuple[CID, bytes | None]] = []
+            if node["l"] is not None:
+                later.append((CID(node["l"]), b""))
+            for entry in node["e"]:
+                later.append((CID(entry["v"]), None))
+                if entry["t"] is not None:
+                    later.append((CID(entry["t"]), b""))
+        except (ValueError, KeyError, TypeError, RecursionError, InvalidCidError) as exc:
+            raise MstError(f"stored MST node {cid} is malformed: {exc}") from exc
+        yield cid, bytes(data)
+        stack.extend(reversed(later))
+
+
 def export_car(
     source: BlockSource,
     commit_cid: CID,
     *,
     include: Callable[[CID], bool] | None = None,
-    cache: NodeCache | None = None,
 ) -> bytes:
     """The whole repository (or the ``include``-filtered part) as one CAR."""
-    return b"".join(iter_export_car(source, commit_cid, include=include, cache=cache))
+    return b"".join(iter_export_car(source, commit_cid, include=include))
 
 
 def diff_car(commit: SignedCommit, blocks: Iterable[tuple[CID, bytes]]) -> bytes:

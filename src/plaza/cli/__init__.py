@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from plaza.cli import account, doctor, repo, serve, up
+from plaza.cli import account, bench, doctor, repo, serve, up
 
 app = typer.Typer(
     name="plaza",
@@ -31,6 +31,7 @@ app.add_typer(serve.app, name="serve")
 app.command("up")(up.up)
 app.add_typer(account.app, name="account")
 app.add_typer(repo.app, name="repo")
+app.add_typer(bench.app, name="bench")
 
 
 def main() -> None:
