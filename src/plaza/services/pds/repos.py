@@ -81,17 +81,48 @@ class CommitOutcome:
     results: list[WriteResult]
 
 
+class BlockCache:
+    """Recently written or read MST node bytes by CID, bounded (LRU by insertion).
+
+    Blocks are content-addressed, so one cache serves every repository. It spares the
+    write path the SQL reads of nodes it has just written, which the sync v1.1
+    inversion slice re-reads on every commit.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._size = 0
+        self._blocks: collections.OrderedDict[CID, bytes] = collections.OrderedDict()
+
+    def get(self, cid: CID) -> bytes | None:
+        return self._blocks.get(cid)
+
+    def put(self, cid: CID, data: bytes) -> None:
+        if cid in self._blocks:
+            return
+        self._blocks[cid] = data
+        self._size += len(data)
+        while self._size > self.max_bytes:
+            _, old = self._blocks.popitem(last=False)
+            self._size -= len(old)
+
+
 class _Source:
-    """The store's blocks of one repository as an MST block source."""
+    """The store's blocks of one repository as an MST block source, behind the cache."""
 
-    __slots__ = ("did", "store")
+    __slots__ = ("cache", "did", "store")
 
-    def __init__(self, store: Any, did: str) -> None:
+    def __init__(self, store: Any, did: str, cache: BlockCache) -> None:
         self.store = store
         self.did = did
+        self.cache = cache
 
     def get(self, cid: CID, /) -> bytes | None:
-        data: bytes | None = self.store.get_block(self.did, cid.raw)
+        data = self.cache.get(cid)
+        if data is None:
+            data = self.store.get_block(self.did, cid.raw)
+            if data is not None:
+                self.cache.put(cid, data)
         return data
 
 
@@ -132,6 +163,7 @@ class RepoManager:
     def __init__(self, ctx: PdsContext) -> None:
         self.ctx = ctx
         self.nodes = NodeCache(200_000)
+        self.blocks = BlockCache()
         self._trees: collections.OrderedDict[str, tuple[RepoRoot, MST]] = collections.OrderedDict()
         self.clock = TidClock(lambda: time.time_ns() // 1000, random.randrange(1024))
         self._import_locks: dict[str, asyncio.Lock] = {}
@@ -155,7 +187,7 @@ class RepoManager:
         root = self.ctx.store.get_root(did)
         if root is None:
             raise RepoInactiveError(f"Repo has no commit yet: {did}", code="RepoNotFound")
-        tree = MST.load(_Source(self.ctx.store, did), CID(root.data_cid), self.nodes)
+        tree = MST.load(_Source(self.ctx.store, did, self.blocks), CID(root.data_cid), self.nodes)
         self._remember(did, root, tree)
         return root, tree
 
@@ -174,7 +206,7 @@ class RepoManager:
     # -- creation --------------------------------------------------------------------
     def create_repo(self, did: str, key: PrivateKey, now: float, *, emit: bool) -> EventRow | None:
         """Store an empty repository (inside the caller's transaction)."""
-        tree = MST.empty(_Source(self.ctx.store, did), self.nodes)
+        tree = MST.empty(_Source(self.ctx.store, did, self.blocks), self.nodes)
         data = tree.root()
         rev = self.next_rev(None)
         commit_cid, commit = signed_commit(did, data, rev, key)
@@ -329,6 +361,8 @@ class RepoManager:
         rev = self.next_rev(old_root.rev)
         commit_cid, commit = signed_commit(did, data, rev, acct.key)
         nodes = tree.new_blocks()
+        for cid, block in nodes.items():
+            self.blocks.put(cid, block)
         removed = [c.raw for c in tree.removed_nodes(old_tree)]
         removed.append(old_root.commit_cid)
         new_cids = {c for c, _ in record_blocks}
