@@ -1,0 +1,175 @@
+"""The provider registry: who may bid, what they offer, and their standing.
+
+Theory of operation. A provider joins by a ``registration`` document signed with the
+key it binds to its DID (proof of possession): services, regions, capacity per
+service, a price sheet, an endpoint for probers, and a bond that the market holds in
+treasury escrow. Every provider starts on *probation*. Its status then moves only along
+the edges of :data:`TRANSITIONS`, each move a ``market.provider.status`` event carrying
+its reason:
+
+====================  =====================================================
+probation -> active     ``probation_epochs`` settled epochs without a failure
+probation/active ->     ``suspend_after`` consecutive failed epochs (or a vote)
+suspended
+suspended -> active     reinstated (a vote, or a clean epoch after the cause)
+any -> offboarded       ``offboard_after`` consecutive failed epochs, a vote, or
+                        the provider leaving; terminal
+====================  =====================================================
+
+Suspended and offboarded providers cannot bid; offboarding ends their contracts and
+raises a migration need (see :mod:`plaza.market.penalties`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from plaza.market import _fields as f
+from plaza.market.errors import ClosedError, MarketInputError
+from plaza.market.params import CAPACITY_KEYS, SERVICES, UNIT_SET, service
+from plaza.market.signed import check_doc
+
+Status = Literal["probation", "active", "suspended", "offboarded"]
+STATUSES: Final = ("probation", "active", "suspended", "offboarded")
+TRANSITIONS: Final[Mapping[str, frozenset[str]]] = {
+    "probation": frozenset({"active", "suspended", "offboarded"}),
+    "active": frozenset({"suspended", "offboarded"}),
+    "suspended": frozenset({"active", "offboarded"}),
+    "offboarded": frozenset(),
+}
+BIDDABLE: Final = frozenset({"probation", "active"})
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One move of a provider's status, with its reason."""
+
+    time_ms: int
+    old: str
+    new: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """The validated content of a signed ``registration`` document."""
+
+    did: str
+    key: str
+    services: tuple[str, ...]
+    regions: tuple[str, ...]
+    capacity: Mapping[str, Mapping[str, int]]
+    prices: Mapping[str, Mapping[str, int]]
+    bond: int
+    endpoint: str
+    nonce: str
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """A registered provider and its standing (derived by replay, never edited)."""
+
+    did: str
+    key: str
+    services: tuple[str, ...]
+    regions: tuple[str, ...]
+    capacity: Mapping[str, Mapping[str, int]]
+    prices: Mapping[str, Mapping[str, int]]
+    bond: int
+    endpoint: str
+    registered_ms: int
+    status: str = "probation"
+    history: tuple[StatusChange, ...] = field(default=())
+    failed_streak: int = 0
+    clean_epochs: int = 0
+
+    @property
+    def reason(self) -> str:
+        """Why the provider has its current status."""
+        return self.history[-1].reason if self.history else "registered"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "did": self.did,
+            "key": self.key,
+            "services": list(self.services),
+            "regions": list(self.regions),
+            "capacity": {k: dict(v) for k, v in self.capacity.items()},
+            "prices": {k: dict(v) for k, v in self.prices.items()},
+            "bond": self.bond,
+            "endpoint": self.endpoint,
+            "registeredMs": self.registered_ms,
+            "status": self.status,
+            "reason": self.reason,
+            "failedStreak": self.failed_streak,
+            "cleanEpochs": self.clean_epochs,
+            "history": [
+                {"timeMs": h.time_ms, "from": h.old, "to": h.new, "reason": h.reason}
+                for h in self.history
+            ],
+        }
+
+
+def parse_registration(doc: Any) -> Registration:
+    """Validate a ``registration`` document's fields (not its signature)."""
+    did, nonce = check_doc(doc, "registration")
+    key = f.str_field(doc, "key", "registration", max_len=256)
+    if not key.startswith("did:key:"):
+        raise MarketInputError("registration.key must be a did:key")
+    services = f.token_list(doc, "services", "registration")
+    for s in services:
+        service(s, "registration.services[]")
+    regions = f.token_list(doc, "regions", "registration")
+    capacity_in = f.as_map(f.req(doc, "capacity", "registration"), "registration.capacity")
+    prices_in = f.as_map(f.req(doc, "prices", "registration"), "registration.prices")
+    capacity: dict[str, dict[str, int]] = {}
+    prices: dict[str, dict[str, int]] = {}
+    for s in sorted(capacity_in):
+        if s not in services:
+            raise MarketInputError(f"registration.capacity names {s!r}, not an offered service")
+        capacity[s] = f.int_map(capacity_in[s], f"registration.capacity.{s}", keys=CAPACITY_KEYS)
+    for s in sorted(prices_in):
+        if s not in services:
+            raise MarketInputError(f"registration.prices names {s!r}, not an offered service")
+        prices[s] = f.int_map(prices_in[s], f"registration.prices.{s}", keys=UNIT_SET)
+    for s in services:
+        if s != "prober" and s not in capacity:
+            raise MarketInputError(f"registration.capacity must state the capacity for {s}")
+    endpoint = f.str_field(doc, "endpoint", "registration", max_len=512)
+    if not endpoint.startswith(("http://", "https://")):
+        raise MarketInputError("registration.endpoint must be an http(s) URL")
+    bond = f.int_field(doc, "bond", "registration")
+    return Registration(
+        did=did,
+        key=key,
+        services=services,
+        regions=regions,
+        capacity=capacity,
+        prices=prices,
+        bond=bond,
+        endpoint=endpoint.rstrip("/"),
+        nonce=nonce,
+    )
+
+
+def check_transition(p: Provider, new: str) -> None:
+    """Raise :class:`ClosedError` unless ``p`` may move to ``new``."""
+    if new not in STATUSES:
+        raise MarketInputError(f"unknown provider status {new!r}")
+    if new not in TRANSITIONS[p.status]:
+        raise ClosedError(f"provider {p.did} cannot go from {p.status} to {new}")
+
+
+__all__ = [
+    "BIDDABLE",
+    "SERVICES",
+    "STATUSES",
+    "TRANSITIONS",
+    "Provider",
+    "Registration",
+    "StatusChange",
+    "check_transition",
+    "parse_registration",
+]

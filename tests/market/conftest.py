@@ -1,0 +1,258 @@
+"""Market fixtures: event stores on every backend, keys, a test mandate and a small world
+(operator, hosting providers, probers) built through the real market commands."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plaza.atproto.crypto import PrivateKey
+from plaza.dao import Mandate, parse_mandate
+from plaza.ledger import EventStore, Ledger, MemoryEventStore, SqlEventStore
+from plaza.market import Market, MarketParams, encode_series, sign_doc
+from tests.conftest import _PG_MISSING, PG_URL
+
+# 2023-11-14 22:13:20 UTC; an hour-aligned start keeps the arithmetic readable.
+GENESIS = 1_700_000_000_000
+WINDOW_S = 60
+EPOCH_S = 6_000  # 100 windows of one minute
+HOUR = 3_600_000
+
+TEST_MANDATE = """
+schema = 1
+version = 1
+title = "market test mandate"
+currency = "EUR"
+
+[limits]
+max_provider_share_ppm = 400000
+hhi_ceiling = 4000
+concentration_min_accounts = 0
+
+[budgets.infrastructure]
+limit = 2000000
+period = "30d"
+
+[actions."rfb.create"]
+class = "automatic"
+
+[actions."contract.award"]
+class = "optimistic"
+window = "1h"
+category = "infrastructure"
+vote_above = 1000000
+
+[actions."settlement.pay"]
+class = "automatic"
+category = "infrastructure"
+cap = 500000
+
+[actions."provider.suspend"]
+class = "automatic"
+
+[actions."provider.offboard"]
+class = "vote"
+proposal_type = "contract"
+"""
+
+
+def market_mandate(**limits: Any) -> Mandate:
+    text = TEST_MANDATE
+    for k, v in limits.items():
+        text = text.replace("[limits]\n", f"[limits]\n{k} = {v}\n", 1)
+    return parse_mandate(text)
+
+
+def key_for(n: int) -> PrivateKey:
+    """A fixed test key (deterministic documents make failures reproducible)."""
+    return PrivateKey.from_bytes("ES256K", bytes([n]) * 32)
+
+
+StoreFactory = Callable[[], EventStore]
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Opens connections to one fresh store on each backend (memory shares one object)."""
+    opened: list[EventStore] = []
+    if request.param == "memory":
+        shared = MemoryEventStore()
+        yield lambda: shared
+        return
+    if request.param == "sqlite":
+        url = f"sqlite://{tmp_path / 'market.db'}"
+    else:
+        if _PG_MISSING:
+            pytest.skip(_PG_MISSING)
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        url = f"{PG_URL}?schema={schema}"
+
+    def factory() -> EventStore:
+        s = SqlEventStore.open(url)
+        opened.append(s)
+        return s
+
+    yield factory
+    for s in opened:
+        s.close()
+    if request.param == "postgresql":
+        import psycopg
+
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@dataclass
+class Party:
+    """A provider or prober: its DID and key."""
+
+    did: str
+    key: PrivateKey
+
+    def sign(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return sign_doc(self.key, doc)
+
+
+@dataclass
+class World:
+    """A market with an operator and named parties, plus document builders."""
+
+    market: Market
+    operator: Party
+    parties: dict[str, Party] = field(default_factory=dict)
+
+    def party(self, name: str) -> Party:
+        return self.parties[name]
+
+    def register(
+        self,
+        name: str,
+        n: int,
+        *,
+        services: tuple[str, ...] = ("hosting",),
+        bond: int = 100_000,
+        accounts: int = 1_000,
+        now: int = GENESIS - 5 * HOUR,
+    ) -> Party:
+        key = key_for(n)
+        did = f"did:plc:{name}{'x' * (24 - len(name))}"
+        party = Party(did, key)
+        self.parties[name] = party
+        capacity = {
+            s: {"accounts": accounts, "gb": 1_000, "rps": 100} for s in services if s != "prober"
+        }
+        prices = {s: {"account": 5_000_000} for s in services if s != "prober"}
+        doc = party.sign(
+            {
+                "$type": "registration",
+                "provider": did,
+                "key": key.did_key(),
+                "services": list(services),
+                "regions": ["eu"],
+                "capacity": capacity,
+                "prices": prices,
+                "bond": bond,
+                "endpoint": f"https://{name}.example",
+                "nonce": f"reg-{name}",
+            }
+        )
+        self.market.register_provider(doc, now)
+        return party
+
+    def bid(
+        self,
+        name: str,
+        rfb: str,
+        *,
+        account: int,
+        quantity: int = 600,
+        bond: int = 50_000,
+        expires: int = GENESIS,
+        latency: int = 800,
+        nonce: str | None = None,
+        sign: bool = True,
+    ) -> dict[str, Any]:
+        party = self.party(name)
+        doc = {
+            "$type": "bid",
+            "provider": party.did,
+            "rfb": rfb,
+            "quantity": quantity,
+            "prices": {
+                "account": account,
+                "gb_hour": 1_000_000,
+                "request": 500,
+                "egress_gb": 2_000_000,
+            },
+            "sla": {
+                "availability_ppm": 999_000,
+                "latency_p95_ms": latency,
+                "durability_ppm": 999_999,
+            },
+            "bond": bond,
+            "expires_ms": expires,
+            "nonce": nonce or f"bid-{name}-{rfb}-{account}",
+        }
+        return party.sign(doc) if sign else doc
+
+    def usage(
+        self, name: str, contract: str, epoch: int, usage: dict[str, int], *, observer: bool = False
+    ) -> dict[str, Any]:
+        party = self.party(name)
+        doc: dict[str, Any] = {
+            "$type": "observation" if observer else "usage",
+            "observer" if observer else "provider": party.did,
+            "contract": contract,
+            "epoch": epoch,
+            "usage": usage,
+            "nonce": f"{'obs' if observer else 'use'}-{name}-{contract}-{epoch}",
+        }
+        return party.sign(doc)
+
+    def probes(
+        self,
+        prober: str,
+        epoch: int,
+        series: dict[str, tuple[list[int], list[int]]],
+        *,
+        windows_from: int = 0,
+    ) -> dict[str, Any]:
+        """A probe document: ``series`` maps provider name -> (up flags, latencies)."""
+        party = self.party(prober)
+        first = epoch * (EPOCH_S // WINDOW_S) + windows_from
+        return party.sign(
+            {
+                "$type": "probe",
+                "prober": party.did,
+                "series": [
+                    encode_series(self.party(name).did, first, up, lat)
+                    for name, (up, lat) in sorted(series.items())
+                ],
+                "nonce": f"probe-{prober}-{epoch}-{windows_from}",
+            }
+        )
+
+
+def make_world(store: EventStore, mandate: Mandate | None = None, **params: Any) -> World:
+    operator_key = key_for(200)
+    operator = Party(operator_key.did_key(), operator_key)
+    market = Market(
+        Ledger(store),
+        operator_did=operator.did,
+        operator_key=operator_key,
+        mandate=mandate or market_mandate(),
+    )
+    defaults: dict[str, Any] = {"genesis_ms": GENESIS, "epoch_s": EPOCH_S, "window_s": WINDOW_S}
+    defaults.update(params)
+    market.open(MarketParams(**defaults), GENESIS - 6 * HOUR)
+    return World(market, operator)
+
+
+@pytest.fixture
+def world(store_factory: StoreFactory) -> World:
+    return make_world(store_factory())
