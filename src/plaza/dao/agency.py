@@ -1,0 +1,515 @@
+"""Agent actions, optimistic motions, treasury income, escrow, and proposal effects.
+
+Theory of operation. An agent's action reaches the ledger one of three ways, each
+checked by the mandate guard (:func:`plaza.dao.mandate.check`) against the state at the
+event's time:
+
+* ``Allow``: the agent records ``dao.action.executed`` directly.
+* ``Optimistic(window)``: the agent opens a motion (``dao.motion.opened``) holding the
+  action and its digest. Members may veto while it is open; ``E`` is the number of
+  members at opening and the motion stops once ``ceil(E * veto_ppm / 1e6)`` members
+  (at least one) have vetoed — the veto that reaches the threshold turns it into a
+  binding ``agent-action`` proposal (id = that veto's seq). Otherwise, once the window
+  has passed, anyone may execute it, and only with an action whose digest equals the one
+  proposed; the guard is asked again at execution (a budget spent meanwhile stops it).
+* ``NeedsVote``: the agent files an ``agent-action`` proposal; a passed vote executes it.
+
+A denied action may be recorded (``dao.action.denied``) so its refusal is public too.
+Every executed action is kept with its reason and its authority (``mandate``,
+``motion:<id>`` or ``proposal:<id>``). Money moves only here and in proposal effects:
+an action's ``amount`` is spending, charged to its budget category (or set aside in a
+payment escrow when ``params.escrow`` names one); ``escrow.*`` actions move money that is
+already set aside (bonds and payments) and carry the amount in ``params.amount``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from plaza.dao.action import Action
+from plaza.dao.constitution import constitution_from_map
+from plaza.dao.errors import (
+    ActionError,
+    ActionMismatchError,
+    DuplicateVoteError,
+    InvalidPayloadError,
+    MandateDeniedError,
+    NotAllowedError,
+    NotFoundInStateError,
+    NotMemberError,
+    ProposalClosedError,
+    RuleViolationError,
+    TreasuryError,
+)
+from plaza.dao.mandate import Allow, Deny, NeedsVote, Optimistic, Spend, check, mandate_from_map
+from plaza.dao.members import admit, refresh_legal, remove, require_genesis
+from plaza.dao.payload import Payload, valid_did
+from plaza.dao.records import Escrow, ExecutedAction, Motion, Proposal
+from plaza.dao.treasury import (
+    ESCROW_ID_RE,
+    FORFEITS,
+    INCOME_KINDS,
+    TREASURY,
+    Entry,
+    Posting,
+    bond_account,
+    component,
+    escrow_account,
+    expense_account,
+)
+from plaza.errors import PlazaError
+from plaza.ledger.event import Event
+
+if TYPE_CHECKING:
+    from plaza.dao.state import DaoState
+
+ESCALATION_TYPE = "agent-action"
+PPM = 1_000_000
+
+
+def veto_threshold(eligible: int, veto_ppm: int) -> int:
+    """``ceil(E * veto_ppm / 1e6)`` in integers, and at least one veto."""
+    return max(1, -(-eligible * veto_ppm // PPM))
+
+
+def _action(value: Any) -> Action:
+    try:
+        return Action.from_map(value)
+    except ActionError as exc:
+        raise InvalidPayloadError(exc.message) from exc
+
+
+# -- proposal effects ----------------------------------------------------------------------
+
+
+def validate_effect(st: DaoState, executes: str, effect: dict[str, Any], ev: Event) -> None:
+    """Check a proposal effect's shape when the proposal is created."""
+    p = Payload(effect, f"{executes} effect")
+    if executes == "constitution":
+        new = _constitution(st, p.mapping("constitution"))
+        del new
+    elif executes == "mandate":
+        _mandate(st, p.mapping("mandate"))
+    elif executes in ("budget", "treasury"):
+        p.integer("amount", lo=1)
+        p.text("payee", max_len=300)
+        component(p.text("category", max_len=60, default="grants") or "grants")
+        p.text("memo", max_len=500, default="")
+    elif executes == "contract":
+        p.text("contract", max_len=200)
+        p.did("provider")
+        p.mapping("terms", default=None)
+    elif executes == "admission":
+        p.did("member")
+    elif executes == "removal":
+        did = p.did("member")
+        p.boolean("fake", default=False)
+        if not st.is_member(did):
+            raise NotMemberError(f"{did} is not a member")
+    elif executes == "dispute":
+        p.text("subject", max_len=500)
+        p.did("claimant", default="did:web:unknown")
+        p.did("respondent", default="did:web:unknown")
+        p.mapping("claim", default=None)
+    elif executes == "agent-action":
+        _action(p.mapping("action"))
+        p.text("reason", max_len=2000, default="")
+    p.finish()
+
+
+def _constitution(st: DaoState, value: Any) -> Any:
+    try:
+        new = constitution_from_map(value)
+    except PlazaError as exc:
+        raise InvalidPayloadError(exc.message) from exc
+    if new.currency != st.constitution.currency or new.minor_digits != st.constitution.minor_digits:
+        raise InvalidPayloadError("an amendment cannot change the DAO's currency")
+    return new
+
+
+def _mandate(st: DaoState, value: Any) -> Any:
+    try:
+        new = mandate_from_map(value)
+    except PlazaError as exc:
+        raise InvalidPayloadError(exc.message) from exc
+    if new.currency != st.constitution.currency:
+        raise InvalidPayloadError("the mandate's currency differs from the DAO's")
+    if new.version <= st.mandate.version:
+        raise InvalidPayloadError(
+            f"mandate version {new.version} does not follow the current {st.mandate.version}"
+        )
+    return new
+
+
+def _spend_entry(
+    st: DaoState, ev: Event, amount: int, category: str, *, payee: str, memo: str
+) -> Entry:
+    postings = (Posting(expense_account(category or "grants"), amount), Posting(TREASURY, -amount))
+    st.books.check(postings)
+    return Entry(ev.seq, ev.time, payee, memo, postings)
+
+
+def apply_effect(
+    st: DaoState, prop: Proposal, effect: dict[str, Any], ev: Event, *, commit: bool
+) -> None:
+    """Validate (``commit=False``) or perform what a passed proposal executes."""
+    kind = prop.executes
+    if kind == "constitution":
+        new = _constitution(st, effect["constitution"])
+        if commit:
+            st.constitution = new
+            refresh_legal(st, ev)
+    elif kind == "mandate":
+        mandate = _mandate(st, effect["mandate"])
+        if commit:
+            st.mandate = mandate
+            st.mandates.append((ev.seq, mandate))
+    elif kind in ("budget", "treasury"):
+        entry = _spend_entry(
+            st,
+            ev,
+            effect["amount"],
+            effect.get("category", "grants"),
+            payee=effect["payee"],
+            memo=effect.get("memo") or f"proposal {prop.id}: {prop.title}",
+        )
+        if commit:
+            st.books.post(entry)
+    elif kind == "contract":
+        if commit:
+            st.contracts[effect["contract"]] = {
+                "provider": effect["provider"],
+                "terms": effect.get("terms"),
+                "proposal": prop.id,
+                "approved": ev.time,
+            }
+    elif kind == "admission":
+        did = effect["member"]
+        if st.is_member(did):
+            raise NotAllowedError(f"{did} is already a member")
+        if st.is_agent(did) or st.roles.get(did) in ("agent", "provider"):
+            raise NotAllowedError(f"{did} is an agent or provider, not a person")
+        if not st.keys_for(did):
+            raise NotAllowedError(f"{did} has no key: register the identity first")
+        if commit:
+            admit(st, did, ev.time, "vote")
+    elif kind == "removal":
+        did = effect["member"]
+        if not st.is_member(did):
+            raise NotMemberError(f"{did} is not a member")
+        if commit:
+            remove(st, did, ev.time, bool(effect.get("fake", False)))
+    elif kind == "dispute":
+        if commit:
+            st.rulings[prop.id] = {
+                "ruling": "upheld",
+                "subject": effect["subject"],
+                "time": ev.time,
+            }
+    elif kind == "agent-action":
+        action = _action(effect["action"])
+        reason = str(effect.get("reason") or prop.title)
+        perform(
+            st,
+            ev,
+            action,
+            agent=prop.author,
+            reason=reason,
+            authority=f"proposal:{prop.id}",
+            commit=commit,
+        )
+        if commit and prop.motion is not None:
+            st.motions[prop.motion].status = "executed"
+
+
+# -- performing actions ------------------------------------------------------------------------
+
+
+def perform(
+    st: DaoState,
+    ev: Event,
+    action: Action,
+    *,
+    agent: str,
+    reason: str,
+    authority: str,
+    commit: bool,
+) -> None:
+    """Validate or carry out an authorized action's effects on the books and placement."""
+    entries: list[Entry] = []
+    rule = st.mandate.rule(action.kind)
+    category = action.category or (rule.category if rule and rule.category else "") or "general"
+    escrow_new: Escrow | None = None
+    if action.amount:
+        target = action.params.get("escrow")
+        if target is not None:
+            esc = st.escrows.get(str(target))
+            if esc is None or esc.kind != "payment":
+                raise TreasuryError(f"no payment escrow {target!r}")
+            postings = (
+                Posting(escrow_account(esc.id), action.amount),
+                Posting(TREASURY, -action.amount),
+            )
+            st.books.check(postings)
+            entries.append(Entry(ev.seq, ev.time, esc.party, reason, postings))
+        else:
+            payee = str(action.params.get("payee", action.provider or agent))
+            entries.append(_spend_entry(st, ev, action.amount, category, payee=payee, memo=reason))
+    if action.kind.startswith("escrow."):
+        escrow_new, more = _escrow(st, ev, action, reason)
+        entries.extend(more)
+    if (
+        action.accounts
+        and action.provider
+        and action.source
+        and st.accounts.get(action.source, 0) < action.accounts
+    ):
+        raise RuleViolationError(f"{action.source} does not host {action.accounts} accounts")
+    if not commit:
+        return
+    for e in entries:
+        st.books.post(e)
+    if escrow_new is not None:
+        st.escrows[escrow_new.id] = escrow_new
+    if action.amount and not authority.startswith("proposal:"):
+        st.spends.setdefault(category, []).append(Spend(ev.time, action.amount))
+    if action.accounts and action.provider:
+        if action.source:
+            st.accounts[action.source] -= action.accounts
+            if not st.accounts[action.source]:
+                del st.accounts[action.source]
+        st.accounts[action.provider] = st.accounts.get(action.provider, 0) + action.accounts
+    st.actions.append(ExecutedAction(ev.seq, ev.time, agent, action, reason, authority))
+
+
+def _escrow(
+    st: DaoState, ev: Event, action: Action, reason: str
+) -> tuple[Escrow | None, list[Entry]]:
+    params = action.params
+    esc_id = params.get("escrow")
+    if not isinstance(esc_id, str) or not ESCROW_ID_RE.match(esc_id):
+        raise InvalidPayloadError("escrow actions name an escrow id in params.escrow")
+    op = action.kind.split(".", 1)[1]
+    if op == "open":
+        kind, party = params.get("kind"), params.get("party")
+        if kind not in ("bond", "payment") or not valid_did(party):
+            raise InvalidPayloadError(
+                "escrow.open needs params.kind (bond|payment) and a party DID"
+            )
+        if esc_id in st.escrows:
+            raise NotAllowedError(f"escrow {esc_id} already exists")
+        category = str(params.get("category") or "infrastructure")
+        component(category)
+        return Escrow(esc_id, str(kind), str(party), category, ev.time, reason), []
+    esc = st.escrows.get(esc_id)
+    if esc is None:
+        raise NotFoundInStateError(f"no escrow {esc_id}")
+    amount = params.get("amount")
+    if type(amount) is not int or amount <= 0:
+        raise InvalidPayloadError("escrow actions carry a positive params.amount")
+    held, owed = escrow_account(esc.id), bond_account(esc.id)
+    postings: tuple[Posting, ...]
+    if op == "deposit" and esc.kind == "bond":
+        postings = (Posting(held, amount), Posting(owed, -amount))
+    elif op == "release" and esc.kind == "bond":
+        postings = (Posting(owed, amount), Posting(held, -amount))
+    elif op == "forfeit" and esc.kind == "bond":
+        postings = (
+            Posting(owed, amount),
+            Posting(FORFEITS, -amount),
+            Posting(TREASURY, amount),
+            Posting(held, -amount),
+        )
+    elif op == "release" and esc.kind == "payment":
+        postings = (Posting(expense_account(esc.category), amount), Posting(held, -amount))
+    elif op == "refund" and esc.kind == "payment":
+        postings = (Posting(TREASURY, amount), Posting(held, -amount))
+    else:
+        raise InvalidPayloadError(f"escrow.{op} does not apply to a {esc.kind} escrow")
+    st.books.check(postings)
+    return None, [Entry(ev.seq, ev.time, esc.party, reason, postings)]
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+def _agent_payload(st: DaoState, ev: Event) -> tuple[Payload, Action, str]:
+    require_genesis(st)
+    if not st.is_agent(ev.author_did):
+        raise NotAllowedError(f"{ev.author_did} is not one of the DAO's agents")
+    p = Payload(ev.payload, ev.type)
+    action = _action(p.mapping("action"))
+    reason = p.text("reason", max_len=2000)
+    if not reason.strip():
+        raise InvalidPayloadError("every agent action states its reason")
+    return p, action, reason
+
+
+def action_executed(st: DaoState, ev: Event, commit: bool) -> None:
+    require_genesis(st)
+    p = Payload(ev.payload, ev.type)
+    action = _action(p.mapping("action"))
+    reason = p.text("reason", max_len=2000)
+    motion_id = p.integer("motion", default=-1)
+    p.finish()
+    if motion_id < 0:
+        if not st.is_agent(ev.author_did):
+            raise NotAllowedError(f"{ev.author_did} is not one of the DAO's agents")
+        if not reason.strip():
+            raise InvalidPayloadError("every agent action states its reason")
+        verdict = check(action, st.guard_state(ev.time))
+        if not isinstance(verdict, Allow):
+            raise MandateDeniedError(_verdict_text(action, verdict))
+        perform(
+            st,
+            ev,
+            action,
+            agent=ev.author_did,
+            reason=reason,
+            authority="mandate",
+            commit=commit,
+        )
+        return
+    if not (st.is_agent(ev.author_did) or st.is_member(ev.author_did)):
+        raise NotAllowedError("only members and agents execute motions")
+    motion = st.motions.get(motion_id)
+    if motion is None:
+        raise NotFoundInStateError(f"no motion {motion_id}")
+    if motion.status != "open":
+        raise ProposalClosedError(f"motion {motion_id} is {motion.status}")
+    if ev.time < motion.end_ms:
+        raise ProposalClosedError(f"motion {motion_id}'s veto window runs until {motion.end_ms}")
+    if action.digest() != motion.digest:
+        raise ActionMismatchError(
+            f"the action does not hash to what motion {motion_id} proposed "
+            f"({action.hash_hex()} != {motion.digest.hex()})"
+        )
+    verdict = check(action, st.guard_state(ev.time))
+    if not isinstance(verdict, Allow | Optimistic):
+        raise MandateDeniedError(_verdict_text(action, verdict))
+    perform(
+        st,
+        ev,
+        action,
+        agent=motion.agent,
+        reason=motion.reason,
+        authority=f"motion:{motion_id}",
+        commit=commit,
+    )
+    if commit:
+        motion.status = "executed"
+
+
+def _verdict_text(action: Action, verdict: Any) -> str:
+    if isinstance(verdict, Deny):
+        return f"mandate denies {action.kind}: {verdict.reason}"
+    if isinstance(verdict, NeedsVote):
+        return f"{action.kind} needs a vote: {verdict.reason}"
+    if isinstance(verdict, Optimistic):
+        return f"{action.kind} must wait out a {verdict.window_s}s veto window (open a motion)"
+    return f"{action.kind} is not allowed now"
+
+
+def action_denied(st: DaoState, ev: Event, commit: bool) -> None:
+    p, action, reason = _agent_payload(st, ev)
+    p.finish()
+    verdict = check(action, st.guard_state(ev.time))
+    if not isinstance(verdict, Deny):
+        raise RuleViolationError("the mandate does not deny this action", code="NotDenied")
+    if commit:
+        st.denied.append((ev.seq, ev.author_did, action.hash_hex(), reason))
+
+
+def motion_opened(st: DaoState, ev: Event, commit: bool) -> None:
+    p, action, reason = _agent_payload(st, ev)
+    p.finish()
+    verdict = check(action, st.guard_state(ev.time))
+    if not isinstance(verdict, Optimistic):
+        raise MandateDeniedError(_verdict_text(action, verdict))
+    perform(st, ev, action, agent=ev.author_did, reason=reason, authority="motion", commit=False)
+    if not commit:
+        return
+    eligible = frozenset(st.active_members())
+    st.motions[ev.seq] = Motion(
+        id=ev.seq,
+        agent=ev.author_did,
+        action=action,
+        digest=action.digest(),
+        reason=reason,
+        opened_ms=ev.time,
+        end_ms=ev.time + verdict.window_s * 1000,
+        veto_ppm=verdict.veto_ppm,
+        eligible=eligible,
+        threshold=veto_threshold(len(eligible), verdict.veto_ppm),
+    )
+
+
+def motion_vetoed(st: DaoState, ev: Event, commit: bool) -> None:
+    require_genesis(st)
+    p = Payload(ev.payload, ev.type)
+    motion_id = p.integer("motion")
+    p.finish()
+    motion = st.motions.get(motion_id)
+    if motion is None:
+        raise NotFoundInStateError(f"no motion {motion_id}")
+    if motion.status != "open" or ev.time >= motion.end_ms:
+        raise ProposalClosedError(f"motion {motion_id} is no longer open to vetoes")
+    member = ev.author_did
+    if member not in motion.eligible or not st.is_member(member):
+        raise NotMemberError(f"{member} is not eligible to veto motion {motion_id}")
+    if member in motion.vetoes:
+        raise DuplicateVoteError(f"{member} already vetoed motion {motion_id}")
+    escalates = len(motion.vetoes) + 1 >= motion.threshold
+    ptype = st.constitution.proposal_type(ESCALATION_TYPE)
+    if escalates and (ptype is None or ptype.executes != "agent-action"):
+        raise RuleViolationError("the constitution has no agent-action proposal type")
+    if not commit:
+        return
+    motion.vetoes.add(member)
+    if escalates:
+        assert ptype is not None
+        motion.status, motion.proposal = "escalated", ev.seq
+        c = st.constitution
+        st.proposals[ev.seq] = Proposal(
+            id=ev.seq,
+            type=ESCALATION_TYPE,
+            author=motion.agent,
+            title=f"Vetoed motion {motion.id}: {motion.action.kind}",
+            body=motion.reason,
+            method=ptype.method,
+            executes="agent-action",
+            topic=c.topic_of(ESCALATION_TYPE),
+            created_ms=ev.time,
+            end_ms=ev.time + ptype.window * 1000,
+            choices=("yes", "no", "abstain"),
+            effect={"action": motion.action.to_map(), "reason": motion.reason},
+            effects={},
+            snapshot=frozenset(st.active_members()),
+            epoch=(ev.time - st.genesis_ms) // (c.epochs.length * 1000),
+            motion=motion.id,
+        )
+
+
+def treasury_received(st: DaoState, ev: Event, commit: bool) -> None:
+    require_genesis(st)
+    p = Payload(ev.payload, ev.type)
+    kind = p.choice("kind", tuple(INCOME_KINDS))
+    amount = p.integer("amount", lo=1)
+    source = p.text("from", max_len=300)
+    memo = p.text("memo", max_len=500, default="")
+    p.finish()
+    if not (st.is_member(ev.author_did) or st.is_agent(ev.author_did)):
+        raise NotAllowedError("only members and agents record income")
+    postings = (Posting(TREASURY, amount), Posting(INCOME_KINDS[kind], -amount))
+    st.books.check(postings)
+    if commit:
+        st.books.post(Entry(ev.seq, ev.time, source, memo or kind, postings))
+
+
+HANDLERS = {
+    "dao.action.executed": action_executed,
+    "dao.action.denied": action_denied,
+    "dao.motion.opened": motion_opened,
+    "dao.motion.vetoed": motion_vetoed,
+    "dao.treasury.received": treasury_received,
+}

@@ -1,0 +1,382 @@
+"""Proposals: creation, ballots, conviction stakes, tallies, execution, cancellation.
+
+Theory of operation. A proposal takes its rules from its type in the constitution's
+registry at creation: method, window, quorum (``participation_ppm`` of the members
+eligible at the snapshot), support threshold, who may propose, what executes. The
+snapshot is the set of members at creation; a member removed later no longer counts
+(neither as eligible nor as a voter). Each eligible member votes at most once (a second
+ballot is refused, not replaced), before ``end``; a vote at or after ``end`` is refused.
+
+The outcome is computed, never stored: :func:`outcome` tallies the direct ballots, each
+weighted by the members whose delegation resolves to its voter (not for quadratic
+voting, where credits are personal). It is ``open`` until ``end`` (or until a majority
+vote with ``early_close`` can no longer fail), then ``passed`` or ``rejected``. A
+conviction proposal instead ``passed`` as soon as its conviction reaches its threshold
+and ``expired`` at ``end`` otherwise. Executing a passed proposal records
+``dao.proposal.executed`` and applies its effect (the winner's effect, for multi-choice
+methods); nothing else makes a proposal's effect happen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from plaza.dao import agency
+from plaza.dao.conviction import ConvictionParams, conviction_at, threshold
+from plaza.dao.delegation import effective_delegates, resolve
+from plaza.dao.errors import (
+    DuplicateVoteError,
+    InvalidBallotError,
+    InvalidPayloadError,
+    NotAllowedError,
+    NotFoundInStateError,
+    NotMemberError,
+    ProposalClosedError,
+)
+from plaza.dao.majority import CHOICES, PPM, majority
+from plaza.dao.members import require_genesis, require_member
+from plaza.dao.payload import Payload
+from plaza.dao.records import Proposal
+from plaza.dao.tally import ballot_problem, tally
+from plaza.dao.treasury import TREASURY
+from plaza.ledger.event import Event
+
+if TYPE_CHECKING:
+    from plaza.dao.constitution import ProposalType
+    from plaza.dao.state import DaoState
+
+MAX_CHOICES = 100
+
+
+def may_propose(st: DaoState, did: str, ptype: ProposalType) -> bool:
+    return (
+        ("member" in ptype.proposers and st.is_member(did))
+        or ("agent" in ptype.proposers and st.is_agent(did))
+        or ("provider" in ptype.proposers and st.is_provider(did))
+    )
+
+
+def get_proposal(st: DaoState, pid: int) -> Proposal:
+    prop = st.proposals.get(pid)
+    if prop is None:
+        raise NotFoundInStateError(f"no proposal {pid}")
+    return prop
+
+
+def created(st: DaoState, ev: Event, commit: bool) -> None:
+    require_genesis(st)
+    p = Payload(ev.payload, ev.type)
+    type_name = p.text("type", max_len=40)
+    title = p.text("title", max_len=300)
+    body = p.text("body", max_len=20_000, default="")
+    choices = p.strings("choices", max_items=MAX_CHOICES, default=[])
+    effect = p.mapping("effect", default=None)
+    effects = p.mapping("effects", default={}) or {}
+    p.finish()
+    ptype = st.constitution.proposal_type(type_name)
+    if ptype is None:
+        raise InvalidPayloadError(f"unknown proposal type {type_name!r}")
+    if not may_propose(st, ev.author_did, ptype):
+        raise NotAllowedError(f"{ev.author_did} may not propose a {type_name} proposal")
+    if not title.strip():
+        raise InvalidPayloadError("a proposal needs a title")
+    if ptype.method in ("majority", "conviction"):
+        if choices or effects:
+            raise InvalidPayloadError(f"{ptype.method} proposals have no choices")
+        choices = list(CHOICES) if ptype.method == "majority" else []
+    elif len(choices) < 2 or len(set(choices)) != len(choices):
+        raise InvalidPayloadError("a proposal needs at least two distinct choices")
+    if set(effects) - set(choices):
+        raise InvalidPayloadError("effects are keyed by the proposal's choices")
+    for eff in [effect, *effects.values()]:
+        if eff is not None:
+            agency.validate_effect(st, ptype.executes, eff, ev)
+    if ptype.executes not in ("signal",) and effect is None and not effects:
+        raise InvalidPayloadError(f"a {type_name} proposal needs an effect")
+    if ptype.executes == "signal" and (effect is not None or effects):
+        raise InvalidPayloadError("a signal proposal executes nothing")
+    if not commit:
+        return
+    c = st.constitution
+    epoch = (ev.time - st.genesis_ms) // (c.epochs.length * 1000)
+    st.proposals[ev.seq] = Proposal(
+        id=ev.seq,
+        type=type_name,
+        author=ev.author_did,
+        title=title,
+        body=body,
+        method=ptype.method,
+        executes=ptype.executes,
+        topic=c.topic_of(type_name),
+        created_ms=ev.time,
+        end_ms=ev.time + ptype.window * 1000,
+        choices=tuple(choices),
+        effect=effect,
+        effects=dict(effects),
+        snapshot=frozenset(st.active_members()),
+        epoch=epoch,
+        stake_history=[(ev.time, 0)] if ptype.method == "conviction" else [],
+    )
+
+
+def _open_for(prop: Proposal, ev: Event) -> None:
+    if prop.status != "open":
+        raise ProposalClosedError(f"proposal {prop.id} is {prop.status}")
+    if ev.time >= prop.end_ms:
+        raise ProposalClosedError(f"proposal {prop.id} closed at {prop.end_ms}")
+
+
+def vote_cast(st: DaoState, ev: Event, commit: bool) -> None:
+    require_genesis(st)
+    p = Payload(ev.payload, ev.type)
+    pid = p.integer("proposal")
+    ballot = p.mapping("ballot")
+    p.finish()
+    assert ballot is not None
+    prop = get_proposal(st, pid)
+    if prop.method == "conviction":
+        raise InvalidBallotError("conviction proposals take stakes, not ballots")
+    _open_for(prop, ev)
+    voter = ev.author_did
+    if voter not in prop.snapshot or not st.is_member(voter):
+        raise NotMemberError(f"{voter} is not eligible to vote on proposal {pid}")
+    if voter in prop.votes:
+        raise DuplicateVoteError(f"{voter} already voted on proposal {pid}")
+    if "weight" in ballot:
+        raise InvalidBallotError("a cast ballot has no weight: delegation decides it")
+    c = st.constitution
+    cost = 0
+    if prop.method == "majority":
+        if set(ballot) != {"choice"} or ballot["choice"] not in CHOICES:
+            raise InvalidBallotError('a majority ballot is {"choice": "yes" | "no" | "abstain"}')
+    else:
+        left = c.epochs.voice_credits - st.credits_spent.get((voter, prop.epoch), 0)
+        ptype = c.proposal_type(prop.type)
+        max_score = ptype.max_score if ptype else 10
+        problem = ballot_problem(
+            prop.method, ballot, frozenset(prop.choices), credits=left, max_score=max_score
+        )
+        if problem is not None:
+            raise InvalidBallotError(f"invalid ballot: {problem}")
+        if prop.method == "quadratic":
+            cost = sum(n * n for n in ballot["votes"].values())
+    if not commit:
+        return
+    prop.votes[voter] = ballot
+    if cost:
+        key = (voter, prop.epoch)
+        st.credits_spent[key] = st.credits_spent.get(key, 0) + cost
+
+
+def conviction_staked(st: DaoState, ev: Event, commit: bool) -> None:
+    require_genesis(st)
+    p = Payload(ev.payload, ev.type)
+    pid = p.integer("proposal")
+    points = p.integer("points")
+    p.finish()
+    prop = get_proposal(st, pid)
+    if prop.method != "conviction":
+        raise InvalidBallotError(f"proposal {pid} does not use conviction voting")
+    _open_for(prop, ev)
+    member = ev.author_did
+    require_member(st, member)
+    allowance = st.constitution.conviction.points_per_member
+    used = st.conviction_points.get(member, 0) - prop.stakes.get(member, 0) + points
+    if used > allowance:
+        raise InvalidBallotError(
+            f"{member} would stake {used} points; the allowance is {allowance}"
+        )
+    if not commit:
+        return
+    old = prop.stakes.pop(member, 0)
+    if points:
+        prop.stakes[member] = points
+    st.conviction_points[member] = st.conviction_points.get(member, 0) - old + points
+    prop.stake_history.append((ev.time, sum(prop.stakes.values())))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A proposal's status and result at a point in time."""
+
+    id: int
+    status: str  # open | passed | rejected | executed | cancelled | expired
+    eligible: int
+    counted: int
+    winner: str | None
+    detail: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "eligible": self.eligible,
+            "counted": self.counted,
+            "winner": self.winner,
+            "detail": self.detail,
+        }
+
+
+def conviction_params(st: DaoState) -> ConvictionParams:
+    c = st.constitution.conviction
+    return ConvictionParams(
+        half_life_s=c.half_life,
+        step_s=c.step,
+        beta_ppm=c.beta_ppm,
+        rho_ppm=c.rho_ppm,
+        min_points=c.min_points,
+    )
+
+
+def _conviction_outcome(st: DaoState, prop: Proposal, at_ms: int) -> Outcome:
+    params = conviction_params(st)
+    effect = prop.effect or {}
+    requested = int(effect.get("amount", 0))
+    pool = st.books.balance(TREASURY)
+    members = len(st.active_members())
+    supply = members * st.constitution.conviction.points_per_member
+    y = conviction_at(prop.stake_history, min(at_ms, prop.end_ms), params)
+    need = threshold(requested, pool, supply, params)
+    detail = {
+        "conviction": y,
+        "threshold": need if need != float("inf") else None,
+        "requested": requested,
+        "pool": pool,
+        "staked": sum(prop.stakes.values()),
+    }
+    passed = y >= need
+    if prop.status in ("executed", "cancelled"):
+        status = prop.status
+    elif passed and at_ms < prop.end_ms:
+        status = "passed"
+    else:
+        status = "expired" if at_ms >= prop.end_ms else "open"
+    return Outcome(prop.id, status, members, len(prop.stakes), None, detail)
+
+
+def outcome(st: DaoState, pid: int, at_ms: int) -> Outcome:
+    """The proposal's status and tally at ``at_ms``."""
+    prop = get_proposal(st, pid)
+    if prop.method == "conviction":
+        return _conviction_outcome(st, prop, at_ms)
+    eligible = sorted(m for m in prop.snapshot if st.is_member(m))
+    direct = {v: b for v, b in prop.votes.items() if v in prop.snapshot and st.is_member(v)}
+    if prop.method == "quadratic":
+        weights = dict.fromkeys(direct, 1)
+    else:
+        non_voters = [m for m in eligible if m not in direct]
+        eff = effective_delegates(
+            st.delegations,
+            members=non_voters,
+            topic=prop.topic,
+            proposal=str(prop.id),
+            at_ms=min(at_ms, prop.end_ms),
+        )
+        weights = resolve(eligible, direct, eff).weight
+    ballots = [{**b, "weight": weights[v]} for v, b in sorted(direct.items())]
+    n = len(eligible)
+    ptype = st.constitution.proposal_type(prop.type)
+    support_ppm = ptype.support_ppm if ptype else 0
+    participation_ppm = ptype.participation_ppm if ptype else 0
+    early_close = ptype.early_close if ptype else False
+    closed = at_ms >= prop.end_ms
+    if prop.method == "majority":
+        sums = dict.fromkeys(CHOICES, 0)
+        for b in ballots:
+            sums[b["choice"]] += b["weight"]
+        res = majority(
+            sums["yes"],
+            sums["no"],
+            sums["abstain"],
+            n,
+            support_ppm=support_ppm,
+            participation_ppm=participation_ppm,
+        )
+        counted = sum(sums.values())
+        passed = res.passed
+        done = closed or (early_close and res.early)
+        winner = "yes" if passed else None
+        detail: dict[str, Any] = res.to_dict()
+    else:
+        c = st.constitution
+        t = tally(
+            prop.method,
+            prop.choices,
+            ballots,
+            credits=c.epochs.voice_credits,
+            max_score=ptype.max_score if ptype else 10,
+        )
+        counted = t.valid_weight
+        winner = t.winner
+        detail = t.to_dict()
+        passed = winner is not None and counted * PPM >= participation_ppm * n
+        if passed and prop.method == "single" and support_ppm:
+            passed = t.totals[winner] * PPM > support_ppm * counted  # type: ignore[index]
+        done = closed
+    detail["direct_voters"] = len(direct)
+    if prop.status in ("executed", "cancelled"):
+        status = prop.status
+    elif not done:
+        status = "open"
+    else:
+        status = "passed" if passed else "rejected"
+    return Outcome(prop.id, status, n, counted, winner if passed else None, detail)
+
+
+def executed(st: DaoState, ev: Event, commit: bool) -> None:
+    require_genesis(st)
+    p = Payload(ev.payload, ev.type)
+    pid = p.integer("proposal")
+    p.finish()
+    if not (st.is_member(ev.author_did) or st.is_agent(ev.author_did)):
+        raise NotAllowedError("only members and agents execute proposals")
+    prop = get_proposal(st, pid)
+    if prop.status != "open":
+        raise ProposalClosedError(f"proposal {pid} is already {prop.status}")
+    out = outcome(st, pid, ev.time)
+    if out.status != "passed":
+        raise ProposalClosedError(f"proposal {pid} is {out.status}, not passed")
+    effect = prop.effects.get(out.winner or "") if prop.effects else prop.effect
+    if effect is not None:
+        agency.apply_effect(st, prop, effect, ev, commit=False)
+    if not commit:
+        return
+    if effect is not None:
+        agency.apply_effect(st, prop, effect, ev, commit=True)
+    prop.status, prop.executed_ms = "executed", ev.time
+    _free_stakes(st, prop)
+
+
+def cancelled(st: DaoState, ev: Event, commit: bool) -> None:
+    require_genesis(st)
+    p = Payload(ev.payload, ev.type)
+    pid = p.integer("proposal")
+    p.finish()
+    prop = get_proposal(st, pid)
+    if ev.author_did != prop.author:
+        raise NotAllowedError("only the author may cancel a proposal")
+    if prop.status != "open":
+        raise ProposalClosedError(f"proposal {pid} is already {prop.status}")
+    if prop.votes or prop.stakes:
+        raise NotAllowedError("a proposal cannot be cancelled once members have voted on it")
+    if not commit:
+        return
+    prop.status = "cancelled"
+
+
+def _free_stakes(st: DaoState, prop: Proposal) -> None:
+    for member, pts in prop.stakes.items():
+        st.conviction_points[member] = st.conviction_points.get(member, 0) - pts
+    if prop.stakes:
+        prop.stakes.clear()
+        prop.stake_history.append((prop.executed_ms or st.now_ms, 0))
+
+
+HANDLERS = {
+    "dao.proposal.created": created,
+    "dao.vote.cast": vote_cast,
+    "dao.conviction.staked": conviction_staked,
+    "dao.proposal.executed": executed,
+    "dao.proposal.cancelled": cancelled,
+}

@@ -1,0 +1,175 @@
+"""The records DAO state is made of (mutable inside :class:`~plaza.dao.state.DaoState`
+only; everything outside reads them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from plaza.dao.action import Action
+
+
+@dataclass(slots=True)
+class Member:
+    did: str
+    admitted_ms: int
+    via: str  # "genesis" | "vouches" | "vote"
+    vouchers: tuple[str, ...] = ()
+    removed_ms: int = 0
+    fake: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.removed_ms == 0
+
+    def to_map(self) -> dict[str, Any]:
+        return {
+            "did": self.did,
+            "admitted": self.admitted_ms,
+            "via": self.via,
+            "vouchers": list(self.vouchers),
+            "removed": self.removed_ms,
+            "fake": self.fake,
+        }
+
+
+@dataclass(slots=True)
+class Candidate:
+    """Someone being vouched for: voucher DID -> time, attestation kind -> issuer."""
+
+    vouches: dict[str, int] = field(default_factory=dict)
+    attestations: dict[str, str] = field(default_factory=dict)
+
+    def to_map(self) -> dict[str, Any]:
+        return {
+            "vouches": dict(sorted(self.vouches.items())),
+            "attestations": dict(sorted(self.attestations.items())),
+        }
+
+
+@dataclass(slots=True)
+class Proposal:
+    id: int
+    type: str
+    author: str
+    title: str
+    body: str
+    method: str
+    executes: str
+    topic: str
+    created_ms: int
+    end_ms: int
+    choices: tuple[str, ...]
+    effect: dict[str, Any] | None
+    effects: dict[str, dict[str, Any]]
+    snapshot: frozenset[str]
+    epoch: int
+    votes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    status: str = "open"  # "open" | "executed" | "cancelled"
+    executed_ms: int = 0
+    stakes: dict[str, int] = field(default_factory=dict)
+    stake_history: list[tuple[int, int]] = field(default_factory=list)
+    motion: int | None = None
+
+    def to_map(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "author": self.author,
+            "title": self.title,
+            "body": self.body,
+            "method": self.method,
+            "executes": self.executes,
+            "topic": self.topic,
+            "created": self.created_ms,
+            "end": self.end_ms,
+            "choices": list(self.choices),
+            "effect": self.effect,
+            "effects": self.effects,
+            "snapshot": sorted(self.snapshot),
+            "epoch": self.epoch,
+            "votes": dict(sorted(self.votes.items())),
+            "status": self.status,
+            "executed": self.executed_ms,
+            "stakes": dict(sorted(self.stakes.items())),
+            "stake_history": [list(x) for x in self.stake_history],
+            "motion": self.motion,
+        }
+
+
+@dataclass(slots=True)
+class Motion:
+    """An optimistic agent action waiting out its veto window."""
+
+    id: int
+    agent: str
+    action: Action
+    digest: bytes
+    reason: str
+    opened_ms: int
+    end_ms: int
+    veto_ppm: int
+    eligible: frozenset[str]
+    threshold: int
+    vetoes: set[str] = field(default_factory=set)
+    status: str = "open"  # "open" | "escalated" | "executed"
+    proposal: int | None = None
+
+    def to_map(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "agent": self.agent,
+            "action": self.action.to_map(),
+            "digest": self.digest,
+            "reason": self.reason,
+            "opened": self.opened_ms,
+            "end": self.end_ms,
+            "veto_ppm": self.veto_ppm,
+            "eligible": sorted(self.eligible),
+            "threshold": self.threshold,
+            "vetoes": sorted(self.vetoes),
+            "status": self.status,
+            "proposal": self.proposal,
+        }
+
+
+@dataclass(slots=True)
+class ExecutedAction:
+    """An agent action that executed, with its authority and reason."""
+
+    seq: int
+    time_ms: int
+    agent: str
+    action: Action
+    reason: str
+    authority: str  # "mandate" | "motion:<id>" | "proposal:<id>"
+
+    def to_map(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "time": self.time_ms,
+            "agent": self.agent,
+            "action": self.action.to_map(),
+            "reason": self.reason,
+            "authority": self.authority,
+        }
+
+
+@dataclass(slots=True)
+class Escrow:
+    id: str
+    kind: str  # "bond" | "payment"
+    party: str
+    category: str
+    opened_ms: int
+    memo: str = ""
+
+    def to_map(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "party": self.party,
+            "category": self.category,
+            "opened": self.opened_ms,
+            "memo": self.memo,
+        }

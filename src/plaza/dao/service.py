@@ -1,0 +1,259 @@
+"""The DAO's commands: decide an event, check it against state, append it, apply it.
+
+:class:`Dao` joins a :class:`~plaza.ledger.Ledger` and the :class:`DaoState` replayed
+from it. Every command takes the :class:`~plaza.ledger.keystore.Signer` acting and the
+time (Unix ms; the caller's clock, passed in). A command first catches up with events
+other writers appended, then builds and signs the next event, asks the state whether it
+is legal (raising the same error ``verify`` would name), appends it, and only then
+applies it. If another writer took the position meanwhile, it catches up and tries
+again. State never changes except by applying an appended event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from plaza.dao.action import Action
+from plaza.dao.agency import ESCALATION_TYPE
+from plaza.dao.constitution import Constitution
+from plaza.dao.delegation import Scope
+from plaza.dao.mandate import Allow, Deny, Mandate, NeedsVote, Optimistic, Verdict, check
+from plaza.dao.proposals import Outcome, outcome
+from plaza.dao.state import DaoState
+from plaza.ledger.checkpoint import Checkpoint
+from plaza.ledger.errors import AppendConflictError
+from plaza.ledger.event import Event
+from plaza.ledger.keys import verify_event_signature
+from plaza.ledger.keystore import Signer
+from plaza.ledger.ledger import Ledger
+from plaza.ledger.store import EventStore
+
+ATTEMPTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ActionOutcome:
+    """What happened to an agent's action: the guard's verdict and the event recorded
+    (an execution, a motion, a proposal, or a recorded denial)."""
+
+    verdict: Verdict
+    event: Event
+    motion: int | None = None
+    proposal: int | None = None
+
+
+class Dao:
+    """Commands and queries over one ledger."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.state = DaoState()
+        self.ledger = Ledger(store, registry=self.state)
+        self.sync()
+
+    @property
+    def store(self) -> EventStore:
+        return self.ledger.store
+
+    def sync(self) -> int:
+        """Apply events other writers appended; return how many."""
+        n = 0
+        for ev in self.ledger.read(self.state.seq + 1):
+            self.state.apply(ev)
+            n += 1
+        return n
+
+    def submit(self, event: Event) -> Event:
+        """Append an event someone else built and signed (the HTTP write path).
+
+        Order matters: position first (a stale or replayed event is a conflict), then the
+        signature (authentication before any rule is evaluated), then the DAO's rules.
+        """
+        self.sync()
+        head = self.ledger.head()
+        if event.seq < head.size:
+            raise AppendConflictError(
+                f"position {event.seq} is already taken: the log has {head.size} events",
+                seq=event.seq,
+                head=head.size,
+            )
+        verify_event_signature(event, self.state)
+        self.state.check(event)
+        try:
+            self.ledger.append(event)
+        except AppendConflictError:
+            self.sync()
+            raise
+        self.state.apply(event)
+        return event
+
+    def record(self, signer: Signer, type_: str, payload: dict[str, Any], now: int) -> Event:
+        """Build, check, append and apply one event by ``signer``."""
+        last: AppendConflictError | None = None
+        for _ in range(ATTEMPTS):
+            self.sync()
+            ev = self.ledger.build(
+                signer.key, author_did=signer.did, type=type_, payload=payload, time=now
+            )
+            self.state.check(ev)
+            try:
+                self.ledger.append(ev)
+            except AppendConflictError as exc:
+                last = exc
+                continue
+            self.state.apply(ev)
+            return ev
+        assert last is not None
+        raise last
+
+    # -- membership ---------------------------------------------------------------------
+    @classmethod
+    def init(
+        cls,
+        store: EventStore,
+        founder: Signer,
+        *,
+        constitution: Constitution,
+        mandate: Mandate,
+        now: int,
+        cofounders: tuple[Signer, ...] = (),
+        opening: int = 0,
+    ) -> Dao:
+        """Write the genesis event: the founders are the first members."""
+        dao = cls(store)
+        founders = [founder, *cofounders]
+        keys = {s.did: s.did_key for s in founders if s.did != s.did_key}
+        payload: dict[str, Any] = {
+            "constitution": constitution.to_map(),
+            "mandate": mandate.to_map(),
+            "founders": [s.did for s in founders],
+            "opening": opening,
+        }
+        if keys:
+            payload["keys"] = keys
+        dao.record(founder, "dao.genesis.created", payload, now)
+        return dao
+
+    def register(self, key_signer: Signer, did: str, role: str, now: int) -> Event:
+        """Bind ``did`` to the signer's key (signed by the key's own ``did:key``)."""
+        self_signed = Signer(key_signer.did_key, key_signer.key)
+        return self.record(self_signed, "dao.identity.registered", {"did": did, "role": role}, now)
+
+    def vouch(self, signer: Signer, member: str, now: int) -> Event:
+        return self.record(signer, "dao.member.vouched", {"member": member}, now)
+
+    def attest(self, signer: Signer, member: str, kind: str, now: int) -> Event:
+        return self.record(signer, "dao.member.attested", {"member": member, "kind": kind}, now)
+
+    def admit(self, signer: Signer, member: str, now: int) -> Event:
+        return self.record(signer, "dao.member.admitted", {"member": member}, now)
+
+    def delegate(
+        self,
+        signer: Signer,
+        delegate: str,
+        now: int,
+        *,
+        scope: Scope = "global",
+        key: str = "",
+        expires: int = 0,
+    ) -> Event:
+        payload: dict[str, Any] = {"delegate": delegate, "scope": scope, "expires": expires}
+        if key:
+            payload["key"] = key
+        return self.record(signer, "dao.delegation.set", payload, now)
+
+    def revoke(self, signer: Signer, now: int, *, scope: Scope = "global", key: str = "") -> Event:
+        payload: dict[str, Any] = {"scope": scope}
+        if key:
+            payload["key"] = key
+        return self.record(signer, "dao.delegation.revoked", payload, now)
+
+    # -- proposals ------------------------------------------------------------------------
+    def propose(
+        self,
+        signer: Signer,
+        type_name: str,
+        title: str,
+        now: int,
+        *,
+        body: str = "",
+        choices: tuple[str, ...] = (),
+        effect: dict[str, Any] | None = None,
+        effects: dict[str, dict[str, Any]] | None = None,
+    ) -> int:
+        """File a proposal; return its id (the seq of its event)."""
+        payload: dict[str, Any] = {"type": type_name, "title": title}
+        if body:
+            payload["body"] = body
+        if choices:
+            payload["choices"] = list(choices)
+        if effect is not None:
+            payload["effect"] = effect
+        if effects:
+            payload["effects"] = effects
+        return self.record(signer, "dao.proposal.created", payload, now).seq
+
+    def vote(self, signer: Signer, proposal: int, ballot: dict[str, Any], now: int) -> Event:
+        return self.record(signer, "dao.vote.cast", {"proposal": proposal, "ballot": ballot}, now)
+
+    def stake(self, signer: Signer, proposal: int, points: int, now: int) -> Event:
+        payload = {"proposal": proposal, "points": points}
+        return self.record(signer, "dao.conviction.staked", payload, now)
+
+    def execute(self, signer: Signer, proposal: int, now: int) -> Event:
+        return self.record(signer, "dao.proposal.executed", {"proposal": proposal}, now)
+
+    def cancel(self, signer: Signer, proposal: int, now: int) -> Event:
+        return self.record(signer, "dao.proposal.cancelled", {"proposal": proposal}, now)
+
+    def outcome(self, proposal: int, now: int) -> Outcome:
+        self.sync()
+        return outcome(self.state, proposal, now)
+
+    # -- agents ---------------------------------------------------------------------------
+    def act(self, agent: Signer, action: Action, reason: str, now: int) -> ActionOutcome:
+        """Submit an agent action: execute it, open a motion, file a proposal, or record
+        its denial — whichever the guard's verdict calls for."""
+        self.sync()
+        verdict = check(action, self.state.guard_state(max(now, self.state.now_ms)))
+        payload = {"action": action.to_map(), "reason": reason}
+        if isinstance(verdict, Allow):
+            return ActionOutcome(verdict, self.record(agent, "dao.action.executed", payload, now))
+        if isinstance(verdict, Optimistic):
+            ev = self.record(agent, "dao.motion.opened", payload, now)
+            return ActionOutcome(verdict, ev, motion=ev.seq)
+        if isinstance(verdict, NeedsVote):
+            ptype = self.state.constitution.proposal_type(verdict.proposal_type)
+            type_name = (
+                verdict.proposal_type
+                if ptype is not None and ptype.executes == "agent-action"
+                else ESCALATION_TYPE
+            )
+            title = f"{action.kind}: {reason}"[:300]
+            pid = self.propose(agent, type_name, title, now, effect=payload)
+            return ActionOutcome(verdict, self.ledger.get(pid), proposal=pid)
+        assert isinstance(verdict, Deny)
+        return ActionOutcome(verdict, self.record(agent, "dao.action.denied", payload, now))
+
+    def execute_motion(self, signer: Signer, motion: int, action: Action, now: int) -> Event:
+        payload = {"action": action.to_map(), "reason": "veto window passed", "motion": motion}
+        return self.record(signer, "dao.action.executed", payload, now)
+
+    def veto(self, signer: Signer, motion: int, now: int) -> Event:
+        return self.record(signer, "dao.motion.vetoed", {"motion": motion}, now)
+
+    # -- treasury -------------------------------------------------------------------------
+    def receive(
+        self, signer: Signer, kind: str, amount: int, now: int, *, source: str, memo: str = ""
+    ) -> Event:
+        payload: dict[str, Any] = {"kind": kind, "amount": amount, "from": source}
+        if memo:
+            payload["memo"] = memo
+        return self.record(signer, "dao.treasury.received", payload, now)
+
+    # -- ledger ---------------------------------------------------------------------------
+    def checkpoint(self, ledger_key: Signer, now: int) -> Checkpoint:
+        """Sign a checkpoint over the whole log with a ledger key named in the constitution."""
+        self.sync()
+        return self.ledger.checkpoint(ledger_key.key, time=now)
