@@ -19,7 +19,14 @@ def test_bench_repo_prints_medians_beside_libipld() -> None:
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["runs"] == 2
-    for name in ("mst_insert", "commit_sign", "car_export", "car_import_and_verify"):
+    for name in (
+        "mst_insert",
+        "mst_put_and_root_per_write",
+        "commit_sign",
+        "repo_commit_one_write",
+        "car_export",
+        "car_import_and_verify",
+    ):
         assert out[name]["plaza"]["median"] > 0
         assert len(out[name]["plaza"]["runs"]) == 2
     for name in ("mst_node_encode", "car_import_and_verify", "car_read_hash_checked"):

@@ -449,17 +449,15 @@ class MST:
         range by reading it (rather than from the parent's keys, as this one does) needs
         them to place the key. The interop ``blocksInProof`` fixtures include them.
         """
-        root = self.root()
         fresh = self.new_blocks()
+        settled = self.committed()  # puts the in-memory nodes in the cache, decoded
         source = _e.Overlay(fresh, self._store.source)
         reads: set[CID] = set()
-        copy_root = None if self._root is None else root
-        copy = MST(_e.Store(source, NodeCache(), reads), copy_root, self._layer)
+        copy = MST(_e.Store(source, self._store.cache, reads), settled._root, self._layer)
         for op in ops:
             if op.action == "create":
                 copy._touch_neighbours(op.path)
-        inverted = copy.apply_ops(ops, invert=True)
-        inverted.root()
+        copy.apply_ops(ops, invert=True)
         out = dict(fresh)
         for cid in reads:
             if cid not in out:

@@ -122,30 +122,34 @@ def put(  # noqa: PLR0917
         if kh == layer:
             return Node((key,), (val,), (None, None), layer)
         return Node((), (), (put(store, None, layer - 1, key, val, kh, lo, hi),), -1)
-    node = resolve(store, ref, layer, lo, hi)
+    node = ref if type(ref) is Node else resolve(store, ref, layer, lo, hi)
     keys = node.keys
     i = bisect_left(keys, key)
+    n = len(keys)
+    subs = node.subs
     if kh == layer:
         vals = node.vals
-        subs = node.subs
-        if i < len(keys) and keys[i] == key:
+        if i < n and keys[i] == key:
             if vals[i] == val:
                 return ref
             return Node(keys, (*vals[:i], val, *vals[i + 1 :]), subs, layer)
-        clo, chi = bounds(keys, i, lo, hi)
-        left, right = split(store, subs[i], layer - 1, key, clo, chi)
-        return mk(
+        left, right = split(
+            store, subs[i], layer - 1, key, keys[i - 1] if i else lo, keys[i] if i < n else hi
+        )
+        if n >= MAX_NODE_ENTRIES:
+            raise MstError(f"an MST node would exceed {MAX_NODE_ENTRIES} entries")
+        return Node(
             (*keys[:i], key, *keys[i:]),
             (*vals[:i], val, *vals[i:]),
             (*subs[:i], left, right, *subs[i + 1 :]),
             layer,
         )
-    child = node.subs[i]
-    clo, chi = bounds(keys, i, lo, hi)
-    new_child = put(store, child, layer - 1, key, val, kh, clo, chi)
+    child = subs[i]
+    new_child = put(
+        store, child, layer - 1, key, val, kh, keys[i - 1] if i else lo, keys[i] if i < n else hi
+    )
     if new_child is child:
         return ref
-    subs = node.subs
     return Node(keys, node.vals, (*subs[:i], new_child, *subs[i + 1 :]), node.height)
 
 

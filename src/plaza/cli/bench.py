@@ -29,8 +29,9 @@ def repo(
 
     Prints MST inserts/s (incremental puts of --keys keys), MST node encode and
     validated decode beside libipld, the per-write put+root path, commits signed and
-    verified per second, and CAR export and import-and-verify MB/s on a --records
-    repository, each beside libipld's raw call where one exists, as medians of --runs.
+    verified per second, whole one-write commits per second on a --records repository,
+    and CAR export and import-and-verify MB/s on it, each beside libipld's raw call
+    where one exists, as medians of --runs.
 
     Example:
 
