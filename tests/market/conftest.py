@@ -62,10 +62,11 @@ proposal_type = "contract"
 
 
 def market_mandate(**limits: Any) -> Mandate:
-    text = TEST_MANDATE
-    for k, v in limits.items():
-        text = text.replace("[limits]\n", f"[limits]\n{k} = {v}\n", 1)
-    return parse_mandate(text)
+    """The test mandate, with any ``[limits]`` overridden."""
+    mandate = parse_mandate(TEST_MANDATE)
+    if not limits:
+        return mandate
+    return mandate.model_copy(update={"limits": mandate.limits.model_copy(update=limits)})
 
 
 def key_for(n: int) -> PrivateKey:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from plaza.dao import Action, Allow, Deny, GuardState, Mandate, NeedsVote, Optimistic, Spend, check
+from plaza.dao.mandate import hhi
 from plaza.market.params import PPM, PRICE_SCALE, MarketParams
 from plaza.market.registry import BIDDABLE
 
@@ -171,7 +172,9 @@ def plan_award(state: MarketState, rfb_id: str, mandate: Mandate, now_ms: int) -
     what it offered, capped so that no provider would exceed the mandate's maximum
     share of the accounts the service will have once the request is filled (if the
     request cannot be filled, the pass is repeated against the smaller total until it
-    is stable). Then every line is put to the guard against that final distribution,
+    is stable). If the resulting market would pass the mandate's HHI ceiling (and raise
+    the HHI), the share cap is lowered by bisection to the largest that keeps it under.
+    Then every line is put to the guard against that final distribution,
     all other lines applied; a line the guard denies for concentration is cut by
     bisection to the largest quantity it allows, and the check repeats until every line
     passes. The guard therefore judges each contract against the market as it will be,
@@ -200,16 +203,48 @@ def plan_award(state: MarketState, rfb_id: str, mandate: Mandate, now_ms: int) -
         else:
             eligible.append(s)
 
-    target = sum(existing.values()) + rfb.quantity
-    alloc: dict[str, int] = {}
-    for _ in range(len(eligible) + 2):
-        alloc = _greedy(
-            state, rfb=rfb, eligible=eligible, existing=existing, target=target, limits=limits
-        )
-        filled = sum(existing.values()) + sum(alloc.values())
-        if filled == target:
-            break
-        target = filled
+    def fill(share_ppm: int) -> dict[str, int]:
+        target = sum(existing.values()) + rfb.quantity
+        alloc: dict[str, int] = {}
+        for _ in range(len(eligible) + 2):
+            alloc = _greedy(
+                state,
+                rfb=rfb,
+                eligible=eligible,
+                existing=existing,
+                target=target,
+                share_ppm=share_ppm,
+                floor=limits.concentration_min_accounts,
+            )
+            filled = sum(existing.values()) + sum(alloc.values())
+            if filled == target:
+                break
+            target = filled
+        return alloc
+
+    def over_hhi(alloc: Mapping[str, int]) -> bool:
+        after = dict(existing)
+        for t in eligible:
+            if alloc.get(t.bid):
+                after[t.provider] = after.get(t.provider, 0) + alloc[t.bid]
+        if sum(after.values()) < limits.concentration_min_accounts:
+            return False
+        h = hhi(after)
+        return h > limits.hhi_ceiling and h > hhi(existing)
+
+    alloc = fill(limits.max_provider_share_ppm)
+    if over_hhi(alloc):
+        # The market as a whole would pass the HHI ceiling: lower the share cap, by
+        # bisection, to the largest one whose allocation stays under it.
+        lo, hi, best = 0, limits.max_provider_share_ppm - 1, {}
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            trial = fill(mid)
+            if over_hhi(trial):
+                hi = mid - 1
+            else:
+                lo, best = mid + 1, trial
+        alloc = best
 
     verdicts: dict[str, Allow | Optimistic | NeedsVote | Deny] = {}
     for _ in range(4 * len(eligible) + 4):
@@ -276,18 +311,19 @@ def _greedy(
     eligible: list[Score],
     existing: Mapping[str, int],
     target: int,
-    limits: Any,
+    share_ppm: int,
+    floor: int,
 ) -> dict[str, int]:
-    """Fill the request in score order, each provider capped at the mandate's share of
-    ``target`` accounts (no cap while ``target`` is under the concentration floor)."""
+    """Fill the request in score order, each provider capped at ``share_ppm`` of
+    ``target`` accounts (no cap while ``target`` is under the concentration ``floor``)."""
     remaining = rfb.quantity
     held = dict(existing)
-    capped = target >= limits.concentration_min_accounts
+    capped = target >= floor
     out: dict[str, int] = {}
     for s in eligible:
         want = min(state.bids[s.bid].quantity, remaining)
         if capped:
-            cap = limits.max_provider_share_ppm * target // PPM - held.get(s.provider, 0)
+            cap = share_ppm * target // PPM - held.get(s.provider, 0)
             want = max(0, min(want, cap))
         if want:
             out[s.bid] = want
