@@ -1,0 +1,328 @@
+"""The agent loop: decisions go through the mandate guard, then execute or escalate.
+
+Theory of operation. Reconcilers are pure; this module is where their actions meet the
+world. For every action the loop
+
+1. splits it into the pieces the guard judges one at a time (a placement or migration
+   with several destination providers becomes one piece per destination, in small
+   round-robin chunks, so the guard's concentration check sees each step of the plan);
+2. asks the guard (:func:`plaza.dao.mandate.check`) with the current spending and the
+   accounts each provider hosts, updated after every executed piece;
+3. executes what is allowed through the :class:`Executor` (the simulated market now,
+   ``plaza.market`` later); turns ``Optimistic`` into a proposal that executes after its
+   veto window unless vetoed, and ``NeedsVote`` into a proposal that waits for a vote;
+   drops what is denied;
+4. records every piece — executed, proposed, denied or failed — with its reason in the
+   ledger (the action's canonical map, the rule, the numbers, the digest of the inputs
+   and a plain-language explanation).
+
+The loop never holds a decision back on its own judgement: anything it does not execute
+is in the ledger with the guard's words for why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from plaza.agents.types import Action, MandateLimits
+from plaza.atproto.crypto import PrivateKey
+from plaza.dao import action as dao_action
+from plaza.dao.mandate import (
+    PPM,
+    Allow,
+    Deny,
+    GuardState,
+    Mandate,
+    NeedsVote,
+    Optimistic,
+    Spend,
+    Verdict,
+    check,
+)
+from plaza.errors import PlazaError
+from plaza.ledger import Ledger
+
+#: Ledger event type of every recorded agent action.
+EVENT_TYPE = "agent.action"
+#: Minor units per currency unit (prices are in currency units; the mandate in cents).
+MINOR = 100
+
+
+class Executor(Protocol):
+    """Carries out an allowed action (the simulated market, or ``plaza.market``)."""
+
+    def execute(self, action: Action) -> Any:
+        """Do it; raise a :class:`~plaza.errors.PlazaError` if it cannot be done."""
+        ...
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """An action that needs members: machine-readable intent plus an explanation."""
+
+    intent: dict[str, Any]
+    explanation: str
+    verdict: str
+    execute_after_ms: int | None
+
+
+@dataclass(frozen=True)
+class LoopRecord:
+    """What happened to one guard-sized piece of an action."""
+
+    time_ms: int
+    action: Action
+    outcome: str  # executed | proposed | denied | failed
+    verdict: str
+    detail: str
+    proposal: Proposal | None = None
+
+
+def limits_from_mandate(mandate: Mandate, total_accounts: int = 0) -> MandateLimits:
+    """The planning numbers reconcilers need, read from a mandate document."""
+    lim = mandate.limits
+    batch = lim.migration_batch_max_accounts
+    if total_accounts >= lim.concentration_min_accounts:
+        batch = min(batch, lim.migration_batch_max_share_ppm * total_accounts // PPM)
+    budget_per_day: float | None = None
+    rule = mandate.rule("capacity.procure")
+    category = rule.category if rule is not None else None
+    if category and category in mandate.budgets:
+        b = mandate.budgets[category]
+        budget_per_day = b.limit / MINOR * min(1.0, 86400 / b.period)
+    return MandateLimits(
+        max_provider_share=lim.max_provider_share_ppm / PPM,
+        migration_batch_limit=max(1, batch),
+        budget_per_day=budget_per_day,
+    )
+
+
+def to_guard_action(action: Action, provider_did: Callable[[int], str]) -> dao_action.Action:
+    """The DAO's view of an action: kind, params, amount (minor units), provider, accounts."""
+    payload = action.as_payload()
+    params = {"params": payload["params"], "rule": action.reason.rule}
+    amount = 0
+    cost = action.get("cost")
+    if cost is not None:
+        amount = max(0, math.ceil(float(cost) * MINOR - 1e-6))
+    provider = source = ""
+    accounts = 0
+    if action.kind == "placement.assign":
+        allocs = action["allocations"]
+        if len({p for _, p, _ in allocs}) == 1:
+            provider = provider_did(int(allocs[0][1]))
+        accounts = int(sum(c for _, _, c in allocs))
+    elif action.kind == "migration.batch":
+        to = action["to"]
+        if len(to) == 1:
+            provider = provider_did(int(to[0][0]))
+        source = provider_did(int(action["from"]))
+        accounts = int(sum(c for _, c in to))
+    return dao_action.Action(
+        kind=action.kind,
+        params=params,
+        amount=amount,
+        category="",
+        provider=provider,
+        source=source,
+        accounts=accounts,
+    )
+
+
+def split_for_guard(action: Action, rounds: int = 10) -> Iterator[Action]:
+    """Pieces of ``action`` the guard can judge one provider at a time.
+
+    Placements are cut into ``rounds`` round-robin chunks per destination so that a plan
+    that is balanced overall is also balanced at every step the guard sees.
+    """
+    if action.kind == "placement.assign":
+        allocs = [(int(r), int(p), int(c)) for r, p, c in action["allocations"]]
+        chunks = [(r, p, c, math.ceil(c / rounds)) for r, p, c in allocs]
+        left = {(r, p): c for r, p, c in allocs}
+        while any(left.values()):
+            for r, p, _, size in chunks:
+                n = min(size, left[(r, p)])
+                if n:
+                    left[(r, p)] -= n
+                    yield replace(
+                        action, params=_with(action, allocations=((r, p, n),), accounts=n)
+                    )
+        return
+    if action.kind == "migration.batch":
+        for p, c in action["to"]:
+            yield replace(action, params=_with(action, to=((int(p), int(c)),), accounts=int(c)))
+        return
+    yield action
+
+
+def _with(action: Action, **changes: Any) -> tuple[tuple[str, Any], ...]:
+    merged = dict(action.params)
+    merged.update(changes)
+    return tuple(sorted(merged.items()))
+
+
+class LedgerRecorder:
+    """Writes each :class:`LoopRecord` as a signed ``agent.action`` ledger event."""
+
+    def __init__(self, ledger: Ledger, key: PrivateKey, author_did: str | None = None) -> None:
+        self.ledger = ledger
+        self.key = key
+        self.author_did = author_did or key.did_key()
+
+    def __call__(self, record: LoopRecord, guard_action: dao_action.Action) -> None:
+        payload: dict[str, Any] = {
+            "outcome": record.outcome,
+            "verdict": record.verdict,
+            "detail": record.detail,
+            "action": guard_action.to_map(),
+            "reason": record.action.reason.as_payload(),
+        }
+        if record.proposal is not None:
+            payload["proposal"] = {
+                "intent": record.proposal.intent,
+                "explanation": record.proposal.explanation,
+                "verdict": record.proposal.verdict,
+            }
+            if record.proposal.execute_after_ms is not None:
+                payload["proposal"]["executeAfterMs"] = record.proposal.execute_after_ms
+        self.ledger.record(
+            self.key,
+            author_did=self.author_did,
+            type=EVENT_TYPE,
+            payload=payload,
+            time=record.time_ms,
+        )
+
+
+@dataclass
+class LoopStats:
+    executed: int = 0
+    proposed: int = 0
+    denied: int = 0
+    failed: int = 0
+    escalations: int = 0
+    denials_by_code: dict[str, int] = field(default_factory=dict)
+
+
+class AgentLoop:
+    """Guard, execute, escalate and record the actions of the reconcilers."""
+
+    def __init__(
+        self,
+        mandate: Mandate,
+        executor: Executor,
+        recorder: Callable[[LoopRecord, dao_action.Action], None],
+        provider_did: Callable[[int], str],
+    ) -> None:
+        self.mandate = mandate
+        self.executor = executor
+        self.recorder = recorder
+        self.provider_did = provider_did
+        self.stats = LoopStats()
+        self._spends: dict[str, deque[Spend]] = {}
+        self._optimistic: list[tuple[int, Action]] = []
+        self._horizon_s = max((b.period for b in mandate.budgets.values()), default=86400)
+
+    def spent(self, category: str, now_ms: int, period_s: int) -> int:
+        """Minor units spent in ``category`` during ``(now - period, now]``."""
+        start = now_ms - period_s * 1000
+        return sum(s.amount for s in self._spends.get(category, ()) if start < s.time_ms <= now_ms)
+
+    def _state(self, now_ms: int, accounts: Mapping[str, int]) -> GuardState:
+        cutoff = now_ms - self._horizon_s * 1000
+        for spends in self._spends.values():
+            while spends and spends[0].time_ms <= cutoff:
+                spends.popleft()
+        return GuardState(
+            mandate=self.mandate,
+            now_ms=now_ms,
+            spends={k: tuple(v) for k, v in self._spends.items()},
+            accounts=accounts,
+        )
+
+    def submit(
+        self, actions: list[Action], now_ms: int, accounts: Mapping[str, int]
+    ) -> list[LoopRecord]:
+        """Run ``actions`` through the guard; execute, escalate or deny; record all."""
+        records: list[LoopRecord] = []
+        acc = dict(accounts)
+        due = [a for t, a in self._optimistic if t <= now_ms]
+        self._optimistic = [(t, a) for t, a in self._optimistic if t > now_ms]
+        for action in due:
+            records.append(
+                self._execute(
+                    action, self._guard_action(action), now_ms, acc, "optimistic-window-passed"
+                )
+            )
+        for action in actions:
+            for piece in split_for_guard(action):
+                ga = self._guard_action(piece)
+                verdict = check(ga, self._state(now_ms, acc))
+                records.append(self._apply(piece, ga, verdict, now_ms, acc))
+        return records
+
+    def _guard_action(self, action: Action) -> dao_action.Action:
+        return to_guard_action(action, self.provider_did)
+
+    def _apply(
+        self,
+        action: Action,
+        ga: dao_action.Action,
+        verdict: Verdict,
+        now_ms: int,
+        acc: dict[str, int],
+    ) -> LoopRecord:
+        if isinstance(verdict, Allow):
+            return self._execute(action, ga, now_ms, acc, "allow")
+        if isinstance(verdict, Deny):
+            self.stats.denied += 1
+            self.stats.denials_by_code[verdict.code] = (
+                self.stats.denials_by_code.get(verdict.code, 0) + 1
+            )
+            rec = LoopRecord(now_ms, action, "denied", f"deny:{verdict.code}", verdict.reason)
+            self.recorder(rec, ga)
+            return rec
+        self.stats.proposed += 1
+        self.stats.escalations += 1
+        after: int | None = None
+        if isinstance(verdict, Optimistic):
+            after = now_ms + verdict.window_s * 1000
+            self._optimistic.append((after, action))
+            name = f"optimistic:{verdict.window_s}s"
+            why = f"executes after {verdict.window_s}s unless members veto"
+        else:
+            assert isinstance(verdict, NeedsVote)
+            name = "vote"
+            why = verdict.reason
+        proposal = Proposal(ga.to_map(), f"{action.reason.text} ({why})", name, after)
+        rec = LoopRecord(now_ms, action, "proposed", name, why, proposal)
+        self.recorder(rec, ga)
+        return rec
+
+    def _execute(
+        self, action: Action, ga: dao_action.Action, now_ms: int, acc: dict[str, int], verdict: str
+    ) -> LoopRecord:
+        try:
+            result = self.executor.execute(action)
+        except PlazaError as exc:
+            self.stats.failed += 1
+            rec = LoopRecord(now_ms, action, "failed", verdict, f"{exc.code}: {exc.message}")
+            self.recorder(rec, ga)
+            return rec
+        self.stats.executed += 1
+        if ga.amount > 0:
+            rule = self.mandate.rule(action.kind)
+            category = ga.category or (rule.category if rule else "") or ""
+            self._spends.setdefault(category, deque()).append(Spend(now_ms, ga.amount))
+        if ga.accounts and ga.provider:
+            acc[ga.provider] = acc.get(ga.provider, 0) + ga.accounts
+            if ga.source:
+                acc[ga.source] = acc.get(ga.source, 0) - ga.accounts
+        detail = getattr(result, "detail", "") or "done"
+        rec = LoopRecord(now_ms, action, "executed", verdict, str(detail))
+        self.recorder(rec, ga)
+        return rec

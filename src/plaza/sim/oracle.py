@@ -1,0 +1,128 @@
+"""The oracle: the cheapest capacity plan with perfect foresight, as a linear program.
+
+Variables per step ``t`` (``T`` steps, the trace plus ``D`` empty steps to drain the queue):
+reserved level ``R_t``, reserved starts ``s_t``, cumulative starts ``W_t``, on-demand
+``O_t``, load served ``S_t`` and backlog ``Q_t`` (all >= 0). With ``M`` the reserved
+minimum term, ``D`` the SLA delay, ``L_r``/``L_o`` the lead times and ``a_t`` the load::
+
+    minimise  sum_t p_r R_t + p_o O_t  +  sum_{t > T-M} p_r (t + M - T) s_t
+    s.t.      R_t <= R_{t-1} + s_t                 (reserved grows only by starting units)
+              R_t >= W_t - W_{t-M}                 (units started < M steps ago still run)
+              W_t  = W_{t-1} + s_t
+              S_t <= R_t + O_t                     (serve at most the capacity)
+              Q_t  = Q_{t-1} + a_t - S_t           (FIFO backlog)
+              Q_t <= a_{t-D+1} + ... + a_t         (nothing waits longer than D steps)
+              Q_{T-1} = 0,  s_t = 0 for t < L_r,  O_t = 0 for t < L_o
+
+The second constraint with FIFO retirement is exactly "every unit runs at least M steps":
+ending the oldest units first, a decrease is allowed iff the units started in the last M
+steps remain. The last term bills the rest of the term of units still running at the end,
+as the simulator does. Capacity is continuous here (the relaxation of whole units), so the
+optimum is a lower bound on the cost of any policy at zero unserved load, under the same
+contract rules. HiGHS (interior point) solves a 55-day, 5-minute trace (about 95,000
+variables) in under a minute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from scipy.optimize import linprog
+
+from plaza.sim.errors import SimError
+
+
+@dataclass(frozen=True)
+class OraclePlan:
+    """The optimal plan: per-step reserved level, starts, on-demand units, and its cost."""
+
+    reserved: NDArray[np.float64]
+    starts: NDArray[np.float64]
+    on_demand: NDArray[np.float64]
+    cost: float
+    seconds: float
+
+
+def solve_oracle(
+    load: NDArray[np.float64],
+    *,
+    term: int,
+    delay: int,
+    reserved_lead: int,
+    on_demand_lead: int,
+    reserved_price: float,
+    on_demand_price: float,
+    time_limit_s: float = 900.0,
+) -> OraclePlan:
+    """Solve the LP above for ``load`` (per step); prices are per unit-step."""
+    import time
+
+    a = np.concatenate([np.asarray(load, dtype=np.float64), np.zeros(delay)])
+    T = a.size
+    t = np.arange(T)
+    tm = t[1:]
+    one = np.ones(T)
+    R, S_, W, OD, S, Q = (k * T for k in range(6))
+    n = 6 * T
+
+    def mat(
+        vals: list[NDArray[np.float64]],
+        rows: list[NDArray[np.int64]],
+        cols: list[NDArray[np.int64]],
+    ) -> sp.csr_matrix:
+        return sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(T, n)
+        )
+
+    tM = t[term:]
+    a_ub = sp.vstack(
+        [
+            mat([one, -one, -np.ones(T - 1)], [t, t, tm], [R + t, S_ + t, R + tm - 1]),
+            mat([-one, one, -np.ones(tM.size)], [t, t, tM], [R + t, W + t, W + tM - term]),
+            mat([one, -one, -one], [t, t, t], [S + t, R + t, OD + t]),
+        ]
+    ).tocsr()
+    a_eq = sp.vstack(
+        [
+            mat([one, -np.ones(T - 1), -one], [t, tm, t], [W + t, W + tm - 1, S_ + t]),
+            mat([one, -np.ones(T - 1), one], [t, tm, t], [Q + t, Q + tm - 1, S + t]),
+        ]
+    ).tocsr()
+    c = np.zeros(n)
+    c[R : R + T] = reserved_price
+    c[OD : OD + T] = on_demand_price
+    tail = t[max(0, T - term) :]
+    c[S_ + tail] += reserved_price * (tail + term - T)
+    cs = np.cumsum(a)
+    window = cs - np.concatenate([np.zeros(delay), cs[:-delay]]) if delay > 0 else np.zeros(T)
+    bounds = np.zeros((n, 2))
+    bounds[:, 1] = np.inf
+    bounds[S_ : S_ + min(reserved_lead, T), 1] = 0
+    bounds[OD : OD + min(on_demand_lead, T), 1] = 0
+    bounds[Q : Q + T, 1] = window
+    bounds[Q + T - 1, 1] = 0
+    started = time.perf_counter()
+    res = linprog(
+        c,
+        A_ub=a_ub,
+        b_ub=np.zeros(3 * T),
+        A_eq=a_eq,
+        b_eq=np.concatenate([np.zeros(T), a]),
+        bounds=bounds,
+        method="highs-ipm",
+        options={"time_limit": time_limit_s},
+    )
+    seconds = time.perf_counter() - started
+    if res.status != 0 or res.x is None:
+        raise SimError(f"the oracle LP did not solve: {res.message}")
+    x = np.maximum(res.x, 0.0)
+    return OraclePlan(
+        reserved=x[R : R + T],
+        starts=x[S_ : S_ + T],
+        on_demand=x[OD : OD + T],
+        cost=float(res.fun),
+        seconds=seconds,
+    )

@@ -1,0 +1,123 @@
+"""Demand traces: ``timestamp,value`` CSV files, validated line by line.
+
+A trace is the load arriving in each step, in capacity units (one unit serves one unit of
+load per step). Rows must be evenly spaced; the step is the most common gap. Timestamps
+that repeat or go backwards (a daylight-saving change in some of the AWS traces) are an
+error unless ``sort=True``, which orders rows stably and sums repeated timestamps.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from plaza.sim.errors import TraceError
+
+_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A validated demand trace: ``values[i]`` arrives in step ``i``."""
+
+    name: str
+    step_seconds: int
+    start: datetime
+    values: NDArray[np.float64]
+
+    @property
+    def steps(self) -> int:
+        return int(self.values.shape[0])
+
+    def steps_per_hour(self) -> float:
+        return 3600.0 / self.step_seconds
+
+
+def _parse_time(text: str, where: str) -> datetime:
+    for fmt in _FORMATS:
+        try:
+            return datetime.strptime(text.strip(), fmt)
+        except ValueError:
+            continue
+    raise TraceError(f"{where}: bad timestamp {text!r} (expected YYYY-MM-DD HH:MM:SS)")
+
+
+def parse_trace(text: str, *, name: str = "trace", sort: bool = False) -> Trace:
+    """Parse CSV text into a :class:`Trace`; raise :class:`TraceError` naming the bad line.
+
+    Rules: header ``timestamp,value``; each value a finite number >= 0; at least two rows;
+    every gap between consecutive timestamps a whole multiple of the step (missing steps
+    are filled with zero load); no repeated or decreasing timestamps unless ``sort``.
+    """
+    lines = text.splitlines()
+    if not lines:
+        raise TraceError(f"{name}: empty file")
+    header = [h.strip().lower() for h in next(csv.reader([lines[0]]))]
+    if header != ["timestamp", "value"]:
+        raise TraceError(f"{name}:1: header must be 'timestamp,value', got {lines[0]!r}")
+    rows: list[tuple[datetime, float]] = []
+    for lineno, row in enumerate(csv.reader(lines[1:]), start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        where = f"{name}:{lineno}"
+        if len(row) != 2:
+            raise TraceError(f"{where}: expected 2 fields, got {len(row)}")
+        ts = _parse_time(row[0], where)
+        try:
+            value = float(row[1])
+        except ValueError as exc:
+            raise TraceError(f"{where}: value {row[1]!r} is not a number") from exc
+        if not math.isfinite(value) or value < 0:
+            raise TraceError(f"{where}: value {row[1]!r} must be a finite number >= 0")
+        rows.append((ts, value))
+    if len(rows) < 2:
+        raise TraceError(f"{name}: needs at least two data rows, got {len(rows)}")
+    if sort:
+        merged: dict[datetime, float] = {}
+        for ts, value in sorted(rows, key=lambda r: r[0]):
+            merged[ts] = merged.get(ts, 0.0) + value
+        rows = list(merged.items())
+    gaps = [int((b[0] - a[0]).total_seconds()) for a, b in pairwise(rows)]
+    for i, gap in enumerate(gaps):
+        if gap <= 0:
+            raise TraceError(
+                f"{name}:{i + 3}: timestamp {rows[i + 1][0]} does not come after {rows[i][0]}"
+                " (pass sort=True / --sort to order and merge repeated timestamps)"
+            )
+    step = Counter(gaps).most_common(1)[0][0]
+    index = [0]
+    for i, gap in enumerate(gaps):
+        if gap % step:
+            raise TraceError(f"{name}:{i + 3}: gap of {gap}s is not a multiple of the {step}s step")
+        index.append(index[-1] + gap // step)
+    values = np.zeros(index[-1] + 1, dtype=np.float64)
+    values[np.asarray(index)] = [v for _, v in rows]
+    return Trace(name=name, step_seconds=step, start=rows[0][0], values=values)
+
+
+def load_trace(path: str | Path, *, sort: bool = False) -> Trace:
+    """Read and validate a trace file (see :func:`parse_trace`)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TraceError(f"{p}: cannot read trace: {exc}") from exc
+    return parse_trace(text, name=p.name, sort=sort)
+
+
+def trace_from_values(
+    values: list[float] | NDArray[np.float64], *, step_seconds: int = 300, name: str = "synthetic"
+) -> Trace:
+    """A trace from plain numbers (tests and synthetic scenarios)."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or arr.size < 2 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise TraceError(f"{name}: values must be >= 2 finite numbers >= 0")
+    return Trace(name=name, step_seconds=step_seconds, start=datetime(2000, 1, 1), values=arr)

@@ -1,0 +1,331 @@
+"""The simulated world: providers, capacity contracts, the load queue and the accounts.
+
+Theory of operation. Time advances in whole steps (the trace's step). :meth:`World.step`
+runs one step in a fixed order, so a run is a pure function of the trace, the scenario,
+the faults, the seed and the policy:
+
+1. scheduled events for this step fire (contract starts, faults starting or ending,
+   a leaving provider going away);
+2. capacity = sum over providers of (reserved + on-demand units) x usable factor
+   (0 down or gone, the slowdown factor when slowed, 1 otherwise); every contract is
+   billed for the step unless its provider is down or gone (an SLA credit of 100%);
+3. the step's load arrives; the part belonging to accounts whose host is unreachable
+   is held back (it can be served once the host is back or the accounts are moved);
+4. capacity serves the queue oldest first; load older than the SLA delay is dropped.
+
+The policy then observes the world and acts through :meth:`World.execute` — the
+simulated market: the same executor interface Plaza's agents use against the real
+market. Everything is billed as in the contracts: reserved units for at least their
+minimum term (a run that ends mid-term pays the rest of the term), on-demand per step.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from plaza.agents.capacity import ReservedContract
+from plaza.agents.types import Action
+from plaza.errors import ConflictError, InvalidInputError
+from plaza.sim.accounts import AccountPlane
+from plaza.sim.faults import Fault
+from plaza.sim.queue import DeadlineQueue
+from plaza.sim.scenario import Scenario
+from plaza.sim.trace import Trace
+
+
+@dataclass
+class _Contract:
+    id: int
+    provider: int
+    units: float
+    start: int
+    min_end: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What executing an action did: ``ok`` and a short ``detail`` for the ledger."""
+
+    ok: bool
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class World:
+    """Providers, contracts, queue and accounts for one simulation run."""
+
+    def __init__(
+        self, trace: Trace, scenario: Scenario, faults: tuple[Fault, ...], seed: int
+    ) -> None:
+        sc = scenario.validate()
+        self.trace, self.scenario, self.seed = trace, sc, seed
+        step_s = trace.step_seconds
+        self.step_seconds = step_s
+        self.delay = sc.steps(sc.sla_delay_minutes, step_s)
+        self.res_term = sc.steps(sc.reserved.min_term_minutes, step_s, at_least=1)
+        self.res_lead = sc.steps(sc.reserved.lead_time_minutes, step_s)
+        self.od_lead = sc.steps(sc.on_demand.lead_time_minutes, step_s, at_least=1)
+        self.od_term = sc.steps(sc.on_demand.min_term_minutes, step_s, at_least=1)
+        hours = step_s / 3600.0
+        self.res_price = sc.reserved.price_per_unit_hour * hours
+        self.od_price = sc.on_demand.price_per_unit_hour * hours
+        self.steps_per_day = max(1, round(86400 / step_s))
+        rng = np.random.default_rng([seed, 1])
+        n = sc.providers
+        peak_load = float(trace.values.max()) if trace.values.size else 1.0
+        self.cap = np.full(n, max(math.ceil(sc.provider_cap_x_peak * peak_load), 10 * sc.unit))
+        self.region = np.arange(n) % len(sc.regions)
+        self.down = np.zeros(n, dtype=bool)
+        self.gone = np.zeros(n, dtype=bool)
+        self.leaving_at = np.full(n, -1, dtype=np.int64)
+        self.slow = np.ones(n)
+        self.down_since = np.full(n, -1, dtype=np.int64)
+        self.now = -1
+        self.queue = DeadlineQueue(self.delay)
+        self.contracts: dict[int, _Contract] = {}
+        self._active = np.zeros(n)  # reserved units of started contracts, per provider
+        self._next_id = 1
+        self.od = np.zeros(n)  # on-demand units serving this step
+        self._od_orders: dict[int, NDArray[np.float64]] = {}
+        self._events: list[tuple[int, int, str, Any]] = []
+        self._seq = 0
+        for f in faults:
+            self._schedule(f.at, "fault-start", f)
+        peak = float(trace.values.max()) if trace.values.size else 0.0
+        self.budget_per_day = (
+            sc.budget_per_day
+            if sc.budget_per_day is not None
+            else max(2.5 * peak * self.od_price * self.steps_per_day, 1.0)
+        )
+        self.accounts = AccountPlane(
+            sc,
+            n,
+            provider_region=self.region,
+            rng=rng,
+            steps_per_day=self.steps_per_day,
+            step_seconds=step_s,
+        )
+        # Metrics.
+        self.cost = 0.0
+        self.arrived = 0.0
+        self.unserved = 0.0
+        self.violation_steps = 0
+        self.wait_hist = np.zeros(self.delay + 1)
+        self.capacity_log: list[float] = []
+        self.reserved_log: list[float] = []
+        self.offered = 0.0
+
+    # -- scheduling ------------------------------------------------------------------
+    def _schedule(self, at: int, kind: str, data: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (at, self._seq, kind, data))
+
+    def _fire(self, t: int) -> None:
+        while self._events and self._events[0][0] <= t:
+            _, _, kind, data = heapq.heappop(self._events)
+            if kind == "fault-start":
+                self._fault_start(data, t)
+            elif kind == "fault-end":
+                self._fault_end(data, t)
+            elif kind == "leave":
+                self._vanish(int(data), t, with_disk=False)
+            elif kind == "contract-start":
+                c = self.contracts.get(int(data))
+                if c is not None:
+                    self._active[c.provider] += c.units
+
+    def _fault_start(self, f: Fault, t: int) -> None:
+        p = f.provider
+        if self.gone[p]:
+            return
+        if f.kind == "crash":
+            self.down[p] = True
+            self.down_since[p] = t
+            self.accounts.host_down(p)
+            self._schedule(t + max(1, f.duration), "fault-end", f)
+        elif f.kind == "slow":
+            self.slow[p] = f.factor
+            self._schedule(t + max(1, f.duration), "fault-end", f)
+        elif f.kind == "leave":
+            self.leaving_at[p] = t + f.duration
+            self._schedule(t + f.duration, "leave", p)
+        elif f.kind == "vanish":
+            self._vanish(p, t, with_disk=True)
+
+    def _fault_end(self, f: Fault, t: int) -> None:
+        p = f.provider
+        if self.gone[p]:
+            return
+        if f.kind == "crash":
+            self.down[p] = False
+            self.down_since[p] = -1
+            for arrival, amount in self.accounts.host_up(p):
+                self.queue.add(arrival, amount)
+        elif f.kind == "slow":
+            self.slow[p] = 1.0
+
+    def _vanish(self, p: int, t: int, *, with_disk: bool) -> None:
+        if self.gone[p]:
+            return
+        self.gone[p] = True
+        self.down[p] = False
+        for cid in [c.id for c in self.contracts.values() if c.provider == p]:
+            del self.contracts[cid]
+        self._active[p] = 0.0
+        self.accounts.host_gone(p, with_disk=with_disk)
+
+    # -- observation helpers ---------------------------------------------------------
+    def down_for(self, t: int) -> NDArray[np.int64]:
+        """Steps each provider has been unreachable (gone counts as always)."""
+        out = np.where(self.down_since >= 0, t - self.down_since + 1, 0)
+        return np.where(self.gone, 10**9, out).astype(np.int64)
+
+    def usable(self) -> NDArray[np.float64]:
+        return np.where(self.down | self.gone, 0.0, self.slow)
+
+    def accepting(self) -> NDArray[np.bool_]:
+        return ~(self.down | self.gone | (self.leaving_at >= 0))
+
+    def reserved_by_provider(self) -> NDArray[np.float64]:
+        """Reserved units of started contracts, per provider."""
+        return self._active.copy()
+
+    def reserved_view(self) -> tuple[ReservedContract, ...]:
+        return tuple(
+            ReservedContract(c.id, c.provider, c.units, c.start, c.min_end)
+            for c in sorted(self.contracts.values(), key=lambda c: c.id)
+        )
+
+    # -- the step --------------------------------------------------------------------
+    def step(self, t: int, arrival: float) -> None:
+        """Advance to step ``t`` with ``arrival`` units of load (see the module doc)."""
+        self.now = t
+        self._fire(t)
+        self.od = self._od_orders.pop(t, np.zeros(self.cap.size))
+        reserved = self._active
+        usable = self.usable()
+        billed = ~(self.down | self.gone)
+        step_cost = float(
+            (reserved * billed).sum() * self.res_price + (self.od * billed).sum() * self.od_price
+        )
+        self.cost += step_cost
+        capacity = float(((reserved + self.od) * usable).sum())
+        self.capacity_log.append(capacity)
+        self.reserved_log.append(float((reserved * usable).sum()))
+        self.accounts.signups(t)
+        self.arrived += arrival
+        servable = self.accounts.arrive(t, arrival)
+        self.queue.add(t, servable)
+        self.offered = self.queue.total()
+        _, waits = self.queue.serve_with_waits(capacity, t)
+        for wait, amount in waits:
+            self.wait_hist[min(wait, self.delay)] += amount
+        dropped = self.queue.expire(t) + self.accounts.expire_blocked(t, self.delay)
+        if dropped > 1e-9:
+            self.unserved += dropped
+            self.violation_steps += 1
+
+    def finish(self) -> None:
+        """Bill the rest of every reserved term still running when the run ends."""
+        end = self.now + 1
+        for c in self.contracts.values():
+            remaining = c.min_end - max(c.start, end)
+            if remaining > 0:
+                self.cost += c.units * self.res_price * remaining
+        for orders in self._od_orders.values():
+            self.cost += float(orders.sum()) * self.od_price
+        self._od_orders.clear()
+
+    # -- the executor (simulated market) ---------------------------------------------
+    def execute(self, action: Action) -> Outcome:
+        """Carry out ``action`` in the simulated market and account plane."""
+        if action.kind == "capacity.procure":
+            return self._procure(action)
+        if action.kind == "capacity.release":
+            return self._release(action)
+        if action.kind == "placement.assign":
+            return self.accounts.assign(action)
+        if action.kind == "migration.batch":
+            out = self.accounts.migrate(action, self.now, ~(self.down | self.gone))
+            for arrival, amount in out.data.get("released", ()):
+                self.queue.add(arrival, amount)
+            return out
+        raise InvalidInputError(f"the simulator cannot execute {action.kind!r}")
+
+    def _procure(self, action: Action) -> Outcome:
+        kind = action["contract"]
+        allocations = [(int(p), float(u)) for p, u in action["allocations"]]
+        for p, u in allocations:
+            if not 0 <= p < self.cap.size or u < 0 or not math.isfinite(u):
+                raise InvalidInputError(f"bad allocation ({p}, {u})")
+            if self.gone[p] or self.leaving_at[p] >= 0:
+                raise ConflictError(f"provider p{p} takes no new contracts")
+        start = int(action["start"])
+        if kind == "reserved":
+            if start < self.now + self.res_lead:
+                raise ConflictError(f"reserved capacity needs {self.res_lead} steps of lead time")
+            term = max(int(action.get("term_steps", self.res_term)), self.res_term)
+            for p, u in allocations:
+                self.add_contract(p, u, start, start + term)
+            return Outcome(
+                True, f"reserved {sum(u for _, u in allocations):g} units from step {start}"
+            )
+        if kind == "on_demand":
+            if start < self.now + self.od_lead:
+                raise ConflictError(f"on-demand capacity needs {self.od_lead} step(s) of lead time")
+            term = max(int(action.get("term_steps", 1)), self.od_term)
+            for k in range(term):
+                orders = self._od_orders.setdefault(start + k, np.zeros(self.cap.size))
+                for p, u in allocations:
+                    orders[p] += u
+            return Outcome(
+                True, f"on-demand {sum(u for _, u in allocations):g} units at step {start}"
+            )
+        raise InvalidInputError(f"unknown contract kind {kind!r}")
+
+    def _release(self, action: Action) -> Outcome:
+        at = int(action.get("at", self.now + 1))
+        total = 0.0
+        for cid, units in action["releases"]:
+            c = self.contracts.get(int(cid))
+            if c is None:
+                raise ConflictError(f"contract {cid} is not active")
+            if c.min_end > at:
+                raise ConflictError(
+                    f"contract {cid} runs until step {c.min_end}; cannot end at {at}"
+                )
+            total += self.shrink_contract(c.id, float(units))
+        return Outcome(True, f"released {total:g} units from step {at}")
+
+    def add_contract(self, provider: int, units: float, start: int, min_end: int) -> int:
+        """Create a reserved contract (starts at ``start``); return its id."""
+        cid = self._next_id
+        self._next_id += 1
+        self.contracts[cid] = _Contract(cid, provider, units, start, min_end)
+        if start <= self.now:
+            self._active[provider] += units
+        else:
+            self._schedule(start, "contract-start", cid)
+        return cid
+
+    def shrink_contract(self, cid: int, units: float) -> float:
+        """End ``units`` of contract ``cid`` now; return how many ended."""
+        c = self.contracts[cid]
+        units = min(units, c.units)
+        c.units -= units
+        if c.start <= self.now:  # started; a pending one adds what is left when it starts
+            self._active[c.provider] = max(0.0, self._active[c.provider] - units)
+        if c.units <= 1e-12:
+            del self.contracts[cid]
+        return units
+
+    def order_on_demand_now(self, per_provider: NDArray[np.float64], start: int) -> None:
+        """Direct order used by the oracle's replay (no action, no guard)."""
+        orders = self._od_orders.setdefault(start, np.zeros(self.cap.size))
+        orders += per_provider
