@@ -9,35 +9,38 @@ same fields except that ``rev`` may be absent; they are accepted when reading.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from plaza.atproto import cbor
+from plaza.atproto import cbor, syntax
 from plaza.atproto.cid import CID, DAG_CBOR
 from plaza.atproto.crypto import PrivateKey, PublicKey
-from plaza.atproto.errors import BadSignatureError, CommitError, DecodeError
+from plaza.atproto.errors import BadSignatureError, CommitError, DecodeError, InvalidSyntaxError
 
 VERSION: Final = 3
 MAX_COMMIT_BYTES: Final = 10_000
 
-_TID_RE: Final = re.compile(r"[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}")
-_DID_RE: Final = re.compile(r"did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]")
 _FIELDS_V3: Final = frozenset({"did", "version", "data", "rev", "prev", "sig"})
 
 
 def check_rev(rev: object) -> str:
     """Return ``rev`` if it is a TID string, else raise :class:`CommitError`."""
-    if type(rev) is not str or _TID_RE.fullmatch(rev) is None:
-        raise CommitError(f"commit rev is not a TID: {str(rev)[:40]!r}")
-    return rev
+    try:
+        if type(rev) is not str:
+            raise InvalidSyntaxError("not a string")
+        return syntax.validate_tid(rev)
+    except InvalidSyntaxError as exc:
+        raise CommitError(f"commit rev is not a TID: {str(rev)[:40]!r}") from exc
 
 
 def check_did(did: object) -> str:
     """Return ``did`` if it has DID syntax, else raise :class:`CommitError`."""
-    if type(did) is not str or len(did) > 2048 or _DID_RE.fullmatch(did) is None:
-        raise CommitError(f"commit did is not a DID: {str(did)[:80]!r}")
-    return did
+    try:
+        if type(did) is not str:
+            raise InvalidSyntaxError("not a string")
+        return syntax.validate_did(did)
+    except InvalidSyntaxError as exc:
+        raise CommitError(f"commit did is not a DID: {str(did)[:80]!r}") from exc
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ API notes beyond the original brief: :meth:`MST.build` (bulk, from items),
 no longer references, for garbage collection), :meth:`MST.inversion_blocks` (the nodes
 a sync v1.1 consumer needs to invert a commit's ops) and :meth:`MST.apply_ops`.
 ``walk_preorder`` yields ``(cid, bytes)`` for nodes and ``(cid, None)`` for records.
+There is no ``__len__``: counting needs a full walk, so it is the explicit
+:meth:`MST.count`. ``a.diff(b)`` gives the ops that turn ``a`` into ``b``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ and returns a :class:`CommitResult` holding everything the host must do with it:
 4. continue from ``result.repo``, which already holds the new state.
 
 Nothing is changed if a write is refused, and ``result.repo`` is only valid once step 1
-has happened (its MST may re-read the new nodes from the source).
+has happened (its MST may re-read the new nodes from the source). ``Repo`` is immutable
+(the brief had ``apply_writes`` on a mutable holder): the next state comes back in the
+result, so a failed store leaves the caller's ``Repo`` as it was.
 
 Diffs ``since`` a revision: the spec asks for every block created after that revision
 that is still part of the repository. A host that records, for each stored block, the
@@ -25,14 +27,13 @@ which the spec allows.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import libipld
 
-from plaza.atproto import cbor
+from plaza.atproto import cbor, syntax
 from plaza.atproto.car import car_chunks, write_car
 from plaza.atproto.cid import CID
 from plaza.atproto.commit import SignedCommit, check_did, check_rev, decode_commit, sign_commit
@@ -41,6 +42,7 @@ from plaza.atproto.errors import (
     CommitError,
     EncodeError,
     InvalidCidError,
+    InvalidSyntaxError,
     MissingBlockError,
     MstError,
     RecordExistsError,
@@ -54,20 +56,16 @@ MAX_WRITES: Final = 200
 MAX_RECORD_BYTES: Final = 1_000_000
 """Largest encoded record (the firehose's per-record limit)."""
 
-_NSID_RE: Final = re.compile(
-    r"[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
-    r"(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)+"
-    r"(\.[a-zA-Z]([a-zA-Z0-9]{0,62})?)"
-)
-_RKEY_RE: Final = re.compile(r"[a-zA-Z0-9_~.:-]{1,512}")
-
 
 def record_path(collection: str, rkey: str) -> str:
     """``collection/rkey`` after checking both (:class:`RepoWriteError`)."""
-    if type(collection) is not str or len(collection) > 317 or not _NSID_RE.fullmatch(collection):
-        raise RepoWriteError(f"collection is not an NSID: {str(collection)[:100]!r}")
-    if type(rkey) is not str or not _RKEY_RE.fullmatch(rkey) or rkey in (".", ".."):
-        raise RepoWriteError(f"invalid record key: {str(rkey)[:100]!r}")
+    try:
+        if type(collection) is not str or type(rkey) is not str:
+            raise InvalidSyntaxError("collection and record key must be strings")
+        syntax.validate_nsid(collection)
+        syntax.validate_record_key(rkey)
+    except InvalidSyntaxError as exc:
+        raise RepoWriteError(f"invalid record path: {exc.message}") from exc
     return f"{collection}/{rkey}"
 
 

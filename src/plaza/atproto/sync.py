@@ -8,7 +8,9 @@ is exactly "prevData plus these ops": it applies the ops in reverse on the parti
 in the slice and must arrive at ``prevData``. Every block the inversion needs must be in
 the slice (:class:`MissingBlockError` otherwise). Events from before v1.1 have no
 ``prevData``; for them only the forward check is possible (each op's record is where the
-commit's tree says), and the result records that no inversion took place.
+commit's tree says), and the result records that no inversion took place. Hence
+``prev_data`` is ``CID | None`` in :func:`verify_commit_event`, which also takes the
+event's ``rev`` (keyword) to compare with the commit's.
 """
 
 from __future__ import annotations
