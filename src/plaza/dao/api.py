@@ -1,0 +1,242 @@
+"""The DAO's HTTP API (FastAPI; the OpenAPI document is at ``/openapi.json``).
+
+Reads are open: the DAO's state is public by design. The one write is ``POST
+/ledger/events``: a client builds the next event (``GET /ledger/head`` gives ``seq``,
+``prev`` and the time floor), signs it with its key, and posts it in atproto JSON. The
+signature *is* the authentication; the server checks it against the author's keys, then
+the DAO's rules, and appends. A stale position answers 409 and the client rebuilds.
+Errors are ``{"error": code, "message": ...}`` with the error's HTTP status.
+
+Handlers are synchronous and share one :class:`~plaza.dao.service.Dao` behind a lock, so
+requests never interleave inside a command; each handler parses, calls the library and
+renders.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
+
+from plaza.atproto import datamodel
+from plaza.dao.beancount import to_beancount
+from plaza.dao.errors import NotFoundInStateError
+from plaza.dao.proposals import outcome
+from plaza.dao.service import Dao
+from plaza.dao.tally import tally_file
+from plaza.errors import InvalidInputError, PlazaError
+from plaza.ledger import merkle
+from plaza.ledger.event import Event
+from plaza.ledger.sqlstore import SqlEventStore
+
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Where the ledger lives (a database URL or SQLite path)."""
+
+    db_url: str
+    title: str = "Plaza DAO"
+
+
+class Posted(BaseModel):
+    """The answer to an accepted event."""
+
+    seq: int
+    hash: str
+    type: str
+
+
+def _event_json(ev: Event) -> dict[str, Any]:
+    out: dict[str, Any] = datamodel.to_json(ev.to_map())
+    out["hash"] = ev.hash.hex()
+    return out
+
+
+def create_app(settings: ApiSettings, dao: Dao | None = None) -> FastAPI:
+    """Build the API over the ledger at ``settings.db_url`` (or over ``dao``)."""
+    state: dict[str, Dao] = {}
+    lock = threading.RLock()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state["dao"] = dao if dao is not None else Dao(SqlEventStore.open(settings.db_url))
+        yield
+        if dao is None:
+            state["dao"].store.close()
+
+    app = FastAPI(title=settings.title, version="1", lifespan=lifespan)
+
+    def current() -> Dao:
+        d = state["dao"]
+        d.sync()
+        return d
+
+    @app.exception_handler(PlazaError)
+    async def plaza_error(_: Request, exc: PlazaError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.get("/dao")
+    def summary() -> dict[str, Any]:
+        with lock:
+            d = current()
+            st = d.state
+            head = d.ledger.head()
+            return {
+                "name": st.constitution.name,
+                "ledger_id": st.ledger_id,
+                "events": head.size,
+                "members": len(st.active_members()),
+                "proposals": len(st.proposals),
+                "mandate_version": st.mandate.version,
+                "currency": st.constitution.currency,
+                "treasury": st.books.balance("Assets:Treasury"),
+            }
+
+    @app.get("/dao/members")
+    def members() -> list[dict[str, Any]]:
+        with lock:
+            return [m.to_map() for _, m in sorted(current().state.members.items())]
+
+    @app.get("/dao/proposals")
+    def proposals(at: int | None = None) -> list[dict[str, Any]]:
+        with lock:
+            d = current()
+            now = at if at is not None else d.state.now_ms
+            return [
+                {**_proposal_head(p.to_map()), "status": outcome(d.state, pid, now).status}
+                for pid, p in sorted(d.state.proposals.items())
+            ]
+
+    @app.get("/dao/proposals/{pid}")
+    def proposal(pid: int, at: int | None = None) -> dict[str, Any]:
+        with lock:
+            d = current()
+            p = d.state.proposals.get(pid)
+            if p is None:
+                raise NotFoundInStateError(f"no proposal {pid}")
+            now = at if at is not None else d.state.now_ms
+            body: dict[str, Any] = datamodel.to_json(p.to_map())
+            body["outcome"] = outcome(d.state, pid, now).to_dict()
+            return body
+
+    @app.get("/dao/motions")
+    def motions() -> list[dict[str, Any]]:
+        with lock:
+            return [
+                datamodel.to_json(m.to_map()) for _, m in sorted(current().state.motions.items())
+            ]
+
+    @app.get("/dao/actions")
+    def actions() -> list[dict[str, Any]]:
+        with lock:
+            return [a.to_map() for a in current().state.actions]
+
+    @app.get("/dao/mandate")
+    def mandate(version: int | None = None) -> dict[str, Any]:
+        with lock:
+            st = current().state
+            if version is None:
+                return st.mandate.to_map()
+            for _, m in st.mandates:
+                if m.version == version:
+                    return m.to_map()
+            raise NotFoundInStateError(f"no mandate version {version}")
+
+    @app.get("/dao/constitution")
+    def constitution() -> dict[str, Any]:
+        with lock:
+            return current().state.constitution.to_map()
+
+    @app.get("/dao/legal")
+    def legal() -> list[dict[str, Any]]:
+        with lock:
+            return [
+                {"seq": v.seq, "time": v.time_ms, "record": v.record.to_map()}
+                for v in current().state.legal
+            ]
+
+    @app.get("/dao/books", response_model=None)
+    def books(format: str = "json") -> Any:
+        with lock:
+            st = current().state
+            if format == "beancount":
+                text = to_beancount(st.books, title=st.constitution.name)
+                return PlainTextResponse(text)
+            if format != "json":
+                raise InvalidInputError("format is json or beancount")
+            return st.books.to_map()
+
+    @app.post("/dao/tally")
+    def tally(body: dict[str, Any]) -> dict[str, Any]:
+        return tally_file(body).to_dict()
+
+    @app.get("/ledger/head")
+    def head() -> dict[str, Any]:
+        with lock:
+            h = current().ledger.head()
+            return {"size": h.size, "next_seq": h.size, "prev": h.hash.hex(), "time": h.time}
+
+    @app.get("/ledger/events")
+    def events(start: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=MAX_PAGE)) -> Any:
+        with lock:
+            return [_event_json(e) for e in current().ledger.read(start, start + limit)]
+
+    @app.post("/ledger/events")
+    def post_event(body: dict[str, Any]) -> Posted:
+        body = {k: v for k, v in body.items() if k != "hash"}
+        try:
+            ev = Event.from_map(datamodel.from_json(body))
+        except PlazaError as exc:
+            raise InvalidInputError(f"not a ledger event: {exc.message}") from exc
+        with lock:
+            current().submit(ev)
+        return Posted(seq=ev.seq, hash=ev.hash.hex(), type=ev.type)
+
+    @app.get("/ledger/checkpoints")
+    def checkpoints() -> list[dict[str, Any]]:
+        with lock:
+            return [datamodel.to_json(c.to_map()) for c in current().store.checkpoints()]
+
+    @app.get("/ledger/proofs/inclusion")
+    def inclusion(seq: int = Query(ge=0), size: int | None = None) -> dict[str, Any]:
+        with lock:
+            led = current().ledger
+            n = size if size is not None else len(led)
+            proof = led.inclusion_proof(seq, n)
+            leaf = merkle.leaf_hash(led.get(seq).hash)
+            return {
+                "seq": seq,
+                "size": n,
+                "leaf": leaf.hex(),
+                "root": led.root(n).hex(),
+                "proof": [p.hex() for p in proof],
+            }
+
+    @app.get("/ledger/proofs/consistency")
+    def consistency(old: int = Query(ge=1), new: int | None = None) -> dict[str, Any]:
+        with lock:
+            led = current().ledger
+            n = new if new is not None else len(led)
+            proof = led.consistency_proof(old, n)
+            return {
+                "old": old,
+                "new": n,
+                "old_root": led.root(old).hex(),
+                "new_root": led.root(n).hex(),
+                "proof": [p.hex() for p in proof],
+            }
+
+    return app
+
+
+def _proposal_head(p: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "type", "author", "title", "method", "created", "end")
+    return {k: p[k] for k in keys}
