@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from plaza.cli import account, bench, doctor, repo, serve, sim, up
+from plaza.cli import account, bench, dao, doctor, ledger, repo, serve, sim, up
 
 app = typer.Typer(
     name="plaza",
@@ -33,6 +33,8 @@ app.add_typer(account.app, name="account")
 app.add_typer(repo.app, name="repo")
 app.add_typer(bench.app, name="bench")
 app.add_typer(sim.app, name="sim")
+app.add_typer(ledger.app, name="ledger")
+app.add_typer(dao.app, name="dao")
 
 
 def main() -> None:

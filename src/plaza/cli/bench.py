@@ -44,6 +44,33 @@ def repo(
     typer.echo(json.dumps(run(runs=runs, keys=keys, records=records), indent=2))
 
 
+@app.command("dao")
+def dao(
+    runs: int = typer.Option(3, "--runs", min=1, help="Repetitions of each measurement."),
+    events: int = typer.Option(5_000, "--events", min=1, help="Ledger events to append."),
+    ballots: int = typer.Option(1_000_000, "--ballots", min=1, help="IRV ballots."),
+    candidates: int = typer.Option(10, "--candidates", min=2, help="IRV candidates."),
+    members: int = typer.Option(1_000_000, "--members", min=1, help="Members to resolve."),
+) -> None:
+    """Benchmark the ledger and the DAO: appends, verification, IRV, delegation.
+
+    Prints ledger appends/s (sign, check, store; memory and SQLite), verification
+    events/s (bytes, chain, signatures, Merkle), DAO replay with its rules, IRV over
+    --ballots random partial rankings of --candidates, and delegation resolution over
+    --members, each the median of --runs.
+
+    Example:
+
+    \b
+        plaza bench dao
+        plaza bench dao --runs 5 --ballots 1000000 --members 1000000
+    """
+    from plaza.bench.dao import run
+
+    result = run(runs=runs, events=events, ballots=ballots, candidates=candidates, members=members)
+    typer.echo(json.dumps(result, indent=2))
+
+
 @app.command("agents")
 def agents(
     runs: int = typer.Option(3, "--runs", min=1, help="Repetitions of each measurement."),
