@@ -139,6 +139,7 @@ class World:
         bond: int = 100_000,
         accounts: int = 1_000,
         now: int = GENESIS - 5 * HOUR,
+        endpoint: str = "",
     ) -> Party:
         key = key_for(n)
         did = f"did:plc:{name}{'x' * (24 - len(name))}"
@@ -158,12 +159,21 @@ class World:
                 "capacity": capacity,
                 "prices": prices,
                 "bond": bond,
-                "endpoint": f"https://{name}.example",
+                "endpoint": endpoint or f"https://{name}.example",
                 "nonce": f"reg-{name}",
             }
         )
         self.market.register_provider(doc, now)
         return party
+
+    def registration(self, name: str) -> dict[str, Any]:
+        """The signed registration document of a registered party (from the ledger)."""
+        for ev in self.market.ledger.read():
+            if ev.type == "market.provider.registered":
+                doc: dict[str, Any] = ev.payload["doc"]
+                if doc["provider"] == self.party(name).did:
+                    return doc
+        raise KeyError(name)
 
     def bid(
         self,

@@ -9,6 +9,11 @@ computed by hand in the comments and compared with what the market recorded.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from plaza.ledger import MemoryEventStore
@@ -18,6 +23,7 @@ from plaza.market import (
     OverMaxPriceError,
     UnsignedError,
 )
+from plaza.market.books import to_beancount
 from plaza.market.journal import MARKET_ESCROW, payable
 from tests.market.conftest import EPOCH_S, GENESIS, HOUR, StoreFactory, World, make_world
 
@@ -59,7 +65,7 @@ def build(world: World) -> None:
         world.register(name, 20 + i, services=("prober",), bond=0)
 
 
-def test_end_to_end(store_factory: StoreFactory) -> None:
+def test_end_to_end(store_factory: StoreFactory, tmp_path: Path) -> None:
     world = make_world(store_factory())
     m = world.market
     build(world)
@@ -212,6 +218,9 @@ def test_end_to_end(store_factory: StoreFactory) -> None:
     assert m.state.providers[b].status == "suspended"
     assert "2 epochs in a row" in m.state.providers[b].reason
 
+    # The books balance: bean-check accepts them, balance assertions included.
+    check_books(to_beancount(m.state, title="market e2e"), tmp_path)
+
     # Replaying the ledger into a fresh state rebuilds exactly the same market.
     replayed = MarketState()
     for ev in m.ledger.read():
@@ -244,3 +253,17 @@ def test_memory_store_runs_the_same_market() -> None:
     world = make_world(MemoryEventStore())
     build(world)
     assert len(world.market.state.providers) == 6
+
+
+def bean_check() -> str:
+    found = shutil.which("bean-check") or str(Path(sys.executable).parent / "bean-check")
+    assert Path(found).exists(), "bean-check is a dev dependency (beancount)"
+    return found
+
+
+def check_books(text: str, tmp_path: Path) -> None:
+    """Run the real bean-check on ``text``; fail with its output if it complains."""
+    path = tmp_path / "books.beancount"
+    path.write_text(text, encoding="utf-8")
+    done = subprocess.run([bean_check(), str(path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -1,0 +1,164 @@
+"""The market's HTTP API over a real socket (uvicorn on loopback), on every ledger backend."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from plaza.atproto import datamodel
+from plaza.ledger import Ledger
+from plaza.market import Market, MarketParams
+from plaza.market.api import MarketSettings, create_app
+from plaza.services.runner import ServedApp, ServerThread
+from tests.market.conftest import (
+    EPOCH_S,
+    GENESIS,
+    HOUR,
+    WINDOW_S,
+    Party,
+    StoreFactory,
+    World,
+    key_for,
+    market_mandate,
+)
+from tests.market.test_end_to_end import RFB, all_up
+
+TOKEN = "t-" + secrets.token_hex(8)
+
+
+class Client:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=10)
+
+    def post(self, path: str, body: Any, *, admin: bool = False) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {TOKEN}"} if admin else {}
+        return self.http.post(path, json=datamodel.to_json(body), headers=headers)
+
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        return self.http.get(path, params=params)
+
+
+@pytest.fixture
+def served(store_factory: StoreFactory) -> Iterator[tuple[Client, World, list[int]]]:
+    now = [GENESIS - 6 * HOUR]
+    op = key_for(200)
+    market = Market(
+        Ledger(store_factory()),
+        operator_did=op.did_key(),
+        operator_key=op,
+        mandate=market_mandate(),
+    )
+    market.open(MarketParams(genesis_ms=GENESIS, epoch_s=EPOCH_S, window_s=WINDOW_S), now[0])
+    settings = MarketSettings(
+        ledger_url="memory:",
+        operator_did=op.did_key(),
+        operator_key=op,
+        mandate=market.mandate,
+        admin_token=TOKEN,
+        clock=lambda: now[0],
+    )
+    world = World(market, Party(op.did_key(), op))
+    with ServerThread([ServedApp("market", create_app(settings, market=market))]) as (url,):
+        yield Client(url), world, now
+
+
+def registration(world: World, name: str, n: int, services: list[str]) -> dict[str, Any]:
+    key = key_for(n)
+    did = f"did:plc:{name}{'x' * (24 - len(name))}"
+    world.parties[name] = Party(did, key)
+    hosting = "hosting" in services
+    return world.parties[name].sign(
+        {
+            "$type": "registration",
+            "provider": did,
+            "key": key.did_key(),
+            "services": services,
+            "regions": ["eu"],
+            "capacity": {"hosting": {"accounts": 1000}} if hosting else {},
+            "prices": {"hosting": {"account": 5_000_000}} if hosting else {},
+            "bond": 100_000 if hosting else 0,
+            "endpoint": f"https://{name}.example",
+            "nonce": f"reg-{name}",
+        }
+    )
+
+
+def test_api_end_to_end(served: tuple[Client, World, list[int]]) -> None:
+    api, world, now = served
+    assert api.get("/_health").json()["open"] is True
+    assert "/market/bids" in api.get("/openapi.json").json()["paths"]
+    for i, name in enumerate(("a", "b", "c")):
+        r = api.post("/market/providers", registration(world, name, 10 + i, ["hosting"]))
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "probation"
+    for i, name in enumerate(("p1", "p2", "p3")):
+        assert (
+            api.post("/market/providers", registration(world, name, 20 + i, ["prober"])).status_code
+            == 200
+        )
+    assert len(api.get("/market/providers", service="hosting").json()) == 3
+
+    # Registering twice is a replay; an operator command without the token is refused.
+    again = api.post("/market/providers", world.registration("a"))
+    assert (again.status_code, again.json()["error"]) == (409, "Replayed")
+    assert api.post("/market/rfbs", RFB).status_code == 401
+    now[0] = GENESIS - 3 * HOUR
+    r = api.post("/market/rfbs", RFB, admin=True)
+    assert r.status_code == 200, r.text
+    rid = r.json()["id"]
+
+    now[0] = GENESIS - int(2.5 * HOUR)
+    unsigned = world.bid("a", rid, account=4_000_000, sign=False)
+    r = api.post("/market/bids", unsigned)
+    assert (r.status_code, r.json()["error"]) == (401, "Unsigned")
+    r = api.post("/market/bids", world.bid("c", rid, account=11_000_000))
+    assert (r.status_code, r.json()["error"]) == (422, "OverMaxPrice")
+    for name, price in (("a", 4_000_000), ("b", 5_000_000), ("c", 6_000_000)):
+        r = api.post("/market/bids", world.bid(name, rid, account=price))
+        assert r.status_code == 200, r.text
+
+    now[0] = GENESIS - 2 * HOUR
+    r = api.post(f"/market/rfbs/{rid}/award", {}, admin=True)
+    assert r.status_code == 200, r.text
+    award = r.json()
+    assert [ln["allocated"] for ln in award["lines"]] == [400, 400, 200]
+    assert all("score" in ln["reason"] for ln in award["lines"])
+    for cid in award["contracts"]:
+        c = api.get(f"/market/contracts/{cid}").json()
+        name = next(n for n, p in world.parties.items() if p.did == c["provider"])
+        doc = world.party(name).sign(
+            {"$type": "terms", "provider": c["provider"], "contract": cid,
+             "terms_digest": c["terms_digest"], "nonce": f"t-{cid}"}
+        )  # fmt: skip
+        assert api.post(f"/market/contracts/{cid}/sign", doc).status_code == 200
+    now[0] = GENESIS - HOUR
+    for cid in award["contracts"]:
+        r = api.post(f"/market/contracts/{cid}/approve", {}, admin=True)
+        assert r.json()["status"] == "active", r.text
+
+    now[0] = GENESIS + EPOCH_S * 1000 + 60_000
+    for p in ("p1", "p2", "p3"):
+        doc = world.probes(p, 0, {n: all_up(100) for n in ("a", "b", "c")})
+        assert api.post("/market/probes", doc).status_code == 200
+    replay = api.post("/market/probes", doc)
+    assert (replay.status_code, replay.json()["error"]) == (409, "Replayed")
+    ca = award["contracts"][0]
+    usage = world.usage("a", ca, 0, {"account": 400})
+    assert api.post("/market/usage", usage).status_code == 200
+    assert api.post("/market/escrow", {"amount": 10_000}, admin=True).json() == {"escrow": 10_000}
+    r = api.post("/market/settle", {"epoch": 0}, admin=True)
+    assert r.status_code == 200, r.text
+    result = r.json()
+    # 400 accounts x 4,000,000 = 1,600,000,000 millionths of a cent = 1600 cents.
+    assert result["payments"] == {f"inv-{ca}-0": 1600}
+    inv = api.get(f"/market/invoices/inv-{ca}-0").json()
+    assert (inv["amount"], inv["paid"], inv["outstanding"]) == (1600, 1600, 0)
+    books = api.get("/market/books").text
+    assert "Expenses:Infrastructure  16.00 EUR" in books
+    missing = api.get("/market/invoices/inv-c-9-0")
+    assert (missing.status_code, missing.json()["error"]) == (404, "NotFound")
