@@ -66,7 +66,9 @@ def test_prober_probes_real_servers_and_the_market_records_the_samples(tmp_path:
     )
     apps = [
         ServedApp(
-            "directory", create_directory(DirectorySettings.for_data_dir(tmp_path / "d")), port=dport
+            "directory",
+            create_directory(DirectorySettings.for_data_dir(tmp_path / "d")),
+            port=dport,
         ),
         ServedApp(
             "pds",
