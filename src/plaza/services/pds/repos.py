@@ -316,7 +316,8 @@ class RepoManager:
                     raise InvalidRequestError(f"Could not find blob: {blob}", code="BlobNotFound")
             record_blocks.append((cid, data))
             records[(w.collection, w.rkey)] = cid.raw
-            blob_refs[uri] = tuple(b.raw for b in blobs)
+            if blobs or current is not None:
+                blob_refs[uri] = tuple(b.raw for b in blobs)
             if current is None:
                 tree = tree.put(path, cid)
                 ops.append(Op("create", path, cid, None))

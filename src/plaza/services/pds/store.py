@@ -195,7 +195,7 @@ class RepoWrite:
 
     ``records`` maps ``(collection, rkey)`` to the new record CID, or ``None`` for a
     deletion. ``blob_refs`` maps a record URI to the blob CIDs it references (an empty
-    tuple clears them).
+    tuple clears them); a URI that is absent keeps its references.
     """
 
     did: str
@@ -380,20 +380,33 @@ class PdsStore:
         return int(self.db.scalar("SELECT COUNT(*) FROM pds_block WHERE did = ?", (did,)) or 0)
 
     def apply_write(self, write: RepoWrite) -> None:
-        """Land one commit: blocks, record index, blob references and the new root."""
+        """Land one commit: blocks, record index, blob references and the new root.
+
+        Statements are batched (one multi-row statement per kind of change), because on
+        PostgreSQL every statement is a network round trip inside the transaction.
+        """
         did = write.did
         rev = write.root.rev
         with self.db.transaction():
-            if write.removed_blocks:
-                self.db.executemany(
-                    "DELETE FROM pds_block WHERE did = ? AND cid = ?",
-                    [(did, cid) for cid in write.removed_blocks],
+            removed = list(write.removed_blocks)
+            for i in range(0, len(removed), 200):
+                chunk = removed[i : i + 200]
+                marks = ", ".join("?" * len(chunk))
+                self.db.execute(
+                    f"DELETE FROM pds_block WHERE did = ? AND cid IN ({marks})", (did, *chunk)
                 )
-            self.db.executemany(
-                "INSERT INTO pds_block (did, cid, rev, data) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (did, cid) DO NOTHING",
-                [(did, cid, rev, data) for cid, data in write.new_blocks],
-            )
+            new_blocks = list(write.new_blocks)
+            for i in range(0, len(new_blocks), 100):
+                chunk_rows = new_blocks[i : i + 100]
+                values = ", ".join("(?, ?, ?, ?)" for _ in chunk_rows)
+                params: list[object] = []
+                for cid, data in chunk_rows:
+                    params.extend((did, cid, rev, data))
+                self.db.execute(
+                    f"INSERT INTO pds_block (did, cid, rev, data) VALUES {values} "
+                    "ON CONFLICT (did, cid) DO NOTHING",
+                    params,
+                )
             upserts = [(did, c, k, cid, rev) for (c, k), cid in write.records.items() if cid]
             deletes = [(did, c, k) for (c, k), cid in write.records.items() if cid is None]
             if deletes:
