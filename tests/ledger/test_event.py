@@ -41,8 +41,14 @@ def test_bytes_hash_and_round_trip(alice: PrivateKey) -> None:
     assert set(decoded) == {"seq", "prev", "time", "author", "type", "payload", "sig"}
     assert Event.decode(ev.raw) == ev
     assert Event.from_map(ev.to_map()).raw == ev.raw
-    # The signature covers everything but itself.
+    # The signature covers everything but itself: the spliced signing bytes (built and
+    # decoded) equal a fresh encoding of the map without "sig".
+    unsigned = {k: v for k, v in ev.to_map().items() if k != "sig"}
+    assert ev.signing_bytes() == cbor.encode(unsigned)
+    assert Event.decode(ev.raw).signing_bytes() == cbor.encode(unsigned)
     assert alice.public_key.verify(ev.signing_bytes(), ev.signature)
+    big = _ev(alice, seq=70_000)  # a multi-byte seq moves the splice point
+    assert Event.decode(big.raw).signing_bytes() == big.signing_bytes()
 
 
 def test_signature_binds_position(alice: PrivateKey) -> None:

@@ -65,6 +65,32 @@ def _check_fields(m: dict[str, Any]) -> None:
         raise InvalidEventError("payload must be a map")
 
 
+# In canonical DAG-CBOR the map keys sort by length, then bytewise: seq, sig, prev, time,
+# type, author, payload. So an event's bytes are its signing bytes with the map header
+# bumped from 6 to 7 entries and the "sig" entry spliced in right after "seq". Splicing
+# instead of re-encoding saves two of the three encodings an append would otherwise do.
+_SEQ_KEY: Final = cbor.encode("seq")
+_SIG_KEY: Final = cbor.encode("sig")
+
+
+def _sig_offset(seq: int) -> int:
+    return 1 + len(_SEQ_KEY) + len(cbor.encode(seq))
+
+
+def _with_sig(signing: bytes, seq: int, sig: bytes) -> bytes:
+    at = _sig_offset(seq)
+    assert signing[0] == 0xA6 and signing[1 : 1 + len(_SEQ_KEY)] == _SEQ_KEY
+    return b"\xa7" + signing[1:at] + _SIG_KEY + cbor.encode(sig) + signing[at:]
+
+
+def _without_sig(raw: bytes, seq: int, sig: bytes) -> bytes:
+    at = _sig_offset(seq)
+    entry = _SIG_KEY + cbor.encode(sig)
+    if raw[0] != 0xA7 or raw[at : at + len(entry)] != entry:
+        raise InvalidEventError("event bytes are not in canonical field order")
+    return b"\xa6" + raw[1:at] + raw[at + len(entry) :]
+
+
 @dataclass(frozen=True, slots=True, eq=True)
 class Event:
     """One signed, hash-chained ledger event. Build with :func:`sign_event` or
@@ -79,10 +105,11 @@ class Event:
     signature: bytes
     raw: bytes = field(repr=False, compare=False)
     hash: bytes = field(repr=False, compare=False)
+    signed: bytes = field(repr=False, compare=False, default=b"")
 
     def signing_bytes(self) -> bytes:
         """The bytes the author signed."""
-        return cbor.encode(self._unsigned())
+        return self.signed or cbor.encode(self._unsigned())
 
     def _unsigned(self) -> dict[str, Any]:
         return {
@@ -122,6 +149,7 @@ class Event:
             signature=sig,
             raw=bytes(raw),
             hash=hashlib.sha256(raw).digest(),
+            signed=_without_sig(bytes(raw), value["seq"], sig),
         )
 
     def to_map(self) -> dict[str, Any]:
@@ -169,8 +197,7 @@ def sign_event(
     except AtprotoError as exc:
         raise InvalidEventError(f"payload is not a data-model value: {exc}") from exc
     signature = key.sign(signing)
-    unsigned["sig"] = signature
-    raw = cbor.encode(unsigned)
+    raw = _with_sig(signing, seq, signature)
     if len(raw) > MAX_EVENT_BYTES:
         raise InvalidEventError(f"event is {len(raw)} bytes, over {MAX_EVENT_BYTES}")
     return Event(
@@ -183,4 +210,5 @@ def sign_event(
         signature=signature,
         raw=raw,
         hash=hashlib.sha256(raw).digest(),
+        signed=signing,
     )

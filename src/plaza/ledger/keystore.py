@@ -86,6 +86,20 @@ class Keystore:
         self._save(data)
         return Signer(did or key.did_key(), key)
 
+    def add(self, name: str, signer: Signer) -> None:
+        """Store an existing identity under ``name``; refuse to overwrite."""
+        if not _NAME_RE.match(name):
+            raise KeystoreError(f"invalid identity name {name!r} (lower-case letters, digits)")
+        data = self._load()
+        if name in data["identities"]:
+            raise KeystoreError(f"identity {name!r} already exists")
+        data["identities"][name] = {
+            "did": signer.did,
+            "alg": signer.key.alg,
+            "secret": signer.key.to_bytes().hex(),
+        }
+        self._save(data)
+
     def set_did(self, name: str, did: str) -> None:
         """Record that identity ``name`` signs for ``did`` (after registering it)."""
         data = self._load()

@@ -1,0 +1,134 @@
+"""The DAO HTTP API over a real socket (uvicorn) and a real SQLite ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from plaza.atproto import datamodel
+from plaza.dao.api import ApiSettings, create_app
+from plaza.ledger import Event, SqlEventStore, merkle, sign_event
+from plaza.ledger.keystore import Signer
+from plaza.services.runner import ServedApp, ServerThread
+from tests.dao.conftest import T0, World, found
+
+
+@pytest.fixture
+def api(tmp_path: Path, world: World, free_port: int) -> Iterator[tuple[str, int]]:
+    url = f"sqlite://{tmp_path / 'ledger.db'}"
+    dao = found(SqlEventStore.open(url), world)
+    pid = dao.propose(
+        world.alice, "treasury", "Pay the relay", T0, effect={"amount": 500, "payee": "relay co-op"}
+    )
+    dao.store.close()
+    app = create_app(ApiSettings(db_url=url))
+    with ServerThread([ServedApp("dao", app, "127.0.0.1", free_port)]) as (base,):
+        yield base, pid
+
+
+def _signed(
+    base: str, who: Signer, type_: str, payload: dict[str, Any], key: Signer | None = None
+) -> Event:
+    head = httpx.get(f"{base}/ledger/head").json()
+    return sign_event(
+        (key or who).key,
+        seq=head["next_seq"],
+        prev_hash=bytes.fromhex(head["prev"]),
+        time=max(head["time"], T0 + 10),
+        author_did=who.did,
+        type=type_,
+        payload=payload,
+    )
+
+
+def _post(base: str, ev: Event) -> httpx.Response:
+    return httpx.post(f"{base}/ledger/events", json=datamodel.to_json(ev.to_map()))
+
+
+def test_openapi_and_reads(api: tuple[str, int]) -> None:
+    base, pid = api
+    spec = httpx.get(f"{base}/openapi.json").json()
+    assert "/ledger/events" in spec["paths"] and "/dao/proposals/{pid}" in spec["paths"]
+    summary = httpx.get(f"{base}/dao").json()
+    assert (summary["members"], summary["proposals"], summary["treasury"]) == (3, 1, 1_000_000)
+    prop = httpx.get(f"{base}/dao/proposals/{pid}").json()
+    assert prop["outcome"]["status"] == "open"
+    assert httpx.get(f"{base}/dao/proposals/999").status_code == 404
+    assert "Assets:Treasury" in httpx.get(f"{base}/dao/books?format=beancount").text
+    assert httpx.get(f"{base}/dao/mandate").json()["version"] == 1
+    assert httpx.get(f"{base}/dao/legal").json()[0]["record"]["legal_form"]
+
+
+def test_signed_event_is_the_write_path(api: tuple[str, int], world: World) -> None:
+    base, pid = api
+    vote = _signed(base, world.bob, "dao.vote.cast", {"proposal": pid, "ballot": {"choice": "yes"}})
+    res = _post(base, vote)
+    assert res.status_code == 200, res.text
+    assert res.json() == {"seq": vote.seq, "hash": vote.hash.hex(), "type": "dao.vote.cast"}
+    # The same event again: its position is taken.
+    again = _post(base, vote)
+    assert (again.status_code, again.json()["error"]) == (409, "AppendConflict")
+    # A vote signed by the wrong key.
+    forged = _signed(
+        base,
+        world.alice,
+        "dao.vote.cast",
+        {"proposal": pid, "ballot": {"choice": "no"}},
+        key=world.dave,
+    )
+    res = _post(base, forged)
+    assert (res.status_code, res.json()["error"]) == (401, "BadSignature")
+    # A well-signed vote by a non-member, a second vote, a malformed ballot.
+    for who, ballot, status, code in [
+        (world.dave, {"choice": "no"}, 403, "NotMember"),
+        (world.bob, {"choice": "no"}, 409, "AlreadyVoted"),
+        (world.carol, {"choice": "perhaps"}, 400, "InvalidBallot"),
+    ]:
+        res = _post(base, _signed(base, who, "dao.vote.cast", {"proposal": pid, "ballot": ballot}))
+        assert (res.status_code, res.json()["error"]) == (status, code), res.text
+    res = httpx.post(f"{base}/ledger/events", json={"seq": "nope"})
+    assert (res.status_code, res.json()["error"]) == (400, "InvalidRequest")
+    events = httpx.get(f"{base}/ledger/events?start=0&limit=100").json()
+    assert [e["type"] for e in events][-1] == "dao.vote.cast"
+    assert len(events) == vote.seq + 1
+
+
+def test_proofs_over_http(api: tuple[str, int]) -> None:
+    base, _ = api
+    p = httpx.get(f"{base}/ledger/proofs/inclusion?seq=1").json()
+    merkle.verify_inclusion(
+        1,
+        p["size"],
+        bytes.fromhex(p["leaf"]),
+        [bytes.fromhex(h) for h in p["proof"]],
+        bytes.fromhex(p["root"]),
+    )
+    c = httpx.get(f"{base}/ledger/proofs/consistency?old=1").json()
+    merkle.verify_consistency(
+        1,
+        c["new"],
+        bytes.fromhex(c["old_root"]),
+        bytes.fromhex(c["new_root"]),
+        [bytes.fromhex(h) for h in c["proof"]],
+    )
+
+
+def test_tally_endpoint(api: tuple[str, int]) -> None:
+    base, _ = api
+    body = {
+        "method": "approval",
+        "candidates": ["a", "b"],
+        "ballots": [{"approvals": ["a", "b"]}, {"approvals": ["b"]}, {"approvals": ["c"]}],
+    }
+    out = httpx.post(f"{base}/dao/tally", json=body).json()
+    assert (out["winner"], out["totals"], out["invalid"]) == (
+        "b",
+        {"a": 1, "b": 2},
+        [{"index": 2, "reason": "unknown candidate 'c'"}],
+    )
+    bad = httpx.post(f"{base}/dao/tally", json={"method": "borda"})
+    assert (bad.status_code, bad.json()["error"]) == (400, "InvalidBallotFile")
