@@ -41,6 +41,11 @@ class World:
 
 @pytest.fixture(scope="session")
 def world() -> World:
+    return make_world()
+
+
+def make_world() -> World:
+    """Five people, an agent and a ledger key, with a constitution that names the last two."""
     agent = signer("agent")
     ledger_key = signer("ledger", "ES256")
     base = default_constitution()

@@ -12,12 +12,13 @@ from plaza.cli import app
 from plaza.dao.service import Dao
 from plaza.ledger import SqlEventStore, merkle
 from plaza.ledger.keystore import Keystore
-from tests.dao.conftest import T0, World, found, world  # noqa: F401 - fixture
+from tests.dao.conftest import T0, found, make_world
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, world: World) -> Path:
+def data_dir(tmp_path: Path) -> Path:
     """A data dir with a DAO ledger (a proposal and two votes) and the ledger key."""
+    world = make_world()
     d = tmp_path / "data"
     dao = found(SqlEventStore.open(f"sqlite://{d / 'ledger.db'}"), world)
     pid = dao.propose(world.alice, "signal", "Colour", T0, choices=("red", "blue"))
@@ -99,4 +100,4 @@ def test_verify_refuses_what_is_not_a_ledger(tmp_path: Path) -> None:
     code, out = run("ledger", "verify", str(junk))
     assert code == 1
     code, out = run("ledger", "verify", str(tmp_path / "missing"))
-    assert code == 1
+    assert code == 1 and "neither a ledger export nor a database" in out
