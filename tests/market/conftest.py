@@ -58,6 +58,12 @@ class = "automatic"
 [actions."provider.offboard"]
 class = "vote"
 proposal_type = "contract"
+
+[actions."escrow.release"]
+class = "automatic"
+
+[actions."escrow.forfeit"]
+class = "automatic"
 """
 
 

@@ -1,0 +1,246 @@
+"""Settling epochs: invoices, the epoch close, penalties, offboarding, and payments.
+
+This is the half of :class:`~plaza.market.market.Market` that runs at the end of an
+epoch (see :mod:`plaza.market.settlement` for the formulas and
+:mod:`plaza.market.penalties` for the ladder). :meth:`SettlementMixin.settle` writes one
+atomic run of events: for every unsettled epoch up to the one asked, an invoice per
+contract that ran in it, the ``market.epoch.settled`` close with its failed and clean
+providers, the status changes penalties call for (each through the mandate guard;
+what the guard does not allow is returned as *pending*), and then the payments of
+everything owed, pro rata when escrow is short, with a re-procurement need for the
+shortfall.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from plaza.dao import Action, Allow
+from plaza.market.dao_port import ESCROW_MARKET, escrow_action
+from plaza.market.errors import EpochOpenError
+from plaza.market.journal import MARKET_ESCROW, payable
+from plaza.market.penalties import decide
+from plaza.market.settlement import Invoice, pro_rata
+from plaza.market.state import Need
+from plaza.market.state_money import (
+    billable,
+    epoch_outcome,
+    invoice_id,
+    invoice_postings,
+    make_invoice,
+    outstanding,
+)
+
+if TYPE_CHECKING:
+    from plaza.market.market import Market
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An action the mandate did not let the agent take on its own."""
+
+    kind: str
+    subject: str
+    verdict: str
+    reason: str
+
+
+@dataclass(slots=True)
+class SettlementResult:
+    """What one ``settle`` call did."""
+
+    epochs: list[int] = field(default_factory=list)
+    invoices: list[Invoice] = field(default_factory=list)
+    payments: dict[str, int] = field(default_factory=dict)
+    owed: int = 0
+    paid: int = 0
+    escrow_before: int = 0
+    shortfall: int = 0
+    status_changes: list[tuple[str, str, str]] = field(default_factory=list)
+    needs: list[Need] = field(default_factory=list)
+    pending: list[Pending] = field(default_factory=list)
+    events: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "epochs": self.epochs,
+            "invoices": [i.to_map() for i in self.invoices],
+            "payments": self.payments,
+            "owed": self.owed,
+            "paid": self.paid,
+            "escrowBefore": self.escrow_before,
+            "shortfall": self.shortfall,
+            "statusChanges": [
+                {"provider": p, "status": s, "reason": r} for p, s, r in self.status_changes
+            ],
+            "needs": [n.to_json() for n in self.needs],
+            "pending": [
+                {"kind": p.kind, "subject": p.subject, "verdict": p.verdict, "reason": p.reason}
+                for p in self.pending
+            ],
+            "events": self.events,
+        }
+
+
+def try_act(
+    m: Market, action: Action, reason: str, now_ms: int, *, pending: list[Pending], subject: str
+) -> bool:
+    """Carry out ``action`` if the guard allows it now; else note it as pending."""
+    verdict = m.guard(action, now_ms)
+    if not isinstance(verdict, Allow):
+        from plaza.market.market import _verdict_reason
+
+        pending.append(Pending(action.kind, subject, verdict.verdict, _verdict_reason(verdict)))
+        return False
+    m._act(action, reason, now_ms)
+    return True
+
+
+def settle(m: Market, epoch: int, now_ms: int) -> SettlementResult:
+    """Invoice every unsettled epoch up to ``epoch``, apply penalties, and pay what
+    is owed from escrow (pro rata when short). One atomic run of events."""
+    result = SettlementResult()
+    m.sync()
+    params = m.state.params
+    if now_ms < params.epoch_end(epoch):
+        raise EpochOpenError(f"epoch {epoch} is not over until {params.epoch_end(epoch)}")
+    with m._atomic() as events:
+        first = epoch
+        while (
+            first > 0 and (first - 1) not in m.state.settled_epochs and billable(m.state, first - 1)
+        ):
+            first -= 1
+        for e in range(first, epoch + 1):
+            if e not in m.state.settled_epochs:
+                _settle_epoch(m, e, now_ms, result)
+        _pay(m, now_ms, result)
+        result.events = len(events)
+    return result
+
+
+def _settle_epoch(m: Market, epoch: int, now_ms: int, result: SettlementResult) -> None:
+    st = m.state
+    for c in billable(st, epoch):
+        if invoice_id(c.id, epoch) in st.invoices:
+            continue
+        inv = make_invoice(st, c, epoch)
+        m._record(
+            "market.invoice.issued",
+            {"invoice": inv.to_map(), "postings": invoice_postings(inv)},
+            now_ms,
+        )
+        result.invoices.append(inv)
+    failed, clean = epoch_outcome(st, epoch)
+    m._record("market.epoch.settled", {"epoch": epoch, "failed": failed, "clean": clean}, now_ms)
+    result.epochs.append(epoch)
+    for step in decide(st, epoch, set(failed), set(clean)):
+        if step.status in ("suspended", "offboarded"):
+            kind = "provider.suspend" if step.status == "suspended" else "provider.offboard"
+            verdict = m.guard(Action(kind=kind, provider=step.provider), now_ms)
+            if not isinstance(verdict, Allow):
+                result.pending.append(Pending(kind, step.provider, verdict.verdict, step.reason))
+                continue
+        m._status_change(step.provider, step.status, step.reason, now_ms)
+        result.status_changes.append((step.provider, step.status, step.reason))
+        if step.status == "offboarded":
+            need = offboard(
+                m,
+                step.provider,
+                slash=step.slash,
+                reason=step.reason,
+                now_ms=now_ms,
+                pending=result.pending,
+            )
+            if need is not None:
+                result.needs.append(need)
+
+
+def offboard(
+    m: Market, provider: str, *, slash: int, reason: str, now_ms: int, pending: list[Pending]
+) -> Need | None:
+    """End the provider's contracts, settle its bond (forfeit ``slash``, return the
+    rest, each as the mandate allows) and raise the migration need."""
+    running = sorted(
+        (c for c in m.state.contracts.values() if c.provider == provider and c.status != "ended"),
+        key=lambda c: c.id,
+    )
+    for c in running:
+        m._record(
+            "market.contract.ended",
+            {"contract": c.id, "reason": f"provider offboarded: {reason}"},
+            now_ms,
+        )
+    keep = 0  # a forfeit the mandate leaves to members stays held until they decide
+    if slash:
+        verdict = m.guard(escrow_action("escrow.forfeit", "x", amount=slash), now_ms)
+        if isinstance(verdict, Allow):
+            m._bond_move(provider, slash, True, f"bond forfeited: {reason}", now_ms)
+        else:
+            from plaza.market.market import _verdict_reason
+
+            pending.append(
+                Pending("escrow.forfeit", provider, verdict.verdict, _verdict_reason(verdict))
+            )
+            keep = slash
+    rest = m.state.providers[provider].bond - keep
+    if rest > 0:
+        m._bond_move(provider, rest, False, "bond returned on offboarding", now_ms)
+    if not running:
+        return None
+    return m._need(
+        "migration",
+        running[0].service,
+        provider,
+        accounts=sum(c.quantity for c in running),
+        contracts=[c.id for c in running],
+        reason=f"{provider} was offboarded ({reason}); move its accounts",
+        now_ms=now_ms,
+    )
+
+
+def _pay(m: Market, now_ms: int, result: SettlementResult) -> None:
+    st = m.state
+    owed = {i: outstanding(st, i) for i in sorted(st.invoices)}
+    owed = {i: v for i, v in owed.items() if v > 0}
+    escrow = st.journal.balance(MARKET_ESCROW)
+    result.owed, result.escrow_before = sum(owed.values()), escrow
+    for iid, amount in pro_rata(owed, escrow).items():
+        provider = st.invoices[iid].provider
+        release = escrow_action("escrow.release", ESCROW_MARKET, amount=amount)
+        why = f"pay {iid} to {provider}"
+        if not try_act(m, release, why, now_ms, pending=result.pending, subject=iid):
+            continue
+        m._record(
+            "market.payment.made",
+            {
+                "invoice": iid,
+                "amount": amount,
+                "postings": [[payable(provider), amount], [MARKET_ESCROW, -amount]],
+            },
+            now_ms,
+        )
+        result.payments[iid] = amount
+    result.paid = sum(result.payments.values())
+    result.shortfall = max(0, result.owed - escrow)
+    if not result.shortfall:
+        return
+    by_service: dict[str, set[str]] = {}
+    for iid in owed:
+        if outstanding(st, iid) > 0:
+            c = st.contracts[st.invoices[iid].contract]
+            by_service.setdefault(c.service, set()).add(c.id)
+    for service, cids in sorted(by_service.items()):
+        ids = sorted(cids)
+        result.needs.append(
+            m._need(
+                "reprocure",
+                service,
+                "",
+                accounts=sum(st.contracts[c].quantity for c in ids),
+                contracts=ids,
+                reason=f"escrow held {escrow} against {result.owed} owed: paid pro rata, "
+                f"{result.shortfall} short; fund escrow or buy cheaper capacity",
+                now_ms=now_ms,
+            )
+        )
