@@ -249,3 +249,55 @@ def test_usage_is_metered_per_account(network: Network) -> None:
     assert (
         'plaza_pds_xrpc_requests_total{method="com.atproto.repo.createRecord",status="200"}' in text
     )
+
+
+def test_delete_account_with_emailed_token(network: Network) -> None:
+    from plaza.services.pds.mail import read_token
+
+    url = network.pds[0]
+    acct = network.new_account(0, prefix="del")
+    no_token = httpx.post(
+        f"{url}/xrpc/com.atproto.server.deleteAccount",
+        json={"did": acct["did"], "password": acct["password"], "token": "x"},
+    )
+    assert no_token.status_code == 400 and no_token.json()["error"] == "InvalidToken"
+    sent = httpx.post(
+        f"{url}/xrpc/com.atproto.server.requestAccountDelete", headers=_auth(acct["access"])
+    )
+    assert sent.status_code == 200
+    token = read_token(network.mail_dir(0), acct["did"], "delete_account")
+    assert token
+    wrong_pw = httpx.post(
+        f"{url}/xrpc/com.atproto.server.deleteAccount",
+        json={"did": acct["did"], "password": "nope-nope", "token": token},
+    )
+    assert wrong_pw.status_code == 401
+    gone = httpx.post(
+        f"{url}/xrpc/com.atproto.server.deleteAccount",
+        json={"did": acct["did"], "password": acct["password"], "token": token},
+    )
+    assert gone.status_code == 200, gone.text
+    status = httpx.get(f"{url}/xrpc/com.atproto.sync.getRepoStatus", params={"did": acct["did"]})
+    assert status.status_code == 400 and status.json()["error"] == "RepoNotFound"
+    stale = httpx.get(f"{url}/xrpc/com.atproto.server.getSession", headers=_auth(acct["access"]))
+    assert stale.status_code == 400 and stale.json()["error"] == "InvalidToken"
+
+
+def test_login_is_rate_limited(network: Network) -> None:
+    url = network.pds[1]
+    acct = network.new_account(1, prefix="rl")
+    codes = [
+        httpx.post(
+            f"{url}/xrpc/com.atproto.server.createSession",
+            json={"identifier": acct["handle"], "password": "wrong password"},
+        ).status_code
+        for _ in range(31)
+    ]
+    assert codes[:30] == [401] * 30 and codes[30] == 429
+    # Limited per identifier: another account still logs in.
+    other = network.new_account(1, prefix="rl")
+    ok = httpx.post(
+        f"{url}/xrpc/com.atproto.server.createSession",
+        json={"identifier": other["handle"], "password": other["password"]},
+    )
+    assert ok.status_code == 200
