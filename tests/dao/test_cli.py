@@ -1,0 +1,112 @@
+"""``plaza dao``: the ballot-file tally in the issue's exact formats, and error exits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from plaza.cli import app
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    res = CliRunner().invoke(app, list(args), env=env)
+    return res.exit_code, res.output
+
+
+def test_tally_ballot_file_json(tmp_path: Path) -> None:
+    # Round 1: a 4, b 3, c 2 (one ballot names an unknown candidate and is reported).
+    # c is out; its ballots rank b next: round 2 a 4, b 5 -> b.
+    path = tmp_path / "ballots.json"
+    path.write_text(
+        json.dumps(
+            {
+                "method": "irv",
+                "candidates": ["a", "b", "c"],
+                "ballots": [
+                    {"ranking": ["a", "b"], "weight": 4},
+                    {"ranking": ["b", "c"], "weight": 3},
+                    {"ranking": ["c", "b"], "weight": 2},
+                    {"ranking": ["b", "b"]},
+                ],
+            }
+        )
+    )
+    code, out = run("dao", "tally", "--ballots", str(path), "--json")
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["winner"] == "b"
+    assert result["totals"] == {"a": 4, "b": 5, "c": 0}
+    assert result["rounds"] == [
+        {"tallies": {"a": 4, "b": 3, "c": 2}, "eliminated": "c", "exhausted": 0},
+        {"tallies": {"a": 4, "b": 5}, "eliminated": None, "exhausted": 0},
+    ]
+    assert result["invalid"] == [{"index": 3, "reason": "candidate repeated in ranking"}]
+
+
+def test_tally_ballot_file_text_and_quadratic(tmp_path: Path) -> None:
+    path = tmp_path / "q.json"
+    path.write_text(
+        json.dumps(
+            {
+                "method": "quadratic",
+                "candidates": ["x", "y"],
+                "credits": 9,
+                "ballots": [{"votes": {"x": 3}}, {"votes": {"y": 2, "x": 2}}, {"votes": {"y": 4}}],
+            }
+        )
+    )
+    code, out = run("dao", "tally", "--ballots", str(path))
+    assert code == 0, out
+    assert "winner: x" in out  # x 3 + 2 = 5, y 2; {y: 4} costs 16 > 9
+    assert "invalid ballot 2: votes cost 16 voice credits, more than the 9 available" in out
+
+
+def test_malformed_ballot_files_exit_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    for text in ("not json", json.dumps({"method": "borda", "candidates": ["a"], "ballots": []})):
+        bad.write_text(text)
+        code, out = run("dao", "tally", "--ballots", str(bad))
+        assert code == 1
+        assert out.startswith("error: InvalidBallotFile:"), out
+    code, out = run("dao", "tally", "--ballots", str(tmp_path / "missing.json"))
+    assert code == 1
+
+
+def test_commands_fail_cleanly(tmp_path: Path) -> None:
+    env = {"PLAZA_DATA": str(tmp_path / "d")}
+    code, out = run("dao", "status", env=env)
+    assert code == 1 and out.startswith("error: NotInitialized"), out
+    assert run("dao", "init", "--founder", "alice", "--founder", "bob", env=env)[0] == 0
+    code, out = run(
+        "dao",
+        "propose",
+        "signal",
+        "Colour",
+        "--choice",
+        "red",
+        "--choice",
+        "blue",
+        "--as",
+        "alice",
+        env=env,
+    )
+    assert code == 0 and out.startswith("proposal 1: Colour"), out
+    assert run("dao", "vote", "1", "--choice", "red", "--as", "alice", env=env)[0] == 0
+    code, out = run("dao", "vote", "1", "--choice", "blue", "--as", "alice", env=env)
+    assert code == 1 and out.startswith("error: AlreadyVoted"), out
+    code, out = run("dao", "vote", "1", "--choice", "red", "--rank", "a", "--as", "bob", env=env)
+    assert code == 1 and "exactly one" in out
+    code, out = run("dao", "vote", "1", "--choice", "red", "--as", "nobody", env=env)
+    assert code == 1 and out.startswith("error: KeystoreError"), out
+    code, out = run("dao", "receive", "dues", "1.234", "--from", "x", "--as", "alice", env=env)
+    assert code == 1 and "decimals" in out
+    code, out = run(
+        "dao", "act", '{"kind": "rfb.create"}', "--reason", "x", "--as", "alice", env=env
+    )
+    assert code == 1 and out.startswith("error: Forbidden"), out
+    code, out = run("dao", "mandate", "diff", env=env)
+    assert (code, out.strip()) == (0, "no changes")
+    code, out = run("dao", "mandate", "show", "--version", "9", env=env)
+    assert code == 1
