@@ -36,8 +36,9 @@ def run_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Seed for accounts and chaos faults.")] = 0,
     faults: Annotated[str, typer.Option("--faults", help="Fault spec, e.g. crash:p3@2d+4h.")] = "",
     scenario: ScenarioOpt = None,
-    sort: Annotated[
-        bool, typer.Option("--sort", help="Sort rows and merge repeated timestamps.")
+    repair: Annotated[
+        bool,
+        typer.Option("--repair", help="Order rows, merge repeats, snap rows to the step grid."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
@@ -59,7 +60,7 @@ def run_cmd(
 
     try:
         result = run(
-            load_trace(trace, sort=sort),
+            load_trace(trace, repair=repair),
             policy,
             scenario=load_scenario(scenario),
             faults=faults or None,

@@ -54,7 +54,7 @@ def bench(
     rows: list[BenchRow] = []
     kept: dict[str, dict[str, RunResult]] = {}
     for f in files:
-        trace = load_trace(f, sort=True)
+        trace = load_trace(f, repair=True)
         results = {p: run(trace, p, scenario=scenario, seed=seed) for p in policies}
         rows.append(BenchRow(trace.name, {p: r.metrics for p, r in results.items()}))
         if keep:

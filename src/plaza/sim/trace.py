@@ -2,8 +2,9 @@
 
 A trace is the load arriving in each step, in capacity units (one unit serves one unit of
 load per step). Rows must be evenly spaced; the step is the most common gap. Timestamps
-that repeat or go backwards (a daylight-saving change in some of the AWS traces) are an
-error unless ``sort=True``, which orders rows stably and sums repeated timestamps.
+that repeat or go backwards (a daylight-saving change in some of the AWS traces), or
+that fall off the step grid, are an error unless ``repair=True``: then rows are ordered
+stably and each is put in the step nearest to its time, summing rows that share one.
 """
 
 from __future__ import annotations
@@ -50,12 +51,12 @@ def _parse_time(text: str, where: str) -> datetime:
     raise TraceError(f"{where}: bad timestamp {text!r} (expected YYYY-MM-DD HH:MM:SS)")
 
 
-def parse_trace(text: str, *, name: str = "trace", sort: bool = False) -> Trace:
+def parse_trace(text: str, *, name: str = "trace", repair: bool = False) -> Trace:
     """Parse CSV text into a :class:`Trace`; raise :class:`TraceError` naming the bad line.
 
     Rules: header ``timestamp,value``; each value a finite number >= 0; at least two rows;
     every gap between consecutive timestamps a whole multiple of the step (missing steps
-    are filled with zero load); no repeated or decreasing timestamps unless ``sort``.
+    are filled with zero load); no repeated or decreasing timestamps unless ``repair``.
     """
     lines = text.splitlines()
     if not lines:
@@ -80,37 +81,47 @@ def parse_trace(text: str, *, name: str = "trace", sort: bool = False) -> Trace:
         rows.append((ts, value))
     if len(rows) < 2:
         raise TraceError(f"{name}: needs at least two data rows, got {len(rows)}")
-    if sort:
-        merged: dict[datetime, float] = {}
-        for ts, value in sorted(rows, key=lambda r: r[0]):
-            merged[ts] = merged.get(ts, 0.0) + value
-        rows = list(merged.items())
+    if repair:
+        rows.sort(key=lambda r: r[0])
+        gaps = [int((b[0] - a[0]).total_seconds()) for a, b in pairwise(rows)]
+        positive = [g for g in gaps if g > 0]
+        if not positive:
+            raise TraceError(f"{name}: every row has the same timestamp")
+        step = Counter(positive).most_common(1)[0][0]
+        first = rows[0][0]
+        idx = np.array([round((ts - first).total_seconds() / step) for ts, _ in rows])
+        values = np.zeros(int(idx[-1]) + 1, dtype=np.float64)
+        np.add.at(values, idx, np.array([v for _, v in rows]))
+        return Trace(name=name, step_seconds=step, start=first, values=values)
     gaps = [int((b[0] - a[0]).total_seconds()) for a, b in pairwise(rows)]
     for i, gap in enumerate(gaps):
         if gap <= 0:
             raise TraceError(
                 f"{name}:{i + 3}: timestamp {rows[i + 1][0]} does not come after {rows[i][0]}"
-                " (pass sort=True / --sort to order and merge repeated timestamps)"
+                " (repair=True / --repair orders rows and merges repeated timestamps)"
             )
     step = Counter(gaps).most_common(1)[0][0]
     index = [0]
     for i, gap in enumerate(gaps):
         if gap % step:
-            raise TraceError(f"{name}:{i + 3}: gap of {gap}s is not a multiple of the {step}s step")
+            raise TraceError(
+                f"{name}:{i + 3}: gap of {gap}s is not a multiple of the {step}s step"
+                " (repair=True / --repair snaps rows to the nearest step)"
+            )
         index.append(index[-1] + gap // step)
     values = np.zeros(index[-1] + 1, dtype=np.float64)
     values[np.asarray(index)] = [v for _, v in rows]
     return Trace(name=name, step_seconds=step, start=rows[0][0], values=values)
 
 
-def load_trace(path: str | Path, *, sort: bool = False) -> Trace:
+def load_trace(path: str | Path, *, repair: bool = False) -> Trace:
     """Read and validate a trace file (see :func:`parse_trace`)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise TraceError(f"{p}: cannot read trace: {exc}") from exc
-    return parse_trace(text, name=p.name, sort=sort)
+    return parse_trace(text, name=p.name, repair=repair)
 
 
 def trace_from_values(

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from plaza.cli import app
+
+
+def write_trace(path: Path, values: list[float]) -> Path:
+    lines = ["timestamp,value"]
+    for i, v in enumerate(values):
+        lines.append(f"2015-03-{1 + i // 288:02d} {(i % 288) // 12:02d}:{(i % 12) * 5:02d}:00,{v}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_sim_run_json(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    trace = write_trace(tmp_path / "t.csv", list(np.round(rng.gamma(3, 5, 400))))
+    scenario = tmp_path / "s.toml"
+    scenario.write_text("[accounts]\ncount = 500\n")
+    result = CliRunner().invoke(
+        app,
+        [
+            "sim",
+            "run",
+            "--trace",
+            str(trace),
+            "--policy",
+            "agent",
+            "--scenario",
+            str(scenario),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    for key in (
+        "cost",
+        "unserved_fraction",
+        "sla_violation_fraction",
+        "p99_wait_steps",
+        "records_lost",
+        "migrations",
+        "max_provider_share",
+        "hhi",
+        "nakamoto",
+        "escalations",
+        "guard_denials",
+        "human_interventions",
+    ):
+        assert key in metrics
+    assert metrics["cost"] > 0
+    assert metrics["human_interventions"] == 0
+
+
+def test_sim_run_rejects_bad_input(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,value\n2015-01-01 00:00:00,1\n2015-01-01 00:05:00,x\n")
+    result = CliRunner().invoke(app, ["sim", "run", "--trace", str(bad)])
+    assert result.exit_code == 1
+    assert "bad.csv:3" in result.output
+    good = write_trace(tmp_path / "g.csv", [1.0] * 50)
+    result = CliRunner().invoke(
+        app, ["sim", "run", "--trace", str(good), "--faults", "meteor:p1@1h"]
+    )
+    assert result.exit_code == 1
+    assert "InvalidFaultSpec" in result.output
+    result = CliRunner().invoke(app, ["sim", "run", "--trace", str(good), "--policy", "magic"])
+    assert result.exit_code == 1
+
+
+def test_sim_bench_table_and_plot(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    write_trace(folder / "a.csv", list(np.round(rng.gamma(3, 5, 500))))
+    scenario = tmp_path / "s.toml"
+    scenario.write_text("[accounts]\ncount = 300\nsignups_per_day = 0\n")
+    out = tmp_path / "chart.png"
+    result = CliRunner().invoke(
+        app,
+        ["sim", "bench", "--traces", str(folder), "--scenario", str(scenario), "--plot", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "agent cost/oracle" in result.output
+    assert "| a.csv |" in result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

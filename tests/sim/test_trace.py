@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plaza.sim import TraceError, load_trace, parse_trace, trace_from_values
+
+TRACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "traces"
+HEADER = "timestamp,value\n"
+
+
+def test_parses_evenly_spaced_rows() -> None:
+    t = parse_trace(HEADER + "2015-01-01 00:00:00,5\n2015-01-01 00:05:00,7.5\n", name="x")
+    assert t.step_seconds == 300
+    assert t.values.tolist() == [5.0, 7.5]
+
+
+def test_missing_steps_are_zero_load() -> None:
+    text = HEADER + "2015-01-01 00:00:00,1\n2015-01-01 00:05:00,2\n2015-01-01 00:20:00,3\n"
+    assert parse_trace(text).values.tolist() == [1.0, 2.0, 0.0, 0.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "words"),
+    [
+        ("2015-01-01 00:00:00,1\n2015-01-01 00:05:00,abc\n", 3, "not a number"),
+        ("2015-01-01 00:00:00,1\n2015-01-01 00:05:00,-4\n", 3, ">= 0"),
+        ("2015-01-01 00:00:00,1\n2015-01-01 00:05:00,nan\n", 3, "finite"),
+        ("2015-01-01 00:00:00,1\nyesterday,2\n", 3, "bad timestamp"),
+        ("2015-01-01 00:00:00,1\n2015-01-01 00:05:00,2,3\n", 3, "2 fields"),
+        ("2015-01-01 00:05:00,1\n2015-01-01 00:00:00,2\n", 3, "does not come after"),
+        ("2015-01-01 00:00:00,1\n2015-01-01 00:05:00,1\n2015-01-01 00:12:00,1\n", 4, "multiple"),
+    ],
+    ids=["text-value", "negative", "nan", "bad-time", "extra-field", "backwards", "odd-gap"],
+)
+def test_bad_rows_name_their_line(body: str, line: int, words: str) -> None:
+    with pytest.raises(TraceError) as err:
+        parse_trace(HEADER + body, name="t.csv")
+    assert f"t.csv:{line}:" in err.value.message
+    assert words in err.value.message
+    assert err.value.code == "InvalidTrace"
+
+
+def test_bad_header_and_empty() -> None:
+    with pytest.raises(TraceError, match="header"):
+        parse_trace("time,v\n2015-01-01 00:00:00,1\n")
+    with pytest.raises(TraceError, match="empty"):
+        parse_trace("")
+    with pytest.raises(TraceError, match="two data rows"):
+        parse_trace(HEADER + "2015-01-01 00:00:00,1\n")
+
+
+def test_repair_merges_repeated_timestamps() -> None:
+    text = HEADER + "2015-01-01 00:05:00,1\n2015-01-01 00:00:00,2\n2015-01-01 00:05:00,3\n"
+    with pytest.raises(TraceError):
+        parse_trace(text)
+    assert parse_trace(text, repair=True).values.tolist() == [2.0, 4.0]
+
+
+def test_loads_a_developer_trace() -> None:
+    t = load_trace(TRACES / "Twitter_volume_IBM.csv")
+    assert t.steps == 15893
+    assert t.step_seconds == 300
+    assert float(t.values.max()) == 139.0
+
+
+def test_aws_trace_with_dst_repeat_needs_repair() -> None:
+    path = TRACES / "ec2_network_in_5abac7.csv"
+    with pytest.raises(TraceError, match="does not come after"):
+        load_trace(path)
+    repaired = load_trace(path, repair=True)
+    assert repaired.steps > 4000
+    raw = np.loadtxt(path, delimiter=",", skiprows=1, usecols=1)
+    assert repaired.values.sum() == pytest.approx(raw.sum())
+
+
+def test_repair_snaps_off_grid_rows() -> None:
+    text = HEADER + "2015-01-01 00:00:00,1\n2015-01-01 00:05:00,1\n2015-01-01 00:11:00,2\n"
+    assert parse_trace(text, repair=True).values.tolist() == [1.0, 1.0, 2.0]
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(TraceError, match="cannot read"):
+        load_trace(tmp_path / "missing.csv")
+
+
+def test_trace_from_values_validates() -> None:
+    assert trace_from_values([1, 2, 3]).steps == 3
+    with pytest.raises(TraceError):
+        trace_from_values([1.0, -1.0])
+    with pytest.raises(TraceError):
+        trace_from_values(np.array([1.0]))
