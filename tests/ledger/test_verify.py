@@ -10,6 +10,7 @@ import pytest
 from plaza.atproto.crypto import PrivateKey
 from plaza.db import connect
 from plaza.ledger import (
+    Combined,
     Event,
     EventRejectedError,
     EventStore,
@@ -186,3 +187,24 @@ def test_rewritten_history_by_the_author_is_caught_by_the_checkpoint(
     assert verify_log(_raw(forged)).ok
     report = verify_log(_raw(forged), [cp])
     assert report.problem is not None and report.problem.code == "CheckpointMismatch"
+
+
+class Positive(Counter):
+    """Refuses n >= 5, so two projections can disagree about one event."""
+
+    def check(self, event: Event) -> None:
+        if event.payload.get("n", 0) >= 5:
+            raise EventRejectedError("five or more is not allowed here")
+
+
+def test_combined_projections_apply_all_or_nothing(alice: PrivateKey) -> None:
+    store = MemoryEventStore()
+    _build(store, alice, 7)  # payloads n = 0..6
+    counter, positive = Counter(), Positive()
+    combined = Combined(counter, positive)
+    report = verify_log(_raw(store), projection=combined)
+    assert report.problem is not None and report.problem.seq == 5
+    # Event 5 was refused by the second part, so the first did not apply it either.
+    assert counter.total == positive.total == 0 + 1 + 2 + 3 + 4
+    assert combined.keys_for(alice.did_key()) == [alice.public_key]
+    assert combined.checkpoint_signers() is None

@@ -9,7 +9,9 @@
 * delegation resolution over ``members`` members, 20% voting directly, 60% delegating
   to a random member (pointer jumping in NumPy, and the reference walk).
 
-Each figure is the median of ``runs`` timings.
+Each figure is the median of ``runs`` timings in process CPU time (the work is
+single-threaded and the machine may be shared; wall-clock time would measure the
+neighbours). ``samples`` lists every timing in seconds.
 """
 
 from __future__ import annotations
@@ -28,13 +30,17 @@ from plaza.dao.delegation import resolve, resolve_arrays
 from plaza.dao.irv import irv
 from plaza.ledger import EventStore, Ledger, MemoryEventStore, SqlEventStore, verify_log
 
+_SAMPLES: dict[str, list[float]] = {}
 
-def _median(fn: Callable[[], Any], runs: int) -> float:
+
+def _median(fn: Callable[[], Any], runs: int, name: str = "") -> float:
     times = []
     for _ in range(runs):
-        t = time.perf_counter()
+        t = time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
+        times.append(time.process_time() - t)
+    if name:
+        _SAMPLES[name] = [round(x, 4) for x in times]
     return statistics.median(times)
 
 
@@ -56,7 +62,7 @@ def bench_ledger(events: int, runs: int) -> dict[str, Any]:
     key = PrivateKey.from_bytes("ES256K", bytes(range(1, 33)))
     out: dict[str, Any] = {"events": events}
     out["append_memory_per_s"] = events / _median(
-        lambda: _append(MemoryEventStore(), key, events), runs
+        lambda: _append(MemoryEventStore(), key, events), runs, "append_memory"
     )
     with tempfile.TemporaryDirectory() as tmp:
         stores: list[SqlEventStore] = []
@@ -66,7 +72,7 @@ def bench_ledger(events: int, runs: int) -> dict[str, Any]:
             stores.append(store)
             _append(store, key, events)
 
-        out["append_sqlite_per_s"] = events / _median(sqlite_run, runs)
+        out["append_sqlite_per_s"] = events / _median(sqlite_run, runs, "append_sqlite")
         last = stores[-1]
         raw = list(last.read_raw())
 
@@ -74,9 +80,9 @@ def bench_ledger(events: int, runs: int) -> dict[str, Any]:
             report = verify_log(raw)
             assert report.ok
 
-        out["verify_per_s"] = events / _median(verify, runs)
+        out["verify_per_s"] = events / _median(verify, runs, "verify")
         out["verify_sqlite_read_and_check_per_s"] = events / _median(
-            lambda: verify_log(last.read_raw()), runs
+            lambda: verify_log(last.read_raw()), runs, "verify_sqlite"
         )
         for s in stores:
             s.close()
@@ -113,7 +119,10 @@ def bench_dao_replay(votes: int, runs: int) -> dict[str, Any]:
         report = verify_log(raw, projection=DaoState())
         assert report.ok, report.problem
 
-    return {"dao_events": size, "dao_verify_replay_per_s": size / _median(replay, runs)}
+    return {
+        "dao_events": size,
+        "dao_verify_replay_per_s": size / _median(replay, runs, "dao_replay"),
+    }
 
 
 def bench_irv(ballots: int, candidates: int, runs: int) -> dict[str, Any]:
@@ -124,7 +133,7 @@ def bench_irv(ballots: int, candidates: int, runs: int) -> dict[str, Any]:
     weights = np.ones(ballots, dtype=np.int64)
     names = [f"c{i}" for i in range(candidates)]
     result = irv(ranks, weights, names)
-    seconds = _median(lambda: irv(ranks, weights, names), runs)
+    seconds = _median(lambda: irv(ranks, weights, names), runs, "irv")
     return {
         "irv_ballots": ballots,
         "irv_candidates": candidates,
@@ -145,14 +154,18 @@ def bench_delegation(members: int, runs: int) -> dict[str, Any]:
     out = {
         "delegation_members": members,
         "delegation_counted": int((carrier >= 0).sum()),
-        "delegation_arrays_seconds": _median(lambda: resolve_arrays(delegate, voted), runs),
+        "delegation_arrays_seconds": _median(
+            lambda: resolve_arrays(delegate, voted), runs, "delegation_arrays"
+        ),
     }
     names = [str(i) for i in range(members)]
     edges = {names[i]: names[int(d)] for i, d in enumerate(delegate) if d >= 0}
     direct = [names[i] for i in np.flatnonzero(voted)]
     res = resolve(names, direct, edges)
     assert len(res.carrier) == out["delegation_counted"]
-    out["delegation_reference_seconds"] = _median(lambda: resolve(names, direct, edges), 1)
+    out["delegation_reference_seconds"] = _median(
+        lambda: resolve(names, direct, edges), 1, "delegation_reference"
+    )
     return out
 
 
@@ -166,9 +179,12 @@ def run(
     votes: int = 3_000,
 ) -> dict[str, Any]:
     """Every DAO and ledger measurement, as one JSON-ready dict."""
+    _SAMPLES.clear()
     out: dict[str, Any] = {"runs": runs}
     out.update(bench_ledger(events, runs))
     out.update(bench_dao_replay(votes, runs))
     out.update(bench_irv(ballots, candidates, runs))
     out.update(bench_delegation(members, runs))
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+    result: dict[str, Any] = {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+    result["samples"] = dict(_SAMPLES)
+    return result

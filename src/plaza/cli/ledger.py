@@ -65,12 +65,26 @@ def _is_archive(path: str) -> bool:
         return f.read(1) == b"{"
 
 
+def full_projection() -> Any:
+    """Every plane's state over one ledger: the DAO's, and the market's when installed."""
+    from plaza.dao.state import DaoState
+    from plaza.ledger import Combined
+
+    parts: list[Any] = [DaoState()]
+    try:
+        from plaza.market.state import MarketState
+    except ImportError:  # the market plane is optional for a DAO-only ledger
+        pass
+    else:
+        parts.append(MarketState())
+    return Combined(*parts)
+
+
 def verify_path(path: str) -> dict[str, Any]:
     """Verify an export file or a database; return the report as a dict."""
-    from plaza.dao.state import DaoState
     from plaza.ledger import SqlEventStore, read_archive, verify_log
 
-    projection = DaoState()
+    projection = full_projection()
     if _is_archive(path):
         archive = read_archive(Path(path))
         report = verify_log(archive.raw_events(), archive.checkpoints, projection=projection)

@@ -32,7 +32,7 @@ from plaza.ledger.keys import (
     verify_event_signature,
 )
 from plaza.ledger.ledger import Ledger, event_leaf
-from plaza.ledger.replay import Projection, replay
+from plaza.ledger.replay import Combined, Projection, replay
 from plaza.ledger.sqlstore import SqlEventStore
 from plaza.ledger.store import EMPTY_HEAD, EventStore, Head, MemoryEventStore
 from plaza.ledger.verify import Problem, VerifyReport, verify_log
@@ -45,6 +45,7 @@ __all__ = [
     "ArchiveError",
     "Checkpoint",
     "CheckpointError",
+    "Combined",
     "DidKeyRegistry",
     "Event",
     "EventNotFoundError",

@@ -199,7 +199,7 @@ def _check_checkpoint(
     if allowed is None and projection is not None:
         getter = getattr(projection, "checkpoint_signers", None)
         if callable(getter):
-            allowed = getter()
+            allowed = getter()  # None: the projection names no ledger keys
     if allowed is not None and cp.signer not in allowed:
         return Problem(
             None,
