@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from plaza.cli import account, bench, dao, doctor, ledger, repo, serve, sim, up
+from plaza.cli import account, bench, dao, doctor, ledger, market, repo, serve, sim, up
 
 app = typer.Typer(
     name="plaza",
@@ -35,6 +35,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(sim.app, name="sim")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(dao.app, name="dao")
+app.add_typer(market.app, name="market")
 
 
 def main() -> None:

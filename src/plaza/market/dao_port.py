@@ -54,7 +54,10 @@ def bond_escrow_id(party: str) -> str:
 class DaoPort(Protocol):
     """What the market asks of the DAO."""
 
-    state: DaoState
+    @property
+    def state(self) -> DaoState:
+        """The DAO's replayed state (the market checks and applies events to it)."""
+        ...
 
     def sync(self) -> None:
         """Catch up with the shared ledger."""
@@ -95,7 +98,7 @@ class DaoLink:
     ``agent`` is the market operator's signer (one of the constitution's agents)."""
 
     dao: Dao
-    agent: Signer
+    agent: Signer | None
 
     @property
     def state(self) -> DaoState:
@@ -135,6 +138,10 @@ class DaoLink:
     def file_dispute(
         self, dispute_id: str, doc: Mapping[str, Any], operator: str, now_ms: int
     ) -> int:
+        if self.agent is None:
+            from plaza.market.errors import MarketInputError
+
+            raise MarketInputError("a read-only DAO link cannot file proposals")
         claim = {
             "dispute": dispute_id,
             "invoice": doc["invoice"],

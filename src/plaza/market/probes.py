@@ -24,7 +24,7 @@ window's latency is the median over probers that saw it up; the epoch's latency 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -71,7 +71,10 @@ class ProbeReport:
 
 
 def encode_series(
-    provider: str, window: int, up: list[bool] | npt.NDArray[Any], latency_ms: list[int] | Any
+    provider: str,
+    window: int,
+    up: Sequence[int] | npt.NDArray[Any],
+    latency_ms: Sequence[int] | Any,
 ) -> dict[str, Any]:
     """The document form of a series (for probers building a ``probe`` document)."""
     ups = np.asarray(up, dtype=np.int8)
