@@ -127,3 +127,77 @@ def pds(
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
     serve_apps([served])
+
+
+@app.command("market")
+def market(
+    *,
+    operator: str = typer.Option(
+        ..., "--operator", envvar="PLAZA_MARKET_OPERATOR", help="Keystore identity of the operator."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(2590, "--port", help="Port to listen on."),
+    data_dir: str = typer.Option(".plaza", "--data-dir", envvar="PLAZA_DATA", help="Data dir."),
+    db: str | None = typer.Option(None, "--db", envvar="PLAZA_DB", help="Ledger database URL."),
+) -> None:
+    """Run the market's HTTP API (OpenAPI at /openapi.json) until Ctrl-C.
+
+    Providers post signed documents to it; operator commands need the bearer token in
+    PLAZA_MARKET_TOKEN. Under a DAO (when the ledger holds one) the market uses its
+    mandate and treasury.
+
+    Example:
+
+    \b
+        PLAZA_MARKET_TOKEN=... plaza serve market --operator ops --port 2590
+    """
+    import os
+
+    from plaza.cli.market import _market
+    from plaza.market.api import MarketSettings
+    from plaza.market.api import create_app as create_market
+
+    try:
+        m = _market(Path(data_dir), db, operator)
+        settings = MarketSettings(
+            ledger_url=db or str(Path(data_dir) / "ledger.db"),
+            operator_did=m.operator_did,
+            operator_key=None,
+            mandate=m.mandate,
+            admin_token=os.environ.get("PLAZA_MARKET_TOKEN", ""),
+        )
+        served = ServedApp("market", create_market(settings, market=m), host, port)
+    except PlazaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    serve_apps([served])
+
+
+@app.command("prober")
+def prober(
+    *,
+    signer: str = typer.Option(..., "--as", envvar="PLAZA_AS", help="Keystore identity."),
+    market_url: str = typer.Option(..., "--market", help="The market's HTTP API URL."),
+    interval: float = typer.Option(60.0, "--interval", help="Seconds between probe rounds."),
+    timeout: float = typer.Option(5.0, "--timeout", help="Seconds before a probe fails."),
+    data_dir: str = typer.Option(".plaza", "--data-dir", envvar="PLAZA_DATA", help="Data dir."),
+) -> None:
+    """Probe every contracted provider's /xrpc/_health and a real read
+    (com.atproto.sync.getLatestCommit) each round, and submit signed samples per window.
+
+    Example:
+
+    \b
+        plaza serve prober --as prober1 --market http://127.0.0.1:2590 --interval 60
+    """
+    from plaza.ledger.keystore import Keystore
+    from plaza.market.prober import Prober, run_forever
+
+    try:
+        s = Keystore(Path(data_dir) / "keys.json").get(signer)
+    except PlazaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"probing for {s.did} via {market_url} every {interval:g}s; Ctrl-C to stop")
+    run_forever(Prober(s.did, s.key, market_url.rstrip("/"), timeout_s=timeout), interval)
+    typer.echo("stopped")

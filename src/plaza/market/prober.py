@@ -207,3 +207,23 @@ class Prober:
     async def aclose(self) -> None:
         if self.client is not None:
             await self.client.aclose()
+
+
+def run_forever(prober: Prober, interval_s: float) -> None:
+    """Run ``prober`` in the foreground until SIGINT or SIGTERM, then submit what it can
+    and close its connections."""
+    import signal
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await prober.run(interval_s, stop)
+        finally:
+            with contextlib.suppress(httpx.HTTPError):
+                await prober.flush()
+            await prober.aclose()
+
+    asyncio.run(main())
