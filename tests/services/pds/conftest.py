@@ -21,7 +21,7 @@ import pytest
 
 from plaza.services.directory import DirectorySettings
 from plaza.services.directory import create_app as create_directory
-from plaza.services.pds import PdsSettings, create_app
+from plaza.services.pds import PdsSettings, create_app, service_did_for
 from plaza.services.runner import ServedApp, ServerThread
 from tests.conftest import _PG_MISSING, PG_URL
 
@@ -88,6 +88,10 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
                     directory_url=directory_url,
                     admin_password=ADMIN_PASSWORD,
                     max_blob_bytes=200_000,
+                    # The second PDS stands in as pds1's app view: it serves profiles of
+                    # its own accounts, so proxied reads reach a real peer.
+                    appview_url=f"http://127.0.0.1:{p2}",
+                    appview_did=service_did_for(f"http://127.0.0.1:{p2}"),
                 )
             ),
             port=p1,

@@ -301,3 +301,35 @@ def test_login_is_rate_limited(network: Network) -> None:
         json={"identifier": other["handle"], "password": other["password"]},
     )
     assert ok.status_code == 200
+
+
+def test_app_bsky_reads_are_proxied_to_the_app_view(network: Network) -> None:
+    # pds1 is configured with pds2 as its app view (see conftest).
+    remote = network.new_account(1, prefix="far")
+    local = network.new_account(0, prefix="near")
+    got = httpx.get(
+        f"{network.pds[0]}/xrpc/app.bsky.actor.getProfile",
+        params={"actor": remote["did"]},
+        headers=_auth(local["access"]),
+    )
+    assert got.status_code == 200, got.text
+    assert got.json()["handle"] == remote["handle"]
+    appview_did = "did:web:" + network.pds[1].split("//", 1)[1].replace(":", "%3A")
+    named = httpx.get(
+        f"{network.pds[0]}/xrpc/app.bsky.actor.getProfiles",
+        params={"actors": remote["did"]},
+        headers={**_auth(local["access"]), "atproto-proxy": f"{appview_did}#bsky_appview"},
+    )
+    assert named.status_code == 200, named.text
+    assert [p["did"] for p in named.json()["profiles"]] == [remote["did"]]
+    forwarded = httpx.get(
+        f"{network.pds[0]}/xrpc/app.bsky.feed.getTimeline", headers=_auth(local["access"])
+    )
+    # The app view (pds2) has no timeline and says so; the proxy passes its answer on.
+    assert forwarded.status_code == 501
+    assert forwarded.json()["error"] == "MethodNotImplemented"
+    bad = httpx.get(
+        f"{network.pds[0]}/xrpc/app.bsky.feed.getTimeline",
+        headers={**_auth(local["access"]), "atproto-proxy": "not-a-did"},
+    )
+    assert bad.status_code == 400

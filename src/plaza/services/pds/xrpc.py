@@ -186,6 +186,9 @@ class XrpcDispatcher:
         call: XrpcCall | None = None
         try:
             method = self.methods.get(nsid)
+            if "atproto-proxy" in request.headers:
+                # An explicit proxy target wins even over what this PDS serves itself.
+                method = self.ctx.proxy_for(nsid) or method
             if method is None:
                 fallback = self.ctx.proxy_for(nsid)
                 if fallback is None:
