@@ -3,8 +3,8 @@
 The PDS registers new DIDs, submits operations for the accounts it hosts, and resolves
 DIDs to check inter-service tokens and account migrations. Everything goes over the
 directory's HTTP API (``POST /{did}``, ``GET /{did}``, ``/{did}/data``,
-``/{did}/log/last``). Resolved state is cached for a minute and dropped whenever this
-PDS submits an operation for the DID.
+``/{did}/log/last``). Resolved state is cached for a minute; when this PDS submits an
+operation the directory accepted, that operation's state replaces the cached one.
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ import httpx
 
 from plaza.atproto.crypto import PublicKey, parse_did_key
 from plaza.atproto.errors import CryptoError
-from plaza.atproto.plc import Operation, PlcData, Service, parse_operation
+from plaza.atproto.plc import (
+    Operation,
+    PlcData,
+    Service,
+    did_document,
+    op_data,
+    parse_operation,
+)
 from plaza.services.pds.errors import InvalidRequestError, UpstreamError
 
 CACHE_TTL_S = 60.0
@@ -114,7 +121,12 @@ class DirectoryClient:
             except ValueError:
                 message = resp.text
             raise InvalidRequestError(f"directory refused the operation: {message}"[:500])
-        self.forget(did)
+        # The accepted operation is the DID's new state: remember it rather than ask.
+        data = op_data(did, op)
+        if data is not None:
+            now = time.monotonic()
+            self._cache[did] = (now, data)
+            self._docs[did] = (now, did_document(did, data))
 
     async def signing_key(self, did: str, *, refresh: bool = False) -> PublicKey:
         """The DID's ``#atproto`` key."""
