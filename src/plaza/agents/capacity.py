@@ -89,6 +89,9 @@ class CapacityDesired:
     unit: float = 1.0
     #: Serve due load this many steps before its deadline (slack kept for faults).
     margin_steps: int = 0
+    #: Spread on-demand purchases over the steps before the deadline (False: buy all of
+    #: it in the deadline step).
+    spread_on_demand: bool = True
     #: Recency weighting of the load window (None: flat window).
     half_life_steps: float | None = 72.0
     #: Samples in the window used for the reserved quantile (two terms by default).
@@ -277,6 +280,8 @@ def decide(
     # the last step) keeps per-step orders small, within provider caps, and leaves a
     # step of slack when a provider fails.
     horizon = max(1, desired.sla_delay_steps - desired.margin_steps)
+    if not desired.spread_on_demand:
+        horizon = 1
     due_by = [0.0] * (horizon + 1)
     for arrival, amount in observed.backlog:
         k = arrival + desired.sla_delay_steps - desired.margin_steps - now

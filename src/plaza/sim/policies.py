@@ -179,7 +179,7 @@ class ReactivePolicy:
 
     name = "reactive"
 
-    def __init__(self, target_utilization: float = 0.8, tolerance: float = 0.1) -> None:
+    def __init__(self, target_utilization: float = 1.0, tolerance: float = 0.1) -> None:
         self.target = target_utilization
         self.tolerance = tolerance
 
