@@ -64,11 +64,14 @@ def test_serve_market_and_prober(tmp_path: Path, free_port: int) -> None:
                    "--data-dir", str(data)),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
-        time.sleep(1.5)
+        assert prober.stdout is not None
+        first = prober.stdout.readline()  # printed once the prober is about to start
+        assert "probing for" in first, first + prober.communicate()[0]
+        time.sleep(1.0)  # a few probe rounds
         assert prober.poll() is None, prober.communicate()[0]
         prober.send_signal(signal.SIGINT)
         out, _ = prober.communicate(timeout=20)
-        assert "probing for" in out and "stopped" in out
+        assert "stopped" in out
     finally:
         for proc in (prober, market):
             if proc is not None and proc.poll() is None:

@@ -115,13 +115,15 @@ class Market:
             head=head,
         )
 
-    def _check(self, ev: Event) -> None:
-        self.state.check(ev)
+    def _prepare(self, ev: Event) -> Any:
+        """Check ``ev`` against every state; return the function that applies it."""
+        commit = self.state.prepare(ev)
         if self.dao is not None:
             self.dao.state.check(ev)
+        return commit
 
-    def _apply(self, ev: Event) -> None:
-        self.state.apply(ev)
+    def _commit(self, ev: Event, commit: Any) -> None:
+        commit()
         if self.dao is not None:
             self.dao.state.apply(ev)
 
@@ -133,19 +135,18 @@ class Market:
                     last = self._batch[-1]
                     head = Head(last.seq + 1, last.hash, last.time)
                 ev = self._build(type_, payload, now_ms, head)
-                self._check(ev)
-                self._apply(ev)
+                self._commit(ev, self._prepare(ev))
                 self._batch.append(ev)
                 return ev
             for _ in range(5):
                 self.sync()
                 ev = self._build(type_, payload, now_ms, None)
-                self._check(ev)
+                commit = self._prepare(ev)
                 try:
                     self.ledger.append(ev)
                 except AppendConflictError:
                     continue
-                self._apply(ev)
+                self._commit(ev, commit)
                 return ev
             raise AppendConflictError("lost the race for the ledger head five times")
 
@@ -181,12 +182,14 @@ class Market:
         accounts when connected; the market's own fundings otherwise)."""
         if self.dao is not None:
             return check(action, self.dao.guard_state(now_ms))
-        spends = [
-            Spend(e.time_ms, a)
-            for e in self.state.journal.entries
-            for acct, a in e.postings
-            if acct == MARKET_ESCROW and a > 0
-        ]
+        spends = []
+        if action.amount:  # only spending reads the budget window: skip the scan otherwise
+            spends = [
+                Spend(e.time_ms, a)
+                for e in self.state.journal.entries
+                for acct, a in e.postings
+                if acct == MARKET_ESCROW and a > 0
+            ]
         state = GuardState(mandate=self.mandate, now_ms=now_ms, spends={"infrastructure": spends})
         return check(action, state)
 

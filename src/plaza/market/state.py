@@ -148,13 +148,22 @@ class MarketState:
 
     def check(self, event: Event) -> None:
         """Raise unless ``event`` may be applied now; change nothing."""
-        self._prepare(event)
+        self.prepare(event)
 
     def apply(self, event: Event) -> None:
         """Check, then apply ``event`` (non-market events are only counted)."""
+        self.prepare(event)()
+
+    def prepare(self, event: Event) -> Commit:
+        """Check ``event`` and return the function that applies it (the check's work is
+        not repeated). Nothing changes until the returned function is called."""
         commit = self._prepare(event)
-        commit()
-        self.last_seq = event.seq
+
+        def done() -> None:
+            commit()
+            self.last_seq = event.seq
+
+        return done
 
     def _prepare(self, event: Event) -> Commit:
         if not event.type.startswith("market."):
