@@ -1,7 +1,7 @@
 """Repositories: the write path, reads, export, import and proofs.
 
 Theory of operation. Each hosted repository is an MST of record CIDs plus a signed
-commit (:mod:`plaza.atproto.mst`, :mod:`plaza.atproto.repo`). The manager keeps, per
+commit (:mod:`plaza.atproto.mst`, :mod:`plaza.atproto.commit`). The manager keeps, per
 repository, the current root and the MST as last committed; decoded MST nodes live in a
 node cache shared by every repository (keyed by CID, so sharing is safe), in front of
 the store's block table. A write therefore reads only the nodes on its keys' paths that
@@ -21,14 +21,13 @@ import asyncio
 import collections
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from plaza.atproto import cbor, datamodel, syntax
-from plaza.atproto.car import write_car
+from plaza.atproto import cbor, datamodel
 from plaza.atproto.cid import CID
-from plaza.atproto.commit import sign_commit, verify_commit
+from plaza.atproto.commit import verify_commit
 from plaza.atproto.crypto import PrivateKey
 from plaza.atproto.errors import AtprotoError
 from plaza.atproto.mst import MST, NodeCache, Op
@@ -42,12 +41,32 @@ from plaza.services.pds.errors import (
     RecordNotFoundError,
     RepoInactiveError,
 )
+from plaza.services.pds.repo_parts import (
+    BlockCache,
+    StoreSource,
+    car_bytes,
+    check_collection,
+    check_rkey,
+    find_blobs,
+    parse_cid,
+    signed_commit,
+)
 from plaza.services.pds.sequencer import RepoOp
 from plaza.services.pds.store import ACTIVE, TAKENDOWN, EventRow, RecordRef, RepoRoot, RepoWrite
 
 if TYPE_CHECKING:
     from plaza.services.pds.accounts import Account
     from plaza.services.pds.context import PdsContext
+
+__all__ = [
+    "CommitOutcome",
+    "RepoManager",
+    "Write",
+    "WriteResult",
+    "check_collection",
+    "check_rkey",
+    "parse_cid",
+]
 
 MAX_RECORD_BYTES = 1_000_000
 MAX_WRITES = 200
@@ -81,82 +100,6 @@ class CommitOutcome:
     results: list[WriteResult]
 
 
-class BlockCache:
-    """Recently written or read MST node bytes by CID, bounded (LRU by insertion).
-
-    Blocks are content-addressed, so one cache serves every repository. It spares the
-    write path the SQL reads of nodes it has just written, which the sync v1.1
-    inversion slice re-reads on every commit.
-    """
-
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
-        self.max_bytes = max_bytes
-        self._size = 0
-        self._blocks: collections.OrderedDict[CID, bytes] = collections.OrderedDict()
-
-    def get(self, cid: CID) -> bytes | None:
-        return self._blocks.get(cid)
-
-    def put(self, cid: CID, data: bytes) -> None:
-        if cid in self._blocks:
-            return
-        self._blocks[cid] = data
-        self._size += len(data)
-        while self._size > self.max_bytes:
-            _, old = self._blocks.popitem(last=False)
-            self._size -= len(old)
-
-
-class _Source:
-    """The store's blocks of one repository as an MST block source, behind the cache."""
-
-    __slots__ = ("cache", "did", "store")
-
-    def __init__(self, store: Any, did: str, cache: BlockCache) -> None:
-        self.store = store
-        self.did = did
-        self.cache = cache
-
-    def get(self, cid: CID, /) -> bytes | None:
-        data = self.cache.get(cid)
-        if data is None:
-            data = self.store.get_block(self.did, cid.raw)
-            if data is not None:
-                self.cache.put(cid, data)
-        return data
-
-
-def car_bytes(root: CID, blocks: Iterable[tuple[CID, bytes]]) -> bytes:
-    """A CARv1 file with one root and the given blocks in order."""
-    return write_car([root], blocks)
-
-
-def signed_commit(did: str, data: CID, rev: str, key: PrivateKey) -> tuple[CID, bytes]:
-    """A version-3 commit over MST root ``data``, signed with ``key``: ``(cid, block)``."""
-    signed = sign_commit(did, data, rev, key)
-    return signed.cid, signed.bytes
-
-
-def find_blobs(value: Any, out: list[CID] | None = None, depth: int = 0) -> list[CID]:
-    """Every blob CID a record references."""
-    if out is None:
-        out = []
-    if depth > 32:
-        return out
-    if type(value) is dict:
-        if value.get("$type") == "blob" and type(value.get("ref")) is CID:
-            out.append(value["ref"])
-            return out
-        for v in value.values():
-            if type(v) in (dict, list):
-                find_blobs(v, out, depth + 1)
-    elif type(value) is list:
-        for v in value:
-            if type(v) in (dict, list):
-                find_blobs(v, out, depth + 1)
-    return out
-
-
 class RepoManager:
     """Reads and writes the repositories of one PDS (see the module docstring)."""
 
@@ -187,7 +130,9 @@ class RepoManager:
         root = self.ctx.store.get_root(did)
         if root is None:
             raise RepoInactiveError(f"Repo has no commit yet: {did}", code="RepoNotFound")
-        tree = MST.load(_Source(self.ctx.store, did, self.blocks), CID(root.data_cid), self.nodes)
+        tree = MST.load(
+            StoreSource(self.ctx.store, did, self.blocks), CID(root.data_cid), self.nodes
+        )
         self._remember(did, root, tree)
         return root, tree
 
@@ -206,7 +151,7 @@ class RepoManager:
     # -- creation --------------------------------------------------------------------
     def create_repo(self, did: str, key: PrivateKey, now: float, *, emit: bool) -> EventRow | None:
         """Store an empty repository (inside the caller's transaction)."""
-        tree = MST.empty(_Source(self.ctx.store, did, self.blocks), self.nodes)
+        tree = MST.empty(StoreSource(self.ctx.store, did, self.blocks), self.nodes)
         data = tree.root()
         rev = self.next_rev(None)
         commit_cid, commit = signed_commit(did, data, rev, key)
@@ -510,34 +455,3 @@ class RepoManager:
     def drop_blob_bytes(self, cid: bytes) -> None:
         if self.ctx.store.blob_owner_count(cid) == 0:
             self.ctx.blobs.delete(CID(cid))
-
-
-def parse_cid(value: Any, name: str) -> CID:
-    if not isinstance(value, str):
-        raise InvalidRequestError(f"{name} must be a CID string")
-    try:
-        return CID.decode(value)
-    except AtprotoError as exc:
-        raise InvalidRequestError(f"{name} is not a valid CID: {exc.message}") from exc
-
-
-def check_collection(collection: str) -> str:
-    try:
-        return syntax.validate_nsid(collection)
-    except AtprotoError as exc:
-        raise InvalidRequestError(f"Invalid collection: {exc.message}") from exc
-
-
-def check_rkey(rkey: str) -> str:
-    try:
-        return syntax.validate_record_key(rkey)
-    except AtprotoError as exc:
-        raise InvalidRequestError(f"Invalid record key: {exc.message}") from exc
-
-
-def records_of(tree: MST) -> list[RecordRef]:
-    out = []
-    for path, cid in tree.items():
-        collection, _, rkey = path.partition("/")
-        out.append(RecordRef(collection, rkey, cid.raw))
-    return out

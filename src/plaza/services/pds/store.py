@@ -17,12 +17,46 @@ Calls are synchronous and short. Callers group a logical write into one
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from plaza.db import Database, connect
+from plaza.services.pds.rows import (
+    ACTIVE,
+    DEACTIVATED,
+    DELETED,
+    STATUSES,
+    TAKENDOWN,
+    AccountRow,
+    AppPasswordRow,
+    BlobRow,
+    EventRow,
+    RecordRef,
+    RefreshTokenRow,
+    RepoRoot,
+    RepoWrite,
+    UsageRow,
+)
+from plaza.services.pds.store_repo import RepoTables
+
+__all__ = [
+    "ACTIVE",
+    "DEACTIVATED",
+    "DELETED",
+    "STATUSES",
+    "TAKENDOWN",
+    "AccountRow",
+    "AppPasswordRow",
+    "BlobRow",
+    "EventRow",
+    "PdsStore",
+    "RecordRef",
+    "RefreshTokenRow",
+    "RepoRoot",
+    "RepoWrite",
+    "UsageRow",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pds_account (
@@ -113,111 +147,6 @@ CREATE TABLE IF NOT EXISTS pds_usage (
 )
 """
 
-ACTIVE = "active"
-DEACTIVATED = "deactivated"
-TAKENDOWN = "takendown"
-DELETED = "deleted"
-STATUSES = (ACTIVE, DEACTIVATED, TAKENDOWN, DELETED)
-
-
-@dataclass(frozen=True)
-class AccountRow:
-    did: str
-    handle: str
-    email: str | None
-    password_hash: str
-    signing_key: bytes
-    created_at: str
-    status: str
-    status_at: str | None = None
-    delete_after: str | None = None
-    email_confirmed: bool = False
-
-    def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
-        return f"AccountRow(did={self.did!r}, handle={self.handle!r}, status={self.status!r})"
-
-
-@dataclass(frozen=True)
-class RepoRoot:
-    """The head of a repository: commit CID, its ``rev`` and the MST root it signs."""
-
-    commit_cid: bytes
-    rev: str
-    data_cid: bytes
-
-
-@dataclass(frozen=True)
-class RecordRef:
-    collection: str
-    rkey: str
-    cid: bytes
-
-
-@dataclass(frozen=True)
-class BlobRow:
-    cid: bytes
-    mime: str
-    size: int
-    created_at: str
-
-
-@dataclass(frozen=True)
-class AppPasswordRow:
-    name: str
-    password_hash: str
-    privileged: bool
-    created_at: str
-
-    def __repr__(self) -> str:
-        return f"AppPasswordRow(name={self.name!r}, privileged={self.privileged})"
-
-
-@dataclass(frozen=True)
-class RefreshTokenRow:
-    jti: str
-    did: str
-    app_password: str | None
-    expires_at: int
-
-
-@dataclass(frozen=True)
-class EventRow:
-    seq: int
-    did: str
-    kind: str
-    created_s: int
-    frame: bytes
-
-
-@dataclass(frozen=True)
-class RepoWrite:
-    """Everything one commit changes in the store.
-
-    ``records`` maps ``(collection, rkey)`` to the new record CID, or ``None`` for a
-    deletion. ``blob_refs`` maps a record URI to the blob CIDs it references (an empty
-    tuple clears them); a URI that is absent keeps its references.
-    """
-
-    did: str
-    root: RepoRoot
-    new_blocks: Sequence[tuple[bytes, bytes]]
-    removed_blocks: Sequence[bytes]
-    records: dict[tuple[str, str], bytes | None]
-    blob_refs: dict[str, tuple[bytes, ...]]
-
-
-@dataclass(frozen=True)
-class UsageRow:
-    """What one account costs its host, as stored (requests and egress are flushed counts)."""
-
-    did: str
-    records: int
-    repo_bytes: int
-    blob_bytes: int
-    requests: int
-    egress_bytes: int
-
-
 _ACCOUNT_COLS = (
     "did, handle, email, password_hash, signing_key, created_at, status, status_at, "
     "delete_after, email_confirmed"
@@ -241,8 +170,11 @@ def _account(row: tuple[Any, ...] | None) -> AccountRow | None:
     )
 
 
-class PdsStore:
-    """The PDS's tables over one :class:`plaza.db.Database`."""
+class PdsStore(RepoTables):
+    """The PDS's tables over one :class:`plaza.db.Database`.
+
+    Repository tables (blocks, roots, records, blobs) come from :class:`RepoTables`.
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -331,274 +263,6 @@ class PdsStore:
                 "pds_account",
             ):
                 self.db.execute(f"DELETE FROM {table} WHERE did = ?", (did,))
-
-    # -- repository ------------------------------------------------------------------
-    def get_root(self, did: str) -> RepoRoot | None:
-        row = self.db.one(
-            "SELECT commit_cid, rev, data_cid FROM pds_repo_root WHERE did = ?", (did,)
-        )
-        return None if row is None else RepoRoot(bytes(row[0]), str(row[1]), bytes(row[2]))
-
-    def get_block(self, did: str, cid: bytes) -> bytes | None:
-        row = self.db.one("SELECT data FROM pds_block WHERE did = ? AND cid = ?", (did, cid))
-        return None if row is None else bytes(row[0])
-
-    def get_blocks(self, did: str, cids: Iterable[bytes]) -> dict[bytes, bytes]:
-        out: dict[bytes, bytes] = {}
-        wanted = list(dict.fromkeys(cids))
-        for i in range(0, len(wanted), 200):
-            chunk = wanted[i : i + 200]
-            marks = ", ".join("?" * len(chunk))
-            sql = f"SELECT cid, data FROM pds_block WHERE did = ? AND cid IN ({marks})"
-            for cid, data in self.db.query(sql, (did, *chunk)):
-                out[bytes(cid)] = bytes(data)
-        return out
-
-    def iter_blocks(self, did: str, since: str | None = None) -> Iterator[tuple[bytes, bytes]]:
-        """Every block of the repository, or those added after revision ``since``, in pages."""
-        last = b""
-        while True:
-            if since is None:
-                rows = self.db.query(
-                    "SELECT cid, data FROM pds_block WHERE did = ? AND cid > ? "
-                    "ORDER BY cid LIMIT 500",
-                    (did, last),
-                )
-            else:
-                rows = self.db.query(
-                    "SELECT cid, data FROM pds_block WHERE did = ? AND rev > ? AND cid > ? "
-                    "ORDER BY cid LIMIT 500",
-                    (did, since, last),
-                )
-            for cid, data in rows:
-                yield bytes(cid), bytes(data)
-            if len(rows) < 500:
-                return
-            last = bytes(rows[-1][0])
-
-    def count_blocks(self, did: str) -> int:
-        return int(self.db.scalar("SELECT COUNT(*) FROM pds_block WHERE did = ?", (did,)) or 0)
-
-    def apply_write(self, write: RepoWrite) -> None:
-        """Land one commit: blocks, record index, blob references and the new root.
-
-        Statements are batched (one multi-row statement per kind of change), because on
-        PostgreSQL every statement is a network round trip inside the transaction.
-        """
-        did = write.did
-        rev = write.root.rev
-        with self.db.transaction():
-            removed = list(write.removed_blocks)
-            for i in range(0, len(removed), 200):
-                chunk = removed[i : i + 200]
-                marks = ", ".join("?" * len(chunk))
-                self.db.execute(
-                    f"DELETE FROM pds_block WHERE did = ? AND cid IN ({marks})", (did, *chunk)
-                )
-            new_blocks = list(write.new_blocks)
-            for i in range(0, len(new_blocks), 100):
-                chunk_rows = new_blocks[i : i + 100]
-                values = ", ".join("(?, ?, ?, ?)" for _ in chunk_rows)
-                params: list[object] = []
-                for cid, data in chunk_rows:
-                    params.extend((did, cid, rev, data))
-                self.db.execute(
-                    f"INSERT INTO pds_block (did, cid, rev, data) VALUES {values} "
-                    "ON CONFLICT (did, cid) DO NOTHING",
-                    params,
-                )
-            upserts = [(did, c, k, cid, rev) for (c, k), cid in write.records.items() if cid]
-            deletes = [(did, c, k) for (c, k), cid in write.records.items() if cid is None]
-            if deletes:
-                self.db.executemany(
-                    "DELETE FROM pds_record WHERE did = ? AND collection = ? AND rkey = ?",
-                    deletes,
-                )
-            if upserts:
-                self.db.executemany(
-                    "INSERT INTO pds_record (did, collection, rkey, cid, rev) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (did, collection, rkey) "
-                    "DO UPDATE SET cid = excluded.cid, rev = excluded.rev",
-                    upserts,
-                )
-            for uri, blobs in write.blob_refs.items():
-                self.db.execute(
-                    "DELETE FROM pds_record_blob WHERE did = ? AND record_uri = ?", (did, uri)
-                )
-                self.db.executemany(
-                    "INSERT INTO pds_record_blob (did, blob_cid, record_uri) VALUES (?, ?, ?) "
-                    "ON CONFLICT DO NOTHING",
-                    [(did, b, uri) for b in blobs],
-                )
-            self._set_root(did, write.root)
-
-    def replace_repo(
-        self,
-        did: str,
-        root: RepoRoot,
-        blocks: Sequence[tuple[bytes, bytes]],
-        records: Sequence[RecordRef],
-        blob_refs: dict[str, tuple[bytes, ...]],
-    ) -> None:
-        """Swap the whole repository for an imported one (idempotent)."""
-        with self.db.transaction():
-            for table in ("pds_block", "pds_record", "pds_record_blob"):
-                self.db.execute(f"DELETE FROM {table} WHERE did = ?", (did,))
-            self.db.executemany(
-                "INSERT INTO pds_block (did, cid, rev, data) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (did, cid) DO NOTHING",
-                [(did, cid, root.rev, data) for cid, data in blocks],
-            )
-            self.db.executemany(
-                "INSERT INTO pds_record (did, collection, rkey, cid, rev) VALUES (?, ?, ?, ?, ?)",
-                [(did, r.collection, r.rkey, r.cid, root.rev) for r in records],
-            )
-            self.db.executemany(
-                "INSERT INTO pds_record_blob (did, blob_cid, record_uri) VALUES (?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                [(did, b, uri) for uri, blobs in blob_refs.items() for b in blobs],
-            )
-            self._set_root(did, root)
-
-    def _set_root(self, did: str, root: RepoRoot) -> None:
-        self.db.execute(
-            "INSERT INTO pds_repo_root (did, commit_cid, rev, data_cid) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (did) DO UPDATE SET commit_cid = excluded.commit_cid, "
-            "rev = excluded.rev, data_cid = excluded.data_cid",
-            (did, root.commit_cid, root.rev, root.data_cid),
-        )
-
-    # -- record index ----------------------------------------------------------------
-    def get_record_cid(self, did: str, collection: str, rkey: str) -> bytes | None:
-        row = self.db.one(
-            "SELECT cid FROM pds_record WHERE did = ? AND collection = ? AND rkey = ?",
-            (did, collection, rkey),
-        )
-        return None if row is None else bytes(row[0])
-
-    def list_records(
-        self, did: str, collection: str, limit: int, cursor: str | None, reverse: bool
-    ) -> list[RecordRef]:
-        """Records of one collection by record key: descending, or ascending if ``reverse``."""
-        if reverse:
-            sql = (
-                "SELECT rkey, cid FROM pds_record WHERE did = ? AND collection = ? AND rkey > ? "
-                "ORDER BY rkey ASC LIMIT ?"
-            )
-            args: tuple[object, ...] = (did, collection, cursor or "", limit)
-        elif cursor is None:
-            sql = (
-                "SELECT rkey, cid FROM pds_record WHERE did = ? AND collection = ? "
-                "ORDER BY rkey DESC LIMIT ?"
-            )
-            args = (did, collection, limit)
-        else:
-            sql = (
-                "SELECT rkey, cid FROM pds_record WHERE did = ? AND collection = ? AND rkey < ? "
-                "ORDER BY rkey DESC LIMIT ?"
-            )
-            args = (did, collection, cursor, limit)
-        return [RecordRef(collection, str(k), bytes(c)) for k, c in self.db.query(sql, args)]
-
-    def list_collections(self, did: str) -> list[str]:
-        rows = self.db.query(
-            "SELECT DISTINCT collection FROM pds_record WHERE did = ? ORDER BY collection", (did,)
-        )
-        return [str(r[0]) for r in rows]
-
-    def count_records(self, did: str, collection: str | None = None) -> int:
-        if collection is None:
-            n = self.db.scalar("SELECT COUNT(*) FROM pds_record WHERE did = ?", (did,))
-        else:
-            n = self.db.scalar(
-                "SELECT COUNT(*) FROM pds_record WHERE did = ? AND collection = ?",
-                (did, collection),
-            )
-        return int(n or 0)
-
-    def repo_bytes(self, did: str) -> int:
-        n = self.db.scalar("SELECT SUM(LENGTH(data)) FROM pds_block WHERE did = ?", (did,))
-        return int(n or 0)
-
-    # -- blobs -----------------------------------------------------------------------
-    def add_blob(self, did: str, row: BlobRow) -> None:
-        self.db.execute(
-            "INSERT INTO pds_blob (did, cid, mime, size, created_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (did, cid) DO NOTHING",
-            (did, row.cid, row.mime, row.size, row.created_at),
-        )
-
-    def get_blob(self, did: str, cid: bytes) -> BlobRow | None:
-        row = self.db.one(
-            "SELECT cid, mime, size, created_at FROM pds_blob WHERE did = ? AND cid = ?",
-            (did, cid),
-        )
-        return None if row is None else BlobRow(bytes(row[0]), str(row[1]), int(row[2]), row[3])
-
-    def list_blobs(self, did: str, after: bytes | None, limit: int) -> list[bytes]:
-        rows = self.db.query(
-            "SELECT cid FROM pds_blob WHERE did = ? AND cid > ? ORDER BY cid LIMIT ?",
-            (did, after or b"", limit),
-        )
-        return [bytes(r[0]) for r in rows]
-
-    def list_referenced_blobs(self, did: str, since: str | None = None) -> list[bytes]:
-        """Blob CIDs referenced by current records (added after ``since`` if given)."""
-        if since is None:
-            rows = self.db.query(
-                "SELECT DISTINCT blob_cid FROM pds_record_blob WHERE did = ? ORDER BY blob_cid",
-                (did,),
-            )
-        else:
-            rows = self.db.query(
-                "SELECT DISTINCT b.blob_cid FROM pds_record_blob b JOIN pds_record r "
-                "ON r.did = b.did AND b.record_uri = "
-                "'at://' || r.did || '/' || r.collection || '/' || r.rkey "
-                "WHERE b.did = ? AND r.rev > ? ORDER BY b.blob_cid",
-                (did, since),
-            )
-        return [bytes(r[0]) for r in rows]
-
-    def list_missing_blobs(
-        self, did: str, after: bytes | None, limit: int
-    ) -> list[tuple[bytes, str]]:
-        """Referenced blobs with no stored bytes: ``(cid, one record URI)``."""
-        rows = self.db.query(
-            "SELECT b.blob_cid, MIN(b.record_uri) FROM pds_record_blob b "
-            "LEFT JOIN pds_blob s ON s.did = b.did AND s.cid = b.blob_cid "
-            "WHERE b.did = ? AND s.cid IS NULL AND b.blob_cid > ? "
-            "GROUP BY b.blob_cid ORDER BY b.blob_cid LIMIT ?",
-            (did, after or b"", limit),
-        )
-        return [(bytes(r[0]), str(r[1])) for r in rows]
-
-    def blob_counts(self, did: str) -> tuple[int, int]:
-        """``(expected, imported)``: referenced blob CIDs, and those of them stored."""
-        expected = self.db.scalar(
-            "SELECT COUNT(DISTINCT blob_cid) FROM pds_record_blob WHERE did = ?", (did,)
-        )
-        imported = self.db.scalar(
-            "SELECT COUNT(DISTINCT b.blob_cid) FROM pds_record_blob b JOIN pds_blob s "
-            "ON s.did = b.did AND s.cid = b.blob_cid WHERE b.did = ?",
-            (did,),
-        )
-        return int(expected or 0), int(imported or 0)
-
-    def blob_bytes(self, did: str) -> int:
-        return int(self.db.scalar("SELECT SUM(size) FROM pds_blob WHERE did = ?", (did,)) or 0)
-
-    def is_blob_referenced(self, did: str, cid: bytes) -> bool:
-        row = self.db.one(
-            "SELECT 1 FROM pds_record_blob WHERE did = ? AND blob_cid = ? LIMIT 1", (did, cid)
-        )
-        return row is not None
-
-    def delete_blob(self, did: str, cid: bytes) -> None:
-        self.db.execute("DELETE FROM pds_blob WHERE did = ? AND cid = ?", (did, cid))
-
-    def blob_owner_count(self, cid: bytes) -> int:
-        """How many accounts hold this blob (the bytes on disk are shared)."""
-        return int(self.db.scalar("SELECT COUNT(*) FROM pds_blob WHERE cid = ?", (cid,)) or 0)
 
     # -- sessions and app passwords --------------------------------------------------
     def add_refresh_token(self, row: RefreshTokenRow) -> None:
