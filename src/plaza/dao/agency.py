@@ -27,7 +27,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from plaza.dao.action import Action
-from plaza.dao.constitution import constitution_from_map
 from plaza.dao.errors import (
     ActionError,
     ActionMismatchError,
@@ -41,8 +40,8 @@ from plaza.dao.errors import (
     RuleViolationError,
     TreasuryError,
 )
-from plaza.dao.mandate import Allow, Deny, NeedsVote, Optimistic, Spend, check, mandate_from_map
-from plaza.dao.members import admit, refresh_legal, remove, require_genesis
+from plaza.dao.mandate import Allow, Deny, NeedsVote, Optimistic, Spend, check
+from plaza.dao.members import require_genesis
 from plaza.dao.payload import Payload, valid_did
 from plaza.dao.records import Escrow, ExecutedAction, Motion, Proposal
 from plaza.dao.treasury import (
@@ -57,7 +56,6 @@ from plaza.dao.treasury import (
     escrow_account,
     expense_account,
 )
-from plaza.errors import PlazaError
 from plaza.ledger.event import Event
 
 if TYPE_CHECKING:
@@ -72,154 +70,22 @@ def veto_threshold(eligible: int, veto_ppm: int) -> int:
     return max(1, -(-eligible * veto_ppm // PPM))
 
 
-def _action(value: Any) -> Action:
+def action_from_map(value: Any) -> Action:
     try:
         return Action.from_map(value)
     except ActionError as exc:
         raise InvalidPayloadError(exc.message) from exc
 
 
-# -- proposal effects ----------------------------------------------------------------------
+# -- performing actions ------------------------------------------------------------------------
 
 
-def validate_effect(st: DaoState, executes: str, effect: dict[str, Any], ev: Event) -> None:
-    """Check a proposal effect's shape when the proposal is created."""
-    p = Payload(effect, f"{executes} effect")
-    if executes == "constitution":
-        new = _constitution(st, p.mapping("constitution"))
-        del new
-    elif executes == "mandate":
-        _mandate(st, p.mapping("mandate"))
-    elif executes in ("budget", "treasury"):
-        p.integer("amount", lo=1)
-        p.text("payee", max_len=300)
-        component(p.text("category", max_len=60, default="grants") or "grants")
-        p.text("memo", max_len=500, default="")
-    elif executes == "contract":
-        p.text("contract", max_len=200)
-        p.did("provider")
-        p.mapping("terms", default=None)
-    elif executes == "admission":
-        p.did("member")
-    elif executes == "removal":
-        did = p.did("member")
-        p.boolean("fake", default=False)
-        if not st.is_member(did):
-            raise NotMemberError(f"{did} is not a member")
-    elif executes == "dispute":
-        p.text("subject", max_len=500)
-        p.did("claimant", default="did:web:unknown")
-        p.did("respondent", default="did:web:unknown")
-        p.mapping("claim", default=None)
-    elif executes == "agent-action":
-        _action(p.mapping("action"))
-        p.text("reason", max_len=2000, default="")
-    p.finish()
-
-
-def _constitution(st: DaoState, value: Any) -> Any:
-    try:
-        new = constitution_from_map(value)
-    except PlazaError as exc:
-        raise InvalidPayloadError(exc.message) from exc
-    if new.currency != st.constitution.currency or new.minor_digits != st.constitution.minor_digits:
-        raise InvalidPayloadError("an amendment cannot change the DAO's currency")
-    return new
-
-
-def _mandate(st: DaoState, value: Any) -> Any:
-    try:
-        new = mandate_from_map(value)
-    except PlazaError as exc:
-        raise InvalidPayloadError(exc.message) from exc
-    if new.currency != st.constitution.currency:
-        raise InvalidPayloadError("the mandate's currency differs from the DAO's")
-    if new.version <= st.mandate.version:
-        raise InvalidPayloadError(
-            f"mandate version {new.version} does not follow the current {st.mandate.version}"
-        )
-    return new
-
-
-def _spend_entry(
+def spend_entry(
     st: DaoState, ev: Event, amount: int, category: str, *, payee: str, memo: str
 ) -> Entry:
     postings = (Posting(expense_account(category or "grants"), amount), Posting(TREASURY, -amount))
     st.books.check(postings)
     return Entry(ev.seq, ev.time, payee, memo, postings)
-
-
-def apply_effect(
-    st: DaoState, prop: Proposal, effect: dict[str, Any], ev: Event, *, commit: bool
-) -> None:
-    """Validate (``commit=False``) or perform what a passed proposal executes."""
-    kind = prop.executes
-    if kind == "constitution":
-        new = _constitution(st, effect["constitution"])
-        if commit:
-            st.constitution = new
-            refresh_legal(st, ev)
-    elif kind == "mandate":
-        mandate = _mandate(st, effect["mandate"])
-        if commit:
-            st.mandate = mandate
-            st.mandates.append((ev.seq, mandate))
-    elif kind in ("budget", "treasury"):
-        entry = _spend_entry(
-            st,
-            ev,
-            effect["amount"],
-            effect.get("category", "grants"),
-            payee=effect["payee"],
-            memo=effect.get("memo") or f"proposal {prop.id}: {prop.title}",
-        )
-        if commit:
-            st.books.post(entry)
-    elif kind == "contract":
-        if commit:
-            st.contracts[effect["contract"]] = {
-                "provider": effect["provider"],
-                "terms": effect.get("terms"),
-                "proposal": prop.id,
-                "approved": ev.time,
-            }
-    elif kind == "admission":
-        did = effect["member"]
-        if st.is_member(did):
-            raise NotAllowedError(f"{did} is already a member")
-        if st.is_agent(did) or st.roles.get(did) in ("agent", "provider"):
-            raise NotAllowedError(f"{did} is an agent or provider, not a person")
-        if not st.keys_for(did):
-            raise NotAllowedError(f"{did} has no key: register the identity first")
-        if commit:
-            admit(st, did, ev.time, "vote")
-    elif kind == "removal":
-        did = effect["member"]
-        if not st.is_member(did):
-            raise NotMemberError(f"{did} is not a member")
-        if commit:
-            remove(st, did, ev.time, bool(effect.get("fake", False)))
-    elif kind == "dispute":
-        if commit:
-            st.rulings[prop.id] = {
-                "ruling": "upheld",
-                "subject": effect["subject"],
-                "time": ev.time,
-            }
-    elif kind == "agent-action":
-        action = _action(effect["action"])
-        reason = str(effect.get("reason") or prop.title)
-        perform(
-            st,
-            ev,
-            action,
-            agent=prop.author,
-            reason=reason,
-            authority=f"proposal:{prop.id}",
-            commit=commit,
-        )
-        if commit and prop.motion is not None:
-            st.motions[prop.motion].status = "executed"
 
 
 # -- performing actions ------------------------------------------------------------------------
@@ -254,7 +120,7 @@ def perform(
             entries.append(Entry(ev.seq, ev.time, esc.party, reason, postings))
         else:
             payee = str(action.params.get("payee", action.provider or agent))
-            entries.append(_spend_entry(st, ev, action.amount, category, payee=payee, memo=reason))
+            entries.append(spend_entry(st, ev, action.amount, category, payee=payee, memo=reason))
     if action.kind.startswith("escrow."):
         escrow_new, more = _escrow(st, ev, action, reason)
         entries.extend(more)
@@ -338,7 +204,7 @@ def _agent_payload(st: DaoState, ev: Event) -> tuple[Payload, Action, str]:
     if not st.is_agent(ev.author_did):
         raise NotAllowedError(f"{ev.author_did} is not one of the DAO's agents")
     p = Payload(ev.payload, ev.type)
-    action = _action(p.mapping("action"))
+    action = action_from_map(p.mapping("action"))
     reason = p.text("reason", max_len=2000)
     if not reason.strip():
         raise InvalidPayloadError("every agent action states its reason")
@@ -348,7 +214,7 @@ def _agent_payload(st: DaoState, ev: Event) -> tuple[Payload, Action, str]:
 def action_executed(st: DaoState, ev: Event, commit: bool) -> None:
     require_genesis(st)
     p = Payload(ev.payload, ev.type)
-    action = _action(p.mapping("action"))
+    action = action_from_map(p.mapping("action"))
     reason = p.text("reason", max_len=2000)
     motion_id = p.integer("motion", default=-1)
     p.finish()

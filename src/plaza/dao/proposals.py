@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from plaza.dao import agency
+from plaza.dao import effects as effect_rules
 from plaza.dao.conviction import ConvictionParams, conviction_at, threshold
 from plaza.dao.delegation import effective_delegates, resolve
 from plaza.dao.errors import (
@@ -91,7 +91,7 @@ def created(st: DaoState, ev: Event, commit: bool) -> None:
         raise InvalidPayloadError("effects are keyed by the proposal's choices")
     for eff in [effect, *effects.values()]:
         if eff is not None:
-            agency.validate_effect(st, ptype.executes, eff, ev)
+            effect_rules.validate_effect(st, ptype.executes, eff, ev)
     if ptype.executes not in ("signal",) and effect is None and not effects:
         raise InvalidPayloadError(f"a {type_name} proposal needs an effect")
     if ptype.executes == "signal" and (effect is not None or effects):
@@ -339,11 +339,11 @@ def executed(st: DaoState, ev: Event, commit: bool) -> None:
         raise ProposalClosedError(f"proposal {pid} is {out.status}, not passed")
     effect = prop.effects.get(out.winner or "") if prop.effects else prop.effect
     if effect is not None:
-        agency.apply_effect(st, prop, effect, ev, commit=False)
+        effect_rules.apply_effect(st, prop, effect, ev, commit=False)
     if not commit:
         return
     if effect is not None:
-        agency.apply_effect(st, prop, effect, ev, commit=True)
+        effect_rules.apply_effect(st, prop, effect, ev, commit=True)
     prop.status, prop.executed_ms = "executed", ev.time
     _free_stakes(st, prop)
 

@@ -11,6 +11,8 @@ again. State never changes except by applying an appended event.
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +29,9 @@ from plaza.ledger.event import Event
 from plaza.ledger.keys import verify_event_signature
 from plaza.ledger.keystore import Signer
 from plaza.ledger.ledger import Ledger
-from plaza.ledger.store import EventStore
+from plaza.ledger.store import EMPTY_HEAD, EventStore, Head
 
-ATTEMPTS = 8
+ATTEMPTS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,10 @@ class Dao:
     def __init__(self, store: EventStore) -> None:
         self.state = DaoState()
         self.ledger = Ledger(store, registry=self.state)
+        # Where the *state* ends (not the store, which other writers may have moved on):
+        # commands build their event here, so an event is never checked against a state
+        # that lacks its predecessor.
+        self._head = EMPTY_HEAD
         self.sync()
 
     @property
@@ -60,7 +66,11 @@ class Dao:
         n = 0
         for ev in self.ledger.read(self.state.seq + 1):
             self.state.apply(ev)
+            self._head = Head(ev.seq + 1, ev.hash, ev.time)
             n += 1
+        if self._head.size != self.state.seq + 1:  # the state was replaced from outside
+            last = self.ledger.get(self.state.seq) if self.state.seq >= 0 else None
+            self._head = EMPTY_HEAD if last is None else Head(last.seq + 1, last.hash, last.time)
         return n
 
     def submit(self, event: Event) -> Event:
@@ -70,10 +80,10 @@ class Dao:
         signature (authentication before any rule is evaluated), then the DAO's rules.
         """
         self.sync()
-        head = self.ledger.head()
-        if event.seq < head.size:
+        head = self._head
+        if event.seq != head.size:
             raise AppendConflictError(
-                f"position {event.seq} is already taken: the log has {head.size} events",
+                f"event {event.seq} was built for another position: the log has {head.size} events",
                 seq=event.seq,
                 head=head.size,
             )
@@ -85,23 +95,33 @@ class Dao:
             self.sync()
             raise
         self.state.apply(event)
+        self._head = Head(event.seq + 1, event.hash, event.time)
         return event
 
     def record(self, signer: Signer, type_: str, payload: dict[str, Any], now: int) -> Event:
         """Build, check, append and apply one event by ``signer``."""
         last: AppendConflictError | None = None
-        for _ in range(ATTEMPTS):
+        for attempt in range(ATTEMPTS):
             self.sync()
             ev = self.ledger.build(
-                signer.key, author_did=signer.did, type=type_, payload=payload, time=now
+                signer.key,
+                author_did=signer.did,
+                type=type_,
+                payload=payload,
+                time=now,
+                head=self._head,
             )
             self.state.check(ev)
             try:
                 self.ledger.append(ev)
             except AppendConflictError as exc:
                 last = exc
+                # Writers that collide in lockstep would collide again; a random pause
+                # (growing, at most ~50 ms) lets one of them through.
+                time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
                 continue
             self.state.apply(ev)
+            self._head = Head(ev.seq + 1, ev.hash, ev.time)
             return ev
         assert last is not None
         raise last

@@ -11,6 +11,8 @@ a writer that holds its own key.
 
 from __future__ import annotations
 
+import random
+import time as _time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -82,14 +84,17 @@ class Ledger:
         attempts: int = 5,
     ) -> Event:
         """Build, sign and append an event, rebuilding on a lost race up to ``attempts``
-        times. Raises the last :class:`AppendConflictError` if every attempt lost."""
+        times (with a short random pause between tries). Raises the last
+        :class:`AppendConflictError` if every attempt lost."""
         last: AppendConflictError | None = None
-        for _ in range(attempts):
+        for attempt in range(attempts):
             ev = self.build(key, author_did=author_did, type=type, payload=payload, time=time)
             try:
                 self.append(ev)
             except AppendConflictError as exc:
                 last = exc
+                # Writers colliding in lockstep would collide again: pause at random.
+                _time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
                 continue
             return ev
         assert last is not None
