@@ -92,6 +92,8 @@ def test_signed_event_is_the_write_path(api: tuple[str, int], world: World) -> N
         assert (res.status_code, res.json()["error"]) == (status, code), res.text
     res = httpx.post(f"{base}/ledger/events", json={"seq": "nope"})
     assert (res.status_code, res.json()["error"]) == (400, "InvalidRequest")
+    huge = httpx.post(f"{base}/ledger/events", json={"payload": "x" * 600_000})
+    assert (huge.status_code, huge.json()["error"]) == (400, "InvalidRequest")
     events = httpx.get(f"{base}/ledger/events?start=0&limit=100").json()
     assert [e["type"] for e in events][-1] == "dao.vote.cast"
     assert len(events) == vote.seq + 1

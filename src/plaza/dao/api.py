@@ -36,6 +36,7 @@ from plaza.ledger.event import Event
 from plaza.ledger.sqlstore import SqlEventStore
 
 MAX_PAGE = 1000
+MAX_BODY = 512 * 1024  # an event is at most 256 KiB of DAG-CBOR; JSON is larger
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,10 @@ def create_app(settings: ApiSettings, dao: Dao | None = None) -> FastAPI:
             return [_event_json(e) for e in current().ledger.read(start, start + limit)]
 
     @app.post("/ledger/events")
-    def post_event(body: dict[str, Any]) -> Posted:
+    def post_event(body: dict[str, Any], request: Request) -> Posted:
+        size = request.headers.get("content-length", "0")
+        if not size.isdigit() or int(size) > MAX_BODY:
+            raise InvalidInputError(f"an event body is at most {MAX_BODY} bytes")
         body = {k: v for k, v in body.items() if k != "hash"}
         try:
             ev = Event.from_map(datamodel.from_json(body))
