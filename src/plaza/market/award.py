@@ -153,7 +153,14 @@ def score_bid(
 def _guard_state(
     state: MarketState, mandate: Mandate, now_ms: int, accounts: Mapping[str, int]
 ) -> GuardState:
-    spends = [Spend(t, a) for t, a in state.commitments]
+    # The guard sums spends in the budget's rolling window; summing once here and
+    # handing it one aggregate keeps an award of n bids O(n) in commitments, not O(n^2).
+    budget = mandate.budgets.get("infrastructure")
+    spends: list[Spend] = []
+    if budget is not None:
+        start = now_ms - budget.period * 1000
+        total = sum(a for t, a in state.commitments if start < t <= now_ms)
+        spends = [Spend(now_ms, total)] if total else []
     return GuardState(
         mandate=mandate, now_ms=now_ms, spends={"infrastructure": spends}, accounts=dict(accounts)
     )

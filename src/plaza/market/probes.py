@@ -222,12 +222,26 @@ class ProbeBook:
         p95: int | None = None
         ok = judged & ~down
         if ok.any():
-            lat[up != 1] = np.nan
-            cols = lat[:, ok]
-            cols = cols[:, ~np.isnan(cols).all(axis=0)]
-            if cols.shape[1]:
-                medians = np.sort(np.floor(np.nanmedian(cols, axis=0)))
+            medians = _column_medians(lat[:, ok], up[:, ok] == 1)
+            if len(medians):
+                medians.sort()
                 rank = max(1, math.ceil(0.95 * len(medians)))
                 p95 = int(medians[rank - 1])
         down_idx = tuple(int(i) + lo for i in np.flatnonzero(down))
         return WindowVerdicts(total, int(judged.sum()), int(down.sum()), p95, down_idx)
+
+
+def _column_medians(
+    values: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float64]:
+    """The floored median of the valid entries of each column (columns with none are
+    dropped). A sort per column; ``nanmedian`` goes through masked arrays and is ten
+    times slower for the three-to-five probers a window has."""
+    k = valid.sum(axis=0)
+    keep = k > 0
+    values, valid, k = values[:, keep], valid[:, keep], k[keep]
+    ordered = np.sort(np.where(valid, values, np.inf), axis=0)
+    lo = np.take_along_axis(ordered, ((k - 1) // 2)[None, :], axis=0)[0]
+    hi = np.take_along_axis(ordered, (k // 2)[None, :], axis=0)[0]
+    out: npt.NDArray[np.float64] = np.floor((lo + hi) / 2)
+    return out

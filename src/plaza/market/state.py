@@ -100,6 +100,8 @@ class MarketState:
         self.rfbs: dict[str, Rfb] = {}
         self.bids: dict[str, Bid] = {}
         self.contracts: dict[str, Contract] = {}
+        self.bids_of: dict[str, list[str]] = {}
+        self.contracts_of: dict[str, list[str]] = {}
         self.usage: dict[tuple[str, int], UsageReport] = {}
         self.observations: dict[tuple[str, int], dict[str, UsageReport]] = {}
         self.probes = ProbeBook(1)
@@ -117,6 +119,9 @@ class MarketState:
         self.seen_digests: set[str] = set()
         self.awards: dict[str, dict[str, Any]] = {}
         self.last_seq = -1
+        # Invoices depend on evidence and contracts; any change bumps the generation.
+        self.evidence_gen = 0
+        self.invoice_memo: dict[tuple[str, int], tuple[int, Invoice]] = {}
         self._handlers: dict[str, Callable[[Event], Commit]] = {
             "market.opened": self._opened,
             "market.provider.registered": self._registered,
@@ -162,6 +167,8 @@ class MarketState:
         def done() -> None:
             commit()
             self.last_seq = event.seq
+            if event.type != "market.invoice.issued":
+                self.evidence_gen += 1
 
         return done
 
@@ -222,37 +229,34 @@ class MarketState:
                 out[c.provider] = out.get(c.provider, 0) + c.quantity
         return out
 
+    def _held(self, provider: str) -> tuple[list[Bid], list[Contract]]:
+        """The provider's open bids and running contracts (from the per-provider index)."""
+        bids = [
+            self.bids[b]
+            for b in self.bids_of.get(provider, ())
+            if not self.rfbs[self.bids[b].rfb].awarded
+        ]
+        contracts = [
+            self.contracts[c]
+            for c in self.contracts_of.get(provider, ())
+            if self.contracts[c].status != "ended"
+        ]
+        return bids, contracts
+
     def spare_capacity(self, provider: str, service: str) -> int:
-        p = self.providers[provider]
-        cap = p.capacity.get(service, {}).get("accounts", 0)
-        used = sum(
-            c.quantity
-            for c in self.contracts.values()
-            if c.provider == provider and c.service == service and c.status != "ended"
-        )
-        pending = sum(
-            b.quantity
-            for b in self.bids.values()
-            if b.provider == provider
-            and not self.rfbs[b.rfb].awarded
-            and self.rfbs[b.rfb].service == service
-        )
-        return max(0, cap - used - pending)
+        """Accounts of ``service`` the provider can still offer: capacity less what its
+        running contracts and open bids hold."""
+        cap = self.providers[provider].capacity.get(service, {}).get("accounts", 0)
+        bids, contracts = self._held(provider)
+        used = sum(c.quantity for c in contracts if c.service == service)
+        used += sum(b.quantity for b in bids if self.rfbs[b.rfb].service == service)
+        return max(0, cap - used)
 
     def free_bond(self, provider: str) -> int:
         """The part of the provider's escrowed bond not pledged to open bids or contracts."""
-        p = self.providers[provider]
-        pledged = sum(
-            b.bond
-            for b in self.bids.values()
-            if b.provider == provider and not self.rfbs[b.rfb].awarded
-        )
-        pledged += sum(
-            c.bond
-            for c in self.contracts.values()
-            if c.provider == provider and c.status != "ended"
-        )
-        return max(0, p.bond - pledged)
+        bids, contracts = self._held(provider)
+        pledged = sum(b.bond for b in bids) + sum(c.bond for c in contracts)
+        return max(0, self.providers[provider].bond - pledged)
 
     def next_id(self, prefix: str, existing: Mapping[str, Any]) -> str:
         return f"{prefix}-{len(existing) + 1}"
@@ -369,6 +373,7 @@ class MarketState:
 
         def commit() -> None:
             self.bids[bid.id] = bid
+            self.bids_of.setdefault(bid.provider, []).append(bid.id)
             rfb = self.rfbs[bid.rfb]
             self.rfbs[bid.rfb] = replace(rfb, bids=(*rfb.bids, bid.id))
             self._remember(bid.provider, "bid", bid.nonce, doc)
@@ -453,6 +458,7 @@ class MarketState:
             self.rfbs[rfb_id] = replace(rfb, awarded=True)
             for c in contracts:
                 self.contracts[c.id] = c
+                self.contracts_of.setdefault(c.provider, []).append(c.id)
             self.commitments.extend(costs)
             self.awards[rfb_id] = dict(p)
 

@@ -65,7 +65,18 @@ def billable(state: MarketState, epoch: int) -> list[Contract]:
 
 
 def make_invoice(state: MarketState, c: Contract, epoch: int) -> Invoice:
-    """The invoice the evidence supports for ``c`` in ``epoch`` (pure)."""
+    """The invoice the evidence supports for ``c`` in ``epoch`` (pure; memoized until
+    new evidence arrives, so the command and the check share one computation)."""
+    key = (c.id, epoch)
+    memo = state.invoice_memo.get(key)
+    if memo is not None and memo[0] == state.evidence_gen:
+        return memo[1]
+    inv = _make_invoice(state, c, epoch)
+    state.invoice_memo[key] = (state.evidence_gen, inv)
+    return inv
+
+
+def _make_invoice(state: MarketState, c: Contract, epoch: int) -> Invoice:
     params = state.params
     lo, hi = window_span(state, c, epoch)
     verdicts = state.probes.verdicts(
