@@ -17,6 +17,7 @@ state; :meth:`DaoState.fingerprint` is the SHA-256 of its canonical DAG-CBOR for
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -157,13 +158,18 @@ class DaoState:
         return self.is_member(did) and self.vouch_suspended.get(did, 0) <= at_ms
 
     def guard_state(self, now_ms: int | None = None) -> GuardState:
-        """What the mandate guard sees: the mandate, spends so far, accounts per provider."""
-        return GuardState(
-            mandate=self.mandate,
-            now_ms=self.now_ms if now_ms is None else now_ms,
-            spends={k: tuple(v) for k, v in self.spends.items()},
-            accounts=dict(self.accounts),
-        )
+        """What the mandate guard sees: the mandate, the spends inside its longest budget
+        window, accounts per provider."""
+        now = self.now_ms if now_ms is None else now_ms
+        mandate = self.mandate
+        longest = max((b.period for b in mandate.budgets.values()), default=0) * 1000
+        # Spends are appended in ledger order, so by time: skip the old ones by bisection
+        # instead of copying a history that only grows.
+        recent = {
+            k: tuple(v[bisect.bisect_right(v, now - longest, key=lambda s: s.time_ms) :])
+            for k, v in self.spends.items()
+        }
+        return GuardState(mandate=mandate, now_ms=now, spends=recent, accounts=dict(self.accounts))
 
     def to_map(self) -> dict[str, Any]:
         """The whole state as a canonical data-model map."""
