@@ -29,6 +29,7 @@ from plaza.market.state_money import (
     invoice_id,
     invoice_postings,
     make_invoice,
+    outcome_summary,
     outstanding,
 )
 
@@ -132,7 +133,11 @@ def _settle_epoch(m: Market, epoch: int, now_ms: int, result: SettlementResult) 
         )
         result.invoices.append(inv)
     failed, clean = epoch_outcome(st, epoch)
-    m._record("market.epoch.settled", {"epoch": epoch, "failed": failed, "clean": clean}, now_ms)
+    m._record(
+        "market.epoch.settled",
+        {"epoch": epoch, "outcome": outcome_summary(failed, clean)},
+        now_ms,
+    )
     result.epochs.append(epoch)
     for step in decide(st, epoch, set(failed), set(clean)):
         if step.status in ("suspended", "offboarded"):

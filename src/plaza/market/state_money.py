@@ -3,6 +3,7 @@ bonds, disputes and needs. See :mod:`plaza.market.state` for the theory of opera
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -136,6 +137,22 @@ def epoch_outcome(state: MarketState, epoch: int) -> tuple[list[str], list[str]]
     return sorted(failed), sorted(judged - failed)
 
 
+def outcome_summary(failed: list[str], clean: list[str]) -> dict[str, Any]:
+    """What an epoch close records of its failed and clean providers: the counts and the
+    SHA-256 of each sorted list (the lists themselves would outgrow an event at scale;
+    replay recomputes them from the invoices and must match)."""
+
+    def digest(dids: list[str]) -> str:
+        return hashlib.sha256("\n".join(dids).encode()).hexdigest()
+
+    return {
+        "failed": len(failed),
+        "clean": len(clean),
+        "failed_digest": digest(failed),
+        "clean_digest": digest(clean),
+    }
+
+
 def handlers(state: MarketState) -> dict[str, Callable[[Event], Commit]]:
     """The money handlers, bound to ``state``."""
 
@@ -190,8 +207,11 @@ def handlers(state: MarketState) -> dict[str, Callable[[Event], Commit]]:
         if missing:
             raise EpochOpenError(f"epoch {epoch} still lacks invoices for {', '.join(missing[:5])}")
         failed, clean = epoch_outcome(state, epoch)
-        if p.get("failed") != failed or p.get("clean") != clean:
-            raise MarketInputError(f"epoch {epoch} failed/clean lists must be {failed}/{clean}")
+        if p.get("outcome") != outcome_summary(failed, clean):
+            raise MarketInputError(
+                f"epoch {epoch} closes with {len(failed)} failed and {len(clean)} clean "
+                f"providers: {outcome_summary(failed, clean)}"
+            )
         invs = [state.invoices[invoice_id(c.id, epoch)] for c in billable(state, epoch)]
 
         def commit() -> None:
