@@ -21,15 +21,18 @@ Time is an argument (``now_ms``) everywhere: the simulator runs on its own clock
 
 from __future__ import annotations
 
+import functools
+import random
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from plaza.atproto.crypto import PrivateKey
 from plaza.dao import Action, Allow, Deny, GuardState, Mandate, NeedsVote, Spend, check
 from plaza.dao.mandate import Verdict
-from plaza.ledger import AppendConflictError, Event, Head, Ledger
+from plaza.ledger import EMPTY_HEAD, AppendConflictError, Event, Head, Ledger
 from plaza.market import settle as _settle
 from plaza.market.award import AwardPlan, plan_award, term_cost
 from plaza.market.bids import Bid, bid_id
@@ -49,6 +52,27 @@ from plaza.market.settle import Pending, SettlementResult
 from plaza.market.state import MarketState, Need
 
 __all__ = ["Market", "Pending", "SettlementResult"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+ATTEMPTS = 5
+
+
+def _retrying(fn: F) -> F:
+    """Re-run a command whose atomic run lost the race for the ledger head (the states
+    were rebuilt from the ledger, so the retry decides afresh)."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Market, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(ATTEMPTS):
+            try:
+                return fn(self, *args, **kwargs)
+            except AppendConflictError:
+                if attempt == ATTEMPTS - 1 or self._batch is not None:
+                    raise
+                time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+        raise AssertionError("unreachable")
+
+    return cast(F, wrapper)
 
 
 class Market:
@@ -73,6 +97,10 @@ class Market:
         self.state = MarketState()
         self._lock = threading.RLock()
         self._batch: list[Event] | None = None
+        # Events are built at the head of what the states have applied, never at the
+        # store's head: a concurrent writer then makes the append fail (and the command
+        # retry after catching up) instead of slipping an unseen event past the states.
+        self._head = EMPTY_HEAD
         self.sync()
 
     @property
@@ -91,6 +119,7 @@ class Market:
                 self.dao.sync()
             for ev in self.ledger.read(self.state.last_seq + 1):
                 self.state.apply(ev)
+                self._head = Head(ev.seq + 1, ev.hash, ev.time)
 
     def reload(self) -> None:
         """Rebuild the states from the whole ledger."""
@@ -98,6 +127,7 @@ class Market:
             if self.dao is not None and hasattr(self.dao, "reload"):
                 self.dao.reload()
             self.state = MarketState()
+            self._head = EMPTY_HEAD
             self.sync()
 
     def _signer(self) -> PrivateKey:
@@ -134,19 +164,20 @@ class Market:
                 if self._batch:
                     last = self._batch[-1]
                     head = Head(last.seq + 1, last.hash, last.time)
-                ev = self._build(type_, payload, now_ms, head)
+                ev = self._build(type_, payload, now_ms, head or self._head)
                 self._commit(ev, self._prepare(ev))
                 self._batch.append(ev)
                 return ev
             for _ in range(5):
                 self.sync()
-                ev = self._build(type_, payload, now_ms, None)
+                ev = self._build(type_, payload, now_ms, self._head)
                 commit = self._prepare(ev)
                 try:
                     self.ledger.append(ev)
                 except AppendConflictError:
                     continue
                 self._commit(ev, commit)
+                self._head = Head(ev.seq + 1, ev.hash, ev.time)
                 return ev
             raise AppendConflictError("lost the race for the ledger head five times")
 
@@ -155,7 +186,7 @@ class Market:
         document costs no rebuild)."""
         with self._lock:
             self.sync()
-            self.state.check(self._build(type_, payload, now_ms, None))
+            self.state.check(self._build(type_, payload, now_ms, self._head))
 
     @contextmanager
     def _atomic(self) -> Iterator[list[Event]]:
@@ -170,6 +201,8 @@ class Market:
                 yield self._batch
                 if self._batch:
                     self.ledger.append_many(self._batch)
+                    last = self._batch[-1]
+                    self._head = Head(last.seq + 1, last.hash, last.time)
             except BaseException:
                 self._batch = None
                 self.reload()
@@ -217,6 +250,7 @@ class Market:
             now_ms,
         )
 
+    @_retrying
     def register_provider(self, doc: Mapping[str, Any], now_ms: int) -> str:
         """Record a signed ``registration``; returns the provider DID. The bond is held in
         escrow from this moment (a DAO bond escrow when connected)."""
@@ -233,6 +267,7 @@ class Market:
             self._record("market.provider.registered", payload, now_ms)
         return did
 
+    @_retrying
     def set_status(
         self, provider: str, status: str, reason: str, now_ms: int, *, proposal: int = 0
     ) -> list[Pending]:
@@ -314,6 +349,7 @@ class Market:
             raise NotFoundInMarketError(f"no request for bids {rfb_id}")
         return plan_award(self.state, rfb_id, self.mandate, now_ms)
 
+    @_retrying
     def award(self, rfb_id: str, now_ms: int) -> tuple[AwardPlan, list[Contract]]:
         """Score and allocate the bids of ``rfb_id`` and record the award with its
         breakdown; returns the plan and the contracts it created (state ``awarded``).
@@ -347,6 +383,7 @@ class Market:
         self._record("market.contract.signed", {"doc": dict(doc)}, now_ms)
         return self.state.contracts[str(doc["contract"])]
 
+    @_retrying
     def approve_contract(self, contract_id: str, now_ms: int, *, proposal: int = 0) -> Contract:
         """Sign for the DAO: within the mandate (after the veto window for an optimistic
         award, executing its DAO motion when connected), or citing a passed proposal."""
@@ -458,6 +495,7 @@ class Market:
         return self.state.disputes[dispute_id]
 
     # -- money (see also plaza.market.settle) -------------------------------------------
+    @_retrying
     def settle(self, epoch: int, now_ms: int) -> SettlementResult:
         """Invoice every unsettled epoch up to ``epoch``, apply penalties, and pay what
         is owed from escrow (pro rata when short). One atomic run of events."""
@@ -470,6 +508,7 @@ class Market:
             self, provider, slash=slash, reason=reason, now_ms=now_ms, pending=pending
         )
 
+    @_retrying
     def fund_escrow(self, amount: int, now_ms: int, memo: str = "") -> None:
         """Move ``amount`` from the DAO treasury into the market's escrow account, as a
         ``settlement.pay`` spend the mandate must allow (its budget is charged here)."""
