@@ -153,7 +153,7 @@ def market(
     """
     import os
 
-    from plaza.cli.market import _market
+    from plaza.cli.market_support import local_market as _market
     from plaza.market.api import MarketSettings
     from plaza.market.api import create_app as create_market
 

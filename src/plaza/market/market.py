@@ -37,7 +37,7 @@ from plaza.market import settle as _settle
 from plaza.market.award import AwardPlan, plan_award, term_cost
 from plaza.market.bids import Bid, bid_id
 from plaza.market.contracts import Contract
-from plaza.market.dao_port import ESCROW_MARKET, DaoPort, bond_escrow_id, escrow_action
+from plaza.market.dao_port import DaoPort, bond_escrow_id, escrow_action
 from plaza.market.disputes import Dispute
 from plaza.market.errors import (
     MandateDeniedError,
@@ -45,7 +45,7 @@ from plaza.market.errors import (
     NotApprovedError,
     NotFoundInMarketError,
 )
-from plaza.market.journal import MARKET_ESCROW, TREASURY, bond_escrow, bond_liability, payable
+from plaza.market.journal import MARKET_ESCROW, payable
 from plaza.market.params import MarketParams
 from plaza.market.rfb import Rfb
 from plaza.market.settle import Pending, SettlementResult
@@ -512,60 +512,7 @@ class Market:
     def fund_escrow(self, amount: int, now_ms: int, memo: str = "") -> None:
         """Move ``amount`` from the DAO treasury into the market's escrow account, as a
         ``settlement.pay`` spend the mandate must allow (its budget is charged here)."""
-        reason = memo or "fund the market escrow"
-        with self._atomic():
-            if self.dao is not None and not self.dao.has_escrow(ESCROW_MARKET):
-                self._act(
-                    escrow_action(
-                        "escrow.open",
-                        ESCROW_MARKET,
-                        kind="payment",
-                        party=self.operator_did,
-                        category="infrastructure",
-                    ),
-                    "the market's settlement escrow",
-                    now_ms,
-                )
-            self._act(
-                Action(
-                    kind="settlement.pay",
-                    params={"escrow": ESCROW_MARKET},
-                    amount=amount,
-                    category="infrastructure",
-                ),
-                reason,
-                now_ms,
-            )
-            self._record(
-                "market.escrow.funded",
-                {
-                    "amount": amount,
-                    "memo": memo,
-                    "postings": [[MARKET_ESCROW, amount], [TREASURY, -amount]],
-                },
-                now_ms,
-            )
-
-    def _bond_move(
-        self, provider: str, amount: int, forfeit: bool, reason: str, now_ms: int
-    ) -> None:
-        eid = bond_escrow_id(provider)
-        if forfeit:
-            self._act(escrow_action("escrow.forfeit", eid, amount=amount), reason, now_ms)
-            postings = [
-                [bond_liability(provider), amount],
-                ["Income:Forfeits", -amount],
-                [TREASURY, amount],
-                [bond_escrow(provider), -amount],
-            ]
-        else:
-            self._act(escrow_action("escrow.release", eid, amount=amount), reason, now_ms)
-            postings = [[bond_liability(provider), amount], [bond_escrow(provider), -amount]]
-        self._record(
-            "market.bond.slashed" if forfeit else "market.bond.released",
-            {"provider": provider, "amount": amount, "reason": reason, "postings": postings},
-            now_ms,
-        )
+        _settle.fund_escrow(self, amount, now_ms, memo)
 
 
 def _verdict_reason(verdict: Any) -> str:

@@ -1,9 +1,10 @@
-"""Settling epochs: invoices, the epoch close, penalties, offboarding, and payments.
+"""Money commands: funding escrow, bonds, and settling epochs (invoices, the epoch
+close, penalties, offboarding, payments).
 
-This is the half of :class:`~plaza.market.market.Market` that runs at the end of an
-epoch (see :mod:`plaza.market.settlement` for the formulas and
-:mod:`plaza.market.penalties` for the ladder). :meth:`SettlementMixin.settle` writes one
-atomic run of events: for every unsettled epoch up to the one asked, an invoice per
+The functions here take the :class:`~plaza.market.market.Market` they act for, which
+delegates to them (see :mod:`plaza.market.settlement` for the formulas and
+:mod:`plaza.market.penalties` for the ladder). :func:`settle` writes one atomic run of
+events: for every unsettled epoch up to the one asked, an invoice per
 contract that ran in it, the ``market.epoch.settled`` close with its failed and clean
 providers, the status changes penalties call for (each through the mandate guard;
 what the guard does not allow is returned as *pending*), and then the payments of
@@ -17,9 +18,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from plaza.dao import Action, Allow
-from plaza.market.dao_port import ESCROW_MARKET, escrow_action
+from plaza.market.dao_port import ESCROW_MARKET, bond_escrow_id, escrow_action
 from plaza.market.errors import EpochOpenError
-from plaza.market.journal import MARKET_ESCROW, payable
+from plaza.market.journal import (
+    FORFEITS,
+    MARKET_ESCROW,
+    TREASURY,
+    bond_escrow,
+    bond_liability,
+    payable,
+)
 from plaza.market.penalties import decide
 from plaza.market.settlement import Invoice, pro_rata
 from plaza.market.state import Need
@@ -180,7 +188,9 @@ def offboard(
     if slash:
         verdict = m.guard(escrow_action("escrow.forfeit", "x", amount=slash), now_ms)
         if isinstance(verdict, Allow):
-            m._bond_move(provider, slash, True, f"bond forfeited: {reason}", now_ms)
+            bond_move(
+                m, provider, slash, forfeit=True, reason=f"bond forfeited: {reason}", now_ms=now_ms
+            )
         else:
             from plaza.market.market import _verdict_reason
 
@@ -190,7 +200,9 @@ def offboard(
             keep = slash
     rest = m.state.providers[provider].bond - keep
     if rest > 0:
-        m._bond_move(provider, rest, False, "bond returned on offboarding", now_ms)
+        bond_move(
+            m, provider, rest, forfeit=False, reason="bond returned on offboarding", now_ms=now_ms
+        )
     if not running:
         return None
     return m._need(
@@ -249,3 +261,59 @@ def _pay(m: Market, now_ms: int, result: SettlementResult) -> None:
                 now_ms=now_ms,
             )
         )
+
+
+def fund_escrow(m: Market, amount: int, now_ms: int, memo: str) -> None:
+    """See :meth:`Market.fund_escrow`: open the DAO's ``market`` payment escrow once,
+    move the amount in as a ``settlement.pay`` spend, and record the funding."""
+    reason = memo or "fund the market escrow"
+    with m._atomic():
+        if m.dao is not None and not m.dao.has_escrow(ESCROW_MARKET):
+            opening = escrow_action(
+                "escrow.open",
+                ESCROW_MARKET,
+                kind="payment",
+                party=m.operator_did,
+                category="infrastructure",
+            )
+            m._act(opening, "the market's settlement escrow", now_ms)
+        spend = Action(
+            kind="settlement.pay",
+            params={"escrow": ESCROW_MARKET},
+            amount=amount,
+            category="infrastructure",
+        )
+        m._act(spend, reason, now_ms)
+        m._record(
+            "market.escrow.funded",
+            {
+                "amount": amount,
+                "memo": memo,
+                "postings": [[MARKET_ESCROW, amount], [TREASURY, -amount]],
+            },
+            now_ms,
+        )
+
+
+def bond_move(
+    m: Market, provider: str, amount: int, *, forfeit: bool, reason: str, now_ms: int
+) -> None:
+    """Forfeit (to the DAO) or return ``amount`` of a provider's bond: the DAO escrow
+    action and the market event, in the caller's atomic run."""
+    eid = bond_escrow_id(provider)
+    if forfeit:
+        m._act(escrow_action("escrow.forfeit", eid, amount=amount), reason, now_ms)
+        postings = [
+            [bond_liability(provider), amount],
+            [FORFEITS, -amount],
+            [TREASURY, amount],
+            [bond_escrow(provider), -amount],
+        ]
+    else:
+        m._act(escrow_action("escrow.release", eid, amount=amount), reason, now_ms)
+        postings = [[bond_liability(provider), amount], [bond_escrow(provider), -amount]]
+    m._record(
+        "market.bond.slashed" if forfeit else "market.bond.released",
+        {"provider": provider, "amount": amount, "reason": reason, "postings": postings},
+        now_ms,
+    )

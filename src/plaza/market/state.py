@@ -12,9 +12,10 @@ a :class:`~plaza.market.errors.MarketRejectedError` (an ``EventRejectedError``) 
 match, so a ledger can only pay what the contract, the verified usage and the probe
 quorum support.
 
-Handlers live in two modules: this one (registry, requests, bids, awards, contracts,
-usage, probes) and :mod:`plaza.market.state_money` (invoices, settlement, payments,
-escrow, bonds, disputes, needs).
+Handlers live in three modules: this one (registry, requests, bids, awards),
+:mod:`plaza.market.state_evidence` (contract signatures, usage, observations, probes)
+and :mod:`plaza.market.state_money` (invoices, settlement, payments, escrow, bonds,
+disputes, needs).
 """
 
 from __future__ import annotations
@@ -31,11 +32,9 @@ from plaza.market.bids import Bid, validate_bid
 from plaza.market.contracts import Contract
 from plaza.market.disputes import Dispute
 from plaza.market.errors import (
-    BadSignatureError,
     ClosedError,
     MarketInputError,
     MarketRejectedError,
-    NotApprovedError,
     NotFoundInMarketError,
     NotIndependentError,
     NotOperatorError,
@@ -44,9 +43,9 @@ from plaza.market.errors import (
     UnknownProviderError,
 )
 from plaza.market.journal import Journal, JournalEntry, bond_escrow, bond_liability, postings_of
-from plaza.market.metering import UsageReport, parse_usage
+from plaza.market.metering import UsageReport
 from plaza.market.params import MarketParams
-from plaza.market.probes import ProbeBook, parse_probe_report
+from plaza.market.probes import ProbeBook
 from plaza.market.registry import (
     BIDDABLE,
     Provider,
@@ -56,7 +55,7 @@ from plaza.market.registry import (
 )
 from plaza.market.rfb import Rfb, parse_rfb
 from plaza.market.settlement import Invoice
-from plaza.market.signed import check_doc, doc_digest, verify_doc
+from plaza.market.signed import doc_digest, verify_doc
 
 Commit = Callable[[], None]
 
@@ -129,15 +128,10 @@ class MarketState:
             "market.rfb.created": self._rfb,
             "market.bid.submitted": self._bid,
             "market.award.made": self._award,
-            "market.contract.signed": self._signed,
-            "market.contract.approved": self._approved,
-            "market.contract.ended": self._ended,
-            "market.usage.reported": self._usage,
-            "market.observation.reported": self._observation,
-            "market.probes.reported": self._probes,
         }
-        from plaza.market import state_money
+        from plaza.market import state_evidence, state_money
 
+        self._handlers.update(state_evidence.handlers(self))
         self._handlers.update(state_money.handlers(self))
 
     # -- the projection protocol -------------------------------------------------------
@@ -213,7 +207,8 @@ class MarketState:
         if (signer, doc_type, nonce) in self.seen_nonces or doc_digest(doc) in self.seen_digests:
             raise ReplayError(f"this {doc_type} document from {signer} was already accepted")
 
-    def _remember(self, signer: str, doc_type: str, nonce: str, doc: Mapping[str, Any]) -> None:
+    def remember(self, signer: str, doc_type: str, nonce: str, doc: Mapping[str, Any]) -> None:
+        """Note an accepted signed document, so :meth:`check_fresh` refuses it again."""
         self.seen_nonces.add((signer, doc_type, nonce))
         self.seen_digests.add(doc_digest(doc))
 
@@ -318,7 +313,7 @@ class MarketState:
         def commit() -> None:
             post()
             self.providers[reg.did] = provider
-            self._remember(reg.did, "registration", reg.nonce, doc)
+            self.remember(reg.did, "registration", reg.nonce, doc)
 
         return commit
 
@@ -376,7 +371,7 @@ class MarketState:
             self.bids_of.setdefault(bid.provider, []).append(bid.id)
             rfb = self.rfbs[bid.rfb]
             self.rfbs[bid.rfb] = replace(rfb, bids=(*rfb.bids, bid.id))
-            self._remember(bid.provider, "bid", bid.nonce, doc)
+            self.remember(bid.provider, "bid", bid.nonce, doc)
 
         return commit
 
@@ -461,133 +456,6 @@ class MarketState:
                 self.contracts_of.setdefault(c.provider, []).append(c.id)
             self.commitments.extend(costs)
             self.awards[rfb_id] = dict(p)
-
-        return commit
-
-    def _contract(self, payload: Mapping[str, Any], what: str) -> Contract:
-        cid = f.id_field(payload, "contract", what)
-        c = self.contracts.get(cid)
-        if c is None:
-            raise NotFoundInMarketError(f"no contract {cid}")
-        return c
-
-    def _signed(self, ev: Event) -> Commit:
-        doc = f.req(ev.payload, "doc", "market.contract.signed")
-        signer, nonce = check_doc(doc, "terms")
-        c = self._contract(doc, "terms")
-        if signer != c.provider:
-            raise BadSignatureError(f"{c.id} must be signed by its provider {c.provider}")
-        verify_doc(doc, self.providers[signer].key, "terms")
-        self.check_fresh(signer, "terms", nonce, doc)
-        if doc.get("terms_digest") != c.terms_digest():
-            raise BadSignatureError(f"the signed terms do not match {c.id}'s terms")
-        if c.status != "awarded" or c.provider_signed:
-            raise ClosedError(f"{c.id} is {c.status} and already signed by its provider")
-
-        def commit() -> None:
-            self._remember(signer, "terms", nonce, doc)
-            done = self.contracts[c.id].with_(provider_signed=True)
-            if done.approval:
-                done = done.with_(status="active")
-            self.contracts[c.id] = done
-
-        return commit
-
-    def _approved(self, ev: Event) -> Commit:
-        p = ev.payload
-        c = self._contract(p, "market.contract.approved")
-        by = f.str_field(p, "by", "market.contract.approved", max_len=16)
-        if c.status != "awarded" or c.approval:
-            raise ClosedError(f"{c.id} is already approved")
-        if by == "mandate":
-            if c.verdict == "vote":
-                raise NotApprovedError(f"{c.id} needs a passed {c.proposal_type} proposal")
-            if c.verdict == "optimistic" and ev.time < c.awarded_ms + c.window_s * 1000:
-                raise NotApprovedError(
-                    f"{c.id}'s veto window runs until {c.awarded_ms + c.window_s * 1000}"
-                )
-            approval = "mandate"
-        elif by == "proposal":
-            proposal = f.int_field(p, "proposal", "market.contract.approved", lo=0)
-            approval = f"proposal:{proposal}"
-        else:
-            raise MarketInputError("approval is by 'mandate' or by 'proposal'")
-
-        def commit() -> None:
-            done = self.contracts[c.id].with_(approval=approval)
-            if done.provider_signed:
-                done = done.with_(status="active")
-            self.contracts[c.id] = done
-
-        return commit
-
-    def _ended(self, ev: Event) -> Commit:
-        p = ev.payload
-        c = self._contract(p, "market.contract.ended")
-        reason = f.str_field(p, "reason", "market.contract.ended", max_len=1000)
-        if c.status == "ended":
-            raise ClosedError(f"{c.id} has already ended")
-
-        def commit() -> None:
-            self.contracts[c.id] = c.with_(status="ended", ended_ms=ev.time, end_reason=reason)
-
-        return commit
-
-    def _usage(self, ev: Event) -> Commit:
-        return self._report(ev, "usage")
-
-    def _observation(self, ev: Event) -> Commit:
-        return self._report(ev, "observation")
-
-    def _report(self, ev: Event, doc_type: str) -> Commit:
-        doc = f.req(ev.payload, "doc", f"market.{doc_type}.reported")
-        rep = parse_usage(doc, doc_type)
-        c = self.contracts.get(rep.contract)
-        if c is None:
-            raise NotFoundInMarketError(f"no contract {rep.contract}")
-        signer = self.providers.get(rep.signer)
-        if signer is None:
-            raise UnknownProviderError(f"{rep.signer} is not registered")
-        verify_doc(doc, signer.key, doc_type)
-        self.check_fresh(rep.signer, doc_type, rep.nonce, doc)
-        key = (c.id, rep.epoch)
-        if doc_type == "usage":
-            if rep.signer != c.provider:
-                raise BadSignatureError(f"usage for {c.id} must come from {c.provider}")
-            if key in self.usage:
-                raise ReplayError(f"usage for {c.id} in epoch {rep.epoch} was already reported")
-        else:
-            if rep.signer == c.provider:
-                raise NotIndependentError("a provider cannot observe its own contract")
-            if "prober" not in signer.services:
-                raise NotIndependentError(f"{rep.signer} is not a registered observer (prober)")
-            if rep.signer in self.observations.get(key, {}):
-                raise ReplayError(f"{rep.signer} already observed {c.id} in epoch {rep.epoch}")
-        if rep.epoch in self.settled_epochs:
-            raise ClosedError(f"epoch {rep.epoch} is already settled")
-        if ev.time < self.params.epoch_end(rep.epoch):
-            raise ClosedError(f"epoch {rep.epoch} is not over yet")
-        lo, hi = c.span(self.params.epoch_start(rep.epoch), self.params.epoch_end(rep.epoch))
-        if lo >= hi:
-            raise ClosedError(f"{c.id} did not run in epoch {rep.epoch}")
-
-        def commit() -> None:
-            self._remember(rep.signer, doc_type, rep.nonce, doc)
-            if doc_type == "usage":
-                self.usage[key] = rep
-            else:
-                self.observations.setdefault(key, {})[rep.signer] = rep
-
-        return commit
-
-    def _probes(self, ev: Event) -> Commit:
-        doc = f.req(ev.payload, "doc", "market.probes.reported")
-        report = parse_probe_report(doc)
-        self.probes.check(self, report, doc, ev.time)
-
-        def commit() -> None:
-            self._remember(report.prober, "probe", report.nonce, doc)
-            self.probes.apply(report)
 
         return commit
 

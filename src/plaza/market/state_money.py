@@ -350,7 +350,7 @@ def handlers(state: MarketState) -> dict[str, Callable[[Event], Commit]]:
         dispute = Dispute(did, iid, provider, claim, reason, evidence, ev.time, proposal)
 
         def commit() -> None:
-            state._remember(provider, "dispute", nonce, doc)
+            state.remember(provider, "dispute", nonce, doc)
             state.disputes[did] = dispute
 
         return commit

@@ -1,0 +1,146 @@
+"""Shared pieces of ``plaza market``: option types, the local market, value parsers."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from plaza.cli.dao import _keystore, _now, _pairs
+from plaza.cli.ledger import resolve_db
+from plaza.errors import InvalidInputError
+
+As = Annotated[str, typer.Option("--as", envvar="PLAZA_AS", help="Keystore identity that signs.")]
+Operator = Annotated[
+    str,
+    typer.Option(
+        "--operator", envvar="PLAZA_MARKET_OPERATOR", help="Keystore identity of the operator."
+    ),
+]
+At = Annotated[
+    str | None,
+    typer.Option("--at", envvar="PLAZA_AT", help="Act at this time: ISO 8601, Unix ms, or +7d."),
+]
+Url = Annotated[
+    str | None,
+    typer.Option("--url", envvar="PLAZA_MARKET_URL", help="Post to this market's HTTP API."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+MandateFile = Annotated[
+    Path | None,
+    typer.Option("--mandate", help="Mandate TOML for a market without a DAO (default: Plaza's)."),
+]
+
+
+MANDATE_FILE = "market-mandate.toml"
+"""Where a market without a DAO keeps the mandate ``open --mandate`` gave it."""
+
+
+def local_market(
+    data_dir: Path, db: str | None, operator: str | None, mandate: Path | None = None
+) -> Any:
+    """The market on the local ledger, under its DAO if the ledger holds one."""
+    from plaza.dao.mandate import default_mandate, load_mandate
+    from plaza.dao.service import Dao
+    from plaza.ledger import Ledger, SqlEventStore
+    from plaza.market import Market
+    from plaza.market.dao_port import DaoLink
+
+    store = SqlEventStore.open(resolve_db(data_dir, db))
+    signer = _keystore(data_dir).get(operator) if operator else None
+    did = signer.did if signer else "did:web:reader.invalid"
+    key = signer.key if signer else None
+    dao = Dao(store)
+    if dao.state.initialized:
+        return Market(dao.ledger, operator_did=did, operator_key=key, dao=DaoLink(dao, signer))
+    kept = data_dir / MANDATE_FILE
+    if mandate is None and kept.exists():
+        mandate = kept
+    m = load_mandate(mandate) if mandate else default_mandate()
+    return Market(Ledger(store), operator_did=did, operator_key=key, mandate=m)
+
+
+def parse_amount(text: str) -> int:
+    """``"12.50"`` -> 1250 (two decimals)."""
+    try:
+        value = Decimal(text) * 100
+    except InvalidOperation as exc:
+        raise InvalidInputError(f"{text!r} is not an amount") from exc
+    if value != value.to_integral_value() or value < 0:
+        raise InvalidInputError(f"{text!r} has more than 2 decimals or is negative")
+    return int(value)
+
+
+def parse_prices(text: str) -> dict[str, int]:
+    """``account=0.02,gb_hour=0.001`` (currency units per unit) -> price-scale integers."""
+    from plaza.market import PRICE_SCALE
+
+    out: dict[str, int] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            scaled = Decimal(value) * 100 * PRICE_SCALE
+        except InvalidOperation as exc:
+            raise InvalidInputError(f"price {part!r}: expected unit=amount") from exc
+        if not sep or scaled != scaled.to_integral_value() or scaled < 0:
+            raise InvalidInputError(f"price {part!r}: expected unit=amount, at most 8 decimals")
+        out[name.strip()] = int(scaled)
+    return out
+
+
+def parse_sla(text: str | None) -> dict[str, int]:
+    if not text:
+        return {}
+    raw = _pairs(text)
+    names = {"availability": "availability_ppm", "latency": "latency_p95_ms",
+             "durability": "durability_ppm"}  # fmt: skip
+    unknown = set(raw) - set(names)
+    if unknown:
+        raise InvalidInputError(f"--sla takes {', '.join(names)}; not {', '.join(unknown)}")
+    return {names[k]: v for k, v in raw.items()}
+
+
+def parse_seconds(text: str) -> int:
+    from plaza.dao.mandate import parse_duration
+
+    try:
+        return parse_duration(text if not text.isdigit() else int(text))
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from exc
+
+
+def submit(
+    kind: str, doc: dict[str, Any], *, url: str | None, data_dir: Path, db: str | None,
+    operator: str | None, at: str | None, path: str = "",
+) -> dict[str, Any]:  # fmt: skip
+    """Post a signed document to ``url``, or record it locally as ``operator``."""
+    if url:
+        import httpx
+
+        from plaza.atproto import datamodel
+        from plaza.market.errors import MarketRejectedError
+
+        r = httpx.post(f"{url.rstrip('/')}{path}", json=datamodel.to_json(doc), timeout=30)
+        body: dict[str, Any] = r.json() if r.content else {}
+        if r.status_code != 200:
+            raise MarketRejectedError(
+                body.get("message", r.text), code=body.get("error"), status=r.status_code
+            )
+        return body
+    if not operator:
+        raise InvalidInputError("give --url to post to a market, or --operator to record locally")
+    m = local_market(data_dir, db, operator)
+    now = _now(at)
+    result = getattr(m, kind)(doc, now)
+    return result.to_json() if hasattr(result, "to_json") else {"result": result}
+
+
+def signer_of(data_dir: Path, who: str) -> Any:
+    return _keystore(data_dir).get(who)
+
+
+def emit(value: Any, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str) if as_json else text)
