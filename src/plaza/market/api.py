@@ -38,6 +38,7 @@ from plaza.ledger import EventStore, Ledger, MemoryEventStore, SqlEventStore
 from plaza.market.books import to_beancount
 from plaza.market.errors import MarketError, MarketInputError, NotFoundInMarketError
 from plaza.market.market import Market
+from plaza.market.state_money import outstanding
 
 DOC_BODY = Body(..., description="A signed document in atproto JSON (sig as {'$bytes': ...})")
 
@@ -376,8 +377,6 @@ def create_app(settings: MarketSettings, market: Market | None = None) -> FastAP
 
 
 def _invoice_json(m: Market, iid: str) -> dict[str, Any]:
-    from plaza.market.state_money import outstanding
-
     out = m.state.invoices[iid].to_map()
     out["paid"] = m.state.invoice_paid.get(iid, 0)
     out["extra"] = m.state.invoice_extra.get(iid, 0)

@@ -31,6 +31,7 @@ from plaza.market.errors import (
     BondTooSmallError,
     ClosedError,
     ExpiredError,
+    MarketInputError,
     NotFoundInMarketError,
     OverMaxPriceError,
     ProviderNotEligibleError,
@@ -99,8 +100,6 @@ def validate_bid(state: MarketState, doc: Any, now_ms: int) -> Bid:
         "expires_ms",
     }  # fmt: skip
     if extra:
-        from plaza.market.errors import MarketInputError
-
         raise MarketInputError(f"bid has unknown fields {sorted(extra)}")
 
     provider = state.providers.get(provider_did)

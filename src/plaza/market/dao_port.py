@@ -39,14 +39,14 @@ from plaza.dao.records import Motion
 from plaza.dao.service import Dao
 from plaza.dao.state import DaoState
 from plaza.ledger.keystore import Signer
+from plaza.market.errors import MarketInputError
+from plaza.market.journal import party_id
 
 ESCROW_MARKET = "market"
 
 
 def bond_escrow_id(party: str) -> str:
     """The DAO escrow id of a provider's bond (matches :func:`journal.bond_escrow`)."""
-    from plaza.market.journal import party_id
-
     return f"bond-{party_id(party)}"
 
 
@@ -139,8 +139,6 @@ class DaoLink:
         self, dispute_id: str, doc: Mapping[str, Any], operator: str, now_ms: int
     ) -> int:
         if self.agent is None:
-            from plaza.market.errors import MarketInputError
-
             raise MarketInputError("a read-only DAO link cannot file proposals")
         claim = {
             "dispute": dispute_id,

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 from plaza.atproto.crypto import PrivateKey
-from plaza.dao import Action, Allow, Deny, GuardState, Mandate, NeedsVote, Spend, check
+from plaza.dao import Action, Allow, GuardState, Mandate, Spend, check
 from plaza.dao.mandate import Verdict
 from plaza.ledger import EMPTY_HEAD, AppendConflictError, Event, Head, Ledger
 from plaza.market import settle as _settle
@@ -40,7 +40,6 @@ from plaza.market.contracts import Contract
 from plaza.market.dao_port import DaoPort, bond_escrow_id, escrow_action
 from plaza.market.disputes import Dispute
 from plaza.market.errors import (
-    MandateDeniedError,
     MarketInputError,
     NotApprovedError,
     NotFoundInMarketError,
@@ -231,7 +230,7 @@ class Market:
         again), else only the guard's check. Raises unless the guard allows it."""
         verdict = self.guard(action, now_ms)
         if not isinstance(verdict, Allow):
-            raise _not_allowed(action.kind, verdict)
+            raise _settle.not_allowed(action.kind, verdict)
         if self.dao is not None:
             self._record(
                 "dao.action.executed", {"action": action.to_map(), "reason": reason}, now_ms
@@ -279,7 +278,7 @@ class Market:
             kind = "provider.suspend" if status == "suspended" else "provider.offboard"
             verdict = self.guard(Action(kind=kind, provider=provider), now_ms)
             if not isinstance(verdict, Allow):
-                raise _not_allowed(kind, verdict)
+                raise _settle.not_allowed(kind, verdict)
         if proposal:
             self._require_passed(proposal, now_ms)
             reason = f"{reason} (proposal {proposal})"
@@ -331,7 +330,7 @@ class Market:
         mandate allows ``rfb.create``."""
         verdict = self.guard(Action(kind="rfb.create"), now_ms)
         if not isinstance(verdict, Allow):
-            raise _not_allowed("rfb.create", verdict)
+            raise _settle.not_allowed("rfb.create", verdict)
         self.sync()
         rid = f"rfb-{len(self.state.rfbs) + 1}"
         self._record("market.rfb.created", {**dict(spec), "id": rid}, now_ms)
@@ -513,19 +512,3 @@ class Market:
         """Move ``amount`` from the DAO treasury into the market's escrow account, as a
         ``settlement.pay`` spend the mandate must allow (its budget is charged here)."""
         _settle.fund_escrow(self, amount, now_ms, memo)
-
-
-def _verdict_reason(verdict: Any) -> str:
-    if isinstance(verdict, Deny):
-        return f"{verdict.code}: {verdict.reason}"
-    if isinstance(verdict, NeedsVote):
-        return verdict.reason
-    return f"{verdict.verdict} (window {getattr(verdict, 'window_s', 0)} s)"
-
-
-def _not_allowed(kind: str, verdict: Any) -> MandateDeniedError | NotApprovedError:
-    if isinstance(verdict, Deny):
-        return MandateDeniedError(f"the mandate denies {kind}: {verdict.reason}")
-    return NotApprovedError(
-        f"the mandate does not let the agent {kind} alone: {_verdict_reason(verdict)}"
-    )

@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from plaza.dao import Action, Allow
+from plaza.dao import Action, Allow, Deny, NeedsVote
 from plaza.market.dao_port import ESCROW_MARKET, bond_escrow_id, escrow_action
-from plaza.market.errors import EpochOpenError
+from plaza.market.errors import EpochOpenError, MandateDeniedError, NotApprovedError
 from plaza.market.journal import (
     FORFEITS,
     MARKET_ESCROW,
@@ -98,9 +98,7 @@ def try_act(
     """Carry out ``action`` if the guard allows it now; else note it as pending."""
     verdict = m.guard(action, now_ms)
     if not isinstance(verdict, Allow):
-        from plaza.market.market import _verdict_reason
-
-        pending.append(Pending(action.kind, subject, verdict.verdict, _verdict_reason(verdict)))
+        pending.append(Pending(action.kind, subject, verdict.verdict, verdict_reason(verdict)))
         return False
     m._act(action, reason, now_ms)
     return True
@@ -192,10 +190,8 @@ def offboard(
                 m, provider, slash, forfeit=True, reason=f"bond forfeited: {reason}", now_ms=now_ms
             )
         else:
-            from plaza.market.market import _verdict_reason
-
             pending.append(
-                Pending("escrow.forfeit", provider, verdict.verdict, _verdict_reason(verdict))
+                Pending("escrow.forfeit", provider, verdict.verdict, verdict_reason(verdict))
             )
             keep = slash
     rest = m.state.providers[provider].bond - keep
@@ -316,4 +312,20 @@ def bond_move(
         "market.bond.slashed" if forfeit else "market.bond.released",
         {"provider": provider, "amount": amount, "reason": reason, "postings": postings},
         now_ms,
+    )
+
+
+def verdict_reason(verdict: Any) -> str:
+    if isinstance(verdict, Deny):
+        return f"{verdict.code}: {verdict.reason}"
+    if isinstance(verdict, NeedsVote):
+        return verdict.reason
+    return f"{verdict.verdict} (window {getattr(verdict, 'window_s', 0)} s)"
+
+
+def not_allowed(kind: str, verdict: Any) -> MandateDeniedError | NotApprovedError:
+    if isinstance(verdict, Deny):
+        return MandateDeniedError(f"the mandate denies {kind}: {verdict.reason}")
+    return NotApprovedError(
+        f"the mandate does not let the agent {kind} alone: {verdict_reason(verdict)}"
     )

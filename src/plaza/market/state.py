@@ -28,10 +28,12 @@ from typing import Any
 
 from plaza.ledger.event import Event
 from plaza.market import _fields as f
+from plaza.market.award import term_cost
 from plaza.market.bids import Bid, validate_bid
 from plaza.market.contracts import Contract
 from plaza.market.disputes import Dispute
 from plaza.market.errors import (
+    BondTooSmallError,
     ClosedError,
     MarketInputError,
     MarketRejectedError,
@@ -359,8 +361,6 @@ class MarketState:
         bid = validate_bid(self, doc, ev.time)
         free = self.free_bond(bid.provider)
         if bid.bond > free:
-            from plaza.market.errors import BondTooSmallError
-
             raise BondTooSmallError(
                 f"the bid pledges a bond of {bid.bond}, but only {free} of the provider's "
                 "escrowed bond is free"
@@ -442,8 +442,6 @@ class MarketState:
             raise MarketInputError("an award must account for every bid of the request")
         if total > rfb.quantity:
             raise MarketInputError(f"the award allocates {total} of {rfb.quantity} accounts")
-        from plaza.market.award import term_cost
-
         costs = [
             (ev.time, term_cost(rfb, rfb.bundle_price(c.prices), c.quantity, self.params))
             for c in contracts

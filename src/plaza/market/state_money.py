@@ -35,9 +35,10 @@ from plaza.market.journal import (
 from plaza.market.metering import cross_check
 from plaza.market.settlement import Invoice, compute_invoice
 from plaza.market.signed import verify_doc
+from plaza.market.state import Need
 
 if TYPE_CHECKING:
-    from plaza.market.state import Commit, MarketState, Need
+    from plaza.market.state import Commit, MarketState
 
 
 def invoice_id(contract: str, epoch: int) -> str:
@@ -299,8 +300,6 @@ def handlers(state: MarketState) -> dict[str, Callable[[Event], Commit]]:
         return commit
 
     def need_raised(ev: Event) -> Commit:
-        from plaza.market.state import Need
-
         p = ev.payload
         nid = f.id_field(p, "id", "market.need.raised")
         if nid != f"n-{len(state.needs) + 1}":
@@ -311,7 +310,7 @@ def handlers(state: MarketState) -> dict[str, Callable[[Event], Commit]]:
         contracts = f.req(p, "contracts", "market.need.raised")
         if not isinstance(contracts, list) or any(x not in state.contracts for x in contracts):
             raise MarketInputError("need.contracts must list known contracts")
-        need: Need = Need(
+        need = Need(
             id=nid,
             kind=kind,
             service=f.str_field(p, "service", "market.need.raised", max_len=16),
