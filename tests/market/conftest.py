@@ -13,6 +13,7 @@ import pytest
 
 from plaza.atproto.crypto import PrivateKey
 from plaza.dao import Mandate, parse_mandate
+from plaza.dao.service import Dao
 from plaza.ledger import EventStore, Ledger, MemoryEventStore, SqlEventStore
 from plaza.market import Market, MarketParams, encode_series, sign_doc
 from tests.conftest import _PG_MISSING, PG_URL
@@ -58,6 +59,12 @@ class = "automatic"
 [actions."provider.offboard"]
 class = "vote"
 proposal_type = "contract"
+
+[actions."escrow.open"]
+class = "automatic"
+
+[actions."escrow.deposit"]
+class = "automatic"
 
 [actions."escrow.release"]
 class = "automatic"
@@ -268,6 +275,33 @@ def make_world(store: EventStore, mandate: Mandate | None = None, **params: Any)
     defaults.update(params)
     market.open(MarketParams(**defaults), GENESIS - 6 * HOUR)
     return World(market, operator)
+
+
+def make_dao_world(store: EventStore, **params: Any) -> tuple[Dao, World]:
+    """A DAO founded by three members with 10,000.00 in its treasury and the test mandate,
+    and a market run by its agent on the same ledger."""
+    from plaza.dao.constitution import default_constitution
+    from plaza.ledger.keystore import Signer
+    from plaza.market.dao_port import DaoLink
+
+    operator_key = key_for(200)
+    agent = Signer(operator_key.did_key(), operator_key)
+    members = [Signer(key_for(n).did_key(), key_for(n)) for n in (201, 202, 203)]
+    dao = Dao.init(
+        store,
+        members[0],
+        constitution=default_constitution().model_copy(update={"agents": (agent.did,)}),
+        mandate=market_mandate(),
+        now=GENESIS - 10 * HOUR,
+        cofounders=tuple(members[1:]),
+        opening=1_000_000,
+    )
+    market = Market(dao.ledger, operator_did=agent.did, operator_key=agent.key,
+                    dao=DaoLink(dao, agent))  # fmt: skip
+    defaults: dict[str, Any] = {"genesis_ms": GENESIS, "epoch_s": EPOCH_S, "window_s": WINDOW_S}
+    defaults.update(params)
+    market.open(MarketParams(**defaults), GENESIS - 6 * HOUR)
+    return dao, World(market, Party(agent.did, agent.key))
 
 
 @pytest.fixture

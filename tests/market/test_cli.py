@@ -14,16 +14,7 @@ from plaza.cli import app
 from tests.market.conftest import EPOCH_S, GENESIS, HOUR, TEST_MANDATE
 from tests.market.test_end_to_end import check_books
 
-MANDATE = (
-    TEST_MANDATE
-    + """
-[actions."escrow.open"]
-class = "automatic"
-
-[actions."escrow.deposit"]
-class = "automatic"
-"""
-)
+MANDATE = TEST_MANDATE
 
 
 def run(data: Path, *args: str, ok: bool = True) -> str:

@@ -1,4 +1,5 @@
-"""The issue's end-to-end scenario, on every ledger backend.
+"""The issue's end-to-end scenario, on every ledger backend, run by a market alone and
+by a market under a real DAO (where bonds, escrow and payments are DAO actions).
 
 Three hosting providers (A, B, C) and three probers (P1, P2, P3). A request for 1000
 accounts; A's first bid is unsigned and C's first is over the maximum price, both
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from plaza.dao.beancount import to_beancount as dao_beancount
 from plaza.ledger import MemoryEventStore
 from plaza.market import (
     MarketState,
@@ -25,7 +27,15 @@ from plaza.market import (
 )
 from plaza.market.books import to_beancount
 from plaza.market.journal import MARKET_ESCROW, payable
-from tests.market.conftest import EPOCH_S, GENESIS, HOUR, StoreFactory, World, make_world
+from tests.market.conftest import (
+    EPOCH_S,
+    GENESIS,
+    HOUR,
+    StoreFactory,
+    World,
+    make_dao_world,
+    make_world,
+)
 
 W = EPOCH_S // 60  # windows per epoch
 E0_END = GENESIS + EPOCH_S * 1000
@@ -65,8 +75,14 @@ def build(world: World) -> None:
         world.register(name, 20 + i, services=("prober",), bond=0)
 
 
-def test_end_to_end(store_factory: StoreFactory, tmp_path: Path) -> None:
-    world = make_world(store_factory())
+@pytest.mark.parametrize("mode", ["standalone", "dao"])
+def test_end_to_end(store_factory: StoreFactory, tmp_path: Path, mode: str) -> None:
+    """The scenario on each backend, by a market alone and by a market under a DAO."""
+    dao = None
+    if mode == "dao":
+        dao, world = make_dao_world(store_factory())
+    else:
+        world = make_world(store_factory())
     m = world.market
     build(world)
     m.fund_escrow(5_000, GENESIS - 4 * HOUR, "first funding")
@@ -218,8 +234,17 @@ def test_end_to_end(store_factory: StoreFactory, tmp_path: Path) -> None:
     assert m.state.providers[b].status == "suspended"
     assert "2 epochs in a row" in m.state.providers[b].reason
 
-    # The books balance: bean-check accepts them, balance assertions included.
+    # The books balance: bean-check accepts them, balance assertions included. Under a
+    # DAO the payments are the DAO's: its books hold the escrow and every release.
     check_books(to_beancount(m.state, title="market e2e"), tmp_path)
+    if dao is not None:
+        books = dao.state.books
+        assert books.balance("Expenses:Infrastructure") == 4998 + 5774
+        assert books.balance("Assets:Escrow:Market") == 10_002 - 5774
+        assert books.balance("Assets:Treasury") == 1_000_000 - 15_000
+        check_books(dao_beancount(books, title="Plaza DAO"), tmp_path)
+        kinds = [a.action.kind for a in dao.state.actions]
+        assert kinds.count("escrow.release") == len(r0.payments) + len(r1.payments)
 
     # Replaying the ledger into a fresh state rebuilds exactly the same market.
     replayed = MarketState()
