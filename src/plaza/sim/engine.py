@@ -44,7 +44,6 @@ def run(
     """Simulate ``policy`` on ``trace`` and return its metrics."""
     sc = (scenario or Scenario()).validate()
     pol = make_policy(policy) if isinstance(policy, str) else policy
-    probe = World(trace, sc, (), seed)
     fault_list = parse_faults(
         faults,
         providers=sc.providers,
@@ -53,7 +52,6 @@ def run(
         seed=seed,
     )
     world = World(trace, sc, fault_list, seed)
-    del probe
     pol.setup(world)
     total_steps = trace.steps + world.delay
     values = trace.values
