@@ -7,7 +7,9 @@
 - :mod:`~plaza.atproto.plc.log`: the log rule (updates, forks, the 72-hour recovery
   window), :func:`apply_operation` for directories and :func:`validate_audit_log` for
   auditors;
-- :mod:`~plaza.atproto.plc.document`: ``/{did}/data`` and the W3C DID document.
+- :mod:`~plaza.atproto.plc.document`: ``/{did}/data`` and the W3C DID document;
+- :mod:`~plaza.atproto.plc.proof`: a DID's active chain as an offline proof of the keys
+  its document lists.
 
 The clock is an argument: nothing here reads it.
 """
@@ -64,14 +66,25 @@ from plaza.atproto.plc.operations import (
     unsigned_bytes,
     verify_operation_signature,
 )
+from plaza.atproto.plc.proof import (
+    PLAZA_KEY,
+    ChainProof,
+    PlcProofError,
+    chain_from_value,
+    proof_value,
+    supersedes,
+    verify_chain,
+)
 
 __all__ = [
     "ATPROTO_KEY",
     "ATPROTO_PDS",
     "ATPROTO_PDS_TYPE",
     "MAX_OPERATION_BYTES",
+    "PLAZA_KEY",
     "RECOVERY_WINDOW",
     "AppliedOperation",
+    "ChainProof",
     "LegacyCreate",
     "LogEntry",
     "Operation",
@@ -87,6 +100,7 @@ __all__ = [
     "PlcOrderError",
     "PlcPrevNotFoundError",
     "PlcPrevNullifiedError",
+    "PlcProofError",
     "PlcSignatureError",
     "PlcState",
     "PlcTombstone",
@@ -95,6 +109,7 @@ __all__ = [
     "Service",
     "apply_operation",
     "authority_keys",
+    "chain_from_value",
     "check_new_operation",
     "create_genesis",
     "create_tombstone",
@@ -113,9 +128,12 @@ __all__ = [
     "operation_cid",
     "parse_operation",
     "parse_timestamp",
+    "proof_value",
     "sign_operation",
     "signed_bytes",
+    "supersedes",
     "unsigned_bytes",
     "validate_audit_log",
+    "verify_chain",
     "verify_operation_signature",
 ]
