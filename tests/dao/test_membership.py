@@ -79,22 +79,6 @@ def test_vouching_rules(dao: Dao, world: World) -> None:
         dao.vouch(world.alice, provider.did, T0 + 3)
 
 
-def test_plc_identity_registration(dao: Dao, world: World) -> None:
-    plc = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
-    key = signer("plc-user")
-    dao.register(key, plc, "person", T0 + 1)
-    assert [k.did_key() for k in dao.state.keys_for(plc)] == [key.did_key]
-    with pytest.raises(NotAllowedError, match="already has a key"):
-        dao.register(signer("squatter"), plc, "person", T0 + 2)
-    dao.vouch(world.alice, plc, T0 + 3)
-    dao.vouch(world.bob, plc, T0 + 4)
-    from plaza.ledger.keystore import Signer
-
-    member = Signer(plc, key.key)
-    dao.admit(member, plc, T0 + 5)
-    assert dao.state.is_member(plc)
-
-
 def test_attestations_required(world: World) -> None:
     membership = world.constitution.membership.model_copy(
         update={"attestations_required": 1, "attesters": (world.erin.did,)}

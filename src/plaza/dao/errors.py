@@ -79,6 +79,13 @@ class UnknownEventError(RuleViolationError):
     code = "UnknownEventType"
 
 
+class IdentityProofError(NotAllowedError):
+    """A DID would be bound to a key without proof from the DID's own document."""
+
+    code = "InvalidIdentityProof"
+    status = 403
+
+
 class InvalidPayloadError(RuleViolationError):
     """An event payload is missing a field or has one of the wrong type."""
 

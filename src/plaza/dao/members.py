@@ -17,10 +17,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from plaza.atproto.errors import PlcError
+from plaza.atproto.plc.proof import ChainProof, supersedes
 from plaza.dao.constitution import constitution_from_map
 from plaza.dao.delegation import SCOPES, Delegation, Scope
 from plaza.dao.errors import (
     DuplicateVoteError,
+    IdentityProofError,
     InvalidPayloadError,
     NotAllowedError,
     NotFoundInStateError,
@@ -34,6 +37,7 @@ from plaza.dao.records import Candidate, Member
 from plaza.dao.treasury import OPENING, TREASURY, Books, Entry, Posting
 from plaza.errors import PlazaError
 from plaza.ledger.event import Event
+from plaza.ledger.identity import prove_binding
 
 if TYPE_CHECKING:
     from plaza.dao.state import DaoState
@@ -69,6 +73,7 @@ def genesis(st: DaoState, ev: Event, commit: bool) -> None:
         raise InvalidPayloadError(f"genesis: {exc.message}") from exc
     founders = p.strings("founders", max_items=100)
     keys = p.mapping("keys", default={}) or {}
+    proofs = p.mapping("proofs", default={}) or {}
     opening = p.integer("opening", default=0)
     p.finish()
     if mandate.currency != constitution.currency:
@@ -77,10 +82,16 @@ def genesis(st: DaoState, ev: Event, commit: bool) -> None:
         raise InvalidPayloadError("genesis: founders must be distinct DIDs")
     if ev.author_did not in founders:
         raise NotAllowedError("genesis must be signed by one of its founders")
+    if set(proofs) - set(keys):
+        raise InvalidPayloadError("genesis: proofs are keyed by the DIDs in keys")
     bound: dict[str, list[str]] = {}
+    chains: dict[str, ChainProof] = {}
     for did, key in keys.items():
         if did not in founders or not isinstance(key, str) or not key.startswith("did:key:"):
             raise InvalidPayloadError("genesis: keys maps founder DIDs to did:key strings")
+        chain = _prove(did, key, proofs.get(did), "genesis: ")
+        if chain is not None:
+            chains[did] = chain
         bound[did] = [key]
     for did in founders:
         if did in constitution.agents:
@@ -94,6 +105,7 @@ def genesis(st: DaoState, ev: Event, commit: bool) -> None:
     st.mandate = mandate
     st.mandates.append((ev.seq, mandate))
     st.keys.update(bound)
+    st.proofs.update(chains)
     for did in founders:
         st.members[did] = Member(did, ev.time, "genesis")
         st.roles[did] = "person"
@@ -111,26 +123,45 @@ def genesis(st: DaoState, ev: Event, commit: bool) -> None:
     refresh_legal(st, ev)
 
 
+def _prove(did: str, key: str, proof: object, where: str = "") -> ChainProof | None:
+    try:
+        return prove_binding(did, key, proof)
+    except PlcError as exc:
+        raise IdentityProofError(f"{where}{exc.message}") from exc
+
+
 def identity_registered(st: DaoState, ev: Event, commit: bool) -> None:
+    """Bind ``did`` to the author's key, or (``did`` = author) register a did:key's role.
+
+    A did:plc needs a proof (see :mod:`plaza.ledger.identity`); a DID already bound
+    moves to another key only with a proof newer than the one that bound it, and keeps
+    its role.
+    """
     require_genesis(st)
     p = Payload(ev.payload, ev.type)
     did = p.did("did")
     role = p.choice("role", ROLES)
+    proof = p.mapping("proof", default=None)
     p.finish()
     key = ev.author_did
     if not key.startswith("did:key:"):
         raise NotAllowedError("an identity is registered by its key: the author must be a did:key")
-    if did != key:
-        if did.startswith("did:key:"):
-            raise InvalidPayloadError("a did:key can only register itself")
-        if did in st.keys:
-            raise NotAllowedError(f"{did} already has a key bound")
-    if did in st.roles:
-        raise NotAllowedError(f"{did} is already registered as {st.roles[did]}")
+    chain = _prove(did, key, proof)
+    old = st.proofs.get(did)
+    if chain is not None and old is not None:
+        if not supersedes(chain, old):
+            raise NotAllowedError(
+                f"{did} is bound by a proof at least as recent: rebinding needs a newer one"
+            )
+        if st.roles.get(did, role) != role:
+            raise NotAllowedError(f"{did} is registered as {st.roles[did]}; rebinding keeps it")
+    elif did in st.roles or did in st.keys:
+        raise NotAllowedError(f"{did} is already registered as {st.roles.get(did, 'a member')}")
     if not commit:
         return
-    if did != key:
+    if chain is not None:
         st.keys[did] = [key]
+        st.proofs[did] = chain
     st.roles[did] = role
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,8 +139,12 @@ class Dao:
         now: int,
         cofounders: tuple[Signer, ...] = (),
         opening: int = 0,
+        proofs: Mapping[str, dict[str, Any]] | None = None,
     ) -> Dao:
-        """Write the genesis event: the founders are the first members."""
+        """Write the genesis event: the founders are the first members.
+
+        A founder signing as a did:plc needs its proof in ``proofs`` (see
+        :meth:`register`)."""
         dao = cls(store)
         founders = [founder, *cofounders]
         keys = {s.did: s.did_key for s in founders if s.did != s.did_key}
@@ -151,13 +156,32 @@ class Dao:
         }
         if keys:
             payload["keys"] = keys
+        if proofs:
+            payload["proofs"] = dict(proofs)
         dao.record(founder, "dao.genesis.created", payload, now)
         return dao
 
-    def register(self, key_signer: Signer, did: str, role: str, now: int) -> Event:
-        """Bind ``did`` to the signer's key (signed by the key's own ``did:key``)."""
+    def register(
+        self,
+        key_signer: Signer,
+        did: str,
+        role: str,
+        now: int,
+        *,
+        proof: dict[str, Any] | None = None,
+    ) -> Event:
+        """Bind ``did`` to the signer's key (signed by the key's own ``did:key``).
+
+        A did:plc needs ``proof``, ``{"plc": [its active chain of operations]}`` whose
+        head lists the key under ``#plaza`` or ``#atproto``
+        (:func:`plaza.atproto.plc.proof_value` builds it); a did:key registering its own
+        role needs none.
+        """
         self_signed = Signer(key_signer.did_key, key_signer.key)
-        return self.record(self_signed, "dao.identity.registered", {"did": did, "role": role}, now)
+        payload: dict[str, Any] = {"did": did, "role": role}
+        if proof is not None:
+            payload["proof"] = proof
+        return self.record(self_signed, "dao.identity.registered", payload, now)
 
     def vouch(self, signer: Signer, member: str, now: int) -> Event:
         return self.record(signer, "dao.member.vouched", {"member": member}, now)

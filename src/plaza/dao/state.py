@@ -10,9 +10,11 @@ first mutation if anything is wrong. Events of other packages (``market.*``) pas
 through untouched, so one ledger can carry every plane's facts.
 
 The state is also the ledger's key registry (:meth:`DaoState.keys_for`): ``did:key``
-authors name their own key; other DIDs sign with the keys bound to them at genesis or by
-a ``dao.identity.registered`` event. Replaying the same events always gives the same
-state; :meth:`DaoState.fingerprint` is the SHA-256 of its canonical DAG-CBOR form.
+authors name their own key; a did:plc signs with the key bound to it at genesis or by a
+``dao.identity.registered`` event, each carrying the DID's own proof that it lists that
+key (:mod:`plaza.ledger.identity`), checked again on every replay. Replaying the same
+events always gives the same state; :meth:`DaoState.fingerprint` is the SHA-256 of its
+canonical DAG-CBOR form.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from plaza.atproto import cbor
 from plaza.atproto.crypto import PublicKey, parse_did_key
+from plaza.atproto.plc.proof import ChainProof
 from plaza.dao.constitution import Constitution
 from plaza.dao.delegation import Delegation, Scope
 from plaza.dao.errors import DaoError, UnknownEventError
@@ -50,6 +53,7 @@ class DaoState:
         self._mandate: Mandate | None = None
         self.mandates: list[tuple[int, Mandate]] = []
         self.keys: dict[str, list[str]] = {}
+        self.proofs: dict[str, ChainProof] = {}  # did:plc -> the proof that bound its key
         self.roles: dict[str, str] = {}
         self.members: dict[str, Member] = {}
         self.candidates: dict[str, Candidate] = {}
@@ -180,6 +184,10 @@ class DaoState:
             "constitution": self._constitution.to_map() if self._constitution else None,
             "mandates": [[s, m.to_map()] for s, m in self.mandates],
             "keys": dict(sorted(self.keys.items())),
+            "proofs": {
+                d: {"cids": list(c.cids), "signers": list(c.signers)}
+                for d, c in sorted(self.proofs.items())
+            },
             "roles": dict(sorted(self.roles.items())),
             "members": {d: m.to_map() for d, m in sorted(self.members.items())},
             "candidates": {d: c.to_map() for d, c in sorted(self.candidates.items())},

@@ -24,6 +24,7 @@ from plaza.ledger.errors import (
     UnknownAuthorError,
 )
 from plaza.ledger.event import GENESIS_PREV, Event, sign_event
+from plaza.ledger.identity import prove_binding
 from plaza.ledger.keys import (
     DidKeyRegistry,
     KeyRegistry,
@@ -71,6 +72,7 @@ __all__ = [
     "export_jsonl",
     "import_archive",
     "merkle",
+    "prove_binding",
     "read_archive",
     "replay",
     "sign_checkpoint",

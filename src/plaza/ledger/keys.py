@@ -2,9 +2,9 @@
 
 A ``did:key`` DID names its own key, so it needs no registry entry. Any other DID
 (``did:plc``, ``did:web``) signs with keys that something above the ledger has bound to
-it; the DAO's replayed state is such a registry (members bind keys when they apply,
-agents and providers when they register). The ledger itself only asks
-:meth:`KeyRegistry.keys_for`.
+it; the DAO's replayed state is such a registry, where a did:plc is bound to a key only
+with the DID's own proof that it lists the key (:mod:`plaza.ledger.identity`). The
+ledger itself only asks :meth:`KeyRegistry.keys_for`.
 """
 
 from __future__ import annotations
