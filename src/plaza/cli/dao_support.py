@@ -1,0 +1,99 @@
+"""Shared pieces of the ``plaza dao`` commands: options, time, keystore, amounts.
+
+Settings come from flags, then the environment, then defaults (see :mod:`plaza.cli.dao`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from plaza.cli.ledger import resolve_db
+from plaza.errors import InvalidInputError
+
+As = Annotated[str, typer.Option("--as", envvar="PLAZA_AS", help="Keystore identity that signs.")]
+At = Annotated[
+    str | None,
+    typer.Option("--at", envvar="PLAZA_AT", help="Act at this time: ISO 8601, Unix ms, or +7d."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def now_ms(at: str | None) -> int:
+    """Unix ms: now, or ``--at`` (ISO 8601, Unix ms, or ``+DURATION`` from now)."""
+    from plaza.dao.mandate import parse_duration
+
+    wall = int(time.time() * 1000)
+    if not at:
+        return wall
+    try:
+        if at.startswith("+"):
+            return wall + parse_duration(at[1:]) * 1000
+        if at.isdigit():
+            return int(at)
+        return int(datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError as exc:
+        raise InvalidInputError(f"--at {at!r}: use ISO 8601, Unix ms, or +DURATION") from exc
+
+
+def iso(ms: int) -> str:
+    """Unix ms as ``YYYY-MM-DDTHH:MM:SSZ``."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def keystore(data_dir: Path) -> Any:
+    """The keystore ``keys.json`` in the data directory."""
+    from plaza.ledger.keystore import Keystore
+
+    return Keystore(data_dir / "keys.json")
+
+
+def open_dao(data_dir: Path, db: str | None) -> Any:
+    """The DAO over the ledger ``--db`` names (default: SQLite in the data directory)."""
+    from plaza.dao.service import Dao
+    from plaza.ledger import SqlEventStore
+
+    return Dao(SqlEventStore.open(resolve_db(data_dir, db)))
+
+
+def did_of(data_dir: Path, who: str) -> str:
+    """A DID as given, or the DID of a keystore identity of that name."""
+    return who if who.startswith("did:") else str(keystore(data_dir).get(who).did)
+
+
+def parse_amount(dao: Any, text: str) -> int:
+    """A decimal amount (``12.50``) in the DAO currency's minor units."""
+    digits = dao.state.constitution.minor_digits
+    try:
+        value = Decimal(text) * (10**digits)
+    except InvalidOperation as exc:
+        raise InvalidInputError(f"{text!r} is not an amount") from exc
+    if value != value.to_integral_value() or value < 0:
+        raise InvalidInputError(f"{text!r} has more than {digits} decimals or is negative")
+    return int(value)
+
+
+def json_arg(text: str) -> Any:
+    """A JSON argument given inline or as ``@file.json``."""
+    raw = Path(text[1:]).read_text(encoding="utf-8") if text.startswith("@") else text
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInputError(f"not JSON: {exc}") from exc
+
+
+def pairs(text: str) -> dict[str, int]:
+    """``name=integer,...`` as a dict (score and quadratic ballots)."""
+    out: dict[str, int] = {}
+    for part in text.split(","):
+        name, sep, n = part.partition("=")
+        if not sep or not n.strip().lstrip("-").isdigit():
+            raise InvalidInputError(f"expected name=integer pairs, got {part!r}")
+        out[name.strip()] = int(n)
+    return out
