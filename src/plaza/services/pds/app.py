@@ -81,6 +81,7 @@ def create_app(settings: PdsSettings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        await ctx.repos.start()
         task = asyncio.create_task(_housekeeping(ctx))
         try:
             yield {}

@@ -68,4 +68,5 @@ class PdsContext:
     async def aclose(self) -> None:
         self.meter.flush()
         await self.http.aclose()
+        await self.repos.aclose()
         self.store.close()

@@ -7,11 +7,14 @@ node cache shared by every repository (keyed by CID, so sharing is safe), in fro
 the store's block table. A write therefore reads only the nodes on its keys' paths that
 are not cached yet, and never re-reads the whole repository.
 
-A write (:meth:`RepoManager.write`) runs without yielding to the event loop, from the
-check of ``swapCommit`` to the publication of its firehose event: writes to one
-repository are serialized by construction, and everything a commit changes — blocks,
-the record index, blob references, the new root and its ``#commit`` event — lands in one
-store transaction. The ``#commit`` carries the sync v1.1 fields: ops with ``prev``,
+A write (:meth:`RepoManager.write`) holds its repository's lock from the check of
+``swapCommit`` to the publication of its firehose event, so writes to one repository
+are serialized; everything a commit changes — blocks, the record index, blob
+references, the new root and its ``#commit`` event — lands in one store transaction.
+On SQLite that transaction runs in place (it does not wait for the disk); on
+PostgreSQL it runs on a connection of its own (:mod:`plaza.services.pds.pg_commit`)
+while the event loop serves other requests, and the in-memory head moves only once it
+has committed. The ``#commit`` carries the sync v1.1 fields: ops with ``prev``,
 ``prevData``, and a CAR slice with the nodes a consumer needs to invert the ops.
 """
 
@@ -19,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +45,7 @@ from plaza.services.pds.errors import (
     RecordNotFoundError,
     RepoInactiveError,
 )
+from plaza.services.pds.pg_commit import PgCommitter
 from plaza.services.pds.repo_parts import (
     BlockCache,
     StoreSource,
@@ -53,6 +58,7 @@ from plaza.services.pds.repo_parts import (
 )
 from plaza.services.pds.sequencer import RepoOp
 from plaza.services.pds.store import ACTIVE, TAKENDOWN, EventRow, RecordRef, RepoRoot, RepoWrite
+from plaza.services.pds.store_repo import write_statements
 
 if TYPE_CHECKING:
     from plaza.services.pds.accounts import Account
@@ -100,6 +106,16 @@ class CommitOutcome:
     results: list[WriteResult]
 
 
+@dataclass(frozen=True)
+class _PendingCommit:
+    """A commit built and signed but not stored yet; its event is in flight."""
+
+    write: RepoWrite
+    event: EventRow
+    tree: MST
+    outcome: CommitOutcome
+
+
 class RepoManager:
     """Reads and writes the repositories of one PDS (see the module docstring)."""
 
@@ -109,7 +125,9 @@ class RepoManager:
         self.blocks = BlockCache()
         self._trees: collections.OrderedDict[str, tuple[RepoRoot, MST]] = collections.OrderedDict()
         self.clock = TidClock(lambda: time.time_ns() // 1000, random.randrange(1024))
-        self._import_locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        db = ctx.store.db
+        self.committer = PgCommitter(db.url) if db.dialect == "postgresql" else None
 
     # -- helpers ---------------------------------------------------------------------
     @staticmethod
@@ -119,8 +137,27 @@ class RepoManager:
     def forget(self, did: str) -> None:
         self._trees.pop(did, None)
 
-    def import_lock(self, did: str) -> asyncio.Lock:
-        return self._import_locks.setdefault(did, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def lock(self, did: str) -> AsyncIterator[None]:
+        """Hold the repository of ``did``: writes, imports and status changes to one
+        repository take turns (a PostgreSQL commit yields to the loop mid-write)."""
+        lock = self._locks.get(did)
+        if lock is None:
+            lock = self._locks[did] = asyncio.Lock()
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._locks.get(did) is lock:
+                del self._locks[did]
+
+    async def start(self) -> None:
+        if self.committer is not None:
+            await self.committer.open()
+
+    async def aclose(self) -> None:
+        if self.committer is not None:
+            await self.committer.aclose()
 
     def _tree(self, did: str) -> tuple[RepoRoot, MST]:
         hit = self._trees.get(did)
@@ -200,7 +237,7 @@ class RepoManager:
         )
 
     # -- writes ----------------------------------------------------------------------
-    def write(
+    async def write(
         self,
         acct: Account,
         writes: list[Write],
@@ -209,6 +246,19 @@ class RepoManager:
         validate: bool | None,
     ) -> CommitOutcome:
         """Apply ``writes`` as one commit (see the module docstring)."""
+        async with self.lock(acct.did):
+            acct = self.ctx.accounts.cached(acct.did) or acct  # the status may have changed
+            commit = self._prepare(acct, writes, swap_commit=swap_commit, validate=validate)
+            return await self._land(commit)
+
+    def _prepare(
+        self,
+        acct: Account,
+        writes: list[Write],
+        *,
+        swap_commit: CID | None,
+        validate: bool | None,
+    ) -> _PendingCommit:
         if acct.status == TAKENDOWN:
             raise AccountTakedownError("Account has been taken down")
         if acct.status != ACTIVE:
@@ -272,7 +322,7 @@ class RepoManager:
                     dropped.add(current)
                 ops.append(Op("update", path, cid, current))
             results.append(WriteResult(w.action, uri, cid, status))
-        return self._commit(
+        return self._build(
             acct,
             old_root,
             old_tree,
@@ -285,7 +335,7 @@ class RepoManager:
             results=results,
         )
 
-    def _commit(
+    def _build(
         self,
         acct: Account,
         old_root: RepoRoot,
@@ -298,7 +348,7 @@ class RepoManager:
         blob_refs: dict[str, tuple[bytes, ...]],
         dropped: set[CID],
         results: list[WriteResult],
-    ) -> CommitOutcome:
+    ) -> _PendingCommit:
         ctx = self.ctx
         did = acct.did
         now = time.time()
@@ -321,21 +371,33 @@ class RepoManager:
         slice_blocks.extend(record_blocks)
         root = RepoRoot(commit_cid.raw, rev, data.raw)
         write = RepoWrite(did, root, blocks, removed, records, blob_refs)
-        with ctx.store.transaction():
-            ctx.store.apply_write(write)
-            event = ctx.sequencer.commit(
-                did=did,
-                commit=commit_cid,
-                rev=rev,
-                since=old_root.rev,
-                blocks=car_bytes(commit_cid, slice_blocks),
-                ops=[RepoOp(o.action, o.path, o.cid, o.prev) for o in ops],
-                prev_data=prev_data,
-                now=now,
-            )
-        ctx.sequencer.publish([event])
-        self._remember(did, root, tree.committed())
-        return CommitOutcome(commit_cid, rev, results)
+        event = ctx.sequencer.commit(
+            in_flight=True,
+            did=did,
+            commit=commit_cid,
+            rev=rev,
+            since=old_root.rev,
+            blocks=car_bytes(commit_cid, slice_blocks),
+            ops=[RepoOp(o.action, o.path, o.cid, o.prev) for o in ops],
+            prev_data=prev_data,
+            now=now,
+        )
+        return _PendingCommit(write, event, tree, CommitOutcome(commit_cid, rev, results))
+
+    async def _land(self, commit: _PendingCommit) -> CommitOutcome:
+        """Store a prepared commit in one transaction, then move the head and publish."""
+        ctx = self.ctx
+        committed = False
+        try:
+            if self.committer is None:
+                ctx.store.apply_write(commit.write, commit.event)
+            else:
+                await self.committer.run(write_statements(commit.write, commit.event))
+            committed = True
+        finally:
+            ctx.sequencer.settle(commit.event, committed=committed)
+        self._remember(commit.write.did, commit.write.root, commit.tree.committed())
+        return commit.outcome
 
     # -- import ----------------------------------------------------------------------
     async def import_car(self, acct: Account, data: bytes) -> None:

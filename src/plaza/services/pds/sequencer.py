@@ -9,6 +9,13 @@ leaves a gap, which the spec allows. After the transaction commits, the caller
 :meth:`publishes <Sequencer.publish>` the rows: they go into a bounded in-memory tail
 and every waiting subscriber wakes up.
 
+A repository write on PostgreSQL commits on a connection of its own while the event
+loop serves other requests (:mod:`plaza.services.pds.pg_commit`), so commits can finish
+out of sequence order. Such an event is *in flight* from :meth:`Sequencer.commit` (with
+``in_flight``) to :meth:`Sequencer.settle`; nothing at or after the oldest in-flight
+number is published or read back from the store until it settles, so subscribers still
+see every event once, in sequence order.
+
 A subscriber only ever asks "what comes after seq N?" (:meth:`Sequencer.read_after`):
 the answer comes from the in-memory tail when it reaches back far enough, else from the
 store. Backfill and live delivery are therefore one loop, with no gap and no duplicate
@@ -78,17 +85,24 @@ class Sequencer:
         self._last = newest or 0
         self._tail: collections.deque[EventRow] = collections.deque(maxlen=TAIL_SIZE)
         self._changed = asyncio.Event()
+        self._published_seq = self._last
+        self._in_flight: set[int] = set()
+        self._held: dict[int, EventRow] = {}
         self.published = 0
 
     @property
     def last_seq(self) -> int:
-        """The newest sequence number handed out (0 when there is none)."""
-        return self._last
+        """The newest sequence number published (0 when there is none): where a live
+        subscriber starts."""
+        return self._published_seq
 
-    def _append(self, did: str, kind: str, body: dict[str, Any], now: float) -> EventRow:
+    def _row(self, did: str, kind: str, body: dict[str, Any], now: float) -> EventRow:
         self._last += 1
         body = {**body, "seq": self._last, "time": iso_time(now)}
-        row = EventRow(self._last, did, kind, int(now), encode_frame(kind, body))
+        return EventRow(self._last, did, kind, int(now), encode_frame(kind, body))
+
+    def _append(self, did: str, kind: str, body: dict[str, Any], now: float) -> EventRow:
+        row = self._row(did, kind, body, now)
         self.store.append_event(row)
         return row
 
@@ -104,7 +118,10 @@ class Sequencer:
         ops: Sequence[RepoOp],
         prev_data: CID | None,
         now: float,
+        in_flight: bool = False,
     ) -> EventRow:
+        """A ``#commit`` event, stored in the caller's transaction; or, ``in_flight``,
+        a row the caller stores itself, held back until :meth:`settle`."""
         body: dict[str, Any] = {
             "repo": did,
             "commit": commit,
@@ -118,7 +135,18 @@ class Sequencer:
         }
         if prev_data is not None:
             body["prevData"] = prev_data
-        return self._append(did, COMMIT, body, now)
+        row = self._row(did, COMMIT, body, now)
+        if in_flight:
+            self._in_flight.add(row.seq)
+        else:
+            self.store.append_event(row)
+        return row
+
+    def settle(self, row: EventRow, *, committed: bool) -> None:
+        """End the flight of a row from :meth:`prepare`: publish it if it was
+        committed, else leave its number as a gap."""
+        self._in_flight.discard(row.seq)
+        self.publish([row] if committed else [])
 
     def identity(self, did: str, handle: str | None, now: float) -> EventRow:
         body: dict[str, Any] = {"did": did}
@@ -137,16 +165,36 @@ class Sequencer:
 
     # -- delivery --------------------------------------------------------------------
     def publish(self, rows: Sequence[EventRow]) -> None:
-        """Make committed rows visible to subscribers (call after the transaction)."""
-        if not rows:
+        """Make committed rows visible to subscribers (call after the transaction).
+
+        Rows after an event still in flight wait for it, so the tail stays in order.
+        """
+        for row in rows:
+            self._held[row.seq] = row
+        if not self._held:
             return
-        self._tail.extend(rows)
-        self.published += len(rows)
+        floor = self._floor()
+        ready = sorted(seq for seq in self._held if seq < floor)
+        if not ready:
+            return
+        self._tail.extend(self._held.pop(seq) for seq in ready)
+        self._published_seq = max(self._published_seq, ready[-1])
+        self.published += len(ready)
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
+    def _floor(self) -> int | float:
+        """The oldest sequence number still in flight (infinity when none is)."""
+        return min(self._in_flight) if self._in_flight else float("inf")
+
     def read_after(self, seq: int, limit: int = READ_PAGE) -> list[EventRow]:
         """Up to ``limit`` events with sequence number greater than ``seq``, in order."""
+        if self._in_flight:
+            floor = self._floor()
+            return [row for row in self._read_after(seq, limit) if row.seq < floor]
+        return self._read_after(seq, limit)
+
+    def _read_after(self, seq: int, limit: int) -> list[EventRow]:
         tail = self._tail
         if tail and tail[0].seq <= seq + 1:
             if tail[-1].seq <= seq:
@@ -163,14 +211,8 @@ class Sequencer:
 
     async def wait_after(self, seq: int) -> None:
         """Return once an event newer than ``seq`` has been published."""
-        while self._last_published() <= seq:
+        while self._published_seq <= seq:
             await self._changed.wait()
-
-    def _last_published(self) -> int:
-        if self._tail:
-            return self._tail[-1].seq
-        _, newest = self.store.seq_bounds()
-        return newest or 0
 
     def bounds(self) -> tuple[int | None, int | None]:
         return self.store.seq_bounds()

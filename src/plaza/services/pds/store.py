@@ -350,12 +350,6 @@ class PdsStore(RepoTables):
         )
 
     # -- firehose events -------------------------------------------------------------
-    def append_event(self, row: EventRow) -> None:
-        self.db.execute(
-            "INSERT INTO pds_event (seq, did, kind, created_s, frame) VALUES (?, ?, ?, ?, ?)",
-            (row.seq, row.did, row.kind, row.created_s, row.frame),
-        )
-
     def events_after(self, seq: int, limit: int) -> list[EventRow]:
         rows = self.db.query(
             "SELECT seq, did, kind, created_s, frame FROM pds_event WHERE seq > ? "

@@ -9,7 +9,87 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from plaza.db import Database
-from plaza.services.pds.rows import BlobRow, RecordRef, RepoRoot, RepoWrite
+from plaza.services.pds.rows import BlobRow, EventRow, RecordRef, RepoRoot, RepoWrite
+
+Statement = tuple[str, list[Sequence[object]]]
+
+EVENT_INSERT = "INSERT INTO pds_event (seq, did, kind, created_s, frame) VALUES (?, ?, ?, ?, ?)"
+ROOT_UPSERT = (
+    "INSERT INTO pds_repo_root (did, commit_cid, rev, data_cid) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (did) DO UPDATE SET commit_cid = excluded.commit_cid, "
+    "rev = excluded.rev, data_cid = excluded.data_cid"
+)
+
+
+def write_statements(write: RepoWrite, event: EventRow | None = None) -> list[Statement]:
+    """The SQL that lands one commit, as ``(sql, rows)`` pairs run in order in one
+    transaction (a pair with several rows is an ``executemany``).
+
+    Statements are batched (one multi-row statement per kind of change), because on
+    PostgreSQL every statement is work for the server even when pipelined. A block
+    that is both removed and added (it left the tree and came back) is only added.
+    """
+    did = write.did
+    rev = write.root.rev
+    out: list[Statement] = []
+    added = {cid for cid, _ in write.new_blocks}
+    removed = [cid for cid in dict.fromkeys(write.removed_blocks) if cid not in added]
+    for i in range(0, len(removed), 200):
+        chunk = removed[i : i + 200]
+        marks = ", ".join("?" * len(chunk))
+        out.append((f"DELETE FROM pds_block WHERE did = ? AND cid IN ({marks})", [(did, *chunk)]))
+    new_blocks = list(write.new_blocks)
+    for i in range(0, len(new_blocks), 100):
+        chunk_rows = new_blocks[i : i + 100]
+        values = ", ".join("(?, ?, ?, ?)" for _ in chunk_rows)
+        params: list[object] = []
+        for cid, data in chunk_rows:
+            params.extend((did, cid, rev, data))
+        out.append(
+            (
+                f"INSERT INTO pds_block (did, cid, rev, data) VALUES {values} "
+                "ON CONFLICT (did, cid) DO NOTHING",
+                [params],
+            )
+        )
+    deletes: list[Sequence[object]] = [
+        (did, c, k) for (c, k), cid in write.records.items() if cid is None
+    ]
+    upserts: list[Sequence[object]] = [
+        (did, c, k, cid, rev) for (c, k), cid in write.records.items() if cid
+    ]
+    if deletes:
+        out.append(
+            ("DELETE FROM pds_record WHERE did = ? AND collection = ? AND rkey = ?", deletes)
+        )
+    if upserts:
+        out.append(
+            (
+                "INSERT INTO pds_record (did, collection, rkey, cid, rev) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (did, collection, rkey) "
+                "DO UPDATE SET cid = excluded.cid, rev = excluded.rev",
+                upserts,
+            )
+        )
+    for uri, blobs in write.blob_refs.items():
+        out.append(("DELETE FROM pds_record_blob WHERE did = ? AND record_uri = ?", [(did, uri)]))
+        if blobs:
+            out.append(
+                (
+                    "INSERT INTO pds_record_blob (did, blob_cid, record_uri) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    [(did, b, uri) for b in blobs],
+                )
+            )
+    root = write.root
+    out.append((ROOT_UPSERT, [(did, root.commit_cid, root.rev, root.data_cid)]))
+    if event is not None:
+        out.append((EVENT_INSERT, [_event_params(event)]))
+    return out
+
+
+def _event_params(row: EventRow) -> tuple[object, ...]:
+    return (row.seq, row.did, row.kind, row.created_s, row.frame)
 
 
 class RepoTables:
@@ -62,58 +142,16 @@ class RepoTables:
     def count_blocks(self, did: str) -> int:
         return int(self.db.scalar("SELECT COUNT(*) FROM pds_block WHERE did = ?", (did,)) or 0)
 
-    def apply_write(self, write: RepoWrite) -> None:
-        """Land one commit: blocks, record index, blob references and the new root.
-
-        Statements are batched (one multi-row statement per kind of change), because on
-        PostgreSQL every statement is a network round trip inside the transaction.
-        """
-        did = write.did
-        rev = write.root.rev
+    def apply_write(self, write: RepoWrite, event: EventRow | None = None) -> None:
+        """Land one commit: blocks, record index, blob references, the new root and, if
+        given, its firehose event — the statements of :func:`write_statements`, in one
+        transaction."""
         with self.db.transaction():
-            removed = list(write.removed_blocks)
-            for i in range(0, len(removed), 200):
-                chunk = removed[i : i + 200]
-                marks = ", ".join("?" * len(chunk))
-                self.db.execute(
-                    f"DELETE FROM pds_block WHERE did = ? AND cid IN ({marks})", (did, *chunk)
-                )
-            new_blocks = list(write.new_blocks)
-            for i in range(0, len(new_blocks), 100):
-                chunk_rows = new_blocks[i : i + 100]
-                values = ", ".join("(?, ?, ?, ?)" for _ in chunk_rows)
-                params: list[object] = []
-                for cid, data in chunk_rows:
-                    params.extend((did, cid, rev, data))
-                self.db.execute(
-                    f"INSERT INTO pds_block (did, cid, rev, data) VALUES {values} "
-                    "ON CONFLICT (did, cid) DO NOTHING",
-                    params,
-                )
-            upserts = [(did, c, k, cid, rev) for (c, k), cid in write.records.items() if cid]
-            deletes = [(did, c, k) for (c, k), cid in write.records.items() if cid is None]
-            if deletes:
-                self.db.executemany(
-                    "DELETE FROM pds_record WHERE did = ? AND collection = ? AND rkey = ?",
-                    deletes,
-                )
-            if upserts:
-                self.db.executemany(
-                    "INSERT INTO pds_record (did, collection, rkey, cid, rev) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (did, collection, rkey) "
-                    "DO UPDATE SET cid = excluded.cid, rev = excluded.rev",
-                    upserts,
-                )
-            for uri, blobs in write.blob_refs.items():
-                self.db.execute(
-                    "DELETE FROM pds_record_blob WHERE did = ? AND record_uri = ?", (did, uri)
-                )
-                self.db.executemany(
-                    "INSERT INTO pds_record_blob (did, blob_cid, record_uri) VALUES (?, ?, ?) "
-                    "ON CONFLICT DO NOTHING",
-                    [(did, b, uri) for b in blobs],
-                )
-            self._set_root(did, write.root)
+            for sql, rows in write_statements(write, event):
+                if len(rows) == 1:
+                    self.db.execute(sql, rows[0])
+                else:
+                    self.db.executemany(sql, rows)
 
     def replace_repo(
         self,
@@ -144,12 +182,10 @@ class RepoTables:
             self._set_root(did, root)
 
     def _set_root(self, did: str, root: RepoRoot) -> None:
-        self.db.execute(
-            "INSERT INTO pds_repo_root (did, commit_cid, rev, data_cid) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (did) DO UPDATE SET commit_cid = excluded.commit_cid, "
-            "rev = excluded.rev, data_cid = excluded.data_cid",
-            (did, root.commit_cid, root.rev, root.data_cid),
-        )
+        self.db.execute(ROOT_UPSERT, (did, root.commit_cid, root.rev, root.data_cid))
+
+    def append_event(self, row: EventRow) -> None:
+        self.db.execute(EVENT_INSERT, _event_params(row))
 
     # -- record index ----------------------------------------------------------------
     def get_record_cid(self, did: str, collection: str, rkey: str) -> bytes | None:

@@ -100,7 +100,7 @@ async def create_record(call: XrpcCall) -> dict[str, Any]:
     rkey = check_rkey(rkey) if rkey is not None else call.ctx.repos.clock.next()
     swap_commit, _ = _swap(call, "swapCommit")
     record = _record(call.field("record", dict), collection)
-    outcome = call.ctx.repos.write(
+    outcome = await call.ctx.repos.write(
         acct,
         [Write("create", collection, rkey, record)],
         swap_commit=swap_commit,
@@ -118,7 +118,7 @@ async def put_record(call: XrpcCall) -> dict[str, Any]:
     record = _record(call.field("record", dict), collection)
     repos = call.ctx.repos
     exists = repos.get_record(acct.did, collection, rkey) is not None
-    outcome = repos.write(
+    outcome = await repos.write(
         acct,
         [Write("update" if exists else "create", collection, rkey, record, swap_record, check)],
         swap_commit=swap_commit,
@@ -138,7 +138,7 @@ async def delete_record(call: XrpcCall) -> dict[str, Any]:
         if swap_commit is not None and swap_commit.raw != repos.latest(acct.did).commit_cid:
             raise InvalidRequestError("Commit was at a different CID", code="InvalidSwap")
         return {}
-    outcome = repos.write(
+    outcome = await repos.write(
         acct,
         [Write("delete", collection, rkey, None, swap_record, check)],
         swap_commit=swap_commit,
@@ -173,7 +173,7 @@ async def apply_writes(call: XrpcCall) -> dict[str, Any]:
             raise InvalidRequestError(f"writes[{i}] needs an rkey")
         value = None if action == "delete" else _record(w.get("value"), collection)
         writes.append(Write(action, collection, rkey, value))
-    outcome = call.ctx.repos.write(
+    outcome = await call.ctx.repos.write(
         acct, writes, swap_commit=swap_commit, validate=_validate_flag(call)
     )
     results = []
@@ -264,7 +264,7 @@ async def import_repo(call: XrpcCall) -> None:
     ctype = call.request.headers.get("content-type", "").split(";", 1)[0].strip()
     if ctype and ctype != "application/vnd.ipld.car":
         raise InvalidRequestError(f"Wrong request encoding (Content-Type): {ctype}")
-    async with ctx.repos.import_lock(acct.did):
+    async with ctx.repos.lock(acct.did):
         await ctx.repos.import_car(acct, bytes(data))
 
 

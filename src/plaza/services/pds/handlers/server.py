@@ -154,7 +154,8 @@ async def activate_account(call: XrpcCall) -> None:
         )
     if ctx.store.get_root(acct.did) is None:
         raise InvalidRequestError("The account has no repository yet; import it first")
-    ctx.accounts.set_status(acct, ACTIVE)
+    async with ctx.repos.lock(acct.did):
+        ctx.accounts.set_status(acct, ACTIVE)
 
 
 async def deactivate_account(call: XrpcCall) -> None:
@@ -163,7 +164,8 @@ async def deactivate_account(call: XrpcCall) -> None:
     delete_after = call.opt_str("deleteAfter")
     if acct.status == DEACTIVATED:
         return
-    call.ctx.accounts.set_status(acct, DEACTIVATED, delete_after)
+    async with call.ctx.repos.lock(acct.did):
+        call.ctx.accounts.set_status(acct, DEACTIVATED, delete_after)
 
 
 async def request_account_delete(call: XrpcCall) -> None:
@@ -173,7 +175,8 @@ async def request_account_delete(call: XrpcCall) -> None:
 
 async def delete_account(call: XrpcCall) -> None:
     did = call.str_field("did")
-    await call.ctx.accounts.delete(did, call.str_field("password"), call.opt_str("token"))
+    async with call.ctx.repos.lock(did):
+        await call.ctx.accounts.delete(did, call.str_field("password"), call.opt_str("token"))
 
 
 async def get_service_auth(call: XrpcCall) -> dict[str, Any]:

@@ -1,0 +1,131 @@
+"""Repository commits on PostgreSQL without holding the event loop through the commit.
+
+Theory of operation. A PostgreSQL commit waits for its WAL to reach the disk (a few
+milliseconds here), and the PDS's one synchronous connection holds the event loop for
+that whole wait: commits are serialized, one flush each. :class:`PgCommitter` keeps a
+few asynchronous connections (autocommit, the store's schema on the search path) and
+runs a commit's statements on a free one, as one transaction sent in one pipeline: one
+network round trip, while the loop serves other requests. Commits in flight together
+on different connections share WAL flushes (PostgreSQL's group commit), which is what
+lets write throughput grow past one flush per write.
+
+Each commit is still exactly one transaction, acknowledged only after ``COMMIT``
+returns. Ordering is the caller's business: writes to one repository hold its lock
+across the commit (:class:`plaza.services.pds.repos.RepoManager`), and the sequencer
+holds back events behind any still in flight
+(:class:`plaza.services.pds.sequencer.Sequencer`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import psycopg
+
+from plaza.db import IntegrityError
+from plaza.errors import StorageError
+
+CONNECTIONS = 6
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class PgCommitter:
+    """A small pool of asynchronous connections that run one transaction each."""
+
+    def __init__(self, url: str, size: int = CONNECTIONS) -> None:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        schema = query.pop("schema", [None])[0]
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise StorageError(f"invalid schema name {schema!r}")
+        self._conninfo = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+        self._host = parts.hostname
+        self._schema = schema
+        self._size = size
+        self._opened = 0
+        self._free: asyncio.Queue[psycopg.AsyncConnection[Any]] | None = None
+        self._all: list[psycopg.AsyncConnection[Any]] = []
+        self._sql: dict[str, str] = {}
+
+    async def run(self, statements: Sequence[tuple[str, Sequence[Sequence[object]]]]) -> None:
+        """Run ``(sql, rows)`` pairs (``?`` placeholders) in order in one transaction.
+
+        Raises :class:`plaza.db.IntegrityError` or :class:`plaza.errors.StorageError`;
+        then nothing was written.
+        """
+        async with self._connection() as conn:
+            try:
+                async with conn.pipeline(), conn.transaction():
+                    for sql, rows in statements:
+                        query = self._translate(sql)
+                        for params in rows:
+                            await conn.execute(query, params)
+            except psycopg.errors.IntegrityError as exc:
+                raise IntegrityError(f"constraint failed: {exc}".strip()) from exc
+            except psycopg.Error as exc:
+                raise StorageError(f"postgresql: {exc}".strip()) from exc
+
+    async def open(self) -> None:
+        """Open every connection now rather than on the first commits."""
+        while self._opened < self._size:
+            self._opened += 1
+            try:
+                conn = await self._connect()
+            except BaseException:
+                self._opened -= 1
+                raise
+            self._queue().put_nowait(conn)
+
+    def _queue(self) -> asyncio.Queue[psycopg.AsyncConnection[Any]]:
+        if self._free is None:
+            self._free = asyncio.Queue()
+        return self._free
+
+    def _translate(self, sql: str) -> str:
+        out = self._sql.get(sql)
+        if out is None:
+            out = self._sql[sql] = sql.replace("%", "%%").replace("?", "%s")
+        return out
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        free = self._queue()
+        if free.empty() and self._opened < self._size:
+            self._opened += 1
+            try:
+                conn = await self._connect()
+            except BaseException:
+                self._opened -= 1
+                raise
+        else:
+            conn = await free.get()
+        try:
+            yield conn
+        finally:
+            if conn.closed or conn.broken:
+                self._opened -= 1
+                self._all.remove(conn)
+            else:
+                free.put_nowait(conn)
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            if self._schema:
+                await conn.execute(f'SET search_path TO "{self._schema}"')
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot connect to PostgreSQL at {self._host}: {exc}") from exc
+        self._all.append(conn)
+        return conn
+
+    async def aclose(self) -> None:
+        for conn in self._all:
+            await conn.close()
+        self._all.clear()
+        self._opened = 0
+        self._free = None
