@@ -93,7 +93,7 @@ def test_signed_event_is_the_write_path(api: tuple[str, int], world: World) -> N
     res = httpx.post(f"{base}/ledger/events", json={"seq": "nope"})
     assert (res.status_code, res.json()["error"]) == (400, "InvalidRequest")
     huge = httpx.post(f"{base}/ledger/events", json={"payload": "x" * 600_000})
-    assert (huge.status_code, huge.json()["error"]) == (400, "InvalidRequest")
+    assert (huge.status_code, huge.json()["error"]) == (413, "PayloadTooLarge")
     events = httpx.get(f"{base}/ledger/events?start=0&limit=100").json()
     assert [e["type"] for e in events][-1] == "dao.vote.cast"
     assert len(events) == vote.seq + 1
@@ -134,3 +134,23 @@ def test_tally_endpoint(api: tuple[str, int]) -> None:
     )
     bad = httpx.post(f"{base}/dao/tally", json={"method": "borda"})
     assert (bad.status_code, bad.json()["error"]) == (400, "InvalidBallotFile")
+
+
+def test_bodies_are_capped_while_streaming(api: tuple[str, int]) -> None:
+    """A chunked body declares no length: the cap must hold while reading, not after."""
+    base, _ = api
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"payload": "'
+        for _ in range(64):
+            yield b"x" * 16_384
+        yield b'"}'
+
+    for path in ("/ledger/events", "/dao/tally"):
+        res = httpx.post(f"{base}{path}", content=chunks())
+        assert (res.status_code, res.json()["error"]) == (413, "PayloadTooLarge"), res.text
+    deep = httpx.post(f"{base}/ledger/events", content=b"[" * 100_000)
+    assert (deep.status_code, deep.json()["error"]) == (400, "InvalidRequest"), deep.text
+    listed = httpx.post(f"{base}/ledger/events", json=[1, 2])
+    assert (listed.status_code, listed.json()["error"]) == (400, "InvalidRequest")
+    assert httpx.get(f"{base}/ledger/head").json()["size"] == 2  # genesis and the proposal

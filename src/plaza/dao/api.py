@@ -7,6 +7,9 @@ signature *is* the authentication; the server checks it against the author's key
 the DAO's rules, and appends. A stale position answers 409 and the client rebuilds.
 Errors are ``{"error": code, "message": ...}`` with the error's HTTP status.
 
+Request bodies are read as a stream and refused (413) past :data:`MAX_BODY` bytes,
+whether or not the client declared a length.
+
 Handlers are synchronous and share one :class:`~plaza.dao.service.Dao` behind a lock, so
 requests never interleave inside a command; each handler parses, calls the library and
 renders.
@@ -14,6 +17,7 @@ renders.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,10 +27,11 @@ from typing import Any
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from plaza.atproto import datamodel
 from plaza.dao.beancount import to_beancount
-from plaza.dao.errors import NotFoundInStateError
+from plaza.dao.errors import NotFoundInStateError, PayloadTooLargeError
 from plaza.dao.proposals import outcome
 from plaza.dao.service import Dao
 from plaza.dao.tally import tally_file
@@ -45,6 +50,22 @@ class ApiSettings:
 
     db_url: str
     title: str = "Plaza DAO"
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> Any:
+    """The JSON body, read as a stream and refused past ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"a request body is at most {limit} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise PayloadTooLargeError(f"a request body is at most {limit} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidInputError("the request body is not JSON") from exc
 
 
 class Posted(BaseModel):
@@ -176,8 +197,9 @@ def create_app(settings: ApiSettings, dao: Dao | None = None) -> FastAPI:
             return st.books.to_map()
 
     @app.post("/dao/tally")
-    def tally(body: dict[str, Any]) -> dict[str, Any]:
-        return tally_file(body).to_dict()
+    async def tally(request: Request) -> dict[str, Any]:
+        body = await read_body(request)
+        return (await run_in_threadpool(tally_file, body)).to_dict()
 
     @app.get("/ledger/head")
     def head() -> dict[str, Any]:
@@ -191,17 +213,21 @@ def create_app(settings: ApiSettings, dao: Dao | None = None) -> FastAPI:
             return [_event_json(e) for e in current().ledger.read(start, start + limit)]
 
     @app.post("/ledger/events")
-    def post_event(body: dict[str, Any], request: Request) -> Posted:
-        size = request.headers.get("content-length", "0")
-        if not size.isdigit() or int(size) > MAX_BODY:
-            raise InvalidInputError(f"an event body is at most {MAX_BODY} bytes")
+    async def post_event(request: Request) -> Posted:
+        body = await read_body(request)
+        if not isinstance(body, dict):
+            raise InvalidInputError("not a ledger event: the body must be a JSON object")
         body = {k: v for k, v in body.items() if k != "hash"}
         try:
             ev = Event.from_map(datamodel.from_json(body))
         except PlazaError as exc:
             raise InvalidInputError(f"not a ledger event: {exc.message}") from exc
-        with lock:
-            current().submit(ev)
+
+        def submit() -> None:
+            with lock:
+                current().submit(ev)
+
+        await run_in_threadpool(submit)
         return Posted(seq=ev.seq, hash=ev.hash.hex(), type=ev.type)
 
     @app.get("/ledger/checkpoints")

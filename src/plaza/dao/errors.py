@@ -86,6 +86,13 @@ class IdentityProofError(NotAllowedError):
     status = 403
 
 
+class PayloadTooLargeError(DaoError, InvalidInputError):
+    """A request body is larger than the API accepts."""
+
+    code = "PayloadTooLarge"
+    status = 413
+
+
 class InvalidPayloadError(RuleViolationError):
     """An event payload is missing a field or has one of the wrong type."""
 
