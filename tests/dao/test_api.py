@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,15 @@ import httpx
 import pytest
 
 from plaza.atproto import datamodel
+from plaza.atproto.plc import PLAZA_KEY, create_genesis, create_update, proof_value
 from plaza.dao.api import ApiSettings, create_app
 from plaza.ledger import Event, SqlEventStore, merkle, sign_event
 from plaza.ledger.keystore import Signer
+from plaza.services.directory import DirectorySettings
+from plaza.services.directory import create_app as create_directory
+from plaza.services.directory.client import current_head
 from plaza.services.runner import ServedApp, ServerThread
-from tests.dao.conftest import T0, World, found
+from tests.dao.conftest import T0, World, found, signer
 
 
 @pytest.fixture
@@ -154,3 +159,39 @@ def test_bodies_are_capped_while_streaming(api: tuple[str, int]) -> None:
     listed = httpx.post(f"{base}/ledger/events", json=[1, 2])
     assert (listed.status_code, listed.json()["error"]) == (400, "InvalidRequest")
     assert httpx.get(f"{base}/ledger/head").json()["size"] == 2  # genesis and the proposal
+
+
+def test_identity_proofs_must_be_current(tmp_path: Path, world: World, free_port: int) -> None:
+    """With a directory, the API refuses a binding whose proof the DID has since superseded
+    (say the key it lists was stolen and replaced): the ledger's rules alone cannot know."""
+    directory = DirectorySettings(db_url=f"sqlite:///{tmp_path / 'directory.db'}")
+    with ServerThread([ServedApp("directory", create_directory(directory))]) as (dir_url,):
+        recovery = signer("api-recovery")
+        stolen, fresh = signer("api-stolen"), signer("api-fresh")
+        did, genesis = create_genesis(
+            key=recovery.key,
+            rotation_keys=[recovery.did_key],
+            signing_key=recovery.did_key,
+            handle="api.test",
+            pds_endpoint="https://pds.example",
+        )
+        ops = [genesis]
+        for k in (stolen, fresh):
+            methods = {PLAZA_KEY: k.did_key}
+            ops.append(create_update(ops[-1], recovery.key, verification_methods=methods))
+        for op in ops:
+            assert httpx.post(f"{dir_url}/{did}", json=op.to_json()).status_code == 200
+        url = f"sqlite://{tmp_path / 'ledger.db'}"
+        found(SqlEventStore.open(url), world).store.close()
+        settings = ApiSettings(db_url=url, identity_head=partial(current_head, dir_url))
+        with ServerThread([ServedApp("dao", create_app(settings), "127.0.0.1", free_port)]) as (
+            base,
+        ):
+            payload = {"did": did, "role": "person", "proof": proof_value(ops[:2])}
+            stale = _signed(base, stolen, "dao.identity.registered", payload, key=stolen)
+            res = _post(base, stale)
+            assert (res.status_code, res.json()["error"]) == (409, "StaleIdentityProof"), res.text
+            payload = {"did": did, "role": "person", "proof": proof_value(ops)}
+            ok = _signed(base, fresh, "dao.identity.registered", payload, key=fresh)
+            res = _post(base, ok)
+            assert res.status_code == 200, res.text

@@ -181,21 +181,37 @@ app.command("legal")(dao_books.legal)
 def serve(
     host: Annotated[str, typer.Option("--host", help="Listening address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Listening port.")] = 2590,
+    directory: Annotated[
+        str | None,
+        typer.Option(
+            "--directory",
+            envvar="PLAZA_DIRECTORY",
+            help="PLC directory: identity proofs must end at the DID's current operation.",
+        ),
+    ] = None,
     data_dir: DataDir = DATA_DIR,
     db: Db = None,
 ) -> None:
     """Serve the DAO's HTTP API (OpenAPI at /openapi.json) until Ctrl-C.
 
+    With --directory, an event binding a did:plc to a key is accepted only when its
+    proof ends at the DID's current operation in that directory (a proof the DID has
+    since superseded is refused).
+
     Example:
 
     \b
-        plaza dao serve --port 2590
+        plaza dao serve --port 2590 --directory http://127.0.0.1:2582
     """
+    from functools import partial
+
     from plaza.dao.api import ApiSettings, create_app
+    from plaza.services.directory.client import current_head
     from plaza.services.runner import ServedApp, run
 
     with reporting():
-        app_ = create_app(ApiSettings(db_url=resolve_db(data_dir, db)))
+        head = partial(current_head, directory) if directory else None
+        app_ = create_app(ApiSettings(db_url=resolve_db(data_dir, db), identity_head=head))
         run(
             [ServedApp("dao", app_, host, port)],
             on_ready=lambda urls: typer.echo(f"DAO API at {urls[0]} (OpenAPI: /openapi.json)"),

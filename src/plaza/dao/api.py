@@ -8,7 +8,11 @@ the DAO's rules, and appends. A stale position answers 409 and the client rebuil
 Errors are ``{"error": code, "message": ...}`` with the error's HTTP status.
 
 Request bodies are read as a stream and refused (413) past :data:`MAX_BODY` bytes,
-whether or not the client declared a length.
+whether or not the client declared a length. A ``dao.identity.registered`` event binds a
+did:plc with the DID's own proof (checked by the DAO's rules); when the API is given
+``ApiSettings.identity_head`` (``plaza dao serve --directory``), the proof must also end
+at the DID's *current* head in that directory, so a proof the DID has since superseded
+is refused (409) before it reaches the ledger.
 
 Handlers are synchronous and share one :class:`~plaza.dao.service.Dao` behind a lock, so
 requests never interleave inside a command; each handler parses, calls the library and
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +34,9 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from plaza.atproto import datamodel
+from plaza.atproto.plc.proof import chain_from_value
 from plaza.dao.beancount import to_beancount
-from plaza.dao.errors import NotFoundInStateError, PayloadTooLargeError
+from plaza.dao.errors import NotFoundInStateError, PayloadTooLargeError, StaleProofError
 from plaza.dao.proposals import outcome
 from plaza.dao.service import Dao
 from plaza.dao.tally import tally_file
@@ -46,10 +51,12 @@ MAX_BODY = 512 * 1024  # an event is at most 256 KiB of DAG-CBOR; JSON is larger
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """Where the ledger lives (a database URL or SQLite path)."""
+    """Where the ledger lives (a database URL or SQLite path), and optionally how to
+    learn a did:plc's current head operation (CID) from a directory."""
 
     db_url: str
     title: str = "Plaza DAO"
+    identity_head: Callable[[str], str] | None = None
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> Any:
@@ -66,6 +73,21 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidInputError("the request body is not JSON") from exc
+
+
+def check_fresh(ev: Event, identity_head: Callable[[str], str] | None) -> None:
+    """Refuse an identity binding whose proof does not end at the DID's current head."""
+    if identity_head is None or ev.type != "dao.identity.registered":
+        return
+    did, proof = ev.payload.get("did"), ev.payload.get("proof")
+    if not isinstance(did, str) or proof is None:
+        return  # a did:key registering itself, or a malformed event the rules refuse
+    head = chain_from_value(did, proof).head_cid
+    if head != identity_head(did):
+        raise StaleProofError(
+            f"the proof for {did} ends at {head}, not at the DID's current operation: "
+            "fetch its log again"
+        )
 
 
 class Posted(BaseModel):
@@ -224,6 +246,7 @@ def create_app(settings: ApiSettings, dao: Dao | None = None) -> FastAPI:
             raise InvalidInputError(f"not a ledger event: {exc.message}") from exc
 
         def submit() -> None:
+            check_fresh(ev, settings.identity_head)  # network: before taking the lock
             with lock:
                 current().submit(ev)
 

@@ -86,6 +86,13 @@ class IdentityProofError(NotAllowedError):
     status = 403
 
 
+class StaleProofError(IdentityProofError):
+    """An identity proof does not end at the DID's current operation in the directory."""
+
+    code = "StaleIdentityProof"
+    status = 409
+
+
 class PayloadTooLargeError(DaoError, InvalidInputError):
     """A request body is larger than the API accepts."""
 
