@@ -167,8 +167,12 @@ def _guard_state(
 
 
 def term_cost(rfb: Rfb, bundle: int, accounts: int, params: MarketParams) -> int:
-    """What ``accounts`` at ``bundle`` cost over the request's term, in minor units."""
-    epochs = max(1, -(-rfb.term_s // params.epoch_s))
+    """What ``accounts`` at ``bundle`` commit the DAO to, in minor units: the request's
+    term (its minimum term when it has one) at the bundle price; nothing for a standing
+    offer, which is paid by metered use only."""
+    if rfb.standing:
+        return 0
+    epochs = max(1, -(-(rfb.min_term_s or rfb.term_s) // params.epoch_s))
     return accounts * bundle * epochs // PRICE_SCALE
 
 

@@ -15,7 +15,11 @@ prices, SLA, bond and the quantity awarded. Its canonical terms map
   the DAO adapter reports a veto), and for ``vote`` only by citing a passed proposal.
 
 A contract ends at the end of its term, by notice, or when its provider is offboarded
-(``market.contract.ended``, with the reason); its accounts then need a new home.
+(``market.contract.ended``, with the reason); its accounts then need a new home. With a
+minimum term (``min_term_s``) the DAO may release part of the accounts
+(``market.contract.released``) or end the contract only once the minimum term has run;
+offboarding ends it at any time. A standing contract (``standing``) is an offer to
+serve up to its quantity, paid by metered use only (see :mod:`plaza.market.rfb`).
 """
 
 from __future__ import annotations
@@ -55,11 +59,28 @@ class Contract:
     verdict: str
     window_s: int
     proposal_type: str
+    min_term_s: int = 0
+    standing: bool = False
     status: str = "awarded"
     provider_signed: bool = False
     approval: str = ""
     ended_ms: int = 0
     end_reason: str = ""
+    released: int = 0
+
+    @property
+    def held(self) -> int:
+        """Accounts the contract still holds: its quantity less what was released."""
+        return self.quantity - self.released
+
+    @property
+    def firm(self) -> bool:
+        """Whether the contract holds capacity (not ended, not a standing offer)."""
+        return self.status != "ended" and not self.standing
+
+    def releasable_at(self) -> int:
+        """The earliest time (ms) the DAO may release accounts or end the contract."""
+        return self.start_ms + self.min_term_s * 1000
 
     def terms(self) -> dict[str, Any]:
         """The canonical machine-readable terms both parties sign."""
@@ -81,7 +102,16 @@ class Contract:
             "exit_fee": self.exit_fee,
             "bond": self.bond,
             "migration_duty": True,
+            **self._optional_terms(),
         }
+
+    def _optional_terms(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.min_term_s:
+            out["min_term_s"] = self.min_term_s
+        if self.standing:
+            out["standing"] = True
+        return out
 
     def terms_digest(self) -> str:
         return hashlib.sha256(cbor.encode(self.terms())).hexdigest()
@@ -115,5 +145,6 @@ class Contract:
             awarded_ms=self.awarded_ms,
             ended_ms=self.ended_ms,
             end_reason=self.end_reason,
+            released=self.released,
         )
         return out

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 from plaza.atproto.crypto import PrivateKey
-from plaza.dao import Action, Allow, GuardState, Mandate, Spend, check
+from plaza.dao import Action, Allow, GuardState, Mandate, Optimistic, Spend, check
 from plaza.dao.mandate import Verdict
 from plaza.ledger import EMPTY_HEAD, AppendConflictError, Event, Head, Ledger
 from plaza.market import settle as _settle
@@ -268,16 +268,35 @@ class Market:
 
     @_retrying
     def set_status(
-        self, provider: str, status: str, reason: str, now_ms: int, *, proposal: int = 0
+        self,
+        provider: str,
+        status: str,
+        reason: str,
+        now_ms: int,
+        *,
+        proposal: int = 0,
+        proposed_ms: int | None = None,
     ) -> list[Pending]:
         """Change a provider's status. Suspension and offboarding go through the mandate
         guard (``provider.suspend``/``provider.offboard``) unless a passed proposal is
         cited; offboarding also ends the provider's contracts, settles its bond and raises
-        a migration need. Returns what the mandate left pending (a forfeit to vote on)."""
+        a migration need. Returns what the mandate left pending (a forfeit to vote on).
+
+        ``proposed_ms``: for a market without a DAO, the time the agent proposed a change
+        the guard makes optimistic; it is allowed once the veto window has passed since
+        then (the agent's ledger holds the proposal, and nobody can veto it here). A
+        market under a DAO takes optimistic changes only through a passed proposal."""
         if status in ("suspended", "offboarded") and not proposal:
             kind = "provider.suspend" if status == "suspended" else "provider.offboard"
             verdict = self.guard(Action(kind=kind, provider=provider), now_ms)
-            if not isinstance(verdict, Allow):
+            if isinstance(verdict, Optimistic) and proposed_ms is not None and self.dao is None:
+                if now_ms < proposed_ms + verdict.window_s * 1000:
+                    raise NotApprovedError(
+                        f"the veto window of {kind} runs until "
+                        f"{proposed_ms + verdict.window_s * 1000}"
+                    )
+                reason = f"{reason} (proposed at {proposed_ms}; veto window passed)"
+            elif not isinstance(verdict, Allow):
                 raise _settle.not_allowed(kind, verdict)
         if proposal:
             self._require_passed(proposal, now_ms)
@@ -421,7 +440,19 @@ class Market:
         return self.state.contracts[contract_id]
 
     def end_contract(self, contract_id: str, reason: str, now_ms: int) -> Contract:
+        """End a contract (not before its minimum term, unless its provider was
+        offboarded)."""
         self._record("market.contract.ended", {"contract": contract_id, "reason": reason}, now_ms)
+        return self.state.contracts[contract_id]
+
+    def release(self, contract_id: str, quantity: int, reason: str, now_ms: int) -> Contract:
+        """Give back ``quantity`` of a running contract's accounts once its minimum term
+        has run; the rest keeps running (releasing all of them is :meth:`end_contract`)."""
+        self._record(
+            "market.contract.released",
+            {"contract": contract_id, "quantity": quantity, "reason": reason},
+            now_ms,
+        )
         return self.state.contracts[contract_id]
 
     def _require_passed(self, proposal: int, now_ms: int) -> None:

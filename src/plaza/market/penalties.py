@@ -58,7 +58,9 @@ def decide(state: MarketState, epoch: int, failed: set[str], clean: set[str]) ->
                         if c.provider == did and c.status != "ended"
                     )
                 )
-                accounts = sum(state.contracts[c].quantity for c in running)
+                accounts = sum(
+                    state.contracts[c].held for c in running if not state.contracts[c].standing
+                )
                 steps.append(
                     Step(
                         did,

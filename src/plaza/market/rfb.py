@@ -9,6 +9,14 @@ unit one account is expected to use per epoch; the award ranks bids by the price
 that bundle. Its contract terms (credit ladder, notice, exit fee) are the DAO's: a bid
 accepts them by being signed.
 
+Two optional terms shape what the DAO commits to. ``min_term_s`` is a minimum term:
+the DAO may release the contract's accounts (all or part of them) once it has run that
+long, and not before — the commitment the award is judged by is the minimum term, not
+the whole term. ``standing`` makes the contract a standing offer (pay as you go): the
+provider stands ready to serve up to the quantity at the bid's prices and is paid only
+for metered use, so the DAO commits nothing up front and the offer holds none of the
+provider's capacity and counts in no concentration figure.
+
 Every service is sized in accounts served: hosting holds them, a relay mirrors them,
 an app view indexes them. That one dimension is what the mandate's concentration
 limits count.
@@ -103,6 +111,8 @@ class Rfb:
     latency_credit_ppm: int = 100_000
     notice_s: int = 30 * 86_400
     exit_fee: int = 0
+    min_term_s: int = 0
+    standing: bool = False
     created_ms: int = 0
     awarded: bool = False
     bids: tuple[str, ...] = field(default=())
@@ -134,7 +144,18 @@ class Rfb:
             "latency_credit_ppm": self.latency_credit_ppm,
             "notice_s": self.notice_s,
             "exit_fee": self.exit_fee,
+            **self.optional_terms(),
         }
+
+    def optional_terms(self) -> dict[str, Any]:
+        """``min_term_s`` and ``standing`` when set (absent otherwise, so requests and
+        contracts that do not use them keep their recorded form and digests)."""
+        out: dict[str, Any] = {}
+        if self.min_term_s:
+            out["min_term_s"] = self.min_term_s
+        if self.standing:
+            out["standing"] = True
+        return out
 
     def to_json(self) -> dict[str, Any]:
         out = self.to_map()
@@ -148,7 +169,7 @@ def parse_rfb(value: Any, *, default_max_bids: int) -> Rfb:
     known = {
         "id", "service", "quantity", "region", "start_ms", "term_s", "max_prices", "sla",
         "max_bids", "deadline_ms", "min_bond", "profile", "credit_ladder",
-        "latency_credit_ppm", "notice_s", "exit_fee",
+        "latency_credit_ppm", "notice_s", "exit_fee", "min_term_s", "standing",
     }  # fmt: skip
     extra = set(m) - known
     if extra:
@@ -178,9 +199,13 @@ def parse_rfb(value: Any, *, default_max_bids: int) -> Rfb:
         latency_credit_ppm=f.int_field(m, "latency_credit_ppm", "rfb", hi=PPM, default=100_000),
         notice_s=f.int_field(m, "notice_s", "rfb", default=30 * 86_400),
         exit_fee=f.int_field(m, "exit_fee", "rfb", default=0),
+        min_term_s=f.int_field(m, "min_term_s", "rfb", default=0),
+        standing=f.bool_field(m, "standing", "rfb", default=False),
     )
     if rfb.deadline_ms > rfb.start_ms:
         raise MarketInputError("rfb.deadline_ms must not be after start_ms")
+    if rfb.min_term_s > rfb.term_s:
+        raise MarketInputError("rfb.min_term_s must not be longer than term_s")
     if max(max_prices.values()) > 10**9 * PRICE_SCALE:
         raise MarketInputError("rfb.max_prices are absurdly large")
     return rfb

@@ -205,7 +205,7 @@ def offboard(
         "migration",
         running[0].service,
         provider,
-        accounts=sum(c.quantity for c in running),
+        accounts=sum(c.held for c in running if not c.standing),
         contracts=[c.id for c in running],
         reason=f"{provider} was offboarded ({reason}); move its accounts",
         now_ms=now_ms,
@@ -250,7 +250,7 @@ def _pay(m: Market, now_ms: int, result: SettlementResult) -> None:
                 "reprocure",
                 service,
                 "",
-                accounts=sum(st.contracts[c].quantity for c in ids),
+                accounts=sum(st.contracts[c].held for c in ids),
                 contracts=ids,
                 reason=f"escrow held {escrow} against {result.owed} owed: paid pro rata, "
                 f"{result.shortfall} short; fund escrow or buy cheaper capacity",

@@ -219,11 +219,12 @@ class MarketState:
         return self.history.get(provider, (0, 0, None))
 
     def accounts_by_provider(self, service: str) -> dict[str, int]:
-        """Accounts under contract (awarded or active) per provider, for ``service``."""
+        """Accounts under contract (awarded or active, less what was released) per
+        provider, for ``service``; standing offers hold none."""
         out: dict[str, int] = {}
         for c in self.contracts.values():
-            if c.service == service and c.status != "ended":
-                out[c.provider] = out.get(c.provider, 0) + c.quantity
+            if c.service == service and c.firm:
+                out[c.provider] = out.get(c.provider, 0) + c.held
         return out
 
     def _held(self, provider: str) -> tuple[list[Bid], list[Contract]]:
@@ -245,7 +246,7 @@ class MarketState:
         running contracts and open bids hold."""
         cap = self.providers[provider].capacity.get(service, {}).get("accounts", 0)
         bids, contracts = self._held(provider)
-        used = sum(c.quantity for c in contracts if c.service == service)
+        used = sum(c.held for c in contracts if c.service == service and c.firm)
         used += sum(b.quantity for b in bids if self.rfbs[b.rfb].service == service)
         return max(0, cap - used)
 
@@ -436,6 +437,8 @@ class MarketState:
                     verdict=verdict,
                     window_s=f.int_field(m, "window_s", "award line"),
                     proposal_type=f.str_field(m, "proposal_type", "award line", max_len=64),
+                    min_term_s=rfb.min_term_s,
+                    standing=rfb.standing,
                 )
             )
         if set(rfb.bids) != seen:

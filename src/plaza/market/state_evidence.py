@@ -89,15 +89,47 @@ def _approved(state: MarketState, ev: Event) -> Commit:
     return commit
 
 
+def _check_min_term(state: MarketState, c: Contract, time_ms: int, what: str) -> None:
+    """The DAO may end or release a contract only once its minimum term has run; a
+    provider's offboarding ends its contracts at any time."""
+    if state.providers[c.provider].status == "offboarded":
+        return
+    if time_ms < c.releasable_at():
+        raise ClosedError(
+            f"{c.id} has a minimum term until {c.releasable_at()}; it cannot be {what} at {time_ms}"
+        )
+
+
 def _ended(state: MarketState, ev: Event) -> Commit:
     p = ev.payload
     c = _contract(state, p, "market.contract.ended")
     reason = f.str_field(p, "reason", "market.contract.ended", max_len=1000)
     if c.status == "ended":
         raise ClosedError(f"{c.id} has already ended")
+    _check_min_term(state, c, ev.time, "ended")
 
     def commit() -> None:
         state.contracts[c.id] = c.with_(status="ended", ended_ms=ev.time, end_reason=reason)
+
+    return commit
+
+
+def _released(state: MarketState, ev: Event) -> Commit:
+    """Part of a contract's accounts given back (the rest keeps running)."""
+    p = ev.payload
+    c = _contract(state, p, "market.contract.released")
+    quantity = f.int_field(p, "quantity", "market.contract.released", lo=1)
+    f.str_field(p, "reason", "market.contract.released", max_len=1000)  # kept in the event
+    if c.status != "active" or c.standing:
+        raise ClosedError(f"{c.id} is {c.status}{' and standing' if c.standing else ''}")
+    if quantity >= c.held:
+        raise MarketInputError(
+            f"{c.id} holds {c.held} accounts; release fewer, or end the contract"
+        )
+    _check_min_term(state, c, ev.time, "released")
+
+    def commit() -> None:
+        state.contracts[c.id] = c.with_(released=c.released + quantity)
 
     return commit
 
@@ -170,6 +202,7 @@ def handlers(state: MarketState) -> dict[str, Callable[[Event], Commit]]:
         "market.contract.signed": _signed,
         "market.contract.approved": _approved,
         "market.contract.ended": _ended,
+        "market.contract.released": _released,
         "market.usage.reported": _usage,
         "market.observation.reported": _observation,
         "market.probes.reported": _probes,
