@@ -117,3 +117,20 @@ def test_bad_files(tmp_path: Path, text: str) -> None:
     path.write_text(text)
     with pytest.raises(ArchiveError):
         read_archive(path)
+
+
+HEADER = '{"format": "plaza-ledger", "version": 1, "events": 1, "checkpoints": %d}'
+DEEP = "[" * 100_000
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [[DEEP], [HEADER % 1, '{"hash": "00", "event": {}}', DEEP], [HEADER % 0, DEEP]],
+    ids=["header", "checkpoint", "event"],
+)
+def test_deeply_nested_json_is_an_archive_error(tmp_path: Path, lines: list[str]) -> None:
+    """The stdlib parser recurses once per nesting level: a hostile file must not crash it."""
+    path = tmp_path / "deep.jsonl"
+    path.write_text("\n".join(lines))
+    with pytest.raises(ArchiveError):
+        list(read_archive(path).raw_events())

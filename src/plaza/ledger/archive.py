@@ -75,9 +75,17 @@ class Archive:
             yield pos, _event_bytes(pos, line)
 
 
+def _json(line: str) -> Any:
+    # The stdlib parser recurses once per nesting level: a hostile line could crash it.
+    try:
+        return json.loads(line)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
+
+
 def _event_bytes(pos: int, line: str) -> bytes:
     try:
-        obj = json.loads(line)
+        obj = _json(line)
     except ValueError as exc:
         raise ArchiveError(f"line for event {pos} is not JSON: {exc}", seq=pos) from exc
     if not isinstance(obj, dict) or set(obj) != {"hash", "event"}:
@@ -106,7 +114,7 @@ def parse_archive(lines: list[str]) -> Archive:
     if not lines:
         raise ArchiveError("empty file: no plaza-ledger header")
     try:
-        header: Any = json.loads(lines[0])
+        header: Any = _json(lines[0])
     except ValueError as exc:
         raise ArchiveError(f"header is not JSON: {exc}") from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT:
@@ -125,7 +133,7 @@ def parse_archive(lines: list[str]) -> Archive:
     cps = []
     for i, line in enumerate(cp_lines):
         try:
-            obj = json.loads(line)
+            obj = _json(line)
             cps.append(Checkpoint.from_map(datamodel.from_json(obj["checkpoint"])))
         except (ValueError, KeyError, TypeError, PlazaError) as exc:
             raise ArchiveError(f"checkpoint line {i} is malformed: {exc}") from exc
