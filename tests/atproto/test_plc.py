@@ -672,6 +672,10 @@ def test_arbitrary_json_raises_plc_errors(value: Any) -> None:
     for parse in (parse_operation, LogEntry.from_json):
         with pytest.raises(PlcError):
             parse(value)
+    # An audit log as a directory might answer it: any JSON value at all.
+    did = _genesis()[0]
+    with pytest.raises(PlcError):
+        validate_audit_log(did, value)
 
 
 def test_lone_surrogates_are_refused_not_crashed_on() -> None:

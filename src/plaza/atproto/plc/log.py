@@ -305,6 +305,8 @@ def validate_audit_log(did: str, entries: Sequence[LogEntry | Mapping[str, Any]]
     :class:`PlcError` subclass (its message names the entry) or
     :class:`PlcAuditLogError` for an entry that disagrees with the replay.
     """
+    if not isinstance(entries, Sequence) or isinstance(entries, str | bytes):
+        raise PlcAuditLogError(f"the audit log of {did} must be a list of entries")
     if not entries:
         raise PlcAuditLogError(f"the audit log of {did} is empty")
     parsed = []
