@@ -4,8 +4,9 @@ Theory of operation. A PostgreSQL commit waits for its WAL to reach the disk (a 
 milliseconds here), and the PDS's one synchronous connection holds the event loop for
 that whole wait: commits are serialized, one flush each. :class:`PgCommitter` keeps a
 few asynchronous connections (autocommit, the store's schema on the search path) and
-runs a commit's statements on a free one, as one transaction sent in one pipeline: one
-network round trip, while the loop serves other requests. Commits in flight together
+runs a commit on a free one as a single statement
+(:data:`plaza.services.pds.store_repo.PG_COMMIT`): one transaction, one network round
+trip, prepared once per connection, while the loop serves other requests. Commits in flight together
 on different connections share WAL flushes (PostgreSQL's group commit), which is what
 lets write throughput grow past one flush per write.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -50,21 +51,16 @@ class PgCommitter:
         self._opened = 0
         self._free: asyncio.Queue[psycopg.AsyncConnection[Any]] | None = None
         self._all: list[psycopg.AsyncConnection[Any]] = []
-        self._sql: dict[str, str] = {}
 
-    async def run(self, statements: Sequence[tuple[str, Sequence[Sequence[object]]]]) -> None:
-        """Run ``(sql, rows)`` pairs (``?`` placeholders) in order in one transaction.
+    async def execute(self, sql: str, params: Mapping[str, object]) -> None:
+        """Run one statement (psycopg placeholders) as its own transaction.
 
         Raises :class:`plaza.db.IntegrityError` or :class:`plaza.errors.StorageError`;
         then nothing was written.
         """
         async with self._connection() as conn:
             try:
-                async with conn.pipeline(), conn.transaction():
-                    for sql, rows in statements:
-                        query = self._translate(sql)
-                        for params in rows:
-                            await conn.execute(query, params)
+                await conn.execute(sql, params)
             except psycopg.errors.IntegrityError as exc:
                 raise IntegrityError(f"constraint failed: {exc}".strip()) from exc
             except psycopg.Error as exc:
@@ -85,12 +81,6 @@ class PgCommitter:
         if self._free is None:
             self._free = asyncio.Queue()
         return self._free
-
-    def _translate(self, sql: str) -> str:
-        out = self._sql.get(sql)
-        if out is None:
-            out = self._sql[sql] = sql.replace("%", "%%").replace("?", "%s")
-        return out
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
