@@ -184,6 +184,7 @@ def test_bad_submissions_change_nothing(directory: Directory) -> None:
         (directory.http.post(url, content=b"{not json"), 400, "InvalidRequest"),
         (directory.http.post(url, content=b'{"type":"a","type":"b"}'), 400, "InvalidRequest"),
         (directory.http.post(url, content=b"[NaN]"), 400, "InvalidRequest"),
+        (directory.http.post(url, content=b"[" * 60_000), 400, "InvalidRequest"),
         (directory.http.post(url, content=surrogate), 400, "InvalidPlcOperation"),
         (directory.post(bob.did, {"type": "plc_operation"}), 400, "InvalidPlcOperation"),
         (directory.post(bob.did, bob.genesis), 400, "DidAlreadyExists"),
@@ -248,6 +249,10 @@ def test_export_pages_by_sequence_and_time(directory: Directory) -> None:
     assert [json.loads(x)["cid"] for x in later] == cids[2:3]
     _refused(directory.get("/export?count=0"), 400, "InvalidRequest")
     _refused(directory.get("/export?after=yesterday"), 400, "InvalidRequest")
+    # str.isdigit() is true for superscripts that int() refuses, and int() refuses
+    # more than 4300 digits: both must be a 400, not a crash.
+    for query in ("count=\u00b2", "after=\u00b2", "count=" + "9" * 5000, "after=" + "9" * 5000):
+        _refused(directory.get(f"/export?{query}"), 400, "InvalidRequest")
 
 
 def test_health(directory: Directory) -> None:

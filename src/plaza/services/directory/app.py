@@ -115,7 +115,7 @@ def create_app(
         count = _count(request.query_params.get("count"))
         after = request.query_params.get("after")
         lines: list[dict[str, Any]]
-        if after is not None and after.isdigit():
+        if after is not None and _is_uint(after):
             if int(after) > _MAX_SEQ:
                 raise InvalidInputError("after is beyond any sequence number")
             lines = [
@@ -208,12 +208,20 @@ def _json(body: bytes) -> Any:
         return json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # the stdlib parser recurses once per nesting level
+        raise InvalidInputError("request body is not valid JSON: nested too deeply") from exc
+
+
+def _is_uint(raw: str) -> bool:
+    # str.isdigit() accepts superscripts that int() refuses, and int() refuses more than
+    # 4300 digits; a sequence number or count has at most 19.
+    return raw.isascii() and raw.isdigit() and len(raw) <= 19
 
 
 def _count(raw: str | None) -> int:
     if raw is None:
         return MAX_EXPORT_COUNT
-    if not raw.isdigit() or int(raw) < 1:
+    if not _is_uint(raw) or int(raw) < 1:
         raise InvalidInputError("count must be a positive integer")
     return min(int(raw), MAX_EXPORT_COUNT)
 
