@@ -37,15 +37,19 @@ AGENT = signer("market-agent")
 
 def dao_world(store: EventStore) -> tuple[Dao, World]:
     mandate = default_mandate()
+    # The default signs small awards at once; these tests are about the veto window, so
+    # every award here is optimistic (72 h), as a DAO may vote to make it.
+    award = mandate.actions["contract.award"].model_copy(update={"class_": "optimistic"})
     mandate = mandate.model_copy(
         update={
+            "actions": {**mandate.actions, "contract.award": award},
             "limits": mandate.limits.model_copy(
                 update={
                     "max_provider_share_ppm": 400_000,
                     "concentration_min_accounts": 0,
                     "hhi_ceiling": 4000,
                 }
-            )
+            ),
         }
     )
     constitution = default_constitution().model_copy(update={"agents": (AGENT.did,)})

@@ -25,8 +25,8 @@ decides:
    beyond a budget; that is what a vote is for)
 6. spending: ``amount > 0`` needs a budget for its category, and the rolling window's
    spend plus ``amount`` must stay within the limit -> else ``Deny``
-7. class ``optimistic``, or ``amount`` over ``optimistic_above`` -> ``Optimistic(window)``;
-   otherwise ``Allow``.
+7. class ``optimistic``, ``amount`` over ``optimistic_above``, or ``accounts`` over
+   ``optimistic_above_accounts`` -> ``Optimistic(window)``; otherwise ``Allow``.
 
 Budget windows follow Lido Easy Track's limit checker (spend + payout <= limit), made
 rolling instead of calendar-aligned; the optimistic class follows Aragon's optimistic
@@ -115,6 +115,7 @@ class ActionRule(_Model):
     category: str | None = None
     vote_above: Minor | None = None
     optimistic_above: Minor | None = None
+    optimistic_above_accounts: Minor | None = None
     batch_limits: bool = False
     proposal_type: str = "agent-action"
     description: str = ""
@@ -414,6 +415,11 @@ def _check(action: Action, state: GuardState) -> Verdict:
     if rule.class_ == "optimistic":
         return Optimistic(window, veto)
     if rule.optimistic_above is not None and action.amount > rule.optimistic_above:
+        return Optimistic(window, veto)
+    if (
+        rule.optimistic_above_accounts is not None
+        and action.accounts > rule.optimistic_above_accounts
+    ):
         return Optimistic(window, veto)
     return Allow()
 
