@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
+import contextlib
+import functools
+from typing import Any
 
-from plaza.dao.errors import DuplicateVoteError, NotMemberError, ProposalClosedError
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from plaza.dao.errors import (
+    DuplicateVoteError,
+    NotFoundInStateError,
+    NotMemberError,
+    ProposalClosedError,
+)
 from plaza.dao.service import Dao
-from plaza.dao.state import DaoState
+from plaza.dao.state import HANDLERS, DaoState
+from plaza.errors import PlazaError
 from plaza.ledger import (
     AppendConflictError,
     EventSignatureError,
@@ -15,7 +27,7 @@ from plaza.ledger import (
     sign_event,
     verify_log,
 )
-from tests.dao.conftest import DAY, T0, World, found
+from tests.dao.conftest import DAY, T0, World, found, make_world
 
 
 def _busy(dao: Dao, world: World) -> int:
@@ -130,3 +142,85 @@ def test_illegal_votes(world: World, attack: str) -> None:
     report = _verify(store)
     assert report.problem.seq == 4  # type: ignore[attr-defined]
     assert report.problem.code == error.code  # type: ignore[attr-defined]
+
+
+def test_hostile_payloads_are_rule_errors_live_and_on_replay(dao: Dao, world: World) -> None:
+    """A payload the handlers choke on must be a named bad event, never a crash of verify."""
+    head = dao.store.head()
+    # str.isdigit() is true for "²", which int() refuses.
+    payload = {"delegate": world.bob.did, "scope": "proposal", "key": "\u00b2"}
+    ev = dao.ledger.build(
+        world.alice.key,
+        author_did=world.alice.did,
+        type="dao.delegation.set",
+        payload=payload,
+        time=T0 + 1,
+        head=head,
+    )
+    with pytest.raises(NotFoundInStateError):
+        dao.state.check(ev)
+    dao.store.append([ev])  # straight into the store, past the live checks
+    report = _verify(dao.store)
+    assert report.problem is not None  # type: ignore[attr-defined]
+    assert (report.problem.seq, report.problem.code) == (ev.seq, "NotFound")  # type: ignore[attr-defined]
+
+
+_FIELDS = [
+    "did", "role", "proof", "member", "kind", "delegate", "scope", "key", "expires", "type",
+    "title", "body", "choices", "effect", "effects", "proposal", "ballot", "points", "action",
+    "reason", "motion", "amount", "from", "memo", "fake", "payee", "category", "choice",
+    "votes", "scores", "ranking", "approvals", "params", "escrow", "provider", "accounts",
+]  # fmt: skip
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 2**64 - 1)
+    | st.text(max_size=6)
+    | st.binary(max_size=3)
+    | st.sampled_from(["1", "2", "\u00b2", "global", "topic", "proposal", "yes", "rfb.create"])
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_FIELDS), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    type_=st.sampled_from(sorted(HANDLERS)),
+    payload=st.dictionaries(st.sampled_from(_FIELDS), _VALUES, max_size=5),
+    who=st.integers(0, 3),
+)
+def test_any_payload_is_a_plaza_error_or_legal(
+    type_: str, payload: dict[str, Any], who: int
+) -> None:
+    world = make_world()
+    dao = _fuzz_dao()
+    author = (world.alice, world.bob, world.agent, world.dave)[who]
+    head = dao.store.head()
+    try:
+        ev = sign_event(
+            author.key,
+            seq=head.size,
+            prev_hash=head.hash,
+            time=head.time + 1,
+            author_did=author.did,
+            type=type_,
+            payload=payload,
+        )
+    except PlazaError:
+        return  # not even a well-formed event
+    with contextlib.suppress(PlazaError):
+        dao.state.check(ev)
+
+
+@functools.cache
+def _fuzz_dao() -> Dao:
+    """One DAO with an open proposal, read-only for the fuzz test (check never mutates)."""
+    world = make_world()
+    dao = found(MemoryEventStore(), world)
+    dao.propose(world.alice, "treasury", "t", T0, effect={"amount": 5, "payee": "p"})
+    return dao

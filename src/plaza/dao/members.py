@@ -275,7 +275,10 @@ def _scope_key(st: DaoState, p: Payload, ev_time: int) -> tuple[Scope, str]:
         raise InvalidPayloadError("a global delegation has no key")
     if scope == "topic" and not key:
         raise InvalidPayloadError("a topic delegation names its topic in 'key'")
-    if scope == "proposal" and (not key.isdigit() or int(key) not in st.proposals):
+    # isascii: str.isdigit() also holds for digits int() refuses, such as "²"
+    if scope == "proposal" and (
+        not (key.isascii() and key.isdigit()) or int(key) not in st.proposals
+    ):
         raise NotFoundInStateError(f"no proposal {key!r}")
     return scope, key
 
