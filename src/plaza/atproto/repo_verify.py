@@ -11,7 +11,7 @@ first failure with a specific error:
    no key, the result says the signature was not checked;
 4. the whole MST: every node present (:class:`MissingBlockError`), canonical, at the
    right layer, keys in order and in range (:class:`MstError`), every record present
-   and valid DAG-CBOR;
+   and a map in valid DAG-CBOR (:func:`check_record`);
 5. the tree rebuilt from its keys alone has the commit's ``data`` root.
 
 Only blocks reachable from the commit are kept; other blocks in the file are counted
@@ -20,9 +20,11 @@ and dropped, so a hostile file cannot smuggle data into the importer's store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import libipld
 
 from plaza.atproto import cbor
 from plaza.atproto.car import MAX_CAR_BYTES, read_car, write_car
@@ -33,6 +35,7 @@ from plaza.atproto.errors import (
     CarRootError,
     CommitError,
     DecodeError,
+    InvalidCidError,
     MissingBlockError,
     MstError,
 )
@@ -76,6 +79,77 @@ class VerifiedRepo:
         return MST.load(self.blocks, self.commit.data, cache)
 
 
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+
+def check_record(block: bytes) -> None:
+    """Accept a record block exactly when the strict decoder accepts it as a map.
+
+    Raises the :class:`DecodeError` that ``cbor.decode`` raises (or says the value is
+    not a map). The fast path: libipld decodes the block and encodes the result again;
+    identical bytes mean the block is canonical DAG-CBOR (minimal heads, definite
+    lengths, sorted unique text keys, no trailing bytes). libipld's round trip is then
+    checked for the little it admits and the data model does not (floats, integers
+    below -2**63, nesting past ``cbor.MAX_DEPTH``, CID links Plaza refuses). A byte
+    string that libipld takes for a CID would have come back as a link, so it never
+    passes the comparison. Anything the fast path does not vouch for goes to the
+    strict decoder, whose answer is final.
+    """
+    if _vouched(block):
+        return
+    if type(cbor.decode(block)) is not dict:
+        raise DecodeError("the record is not a map")
+
+
+def _vouched(block: bytes) -> bool:
+    """The fast path of :func:`check_record`: True only for a map the strict decoder
+    accepts (False says nothing)."""
+    try:
+        value = libipld.decode_dag_cbor(block)
+    except ValueError:
+        return False
+    return (
+        type(value) is dict and _in_data_model(value, 0) and libipld.encode_dag_cbor(value) == block
+    )
+
+
+def _in_data_model(value: Any, depth: int) -> bool:
+    """True if a container libipld decoded is one the strict decoder decodes alike.
+
+    Links come back from libipld as the CID's bytes; every byte string that could be
+    one (CIDv1 starts with 0x01, CIDv0 with 0x12) must be a CID Plaza accepts, or the
+    strict decoder decides.
+    """
+    if depth >= cbor.MAX_DEPTH:
+        return False
+    items: Iterable[Any] = value.values() if type(value) is dict else value
+    for v in items:
+        t = type(v)
+        if t is str or t is bool or v is None:
+            continue
+        if t is dict or t is list:
+            if not _in_data_model(v, depth + 1):
+                return False
+        elif t is int:
+            if not _INT_MIN <= v <= _INT_MAX:
+                return False
+        elif t is bytes:
+            if v[:1] in (b"\x01", b"\x12") and not _is_cid(v):
+                return False
+        else:  # floats, and anything else libipld may grow
+            return False
+    return True
+
+
+def _is_cid(raw: bytes) -> bool:
+    try:
+        CID(raw)
+    except InvalidCidError:
+        return False
+    return True
+
+
 def _commit_from(blocks: dict[CID, bytes], root: CID, did: str | None) -> Commit:
     block = blocks.get(root)
     if block is None:
@@ -96,8 +170,8 @@ def import_car(
 ) -> VerifiedRepo:
     """Read and fully verify a repository CAR (see the module docstring).
 
-    ``check_records`` decodes every record with the strict DAG-CBOR decoder; turn it off
-    only for data already known to be valid.
+    ``check_records`` checks that every record is a map in strict DAG-CBOR
+    (:func:`check_record`); turn it off only for data already known to be valid.
     """
     car = read_car(data, max_total_bytes=max_bytes)
     root = car.root
@@ -114,11 +188,9 @@ def import_car(
             raise MissingBlockError(f"record {path} ({cid}) is missing")
         if check_records and cid not in kept:
             try:
-                value = cbor.decode(block)
+                check_record(block)
             except DecodeError as exc:
                 raise DecodeError(f"record {path} ({cid}): {exc.message}") from exc
-            if type(value) is not dict:
-                raise DecodeError(f"record {path} ({cid}) is not a map")
         kept[cid] = block
     if MST.build(records.items()).root() != commit.data:
         raise MstError("the tree rebuilt from the repository's keys has a different root")

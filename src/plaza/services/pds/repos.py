@@ -421,7 +421,9 @@ class RepoManager:
         for path, cid in repo.records.items():
             collection, _, rkey = path.partition("/")
             refs.append(RecordRef(collection, rkey, cid.raw))
-            blobs = find_blobs(cbor.decode(repo.blocks[cid]))
+            block = repo.blocks[cid]
+            # A blob reference is a map with "$type": "blob"; without those bytes there is none.
+            blobs = find_blobs(cbor.decode(block)) if b"blob" in block else []
             if blobs:
                 blob_refs[f"at://{acct.did}/{path}"] = tuple(b.raw for b in blobs)
         commit_block = repo.blocks[repo.commit_cid]
