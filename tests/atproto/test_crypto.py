@@ -162,6 +162,36 @@ def test_bad_did_keys(value: Any) -> None:
     assert not crypto.verify_signature(value, b"m", bytes(64))
 
 
+@pytest.mark.parametrize("alg", [ES256K, ES256])
+def test_a_key_has_one_did_key(alg: str) -> None:
+    """An uncompressed point is the same key under another string: two DIDs, one signer.
+    Only the canonical (compressed) did:key is accepted."""
+    key = PrivateKey.from_bytes(alg, bytes(31) + b"\x07")  # type: ignore[arg-type]
+    prefix = b"\xe7\x01" if alg == ES256K else b"\x80\x24"
+    if alg == ES256K:
+        import coincurve
+
+        point = coincurve.PublicKey(key.public_key.compressed).format(compressed=False)
+    else:
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        pub = ec.EllipticCurvePublicKey.from_encoded_point(
+            ec.SECP256R1(), key.public_key.compressed
+        )
+        point = pub.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    other = "did:key:z" + crypto.b58encode(prefix + point)
+    assert other != key.did_key()
+    with pytest.raises(CryptoError, match=r"canonical|too long"):
+        parse_did_key(other)
+
+
+def test_overlong_did_keys_are_refused_before_decoding() -> None:
+    # base58 decoding is quadratic in the length: a megabyte of it takes minutes.
+    with pytest.raises(CryptoError, match="too long"):
+        parse_did_key("did:key:z" + "2" * 1_000_000)
+
+
 _PREFIXES = st.sampled_from([b"\xe7\x01", b"\x80\x24", b"", b"\x00"])
 
 

@@ -166,15 +166,27 @@ class PublicKey:
         return f"PublicKey({self.did_key()})"
 
 
+MAX_MULTIKEY: Final = 64
+"""Longest multikey accepted: a compressed point with its prefix is 35 bytes, 49 characters
+of base58btc after the ``z``. (Decoding base58 is quadratic in its length.)"""
+
+
 @lru_cache(maxsize=4096)
 def _parse_multikey(multikey: str) -> PublicKey:
     if not isinstance(multikey, str) or not multikey.startswith("z"):
         raise CryptoError(f"multikey must be base58btc ('z' prefix): {str(multikey)[:80]!r}")
+    if len(multikey) > MAX_MULTIKEY:
+        raise CryptoError(f"multikey is too long ({len(multikey)} > {MAX_MULTIKEY} characters)")
     raw = b58decode(multikey[1:])
     alg = _ALG_BY_PREFIX.get(raw[:2])
     if alg is None:
         raise CryptoError(f"unsupported multicodec key prefix {raw[:2].hex()}")
-    return PublicKey(alg, raw[2:])
+    key = PublicKey(alg, raw[2:])
+    # One key, one string: an uncompressed point (or leading zeros) would name the same
+    # key under another DID.
+    if key.multikey() != multikey:
+        raise CryptoError("multikey is not canonical: atproto keys are compressed points")
+    return key
 
 
 def parse_did_key(did_key: str) -> PublicKey:
