@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,10 +20,13 @@ from plaza.atproto.cid import CID
 from plaza.atproto.commit import Commit, decode_commit
 from plaza.atproto.crypto import PrivateKey
 from plaza.atproto.mst import MST
-from plaza.atproto.repo import Write, export_car
+from plaza.atproto.plc import create_genesis
+from plaza.atproto.repo import Repo, Write, export_car
 from plaza.cli import app
+from plaza.services.directory import DirectorySettings
+from plaza.services.directory import create_app as create_directory
 from plaza.services.runner import ServedApp, ServerThread
-from tests.atproto.repo_helpers import DID, POST, Host, post
+from tests.atproto.repo_helpers import POST, Host, post
 from tests.vectors import params, vector_path
 
 CAR_DIR = vector_path("indigo-testdata", "repo-car")
@@ -203,28 +207,56 @@ def test_usage_errors_exit_2(tmp_path: Path, host_car: tuple[Host, Path]) -> Non
     assert runner.invoke(app, ["repo", "ls", str(tmp_path / "missing.car")]).exit_code == 2
 
 
-def test_directory_resolution_over_http(host_car: tuple[Host, Path]) -> None:
-    host, path = host_car
-    keys = {"good": host.key, "wrong": PrivateKey.generate()}
+def _plc_repo(tmp_path: Path, signer: PrivateKey, did: str, name: str) -> Path:
+    """A repository CAR of ``did`` with one post, signed by ``signer``."""
+    blocks: dict[CID, bytes] = {}
+    result = Repo.create(
+        did, signer, "3kaaaaaaaaa22", blocks, writes=[Write.create(POST, "3k001", post(1))]
+    )
+    blocks.update(result.new_blocks)
+    path = tmp_path / f"{name}.car"
+    path.write_bytes(export_car(blocks, result.repo.cid))
+    return path
 
-    async def did_doc(request: Request) -> JSONResponse:
-        key = keys.get(request.path_params["which"])
-        if key is None or request.path_params["did"] != DID:
-            return JSONResponse({"message": "DID not registered"}, status_code=404)
+
+def test_directory_resolution_over_http(tmp_path: Path) -> None:
+    """The signing key comes from the DID's verified audit log, not from a document the
+    directory could have made up."""
+    rotation, signing, forger = (PrivateKey.generate() for _ in range(3))
+    did, genesis = create_genesis(
+        key=rotation,
+        rotation_keys=[rotation.did_key()],
+        signing_key=signing.did_key(),
+        handle="repo.test",
+        pds_endpoint="https://pds.example",
+    )
+    honest = _plc_repo(tmp_path, signing, did, "honest")
+    forged = _plc_repo(tmp_path, forger, did, "forged")
+    settings = DirectorySettings(db_url=f"sqlite:///{tmp_path / 'directory.db'}")
+
+    async def lying_doc(request: Request) -> JSONResponse:
         method = {
-            "id": f"{DID}#atproto",
+            "id": f"{did}#atproto",
             "type": "Multikey",
-            "controller": DID,
-            "publicKeyMultibase": key.public_key.multikey(),
+            "controller": did,
+            "publicKeyMultibase": forger.public_key.multikey(),
         }
-        return JSONResponse({"id": DID, "verificationMethod": [method]})
+        return JSONResponse({"id": did, "verificationMethod": [method]})
 
-    plc = Starlette(routes=[Route("/{which}/{did}", did_doc)])
-    with ServerThread([ServedApp("plc", plc)]) as (url,):
-        code, out = run("verify", str(path), "--json", "--directory", url + "/good")
+    liar = Starlette(routes=[Route("/{did}", lying_doc)])
+    with ServerThread([ServedApp("plc", create_directory(settings)), ServedApp("liar", liar)]) as (
+        url,
+        liar_url,
+    ):
+        assert httpx.post(f"{url}/{did}", json=genesis.to_json()).status_code == 200
+        code, out = run("verify", str(honest), "--json", "--directory", url)
         assert code == 0, out
-        assert out["signature"] == f"verified against {host.key.did_key()}"
-        code, out = run("verify", str(path), "--json", "--directory", url + "/wrong")
+        assert out["signature"] == f"verified against {signing.did_key()}"
+        code, out = run("verify", str(forged), "--json", "--directory", url)
         assert code == 1 and out["error"]["code"] == "BadSignature"
-        result = runner.invoke(app, ["repo", "verify", str(path), "--directory", url + "/gone"])
-        assert result.exit_code == 2 and "answered HTTP 404" in result.output
+        # A directory that serves a made-up document (and no verifiable log) is not believed.
+        result = runner.invoke(app, ["repo", "verify", str(forged), "--directory", liar_url])
+        assert result.exit_code == 2 and "VALID" not in result.output, result.output
+        stranger = _plc_repo(tmp_path, forger, "did:plc:" + "a" * 24, "stranger")
+        result = runner.invoke(app, ["repo", "verify", str(stranger), "--directory", url])
+        assert result.exit_code == 2 and "does not know" in result.output, result.output

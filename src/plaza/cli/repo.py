@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 from plaza.atproto.commit import verify_commit
-from plaza.atproto.crypto import ES256, ES256K, Alg, PublicKey, b58decode
+from plaza.atproto.crypto import PublicKey, parse_did_key
 from plaza.atproto.errors import AtprotoError, CryptoError
 from plaza.atproto.repo_verify import VerifiedRepo, import_car
 from plaza.errors import PlazaError
+from plaza.services.directory.client import DirectoryLookupError, fetch_state
 
 app = typer.Typer(
     name="repo",
@@ -23,51 +23,21 @@ app = typer.Typer(
 )
 
 UNCHECKED = "unchecked: pass --key or --directory"
-_LEGACY_KEY_TYPES: dict[str, Alg] = {
-    "EcdsaSecp256k1VerificationKey2019": ES256K,
-    "EcdsaSecp256r1VerificationKey2019": ES256,
-}
 
 
-class ResolutionError(PlazaError):
-    """The DID could not be resolved to an ``#atproto`` signing key."""
-
-    code = "DidResolutionFailed"
-    status = 502
-
-
-def resolve_signing_key(directory: str, did: str, *, timeout: float = 10.0) -> PublicKey:
-    """The ``#atproto`` verification key in ``did``'s document, fetched from a PLC-style
-    directory as ``GET {directory}/{did}``."""
-    url = f"{directory.rstrip('/')}/{did}"
+def resolve_signing_key(directory: str, did: str) -> PublicKey:
+    """The ``#atproto`` key of ``did``, from its audit log read from a PLC-style directory
+    and re-validated here: a directory can withhold a DID's log, not forge it."""
+    state = fetch_state(directory, did)
+    key = state.data.signing_key if state.data is not None else None
+    if key is None:
+        raise DirectoryLookupError(f"{did} is deactivated or lists no #atproto signing key")
     try:
-        response = httpx.get(url, timeout=timeout, follow_redirects=True)
-    except httpx.HTTPError as exc:
-        raise ResolutionError(f"could not reach {url}: {exc}") from exc
-    if response.status_code != 200:
-        raise ResolutionError(f"{url} answered HTTP {response.status_code}")
-    try:
-        doc = response.json()
-        methods = doc.get("verificationMethod") or []
-    except (ValueError, AttributeError) as exc:
-        raise ResolutionError(f"{url} did not return a DID document") from exc
-    for method in methods:
-        if not isinstance(method, dict):
-            continue
-        ident = str(method.get("id", ""))
-        if ident not in ("#atproto", f"{did}#atproto"):
-            continue
-        multibase = method.get("publicKeyMultibase")
-        kind = method.get("type")
-        try:
-            if kind == "Multikey":
-                return PublicKey.from_multikey(str(multibase))
-            if kind in _LEGACY_KEY_TYPES and isinstance(multibase, str) and multibase[:1] == "z":
-                return PublicKey(_LEGACY_KEY_TYPES[kind], b58decode(multibase[1:]))
-        except CryptoError as exc:
-            raise ResolutionError(f"the #atproto key of {did} is malformed: {exc.message}") from exc
-        raise ResolutionError(f"the #atproto key of {did} has unsupported type {kind!r}")
-    raise ResolutionError(f"the DID document of {did} has no #atproto verification method")
+        return parse_did_key(key)
+    except CryptoError as exc:
+        raise DirectoryLookupError(
+            f"the #atproto key of {did} is malformed: {exc.message}"
+        ) from exc
 
 
 def _summary(repo: VerifiedRepo, signature: str) -> dict[str, Any]:
@@ -119,9 +89,10 @@ def verify(
     Re-hashes every block, checks that the root is in the file and is a well-formed
     commit (for --did, if given), walks the whole MST (every node present, canonical,
     keys in order, every record present and valid) and rebuilds it to the commit's
-    root. The commit signature is checked against --key, or against the key the DID
-    document from --directory lists; with neither, the output says the signature was
-    not checked. Exits 0 when valid, 1 when invalid, 2 on a usage error.
+    root. The commit signature is checked against --key, or against the #atproto key of
+    the DID's audit log read from --directory (re-validated here, so the directory is
+    trusted only to hand over the current log); with neither, the output says the
+    signature was not checked. Exits 0 when valid, 1 when invalid, 2 on a usage error.
 
     Example:
 
@@ -147,7 +118,7 @@ def verify(
             public = resolve_signing_key(directory, repo.did)
         if public is not None:
             verify_commit(repo.commit, public)
-    except ResolutionError as exc:
+    except DirectoryLookupError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from exc
     except AtprotoError as exc:
