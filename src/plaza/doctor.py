@@ -6,6 +6,7 @@ import shutil
 import sys
 from dataclasses import asdict, dataclass
 from importlib import metadata
+from urllib.parse import urlsplit, urlunsplit
 
 _REQUIRED_PACKAGES = ("cryptography", "coincurve", "libipld", "starlette", "uvicorn", "psycopg")
 
@@ -36,7 +37,20 @@ def _packages() -> list[Check]:
     return out
 
 
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe to print)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _postgres(url: str) -> Check:
+    shown = redact(url)
     try:
         import psycopg
 
@@ -45,11 +59,12 @@ def _postgres(url: str) -> Check:
         return Check(
             "postgresql",
             True,
-            f"{url} answers (server {version[0] if version else '?'})",
+            f"{shown} answers (server {version[0] if version else '?'})",
             required=False,
         )
     except Exception as exc:  # noqa: BLE001 - report any failure to connect
-        return Check("postgresql", False, f"{url}: {str(exc).strip()[:120]}", required=False)
+        reason = str(exc).strip()[:120].replace(url, shown)
+        return Check("postgresql", False, f"{shown}: {reason}", required=False)
 
 
 def _tool(name: str, why: str) -> Check:
