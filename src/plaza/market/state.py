@@ -101,8 +101,12 @@ class MarketState:
         self.rfbs: dict[str, Rfb] = {}
         self.bids: dict[str, Bid] = {}
         self.contracts: dict[str, Contract] = {}
-        self.bids_of: dict[str, list[str]] = {}
-        self.contracts_of: dict[str, list[str]] = {}
+        # Per provider, its bids on requests not yet awarded and its contracts not yet
+        # ended (insertion-ordered dicts used as sets): what spare capacity and free bond
+        # subtract. Kept small as requests close and contracts end, so a provider that
+        # bids on every request does not make each new bid cost more than the last.
+        self.open_bids_of: dict[str, dict[str, None]] = {}
+        self.running_of: dict[str, dict[str, None]] = {}
         self.usage: dict[tuple[str, int], UsageReport] = {}
         self.observations: dict[tuple[str, int], dict[str, UsageReport]] = {}
         self.probes = ProbeBook(1)
@@ -229,16 +233,8 @@ class MarketState:
 
     def _held(self, provider: str) -> tuple[list[Bid], list[Contract]]:
         """The provider's open bids and running contracts (from the per-provider index)."""
-        bids = [
-            self.bids[b]
-            for b in self.bids_of.get(provider, ())
-            if not self.rfbs[self.bids[b].rfb].awarded
-        ]
-        contracts = [
-            self.contracts[c]
-            for c in self.contracts_of.get(provider, ())
-            if self.contracts[c].status != "ended"
-        ]
+        bids = [self.bids[b] for b in self.open_bids_of.get(provider, ())]
+        contracts = [self.contracts[c] for c in self.running_of.get(provider, ())]
         return bids, contracts
 
     def spare_capacity(self, provider: str, service: str) -> int:
@@ -369,7 +365,7 @@ class MarketState:
 
         def commit() -> None:
             self.bids[bid.id] = bid
-            self.bids_of.setdefault(bid.provider, []).append(bid.id)
+            self.open_bids_of.setdefault(bid.provider, {})[bid.id] = None
             rfb = self.rfbs[bid.rfb]
             self.rfbs[bid.rfb] = replace(rfb, bids=(*rfb.bids, bid.id))
             self.remember(bid.provider, "bid", bid.nonce, doc)
@@ -452,9 +448,11 @@ class MarketState:
 
         def commit() -> None:
             self.rfbs[rfb_id] = replace(rfb, awarded=True)
+            for b in rfb.bids:
+                self.open_bids_of.get(self.bids[b].provider, {}).pop(b, None)
             for c in contracts:
                 self.contracts[c.id] = c
-                self.contracts_of.setdefault(c.provider, []).append(c.id)
+                self.running_of.setdefault(c.provider, {})[c.id] = None
             self.commitments.extend(costs)
             self.awards[rfb_id] = dict(p)
 

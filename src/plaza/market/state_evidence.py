@@ -110,6 +110,7 @@ def _ended(state: MarketState, ev: Event) -> Commit:
 
     def commit() -> None:
         state.contracts[c.id] = c.with_(status="ended", ended_ms=ev.time, end_reason=reason)
+        state.running_of.get(c.provider, {}).pop(c.id, None)
 
     return commit
 
