@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from plaza.cli import app
@@ -110,3 +111,32 @@ def test_commands_fail_cleanly(tmp_path: Path) -> None:
     assert (code, out.strip()) == (0, "no changes")
     code, out = run("dao", "mandate", "show", "--version", "9", env=env)
     assert code == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["dao", "init", "--founder", "carol", "--opening", "lots"],
+        ["dao", "init", "--founder", "carol", "--opening", "Infinity"],
+        ["dao", "receive", "donation", "Infinity", "--from", "x", "--as", "alice"],
+        ["dao", "receive", "donation", "NaN", "--from", "x", "--as", "alice"],
+        ["dao", "propose", "treasury", "t", "--effect", "@/nonexistent/e.json", "--as", "alice"],
+        ["dao", "act", "@/nonexistent/a.json", "--reason", "r", "--as", "alice"],
+        ["dao", "vote", "1", "--score", "a=--5", "--as", "alice"],
+        ["dao", "vote", "1", "--votes", "a=\u00b2", "--as", "alice"],
+        ["dao", "mandate", "diff", "\u00b2"],
+        ["dao", "delegate", "bob", "--expires", "forever", "--as", "alice"],
+    ],
+    ids=repr,
+)
+def test_bad_arguments_are_errors_not_crashes(tmp_path: Path, args: list[str]) -> None:
+    env = {"PLAZA_DATA": str(tmp_path / "d")}
+    assert run("dao", "init", "--founder", "alice", "--founder", "bob", env=env)[0] == 0
+    res = CliRunner().invoke(app, args, env=env)
+    assert res.exit_code == 1 and res.output.startswith("error: "), (res.output, res.exception)
+    assert isinstance(res.exception, SystemExit | None), res.exception
+
+
+def test_legal_before_genesis_is_an_error(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["dao", "legal"], env={"PLAZA_DATA": str(tmp_path / "d")})
+    assert res.exit_code == 1 and res.output.startswith("error: NotInitialized"), res.output

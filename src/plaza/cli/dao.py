@@ -18,7 +18,6 @@ and helpers of :mod:`plaza.cli.dao_support`.
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +33,7 @@ from plaza.cli.dao_support import (
     now_ms,
     open_dao,
     pairs,
+    to_minor,
 )
 from plaza.cli.ledger import DATA_DIR, DataDir, Db, reporting, resolve_db
 
@@ -106,8 +106,7 @@ def init(
             update["name"] = name
         c = c.model_copy(update=update)
         m = load_mandate(mandate) if mandate else default_mandate()
-        digits = Decimal(10) ** c.minor_digits
-        opening_minor = int(Decimal(opening) * digits)
+        opening_minor = to_minor(opening, c.minor_digits)
         dao = Dao.init(
             SqlEventStore.open(resolve_db(data_dir, db)),
             signers[0],

@@ -123,7 +123,7 @@ def mandate_diff(
         def pick(ref: str | None, fallback: Any) -> Any:
             if ref is None:
                 return fallback
-            if ref.isdigit():
+            if ref.isascii() and ref.isdigit():
                 if int(ref) not in versions:
                     raise InvalidInputError(f"no mandate version {ref}")
                 return versions[int(ref)]
@@ -169,7 +169,9 @@ def legal(
     from plaza.dao.legal import diff_records
 
     with reporting():
-        versions = open_dao(data_dir, db).state.legal
+        st = open_dao(data_dir, db).state
+        st.constitution  # noqa: B018 - raises NotInitialized before there is any record
+        versions = st.legal
     if as_json:
         typer.echo(
             json.dumps(

@@ -6,6 +6,7 @@ Settings come from flags, then the environment, then defaults (see :mod:`plaza.c
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -67,25 +68,47 @@ def did_of(data_dir: Path, who: str) -> str:
     return who if who.startswith("did:") else str(keystore(data_dir).get(who).did)
 
 
-def parse_amount(dao: Any, text: str) -> int:
-    """A decimal amount (``12.50``) in the DAO currency's minor units."""
-    digits = dao.state.constitution.minor_digits
+def to_minor(text: str, digits: int) -> int:
+    """A decimal amount (``12.50``) in minor units with ``digits`` decimals."""
     try:
         value = Decimal(text) * (10**digits)
     except InvalidOperation as exc:
         raise InvalidInputError(f"{text!r} is not an amount") from exc
+    if not value.is_finite():
+        raise InvalidInputError(f"{text!r} is not an amount")
     if value != value.to_integral_value() or value < 0:
         raise InvalidInputError(f"{text!r} has more than {digits} decimals or is negative")
     return int(value)
 
 
+def parse_amount(dao: Any, text: str) -> int:
+    """A decimal amount (``12.50``) in the DAO currency's minor units."""
+    return to_minor(text, dao.state.constitution.minor_digits)
+
+
+def duration_ms(text: str) -> int:
+    """A duration such as ``90d`` in milliseconds."""
+    from plaza.dao.mandate import parse_duration
+
+    try:
+        return parse_duration(text) * 1000
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from exc
+
+
 def json_arg(text: str) -> Any:
     """A JSON argument given inline or as ``@file.json``."""
-    raw = Path(text[1:]).read_text(encoding="utf-8") if text.startswith("@") else text
+    try:
+        raw = Path(text[1:]).read_text(encoding="utf-8") if text.startswith("@") else text
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read {text[1:]}: {exc}") from exc
     try:
         return json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidInputError(f"not JSON: {exc}") from exc
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 
 def pairs(text: str) -> dict[str, int]:
@@ -93,7 +116,7 @@ def pairs(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for part in text.split(","):
         name, sep, n = part.partition("=")
-        if not sep or not n.strip().lstrip("-").isdigit():
+        if not sep or _INTEGER.fullmatch(n.strip()) is None:
             raise InvalidInputError(f"expected name=integer pairs, got {part!r}")
         out[name.strip()] = int(n)
     return out

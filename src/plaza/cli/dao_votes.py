@@ -13,6 +13,7 @@ from plaza.cli.dao_support import (
     AsJson,
     At,
     did_of,
+    duration_ms,
     iso,
     json_arg,
     keystore,
@@ -149,8 +150,6 @@ def delegate(
         plaza dao delegate carol --topic treasury --expires 90d --as alice
         plaza dao delegate --revoke --as alice
     """
-    from plaza.dao.mandate import parse_duration
-
     with reporting():
         if topic is not None and proposal is not None:
             raise InvalidInputError("give --topic or --proposal, not both")
@@ -168,7 +167,7 @@ def delegate(
             return
         if to is None:
             raise InvalidInputError("name the delegate (or use --revoke)")
-        until = now + parse_duration(expires) * 1000 if expires else 0
+        until = now + duration_ms(expires) if expires else 0
         did = did_of(data_dir, to)
         dao.delegate(who, did, now, scope=scope, key=key, expires=until)
     typer.echo(f"{signer} delegates ({scope}{' ' + key if key else ''}) to {did}")
