@@ -101,3 +101,11 @@ def test_verify_refuses_what_is_not_a_ledger(tmp_path: Path) -> None:
     assert code == 1
     code, out = run("ledger", "verify", str(tmp_path / "missing"))
     assert code == 1 and "neither a ledger export nor a database" in out
+
+
+def test_verify_does_not_vouch_for_a_database_that_is_not_there(tmp_path: Path) -> None:
+    """A typo in a sqlite:// URL must not create an empty ledger and call it ok."""
+    missing = tmp_path / "typo" / "ledger.db"
+    code, out = run("ledger", "verify", f"sqlite://{missing}")
+    assert code == 1 and "no such ledger" in out, out
+    assert not missing.exists() and not missing.parent.exists()

@@ -89,12 +89,16 @@ def verify_path(path: str) -> dict[str, Any]:
         archive = read_archive(Path(path))
         report = verify_log(archive.raw_events(), archive.checkpoints, projection=projection)
     else:
+        from plaza.ledger.errors import ArchiveError
+
         if not (
             path.startswith(("postgresql://", "postgres://", "sqlite://")) or Path(path).is_file()
         ):
-            from plaza.ledger.errors import ArchiveError
-
             raise ArchiveError(f"{path} is neither a ledger export nor a database")
+        # Opening a SQLite URL creates the file: a typo would verify as an empty ledger.
+        sqlite_file = path.removeprefix("sqlite://") if path.startswith("sqlite://") else None
+        if sqlite_file not in (None, ":memory:") and not Path(str(sqlite_file)).is_file():
+            raise ArchiveError(f"no such ledger: {path}")
         store = SqlEventStore.open(path)
         try:
             report = verify_log(store.read_raw(), store.checkpoints(), projection=projection)
