@@ -19,7 +19,7 @@ from plaza.services.directory import DirectorySettings
 from plaza.services.directory import create_app as create_directory
 from plaza.services.directory.client import current_head
 from plaza.services.runner import ServedApp, ServerThread
-from tests.dao.conftest import T0, World, found, signer
+from tests.dao.conftest import DAY, T0, World, found, signer
 
 
 @pytest.fixture
@@ -30,20 +30,26 @@ def api(tmp_path: Path, world: World, free_port: int) -> Iterator[tuple[str, int
         world.alice, "treasury", "Pay the relay", T0, effect={"amount": 500, "payee": "relay co-op"}
     )
     dao.store.close()
-    app = create_app(ApiSettings(db_url=url))
+    app = create_app(ApiSettings(db_url=url, clock=lambda: T0 + 10))
     with ServerThread([ServedApp("dao", app, "127.0.0.1", free_port)]) as (base,):
         yield base, pid
 
 
 def _signed(
-    base: str, who: Signer, type_: str, payload: dict[str, Any], key: Signer | None = None
+    base: str,
+    who: Signer,
+    type_: str,
+    payload: dict[str, Any],
+    *,
+    key: Signer | None = None,
+    at: int = T0 + 10,
 ) -> Event:
     head = httpx.get(f"{base}/ledger/head").json()
     return sign_event(
         (key or who).key,
         seq=head["next_seq"],
         prev_hash=bytes.fromhex(head["prev"]),
-        time=max(head["time"], T0 + 10),
+        time=max(head["time"], at),
         author_did=who.did,
         type=type_,
         payload=payload,
@@ -183,7 +189,9 @@ def test_identity_proofs_must_be_current(tmp_path: Path, world: World, free_port
             assert httpx.post(f"{dir_url}/{did}", json=op.to_json()).status_code == 200
         url = f"sqlite://{tmp_path / 'ledger.db'}"
         found(SqlEventStore.open(url), world).store.close()
-        settings = ApiSettings(db_url=url, identity_head=partial(current_head, dir_url))
+        settings = ApiSettings(
+            db_url=url, identity_head=partial(current_head, dir_url), clock=lambda: T0 + 10
+        )
         with ServerThread([ServedApp("dao", create_app(settings), "127.0.0.1", free_port)]) as (
             base,
         ):
@@ -195,3 +203,29 @@ def test_identity_proofs_must_be_current(tmp_path: Path, world: World, free_port
             ok = _signed(base, fresh, "dao.identity.registered", payload, key=fresh)
             res = _post(base, ok)
             assert res.status_code == 200, res.text
+
+
+def test_event_time_must_be_near_the_servers_clock(tmp_path: Path, world: World) -> None:
+    """Event time is the author's claim, and every window (votes, vetoes, delegations,
+    vouching suspensions) is measured in it: one event stamped a year ahead would close
+    every vote and every veto window at once. The server holds it to its own clock."""
+    url = f"sqlite://{tmp_path / 'ledger.db'}"
+    dao = found(SqlEventStore.open(url), world)
+    pid = dao.propose(world.alice, "signal", "Colour", T0 + 5, choices=("red", "blue"))
+    dao.store.close()
+    now = T0 + DAY
+    settings = ApiSettings(db_url=url, clock=lambda: now)
+    with ServerThread([ServedApp("dao", create_app(settings))]) as (base,):
+        stranger = signer("time-traveller")  # anyone may register their own did:key
+        ahead = _signed(base, stranger, "dao.identity.registered", {"did": stranger.did,
+                        "role": "person"}, at=now + 365 * DAY)  # fmt: skip
+        res = _post(base, ahead)
+        assert (res.status_code, res.json()["error"]) == (400, "InvalidEventTime"), res.text
+        late = _signed(base, world.bob, "dao.vote.cast",
+                       {"proposal": pid, "ballot": {"choice": "red"}}, at=T0 + 10)  # fmt: skip
+        res = _post(base, late)  # after the head, but back-dated a day before now
+        assert (res.status_code, res.json()["error"]) == (400, "InvalidEventTime"), res.text
+        assert httpx.get(f"{base}/ledger/head").json()["size"] == 2
+        on_time = _signed(base, world.bob, "dao.vote.cast",
+                          {"proposal": pid, "ballot": {"choice": "red"}}, at=now)  # fmt: skip
+        assert _post(base, on_time).status_code == 200

@@ -3,8 +3,9 @@
 Reads are open: the DAO's state is public by design. The one write is ``POST
 /ledger/events``: a client builds the next event (``GET /ledger/head`` gives ``seq``,
 ``prev`` and the time floor), signs it with its key, and posts it in atproto JSON. The
-signature *is* the authentication; the server checks it against the author's keys, then
-the DAO's rules, and appends. A stale position answers 409 and the client rebuilds.
+signature *is* the authentication; the server checks the event's time against its own
+clock (within ``ApiSettings.max_skew_ms``), the signature against the author's keys,
+then the DAO's rules, and appends. A stale position answers 409 and the client rebuilds.
 Errors are ``{"error": code, "message": ...}`` with the error's HTTP status.
 
 Request bodies are read as a stream and refused (413) past :data:`MAX_BODY` bytes,
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -36,7 +38,12 @@ from starlette.concurrency import run_in_threadpool
 from plaza.atproto import datamodel
 from plaza.atproto.plc.proof import chain_from_value
 from plaza.dao.beancount import to_beancount
-from plaza.dao.errors import NotFoundInStateError, PayloadTooLargeError, StaleProofError
+from plaza.dao.errors import (
+    EventTimeError,
+    NotFoundInStateError,
+    PayloadTooLargeError,
+    StaleProofError,
+)
 from plaza.dao.proposals import outcome
 from plaza.dao.service import Dao
 from plaza.dao.tally import tally_file
@@ -57,6 +64,23 @@ class ApiSettings:
     db_url: str
     title: str = "Plaza DAO"
     identity_head: Callable[[str], str] | None = None
+    clock: Callable[[], int] = lambda: int(time.time() * 1000)
+    max_skew_ms: int = 5 * 60 * 1000
+
+
+def check_time(ev: Event, now_ms: int, max_skew_ms: int) -> None:
+    """Refuse an event whose time is not within ``max_skew_ms`` of the server's clock.
+
+    An event's time is its author's claim, and every window of the DAO (votes, vetoes,
+    delegations, vouching suspensions) is measured in it; ledger time never runs
+    backwards, so one event stamped far ahead would close every open window at once, and
+    one stamped in the past (but after the head) would vote after a deadline.
+    """
+    if not now_ms - max_skew_ms <= ev.time <= now_ms + max_skew_ms:
+        raise EventTimeError(
+            f"event time {ev.time} is more than {max_skew_ms} ms from the server's clock "
+            f"({now_ms}): sign it with the current time"
+        )
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> Any:
@@ -244,6 +268,8 @@ def create_app(settings: ApiSettings, dao: Dao | None = None) -> FastAPI:
             ev = Event.from_map(datamodel.from_json(body))
         except PlazaError as exc:
             raise InvalidInputError(f"not a ledger event: {exc.message}") from exc
+
+        check_time(ev, settings.clock(), settings.max_skew_ms)
 
         def submit() -> None:
             check_fresh(ev, settings.identity_head)  # network: before taking the lock

@@ -93,6 +93,13 @@ class StaleProofError(IdentityProofError):
     status = 409
 
 
+class EventTimeError(DaoError, InvalidInputError):
+    """An event submitted to the API is not timed near the server's clock."""
+
+    code = "InvalidEventTime"
+    status = 400
+
+
 class PayloadTooLargeError(DaoError, InvalidInputError):
     """A request body is larger than the API accepts."""
 
