@@ -229,3 +229,16 @@ def test_event_time_must_be_near_the_servers_clock(tmp_path: Path, world: World)
         on_time = _signed(base, world.bob, "dao.vote.cast",
                           {"proposal": pid, "ballot": {"choice": "red"}}, at=now)  # fmt: skip
         assert _post(base, on_time).status_code == 200
+
+
+def test_only_dao_events_are_posted_here(api: tuple[str, int]) -> None:
+    """Any did:key verifies its own signature, and the DAO's rules let other planes'
+    events pass: without this check anyone could append market events the market would
+    refuse on replay (breaking 'plaza ledger verify' for everyone), or any junk at all."""
+    base, _ = api
+    stranger = signer("junk-poster")
+    for type_ in ("market.provider.registered", "junk.spam"):
+        ev = _signed(base, stranger, type_, {"blob": "x" * 1000})
+        res = _post(base, ev)
+        assert (res.status_code, res.json()["error"]) == (400, "InvalidRequest"), res.text
+    assert httpx.get(f"{base}/ledger/head").json()["size"] == 2

@@ -24,6 +24,7 @@ from plaza.dao.delegation import Scope
 from plaza.dao.mandate import Allow, Deny, Mandate, NeedsVote, Optimistic, Verdict, check
 from plaza.dao.proposals import Outcome, outcome
 from plaza.dao.state import DaoState
+from plaza.errors import InvalidInputError
 from plaza.ledger.checkpoint import Checkpoint
 from plaza.ledger.errors import AppendConflictError
 from plaza.ledger.event import Event
@@ -79,7 +80,15 @@ class Dao:
 
         Order matters: position first (a stale or replayed event is a conflict), then the
         signature (authentication before any rule is evaluated), then the DAO's rules.
+        Only ``dao.*`` events are taken: the DAO's rules let other planes' events pass
+        (their own projections judge them), and any ``did:key`` verifies its own
+        signature, so another plane's event, or any other type, would reach the shared
+        ledger unjudged.
         """
+        if not event.type.startswith("dao."):
+            raise InvalidInputError(
+                f"only dao.* events are submitted to the DAO, not {event.type!r}"
+            )
         self.sync()
         head = self._head
         if event.seq != head.size:
