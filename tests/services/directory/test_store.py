@@ -24,6 +24,7 @@ from plaza.atproto.plc import (
 )
 from plaza.errors import ConflictError
 from plaza.services.directory import DirectoryStore
+from plaza.services.directory.store import TooManyOperationsError
 from tests.services.directory.helpers import T0, identity, key
 
 
@@ -173,3 +174,22 @@ def test_export_pages_in_sequence_order(store: DirectoryStore) -> None:
     later = store.export_by_time(T0 + timedelta(seconds=1), 2)
     assert [e.cid for e in later] == expected[2:4]
     assert len(store.export(0, 5000)) == 5  # count is capped, not an error
+
+
+def test_a_dids_log_is_bounded(db_url: str) -> None:
+    """Every read of a DID parses its whole log: its owner must not grow it without end
+    (each operation costs them only a signature)."""
+    store = DirectoryStore.open(db_url, max_ops_per_did=3)
+    try:
+        dora = identity("dora.test")
+        ops = [dora.genesis]
+        for i in range(3):
+            ops.append(create_update(ops[-1], dora.pds, handle=f"dora{i}.test"))
+        for i, op in enumerate(ops[:3]):
+            store.submit(dora.did, op, T0 + timedelta(minutes=i))
+        before = _snapshot(store, dora.did)
+        with pytest.raises(TooManyOperationsError, match="at most 3"):
+            store.submit(dora.did, ops[3], T0 + timedelta(minutes=5))
+        assert _snapshot(store, dora.did) == before
+    finally:
+        store.close()

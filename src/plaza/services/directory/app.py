@@ -42,7 +42,7 @@ from plaza.atproto.plc import (
     parse_timestamp,
 )
 from plaza.errors import InvalidInputError, NotFoundError, PlazaError
-from plaza.services.directory.store import MAX_EXPORT_COUNT, DirectoryStore
+from plaza.services.directory.store import MAX_EXPORT_COUNT, MAX_OPS_PER_DID, DirectoryStore
 
 DEFAULT_PORT: Final = 2582
 DB_FILE: Final = "directory.db"
@@ -55,6 +55,7 @@ class DirectorySettings:
 
     db_url: str
     max_body_bytes: int = 64 * 1024
+    max_ops_per_did: int = MAX_OPS_PER_DID
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, db_url: str | None = None) -> DirectorySettings:
@@ -70,7 +71,7 @@ def create_app(
     settings: DirectorySettings, *, clock: Callable[[], datetime] = utc_now
 ) -> Starlette:
     """The directory as an ASGI app; its store opens now and closes at shutdown."""
-    store = DirectoryStore.open(settings.db_url)
+    store = DirectoryStore.open(settings.db_url, max_ops_per_did=settings.max_ops_per_did)
 
     def _state(request: Request) -> PlcState:
         return store.state(_did(request))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from plaza.atproto.errors import PlcError
 from plaza.atproto.plc import (
     AppliedOperation,
     LogEntry,
@@ -55,6 +56,17 @@ CREATE INDEX IF NOT EXISTS plc_operations_by_time ON plc_operations (created_at,
 """
 
 MAX_EXPORT_COUNT: Final = 1000
+MAX_OPS_PER_DID: Final = 1000
+"""Default bound on one DID's log: every read of the DID parses all of it."""
+
+
+class TooManyOperationsError(PlcError):
+    """The DID's log holds as many operations as the directory keeps for one DID."""
+
+    code = "TooManyOperations"
+    status = 429
+
+
 # Any constant works; it only has to be the same for every directory process.
 _PG_WRITE_LOCK: Final = 0x706C63
 
@@ -74,14 +86,15 @@ def _dump(op: Operation) -> str:
 class DirectoryStore:
     """Every DID's audit log, with atomic, fork-free appends."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, max_ops_per_did: int = MAX_OPS_PER_DID) -> None:
         self.db = db
+        self.max_ops_per_did = max_ops_per_did
         db.executescript(SCHEMA)
 
     @classmethod
-    def open(cls, url: str) -> DirectoryStore:
+    def open(cls, url: str, *, max_ops_per_did: int = MAX_OPS_PER_DID) -> DirectoryStore:
         """Open (and create if needed) the store at a :func:`plaza.db.connect` URL."""
-        return cls(connect(url))
+        return cls(connect(url), max_ops_per_did=max_ops_per_did)
 
     def close(self) -> None:
         self.db.close()
@@ -142,12 +155,19 @@ class DirectoryStore:
         """Check ``op`` against ``did``'s stored log at time ``now`` and append it.
 
         Raises the :class:`~plaza.atproto.errors.PlcError` subclass naming the broken
-        rule, or :class:`ConflictError` if another writer moved the head; in both
-        cases nothing is written.
+        rule (:class:`TooManyOperationsError` once the DID's log is full), or
+        :class:`ConflictError` if another writer moved the head; in every case nothing is
+        written.
         """
         with self.db.transaction():
             self._lock()
-            applied = apply_operation(self.state(did), op, now)
+            state = self.state(did)
+            if len(state.entries) >= self.max_ops_per_did:
+                raise TooManyOperationsError(
+                    f"{did} has {len(state.entries)} operations; a directory keeps at most "
+                    f"{self.max_ops_per_did} per DID"
+                )
+            applied = apply_operation(state, op, now)
             self.commit(applied)
         return applied
 
