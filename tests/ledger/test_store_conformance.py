@@ -71,6 +71,19 @@ class TestEventStoreConformance:
         assert events[0].prev_hash == GENESIS_PREV
         assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
 
+    def test_positions_past_any_integer_column_read_nothing(
+        self, store: EventStore, alice: PrivateKey
+    ) -> None:
+        """A reader's position comes from outside (an HTTP query): a huge one is simply
+        past the end, not an overflow in the database driver."""
+        events = _fill(store, alice, 2)
+        huge = 10**30
+        assert list(store.read(huge, huge + 100)) == []
+        assert list(store.read(1, huge)) == events[1:]
+        assert store.hashes(huge) == [] and store.hashes(0, huge) == [e.hash for e in events]
+        with pytest.raises(EventNotFoundError):
+            store.get(huge)
+
     def test_run_is_atomic(self, store: EventStore, alice: PrivateKey) -> None:
         first = _event(alice, store.head(), 0)
         second = _event(alice, Head(1, first.hash, first.time), 1)

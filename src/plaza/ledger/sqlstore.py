@@ -23,6 +23,7 @@ from plaza.ledger.store import EMPTY_HEAD, EventStore, Head, check_run
 
 _PREFIX_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 _BATCH: Final = 2000
+_MAX_SEQ: Final = 2**62
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS {p}_events (
@@ -80,9 +81,10 @@ class SqlEventStore(EventStore):
 
     def read_raw(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
         # Keyset pagination by seq: a hole left by someone editing the table is skipped
-        # here and shows up to the verifier as a jump in seq.
+        # here and shows up to the verifier as a jump in seq. Positions are clamped to
+        # what an INTEGER column holds (SQLite's driver overflows on larger ones).
         pos = start
-        bound = stop if stop is not None else 2**62
+        bound = min(stop, _MAX_SEQ) if stop is not None else _MAX_SEQ
         while pos < bound:
             rows = self.db.query(
                 f"SELECT seq, body FROM {self._p}_events WHERE seq >= ? AND seq < ? "
@@ -96,6 +98,10 @@ class SqlEventStore(EventStore):
             pos = int(rows[-1][0]) + 1
 
     def hashes(self, start: int = 0, stop: int | None = None) -> list[bytes]:
+        if start >= _MAX_SEQ:
+            return []
+        if stop is not None:
+            stop = min(stop, _MAX_SEQ)
         if stop is None:
             rows = self.db.query(
                 f"SELECT hash FROM {self._p}_events WHERE seq >= ? ORDER BY seq", (start,)
