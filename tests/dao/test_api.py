@@ -242,3 +242,11 @@ def test_only_dao_events_are_posted_here(api: tuple[str, int]) -> None:
         res = _post(base, ev)
         assert (res.status_code, res.json()["error"]) == (400, "InvalidRequest"), res.text
     assert httpx.get(f"{base}/ledger/head").json()["size"] == 2
+
+
+def test_malformed_queries_answer_in_the_error_format(api: tuple[str, int]) -> None:
+    base, _ = api
+    for path in ("/ledger/proofs/inclusion?seq=-1", "/ledger/events?limit=0", "/dao/proposals/x"):
+        res = httpx.get(base + path)
+        assert res.status_code == 400, (path, res.text)
+        assert res.json()["error"] == "InvalidRequest" and res.json()["message"], res.text

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -150,6 +151,14 @@ def create_app(settings: ApiSettings, dao: Dao | None = None) -> FastAPI:
     @app.exception_handler(PlazaError)
     async def plaza_error(_: Request, exc: PlazaError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Every error answers {"error", "message"}, FastAPI's own 422s included.
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+        return JSONResponse(InvalidInputError(message).to_dict(), status_code=400)
 
     @app.get("/dao")
     def summary() -> dict[str, Any]:
