@@ -25,6 +25,12 @@ from plaza.agents.placement import (
     plan_placement,
     water_fill,
 )
+from plaza.agents.settlement import (
+    Penalty,
+    SettlementDesired,
+    SettlementExecutor,
+    SettlementObserved,
+)
 from plaza.agents.types import ACTION_KINDS, Action, MandateLimits, Reason, digest_of
 
 __all__ = [
@@ -40,11 +46,15 @@ __all__ = [
     "MandateLimits",
     "MigrationDesired",
     "MigrationObserved",
+    "Penalty",
     "PlacementDesired",
     "PlacementObserved",
     "Proposal",
     "Reason",
     "ReservedContract",
+    "SettlementDesired",
+    "SettlementExecutor",
+    "SettlementObserved",
     "digest_of",
     "expand_assignment",
     "limits_from_mandate",

@@ -102,7 +102,13 @@ def limits_from_mandate(mandate: Mandate, total_accounts: int = 0) -> MandateLim
 
 
 def to_guard_action(action: Action, provider_did: Callable[[int], str]) -> dao_action.Action:
-    """The DAO's view of an action: kind, params, amount (minor units), provider, accounts."""
+    """The DAO's view of an action: kind, params, amount (minor units), provider, accounts.
+
+    Capacity actions count their units as accounts (the market sizes every service in
+    accounts served) with no single provider, so the mandate's per-action account
+    thresholds apply to them and its concentration rules do not (the market's award
+    applies those, contract by contract). Provider actions name their provider's DID.
+    """
     payload = action.as_payload()
     params = {"params": payload["params"], "rule": action.reason.rule}
     amount = 0
@@ -122,6 +128,10 @@ def to_guard_action(action: Action, provider_did: Callable[[int], str]) -> dao_a
             provider = provider_did(int(to[0][0]))
         source = provider_did(int(action["from"]))
         accounts = int(sum(c for _, c in to))
+    elif action.kind.startswith("capacity."):
+        accounts = max(0, math.ceil(float(action.get("units", 0.0)) - 1e-9))
+    elif action.kind.startswith("provider."):
+        provider = str(action["provider"])
     return dao_action.Action(
         kind=action.kind,
         params=params,
@@ -157,6 +167,11 @@ def split_for_guard(action: Action, rounds: int = 10) -> Iterator[Action]:
             yield replace(action, params=_with(action, to=((int(p), int(c)),), accounts=int(c)))
         return
     yield action
+
+
+def _waiting_key(action: Action) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """What a proposal would do, without when it was proposed."""
+    return action.kind, tuple((k, v) for k, v in action.params if k != "proposed_ms")
 
 
 def _with(action: Action, **changes: Any) -> tuple[tuple[str, Any], ...]:
@@ -225,24 +240,35 @@ class AgentLoop:
         self.stats = LoopStats()
         self._spends: dict[str, deque[Spend]] = {}
         self._optimistic: list[tuple[int, Action]] = []
+        # Proposals waiting (a veto window or a vote), by what they would do: a
+        # level-based reconciler asks again every time, and one proposal is enough.
+        self._waiting: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()
         self._horizon_s = max((b.period for b in mandate.budgets.values()), default=86400)
 
     def spent(self, category: str, now_ms: int, period_s: int) -> int:
         """Minor units spent in ``category`` during ``(now - period, now]``."""
         start = now_ms - period_s * 1000
-        return sum(s.amount for s in self._spends.get(category, ()) if start < s.time_ms <= now_ms)
+        total = 0
+        # Spends are appended in time order: walk back from the newest.
+        for s in reversed(self._spends.get(category, ())):
+            if s.time_ms <= start:
+                break
+            if s.time_ms <= now_ms:
+                total += s.amount
+        return total
 
     def _state(self, now_ms: int, accounts: Mapping[str, int]) -> GuardState:
         cutoff = now_ms - self._horizon_s * 1000
-        for spends in self._spends.values():
-            while spends and spends[0].time_ms <= cutoff:
-                spends.popleft()
-        return GuardState(
-            mandate=self.mandate,
-            now_ms=now_ms,
-            spends={k: tuple(v) for k, v in self._spends.items()},
-            accounts=accounts,
-        )
+        spends: dict[str, tuple[Spend, ...]] = {}
+        for category, window in self._spends.items():
+            while window and window[0].time_ms <= cutoff:
+                window.popleft()
+            budget = self.mandate.budgets.get(category)
+            if budget is not None and window:
+                # The guard sums a category over its own budget's period only, so one
+                # spend holding that sum is exact (and keeps each check O(1)).
+                spends[category] = (Spend(now_ms, self.spent(category, now_ms, budget.period)),)
+        return GuardState(mandate=self.mandate, now_ms=now_ms, spends=spends, accounts=accounts)
 
     def submit(
         self, actions: list[Action], now_ms: int, accounts: Mapping[str, int]
@@ -252,18 +278,31 @@ class AgentLoop:
         acc = dict(accounts)
         due = [a for t, a in self._optimistic if t <= now_ms]
         self._optimistic = [(t, a) for t, a in self._optimistic if t > now_ms]
+        # Decisions were made before the due proposals below executed: one that asks
+        # for what a due proposal has just done is already answered.
+        answered = set()
         for action in due:
+            key = _waiting_key(action)
+            self._waiting.discard(key)
+            answered.add(key)
             records.append(
                 self._execute(
                     action, self._guard_action(action), now_ms, acc, "optimistic-window-passed"
                 )
             )
         for action in actions:
+            key = _waiting_key(action)
+            if key in self._waiting or key in answered:
+                continue
             for piece in split_for_guard(action):
                 ga = self._guard_action(piece)
                 verdict = check(ga, self._state(now_ms, acc))
                 records.append(self._apply(piece, ga, verdict, now_ms, acc))
         return records
+
+    def waiting(self) -> int:
+        """Proposals still waiting for their veto window or a vote."""
+        return len(self._waiting)
 
     def _guard_action(self, action: Action) -> dao_action.Action:
         return to_guard_action(action, self.provider_did)
@@ -288,6 +327,7 @@ class AgentLoop:
             return rec
         self.stats.proposed += 1
         self.stats.escalations += 1
+        self._waiting.add(_waiting_key(action))
         after: int | None = None
         if isinstance(verdict, Optimistic):
             after = now_ms + verdict.window_s * 1000

@@ -28,7 +28,9 @@ ACTION_KINDS: frozenset[str] = frozenset(
         "placement.assign",
         "migration.batch",
         "settlement.pay",
+        "settlement.settle",
         "provider.suspend",
+        "provider.offboard",
     }
 )
 
