@@ -99,11 +99,19 @@ def test_overspending_is_denied_and_in_the_ledger(world: World) -> None:
     clock = FakeClock(step=0)
     mandate = sim_mandate(world.scenario, world)
     loop, ledger = make_loop(world, mandate)
-    budget = mandate.budgets["infrastructure"].limit / 100
-    # First spend most of the day's budget, then try to go over it.
-    assert loop.submit([procure(1.0, budget * 0.9, 1)], clock.now_ms, {})[0].outcome == "executed"
+    rule = mandate.rule("capacity.procure")
+    assert rule is not None and rule.category == "capacity" and rule.optimistic_above
+    budget = mandate.budgets["capacity"].limit / 100
+    each = rule.optimistic_above / 100  # the largest purchase the mandate makes automatic
+    # Spend all but one purchase's worth of the day's budget in purchases the mandate
+    # lets through at once...
+    n = int(budget // each) - 1
+    for _ in range(n):
+        [rec] = loop.submit([procure(1.0, each, 1)], clock.now_ms, {})
+        assert rec.outcome == "executed", rec.detail
     clock.advance()
-    [rec] = loop.submit([procure(1000.0, budget * 0.2, 2)], clock.now_ms, {})
+    # ... then one that would pass the rolling budget.
+    [rec] = loop.submit([procure(1000.0, budget - n * each + 1.0, 2)], clock.now_ms, {})
     assert rec.outcome == "denied"
     assert rec.verdict == "deny:OverBudget"
     world.step(1, 20.0)
@@ -113,12 +121,14 @@ def test_overspending_is_denied_and_in_the_ledger(world: World) -> None:
     assert last["outcome"] == "denied"
     assert "budget exceeded" in last["detail"]
     assert loop.stats.denials_by_code == {"OverBudget": 1}
-    # The day rolls over: the same spend is allowed again.
+    # The day rolls over: the same spend is allowed again, and a purchase over the
+    # automatic threshold is proposed (it waits out its veto window) instead.
     clock.advance(288)
-    assert (
-        loop.submit([procure(1.0, budget * 0.2, clock.step + 1)], clock.now_ms, {})[0].outcome
-        == "executed"
+    assert loop.submit([procure(1.0, each, clock.step + 1)], clock.now_ms, {})[0].outcome == (
+        "executed"
     )
+    [big] = loop.submit([procure(1.0, each + 1.0, clock.step + 1)], clock.now_ms, {})
+    assert (big.outcome, big.verdict) == ("proposed", "optimistic:172800s")
 
 
 def test_over_concentrating_placement_is_denied(world: World) -> None:

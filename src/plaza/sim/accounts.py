@@ -55,6 +55,8 @@ class AccountPlane:
         self.host = np.full(0, -1, dtype=np.int64)
         self.weight = np.zeros(0)
         self.region = np.zeros(0, dtype=np.int64)
+        self._room = 0
+        self._buffers = (self.host, self.weight, self.region)
         self._hosted = np.zeros(providers, dtype=np.int64)
         self._pending = np.zeros(n_regions, dtype=np.int64)
         self._w_total = 0.0
@@ -73,17 +75,49 @@ class AccountPlane:
         self.migrations = 0
         self.max_share_seen = 0.0
         self._w_on: NDArray[np.float64] = np.zeros(providers)
+        self._place_initial()
 
     # -- population ------------------------------------------------------------------
     def _grow(self, k: int) -> None:
         if k <= 0:
             return
-        self.host = np.concatenate([self.host, np.full(k, -1, dtype=np.int64)])
-        self.weight = np.concatenate([self.weight, self.rng.lognormal(0.0, 1.0, k)])
+        n = self.host.size
+        weights = self.rng.lognormal(0.0, 1.0, k)
         new_regions = self.rng.integers(0, self.n_regions, k)
-        self.region = np.concatenate([self.region, new_regions])
+        if n + k > self._room:
+            # Grow the backing arrays geometrically: sign-ups arrive a few at a time,
+            # and copying every account on each would make a run quadratic.
+            self._room = max(2 * self._room, n + k)
+            host = np.full(self._room, -1, dtype=np.int64)
+            weight = np.zeros(self._room)
+            region = np.zeros(self._room, dtype=np.int64)
+            host[:n], weight[:n], region[:n] = self.host, self.weight, self.region
+            self._buffers = (host, weight, region)
+        host, weight, region = self._buffers
+        host[n : n + k] = -1
+        weight[n : n + k] = weights
+        region[n : n + k] = new_regions
+        self.host, self.weight, self.region = host[: n + k], weight[: n + k], region[: n + k]
         self._pending += np.bincount(new_regions, minlength=self.n_regions)
-        self._w_total = float(self.weight.sum())
+        self._w_total += float(weights.sum())
+
+    def _place_initial(self) -> None:
+        """The run starts from a network that exists: the first accounts are already
+        hosted, spread as the placement reconciler spreads them (home region first, no
+        provider over the mandate's share). Sign-ups after that go through the agents."""
+        from plaza.agents.placement import PlacementObserved, expand_assignment, plan_placement
+
+        obs = PlacementObserved(
+            -1,
+            np.zeros(self.n_prov, dtype=np.int64),
+            self.slots,
+            self.provider_region,
+            np.ones(self.n_prov, dtype=bool),
+            self._pending.copy(),
+        )
+        alloc, _ = plan_placement(obs, self.sc.max_provider_share)
+        self.host[:] = expand_assignment(self.region, alloc)
+        self._refresh_weights()
 
     def signups(self, t: int) -> None:
         self._signup_acc += self.signup_rate
@@ -177,7 +211,10 @@ class AccountPlane:
             cand = pend_idx[(self.region[pend_idx] == r) & (self.host[pend_idx] < 0)][:count]
             self.host[cand] = p
             placed += int(cand.size)
-        self._refresh_weights()
+            # Incremental bookkeeping: a full recount per placement is O(accounts).
+            self._hosted[p] += cand.size
+            self._w_on[p] += float(self.weight[cand].sum())
+            self._pending[r] -= cand.size
         return Outcome(True, f"placed {placed} accounts", {"placed": placed})
 
     def migrate(self, action: Action, now: int, reachable_capacity: NDArray[np.bool_]) -> Outcome:
@@ -199,7 +236,10 @@ class AccountPlane:
                 raise ConflictError(f"cannot move accounts to p{p}")
             batch = on_src[moved : moved + count]
             self.host[batch] = p
-            moved_w += float(self.weight[batch].sum())
+            w = float(self.weight[batch].sum())
+            self._hosted[p] += batch.size
+            self._w_on[p] += w
+            moved_w += w
             moved += int(batch.size)
         if source == "mirror" and not self.gone[src] and w_before > 0:
             # The host's disk still has the newest records; they reconcile when it returns.
@@ -208,7 +248,8 @@ class AccountPlane:
         if w_before > 0 and self.unreachable[src]:
             released = self.blocked[src].take_fraction(min(1.0, moved_w / w_before))
         self.migrations += moved
-        self._refresh_weights()
+        self._hosted[src] -= moved
+        self._w_on[src] = max(0.0, self._w_on[src] - moved_w) if self._hosted[src] else 0.0
         return Outcome(
             True,
             f"moved {moved} accounts from p{src} ({source})",

@@ -60,19 +60,27 @@ def run(
         pol.act(world, t)
         world.accounts.note_share()
     world.finish()
+    finish = getattr(pol, "finish", None)
+    if finish is not None:
+        finish(world)
     acc = world.accounts
     hosted = acc.hosted()
     escalations = denials = executed = events = 0
+    cost = world.cost
+    invoices = 0
     if isinstance(pol, AgentPolicy):
         escalations = pol.loop.stats.escalations
         denials = pol.loop.stats.denied
         executed = pol.loop.stats.executed
         events = len(pol.ledger)
+        # What the agent's capacity cost is what the market invoiced for it.
+        cost = pol.market.invoiced() / 100
+        invoices = len(pol.market.market.state.invoices)
     metrics = Metrics(
         policy=pol.name,
         trace=trace.name,
         steps=trace.steps,
-        cost=round(world.cost, 6),
+        cost=round(cost, 6),
         unserved_fraction=world.unserved / world.arrived if world.arrived > 0 else 0.0,
         sla_violation_fraction=world.violation_steps / total_steps,
         p99_wait_steps=p99_wait(world.wait_hist, world.unserved),
@@ -87,6 +95,8 @@ def run(
         human_interventions=0,
         actions_executed=executed,
         ledger_events=events,
+        cost_accounted=round(world.cost, 6),
+        invoices=invoices,
     )
     return RunResult(
         metrics=metrics,

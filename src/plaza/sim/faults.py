@@ -9,6 +9,9 @@ Grammar: faults separated by commas, each ``KIND:pN@WHEN[+DURATION][*FACTOR]``.
   it takes no new capacity or accounts, and its accounts must be moved off in time.
 - ``vanish`` — provider N disappears at WHEN with its disk: capacity, contracts and any
   record not yet in the relay mirror are gone.
+- ``flap`` — provider N drops for one step at the start of every hour during DURATION
+  (default 1d): each outage is too short to drain its accounts, but probers see the
+  windows down, so it fails its SLA epoch after epoch.
 - ``chaos:K`` — K crashes of 1-4 hours at random providers and times (from the seed).
 
 Times take a unit: ``s``, ``m``, ``h``, ``d`` (``90m``, ``2d``) or ``st`` for steps.
@@ -23,8 +26,14 @@ import numpy as np
 
 from plaza.sim.errors import FaultSpecError
 
-KINDS = ("crash", "slow", "leave", "vanish")
-_DEFAULT_DURATION = {"crash": 7200.0, "slow": 7200.0, "leave": 86400.0, "vanish": 0.0}
+KINDS = ("crash", "slow", "leave", "vanish", "flap")
+_DEFAULT_DURATION = {
+    "crash": 7200.0,
+    "slow": 7200.0,
+    "leave": 86400.0,
+    "vanish": 0.0,
+    "flap": 86400.0,
+}
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _FAULT = re.compile(
     r"^(?P<kind>[a-z]+):p(?P<p>\d+)@(?P<when>[0-9.]+(?:st|[smhd]))"
@@ -103,5 +112,9 @@ def parse_faults(
         factor = float(m["factor"]) if m["factor"] else (0.5 if kind == "slow" else 1.0)
         if kind == "slow" and not 0 <= factor <= 1:
             raise FaultSpecError(f"{item!r}: slow factor must be in [0, 1]")
+        if kind == "flap":
+            hour = max(1, round(3600 / step_seconds))
+            out.extend(Fault("crash", p, t, 1) for t in range(at, at + duration, hour))
+            continue
         out.append(Fault(kind, p, at, max(duration, 0), factor))
     return tuple(sorted(out, key=lambda f: (f.at, f.provider, f.kind)))

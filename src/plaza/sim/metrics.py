@@ -53,6 +53,8 @@ class Metrics:
     human_interventions: int
     actions_executed: int
     ledger_events: int
+    cost_accounted: float = 0.0
+    invoices: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

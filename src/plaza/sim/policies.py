@@ -17,21 +17,25 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
-from plaza.agents import capacity, migration, placement
+from plaza.agents import capacity, migration, placement, settlement
 from plaza.agents.capacity import CapacityDesired, CapacityObserved, spread_units
 from plaza.agents.forecast import LoadWindow
-from plaza.agents.loop import AgentLoop, LedgerRecorder, limits_from_mandate
+from plaza.agents.loop import MINOR, AgentLoop, LedgerRecorder, limits_from_mandate
 from plaza.agents.migration import MigrationDesired, MigrationObserved
 from plaza.agents.placement import PlacementDesired, PlacementObserved
 from plaza.agents.types import Action, MandateLimits, Reason
 from plaza.atproto.crypto import PrivateKey
 from plaza.dao.mandate import Mandate, default_mandate, mandate_from_map
-from plaza.ledger import Ledger, MemoryEventStore
+from plaza.ledger import Ledger
+from plaza.sim.marketplace import Marketplace, SimEventStore
 from plaza.sim.oracle import solve_oracle
+from plaza.sim.parties import provider_did
 from plaza.sim.scenario import Scenario
 from plaza.sim.world import World
 
@@ -46,37 +50,44 @@ class Policy(Protocol):
     def act(self, world: World, t: int) -> None: ...
 
 
-def provider_did(p: int) -> str:
-    return f"did:web:p{p}.providers.sim.plaza"
-
-
 def sim_mandate(scenario: Scenario, world: World) -> Mandate:
-    """The default mandate with the scenario's limits, and procurement automatic.
+    """The shipped default mandate, scaled to the simulated network.
 
-    The shipped mandate makes ``capacity.procure`` optimistic with a 48-hour veto window,
-    which suits long contracts bought through requests for bids; minute-scale autoscaling
-    needs members to have voted it automatic within a daily budget, as here.
+    Every rule is the default's: which actions are automatic, optimistic or need a vote,
+    and the thresholds between them *relative to the budget*. What changes is size:
+    every amount (budgets, caps, escalation thresholds) is multiplied by the factor that
+    makes the default's daily capacity budget the scenario's ``budget_per_day``, and the
+    scenario's limits replace the default's (maximum share, migration batch size). The
+    simulated market sizes capacity in lots (tens, not the thousands of accounts the
+    default's concentration floor assumes), so concentration rules apply from
+    ``ceil(1 / max_share)`` lots — the fewest at which every provider can stay under
+    the share. See docs/simulation.md, "The mandate".
     """
-    doc = default_mandate().to_map()
-    doc["limits"]["max_provider_share_ppm"] = round(scenario.max_provider_share * 1_000_000)
-    doc["limits"]["migration_batch_max_accounts"] = scenario.migration_batch_limit
-    doc["limits"]["hhi_ceiling"] = 10_000
-    doc["budgets"]["infrastructure"] = {
-        "limit": math.ceil(world.budget_per_day * 100),
-        "period": 86400,
-        "description": "capacity, per rolling day",
-    }
-    doc["actions"]["capacity.procure"] = {
-        "class": "automatic",
-        "category": "infrastructure",
-        "description": "buy capacity within the daily budget",
-    }
-    doc["actions"]["placement.assign"]["max_accounts"] = max(10_000, scenario.accounts)
+    base = default_mandate()
+    doc = base.to_map()
+    k = world.budget_per_day * MINOR / base.budgets["capacity"].limit
+    for budget in doc["budgets"].values():
+        budget["limit"] = math.ceil(budget["limit"] * k)
+    for rule in doc["actions"].values():
+        for name in ("cap", "vote_above", "optimistic_above"):
+            if name in rule:
+                rule[name] = math.ceil(rule[name] * k)
+    limits = doc["limits"]
+    limits["max_provider_share_ppm"] = round(scenario.max_provider_share * 1_000_000)
+    limits["migration_batch_max_accounts"] = scenario.migration_batch_limit
+    limits["concentration_min_accounts"] = math.ceil(1 / scenario.max_provider_share - 1e-9)
     return mandate_from_map(doc)
 
 
-def _place_and_migrate(world: World, limits: MandateLimits, t: int) -> list[Action]:
-    """Placement (hourly: sign-ups wait at the entryway) and migration (when needed)."""
+def _place_and_migrate(
+    world: World,
+    limits: MandateLimits,
+    t: int,
+    offboarded: NDArray[np.bool_] | None = None,
+) -> list[Action]:
+    """Placement (hourly: sign-ups wait at the entryway) and migration (when needed).
+    ``offboarded`` providers (the market's migration needs) are drained like leaving
+    ones."""
     acc = world.accounts
     out: list[Action] = []
     pend = acc.pending_by_region()
@@ -86,7 +97,10 @@ def _place_and_migrate(world: World, limits: MandateLimits, t: int) -> list[Acti
         out += placement.decide(obs, PlacementDesired(), limits)
     down_for = world.down_for(t)
     total = max(1, int(acc.host.size))
-    calm = not (down_for.any() or (world.leaving_at >= 0).any())
+    leaving = world.leaving_at >= 0
+    if offboarded is not None:
+        leaving = leaving | offboarded
+    calm = not (down_for.any() or leaving.any())
     if calm and acc.hosted().max(initial=0) <= limits.max_provider_share * total:
         return out
     mobs = MigrationObserved(
@@ -96,7 +110,7 @@ def _place_and_migrate(world: World, limits: MandateLimits, t: int) -> list[Acti
         world.region,
         down_for,
         world.gone.copy(),
-        world.leaving_at >= 0,
+        leaving,
     )
     sla_steps = world.scenario.steps(
         world.scenario.sla_down_minutes, world.step_seconds, at_least=1
@@ -111,15 +125,26 @@ def _execute_direct(world: World, actions: list[Action]) -> None:
 
 
 class AgentPolicy:
-    """Plaza's reconcilers behind the guard, with an in-memory ledger."""
+    """Plaza's reconcilers behind the guard, buying and paying through the real market
+    (:mod:`plaza.sim.marketplace`), every action and market event in one in-memory
+    ledger."""
 
     name = "agent"
 
-    def __init__(self, desired: CapacityDesired | None = None) -> None:
+    def __init__(
+        self,
+        desired: CapacityDesired | None = None,
+        *,
+        mandate: Callable[[Mandate], Mandate] | None = None,
+    ) -> None:
+        """``mandate`` may amend the scenario's mandate (as members could vote to)."""
         self._desired_override = desired
+        self._amend = mandate
 
     def setup(self, world: World) -> None:
         self.mandate = sim_mandate(world.scenario, world)
+        if self._amend is not None:
+            self.mandate = self._amend(self.mandate)
         self.window = LoadWindow(2 * world.res_term)
         self.desired = self._desired_override or CapacityDesired(
             sla_delay_steps=world.delay,
@@ -132,32 +157,65 @@ class AgentPolicy:
             half_life_steps=world.res_term / 4,
             window_steps=2 * world.res_term,
         )
+        rule = self.mandate.rule("capacity.procure")
+        self.capacity_category = (rule.category if rule else None) or "capacity"
         seed = hashlib.sha256(f"plaza-sim-agent-{world.seed}".encode()).digest()
         self.key = PrivateKey.from_bytes("ES256K", seed)
-        self.ledger = Ledger(MemoryEventStore())
-        self.loop = AgentLoop(
-            self.mandate, world, LedgerRecorder(self.ledger, self.key), provider_did
+        self.ledger = Ledger(SimEventStore())
+        # The market's clock is the trace's: epoch 0 starts with the first step.
+        self.base_ms = max(int(world.trace.start.timestamp() * 1000), 86_400_000)
+        self.settlements: list[object] = []
+        self.market = Marketplace(
+            world,
+            self.ledger,
+            self.key,
+            self.mandate,
+            seed=world.seed,
+            base_ms=self.base_ms,
+            settled=self.settlements.append,
         )
+        self.market.setup()
+        self.loop = AgentLoop(
+            self.mandate, self.market, LedgerRecorder(self.ledger, self.key), provider_did
+        )
+        self.settle_desired = settlement.SettlementDesired()
         self._act_accounts(world, -1)
 
-    def _now_ms(self, world: World, t: int) -> int:
-        base = int(world.trace.start.timestamp() * 1000) if world.trace.start.year > 1970 else 0
-        return base + (t + 1) * world.step_seconds * 1000
+    def _now_ms(self, t: int) -> int:
+        """The agent acts at the end of step ``t``."""
+        return self.market.at_step(t + 1)
 
     def _accounts_map(self, world: World) -> dict[str, int]:
         hosted = world.accounts.hosted()
         return {provider_did(p): int(n) for p, n in enumerate(hosted) if n}
 
+    def _submit(self, world: World, actions: list[Action], now_ms: int) -> None:
+        if actions:
+            self.loop.submit(actions, now_ms, self._accounts_map(world))
+
     def _act_accounts(self, world: World, t: int) -> None:
         limits = limits_from_mandate(self.mandate, int(world.accounts.host.size))
-        actions = _place_and_migrate(world, limits, t)
-        if actions:
-            self.loop.submit(actions, self._now_ms(world, t), self._accounts_map(world))
+        actions = _place_and_migrate(world, limits, t, offboarded=self.market.offboarded())
+        self._submit(world, actions, self._now_ms(t))
+
+    def settle(self, world: World, now_ms: int) -> None:
+        """The settlement reconciler: observe the market, decide, submit."""
+        self.market.now_ms = now_ms
+        limits = limits_from_mandate(self.mandate, int(world.accounts.host.size))
+        obs = settlement.observe(self.market.market.state, now_ms, self.settle_desired)
+        self._submit(world, settlement.decide(obs, self.settle_desired, limits), now_ms)
 
     def act(self, world: World, t: int) -> None:
+        now_ms = self._now_ms(t)
+        self.market.now_ms = now_ms
+        self.market.tick()
         self.window.observe(world.trace.values[t] if t < world.trace.steps else 0.0)
+        if (t + 1) % world.steps_per_day == 0:
+            # An epoch ended with this step: the providers and probers file their
+            # evidence, and the settlement reconciler settles it.
+            self.market.file_evidence((t + 1) // world.steps_per_day - 1)
+            self.settle(world, now_ms)
         self._act_accounts(world, t)
-        now_ms = self._now_ms(world, t)
         limits = limits_from_mandate(self.mandate, int(world.accounts.host.size))
         obs = CapacityObserved(
             now=t,
@@ -165,13 +223,15 @@ class AgentPolicy:
             backlog=world.queue.entries(),
             contracts=world.reserved_view(),
             usable=world.usable(),
-            accepting=world.accepting(),
+            accepting=self.market.accepting(),
             cap=world.cap,
-            spent_window=self.loop.spent("infrastructure", now_ms, 86400) / 100.0,
+            spent_window=self.loop.spent(self.capacity_category, now_ms, 86400) / MINOR,
         )
-        actions = capacity.decide(obs, self.desired, limits)
-        if actions:
-            self.loop.submit(actions, now_ms, self._accounts_map(world))
+        self._submit(world, capacity.decide(obs, self.desired, limits), now_ms)
+
+    def finish(self, world: World) -> None:
+        """End the run's contracts as their minimum terms allow; settle every epoch."""
+        self.market.wind_down(lambda now_ms: self.settle(world, now_ms))
 
 
 class ReactivePolicy:

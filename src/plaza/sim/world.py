@@ -38,6 +38,15 @@ from plaza.sim.queue import DeadlineQueue
 from plaza.sim.scenario import Scenario
 from plaza.sim.trace import Trace
 
+#: Millionths of a cent per currency unit (the market's price scale times 100 cents).
+MICRO_PER_UNIT = 100 * 1_000_000
+
+
+def lot_price_micro(price_per_unit_hour: float, unit: float, step_seconds: int) -> int:
+    """The price of one lot (``unit`` capacity units) for one step, in millionths of a
+    cent, rounded to the nearest integer (the market's resolution)."""
+    return max(1, round(price_per_unit_hour * unit * step_seconds / 3600 * MICRO_PER_UNIT))
+
 
 @dataclass
 class _Contract:
@@ -72,9 +81,13 @@ class World:
         self.res_lead = sc.steps(sc.reserved.lead_time_minutes, step_s)
         self.od_lead = sc.steps(sc.on_demand.lead_time_minutes, step_s, at_least=1)
         self.od_term = sc.steps(sc.on_demand.min_term_minutes, step_s, at_least=1)
-        hours = step_s / 3600.0
-        self.res_price = sc.reserved.price_per_unit_hour * hours
-        self.od_price = sc.on_demand.price_per_unit_hour * hours
+        # Prices per unit-step as the market states them: integer millionths of a cent
+        # per lot (one ``unit`` of capacity) and step, so that the simulator's own
+        # accounting and the market's invoices use the very same numbers.
+        self.res_lot_price = lot_price_micro(sc.reserved.price_per_unit_hour, sc.unit, step_s)
+        self.od_lot_price = lot_price_micro(sc.on_demand.price_per_unit_hour, sc.unit, step_s)
+        self.res_price = self.res_lot_price / MICRO_PER_UNIT / sc.unit
+        self.od_price = self.od_lot_price / MICRO_PER_UNIT / sc.unit
         self.steps_per_day = max(1, round(86400 / step_s))
         rng = np.random.default_rng([seed, 1])
         n = sc.providers
@@ -119,6 +132,8 @@ class World:
         self.wait_hist = np.zeros(self.delay + 1)
         self.capacity_log: list[float] = []
         self.reserved_log: list[float] = []
+        # What each provider could serve, step by step (0 down or gone): probers see this.
+        self.usable_log: list[NDArray[np.float64]] = []
         self.offered = 0.0
 
     # -- scheduling ------------------------------------------------------------------
@@ -210,6 +225,7 @@ class World:
         self.od = self._od_orders.pop(t, np.zeros(self.cap.size))
         reserved = self._active
         usable = self.usable()
+        self.usable_log.append(usable)
         billed = ~(self.down | self.gone)
         step_cost = float(
             (reserved * billed).sum() * self.res_price + (self.od * billed).sum() * self.od_price
