@@ -225,9 +225,25 @@ class Market:
         state = GuardState(mandate=self.mandate, now_ms=now_ms, spends={"infrastructure": spends})
         return check(action, state)
 
-    def _act(self, action: Action, reason: str, now_ms: int) -> None:
+    def _act(self, action: Action, reason: str, now_ms: int, *, motion: int = 0) -> None:
         """Carry out an agent action: a DAO action event when connected (the DAO checks it
-        again), else only the guard's check. Raises unless the guard allows it."""
+        again), else only the guard's check. Raises unless the guard allows it — or, with
+        ``motion``, unless that DAO motion holds this very action and its veto window has
+        passed unvetoed (the DAO checks both when the execution is recorded)."""
+        if motion:
+            if self.dao is None:
+                raise NotApprovedError("motions are the DAO's: no DAO is connected")
+            found = self.dao.state.motions.get(motion)
+            if found is None or found.agent != self.operator_did:
+                raise NotApprovedError(f"motion {motion} is not this agent's")
+            if found.status != "open":
+                raise NotApprovedError(f"motion {motion} is {found.status}: members objected")
+            self._record(
+                "dao.action.executed",
+                {"action": action.to_map(), "reason": "veto window passed", "motion": motion},
+                now_ms,
+            )
+            return
         verdict = self.guard(action, now_ms)
         if not isinstance(verdict, Allow):
             raise _settle.not_allowed(action.kind, verdict)
@@ -276,6 +292,7 @@ class Market:
         *,
         proposal: int = 0,
         proposed_ms: int | None = None,
+        motion: int = 0,
     ) -> list[Pending]:
         """Change a provider's status. Suspension and offboarding go through the mandate
         guard (``provider.suspend``/``provider.offboard``) unless a passed proposal is
@@ -285,8 +302,12 @@ class Market:
         ``proposed_ms``: for a market without a DAO, the time the agent proposed a change
         the guard makes optimistic; it is allowed once the veto window has passed since
         then (the agent's ledger holds the proposal, and nobody can veto it here). A
-        market under a DAO takes optimistic changes only through a passed proposal."""
-        if status in ("suspended", "offboarded") and not proposal:
+        market under a DAO takes an optimistic change through the agent's DAO ``motion``
+        (holding :func:`plaza.market.settle.status_action`) once its window has passed, or
+        through a passed proposal."""
+        if status in ("suspended", "offboarded") and motion:
+            pass  # checked and executed with the change, below
+        elif status in ("suspended", "offboarded") and not proposal:
             kind = "provider.suspend" if status == "suspended" else "provider.offboard"
             verdict = self.guard(Action(kind=kind, provider=provider), now_ms)
             if isinstance(verdict, Optimistic) and proposed_ms is not None and self.dao is None:
@@ -303,6 +324,9 @@ class Market:
             reason = f"{reason} (proposal {proposal})"
         pending: list[Pending] = []
         with self._atomic():
+            if motion:
+                self._act(_settle.status_action(provider, status), reason, now_ms, motion=motion)
+                reason = f"{reason} (motion {motion}: veto window passed)"
             self._status_change(provider, status, reason, now_ms)
             if status == "offboarded":
                 p = self.state.providers[provider]
@@ -539,7 +563,9 @@ class Market:
         )
 
     @_retrying
-    def fund_escrow(self, amount: int, now_ms: int, memo: str = "") -> None:
+    def fund_escrow(self, amount: int, now_ms: int, memo: str = "", *, motion: int = 0) -> None:
         """Move ``amount`` from the DAO treasury into the market's escrow account, as a
-        ``settlement.pay`` spend the mandate must allow (its budget is charged here)."""
-        _settle.fund_escrow(self, amount, now_ms, memo)
+        ``settlement.pay`` spend the mandate must allow (its budget is charged here), or
+        that the agent's DAO ``motion`` (holding :func:`plaza.market.settle.funding_action`)
+        authorized once its veto window passed."""
+        _settle.fund_escrow(self, amount, now_ms, memo, motion)

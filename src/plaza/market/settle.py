@@ -259,7 +259,23 @@ def _pay(m: Market, now_ms: int, result: SettlementResult) -> None:
         )
 
 
-def fund_escrow(m: Market, amount: int, now_ms: int, memo: str) -> None:
+def funding_action(amount: int) -> Action:
+    """The DAO action a funding of the market's escrow is (what a motion must hold)."""
+    return Action(
+        kind="settlement.pay",
+        params={"escrow": ESCROW_MARKET},
+        amount=amount,
+        category="infrastructure",
+    )
+
+
+def status_action(provider: str, status: str) -> Action:
+    """The DAO action suspending or offboarding ``provider`` is."""
+    kind = "provider.suspend" if status == "suspended" else "provider.offboard"
+    return Action(kind=kind, provider=provider)
+
+
+def fund_escrow(m: Market, amount: int, now_ms: int, memo: str, motion: int = 0) -> None:
     """See :meth:`Market.fund_escrow`: open the DAO's ``market`` payment escrow once,
     move the amount in as a ``settlement.pay`` spend, and record the funding."""
     reason = memo or "fund the market escrow"
@@ -273,13 +289,7 @@ def fund_escrow(m: Market, amount: int, now_ms: int, memo: str) -> None:
                 category="infrastructure",
             )
             m._act(opening, "the market's settlement escrow", now_ms)
-        spend = Action(
-            kind="settlement.pay",
-            params={"escrow": ESCROW_MARKET},
-            amount=amount,
-            category="infrastructure",
-        )
-        m._act(spend, reason, now_ms)
+        m._act(funding_action(amount), reason, now_ms, motion=motion)
         m._record(
             "market.escrow.funded",
             {
