@@ -146,3 +146,15 @@ def test_a_did_plc_founder_needs_a_proof(world: World) -> None:
     )
     assert dao.state.is_member(founder.did)
     assert [k.did_key() for k in dao.state.keys_for(founder.did)] == [key.did_key]
+
+
+def test_a_provider_binds_its_did_plc_after_the_grant(dao: Dao, world: World) -> None:
+    provider = Plc("provider")
+    key = signer("provider-plaza")
+    dao.grant_role(world.agent, provider.did, "provider", T0 + 1)
+    proof = proof_value(provider.list_key(key.did_key))
+    with pytest.raises(NotAllowedError, match="keeps it"):
+        dao.register(key, provider.did, "person", T0 + 2, proof=proof)
+    dao.register(key, provider.did, "provider", T0 + 3, proof=proof)
+    assert dao.state.is_provider(provider.did)
+    assert [k.did_key() for k in dao.state.keys_for(provider.did)] == [key.did_key]

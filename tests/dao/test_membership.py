@@ -74,7 +74,7 @@ def test_vouching_rules(dao: Dao, world: World) -> None:
     with pytest.raises(NotAllowedError, match="agent or provider"):
         dao.vouch(world.alice, world.agent.did, T0 + 1)
     provider = signer("provider")
-    dao.register(provider, provider.did, "provider", T0 + 2)
+    dao.grant_role(world.agent, provider.did, "provider", T0 + 2)
     with pytest.raises(NotAllowedError, match="agent or provider"):
         dao.vouch(world.alice, provider.did, T0 + 3)
 
@@ -150,3 +150,23 @@ def test_bad_payloads_change_nothing(dao: Dao, world: World) -> None:
             dao.record(world.alice, "dao.member.vouched", payload, T0 + 1)
     assert dao.state.fingerprint() == before
     assert len(dao.ledger) == 1
+
+
+def test_roles_with_rights_are_granted_by_an_agent(dao: Dao, world: World) -> None:
+    """The provider role lets its holder file dispute proposals: a stranger must not give it
+    to itself. An agent of the DAO grants it (the market registers providers)."""
+    stranger = signer("self-made-provider")
+    before = dao.state.fingerprint()
+    with pytest.raises(NotAllowedError, match="granted by an agent"):
+        dao.register(stranger, stranger.did, "provider", T0 + 1)
+    assert dao.state.fingerprint() == before
+    dispute = {"subject": "invoice 7", "claimant": stranger.did}
+    with pytest.raises(NotAllowedError, match="may not propose"):
+        dao.propose(stranger, "dispute", "Pay me", T0 + 2, effect=dispute)
+    with pytest.raises(NotAllowedError, match="agent"):
+        dao.grant_role(world.alice, stranger.did, "provider", T0 + 3)
+    dao.grant_role(world.agent, stranger.did, "provider", T0 + 4)
+    assert dao.state.is_provider(stranger.did)
+    dao.propose(stranger, "dispute", "Pay me", T0 + 5, effect=dispute)
+    with pytest.raises(NotAllowedError, match="member"):
+        dao.grant_role(world.agent, world.bob.did, "provider", T0 + 6)

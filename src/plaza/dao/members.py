@@ -4,7 +4,8 @@ admission, and liquid delegation.
 Rules (docs/governance.md has the long form):
 
 * One member, one vote; members are DIDs. Agents (listed in the constitution) and
-  registered providers are never members by their role.
+  providers (the role an agent grants with ``dao.role.granted``) are never members by
+  their role; nobody gives a role with rights to itself.
 * A candidate is admitted once ``vouches_required`` current members have vouched for
   them (and they hold ``attestations_required`` distinct attestation kinds from trusted
   attesters, when the constitution asks for any). Admission by vote is the other door.
@@ -146,22 +147,53 @@ def identity_registered(st: DaoState, ev: Event, commit: bool) -> None:
     key = ev.author_did
     if not key.startswith("did:key:"):
         raise NotAllowedError("an identity is registered by its key: the author must be a did:key")
+    current = st.roles.get(did)
+    if current is not None and role != current:
+        raise NotAllowedError(f"{did} has the {current} role; registering keeps it")
+    if current is None and role != "person":
+        raise NotAllowedError(
+            f"the {role} role is granted by an agent of the DAO (dao.role.granted), "
+            "not claimed by its holder"
+        )
     chain = _prove(did, key, proof)
     old = st.proofs.get(did)
-    if chain is not None and old is not None:
+    if chain is None:  # a did:key registering itself
+        if did in st.roles:
+            raise NotAllowedError(f"{did} is already registered as {st.roles[did]}")
+    elif old is not None:
         if not supersedes(chain, old):
             raise NotAllowedError(
                 f"{did} is bound by a proof at least as recent: rebinding needs a newer one"
             )
-        if st.roles.get(did, role) != role:
-            raise NotAllowedError(f"{did} is registered as {st.roles[did]}; rebinding keeps it")
-    elif did in st.roles or did in st.keys:
-        raise NotAllowedError(f"{did} is already registered as {st.roles.get(did, 'a member')}")
+    elif did in st.keys:
+        raise NotAllowedError(f"{did} already has a key bound")
     if not commit:
         return
     if chain is not None:
         st.keys[did] = [key]
         st.proofs[did] = chain
+    st.roles[did] = role
+
+
+def role_granted(st: DaoState, ev: Event, commit: bool) -> None:
+    """An agent gives a DID the provider or agent role (the market registers providers).
+
+    Members are people by definition, so a member (current or removed) gets no other
+    role; a DID that holds one cannot be vouched for or admitted.
+    """
+    require_genesis(st)
+    p = Payload(ev.payload, ev.type)
+    did = p.did("did")
+    role = p.choice("role", ("agent", "provider"))
+    p.finish()
+    if not st.is_agent(ev.author_did):
+        raise NotAllowedError(f"{ev.author_did} is not one of the DAO's agents")
+    if did in st.members:
+        raise NotAllowedError(f"{did} is a member (or was one): members are people")
+    if st.roles.get(did) == role:
+        raise NotAllowedError(f"{did} already has the {role} role")
+    if not commit:
+        return
     st.roles[did] = role
 
 
@@ -318,6 +350,7 @@ def delegation_revoked(st: DaoState, ev: Event, commit: bool) -> None:
 HANDLERS = {
     "dao.genesis.created": genesis,
     "dao.identity.registered": identity_registered,
+    "dao.role.granted": role_granted,
     "dao.member.vouched": vouched,
     "dao.member.attested": attested,
     "dao.member.admitted": admitted,

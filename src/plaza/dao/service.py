@@ -192,6 +192,10 @@ class Dao:
             payload["proof"] = proof
         return self.record(self_signed, "dao.identity.registered", payload, now)
 
+    def grant_role(self, agent: Signer, did: str, role: str, now: int) -> Event:
+        """Give ``did`` the ``provider`` or ``agent`` role (signed by an agent of the DAO)."""
+        return self.record(agent, "dao.role.granted", {"did": did, "role": role}, now)
+
     def vouch(self, signer: Signer, member: str, now: int) -> Event:
         return self.record(signer, "dao.member.vouched", {"member": member}, now)
 
