@@ -158,3 +158,11 @@ def test_a_provider_binds_its_did_plc_after_the_grant(dao: Dao, world: World) ->
     dao.register(key, provider.did, "provider", T0 + 3, proof=proof)
     assert dao.state.is_provider(provider.did)
     assert [k.did_key() for k in dao.state.keys_for(provider.did)] == [key.did_key]
+
+
+def test_a_did_key_needs_no_registration(dao: Dao) -> None:
+    """It would change nothing (a did:key names its key and is a person by default), and it
+    was the one event any stranger could append over HTTP, as often as they liked."""
+    stranger = signer("registers-itself")
+    with pytest.raises(NotAllowedError, match="needs no registration"):
+        dao.register(stranger, stranger.did, "person", T0 + 1)

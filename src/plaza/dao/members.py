@@ -132,11 +132,11 @@ def _prove(did: str, key: str, proof: object, where: str = "") -> ChainProof | N
 
 
 def identity_registered(st: DaoState, ev: Event, commit: bool) -> None:
-    """Bind ``did`` to the author's key, or (``did`` = author) register a did:key's role.
+    """Bind a did:plc ``did`` to the author's key (a did:key, signing: proof of possession).
 
-    A did:plc needs a proof (see :mod:`plaza.ledger.identity`); a DID already bound
-    moves to another key only with a proof newer than the one that bound it, and keeps
-    its role.
+    The DID's own proof is required (see :mod:`plaza.ledger.identity`); a DID already
+    bound moves to another key only with a proof newer than the one that bound it, and
+    keeps its role. A did:key needs no registration.
     """
     require_genesis(st)
     p = Payload(ev.payload, ev.type)
@@ -155,12 +155,13 @@ def identity_registered(st: DaoState, ev: Event, commit: bool) -> None:
             f"the {role} role is granted by an agent of the DAO (dao.role.granted), "
             "not claimed by its holder"
         )
+    if did == key:
+        # It would change nothing, and it was an event any stranger could append at will.
+        raise NotAllowedError("a did:key needs no registration: it names its own key")
     chain = _prove(did, key, proof)
+    assert chain is not None  # only a did:key signing for itself needs no proof
     old = st.proofs.get(did)
-    if chain is None:  # a did:key registering itself
-        if did in st.roles:
-            raise NotAllowedError(f"{did} is already registered as {st.roles[did]}")
-    elif old is not None:
+    if old is not None:
         if not supersedes(chain, old):
             raise NotAllowedError(
                 f"{did} is bound by a proof at least as recent: rebinding needs a newer one"
@@ -169,9 +170,8 @@ def identity_registered(st: DaoState, ev: Event, commit: bool) -> None:
         raise NotAllowedError(f"{did} already has a key bound")
     if not commit:
         return
-    if chain is not None:
-        st.keys[did] = [key]
-        st.proofs[did] = chain
+    st.keys[did] = [key]
+    st.proofs[did] = chain
     st.roles[did] = role
 
 
