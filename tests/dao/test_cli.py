@@ -140,3 +140,23 @@ def test_bad_arguments_are_errors_not_crashes(tmp_path: Path, args: list[str]) -
 def test_legal_before_genesis_is_an_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["dao", "legal"], env={"PLAZA_DATA": str(tmp_path / "d")})
     assert res.exit_code == 1 and res.output.startswith("error: NotInitialized"), res.output
+
+
+def test_at_without_a_zone_is_utc_whatever_the_machines_zone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'--at 2025-01-01T00:00:00' must name one instant on every machine: the output
+    prints times in UTC, so a time given without a zone is UTC too."""
+    import time
+
+    from plaza.cli.dao_support import now_ms
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert now_ms("2025-01-01T00:00:00") == 1_735_689_600_000
+        assert now_ms("2025-01-01T00:00:00Z") == 1_735_689_600_000
+        assert now_ms("2025-01-01T01:00:00+01:00") == 1_735_689_600_000
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

@@ -27,7 +27,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def now_ms(at: str | None) -> int:
-    """Unix ms: now, or ``--at`` (ISO 8601, Unix ms, or ``+DURATION`` from now)."""
+    """Unix ms: now, or ``--at`` (ISO 8601, UTC unless it names a zone; Unix ms; or
+    ``+DURATION`` from now)."""
     from plaza.dao.mandate import parse_duration
 
     wall = int(time.time() * 1000)
@@ -38,7 +39,10 @@ def now_ms(at: str | None) -> int:
             return wall + parse_duration(at[1:]) * 1000
         if at.isdigit():
             return int(at)
-        return int(datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() * 1000)
+        moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        if moment.tzinfo is None:  # the output prints UTC; a zoneless input is UTC too
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp() * 1000)
     except ValueError as exc:
         raise InvalidInputError(f"--at {at!r}: use ISO 8601, Unix ms, or +DURATION") from exc
 
