@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from plaza.services.pds.pg_commit import PgCommitter
 from plaza.services.pds.store import EventRow, PdsStore, RepoRoot, RepoWrite
-from plaza.services.pds.store_repo import PG_COMMIT, pg_commit_params
+from plaza.services.pds.store_repo import pg_commit_statement
 from tests.conftest import _PG_MISSING, PG_URL
 
 pytestmark = pytest.mark.skipif(_PG_MISSING is not None, reason=str(_PG_MISSING))
@@ -106,7 +106,7 @@ def test_one_statement_commit_equals_the_statements(
     async def run() -> None:
         try:
             for write, event in _writes(did, commits, seq0):
-                await committer.execute(PG_COMMIT, pg_commit_params(write, event))
+                await committer.execute(*pg_commit_statement(write, event))
         finally:
             await committer.aclose()
 

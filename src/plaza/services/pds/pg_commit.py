@@ -5,10 +5,10 @@ milliseconds here), and the PDS's one synchronous connection holds the event loo
 that whole wait: commits are serialized, one flush each. :class:`PgCommitter` keeps a
 few asynchronous connections (autocommit, the store's schema on the search path) and
 runs a commit on a free one as a single statement
-(:data:`plaza.services.pds.store_repo.PG_COMMIT`): one transaction, one network round
-trip, prepared once per connection, while the loop serves other requests. Commits in flight together
-on different connections share WAL flushes (PostgreSQL's group commit), which is what
-lets write throughput grow past one flush per write.
+(:func:`plaza.services.pds.store_repo.pg_commit_statement`): one transaction, one
+network round trip, prepared by the server, while the loop serves other requests.
+Commits in flight together on different connections share WAL flushes (PostgreSQL's
+group commit), which is what lets write throughput grow past one flush per write.
 
 Each commit is still exactly one transaction, acknowledged only after ``COMMIT``
 returns. Ordering is the caller's business: writes to one repository hold its lock
@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -52,7 +52,7 @@ class PgCommitter:
         self._free: asyncio.Queue[psycopg.AsyncConnection[Any]] | None = None
         self._all: list[psycopg.AsyncConnection[Any]] = []
 
-    async def execute(self, sql: str, params: Mapping[str, object]) -> None:
+    async def execute(self, sql: str, params: Sequence[object]) -> None:
         """Run one statement (psycopg placeholders) as its own transaction.
 
         Raises :class:`plaza.db.IntegrityError` or :class:`plaza.errors.StorageError`;

@@ -58,7 +58,7 @@ from plaza.services.pds.repo_parts import (
 )
 from plaza.services.pds.sequencer import RepoOp
 from plaza.services.pds.store import ACTIVE, TAKENDOWN, EventRow, RecordRef, RepoRoot, RepoWrite
-from plaza.services.pds.store_repo import PG_COMMIT, pg_commit_params
+from plaza.services.pds.store_repo import pg_commit_statement
 
 if TYPE_CHECKING:
     from plaza.services.pds.accounts import Account
@@ -392,9 +392,7 @@ class RepoManager:
             if self.committer is None:
                 ctx.store.apply_write(commit.write, commit.event)
             else:
-                await self.committer.execute(
-                    PG_COMMIT, pg_commit_params(commit.write, commit.event)
-                )
+                await self.committer.execute(*pg_commit_statement(commit.write, commit.event))
             committed = True
         finally:
             ctx.sequencer.settle(commit.event, committed=committed)

@@ -88,84 +88,81 @@ def write_statements(write: RepoWrite, event: EventRow | None = None) -> list[St
     return out
 
 
-# The whole of write_statements as one PostgreSQL statement (psycopg placeholders), for
-# commits through plaza.services.pds.pg_commit: one statement in autocommit is one
-# transaction and one round trip, and its text never changes, so the server prepares
-# it once per connection. Data-modifying WITH clauses all run, on one snapshot: the
-# rows each clause touches are disjoint from its siblings' (removed blocks exclude the
-# added ones; a record key is either deleted or upserted; blob references that stay are
-# neither deleted nor inserted), so the result is that of the statements in order.
-PG_COMMIT = """
-WITH
-del_blocks AS (
-    DELETE FROM pds_block WHERE did = %(did)s AND cid = ANY(%(removed)s::bytea[])
-),
-add_blocks AS (
-    INSERT INTO pds_block (did, cid, rev, data)
-    SELECT %(did)s, c, %(rev)s, d FROM unnest(%(cids)s::bytea[], %(datas)s::bytea[]) AS t(c, d)
-    ON CONFLICT (did, cid) DO NOTHING
-),
-del_records AS (
-    DELETE FROM pds_record r USING unnest(%(del_colls)s::text[], %(del_rkeys)s::text[]) AS t(c, k)
-    WHERE r.did = %(did)s AND r.collection = t.c AND r.rkey = t.k
-),
-put_records AS (
-    INSERT INTO pds_record (did, collection, rkey, cid, rev)
-    SELECT %(did)s, c, k, x, %(rev)s
-    FROM unnest(%(put_colls)s::text[], %(put_rkeys)s::text[], %(put_cids)s::bytea[]) AS t(c, k, x)
-    ON CONFLICT (did, collection, rkey) DO UPDATE SET cid = excluded.cid, rev = excluded.rev
-),
-del_refs AS (
-    DELETE FROM pds_record_blob b USING unnest(%(ref_uris)s::text[]) AS u(uri)
-    WHERE b.did = %(did)s AND b.record_uri = u.uri AND NOT EXISTS (
-        SELECT 1 FROM unnest(%(ref_blobs)s::bytea[], %(ref_blob_uris)s::text[]) AS n(c, uri)
-        WHERE n.c = b.blob_cid AND n.uri = b.record_uri
-    )
-),
-add_refs AS (
-    INSERT INTO pds_record_blob (did, blob_cid, record_uri)
-    SELECT %(did)s, c, uri
-    FROM unnest(%(ref_blobs)s::bytea[], %(ref_blob_uris)s::text[]) AS n(c, uri)
-    ON CONFLICT DO NOTHING
-),
-set_root AS (
-    INSERT INTO pds_repo_root (did, commit_cid, rev, data_cid)
-    VALUES (%(did)s, %(commit_cid)s, %(rev)s, %(data_cid)s)
-    ON CONFLICT (did) DO UPDATE SET commit_cid = excluded.commit_cid,
-        rev = excluded.rev, data_cid = excluded.data_cid
-)
-INSERT INTO pds_event (seq, did, kind, created_s, frame)
-VALUES (%(seq)s, %(did)s, %(kind)s, %(created_s)s, %(frame)s)
-"""
+def pg_commit_statement(write: RepoWrite, event: EventRow) -> tuple[str, list[object]]:
+    """The whole of :func:`write_statements` as one PostgreSQL statement (psycopg
+    placeholders) and its parameters, for commits through
+    :mod:`plaza.services.pds.pg_commit`.
 
-
-def pg_commit_params(write: RepoWrite, event: EventRow) -> dict[str, object]:
-    """The parameters of :data:`PG_COMMIT` for one commit and its event."""
+    One statement in autocommit is one transaction and one round trip. Its
+    data-modifying WITH clauses all run, on one snapshot; the rows each clause touches
+    are disjoint from its siblings' (removed blocks exclude the added ones, a record
+    key is either deleted or upserted, blob references that stay are neither deleted
+    nor inserted), so the result is that of the statements in order. Only the clauses a
+    commit needs are included and the text depends only on the counts of rows, so a
+    handful of texts cover nearly every commit and psycopg prepares each once per
+    connection. Parameters are scalars: psycopg's adaptation of lists costs far more.
+    """
+    did, rev = write.did, write.root.rev
     blocks = dict(write.new_blocks)
+    removed = [c for c in dict.fromkeys(write.removed_blocks) if c not in blocks]
     deleted = [key for key, cid in write.records.items() if cid is None]
     put = [(key, cid) for key, cid in write.records.items() if cid]
-    refs = [(uri, b) for uri, blobs in write.blob_refs.items() for b in blobs]
-    return {
-        "did": write.did,
-        "rev": write.root.rev,
-        "removed": [c for c in dict.fromkeys(write.removed_blocks) if c not in blocks],
-        "cids": list(blocks),
-        "datas": list(blocks.values()),
-        "del_colls": [c for c, _ in deleted],
-        "del_rkeys": [k for _, k in deleted],
-        "put_colls": [c for (c, _), _ in put],
-        "put_rkeys": [k for (_, k), _ in put],
-        "put_cids": [cid for _, cid in put],
-        "ref_uris": list(write.blob_refs),
-        "ref_blobs": [b for _, b in refs],
-        "ref_blob_uris": [uri for uri, _ in refs],
-        "commit_cid": write.root.commit_cid,
-        "data_cid": write.root.data_cid,
-        "seq": event.seq,
-        "kind": event.kind,
-        "created_s": event.created_s,
-        "frame": event.frame,
-    }
+    refs = [(b, uri) for uri, blobs in write.blob_refs.items() for b in blobs]
+    clauses: list[str] = []
+    params: list[object] = []
+    if removed:
+        clauses.append(
+            "d_blocks AS (DELETE FROM pds_block WHERE did = %s AND cid IN "
+            f"({', '.join(['%s'] * len(removed))}))"
+        )
+        params += [did, *removed]
+    if blocks:
+        clauses.append(
+            "a_blocks AS (INSERT INTO pds_block (did, cid, rev, data) VALUES "
+            f"{', '.join(['(%s, %s, %s, %s)'] * len(blocks))} ON CONFLICT (did, cid) DO NOTHING)"
+        )
+        params += [x for cid, data in blocks.items() for x in (did, cid, rev, data)]
+    if deleted:
+        clauses.append(
+            "d_records AS (DELETE FROM pds_record WHERE did = %s AND (collection, rkey) IN "
+            f"({', '.join(['(%s, %s)'] * len(deleted))}))"
+        )
+        params += [did, *(x for key in deleted for x in key)]
+    if put:
+        clauses.append(
+            "p_records AS (INSERT INTO pds_record (did, collection, rkey, cid, rev) VALUES "
+            f"{', '.join(['(%s, %s, %s, %s, %s)'] * len(put))} ON CONFLICT "
+            "(did, collection, rkey) DO UPDATE SET cid = excluded.cid, rev = excluded.rev)"
+        )
+        params += [x for (c, k), cid in put for x in (did, c, k, cid, rev)]
+    if write.blob_refs:
+        keep = ""
+        if refs:
+            keep = f" AND (blob_cid, record_uri) NOT IN ({', '.join(['(%s, %s)'] * len(refs))})"
+        clauses.append(
+            "d_refs AS (DELETE FROM pds_record_blob WHERE did = %s AND record_uri IN "
+            f"({', '.join(['%s'] * len(write.blob_refs))}){keep})"
+        )
+        params += [did, *write.blob_refs, *(x for ref in refs for x in ref)]
+    if refs:
+        clauses.append(
+            "a_refs AS (INSERT INTO pds_record_blob (did, blob_cid, record_uri) VALUES "
+            f"{', '.join(['(%s, %s, %s)'] * len(refs))} ON CONFLICT DO NOTHING)"
+        )
+        params += [x for b, uri in refs for x in (did, b, uri)]
+    clauses.append(
+        "s_root AS (INSERT INTO pds_repo_root (did, commit_cid, rev, data_cid) "
+        "VALUES (%s, %s, %s, %s) ON CONFLICT (did) DO UPDATE SET "
+        "commit_cid = excluded.commit_cid, rev = excluded.rev, data_cid = excluded.data_cid)"
+    )
+    root = write.root
+    params += [did, root.commit_cid, rev, root.data_cid]
+    sql = (
+        "WITH " + ", ".join(clauses) + " INSERT INTO pds_event (seq, did, kind, created_s, "
+        "frame) VALUES (%s, %s, %s, %s, %s)"
+    )
+    params += [event.seq, did, event.kind, event.created_s, event.frame]
+    return sql, params
 
 
 def _event_params(row: EventRow) -> tuple[object, ...]:
