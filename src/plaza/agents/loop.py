@@ -8,10 +8,11 @@ world. For every action the loop
    round-robin chunks, so the guard's concentration check sees each step of the plan);
 2. asks the guard (:func:`plaza.dao.mandate.check`) with the current spending and the
    accounts each provider hosts, updated after every executed piece;
-3. executes what is allowed through the :class:`Executor` (the simulated market now,
-   ``plaza.market`` later); turns ``Optimistic`` into a proposal that executes after its
-   veto window unless vetoed, and ``NeedsVote`` into a proposal that waits for a vote;
-   drops what is denied;
+3. executes what is allowed through the :class:`Executor` (``plaza.market`` and the
+   simulated world in the simulator, the live services with ``plaza agents run``); hands
+   ``Optimistic`` and ``NeedsVote`` to a :class:`Proposer` — the loop's own veto windows
+   in the simulator, DAO motions and proposals members veto or vote on in a live run —
+   and executes what the proposer says members let through; drops what is denied;
 4. records every piece — executed, proposed, denied or failed — with its reason in the
    ledger (the action's canonical map, the rule, the numbers, the digest of the inputs
    and a plain-language explanation).
@@ -62,12 +63,61 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class Proposal:
-    """An action that needs members: machine-readable intent plus an explanation."""
+    """An action that needs members: machine-readable intent plus an explanation.
+    ``ref`` names where members act on it (``motion:N``/``proposal:N`` in a DAO)."""
 
     intent: dict[str, Any]
     explanation: str
     verdict: str
     execute_after_ms: int | None
+    ref: str = ""
+    why: str = ""
+
+
+class Proposer(Protocol):
+    """Where the actions the mandate does not allow at once wait for members.
+
+    ``propose`` files one (raising a :class:`~plaza.errors.PlazaError` if it cannot, and
+    returning None when the same action already waits for members);
+    ``due`` returns those members have let through by ``now_ms`` — an optimistic one
+    whose veto window passed unvetoed, a voted one that passed — each with the
+    authority to name in the record, ready to execute (for a DAO, the action carries
+    the motion or proposal the market cites).
+    """
+
+    def propose(
+        self, action: Action, guard: dao_action.Action, verdict: Verdict, now_ms: int
+    ) -> Proposal | None: ...
+
+    def due(self, now_ms: int) -> list[tuple[Action, str]]: ...
+
+
+class MemoryProposer:
+    """Proposals kept by the loop itself: an optimistic one executes once its window has
+    passed (nobody can veto in memory: the simulator has no members); one that needs a
+    vote waits for ever."""
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[int, Action]] = []
+
+    def propose(
+        self, action: Action, guard: dao_action.Action, verdict: Verdict, now_ms: int
+    ) -> Proposal:
+        after: int | None = None
+        if isinstance(verdict, Optimistic):
+            after = now_ms + verdict.window_s * 1000
+            self._queue.append((after, action))
+            name = f"optimistic:{verdict.window_s}s"
+            why = f"executes after {verdict.window_s}s unless members veto"
+        else:
+            assert isinstance(verdict, NeedsVote)
+            name, why = "vote", verdict.reason
+        return Proposal(guard.to_map(), f"{action.reason.text} ({why})", name, after, why=why)
+
+    def due(self, now_ms: int) -> list[tuple[Action, str]]:
+        due = [(a, "optimistic-window-passed") for t, a in self._queue if t <= now_ms]
+        self._queue = [(t, a) for t, a in self._queue if t > now_ms]
+        return due
 
 
 @dataclass(frozen=True)
@@ -98,6 +148,7 @@ def limits_from_mandate(mandate: Mandate, total_accounts: int = 0) -> MandateLim
         max_provider_share=lim.max_provider_share_ppm / PPM,
         migration_batch_limit=max(1, batch),
         budget_per_day=budget_per_day,
+        concentration_floor=lim.concentration_min_accounts,
     )
 
 
@@ -169,9 +220,13 @@ def split_for_guard(action: Action, rounds: int = 10) -> Iterator[Action]:
     yield action
 
 
+#: Parameters that say when or by whose leave an action runs, not what it does.
+_AUTHORITY_PARAMS = frozenset({"proposed_ms", "motion", "proposal"})
+
+
 def _waiting_key(action: Action) -> tuple[str, tuple[tuple[str, Any], ...]]:
-    """What a proposal would do, without when it was proposed."""
-    return action.kind, tuple((k, v) for k, v in action.params if k != "proposed_ms")
+    """What a proposal would do, without when it was proposed or who let it through."""
+    return action.kind, tuple((k, v) for k, v in action.params if k not in _AUTHORITY_PARAMS)
 
 
 def _with(action: Action, **changes: Any) -> tuple[tuple[str, Any], ...]:
@@ -204,6 +259,8 @@ class LedgerRecorder:
             }
             if record.proposal.execute_after_ms is not None:
                 payload["proposal"]["executeAfterMs"] = record.proposal.execute_after_ms
+            if record.proposal.ref:
+                payload["proposal"]["ref"] = record.proposal.ref
         self.ledger.record(
             self.key,
             author_did=self.author_did,
@@ -232,18 +289,26 @@ class AgentLoop:
         executor: Executor,
         recorder: Callable[[LoopRecord, dao_action.Action], None],
         provider_did: Callable[[int], str],
+        proposer: Proposer | None = None,
     ) -> None:
         self.mandate = mandate
         self.executor = executor
         self.recorder = recorder
         self.provider_did = provider_did
+        self.proposer: Proposer = proposer or MemoryProposer()
         self.stats = LoopStats()
         self._spends: dict[str, deque[Spend]] = {}
-        self._optimistic: list[tuple[int, Action]] = []
         # Proposals waiting (a veto window or a vote), by what they would do: a
         # level-based reconciler asks again every time, and one proposal is enough.
         self._waiting: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()
         self._horizon_s = max((b.period for b in mandate.budgets.values()), default=86400)
+
+    def add_spends(self, category: str, spends: list[Spend]) -> None:
+        """Spends made elsewhere (an earlier run, the market) that count against
+        ``category``'s budget; they must be older than any spend the loop records."""
+        window = self._spends.setdefault(category, deque())
+        for s in sorted(spends, key=lambda s: s.time_ms):
+            window.append(s)
 
     def spent(self, category: str, now_ms: int, period_s: int) -> int:
         """Minor units spent in ``category`` during ``(now - period, now]``."""
@@ -276,19 +341,15 @@ class AgentLoop:
         """Run ``actions`` through the guard; execute, escalate or deny; record all."""
         records: list[LoopRecord] = []
         acc = dict(accounts)
-        due = [a for t, a in self._optimistic if t <= now_ms]
-        self._optimistic = [(t, a) for t, a in self._optimistic if t > now_ms]
         # Decisions were made before the due proposals below executed: one that asks
         # for what a due proposal has just done is already answered.
         answered = set()
-        for action in due:
+        for action, authority in self.proposer.due(now_ms):
             key = _waiting_key(action)
             self._waiting.discard(key)
             answered.add(key)
             records.append(
-                self._execute(
-                    action, self._guard_action(action), now_ms, acc, "optimistic-window-passed"
-                )
+                self._execute(action, self._guard_action(action), now_ms, acc, authority)
             )
         for action in actions:
             key = _waiting_key(action)
@@ -297,7 +358,9 @@ class AgentLoop:
             for piece in split_for_guard(action):
                 ga = self._guard_action(piece)
                 verdict = check(ga, self._state(now_ms, acc))
-                records.append(self._apply(piece, ga, verdict, now_ms, acc))
+                rec = self._apply(piece, ga, verdict, now_ms, acc)
+                if rec is not None:
+                    records.append(rec)
         return records
 
     def waiting(self) -> int:
@@ -314,7 +377,7 @@ class AgentLoop:
         verdict: Verdict,
         now_ms: int,
         acc: dict[str, int],
-    ) -> LoopRecord:
+    ) -> LoopRecord | None:
         if isinstance(verdict, Allow):
             return self._execute(action, ga, now_ms, acc, "allow")
         if isinstance(verdict, Deny):
@@ -325,21 +388,22 @@ class AgentLoop:
             rec = LoopRecord(now_ms, action, "denied", f"deny:{verdict.code}", verdict.reason)
             self.recorder(rec, ga)
             return rec
+        try:
+            proposal = self.proposer.propose(action, ga, verdict, now_ms)
+            if proposal is None:  # members already have it before them
+                self._waiting.add(_waiting_key(action))
+                return None
+        except PlazaError as exc:
+            self.stats.failed += 1
+            rec = LoopRecord(
+                now_ms, action, "failed", verdict.verdict, f"{exc.code}: {exc.message}"
+            )
+            self.recorder(rec, ga)
+            return rec
         self.stats.proposed += 1
         self.stats.escalations += 1
         self._waiting.add(_waiting_key(action))
-        after: int | None = None
-        if isinstance(verdict, Optimistic):
-            after = now_ms + verdict.window_s * 1000
-            self._optimistic.append((after, action))
-            name = f"optimistic:{verdict.window_s}s"
-            why = f"executes after {verdict.window_s}s unless members veto"
-        else:
-            assert isinstance(verdict, NeedsVote)
-            name = "vote"
-            why = verdict.reason
-        proposal = Proposal(ga.to_map(), f"{action.reason.text} ({why})", name, after)
-        rec = LoopRecord(now_ms, action, "proposed", name, why, proposal)
+        rec = LoopRecord(now_ms, action, "proposed", proposal.verdict, proposal.why, proposal)
         self.recorder(rec, ga)
         return rec
 

@@ -75,6 +75,8 @@ def decide(
     """``migration.batch`` actions for every provider that must shed accounts."""
     total = int(observed.hosted.sum())
     cap = math.floor(mandate.max_provider_share * total + 1e-9)
+    if total < mandate.concentration_floor:
+        cap = total  # too few accounts to spread: no rebalancing
     reachable = (observed.down_for == 0) & ~observed.gone
     plans = []
     for p in range(observed.hosted.size):
@@ -101,6 +103,7 @@ def decide(
         alloc, unplaced = plan_placement(
             PlacementObserved(observed.now, hosted, observed.slots, observed.region, mask, pending),
             mandate.max_provider_share,
+            mandate.concentration_floor,
         )
         per_dest = alloc.sum(axis=0)
         moved = int(per_dest.sum())

@@ -126,11 +126,14 @@ class PlacementDesired:
     home_first: bool = True
 
 
-def plan_placement(observed: PlacementObserved, max_share: float) -> tuple[IntArray, int]:
+def plan_placement(
+    observed: PlacementObserved, max_share: float, floor: int = 0
+) -> tuple[IntArray, int]:
     """Counts ``alloc[r, p]`` of pending accounts of region ``r`` to provider ``p``.
 
     Returns the allocation and the number of accounts that could not be placed (no room
-    under the slots and the share limit). Pure; no rounding beyond whole accounts.
+    under the slots and the share limit, which applies once the network will hold at
+    least ``floor`` accounts). Pure; no rounding beyond whole accounts.
     """
     hosted = np.asarray(observed.hosted, dtype=np.int64)
     slots = np.asarray(observed.slots, dtype=np.int64)
@@ -140,6 +143,8 @@ def plan_placement(observed: PlacementObserved, max_share: float) -> tuple[IntAr
         raise InvalidInputError("placement: provider arrays differ in length")
     total_after = int(hosted.sum() + pending.sum())
     share_cap = math.floor(max_share * total_after + 1e-9)
+    if total_after < floor:
+        share_cap = int(slots.max(initial=0))
     room = np.minimum(slots - hosted, share_cap - hosted)
     room = np.where(observed.accepting, np.maximum(room, 0), 0).astype(np.int64)
     alloc = np.zeros((pending.size, n_prov), dtype=np.int64)
@@ -178,7 +183,9 @@ def decide(
     """
     if int(np.sum(observed.pending)) == 0:
         return []
-    alloc, unplaced = plan_placement(observed, mandate.max_provider_share)
+    alloc, unplaced = plan_placement(
+        observed, mandate.max_provider_share, mandate.concentration_floor
+    )
     regions, provs = np.nonzero(alloc)
     allocations = [(int(r), int(p), int(alloc[r, p])) for r, p in zip(regions, provs, strict=True)]
     placed = int(alloc.sum())

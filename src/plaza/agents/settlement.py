@@ -209,7 +209,9 @@ class SettlementExecutor:
     """Carries out settlement actions against a :class:`~plaza.market.Market`.
 
     ``clock`` gives the time (ms) of the action. ``on_settled`` (optional) receives
-    every :class:`~plaza.market.SettlementResult`.
+    every :class:`~plaza.market.SettlementResult`. An action carrying ``motion`` or
+    ``proposal`` (what members let through, see :mod:`plaza.agents.runner`) is carried
+    out on that authority.
     """
 
     kinds = frozenset(
@@ -230,7 +232,8 @@ class SettlementExecutor:
         now = self.clock()
         if action.kind == "settlement.pay":
             amount = int(action["amount"])
-            self.market.fund_escrow(amount, now, action.reason.text[:500])
+            motion = int(action.get("motion", 0))
+            self.market.fund_escrow(amount, now, action.reason.text[:500], motion=motion)
             return Done(f"escrow funded with {_money(amount)}", {"amount": amount})
         if action.kind == "settlement.settle":
             result = self.market.settle(int(action["epoch"]), now)
@@ -250,7 +253,13 @@ class SettlementExecutor:
         if action.kind in ("provider.suspend", "provider.offboard"):
             did, status = str(action["provider"]), str(action["status"])
             pending = self.market.set_status(
-                did, status, action.reason.text[:900], now, proposed_ms=int(action["proposed_ms"])
+                did,
+                status,
+                action.reason.text[:900],
+                now,
+                proposed_ms=int(action["proposed_ms"]),
+                motion=int(action.get("motion", 0)),
+                proposal=int(action.get("proposal", 0)),
             )
             extra = f" ({len(pending)} left to the mandate)" if pending else ""
             return Done(f"{did} is {status}{extra}", {"pending": pending})

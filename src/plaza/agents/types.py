@@ -147,10 +147,13 @@ class MandateLimits:
     The guard enforces the mandate itself; reconcilers read these so that what they
     propose is normally allowed. ``budget_per_day`` is the capacity spending cap per
     24 hours (None: no cap); ``max_provider_share`` bounds any provider's share of the
-    accounts and of the contracted capacity; ``migration_batch_limit`` bounds the
-    accounts in one ``migration.batch``.
+    accounts and of the contracted capacity (from ``concentration_floor`` accounts on);
+    ``migration_batch_limit`` bounds the accounts in one ``migration.batch``.
     """
 
     max_provider_share: float = 0.2
     migration_batch_limit: int = 2000
     budget_per_day: float | None = None
+    #: Below this many accounts in all, the share limit does not apply (a network that
+    #: small cannot be spread; the mandate's ``concentration_min_accounts``).
+    concentration_floor: int = 0

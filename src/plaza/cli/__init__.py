@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from plaza.cli import account, bench, dao, doctor, ledger, market, repo, serve, sim, up
+from plaza.cli import account, agents, bench, dao, doctor, ledger, market, repo, serve, sim, up
 
 app = typer.Typer(
     name="plaza",
@@ -36,6 +36,7 @@ app.add_typer(sim.app, name="sim")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(dao.app, name="dao")
 app.add_typer(market.app, name="market")
+app.add_typer(agents.app, name="agents")
 
 
 def main() -> None:

@@ -1,0 +1,180 @@
+"""``plaza agents ...``: run the reconcilers against a DAO's market and its live services.
+
+A thin shell over :func:`plaza.agents.runner.run_once` (see docs/agents.md): each pass
+settles the market's ended epochs, drains offboarded hosting providers and places
+waiting sign-ups, and prints every action with the guard's verdict and its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from plaza.cli.dao_support import At, iso, keystore, now_ms
+from plaza.cli.ledger import DATA_DIR, DataDir, Db, reporting
+from plaza.cli.market_support import local_market
+from plaza.errors import InvalidInputError
+
+app = typer.Typer(
+    name="agents",
+    help="Run Plaza's agents: settlement, migration and placement, within the mandate.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+def _signups(path: Path | None) -> list[Any]:
+    from plaza.agents.runner import SignUp
+
+    if path is None or not path.exists():
+        return []
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            out.append(
+                SignUp(
+                    handle=str(row["handle"]),
+                    email=str(row["email"]),
+                    password=str(row["password"]),
+                    region=str(row.get("region", "")),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidInputError(
+                f"{path}:{n}: expected {{handle, email, password[, region]}}"
+            ) from exc
+    return out
+
+
+def _keep(path: Path | None, left: list[Any]) -> None:
+    """Write back the sign-ups not yet placed (placed ones leave the file)."""
+    if path is None or not path.exists():
+        return
+    rows = [
+        {"handle": s.handle, "email": s.email, "password": s.password, "region": s.region}
+        for s in left
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def _show(record: Any, as_json: bool) -> str:
+    a = record.action
+    if as_json:
+        return json.dumps(
+            {
+                "time": iso(record.time_ms),
+                "kind": a.kind,
+                "outcome": record.outcome,
+                "verdict": record.verdict,
+                "rule": a.reason.rule,
+                "reason": a.reason.text,
+                "detail": record.detail,
+                "proposal": record.proposal.ref if record.proposal else None,
+            }
+        )
+    ref = f" [{record.proposal.ref}]" if record.proposal and record.proposal.ref else ""
+    return (
+        f"{iso(record.time_ms)} {a.kind} {record.outcome} ({record.verdict}){ref}\n"
+        f"    why: {a.reason.text}\n"
+        f"    done: {record.detail}"
+    )
+
+
+@app.command("run")
+def run_cmd(
+    *,
+    data_dir: DataDir = DATA_DIR,
+    db: Db = None,
+    agent: Annotated[
+        str,
+        typer.Option("--as", envvar="PLAZA_AS", help="Keystore identity of the agent (operator)."),
+    ] = "ops",
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    interval: Annotated[
+        float | None, typer.Option("--interval", help="Seconds between passes (loop).")
+    ] = None,
+    passes: Annotated[
+        int | None, typer.Option("--passes", help="With --interval: stop after this many.")
+    ] = None,
+    directory: Annotated[
+        str | None,
+        typer.Option(
+            "--directory", envvar="PLAZA_DIRECTORY", help="DID directory URL (live network)."
+        ),
+    ] = None,
+    migration_key: Annotated[
+        str | None,
+        typer.Option(
+            "--migration-key",
+            help="Keystore identity whose key members list to let the agent move them "
+            "(default: the agent's own).",
+        ),
+    ] = None,
+    signups: Annotated[
+        Path | None,
+        typer.Option("--signups", help="JSON lines of sign-ups waiting for an account."),
+    ] = None,
+    grace: Annotated[
+        int, typer.Option("--grace", help="Seconds after an epoch ends before settling it.")
+    ] = 300,
+    at: At = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per action.")] = False,
+) -> None:
+    """Run the agents' reconcilers once, or every --interval seconds.
+
+    Each pass reads the market (under its DAO when the ledger holds one) and, with
+    --directory, the hosting providers' PDSs named in the market's registry. It settles
+    ended epochs (funding escrow first), asks for the penalties the market's ladder
+    calls for, drains providers the market offboarded by moving their accounts with the
+    agent's migration key (only accounts whose members listed it), and creates accounts
+    for waiting --signups on the PDSs with free contracted capacity. Every action goes
+    through the mandate guard and is recorded in the ledger with its verdict and
+    reason; what the mandate leaves to members becomes a DAO motion (members veto with
+    'plaza dao veto N') or proposal, carried out by a later pass. Prints each action:
+    its outcome, the guard's verdict, why, and what was done. Exits 1 on an error.
+
+    Example:
+
+    \b
+        plaza agents run --data-dir .plaza --as ops --once
+        plaza agents run --as ops --interval 60 --directory http://127.0.0.1:2582
+    """
+    from plaza.agents.hosting import Hosting
+    from plaza.agents.runner import LiveAgent, run_once
+    from plaza.agents.settlement import SettlementDesired
+
+    if once == (interval is not None):
+        typer.echo("error: give exactly one of --once and --interval", err=True)
+        raise typer.Exit(2)
+    with reporting():
+        keys = keystore(data_dir)
+        signer = keys.get(agent)
+        market = local_market(data_dir, db, agent)
+        waiting = _signups(signups)
+        live = LiveAgent(
+            market=market,
+            signer=signer,
+            hosting=Hosting(directory) if directory else None,
+            migration_key=keys.get(migration_key).key if migration_key else signer.key,
+            signups=waiting,
+            settle=SettlementDesired(evidence_grace_s=grace),
+        )
+        done = 0
+        while True:
+            records = run_once(live, now_ms(at) if at or once else int(time.time() * 1000))
+            _keep(signups, live.signups)
+            for rec in records:
+                typer.echo(_show(rec, as_json))
+            if not records and not as_json:
+                typer.echo(f"{iso(now_ms(at))} nothing to do")
+            done += 1
+            if once or (passes is not None and done >= passes):
+                return
+            time.sleep(max(0.0, interval or 0.0))
