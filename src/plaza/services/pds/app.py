@@ -2,7 +2,10 @@
 
 Routes, in matching order: the health check, the firehose WebSocket, every XRPC method
 through one dispatcher (the method table is the explicit list below), Prometheus
-metrics, and the service's ``did:web`` document. Background work — flushing usage
+metrics, and the service's ``did:web`` document. XRPC calls, the hot path, skip
+Starlette's router and exception middleware (:class:`XrpcFastPath`): the dispatcher
+already turns every failure into an XRPC error, and the layers cost a read a fifth of
+its CPU. Background work — flushing usage
 counters, pruning firehose events past the retention window, dropping expired refresh
 tokens — runs in the lifespan; shutdown flushes and closes the store, so nothing
 acknowledged is lost.
@@ -26,7 +29,7 @@ from starlette.routing import Route, WebSocketRoute
 from plaza.services.pds import firehose
 from plaza.services.pds.context import PdsContext
 from plaza.services.pds.handlers import bsky, identity, plaza, repo, server, sync
-from plaza.services.pds.metering import MeteringMiddleware
+from plaza.services.pds.metering import Meter, MeteringMiddleware, Receive, Scope, Send
 from plaza.services.pds.settings import PdsSettings
 from plaza.services.pds.xrpc import Method, XrpcDispatcher
 
@@ -46,7 +49,7 @@ METHODS: list[Method] = [
 ]
 
 
-def create_app(settings: PdsSettings) -> Starlette:
+def create_app(settings: PdsSettings) -> XrpcFastPath:
     """A PDS over ``settings``: opens (or creates) its store, blob folder and secrets."""
     ctx = PdsContext.open(settings)
     dispatcher = XrpcDispatcher(ctx, METHODS)
@@ -105,7 +108,46 @@ def create_app(settings: PdsSettings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.pds = ctx
-    return app
+    return XrpcFastPath(app, dispatcher, ctx.meter)
+
+
+class XrpcFastPath:
+    """ASGI: ``GET``/``HEAD``/``POST /xrpc/{nsid}`` straight to the dispatcher (metered
+    like every request), everything else — lifespan, the firehose WebSocket, the other
+    routes, other verbs — to the Starlette app, which answers exactly as before.
+
+    ``state`` is the Starlette app's, so ``app.state.pds`` works on either.
+    """
+
+    def __init__(self, app: Starlette, dispatcher: XrpcDispatcher, meter: Meter) -> None:
+        self.app = app
+        self.state = app.state
+        self._dispatcher = dispatcher
+        self._metered = MeteringMiddleware(self._xrpc, meter)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] == "http"
+            and path.startswith("/xrpc/")
+            and scope["method"] in _VERBS
+            and path != "/xrpc/_health"
+            and "/" not in path[6:]
+            and len(path) > 6
+            and not scope.get("root_path")
+        ):
+            scope["app"] = self.app
+            scope["path_params"] = {"nsid": path[6:]}
+            await self._metered(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _xrpc(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self._dispatcher.handle(Request(scope, receive))
+        await response(scope, receive, send)
+
+
+_VERBS = frozenset(("GET", "HEAD", "POST"))
 
 
 async def _housekeeping(ctx: PdsContext) -> None:

@@ -3,7 +3,8 @@
 Sessions are a pair of HS256 JWTs. The access token (``typ: at+jwt``, two hours) carries
 the DID in ``sub`` and a scope that says whether it came from the account password
 (``com.atproto.access``) or an app password (``com.atproto.appPass`` or
-``com.atproto.appPassPrivileged``); it is checked with one HMAC and no database read.
+``com.atproto.appPassPrivileged``); it is checked with one HMAC and no database read,
+and a token once verified is remembered (bounded) until its ``exp``.
 The refresh token (``typ: refresh+jwt``, 90 days) carries a ``jti`` kept in the store, so
 ``deleteSession`` and ``refreshSession`` (which rotates it) can revoke it.
 
@@ -48,6 +49,8 @@ SCOPE_APP = "com.atproto.appPass"
 SCOPE_REFRESH = "com.atproto.refresh"
 ACCESS_TYP = "at+jwt"
 REFRESH_TYP = "refresh+jwt"
+
+VERIFIED_CACHE = 10_000
 
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
@@ -120,6 +123,10 @@ class Authenticator:
     def __init__(self, ctx: PdsContext, secret: bytes, admin_password: str) -> None:
         self.ctx = ctx
         self._signer = jwt.HmacSigner(secret)
+        # Access tokens already verified: token -> (did, scope, exp). A hit skips the
+        # base64, JSON and HMAC work; expiry and the account's status are still checked
+        # on every request.
+        self._verified: dict[str, tuple[str, str, float]] = {}
         self._admin = admin_password.encode()
         self.service_did = ctx.settings.did
 
@@ -181,13 +188,21 @@ class Authenticator:
         return creds
 
     def _access_creds(self, token: str) -> Credentials:
-        payload = self._signer.decode(token, ACCESS_TYP, time.time())
-        scope = payload.get("scope")
-        if scope not in (SCOPE_ACCESS, SCOPE_APP, SCOPE_APP_PRIVILEGED):
-            raise InvalidTokenError("Bad token scope")
-        did = payload.get("sub")
-        if not isinstance(did, str) or payload.get("aud") != self.service_did:
-            raise InvalidTokenError("Token could not be verified")
+        now = time.time()
+        hit = self._verified.get(token)
+        if hit is not None and hit[2] > now:
+            did, scope, _ = hit
+        else:
+            payload = self._signer.decode(token, ACCESS_TYP, now)
+            claimed_scope, sub = payload.get("scope"), payload.get("sub")
+            if claimed_scope not in (SCOPE_ACCESS, SCOPE_APP, SCOPE_APP_PRIVILEGED):
+                raise InvalidTokenError("Bad token scope")
+            if not isinstance(sub, str) or payload.get("aud") != self.service_did:
+                raise InvalidTokenError("Token could not be verified")
+            did, scope = sub, str(claimed_scope)
+            if len(self._verified) >= VERIFIED_CACHE:
+                self._verified.clear()
+            self._verified[token] = (did, scope, float(payload["exp"]))
         account = self.ctx.accounts.cached(did)
         if account is None:
             raise InvalidTokenError("Token could not be verified: no such account")

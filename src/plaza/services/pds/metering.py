@@ -58,6 +58,20 @@ class Meter:
             registry=self.registry,
         )
         self.registry.register(_UsageCollector(self))
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, status: int, seconds: float) -> None:
+        """Count one XRPC request of ``method`` and its latency."""
+        child = self._children.get((method, status))
+        if child is None:
+            if len(self._children) > 10_000:  # bounded: method names come from clients
+                self._children.clear()
+            child = self._children[(method, status)] = (
+                self.xrpc_requests.labels(method, str(status)),
+                self.xrpc_seconds.labels(method),
+            )
+        child[0].inc()
+        child[1].observe(seconds)
 
     def count(self, did: str | None, requests: int, egress: int) -> None:
         if did is None:
@@ -167,7 +181,6 @@ class MeteringMiddleware:
             path: str = scope.get("path", "")
             if path.startswith("/xrpc/"):
                 method = path[6:] if status != 501 else "unknown"
-                self.meter.xrpc_requests.labels(method, str(status)).inc()
-                self.meter.xrpc_seconds.labels(method).observe(time.perf_counter() - start)
+                self.meter.observe(method, status, time.perf_counter() - start)
                 state = scope.get("state") or {}
                 self.meter.count(state.get("account_did"), 1, sent)

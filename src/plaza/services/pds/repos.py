@@ -52,6 +52,7 @@ from plaza.services.pds.repo_parts import (
     car_bytes,
     check_collection,
     check_rkey,
+    cid_text,
     find_blobs,
     parse_cid,
     signed_commit,
@@ -446,19 +447,16 @@ class RepoManager:
 
     # -- reads -----------------------------------------------------------------------
     def get_record(self, did: str, collection: str, rkey: str) -> tuple[CID, Any] | None:
-        cid = self.ctx.store.get_record_cid(did, collection, rkey)
-        if cid is None:
+        found = self.ctx.store.get_record_block(did, collection, rkey)
+        if found is None:
             return None
-        data = self.ctx.store.get_block(did, cid)
-        if data is None:
-            return None
-        return CID(cid), cbor.decode(data)
+        return CID(found[0]), cbor.decode(found[1])
 
     def record_json(self, did: str, collection: str, rkey: str) -> tuple[str, Any]:
         found = self.get_record(did, collection, rkey)
         if found is None:
             raise RecordNotFoundError(f"Could not locate record: at://{did}/{collection}/{rkey}")
-        return str(found[0]), datamodel.to_json(found[1])
+        return cid_text(found[0]), datamodel.to_json(found[1])
 
     def latest(self, did: str) -> RepoRoot:
         root, _ = self._tree(did)

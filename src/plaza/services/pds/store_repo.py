@@ -272,6 +272,16 @@ class RepoTables:
         )
         return None if row is None else bytes(row[0])
 
+    def get_record_block(self, did: str, collection: str, rkey: str) -> tuple[bytes, bytes] | None:
+        """``(cid, block)`` of a current record, in one query."""
+        row = self.db.one(
+            "SELECT r.cid, b.data FROM pds_record r JOIN pds_block b "
+            "ON b.did = r.did AND b.cid = r.cid "
+            "WHERE r.did = ? AND r.collection = ? AND r.rkey = ?",
+            (did, collection, rkey),
+        )
+        return None if row is None else (bytes(row[0]), bytes(row[1]))
+
     def list_records(
         self, did: str, collection: str, limit: int, cursor: str | None, reverse: bool
     ) -> list[RecordRef]:
