@@ -18,6 +18,8 @@
 #        REF_PORT=8583 REF_PLC_PORT=8582 PLAZA_PORT=7583 PLAZA_DIR_PORT=7582
 # Example:
 #   scripts/bench_pds.sh /tmp/pdsbench            # 3 rounds x 3 targets, about 10 minutes
+# Server CPU is the PDS process's (the reference's SQLite and Plaza's SQLite run inside
+# it); for Plaza on PostgreSQL, *_with_db adds the CPU of its PostgreSQL backends.
 #   ROUNDS=1 TARGETS="sqlite pg" scripts/bench_pds.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,7 +70,7 @@ start_plaza() { # target round -> writes $OUT/pids-<target>-<round>
     local schema="pdsbench_$$_$round"
     "$PY" -c "import psycopg,sys; psycopg.connect(sys.argv[1], autocommit=True).execute(
         'DROP SCHEMA IF EXISTS \"' + sys.argv[2] + '\" CASCADE')" "$PG_URL" "$schema"
-    db_args=(--db "$PG_URL?schema=$schema")
+    db_args=(--db "$PG_URL?schema=$schema&application_name=$schema")
   fi
   "$PLAZA" serve directory --port "$PLAZA_DIR_PORT" --data-dir "$data/directory" \
       >"$data.directory.log" 2>&1 &
@@ -80,6 +82,12 @@ start_plaza() { # target round -> writes $OUT/pids-<target>-<round>
   PLAZA_PIDS+=($!)
   wait_http "http://127.0.0.1:$PLAZA_PORT/xrpc/_health" "$!"
   printf 'directory %s\npds %s\n' "$dir_pid" "$!" >"$OUT/pids-$target-$round"
+  if [ "$target" = pg ]; then  # the server's PostgreSQL backends count as its CPU too
+    "$PY" -c "import psycopg,sys
+for (pid,) in psycopg.connect(sys.argv[1]).execute(
+        'SELECT pid FROM pg_stat_activity WHERE application_name = %s', (sys.argv[2],)):
+    print(f'pg{pid} {pid}')" "$PG_URL" "pdsbench_$$_$round" >>"$OUT/pids-$target-$round"
+  fi
 }
 
 drop_pg_schema() { # round
@@ -110,9 +118,11 @@ one_run() { # target round
 import json, sys
 d = json.load(open(sys.argv[1]))
 w, r = d["writes"], d["reads"]
+db = sum(v or 0 for k, v in w["cpu_s"].items() if k.startswith("pg"))
 print(f"[bench_pds] {sys.argv[2]:6} round {sys.argv[3]}: {w['per_s']} writes/s p50 {w['p50_ms']} "
-      f"p99 {w['p99_ms']} ms, CPU/write {1000 * w['cpu_s']['pds'] / max(1, w['ok']):.2f} ms, "
-      f"{r['per_s']} reads/s, other load {w['cpu_s'].get('_other')} s")
+      f"p99 {w['p99_ms']} ms, CPU/write {1000 * w['cpu_s']['pds'] / max(1, w['ok']):.2f} ms "
+      f"(+{1000 * db / max(1, w['ok']):.2f} in PostgreSQL), {r['per_s']} reads/s, "
+      f"other load {w['cpu_s'].get('_other')} s")
 EOF
 }
 
@@ -129,8 +139,10 @@ out, rounds, targets = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 runs = {t: [json.loads((out / f"{t}-{i}.json").read_text()) for i in range(1, rounds + 1)]
         for t in targets}
 
-def per_op(run, phase):
-    return 1000 * run[phase]["cpu_s"]["pds"] / max(1, run[phase]["ok"])
+def per_op(run, phase, with_db=False):
+    cpu = run[phase]["cpu_s"]
+    total = cpu["pds"] + (sum(v or 0 for k, v in cpu.items() if k.startswith("pg")) if with_db else 0)
+    return 1000 * total / max(1, run[phase]["ok"])
 
 MEASURES = {  # name: (function of one run, higher is better)
     "writes_per_s": (lambda r: r["writes"]["per_s"], True),
@@ -142,6 +154,8 @@ MEASURES = {  # name: (function of one run, higher is better)
     "accounts_per_s": (lambda r: r["accounts"]["per_s"], True),
     "cpu_ms_per_write": (lambda r: per_op(r, "writes"), False),
     "cpu_ms_per_read": (lambda r: per_op(r, "reads"), False),
+    "cpu_ms_per_write_with_db": (lambda r: per_op(r, "writes", True), False),
+    "cpu_ms_per_read_with_db": (lambda r: per_op(r, "reads", True), False),
     "peak_rss_MiB": (lambda r: r["server_procs"]["pds"]["VmHWM"] / 1024, False),
     "other_cpu_s_writes": (lambda r: r["writes"]["cpu_s"].get("_other"), False),
     "other_cpu_s_reads": (lambda r: r["reads"]["cpu_s"].get("_other"), False),
