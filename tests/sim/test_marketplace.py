@@ -139,6 +139,15 @@ def test_faults_are_credited_and_the_cost_stays_within_the_accounting() -> None:
     assert res.metrics.unserved_fraction < 1e-3
 
 
+def test_a_flapping_provider_is_many_one_step_crashes() -> None:
+    from plaza.sim import parse_faults
+
+    faults = parse_faults("flap:p2@1d+3h", providers=12, steps=2000, step_seconds=300)
+    assert [(f.kind, f.provider, f.at, f.duration) for f in faults] == [
+        ("crash", 2, 288 + 12 * h, 1) for h in range(3)
+    ]
+
+
 def _offboard_automatically(m: Mandate) -> Mandate:
     doc = m.to_map()
     doc["actions"]["provider.suspend"] = {"class": "automatic"}
