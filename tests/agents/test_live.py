@@ -352,6 +352,17 @@ def test_agents_place_then_drain_an_offboarded_provider(net: Net, tmp_path: Path
     assert _records(net.pds[0], stayer) == before[stayer]
     assert mover in hosting.accounts(net.pds[1])
 
+    # New members now all go to the PDS that still has a contract and room.
+    agent.signups[:] = [
+        SignUp(f"late{i}-{suffix}.test", f"late{i}-{suffix}@example.com", f"pw-{i}-late-x")
+        for i in range(2)
+    ]
+    records = run_once(agent, GENESIS + 2 * E + 100_000)
+    late = [r for r in records if r.action.kind == "placement.assign"]
+    assert all(r.outcome == "executed" for r in late)
+    assert sum(int(r.action["accounts"]) for r in late) == 2
+    assert len(hosting.accounts(net.pds[1])) == 2 + 1 + 2
+
     # 5. Every action is in the ledger with its verdict and reason; the ledger verifies.
     logged = _agent_actions(m)
     assert {(a["action"]["kind"], a["outcome"]) for a in logged} >= {
