@@ -345,14 +345,14 @@ class LedgerProposer:
     def _waiting(self, intent: dict[str, Any]) -> bool:
         state = None
         for r in self._records():
-            if r["action"] == intent:
+            if _intent_key(r["action"]) == _intent_key(intent):
                 state = r["outcome"]
         return state == "proposed"
 
     def due(self, now_ms: int) -> list[tuple[Action, str]]:
         latest: dict[str, dict[str, Any]] = {}
         for r in self._records():
-            latest[repr(r["action"])] = r
+            latest[_intent_key(r["action"])] = r
         out = []
         for r in latest.values():
             after = r.get("proposal", {}).get("executeAfterMs")
@@ -367,6 +367,13 @@ class LedgerProposer:
                 (Action.make(r["action"]["kind"], reason, **frozen), "optimistic-window-passed")
             )
         return out
+
+
+def _intent_key(guard_map: dict[str, Any]) -> str:
+    """What a recorded action does, without when it was proposed or on whose leave."""
+    params = guard_map.get("params", {}).get("params", {})
+    what = {k: v for k, v in params.items() if k not in ("proposed_ms", "motion", "proposal")}
+    return repr((guard_map.get("kind"), sorted(what.items())))
 
 
 @dataclass

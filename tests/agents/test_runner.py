@@ -1,0 +1,61 @@
+"""One pass of the agents over a market without a DAO: settlement and its follow-ups,
+the ledger record as the proposal, carried out by a later pass after its window."""
+
+from __future__ import annotations
+
+from plaza.agents.runner import LiveAgent, run_once
+from plaza.agents.settlement import SettlementDesired
+from plaza.dao import parse_mandate
+from plaza.ledger import MemoryEventStore
+from plaza.ledger.keystore import Signer
+from tests.agents.test_settlement import _evidence
+from tests.market.conftest import EPOCH_S, GENESIS, HOUR, TEST_MANDATE, make_world
+from tests.market.test_rejections import contracted
+
+E = EPOCH_S * 1000
+MANDATE = parse_mandate(
+    TEST_MANDATE.replace(
+        '[actions."provider.suspend"]\nclass = "automatic"\n',
+        '[actions."provider.suspend"]\nclass = "optimistic"\nwindow = "24h"\n',
+    )
+    + '\n[actions."settlement.settle"]\nclass = "automatic"\n'
+)
+
+
+def test_a_pass_settles_and_an_optimistic_penalty_waits_in_the_ledger() -> None:
+    world = make_world(MemoryEventStore(), MANDATE, suspend_after=1)
+    world.contract_ids = contracted(world)  # type: ignore[attr-defined]
+    m = world.market
+    agent = LiveAgent(
+        market=m,
+        signer=Signer(world.operator.did, world.operator.key),
+        settle=SettlementDesired(evidence_grace_s=60),
+    )
+    # Nothing has ended yet: nothing to do.
+    assert run_once(agent, GENESIS + 1_000) == []
+    _evidence(world, 0, set(range(20)))  # provider b down for 20 of 100 windows
+    t = GENESIS + E + 60_000
+    records = run_once(agent, t)
+    assert [(r.action.kind, r.outcome, r.verdict) for r in records] == [
+        ("settlement.pay", "executed", "allow"),
+        ("settlement.settle", "executed", "allow"),
+        ("provider.suspend", "proposed", "optimistic:86400s"),
+    ]
+    b = world.party("b").did
+    assert records[2].action["provider"] == b
+    # A later pass within the window proposes nothing again and changes nothing.
+    assert run_once(agent, t + HOUR // 2) == []
+    assert m.state.providers[b].status == "probation"
+    # Once the window has passed, a pass carries it out (no DAO: nobody could veto); it
+    # also settles the epochs that ended meanwhile (no evidence: nothing owed).
+    later = run_once(agent, t + 24 * HOUR)
+    [done] = [r for r in later if r.action.kind == "provider.suspend"]
+    assert (done.outcome, done.verdict) == ("executed", "optimistic-window-passed")
+    assert m.state.providers[b].status == "suspended"
+    assert {r.action.kind for r in later} == {"provider.suspend", "settlement.settle"}
+    suspensions = [
+        ev.payload["outcome"]
+        for ev in m.ledger.read()
+        if ev.type == "agent.action" and ev.payload["action"]["kind"] == "provider.suspend"
+    ]
+    assert suspensions == ["proposed", "executed"]
