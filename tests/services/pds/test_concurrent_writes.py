@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,8 @@ import psycopg
 import pytest
 
 from atproto import models
+from plaza.services.pds import PdsSettings
+from plaza.services.pds.context import PdsContext
 from tests.services.pds.conftest import Network
 from tests.services.pds.firehose_reader import read_events
 
@@ -137,3 +140,32 @@ def test_a_refused_commit_changes_nothing_and_leaves_a_gap(network: Network, i: 
     events = [e for e in read_events(url, taken - 1) if getattr(e, "repo", None) == acct["did"]]
     assert [e.seq for e in events] == [taken + 1]
     assert events[0].since == before["rev"]
+
+
+def test_repository_lock_admits_one_holder_at_a_time(tmp_path: Path) -> None:
+    """A writer arriving after the first holder left waits for the one queued before it."""
+    ctx = PdsContext.open(
+        PdsSettings(data_dir=tmp_path, public_url="http://127.0.0.1:1", directory_url="-")
+    )
+    order: list[str] = []
+
+    async def holder(name: str) -> None:
+        async with ctx.repos.lock("did:plc:x"):
+            order.append(f"in {name}")
+            await asyncio.sleep(0.02)
+            order.append(f"out {name}")
+
+    async def scenario() -> None:
+        first = asyncio.create_task(holder("a"))
+        await asyncio.sleep(0.005)
+        queued = asyncio.create_task(holder("b"))
+        await first  # a has left; b is woken but has not run yet
+        late = asyncio.create_task(holder("c"))
+        await asyncio.gather(queued, late)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        ctx.store.close()
+    assert order == ["in a", "out a", "in b", "out b", "in c", "out c"]
+    assert ctx.repos._locks == {}  # nothing left behind

@@ -44,6 +44,7 @@ from plaza.services.pds.errors import (
     InvalidSwapError,
     RecordNotFoundError,
     RepoInactiveError,
+    RepoNotFoundError,
 )
 from plaza.services.pds.pg_commit import PgCommitter
 from plaza.services.pds.repo_parts import (
@@ -107,6 +108,14 @@ class CommitOutcome:
     results: list[WriteResult]
 
 
+class _RepoLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 @dataclass(frozen=True)
 class _PendingCommit:
     """A commit built and signed but not stored yet; its event is in flight."""
@@ -126,7 +135,7 @@ class RepoManager:
         self.blocks = BlockCache()
         self._trees: collections.OrderedDict[str, tuple[RepoRoot, MST]] = collections.OrderedDict()
         self.clock = TidClock(lambda: time.time_ns() // 1000, random.randrange(1024))
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, _RepoLock] = {}
         db = ctx.store.db
         self.committer = PgCommitter(db.url) if db.dialect == "postgresql" else None
 
@@ -142,14 +151,16 @@ class RepoManager:
     async def lock(self, did: str) -> AsyncIterator[None]:
         """Hold the repository of ``did``: writes, imports and status changes to one
         repository take turns (a PostgreSQL commit yields to the loop mid-write)."""
-        lock = self._locks.get(did)
-        if lock is None:
-            lock = self._locks[did] = asyncio.Lock()
+        entry = self._locks.get(did)
+        if entry is None:
+            entry = self._locks[did] = _RepoLock()
+        entry.users += 1  # holders and waiters: the lock is dropped only when none is left
         try:
-            async with lock:
+            async with entry.lock:
                 yield
         finally:
-            if not lock.locked() and self._locks.get(did) is lock:
+            entry.users -= 1
+            if entry.users == 0:
                 del self._locks[did]
 
     async def start(self) -> None:
@@ -248,7 +259,10 @@ class RepoManager:
     ) -> CommitOutcome:
         """Apply ``writes`` as one commit (see the module docstring)."""
         async with self.lock(acct.did):
-            acct = self.ctx.accounts.cached(acct.did) or acct  # the status may have changed
+            current = self.ctx.accounts.cached(acct.did)  # it may have changed meanwhile
+            if current is None:
+                raise RepoNotFoundError(f"Could not find repo: {acct.did}")
+            acct = current
             commit = self._prepare(acct, writes, swap_commit=swap_commit, validate=validate)
             return await self._land(commit)
 
