@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,14 @@ import psycopg
 import pytest
 
 from atproto import models
+from plaza.atproto import cbor
+from plaza.atproto.crypto import ES256K, PrivateKey
+from plaza.atproto.repo_verify import import_car
 from plaza.services.pds import PdsSettings
 from plaza.services.pds.context import PdsContext
+from plaza.services.pds.repos import Write
+from plaza.services.pds.store import ACTIVE, AccountRow
+from tests.conftest import _PG_MISSING, PG_URL
 from tests.services.pds.conftest import Network
 from tests.services.pds.firehose_reader import read_events
 
@@ -169,3 +177,58 @@ def test_repository_lock_admits_one_holder_at_a_time(tmp_path: Path) -> None:
         ctx.store.close()
     assert order == ["in a", "out a", "in b", "out b", "in c", "out c"]
     assert ctx.repos._locks == {}  # nothing left behind
+
+
+@pytest.mark.skipif(_PG_MISSING is not None, reason=str(_PG_MISSING))
+def test_a_cancelled_request_does_not_strand_its_commit(tmp_path: Path) -> None:
+    """Cancelled while PostgreSQL commits (as at shutdown), the write still lands, the
+    head moves, the event is published, and the next write builds on it."""
+    schema = f"cw_{uuid.uuid4().hex[:10]}"
+    ctx = PdsContext.open(
+        PdsSettings(
+            data_dir=tmp_path,
+            public_url="http://127.0.0.1:1",
+            directory_url="-",
+            db_url=f"{PG_URL}?schema={schema}",
+        )
+    )
+    did = "did:plc:cancelledcancelledcancel"
+    key = PrivateKey.generate(ES256K)
+    ctx.store.create_account(
+        AccountRow(did, "c.test", None, "x", key.to_bytes(), "2026-01-01T00:00:00.000Z", ACTIVE)
+    )
+    ctx.repos.create_repo(did, key, time.time(), emit=False)
+    acct = ctx.accounts.cached(did)
+    assert acct is not None
+
+    def post(text: str) -> list[Write]:
+        return [Write("create", "app.bsky.feed.post", ctx.repos.clock.next(), _post(text))]
+
+    async def scenario() -> tuple[str, str]:
+        await ctx.repos.start()
+        try:
+            first = asyncio.create_task(
+                ctx.repos.write(acct, post("one"), swap_commit=None, validate=True)
+            )
+            while not ctx.sequencer._in_flight:  # the commit has been sent
+                await asyncio.sleep(0)
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            head = ctx.repos.latest(did)
+            second = await ctx.repos.write(acct, post("two"), swap_commit=None, validate=True)
+            return head.rev, second.rev
+        finally:
+            await ctx.repos.aclose()
+
+    try:
+        head_rev, second_rev = asyncio.run(scenario())
+        bodies = [list(cbor.decode_multi(e.frame))[1] for e in ctx.sequencer.read_after(0)]
+        assert len(bodies) == 2 and bodies[1]["since"] == bodies[0]["rev"] == head_rev
+        assert ctx.repos.latest(did).rev == second_rev == bodies[1]["rev"]
+        exported = import_car(ctx.repos.export(did), did=did, key=key.public_key)
+        assert len(exported.records) == 2  # the second commit's tree holds the first record
+    finally:
+        ctx.store.close()
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

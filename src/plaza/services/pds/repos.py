@@ -264,7 +264,17 @@ class RepoManager:
                 raise RepoNotFoundError(f"Could not find repo: {acct.did}")
             acct = current
             commit = self._prepare(acct, writes, swap_commit=swap_commit, validate=validate)
-            return await self._land(commit)
+            if self.committer is None:
+                return await self._land(commit)  # runs through without yielding
+            # A commit sent to PostgreSQL may land even if this request is cancelled
+            # (at shutdown): let it finish, and hold the lock until the head has moved.
+            landing = asyncio.ensure_future(self._land(commit))
+            try:
+                return await asyncio.shield(landing)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(landing)
+                raise
 
     def _prepare(
         self,
