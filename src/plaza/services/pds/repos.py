@@ -25,15 +25,14 @@ import collections
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from plaza.atproto import cbor, datamodel
+from plaza.atproto import cbor
 from plaza.atproto.cid import CID
 from plaza.atproto.commit import verify_commit
 from plaza.atproto.crypto import PrivateKey
-from plaza.atproto.errors import AtprotoError
 from plaza.atproto.mst import MST, NodeCache, Op
 from plaza.atproto.repo_verify import import_car
 from plaza.atproto.tid import TidClock
@@ -42,7 +41,6 @@ from plaza.services.pds.errors import (
     AccountTakedownError,
     InvalidRequestError,
     InvalidSwapError,
-    RecordNotFoundError,
     RepoInactiveError,
     RepoNotFoundError,
 )
@@ -53,11 +51,11 @@ from plaza.services.pds.repo_parts import (
     car_bytes,
     check_collection,
     check_rkey,
-    cid_text,
     find_blobs,
     parse_cid,
     signed_commit,
 )
+from plaza.services.pds.repo_reads import RepoReads
 from plaza.services.pds.sequencer import RepoOp
 from plaza.services.pds.store import ACTIVE, TAKENDOWN, EventRow, RecordRef, RepoRoot, RepoWrite
 from plaza.services.pds.store_repo import pg_commit_statement
@@ -126,8 +124,11 @@ class _PendingCommit:
     outcome: CommitOutcome
 
 
-class RepoManager:
-    """Reads and writes the repositories of one PDS (see the module docstring)."""
+class RepoManager(RepoReads):
+    """Reads and writes the repositories of one PDS (see the module docstring).
+
+    Reads, exports and proofs come from :class:`RepoReads`.
+    """
 
     def __init__(self, ctx: PdsContext) -> None:
         self.ctx = ctx
@@ -468,76 +469,3 @@ class RepoManager:
         if event is not None:
             self.ctx.sequencer.publish([event])
         self.clock.observe(commit.rev)
-
-    # -- reads -----------------------------------------------------------------------
-    def get_record(self, did: str, collection: str, rkey: str) -> tuple[CID, Any] | None:
-        found = self.ctx.store.get_record_block(did, collection, rkey)
-        if found is None:
-            return None
-        return CID(found[0]), cbor.decode(found[1])
-
-    def record_json(self, did: str, collection: str, rkey: str) -> tuple[str, Any]:
-        found = self.get_record(did, collection, rkey)
-        if found is None:
-            raise RecordNotFoundError(f"Could not locate record: at://{did}/{collection}/{rkey}")
-        return cid_text(found[0]), datamodel.to_json(found[1])
-
-    def latest(self, did: str) -> RepoRoot:
-        root, _ = self._tree(did)
-        return root
-
-    def export(self, did: str, since: str | None = None) -> bytes:
-        """The repository (or the blocks added after ``since``) as a CAR, commit first."""
-        root, _ = self._tree(did)
-        commit_cid = CID(root.commit_cid)
-        commit = self.ctx.store.get_block(did, root.commit_cid)
-        assert commit is not None
-
-        def blocks() -> Iterator[tuple[CID, bytes]]:
-            yield commit_cid, commit
-            for cid, data in self.ctx.store.iter_blocks(did, since):
-                if cid != root.commit_cid:
-                    yield CID(cid), data
-
-        return car_bytes(commit_cid, blocks())
-
-    def blocks_car(self, did: str, cids: list[CID]) -> bytes:
-        root, _ = self._tree(did)
-        found = self.ctx.store.get_blocks(did, [c.raw for c in cids])
-        missing = [str(c) for c in cids if c.raw not in found]
-        if missing:
-            raise InvalidRequestError(f"Could not find blocks: {', '.join(missing[:5])}")
-        return car_bytes(CID(root.commit_cid), ((c, found[c.raw]) for c in cids))
-
-    def record_proof(self, did: str, collection: str, rkey: str) -> bytes:
-        """Commit, MST path and (if present) the record: a proof of presence or absence."""
-        root, tree = self._tree(did)
-        path = f"{collection}/{rkey}"
-        commit = self.ctx.store.get_block(did, root.commit_cid)
-        assert commit is not None
-        blocks: list[tuple[CID, bytes]] = [(CID(root.commit_cid), commit)]
-        blocks.extend(tree.proof_blocks(path).items())
-        cid = tree.get(path)
-        if cid is not None:
-            data = self.ctx.store.get_block(did, cid.raw)
-            if data is not None:
-                blocks.append((cid, data))
-        return car_bytes(CID(root.commit_cid), blocks)
-
-    async def did_points_here(self, acct: Account, *, refresh: bool = False) -> bool:
-        """True when the DID names this PDS and the account's key (so it may be active)."""
-        try:
-            data = await self.ctx.identity.data(acct.did, refresh=refresh)
-        except AtprotoError:
-            return False
-        except InvalidRequestError:
-            return False
-        endpoint = (data.pds_endpoint or "").rstrip("/")
-        return (
-            endpoint == self.ctx.settings.public_url.rstrip("/")
-            and data.signing_key == acct.key.did_key()
-        )
-
-    def drop_blob_bytes(self, cid: bytes) -> None:
-        if self.ctx.store.blob_owner_count(cid) == 0:
-            self.ctx.blobs.delete(CID(cid))

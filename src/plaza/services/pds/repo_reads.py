@@ -1,0 +1,102 @@
+"""The read half of the repository manager: records, heads, exports, blocks and proofs.
+
+A mixin of :class:`plaza.services.pds.repos.RepoManager` (one manager, split by
+concept); it needs ``self.ctx`` and ``self._tree``, the repository's committed head and
+MST as the write path keeps them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from plaza.atproto import cbor, datamodel
+from plaza.atproto.cid import CID
+from plaza.atproto.errors import AtprotoError
+from plaza.atproto.mst import MST
+from plaza.services.pds.errors import InvalidRequestError, RecordNotFoundError
+from plaza.services.pds.repo_parts import car_bytes, cid_text
+from plaza.services.pds.store import RepoRoot
+
+if TYPE_CHECKING:
+    from plaza.services.pds.accounts import Account
+    from plaza.services.pds.context import PdsContext
+
+
+class RepoReads:
+    ctx: PdsContext
+
+    def _tree(self, did: str) -> tuple[RepoRoot, MST]:
+        raise NotImplementedError
+
+    def get_record(self, did: str, collection: str, rkey: str) -> tuple[CID, Any] | None:
+        found = self.ctx.store.get_record_block(did, collection, rkey)
+        if found is None:
+            return None
+        return CID(found[0]), cbor.decode(found[1])
+
+    def record_json(self, did: str, collection: str, rkey: str) -> tuple[str, Any]:
+        found = self.get_record(did, collection, rkey)
+        if found is None:
+            raise RecordNotFoundError(f"Could not locate record: at://{did}/{collection}/{rkey}")
+        return cid_text(found[0]), datamodel.to_json(found[1])
+
+    def latest(self, did: str) -> RepoRoot:
+        root, _ = self._tree(did)
+        return root
+
+    def export(self, did: str, since: str | None = None) -> bytes:
+        """The repository (or the blocks added after ``since``) as a CAR, commit first."""
+        root, _ = self._tree(did)
+        commit_cid = CID(root.commit_cid)
+        commit = self.ctx.store.get_block(did, root.commit_cid)
+        assert commit is not None
+
+        def blocks() -> Iterator[tuple[CID, bytes]]:
+            yield commit_cid, commit
+            for cid, data in self.ctx.store.iter_blocks(did, since):
+                if cid != root.commit_cid:
+                    yield CID(cid), data
+
+        return car_bytes(commit_cid, blocks())
+
+    def blocks_car(self, did: str, cids: list[CID]) -> bytes:
+        root, _ = self._tree(did)
+        found = self.ctx.store.get_blocks(did, [c.raw for c in cids])
+        missing = [str(c) for c in cids if c.raw not in found]
+        if missing:
+            raise InvalidRequestError(f"Could not find blocks: {', '.join(missing[:5])}")
+        return car_bytes(CID(root.commit_cid), ((c, found[c.raw]) for c in cids))
+
+    def record_proof(self, did: str, collection: str, rkey: str) -> bytes:
+        """Commit, MST path and (if present) the record: a proof of presence or absence."""
+        root, tree = self._tree(did)
+        path = f"{collection}/{rkey}"
+        commit = self.ctx.store.get_block(did, root.commit_cid)
+        assert commit is not None
+        blocks: list[tuple[CID, bytes]] = [(CID(root.commit_cid), commit)]
+        blocks.extend(tree.proof_blocks(path).items())
+        cid = tree.get(path)
+        if cid is not None:
+            data = self.ctx.store.get_block(did, cid.raw)
+            if data is not None:
+                blocks.append((cid, data))
+        return car_bytes(CID(root.commit_cid), blocks)
+
+    async def did_points_here(self, acct: Account, *, refresh: bool = False) -> bool:
+        """True when the DID names this PDS and the account's key (so it may be active)."""
+        try:
+            data = await self.ctx.identity.data(acct.did, refresh=refresh)
+        except AtprotoError:
+            return False
+        except InvalidRequestError:
+            return False
+        endpoint = (data.pds_endpoint or "").rstrip("/")
+        return (
+            endpoint == self.ctx.settings.public_url.rstrip("/")
+            and data.signing_key == acct.key.did_key()
+        )
+
+    def drop_blob_bytes(self, cid: bytes) -> None:
+        if self.ctx.store.blob_owner_count(cid) == 0:
+            self.ctx.blobs.delete(CID(cid))
