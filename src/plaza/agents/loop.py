@@ -54,7 +54,8 @@ MINOR = 100
 
 
 class Executor(Protocol):
-    """Carries out an allowed action (the simulated market, or ``plaza.market``)."""
+    """Carries out an allowed action (the market and the simulated world in the simulator;
+    the market and the live services in a live run)."""
 
     def execute(self, action: Action) -> Any:
         """Do it; raise a :class:`~plaza.errors.PlazaError` if it cannot be done."""

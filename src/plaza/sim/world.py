@@ -13,10 +13,12 @@ the faults, the seed and the policy:
    is held back (it can be served once the host is back or the accounts are moved);
 4. capacity serves the queue oldest first; load older than the SLA delay is dropped.
 
-The policy then observes the world and acts through :meth:`World.execute` — the
-simulated market: the same executor interface Plaza's agents use against the real
-market. Everything is billed as in the contracts: reserved units for at least their
-minimum term (a run that ends mid-term pays the rest of the term), on-demand per step.
+The policy then observes the world and acts: the baselines directly through
+:meth:`World.execute`, the agents through :class:`plaza.sim.marketplace.Marketplace`,
+which buys on the real market and then gives the world what the market awarded. The
+world keeps its own accounting of everything, as billed in the contracts: reserved units
+for at least their minimum term (a run that ends mid-term pays the rest of the term),
+on-demand per step; for the agents, the market's invoices are checked against it.
 """
 
 from __future__ import annotations
