@@ -23,6 +23,7 @@ from atproto import models
 from plaza.atproto import cbor
 from plaza.atproto.crypto import ES256K, PrivateKey
 from plaza.atproto.repo_verify import import_car
+from plaza.errors import StorageError
 from plaza.services.pds import PdsSettings
 from plaza.services.pds.context import PdsContext
 from plaza.services.pds.repos import Write
@@ -228,6 +229,60 @@ def test_a_cancelled_request_does_not_strand_its_commit(tmp_path: Path) -> None:
         assert ctx.repos.latest(did).rev == second_rev == bodies[1]["rev"]
         exported = import_car(ctx.repos.export(did), did=did, key=key.public_key)
         assert len(exported.records) == 2  # the second commit's tree holds the first record
+    finally:
+        ctx.store.close()
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.mark.skipif(_PG_MISSING is not None, reason=str(_PG_MISSING))
+def test_writes_recover_when_database_connections_die(tmp_path: Path) -> None:
+    """Every pooled connection killed: writes fail cleanly until new connections take
+    their slots, and the repository stays whole."""
+    schema = f"cw_{uuid.uuid4().hex[:10]}"
+    ctx = PdsContext.open(
+        PdsSettings(
+            data_dir=tmp_path,
+            public_url="http://127.0.0.1:1",
+            directory_url="-",
+            db_url=f"{PG_URL}?schema={schema}",
+        )
+    )
+    did = "did:plc:reconnectreconnectreconn"
+    key = PrivateKey.generate(ES256K)
+    ctx.store.create_account(
+        AccountRow(did, "r.test", None, "x", key.to_bytes(), "2026-01-01T00:00:00.000Z", ACTIVE)
+    )
+    ctx.repos.create_repo(did, key, time.time(), emit=False)
+    acct = ctx.accounts.cached(did)
+    assert acct is not None
+
+    async def scenario() -> tuple[int, int]:
+        await ctx.repos.start()
+        try:
+            assert ctx.repos.committer is not None
+            pooled = [c.info.backend_pid for c in ctx.repos.committer._all]
+            assert len(pooled) == 6
+            with psycopg.connect(PG_URL, autocommit=True) as admin:
+                for pid in pooled:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            ok = failed = 0
+            for n in range(12):
+                write = Write("create", "app.bsky.feed.post", ctx.repos.clock.next(), _post(f"{n}"))
+                try:
+                    await ctx.repos.write(acct, [write], swap_commit=None, validate=True)
+                    ok += 1
+                except StorageError:
+                    failed += 1
+            return ok, failed
+        finally:
+            await ctx.repos.aclose()
+
+    try:
+        ok, failed = asyncio.run(scenario())
+        assert 1 <= failed <= 6 and ok == 12 - failed
+        exported = import_car(ctx.repos.export(did), did=did, key=key.public_key)
+        assert len(exported.records) == ok
     finally:
         ctx.store.close()
         with psycopg.connect(PG_URL, autocommit=True) as conn:

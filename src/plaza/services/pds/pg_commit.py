@@ -36,7 +36,11 @@ _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 class PgCommitter:
-    """A small pool of asynchronous connections that run one transaction each."""
+    """A small pool of asynchronous connections that run one transaction each.
+
+    The pool's queue holds a connection or ``None`` per slot; ``None`` is a slot to fill
+    with a new connection, so a broken connection frees its slot for whoever waits next.
+    """
 
     def __init__(self, url: str, size: int = CONNECTIONS) -> None:
         parts = urlsplit(url)
@@ -48,15 +52,15 @@ class PgCommitter:
         self._host = parts.hostname
         self._schema = schema
         self._size = size
-        self._opened = 0
-        self._free: asyncio.Queue[psycopg.AsyncConnection[Any]] | None = None
+        self._free: asyncio.Queue[psycopg.AsyncConnection[Any] | None] | None = None
         self._all: list[psycopg.AsyncConnection[Any]] = []
 
     async def execute(self, sql: str, params: Sequence[object]) -> None:
         """Run one statement (psycopg placeholders) as its own transaction.
 
-        Raises :class:`plaza.db.IntegrityError` or :class:`plaza.errors.StorageError`;
-        then nothing was written.
+        Raises :class:`plaza.db.IntegrityError` or :class:`plaza.errors.StorageError`.
+        A statement the server refused wrote nothing; when the connection itself failed
+        the outcome is unknown, and the caller must read the state back from the store.
         """
         async with self._connection() as conn:
             try:
@@ -68,38 +72,40 @@ class PgCommitter:
 
     async def open(self) -> None:
         """Open every connection now rather than on the first commits."""
-        while self._opened < self._size:
-            self._opened += 1
-            try:
-                conn = await self._connect()
-            except BaseException:
-                self._opened -= 1
-                raise
-            self._queue().put_nowait(conn)
+        free = self._queue()
+        for _ in range(free.qsize()):
+            conn = await free.get()
+            if conn is None:
+                try:
+                    conn = await self._connect()
+                except BaseException:
+                    free.put_nowait(None)
+                    raise
+            free.put_nowait(conn)
 
-    def _queue(self) -> asyncio.Queue[psycopg.AsyncConnection[Any]]:
+    def _queue(self) -> asyncio.Queue[psycopg.AsyncConnection[Any] | None]:
         if self._free is None:
             self._free = asyncio.Queue()
+            for _ in range(self._size):
+                self._free.put_nowait(None)
         return self._free
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         free = self._queue()
-        if free.empty() and self._opened < self._size:
-            self._opened += 1
+        conn = await free.get()
+        if conn is None:
             try:
                 conn = await self._connect()
             except BaseException:
-                self._opened -= 1
+                free.put_nowait(None)
                 raise
-        else:
-            conn = await free.get()
         try:
             yield conn
         finally:
             if conn.closed or conn.broken:
-                self._opened -= 1
                 self._all.remove(conn)
+                free.put_nowait(None)
             else:
                 free.put_nowait(conn)
 
@@ -117,5 +123,4 @@ class PgCommitter:
         for conn in self._all:
             await conn.close()
         self._all.clear()
-        self._opened = 0
         self._free = None

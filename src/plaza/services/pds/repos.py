@@ -36,6 +36,7 @@ from plaza.atproto.crypto import PrivateKey
 from plaza.atproto.mst import MST, NodeCache, Op
 from plaza.atproto.repo_verify import import_car
 from plaza.atproto.tid import TidClock
+from plaza.errors import StorageError
 from plaza.services.pds.errors import (
     AccountDeactivatedError,
     AccountTakedownError,
@@ -420,6 +421,10 @@ class RepoManager(RepoReads):
             else:
                 await self.committer.execute(*pg_commit_statement(commit.write, commit.event))
             committed = True
+        except StorageError:
+            # A lost connection leaves the outcome unknown: read the head back next time.
+            self.forget(commit.write.did)
+            raise
         finally:
             ctx.sequencer.settle(commit.event, committed=committed)
         self._remember(commit.write.did, commit.write.root, commit.tree.committed())
