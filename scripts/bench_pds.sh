@@ -16,10 +16,12 @@
 #        PG_URL=postgresql://postgres@127.0.0.1:5432/test
 #        BENCH_ARGS="--accounts 20 --writes-per-account 100 --concurrency 16 --reads 2000"
 #        REF_PORT=8583 REF_PLC_PORT=8582 PLAZA_PORT=7583 PLAZA_DIR_PORT=7582
-# Example:
-#   scripts/bench_pds.sh /tmp/pdsbench            # 3 rounds x 3 targets, about 10 minutes
 # Server CPU is the PDS process's (the reference's SQLite and Plaza's SQLite run inside
 # it); for Plaza on PostgreSQL, *_with_db adds the CPU of its PostgreSQL backends.
+# run.sh installs the reference into REFPDS_DIR first if it is missing (see
+# ../shared/bench/README.md).
+# Example:
+#   scripts/bench_pds.sh /tmp/pdsbench            # 3 rounds x 3 targets, 5-10 minutes
 #   ROUNDS=1 TARGETS="sqlite pg" scripts/bench_pds.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
