@@ -4,8 +4,8 @@ Routes, in matching order: the health check, the firehose WebSocket, every XRPC 
 through one dispatcher (the method table is the explicit list below), Prometheus
 metrics, and the service's ``did:web`` document. XRPC calls, the hot path, skip
 Starlette's router and exception middleware (:class:`XrpcFastPath`): the dispatcher
-already turns every failure into an XRPC error, and the layers cost a read a fifth of
-its CPU. Background work — flushing usage
+already turns every failure into an XRPC error, and the layers cost about 20 µs a
+request, a sixth of a read's CPU inside the app. Background work — flushing usage
 counters, pruning firehose events past the retention window, dropping expired refresh
 tokens — runs in the lifespan; shutdown flushes and closes the store, so nothing
 acknowledged is lost.
