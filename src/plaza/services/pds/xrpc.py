@@ -226,13 +226,7 @@ class XrpcDispatcher:
         return response
 
     async def _json_body(self, request: Request, *, required: bool) -> Any:
-        limit = self.ctx.settings.max_json_bytes
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise PayloadTooLargeError(f"request body is larger than {limit} bytes")
-        raw = await request.body()
-        if len(raw) > limit:
-            raise PayloadTooLargeError(f"request body is larger than {limit} bytes")
+        raw = await read_body(request, self.ctx.settings.max_json_bytes)
         if not raw.strip():
             if required:
                 raise InvalidRequestError("Request body is required")
@@ -244,6 +238,31 @@ class XrpcDispatcher:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from exc
+        except RecursionError as exc:  # the stdlib parser recurses once per nesting level
+            raise InvalidRequestError("Request body is nested too deeply") from exc
         if not isinstance(body, dict):
             raise InvalidRequestError("Request body must be a JSON object")
         return body
+
+
+async def read_body(request: Request, limit: int, what: str = "request body") -> bytes:
+    """The whole request body, refused with :class:`PayloadTooLargeError` (413) as soon
+    as it passes ``limit`` bytes — by its declared length, or while it streams in when
+    it declares none — so an oversized body is never held in memory."""
+    length = request.headers.get("content-length")
+    if length is not None and (not is_ascii_digits(length) or int(length) > limit):
+        raise PayloadTooLargeError(f"{what} is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"{what} is larger than {limit} bytes")
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def is_ascii_digits(text: str, max_len: int = 18) -> bool:
+    """True iff ``text`` is 1 to ``max_len`` ASCII digits (``str.isdigit`` and ``int``
+    also accept other scripts' digits, superscripts and underscores)."""
+    return 0 < len(text) <= max_len and text.isascii() and text.isdigit()
