@@ -13,7 +13,10 @@ two passes), always in a worker thread so the event loop never stalls on the KDF
 
 The admin authenticates with HTTP Basic ``admin:<password>``. Other services
 authenticate with inter-service JWTs signed by an account's repository key; the only
-method here that accepts one is ``createAccount`` (account migration).
+method here that accepts one is ``createAccount`` (account migration). Such a token must
+name this method (``lxm``), live at most an hour and carry a ``jti`` nonce, and is
+accepted once: its nonce is remembered in memory until it expires (a restart forgets,
+which a token of at most an hour makes a small window).
 """
 
 from __future__ import annotations
@@ -129,6 +132,7 @@ class Authenticator:
         self._verified: dict[str, tuple[str, str, float]] = {}
         self._admin = admin_password.encode()
         self.service_did = ctx.settings.did
+        self._replays = jwt.ReplayGuard()
 
     # -- issuing ---------------------------------------------------------------------
     def issue(self, did: str, app_password: str | None, privileged: bool) -> SessionTokens:
@@ -252,4 +256,8 @@ class Authenticator:
             payload = jwt.verify_service_jwt(
                 parsed, key, aud=self.service_did, lxm=nsid, now=time.time()
             )
+        jti = payload.get("jti")
+        if not isinstance(jti, str) or not 0 < len(jti) <= 128:
+            raise InvalidTokenError("service token has no jti nonce")
+        self._replays.use(iss, jti, exp=float(payload["exp"]), now=time.time())
         return Credentials("service", iss, lxm=payload.get("lxm"))
