@@ -91,6 +91,11 @@ def pds(
         None, "--appview", help="App view URL for proxied app.bsky.* reads."
     ),
     appview_did: str | None = typer.Option(None, "--appview-did", help="The app view's DID."),
+    allow_private_proxy: bool = typer.Option(
+        False,
+        "--allow-private-proxy",
+        help="Let atproto-proxy reach http URLs and private addresses (local networks only).",
+    ),
 ) -> None:
     """Run a hosting service (an AT Protocol PDS) until Ctrl-C.
 
@@ -99,6 +104,8 @@ def pds(
     Keeps its store (SQLite in DATA_DIR, or --db), blobs and keys in DATA_DIR. The admin
     password (for social.plaza.provider.getUsage) is PLAZA_PDS_ADMIN_PASSWORD, or the
     one generated in DATA_DIR/secrets.json.
+    Calls forwarded with atproto-proxy reach --appview as configured; any other target
+    must be https on a public address unless --allow-private-proxy.
 
     Example:
 
@@ -120,6 +127,7 @@ def pds(
             db_url=db,
             appview_url=appview,
             appview_did=appview_did,
+            proxy_allow_private=allow_private_proxy,
             admin_password=os.environ.get("PLAZA_PDS_ADMIN_PASSWORD") or None,
         )
         served = ServedApp("pds", create_pds(settings), host, port)

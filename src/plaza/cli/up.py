@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -11,6 +12,13 @@ import typer
 from plaza.errors import PlazaError
 
 DEFAULT_PORT_BASE = 2582
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def up(
@@ -60,6 +68,9 @@ def up(
                 public_url=url,
                 directory_url=directory_url,
                 admin_password=admin,
+                # The local network's services are all on loopback: forwarded calls may
+                # reach them, as long as nothing but this machine can call in.
+                proxy_allow_private=_is_loopback(host),
             )
             apps.append(ServedApp(f"pds{i}", create_pds(settings), host, port_base + i))
     except PlazaError as exc:

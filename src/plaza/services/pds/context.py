@@ -11,6 +11,7 @@ from plaza.services.pds.identity import DirectoryClient
 from plaza.services.pds.lexicons import LexiconCheck
 from plaza.services.pds.mail import Outbox
 from plaza.services.pds.metering import Meter
+from plaza.services.pds.proxy import Forwarder
 from plaza.services.pds.ratelimit import RateLimiter
 from plaza.services.pds.repos import RepoManager
 from plaza.services.pds.sequencer import Sequencer
@@ -35,6 +36,7 @@ class PdsContext:
     identity: DirectoryClient
     outbox: Outbox
     http: httpx.AsyncClient
+    proxy: Forwarder
     lexicons: LexiconCheck
 
     @classmethod
@@ -52,6 +54,7 @@ class PdsContext:
         )
         ctx.http = httpx.AsyncClient(timeout=httpx.Timeout(15.0))
         ctx.identity = DirectoryClient(settings.directory_url, ctx.http)
+        ctx.proxy = Forwarder(settings)
         ctx.outbox = Outbox(settings.mail_dir)
         ctx.lexicons = LexiconCheck()
         ctx.auth = Authenticator(ctx, ctx.secrets.jwt_secret, ctx.secrets.admin_password)
@@ -59,14 +62,16 @@ class PdsContext:
         ctx.repos = RepoManager(ctx)
         return ctx
 
-    def proxy_for(self, nsid: str) -> Method | None:
-        """The method that forwards ``nsid`` to an app view, if it is one to forward."""
+    def proxy_for(self, nsid: str, *, named: bool) -> Method | None:
+        """The method that forwards ``nsid`` to an app view, if it is one to forward
+        (``named``: the request names its target in ``atproto-proxy``)."""
         from plaza.services.pds.handlers.bsky import proxy_method
 
-        return proxy_method(self, nsid)
+        return proxy_method(self, nsid, named=named)
 
     async def aclose(self) -> None:
         self.meter.flush()
         await self.http.aclose()
+        await self.proxy.aclose()
         await self.repos.aclose()
         self.store.close()

@@ -39,6 +39,12 @@ class PdsSettings:
     user_domains: tuple[str, ...] = (".test",)
     appview_url: str | None = None
     appview_did: str | None = None
+    # Forwarded calls (plaza.services.pds.proxy): origins trusted like the app view, and
+    # whether any http URL and private address may be a target (local networks, tests).
+    proxy_allowed_origins: tuple[str, ...] = ()
+    proxy_allow_private: bool = False
+    proxy_timeout_s: float = 30.0
+    proxy_max_response_bytes: int = 10_000_000
     admin_password: str | None = None
     max_blob_bytes: int = 5_000_000
     max_json_bytes: int = 1_000_000

@@ -186,11 +186,12 @@ class XrpcDispatcher:
         call: XrpcCall | None = None
         try:
             method = self.methods.get(nsid)
-            if "atproto-proxy" in request.headers:
+            named = "atproto-proxy" in request.headers
+            if named:
                 # An explicit proxy target wins even over what this PDS serves itself.
-                method = self.ctx.proxy_for(nsid) or method
+                method = self.ctx.proxy_for(nsid, named=True) or method
             if method is None:
-                fallback = self.ctx.proxy_for(nsid)
+                fallback = self.ctx.proxy_for(nsid, named=named)
                 if fallback is None:
                     raise MethodNotImplementedError("Method Not Implemented")
                 method = fallback

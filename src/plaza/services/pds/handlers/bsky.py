@@ -3,29 +3,33 @@
 The atproto SDK's ``login`` asks the PDS for ``app.bsky.actor.getProfile`` and needs an
 answer to know who it is, so profiles of hosted accounts are served locally from their
 repositories, as are preferences (private state that migrates with the account). Every
-other ``app.bsky.*`` (and ``chat.bsky.*``) call goes to an app view: the one named by
-the ``atproto-proxy: <did>#<service>`` header, else the configured default, with an
-inter-service token for the caller. Without either, the answer is a clear
-``MethodNotImplemented``.
+other ``app.bsky.*`` (and ``chat.bsky.*``) call of an authenticated caller goes to an
+app view: the one named by the ``atproto-proxy: <did>#<service>`` header, else the
+configured default, with an inter-service token for the caller, through
+:mod:`plaza.services.pds.proxy` (which decides where this PDS may connect). Without
+either, the answer is a clear ``MethodNotImplemented``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from starlette.responses import Response
 
-from plaza.atproto import datamodel
+from plaza.atproto import datamodel, syntax
+from plaza.atproto.errors import AtprotoError
 from plaza.services.pds import jwt
 from plaza.services.pds.errors import (
+    AuthRequiredError,
+    ForbiddenError,
     InvalidRequestError,
     MethodNotImplementedError,
-    UpstreamError,
 )
+from plaza.services.pds.proxy import destination
 from plaza.services.pds.xrpc import Auth, Method, XrpcCall, procedure, query
 
 if TYPE_CHECKING:
@@ -74,8 +78,8 @@ async def get_profile(call: XrpcCall) -> Any:
     actor = call.req_param("actor")
     profile = _profile(call, actor)
     if profile is None:
-        if call.ctx.settings.appview_url:
-            return await _forward(call, "query")
+        if call.ctx.settings.appview_url and call.creds is not None:
+            return await _forward(call)
         raise InvalidRequestError("Profile not found")
     call.account_did = profile["did"]
     return profile
@@ -110,80 +114,99 @@ async def put_preferences(call: XrpcCall) -> None:
 
 
 # -- proxying ------------------------------------------------------------------------
-async def _target(ctx: PdsContext, header: str | None) -> tuple[str, str]:
-    """``(base_url, service_did)`` of the app view to forward to."""
+def _target(ctx: PdsContext, header: str | None) -> tuple[str | None, str]:
+    """``(service DID, service id)`` named by ``atproto-proxy``, or ``(None, "")`` for the
+    configured app view; :class:`InvalidRequestError` when the header is malformed."""
+    if not header:
+        return None, ""
+    did, _, service = header.partition("#")
+    if not _SERVICE_ID.fullmatch(service):
+        raise InvalidRequestError("atproto-proxy must be <did>#<service id>")
+    try:
+        syntax.validate_did(did)
+    except AtprotoError as exc:
+        raise InvalidRequestError(f"atproto-proxy names an invalid DID: {exc.message}") from exc
+    return did, service
+
+
+async def _endpoint(ctx: PdsContext, did: str | None, service: str) -> tuple[str, str]:
+    """``(base URL, audience DID)`` to forward to (not yet checked as a destination)."""
     s = ctx.settings
-    if header:
-        did, _, service = header.partition("#")
-        if not did.startswith("did:") or not service:
-            raise InvalidRequestError("atproto-proxy must be <did>#<service id>")
-        if did == s.appview_did and s.appview_url:
-            return s.appview_url, did
-        if did.startswith("did:plc:"):
-            data = await ctx.identity.data(did)
-            svc = data.services.get(service)
-            if svc is None:
-                raise InvalidRequestError(f"{did} has no service #{service}")
-            return svc.endpoint, did
-        raise InvalidRequestError(f"Cannot resolve proxy target {did}")
-    if s.appview_url:
-        return s.appview_url, s.appview_did or ""
+    if did is None:
+        if s.appview_url:
+            return s.appview_url, s.appview_did or ""
+        raise MethodNotImplementedError(
+            "Method Not Implemented: this PDS has no app view configured for app.bsky.* reads"
+        )
+    if did == s.appview_did and s.appview_url:
+        return s.appview_url, did
+    if did.startswith("did:plc:"):
+        try:
+            syntax.validate_did_plc(did)
+        except AtprotoError as exc:
+            raise InvalidRequestError(f"atproto-proxy: {exc.message}") from exc
+        data = await ctx.identity.data(did)
+        svc = data.services.get(service)
+        if svc is None:
+            raise InvalidRequestError(f"{did} has no service #{service}")
+        return svc.endpoint, did
+    raise InvalidRequestError(f"Cannot resolve proxy target {did}")
+
+
+async def _forward(call: XrpcCall) -> Response:
+    """Forward the call for its authenticated caller, with an inter-service token."""
+    ctx = call.ctx
+    creds = call.creds
+    if creds is None or creds.did is None:
+        raise AuthRequiredError("Authentication Required to reach another service")
+    if call.nsid.startswith("chat.bsky.") and not creds.is_privileged:
+        raise ForbiddenError("chat.bsky.* needs a full session or a privileged app password")
+    did, service = _target(ctx, call.request.headers.get("atproto-proxy"))
+    url, aud = await _endpoint(ctx, did, service)
+    dest = destination(url, ctx.settings)
+    headers: dict[str, str] = {}
+    acct = ctx.accounts.cached(creds.did)
+    if acct is not None and aud:
+        now = int(time.time())
+        token = jwt.mint_service_jwt(
+            acct.key,
+            iss=acct.did,
+            aud=aud,
+            lxm=call.nsid,
+            now=now,
+            exp=now + 60,
+            jti=secrets.token_hex(16),
+        )
+        headers["authorization"] = f"Bearer {token}"
+    return await ctx.proxy.forward(call, dest, headers)
+
+
+# Private state of the account, kept here whatever the atproto-proxy header says.
+LOCAL_ONLY = frozenset({"app.bsky.actor.getPreferences", "app.bsky.actor.putPreferences"})
+
+
+async def _no_app_view(call: XrpcCall) -> None:
     raise MethodNotImplementedError(
         "Method Not Implemented: this PDS has no app view configured for app.bsky.* reads"
     )
 
 
-async def _forward(call: XrpcCall, kind: str) -> Response:
-    ctx = call.ctx
-    base, aud = await _target(ctx, call.request.headers.get("atproto-proxy"))
-    headers: dict[str, str] = {}
-    if call.creds is not None and call.creds.did is not None:
-        acct = ctx.accounts.cached(call.creds.did)
-        if acct is not None and aud:
-            now = int(time.time())
-            token = jwt.mint_service_jwt(
-                acct.key,
-                iss=acct.did,
-                aud=aud,
-                lxm=call.nsid,
-                now=now,
-                exp=now + 60,
-                jti=secrets.token_hex(16),
-            )
-            headers["authorization"] = f"Bearer {token}"
-    for name in ("accept-language", "content-type", "atproto-accept-labelers"):
-        value = call.request.headers.get(name)
-        if value is not None:
-            headers[name] = value
-    url = f"{base.rstrip('/')}/xrpc/{call.nsid}"
-    try:
-        if call.request.method == "POST":
-            resp = await ctx.http.post(
-                url,
-                params=call.request.query_params,
-                content=await call.request.body(),
-                headers=headers,
-            )
-        else:
-            resp = await ctx.http.get(url, params=call.request.query_params, headers=headers)
-    except httpx.HTTPError as exc:
-        raise UpstreamError(f"app view unreachable: {exc}") from exc
-    return Response(
-        resp.content,
-        status_code=resp.status_code,
-        media_type=resp.headers.get("content-type", "application/json"),
-    )
+def proxy_method(ctx: PdsContext, nsid: str, *, named: bool) -> Method | None:
+    """A forwarding method for an ``app.bsky.*`` or ``chat.bsky.*`` NSID, else ``None``.
 
-
-async def _proxy(call: XrpcCall) -> Response:
-    return await _forward(call, call.request.method)
-
-
-def proxy_method(ctx: PdsContext, nsid: str) -> Method | None:
-    """A forwarding method for an ``app.bsky.*`` or ``chat.bsky.*`` NSID, else ``None``."""
-    if not nsid.startswith(PROXIED_PREFIXES):
+    Forwarding needs an access token: the target gets a token in the caller's name, and
+    an anonymous caller must not make this PDS fetch anything (see
+    :mod:`plaza.services.pds.proxy`). With no target named (``named``) and no app view
+    configured, there is nowhere to forward to, whoever asks.
+    """
+    if not nsid.startswith(PROXIED_PREFIXES) or nsid in LOCAL_ONLY:
         return None
-    return Method(nsid, "any", _proxy, Auth.OPTIONAL, "none")
+    if not named and not ctx.settings.appview_url:
+        return Method(nsid, "any", _no_app_view, Auth.NONE, "none")
+    return Method(nsid, "any", _forward, Auth.ACCESS, "none")
+
+
+_SERVICE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
 METHODS: list[Method] = [
