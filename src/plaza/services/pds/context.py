@@ -50,7 +50,11 @@ class PdsContext:
         ctx.sequencer = Sequencer(ctx.store)
         ctx.meter = Meter(ctx.store)
         ctx.limiter = RateLimiter(
-            {"login": settings.login_limit, "create_account": settings.create_account_limit}
+            {
+                "login": settings.login_limit,
+                "login_ip": settings.login_ip_limit,
+                "create_account": settings.create_account_limit,
+            }
         )
         ctx.http = httpx.AsyncClient(timeout=httpx.Timeout(15.0))
         ctx.identity = DirectoryClient(settings.directory_url, ctx.http)

@@ -1,26 +1,45 @@
 """Fixed-window rate limits for the methods that attract abuse (login, sign-up).
 
-Each limit is ``(count, window_seconds)`` per key (an identifier or a client address).
+Each limit is ``(count, window_seconds)`` per key (an account or a client address).
 State is in memory: one PDS is one process, and a restart forgiving everyone is fine.
+
+Theory of operation. A bucket's windows sit in one ordered map in the order they
+opened; the clock is monotonic and every window of a bucket lasts as long, so the
+expired ones are always a prefix of that order. Each check first drops that prefix
+(each window is dropped once: amortized O(1) a check), then counts the hit. A bucket
+never holds more than ``max_keys`` windows: past that the oldest is forgotten early,
+which can only ever forgive, never block.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from plaza.services.pds.errors import RateLimitedError
+
+MAX_KEYS = 1_000_000
 
 
 class RateLimiter:
     """``check(bucket, key)`` counts one hit and raises :class:`RateLimitedError` past the limit."""
 
     def __init__(
-        self, limits: dict[str, tuple[int, int]], clock: Callable[[], float] = time.monotonic
+        self,
+        limits: dict[str, tuple[int, int]],
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_keys: int = MAX_KEYS,
     ) -> None:
         self.limits = limits
         self.clock = clock
-        self._windows: dict[tuple[str, str], tuple[float, int]] = {}
+        self.max_keys = max_keys
+        # bucket -> key -> [window start, hits], in window-start order
+        self._windows: dict[str, OrderedDict[str, list[float]]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(w) for w in self._windows.values())
 
     def check(self, bucket: str, key: str) -> None:
         limit = self.limits.get(bucket)
@@ -28,17 +47,21 @@ class RateLimiter:
             return
         count, window = limit
         now = self.clock()
-        start, hits = self._windows.get((bucket, key), (now, 0))
-        if now - start >= window:
-            start, hits = now, 0
-        if hits >= count:
-            retry = int(window - (now - start)) + 1
+        windows = self._windows.get(bucket)
+        if windows is None:
+            windows = self._windows[bucket] = OrderedDict()
+        while windows:
+            first = windows[next(iter(windows))]
+            if now - first[0] < window:
+                break
+            windows.popitem(last=False)
+        entry = windows.get(key)
+        if entry is None:
+            if len(windows) >= self.max_keys:
+                windows.popitem(last=False)
+            windows[key] = [now, 1]
+            return
+        if entry[1] >= count:
+            retry = int(window - (now - entry[0])) + 1
             raise RateLimitedError(f"Rate Limit Exceeded: try again in {retry} s")
-        self._windows[(bucket, key)] = (start, hits + 1)
-        if len(self._windows) > 100_000:
-            self._sweep(now)
-
-    def _sweep(self, now: float) -> None:
-        for k, (start, _) in list(self._windows.items()):
-            if now - start >= self.limits.get(k[0], (0, 0))[1]:
-                del self._windows[k]
+        entry[1] += 1

@@ -51,7 +51,8 @@ class PdsSettings:
     max_car_bytes: int = 100_000_000
     access_ttl_s: int = 2 * 3600
     refresh_ttl_s: int = 90 * 24 * 3600
-    login_limit: tuple[int, int] = (30, 300)  # attempts per identifier per window (seconds)
+    login_limit: tuple[int, int] = (30, 300)  # password attempts per account per window (s)
+    login_ip_limit: tuple[int, int] = (100, 300)  # password attempts per client address
     create_account_limit: tuple[int, int] = (100, 300)  # per client address per window
     event_retention_s: int = 72 * 3600
     invite_code_required: bool = False

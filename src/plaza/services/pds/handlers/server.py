@@ -72,10 +72,26 @@ async def create_account(call: XrpcCall) -> dict[str, Any]:
     return out
 
 
+def _limit_password_attempts(call: XrpcCall, identifier: str) -> None:
+    """Count one password attempt against the client's address and against the account
+    (by DID, so its handle, DID and email share one limit), or the identifier when it
+    names no account. Raises :class:`RateLimitedError` past either limit.
+
+    The address is the connection's peer as the server reports it: behind a reverse
+    proxy, run uvicorn with ``--forwarded-allow-ips`` naming the proxy (by default it
+    trusts ``X-Forwarded-For`` from 127.0.0.1 only), or every client shares the
+    proxy's address and its limit.
+    """
+    ctx = call.ctx
+    ctx.limiter.check("login_ip", call.client_ip)
+    acct = ctx.accounts.lookup(identifier)
+    ctx.limiter.check("login", acct.did if acct is not None else identifier)
+
+
 async def create_session(call: XrpcCall) -> dict[str, Any]:
     ctx = call.ctx
     identifier = call.str_field("identifier").strip().lower()
-    ctx.limiter.check("login", identifier)
+    _limit_password_attempts(call, identifier)
     acct, tokens = await ctx.accounts.login(identifier, call.str_field("password"))
     call.account_did = acct.did
     return _session(await ctx.accounts.session_view(acct), tokens.access_jwt, tokens.refresh_jwt)
@@ -175,8 +191,10 @@ async def request_account_delete(call: XrpcCall) -> None:
 
 async def delete_account(call: XrpcCall) -> None:
     did = call.str_field("did")
+    password = call.str_field("password")
+    _limit_password_attempts(call, did)  # it checks a password too
     async with call.ctx.repos.lock(did):
-        await call.ctx.accounts.delete(did, call.str_field("password"), call.opt_str("token"))
+        await call.ctx.accounts.delete(did, password, call.opt_str("token"))
 
 
 async def get_service_auth(call: XrpcCall) -> dict[str, Any]:
