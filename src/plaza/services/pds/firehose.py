@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from plaza.services.pds.sequencer import INFO, encode_error_frame, encode_frame
+from plaza.services.pds.xrpc import is_ascii_digits
 
 if TYPE_CHECKING:
     from plaza.services.pds.context import PdsContext
@@ -33,7 +34,7 @@ MAX_CURSOR = 2**53
 def _parse_cursor(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or int(raw) > MAX_CURSOR:
+    if not is_ascii_digits(raw, 16) or int(raw) > MAX_CURSOR:
         raise ValueError(raw)
     return int(raw)
 

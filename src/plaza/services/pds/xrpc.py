@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
+from plaza.atproto import syntax
 from plaza.atproto.errors import AtprotoError
 from plaza.errors import PlazaError
 from plaza.services.pds.errors import (
@@ -83,16 +84,26 @@ class XrpcCall:
         return value
 
     def int_param(self, name: str, default: int, lo: int, hi: int) -> int:
+        """A non-negative integer parameter in ``[lo, hi]``: ASCII digits only."""
         raw = self.request.query_params.get(name)
         if raw is None or raw == "":
             return default
-        try:
-            value = int(raw)
-        except ValueError as exc:
-            raise InvalidRequestError(f"{name} must be an integer") from exc
+        if not is_ascii_digits(raw):
+            raise InvalidRequestError(f"{name} must be an integer")
+        value = int(raw)
         if not lo <= value <= hi:
             raise InvalidRequestError(f"{name} must be between {lo} and {hi}")
         return value
+
+    def tid_param(self, name: str) -> str | None:
+        """An optional revision (TID) parameter."""
+        raw = self.param(name, required=False)
+        if raw is not None:
+            try:
+                syntax.validate_tid(raw)
+            except AtprotoError as exc:
+                raise InvalidRequestError(f"{name} must be a revision (TID)") from exc
+        return raw
 
     def bool_param(self, name: str, default: bool = False) -> bool:
         raw = self.request.query_params.get(name)

@@ -26,7 +26,7 @@ from plaza.services.pds.repos import (
 )
 from plaza.services.pds.sequencer import iso_time
 from plaza.services.pds.store import ACTIVE, BlobRow
-from plaza.services.pds.xrpc import Auth, Method, XrpcCall, procedure, query
+from plaza.services.pds.xrpc import Auth, Method, XrpcCall, is_ascii_digits, procedure, query
 
 _PREFIX = "com.atproto.repo.applyWrites#"
 
@@ -239,7 +239,7 @@ async def upload_blob(call: XrpcCall) -> dict[str, Any]:
     did = call.creds.did
     limit = ctx.settings.max_blob_bytes
     length = call.request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    if length is not None and (not is_ascii_digits(length) or int(length) > limit):
         raise PayloadTooLargeError(
             f"blob is larger than the limit of {limit} bytes", code="BlobTooLarge"
         )

@@ -14,9 +14,8 @@ from plaza.services.pds.errors import (
     RepoNotFoundError,
 )
 from plaza.services.pds.store import ACTIVE, DEACTIVATED
-from plaza.services.pds.xrpc import Auth, Method, XrpcCall, procedure, query
+from plaza.services.pds.xrpc import Auth, Method, XrpcCall, is_ascii_digits, procedure, query
 
-MAX_SERVICE_TOKEN_S = 3600
 PRIVILEGED_LXMS = frozenset(
     {
         "com.atproto.server.createAccount",
@@ -207,14 +206,14 @@ async def get_service_auth(call: XrpcCall) -> dict[str, Any]:
     if exp_raw is None:
         exp = now + 60
     else:
-        if not exp_raw.isdigit():
+        if not is_ascii_digits(exp_raw, 12):
             raise InvalidRequestError(
                 "exp must be a unix timestamp in seconds", code="BadExpiration"
             )
         exp = int(exp_raw)
         if exp <= now:
             raise InvalidRequestError("expiration is in the past", code="BadExpiration")
-        if exp - now > MAX_SERVICE_TOKEN_S:
+        if exp - now > jwt.MAX_SERVICE_TOKEN_S:
             raise InvalidRequestError("expiration is too far in the future", code="BadExpiration")
     if lxm is None and not creds.is_full:
         raise ForbiddenError("Only full sessions may request a token without lxm")

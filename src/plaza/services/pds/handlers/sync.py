@@ -18,7 +18,7 @@ CAR_TYPE = "application/vnd.ipld.car"
 
 async def get_repo(call: XrpcCall) -> Response:
     acct = hosted(call, call.req_param("did"))
-    since = call.param("since", required=False)
+    since = call.tid_param("since")
     return Response(call.ctx.repos.export(acct.did, since), media_type=CAR_TYPE)
 
 
@@ -109,7 +109,7 @@ async def list_blobs(call: XrpcCall) -> dict[str, Any]:
     acct = hosted(call, call.req_param("did"))
     limit = call.int_param("limit", 500, 1, 1000)
     cursor = call.param("cursor", required=False)
-    since = call.param("since", required=False)
+    since = call.tid_param("since")
     store = call.ctx.store
     if since is not None:
         cids = [
