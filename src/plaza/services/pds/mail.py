@@ -2,7 +2,8 @@
 
 Confirmation tokens (for PLC operations and account deletion) reach the member the way
 email would: through a channel the PDS does not answer on. Locally that channel is
-``DATA_DIR/mail/``, one JSON file per message, readable only by the owner; an operator
+``DATA_DIR/mail/``, one JSON file per message, readable only by the owner (written
+through :func:`~plaza.services.pds.files.write_private`); an operator
 who wants real email forwards the folder. ``plaza account migrate`` can read it with
 ``--mail-dir``.
 """
@@ -10,9 +11,10 @@ who wants real email forwards the folder. ``plaza account migrate`` can read it 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
+
+from plaza.services.pds.files import write_private
 
 
 class Outbox:
@@ -22,14 +24,10 @@ class Outbox:
         self.folder = folder
 
     def send(self, did: str, purpose: str, to: str | None, token: str) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.folder / f"{did.replace(':', '_')}-{purpose}.json"
         body = {"to": to, "did": did, "purpose": purpose, "token": token, "sent": time.time()}
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(body, fh)
-        tmp.replace(path)
+        write_private(path, json.dumps(body).encode())
         return path
 
 

@@ -10,13 +10,13 @@ password — are generated on first start and kept in ``DATA_DIR/secrets.json`` 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from plaza.atproto.crypto import ES256K, PrivateKey
+from plaza.services.pds.files import write_private
 
 SECRETS_FILE = "secrets.json"
 
@@ -100,11 +100,7 @@ def load_or_create_secrets(data_dir: Path, admin_password: str | None = None) ->
             "jwt_secret": secrets.token_hex(32),
             "admin_password": secrets.token_urlsafe(18),
         }
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(raw, fh)
-        tmp.replace(path)
+        write_private(path, json.dumps(raw).encode())
     return ServerSecrets(
         rotation_key=PrivateKey.from_bytes(ES256K, bytes.fromhex(raw["rotation_key"])),
         jwt_secret=bytes.fromhex(raw["jwt_secret"]),
