@@ -85,6 +85,13 @@ class PayloadTooLargeError(PdsError):
     status = 413
 
 
+class BlobQuotaExceededError(PdsError):
+    """The account's blobs would pass its storage quota (413 ``BlobQuotaExceeded``)."""
+
+    code = "BlobQuotaExceeded"
+    status = 413
+
+
 class RepoNotFoundError(PdsError, NotFoundError):
     """No repository for this DID or handle is hosted here (400 ``RepoNotFound``)."""
 

@@ -47,6 +47,7 @@ class PdsSettings:
     proxy_max_response_bytes: int = 10_000_000
     admin_password: str | None = None
     max_blob_bytes: int = 5_000_000
+    blob_quota_bytes: int = 5_000_000_000  # every blob an account holds, referenced or not
     max_json_bytes: int = 1_000_000
     max_car_bytes: int = 100_000_000
     access_ttl_s: int = 2 * 3600

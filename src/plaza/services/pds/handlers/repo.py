@@ -10,6 +10,7 @@ from plaza.atproto.cid import CID
 from plaza.atproto.errors import AtprotoError
 from plaza.services.pds.accounts import Account
 from plaza.services.pds.errors import (
+    BlobQuotaExceededError,
     ForbiddenError,
     InvalidRequestError,
     PayloadTooLargeError,
@@ -245,11 +246,22 @@ async def upload_blob(call: XrpcCall) -> dict[str, Any]:
         )
     mime = call.request.headers.get("content-type", "application/octet-stream")
     mime = mime.split(";", 1)[0].strip() or "application/octet-stream"
+    quota = ctx.settings.blob_quota_bytes
+    if ctx.store.blob_bytes(did) >= quota:
+        raise BlobQuotaExceededError(f"This account's blobs fill its quota of {quota} bytes")
     try:
         cid, size = await ctx.blobs.put_stream(call.request.stream(), limit)
     except PayloadTooLargeError as exc:
         raise PayloadTooLargeError(exc.message, code="BlobTooLarge") from exc
-    ctx.store.add_blob(did, BlobRow(cid.raw, mime, size, iso_time(time.time())))
+    # From here to the row's insertion nothing yields: another upload of this account
+    # cannot slip in between the quota check and the insertion.
+    store = ctx.store
+    if store.get_blob(did, cid.raw) is None and store.blob_bytes(did) + size > quota:
+        ctx.repos.drop_blob_bytes(cid.raw)  # unless another account holds the same bytes
+        raise BlobQuotaExceededError(
+            f"This blob ({size} bytes) would pass this account's quota of {quota} bytes"
+        )
+    store.add_blob(did, BlobRow(cid.raw, mime, size, iso_time(time.time())))
     return {"blob": {"$type": "blob", "ref": {"$link": str(cid)}, "mimeType": mime, "size": size}}
 
 
