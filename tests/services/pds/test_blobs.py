@@ -3,26 +3,55 @@ after a grace period — never one a record still references."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from plaza.atproto.cid import CID, RAW
+from plaza.atproto.crypto import ES256K, PrivateKey
+from plaza.cli import app as cli
 from plaza.services.directory import DirectorySettings
 from plaza.services.directory import create_app as create_directory
 from plaza.services.pds import PdsSettings, create_app
+from plaza.services.pds.context import PdsContext
+from plaza.services.pds.repos import Write
+from plaza.services.pds.store import ACTIVE, AccountRow, BlobRow
 from plaza.services.runner import ServedApp, ServerThread
 from tests.conftest import _PG_MISSING, PG_URL
 
 MAX_BLOB = 20_000
 QUOTA = 50_000
+GRACE_S = 1
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
+
+
+def _for_a_while(check: Callable[[], bool], seconds: float = 3 * GRACE_S + 1) -> bool:
+    """True if ``check`` holds throughout ``seconds`` (several grace periods and sweeps)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not check():
+            return False
+        time.sleep(0.2)
+    return check()
 
 
 @dataclass
@@ -82,6 +111,8 @@ def host(
                 db_url=None if schema is None else f"{PG_URL}?schema={schema}",
                 max_blob_bytes=MAX_BLOB,
                 blob_quota_bytes=QUOTA,
+                blob_grace_s=GRACE_S,
+                blob_gc_every_s=0.2,
             )
         )
         with ServerThread([ServedApp("pds", pds)]) as (url,):
@@ -119,14 +150,229 @@ def test_uploads_stop_at_the_quota_and_a_refusal_changes_nothing(host: Host) -> 
     assert host.upload(other, extra).status_code == 200
 
 
-def _record(acct: dict[str, str], blob: dict[str, Any]) -> dict[str, Any]:
+def _record(acct: dict[str, str], blob: dict[str, Any], text: str = "a picture") -> dict[str, Any]:
     return {
         "repo": acct["did"],
         "collection": "app.bsky.feed.post",
         "record": {
             "$type": "app.bsky.feed.post",
-            "text": "a picture",
+            "text": text,
             "createdAt": "2026-01-01T00:00:00.000Z",
             "embed": {"$type": "app.bsky.embed.images", "images": [{"image": blob, "alt": ""}]},
         },
     }
+
+
+def _post(host: Host, acct: dict[str, str], blob: dict[str, Any], text: str = "x") -> str:
+    r = httpx.post(
+        f"{host.url}/xrpc/com.atproto.repo.createRecord",
+        json=_record(acct, blob, text),
+        headers={"authorization": f"Bearer {acct['accessJwt']}"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    uri: str = r.json()["uri"]
+    return uri
+
+
+def _delete(host: Host, acct: dict[str, str], uri: str) -> None:
+    rkey = uri.rsplit("/", 1)[1]
+    r = httpx.post(
+        f"{host.url}/xrpc/com.atproto.repo.deleteRecord",
+        json={"repo": acct["did"], "collection": "app.bsky.feed.post", "rkey": rkey},
+        headers={"authorization": f"Bearer {acct['accessJwt']}"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_an_unreferenced_blob_is_collected_after_the_grace_period(host: Host) -> None:
+    acct = host.account()
+    cid = _cid(host.upload(acct, os.urandom(MAX_BLOB)))
+    _cid(host.upload(acct, os.urandom(MAX_BLOB)))
+    assert host.upload(acct, os.urandom(MAX_BLOB)).status_code == 413  # at the quota
+    assert cid in host.blobs(acct)  # within the grace period
+    assert _eventually(lambda: host.blobs(acct) == [])
+    assert not host.on_disk(cid)
+    missing = host.get(acct, cid)
+    assert missing.status_code == 400 and missing.json()["error"] == "BlobNotFound"
+    assert host.upload(acct, os.urandom(MAX_BLOB)).status_code == 200  # room again
+
+
+def test_a_referenced_blob_is_never_collected(host: Host) -> None:
+    acct = host.account()
+    blob = host.upload(acct, os.urandom(1000)).json()["blob"]
+    cid = blob["ref"]["$link"]
+    _post(host, acct, blob)
+    assert _for_a_while(lambda: cid in host.blobs(acct) and host.on_disk(cid))
+    assert host.get(acct, cid).status_code == 200
+
+
+def test_a_blob_is_collected_once_its_last_record_is_deleted(host: Host) -> None:
+    acct = host.account()
+    blob = host.upload(acct, os.urandom(1000)).json()["blob"]
+    cid = blob["ref"]["$link"]
+    first, second = _post(host, acct, blob, "one"), _post(host, acct, blob, "two")
+    _delete(host, acct, first)
+    assert _for_a_while(lambda: cid in host.blobs(acct))  # the second still holds it
+    _delete(host, acct, second)
+    assert _eventually(lambda: cid not in host.blobs(acct))
+    assert not host.on_disk(cid)
+
+
+def test_bytes_another_account_holds_stay(host: Host) -> None:
+    keeper, dropper = host.account(), host.account()
+    data = os.urandom(1000)
+    blob = host.upload(keeper, data).json()["blob"]
+    cid = blob["ref"]["$link"]
+    _post(host, keeper, blob)
+    assert _cid(host.upload(dropper, data)) == cid
+    assert _eventually(lambda: cid not in host.blobs(dropper))
+    assert host.on_disk(cid)
+    assert host.get(keeper, cid).content == data
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[Host]]]:
+    """A directory and two hosts that collect after one second (the second on
+    PostgreSQL when it is reachable), for a migration between them."""
+    root: Path = tmp_path_factory.mktemp("blobmig")
+    schema = None if _PG_MISSING else f"blobmig_{uuid.uuid4().hex[:10]}"
+    directory = ServedApp("directory", create_directory(DirectorySettings.for_data_dir(root / "d")))
+    with ServerThread([directory]) as (dir_url,):
+        apps = [
+            ServedApp(
+                f"pds{i}",
+                create_app(
+                    PdsSettings(
+                        data_dir=root / f"pds{i}",
+                        public_url=f"http://127.0.0.1:{port}",
+                        directory_url=dir_url,
+                        db_url=None if i == 0 or schema is None else f"{PG_URL}?schema={schema}",
+                        blob_grace_s=GRACE_S,
+                        blob_gc_every_s=0.2,
+                    )
+                ),
+                port=port,
+            )
+            for i, port in enumerate((_port(), _port()))
+        ]
+        with ServerThread(apps) as urls:
+            yield dir_url, [Host(u, root / f"pds{i}") for i, u in enumerate(urls)]
+    if schema is not None:
+        import psycopg
+
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_blobs_uploaded_after_an_import_are_kept(pair: tuple[str, list[Host]]) -> None:
+    """Migration imports the repository, then uploads the blobs its records reference:
+    the new host must keep every one of them."""
+    directory, (old, new) = pair
+    acct = old.account()
+    data = os.urandom(5000)
+    blob = old.upload(acct, data).json()["blob"]
+    cid = blob["ref"]["$link"]
+    _post(old, acct, blob)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "account",
+            "migrate",
+            "--did",
+            acct["did"],
+            "--from",
+            old.url,
+            "--to",
+            new.url,
+            "--directory",
+            directory,
+            "--mail-dir",
+            str(old.data_dir / "mail"),
+        ],
+        env={"PLAZA_PASSWORD": acct["password"]},
+    )
+    assert result.exit_code == 0, result.output
+    assert _for_a_while(lambda: new.blobs(acct) == [cid] and new.on_disk(cid))
+    assert new.get(acct, cid).content == data
+    assert old.get(acct, cid).status_code == 400  # the old host serves no deactivated repo
+    assert old.on_disk(cid)  # but keeps what its records reference
+
+
+@pytest.mark.skipif(_PG_MISSING is not None, reason=str(_PG_MISSING))
+def test_collection_waits_for_a_commit_in_flight(tmp_path: Path) -> None:
+    """On PostgreSQL a commit runs while other tasks do: a sweep that finds a blob
+    unreferenced while the commit that references it is in flight must wait for the
+    repository and then see the reference."""
+    schema = f"gc_{uuid.uuid4().hex[:10]}"
+    ctx = PdsContext.open(
+        PdsSettings(
+            data_dir=tmp_path,
+            public_url="http://127.0.0.1:1",
+            directory_url="-",
+            db_url=f"{PG_URL}?schema={schema}",
+            blob_grace_s=0,
+        )
+    )
+    did = "did:plc:inflightinflightinflight"
+    key = PrivateKey.generate(ES256K)
+    ctx.store.create_account(
+        AccountRow(did, "g.test", None, "x", key.to_bytes(), "2026-01-01T00:00:00.000Z", ACTIVE)
+    )
+    ctx.repos.create_repo(did, key, time.time(), emit=False)
+    acct = ctx.accounts.cached(did)
+    assert acct is not None
+    cid = ctx.blobs.put_bytes(b"picture")
+    ctx.store.add_blob(did, BlobRow(cid.raw, "image/png", 7, "2026-01-01T00:00:00.000Z"))
+    record = {
+        "$type": "app.bsky.feed.post",
+        "text": "in flight",
+        "createdAt": "2026-01-01T00:00:00.000Z",
+        "embed": {
+            "$type": "app.bsky.embed.images",
+            "images": [
+                {
+                    "image": {"$type": "blob", "ref": cid, "mimeType": "image/png", "size": 7},
+                    "alt": "",
+                }
+            ],
+        },
+    }
+
+    async def scenario() -> int:
+        await ctx.repos.start()
+        try:
+            ctx.store.mark_unreferenced_blobs(int(time.time()) - 10)
+            write = asyncio.create_task(
+                ctx.repos.write(
+                    acct,
+                    [Write("create", "app.bsky.feed.post", ctx.repos.clock.next(), record)],
+                    swap_commit=None,
+                    validate=True,
+                )
+            )
+            while not ctx.sequencer._in_flight:  # the commit has been sent
+                await asyncio.sleep(0)
+            collected = await ctx.blob_gc.sweep(time.time())
+            await write
+            return collected
+        finally:
+            await ctx.repos.aclose()
+
+    try:
+        assert asyncio.run(scenario()) == 0
+        assert ctx.store.get_blob(did, cid.raw) is not None and ctx.blobs.has(cid)
+        assert ctx.store.is_blob_referenced(did, cid.raw)
+    finally:
+        ctx.store.close()
+        import psycopg
+
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -7,8 +7,8 @@ Starlette's router and exception middleware (:class:`XrpcFastPath`): the dispatc
 already turns every failure into an XRPC error, and the layers cost about 20 µs a
 request, a sixth of a read's CPU inside the app. Background work — flushing usage
 counters, pruning firehose events past the retention window, dropping expired refresh
-tokens — runs in the lifespan; shutdown flushes and closes the store, so nothing
-acknowledged is lost.
+tokens, collecting unreferenced blobs — runs in the lifespan; shutdown flushes and
+closes the store, so nothing acknowledged is lost.
 """
 
 from __future__ import annotations
@@ -151,15 +151,22 @@ _VERBS = frozenset(("GET", "HEAD", "POST"))
 
 
 async def _housekeeping(ctx: PdsContext) -> None:
-    last_prune = 0.0
+    last_prune = last_gc = 0.0
+    last_flush = time.monotonic()
+    every = min(FLUSH_EVERY_S, ctx.settings.blob_gc_every_s)
     while True:
-        await asyncio.sleep(FLUSH_EVERY_S)
+        await asyncio.sleep(every)
         try:
-            ctx.meter.flush()
+            if time.monotonic() - last_flush >= FLUSH_EVERY_S:
+                last_flush = time.monotonic()
+                ctx.meter.flush()
             now = time.time()
             if now - last_prune > PRUNE_EVERY_S:
                 last_prune = now
                 ctx.sequencer.prune(int(now) - ctx.settings.event_retention_s)
                 ctx.store.prune_refresh_tokens(int(now))
+            if now - last_gc >= ctx.settings.blob_gc_every_s:
+                last_gc = now
+                await ctx.blob_gc.sweep(now)
         except Exception:
             log.exception("PDS housekeeping failed; retrying")

@@ -42,6 +42,11 @@ class BlobStore(Protocol):
 
     def delete(self, cid: CID) -> None: ...
 
+    def prune_temporary(self, before: float) -> int:
+        """Remove partial uploads untouched since ``before`` (unix seconds), left by a
+        crash; return how many."""
+        ...
+
 
 class DiskBlobStore:
     """Blobs as files ``ROOT/<last two chars of the CID>/<CID>``."""
@@ -112,3 +117,14 @@ class DiskBlobStore:
 
     def delete(self, cid: CID) -> None:
         self._path(cid).unlink(missing_ok=True)
+
+    def prune_temporary(self, before: float) -> int:
+        removed = 0
+        for path in self._tmp.iterdir():
+            try:
+                if path.lstat().st_mtime < before:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed

@@ -6,6 +6,7 @@ import httpx
 
 from plaza.services.pds.accounts import AccountManager
 from plaza.services.pds.auth import Authenticator
+from plaza.services.pds.blob_gc import BlobCollector
 from plaza.services.pds.blobs import BlobStore, DiskBlobStore
 from plaza.services.pds.identity import DirectoryClient
 from plaza.services.pds.lexicons import LexiconCheck
@@ -27,6 +28,7 @@ class PdsContext:
     secrets: ServerSecrets
     store: PdsStore
     blobs: BlobStore
+    blob_gc: BlobCollector
     sequencer: Sequencer
     meter: Meter
     limiter: RateLimiter
@@ -64,6 +66,7 @@ class PdsContext:
         ctx.auth = Authenticator(ctx, ctx.secrets.jwt_secret, ctx.secrets.admin_password)
         ctx.accounts = AccountManager(ctx)
         ctx.repos = RepoManager(ctx)
+        ctx.blob_gc = BlobCollector(ctx)
         return ctx
 
     def proxy_for(self, nsid: str, *, named: bool) -> Method | None:

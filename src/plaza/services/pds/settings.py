@@ -48,6 +48,8 @@ class PdsSettings:
     admin_password: str | None = None
     max_blob_bytes: int = 5_000_000
     blob_quota_bytes: int = 5_000_000_000  # every blob an account holds, referenced or not
+    blob_grace_s: int = 3600  # an unreferenced blob is collected after this long
+    blob_gc_every_s: float = 600.0
     max_json_bytes: int = 1_000_000
     max_car_bytes: int = 100_000_000
     access_ttl_s: int = 2 * 3600

@@ -2,10 +2,10 @@
 
 Everything a PDS keeps, except blob bytes (see :mod:`plaza.services.pds.blobs`), lives
 in these tables: accounts and their secrets, each repository's blocks and root, a record
-index, blob metadata and references, sessions, app passwords, confirmation tokens,
-preferences, the firehose event log and usage counters. SQL is written once through
-:mod:`plaza.db`; the same conformance suite (``tests/services/pds/test_store.py``) runs
-on both backends.
+index, blob metadata, references and collection marks, sessions, app passwords,
+confirmation tokens, preferences, the firehose event log and usage counters. SQL is
+written once through :mod:`plaza.db`; the same conformance suite
+(``tests/services/pds/test_store.py``) runs on both backends.
 
 Repository blocks are stored per account with the ``rev`` of the commit that added them,
 so ``getRepo?since=`` is one indexed range scan. A commit removes the blocks it made
@@ -38,6 +38,7 @@ from plaza.services.pds.rows import (
     RepoWrite,
     UsageRow,
 )
+from plaza.services.pds.store_blobs import BlobTables
 from plaza.services.pds.store_repo import RepoTables
 
 __all__ = [
@@ -99,6 +100,12 @@ CREATE TABLE IF NOT EXISTS pds_blob (
     mime TEXT NOT NULL,
     size INTEGER NOT NULL,
     created_at TEXT NOT NULL,
+    PRIMARY KEY (did, cid)
+);
+CREATE TABLE IF NOT EXISTS pds_blob_orphan (
+    did TEXT NOT NULL,
+    cid BLOB NOT NULL,
+    since_s INTEGER NOT NULL,
     PRIMARY KEY (did, cid)
 );
 CREATE TABLE IF NOT EXISTS pds_record_blob (
@@ -170,10 +177,11 @@ def _account(row: tuple[Any, ...] | None) -> AccountRow | None:
     )
 
 
-class PdsStore(RepoTables):
+class PdsStore(RepoTables, BlobTables):
     """The PDS's tables over one :class:`plaza.db.Database`.
 
-    Repository tables (blocks, roots, records, blobs) come from :class:`RepoTables`.
+    Repository tables (blocks, roots, records) come from :class:`RepoTables`, blob
+    metadata from :class:`BlobTables`.
     """
 
     def __init__(self, db: Database) -> None:
@@ -254,6 +262,7 @@ class PdsStore(RepoTables):
                 "pds_block",
                 "pds_record",
                 "pds_blob",
+                "pds_blob_orphan",
                 "pds_record_blob",
                 "pds_app_password",
                 "pds_refresh_token",

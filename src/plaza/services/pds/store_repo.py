@@ -1,7 +1,8 @@
 """The repository half of the PDS store: blocks, roots, the record index and blobs.
 
 A mixin of :class:`plaza.services.pds.store.PdsStore` (one store contract, split by
-concept); it needs only ``self.db``.
+concept); it needs only ``self.db``. Blob metadata is in
+:mod:`plaza.services.pds.store_blobs`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from plaza.db import Database
-from plaza.services.pds.rows import BlobRow, EventRow, RecordRef, RepoRoot, RepoWrite
+from plaza.services.pds.rows import EventRow, RecordRef, RepoRoot, RepoWrite
 
 Statement = tuple[str, list[Sequence[object]]]
 
@@ -325,83 +326,3 @@ class RepoTables:
     def repo_bytes(self, did: str) -> int:
         n = self.db.scalar("SELECT SUM(LENGTH(data)) FROM pds_block WHERE did = ?", (did,))
         return int(n or 0)
-
-    # -- blobs -----------------------------------------------------------------------
-    def add_blob(self, did: str, row: BlobRow) -> None:
-        self.db.execute(
-            "INSERT INTO pds_blob (did, cid, mime, size, created_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (did, cid) DO NOTHING",
-            (did, row.cid, row.mime, row.size, row.created_at),
-        )
-
-    def get_blob(self, did: str, cid: bytes) -> BlobRow | None:
-        row = self.db.one(
-            "SELECT cid, mime, size, created_at FROM pds_blob WHERE did = ? AND cid = ?",
-            (did, cid),
-        )
-        return None if row is None else BlobRow(bytes(row[0]), str(row[1]), int(row[2]), row[3])
-
-    def list_blobs(self, did: str, after: bytes | None, limit: int) -> list[bytes]:
-        rows = self.db.query(
-            "SELECT cid FROM pds_blob WHERE did = ? AND cid > ? ORDER BY cid LIMIT ?",
-            (did, after or b"", limit),
-        )
-        return [bytes(r[0]) for r in rows]
-
-    def list_referenced_blobs(self, did: str, since: str | None = None) -> list[bytes]:
-        """Blob CIDs referenced by current records (added after ``since`` if given)."""
-        if since is None:
-            rows = self.db.query(
-                "SELECT DISTINCT blob_cid FROM pds_record_blob WHERE did = ? ORDER BY blob_cid",
-                (did,),
-            )
-        else:
-            rows = self.db.query(
-                "SELECT DISTINCT b.blob_cid FROM pds_record_blob b JOIN pds_record r "
-                "ON r.did = b.did AND b.record_uri = "
-                "'at://' || r.did || '/' || r.collection || '/' || r.rkey "
-                "WHERE b.did = ? AND r.rev > ? ORDER BY b.blob_cid",
-                (did, since),
-            )
-        return [bytes(r[0]) for r in rows]
-
-    def list_missing_blobs(
-        self, did: str, after: bytes | None, limit: int
-    ) -> list[tuple[bytes, str]]:
-        """Referenced blobs with no stored bytes: ``(cid, one record URI)``."""
-        rows = self.db.query(
-            "SELECT b.blob_cid, MIN(b.record_uri) FROM pds_record_blob b "
-            "LEFT JOIN pds_blob s ON s.did = b.did AND s.cid = b.blob_cid "
-            "WHERE b.did = ? AND s.cid IS NULL AND b.blob_cid > ? "
-            "GROUP BY b.blob_cid ORDER BY b.blob_cid LIMIT ?",
-            (did, after or b"", limit),
-        )
-        return [(bytes(r[0]), str(r[1])) for r in rows]
-
-    def blob_counts(self, did: str) -> tuple[int, int]:
-        """``(expected, imported)``: referenced blob CIDs, and those of them stored."""
-        expected = self.db.scalar(
-            "SELECT COUNT(DISTINCT blob_cid) FROM pds_record_blob WHERE did = ?", (did,)
-        )
-        imported = self.db.scalar(
-            "SELECT COUNT(DISTINCT b.blob_cid) FROM pds_record_blob b JOIN pds_blob s "
-            "ON s.did = b.did AND s.cid = b.blob_cid WHERE b.did = ?",
-            (did,),
-        )
-        return int(expected or 0), int(imported or 0)
-
-    def blob_bytes(self, did: str) -> int:
-        return int(self.db.scalar("SELECT SUM(size) FROM pds_blob WHERE did = ?", (did,)) or 0)
-
-    def is_blob_referenced(self, did: str, cid: bytes) -> bool:
-        row = self.db.one(
-            "SELECT 1 FROM pds_record_blob WHERE did = ? AND blob_cid = ? LIMIT 1", (did, cid)
-        )
-        return row is not None
-
-    def delete_blob(self, did: str, cid: bytes) -> None:
-        self.db.execute("DELETE FROM pds_blob WHERE did = ? AND cid = ?", (did, cid))
-
-    def blob_owner_count(self, cid: bytes) -> int:
-        """How many accounts hold this blob (the bytes on disk are shared)."""
-        return int(self.db.scalar("SELECT COUNT(*) FROM pds_blob WHERE cid = ?", (cid,)) or 0)

@@ -1,0 +1,69 @@
+"""Collecting blobs nobody references, so uploads cannot fill the disk.
+
+Theory of operation. A blob is uploaded before the record that uses it is written, and
+a record that used it can be deleted or changed, so an account can hold blobs no record
+references. A sweep (:meth:`BlobCollector.sweep`, run by the app's housekeeping) works
+in two steps a grace period apart:
+
+1. *mark*: every held blob that no current record references gets a mark with the time
+   it was first seen so; marks of blobs referenced again are dropped;
+2. *collect*: a blob marked at least ``blob_grace_s`` ago and last uploaded at least as
+   long ago is forgotten for its account — under that repository's lock, after checking
+   once more that no record references it. Its bytes are deleted when no account holds
+   them any more.
+
+The lock is what makes "never a referenced blob" hold: a write checks its blobs and
+commits its references while holding the repository's lock (on PostgreSQL the commit
+runs while other tasks do), so the final check never races a commit in flight. A new
+upload of the blob restarts its grace period
+(:meth:`~plaza.services.pds.store.PdsStore.add_blob`). A migrating account imports its
+repository first and uploads its blobs after, so those blobs are referenced as soon as
+they arrive. Temporary upload files left by a crash are removed after the same grace
+period.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from plaza.atproto.cid import CID
+from plaza.services.pds.sequencer import iso_time
+
+if TYPE_CHECKING:
+    from plaza.services.pds.context import PdsContext
+
+log = logging.getLogger("plaza.pds")
+
+BATCH = 500
+
+
+class BlobCollector:
+    """Marks and collects unreferenced blobs (see the module docstring)."""
+
+    def __init__(self, ctx: PdsContext) -> None:
+        self.ctx = ctx
+
+    async def sweep(self, now: float) -> int:
+        """One mark-and-collect pass at time ``now``; returns how many blobs accounts
+        stopped holding."""
+        ctx = self.ctx
+        store = ctx.store
+        grace = ctx.settings.blob_grace_s
+        marked_before = int(now) - grace
+        uploaded_before = iso_time(now - grace)
+        store.mark_unreferenced_blobs(int(now))
+        collected = 0
+        while True:
+            batch = store.collectable_blobs(marked_before, uploaded_before, BATCH)
+            for did, cid in batch:
+                async with ctx.repos.lock(did):
+                    if not store.collect_blob(did, cid, marked_before, uploaded_before):
+                        continue
+                    ctx.repos.drop_blob_bytes(cid)
+                collected += 1
+                log.debug("collected unreferenced blob %s of %s", CID(cid), did)
+            if len(batch) < BATCH:
+                break
+        ctx.blobs.prune_temporary(now - grace)
+        return collected
