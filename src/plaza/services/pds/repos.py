@@ -389,7 +389,10 @@ class RepoManager(RepoReads):
         removed = [c.raw for c in tree.removed_nodes(old_tree)]
         removed.append(old_root.commit_cid)
         new_cids = {c for c, _ in record_blocks}
-        removed.extend(c.raw for c in dropped if c not in new_cids)
+        for cid in dropped:
+            # Records are content-addressed: another record may hold the same block.
+            if cid not in new_cids and not self._record_block_in_use(did, cid, records):
+                removed.append(cid.raw)
         blocks = [(commit_cid.raw, commit)]
         blocks.extend((c.raw, b) for c, b in nodes.items())
         blocks.extend((c.raw, b) for c, b in record_blocks)
@@ -410,6 +413,13 @@ class RepoManager(RepoReads):
             now=now,
         )
         return _PendingCommit(write, event, tree, CommitOutcome(commit_cid, rev, results))
+
+    def _record_block_in_use(
+        self, did: str, cid: CID, changed: dict[tuple[str, str], bytes | None]
+    ) -> bool:
+        """True if a record this commit leaves alone still points at block ``cid``."""
+        holders = self.ctx.store.records_with_cid(did, cid.raw, len(changed) + 1)
+        return any(key not in changed for key in holders)
 
     async def _land(self, commit: _PendingCommit) -> CommitOutcome:
         """Store a prepared commit in one transaction, then move the head and publish."""

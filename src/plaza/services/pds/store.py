@@ -94,6 +94,7 @@ CREATE TABLE IF NOT EXISTS pds_record (
     rev TEXT NOT NULL,
     PRIMARY KEY (did, collection, rkey)
 );
+CREATE INDEX IF NOT EXISTS pds_record_cid ON pds_record (did, cid);
 CREATE TABLE IF NOT EXISTS pds_blob (
     did TEXT NOT NULL,
     cid BLOB NOT NULL,

@@ -283,6 +283,14 @@ class RepoTables:
         )
         return None if row is None else (bytes(row[0]), bytes(row[1]))
 
+    def records_with_cid(self, did: str, cid: bytes, limit: int) -> list[tuple[str, str]]:
+        """Up to ``limit`` ``(collection, rkey)`` of current records whose block is ``cid``."""
+        rows = self.db.query(
+            "SELECT collection, rkey FROM pds_record WHERE did = ? AND cid = ? LIMIT ?",
+            (did, cid, limit),
+        )
+        return [(str(c), str(k)) for c, k in rows]
+
     def list_records(
         self, did: str, collection: str, limit: int, cursor: str | None, reverse: bool
     ) -> list[RecordRef]:
