@@ -10,15 +10,25 @@ yielding needs no further locking.
 URLs: ``sqlite:///path/to/file.db``, a bare file path, ``sqlite://:memory:``, or
 ``postgresql://user@host:port/db`` (an optional ``?schema=NAME`` puts every table in
 that schema, creating it if needed).
+
+A PostgreSQL connection can die under the process (a server restart, an
+administrator's ``pg_terminate_backend``, a network cut). Before each statement outside
+a transaction the connection is checked — already marked broken, or readable while it
+should be idle (the server's farewell message and the closed socket are waiting) — and
+replaced if dead, on the same schema. A statement is never sent twice: one that fails
+with its connection raises :class:`~plaza.errors.StorageError` (whether it took effect
+is unknown), and inside a transaction nothing is replaced until the transaction has
+ended, so its statements are never split over two connections.
 """
 
 from __future__ import annotations
 
 import re
+import select
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -56,11 +66,13 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self._depth = 0
+        self._closed = False
         self._lock = threading.RLock()
         self._sql_cache: dict[str, str] = {}
         if is_postgres_url(url):
             self.dialect = "postgresql"
             self._conn = _connect_pg(url)
+            self._idle = _idle_probe(self._conn)
         else:
             self.dialect = "sqlite"
             self._conn = _connect_sqlite(url)
@@ -80,9 +92,32 @@ class Database:
         table = _PG_TYPES if self.dialect == "postgresql" else _SQLITE_TYPES
         return _WORD.sub(lambda m: table.get(m.group(1), m.group(1)), script)
 
+    # -- connection ------------------------------------------------------------------
+    def _ready(self) -> None:
+        """Outside a transaction, replace a PostgreSQL connection that has died."""
+        if self.dialect != "postgresql" or self._depth:
+            return
+        conn = self._conn
+        # Readable while idle: nothing is owed to us, so it is the server's goodbye.
+        if conn.broken or conn.closed or self._idle.poll(0):
+            with self._lock:
+                if not self._depth and self._conn is conn and not self._closed:
+                    self._reconnect()
+
+    def _reconnect(self) -> None:
+        old = self._conn
+        self._conn = _connect_pg(self.url)  # StorageError if the server is still away
+        self._idle = _idle_probe(self._conn)
+        with suppress(Exception):
+            old.close()
+
+    def _is_broken(self) -> bool:
+        return self.dialect == "postgresql" and bool(self._conn.broken or self._conn.closed)
+
     # -- statements ------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; return the number of rows it changed."""
+        self._ready()
         with self._errors():
             cur = self._conn.execute(self._sql(sql), tuple(params))
             return int(cur.rowcount)
@@ -90,6 +125,7 @@ class Database:
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
+        self._ready()
         with self._errors():
             if self.dialect == "sqlite":
                 self._conn.executemany(sql, rows)
@@ -98,6 +134,7 @@ class Database:
                     cur.executemany(self._sql(sql), rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._ready()
         with self._errors():
             cur = self._conn.execute(self._sql(sql), tuple(params))
             rows: list[Row] = cur.fetchall()
@@ -132,6 +169,7 @@ class Database:
                 finally:
                     self._depth -= 1
                 return
+            self._ready()
             with self._errors():
                 self._conn.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
             self._depth = 1
@@ -139,14 +177,16 @@ class Database:
                 yield self
             except BaseException:
                 self._depth = 0
-                with self._errors():
-                    self._conn.execute("ROLLBACK")
+                if not self._is_broken():  # a dead connection took its transaction along
+                    with self._errors():
+                        self._conn.execute("ROLLBACK")
                 raise
             self._depth = 0
             with self._errors():
                 self._conn.execute("COMMIT")
 
     def close(self) -> None:
+        self._closed = True  # closed on purpose: no reconnection
         self._conn.close()
 
     @contextmanager
@@ -199,6 +239,13 @@ def _connect_pg(url: str) -> Any:
     except psycopg.Error as exc:
         raise StorageError(f"cannot connect to PostgreSQL at {parts.hostname}: {exc}") from exc
     return conn
+
+
+def _idle_probe(conn: Any) -> select.poll:
+    """A poll object that says whether ``conn``'s socket has anything to read."""
+    probe = select.poll()
+    probe.register(conn.pgconn.socket, select.POLLIN)
+    return probe
 
 
 def connect(url: str | Path) -> Database:

@@ -237,8 +237,9 @@ def test_a_cancelled_request_does_not_strand_its_commit(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(_PG_MISSING is not None, reason=str(_PG_MISSING))
 def test_writes_recover_when_database_connections_die(tmp_path: Path) -> None:
-    """Every pooled connection killed: writes fail cleanly until new connections take
-    their slots, and the repository stays whole."""
+    """Every pooled connection killed while idle: each is replaced before a commit uses
+    it. One killed while its commit runs: that write fails (never sent again), the next
+    one re-reads the head, and the repository stays whole."""
     schema = f"cw_{uuid.uuid4().hex[:10]}"
     ctx = PdsContext.open(
         PdsSettings(
@@ -257,6 +258,9 @@ def test_writes_recover_when_database_connections_die(tmp_path: Path) -> None:
     acct = ctx.accounts.cached(did)
     assert acct is not None
 
+    def post(n: int) -> list[Write]:
+        return [Write("create", "app.bsky.feed.post", ctx.repos.clock.next(), _post(f"{n}"))]
+
     async def scenario() -> tuple[int, int]:
         await ctx.repos.start()
         try:
@@ -265,22 +269,43 @@ def test_writes_recover_when_database_connections_die(tmp_path: Path) -> None:
             assert len(pooled) == 6
             with psycopg.connect(PG_URL, autocommit=True) as admin:
                 for pid in pooled:
-                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-            ok = failed = 0
+                    admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
             for n in range(12):
-                write = Write("create", "app.bsky.feed.post", ctx.repos.clock.next(), _post(f"{n}"))
+                await ctx.repos.write(acct, post(n), swap_commit=None, validate=True)
+            # Now one dies mid-commit: the commit waits on a row lock held here.
+            failed = 0
+            with psycopg.connect(f"{PG_URL}", autocommit=False) as blocker:
+                blocker.execute(
+                    f'SELECT 1 FROM "{schema}".pds_repo_root WHERE did = %s FOR UPDATE', (did,)
+                )
+                write = asyncio.create_task(
+                    ctx.repos.write(acct, post(12), swap_commit=None, validate=True)
+                )
+                while not ctx.sequencer._in_flight:
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.2)  # the statement is waiting for the lock
+                busy = [c.info.backend_pid for c in ctx.repos.committer._all]
+                with psycopg.connect(PG_URL, autocommit=True) as admin:
+                    waiting = admin.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND pid = ANY(%s)",
+                        (busy,),
+                    ).fetchall()
+                    assert len(waiting) == 1
+                    admin.execute("SELECT pg_terminate_backend(%s, 5000)", (waiting[0][0],))
                 try:
-                    await ctx.repos.write(acct, [write], swap_commit=None, validate=True)
-                    ok += 1
+                    await write
                 except StorageError:
                     failed += 1
-            return ok, failed
+                blocker.rollback()
+            await ctx.repos.write(acct, post(13), swap_commit=None, validate=True)
+            return 14 - failed, failed
         finally:
             await ctx.repos.aclose()
 
     try:
         ok, failed = asyncio.run(scenario())
-        assert 1 <= failed <= 6 and ok == 12 - failed
+        assert failed == 1 and ok == 13
         exported = import_car(ctx.repos.export(did), did=did, key=key.public_key)
         assert len(exported.records) == ok
     finally:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import select
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -35,11 +36,24 @@ CONNECTIONS = 6
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
+def _dead(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """True if an idle connection is broken, or has something to read: nothing is owed
+    to it while idle, so that is the server's farewell and the closed socket."""
+    if conn.broken or conn.closed:
+        return True
+    probe = select.poll()
+    probe.register(conn.pgconn.socket, select.POLLIN)
+    return bool(probe.poll(0))
+
+
 class PgCommitter:
     """A small pool of asynchronous connections that run one transaction each.
 
     The pool's queue holds a connection or ``None`` per slot; ``None`` is a slot to fill
     with a new connection, so a broken connection frees its slot for whoever waits next.
+    A connection found dead when taken from the queue (see :func:`_dead`) is replaced
+    before the statement is sent, as :class:`plaza.db.Database` does; one that dies
+    during a statement fails that statement, which is never sent again.
     """
 
     def __init__(self, url: str, size: int = CONNECTIONS) -> None:
@@ -94,6 +108,12 @@ class PgCommitter:
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         free = self._queue()
         conn = await free.get()
+        if conn is not None and _dead(conn):
+            # Found dead before use (killed while idle): replaced, nothing was sent on it.
+            self._all.remove(conn)
+            with contextlib.suppress(Exception):
+                await conn.close()
+            conn = None
         if conn is None:
             try:
                 conn = await self._connect()
