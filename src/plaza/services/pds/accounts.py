@@ -70,6 +70,8 @@ PLC_PURPOSE = "plc_operation"
 DELETE_PURPOSE = "delete_account"
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
+# A failed login checks every app password's hash (argon2, ~20 ms each): bounded.
+MAX_APP_PASSWORDS = 50
 
 
 @dataclass(frozen=True)
@@ -340,6 +342,10 @@ class AccountManager:
         name = name.strip()
         if not 1 <= len(name) <= 64:
             raise InvalidRequestError("App password name must be 1 to 64 characters")
+        if len(self.ctx.store.list_app_passwords(did)) >= MAX_APP_PASSWORDS:
+            raise InvalidRequestError(
+                f"An account can have at most {MAX_APP_PASSWORDS} app passwords; revoke one first"
+            )
         password = new_app_password()
         row = AppPasswordRow(name, await hash_password(password), privileged, iso_time(time.time()))
         try:

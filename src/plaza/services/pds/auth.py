@@ -27,7 +27,7 @@ import binascii
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from argon2 import PasswordHasher
@@ -104,9 +104,11 @@ class Credentials:
 
 @dataclass(frozen=True)
 class SessionTokens:
-    access_jwt: str
-    refresh_jwt: str
-    refresh_jti: str
+    """A new session's tokens (kept out of ``repr``, hence out of logs)."""
+
+    access_jwt: str = field(repr=False)
+    refresh_jwt: str = field(repr=False)
+    refresh_jti: str = field(repr=False)
     refresh_expires_at: int
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from typing import Any
 
+from plaza.atproto import syntax
+from plaza.atproto.errors import AtprotoError
 from plaza.services.pds import jwt
 from plaza.services.pds.accounts import DELETE_PURPOSE
 from plaza.services.pds.errors import (
@@ -177,6 +180,8 @@ async def deactivate_account(call: XrpcCall) -> None:
     assert call.creds is not None and call.creds.did is not None
     acct = call.ctx.accounts.require(call.creds.did)
     delete_after = call.opt_str("deleteAfter")
+    if delete_after is not None and not syntax.is_valid_datetime(delete_after):
+        raise InvalidRequestError("deleteAfter must be an atproto datetime")
     if acct.status == DEACTIVATED:
         return
     async with call.ctx.repos.lock(acct.did):
@@ -196,11 +201,31 @@ async def delete_account(call: XrpcCall) -> None:
         await call.ctx.accounts.delete(did, password, call.opt_str("token"))
 
 
+def _service_audience(aud: str) -> str:
+    """A DID, optionally with a ``#service`` fragment, as an inter-service ``aud``."""
+    did, hash_, service = aud.partition("#")
+    try:
+        syntax.validate_did(did)
+    except AtprotoError as exc:
+        raise InvalidRequestError(f"aud must be a DID: {exc.message}") from exc
+    if hash_ and not _SERVICE_ID.fullmatch(service):
+        raise InvalidRequestError("aud's #service must be letters, digits, '-' or '_'")
+    return aud
+
+
+_SERVICE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+
+
 async def get_service_auth(call: XrpcCall) -> dict[str, Any]:
     creds = call.creds
     assert creds is not None and creds.did is not None
-    aud = call.req_param("aud")
+    aud = _service_audience(call.req_param("aud"))
     lxm = call.param("lxm", required=False)
+    if lxm is not None:
+        try:
+            syntax.validate_nsid(lxm)
+        except AtprotoError as exc:
+            raise InvalidRequestError(f"lxm must be a method NSID: {exc.message}") from exc
     now = int(time.time())
     exp_raw = call.param("exp", required=False)
     if exp_raw is None:
