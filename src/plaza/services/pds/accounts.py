@@ -371,7 +371,8 @@ class AccountManager:
         self.ctx.store.put_email_token(acct.did, purpose, _token_hash(token), expires)
         self.ctx.outbox.send(acct.did, purpose, acct.email, token)
 
-    def consume_token(self, did: str, purpose: str, token: str | None) -> None:
+    def check_token(self, did: str, purpose: str, token: str | None) -> None:
+        """Refuse a missing, wrong or expired confirmation token; spend nothing."""
         if not token:
             raise InvalidRequestError("A confirmation token is required", code="InvalidToken")
         stored = self.ctx.store.get_email_token(did, purpose)
@@ -379,6 +380,10 @@ class AccountManager:
             raise InvalidRequestError("Token is invalid", code="InvalidToken")
         if stored[1] < time.time():
             raise InvalidRequestError("Token is expired", code="ExpiredToken")
+
+    def consume_token(self, did: str, purpose: str, token: str | None) -> None:
+        """:meth:`check_token`, then spend it (a token works once)."""
+        self.check_token(did, purpose, token)
         self.ctx.store.delete_email_token(did, purpose)
 
     # -- status ----------------------------------------------------------------------

@@ -14,8 +14,9 @@ from typing import Any
 
 import httpx
 
+from plaza.atproto import syntax
 from plaza.atproto.crypto import PublicKey, parse_did_key
-from plaza.atproto.errors import CryptoError
+from plaza.atproto.errors import AtprotoError, CryptoError
 from plaza.atproto.plc import (
     Operation,
     PlcData,
@@ -66,6 +67,17 @@ class DirectoryClient:
         except httpx.HTTPError as exc:
             raise UpstreamError(f"directory unreachable: {exc}") from exc
 
+    @staticmethod
+    def _checked(did: str) -> str:
+        """``did`` if it is a well-formed ``did:plc`` (it goes into the directory's URL
+        paths: nothing but the 24 base32 characters may follow ``did:plc:``)."""
+        try:
+            return syntax.validate_did_plc(did)
+        except AtprotoError as exc:
+            raise InvalidRequestError(
+                f"only well-formed did:plc identities are supported here: {exc.message}"
+            ) from exc
+
     def forget(self, did: str) -> None:
         self._cache.pop(did, None)
         self._docs.pop(did, None)
@@ -75,9 +87,7 @@ class DirectoryClient:
         hit = self._cache.get(did)
         if hit is not None and not refresh and time.monotonic() - hit[0] < CACHE_TTL_S:
             return hit[1]
-        if not did.startswith("did:plc:"):
-            raise InvalidRequestError(f"only did:plc identities are supported here: {did}")
-        resp = await self._get(f"/{did}/data")
+        resp = await self._get(f"/{self._checked(did)}/data")
         if resp.status_code in (404, 410):
             raise InvalidRequestError(f"DID is not registered or is tombstoned: {did}")
         if resp.status_code != 200:
@@ -91,7 +101,7 @@ class DirectoryClient:
         hit = self._docs.get(did)
         if hit is not None and time.monotonic() - hit[0] < CACHE_TTL_S:
             return hit[1]
-        resp = await self._get(f"/{did}")
+        resp = await self._get(f"/{self._checked(did)}")
         if resp.status_code != 200:
             return None
         doc = resp.json()
@@ -101,7 +111,7 @@ class DirectoryClient:
         return doc
 
     async def last_operation(self, did: str) -> Operation:
-        resp = await self._get(f"/{did}/log/last")
+        resp = await self._get(f"/{self._checked(did)}/log/last")
         if resp.status_code != 200:
             raise InvalidRequestError(f"no operation log for {did}")
         return parse_operation(resp.json())
@@ -110,7 +120,7 @@ class DirectoryClient:
         """POST a signed operation; the directory's refusal becomes ``InvalidRequest``."""
         self.forget(did)
         try:
-            resp = await self.http.post(f"{self.base_url}/{did}", json=op.to_json())
+            resp = await self.http.post(f"{self.base_url}/{self._checked(did)}", json=op.to_json())
         except httpx.HTTPError as exc:
             raise UpstreamError(f"directory unreachable: {exc}") from exc
         if resp.status_code >= 500:

@@ -78,7 +78,8 @@ async def sign_plc_operation(call: XrpcCall) -> dict[str, Any]:
     assert call.creds is not None and call.creds.did is not None
     ctx = call.ctx
     acct = ctx.accounts.require(call.creds.did)
-    ctx.accounts.consume_token(acct.did, PLC_PURPOSE, call.opt_str("token"))
+    token = call.opt_str("token")
+    ctx.accounts.check_token(acct.did, PLC_PURPOSE, token)
     prev = await ctx.identity.last_operation(acct.did)
     if not isinstance(prev, PlcOperation):
         raise InvalidRequestError("The DID's last operation cannot be updated")
@@ -93,10 +94,14 @@ async def sign_plc_operation(call: XrpcCall) -> dict[str, Any]:
     if services is not None:
         if not isinstance(services, dict):
             raise InvalidRequestError("services must be an object")
-        try:
-            svc = {k: Service(str(v["type"]), str(v["endpoint"])) for k, v in services.items()}
-        except (KeyError, TypeError) as exc:
-            raise InvalidRequestError("each service needs a type and an endpoint") from exc
+        if not all(
+            isinstance(v, dict)
+            and isinstance(v.get("type"), str)
+            and isinstance(v.get("endpoint"), str)
+            for v in services.values()
+        ):
+            raise InvalidRequestError("each service needs a type and an endpoint")
+        svc = {str(k): Service(v["type"], v["endpoint"]) for k, v in services.items()}
     try:
         op = create_update(
             prev,
@@ -108,6 +113,8 @@ async def sign_plc_operation(call: XrpcCall) -> dict[str, Any]:
         )
     except AtprotoError as exc:
         raise InvalidRequestError(f"Cannot sign this operation: {exc.message}") from exc
+    # Spent only now: a request refused above leaves the member's token usable.
+    ctx.accounts.consume_token(acct.did, PLC_PURPOSE, token)
     return {"operation": op.to_json()}
 
 
@@ -162,5 +169,5 @@ METHODS: list[Method] = [
         body="none",
     ),
     procedure("com.atproto.identity.signPlcOperation", sign_plc_operation, Auth.FULL),
-    procedure("com.atproto.identity.submitPlcOperation", submit_plc_operation, Auth.ACCESS),
+    procedure("com.atproto.identity.submitPlcOperation", submit_plc_operation, Auth.FULL),
 ]
