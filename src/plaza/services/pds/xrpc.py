@@ -11,6 +11,7 @@ Lexicon, ...) are the caller's fault and render as ``InvalidRequest`` (400).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -63,7 +64,9 @@ class XrpcCall:
     nsid: str
     request: Request
     creds: Credentials | None
-    body: Any = None  # parsed JSON for ``json`` methods; bytes for ``raw`` is streamed
+    # parsed JSON for ``json`` methods (``raw`` bodies are streamed); out of ``repr``:
+    # it can hold a password
+    body: Any = dataclasses.field(default=None, repr=False)
     account_did: str | None = None  # whose usage this call counts against
 
     @property

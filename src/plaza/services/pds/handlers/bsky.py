@@ -2,7 +2,8 @@
 
 The atproto SDK's ``login`` asks the PDS for ``app.bsky.actor.getProfile`` and needs an
 answer to know who it is, so profiles of hosted accounts are served locally from their
-repositories, as are preferences (private state that migrates with the account). Every
+repositories, as are preferences (private state that migrates with the account; the
+personal details among them only for a full session, never an app password). Every
 other ``app.bsky.*`` (and ``chat.bsky.*``) call of an authenticated caller goes to an
 app view: the one named by the ``atproto-proxy: <did>#<service>`` header, else the
 configured default, with an inter-service token for the caller, through
@@ -93,24 +94,61 @@ async def get_profiles(call: XrpcCall) -> Any:
     return {"profiles": profiles}
 
 
+# Preferences only a full session may read or write, as the reference PDS has it: the
+# birth date is personal, and an app password is handed to third-party clients.
+FULL_ACCESS_ONLY = frozenset({"app.bsky.actor.defs#personalDetailsPref"})
+MAX_PREFERENCE_DEPTH = 32
+
+
+def _stored_preferences(call: XrpcCall, did: str) -> list[dict[str, Any]]:
+    body = call.ctx.store.get_preferences(did)
+    prefs: list[dict[str, Any]] = json.loads(body) if body else []
+    return prefs
+
+
+def _shallow(value: Any, limit: int) -> bool:
+    """True iff ``value`` nests at most ``limit`` objects and arrays deep."""
+    level = [value]
+    for _ in range(limit + 1):
+        level = [
+            v
+            for item in level
+            for v in (item.values() if isinstance(item, dict) else item)
+            if isinstance(v, dict | list)
+        ]
+        if not level:
+            return True
+    return False
+
+
 async def get_preferences(call: XrpcCall) -> dict[str, Any]:
-    assert call.creds is not None and call.creds.did is not None
-    body = call.ctx.store.get_preferences(call.creds.did)
-    prefs = json.loads(body) if body else []
+    creds = call.creds
+    assert creds is not None and creds.did is not None
+    prefs = _stored_preferences(call, creds.did)
+    if not creds.is_full:
+        prefs = [p for p in prefs if p.get("$type") not in FULL_ACCESS_ONLY]
     return {"preferences": prefs}
 
 
 async def put_preferences(call: XrpcCall) -> None:
-    assert call.creds is not None and call.creds.did is not None
+    creds = call.creds
+    assert creds is not None and creds.did is not None
     prefs = call.field("preferences", list)
     for i, p in enumerate(prefs):
         typ = p.get("$type") if isinstance(p, dict) else None
         if not isinstance(typ, str) or not typ.startswith("app.bsky."):
             raise InvalidRequestError(f"preferences[{i}] must have an app.bsky.* $type")
+        if not creds.is_full and typ in FULL_ACCESS_ONLY:
+            raise InvalidRequestError("Do not have authorization to set preferences.")
+    if not _shallow(prefs, MAX_PREFERENCE_DEPTH):
+        raise InvalidRequestError(f"Preferences nest deeper than {MAX_PREFERENCE_DEPTH} levels")
+    if not creds.is_full:  # what an app password cannot see, it does not replace
+        kept = [p for p in _stored_preferences(call, creds.did) if p["$type"] in FULL_ACCESS_ONLY]
+        prefs = kept + prefs
     body = json.dumps(prefs, separators=(",", ":"))
     if len(body) > MAX_PREFERENCES_BYTES:
         raise InvalidRequestError("Preferences are too large")
-    call.ctx.store.put_preferences(call.creds.did, body)
+    call.ctx.store.put_preferences(creds.did, body)
 
 
 # -- proxying ------------------------------------------------------------------------
