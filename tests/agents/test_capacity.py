@@ -9,14 +9,15 @@ from plaza.agents.capacity import (
     CapacityObserved,
     ReservedContract,
     reserved_target,
-    spread_units,
 )
 from plaza.agents.types import MandateLimits
+from plaza.errors import InvalidInputError
 from tests.agents.clock import FakeClock
 
 P = 10
 LIMITS = MandateLimits(max_provider_share=0.2, budget_per_day=None)
-DESIRED = CapacityDesired(half_life_steps=None)
+# The level rule on a flat window (the plan has its own tests in test_capacity_plan.py).
+DESIRED = CapacityDesired(half_life_steps=None, planner="newsvendor")
 
 
 def observed(
@@ -144,7 +145,7 @@ def test_budget_caps_what_is_bought() -> None:
 
 
 def test_decide_is_pure_and_deterministic() -> None:
-    clock = FakeClock(step=700)
+    clock = FakeClock(step=696)  # a plan block starts: the LP runs too
     rng = np.random.default_rng(3)
     obs = observed(clock, rng.gamma(2, 10, 576), backlog=((698, 40.0), (699, 12.0)))
     assert capacity.decide(obs, CapacityDesired(), LIMITS) == capacity.decide(
@@ -152,16 +153,60 @@ def test_decide_is_pure_and_deterministic() -> None:
     )
 
 
-def test_spread_units_respects_share_and_caps() -> None:
-    x = spread_units(
-        100.0,
-        have=np.zeros(10),
-        cap=np.full(10, 15.0),
-        accepting=np.ones(10, dtype=bool),
-        total_after=100.0,
-        max_share=0.2,
-        unit=1.0,
+def test_a_small_load_gets_a_whole_unit_only_when_a_deadline_forces_it() -> None:
+    # 0.3 units arrive per step, no reserved capacity: buying a unit every step would
+    # waste most of it; one unit at the deadline serves everything queued.
+    clock = FakeClock(step=50)
+    desired = CapacityDesired(planner="newsvendor", quantile=0.0)
+    early = observed(clock, [0.3] * 60, backlog=((49, 0.3), (50, 0.3)))
+    assert capacity.decide(early, desired, LIMITS) == []
+    clock.advance()
+    due = observed(clock, [0.3] * 60, backlog=((48, 0.3), (49, 0.3), (50, 0.3), (51, 0.3)))
+    od = by_contract(capacity.decide(due, desired, LIMITS), "on_demand")
+    assert od is not None
+    assert od["units"] == 1.0
+
+
+def test_without_spreading_only_the_deadline_buys() -> None:
+    clock = FakeClock(step=50)
+    desired = CapacityDesired(planner="newsvendor", quantile=0.0, spread_on_demand=False)
+    assert (
+        capacity.decide(observed(clock, [0.0] * 60, backlog=((50, 90.0),)), desired, LIMITS) == []
     )
-    assert x.sum() == 100.0
-    assert x.max() <= 15.0
-    assert np.all(x == np.floor(x))
+    clock.advance(2)
+    od = by_contract(
+        capacity.decide(observed(clock, [0.0] * 60, backlog=((50, 90.0),)), desired, LIMITS),
+        "on_demand",
+    )
+    assert od is not None
+    assert od["units"] == 90.0
+
+
+def test_the_reason_digests_the_whole_history() -> None:
+    clock = FakeClock(step=50)
+    recent = np.full(600, 10.0)
+    older = recent.copy()
+    older[0] = 11.0  # differs only far back, outside the tail shown in the reason
+    backlog = ((48, 30.0),)
+    desired = CapacityDesired(planner="newsvendor", quantile=0.0)
+    a = by_contract(
+        capacity.decide(observed(clock, recent, backlog=backlog), desired, LIMITS), "on_demand"
+    )
+    b = by_contract(
+        capacity.decide(observed(clock, older, backlog=backlog), desired, LIMITS), "on_demand"
+    )
+    assert a is not None and b is not None
+    assert a["units"] == b["units"]
+    assert a.reason.digest != b.reason.digest
+
+
+def test_desired_sizes_and_planner_names() -> None:
+    d = CapacityDesired()
+    assert d.block_steps() == 12  # an hour of five-minute steps
+    assert d.history_steps() == 7 * 288
+    assert CapacityDesired(season_steps=48).block_steps() == 2
+    assert CapacityDesired(season_steps=50).block_steps() == 2  # largest divisor <= 50/24
+    with pytest.raises(InvalidInputError):
+        capacity.decide(
+            observed(FakeClock(step=0), [1.0] * 20), CapacityDesired(planner="x"), LIMITS
+        )

@@ -6,7 +6,14 @@ records every action in the ledger.
 """
 
 from plaza.agents.capacity import CapacityDesired, CapacityObserved, ReservedContract
-from plaza.agents.forecast import LoadWindow, weighted_quantile
+from plaza.agents.capacity_plan import PlanProblem, ReservedPlan, plan_reserved
+from plaza.agents.forecast import (
+    LoadDistribution,
+    LoadWindow,
+    newsvendor_units,
+    seasonal_profile,
+    weighted_quantile,
+)
 from plaza.agents.loop import (
     AgentLoop,
     Executor,
@@ -41,6 +48,7 @@ __all__ = [
     "CapacityObserved",
     "Executor",
     "LedgerRecorder",
+    "LoadDistribution",
     "LoadWindow",
     "LoopRecord",
     "MandateLimits",
@@ -49,16 +57,21 @@ __all__ = [
     "Penalty",
     "PlacementDesired",
     "PlacementObserved",
+    "PlanProblem",
     "Proposal",
     "Reason",
     "ReservedContract",
+    "ReservedPlan",
     "SettlementDesired",
     "SettlementExecutor",
     "SettlementObserved",
     "digest_of",
     "expand_assignment",
     "limits_from_mandate",
+    "newsvendor_units",
     "plan_placement",
+    "plan_reserved",
+    "seasonal_profile",
     "split_for_guard",
     "to_guard_action",
     "water_fill",

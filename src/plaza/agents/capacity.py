@@ -3,43 +3,68 @@
 Theory of operation. Two kinds of capacity exist: *reserved* (cheap, bought for a
 minimum term, arrives after a lead time) and *on-demand* (dear, one step at a time,
 arrives next step). Load that finds no free capacity waits in a FIFO queue and counts as
-served if it is served within the SLA delay. Every step :func:`decide` does two things:
+served if it is served within the SLA delay. :func:`decide` does two things:
 
-1. **Reserved level (newsvendor).** A unit reserved now is paid for a whole term; it pays
-   off if it is busy more than ``p_r / p_o`` of that term (the price ratio, 0.4 by
-   default). So the target reserved level is the ``1 - p_r/p_o`` quantile of the load
-   expected over the coming term, estimated by a recency-weighted quantile of the recent
-   load (:mod:`plaza.agents.forecast`). Below the target it procures the difference;
-   above it, it releases units whose minimum term has passed (never earlier: that is the
-   contract's notice rule).
+1. **Reserved capacity — a rolling plan** (every block, an hour by default). A small
+   linear program over the next two terms (:mod:`plaza.agents.capacity_plan`) chooses
+   how many reserved units to start now and how many past-term units to release, given
+   the contracts already held and a forecast of the load per hour: the recency-weighted
+   distribution of recent load times a daily profile (:mod:`plaza.agents.forecast`).
+   It weighs each unit's price for its whole term against the on-demand capacity it
+   saves, and it sees the fleet as a ladder: a unit bought at the morning rise can
+   replace, at night, an older unit whose term is over, so committed capacity follows
+   the daily cycle at reserved prices. Units are released only after their minimum
+   term (the contract's notice rule). ``planner="newsvendor"`` (also the fallback if
+   the LP fails) is the level rule alone: reserve the units busy at least ``p_r / p_o``
+   (0.4) of the time under the same forecast.
 2. **On-demand, just in time.** The queue tells exactly which load must be served next
-   step to meet its deadline: everything that arrived ``sla_delay - margin`` steps ago
-   or earlier. On-demand capacity for the next step is what that due load needs beyond
-   the reserved capacity already coming, rounded up to whole units — no more. Load not
-   yet due is left for reserved capacity to absorb in later steps (the queue's slack),
-   so on-demand is bought only for work that certainly exists. Capacity therefore stays
-   at or above the upper quantile of demand that matters: the load already waiting.
+   step to meet its deadline. On-demand capacity for the next step is the larger of
+   what the load due next step needs beyond the reserved capacity then (rounded up to
+   whole units) and the flattest whole-unit rate that meets every known deadline
+   (rounded down). Nothing is bought for load that has not arrived; load not yet due
+   is left for reserved capacity to absorb (the queue's slack), and a fraction of a
+   unit is bought only when a deadline forces it — that unit then serves everything
+   queued behind it too, which matters when the load is small against a unit.
 
 Every unit is spread over providers by water-filling that keeps each provider at or
 below the mandate's maximum share of contracted capacity and within its cap; down,
 leaving or gone providers get nothing. Spending never passes the mandate's daily budget:
-what would pass it is not bought (the reason says so). ``decide`` is pure.
+what would pass it is not bought (the reason says so). ``decide`` is pure: the same
+observation gives the same actions (the plan's LP included).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from plaza.agents.forecast import weighted_quantile
-from plaza.agents.placement import water_fill
+from plaza.agents.allocation import allocations, spread_units
+from plaza.agents.capacity_plan import PlanProblem, ReservedPlan, plan_reserved
+from plaza.agents.forecast import (
+    LoadDistribution,
+    deseasonalise,
+    newsvendor_units,
+    seasonal_profile,
+)
 from plaza.agents.types import Action, MandateLimits, Reason
 from plaza.errors import InvalidInputError
 
 FloatArray = NDArray[np.float64]
+
+__all__ = [
+    "CapacityDesired",
+    "CapacityObserved",
+    "ReservedContract",
+    "decide",
+    "reserved_plan",
+    "reserved_target",
+    "spread_units",
+]
 
 
 @dataclass(frozen=True)
@@ -89,15 +114,26 @@ class CapacityDesired:
     unit: float = 1.0
     #: Serve due load this many steps before its deadline (slack kept for faults).
     margin_steps: int = 0
-    #: Spread on-demand purchases over the steps before the deadline (False: buy all of
-    #: it in the deadline step).
+    #: Spread on-demand purchases over the steps before the deadline (False: buy only
+    #: what the next step's deadline forces).
     spread_on_demand: bool = True
     #: Recency weighting of the load window (None: flat window).
     half_life_steps: float | None = 72.0
-    #: Samples in the window used for the reserved quantile (two terms by default).
+    #: Steps of recent load the level distribution is drawn from (two terms).
     window_steps: int = 576
-    #: Override of the newsvendor quantile ``1 - p_r/p_o``.
+    #: Override of the newsvendor quantile ``1 - p_r/p_o`` (the ``newsvendor`` rule).
     quantile: float | None = None
+    #: How reserved capacity is decided: ``"lp"`` (the rolling plan) or
+    #: ``"newsvendor"`` (the level rule alone).
+    planner: str = "lp"
+    #: Steps in a day: the season of the load profile (288 five-minute steps).
+    season_steps: int = 288
+    #: Days of history the daily profile is the median over.
+    season_days: int = 7
+    #: The plan's horizon, in reserved terms.
+    plan_horizon_terms: float = 2.0
+    #: Quantile breakpoints of the plan's on-demand cost curve.
+    plan_breakpoints: int = 16
     extra: dict[str, float] = field(default_factory=dict, compare=False)
 
     def reserved_quantile(self) -> float:
@@ -105,48 +141,82 @@ class CapacityDesired:
             return self.quantile
         return min(1.0, max(0.0, 1.0 - self.reserved_price / self.on_demand_price))
 
+    def block_steps(self) -> int:
+        """Steps per plan block: an hour (the largest divisor of the season <= 1/24 of it)."""
+        b = max(1, self.season_steps // 24)
+        while self.season_steps % b:
+            b -= 1
+        return b
 
-def spread_units(
-    amount: float,
-    *,
-    have: FloatArray,
-    cap: FloatArray,
-    accepting: NDArray[np.bool_],
-    total_after: float,
-    max_share: float,
-    unit: float,
-) -> FloatArray:
-    """Split ``amount`` units over providers: within caps, each at most ``max_share``."""
-    share_room = max_share * total_after - have
-    room = np.where(accepting, np.minimum(cap - have, share_room), 0.0)
-    room = np.floor(np.maximum(room, 0.0) / unit + 1e-9) * unit
-    if room.sum() < amount - 1e-9:
-        # The share limit cannot hold all of it; fall back to the caps alone and let the
-        # guard decide (over-concentration is its call, not a silent shortfall).
-        room = np.where(accepting, np.maximum(cap - have, 0.0), 0.0)
-        room = np.floor(room / unit + 1e-9) * unit
-    x = water_fill(have, np.maximum(cap, 1e-9), room, amount)
-    units = np.floor(x / unit + 1e-9)
-    short = round((min(amount, float(room.sum())) - units.sum() * unit) / unit)
-    if short > 0:
-        frac = np.where(units * unit < room, x / unit - units, -1.0)
-        for i in np.argsort(-frac, kind="stable")[:short]:
-            if frac[i] > -1.0:
-                units[i] += 1
-    return units * unit
+    def history_steps(self) -> int:
+        """How much load history :func:`decide` uses (the observer should keep as much)."""
+        return max(self.window_steps, self.season_days * self.season_steps)
 
 
-def _allocations(x: FloatArray) -> list[tuple[int, float]]:
-    return [(int(p), float(x[p])) for p in np.nonzero(x > 1e-12)[0]]
+def _forecast(
+    observed: CapacityObserved, desired: CapacityDesired
+) -> tuple[LoadDistribution, FloatArray] | None:
+    """The recency-weighted distribution of deseasonalised load and the daily profile."""
+    recent = observed.recent
+    if recent.size < max(1, desired.reserved_lead_steps):
+        return None
+    block = desired.block_steps()
+    profile = seasonal_profile(
+        recent,
+        observed.now,
+        season_steps=desired.season_steps,
+        block_steps=block,
+        days=desired.season_days,
+    )
+    window = recent[-desired.window_steps :]
+    level = deseasonalise(window, observed.now, profile, block)
+    return LoadDistribution.recent(level, desired.half_life_steps), profile
 
 
 def reserved_target(observed: CapacityObserved, desired: CapacityDesired) -> float:
-    """The reserved level the newsvendor rule asks for, in whole units."""
-    window = observed.recent[-desired.window_steps :]
-    if window.size < desired.reserved_lead_steps:
+    """The reserved level the newsvendor rule asks for, in whole units.
+
+    The most units each busy at least ``1 - quantile`` (``p_r / p_o``) of the time
+    under the recency-weighted load of the window, averaged over the hours of a day
+    (:func:`plaza.agents.forecast.newsvendor_units`).
+    """
+    forecast = _forecast(observed, desired)
+    if forecast is None:
         return 0.0
-    level = weighted_quantile(window, desired.reserved_quantile(), desired.half_life_steps)
-    return math.floor(level / desired.unit + 1e-9) * desired.unit
+    dist, profile = forecast
+    units = newsvendor_units(dist, 1.0 - desired.reserved_quantile(), desired.unit, profile)
+    return units * desired.unit
+
+
+def reserved_plan(observed: CapacityObserved, desired: CapacityDesired) -> ReservedPlan | None:
+    """The rolling plan's decision at ``observed.now`` (None when there is no history)."""
+    forecast = _forecast(observed, desired)
+    if forecast is None:
+        return None
+    dist, profile = forecast
+    block = desired.block_steps()
+    term_blocks = max(1, round(desired.reserved_term_steps / block))
+    blocks = math.ceil(desired.plan_horizon_terms * term_blocks) + 1
+    first = observed.now + 1 + block * np.arange(blocks, dtype=np.int64)
+    scales = profile[(first // block) % profile.size]
+    healthy = observed.usable > 0
+    problem = PlanProblem(
+        now=observed.now,
+        block_steps=block,
+        blocks=blocks,
+        term_steps=desired.reserved_term_steps,
+        lead_steps=desired.reserved_lead_steps,
+        reserved_price=desired.reserved_price,
+        on_demand_price=desired.on_demand_price,
+        unit=desired.unit,
+        distribution=dist,
+        scales=scales,
+        contracts=tuple(
+            (c.units, c.start, c.min_end) for c in observed.contracts if healthy[c.provider]
+        ),
+        breakpoints=desired.plan_breakpoints,
+    )
+    return plan_reserved(problem)
 
 
 def decide(
@@ -160,177 +230,283 @@ def decide(
     n_prov = observed.usable.size
     if not (observed.accepting.size == observed.cap.size == n_prov):
         raise InvalidInputError("capacity: provider arrays differ in length")
+    if desired.planner not in ("lp", "newsvendor"):
+        raise InvalidInputError(f"capacity: unknown planner {desired.planner!r}")
     now = observed.now
-    unit = desired.unit
-    pr, po = desired.reserved_price, desired.on_demand_price
-    actions: list[Action] = []
-
     per_provider = np.zeros(n_prov)
     for c in observed.contracts:
         per_provider[c.provider] += c.units
-    # Reserved units that will serve: on healthy providers (down/gone ones are replaced).
-    healthy = observed.usable > 0
-    have = float(sum(c.units for c in observed.contracts if healthy[c.provider]))
-    target = reserved_target(observed, desired)
-    q = desired.reserved_quantile()
     budget_left = math.inf
     if mandate.budget_per_day is not None:
         budget_left = mandate.budget_per_day - observed.spent_window
-    inputs_digest = {
+    inputs_digest: dict[str, Any] = {
         "now": now,
+        # The whole history the forecast used; its tail in clear for reading.
+        "recent_sha256": hashlib.sha256(
+            np.asarray(observed.recent, np.float64).tobytes()
+        ).hexdigest(),
         "recent_tail": observed.recent[-24:].tolist(),
         "recent_len": int(observed.recent.size),
         "backlog": list(observed.backlog),
         "contracts": [(c.id, c.provider, c.units, c.start, c.min_end) for c in observed.contracts],
         "usable": observed.usable.tolist(),
     }
+    reserved = _Reserved(
+        observed,
+        desired,
+        mandate,
+        per_provider=per_provider,
+        budget_left=budget_left,
+        inputs_digest=inputs_digest,
+    )
+    actions = reserved.decide()
+    od = _on_demand(observed, desired, mandate, reserved, inputs_digest)
+    if od is not None:
+        actions.append(od)
+    return actions
 
-    released = 0.0
-    if target > have + 1e-9:
-        want = target - have
-        term_cost = pr * desired.reserved_term_steps
-        if want * term_cost > budget_left:
-            want = math.floor(max(0.0, budget_left) / term_cost / unit) * unit
-        if want >= unit - 1e-9:
-            alloc = spread_units(
-                want,
-                have=per_provider,
-                cap=observed.cap,
-                accepting=observed.accepting & healthy,
-                total_after=have + want,
-                max_share=mandate.max_provider_share,
-                unit=unit,
+
+class _Reserved:
+    """The reserved half of one decision: what to buy or release, and the state after."""
+
+    def __init__(
+        self,
+        observed: CapacityObserved,
+        desired: CapacityDesired,
+        mandate: MandateLimits,
+        *,
+        per_provider: FloatArray,
+        budget_left: float,
+        inputs_digest: dict[str, Any],
+    ) -> None:
+        self.observed, self.desired, self.mandate = observed, desired, mandate
+        self.per_provider = per_provider
+        self.budget_left = budget_left
+        self.inputs = inputs_digest
+        # Reserved units that will serve: on healthy providers (down/gone ones are replaced).
+        self.healthy = observed.usable > 0
+        self.have = float(sum(c.units for c in observed.contracts if self.healthy[c.provider]))
+        self.releases: dict[int, float] = {}
+
+    def decide(self) -> list[Action]:
+        d = self.desired
+        if d.planner == "lp":
+            if self.observed.now % d.block_steps():
+                return []
+            plan = reserved_plan(self.observed, d)
+            if plan is None:
+                return []
+            if plan.solved:
+                return self._from_plan(plan)
+        return self._from_target(reserved_target(self.observed, d))
+
+    def _from_plan(self, plan: ReservedPlan) -> list[Action]:
+        d = self.desired
+        numbers = {
+            "held": plan.held,
+            "committed": plan.committed,
+            "planned_level": plan.level_next,
+            "expected_cost": plan.expected_cost,
+            "horizon_blocks": float(plan.blocks),
+        }
+        horizon_h = d.plan_horizon_terms * d.reserved_term_steps / max(1, d.season_steps) * 24
+        if plan.start_units > 0:
+            text = (
+                f"The plan for the next {horizon_h:g} hours (reserved {d.reserved_price:.4g} "
+                f"vs on-demand {d.on_demand_price:.4g} per unit-step, forecast of the load per "
+                f"hour) holds {plan.level_next:.4g} units from step "
+                f"{self.observed.now + d.reserved_lead_steps}; {plan.held:g} are held "
+                f"({plan.committed:g} inside their term), so reserve {{units:g}} more for "
+                f"{d.reserved_term_steps} steps."
             )
-            bought = float(alloc.sum())
-            if bought > 0:
-                per_provider += alloc
-                have += bought
-                budget_left -= bought * term_cost
-                reason = Reason.of(
-                    "capacity.reserve-newsvendor",
-                    f"Demand is expected above {target:g} units for at least {1 - q:.0%} of the "
-                    f"next {desired.reserved_term_steps} steps, where reserved capacity "
-                    f"(price {pr:.4g}/unit-step) beats on-demand ({po:.4g}); "
-                    f"{have - bought:g} units are reserved, so reserve {bought:g} more.",
-                    inputs_digest,
-                    target=target,
-                    reserved_before=have - bought,
-                    quantile=q,
-                    units=bought,
-                )
-                actions.append(
-                    Action.make(
-                        "capacity.procure",
-                        reason,
-                        contract="reserved",
-                        allocations=_allocations(alloc),
-                        start=now + desired.reserved_lead_steps,
-                        term_steps=desired.reserved_term_steps,
-                        unit_price=pr,
-                        units=bought,
-                        cost=bought * term_cost,
-                    )
-                )
-    elif target < have - unit + 1e-9:
-        surplus = have - target
-        releases: list[tuple[int, float]] = []
+            return self._buy(plan.start_units, "capacity.reserve-plan", text, numbers)
+        if plan.release_units > 0:
+            text = (
+                f"The plan for the next {horizon_h:g} hours keeps fewer units than the "
+                f"{plan.held:g} held ({plan.committed:g} inside their term): release "
+                f"{{units:g}} whose minimum term has ended."
+            )
+            return self._release(
+                self.have - plan.release_units, "capacity.release-plan", text, numbers
+            )
+        return []
+
+    def _from_target(self, target: float) -> list[Action]:
+        d = self.desired
+        q = d.reserved_quantile()
+        numbers = {"target": target, "quantile": q}
+        if target > self.have + 1e-9:
+            text = (
+                f"Demand is expected above {target:g} units for at least {1 - q:.0%} of the "
+                f"next {d.reserved_term_steps} steps, where reserved capacity (price "
+                f"{d.reserved_price:.4g}/unit-step) beats on-demand ({d.on_demand_price:.4g}); "
+                f"{self.have:g} units are reserved, so reserve {{units:g}} more."
+            )
+            return self._buy(target - self.have, "capacity.reserve-newsvendor", text, numbers)
+        if target < self.have - d.unit + 1e-9:
+            text = (
+                f"Reserved capacity {self.have:g} is above the {q:.0%} quantile of expected "
+                f"load ({target:g}); release {{units:g}} units whose minimum term has ended."
+            )
+            return self._release(target, "capacity.release-surplus", text, numbers)
+        return []
+
+    def _buy(self, want: float, rule: str, text: str, numbers: dict[str, float]) -> list[Action]:
+        d, obs = self.desired, self.observed
+        unit = d.unit
+        term_cost = d.reserved_price * d.reserved_term_steps
+        if want * term_cost > self.budget_left:
+            want = math.floor(max(0.0, self.budget_left) / term_cost / unit) * unit
+        if want < unit - 1e-9:
+            return []
+        alloc = spread_units(
+            want,
+            have=self.per_provider,
+            cap=obs.cap,
+            accepting=obs.accepting & self.healthy,
+            total_after=self.have + want,
+            max_share=self.mandate.max_provider_share,
+            unit=unit,
+        )
+        bought = float(alloc.sum())
+        if bought <= 0:
+            return []
+        before = self.have
+        self.per_provider += alloc
+        self.have += bought
+        self.budget_left -= bought * term_cost
+        reason = Reason.of(
+            rule,
+            text.format(units=bought),
+            self.inputs,
+            reserved_before=before,
+            units=bought,
+            **numbers,
+        )
+        return [
+            Action.make(
+                "capacity.procure",
+                reason,
+                contract="reserved",
+                allocations=allocations(alloc),
+                start=obs.now + d.reserved_lead_steps,
+                term_steps=d.reserved_term_steps,
+                unit_price=d.reserved_price,
+                units=bought,
+                cost=bought * term_cost,
+            )
+        ]
+
+    def _release(
+        self, keep: float, rule: str, text: str, numbers: dict[str, float]
+    ) -> list[Action]:
+        unit, now = self.desired.unit, self.observed.now
+        surplus = self.have - keep
+        released = 0.0
         # Oldest first, and only contracts whose minimum term is over by next step.
-        for c in sorted(observed.contracts, key=lambda c: (c.start, c.id)):
+        for c in sorted(self.observed.contracts, key=lambda c: (c.start, c.id)):
             if surplus < unit - 1e-9:
                 break
-            if c.min_end > now + 1 or not healthy[c.provider]:
+            if c.min_end > now + 1 or not self.healthy[c.provider]:
                 continue
             take = min(c.units, math.floor(surplus / unit + 1e-9) * unit)
             if take > 0:
-                releases.append((c.id, take))
+                self.releases[c.id] = take
                 surplus -= take
                 released += take
-                per_provider[c.provider] -= take
-        if releases:
-            reason = Reason.of(
-                "capacity.release-surplus",
-                f"Reserved capacity {have:g} is above the {q:.0%} quantile of expected load "
-                f"({target:g}); release {released:g} units whose minimum term has ended.",
-                inputs_digest,
-                target=target,
-                reserved_before=have,
+                self.per_provider[c.provider] -= take
+        if not self.releases:
+            return []
+        before = self.have
+        self.have -= released
+        reason = Reason.of(
+            rule,
+            text.format(units=released),
+            self.inputs,
+            reserved_before=before,
+            units=released,
+            **numbers,
+        )
+        return [
+            Action.make(
+                "capacity.release",
+                reason,
+                releases=list(self.releases.items()),
                 units=released,
+                at=now + 1,
             )
-            actions.append(
-                Action.make(
-                    "capacity.release",
-                    reason,
-                    releases=releases,
-                    units=released,
-                    at=now + 1,
-                )
-            )
+        ]
 
-    # On-demand for next step: what the due load needs beyond reserved capacity then.
+
+def _on_demand(
+    observed: CapacityObserved,
+    desired: CapacityDesired,
+    mandate: MandateLimits,
+    reserved: _Reserved,
+    inputs_digest: dict[str, Any],
+) -> Action | None:
+    """Next step's on-demand order: what the queue's deadlines need beyond reserved."""
+    now, unit, po = observed.now, desired.unit, desired.on_demand_price
     nxt = now + desired.on_demand_lead_steps
     reserved_next = 0.0
-    release_ids = {cid: u for cid, u in actions[-1].get("releases", ())} if released else {}
     for c in observed.contracts:
         if c.start <= nxt:
-            units = c.units - release_ids.get(c.id, 0.0)
+            units = c.units - reserved.releases.get(c.id, 0.0)
             reserved_next += units * float(observed.usable[c.provider])
-    # The flattest on-demand rate that still meets every known deadline: for each
-    # horizon k, the load due within k steps minus the reserved capacity of those k
-    # steps, spread over k. Buying the maximum of these now (rather than all of it at
-    # the last step) keeps per-step orders small, within provider caps, and leaves a
-    # step of slack when a provider fails.
     horizon = max(1, desired.sla_delay_steps - desired.margin_steps)
-    if not desired.spread_on_demand:
-        horizon = 1
     due_by = [0.0] * (horizon + 1)
     for arrival, amount in observed.backlog:
         k = arrival + desired.sla_delay_steps - desired.margin_steps - now
         due_by[min(max(k, 1), horizon)] += amount
-    need = 0.0
-    due = 0.0
-    cumulative = 0.0
-    for k in range(1, horizon + 1):
-        cumulative += due_by[k]
-        if k == 1:
-            due = cumulative
-        need = max(need, (cumulative - reserved_next * k) / k)
-    if need > 1e-9:
-        units_needed = math.ceil(need / unit - 1e-9) * unit
-        if units_needed * po > budget_left:
-            units_needed = math.floor(max(0.0, budget_left) / po / unit) * unit
-        total_after = float(per_provider.sum()) + units_needed
-        alloc = spread_units(
-            units_needed,
-            have=per_provider,
-            cap=observed.cap,
-            accepting=observed.accepting & healthy,
-            total_after=total_after,
-            max_share=mandate.max_provider_share,
-            unit=unit,
-        )
-        bought = float(alloc.sum())
-        if bought > 0:
-            reason = Reason.of(
-                "capacity.on-demand-just-in-time",
-                f"{due:g} units of queued load reach their {desired.sla_delay_steps}-step "
-                f"deadline next step and reserved capacity then is {reserved_next:g}; buy "
-                f"{bought:g} on-demand units for one step.",
-                inputs_digest,
-                due=due,
-                reserved_next=reserved_next,
-                units=bought,
-            )
-            actions.append(
-                Action.make(
-                    "capacity.procure",
-                    reason,
-                    contract="on_demand",
-                    allocations=_allocations(alloc),
-                    start=nxt,
-                    term_steps=1,
-                    unit_price=po,
-                    units=bought,
-                    cost=bought * po,
-                )
-            )
-    return actions
+    due = due_by[1]
+    # What the next step's deadline forces, in whole units (rounded up: it must be met).
+    units_needed = math.ceil((due - reserved_next) / unit - 1e-9) * unit
+    if desired.spread_on_demand:
+        # The flattest rate that still meets every known deadline: for each horizon k,
+        # the load due within k steps minus the reserved capacity of those k steps,
+        # spread over k — in whole units rounded down, so that a fraction of a unit is
+        # bought only when a deadline forces it. Buying these early keeps per-step orders
+        # small, within provider caps, and leaves a step of slack when a provider fails.
+        cumulative = 0.0
+        for k in range(1, horizon + 1):
+            cumulative += due_by[k]
+            rate = (cumulative - reserved_next * k) / k
+            units_needed = max(units_needed, math.floor(rate / unit + 1e-9) * unit)
+    if units_needed <= 0:
+        return None
+    if units_needed * po > reserved.budget_left:
+        units_needed = math.floor(max(0.0, reserved.budget_left) / po / unit) * unit
+    total_after = float(reserved.per_provider.sum()) + units_needed
+    alloc = spread_units(
+        units_needed,
+        have=reserved.per_provider,
+        cap=observed.cap,
+        accepting=observed.accepting & reserved.healthy,
+        total_after=total_after,
+        max_share=mandate.max_provider_share,
+        unit=unit,
+    )
+    bought = float(alloc.sum())
+    if bought <= 0:
+        return None
+    reason = Reason.of(
+        "capacity.on-demand-just-in-time",
+        f"{due:g} units of queued load reach their {desired.sla_delay_steps}-step "
+        f"deadline next step and reserved capacity then is {reserved_next:g}; buy "
+        f"{bought:g} on-demand units for one step.",
+        inputs_digest,
+        due=due,
+        reserved_next=reserved_next,
+        units=bought,
+    )
+    return Action.make(
+        "capacity.procure",
+        reason,
+        contract="on_demand",
+        allocations=allocations(alloc),
+        start=nxt,
+        term_steps=1,
+        unit_price=po,
+        units=bought,
+        cost=bought * po,
+    )

@@ -145,7 +145,6 @@ class AgentPolicy:
         self.mandate = sim_mandate(world.scenario, world)
         if self._amend is not None:
             self.mandate = self._amend(self.mandate)
-        self.window = LoadWindow(2 * world.res_term)
         self.desired = self._desired_override or CapacityDesired(
             sla_delay_steps=world.delay,
             reserved_price=world.res_price,
@@ -156,7 +155,9 @@ class AgentPolicy:
             unit=world.scenario.unit,
             half_life_steps=world.res_term / 4,
             window_steps=2 * world.res_term,
+            season_steps=world.steps_per_day,
         )
+        self.window = LoadWindow(self.desired.history_steps())
         rule = self.mandate.rule("capacity.procure")
         self.capacity_category = (rule.category if rule else None) or "capacity"
         seed = hashlib.sha256(f"plaza-sim-agent-{world.seed}".encode()).digest()
