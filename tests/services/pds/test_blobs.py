@@ -376,3 +376,28 @@ def test_collection_waits_for_a_commit_in_flight(tmp_path: Path) -> None:
 
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.mark.parametrize(
+    "mime",
+    ["not a mime", "image", "x" * 200 + "/png", "image/" + "p" * 200, "image/png/extra", "/png"],
+    ids=["spaces", "no-subtype", "long-type", "long-subtype", "two-slashes", "no-type"],
+)
+def test_a_malformed_blob_mime_type_is_refused(host: Host, mime: str) -> None:
+    acct = host.account()
+    r = httpx.post(
+        f"{host.url}/xrpc/com.atproto.repo.uploadBlob",
+        content=b"bytes",
+        headers={"authorization": f"Bearer {acct['accessJwt']}", "content-type": mime},
+    )
+    assert r.status_code == 400 and r.json()["error"] == "InvalidRequest", r.text
+    assert host.blobs(acct) == []
+    ok = httpx.post(
+        f"{host.url}/xrpc/com.atproto.repo.uploadBlob",
+        content=b"bytes",
+        headers={
+            "authorization": f"Bearer {acct['accessJwt']}",
+            "content-type": "Image/PNG; charset=binary",
+        },
+    )
+    assert ok.json()["blob"]["mimeType"] == "image/png"

@@ -14,6 +14,7 @@ import pytest
 
 from plaza.atproto.repo_verify import import_car
 from tests.services.pds.conftest import Network
+from tests.services.pds.streaming import chunked_until_answered
 
 BACKENDS = pytest.mark.parametrize("i", [0, 1], ids=["sqlite", "postgresql"])
 SAME = {"$type": "app.bsky.feed.post", "text": "same", "createdAt": "2026-01-01T00:00:00.000Z"}
@@ -102,3 +103,16 @@ def test_deleting_both_in_one_commit_drops_the_block(network: Network, i: int) -
     assert _verified_records(url, acct["did"]) == {}
     car = httpx.get(f"{url}/xrpc/com.atproto.sync.getRepo", params={"did": acct["did"]}).content
     assert blocks == len(import_car(car, did=acct["did"]).blocks)  # nothing unreachable left
+
+
+def test_an_import_of_the_wrong_type_is_refused_before_it_is_read(network: Network) -> None:
+    acct = network.new_account(0, prefix="imp")
+    total = 40_000_000
+    sent, response = chunked_until_answered(
+        network.pds[0],
+        "com.atproto.repo.importRepo",
+        total,
+        {"content-type": "text/plain", "authorization": f"Bearer {acct['access']}"},
+    )
+    assert response.startswith(b"HTTP/1.1 400"), response[:300]
+    assert sent < total // 2, "the server read the whole body before refusing it"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -27,7 +28,15 @@ from plaza.services.pds.repos import (
 )
 from plaza.services.pds.sequencer import iso_time
 from plaza.services.pds.store import ACTIVE, BlobRow
-from plaza.services.pds.xrpc import Auth, Method, XrpcCall, is_ascii_digits, procedure, query
+from plaza.services.pds.xrpc import (
+    Auth,
+    Method,
+    XrpcCall,
+    is_ascii_digits,
+    procedure,
+    query,
+    read_body,
+)
 
 _PREFIX = "com.atproto.repo.applyWrites#"
 
@@ -234,6 +243,18 @@ async def describe_repo(call: XrpcCall) -> dict[str, Any]:
     }
 
 
+# RFC 6838 type and subtype names; the blob is later served with this Content-Type.
+_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+
+
+def _mime_type(header: str) -> str:
+    """The media type of a Content-Type header (parameters dropped, lower-cased)."""
+    mime = header.split(";", 1)[0].strip().lower() or "application/octet-stream"
+    if not _MIME.fullmatch(mime):
+        raise InvalidRequestError(f"Content-Type is not a media type: {mime[:80]!r}")
+    return mime
+
+
 async def upload_blob(call: XrpcCall) -> dict[str, Any]:
     ctx = call.ctx
     assert call.creds is not None and call.creds.did is not None
@@ -244,8 +265,7 @@ async def upload_blob(call: XrpcCall) -> dict[str, Any]:
         raise PayloadTooLargeError(
             f"blob is larger than the limit of {limit} bytes", code="BlobTooLarge"
         )
-    mime = call.request.headers.get("content-type", "application/octet-stream")
-    mime = mime.split(";", 1)[0].strip() or "application/octet-stream"
+    mime = _mime_type(call.request.headers.get("content-type", ""))
     quota = ctx.settings.blob_quota_bytes
     if ctx.store.blob_bytes(did) >= quota:
         raise BlobQuotaExceededError(f"This account's blobs fill its quota of {quota} bytes")
@@ -269,17 +289,12 @@ async def import_repo(call: XrpcCall) -> None:
     ctx = call.ctx
     assert call.creds is not None and call.creds.did is not None
     acct = ctx.accounts.require(call.creds.did)
-    limit = ctx.settings.max_car_bytes
-    data = bytearray()
-    async for chunk in call.request.stream():
-        data += chunk
-        if len(data) > limit:
-            raise PayloadTooLargeError(f"repository is larger than {limit} bytes")
     ctype = call.request.headers.get("content-type", "").split(";", 1)[0].strip()
     if ctype and ctype != "application/vnd.ipld.car":
         raise InvalidRequestError(f"Wrong request encoding (Content-Type): {ctype}")
+    data = await read_body(call.request, ctx.settings.max_car_bytes, "repository")
     async with ctx.repos.lock(acct.did):
-        await ctx.repos.import_car(acct, bytes(data))
+        await ctx.repos.import_car(acct, data)
 
 
 async def list_missing_blobs(call: XrpcCall) -> dict[str, Any]:
