@@ -25,12 +25,13 @@ variables) in under a minute.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from scipy.optimize import linprog
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from plaza.sim.errors import SimError
 
@@ -44,6 +45,9 @@ class OraclePlan:
     on_demand: NDArray[np.float64]
     cost: float
     seconds: float
+    #: A lower bound on the optimum: ``cost`` for the LP; the MILP's dual bound when
+    #: ``whole_units`` (its ``cost`` is then the best plan found within the time limit).
+    bound: float = math.nan
 
 
 def solve_oracle(
@@ -56,8 +60,15 @@ def solve_oracle(
     reserved_price: float,
     on_demand_price: float,
     time_limit_s: float = 900.0,
+    whole_units: bool = False,
 ) -> OraclePlan:
-    """Solve the LP above for ``load`` (per step); prices are per unit-step."""
+    """Solve the LP above for ``load`` (per step); prices are per unit-step.
+
+    With ``whole_units`` the reserved level, starts and on-demand units are integers (a
+    MILP, HiGHS branch and bound): the optimum in the simulator's default unit of 1.
+    It is exact only on short traces; on long ones it stops at ``time_limit_s`` with the
+    best plan found and a lower bound (``bound``).
+    """
     import time
 
     a = np.concatenate([np.asarray(load, dtype=np.float64), np.zeros(delay)])
@@ -105,6 +116,17 @@ def solve_oracle(
     bounds[Q : Q + T, 1] = window
     bounds[Q + T - 1, 1] = 0
     started = time.perf_counter()
+    if whole_units:
+        return _solve_whole(
+            c,
+            a_ub=a_ub,
+            a_eq=a_eq,
+            load=a,
+            bounds=bounds,
+            T=T,
+            time_limit_s=time_limit_s,
+            started=started,
+        )
     res = linprog(
         c,
         A_ub=a_ub,
@@ -125,4 +147,46 @@ def solve_oracle(
         on_demand=x[OD : OD + T],
         cost=float(res.fun),
         seconds=seconds,
+        bound=float(res.fun),
+    )
+
+
+def _solve_whole(
+    c: NDArray[np.float64],
+    *,
+    a_ub: sp.csr_matrix,
+    a_eq: sp.csr_matrix,
+    load: NDArray[np.float64],
+    bounds: NDArray[np.float64],
+    T: int,
+    time_limit_s: float,
+    started: float,
+) -> OraclePlan:
+    import time
+
+    integral = np.zeros(c.size)
+    integral[: 4 * T] = 1  # R, s, W, O; the load served and the backlog stay fluid
+    b_eq = np.concatenate([np.zeros(T), load])
+    res = milp(
+        c,
+        constraints=[
+            LinearConstraint(a_ub, -np.inf, np.zeros(3 * T)),
+            LinearConstraint(a_eq, b_eq, b_eq),
+        ],
+        bounds=Bounds(bounds[:, 0], bounds[:, 1]),
+        integrality=integral,
+        options={"time_limit": time_limit_s},
+    )
+    seconds = time.perf_counter() - started
+    if res.x is None:
+        raise SimError(f"the whole-unit oracle found no plan: {res.message}")
+    x = np.maximum(np.round(res.x[: 4 * T]), 0.0)
+    R, S_, OD = 0, T, 3 * T
+    return OraclePlan(
+        reserved=x[R : R + T],
+        starts=x[S_ : S_ + T],
+        on_demand=x[OD : OD + T],
+        cost=float(res.fun),
+        seconds=seconds,
+        bound=float(getattr(res, "mip_dual_bound", math.nan)),
     )
