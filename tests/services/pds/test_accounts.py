@@ -244,7 +244,7 @@ def test_usage_is_metered_per_account(network: Network) -> None:
     from plaza.services.pds.lexicons import plaza_registry
 
     plaza_registry().validate_output("social.plaza.provider.getUsage", usage)
-    text = httpx.get(f"{url}/metrics").text
+    text = httpx.get(f"{url}/metrics", headers={"authorization": f"Basic {basic}"}).text
     assert f'plaza_pds_account_records{{did="{acct["did"]}"}} 3.0' in text
     assert (
         'plaza_pds_xrpc_requests_total{method="com.atproto.repo.createRecord",status="200"}' in text

@@ -26,12 +26,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from plaza.errors import PlazaError
 from plaza.services.pds import firehose
 from plaza.services.pds.context import PdsContext
 from plaza.services.pds.handlers import bsky, identity, plaza, repo, server, sync
 from plaza.services.pds.metering import Meter, MeteringMiddleware, Receive, Scope, Send
 from plaza.services.pds.settings import PdsSettings
-from plaza.services.pds.xrpc import Method, XrpcDispatcher
+from plaza.services.pds.xrpc import Method, XrpcDispatcher, error_response
 
 log = logging.getLogger("plaza.pds")
 
@@ -58,7 +59,15 @@ def create_app(settings: PdsSettings) -> XrpcFastPath:
         return JSONResponse({"version": VERSION})
 
     async def metrics(request: Request) -> Response:
-        return Response(ctx.meter.exposition(), media_type="text/plain; version=0.0.4")
+        admin = "authorization" in request.headers
+        if admin:
+            try:
+                ctx.auth.admin_creds(request)
+            except PlazaError as err:
+                return error_response(err)
+        return Response(
+            ctx.meter.exposition(accounts=admin), media_type="text/plain; version=0.0.4"
+        )
 
     async def did_json(request: Request) -> Response:
         return JSONResponse(

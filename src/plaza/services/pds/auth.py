@@ -40,6 +40,7 @@ from plaza.services.pds.errors import (
     AuthRequiredError,
     ForbiddenError,
     InvalidTokenError,
+    RateLimitedError,
 )
 from plaza.services.pds.xrpc import Auth
 
@@ -174,7 +175,7 @@ class Authenticator:
         if policy is Auth.NONE:
             return None
         if policy is Auth.ADMIN:
-            return self._admin_creds(request)
+            return self.admin_creds(request)
         token = _bearer(request)
         if policy is Auth.SERVICE:
             return None if token is None else await self._service_creds(token, request)
@@ -228,16 +229,26 @@ class Authenticator:
             raise InvalidTokenError("Token has been revoked")
         return Credentials("refresh", did, SCOPE_REFRESH, jti=jti, app_password=row.app_password)
 
-    def _admin_creds(self, request: Request) -> Credentials:
+    def admin_creds(self, request: Request) -> Credentials:
+        """HTTP Basic ``admin:<password>``, or :class:`AuthRequiredError`. Failed attempts
+        count per client address; past ``admin_fail_limit`` the address gets 429 without
+        its password being looked at, so the password cannot be guessed at leisure."""
+        limiter = self.ctx.limiter
+        client = request.client
+        address = client.host if client else "unknown"
+        if limiter.exceeded("admin_fail", address):
+            raise RateLimitedError("Too many failed admin logins from this address; wait")
         header = request.headers.get("authorization", "")
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic":
             raise AuthRequiredError("Admin authentication (HTTP Basic) required")
         try:
-            user, _, password = base64.b64decode(encoded).decode().partition(":")
+            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError) as exc:
+            limiter.check("admin_fail", address)
             raise AuthRequiredError("Malformed Basic credentials") from exc
         if user != "admin" or not hmac.compare_digest(password.encode(), self._admin):
+            limiter.check("admin_fail", address)
             raise AuthRequiredError("Invalid admin credentials")
         return Credentials("admin", None)
 

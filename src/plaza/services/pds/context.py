@@ -56,6 +56,7 @@ class PdsContext:
                 "login": settings.login_limit,
                 "login_ip": settings.login_ip_limit,
                 "create_account": settings.create_account_limit,
+                "admin_fail": settings.admin_fail_limit,
             }
         )
         ctx.http = httpx.AsyncClient(timeout=httpx.Timeout(15.0))

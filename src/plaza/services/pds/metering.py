@@ -9,7 +9,9 @@ counts against the hosted account it concerns (the authenticated account, or the
 against the repository they describe.
 
 Two views: ``social.plaza.provider.getUsage`` (admin-authenticated JSON) and Prometheus
-text at ``/metrics``, which also carries per-method request counts and latencies.
+text at ``/metrics``: per-method request counts and latencies for anyone, and the
+per-account families too for the admin (HTTP Basic, as for getUsage) — what each member
+does is not public.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ class Meter:
             "Open subscribeRepos connections",
             registry=self.registry,
         )
-        self.registry.register(_UsageCollector(self))
+        # Per-account usage is the admin's (as getUsage is): in a registry of its own.
+        self.accounts_registry = CollectorRegistry(auto_describe=True)
+        self.accounts_registry.register(_UsageCollector(self))
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def observe(self, method: str, status: int, seconds: float) -> None:
@@ -106,8 +110,13 @@ class Meter:
             out.append(row)
         return out
 
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+    def exposition(self, *, accounts: bool = False) -> bytes:
+        """Prometheus text: the service-wide families, and per-account usage if
+        ``accounts`` (for the admin only)."""
+        text = generate_latest(self.registry)
+        if accounts:
+            text += generate_latest(self.accounts_registry)
+        return text
 
 
 class _UsageCollector(Collector):

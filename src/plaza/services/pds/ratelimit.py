@@ -41,12 +41,8 @@ class RateLimiter:
     def __len__(self) -> int:
         return sum(len(w) for w in self._windows.values())
 
-    def check(self, bucket: str, key: str) -> None:
-        limit = self.limits.get(bucket)
-        if limit is None:
-            return
-        count, window = limit
-        now = self.clock()
+    def _current(self, bucket: str, window: float, now: float) -> OrderedDict[str, list[float]]:
+        """The bucket's windows, the expired ones dropped."""
         windows = self._windows.get(bucket)
         if windows is None:
             windows = self._windows[bucket] = OrderedDict()
@@ -55,6 +51,24 @@ class RateLimiter:
             if now - first[0] < window:
                 break
             windows.popitem(last=False)
+        return windows
+
+    def exceeded(self, bucket: str, key: str) -> bool:
+        """True if ``key`` has used up its limit in ``bucket`` (counts nothing)."""
+        limit = self.limits.get(bucket)
+        if limit is None:
+            return False
+        count, window = limit
+        entry = self._current(bucket, window, self.clock()).get(key)
+        return entry is not None and entry[1] >= count
+
+    def check(self, bucket: str, key: str) -> None:
+        limit = self.limits.get(bucket)
+        if limit is None:
+            return
+        count, window = limit
+        now = self.clock()
+        windows = self._current(bucket, window, now)
         entry = windows.get(key)
         if entry is None:
             if len(windows) >= self.max_keys:

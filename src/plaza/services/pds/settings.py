@@ -57,6 +57,7 @@ class PdsSettings:
     login_limit: tuple[int, int] = (30, 300)  # password attempts per account per window (s)
     login_ip_limit: tuple[int, int] = (100, 300)  # password attempts per client address
     create_account_limit: tuple[int, int] = (100, 300)  # per client address per window
+    admin_fail_limit: tuple[int, int] = (10, 300)  # failed admin logins per client address
     event_retention_s: int = 72 * 3600
     invite_code_required: bool = False
     extra: dict[str, str] = field(default_factory=dict)
