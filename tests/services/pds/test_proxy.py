@@ -297,3 +297,24 @@ def test_destinations_by_settings(tmp_path: Path) -> None:
     assert destination("http://10.0.0.5:8080", appview).trusted is True
     with pytest.raises(ProxyDestinationError):
         destination("http://10.0.0.5:8081", appview)
+
+
+@pytest.mark.parametrize("privileged", [False, True], ids=["app-password", "privileged"])
+def test_chat_needs_a_privileged_session(net: Net, privileged: bool) -> None:
+    acct = net.account(net.open)
+    made = httpx.post(
+        f"{net.open}/xrpc/com.atproto.server.createAppPassword",
+        json={"name": "chat", "privileged": privileged},
+        headers={"authorization": f"Bearer {acct['accessJwt']}"},
+    ).json()
+    session = httpx.post(
+        f"{net.open}/xrpc/com.atproto.server.createSession",
+        json={"identifier": acct["handle"], "password": made["password"]},
+    ).json()
+    before = len(net.internal.hits)
+    r = _get(net.open, "chat.bsky.convo.listConvos", session["accessJwt"], f"{net.target}#bsky_fg")
+    if privileged:
+        assert r.status_code == 200 and len(net.internal.hits) == before + 1, r.text
+    else:
+        assert r.status_code == 403 and r.json()["error"] == "Forbidden", r.text
+        assert len(net.internal.hits) == before
