@@ -111,3 +111,24 @@ def test_a_remembered_token_dies_with_its_account(urls: tuple[str, Path]) -> Non
     assert r.status_code == 200, r.text
     r = _post(url, acct)
     assert r.status_code == 400 and r.json()["error"] == "InvalidToken"
+
+
+def test_method_labels_come_from_the_method_table(tmp_path: Path) -> None:
+    """A metric label per NSID a client invents would grow the registry without end."""
+    settings = PdsSettings(
+        data_dir=tmp_path,
+        public_url="http://127.0.0.1:1",
+        directory_url="-",
+        appview_url="http://127.0.0.1:9",
+        appview_did="did:web:appview.test",
+    )
+    with ServerThread([ServedApp("pds", create_app(settings))]) as (url,):
+        invented = [f"app.bsky.feed.made{secrets.token_hex(4)}" for _ in range(20)]
+        invented += [f"com.example.made{secrets.token_hex(4)}" for _ in range(5)]
+        for nsid in invented:
+            assert httpx.get(f"{url}/xrpc/{nsid}").status_code in (401, 501)
+        httpx.get(f"{url}/xrpc/com.atproto.server.describeServer")
+        metrics = httpx.get(f"{url}/metrics").text
+    assert not any(nsid in metrics for nsid in invented)
+    assert 'method="com.atproto.server.describeServer"' in metrics
+    assert 'method="proxied",status="401"' in metrics

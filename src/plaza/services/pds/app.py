@@ -54,6 +54,7 @@ def create_app(settings: PdsSettings) -> XrpcFastPath:
     """A PDS over ``settings``: opens (or creates) its store, blob folder and secrets."""
     ctx = PdsContext.open(settings)
     dispatcher = XrpcDispatcher(ctx, METHODS)
+    ctx.meter.methods = frozenset(dispatcher.methods)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"version": VERSION})

@@ -34,6 +34,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+_PROXIED = ("app.bsky.", "chat.bsky.")
+
+
 class Meter:
     """In-memory request and egress counters per account, flushed to the store."""
 
@@ -63,6 +66,15 @@ class Meter:
         self.accounts_registry = CollectorRegistry(auto_describe=True)
         self.accounts_registry.register(_UsageCollector(self))
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        # NSIDs served here (set by the app): every other name a client sends is counted
+        # under one label, so clients cannot grow the registry without end.
+        self.methods: frozenset[str] = frozenset()
+
+    def label(self, nsid: str) -> str:
+        """The ``method`` label for a call of ``nsid``."""
+        if nsid in self.methods:
+            return nsid
+        return "proxied" if nsid.startswith(_PROXIED) else "unknown"
 
     def observe(self, method: str, status: int, seconds: float) -> None:
         """Count one XRPC request of ``method`` and its latency."""
@@ -189,7 +201,7 @@ class MeteringMiddleware:
         finally:
             path: str = scope.get("path", "")
             if path.startswith("/xrpc/"):
-                method = path[6:] if status != 501 else "unknown"
+                method = self.meter.label(path[6:])
                 self.meter.observe(method, status, time.perf_counter() - start)
                 state = scope.get("state") or {}
                 self.meter.count(state.get("account_did"), 1, sent)
