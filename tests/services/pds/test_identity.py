@@ -86,3 +86,20 @@ def test_the_directory_client_checks_a_did_before_asking(did: str) -> None:
                     await call(did)
 
     asyncio.run(ask())
+
+
+def test_the_directory_clients_caches_are_bounded(network: Network) -> None:
+    """Any DID can be named by a service token or a proxy header: what is remembered of
+    them is bounded."""
+    dids = [network.new_account(0, prefix="cache")["did"] for _ in range(4)]
+
+    async def resolve() -> DirectoryClient:
+        async with httpx.AsyncClient() as http:
+            client = DirectoryClient(network.directory, http, max_entries=2)
+            for did in dids:
+                assert (await client.data(did)).did == did
+                assert (await client.document(did) or {}).get("id") == did
+            return client
+
+    client = asyncio.run(resolve())
+    assert len(client._cache) <= 2 and len(client._docs) <= 2

@@ -3,8 +3,9 @@
 The PDS registers new DIDs, submits operations for the accounts it hosts, and resolves
 DIDs to check inter-service tokens and account migrations. Everything goes over the
 directory's HTTP API (``POST /{did}``, ``GET /{did}``, ``/{did}/data``,
-``/{did}/log/last``). Resolved state is cached for a minute; when this PDS submits an
-operation the directory accepted, that operation's state replaces the cached one.
+``/{did}/log/last``). Resolved state is cached for a minute (at most ``max_entries``
+DIDs); when this PDS submits an operation the directory accepted, that operation's
+state replaces the cached one. Only a well-formed ``did:plc`` goes into a URL.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from plaza.atproto.plc import (
 from plaza.services.pds.errors import InvalidRequestError, UpstreamError
 
 CACHE_TTL_S = 60.0
+MAX_ENTRIES = 10_000
 
 
 def data_from_json(did: str, value: Any) -> PlcData:
@@ -55,11 +57,21 @@ def data_from_json(did: str, value: Any) -> PlcData:
 class DirectoryClient:
     """Async client of one PLC directory."""
 
-    def __init__(self, base_url: str, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self, base_url: str, http: httpx.AsyncClient, *, max_entries: int = MAX_ENTRIES
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = http
+        self.max_entries = max_entries
         self._cache: dict[str, tuple[float, PlcData]] = {}
         self._docs: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def _remember(self, cache: dict[str, Any], did: str, value: Any) -> None:
+        # Callers can name any registered DID: forget the oldest past the bound.
+        cache.pop(did, None)
+        while len(cache) >= self.max_entries:
+            del cache[next(iter(cache))]
+        cache[did] = value
 
     async def _get(self, path: str) -> httpx.Response:
         try:
@@ -93,7 +105,7 @@ class DirectoryClient:
         if resp.status_code != 200:
             raise UpstreamError(f"directory answered {resp.status_code} for {did}")
         data = data_from_json(did, resp.json())
-        self._cache[did] = (time.monotonic(), data)
+        self._remember(self._cache, did, (time.monotonic(), data))
         return data
 
     async def document(self, did: str) -> dict[str, Any] | None:
@@ -107,7 +119,7 @@ class DirectoryClient:
         doc = resp.json()
         if not isinstance(doc, dict):
             return None
-        self._docs[did] = (time.monotonic(), doc)
+        self._remember(self._docs, did, (time.monotonic(), doc))
         return doc
 
     async def last_operation(self, did: str) -> Operation:
@@ -135,8 +147,8 @@ class DirectoryClient:
         data = op_data(did, op)
         if data is not None:
             now = time.monotonic()
-            self._cache[did] = (now, data)
-            self._docs[did] = (now, did_document(did, data))
+            self._remember(self._cache, did, (now, data))
+            self._remember(self._docs, did, (now, did_document(did, data)))
 
     async def signing_key(self, did: str, *, refresh: bool = False) -> PublicKey:
         """The DID's ``#atproto`` key."""
