@@ -44,7 +44,7 @@ def _eventually(check: Callable[[], bool], timeout: float = 15.0) -> bool:
     return check()
 
 
-def _for_a_while(check: Callable[[], bool], seconds: float = 3 * GRACE_S + 1) -> bool:
+def _for_a_while(check: Callable[[], bool], seconds: float = 2 * GRACE_S + 0.5) -> bool:
     """True if ``check`` holds throughout ``seconds`` (several grace periods and sweeps)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
