@@ -6,7 +6,7 @@ arrives next step). Load that finds no free capacity waits in a FIFO queue and c
 served if it is served within the SLA delay. :func:`decide` does two things:
 
 1. **Reserved capacity — a rolling plan** (every block, an hour by default). A small
-   linear program over the next two terms (:mod:`plaza.agents.capacity_plan`) chooses
+   linear program over the next term and a half (:mod:`plaza.agents.capacity_plan`) chooses
    how many reserved units to start now and how many past-term units to release, given
    the contracts already held and a forecast of the load per hour: the recency-weighted
    distribution of recent load times a daily profile (:mod:`plaza.agents.forecast`).
@@ -130,8 +130,8 @@ class CapacityDesired:
     season_steps: int = 288
     #: Days of history the daily profile is the median over.
     season_days: int = 7
-    #: The plan's horizon, in reserved terms.
-    plan_horizon_terms: float = 2.0
+    #: The plan's horizon, in reserved terms: a new unit's term and half a term after.
+    plan_horizon_terms: float = 1.5
     #: Quantile breakpoints of the plan's on-demand cost curve.
     plan_breakpoints: int = 16
     extra: dict[str, float] = field(default_factory=dict, compare=False)

@@ -1,4 +1,4 @@
-"""The reserved-capacity plan: a small linear program over the next two terms, every hour.
+"""The reserved-capacity plan: a small linear program over the next day and a half, hourly.
 
 Theory of operation. A reserved unit is paid for at least a whole term (24 h by
 default) from the moment it starts, and may be released in any step after that. Buying
@@ -10,36 +10,40 @@ the quiet half of the day) at reserved prices. A rule that judges each unit on i
 cannot see that; a plan over the whole fleet can.
 
 So, at the start of every block (an hour by default), :func:`plan_reserved` solves a
-linear program over the next ``horizon_terms`` terms in blocks ``b = 0 .. B-1``, block
-``b`` covering steps ``now + 1 + b G .. now + (b+1) G``:
+linear program over the next term and a half — a new unit's term and the half day after,
+when the ladder would release it — in blocks ``b = 0 .. B-1``, block ``b`` covering
+steps ``now + 1 + b G .. now + (b+1) G``:
 
 - ``X_b`` units of the contracts already held (``C_b <= X_b <= A_b``: ``A_b`` those
   started by the block, ``C_b`` those still inside their minimum term; released units do
   not come back: ``X_b - X_{b-1} <= A_b - A_{b-1}``);
-- ``y_b`` units started in block ``b`` (none before the lead time allows), ``W_b`` their
-  running sum, ``N_b`` those still running: ``N_b <= N_{b-1} + y_b`` and
-  ``N_b >= W_b - W_{b-Mb}`` (a unit runs at least its term of ``Mb`` blocks), the same
-  constraints as the oracle's (:mod:`plaza.sim.oracle`);
+- ``y_b`` units started in block ``b`` (none before the lead time allows) and ``N_b``
+  those still running: ``N_b <= N_{b-1} + y_b`` and ``y_{b-M+1} + ... + y_b <= N_b``
+  (a unit runs at least its term of ``M`` blocks) — the oracle's constraints
+  (:mod:`plaza.sim.oracle`);
 - the load per step in block ``b`` is ``s_b X``: the block's daily profile factor times
   the recency-weighted distribution of the deseasonalised recent load
   (:mod:`plaza.agents.forecast`). The expected on-demand need ``E[(s_b X - R)^+]`` is
   convex and piecewise linear in the reserved level ``R``; the level is cut into
-  segments ``z_{b,m}`` between breakpoints (weighted quantiles), each saving
+  segments ``z_{b,m}`` between breakpoints (weighted quantiles of ``X``), each saving
   ``p_o`` times the chord slope of the curve per unit-step, steepest first, so the LP
   fills them in order: ``X_b + N_b = sum_m z_{b,m}``.
 
 It minimises ``sum_b G (p_r (X_b + N_b) - p_o sum_m slope_m z_{b,m})`` — reserved cost
-minus the on-demand cost it saves. Only the first decisions are used: the units to start
-now (``y`` of the first block the lead time reaches, rounded half down to whole units)
-and the units to release now (``A_0 - X_0``, rounded down, only from contracts past their
-term). The rest of the plan is re-made an hour later with an hour more of history.
-Whatever the plan, on-demand capacity still covers the load that is actually queued
+minus the on-demand cost it saves — plus a small cost per unit started, so that between
+equally cheap plans it keeps units it may release at any time rather than swapping them
+for units committed for a term. Only the first decisions are used: the units to start now
+(``y`` of the first block the lead time reaches, rounded to whichever neighbouring whole
+number costs less on the exact forecast over the new units' term) and the units to
+release now (``A_0 - X_0``, rounded down, only from contracts past their term). The rest
+of the plan is re-made an hour later with an hour more of history. Whatever the plan,
+on-demand capacity still covers the load that is actually queued
 (:mod:`plaza.agents.capacity`).
 
 Loads are divided by a scale (the largest forecast load) before solving so that the LP is
 well conditioned whether a unit is a request or a gigabyte. HiGHS (dual simplex, through
-``scipy.optimize.linprog``) solves the default problem — 49 blocks, about 500 variables —
-in a few milliseconds, and the same inputs always give the same plan.
+``scipy.optimize.linprog``, no presolve) solves the default problem — 37 blocks, about 800
+variables — in a few milliseconds, and the same inputs always give the same plan.
 """
 
 from __future__ import annotations
