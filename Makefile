@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint typecheck pytest bench clean lexicons
+.PHONY: up test lint typecheck pytest bench clean lexicons docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/plaza bench repo
+
+# Regenerate docs/cli.md from the commands' --help texts (a test checks it is current).
+docs: $(STAMP)
+	$(BIN)/python scripts/gen_cli_docs.py
 
 # Regenerate src/plaza/atproto/lexicons/ from the pinned npm package (needs npm).
 lexicons: $(STAMP)
