@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +93,64 @@ def test_trace_from_values_validates() -> None:
         trace_from_values([1.0, -1.0])
     with pytest.raises(TraceError):
         trace_from_values(np.array([1.0]))
+
+
+def test_a_millennium_of_steps_is_refused_before_allocating() -> None:
+    # Two rows five minutes apart, then one a thousand years on: 105 million steps.
+    text = HEADER + "2015-01-01 00:00:00,1\n2015-01-01 00:05:00,1\n3015-01-01 00:00:00,1\n"
+    for repair in (False, True):
+        with pytest.raises(TraceError, match="more than the 1,000,000") as err:
+            parse_trace(text, name="t.csv", repair=repair)
+        assert err.value.message.startswith("t.csv: the timestamps span 105,")
+
+
+def test_two_rows_a_millennium_apart_are_not_a_trace() -> None:
+    text = HEADER + "2015-01-01 00:00:00,1\n3015-01-01 00:00:00,1\n"
+    for repair in (False, True):
+        with pytest.raises(TraceError, match="longer than a day"):
+            parse_trace(text, name="t.csv", repair=repair)
+
+
+def test_the_step_cap_is_inclusive() -> None:
+    # MAX_STEPS steps exactly is allowed (a day's step keeps the test small).
+    from plaza.sim.trace import MAX_STEP_SECONDS, MAX_STEPS
+
+    assert MAX_STEP_SECONDS == 86_400
+    day = HEADER + "2015-01-01 00:00:00,1\n2015-01-02 00:00:00,2\n"
+    assert parse_trace(day).step_seconds == 86_400
+    last = datetime(2015, 1, 1, tzinfo=UTC) + timedelta(minutes=5 * (MAX_STEPS - 1))
+    text = HEADER + "2015-01-01 00:00:00,1\n2015-01-01 00:05:00,1\n"
+    ok = parse_trace(text + f"{last:%Y-%m-%d %H:%M:%S},1\n")
+    assert ok.steps == MAX_STEPS
+    with pytest.raises(TraceError, match="1,000,001 steps"):
+        parse_trace(text + f"{last + timedelta(minutes=5):%Y-%m-%d %H:%M:%S},1\n")
+
+
+def test_naive_timestamps_are_utc_and_offsets_are_converted() -> None:
+    naive = parse_trace(HEADER + "2015-01-01 00:00:00,1\n2015-01-01 00:05:00,2\n")
+    assert naive.start == datetime(2015, 1, 1, tzinfo=UTC)
+    assert naive.start.utcoffset() == timedelta(0)
+    # The same instants written in Paris time (+01:00 in winter) and with Z.
+    paris = parse_trace(
+        HEADER + "2015-01-01T01:00:00+01:00,1\n2015-01-01 01:05:00+0100,2\n", name="p"
+    )
+    assert paris.start == naive.start and paris.start.tzinfo == UTC
+    assert paris.values.tolist() == naive.values.tolist()
+    zulu = parse_trace(HEADER + "2015-01-01T00:00:00Z,1\n2015-01-01T00:05:00Z,2\n")
+    assert zulu.start == naive.start
+    # Offsets order rows by their UTC instant: the autumn daylight-saving hour written
+    # with its offsets is not a repeated hour (02:30+02:00 comes before 02:00+01:00).
+    dst = parse_trace(
+        HEADER
+        + "2015-10-25 02:00:00+02:00,1\n2015-10-25 02:30:00+02:00,2\n"
+        + "2015-10-25 02:00:00+01:00,3\n2015-10-25 02:30:00+01:00,4\n"
+    )
+    assert dst.step_seconds == 1800
+    assert dst.values.tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert dst.start == datetime(2015, 10, 25, 0, 0, tzinfo=UTC)
+    with pytest.raises(TraceError, match="UTC offset"):
+        parse_trace(HEADER + "2015-01-01 00:00:00 CET,1\n2015-01-01 00:05:00,1\n")
+
+
+def test_synthetic_traces_start_in_utc() -> None:
+    assert trace_from_values([1.0, 2.0]).start.tzinfo == UTC

@@ -5,6 +5,20 @@ load per step). Rows must be evenly spaced; the step is the most common gap. Tim
 that repeat or go backwards (a daylight-saving change in some of the AWS traces), or
 that fall off the step grid, are an error unless ``repair=True``: then rows are ordered
 stably and each is put in the step nearest to its time, summing rows that share one.
+
+Timestamps are ``YYYY-MM-DD HH:MM[:SS]`` (a ``T`` may separate date and time), with an
+optional UTC offset (``+02:00``, ``-0500`` or ``Z``). A timestamp without an offset is
+UTC, never the machine's local time; one with an offset is converted to UTC. Every
+:class:`Trace` start is therefore an aware UTC datetime, and the same file gives the same
+simulation on any machine. Rows of one file may mix the two forms; the order and gaps
+are those of the UTC instants (so a daylight-saving change written with its offsets is
+not a repeated hour).
+
+A trace covers at most :data:`MAX_STEPS` steps from its first timestamp to its last (a
+year of 5-minute steps is 105,120): the steps are allocated, so a row a millennium after
+the others would otherwise ask for a hundred million of them. Its step is at most
+:data:`MAX_STEP_SECONDS`, a day (the market settles in daily epochs), so two rows a
+millennium apart are not a two-step trace either.
 """
 
 from __future__ import annotations
@@ -13,7 +27,7 @@ import csv
 import math
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
@@ -22,7 +36,11 @@ from numpy.typing import NDArray
 
 from plaza.sim.errors import TraceError
 
-_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
+_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
+#: The most steps a trace may span (about 9.5 years of 5-minute steps, 8 MB of values).
+MAX_STEPS = 1_000_000
+#: The longest step a trace may have: a day, the length of a settlement epoch.
+MAX_STEP_SECONDS = 86_400
 
 
 @dataclass(frozen=True)
@@ -31,7 +49,7 @@ class Trace:
 
     name: str
     step_seconds: int
-    start: datetime
+    start: datetime  # aware, UTC
     values: NDArray[np.float64]
 
     @property
@@ -43,12 +61,34 @@ class Trace:
 
 
 def _parse_time(text: str, where: str) -> datetime:
+    """An aware UTC datetime: naive timestamps are UTC, offsets are converted."""
+    raw = text.strip()
     for fmt in _FORMATS:
-        try:
-            return datetime.strptime(text.strip(), fmt)
-        except ValueError:
-            continue
-    raise TraceError(f"{where}: bad timestamp {text!r} (expected YYYY-MM-DD HH:MM:SS)")
+        for zone in ("", "%z"):
+            try:
+                ts = datetime.strptime(raw, fmt + zone)
+            except ValueError:
+                continue
+            if ts.tzinfo is None:
+                return ts.replace(tzinfo=UTC)
+            return ts.astimezone(UTC)
+    raise TraceError(
+        f"{where}: bad timestamp {text!r} (expected YYYY-MM-DD HH:MM:SS, optionally with a"
+        " UTC offset such as +02:00 or Z)"
+    )
+
+
+def _check_span(name: str, steps: int, step: int) -> None:
+    if step > MAX_STEP_SECONDS:
+        raise TraceError(
+            f"{name}: the step (the most common gap between rows) is {step:,}s, longer than"
+            f" a day ({MAX_STEP_SECONDS:,}s)"
+        )
+    if steps > MAX_STEPS:
+        raise TraceError(
+            f"{name}: the timestamps span {steps:,} steps of {step}s, more than the"
+            f" {MAX_STEPS:,} a trace may have (check the timestamps: a wrong year?)"
+        )
 
 
 def parse_trace(text: str, *, name: str = "trace", repair: bool = False) -> Trace:
@@ -56,7 +96,10 @@ def parse_trace(text: str, *, name: str = "trace", repair: bool = False) -> Trac
 
     Rules: header ``timestamp,value``; each value a finite number >= 0; at least two rows;
     every gap between consecutive timestamps a whole multiple of the step (missing steps
-    are filled with zero load); no repeated or decreasing timestamps unless ``repair``.
+    are filled with zero load); no repeated or decreasing timestamps unless ``repair``;
+    at most :data:`MAX_STEPS` steps from the first row to the last, each at most
+    :data:`MAX_STEP_SECONDS`. Timestamps without a UTC offset are UTC; ``start`` is an
+    aware UTC datetime (see the module docstring).
     """
     lines = text.splitlines()
     if not lines:
@@ -89,6 +132,7 @@ def parse_trace(text: str, *, name: str = "trace", repair: bool = False) -> Trac
             raise TraceError(f"{name}: every row has the same timestamp")
         step = Counter(positive).most_common(1)[0][0]
         first = rows[0][0]
+        _check_span(name, round((rows[-1][0] - first).total_seconds() / step) + 1, step)
         idx = np.array([round((ts - first).total_seconds() / step) for ts, _ in rows])
         values = np.zeros(int(idx[-1]) + 1, dtype=np.float64)
         np.add.at(values, idx, np.array([v for _, v in rows]))
@@ -109,6 +153,7 @@ def parse_trace(text: str, *, name: str = "trace", repair: bool = False) -> Trac
                 " (repair=True / --repair snaps rows to the nearest step)"
             )
         index.append(index[-1] + gap // step)
+    _check_span(name, index[-1] + 1, step)
     values = np.zeros(index[-1] + 1, dtype=np.float64)
     values[np.asarray(index)] = [v for _, v in rows]
     return Trace(name=name, step_seconds=step, start=rows[0][0], values=values)
@@ -131,4 +176,5 @@ def trace_from_values(
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1 or arr.size < 2 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise TraceError(f"{name}: values must be >= 2 finite numbers >= 0")
-    return Trace(name=name, step_seconds=step_seconds, start=datetime(2000, 1, 1), values=arr)
+    start = datetime(2000, 1, 1, tzinfo=UTC)
+    return Trace(name=name, step_seconds=step_seconds, start=start, values=arr)
