@@ -45,12 +45,17 @@ def world() -> World:
 
 
 def make_world() -> World:
-    """Five people, an agent and a ledger key, with a constitution that names the last two."""
+    """Five people, an agent and a ledger key, with a constitution that names the last two
+    (and alice and bob as treasurers)."""
     agent = signer("agent")
     ledger_key = signer("ledger", "ES256")
     base = default_constitution()
     constitution = base.model_copy(
-        update={"agents": (agent.did,), "ledger_keys": (ledger_key.did_key,)}
+        update={
+            "agents": (agent.did,),
+            "treasurers": (signer("alice").did, signer("bob").did),
+            "ledger_keys": (ledger_key.did_key,),
+        }
     )
     return World(
         alice=signer("alice"),

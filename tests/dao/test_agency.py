@@ -9,7 +9,9 @@ from plaza.dao.action import Action
 from plaza.dao.agency import veto_threshold
 from plaza.dao.errors import (
     ActionMismatchError,
+    DuplicatePaymentError,
     DuplicateVoteError,
+    InvalidPayloadError,
     MandateDeniedError,
     NotAllowedError,
     NotMemberError,
@@ -18,6 +20,7 @@ from plaza.dao.errors import (
 )
 from plaza.dao.mandate import Allow, Deny, NeedsVote, Optimistic
 from plaza.dao.service import Dao
+from plaza.ledger import MemoryEventStore
 from tests.dao.conftest import DAY, HOUR, T0, World, signer
 
 PROCURE = Action(
@@ -155,7 +158,7 @@ def test_budget_spent_meanwhile_stops_a_motion(dao: Dao, world: World) -> None:
     # 150,000 opens; meanwhile 11 invoices of 180,000 (1,980,000) are paid under the same
     # budget. A 12th would reach 2,160,000 and is denied; executing the motion would reach
     # 2,130,000, so the guard, asked again at execution, stops it too.
-    dao.receive(world.agent, "grant", 3_000_000, T0, source="a foundation")
+    dao.receive(world.agent, "grant", 3_000_000, T0, source="a foundation", ref="grant-1")
     m1 = dao.act(world.agent, PROCURE, "first", T0).motion
     assert m1 is not None
     big = Action(
@@ -253,9 +256,11 @@ def test_escrow_bond_and_payment(dao: Dao, world: World) -> None:
 
 
 def test_income(dao: Dao, world: World) -> None:
-    dao.receive(world.alice, "dues", 1_200, T0, source=world.alice.did)
-    dao.receive(world.agent, "grant", 500_000, T0, source="Sovereign Tech Fund", memo="2025")
-    dao.receive(world.bob, "donation", 300, T0, source="anonymous")
+    dao.receive(world.alice, "dues", 1_200, T0, source=world.alice.did, ref="sepa 2025-001")
+    dao.receive(
+        world.agent, "grant", 500_000, T0, source="Sovereign Tech Fund", ref="wire-9", memo="2025"
+    )
+    dao.receive(world.bob, "donation", 300, T0, source="anonymous", ref="stripe ch_3Nx")
     b = dao.state.books
     assert (
         b.balance("Income:Dues"),
@@ -263,5 +268,86 @@ def test_income(dao: Dao, world: World) -> None:
         b.balance("Income:Donations"),
     ) == (-1_200, -500_000, -300)
     assert b.balance("Assets:Treasury") == 1_000_000 + 501_500
-    with pytest.raises(NotAllowedError):
-        dao.receive(world.dave, "dues", 1, T0, source="x")
+    assert [e.ref for e in b.entries[-3:]] == ["sepa 2025-001", "wire-9", "stripe ch_3Nx"]
+
+
+def test_only_agents_and_treasurers_record_income(dao: Dao, world: World) -> None:
+    """carol is a founding member but not a treasurer: a member cannot book income (and
+    inflate the treasury others then vote to spend); neither can a stranger."""
+    before = dao.state.fingerprint()
+    for who in (world.carol, world.dave, world.erin):
+        with pytest.raises(NotAllowedError, match="may not record income"):
+            dao.receive(who, "donation", 100_000, T0, source="me", ref=f"r-{who.did[-6:]}")
+    assert dao.state.fingerprint() == before
+
+
+def test_a_removed_member_is_no_longer_a_treasurer(dao: Dao, world: World) -> None:
+    pid = dao.propose(
+        world.alice, "removal", "remove bob", T0, effect={"member": world.bob.did, "fake": False}
+    )
+    for s in (world.alice, world.bob, world.carol):
+        dao.vote(s, pid, {"choice": "yes"}, T0 + 1)
+    dao.execute(world.alice, pid, T0 + 8 * DAY)
+    assert world.bob.did in dao.state.constitution.treasurers
+    with pytest.raises(NotAllowedError, match="may not record income"):
+        dao.receive(world.bob, "dues", 100, T0 + 9 * DAY, source="bob", ref="late dues")
+
+
+def test_agents_record_income_only_if_the_mandate_lets_them(world: World) -> None:
+    from plaza.dao.mandate import default_mandate
+
+    base = default_mandate()
+    for actions in (
+        {k: v for k, v in base.actions.items() if k != "treasury.receive"},  # no rule
+        {
+            **base.actions,
+            "treasury.receive": base.actions["treasury.receive"].model_copy(
+                update={"class_": "vote"}
+            ),
+        },
+    ):
+        dao = Dao.init(
+            MemoryEventStore(),
+            world.alice,
+            constitution=world.constitution,
+            mandate=base.model_copy(update={"actions": actions}),
+            now=T0,
+            cofounders=(world.bob, world.carol),
+        )
+        with pytest.raises(MandateDeniedError, match="record income"):
+            dao.receive(world.agent, "grant", 5_000, T0, source="a foundation", ref="g-1")
+        dao.receive(world.alice, "grant", 5_000, T0, source="a foundation", ref="g-1")
+
+
+def test_income_needs_a_reference_once_and_the_daos_currency(dao: Dao, world: World) -> None:
+    good = {"kind": "dues", "amount": 500, "currency": "EUR", "from": "dave", "ref": "sepa-7"}
+    before = dao.state.fingerprint()
+    for change, error, match in [
+        ({"ref": None}, InvalidPayloadError, "missing field 'ref'"),
+        ({"ref": ""}, InvalidPayloadError, "payment reference"),
+        ({"ref": " sepa-7"}, InvalidPayloadError, "payment reference"),
+        ({"ref": "sepa\n7"}, InvalidPayloadError, "payment reference"),
+        ({"ref": "x" * 201}, InvalidPayloadError, "at most 200"),
+        ({"currency": None}, InvalidPayloadError, "missing field 'currency'"),
+        ({"currency": "USD"}, InvalidPayloadError, "books are in EUR"),
+        ({"amount": 0}, InvalidPayloadError, "'amount'"),
+        ({"amount": -5}, InvalidPayloadError, "'amount'"),
+        ({"amount": 2**63}, InvalidPayloadError, "'amount'"),
+        ({"from": " "}, InvalidPayloadError, "who paid"),
+    ]:
+        payload = {k: v for k, v in {**good, **change}.items() if v is not None}
+        with pytest.raises(error, match=match):
+            dao.record(world.alice, "dao.treasury.received", payload, T0)
+    assert dao.state.fingerprint() == before
+    dao.record(world.alice, "dao.treasury.received", good, T0)
+    with pytest.raises(DuplicatePaymentError, match="already in the books"):
+        dao.receive(world.bob, "donation", 900, T0 + 1, source="someone else", ref="sepa-7")
+    assert dao.state.books.refs == {"sepa-7": dao.state.seq}
+
+
+def test_the_books_never_count_past_64_bits(dao: Dao, world: World) -> None:
+    big = 2**63 - 1 - 1_000_000  # the treasury holds the 1,000,000 opening balance
+    dao.receive(world.alice, "grant", big, T0, source="a whale", ref="w-1")
+    with pytest.raises(TreasuryError, match="more than the books can count"):
+        dao.receive(world.alice, "grant", 1, T0 + 1, source="a whale", ref="w-2")
+    assert dao.state.books.balance("Assets:Treasury") == 2**63 - 1

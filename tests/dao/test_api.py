@@ -101,13 +101,20 @@ def test_signed_event_is_the_write_path(api: tuple[str, int], world: World) -> N
     ]:
         res = _post(base, _signed(base, who, "dao.vote.cast", {"proposal": pid, "ballot": ballot}))
         assert (res.status_code, res.json()["error"]) == (status, code), res.text
+    # Income: only a treasurer (alice, bob) or an agent books it, once per reference.
+    gift = {"kind": "donation", "amount": 10**9, "currency": "EUR", "from": "me", "ref": "r1"}
+    res = _post(base, _signed(base, world.carol, "dao.treasury.received", gift))
+    assert (res.status_code, res.json()["error"]) == (403, "Forbidden"), res.text
+    assert _post(base, _signed(base, world.alice, "dao.treasury.received", gift)).status_code == 200
+    res = _post(base, _signed(base, world.bob, "dao.treasury.received", gift))
+    assert (res.status_code, res.json()["error"]) == (409, "DuplicatePayment"), res.text
     res = httpx.post(f"{base}/ledger/events", json={"seq": "nope"})
     assert (res.status_code, res.json()["error"]) == (400, "InvalidRequest")
     huge = httpx.post(f"{base}/ledger/events", json={"payload": "x" * 600_000})
     assert (huge.status_code, huge.json()["error"]) == (413, "PayloadTooLarge")
     events = httpx.get(f"{base}/ledger/events?start=0&limit=100").json()
-    assert [e["type"] for e in events][-1] == "dao.vote.cast"
-    assert len(events) == vote.seq + 1
+    assert [e["type"] for e in events][-1] == "dao.treasury.received"
+    assert len(events) == vote.seq + 2
 
 
 def test_proofs_over_http(api: tuple[str, int]) -> None:

@@ -52,8 +52,10 @@ def test_books_refuse_unbalanced_and_overdrawn() -> None:
 
 def _eventful(dao: Dao, world: World) -> None:
     provider = signer("provider").did
-    dao.receive(world.alice, "dues", 1_200, T0, source=world.alice.did, memo='dues "2025"')
-    dao.receive(world.agent, "grant", 250_000, T0 + HOUR, source="Foundation")
+    dao.receive(
+        world.alice, "dues", 1_200, T0, source=world.alice.did, ref="sepa-1", memo='dues "2025"'
+    )
+    dao.receive(world.agent, "grant", 250_000, T0 + HOUR, source="Foundation", ref='wire "7"')
     steps = [
         Action("escrow.open", {"escrow": "bond-1", "kind": "bond", "party": provider}),
         Action("escrow.deposit", {"escrow": "bond-1", "amount": 40_000}),

@@ -101,7 +101,9 @@ def test_commands_fail_cleanly(tmp_path: Path) -> None:
     assert code == 1 and "exactly one" in out
     code, out = run("dao", "vote", "1", "--choice", "red", "--as", "nobody", env=env)
     assert code == 1 and out.startswith("error: KeystoreError"), out
-    code, out = run("dao", "receive", "dues", "1.234", "--from", "x", "--as", "alice", env=env)
+    code, out = run(
+        "dao", "receive", "dues", "1.234", "--from", "x", "--ref", "r", "--as", "alice", env=env
+    )
     assert code == 1 and "decimals" in out
     code, out = run(
         "dao", "act", '{"kind": "rfb.create"}', "--reason", "x", "--as", "alice", env=env
@@ -118,8 +120,8 @@ def test_commands_fail_cleanly(tmp_path: Path) -> None:
     [
         ["dao", "init", "--founder", "carol", "--opening", "lots"],
         ["dao", "init", "--founder", "carol", "--opening", "Infinity"],
-        ["dao", "receive", "donation", "Infinity", "--from", "x", "--as", "alice"],
-        ["dao", "receive", "donation", "NaN", "--from", "x", "--as", "alice"],
+        ["dao", "receive", "donation", "Infinity", "--from", "x", "--ref", "r", "--as", "alice"],
+        ["dao", "receive", "donation", "NaN", "--from", "x", "--ref", "r", "--as", "alice"],
         ["dao", "propose", "treasury", "t", "--effect", "@/nonexistent/e.json", "--as", "alice"],
         ["dao", "act", "@/nonexistent/a.json", "--reason", "r", "--as", "alice"],
         ["dao", "vote", "1", "--score", "a=--5", "--as", "alice"],
@@ -160,3 +162,20 @@ def test_at_without_a_zone_is_utc_whatever_the_machines_zone(
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_receive_needs_a_treasurer_and_a_reference(tmp_path: Path) -> None:
+    env = {"PLAZA_DATA": str(tmp_path / "d")}
+    init = ("dao", "init", "--founder", "alice", "--founder", "bob", "--treasurer", "alice")
+    assert run(*init, env=env)[0] == 0
+    gift = ("dao", "receive", "donation", "5.00", "--from", "a friend")
+    code, out = run(*gift, "--as", "alice", env=env)
+    assert code == 2 and "--ref" in out, out  # no reference: a usage error
+    code, out = run(*gift, "--ref", "bank 1", "--as", "bob", env=env)
+    assert code == 1 and out.startswith("error: Forbidden"), out
+    code, out = run(*gift, "--ref", "bank 1", "--currency", "USD", "--as", "alice", env=env)
+    assert code == 1 and "books are in EUR" in out, out
+    code, out = run(*gift, "--ref", "bank 1", "--as", "alice", env=env)
+    assert code == 0 and out.startswith("received 5.00 (donation, bank 1); treasury 5.00 EUR"), out
+    code, out = run(*gift, "--ref", "bank 1", "--as", "alice", env=env)
+    assert code == 1 and out.startswith("error: DuplicatePayment"), out

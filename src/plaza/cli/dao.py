@@ -64,6 +64,10 @@ def init(
     *,
     founder: Annotated[list[str], typer.Option("--founder", help="Founding member (repeat).")],
     agent: Annotated[list[str] | None, typer.Option("--agent", help="Agent identity.")] = None,
+    treasurer: Annotated[
+        list[str] | None,
+        typer.Option("--treasurer", help="Identity that records income (repeat)."),
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="The DAO's name.")] = None,
     constitution: Annotated[
         Path | None, typer.Option("--constitution", help="Constitution TOML (default: Plaza's).")
@@ -78,14 +82,15 @@ def init(
 ) -> None:
     """Found a DAO: write the genesis event with its founders, constitution and mandate.
 
-    Founders and agents are keystore names; missing identities are created, and so is
-    the identity ``ledger``, whose key signs checkpoints (it is written into the
-    constitution's ``ledger_keys``).
+    Founders, agents and treasurers are keystore names; missing identities are created,
+    and so is the identity ``ledger``, whose key signs checkpoints (it is written into
+    the constitution's ``ledger_keys``). Treasurers (written into the constitution's
+    ``treasurers``) record income, as agents do when the mandate allows it.
 
     Example:
 
     \b
-        plaza dao init --founder alice --founder bob --founder carol --agent ops
+        plaza dao init --founder alice --founder bob --founder carol --agent ops --treasurer alice
     """
     from plaza.dao.constitution import default_constitution, load_constitution
     from plaza.dao.mandate import default_mandate, load_mandate
@@ -96,10 +101,12 @@ def init(
         ks = keystore(data_dir)
         signers = [ks.get(n) if ks.has(n) else ks.create(n) for n in founder]
         agents = [ks.get(n) if ks.has(n) else ks.create(n) for n in agent or []]
+        treasurers = [ks.get(n) if ks.has(n) else ks.create(n) for n in treasurer or []]
         ledger_key = ks.get("ledger") if ks.has("ledger") else ks.create("ledger")
         c = load_constitution(constitution) if constitution else default_constitution()
         update: dict[str, Any] = {
             "agents": tuple(dict.fromkeys([*c.agents, *(a.did for a in agents)])),
+            "treasurers": tuple(dict.fromkeys([*c.treasurers, *(t.did for t in treasurers)])),
             "ledger_keys": tuple(dict.fromkeys([*c.ledger_keys, ledger_key.did_key])),
         }
         if name:

@@ -19,27 +19,42 @@ def receive(
     kind: Annotated[str, typer.Argument(help="dues, donation or grant.")],
     amount: Annotated[str, typer.Argument(help="Amount, e.g. 12.50.")],
     source: Annotated[str, typer.Option("--from", help="Who paid.")],
+    ref: Annotated[
+        str, typer.Option("--ref", help="The payment's reference (bank or processor id).")
+    ],
     signer: As,
+    currency: Annotated[
+        str | None, typer.Option("--currency", help="The amount's currency (the DAO's).")
+    ] = None,
     memo: Annotated[str, typer.Option("--memo", help="A note.")] = "",
     data_dir: DataDir = DATA_DIR,
     db: Db = None,
     at: At = None,
 ) -> None:
-    """Record income into the treasury (dues, a donation or a grant).
+    """Record income into the treasury (dues, a donation or a grant) with its payment
+    reference. Only the DAO's agents (when the mandate allows ``treasury.receive``) and
+    the treasurers the constitution names may; a reference is booked once.
 
     Example:
 
     \b
-        plaza dao receive donation 50.00 --from "a friend" --as alice
+        plaza dao receive donation 50.00 --from "a friend" --ref "bank 2025-0042" --as alice
     """
     with reporting():
         dao = open_dao(data_dir, db)
         minor = parse_amount(dao, amount)
         dao.receive(
-            keystore(data_dir).get(signer), kind, minor, now_ms(at), source=source, memo=memo
+            keystore(data_dir).get(signer),
+            kind,
+            minor,
+            now_ms(at),
+            source=source,
+            ref=ref,
+            memo=memo,
+            currency=currency,
         )
         balance = dao.state.books.format(dao.state.books.balance("Assets:Treasury"))
-    typer.echo(f"received {amount} ({kind}); treasury {balance}")
+    typer.echo(f"received {amount} ({kind}, {ref}); treasury {balance}")
 
 
 def books(

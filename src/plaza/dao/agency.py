@@ -26,10 +26,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from plaza.dao.action import Action
+from plaza.dao.action import MAX_AMOUNT, Action
 from plaza.dao.errors import (
     ActionError,
     ActionMismatchError,
+    DuplicatePaymentError,
     DuplicateVoteError,
     InvalidPayloadError,
     MandateDeniedError,
@@ -62,6 +63,8 @@ if TYPE_CHECKING:
     from plaza.dao.state import DaoState
 
 ESCALATION_TYPE = "agent-action"
+RECEIVE_KIND = "treasury.receive"  # the mandate's rule for agents recording income
+MAX_REF = 200
 PPM = 1_000_000
 
 
@@ -357,19 +360,53 @@ def motion_vetoed(st: DaoState, ev: Event, commit: bool) -> None:
 
 
 def treasury_received(st: DaoState, ev: Event, commit: bool) -> None:
+    """Income into the treasury, recorded by whoever the DAO trusts with the books: an
+    agent whose mandate allows ``treasury.receive`` on its own, or a treasurer named in
+    the constitution (who, if they are or were a member, must still be one). Every income
+    names its payment's reference (a bank or processor transaction id), once: the same
+    payment cannot be booked twice. The amount is in the DAO's currency, named."""
     require_genesis(st)
     p = Payload(ev.payload, ev.type)
     kind = p.choice("kind", tuple(INCOME_KINDS))
-    amount = p.integer("amount", lo=1)
+    amount = p.integer("amount", lo=1, hi=MAX_AMOUNT)
+    currency = p.text("currency", max_len=24)
     source = p.text("from", max_len=300)
+    ref = p.text("ref", max_len=MAX_REF)
     memo = p.text("memo", max_len=500, default="")
     p.finish()
-    if not (st.is_member(ev.author_did) or st.is_agent(ev.author_did)):
-        raise NotAllowedError("only members and agents record income")
+    author = ev.author_did
+    if st.is_agent(author):
+        verdict = check(Action(RECEIVE_KIND, {"kind": kind}), st.guard_state(ev.time))
+        if not isinstance(verdict, Allow):
+            raise MandateDeniedError(
+                f"the mandate does not let agents record income on their own: "
+                f"{_verdict_text(Action(RECEIVE_KIND), verdict)}"
+            )
+    elif not st.is_treasurer(author):
+        raise NotAllowedError(
+            f"{author} may not record income: only the DAO's agents (under the mandate) "
+            "and the treasurers the constitution names do"
+        )
+    books = st.books
+    if currency != books.currency:
+        raise InvalidPayloadError(
+            f"income in {currency!r}, but the DAO's books are in {books.currency}"
+        )
+    if not source.strip():
+        raise InvalidPayloadError("income names who paid ('from')")
+    if not ref.strip() or ref != ref.strip() or not ref.isprintable():
+        raise InvalidPayloadError(
+            "income carries its payment reference ('ref'): printable text, "
+            "without surrounding spaces"
+        )
+    if ref in books.refs:
+        raise DuplicatePaymentError(
+            f"payment {ref!r} is already in the books (event {books.refs[ref]})"
+        )
     postings = (Posting(TREASURY, amount), Posting(INCOME_KINDS[kind], -amount))
-    st.books.check(postings)
+    books.check(postings)
     if commit:
-        st.books.post(Entry(ev.seq, ev.time, source, memo or kind, postings))
+        books.post(Entry(ev.seq, ev.time, source, memo or kind, postings, ref=ref))
 
 
 HANDLERS = {

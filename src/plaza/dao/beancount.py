@@ -1,10 +1,11 @@
 """Export the treasury's books as a Beancount file that ``bean-check`` accepts.
 
 Accounts are opened on the day of their first entry, entries are written in ledger
-order with the ledger sequence number as metadata, and the file ends with one
-``balance`` assertion per account dated the day after the last entry, with an explicit
-tolerance of zero (Beancount would otherwise allow one unit of the last digit), so
-``bean-check`` itself proves that the file's balances equal the ledger's exactly.
+order with the ledger sequence number (and an income's payment reference) as metadata,
+and the file ends with one ``balance`` assertion per account dated the day after the
+last entry, with an explicit tolerance of zero (Beancount would otherwise allow one unit
+of the last digit), so ``bean-check`` itself proves that the file's balances equal the
+ledger's exactly.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def to_beancount(books: Books, *, title: str) -> str:
     for e in books.entries:
         lines.append(f'{_date(e.time_ms)} * "{_text(e.payee)}" "{_text(e.narration)}"')
         lines.append(f"  ledger-seq: {e.seq}")
+        if e.ref:
+            lines.append(f'  payment-ref: "{_text(e.ref)}"')
         for p in e.postings:
             lines.append(f"  {p.account}  {format_amount(p.amount, digits)} {cur}")
         lines.append("")

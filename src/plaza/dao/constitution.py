@@ -3,7 +3,8 @@
 It names the DAO and its currency, sets admission (``vouches_required`` = k, how long a
 voucher loses vouching rights after vouching for a fake, the attestations required and
 who may issue them), the quadratic voice credits per member per epoch, the conviction
-parameters, the agents the DAO runs, the keys that sign ledger checkpoints, the legal
+parameters, the agents the DAO runs, its treasurers (who record income besides the
+agents), the keys that sign ledger checkpoints, the legal
 record's fields — and the registry of proposal types, each naming its voting method,
 quorum (participation), support threshold, window, who may propose it and what executes
 when it passes. A new proposal type is a new ``[proposal_types.NAME]`` table.
@@ -106,6 +107,7 @@ class Constitution(_Model):
     conviction: Conviction = Conviction()
     legal: Legal = Legal()
     agents: tuple[str, ...] = ()
+    treasurers: tuple[str, ...] = ()
     ledger_keys: tuple[str, ...] = ()
     proposal_types: dict[str, ProposalType]
 
@@ -121,7 +123,7 @@ class Constitution(_Model):
                 raise ValueError(f"{name}: budget requests use conviction voting")
         return v
 
-    @field_validator("agents", "ledger_keys")
+    @field_validator("agents", "treasurers", "ledger_keys")
     @classmethod
     def _dids(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for did in v:

@@ -148,6 +148,13 @@ class TreasuryError(RuleViolationError):
     code = "TreasuryError"
 
 
+class DuplicatePaymentError(RuleViolationError):
+    """Income with this payment reference is already in the books."""
+
+    code = "DuplicatePayment"
+    status = 409
+
+
 class MandateDeniedError(RuleViolationError):
     """The mandate guard denied an agent action."""
 

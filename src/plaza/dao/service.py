@@ -302,9 +302,28 @@ class Dao:
 
     # -- treasury -------------------------------------------------------------------------
     def receive(
-        self, signer: Signer, kind: str, amount: int, now: int, *, source: str, memo: str = ""
+        self,
+        signer: Signer,
+        kind: str,
+        amount: int,
+        now: int,
+        *,
+        source: str,
+        ref: str,
+        memo: str = "",
+        currency: str | None = None,
     ) -> Event:
-        payload: dict[str, Any] = {"kind": kind, "amount": amount, "from": source}
+        """Record income (an agent under the mandate, or a treasurer): ``amount`` minor
+        units of ``currency`` (default: the DAO's), paid by ``source``, with the payment's
+        reference ``ref``."""
+        self.sync()
+        payload: dict[str, Any] = {
+            "kind": kind,
+            "amount": amount,
+            "currency": currency if currency is not None else self.state.books.currency,
+            "from": source,
+            "ref": ref,
+        }
         if memo:
             payload["memo"] = memo
         return self.record(signer, "dao.treasury.received", payload, now)

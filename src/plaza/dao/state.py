@@ -155,6 +155,12 @@ class DaoState:
     def is_agent(self, did: str) -> bool:
         return self._constitution is not None and did in self._constitution.agents
 
+    def is_treasurer(self, did: str) -> bool:
+        """Named in the constitution's ``treasurers`` and, if ever a member, still one."""
+        if self._constitution is None or did not in self._constitution.treasurers:
+            return False
+        return did not in self.members or self.is_member(did)
+
     def is_provider(self, did: str) -> bool:
         return self.roles.get(did) == "provider"
 

@@ -16,6 +16,9 @@ The standard accounts:
   payment set aside for an invoice. ``Liabilities:Bonds:<ID>`` is what the DAO owes the
   provider back while it holds their bond. ``Income:Forfeits`` receives forfeited bonds.
 * ``Equity:Opening`` — the opening balance declared at genesis.
+
+Amounts are integers of minor units; no posting and no balance may leave the signed
+64-bit range (``MAX_AMOUNT``), so every state stays a DAG-CBOR value.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from plaza.dao.action import MAX_AMOUNT
 from plaza.dao.errors import TreasuryError
 
 AccountType = Literal["Assets", "Liabilities", "Income", "Expenses", "Equity"]
@@ -86,15 +90,19 @@ class Entry:
     payee: str
     narration: str
     postings: tuple[Posting, ...]
+    ref: str = ""  # the payment's reference, for income
 
     def to_map(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "seq": self.seq,
             "time": self.time_ms,
             "payee": self.payee,
             "narration": self.narration,
             "postings": [[p.account, p.amount] for p in self.postings],
         }
+        if self.ref:
+            out["ref"] = self.ref
+        return out
 
 
 class Books:
@@ -106,6 +114,7 @@ class Books:
         self.balances: dict[str, int] = {}
         self.opened: dict[str, int] = {}
         self.entries: list[Entry] = []
+        self.refs: dict[str, int] = {}  # payment reference -> the seq that recorded it
 
     def balance(self, account: str) -> int:
         return self.balances.get(account, 0)
@@ -119,11 +128,13 @@ class Books:
         delta: dict[str, int] = {}
         for p in postings:
             check_account(p.account)
-            if type(p.amount) is not int or p.amount == 0:
+            if type(p.amount) is not int or p.amount == 0 or abs(p.amount) > MAX_AMOUNT:
                 raise TreasuryError("posting amounts are non-zero integers of minor units")
             delta[p.account] = delta.get(p.account, 0) + p.amount
         for account, d in delta.items():
             after = self.balance(account) + d
+            if abs(after) > MAX_AMOUNT:
+                raise TreasuryError(f"{account} would hold more than the books can count")
             if account.startswith("Assets:") and after < 0:
                 raise TreasuryError(
                     f"{account} holds {self.format(self.balance(account))}, "
@@ -137,6 +148,8 @@ class Books:
         for p in entry.postings:
             self.opened.setdefault(p.account, entry.time_ms)
             self.balances[p.account] = self.balances.get(p.account, 0) + p.amount
+        if entry.ref:
+            self.refs[entry.ref] = entry.seq
         self.entries.append(entry)
 
     def format(self, minor: int) -> str:
