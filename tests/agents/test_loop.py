@@ -223,3 +223,68 @@ def test_limits_come_from_the_mandate() -> None:
     assert lim.max_provider_share == m.limits.max_provider_share_ppm / 1e6
     assert lim.migration_batch_limit == 500  # 5% of 10,000
     assert lim.budget_per_day is not None and lim.budget_per_day > 0
+
+
+def _optimistic_procure_mandate(world: World, window_s: int = 600) -> Mandate:
+    """The simulated mandate with a short veto window for purchases over the threshold."""
+    doc = sim_mandate(world.scenario, world).to_map()
+    doc["actions"]["capacity.procure"]["window"] = window_s
+    return mandate_from_map(doc)
+
+
+def test_optimistic_action_is_judged_again_when_its_window_has_passed(world: World) -> None:
+    clock = FakeClock(step=0)
+    mandate = _optimistic_procure_mandate(world)
+    loop, ledger = make_loop(world, mandate)
+    rule = mandate.rule("capacity.procure")
+    assert rule is not None and rule.optimistic_above is not None
+    each = rule.optimistic_above / 100
+    budget = mandate.budgets["capacity"].limit / 100
+    [big] = loop.submit([procure(7.0, each + 1.0, 5)], clock.now_ms, {})
+    assert (big.outcome, big.verdict) == ("proposed", "optimistic:600s")
+    # While it waits, automatic purchases spend the day's budget down to less than it.
+    n = int((budget - each) // each)
+    for _ in range(n):
+        [rec] = loop.submit([procure(1.0, each, 1)], clock.now_ms, {})
+        assert rec.outcome == "executed", rec.detail
+    assert loop.spent("capacity", clock.now_ms, 86400) + (each + 1.0) * 100 > budget * 100
+    clock.advance(2)  # the window has passed, nobody vetoed: but the budget is gone
+    [late] = loop.submit([], clock.now_ms, {})
+    assert (late.outcome, late.verdict) == ("denied", "deny:OverBudget")
+    assert "optimistic-window-passed" in late.detail and "budget exceeded" in late.detail
+    world.step(1, 20.0)
+    assert float(world.od.sum()) == n * 1.0  # the automatic purchases reached it...
+    for t in range(2, 6):
+        world.step(t, 20.0)
+    assert float(world.od.sum()) == 0.0  # ... the late one, for step 5, did not
+    last = events(ledger)[-1]
+    assert (last["outcome"], last["verdict"]) == ("denied", "deny:OverBudget")
+    assert last["action"]["amount"] == round((each + 1.0) * 100)
+    assert loop.stats.denials_by_code == {"OverBudget": 1}
+    assert loop.waiting() == 0
+    # It is not carried out later either, and the reconciler may ask again.
+    clock.advance(2)
+    assert loop.submit([], clock.now_ms, {}) == []
+    [again] = loop.submit([procure(7.0, each + 1.0, 9)], clock.now_ms, {})
+    assert again.outcome == "denied"  # still over budget today
+
+
+def test_optimistic_action_stops_when_the_mandate_changed(world: World) -> None:
+    clock = FakeClock(step=0)
+    loop, ledger = make_loop(world, _optimistic_procure_mandate(world))
+    rule = loop.mandate.rule("capacity.procure")
+    assert rule is not None and rule.optimistic_above is not None
+    [big] = loop.submit([procure(7.0, rule.optimistic_above / 100 + 1.0, 5)], clock.now_ms, {})
+    assert big.outcome == "proposed"
+    # Members amend the mandate during the window: purchases now need a vote.
+    doc = loop.mandate.to_map()
+    doc["actions"]["capacity.procure"]["class"] = "vote"
+    loop.mandate = mandate_from_map(doc)
+    clock.advance(2)
+    [late] = loop.submit([], clock.now_ms, {})
+    assert (late.outcome, late.verdict) == ("denied", "vote")
+    assert "requires a vote" in late.detail
+    for t in range(1, 6):
+        world.step(t, 20.0)
+        assert float(world.od.sum()) == 0.0
+    assert events(ledger)[-1]["outcome"] == "denied"

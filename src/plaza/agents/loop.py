@@ -12,7 +12,9 @@ world. For every action the loop
    simulated world in the simulator, the live services with ``plaza agents run``); hands
    ``Optimistic`` and ``NeedsVote`` to a :class:`Proposer` — the loop's own veto windows
    in the simulator, DAO motions and proposals members veto or vote on in a live run —
-   and executes what the proposer says members let through; drops what is denied;
+   and executes what the proposer says members let through — an optimistic one only if
+   the guard, asked again when its window has passed (spending since, the mandate then,
+   accounts then), still lets it; drops what is denied;
 4. records every piece — executed, proposed, denied or failed — with its reason in the
    ledger (the action's canonical map, the rule, the numbers, the digest of the inputs
    and a plain-language explanation).
@@ -349,9 +351,7 @@ class AgentLoop:
             key = _waiting_key(action)
             self._waiting.discard(key)
             answered.add(key)
-            records.append(
-                self._execute(action, self._guard_action(action), now_ms, acc, authority)
-            )
+            records.append(self._carry_out(action, authority, now_ms, acc))
         for action in actions:
             key = _waiting_key(action)
             if key in self._waiting or key in answered:
@@ -370,6 +370,35 @@ class AgentLoop:
 
     def _guard_action(self, action: Action) -> dao_action.Action:
         return to_guard_action(action, self.provider_did)
+
+    def _carry_out(
+        self, action: Action, authority: str, now_ms: int, acc: dict[str, int]
+    ) -> LoopRecord:
+        """Execute a proposal members let through, asking the guard again first.
+
+        A voted one (``proposal:N``) has the members' own authority and executes as
+        passed. An optimistic one only waited out its veto window: the guard judges it
+        again with the state of now (spending since, the mandate in force, accounts),
+        exactly as the DAO does when a motion executes, and anything but ``Allow`` or
+        ``Optimistic`` is a denial, recorded, and not executed.
+        """
+        ga = self._guard_action(action)
+        if authority.startswith("proposal:"):
+            return self._execute(action, ga, now_ms, acc, authority)
+        verdict = check(ga, self._state(now_ms, acc))
+        if isinstance(verdict, Allow | Optimistic):
+            return self._execute(action, ga, now_ms, acc, authority)
+        if isinstance(verdict, Deny):
+            code, name, why = verdict.code, f"deny:{verdict.code}", verdict.reason
+        else:
+            assert isinstance(verdict, NeedsVote)
+            code, name, why = "NeedsVote", "vote", verdict.reason
+        self.stats.denied += 1
+        self.stats.denials_by_code[code] = self.stats.denials_by_code.get(code, 0) + 1
+        detail = f"{authority}, but at execution the guard says no: {why}; not executed"
+        rec = LoopRecord(now_ms, action, "denied", name, detail)
+        self.recorder(rec, ga)
+        return rec
 
     def _apply(
         self,
