@@ -122,7 +122,7 @@ def _market(tmp: Path, net: Net) -> tuple[Dao, Market]:
                 "services": ["hosting"], "regions": ["eu"],
                 "capacity": {"hosting": {"accounts": 100}},
                 "prices": {"hosting": {"account": 1_000_000}}, "bond": 10_000,
-                "endpoint": endpoint, "nonce": f"reg-{name}",
+                "endpoint": endpoint, "nonce": f"reg-{name}", "signed_ms": t,
             }),
             t,
         )  # fmt: skip
@@ -133,6 +133,7 @@ def _market(tmp: Path, net: Net) -> tuple[Dao, Market]:
                 "$type": "registration", "provider": s.did, "key": s.key.did_key(),
                 "services": ["prober"], "regions": ["eu"], "capacity": {}, "prices": {},
                 "bond": 0, "endpoint": f"https://{name}.example", "nonce": f"reg-{name}",
+                "signed_ms": t,
             }),
             t,
         )  # fmt: skip

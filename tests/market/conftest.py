@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from plaza.atproto.crypto import PrivateKey
+from plaza.atproto.plc import create_genesis
+from plaza.atproto.plc.proof import proof_value
 from plaza.dao import Mandate, parse_mandate
 from plaza.dao.service import Dao
 from plaza.ledger import EventStore, Ledger, MemoryEventStore, SqlEventStore
@@ -87,6 +89,19 @@ def key_for(n: int) -> PrivateKey:
     return PrivateKey.from_bytes("ES256K", bytes([n]) * 32)
 
 
+def plc_identity(key: PrivateKey, name: str) -> tuple[str, dict[str, Any]]:
+    """A real did:plc whose genesis lists ``key`` (as rotation and #atproto key), and its
+    identity proof (the one-operation chain)."""
+    did, genesis = create_genesis(
+        key=key,
+        rotation_keys=[key.did_key()],
+        signing_key=key.did_key(),
+        handle=f"{name}.test",
+        pds_endpoint=f"https://{name}.example",
+    )
+    return did, proof_value([genesis])
+
+
 StoreFactory = Callable[[], EventStore]
 
 
@@ -155,7 +170,7 @@ class World:
         endpoint: str = "",
     ) -> Party:
         key = key_for(n)
-        did = f"did:plc:{name}{'x' * (24 - len(name))}"
+        did, proof = plc_identity(key, name)
         party = Party(did, key)
         self.parties[name] = party
         capacity = {
@@ -174,6 +189,8 @@ class World:
                 "bond": bond,
                 "endpoint": endpoint or f"https://{name}.example",
                 "nonce": f"reg-{name}",
+                "signed_ms": now,
+                "proof": proof,
             }
         )
         self.market.register_provider(doc, now)

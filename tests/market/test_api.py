@@ -24,6 +24,7 @@ from tests.market.conftest import (
     World,
     key_for,
     market_mandate,
+    plc_identity,
 )
 from tests.market.test_end_to_end import RFB, all_up
 
@@ -67,9 +68,9 @@ def served(store_factory: StoreFactory) -> Iterator[tuple[Client, World, list[in
         yield Client(url), world, now
 
 
-def registration(world: World, name: str, n: int, services: list[str]) -> dict[str, Any]:
+def registration(world: World, name: str, n: int, services: list[str], now: int) -> dict[str, Any]:
     key = key_for(n)
-    did = f"did:plc:{name}{'x' * (24 - len(name))}"
+    did, proof = plc_identity(key, name)
     world.parties[name] = Party(did, key)
     hosting = "hosting" in services
     return world.parties[name].sign(
@@ -84,6 +85,8 @@ def registration(world: World, name: str, n: int, services: list[str]) -> dict[s
             "bond": 100_000 if hosting else 0,
             "endpoint": f"https://{name}.example",
             "nonce": f"reg-{name}",
+            "signed_ms": now,
+            "proof": proof,
         }
     )
 
@@ -93,14 +96,12 @@ def test_api_end_to_end(served: tuple[Client, World, list[int]]) -> None:
     assert api.get("/_health").json()["open"] is True
     assert "/market/bids" in api.get("/openapi.json").json()["paths"]
     for i, name in enumerate(("a", "b", "c")):
-        r = api.post("/market/providers", registration(world, name, 10 + i, ["hosting"]))
+        r = api.post("/market/providers", registration(world, name, 10 + i, ["hosting"], now[0]))
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "probation"
     for i, name in enumerate(("p1", "p2", "p3")):
-        assert (
-            api.post("/market/providers", registration(world, name, 20 + i, ["prober"])).status_code
-            == 200
-        )
+        doc = registration(world, name, 20 + i, ["prober"], now[0])
+        assert api.post("/market/providers", doc).status_code == 200
     assert len(api.get("/market/providers", service="hosting").json()) == 3
 
     # Registering twice is a replay; an operator command without the token is refused.

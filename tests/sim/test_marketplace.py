@@ -13,6 +13,7 @@ from plaza.ledger import verify_log
 from plaza.market import PRICE_SCALE, MarketState
 from plaza.sim import Scenario, run
 from plaza.sim.engine import RunResult
+from plaza.sim.parties import provider_did
 from plaza.sim.policies import AgentPolicy, sim_mandate
 from plaza.sim.world import World
 from tests.sim.test_engine import SMALL, diurnal
@@ -132,7 +133,7 @@ def test_faults_are_credited_and_the_cost_stays_within_the_accounting() -> None:
     st = policy(res).market.market.state
     crashed = [i for i in st.invoices.values() if i.down]
     assert crashed, "probers saw the crash"
-    assert {i.provider for i in crashed} == {"did:web:p2.providers.sim.plaza"}
+    assert {i.provider for i in crashed} == {provider_did(2)}
     # 36 of 288 windows down is 87.5%: failed windows unpaid, then the ladder's 100%.
     assert all(i.credit_ppm == 1_000_000 and i.amount == 0 for i in crashed if i.windows == 288)
     assert res.metrics.cost < res.metrics.cost_accounted
@@ -165,7 +166,7 @@ def test_a_failing_provider_is_offboarded_and_its_accounts_drained() -> None:
     )
     pol = policy(res)
     st = pol.market.market.state
-    p2 = "did:web:p2.providers.sim.plaza"
+    p2 = provider_did(2)
     assert st.providers[p2].status == "offboarded"
     [need] = [n for n in st.needs if n.kind == "migration"]
     assert need.provider == p2

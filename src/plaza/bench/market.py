@@ -18,6 +18,7 @@ per provider.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import statistics
 import time
@@ -72,8 +73,10 @@ def _key(n: int) -> PrivateKey:
     return PrivateKey.from_bytes("ES256K", hashlib.sha256(n.to_bytes(8, "big")).digest())
 
 
+@functools.cache
 def _did(n: int) -> str:
-    return f"did:plc:bench{n:019d}"
+    """Party ``n``'s DID: the did:key of its key (a registration proves it by itself)."""
+    return _key(n).did_key()
 
 
 def build(providers: int) -> tuple[Market, dict[str, Any]]:
@@ -88,6 +91,7 @@ def build(providers: int) -> tuple[Market, dict[str, Any]]:
     params = MarketParams(genesis_ms=GENESIS, epoch_s=86_400, window_s=300)
     market.open(params, GENESIS - 10 * DAY)
     keys = {i: _key(i) for i in range(providers + 3)}
+    index = {_did(i): i for i in keys}
     t = GENESIS - 9 * DAY
     for i in range(providers + 3):
         prober = i >= providers
@@ -105,6 +109,7 @@ def build(providers: int) -> tuple[Market, dict[str, Any]]:
                     "bond": 0 if prober else 10_000,
                     "endpoint": f"https://p{i}.example",
                     "nonce": f"r{i}",
+                    "signed_ms": t,
                 },
             ),
             t,
@@ -154,7 +159,7 @@ def build(providers: int) -> tuple[Market, dict[str, Any]]:
     for rid in rfbs:
         _, contracts = market.award(rid, GENESIS - 2 * DAY)
         for c in contracts:
-            i = int(c.provider.rsplit("h", 1)[1])
+            i = index[c.provider]
             market.sign_contract(
                 sign_doc(
                     keys[i],
@@ -170,7 +175,7 @@ def build(providers: int) -> tuple[Market, dict[str, Any]]:
             )
             market.approve_contract(c.id, GENESIS - DAY)
     market.fund_escrow(10**12, GENESIS - DAY)
-    return market, {"keys": keys, "providers": providers}
+    return market, {"keys": keys, "providers": providers, "index": index}
 
 
 def evidence(market: Market, ctx: dict[str, Any]) -> int:
@@ -199,7 +204,7 @@ def evidence(market: Market, ctx: dict[str, Any]) -> int:
             events += 1
     observer = n
     for c in sorted(market.state.contracts.values(), key=lambda c: c.id):
-        i = int(c.provider.rsplit("h", 1)[1])
+        i = ctx["index"][c.provider]
         usage = {"account": 100, "gb_hour": 2400, "request": 100_000}
         market.report_usage(
             sign_doc(keys[i], {"$type": "usage", "provider": c.provider, "contract": c.id,

@@ -25,6 +25,7 @@ import typer
 
 from plaza.cli import market_pay
 from plaza.cli.dao import _iso, _now, _pairs
+from plaza.cli.dao_keys import DEFAULT_DIRECTORY, Directory
 from plaza.cli.ledger import DATA_DIR, DataDir, Db, reporting
 from plaza.cli.market_support import (
     MANDATE_FILE,
@@ -135,6 +136,7 @@ def provider_register(
     ] = None,
     bond: Annotated[str, typer.Option("--bond", help="Bond held in escrow, e.g. 1000.00.")] = "0",
     did: Annotated[str | None, typer.Option("--did", help="Your DID (default: the key's).")] = None,
+    directory: Directory = DEFAULT_DIRECTORY,
     url: Url = None,
     operator: Annotated[
         str | None, typer.Option("--operator", envvar="PLAZA_MARKET_OPERATOR")
@@ -144,6 +146,10 @@ def provider_register(
     at: At = None,
 ) -> None:
     """Join the market: sign a registration with your key and submit it.
+
+    A did:key registers as itself. A did:plc must list your key under #plaza (see 'plaza
+    dao keys publish') or #atproto: its operations are read from --directory and carried
+    in the registration as the proof the market checks.
 
     Example:
 
@@ -159,12 +165,21 @@ def provider_register(
         s = signer_of(data_dir, signer)
         cap = {k: _pairs(v) for k, _, v in (c.partition(":") for c in capacity or [])}
         prices = {k: parse_prices(v) for k, _, v in (p.partition(":") for p in price or [])}
+        provider = did or s.did
+        extra: dict[str, Any] = {}
+        if provider.startswith("did:plc:"):
+            from plaza.atproto.plc import proof_value
+            from plaza.services.directory.client import active_chain
+
+            extra["proof"] = proof_value(active_chain(directory, provider))
         doc = sign_doc(
             s.key,
             {
+                **extra,
                 "$type": "registration",
-                "provider": did or s.did,
+                "provider": provider,
                 "key": s.key.did_key(),
+                "signed_ms": _now(at),
                 "services": services.split(","),
                 "regions": regions.split(","),
                 "capacity": cap,
@@ -346,6 +361,7 @@ def bid(
         str, typer.Option("--bond", help="Bond pledged (from your escrowed bond).")
     ] = "0",
     did: Annotated[str | None, typer.Option("--did", help="Your DID (default: the key's).")] = None,
+    directory: Directory = DEFAULT_DIRECTORY,
     url: Url = None,
     operator: Annotated[
         str | None, typer.Option("--operator", envvar="PLAZA_MARKET_OPERATOR")
@@ -446,6 +462,7 @@ def contract_sign(
     signer: As,
     digest: Annotated[str, typer.Option("--digest", help="The terms digest you agree to.")],
     did: Annotated[str | None, typer.Option("--did", help="Your DID (default: the key's).")] = None,
+    directory: Directory = DEFAULT_DIRECTORY,
     url: Url = None,
     operator: Annotated[
         str | None, typer.Option("--operator", envvar="PLAZA_MARKET_OPERATOR")

@@ -52,6 +52,14 @@ class BadSignatureError(MarketRejectedError):
     status = 401
 
 
+class IdentityProofError(MarketRejectedError):
+    """A registration does not prove that its DID lists the key that signed it (a DID
+    method that cannot be proven, a missing or foreign PLC chain, a stale signature)."""
+
+    code = "IdentityProof"
+    status = 403
+
+
 class NotOperatorError(MarketRejectedError):
     """Only the market's operator (the agent appointed by the DAO) may do this."""
 

@@ -3,7 +3,15 @@
 Theory of operation. A provider joins by a ``registration`` document signed with the
 key it binds to its DID (proof of possession): services, regions, capacity per
 service, a price sheet, an endpoint for probers, and a bond that the market holds in
-treasury escrow. Every provider starts on *probation*. Its status then moves only along
+treasury escrow. The DID must list that key, which the registration proves as the DAO's
+identity bindings do (:func:`plaza.ledger.identity.prove_binding`): a ``did:key``
+provider signs with the key it names (no ``proof``); a ``did:plc`` provider carries
+``proof``, the DID's active chain of signed PLC operations whose head lists the key
+under ``#plaza`` or ``#atproto``. The proof sits inside the signed document, so it
+cannot be moved to another registration; the document's ``signed_ms`` must be within
+:data:`FRESH_MS` of the time it is recorded, and its nonce and digest are accepted once,
+so a registration cannot be replayed later. Other DID methods cannot register. Every
+provider starts on *probation*. Its status then moves only along
 the edges of :data:`TRANSITIONS`, each move a ``market.provider.status`` event carrying
 its reason:
 
@@ -26,8 +34,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from plaza.atproto.errors import PlcError
+from plaza.ledger.identity import prove_binding
 from plaza.market import _fields as f
-from plaza.market.errors import ClosedError, MarketInputError
+from plaza.market.errors import ClosedError, IdentityProofError, MarketInputError
 from plaza.market.params import CAPACITY_KEYS, SERVICES, UNIT_SET, service
 from plaza.market.signed import check_doc
 
@@ -40,6 +50,8 @@ TRANSITIONS: Final[Mapping[str, frozenset[str]]] = {
     "offboarded": frozenset(),
 }
 BIDDABLE: Final = frozenset({"probation", "active"})
+FRESH_MS: Final = 10 * 60 * 1000
+"""How far a registration's ``signed_ms`` may be from the time the market records it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +77,8 @@ class Registration:
     bond: int
     endpoint: str
     nonce: str
+    signed_ms: int
+    proof: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +155,10 @@ def parse_registration(doc: Any) -> Registration:
     if not endpoint.startswith(("http://", "https://")):
         raise MarketInputError("registration.endpoint must be an http(s) URL")
     bond = f.int_field(doc, "bond", "registration")
+    signed_ms = f.int_field(doc, "signed_ms", "registration")
+    proof = doc.get("proof")
+    if proof is not None:
+        proof = f.as_map(proof, "registration.proof")
     return Registration(
         did=did,
         key=key,
@@ -151,7 +169,24 @@ def parse_registration(doc: Any) -> Registration:
         bond=bond,
         endpoint=endpoint.rstrip("/"),
         nonce=nonce,
+        signed_ms=signed_ms,
+        proof=proof,
     )
+
+
+def check_identity(reg: Registration, now_ms: int) -> None:
+    """Raise :class:`IdentityProofError` unless the registration proves that its DID
+    lists its key and was signed within :data:`FRESH_MS` of ``now_ms`` (the signature
+    itself is checked by the caller)."""
+    if abs(now_ms - reg.signed_ms) > FRESH_MS:
+        raise IdentityProofError(
+            f"the registration of {reg.did} was signed at {reg.signed_ms}, more than "
+            f"{FRESH_MS // 60_000} minutes from {now_ms}: sign it again with the current time"
+        )
+    try:
+        prove_binding(reg.did, reg.key, reg.proof)
+    except PlcError as exc:
+        raise IdentityProofError(f"registration of {reg.did}: {exc.message}") from exc
 
 
 def check_transition(p: Provider, new: str) -> None:
@@ -164,12 +199,14 @@ def check_transition(p: Provider, new: str) -> None:
 
 __all__ = [
     "BIDDABLE",
+    "FRESH_MS",
     "SERVICES",
     "STATUSES",
     "TRANSITIONS",
     "Provider",
     "Registration",
     "StatusChange",
+    "check_identity",
     "check_transition",
     "parse_registration",
 ]

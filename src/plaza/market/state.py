@@ -52,6 +52,7 @@ from plaza.market.registry import (
     BIDDABLE,
     Provider,
     StatusChange,
+    check_identity,
     check_transition,
     parse_registration,
 )
@@ -283,6 +284,7 @@ class MarketState:
         doc = f.req(ev.payload, "doc", "market.provider.registered")
         reg = parse_registration(doc)
         verify_doc(doc, reg.key, "registration")
+        check_identity(reg, ev.time)
         self.check_fresh(reg.did, "registration", reg.nonce, doc)
         if reg.did in self.providers:
             raise ReplayError(f"provider {reg.did} is already registered")

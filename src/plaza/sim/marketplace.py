@@ -168,10 +168,11 @@ class Marketplace:
                 lot_price=w.res_lot_price,
                 region=w.scenario.regions[int(w.region[p]) % len(w.scenario.regions)],
                 bond=max(1, cap * day // 10),
+                now_ms=t0,
             )
             self.market.register_provider(doc, t0)
         for i in range(PROBERS):
-            self.market.register_provider(self.parties.prober_registration(i), t0)
+            self.market.register_provider(self.parties.prober_registration(i, t0), t0)
         bidders = [p for p in range(w.cap.size) if not w.gone[p]]
         caps = {p: self.lots(float(w.cap[p])) for p in bidders}
         contracts = self._buy(
@@ -184,9 +185,8 @@ class Marketplace:
         for c in contracts:
             self._standing[self._index(c.provider)] = c.id
 
-    @staticmethod
-    def _index(did: str) -> int:
-        return int(did.split(".", 1)[0].removeprefix("did:web:p"))
+    def _index(self, did: str) -> int:
+        return self.parties.index(did)
 
     def _buy(
         self,

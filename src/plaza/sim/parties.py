@@ -1,14 +1,16 @@
 """The simulated providers and probers: their DIDs, keys, and the documents they sign.
 
-Every simulated provider and prober holds its own ES256K key, derived from the run's
-seed, and signs its own registration, bids, contract terms, usage reports, observations
-and probe samples with it — the market verifies each signature exactly as it would for a
-real provider. Nothing here decides anything for the DAO: these are the other side of
-the market.
+Every simulated provider and prober holds its own ES256K key, derived from its number,
+and signs its own registration, bids, contract terms, usage reports, observations and
+probe samples with it — the market verifies each signature exactly as it would for a
+real provider. Each one's DID is the ``did:key`` of its key, so its registration proves
+itself as a real provider's must (a ``did:key`` names its own key). Nothing here decides
+anything for the DAO: these are the other side of the market.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
@@ -24,19 +26,21 @@ POOL = "global"
 SERVICE = "hosting"
 
 
+@functools.cache
+def _key(who: str) -> PrivateKey:
+    return PrivateKey.from_bytes("ES256K", hashlib.sha256(f"plaza-sim-{who}".encode()).digest())
+
+
+@functools.cache
 def provider_did(p: int) -> str:
-    """The DID of simulated provider ``p``."""
-    return f"did:web:p{p}.providers.sim.plaza"
+    """The DID of simulated provider ``p`` (the did:key of its key)."""
+    return _key(f"provider-{p}").did_key()
 
 
+@functools.cache
 def prober_did(i: int) -> str:
-    return f"did:web:probe{i}.probers.sim.plaza"
-
-
-def _key(seed: int, who: str) -> PrivateKey:
-    return PrivateKey.from_bytes(
-        "ES256K", hashlib.sha256(f"plaza-sim-{seed}-{who}".encode()).digest()
-    )
+    """The DID of simulated prober ``i`` (the did:key of its key)."""
+    return _key(f"prober-{i}").did_key()
 
 
 class Parties:
@@ -45,15 +49,20 @@ class Parties:
     def __init__(self, providers: int, probers: int, seed: int) -> None:
         self.providers = providers
         self.probers = probers
-        self._pkeys = [_key(seed, f"provider-{p}") for p in range(providers)]
-        self._qkeys = [_key(seed, f"prober-{i}") for i in range(probers)]
+        self._pkeys = [_key(f"provider-{p}") for p in range(providers)]
+        self._qkeys = [_key(f"prober-{i}") for i in range(probers)]
+        self._index = {provider_did(p): p for p in range(providers)}
         rng = np.random.default_rng([seed, 31])
         #: Each provider's typical latency (ms) when healthy; probers measure around it.
         self.latency_ms = rng.integers(60, 240, providers).astype(np.float64)
         self._noise = np.random.default_rng([seed, 37])
 
+    def index(self, did: str) -> int:
+        """The number of the simulated provider with DID ``did``."""
+        return self._index[did]
+
     def registration(
-        self, p: int, *, capacity: int, lot_price: int, region: str, bond: int
+        self, p: int, *, capacity: int, lot_price: int, region: str, bond: int, now_ms: int
     ) -> dict[str, Any]:
         key = self._pkeys[p]
         return sign_doc(
@@ -69,10 +78,11 @@ class Parties:
                 "bond": bond,
                 "endpoint": f"https://p{p}.providers.sim.plaza",
                 "nonce": f"reg-{p}",
+                "signed_ms": now_ms,
             },
         )
 
-    def prober_registration(self, i: int) -> dict[str, Any]:
+    def prober_registration(self, i: int, now_ms: int) -> dict[str, Any]:
         key = self._qkeys[i]
         return sign_doc(
             key,
@@ -87,6 +97,7 @@ class Parties:
                 "bond": 0,
                 "endpoint": f"https://probe{i}.probers.sim.plaza",
                 "nonce": f"reg-probe-{i}",
+                "signed_ms": now_ms,
             },
         )
 

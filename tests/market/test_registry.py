@@ -1,0 +1,151 @@
+"""Provider registration proves the DID: a did:key signs as itself, a did:plc carries its
+chain of PLC operations listing the signing key; nobody registers somebody else's DID, and
+a registration is accepted once and only while fresh."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from plaza.atproto.plc import create_genesis, create_update
+from plaza.atproto.plc.proof import PLAZA_KEY, proof_value
+from plaza.ledger import Ledger, MemoryEventStore
+from plaza.market import IdentityProofError, Market, MarketInputError, ReplayError, sign_doc
+from plaza.market.registry import FRESH_MS
+from tests.market.conftest import GENESIS, HOUR, StoreFactory, key_for, make_world, plc_identity
+from tests.market.test_rejections import unchanged
+
+NOW = GENESIS - 5 * HOUR
+
+
+def doc_for(key_n: int, did: str, *, proof: Any = None, signed_ms: int = NOW) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "$type": "registration",
+        "provider": did,
+        "key": key_for(key_n).did_key(),
+        "services": ["hosting"],
+        "regions": ["eu"],
+        "capacity": {"hosting": {"accounts": 10}},
+        "prices": {"hosting": {"account": 1}},
+        "bond": 0,
+        "endpoint": "https://p.example",
+        "nonce": f"reg-{key_n}-{signed_ms}",
+        "signed_ms": signed_ms,
+    }
+    if proof is not None:
+        body["proof"] = proof
+    return sign_doc(key_for(key_n), body)
+
+
+def test_a_did_plc_registers_with_its_chain_and_a_did_key_as_itself(
+    store_factory: StoreFactory,
+) -> None:
+    world = make_world(store_factory())
+    m = world.market
+    did, proof = plc_identity(key_for(1), "owner")
+    assert m.register_provider(doc_for(1, did, proof=proof), NOW) == did
+    key_did = key_for(2).did_key()
+    assert m.register_provider(doc_for(2, key_did), NOW) == key_did
+    # A replayed ledger checks every proof again and ends in the same state.
+    again = Market(
+        Ledger(m.ledger.store), operator_did=m.operator_did, operator_key=None, mandate=m.mandate
+    )
+    assert again.state.fingerprint() == m.state.fingerprint()
+    assert set(again.state.providers) == {did, key_did}
+
+
+def test_nobody_registers_a_did_they_do_not_control() -> None:
+    world = make_world(MemoryEventStore())
+    m = world.market
+    victim, victim_proof = plc_identity(key_for(1), "victim")
+    # The thief signs with its own key, claiming the victim's DID: with no proof, with the
+    # victim's genuine (public) chain, which does not list the thief's key, or with the
+    # thief's own chain, which is for another DID.
+    err = unchanged(world, IdentityProofError, lambda: m.register_provider(doc_for(9, victim), NOW))
+    assert "needs a proof" in err.message
+    err = unchanged(
+        world,
+        IdentityProofError,
+        lambda: m.register_provider(doc_for(9, victim, proof=victim_proof), NOW),
+    )
+    assert "does not list" in err.message
+    _, thief_proof = plc_identity(key_for(9), "thief")
+    unchanged(
+        world,
+        IdentityProofError,
+        lambda: m.register_provider(doc_for(9, victim, proof=thief_proof), NOW),
+    )
+    # A did:key is only its own key; other DID methods cannot be proven offline.
+    err = unchanged(
+        world,
+        IdentityProofError,
+        lambda: m.register_provider(doc_for(9, key_for(1).did_key()), NOW),
+    )
+    assert "own key" in err.message
+    unchanged(
+        world,
+        IdentityProofError,
+        lambda: m.register_provider(doc_for(9, "did:web:victim.example"), NOW),
+    )
+    unchanged(
+        world,
+        IdentityProofError,
+        lambda: m.register_provider(doc_for(9, key_for(9).did_key(), proof=thief_proof), NOW),
+    )
+    unchanged(
+        world,
+        MarketInputError,
+        lambda: m.register_provider(doc_for(9, victim, proof=["not", "a", "map"]), NOW),
+    )
+    assert m.state.providers == {}
+
+
+def test_a_key_the_did_lists_under_plaza_may_register_it() -> None:
+    world = make_world(MemoryEventStore())
+    m = world.market
+    rotation = key_for(1)
+    did, genesis = create_genesis(
+        key=rotation,
+        rotation_keys=[rotation.did_key()],
+        signing_key=rotation.did_key(),
+        handle="owner.test",
+        pds_endpoint="https://owner.example",
+    )
+    unlisted = proof_value([genesis])
+    unchanged(
+        world,
+        IdentityProofError,
+        lambda: m.register_provider(doc_for(3, did, proof=unlisted), NOW),
+    )
+    methods = {**genesis.verification_methods, PLAZA_KEY: key_for(3).did_key()}
+    update = create_update(genesis, rotation, verification_methods=methods)
+    listed = proof_value([genesis, update])
+    assert m.register_provider(doc_for(3, did, proof=listed), NOW) == did
+
+
+@pytest.mark.parametrize("skew", [FRESH_MS + 1, -(FRESH_MS + 1)], ids=["stale", "future"])
+def test_a_registration_is_accepted_only_while_fresh(skew: int) -> None:
+    world = make_world(MemoryEventStore())
+    m = world.market
+    did, proof = plc_identity(key_for(1), "owner")
+    doc = doc_for(1, did, proof=proof, signed_ms=NOW - skew)
+    err = unchanged(world, IdentityProofError, lambda: m.register_provider(doc, NOW))
+    assert "sign it again" in err.message
+    unsigned_time = {k: v for k, v in doc.items() if k not in ("signed_ms", "sig")}
+    unchanged(
+        world,
+        MarketInputError,
+        lambda: m.register_provider(sign_doc(key_for(1), unsigned_time), NOW),
+    )
+
+
+def test_a_registration_is_accepted_once() -> None:
+    world = make_world(MemoryEventStore())
+    m = world.market
+    did, proof = plc_identity(key_for(1), "owner")
+    doc = doc_for(1, did, proof=proof)
+    m.register_provider(doc, NOW)
+    unchanged(world, ReplayError, lambda: m.register_provider(doc, NOW + 1000))
+    fresh = doc_for(1, did, proof=proof, signed_ms=NOW + 1)
+    unchanged(world, ReplayError, lambda: m.register_provider(fresh, NOW + 1000))
