@@ -4,12 +4,21 @@ market: adversarial decisions are denied and the denial is in the ledger."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pytest
 
-from plaza.agents.loop import EVENT_TYPE, AgentLoop, LedgerRecorder, limits_from_mandate
+from plaza.agents.loop import (
+    EVENT_TYPE,
+    VOTE_WINDOW_S,
+    AgentLoop,
+    LedgerRecorder,
+    MemoryProposer,
+    Proposal,
+    limits_from_mandate,
+)
 from plaza.agents.types import Action, Reason
 from plaza.atproto.crypto import PrivateKey
 from plaza.dao.mandate import Mandate, default_mandate, mandate_from_map
@@ -288,3 +297,64 @@ def test_optimistic_action_stops_when_the_mandate_changed(world: World) -> None:
         world.step(t, 20.0)
         assert float(world.od.sum()) == 0.0
     assert events(ledger)[-1]["outcome"] == "denied"
+
+
+def test_a_vote_that_never_comes_expires_and_the_reconciler_decides_again(
+    world: World,
+) -> None:
+    clock = FakeClock(step=0)
+    doc = sim_mandate(world.scenario, world).to_map()
+    doc["actions"]["capacity.procure"]["class"] = "vote"
+    loop, ledger = make_loop(world, mandate_from_map(doc))
+    want = procure(4.0, 1.0, 5)
+    [rec] = loop.submit([want], clock.now_ms, {})
+    assert (rec.outcome, rec.verdict) == ("proposed", "vote")
+    # Pending: asked again (a level-based reconciler asks every step), not proposed again.
+    window_steps = VOTE_WINDOW_S // clock.step_seconds
+    clock.advance(window_steps - 1)
+    assert loop.submit([want], clock.now_ms, {}) == []
+    assert loop.waiting() == 1 and loop.stats.proposed == 1
+    # Nobody voted within the window: the proposal expired; its end is in the ledger and
+    # the next request is judged afresh (and proposed again, the guard still says vote).
+    clock.advance(1)
+    ended, again = loop.submit([want], clock.now_ms, {})
+    assert (ended.outcome, ended.verdict) == ("dropped", "vote")
+    assert "expired unvoted" in ended.detail
+    assert (again.outcome, again.verdict) == ("proposed", "vote")
+    assert loop.stats.dropped == 1 and loop.stats.proposed == 2
+    assert loop.waiting() == 1
+    outcomes = [(e["outcome"], e["verdict"]) for e in events(ledger)]
+    assert outcomes == [("proposed", "vote"), ("dropped", "vote"), ("proposed", "vote")]
+    assert events(ledger)[1]["proposal"]["verdict"] == "vote"
+    # Nothing was executed.
+    for t in range(1, 6):
+        world.step(t, 20.0)
+        assert float(world.od.sum()) == 0.0
+
+
+class _Rejecting(MemoryProposer):
+    """A proposer whose members reject every vote at once."""
+
+    def resolved(self, now_ms: int) -> list[tuple[Action, Proposal]]:
+        out = [(a, replace(p, ref="proposal:7", why="was rejected")) for _, a, p in self._votes]
+        self._votes.clear()
+        return out
+
+
+def test_a_rejected_vote_is_dropped_and_recorded(world: World) -> None:
+    clock = FakeClock(step=0)
+    doc = sim_mandate(world.scenario, world).to_map()
+    doc["actions"]["capacity.procure"]["class"] = "vote"
+    key = PrivateKey.from_bytes("ES256K", hashlib.sha256(b"agent").digest())
+    ledger = Ledger(MemoryEventStore())
+    loop = AgentLoop(
+        mandate_from_map(doc), world, LedgerRecorder(ledger, key), provider_did, _Rejecting()
+    )
+    [rec] = loop.submit([procure(4.0, 1.0, 5)], clock.now_ms, {})
+    assert rec.outcome == "proposed" and loop.waiting() == 1
+    clock.advance()
+    [ended] = loop.submit([], clock.now_ms, {})
+    assert ended.outcome == "dropped" and "proposal:7 was rejected" in ended.detail
+    assert loop.waiting() == 0
+    last = events(ledger)[-1]
+    assert last["outcome"] == "dropped" and last["proposal"]["ref"] == "proposal:7"

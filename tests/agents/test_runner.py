@@ -3,6 +3,7 @@ the ledger record as the proposal, carried out by a later pass after its window.
 
 from __future__ import annotations
 
+from plaza.agents.loop import VOTE_WINDOW_S
 from plaza.agents.runner import LiveAgent, run_once
 from plaza.agents.settlement import SettlementDesired
 from plaza.dao import parse_mandate
@@ -59,3 +60,43 @@ def test_a_pass_settles_and_an_optimistic_penalty_waits_in_the_ledger() -> None:
         if ev.type == "agent.action" and ev.payload["action"]["kind"] == "provider.suspend"
     ]
     assert suspensions == ["proposed", "executed"]
+
+
+VOTED = parse_mandate(
+    TEST_MANDATE.replace(
+        '[actions."provider.suspend"]\nclass = "automatic"\n',
+        '[actions."provider.suspend"]\nclass = "vote"\n',
+    )
+    + '\n[actions."settlement.settle"]\nclass = "automatic"\n'
+)
+
+
+def test_without_a_dao_a_voted_penalty_expires_and_is_asked_for_again() -> None:
+    world = make_world(MemoryEventStore(), VOTED, suspend_after=1)
+    world.contract_ids = contracted(world)  # type: ignore[attr-defined]
+    m = world.market
+    agent = LiveAgent(
+        market=m,
+        signer=Signer(world.operator.did, world.operator.key),
+        settle=SettlementDesired(evidence_grace_s=60),
+    )
+    _evidence(world, 0, set(range(20)))
+    t = GENESIS + E + 60_000
+    [proposed] = [r for r in run_once(agent, t) if r.action.kind == "provider.suspend"]
+    assert (proposed.outcome, proposed.verdict) == ("proposed", "vote")
+    # Pending: later passes within the vote's window do not propose it again.
+    assert [r for r in run_once(agent, t + HOUR) if r.action.kind == "provider.suspend"] == []
+    end = t + VOTE_WINDOW_S * 1000
+    assert [r for r in run_once(agent, end - 1) if r.action.kind == "provider.suspend"] == []
+    # Nobody can vote without a DAO: the window over, its end is recorded and the
+    # reconciler, asking again, proposes it afresh.
+    later = [r for r in run_once(agent, end) if r.action.kind == "provider.suspend"]
+    assert [(r.outcome, r.verdict) for r in later] == [("dropped", "vote"), ("proposed", "vote")]
+    assert "expired unvoted" in later[0].detail
+    assert m.state.providers[world.party("b").did].status == "probation"
+    outcomes = [
+        ev.payload["outcome"]
+        for ev in m.ledger.read()
+        if ev.type == "agent.action" and ev.payload["action"]["kind"] == "provider.suspend"
+    ]
+    assert outcomes == ["proposed", "dropped", "proposed"]

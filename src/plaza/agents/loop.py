@@ -85,7 +85,10 @@ class Proposer(Protocol):
     ``due`` returns those members have let through by ``now_ms`` — an optimistic one
     whose veto window passed unvetoed, a voted one that passed — each with the
     authority to name in the record, ready to execute (for a DAO, the action carries
-    the motion or proposal the market cites).
+    the motion or proposal the market cites). ``resolved`` returns, once each, those
+    members did not let through — a vote rejected or expired (a vetoed motion becomes
+    such a vote) — each with a :class:`Proposal` naming it and its outcome, so that the
+    loop records the end and the reconciler decides again.
     """
 
     def propose(
@@ -94,14 +97,24 @@ class Proposer(Protocol):
 
     def due(self, now_ms: int) -> list[tuple[Action, str]]: ...
 
+    def resolved(self, now_ms: int) -> list[tuple[Action, Proposal]]: ...
+
+
+#: How long a members' vote stays open when the proposer keeps it (the default
+#: constitution's ``agent-action`` window): nobody votes in memory, so it expires then.
+VOTE_WINDOW_S = 5 * 86400
+
 
 class MemoryProposer:
     """Proposals kept by the loop itself: an optimistic one executes once its window has
     passed (nobody can veto in memory: the simulator has no members); one that needs a
-    vote waits for ever."""
+    vote expires unvoted after ``vote_window_s`` (the default constitution's window for
+    an ``agent-action`` proposal), as a DAO proposal nobody votes on does."""
 
-    def __init__(self) -> None:
+    def __init__(self, vote_window_s: int = VOTE_WINDOW_S) -> None:
         self._queue: list[tuple[int, Action]] = []
+        self._votes: list[tuple[int, Action, Proposal]] = []
+        self.vote_window_s = vote_window_s
 
     def propose(
         self, action: Action, guard: dao_action.Action, verdict: Verdict, now_ms: int
@@ -115,12 +128,24 @@ class MemoryProposer:
         else:
             assert isinstance(verdict, NeedsVote)
             name, why = "vote", verdict.reason
-        return Proposal(guard.to_map(), f"{action.reason.text} ({why})", name, after, why=why)
+        proposal = Proposal(guard.to_map(), f"{action.reason.text} ({why})", name, after, why=why)
+        if isinstance(verdict, NeedsVote):
+            self._votes.append((now_ms + self.vote_window_s * 1000, action, proposal))
+        return proposal
 
     def due(self, now_ms: int) -> list[tuple[Action, str]]:
         due = [(a, "optimistic-window-passed") for t, a in self._queue if t <= now_ms]
         self._queue = [(t, a) for t, a in self._queue if t > now_ms]
         return due
+
+    def resolved(self, now_ms: int) -> list[tuple[Action, Proposal]]:
+        ended = [
+            (a, replace(p, why=f"expired unvoted after {self.vote_window_s}s"))
+            for t, a, p in self._votes
+            if t <= now_ms
+        ]
+        self._votes = [v for v in self._votes if v[0] > now_ms]
+        return ended
 
 
 @dataclass(frozen=True)
@@ -129,7 +154,7 @@ class LoopRecord:
 
     time_ms: int
     action: Action
-    outcome: str  # executed | proposed | denied | failed
+    outcome: str  # executed | proposed | denied | failed | dropped
     verdict: str
     detail: str
     proposal: Proposal | None = None
@@ -279,6 +304,7 @@ class LoopStats:
     proposed: int = 0
     denied: int = 0
     failed: int = 0
+    dropped: int = 0
     escalations: int = 0
     denials_by_code: dict[str, int] = field(default_factory=dict)
 
@@ -347,6 +373,8 @@ class AgentLoop:
         # Decisions were made before the due proposals below executed: one that asks
         # for what a due proposal has just done is already answered.
         answered = set()
+        for action, proposal in self.proposer.resolved(now_ms):
+            records.append(self._drop(action, proposal, now_ms))
         for action, authority in self.proposer.due(now_ms):
             key = _waiting_key(action)
             self._waiting.discard(key)
@@ -367,6 +395,17 @@ class AgentLoop:
     def waiting(self) -> int:
         """Proposals still waiting for their veto window or a vote."""
         return len(self._waiting)
+
+    def _drop(self, action: Action, proposal: Proposal, now_ms: int) -> LoopRecord:
+        """Members did not let a proposal through (rejected, expired): record its end and
+        forget it, so the reconciler's next request is judged afresh."""
+        self._waiting.discard(_waiting_key(action))
+        self.stats.dropped += 1
+        where = proposal.ref or "the proposal"
+        detail = f"{where} {proposal.why}: not executed; the reconcilers decide again"
+        rec = LoopRecord(now_ms, action, "dropped", proposal.verdict, detail, proposal)
+        self.recorder(rec, self._guard_action(action))
+        return rec
 
     def _guard_action(self, action: Action) -> dao_action.Action:
         return to_guard_action(action, self.provider_did)

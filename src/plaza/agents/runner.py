@@ -36,7 +36,15 @@ import numpy as np
 
 from plaza.agents import migration, placement, settlement
 from plaza.agents.hosting import Hosting, HostingError, NotOptedInError
-from plaza.agents.loop import AgentLoop, LedgerRecorder, LoopRecord, Proposal, limits_from_mandate
+from plaza.agents.loop import (
+    EVENT_TYPE,
+    VOTE_WINDOW_S,
+    AgentLoop,
+    LedgerRecorder,
+    LoopRecord,
+    Proposal,
+    limits_from_mandate,
+)
 from plaza.agents.migration import MigrationDesired, MigrationObserved
 from plaza.agents.placement import PlacementDesired, PlacementObserved
 from plaza.agents.settlement import Done, SettlementDesired, SettlementExecutor
@@ -210,10 +218,12 @@ class LiveExecutor:
         return Done(detail, {"moved": moved, "refused": refused})
 
 
-def _from_motion(kind: str, m: Any, ref: str) -> Action | None:
+def _from_motion(
+    kind: str, m: Any, ref: str, rule: str = "dao.members-let-it-through"
+) -> Action | None:
     """The agents' action that carries out DAO motion/proposal ``m`` (its action)."""
     a = m.action
-    reason = Reason.of("dao.members-let-it-through", f"{m.reason} ({ref})", {"ref": ref})
+    reason = Reason.of(rule, f"{m.reason} ({ref})", {"ref": ref})
     if kind in ("provider.suspend", "provider.offboard"):
         status = "suspended" if kind == "provider.suspend" else "offboarded"
         key = "motion" if ref.startswith("motion") else "proposal"
@@ -308,6 +318,38 @@ class DaoProposer:
                     out.append((act, f"proposal:{p.id}"))
         return out
 
+    def resolved(self, now_ms: int) -> list[tuple[Action, Proposal]]:
+        """The agent's proposals members rejected or let expire (a vetoed motion's
+        proposal too), each until its end is in the ledger as a ``dropped`` record."""
+        st = self.dao.state
+        reported = _dropped_refs(self.market, self.signer.did)
+        out: list[tuple[Action, Proposal]] = []
+        for p in st.proposals.values():
+            effect = p.effect or {}
+            ref = f"proposal:{p.id}"
+            if p.author != self.signer.did or "action" not in effect or ref in reported:
+                continue
+            status = self.dao.outcome(p.id, now_ms).status
+            if status not in ("rejected", "expired", "cancelled"):
+                continue
+            a = dao_action.Action.from_map(effect["action"])
+            why = str(effect.get("reason", "")) or p.title
+            rule = "dao.members-did-not-let-it-through"
+            act = _from_motion(a.kind, _Voted(a, why, p.id), ref, rule)
+            if act is None:
+                act = Action.make(a.kind, Reason.of(rule, f"{why} ({ref})", {"ref": ref}))
+            out.append((act, Proposal(a.to_map(), why, "vote", None, ref=ref, why=f"was {status}")))
+        return out
+
+
+def _dropped_refs(market: Market, did: str) -> set[str]:
+    """The proposals whose end ``did`` has recorded (``dropped`` agent.action events)."""
+    return {
+        str(ev.payload.get("proposal", {}).get("ref", ""))
+        for ev in market.ledger.read()
+        if ev.type == EVENT_TYPE and ev.author_did == did and ev.payload.get("outcome") == "dropped"
+    }
+
 
 @dataclass(frozen=True)
 class _Voted:
@@ -319,7 +361,8 @@ class _Voted:
 
 class LedgerProposer:
     """Without a DAO: the ledger record is the proposal; an optimistic one executes
-    once its window has passed (nobody can veto), a voted one never."""
+    once its window has passed (nobody can veto), a voted one never: it expires after
+    :data:`~plaza.agents.loop.VOTE_WINDOW_S` (nobody can vote either)."""
 
     def __init__(self, market: Market, signer: Signer) -> None:
         self.market = market
@@ -336,10 +379,13 @@ class LedgerProposer:
         return Proposal(guard.to_map(), action.reason.text, name, after, why=why)
 
     def _records(self) -> list[dict[str, Any]]:
+        return [r for _, r in self._timed_records()]
+
+    def _timed_records(self) -> list[tuple[int, dict[str, Any]]]:
         return [
-            ev.payload
+            (ev.time, ev.payload)
             for ev in self.market.ledger.read()
-            if ev.type == "agent.action" and ev.author_did == self.signer.did
+            if ev.type == EVENT_TYPE and ev.author_did == self.signer.did
         ]
 
     def _waiting(self, intent: dict[str, Any]) -> bool:
@@ -358,15 +404,32 @@ class LedgerProposer:
             after = r.get("proposal", {}).get("executeAfterMs")
             if r["outcome"] != "proposed" or after is None or after > now_ms:
                 continue
-            params = r["action"]["params"]["params"]
-            reason = Reason.of(
-                r["reason"]["rule"], r["reason"]["text"], {"r": r["reason"]["digest"]}
-            )
-            frozen = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-            out.append(
-                (Action.make(r["action"]["kind"], reason, **frozen), "optimistic-window-passed")
-            )
+            out.append((_recorded_action(r), "optimistic-window-passed"))
         return out
+
+    def resolved(self, now_ms: int) -> list[tuple[Action, Proposal]]:
+        """Proposals waiting for a vote that cannot come, once their window is over."""
+        latest: dict[str, tuple[int, dict[str, Any]]] = {}
+        for t, r in self._timed_records():
+            latest[_intent_key(r["action"])] = (t, r)
+        out = []
+        for t, r in latest.values():
+            if r["outcome"] != "proposed" or r.get("proposal", {}).get("verdict") != "vote":
+                continue
+            if t + VOTE_WINDOW_S * 1000 > now_ms:
+                continue
+            why = f"expired unvoted after {VOTE_WINDOW_S}s (no DAO: nobody can vote)"
+            proposal = Proposal(r["action"], r["reason"]["text"], "vote", None, why=why)
+            out.append((_recorded_action(r), proposal))
+        return out
+
+
+def _recorded_action(r: dict[str, Any]) -> Action:
+    """The agents' action an ``agent.action`` record holds."""
+    params = r["action"]["params"]["params"]
+    reason = Reason.of(r["reason"]["rule"], r["reason"]["text"], {"r": r["reason"]["digest"]})
+    frozen = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+    return Action.make(r["action"]["kind"], reason, **frozen)
 
 
 def _intent_key(guard_map: dict[str, Any]) -> str:
