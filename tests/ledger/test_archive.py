@@ -16,7 +16,10 @@ from plaza.ledger import (
     MemoryEventStore,
     export_jsonl,
     import_archive,
+    import_verified,
+    load_archive,
     read_archive,
+    verify_archive,
     verify_log,
 )
 
@@ -134,3 +137,48 @@ def test_deeply_nested_json_is_an_archive_error(tmp_path: Path, lines: list[str]
     path.write_text("\n".join(lines))
     with pytest.raises(ArchiveError):
         list(read_archive(path).raw_events())
+
+
+def test_import_verified_stores_the_bytes_it_verified(
+    source: MemoryEventStore, store: EventStore, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from plaza.atproto import cbor, datamodel
+
+    path = tmp_path / "l.jsonl"
+    lines = _export(source, path)
+    verified = verify_archive(read_archive(path))
+    assert verified.report.ok and len(verified.events) == 6
+    # The file changes after it was read and verified: nothing reads it again.
+    obj = json.loads(lines[3])
+    obj["event"]["payload"]["n"] = 99
+    obj["hash"] = hashlib.sha256(cbor.encode(datamodel.from_json(obj["event"]))).hexdigest()
+    lines[3] = json.dumps(obj)
+    path.write_text("\n".join(lines))
+    assert import_verified(verified, store) == 6
+    assert store.hashes() == source.hashes()
+    assert store.checkpoints() == source.checkpoints()
+    # The changed file does not verify, and import_verified refuses it.
+    forged = verify_archive(read_archive(path))
+    assert forged.report.problem is not None and forged.report.problem.code == "BadSignature"
+    other = MemoryEventStore()
+    with pytest.raises(ArchiveError, match="did not verify"):
+        import_verified(forged, other)
+    assert len(other) == 0
+
+
+def test_an_archive_is_read_once_from_a_pipe(source: MemoryEventStore) -> None:
+    import os
+    import threading
+
+    buf = io.StringIO()
+    export_jsonl(source, buf)
+    r, w = os.pipe()
+    writer = threading.Thread(target=lambda: (os.write(w, buf.getvalue().encode()), os.close(w)))
+    writer.start()
+    with os.fdopen(r, "rb") as pipe:
+        archive = load_archive(pipe, "a pipe")
+    writer.join(10)
+    verified = verify_archive(archive)
+    assert verified.report.ok and verified.report.events == 6

@@ -109,3 +109,86 @@ def test_verify_does_not_vouch_for_a_database_that_is_not_there(tmp_path: Path) 
     code, out = run("ledger", "verify", f"sqlite://{missing}")
     assert code == 1 and "no such ledger" in out, out
     assert not missing.exists() and not missing.parent.exists()
+
+
+def _forged(export: Path) -> str:
+    """The export with alice's vote (event 2) changed and its line's hash recomputed: only
+    its signature gives it away."""
+    import hashlib
+
+    from plaza.atproto import cbor, datamodel
+
+    lines = export.read_text().splitlines()
+    obj = json.loads(lines[3])
+    obj["event"]["payload"]["ballot"]["choice"] = "blue"
+    obj["hash"] = hashlib.sha256(cbor.encode(datamodel.from_json(obj["event"]))).hexdigest()
+    lines[3] = json.dumps(obj)
+    return "\n".join(lines) + "\n"
+
+
+def test_import_reads_its_input_once(data_dir: Path, tmp_path: Path) -> None:
+    """A pipe that serves the genuine export to its first reader and a forged one to any
+    later reader: an import that verified one reading and loaded another would store the
+    forgery. It reads once, and stores the events it verified."""
+    import errno
+    import os
+    import threading
+
+    export = tmp_path / "l.jsonl"
+    run("ledger", "export", "--data-dir", str(data_dir), "-o", str(export))
+    contents = [export.read_text(), _forged(export)]
+    fifo = tmp_path / "ledger.pipe"
+    os.mkfifo(fifo)
+    served: list[int] = []
+    stop = threading.Event()
+
+    def reader_gone() -> bool:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # nobody has the pipe open for reading
+                return True
+            raise
+        os.close(fd)
+        return False
+
+    def serve() -> None:
+        for i, text in enumerate(contents):
+            with fifo.open("w") as w:  # blocks until a reader opens the pipe
+                w.write(text)
+            served.append(i)
+            while not reader_gone():  # the next reading is a new reader's
+                if stop.wait(0.01):
+                    return
+
+    writer = threading.Thread(target=serve, daemon=True)
+    writer.start()
+    replica = tmp_path / "replica"
+    try:
+        code, out = run("ledger", "import", str(fifo), "--data-dir", str(replica))
+        assert (code, out.strip()) == (0, "imported 4 events"), out
+        assert served == [0]  # the forged reading was never asked for
+    finally:
+        stop.set()
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # releases a writer waiting to serve
+        writer.join(10)
+        os.close(fd)
+    source = SqlEventStore.open(f"sqlite://{data_dir / 'ledger.db'}")
+    copy = SqlEventStore.open(f"sqlite://{replica / 'ledger.db'}")
+    assert copy.hashes() == source.hashes()
+    code, out = run("ledger", "verify", str(replica / "ledger.db"))
+    assert code == 0 and out.startswith("ok: 4 events"), out
+
+
+def test_import_from_standard_input(data_dir: Path, tmp_path: Path) -> None:
+    code, text = run("ledger", "export", "--data-dir", str(data_dir))
+    assert code == 0
+    replica = tmp_path / "replica"
+    res = CliRunner().invoke(app, ["ledger", "import", "-", "--data-dir", str(replica)], input=text)
+    assert (res.exit_code, res.output.strip()) == (0, "imported 4 events"), res.output
+    res = CliRunner().invoke(
+        app,
+        ["ledger", "import", "-", "--data-dir", str(tmp_path / "other")],
+        input=text.replace('"red"', '"blue"'),
+    )
+    assert res.exit_code == 1 and "nothing imported" in res.output, res.output

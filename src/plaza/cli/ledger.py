@@ -57,12 +57,29 @@ def reporting() -> Iterator[None]:
         raise typer.Exit(1) from exc
 
 
-def _is_archive(path: str) -> bool:
+def read_export(path: str) -> Any:
+    """The export at ``path`` (``-``: standard input), read once, as an
+    :class:`~plaza.ledger.Archive`; None if ``path`` is not one (a database, say).
+
+    The first byte, read to tell an export (``{``) from a database, is kept: the file is
+    opened and read once, so a pipe works and nothing can change between two reads.
+    """
+    from plaza.ledger import load_archive
+    from plaza.ledger.errors import ArchiveError
+
+    if path == "-":
+        return load_archive(sys.stdin.buffer, "standard input")
     p = Path(path)
-    if not p.is_file():
-        return False
-    with p.open("rb") as f:
-        return f.read(1) == b"{"
+    if not (p.is_file() or p.is_fifo()):
+        return None
+    try:
+        with p.open("rb") as f:
+            first = f.read(1)
+            if first != b"{":
+                return None
+            return load_archive(f, path, prefix=first)
+    except OSError as exc:
+        raise ArchiveError(f"cannot read {path}: {exc}") from exc
 
 
 def full_projection() -> Any:
@@ -82,11 +99,11 @@ def full_projection() -> Any:
 
 def verify_path(path: str) -> dict[str, Any]:
     """Verify an export file or a database; return the report as a dict."""
-    from plaza.ledger import SqlEventStore, read_archive, verify_log
+    from plaza.ledger import SqlEventStore, verify_log
 
     projection = full_projection()
-    if _is_archive(path):
-        archive = read_archive(Path(path))
+    archive = read_export(path)
+    if archive is not None:
         report = verify_log(archive.raw_events(), archive.checkpoints, projection=projection)
     else:
         from plaza.ledger.errors import ArchiveError
@@ -178,31 +195,41 @@ def export(
 
 @app.command("import")
 def import_(
-    path: Annotated[Path, typer.Argument(help="A .jsonl file written by 'plaza ledger export'.")],
+    path: Annotated[
+        str, typer.Argument(help="A .jsonl file written by 'plaza ledger export' (- for stdin).")
+    ],
     data_dir: DataDir = DATA_DIR,
     db: Db = None,
 ) -> None:
     """Verify an export, then append the events the local ledger lacks.
 
     Nothing is imported unless the whole file verifies; the local ledger must hold a
-    prefix of the file (a replica catching up).
+    prefix of the file (a replica catching up). The file is read once and the events
+    stored are the very bytes verified, so it may be a pipe (or - for standard input).
 
     Example:
 
     \b
         plaza ledger import ledger.jsonl --db replica.db
+        plaza ledger export | plaza ledger import - --db replica.db
     """
-    from plaza.ledger import SqlEventStore, import_archive, read_archive
+    from plaza.ledger import SqlEventStore, import_verified, verify_archive
+    from plaza.ledger.errors import ArchiveError
 
     with reporting():
-        report = verify_path(str(path))
-        if not report["ok"]:
-            p = report["problem"]
-            typer.echo(f"BAD event {p['seq']}: {p['code']}: {p['reason']}; nothing imported")
+        archive = read_export(path)
+        if archive is None:
+            raise ArchiveError(f"{path} is not a ledger export")
+        verified = verify_archive(archive, projection=full_projection())
+        if not verified.report.ok:
+            p = verified.report.problem
+            assert p is not None
+            where = f"event {p.seq}" if p.seq is not None else f"checkpoint {p.checkpoint_size}"
+            typer.echo(f"BAD {where}: {p.code}: {p.reason}; nothing imported")
             raise typer.Exit(1)
         store = SqlEventStore.open(resolve_db(data_dir, db))
         try:
-            added = import_archive(read_archive(path), store)
+            added = import_verified(verified, store)
         finally:
             store.close()
     typer.echo(f"imported {added} events")

@@ -8,7 +8,16 @@ log from its bytes and names the first bad event.
 """
 
 from plaza.ledger import merkle
-from plaza.ledger.archive import Archive, export_jsonl, import_archive, read_archive
+from plaza.ledger.archive import (
+    Archive,
+    VerifiedArchive,
+    export_jsonl,
+    import_archive,
+    import_verified,
+    load_archive,
+    read_archive,
+    verify_archive,
+)
 from plaza.ledger.checkpoint import Checkpoint, sign_checkpoint
 from plaza.ledger.errors import (
     AppendConflictError,
@@ -66,17 +75,21 @@ __all__ = [
     "SqlEventStore",
     "StaticKeyRegistry",
     "UnknownAuthorError",
+    "VerifiedArchive",
     "VerifyReport",
     "did_key_keys",
     "event_leaf",
     "export_jsonl",
     "import_archive",
+    "import_verified",
+    "load_archive",
     "merkle",
     "prove_binding",
     "read_archive",
     "replay",
     "sign_checkpoint",
     "sign_event",
+    "verify_archive",
     "verify_event_signature",
     "verify_log",
 ]

@@ -14,13 +14,17 @@ ledger stored and hashed, so the file needs nothing else to be verified. The ``h
 field is redundant on purpose: a reader that sees it disagree knows which line was
 edited without knowing any keys. JSON lines rather than CAR because a person auditing a
 DAO can read, grep and diff it.
+
+Importing reads the file once (it may be a pipe): :func:`verify_archive` keeps the bytes
+of every event as verification walks them, and :func:`import_verified` appends exactly
+those bytes, so what is stored is what was verified even if the file changes meanwhile.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
@@ -30,7 +34,9 @@ from plaza.errors import PlazaError
 from plaza.ledger.checkpoint import Checkpoint
 from plaza.ledger.errors import ArchiveError
 from plaza.ledger.event import Event
+from plaza.ledger.replay import Projection
 from plaza.ledger.store import EventStore
+from plaza.ledger.verify import VerifyReport, verify_log
 
 FORMAT: Final = "plaza-ledger"
 VERSION: Final = 1
@@ -102,12 +108,23 @@ def _event_bytes(pos: int, line: str) -> bytes:
 
 
 def read_archive(path: Path) -> Archive:
-    """Parse the header and checkpoints of an export; raise :class:`ArchiveError`."""
+    """Read an export (a file or a pipe, opened once) and parse its header and
+    checkpoints; raise :class:`ArchiveError`."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open("rb") as f:
+            return load_archive(f, str(path))
+    except OSError as exc:
         raise ArchiveError(f"cannot read {path}: {exc}") from exc
-    return parse_archive(lines)
+
+
+def load_archive(stream: IO[bytes], name: str = "input", *, prefix: bytes = b"") -> Archive:
+    """Parse an export read once from ``stream`` (``prefix``: bytes already read from it,
+    such as the first one a caller peeked at); raise :class:`ArchiveError`."""
+    try:
+        text = (prefix + stream.read()).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArchiveError(f"cannot read {name}: {exc}") from exc
+    return parse_archive(text.splitlines())
 
 
 def parse_archive(lines: list[str]) -> Archive:
@@ -140,17 +157,58 @@ def parse_archive(lines: list[str]) -> Archive:
     return Archive(events=n_events, checkpoints=cps, _lines=event_lines)
 
 
+@dataclass(frozen=True)
+class VerifiedArchive:
+    """An archive as :func:`verify_archive` walked it: the report, and the bytes of the
+    events it checked, in order (all of them when the report is ok)."""
+
+    report: VerifyReport
+    events: tuple[bytes, ...]
+    checkpoints: tuple[Checkpoint, ...]
+
+
+def verify_archive(archive: Archive, *, projection: Projection | None = None) -> VerifiedArchive:
+    """Verify the archive (see :func:`~plaza.ledger.verify.verify_log`), keeping the bytes
+    of each event as it is checked, so that importing them needs no second reading."""
+    seen: list[bytes] = []
+
+    def keep() -> Iterator[tuple[int, bytes]]:
+        for seq, raw in archive.raw_events():
+            seen.append(raw)
+            yield seq, raw
+
+    report = verify_log(keep(), archive.checkpoints, projection=projection)
+    return VerifiedArchive(report, tuple(seen), tuple(archive.checkpoints))
+
+
+def import_verified(verified: VerifiedArchive, store: EventStore) -> int:
+    """Append the verified events ``store`` lacks — the very bytes that were verified —
+    then the checkpoints; refuse (:class:`ArchiveError`, nothing stored) an archive that
+    did not verify. Returns the number of events appended."""
+    problem = verified.report.problem
+    if problem is not None:
+        raise ArchiveError(f"the archive did not verify: {problem.describe()}", seq=problem.seq)
+    return _append_missing(enumerate(verified.events), verified.checkpoints, store)
+
+
 def import_archive(archive: Archive, store: EventStore) -> int:
     """Append the archive's events that ``store`` lacks, then its checkpoints.
 
     The store must hold a prefix of the archive (identical hashes); a replica catches up
-    this way. Signatures are not checked here: verify the archive first (``plaza ledger
-    import`` does). Returns the number of events appended.
+    this way. Signatures are not checked here: to import only what verifies, use
+    :func:`verify_archive` and :func:`import_verified` (``plaza ledger import`` does).
+    Returns the number of events appended.
     """
+    return _append_missing(archive.raw_events(), archive.checkpoints, store)
+
+
+def _append_missing(
+    raw_events: Iterable[tuple[int, bytes]], checkpoints: Iterable[Checkpoint], store: EventStore
+) -> int:
     have = store.hashes()
     batch: list[Event] = []
     added = 0
-    for seq, raw in archive.raw_events():
+    for seq, raw in raw_events:
         ev = Event.decode(raw)
         if seq < len(have):
             if have[seq] != ev.hash:
@@ -164,6 +222,6 @@ def import_archive(archive: Archive, store: EventStore) -> int:
     if batch:
         store.append(batch)
         added += len(batch)
-    for cp in archive.checkpoints:
+    for cp in checkpoints:
         store.add_checkpoint(cp)
     return added
