@@ -3,7 +3,6 @@
 - :class:`BlockCache` and :class:`StoreSource`: MST node bytes by CID in memory, in
   front of one repository's blocks in the store;
 - :func:`car_bytes`, :func:`signed_commit`: a CAR with one root; a signed commit block;
-- :func:`cid_text`: a CID's string form, fast;
 - :func:`find_blobs`: the blob CIDs a record references;
 - :func:`parse_cid`, :func:`check_collection`, :func:`check_rkey`: request inputs,
   refused with ``InvalidRequest``.
@@ -14,8 +13,6 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable
 from typing import Any
-
-import libipld
 
 from plaza.atproto import syntax
 from plaza.atproto.car import write_car
@@ -69,16 +66,6 @@ class StoreSource:
             if data is not None:
                 self.cache.put(cid, data)
         return data
-
-
-def cid_text(cid: CID) -> str:
-    """The CID's string form (base32 multibase), computed by libipld.
-
-    Same text as ``str(cid)``, about thirty times faster: the standard library's
-    base32 encoder is pure Python before 3.12, and every write answers with two CIDs
-    and every read with one.
-    """
-    return str(libipld.encode_cid(cid.raw))
 
 
 def car_bytes(root: CID, blocks: Iterable[tuple[CID, bytes]]) -> bytes:

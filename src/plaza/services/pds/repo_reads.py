@@ -15,7 +15,7 @@ from plaza.atproto.cid import CID
 from plaza.atproto.errors import AtprotoError
 from plaza.atproto.mst import MST
 from plaza.services.pds.errors import InvalidRequestError, RecordNotFoundError
-from plaza.services.pds.repo_parts import car_bytes, cid_text
+from plaza.services.pds.repo_parts import car_bytes
 from plaza.services.pds.store import RepoRoot
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class RepoReads:
         found = self.get_record(did, collection, rkey)
         if found is None:
             raise RecordNotFoundError(f"Could not locate record: at://{did}/{collection}/{rkey}")
-        return cid_text(found[0]), datamodel.to_json(found[1])
+        return str(found[0]), datamodel.to_json(found[1])
 
     def latest(self, did: str) -> RepoRoot:
         root, _ = self._tree(did)

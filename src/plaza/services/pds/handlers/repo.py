@@ -17,7 +17,6 @@ from plaza.services.pds.errors import (
     PayloadTooLargeError,
     RepoInactiveError,
 )
-from plaza.services.pds.repo_parts import cid_text
 from plaza.services.pds.repos import (
     CommitOutcome,
     Write,
@@ -95,14 +94,14 @@ def _swap(call: XrpcCall, name: str) -> tuple[CID | None, bool]:
 
 def _result(r: WriteResult) -> dict[str, Any]:
     assert r.cid is not None
-    out: dict[str, Any] = {"uri": r.uri, "cid": cid_text(r.cid)}
+    out: dict[str, Any] = {"uri": r.uri, "cid": str(r.cid)}
     if r.validation is not None:
         out["validationStatus"] = r.validation
     return out
 
 
 def _commit_meta(outcome: CommitOutcome) -> dict[str, str]:
-    return {"cid": cid_text(outcome.commit), "rev": outcome.rev}
+    return {"cid": str(outcome.commit), "rev": outcome.rev}
 
 
 async def create_record(call: XrpcCall) -> dict[str, Any]:
