@@ -96,6 +96,12 @@ def pds(
         "--allow-private-proxy",
         help="Let atproto-proxy reach http URLs and private addresses (local networks only).",
     ),
+    max_firehose_subscribers: int = typer.Option(
+        1000,
+        "--max-firehose-subscribers",
+        min=1,
+        help="subscribeRepos connections served at once; more are refused (close code 1013).",
+    ),
 ) -> None:
     """Run a hosting service (an AT Protocol PDS) until Ctrl-C.
 
@@ -128,6 +134,7 @@ def pds(
             appview_url=appview,
             appview_did=appview_did,
             proxy_allow_private=allow_private_proxy,
+            max_firehose_subscribers=max_firehose_subscribers,
             admin_password=os.environ.get("PLAZA_PDS_ADMIN_PASSWORD") or None,
         )
         served = ServedApp("pds", create_pds(settings), host, port)

@@ -240,3 +240,69 @@ def test_get_repo_is_a_verifiable_car(network: Network, tmp_path: Path) -> None:
     assert 1 < len(diff_blocks) < len(blocks)
     posts = [b for b in diff_blocks.values() if isinstance(b, dict) and b.get("text") == "late"]
     assert len(posts) == 1
+
+
+def test_subscribers_past_the_limit_are_refused(tmp_path: Path) -> None:
+    """Two subscribers at most: a third gets TooManySubscribers and close code 1013 (try
+    again later) while the first two stay served; once one leaves, a newcomer is served."""
+    from websockets.exceptions import ConnectionClosed
+
+    from plaza.services.directory import DirectorySettings
+    from plaza.services.directory import create_app as create_directory
+    from plaza.services.pds import PdsSettings, create_app
+    from plaza.services.runner import ServedApp, ServerThread
+
+    directory = ServedApp("directory", create_directory(DirectorySettings.for_data_dir(tmp_path)))
+    with ServerThread([directory]) as (dir_url,):
+        pds = create_app(
+            PdsSettings(
+                data_dir=tmp_path / "pds",
+                public_url="http://127.0.0.1:1",
+                directory_url=dir_url,
+                max_firehose_subscribers=2,
+            )
+        )
+        with ServerThread([ServedApp("pds", pds)]) as (url,):
+            ws_url = url.replace("http://", "ws://") + "/xrpc/com.atproto.sync.subscribeRepos"
+
+            def create_account(name: str) -> None:
+                r = httpx.post(
+                    f"{url}/xrpc/com.atproto.server.createAccount",
+                    json={"handle": f"{name}.test", "password": "pw-12345678"},
+                    timeout=30,
+                )
+                assert r.status_code == 200, r.text
+
+            with connect(ws_url) as first, connect(f"{ws_url}?cursor=0") as second:
+                for _ in range(3):  # refused every time while both stay
+                    with connect(ws_url) as third:
+                        header, body = cbor.decode_multi(third.recv(timeout=5))
+                        assert header == {"op": -1}
+                        assert body["error"] == "TooManySubscribers", body
+                        with pytest.raises(ConnectionClosed) as closed:
+                            third.recv(timeout=5)
+                        assert closed.value.rcvd is not None
+                        assert closed.value.rcvd.code == 1013
+                # The two admitted subscribers are served: both see a new account.
+                create_account("capped")
+                for ws in (first, second):
+                    header, _ = cbor.decode_multi(ws.recv(timeout=5))
+                    assert header == {"op": 1, "t": "#identity"}
+                second.close()
+                # The slot frees once the server sees the close; a newcomer gets in and
+                # its replay from 0 starts.
+                deadline = time.monotonic() + 10
+                while True:
+                    with connect(f"{ws_url}?cursor=0") as newcomer:
+                        header, _ = cbor.decode_multi(newcomer.recv(timeout=5))
+                    if header != {"op": -1} or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
+                assert header == {"op": 1, "t": "#identity"}, "the slot was never freed"
+            metrics = httpx.get(f"{url}/metrics").text
+            (refused,) = [
+                ln
+                for ln in metrics.splitlines()
+                if ln.startswith("plaza_pds_firehose_refused_total")
+            ]
+            assert float(refused.split()[1]) >= 3  # and any newcomer that came too early

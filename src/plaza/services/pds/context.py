@@ -40,11 +40,13 @@ class PdsContext:
     http: httpx.AsyncClient
     proxy: Forwarder
     lexicons: LexiconCheck
+    firehose_open: int  # subscribeRepos connections being served (see firehose.py)
 
     @classmethod
     def open(cls, settings: PdsSettings) -> PdsContext:
         ctx = cls()
         ctx.settings = settings
+        ctx.firehose_open = 0
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         ctx.secrets = load_or_create_secrets(settings.data_dir, settings.admin_password)
         ctx.store = PdsStore.open(settings.database_url)

@@ -12,6 +12,10 @@ event-stream spec's:
 
 A second task watches the socket so a client that goes away is noticed even while the
 stream is idle. Every frame sent counts as egress of the repository it describes.
+
+At most ``max_firehose_subscribers`` connections are served at once (every open one
+counts, replaying or live, until it closes): one more gets an error frame
+``TooManySubscribers`` and the close code 1013 (try again later).
 """
 
 from __future__ import annotations
@@ -39,10 +43,33 @@ def _parse_cursor(raw: str | None) -> int | None:
     return int(raw)
 
 
+TRY_AGAIN_LATER = 1013  # RFC 6455 close code, registered by IANA: the server is overloaded
+
+
 async def subscribe_repos(websocket: WebSocket) -> None:
     ctx: PdsContext = websocket.app.state.pds
-    seq = ctx.sequencer
+    limit = ctx.settings.max_firehose_subscribers
     await websocket.accept()
+    # One event loop serves every connection: nothing awaits between this check and the
+    # count going up, so the limit cannot be overshot by connections arriving together.
+    if ctx.firehose_open >= limit:
+        ctx.meter.firehose_refused.inc()
+        await _fail(
+            websocket,
+            "TooManySubscribers",
+            f"this PDS serves at most {limit} firehose subscribers at once; try again later",
+            code=TRY_AGAIN_LATER,
+        )
+        return
+    ctx.firehose_open += 1
+    try:
+        await _serve(websocket, ctx)
+    finally:
+        ctx.firehose_open -= 1
+
+
+async def _serve(websocket: WebSocket, ctx: PdsContext) -> None:
+    seq = ctx.sequencer
     try:
         cursor = _parse_cursor(websocket.query_params.get("cursor"))
     except ValueError:
@@ -101,7 +128,7 @@ async def _watch_close(websocket: WebSocket) -> None:
                 return
 
 
-async def _fail(websocket: WebSocket, error: str, message: str) -> None:
+async def _fail(websocket: WebSocket, error: str, message: str, *, code: int = 1008) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
         await websocket.send_bytes(encode_error_frame(error, message))
-        await websocket.close(code=1008)
+        await websocket.close(code=code)

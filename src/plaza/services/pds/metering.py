@@ -62,6 +62,11 @@ class Meter:
             "Open subscribeRepos connections",
             registry=self.registry,
         )
+        self.firehose_refused = Counter(
+            "plaza_pds_firehose_refused",
+            "subscribeRepos connections refused because the subscriber limit was reached",
+            registry=self.registry,
+        )
         # Per-account usage is the admin's (as getUsage is): in a registry of its own.
         self.accounts_registry = CollectorRegistry(auto_describe=True)
         self.accounts_registry.register(_UsageCollector(self))

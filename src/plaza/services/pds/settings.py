@@ -59,6 +59,9 @@ class PdsSettings:
     create_account_limit: tuple[int, int] = (100, 300)  # per client address per window
     admin_fail_limit: tuple[int, int] = (10, 300)  # failed admin logins per client address
     event_retention_s: int = 72 * 3600
+    # Open subscribeRepos connections at once; one more is refused (TooManySubscribers,
+    # close code 1013) so idle or slow sockets cannot pile up without end.
+    max_firehose_subscribers: int = 1000
     invite_code_required: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
