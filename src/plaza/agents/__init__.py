@@ -5,6 +5,7 @@ nothing; :class:`~plaza.agents.loop.AgentLoop` asks the guard, executes, escalat
 records every action in the ledger.
 """
 
+from plaza.agents.audit import AgentActions
 from plaza.agents.capacity import CapacityDesired, CapacityObserved, ReservedContract
 from plaza.agents.capacity_plan import PlanProblem, ReservedPlan, plan_reserved
 from plaza.agents.forecast import (
@@ -43,6 +44,7 @@ from plaza.agents.types import ACTION_KINDS, Action, MandateLimits, Reason, dige
 __all__ = [
     "ACTION_KINDS",
     "Action",
+    "AgentActions",
     "AgentLoop",
     "CapacityDesired",
     "CapacityObserved",

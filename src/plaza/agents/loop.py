@@ -158,6 +158,9 @@ class LoopRecord:
     verdict: str
     detail: str
     proposal: Proposal | None = None
+    #: Accounts per provider the guard saw, for placements and migrations (the replay
+    #: of the ledger, :mod:`plaza.agents.audit`, judges them with it).
+    accounts: Mapping[str, int] | None = None
 
 
 def limits_from_mandate(mandate: Mandate, total_accounts: int = 0) -> MandateLimits:
@@ -289,6 +292,8 @@ class LedgerRecorder:
                 payload["proposal"]["executeAfterMs"] = record.proposal.execute_after_ms
             if record.proposal.ref:
                 payload["proposal"]["ref"] = record.proposal.ref
+        if record.accounts is not None:
+            payload["accounts"] = dict(sorted(record.accounts.items()))
         self.ledger.record(
             self.key,
             author_did=self.author_did,
@@ -472,7 +477,10 @@ class AgentLoop:
         self.stats.proposed += 1
         self.stats.escalations += 1
         self._waiting.add(_waiting_key(action))
-        rec = LoopRecord(now_ms, action, "proposed", proposal.verdict, proposal.why, proposal)
+        rec = LoopRecord(
+            now_ms, action, "proposed", proposal.verdict, proposal.why, proposal,
+            _seen(ga, acc),
+        )  # fmt: skip
         self.recorder(rec, ga)
         return rec
 
@@ -487,6 +495,7 @@ class AgentLoop:
             self.recorder(rec, ga)
             return rec
         self.stats.executed += 1
+        seen = _seen(ga, acc)
         if ga.amount > 0:
             rule = self.mandate.rule(action.kind)
             category = ga.category or (rule.category if rule else "") or ""
@@ -496,6 +505,11 @@ class AgentLoop:
             if ga.source:
                 acc[ga.source] = acc.get(ga.source, 0) - ga.accounts
         detail = getattr(result, "detail", "") or "done"
-        rec = LoopRecord(now_ms, action, "executed", verdict, str(detail))
+        rec = LoopRecord(now_ms, action, "executed", verdict, str(detail), accounts=seen)
         self.recorder(rec, ga)
         return rec
+
+
+def _seen(ga: dao_action.Action, acc: Mapping[str, int]) -> dict[str, int] | None:
+    """The accounts the guard judged ``ga`` with, when they mattered to it."""
+    return {p: n for p, n in acc.items() if n} if ga.accounts and ga.provider else None

@@ -83,17 +83,25 @@ def read_export(path: str) -> Any:
 
 
 def full_projection() -> Any:
-    """Every plane's state over one ledger: the DAO's, and the market's when installed."""
+    """Every plane's state over one ledger: the DAO's, the market's when installed, and
+    the agents' records judged by the DAO's mandate (:mod:`plaza.agents.audit`)."""
     from plaza.dao.state import DaoState
     from plaza.ledger import Combined
 
-    parts: list[Any] = [DaoState()]
+    dao = DaoState()
+    parts: list[Any] = [dao]
     try:
         from plaza.market.state import MarketState
     except ImportError:  # the market plane is optional for a DAO-only ledger
         pass
     else:
         parts.append(MarketState())
+    try:
+        from plaza.agents.audit import AgentActions
+    except ImportError:
+        pass
+    else:
+        parts.append(AgentActions(dao=dao))
     return Combined(*parts)
 
 
