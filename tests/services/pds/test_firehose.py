@@ -306,3 +306,52 @@ def test_subscribers_past_the_limit_are_refused(tmp_path: Path) -> None:
                 if ln.startswith("plaza_pds_firehose_refused_total")
             ]
             assert float(refused.split()[1]) >= 3  # and any newcomer that came too early
+
+
+def test_get_repo_streams_a_large_repository(network: Network) -> None:
+    """A repository of many pages of blocks arrives in chunks as it is read (no length
+    known up front), byte for byte the CAR the store holds, and verifies."""
+    from plaza.atproto.car import write_car
+    from plaza.atproto.cid import CID
+    from plaza.atproto.repo_verify import import_car
+    from plaza.services.pds.store_repo import BLOCK_PAGE
+
+    url = network.pds[0]
+    acct = network.new_account(0, prefix="big")
+    did = acct["did"]
+    n = 1200
+    for start in range(0, n, 200):
+        writes = [
+            {
+                "$type": "com.atproto.repo.applyWrites#create",
+                "collection": "app.bsky.feed.post",
+                "value": _post(f"post {i} " + "x" * 200),
+            }
+            for i in range(start, start + 200)
+        ]
+        _call(url, "com.atproto.repo.applyWrites", acct["access"], {"repo": did, "writes": writes})
+    chunks: list[bytes] = []
+    with httpx.stream(
+        "GET", f"{url}/xrpc/com.atproto.sync.getRepo", params={"did": did}, timeout=60
+    ) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/vnd.ipld.car"
+        assert "content-length" not in r.headers  # streamed, not built first
+        assert r.headers.get("transfer-encoding") == "chunked"
+        chunks = list(r.iter_raw())
+    car = b"".join(chunks)
+    # What the store holds, assembled independently: the commit, then every other block
+    # in CID order.
+    ctx = network.apps[0].state.pds
+    root = ctx.store.get_root(did)
+    commit = ctx.store.get_block(did, root.commit_cid)
+    rest = [(CID(c), d) for c, d in ctx.store.iter_blocks(did) if c != root.commit_cid]
+    assert len(rest) > 2 * BLOCK_PAGE  # several pages
+    assert car == write_car([CID(root.commit_cid)], [(CID(root.commit_cid), commit), *rest])
+    key = parse_did_key(
+        httpx.get(f"{network.directory}/{did}/data").json()["verificationMethods"]["atproto"]
+    )
+    repo = import_car(car, did=did, key=key)
+    assert repo.signature_checked and len(repo.records) == n
+    sdk = CAR.from_bytes(car)
+    assert str(sdk.root) == str(CID(root.commit_cid)) and len(sdk.blocks) == len(rest) + 1

@@ -148,6 +148,15 @@ class AlreadyExistsError(PdsError, ConflictError):
     status = 400
 
 
+class ExportInterruptedError(PdsError):
+    """A repository changed while its export was streaming: the response is cut off
+    (after its status was sent), so the client sees a broken transfer, never a CAR
+    that is silently incomplete."""
+
+    code = "ExportInterrupted"
+    status = 503
+
+
 class UpstreamError(PdsError):
     """A service this PDS depends on (directory, app view) failed (502)."""
 

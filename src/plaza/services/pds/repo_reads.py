@@ -7,16 +7,22 @@ MST as the write path keeps them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from plaza.atproto import cbor, datamodel
+from plaza.atproto.car import car_header, car_section
 from plaza.atproto.cid import CID
 from plaza.atproto.errors import AtprotoError
 from plaza.atproto.mst import MST
-from plaza.services.pds.errors import InvalidRequestError, RecordNotFoundError
+from plaza.services.pds.errors import (
+    ExportInterruptedError,
+    InvalidRequestError,
+    RecordNotFoundError,
+)
 from plaza.services.pds.repo_parts import car_bytes
 from plaza.services.pds.store import RepoRoot
+from plaza.services.pds.store_repo import BLOCK_PAGE
 
 if TYPE_CHECKING:
     from plaza.services.pds.accounts import Account
@@ -46,19 +52,54 @@ class RepoReads:
         return root
 
     def export(self, did: str, since: str | None = None) -> bytes:
-        """The repository (or the blocks added after ``since``) as a CAR, commit first."""
+        """The repository (or the blocks added after ``since``) as a CAR, in memory: the
+        bytes :meth:`export_stream` sends."""
+        return b"".join(self._export_chunks(did, since))
+
+    def export_stream(self, did: str, since: str | None = None) -> AsyncIterator[bytes]:
+        """The CAR of :meth:`export`, as it is read: the header and the commit, then one
+        chunk per page of blocks from the store. The repository is resolved now (a
+        missing or empty one raises before anything is sent); each page is read on the
+        event loop between two sends."""
+        chunks = self._export_chunks(did, since)
+        first = next(chunks)  # the header and the commit block, or the error
+
+        async def stream() -> AsyncIterator[bytes]:
+            yield first
+            for chunk in chunks:
+                yield chunk
+
+        return stream()
+
+    def _export_chunks(self, did: str, since: str | None) -> Iterator[bytes]:
+        """Commit first, then the blocks (all, or added after ``since``) in CID order.
+
+        A commit removes the blocks it made unreachable, so a page read after the
+        repository moved on could lack blocks of the commit being exported: after every
+        page the stored head is read again (the page's query came first, so a head still
+        unchanged proves the page predates any commit), and if it moved the export stops
+        with :class:`ExportInterruptedError` instead of ending short.
+        """
         root, _ = self._tree(did)
-        commit_cid = CID(root.commit_cid)
-        commit = self.ctx.store.get_block(did, root.commit_cid)
+        start = root.commit_cid
+        commit_cid = CID(start)
+        commit = self.ctx.store.get_block(did, start)
         assert commit is not None
-
-        def blocks() -> Iterator[tuple[CID, bytes]]:
-            yield commit_cid, commit
-            for cid, data in self.ctx.store.iter_blocks(did, since):
-                if cid != root.commit_cid:
-                    yield CID(cid), data
-
-        return car_bytes(commit_cid, blocks())
+        yield car_header([commit_cid]) + car_section(commit_cid, commit)
+        after = b""
+        while True:
+            rows = self.ctx.store.block_page(did, since, after, BLOCK_PAGE)
+            head = self.ctx.store.get_root(did)
+            if head is None or head.commit_cid != start:
+                raise ExportInterruptedError(
+                    f"{did} changed while its repository was being exported; ask again"
+                )
+            chunk = b"".join(car_section(CID(cid), data) for cid, data in rows if cid != start)
+            if chunk:
+                yield chunk
+            if len(rows) < BLOCK_PAGE:
+                return
+            after = rows[-1][0]
 
     def blocks_car(self, did: str, cids: list[CID]) -> bytes:
         root, _ = self._tree(did)

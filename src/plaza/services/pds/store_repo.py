@@ -14,6 +14,7 @@ from plaza.services.pds.rows import EventRow, RecordRef, RepoRoot, RepoWrite
 
 Statement = tuple[str, list[Sequence[object]]]
 
+BLOCK_PAGE = 500  # blocks per query when a repository is read in full
 EVENT_INSERT = "INSERT INTO pds_event (seq, did, kind, created_s, frame) VALUES (?, ?, ?, ?, ?)"
 ROOT_UPSERT = (
     "INSERT INTO pds_repo_root (did, commit_cid, rev, data_cid) VALUES (?, ?, ?, ?) "
@@ -199,23 +200,29 @@ class RepoTables:
         """Every block of the repository, or those added after revision ``since``, in pages."""
         last = b""
         while True:
-            if since is None:
-                rows = self.db.query(
-                    "SELECT cid, data FROM pds_block WHERE did = ? AND cid > ? "
-                    "ORDER BY cid LIMIT 500",
-                    (did, last),
-                )
-            else:
-                rows = self.db.query(
-                    "SELECT cid, data FROM pds_block WHERE did = ? AND rev > ? AND cid > ? "
-                    "ORDER BY cid LIMIT 500",
-                    (did, since, last),
-                )
-            for cid, data in rows:
-                yield bytes(cid), bytes(data)
-            if len(rows) < 500:
+            rows = self.block_page(did, since, last)
+            yield from rows
+            if len(rows) < BLOCK_PAGE:
                 return
-            last = bytes(rows[-1][0])
+            last = rows[-1][0]
+
+    def block_page(
+        self, did: str, since: str | None, after: bytes, limit: int = BLOCK_PAGE
+    ) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` blocks with CIDs after ``after`` (``b""``: from the first), in
+        CID order: of the whole repository, or those added after revision ``since``."""
+        if since is None:
+            rows = self.db.query(
+                "SELECT cid, data FROM pds_block WHERE did = ? AND cid > ? ORDER BY cid LIMIT ?",
+                (did, after, limit),
+            )
+        else:
+            rows = self.db.query(
+                "SELECT cid, data FROM pds_block WHERE did = ? AND rev > ? AND cid > ? "
+                "ORDER BY cid LIMIT ?",
+                (did, since, after, limit),
+            )
+        return [(bytes(cid), bytes(data)) for cid, data in rows]
 
     def count_blocks(self, did: str) -> int:
         return int(self.db.scalar("SELECT COUNT(*) FROM pds_block WHERE did = ?", (did,)) or 0)

@@ -19,7 +19,8 @@ CAR_TYPE = "application/vnd.ipld.car"
 async def get_repo(call: XrpcCall) -> Response:
     acct = hosted(call, call.req_param("did"))
     since = call.tid_param("since")
-    return Response(call.ctx.repos.export(acct.did, since), media_type=CAR_TYPE)
+    # Streamed as it is read from the store: a repository is never held whole in memory.
+    return StreamingResponse(call.ctx.repos.export_stream(acct.did, since), media_type=CAR_TYPE)
 
 
 async def get_latest_commit(call: XrpcCall) -> dict[str, Any]:
