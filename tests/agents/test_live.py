@@ -126,6 +126,7 @@ def _market(tmp: Path, net: Net) -> tuple[Dao, Market]:
             }),
             t,
         )  # fmt: skip
+        m.receive_bond(s.did, 10_000, f"bond-{name}", t)
     for name in ("probe1", "probe2", "probe3"):
         s = PARTIES[name]
         m.register_provider(

@@ -168,7 +168,9 @@ class World:
         accounts: int = 1_000,
         now: int = GENESIS - 5 * HOUR,
         endpoint: str = "",
+        receipt: bool = True,
     ) -> Party:
+        """Register a party; with ``receipt``, also record that its bond was paid."""
         key = key_for(n)
         did, proof = plc_identity(key, name)
         party = Party(did, key)
@@ -194,6 +196,8 @@ class World:
             }
         )
         self.market.register_provider(doc, now)
+        if bond and receipt:
+            self.market.receive_bond(did, bond, f"pay-{name}", now)
         return party
 
     def registration(self, name: str) -> dict[str, Any]:

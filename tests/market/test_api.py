@@ -119,6 +119,18 @@ def test_api_end_to_end(served: tuple[Client, World, list[int]]) -> None:
     assert (r.status_code, r.json()["error"]) == (401, "Unsigned")
     r = api.post("/market/bids", world.bid("c", rid, account=11_000_000))
     assert (r.status_code, r.json()["error"]) == (422, "OverMaxPrice")
+    # A declared bond counts only once the operator records the payment's receipt.
+    r = api.post("/market/bids", world.bid("a", rid, account=4_000_000, nonce="early"))
+    assert (r.status_code, r.json()["error"]) == (422, "BondTooSmall")
+    for name in ("a", "b", "c"):
+        did = world.party(name).did
+        receipt = {"amount": 100_000, "reference": f"sepa-{name}"}
+        assert api.post(f"/market/providers/{did}/bond", receipt).status_code == 401
+        r = api.post(f"/market/providers/{did}/bond", receipt, admin=True)
+        assert (r.status_code, r.json()["bond"]) == (200, 100_000), r.text
+    again = {"amount": 1, "reference": "sepa-a"}
+    r = api.post(f"/market/providers/{world.party('b').did}/bond", again, admin=True)
+    assert (r.status_code, r.json()["error"]) == (409, "Replayed")
     for name, price in (("a", 4_000_000), ("b", 5_000_000), ("c", 6_000_000)):
         r = api.post("/market/bids", world.bid(name, rid, account=price))
         assert r.status_code == 200, r.text

@@ -66,8 +66,20 @@ def test_cli_market_under_a_dao(tmp_path: Path) -> None:
     out = run(data, "market", "bid", "--as", "gamma", "--price", f"account=0.12,{rest}",
               *bid_args, ok=False)  # fmt: skip
     assert "OverMaxPrice" in out
+    # The declared bond counts once the operator records the payment's receipt.
+    out = run(data, "market", "bid", "--as", "acme", "--price", f"account=0.04,{rest}",
+              "--bond", "100.00", *bid_args, ok=False)  # fmt: skip
+    assert "no receipt yet" in out
+    for name in ("acme", "beta", "gamma"):
+        out = run(data, "market", "provider", "bond-received", dids[name], "--amount", "1000.00",
+                  "--reference", f"SEPA-{name}", "--operator", "ops", "--at", t_bid)  # fmt: skip
+        assert "bond held: 1000.00 of 1000.00" in out
+    out = run(data, "market", "provider", "bond-received", dids["acme"], "--amount", "1.00",
+              "--reference", "SEPA-acme", "--operator", "ops", "--at", t_bid, ok=False)  # fmt: skip
+    assert "already receipted" in out
     for name, price in (("acme", "0.04"), ("beta", "0.05"), ("gamma", "0.06")):
-        run(data, "market", "bid", "--as", name, "--price", f"account={price},{rest}", *bid_args)
+        run(data, "market", "bid", "--as", name, "--price", f"account={price},{rest}",
+            "--bond", "100.00", *bid_args)  # fmt: skip
     award = json.loads(run(data, "market", "award", "rfb-1", "--operator", "ops", "--json",
                            "--at", str(GENESIS - 2 * HOUR)))  # fmt: skip
     assert [ln["allocated"] for ln in award["lines"]] == [400, 400, 200]

@@ -10,10 +10,31 @@ import pytest
 
 from plaza.atproto.plc import create_genesis, create_update
 from plaza.atproto.plc.proof import PLAZA_KEY, proof_value
+from plaza.dao.treasury import escrow_account
 from plaza.ledger import Ledger, MemoryEventStore
-from plaza.market import IdentityProofError, Market, MarketInputError, ReplayError, sign_doc
+from plaza.market import (
+    BondTooSmallError,
+    ClosedError,
+    IdentityProofError,
+    Market,
+    MarketInputError,
+    ReplayError,
+    UnknownProviderError,
+    sign_doc,
+)
+from plaza.market.dao_port import bond_escrow_id
+from plaza.market.journal import bond_escrow
 from plaza.market.registry import FRESH_MS
-from tests.market.conftest import GENESIS, HOUR, StoreFactory, key_for, make_world, plc_identity
+from tests.market.conftest import (
+    GENESIS,
+    HOUR,
+    StoreFactory,
+    key_for,
+    make_dao_world,
+    make_world,
+    plc_identity,
+)
+from tests.market.test_end_to_end import RFB
 from tests.market.test_rejections import unchanged
 
 NOW = GENESIS - 5 * HOUR
@@ -149,3 +170,64 @@ def test_a_registration_is_accepted_once() -> None:
     unchanged(world, ReplayError, lambda: m.register_provider(doc, NOW + 1000))
     fresh = doc_for(1, did, proof=proof, signed_ms=NOW + 1)
     unchanged(world, ReplayError, lambda: m.register_provider(fresh, NOW + 1000))
+
+
+# -- bonds: declared at registration, counted once a receipt names the payment -------------
+
+
+@pytest.mark.parametrize("mode", ["standalone", "dao"])
+def test_a_bond_counts_only_once_its_payment_is_receipted(
+    store_factory: StoreFactory, mode: str
+) -> None:
+    dao = None
+    if mode == "dao":
+        dao, world = make_dao_world(store_factory())
+    else:
+        world = make_world(store_factory())
+    m = world.market
+    a = world.register("a", 10, bond=100_000, receipt=False).did
+    p = m.state.providers[a]
+    assert (p.bond, p.bond_declared, p.bond_received) == (0, 100_000, 0)
+    assert m.state.journal.balance(bond_escrow(a)) == 0
+    if dao is not None:
+        assert bond_escrow_id(a) not in dao.state.escrows
+    m.create_rfb(RFB, GENESIS - 3 * HOUR)
+    t_bid = GENESIS - int(2.5 * HOUR)
+
+    # Until a receipt: no bid pledging a bond, so none where the request wants one.
+    err = unchanged(
+        world, BondTooSmallError, lambda: m.submit_bid(world.bid("a", "rfb-1", account=1), t_bid)
+    )
+    assert "no receipt yet" in err.message
+    unbonded = world.bid("a", "rfb-1", account=1, bond=0, nonce="unbonded")
+    unchanged(world, BondTooSmallError, lambda: m.submit_bid(unbonded, t_bid))
+
+    # Malformed or unacceptable receipts change nothing.
+    t = GENESIS - 4 * HOUR
+    unchanged(world, MarketInputError, lambda: m.receive_bond(a, 10, "", t))
+    unchanged(world, MarketInputError, lambda: m.receive_bond(a, 0, "pay-1", t))
+    unchanged(world, ClosedError, lambda: m.receive_bond(a, 100_001, "pay-1", t))
+    stranger = key_for(99).did_key()
+    unchanged(world, UnknownProviderError, lambda: m.receive_bond(stranger, 10, "pay-1", t))
+    forged = {"provider": a, "amount": 10, "reference": "pay-x", "postings": []}
+    unchanged(
+        world,
+        MarketInputError,
+        lambda: m._record("market.bond.received", forged, t),
+    )
+
+    m.receive_bond(a, 60_000, "pay-1", t)
+    unchanged(world, ReplayError, lambda: m.receive_bond(a, 10, "pay-1", t))
+    unchanged(world, ClosedError, lambda: m.receive_bond(a, 40_001, "pay-2", t))
+    p = m.receive_bond(a, 40_000, "pay-2", t)
+    assert (p.bond, p.bond_received) == (100_000, 100_000)
+    assert m.state.journal.balance(bond_escrow(a)) == 100_000
+    if dao is not None:
+        assert dao.state.books.balance(escrow_account(bond_escrow_id(a))) == 100_000
+    bid = m.submit_bid(world.bid("a", "rfb-1", account=1), t_bid)
+    assert bid.bond == 50_000
+    # A replayed ledger agrees.
+    again = Market(
+        Ledger(m.ledger.store), operator_did=m.operator_did, operator_key=None, mandate=m.mandate
+    )
+    assert again.state.providers[a] == m.state.providers[a]

@@ -114,6 +114,8 @@ def build(providers: int) -> tuple[Market, dict[str, Any]]:
             ),
             t,
         )
+        if not prober:
+            market.receive_bond(_did(i), 10_000, f"bond-{i}", t)
     rng = np.random.default_rng(7)
     rfbs = []
     for start in range(0, providers, BIDS_PER_RFB):

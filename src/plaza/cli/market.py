@@ -241,6 +241,36 @@ def provider_show(
     typer.echo(json.dumps(p.to_json(), indent=2))
 
 
+@provider_app.command("bond-received")
+def provider_bond_received(
+    *,
+    did: Annotated[str, typer.Argument(help="The provider's DID.")],
+    amount: Annotated[str, typer.Option("--amount", help="Amount received, e.g. 1000.00.")],
+    reference: Annotated[
+        str, typer.Option("--reference", help="The payment's reference (a transfer id).")
+    ],
+    operator: Operator,
+    data_dir: DataDir = DATA_DIR,
+    db: Db = None,
+    at: At = None,
+) -> None:
+    """Record that a provider's bond payment arrived (the operator's receipt).
+
+    A declared bond counts, and can be pledged to bids, only once received; each payment
+    reference is receipted once.
+
+    Example:
+
+    \b
+        plaza market provider bond-received did:plc:ewvi7nxzyoun6zhxrhs64oiz \\
+            --amount 1000.00 --reference SEPA-2025-0042 --operator ops
+    """
+    with reporting():
+        m = local_market(data_dir, db, operator)
+        p = m.receive_bond(did, parse_amount(amount), reference, _now(at))
+    typer.echo(f"{did} bond held: {p.bond / 100:.2f} of {p.bond_declared / 100:.2f} declared")
+
+
 # -- requests for bids ---------------------------------------------------------------------
 
 

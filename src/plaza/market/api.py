@@ -6,9 +6,9 @@ Reads are open: the market is public by design. Writes are of two kinds:
   samples, dispute) are posted as atproto JSON (byte strings as ``{"$bytes": ...}``).
   The signature *is* the authentication: the market checks it against the signer's
   registered key, then the market rules, and the operator records it;
-* **operator commands** (open a request, award, approve, settle, fund escrow, resolve a
-  dispute) need ``Authorization: Bearer <admin token>``, the token the operator started
-  the service with.
+* **operator commands** (record a bond payment's receipt, open a request, award,
+  approve, settle, fund escrow, resolve a dispute) need ``Authorization: Bearer <admin
+  token>``, the token the operator started the service with.
 
 Errors are ``{"error": code, "message": ...}`` with the error's HTTP status; a rejected
 document changes nothing. Handlers share one :class:`~plaza.market.Market` behind a
@@ -99,6 +99,11 @@ class FundRequest(BaseModel):
 class ResolveRequest(BaseModel):
     outcome: str = ""
     amount: int | None = None
+
+
+class BondReceipt(BaseModel):
+    amount: int = Field(gt=0)
+    reference: str = Field(min_length=1, max_length=200)
 
 
 class ApproveRequest(BaseModel):
@@ -205,6 +210,15 @@ def create_app(settings: MarketSettings, market: Market | None = None) -> FastAP
             m = current()
             did = m.register_provider(_doc(doc), settings.clock())
             return m.state.providers[did].to_json()
+
+    @app.post("/market/providers/{did}/bond")
+    def bond_received(
+        did: str, body: BondReceipt, authorization: str | None = Header(None)
+    ) -> dict[str, Any]:
+        admin(authorization)
+        with lock:
+            m = current()
+            return m.receive_bond(did, body.amount, body.reference, settings.clock()).to_json()
 
     # -- procurement -------------------------------------------------------------------
     @app.get("/market/rfbs")

@@ -14,7 +14,8 @@ their Beancount export) show every bond, escrow funding and payment:
 ====================  ==========================================================
 market step           DAO action (``dao.action.executed``)
 ====================  ==========================================================
-provider registered   ``escrow.open`` bond-<id> (kind bond), ``escrow.deposit``
+bond received         ``escrow.open`` bond-<id> (kind bond, on the first receipt),
+                      ``escrow.deposit`` of the amount received
 fund market escrow    ``escrow.open`` market (kind payment, once), then
                       ``settlement.pay`` with the amount into escrow ``market``
 pay an invoice        ``escrow.release`` from ``market``

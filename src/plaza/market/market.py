@@ -11,7 +11,7 @@ Each command catches up with the ledger (other writers, such as the DAO, append 
 builds the event, lets :class:`~plaza.market.state.MarketState` (and the DAO's state,
 when connected) check it — which raises the specific error and changes nothing if it is
 not acceptable — appends it, and only then applies it. A lost append race is retried
-on the new head. Commands that write several events (registration with its bond,
+on the new head. Commands that write several events (a bond receipt with its DAO deposit,
 funding, approval of a motion, settlement) write them as one atomic run: the events are
 applied to the states as they are built and appended at once; if the append fails the
 states are rebuilt from the ledger, so they never hold what the ledger does not.
@@ -44,8 +44,9 @@ from plaza.market.errors import (
     NotApprovedError,
     NotFoundInMarketError,
 )
-from plaza.market.journal import MARKET_ESCROW, payable
+from plaza.market.journal import MARKET_ESCROW, bond_escrow, bond_liability, payable
 from plaza.market.params import MarketParams
+from plaza.market.registry import Provider
 from plaza.market.rfb import Rfb
 from plaza.market.settle import Pending, SettlementResult
 from plaza.market.state import MarketState, Need
@@ -267,20 +268,36 @@ class Market:
 
     @_retrying
     def register_provider(self, doc: Mapping[str, Any], now_ms: int) -> str:
-        """Record a signed ``registration``; returns the provider DID. The bond is held in
-        escrow from this moment (a DAO bond escrow when connected)."""
-        payload = {"doc": dict(doc)}
-        self._precheck("market.provider.registered", payload, now_ms)
-        did = str(doc["provider"])
-        bond = doc.get("bond", 0)
+        """Record a signed ``registration``; returns the provider DID. The bond it declares
+        counts only once received (:meth:`receive_bond`)."""
+        self._record("market.provider.registered", {"doc": dict(doc)}, now_ms)
+        return str(doc["provider"])
+
+    @_retrying
+    def receive_bond(self, provider: str, amount: int, reference: str, now_ms: int) -> Provider:
+        """Record the receipt of a payment of ``amount`` towards ``provider``'s declared
+        bond, naming the payment's ``reference`` (a bank or ledger transfer id, accepted
+        once). Under a DAO the bond escrow (opened on the first receipt) takes the deposit
+        in the same atomic run. Only received bond can be pledged to bids."""
+        payload = {
+            "provider": provider,
+            "amount": amount,
+            "reference": reference,
+            "postings": [[bond_escrow(provider), amount], [bond_liability(provider), -amount]],
+        }
+        if self.dao is None:
+            self._record("market.bond.received", payload, now_ms)
+            return self.state.providers[provider]
+        self._precheck("market.bond.received", payload, now_ms)
         with self._atomic():
-            if self.dao is not None and isinstance(bond, int) and bond > 0:
-                eid = bond_escrow_id(did)
-                why = f"bond of provider {did}"
-                self._act(escrow_action("escrow.open", eid, kind="bond", party=did), why, now_ms)
-                self._act(escrow_action("escrow.deposit", eid, amount=bond), why, now_ms)
-            self._record("market.provider.registered", payload, now_ms)
-        return did
+            eid = bond_escrow_id(provider)
+            why = f"bond of provider {provider}: payment {reference}"
+            if not self.dao.has_escrow(eid):
+                open_ = escrow_action("escrow.open", eid, kind="bond", party=provider)
+                self._act(open_, why, now_ms)
+            self._act(escrow_action("escrow.deposit", eid, amount=amount), why, now_ms)
+            self._record("market.bond.received", payload, now_ms)
+        return self.state.providers[provider]
 
     @_retrying
     def set_status(

@@ -10,8 +10,14 @@ provider signs with the key it names (no ``proof``); a ``did:plc`` provider carr
 under ``#plaza`` or ``#atproto``. The proof sits inside the signed document, so it
 cannot be moved to another registration; the document's ``signed_ms`` must be within
 :data:`FRESH_MS` of the time it is recorded, and its nonce and digest are accepted once,
-so a registration cannot be replayed later. Other DID methods cannot register. Every
-provider starts on *probation*. Its status then moves only along
+so a registration cannot be replayed later. Other DID methods cannot register.
+
+The registration only *declares* the bond. It counts once it is paid: each payment is a
+``market.bond.received`` receipt that the operator (under a DAO, with the DAO's escrow
+deposit in the same run) records naming the payment's reference, which is accepted once.
+Receipts add up to at most the declared bond, and only bond received can be pledged to
+bids, so a provider whose bond has not arrived cannot bid where a bond is required.
+Every provider starts on *probation*. Its status then moves only along
 the edges of :data:`TRANSITIONS`, each move a ``market.provider.status`` event carrying
 its reason:
 
@@ -91,9 +97,11 @@ class Provider:
     regions: tuple[str, ...]
     capacity: Mapping[str, Mapping[str, int]]
     prices: Mapping[str, Mapping[str, int]]
-    bond: int
+    bond: int  # received and held in escrow (less what was returned or forfeited)
     endpoint: str
     registered_ms: int
+    bond_declared: int = 0
+    bond_received: int = 0
     status: str = "probation"
     history: tuple[StatusChange, ...] = field(default=())
     failed_streak: int = 0
@@ -113,6 +121,8 @@ class Provider:
             "capacity": {k: dict(v) for k, v in self.capacity.items()},
             "prices": {k: dict(v) for k, v in self.prices.items()},
             "bond": self.bond,
+            "bondDeclared": self.bond_declared,
+            "bondReceived": self.bond_received,
             "endpoint": self.endpoint,
             "registeredMs": self.registered_ms,
             "status": self.status,

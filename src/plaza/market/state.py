@@ -44,7 +44,7 @@ from plaza.market.errors import (
     ReplayError,
     UnknownProviderError,
 )
-from plaza.market.journal import Journal, JournalEntry, bond_escrow, bond_liability, postings_of
+from plaza.market.journal import Journal, JournalEntry, postings_of
 from plaza.market.metering import UsageReport
 from plaza.market.params import MarketParams
 from plaza.market.probes import ProbeBook
@@ -123,6 +123,7 @@ class MarketState:
         self.journal = Journal()
         self.seen_nonces: set[tuple[str, str, str]] = set()
         self.seen_digests: set[str] = set()
+        self.bond_references: set[str] = set()
         self.awards: dict[str, dict[str, Any]] = {}
         self.last_seq = -1
         # Invoices depend on evidence and contracts; any change bumps the generation.
@@ -290,14 +291,6 @@ class MarketState:
             raise ReplayError(f"provider {reg.did} is already registered")
         if reg.did == self.operator:
             raise NotIndependentError("the operator cannot register as a provider")
-        post = _noop
-        if reg.bond:
-            post = self.post(
-                ev,
-                reg.did,
-                "provider bond held in escrow",
-                [[bond_escrow(reg.did), reg.bond], [bond_liability(reg.did), -reg.bond]],
-            )
         provider = Provider(
             did=reg.did,
             key=reg.key,
@@ -305,14 +298,14 @@ class MarketState:
             regions=reg.regions,
             capacity=reg.capacity,
             prices=reg.prices,
-            bond=reg.bond,
+            bond=0,  # declared only: it counts once received (market.bond.received)
+            bond_declared=reg.bond,
             endpoint=reg.endpoint,
             registered_ms=ev.time,
             history=(StatusChange(ev.time, "", "probation", "registered"),),
         )
 
         def commit() -> None:
-            post()
             self.providers[reg.did] = provider
             self.remember(reg.did, "registration", reg.nonce, doc)
 
@@ -360,9 +353,12 @@ class MarketState:
         bid = validate_bid(self, doc, ev.time)
         free = self.free_bond(bid.provider)
         if bid.bond > free:
+            prov = self.providers[bid.provider]
+            unpaid = prov.bond_declared - prov.bond_received
             raise BondTooSmallError(
                 f"the bid pledges a bond of {bid.bond}, but only {free} of the provider's "
                 "escrowed bond is free"
+                + (f" ({unpaid} of the declared bond has no receipt yet)" if unpaid else "")
             )
 
         def commit() -> None:

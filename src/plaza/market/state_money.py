@@ -267,6 +267,42 @@ def handlers(state: MarketState) -> dict[str, Callable[[Event], Commit]]:
             raise MarketInputError(f"escrow funding postings must be {want}")
         return state.post(ev, "Plaza DAO", memo or "fund the market escrow", want)
 
+    def bond_received(ev: Event) -> Commit:
+        """The operator's receipt for a payment of ``amount`` towards a provider's declared
+        bond, naming the payment's ``reference`` (each reference receipted once)."""
+        p = ev.payload
+        what = "market.bond.received"
+        did = f.did_field(p, "provider", what)
+        amount = f.int_field(p, "amount", what, lo=1)
+        reference = f.str_field(p, "reference", what, max_len=200)
+        if not reference.strip() or reference != reference.strip():
+            raise MarketInputError("a bond receipt names the payment's reference")
+        prov = state.providers.get(did)
+        if prov is None:
+            raise UnknownProviderError(f"no provider {did}")
+        if prov.status == "offboarded":
+            raise ClosedError(f"{did} is offboarded: it posts no bond")
+        if reference in state.bond_references:
+            raise ReplayError(f"payment {reference!r} was already receipted")
+        if prov.bond_received + amount > prov.bond_declared:
+            raise ClosedError(
+                f"{did} declared a bond of {prov.bond_declared} and {prov.bond_received} was "
+                f"received: a receipt of {amount} exceeds it"
+            )
+        want = [[bond_escrow(did), amount], [bond_liability(did), -amount]]
+        if p.get("postings") != want:
+            raise MarketInputError(f"bond receipt postings must be {want}")
+        post = state.post(ev, did, f"provider bond received (payment {reference})", want)
+
+        def commit() -> None:
+            post()
+            state.providers[did] = replace(
+                prov, bond=prov.bond + amount, bond_received=prov.bond_received + amount
+            )
+            state.bond_references.add(reference)
+
+        return commit
+
     def bond_moved(ev: Event) -> Commit:
         p = ev.payload
         slashed = ev.type == "market.bond.slashed"
@@ -388,6 +424,7 @@ def handlers(state: MarketState) -> dict[str, Callable[[Event], Commit]]:
         "market.epoch.settled": epoch_settled,
         "market.payment.made": payment_made,
         "market.escrow.funded": escrow_funded,
+        "market.bond.received": bond_received,
         "market.bond.slashed": bond_moved,
         "market.bond.released": bond_moved,
         "market.need.raised": need_raised,

@@ -162,15 +162,17 @@ class Marketplace:
         day = w.res_lot_price * self.wpe // 1_000_000
         for p in range(w.cap.size):
             cap = self.lots(float(w.cap[p]))
+            bond = max(1, cap * day // 10)
             doc = self.parties.registration(
                 p,
                 capacity=cap,
                 lot_price=w.res_lot_price,
                 region=w.scenario.regions[int(w.region[p]) % len(w.scenario.regions)],
-                bond=max(1, cap * day // 10),
+                bond=bond,
                 now_ms=t0,
             )
-            self.market.register_provider(doc, t0)
+            did = self.market.register_provider(doc, t0)
+            self.market.receive_bond(did, bond, f"sim-bond-{p}", t0)  # paid up front
         for i in range(PROBERS):
             self.market.register_provider(self.parties.prober_registration(i, t0), t0)
         bidders = [p for p in range(w.cap.size) if not w.gone[p]]
