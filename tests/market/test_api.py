@@ -175,3 +175,54 @@ def test_api_end_to_end(served: tuple[Client, World, list[int]]) -> None:
     assert "Expenses:Infrastructure  16.00 EUR" in books
     missing = api.get("/market/invoices/inv-c-9-0")
     assert (missing.status_code, missing.json()["error"]) == (404, "NotFound")
+
+
+def test_api_refuses_large_bodies_and_answers_errors_in_one_shape(
+    served: tuple[Client, World, list[int]],
+) -> None:
+    from plaza.market.api import MAX_BODY
+
+    api, world, _ = served
+    size = len(world.market.ledger)
+    padded = {"$type": "registration", "pad": "x" * MAX_BODY}
+    # Declared too large: refused before the body is read.
+    r = api.http.post("/market/providers", json=padded)
+    assert (r.status_code, r.json()["error"]) == (413, "PayloadTooLarge")
+    assert str(MAX_BODY) in r.json()["message"]
+
+    # Streamed without a length (chunked): refused once it passes the limit.
+    def chunks() -> Iterator[bytes]:
+        yield b'{"pad": "'
+        for _ in range(MAX_BODY // 65_536 + 2):
+            yield b"x" * 65_536
+        yield b'"}'
+
+    r = api.http.post(
+        "/market/bids", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert "content-length" not in r.request.headers
+    assert (r.status_code, r.json()["error"]) == (413, "PayloadTooLarge")
+    r = api.http.post(
+        "/market/rfbs",
+        content=chunks(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    assert (r.status_code, r.json()["error"]) == (413, "PayloadTooLarge")
+    assert len(world.market.ledger) == size
+
+    # FastAPI's own errors answer {"error", "message"} too.
+    r = api.post("/market/rfbs", {"service": "hosting"}, admin=True)
+    assert (r.status_code, r.json()["error"]) == (400, "InvalidRequest"), r.text
+    assert "body" in r.json()["message"]
+    r = api.http.post(
+        "/market/bids", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert (r.status_code, set(r.json())) == (400, {"error", "message"}), r.text
+    r = api.get("/market/nowhere")
+    assert (r.status_code, r.json()["error"]) == (404, "NotFound")
+    r = api.http.delete("/market/rfbs")
+    assert (r.status_code, r.json()["error"]) == (405, "MethodNotAllowed")
+    # A body under the limit still reaches the handlers.
+    r = api.post("/market/providers", {"$type": "registration"})
+    assert (r.status_code, r.json()["error"]) == (400, "InvalidRequest")
+    assert len(world.market.ledger) == size

@@ -10,9 +10,13 @@ Reads are open: the market is public by design. Writes are of two kinds:
   approve, settle, fund escrow, resolve a dispute) need ``Authorization: Bearer <admin
   token>``, the token the operator started the service with.
 
-Errors are ``{"error": code, "message": ...}`` with the error's HTTP status; a rejected
-document changes nothing. Handlers share one :class:`~plaza.market.Market` behind a
-lock and each parses, calls the library, and renders.
+Errors are ``{"error": code, "message": ...}`` with the error's HTTP status, as in every
+Plaza HTTP API — FastAPI's own validation errors (400 ``InvalidRequest``) and unknown
+routes or methods included; a rejected document changes nothing. Request bodies are
+read before any handler runs and refused (413 ``PayloadTooLarge``) past
+:data:`MAX_BODY` bytes, whether or not the client declared a length. Handlers share one
+:class:`~plaza.market.Market` behind a lock and each parses, calls the library, and
+renders.
 """
 
 from __future__ import annotations
@@ -26,20 +30,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Body, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plaza.atproto import datamodel
 from plaza.atproto.crypto import PrivateKey
 from plaza.atproto.errors import AtprotoError
 from plaza.dao import Mandate
-from plaza.errors import PlazaError
+from plaza.errors import InvalidInputError, NotFoundError, PlazaError
 from plaza.ledger import EventStore, Ledger, MemoryEventStore, SqlEventStore
 from plaza.market.books import to_beancount
-from plaza.market.errors import MarketError, MarketInputError, NotFoundInMarketError
+from plaza.market.errors import (
+    MarketError,
+    MarketInputError,
+    NotFoundInMarketError,
+    PayloadTooLargeError,
+)
 from plaza.market.market import Market
 from plaza.market.state_money import outstanding
 
+MAX_BODY = 512 * 1024  # a signed document is at most 200 KiB of DAG-CBOR; JSON is larger
 DOC_BODY = Body(..., description="A signed document in atproto JSON (sig as {'$bytes': ...})")
 
 
@@ -110,6 +123,53 @@ class ApproveRequest(BaseModel):
     proposal: int = 0
 
 
+class BodyLimit:
+    """ASGI middleware: read the whole request body first, answering 413 past ``limit``
+    bytes (declared or streamed) before the application sees any of it."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = PayloadTooLargeError(f"a request body is at most {self.limit} bytes")
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or len(declared) > 12):
+            await _error(InvalidInputError("Content-Length is not a number"), scope, receive, send)
+            return
+        if declared is not None and int(declared) > self.limit:
+            await _error(too_large, scope, receive, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                await _error(too_large, scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _error(exc: PlazaError, scope: Scope, receive: Receive, send: Send) -> None:
+    await JSONResponse(exc.to_dict(), status_code=exc.status)(scope, receive, send)
+
+
 def open_store(url: str) -> EventStore:
     return MemoryEventStore() if url in ("memory:", "memory://") else SqlEventStore.open(url)
 
@@ -158,9 +218,29 @@ def create_app(settings: MarketSettings, market: Market | None = None) -> FastAP
         if not settings.admin_token or not hmac.compare_digest(authorization or "", want):
             raise AuthError("this command needs the operator's bearer token")
 
+    app.add_middleware(BodyLimit)
+
     @app.exception_handler(PlazaError)
     async def plaza_error(_: Request, exc: PlazaError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Every error answers {"error", "message"}, FastAPI's own 422s included.
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+        return JSONResponse(InvalidInputError(message).to_dict(), status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        # Unknown routes (404) and methods (405) in the same shape.
+        err: PlazaError = (
+            NotFoundError(str(exc.detail))
+            if exc.status_code == 404
+            else PlazaError(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "Error"))
+        )
+        return JSONResponse(err.to_dict(), status_code=exc.status_code, headers=exc.headers)
 
     @app.get("/_health")
     def health() -> dict[str, Any]:
@@ -388,6 +468,9 @@ def create_app(settings: MarketSettings, market: Market | None = None) -> FastAP
             return d.to_json()
 
     return app
+
+
+_HTTP_CODES = {405: "MethodNotAllowed", 400: "InvalidRequest", 401: "AuthRequired"}
 
 
 def _invoice_json(m: Market, iid: str) -> dict[str, Any]:

@@ -31,6 +31,13 @@ class MarketInputError(MarketError, InvalidInputError):
     status = 400
 
 
+class PayloadTooLargeError(MarketInputError):
+    """A request body is larger than the HTTP API accepts."""
+
+    code = "PayloadTooLarge"
+    status = 413
+
+
 class MarketRejectedError(MarketError, EventRejectedError):
     """A well-formed document or command is not allowed in the current market state."""
 
