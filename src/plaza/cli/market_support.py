@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
@@ -103,13 +104,22 @@ def parse_sla(text: str | None) -> dict[str, int]:
     return {names[k]: v for k, v in raw.items()}
 
 
+_SECONDS_RE = re.compile(r"([0-9]{1,12})\s?([smhdw]?)", re.ASCII)
+
+
 def parse_seconds(text: str) -> int:
+    """``"90"`` or ``"90s"``, ``"5m"``, ``"48h"``, ``"30d"``, ``"2w"`` -> seconds (ASCII
+    digits only: ``str.isdigit`` also takes '²' and '٥')."""
     from plaza.dao.mandate import parse_duration
 
-    try:
-        return parse_duration(text if not text.isdigit() else int(text))
-    except ValueError as exc:
-        raise InvalidInputError(str(exc)) from exc
+    m = _SECONDS_RE.fullmatch(text.strip())
+    if m is None:
+        raise InvalidInputError(
+            f"invalid duration {text[:40]!r}: up to 12 digits 0-9, optionally followed by "
+            "s, m, h, d or w (e.g. 300, 5m, 1d)"
+        )
+    number, unit = m.groups()
+    return parse_duration(int(number) if not unit else f"{number}{unit}")
 
 
 def submit(
