@@ -17,7 +17,7 @@ from plaza.dao.mandate import default_mandate
 from plaza.dao.service import Dao
 from plaza.ledger import EventStore, MemoryEventStore
 from plaza.ledger.keystore import Signer
-from plaza.market import Market, MarketParams, NotApprovedError
+from plaza.market import Market, MarketParams, NotApprovedError, sign_doc
 from plaza.market.dao_port import DaoLink
 from tests.market.conftest import EPOCH_S, GENESIS, HOUR, WINDOW_S, Party, StoreFactory, World
 from tests.market.test_end_to_end import RFB, all_up, check_books, down_at
@@ -187,3 +187,64 @@ def test_a_vetoed_award_cannot_be_approved() -> None:
     with pytest.raises(NotApprovedError):
         world.market.approve_contract(ids["c"], GENESIS - 10 * HOUR)
     assert world.market.state.contracts[ids["c"]].status == "awarded"
+
+
+def test_a_provider_files_its_own_dispute_proposal(store_factory: StoreFactory) -> None:
+    """Registering under a DAO gives the provider the DAO's provider role, which the
+    constitution lets file dispute proposals; members then rule on it."""
+    from plaza.market import IdentityProofError
+    from tests.market.conftest import key_for, make_dao_world
+
+    dao, world = make_dao_world(store_factory())
+    t = GENESIS - 5 * HOUR
+    b = world.register("b", 11, now=t)
+    assert dao.state.roles[b.did] == "provider"
+    # b is a did:plc: it binds its key in the DAO with the proof its registration carried.
+    proof = world.registration("b")["proof"]
+    dao.register(Signer(b.key.did_key(), b.key), b.did, "provider", t + 1, proof=proof)
+    pid = dao.propose(
+        Signer(b.did, b.key),
+        "dispute",
+        "b contests inv-c-1-0",
+        t + 2,
+        body="windows 10 and 30 were a network partition at the probers",
+        effect={"subject": "inv-c-1-0", "claimant": b.did, "respondent": world.operator.did},
+    )
+    assert (dao.state.proposals[pid].type, dao.state.proposals[pid].author) == ("dispute", b.did)
+    members = [Signer(key_for(n).did_key(), key_for(n)) for n in (201, 202, 203)]
+    for s in members[:2]:
+        dao.vote(s, pid, {"choice": "yes"}, t + 3)
+    assert dao.outcome(pid, t + 8 * 24 * HOUR).status == "passed"
+    dao.execute(members[0], pid, t + 8 * 24 * HOUR)
+    assert dao.state.rulings[pid]["subject"] == "inv-c-1-0"
+
+    # A member who registers as a provider stays a member (no role is granted), and a
+    # squatter still cannot register somebody's DID.
+    alice, later = members[0], t + 9 * 24 * HOUR
+    world.market.register_provider(_member_registration(alice, later), later)
+    assert dao.state.roles[alice.did] == "person"
+    with pytest.raises(IdentityProofError):
+        squat = _member_registration(alice, later + 1, key=b.key)
+        world.market.register_provider(squat, later + 1)
+
+
+def _member_registration(
+    who: Signer, now: int, *, key: PrivateKey | None = None
+) -> dict[str, object]:
+    signing = key or who.key
+    return sign_doc(
+        signing,
+        {
+            "$type": "registration",
+            "provider": who.did,
+            "key": signing.did_key(),
+            "services": ["hosting"],
+            "regions": ["eu"],
+            "capacity": {"hosting": {"accounts": 10}},
+            "prices": {"hosting": {"account": 1}},
+            "bond": 0,
+            "endpoint": "https://member.example",
+            "nonce": f"reg-{now}",
+            "signed_ms": now,
+        },
+    )

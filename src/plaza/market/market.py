@@ -269,9 +269,21 @@ class Market:
     @_retrying
     def register_provider(self, doc: Mapping[str, Any], now_ms: int) -> str:
         """Record a signed ``registration``; returns the provider DID. The bond it declares
-        counts only once received (:meth:`receive_bond`)."""
-        self._record("market.provider.registered", {"doc": dict(doc)}, now_ms)
-        return str(doc["provider"])
+        counts only once received (:meth:`receive_bond`). Under a DAO the provider is also
+        given the DAO's ``provider`` role (unless the DID is a member or holds a role), in
+        the same atomic run: the constitution lets providers file ``dispute`` proposals."""
+        payload = {"doc": dict(doc)}
+        if self.dao is None:
+            self._record("market.provider.registered", payload, now_ms)
+            return str(doc["provider"])
+        self._precheck("market.provider.registered", payload, now_ms)
+        did = str(doc["provider"])
+        with self._atomic():
+            self._record("market.provider.registered", payload, now_ms)
+            st = self.dao.state
+            if did not in st.roles and not st.is_member(did):
+                self._record("dao.role.granted", {"did": did, "role": "provider"}, now_ms)
+        return did
 
     @_retrying
     def receive_bond(self, provider: str, amount: int, reference: str, now_ms: int) -> Provider:
