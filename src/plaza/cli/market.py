@@ -32,8 +32,10 @@ from plaza.cli.market_support import (
     As,
     AsJson,
     At,
+    LocalOperator,
     MandateFile,
     Operator,
+    OwnDid,
     Url,
     emit,
     local_market,
@@ -135,12 +137,10 @@ def provider_register(
         list[str] | None, typer.Option("--price", help="SERVICE:account=0.02,... (repeat).")
     ] = None,
     bond: Annotated[str, typer.Option("--bond", help="Bond held in escrow, e.g. 1000.00.")] = "0",
-    did: Annotated[str | None, typer.Option("--did", help="Your DID (default: the key's).")] = None,
+    did: OwnDid = None,
     directory: Directory = DEFAULT_DIRECTORY,
     url: Url = None,
-    operator: Annotated[
-        str | None, typer.Option("--operator", envvar="PLAZA_MARKET_OPERATOR")
-    ] = None,
+    operator: LocalOperator = None,
     data_dir: DataDir = DATA_DIR,
     db: Db = None,
     at: At = None,
@@ -390,12 +390,10 @@ def bid(
     bond: Annotated[
         str, typer.Option("--bond", help="Bond pledged (from your escrowed bond).")
     ] = "0",
-    did: Annotated[str | None, typer.Option("--did", help="Your DID (default: the key's).")] = None,
+    did: OwnDid = None,
     directory: Directory = DEFAULT_DIRECTORY,
     url: Url = None,
-    operator: Annotated[
-        str | None, typer.Option("--operator", envvar="PLAZA_MARKET_OPERATOR")
-    ] = None,
+    operator: LocalOperator = None,
     data_dir: DataDir = DATA_DIR,
     db: Db = None,
     at: At = None,
@@ -491,12 +489,10 @@ def contract_sign(
     contract_id: Annotated[str, typer.Argument(help="e.g. c-1")],
     signer: As,
     digest: Annotated[str, typer.Option("--digest", help="The terms digest you agree to.")],
-    did: Annotated[str | None, typer.Option("--did", help="Your DID (default: the key's).")] = None,
+    did: OwnDid = None,
     directory: Directory = DEFAULT_DIRECTORY,
     url: Url = None,
-    operator: Annotated[
-        str | None, typer.Option("--operator", envvar="PLAZA_MARKET_OPERATOR")
-    ] = None,
+    operator: LocalOperator = None,
     data_dir: DataDir = DATA_DIR,
     db: Db = None,
     at: At = None,

@@ -16,7 +16,9 @@ from plaza.cli.market_support import (
     As,
     AsJson,
     At,
+    LocalOperator,
     Operator,
+    OwnDid,
     Url,
     emit,
     local_market,
@@ -39,11 +41,9 @@ def usage_report(
     requests: Annotated[int, typer.Option("--requests", help="Requests served.")] = 0,
     egress_gb: Annotated[int, typer.Option("--egress-gb", help="GB sent.")] = 0,
     observer: Annotated[bool, typer.Option("--observer", help="Report as an observer.")] = False,
-    did: Annotated[str | None, typer.Option("--did", help="Your DID (default: the key's).")] = None,
+    did: OwnDid = None,
     url: Url = None,
-    operator: Annotated[
-        str | None, typer.Option("--operator", envvar="PLAZA_MARKET_OPERATOR")
-    ] = None,
+    operator: LocalOperator = None,
     data_dir: DataDir = DATA_DIR,
     db: Db = None,
     at: At = None,
@@ -93,11 +93,9 @@ def probe_report(
     window: Annotated[int, typer.Option("--window", help="First probe window of the series.")],
     up: Annotated[str, typer.Option("--up", help="One 1/0 per window, e.g. 1101.")],
     latency: Annotated[str, typer.Option("--latency", help="Comma list of ms per window.")],
-    did: Annotated[str | None, typer.Option("--did", help="Your DID (default: the key's).")] = None,
+    did: OwnDid = None,
     url: Url = None,
-    operator: Annotated[
-        str | None, typer.Option("--operator", envvar="PLAZA_MARKET_OPERATOR")
-    ] = None,
+    operator: LocalOperator = None,
     data_dir: DataDir = DATA_DIR,
     db: Db = None,
     at: At = None,
@@ -217,11 +215,9 @@ def dispute_open(
         list[Path], typer.Option("--evidence", help="Evidence file (its SHA-256 is recorded).")
     ],
     kind: Annotated[str, typer.Option("--kind", help="probe-log, usage-log, ...")] = "other",
-    did: Annotated[str | None, typer.Option("--did", help="Your DID (default: the key's).")] = None,
+    did: OwnDid = None,
     url: Url = None,
-    operator: Annotated[
-        str | None, typer.Option("--operator", envvar="PLAZA_MARKET_OPERATOR")
-    ] = None,
+    operator: LocalOperator = None,
     data_dir: DataDir = DATA_DIR,
     db: Db = None,
     at: At = None,

@@ -29,6 +29,15 @@ Url = Annotated[
     str | None,
     typer.Option("--url", envvar="PLAZA_MARKET_URL", help="Post to this market's HTTP API."),
 ]
+OwnDid = Annotated[str | None, typer.Option("--did", help="Your DID (default: the key's).")]
+LocalOperator = Annotated[
+    str | None,
+    typer.Option(
+        "--operator",
+        envvar="PLAZA_MARKET_OPERATOR",
+        help="Keystore identity of the operator, to record locally (without --url).",
+    ),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 MandateFile = Annotated[
     Path | None,
