@@ -10,7 +10,7 @@
 # Usage: scripts/bench_pds.sh [OUTDIR]        (default: a new folder under /tmp)
 # Env:   ROUNDS=3
 #        TARGETS="ref sqlite pg"          any subset, in the order to alternate
-#        REFPDS_DIR=/work/.refpds         where ../shared/bench/refpds/run.sh installed it
+#        REFPDS_DIR=../.refpds            where ../shared/bench/refpds/run.sh installs it
 #        BENCH=../shared/bench/refpds     the harness folder
 #        PY=.venv/bin/python              a Python with httpx and libipld
 #        PG_URL=postgresql://postgres@127.0.0.1:5432/test
@@ -28,7 +28,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-$(mktemp -d /tmp/pdsbench.XXXXXX)}"
 ROUNDS="${ROUNDS:-3}"
 TARGETS="${TARGETS:-ref sqlite pg}"
-REFPDS_DIR="${REFPDS_DIR:-/work/.refpds}"
+REFPDS_DIR="${REFPDS_DIR:-$ROOT/../.refpds}"
 BENCH="${BENCH:-$ROOT/../shared/bench/refpds}"
 PY="${PY:-$ROOT/.venv/bin/python}"
 PLAZA="${PLAZA:-$ROOT/.venv/bin/plaza}"
