@@ -89,3 +89,29 @@ def test_sim_bench_table_and_plot(tmp_path: Path) -> None:
     assert "agent cost/oracle" in result.output
     assert "| a.csv |" in result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sim_bench_reports_a_failing_trace_and_runs_the_others(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    write_trace(folder / "a.csv", list(np.round(rng.gamma(3, 5, 400))))
+    (folder / "b.csv").write_text("timestamp,value\n2015-01-01 00:00:00,1\nnot a row\n")
+    scenario = tmp_path / "s.toml"
+    scenario.write_text("[accounts]\ncount = 300\nsignups_per_day = 0\n")
+    result = CliRunner().invoke(
+        app, ["sim", "bench", "--traces", str(folder), "--scenario", str(scenario)]
+    )
+    assert result.exit_code == 1
+    assert "| a.csv | " in result.output
+    assert "| b.csv | failed: " in result.output
+    assert "1 trace(s) failed: b.csv" in result.output
+    mean = next(line for line in result.output.splitlines() if line.startswith("| geometric"))
+    row = next(line for line in result.output.splitlines() if line.startswith("| a.csv"))
+    assert mean.split("|")[3] == row.split("|")[3]  # the mean is over the traces that ran
+
+
+def test_sim_bench_without_traces_is_an_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["sim", "bench", "--traces", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "no trace files" in result.output

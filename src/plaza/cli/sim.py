@@ -94,7 +94,9 @@ def bench_cmd(
 
     The oracle is the offline optimum (an LP solved with HiGHS); every other policy's
     cost is shown as a ratio to it. With --plot, draws demand against the capacity each
-    policy provisioned, one panel per trace.
+    policy provisioned, one panel per trace. Progress goes to standard error. A trace
+    that fails (a bad file, an oracle past its time limit) gets a row saying why, the
+    others still run, and the exit status is 1.
 
     Example:
 
@@ -102,24 +104,50 @@ def bench_cmd(
         plaza sim bench --traces ../shared/data/traces --pattern 'Twitter_*.csv'
         plaza sim bench --traces traces/ --plot docs/img/sim-bench.png
     """
-    from plaza.sim import load_scenario
-    from plaza.sim.bench import bench, format_table
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from plaza.sim import POLICIES, load_scenario
+    from plaza.sim.bench import bench, format_table, trace_files
     from plaza.sim.bench import plot as draw
 
     try:
-        rows, kept = bench(
-            traces, pattern=pattern, scenario=load_scenario(scenario), seed=seed, keep=bool(plot)
-        )
+        files = trace_files(traces, pattern)
+        chosen = load_scenario(scenario)
     except PlazaError as exc:
         _fail(exc)
         return
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {r.trace: {p: m.as_dict() for p, m in r.metrics.items()} for r in rows}, indent=2
-            )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} runs"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=len(files) * len(POLICIES))
+        started = [0]
+
+        def advance(trace: str, policy: str) -> None:
+            bar.update(task, completed=started[0], description=f"{trace} {policy}")
+            started[0] += 1
+
+        rows, kept = bench(
+            traces, pattern=pattern, scenario=chosen, seed=seed, keep=bool(plot), progress=advance
         )
+    if as_json:
+        out = {
+            r.trace: {"error": r.error}
+            if r.error
+            else {p: m.as_dict() for p, m in r.metrics.items()}
+            for r in rows
+        }
+        typer.echo(json.dumps(out, indent=2))
     else:
         typer.echo(format_table(rows))
     if plot:
         draw(kept, plot)
+    failed = [r.trace for r in rows if r.error]
+    if failed:
+        typer.echo(f"error: {len(failed)} trace(s) failed: {', '.join(failed)}", err=True)
+        raise typer.Exit(1)

@@ -1,18 +1,22 @@
 """Every policy on every trace of a folder: cost ratio to the oracle, unserved load, a chart.
 
 The table has one row per trace and, per policy, its cost divided by the oracle's and its
-unserved fraction. The chart draws each trace's demand against the capacity each policy
-provisioned (one panel per trace, the first two days after the first week, so the
-daily pattern and the policies' reactions are visible).
+unserved fraction. A trace that cannot be run (a bad file, an oracle that does not solve
+within its time limit) gets a row saying why, and the others still run. The chart draws
+each trace's demand against the capacity each policy provisioned (one panel per trace,
+the first two days after the first week, so the daily pattern and the policies'
+reactions are visible).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from plaza.errors import PlazaError
 from plaza.sim.engine import RunResult, run
 from plaza.sim.errors import SimError
 from plaza.sim.metrics import Metrics
@@ -23,14 +27,23 @@ from plaza.sim.trace import load_trace
 
 @dataclass(frozen=True)
 class BenchRow:
-    """One trace: every policy's metrics, keyed by policy name."""
+    """One trace: every policy's metrics, keyed by policy name, or why it failed."""
 
     trace: str
     metrics: dict[str, Metrics]
+    error: str = ""
 
     def ratio(self, policy: str) -> float:
         oracle = self.metrics["oracle"].cost
         return self.metrics[policy].cost / oracle if oracle > 0 else float("nan")
+
+
+def trace_files(folder: str | Path, pattern: str = "*.csv") -> list[Path]:
+    """The trace files of ``folder`` matching ``pattern``, sorted; at least one."""
+    files = sorted(Path(folder).glob(pattern))
+    if not files:
+        raise SimError(f"no trace files matching {pattern!r} in {folder}")
+    return files
 
 
 def bench(
@@ -41,21 +54,30 @@ def bench(
     scenario: Scenario | None = None,
     seed: int = 0,
     keep: bool = False,
+    progress: Callable[[str, str], None] | None = None,
 ) -> tuple[list[BenchRow], dict[str, dict[str, RunResult]]]:
     """Run ``policies`` on every trace matching ``pattern`` in ``folder``.
 
-    Returns the rows and (when ``keep``) the full results for plotting.
+    Returns the rows and (when ``keep``) the full results for plotting. ``progress`` is
+    called with the trace's and the policy's names before each run. A trace whose file or
+    run fails gets a row with ``error`` set (the other traces still run).
     """
-    files = sorted(Path(folder).glob(pattern))
-    if not files:
-        raise SimError(f"no trace files matching {pattern!r} in {folder}")
+    files = trace_files(folder, pattern)
     if "oracle" not in policies:
         policies = (*policies, "oracle")
     rows: list[BenchRow] = []
     kept: dict[str, dict[str, RunResult]] = {}
     for f in files:
-        trace = load_trace(f, repair=True)
-        results = {p: run(trace, p, scenario=scenario, seed=seed) for p in policies}
+        results: dict[str, RunResult] = {}
+        try:
+            trace = load_trace(f, repair=True)
+            for p in policies:
+                if progress is not None:
+                    progress(f.name, p)
+                results[p] = run(trace, p, scenario=scenario, seed=seed)
+        except PlazaError as exc:
+            rows.append(BenchRow(f.name, {}, error=f"{exc.code}: {exc.message}"))
+            continue
         rows.append(BenchRow(trace.name, {p: r.metrics for p, r in results.items()}))
         if keep:
             kept[trace.name] = results
@@ -71,17 +93,21 @@ def format_table(rows: list[BenchRow], policies: tuple[str, ...] = POLICIES) -> 
     sep = "|---|---:|" + "---:|---:|" * len(shown)
     lines = [head + " |", sep]
     for row in rows:
+        if row.error:
+            lines.append(f"| {row.trace} | failed: {row.error} |")
+            continue
         cells = [row.trace, f"{row.metrics['oracle'].cost:,.0f}"]
         for p in shown:
             cells.append(f"{row.ratio(p):.3f}")
             cells.append(f"{100 * row.metrics[p].unserved_fraction:.4f}")
         lines.append("| " + " | ".join(cells) + " |")
-    if rows:
+    ran = [r for r in rows if not r.error]
+    if ran:
         cells = ["geometric mean", ""]
         for p in shown:
-            ratios = np.array([r.ratio(p) for r in rows])
+            ratios = np.array([r.ratio(p) for r in ran])
             cells.append(f"{float(np.exp(np.log(ratios).mean())):.3f}")
-            cells.append(f"{100 * max(r.metrics[p].unserved_fraction for r in rows):.4f} (max)")
+            cells.append(f"{100 * max(r.metrics[p].unserved_fraction for r in ran):.4f} (max)")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
