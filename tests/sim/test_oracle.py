@@ -48,3 +48,22 @@ def test_a_steady_whole_load_costs_the_same_in_whole_units() -> None:
     whole = solve_oracle(load, **PRICES, whole_units=True, time_limit_s=60)
     assert whole.cost == pytest.approx(lp.cost, rel=1e-6)
     assert not math.isnan(whole.bound)
+
+
+def test_the_lp_plan_scales_with_the_load() -> None:
+    # Solved on the load over its mean, multiplied back: a trace of bytes gets the same
+    # plan, times its scale, as the same shape in units.
+    rng = np.random.default_rng(3)
+    load = np.round(rng.gamma(2.0, 3.0, 300), 2)
+    small = solve_oracle(load, **PRICES)
+    big = solve_oracle(load * 1e7, **PRICES)
+    assert big.cost == pytest.approx(small.cost * 1e7, rel=1e-6)
+    assert big.bound == pytest.approx(big.cost)
+    billed = 1.0 * big.reserved.sum() + 2.5 * big.on_demand.sum()
+    assert billed <= big.cost * (1 + 1e-6)
+    assert big.reserved.max() == pytest.approx(small.reserved.max() * 1e7, rel=1e-4)
+
+
+def test_no_load_costs_nothing() -> None:
+    plan = solve_oracle(np.zeros(40), **PRICES)
+    assert plan.cost == pytest.approx(0.0, abs=1e-9)

@@ -19,8 +19,11 @@ ending the oldest units first, a decrease is allowed iff the units started in th
 steps remain. The last term bills the rest of the term of units still running at the end,
 as the simulator does. Capacity is continuous here (the relaxation of whole units), so the
 optimum is a lower bound on the cost of any policy at zero unserved load, under the same
-contract rules. HiGHS (interior point) solves a 55-day, 5-minute trace (about 95,000
-variables) in under a minute.
+contract rules. The LP is homogeneous in the load (scale ``a`` and every variable scales
+with it), so it is solved on the load divided by its mean and the plan multiplied back:
+on a trace of bytes (means of millions) the unscaled LP took HiGHS minutes or past its
+time limit, the scaled one seconds, at the same cost. HiGHS (interior point) solves a
+55-day, 5-minute trace (about 95,000 variables) in under a minute.
 """
 
 from __future__ import annotations
@@ -72,6 +75,9 @@ def solve_oracle(
     import time
 
     a = np.concatenate([np.asarray(load, dtype=np.float64), np.zeros(delay)])
+    # Whole units fix the scale; the LP is solved on load of mean 1 (see the module doc).
+    scale = 1.0 if whole_units or not a.any() else float(a.mean())
+    a = a / scale
     T = a.size
     t = np.arange(T)
     tm = t[1:]
@@ -140,14 +146,14 @@ def solve_oracle(
     seconds = time.perf_counter() - started
     if res.status != 0 or res.x is None:
         raise SimError(f"the oracle LP did not solve: {res.message}")
-    x = np.maximum(res.x, 0.0)
+    x = np.maximum(res.x, 0.0) * scale
     return OraclePlan(
         reserved=x[R : R + T],
         starts=x[S_ : S_ + T],
         on_demand=x[OD : OD + T],
-        cost=float(res.fun),
+        cost=float(res.fun) * scale,
         seconds=seconds,
-        bound=float(res.fun),
+        bound=float(res.fun) * scale,
     )
 
 
