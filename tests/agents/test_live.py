@@ -118,7 +118,8 @@ def _market(tmp: Path, net: Net) -> tuple[Dao, Market]:
         s = PARTIES[name]
         m.register_provider(
             sign_doc(s.key, {
-                "$type": "registration", "provider": s.did, "key": s.key.did_key(),
+                "$type": "registration", "provider": s.did, "market": m.operator_did,
+                "key": s.key.did_key(),
                 "services": ["hosting"], "regions": ["eu"],
                 "capacity": {"hosting": {"accounts": 100}},
                 "prices": {"hosting": {"account": 1_000_000}}, "bond": 10_000,
@@ -131,7 +132,8 @@ def _market(tmp: Path, net: Net) -> tuple[Dao, Market]:
         s = PARTIES[name]
         m.register_provider(
             sign_doc(s.key, {
-                "$type": "registration", "provider": s.did, "key": s.key.did_key(),
+                "$type": "registration", "provider": s.did, "market": m.operator_did,
+                "key": s.key.did_key(),
                 "services": ["prober"], "regions": ["eu"], "capacity": {}, "prices": {},
                 "bond": 0, "endpoint": f"https://{name}.example", "nonce": f"reg-{name}",
                 "signed_ms": t,
@@ -150,7 +152,8 @@ def _market(tmp: Path, net: Net) -> tuple[Dao, Market]:
         s = PARTIES[name]
         m.submit_bid(
             sign_doc(s.key, {
-                "$type": "bid", "provider": s.did, "rfb": rfb.id, "quantity": 10,
+                "$type": "bid", "provider": s.did, "market": m.operator_did, "rfb": rfb.id,
+                "quantity": 10,
                 "prices": {"account": 1_000_000},
                 "sla": {"availability_ppm": 999_000, "latency_p95_ms": 500},
                 "bond": 0, "expires_ms": GENESIS, "nonce": f"bid-{name}",
@@ -161,7 +164,8 @@ def _market(tmp: Path, net: Net) -> tuple[Dao, Market]:
     for c in contracts:
         s = next(p for p in PARTIES.values() if p.did == c.provider)
         m.sign_contract(
-            sign_doc(s.key, {"$type": "terms", "provider": s.did, "contract": c.id,
+            sign_doc(s.key, {"$type": "terms", "provider": s.did, "market": m.operator_did,
+                             "contract": c.id,
                              "terms_digest": c.terms_digest(), "nonce": f"t-{c.id}"}),
             t + 4,
         )  # fmt: skip
@@ -182,14 +186,16 @@ def _evidence(m: Market, epoch: int, acme_down: range) -> None:
             encode_series(PARTIES["beta"].did, epoch * W, [1] * W, [90] * W),
         ]  # fmt: skip
         m.report_probes(
-            sign_doc(s.key, {"$type": "probe", "prober": s.did, "series": series,
+            sign_doc(s.key, {"$type": "probe", "prober": s.did, "market": m.operator_did,
+                             "series": series,
                              "nonce": f"p-{name}-{epoch}"}),
             t,
         )  # fmt: skip
     for c in m.state.contracts.values():
         s = next(p for p in PARTIES.values() if p.did == c.provider)
         m.report_usage(
-            sign_doc(s.key, {"$type": "usage", "provider": s.did, "contract": c.id,
+            sign_doc(s.key, {"$type": "usage", "provider": s.did, "market": m.operator_did,
+                             "contract": c.id,
                              "epoch": epoch, "usage": {"account": 2},
                              "nonce": f"u-{c.id}-{epoch}"}),
             t,

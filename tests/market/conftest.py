@@ -183,6 +183,7 @@ class World:
             {
                 "$type": "registration",
                 "provider": did,
+                "market": self.market.operator_did,
                 "key": key.did_key(),
                 "services": list(services),
                 "regions": ["eu"],
@@ -226,6 +227,7 @@ class World:
         doc = {
             "$type": "bid",
             "provider": party.did,
+            "market": self.market.operator_did,
             "rfb": rfb,
             "quantity": quantity,
             "prices": {
@@ -252,6 +254,7 @@ class World:
         doc: dict[str, Any] = {
             "$type": "observation" if observer else "usage",
             "observer" if observer else "provider": party.did,
+            "market": self.market.operator_did,
             "contract": contract,
             "epoch": epoch,
             "usage": usage,
@@ -274,6 +277,7 @@ class World:
             {
                 "$type": "probe",
                 "prober": party.did,
+                "market": self.market.operator_did,
                 "series": [
                     encode_series(self.party(name).did, first, up, lat)
                     for name, (up, lat) in sorted(series.items())
@@ -283,8 +287,15 @@ class World:
         )
 
 
-def make_world(store: EventStore, mandate: Mandate | None = None, **params: Any) -> World:
-    operator_key = key_for(200)
+MARKET_DID = key_for(200).did_key()
+"""The DID of the test markets' operator: the market every test document is signed for."""
+
+
+def make_world(
+    store: EventStore, mandate: Mandate | None = None, *, operator: int = 200, **params: Any
+) -> World:
+    """A market run by the operator with key ``operator`` (another number, another market)."""
+    operator_key = key_for(operator)
     operator = Party(operator_key.did_key(), operator_key)
     market = Market(
         Ledger(store),

@@ -77,6 +77,7 @@ def registration(world: World, name: str, n: int, services: list[str], now: int)
         {
             "$type": "registration",
             "provider": did,
+            "market": world.market.operator_did,
             "key": key.did_key(),
             "services": services,
             "regions": ["eu"],
@@ -145,7 +146,8 @@ def test_api_end_to_end(served: tuple[Client, World, list[int]]) -> None:
         c = api.get(f"/market/contracts/{cid}").json()
         name = next(n for n, p in world.parties.items() if p.did == c["provider"])
         doc = world.party(name).sign(
-            {"$type": "terms", "provider": c["provider"], "contract": cid,
+            {"$type": "terms", "provider": c["provider"], "market": world.market.operator_did,
+             "contract": cid,
              "terms_digest": c["terms_digest"], "nonce": f"t-{cid}"}
         )  # fmt: skip
         assert api.post(f"/market/contracts/{cid}/sign", doc).status_code == 200
@@ -175,6 +177,20 @@ def test_api_end_to_end(served: tuple[Client, World, list[int]]) -> None:
     assert "Expenses:Infrastructure  16.00 EUR" in books
     missing = api.get("/market/invoices/inv-c-9-0")
     assert (missing.status_code, missing.json()["error"]) == (404, "NotFound")
+
+
+def test_api_refuses_a_registration_for_another_market(
+    served: tuple[Client, World, list[int]],
+) -> None:
+    api, world, now = served
+    doc = registration(world, "a", 10, ["hosting"], now[0])
+    body = {k: v for k, v in doc.items() if k != "sig"}
+    elsewhere = world.party("a").sign({**body, "market": key_for(201).did_key()})
+    r = api.post("/market/providers", elsewhere)
+    assert (r.status_code, r.json()["error"]) == (403, "WrongMarket"), r.text
+    assert key_for(201).did_key() in r.json()["message"]
+    assert api.get("/market/providers").json() == []
+    assert api.post("/market/providers", doc).status_code == 200
 
 
 def test_api_refuses_large_bodies_and_answers_errors_in_one_shape(

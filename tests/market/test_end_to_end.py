@@ -130,6 +130,7 @@ def test_end_to_end(store_factory: StoreFactory, tmp_path: Path, mode: str) -> N
             {
                 "$type": "terms",
                 "provider": ct.provider,
+                "market": m.operator_did,
                 "contract": cid,
                 "terms_digest": ct.terms_digest(),
                 "nonce": f"terms-{cid}",

@@ -95,6 +95,7 @@ def dispute_doc(world: World, invoice: str, claim: int, nonce: str = "d1") -> di
         {
             "$type": "dispute",
             "provider": world.party("b").did,
+            "market": world.market.operator_did,
             "invoice": invoice,
             "claim": claim,
             "reason": "window 3 was a prober outage, not ours",

@@ -49,7 +49,8 @@ def test_prober_probes_real_servers_and_the_market_records_the_samples(tmp_path:
         name = next(n for n, p in world.parties.items() if p.did == ct.provider)
         m.sign_contract(
             world.party(name).sign(
-                {"$type": "terms", "provider": ct.provider, "contract": ct.id,
+                {"$type": "terms", "provider": ct.provider, "market": m.operator_did,
+             "contract": ct.id,
                  "terms_digest": ct.terms_digest(), "nonce": f"t-{ct.id}"}
             ),
             GENESIS - HOUR,

@@ -1,6 +1,6 @@
 """Provider registration proves the DID: a did:key signs as itself, a did:plc carries its
 chain of PLC operations listing the signing key; nobody registers somebody else's DID, and
-a registration is accepted once and only while fresh."""
+a registration is accepted once, only while fresh and only by the market it names."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from plaza.market import (
     MarketInputError,
     ReplayError,
     UnknownProviderError,
+    WrongMarketError,
     sign_doc,
 )
 from plaza.market.dao_port import bond_escrow_id
@@ -28,6 +29,7 @@ from plaza.market.registry import FRESH_MS
 from tests.market.conftest import (
     GENESIS,
     HOUR,
+    MARKET_DID,
     StoreFactory,
     key_for,
     make_dao_world,
@@ -40,10 +42,13 @@ from tests.market.test_rejections import unchanged
 NOW = GENESIS - 5 * HOUR
 
 
-def doc_for(key_n: int, did: str, *, proof: Any = None, signed_ms: int = NOW) -> dict[str, Any]:
+def doc_for(
+    key_n: int, did: str, *, proof: Any = None, signed_ms: int = NOW, market: str = MARKET_DID
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "$type": "registration",
         "provider": did,
+        "market": market,
         "key": key_for(key_n).did_key(),
         "services": ["hosting"],
         "regions": ["eu"],
@@ -170,6 +175,26 @@ def test_a_registration_is_accepted_once() -> None:
     unchanged(world, ReplayError, lambda: m.register_provider(doc, NOW + 1000))
     fresh = doc_for(1, did, proof=proof, signed_ms=NOW + 1)
     unchanged(world, ReplayError, lambda: m.register_provider(fresh, NOW + 1000))
+
+
+def test_a_registration_is_accepted_only_by_the_market_it_names(
+    store_factory: StoreFactory,
+) -> None:
+    """A fresh registration seen at one market (its ledger is public) cannot be replayed
+    at another market within its freshness window: it names its market."""
+    ours = make_world(store_factory())
+    theirs = make_world(MemoryEventStore(), operator=201)
+    did, proof = plc_identity(key_for(1), "owner")
+    doc = doc_for(1, did, proof=proof, market=theirs.market.operator_did)
+    assert theirs.market.register_provider(doc, NOW) == did
+    m = ours.market
+    err = unchanged(ours, WrongMarketError, lambda: m.register_provider(doc, NOW + 1000))
+    assert (err.code, err.status) == ("WrongMarket", 403)
+    assert theirs.market.operator_did in err.message and m.operator_did in err.message
+    unnamed = sign_doc(key_for(1), {k: v for k, v in doc.items() if k not in ("market", "sig")})
+    err = unchanged(ours, MarketInputError, lambda: m.register_provider(unnamed, NOW))
+    assert "market" in err.message
+    assert m.register_provider(doc_for(1, did, proof=proof), NOW + 1000) == did
 
 
 # -- bonds: declared at registration, counted once a receipt names the payment -------------

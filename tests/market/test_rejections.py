@@ -42,7 +42,8 @@ def contracted(world: World) -> dict[str, str]:
     for ct in contracts:
         name = next(n for n, p in world.parties.items() if p.did == ct.provider)
         doc = world.party(name).sign(
-            {"$type": "terms", "provider": ct.provider, "contract": ct.id,
+            {"$type": "terms", "provider": ct.provider, "market": m.operator_did,
+             "contract": ct.id,
              "terms_digest": ct.terms_digest(), "nonce": f"t-{ct.id}"}
         )  # fmt: skip
         m.sign_contract(doc, GENESIS - HOUR)

@@ -39,6 +39,7 @@ def test_serve_market_and_prober(tmp_path: Path, free_port: int) -> None:
     for args in (
         ["dao", "keys", "new", "ops"],
         ["dao", "keys", "new", "p1"],
+        ["dao", "keys", "new", "p2"],
         ["market", "open", "--operator", "ops", "--mandate", str(mandate), "--window", "60s"],
         ["market", "provider", "register", "--as", "p1", "--services", "prober",
          "--regions", "eu", "--endpoint", "https://p1.example", "--operator", "ops"],
@@ -57,6 +58,16 @@ def test_serve_market_and_prober(tmp_path: Path, free_port: int) -> None:
     try:
         body = _wait(f"{url}/market").json()
         assert body["providers"] == 1 and body["params"]["window_s"] == 60
+        # A provider signs for the market it posts to: its operator's DID, read from
+        # GET /market; a registration for another market (--market) is refused.
+        register = ["market", "provider", "register", "--as", "p2", "--services", "prober",
+                    "--regions", "eu", "--endpoint", "https://p2.example", "--url", url,
+                    "--data-dir", str(data)]  # fmt: skip
+        elsewhere = runner.invoke(app, [*register, "--market", "did:key:zQ3shelsewhere"])
+        assert elsewhere.exit_code == 1 and "WrongMarket" in elsewhere.output, elsewhere.output
+        result = runner.invoke(app, register, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert httpx.get(f"{url}/market", timeout=5).json()["providers"] == 2
         denied = httpx.post(f"{url}/market/settle", json={"epoch": 0}, timeout=5)
         assert (denied.status_code, denied.json()["error"]) == (401, "AuthRequired")
         prober = subprocess.Popen(

@@ -37,7 +37,8 @@ def contract_on(world: World, name: str, rfb: dict[str, Any], quantity: int = 40
     _, [c] = m.award(created.id, GENESIS - 2 * HOUR)
     m.sign_contract(
         world.party(name).sign(
-            {"$type": "terms", "provider": c.provider, "contract": c.id,
+            {"$type": "terms", "provider": c.provider, "market": m.operator_did,
+             "contract": c.id,
              "terms_digest": c.terms_digest(), "nonce": f"t-{c.id}"}
         ),
         GENESIS - HOUR,

@@ -19,7 +19,16 @@ from plaza.ledger import EventStore, MemoryEventStore
 from plaza.ledger.keystore import Signer
 from plaza.market import Market, MarketParams, NotApprovedError, sign_doc
 from plaza.market.dao_port import DaoLink
-from tests.market.conftest import EPOCH_S, GENESIS, HOUR, WINDOW_S, Party, StoreFactory, World
+from tests.market.conftest import (
+    EPOCH_S,
+    GENESIS,
+    HOUR,
+    MARKET_DID,
+    WINDOW_S,
+    Party,
+    StoreFactory,
+    World,
+)
 from tests.market.test_end_to_end import RFB, all_up, check_books, down_at
 
 DAY = 24 * HOUR
@@ -89,7 +98,8 @@ def contracts_via_dao(dao: Dao, world: World) -> dict[str, str]:
         name = next(n for n, p in world.parties.items() if p.did == ct.provider)
         m.sign_contract(
             world.party(name).sign(
-                {"$type": "terms", "provider": ct.provider, "contract": ct.id,
+                {"$type": "terms", "provider": ct.provider, "market": m.operator_did,
+                 "contract": ct.id,
                  "terms_digest": ct.terms_digest(), "nonce": f"t-{ct.id}"}
             ),
             GENESIS - 84 * HOUR,
@@ -147,6 +157,7 @@ def test_market_under_a_dao(store_factory: StoreFactory, tmp_path: Path) -> None
         {
             "$type": "dispute",
             "provider": world.party("b").did,
+            "market": m.operator_did,
             "invoice": inv,
             "claim": 587,
             "reason": "windows 10 and 30 were a network partition at the probers",
@@ -237,6 +248,7 @@ def _member_registration(
         {
             "$type": "registration",
             "provider": who.did,
+            "market": MARKET_DID,
             "key": signing.did_key(),
             "services": ["hosting"],
             "regions": ["eu"],

@@ -79,7 +79,7 @@ def test_reserved_capacity_is_bought_by_requests_for_bids(calm: RunResult) -> No
     from plaza.market.signed import verify_doc
 
     for bid in st.bids.values():
-        verify_doc(bid.doc, st.providers[bid.provider].key, "bid")
+        verify_doc(bid.doc, st.providers[bid.provider].key, "bid", market=st.operator)
     # Awards stayed within the mandate's share once past its concentration floor.
     limits = pol.mandate.limits
     for award in st.awards.values():

@@ -101,6 +101,7 @@ def build(providers: int) -> tuple[Market, dict[str, Any]]:
                 {
                     "$type": "registration",
                     "provider": _did(i),
+                    "market": market.operator_did,
                     "key": keys[i].did_key(),
                     "services": ["prober"] if prober else ["hosting"],
                     "regions": ["eu"],
@@ -141,6 +142,7 @@ def build(providers: int) -> tuple[Market, dict[str, Any]]:
                     {
                         "$type": "bid",
                         "provider": _did(i),
+                        "market": market.operator_did,
                         "rfb": rfb.id,
                         "quantity": 100,
                         "prices": {
@@ -168,6 +170,7 @@ def build(providers: int) -> tuple[Market, dict[str, Any]]:
                     {
                         "$type": "terms",
                         "provider": c.provider,
+                        "market": market.operator_did,
                         "contract": c.id,
                         "terms_digest": c.terms_digest(),
                         "nonce": f"t{i}",
@@ -200,7 +203,13 @@ def evidence(market: Market, ctx: dict[str, Any]) -> int:
                 series.append(encode_series(_did(i), 0, up, lat))
             doc = sign_doc(
                 keys[p],
-                {"$type": "probe", "prober": _did(p), "series": series, "nonce": f"{start}"},
+                {
+                    "$type": "probe",
+                    "prober": _did(p),
+                    "market": market.operator_did,
+                    "series": series,
+                    "nonce": f"{start}",
+                },
             )
             market.report_probes(doc, after)
             events += 1
@@ -209,12 +218,14 @@ def evidence(market: Market, ctx: dict[str, Any]) -> int:
         i = ctx["index"][c.provider]
         usage = {"account": 100, "gb_hour": 2400, "request": 100_000}
         market.report_usage(
-            sign_doc(keys[i], {"$type": "usage", "provider": c.provider, "contract": c.id,
+            sign_doc(keys[i], {"$type": "usage", "provider": c.provider,
+                               "market": market.operator_did, "contract": c.id,
                                "epoch": 0, "usage": usage, "nonce": f"u{i}"}),
             after,
         )  # fmt: skip
         market.report_observation(
             sign_doc(keys[observer], {"$type": "observation", "observer": _did(observer),
+                                      "market": market.operator_did,
                                       "contract": c.id, "epoch": 0, "usage": usage,
                                       "nonce": f"o{i}"}),
             after,

@@ -34,11 +34,13 @@ from plaza.cli.market_support import (
     At,
     LocalOperator,
     MandateFile,
+    MarketDid,
     Operator,
     OwnDid,
     Url,
     emit,
     local_market,
+    market_did,
     parse_amount,
     parse_prices,
     parse_seconds,
@@ -138,6 +140,7 @@ def provider_register(
     ] = None,
     bond: Annotated[str, typer.Option("--bond", help="Bond held in escrow, e.g. 1000.00.")] = "0",
     did: OwnDid = None,
+    for_market: MarketDid = None,
     directory: Directory = DEFAULT_DIRECTORY,
     url: Url = None,
     operator: LocalOperator = None,
@@ -149,7 +152,9 @@ def provider_register(
 
     A did:key registers as itself. A did:plc must list your key under #plaza (see 'plaza
     dao keys publish') or #atproto: its operations are read from --directory and carried
-    in the registration as the proof the market checks.
+    in the registration as the proof the market checks. The registration names the
+    market it is for (its operator's DID, read from --url's GET /market or the local
+    ledger, or given with --market); another market refuses it.
 
     Example:
 
@@ -178,6 +183,7 @@ def provider_register(
                 **extra,
                 "$type": "registration",
                 "provider": provider,
+                "market": market_did(for_market, url=url, data_dir=data_dir, db=db),
                 "key": s.key.did_key(),
                 "signed_ms": _now(at),
                 "services": services.split(","),
@@ -391,6 +397,7 @@ def bid(
         str, typer.Option("--bond", help="Bond pledged (from your escrowed bond).")
     ] = "0",
     did: OwnDid = None,
+    for_market: MarketDid = None,
     directory: Directory = DEFAULT_DIRECTORY,
     url: Url = None,
     operator: LocalOperator = None,
@@ -416,6 +423,7 @@ def bid(
             {
                 "$type": "bid",
                 "provider": did or s.did,
+                "market": market_did(for_market, url=url, data_dir=data_dir, db=db),
                 "rfb": rfb_id,
                 "quantity": quantity,
                 "prices": parse_prices(price),
@@ -490,6 +498,7 @@ def contract_sign(
     signer: As,
     digest: Annotated[str, typer.Option("--digest", help="The terms digest you agree to.")],
     did: OwnDid = None,
+    for_market: MarketDid = None,
     directory: Directory = DEFAULT_DIRECTORY,
     url: Url = None,
     operator: LocalOperator = None,
@@ -509,6 +518,8 @@ def contract_sign(
     with reporting():
         s = signer_of(data_dir, signer)
         doc = sign_doc(s.key, {"$type": "terms", "provider": did or s.did,
+                               "market": market_did(for_market, url=url, data_dir=data_dir,
+                                                    db=db),
                                "contract": contract_id, "terms_digest": digest})  # fmt: skip
         submit("sign_contract", doc, url=url, data_dir=data_dir, db=db, operator=operator,
                 at=at, path=f"/market/contracts/{contract_id}/sign")  # fmt: skip

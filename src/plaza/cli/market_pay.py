@@ -17,11 +17,13 @@ from plaza.cli.market_support import (
     AsJson,
     At,
     LocalOperator,
+    MarketDid,
     Operator,
     OwnDid,
     Url,
     emit,
     local_market,
+    market_did,
     parse_amount,
     signer_of,
     submit,
@@ -42,6 +44,7 @@ def usage_report(
     egress_gb: Annotated[int, typer.Option("--egress-gb", help="GB sent.")] = 0,
     observer: Annotated[bool, typer.Option("--observer", help="Report as an observer.")] = False,
     did: OwnDid = None,
+    for_market: MarketDid = None,
     url: Url = None,
     operator: LocalOperator = None,
     data_dir: DataDir = DATA_DIR,
@@ -71,6 +74,7 @@ def usage_report(
             {
                 "$type": "observation" if observer else "usage",
                 "observer" if observer else "provider": did or s.did,
+                "market": market_did(for_market, url=url, data_dir=data_dir, db=db),
                 "contract": contract_id,
                 "epoch": epoch,
                 "usage": {k: v for k, v in usage.items() if v},
@@ -94,6 +98,7 @@ def probe_report(
     up: Annotated[str, typer.Option("--up", help="One 1/0 per window, e.g. 1101.")],
     latency: Annotated[str, typer.Option("--latency", help="Comma list of ms per window.")],
     did: OwnDid = None,
+    for_market: MarketDid = None,
     url: Url = None,
     operator: LocalOperator = None,
     data_dir: DataDir = DATA_DIR,
@@ -117,7 +122,11 @@ def probe_report(
         lat = [int(x) for x in latency.split(",")] if latency else []
         s = signer_of(data_dir, signer)
         series = [encode_series(provider, window, flags, lat)]
-        doc = sign_doc(s.key, {"$type": "probe", "prober": did or s.did, "series": series})
+        audience = market_did(for_market, url=url, data_dir=data_dir, db=db)
+        doc = sign_doc(
+            s.key,
+            {"$type": "probe", "prober": did or s.did, "market": audience, "series": series},
+        )
         submit("report_probes", doc, url=url, data_dir=data_dir, db=db, operator=operator,
                 at=at, path="/market/probes")  # fmt: skip
     typer.echo(f"{len(flags)} samples of {provider} from window {window} recorded")
@@ -216,6 +225,7 @@ def dispute_open(
     ],
     kind: Annotated[str, typer.Option("--kind", help="probe-log, usage-log, ...")] = "other",
     did: OwnDid = None,
+    for_market: MarketDid = None,
     url: Url = None,
     operator: LocalOperator = None,
     data_dir: DataDir = DATA_DIR,
@@ -246,6 +256,7 @@ def dispute_open(
             {
                 "$type": "dispute",
                 "provider": did or s.did,
+                "market": market_did(for_market, url=url, data_dir=data_dir, db=db),
                 "invoice": invoice,
                 "claim": parse_amount(claim),
                 "reason": reason,

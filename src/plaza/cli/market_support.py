@@ -12,7 +12,7 @@ import typer
 
 from plaza.cli.dao import _keystore, _now, _pairs
 from plaza.cli.ledger import resolve_db
-from plaza.errors import InvalidInputError
+from plaza.errors import InvalidInputError, PlazaError
 
 As = Annotated[str, typer.Option("--as", envvar="PLAZA_AS", help="Keystore identity that signs.")]
 Operator = Annotated[
@@ -36,6 +36,15 @@ LocalOperator = Annotated[
         "--operator",
         envvar="PLAZA_MARKET_OPERATOR",
         help="Keystore identity of the operator, to record locally (without --url).",
+    ),
+]
+MarketDid = Annotated[
+    str | None,
+    typer.Option(
+        "--market",
+        envvar="PLAZA_MARKET_DID",
+        help="DID of the operator of the market you sign for (default: read from --url's "
+        "GET /market, or from the local ledger).",
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -71,6 +80,34 @@ def local_market(
         mandate = kept
     m = load_mandate(mandate) if mandate else default_mandate()
     return Market(Ledger(store), operator_did=did, operator_key=key, mandate=m)
+
+
+def market_did(given: str | None, *, url: str | None, data_dir: Path, db: str | None) -> str:
+    """The DID of the market a document is signed for (its operator's): ``given``, else
+    what the market at ``url`` says (``GET /market``), else the local market's."""
+    if given:
+        return given
+    if url:
+        import httpx
+
+        try:
+            r = httpx.get(f"{url.rstrip('/')}/market", timeout=30)
+            operator = r.json().get("operator") if r.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            raise PlazaError(
+                f"cannot ask {url} for its operator's DID ({exc}); give --market",
+                code="MarketUnreachable",
+                status=502,
+            ) from exc
+        if not isinstance(operator, str) or not operator:
+            raise InvalidInputError(
+                f"{url}/market names no operator (HTTP {r.status_code}); give --market"
+            )
+        return operator
+    operator = local_market(data_dir, db, None).state.operator
+    if not operator:
+        raise InvalidInputError("the local market is not open: give --market or --url")
+    return str(operator)
 
 
 def parse_amount(text: str) -> int:

@@ -33,6 +33,7 @@ from plaza.market.errors import (
     UnknownProviderError,
     UnsignedError,
     WeakSlaError,
+    WrongMarketError,
     WrongRegionError,
     WrongServiceError,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "Verified",
     "WeakSlaError",
     "WindowVerdicts",
+    "WrongMarketError",
     "WrongRegionError",
     "WrongServiceError",
     "bid_id",

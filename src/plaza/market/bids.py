@@ -2,13 +2,14 @@
 
 A ``bid`` document names the request, the quantity of accounts offered (at most the
 request's and the provider's spare capacity), a price per metered unit, the SLA
-offered, a bond and an expiry, and is signed with the provider's registered key. It is
+offered, a bond, an expiry and the market it is for (``market``, its operator's DID),
+and is signed with the provider's registered key. It is
 checked in a fixed order and the first failure is the reason it is rejected; a
 rejected bid is never written, so it changes nothing:
 
 1. malformed -> ``InvalidRequest``; no signature -> ``Unsigned``
 2. provider not registered -> ``UnknownProvider``; signature does not verify against
-   its key -> ``BadSignature``
+   its key -> ``BadSignature``; addressed to another market -> ``WrongMarket``
 3. the same document (or the same signer nonce) accepted before -> ``Replayed``
 4. provider suspended or offboarded -> ``ProviderSuspended``
 5. request unknown -> ``NotFound``; awarded, past its deadline or holding its maximum
@@ -96,8 +97,8 @@ def validate_bid(state: MarketState, doc: Any, now_ms: int) -> Bid:
     bond = f.int_field(doc, "bond", "bid")
     expires = f.int_field(doc, "expires_ms", "bid")
     extra = set(doc) - {
-        "$type", "provider", "nonce", "sig", "rfb", "quantity", "prices", "sla", "bond",
-        "expires_ms",
+        "$type", "provider", "market", "nonce", "sig", "rfb", "quantity", "prices", "sla",
+        "bond", "expires_ms",
     }  # fmt: skip
     if extra:
         raise MarketInputError(f"bid has unknown fields {sorted(extra)}")
@@ -105,7 +106,7 @@ def validate_bid(state: MarketState, doc: Any, now_ms: int) -> Bid:
     provider = state.providers.get(provider_did)
     if provider is None:
         raise UnknownProviderError(f"no provider {provider_did} is registered")
-    verify_doc(doc, provider.key, "bid")
+    verify_doc(doc, provider.key, "bid", market=state.operator)
     state.check_fresh(provider_did, "bid", nonce, doc)
     if provider.status not in BIDDABLE:
         raise ProviderNotEligibleError(

@@ -67,6 +67,14 @@ class IdentityProofError(MarketRejectedError):
     status = 403
 
 
+class WrongMarketError(MarketRejectedError):
+    """A signed document is addressed to another market: its ``market`` names another
+    operator's DID (a document signed for one market cannot be replayed at another)."""
+
+    code = "WrongMarket"
+    status = 403
+
+
 class NotOperatorError(MarketRejectedError):
     """Only the market's operator (the agent appointed by the DAO) may do this."""
 

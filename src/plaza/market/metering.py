@@ -44,6 +44,7 @@ def parse_usage(doc: Any, doc_type: str = "usage") -> UsageReport:
         "$type",
         "provider",
         "observer",
+        "market",
         "nonce",
         "sig",
         "contract",

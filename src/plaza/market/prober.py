@@ -106,6 +106,7 @@ class Prober:
     clock: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
     client: httpx.AsyncClient | None = None
     params: MarketParams | None = None
+    market: str = ""  # the market's operator DID, the audience of the probe documents
     windows: dict[int, dict[str, list[Sample]]] = field(default_factory=dict)
     submitted: list[int] = field(default_factory=list)
     on_submit: Callable[[int, dict[str, Any]], Awaitable[None]] | None = None
@@ -119,7 +120,9 @@ class Prober:
         client = await self._http()
         r = await client.get(f"{self.market_url}/market", timeout=self.timeout_s)
         r.raise_for_status()
-        self.params = MarketParams.from_map(r.json()["params"])
+        body = r.json()
+        self.params = MarketParams.from_map(body["params"])
+        self.market = str(body["operator"])
         return self.params
 
     async def targets(self) -> list[Target]:
@@ -160,12 +163,18 @@ class Prober:
             series.append(encode_series(provider, window, [up], [latency]))
         return sign_doc(
             self.key,
-            {"$type": "probe", "prober": self.did, "series": series, "nonce": new_nonce()},
+            {
+                "$type": "probe",
+                "prober": self.did,
+                "market": self.market,
+                "series": series,
+                "nonce": new_nonce(),
+            },
         )
 
     async def flush(self) -> list[int]:
         """Submit every closed window; return the windows submitted."""
-        params = self.params or await self.load_params()
+        params = self.params if self.params and self.market else await self.load_params()
         client = await self._http()
         current = params.window_of(self.clock())
         done = []

@@ -150,7 +150,7 @@ class ProbeBook:
         prober = state.providers.get(report.prober)
         if prober is None or "prober" not in prober.services:
             raise UnknownProviderError(f"{report.prober} is not a registered prober")
-        verify_doc(doc, prober.key, "probe")
+        verify_doc(doc, prober.key, "probe", market=state.operator)
         state.check_fresh(report.prober, "probe", report.nonce, doc)
         if prober.status not in BIDDABLE:
             raise ProviderNotEligibleError(f"prober {report.prober} is {prober.status}")

@@ -10,7 +10,10 @@ provider signs with the key it names (no ``proof``); a ``did:plc`` provider carr
 under ``#plaza`` or ``#atproto``. The proof sits inside the signed document, so it
 cannot be moved to another registration; the document's ``signed_ms`` must be within
 :data:`FRESH_MS` of the time it is recorded, and its nonce and digest are accepted once,
-so a registration cannot be replayed later. Other DID methods cannot register.
+so a registration cannot be replayed later. It names the market it is for (``market``,
+the DID of that market's operator, as every signed document does: see
+:mod:`plaza.market.signed`), so it cannot be replayed at another market within its
+freshness window either. Other DID methods cannot register.
 
 The registration only *declares* the bond. It counts once it is paid: each payment is a
 ``market.bond.received`` receipt that the operator (under a DAO, with the DAO's escrow
@@ -75,6 +78,7 @@ class Registration:
     """The validated content of a signed ``registration`` document."""
 
     did: str
+    market: str
     key: str
     services: tuple[str, ...]
     regions: tuple[str, ...]
@@ -171,6 +175,7 @@ def parse_registration(doc: Any) -> Registration:
         proof = f.as_map(proof, "registration.proof")
     return Registration(
         did=did,
+        market=doc["market"],  # a DID: check_doc checked it
         key=key,
         services=services,
         regions=regions,

@@ -2,12 +2,15 @@
 
 A document is a data-model map with a ``$type`` naming what it is (``bid``,
 ``usage``, ...), the signer's DID in a field the type names (``provider``,
-``prober``, ``observer``), a ``nonce`` chosen by the signer, and ``sig``: the raw
+``prober``, ``observer``), ``market``: the DID of the operator of the market it is
+addressed to (its audience), a ``nonce`` chosen by the signer, and ``sig``: the raw
 64-byte ECDSA signature, by the signer's registered key, over the DAG-CBOR encoding of
 the map without ``sig``. The ``$type`` inside the signed bytes stops a signature made
-for one kind of document being replayed as another; the market refuses a second
-document with the same ``(signer, $type, nonce)`` (and, per type, a second one for the
-same slot), so a document can be accepted once only.
+for one kind of document being replayed as another; ``market`` stops a document signed
+for one market being replayed at another (request, contract and invoice ids are
+numbered per market, so ``rfb-7`` or ``c-12`` name something in every market); the
+market refuses a second document with the same ``(signer, $type, nonce)`` (and, per
+type, a second one for the same slot), so a document can be accepted once only.
 
 Keys are ``did:key`` strings: a provider binds one to its DID when it registers (the
 registration itself is signed by that key, which proves possession).
@@ -24,7 +27,12 @@ from plaza.atproto import cbor
 from plaza.atproto.crypto import PrivateKey, PublicKey, parse_did_key
 from plaza.atproto.errors import AtprotoError, CryptoError
 from plaza.market import _fields as f
-from plaza.market.errors import BadSignatureError, MarketInputError, UnsignedError
+from plaza.market.errors import (
+    BadSignatureError,
+    MarketInputError,
+    UnsignedError,
+    WrongMarketError,
+)
 
 DOC_TYPES: Final = {
     "registration": "provider",
@@ -43,7 +51,8 @@ def new_nonce() -> str:
 
 
 def sign_doc(key: PrivateKey, doc: Mapping[str, Any]) -> dict[str, Any]:
-    """Return ``doc`` (which must name its ``$type``, signer and ``nonce``) with ``sig``."""
+    """Return ``doc`` (which must name its ``$type``, signer and ``market``) with ``sig``
+    (and a fresh ``nonce`` if it has none)."""
     body = {k: v for k, v in doc.items() if k != "sig"}
     if "nonce" not in body:
         body["nonce"] = new_nonce()
@@ -81,8 +90,9 @@ def doc_digest(doc: Mapping[str, Any]) -> str:
 
 
 def check_doc(doc: Any, doc_type: str) -> tuple[str, str]:
-    """Structural checks every signed document passes: right ``$type``, a signer DID, a
-    nonce and a 64-byte ``sig``. Returns ``(signer_did, nonce)``.
+    """Structural checks every signed document passes: right ``$type``, a signer DID, the
+    DID of the ``market`` it is addressed to, a nonce and a 64-byte ``sig``. Returns
+    ``(signer_did, nonce)``.
 
     Raises :class:`MarketInputError` (malformed) or :class:`UnsignedError`.
     """
@@ -90,6 +100,7 @@ def check_doc(doc: Any, doc_type: str) -> tuple[str, str]:
     if m.get("$type") != doc_type:
         raise MarketInputError(f"expected a {doc_type!r} document, got $type {m.get('$type')!r}")
     signer = f.did_field(m, DOC_TYPES[doc_type], doc_type)
+    f.did_field(m, "market", doc_type)
     nonce = f.str_field(m, "nonce", doc_type, max_len=64)
     if not nonce:
         raise MarketInputError(f"{doc_type}.nonce must not be empty")
@@ -101,13 +112,22 @@ def check_doc(doc: Any, doc_type: str) -> tuple[str, str]:
     return signer, nonce
 
 
-def verify_doc(doc: Mapping[str, Any], key: PublicKey | str, doc_type: str) -> None:
-    """Raise :class:`BadSignatureError` unless ``doc`` is signed by ``key``."""
+def verify_doc(
+    doc: Mapping[str, Any], key: PublicKey | str, doc_type: str, *, market: str | None
+) -> None:
+    """Raise :class:`BadSignatureError` unless ``doc`` is signed by ``key``, then
+    :class:`WrongMarketError` unless it is addressed to ``market`` (the DID of this
+    market's operator)."""
     signer, _ = check_doc(doc, doc_type)
     pk = _public(key)
     if not pk.verify(signing_bytes(doc), doc["sig"]):
         raise BadSignatureError(
             f"the {doc_type} document does not verify against the registered key of {signer}"
+        )
+    if doc["market"] != market:
+        raise WrongMarketError(
+            f"the {doc_type} document from {signer} is addressed to the market of "
+            f"{doc['market']}, not to this one (operator {market}): sign it for this market"
         )
 
 

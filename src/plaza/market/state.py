@@ -284,7 +284,7 @@ class MarketState:
     def _registered(self, ev: Event) -> Commit:
         doc = f.req(ev.payload, "doc", "market.provider.registered")
         reg = parse_registration(doc)
-        verify_doc(doc, reg.key, "registration")
+        verify_doc(doc, reg.key, "registration", market=self.operator)
         check_identity(reg, ev.time)
         self.check_fresh(reg.did, "registration", reg.nonce, doc)
         if reg.did in self.providers:

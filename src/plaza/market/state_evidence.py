@@ -43,7 +43,7 @@ def _signed(state: MarketState, ev: Event) -> Commit:
     c = _contract(state, doc, "terms")
     if signer != c.provider:
         raise BadSignatureError(f"{c.id} must be signed by its provider {c.provider}")
-    verify_doc(doc, state.providers[signer].key, "terms")
+    verify_doc(doc, state.providers[signer].key, "terms", market=state.operator)
     state.check_fresh(signer, "terms", nonce, doc)
     if doc.get("terms_digest") != c.terms_digest():
         raise BadSignatureError(f"the signed terms do not match {c.id}'s terms")
@@ -152,7 +152,7 @@ def _report(state: MarketState, ev: Event, doc_type: str) -> Commit:
     signer = state.providers.get(rep.signer)
     if signer is None:
         raise UnknownProviderError(f"{rep.signer} is not registered")
-    verify_doc(doc, signer.key, doc_type)
+    verify_doc(doc, signer.key, doc_type, market=state.operator)
     state.check_fresh(rep.signer, doc_type, rep.nonce, doc)
     key = (c.id, rep.epoch)
     if doc_type == "usage":

@@ -370,7 +370,7 @@ def handlers(state: MarketState) -> dict[str, Callable[[Event], Commit]]:
         prov = state.providers.get(provider)
         if prov is None:
             raise UnknownProviderError(f"no provider {provider}")
-        verify_doc(doc, prov.key, "dispute")
+        verify_doc(doc, prov.key, "dispute", market=state.operator)
         state.check_fresh(provider, "dispute", nonce, doc)
         inv = state.invoices.get(iid)
         if inv is None:

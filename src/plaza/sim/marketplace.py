@@ -123,8 +123,8 @@ class Marketplace:
         self.step_ms = world.step_seconds * 1000
         self.wpe = world.steps_per_day
         self.unit = world.scenario.unit
-        self.parties = Parties(world.cap.size, PROBERS, seed)
         self.market = Market(ledger, operator_did=key.did_key(), operator_key=key, mandate=mandate)
+        self.parties = Parties(world.cap.size, PROBERS, seed, market=self.market.operator_did)
         self.now_ms = base_ms
         self.settlement = SettlementExecutor(self.market, lambda: self.now_ms, settled)
         self._held: dict[str, _Held] = {}

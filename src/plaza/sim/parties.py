@@ -44,9 +44,11 @@ def prober_did(i: int) -> str:
 
 
 class Parties:
-    """Keys and document builders for ``providers`` providers and ``probers`` probers."""
+    """Keys and document builders for ``providers`` providers and ``probers`` probers,
+    signing for the market whose operator is ``market`` (every document names it)."""
 
-    def __init__(self, providers: int, probers: int, seed: int) -> None:
+    def __init__(self, providers: int, probers: int, seed: int, *, market: str) -> None:
+        self.market = market
         self.providers = providers
         self.probers = probers
         self._pkeys = [_key(f"provider-{p}") for p in range(providers)]
@@ -70,6 +72,7 @@ class Parties:
             {
                 "$type": "registration",
                 "provider": provider_did(p),
+                "market": self.market,
                 "key": key.did_key(),
                 "services": [SERVICE],
                 "regions": sorted({POOL, region}),
@@ -89,6 +92,7 @@ class Parties:
             {
                 "$type": "registration",
                 "provider": prober_did(i),
+                "market": self.market,
                 "key": key.did_key(),
                 "services": ["prober"],
                 "regions": [POOL],
@@ -111,6 +115,7 @@ class Parties:
             {
                 "$type": "bid",
                 "provider": provider_did(p),
+                "market": self.market,
                 "rfb": rfb,
                 "quantity": quantity,
                 "prices": {"account": 0, "request": lot_price},
@@ -131,6 +136,7 @@ class Parties:
             {
                 "$type": "terms",
                 "provider": provider_did(p),
+                "market": self.market,
                 "contract": contract,
                 "terms_digest": digest,
                 "nonce": f"terms-{contract}",
@@ -144,6 +150,7 @@ class Parties:
             {
                 "$type": "usage",
                 "provider": provider_did(p),
+                "market": self.market,
                 "contract": contract,
                 "epoch": epoch,
                 "usage": {"request": lot_steps},
@@ -157,6 +164,7 @@ class Parties:
             {
                 "$type": "observation",
                 "observer": prober_did(i),
+                "market": self.market,
                 "contract": contract,
                 "epoch": epoch,
                 "usage": {"request": lot_steps},
@@ -193,6 +201,7 @@ class Parties:
             {
                 "$type": "probe",
                 "prober": prober_did(i),
+                "market": self.market,
                 "series": series,
                 "nonce": f"probe-{i}-{epoch}-{first_window}",
             },
