@@ -179,3 +179,34 @@ def test_receive_needs_a_treasurer_and_a_reference(tmp_path: Path) -> None:
     assert code == 0 and out.startswith("received 5.00 (donation, bank 1); treasury 5.00 EUR"), out
     code, out = run(*gift, "--ref", "bank 1", "--as", "alice", env=env)
     assert code == 1 and out.startswith("error: DuplicatePayment"), out
+
+
+def test_lapse_a_motion_the_spent_budget_stops(tmp_path: Path) -> None:
+    """``plaza dao lapse``: refused while the guard would let the motion execute, then
+    closed once the infrastructure budget is spent; ``plaza dao status`` counts it."""
+    env = {"PLAZA_DATA": str(tmp_path / "d")}
+    init = ("dao", "init", "--founder", "alice", "--founder", "bob", "--agent", "ops")
+    assert run(*init, "--treasurer", "alice", "--opening", "30000.00", env=env)[0] == 0
+
+    def pay(amount: int, ref: str) -> tuple[int, str]:
+        action = {"kind": "settlement.pay", "amount": amount, "category": "infrastructure",
+                  "params": {"invoice": ref}}  # fmt: skip
+        return run("dao", "act", json.dumps(action), "--reason", ref, "--as", "ops", env=env)
+
+    code, out = pay(250_000, "big")  # over 2,000.00: a 72h motion (event 1)
+    assert (code, out.strip()) == (0, "optimistic: motion 1 opened"), out
+    code, out = run("dao", "lapse", "1", "--as", "bob", "--at", "+1d", env=env)
+    assert code == 1 and out.startswith("error: ProposalClosed"), out
+    code, out = run("dao", "lapse", "1", "--as", "bob", "--at", "+3d", env=env)
+    assert code == 1 and out.startswith("error: MotionNotRefused"), out
+    # 19,000.00 of the 20,000.00 rolling 30-day budget spent: 2,500.00 more would not fit.
+    for i in range(10):
+        assert pay(200_000 if i < 9 else 100_000, f"inv-{i}")[0] == 0
+    code, out = run("dao", "lapse", "1", "--as", "bob", "--at", "+3d", env=env)
+    assert code == 0 and out.startswith("motion 1 lapsed: mandate denies settlement.pay"), out
+    assert "budget exceeded" in out
+    code, out = run("dao", "execute", "1", "--motion", "--as", "bob", "--at", "+40d", env=env)
+    assert code == 1 and out.startswith("error: ProposalClosed"), out
+    code, out = run("dao", "status", "--json", env=env)
+    assert code == 0
+    assert (json.loads(out)["open_motions"], json.loads(out)["lapsed_motions"]) == (0, 1)

@@ -18,9 +18,11 @@ the DAO's (or the market's) spending so far, and a ledger record with the verdic
 the reason. What the guard does not allow at once goes to members: with a DAO, an
 optimistic action is a DAO motion any member may veto (``plaza dao veto N``) and a
 voted one an ``agent-action`` proposal; a later pass carries it out once the window has
-passed unvetoed or the vote has passed (:class:`DaoProposer`). Without a DAO the
-proposal is the ledger record itself and executes after its window
-(:class:`LedgerProposer`; nobody can veto a market without members).
+passed unvetoed or the vote has passed (:class:`DaoProposer`) — or, if the DAO's guard
+then refuses the motion's action, closes the motion (``dao.motion.lapsed``) and drops
+it, so the reconcilers decide afresh. Without a DAO the proposal is the ledger record
+itself and executes after its window (:class:`LedgerProposer`; nobody can veto a market
+without members).
 
 The capacity reconciler does not run here: it needs a demand feed that a data directory
 does not hold (it runs in the simulator, ``plaza sim``).
@@ -52,7 +54,7 @@ from plaza.agents.types import Action, Reason
 from plaza.atproto.crypto import PrivateKey
 from plaza.dao import action as dao_action
 from plaza.dao.mandate import NeedsVote, Optimistic, Spend, Verdict
-from plaza.errors import InvalidInputError
+from plaza.errors import InvalidInputError, PlazaError
 from plaza.ledger.keystore import Signer
 from plaza.market import Market
 from plaza.market.journal import MARKET_ESCROW
@@ -320,10 +322,31 @@ class DaoProposer:
 
     def resolved(self, now_ms: int) -> list[tuple[Action, Proposal]]:
         """The agent's proposals members rejected or let expire (a vetoed motion's
-        proposal too), each until its end is in the ledger as a ``dropped`` record."""
+        proposal too) and its motions that lapsed, each until its end is in the ledger
+        as a ``dropped`` record.
+
+        First it closes its own motions that can no longer execute: a window passed and
+        the DAO's guard, asked as at execution, refusing the action (``dao.motion.lapsed``
+        with the guard's reason). Otherwise such a motion would stay open and every pass
+        would judge it again and record one more denial.
+        """
+        self._lapse_refused(now_ms)
         st = self.dao.state
         reported = _dropped_refs(self.market, self.signer.did)
         out: list[tuple[Action, Proposal]] = []
+        for m in st.motions.values():
+            ref = f"motion:{m.id}"
+            if m.agent != self.signer.did or m.status != "lapsed" or ref in reported:
+                continue
+            rule = "dao.mandate-refused-after-the-window"
+            act = _from_motion(m.action.kind, m, ref, rule)
+            if act is None:
+                act = Action.make(
+                    m.action.kind, Reason.of(rule, f"{m.reason} ({ref})", {"ref": ref})
+                )
+            window = f"optimistic:{(m.end_ms - m.opened_ms) // 1000}s"
+            why = f"lapsed (the guard refused it after its window: {m.lapse_reason})"
+            out.append((act, Proposal(m.action.to_map(), m.reason, window, None, ref=ref, why=why)))
         for p in st.proposals.values():
             effect = p.effect or {}
             ref = f"proposal:{p.id}"
@@ -340,6 +363,21 @@ class DaoProposer:
                 act = Action.make(a.kind, Reason.of(rule, f"{why} ({ref})", {"ref": ref}))
             out.append((act, Proposal(a.to_map(), why, "vote", None, ref=ref, why=f"was {status}")))
         return out
+
+    def _lapse_refused(self, now_ms: int) -> None:
+        """Record ``dao.motion.lapsed`` for each of the agent's open motions whose window
+        has passed and whose action the DAO's guard now refuses."""
+        for m in list(self.dao.state.motions.values()):
+            if m.agent != self.signer.did or m.status != "open" or m.end_ms > now_ms:
+                continue
+            if self.dao.motion_refusal(m.id, now_ms) is None:
+                continue  # due: the loop carries it out
+            try:
+                self.dao.lapse_motion(self.signer, m.id, now_ms)
+            except PlazaError:
+                # Another writer moved the state on (a member closed it, or executed it
+                # once allowed again): what the ledger now says is what counts.
+                self.dao.sync()
 
 
 def _dropped_refs(market: Market, did: str) -> set[str]:

@@ -131,7 +131,10 @@ def init(
 
 @app.command("status")
 def status(data_dir: DataDir = DATA_DIR, db: Db = None, as_json: AsJson = False) -> None:
-    """Summarize the DAO: members, proposals, treasury, mandate version, ledger head.
+    """Summarize the DAO: members, proposals, motions, treasury, mandate version, ledger head.
+
+    Motions are counted open (in or past their veto window, not yet executed) and lapsed
+    (refused by the mandate guard after their window; `plaza dao lapse`).
 
     Example:
 
@@ -148,6 +151,7 @@ def status(data_dir: DataDir = DATA_DIR, db: Db = None, as_json: AsJson = False)
             "members": len(st.active_members()),
             "proposals": len(st.proposals),
             "open_motions": sum(1 for m in st.motions.values() if m.status == "open"),
+            "lapsed_motions": sum(1 for m in st.motions.values() if m.status == "lapsed"),
             "treasury": st.books.format(st.books.balance("Assets:Treasury")),
             "mandate_version": st.mandate.version,
         }
@@ -174,6 +178,7 @@ app.command("delegate")(dao_votes.delegate)
 app.command("tally")(dao_votes.tally)
 app.command("execute")(dao_agents.execute)
 app.command("veto")(dao_agents.veto)
+app.command("lapse")(dao_agents.lapse)
 app.command("act")(dao_agents.act)
 app.command("receive")(dao_books.receive)
 app.command("books")(dao_books.books)

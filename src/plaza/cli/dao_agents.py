@@ -1,4 +1,5 @@
-"""``plaza dao act|veto|execute``: agent actions, vetoes, and executing what passed."""
+"""``plaza dao act|veto|lapse|execute``: agent actions, vetoes, closing motions that can no
+longer execute, and executing what passed."""
 
 from __future__ import annotations
 
@@ -71,6 +72,32 @@ def veto(
         m = dao.state.motions[motion]
     note = f"; now proposal {m.proposal}" if m.status == "escalated" else ""
     typer.echo(f"vetoes {len(m.vetoes)}/{m.threshold} on motion {motion}{note}")
+
+
+def lapse(
+    motion: Annotated[int, typer.Argument(help="Motion id.")],
+    signer: As,
+    data_dir: DataDir = DATA_DIR,
+    db: Db = None,
+    at: At = None,
+) -> None:
+    """Close a motion that can no longer execute, with the mandate guard's reason.
+
+    Only once its veto window has passed and the guard, asked as at execution, refuses
+    its action (its budget spent meanwhile, a mandate that now denies it or wants a
+    vote). Members and the agent that opened it may close it; a motion the guard would
+    still let through is refused (MotionNotRefused), so execute it instead.
+
+    Example:
+
+    \b
+        plaza dao lapse 9 --as carol
+    """
+    with reporting():
+        dao = open_dao(data_dir, db)
+        dao.lapse_motion(keystore(data_dir).get(signer), motion, now_ms(at))
+        m = dao.state.motions[motion]
+    typer.echo(f"motion {motion} lapsed: {m.lapse_reason}")
 
 
 def act(

@@ -12,6 +12,11 @@ event's time:
   binding ``agent-action`` proposal (id = that veto's seq). Otherwise, once the window
   has passed, anyone may execute it, and only with an action whose digest equals the one
   proposed; the guard is asked again at execution (a budget spent meanwhile stops it).
+  A motion the guard refuses at or after its window's end can never be carried out as
+  proposed, so it *lapses*: ``dao.motion.lapsed`` (by the agent that opened it or any
+  member, with the guard's reason) closes it, and replay accepts that event only while
+  the motion is open, its window has passed and the guard, as of that point in the
+  ledger, indeed refuses the action.
 * ``NeedsVote``: the agent files an ``agent-action`` proposal; a passed vote executes it.
 
 A denied action may be recorded (``dao.action.denied``) so its refusal is public too.
@@ -34,6 +39,7 @@ from plaza.dao.errors import (
     DuplicateVoteError,
     InvalidPayloadError,
     MandateDeniedError,
+    MotionNotRefusedError,
     NotAllowedError,
     NotFoundInStateError,
     NotMemberError,
@@ -313,6 +319,58 @@ def motion_opened(st: DaoState, ev: Event, commit: bool) -> None:
     )
 
 
+def refusal(st: DaoState, action: Action, now_ms: int) -> str | None:
+    """The guard's reason for refusing to execute a motion's ``action`` at ``now_ms``
+    (denied, or now needing a vote); None if it would let the motion execute."""
+    verdict = check(action, st.guard_state(now_ms))
+    if isinstance(verdict, Allow | Optimistic):
+        return None
+    return _verdict_text(action, verdict)
+
+
+def motion_lapsed(st: DaoState, ev: Event, commit: bool) -> None:
+    """Close a motion that can no longer execute: its window has passed and the guard,
+    asked as at execution, refuses its action (a budget spent meanwhile, a mandate that
+    now denies it or sends it to a vote).
+
+    Who may record it: the agent that opened the motion (it gives up its own request)
+    and any current member (so a motion whose agent is gone does not stay open for
+    ever). Nobody else: the event closes something members could otherwise still see
+    executed once the guard allows it again, and it is checked, not trusted — the
+    refusal is re-derived on every replay. ``reason`` is the recorder's statement of the
+    guard's words; its text is not compared (wording may change between versions), the
+    refusal itself is.
+    """
+    require_genesis(st)
+    p = Payload(ev.payload, ev.type)
+    motion_id = p.integer("motion")
+    reason = p.text("reason", max_len=2000)
+    p.finish()
+    motion = st.motions.get(motion_id)
+    if motion is None:
+        raise NotFoundInStateError(f"no motion {motion_id}")
+    author = ev.author_did
+    if author != motion.agent and not st.is_member(author):
+        raise NotAllowedError(
+            f"{author} may not close motion {motion_id}: only the agent that opened it "
+            "and members do"
+        )
+    if motion.status != "open":
+        raise ProposalClosedError(f"motion {motion_id} is {motion.status}")
+    if ev.time < motion.end_ms:
+        raise ProposalClosedError(f"motion {motion_id}'s veto window runs until {motion.end_ms}")
+    if refusal(st, motion.action, ev.time) is None:
+        raise MotionNotRefusedError(
+            f"the mandate still lets motion {motion_id} ({motion.action.kind}) execute: "
+            "execute it instead"
+        )
+    if not reason.strip():
+        raise InvalidPayloadError("a lapsed motion states the guard's reason")
+    if commit:
+        motion.status = "lapsed"
+        motion.lapsed_ms, motion.lapsed_by, motion.lapse_reason = ev.time, author, reason
+
+
 def motion_vetoed(st: DaoState, ev: Event, commit: bool) -> None:
     require_genesis(st)
     p = Payload(ev.payload, ev.type)
@@ -414,5 +472,6 @@ HANDLERS = {
     "dao.action.denied": action_denied,
     "dao.motion.opened": motion_opened,
     "dao.motion.vetoed": motion_vetoed,
+    "dao.motion.lapsed": motion_lapsed,
     "dao.treasury.received": treasury_received,
 }

@@ -172,6 +172,8 @@ def create_app(settings: ApiSettings, dao: Dao | None = None) -> FastAPI:
                 "events": head.size,
                 "members": len(st.active_members()),
                 "proposals": len(st.proposals),
+                "open_motions": sum(1 for m in st.motions.values() if m.status == "open"),
+                "lapsed_motions": sum(1 for m in st.motions.values() if m.status == "lapsed"),
                 "mandate_version": st.mandate.version,
                 "currency": st.constitution.currency,
                 "treasury": st.books.balance("Assets:Treasury"),

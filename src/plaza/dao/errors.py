@@ -167,3 +167,10 @@ class ActionMismatchError(RuleViolationError):
 
     code = "ActionMismatch"
     status = 409
+
+
+class MotionNotRefusedError(RuleViolationError):
+    """A motion cannot lapse: the mandate guard would still let it execute."""
+
+    code = "MotionNotRefused"
+    status = 409

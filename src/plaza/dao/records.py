@@ -112,8 +112,13 @@ class Motion:
     eligible: frozenset[str]
     threshold: int
     vetoes: set[str] = field(default_factory=set)
-    status: str = "open"  # "open" | "escalated" | "executed"
+    status: str = "open"  # "open" | "escalated" | "executed" | "lapsed"
     proposal: int | None = None
+    #: Set when the motion lapsed (its window passed and the guard then refused it):
+    #: when, by whom, and the guard's reason.
+    lapsed_ms: int = 0
+    lapsed_by: str = ""
+    lapse_reason: str = ""
 
     def to_map(self) -> dict[str, Any]:
         return {
@@ -130,6 +135,11 @@ class Motion:
             "vetoes": sorted(self.vetoes),
             "status": self.status,
             "proposal": self.proposal,
+            "lapsed": (
+                {"time": self.lapsed_ms, "by": self.lapsed_by, "reason": self.lapse_reason}
+                if self.status == "lapsed"
+                else None
+            ),
         }
 
 

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from plaza.dao.action import Action
-from plaza.dao.agency import ESCALATION_TYPE
+from plaza.dao.agency import ESCALATION_TYPE, refusal
 from plaza.dao.constitution import Constitution
 from plaza.dao.delegation import Scope
+from plaza.dao.errors import NotFoundInStateError
 from plaza.dao.mandate import Allow, Deny, Mandate, NeedsVote, Optimistic, Verdict, check
 from plaza.dao.proposals import Outcome, outcome
 from plaza.dao.state import DaoState
@@ -299,6 +300,25 @@ class Dao:
 
     def veto(self, signer: Signer, motion: int, now: int) -> Event:
         return self.record(signer, "dao.motion.vetoed", {"motion": motion}, now)
+
+    def motion_refusal(self, motion: int, now: int) -> str | None:
+        """The guard's reason for refusing to execute ``motion`` at ``now`` (ledger time
+        never runs backwards: at least the head's), or None if it would let it execute."""
+        self.sync()
+        m = self.state.motions.get(motion)
+        if m is None:
+            raise NotFoundInStateError(f"no motion {motion}")
+        return refusal(self.state, m.action, max(now, self.state.now_ms))
+
+    def lapse_motion(self, signer: Signer, motion: int, now: int) -> Event:
+        """Close ``motion``, whose window has passed and which the guard now refuses,
+        recording the guard's reason (``dao.motion.lapsed``; the agent that opened it or
+        a member). A motion the guard would let execute raises
+        :class:`~plaza.dao.errors.MotionNotRefusedError` and changes nothing."""
+        # Without a refusal the state's own check names why not (closed, window still
+        # open, or MotionNotRefused) and the empty reason is never recorded.
+        reason = self.motion_refusal(motion, now) or ""
+        return self.record(signer, "dao.motion.lapsed", {"motion": motion, "reason": reason}, now)
 
     # -- treasury -------------------------------------------------------------------------
     def receive(
