@@ -205,3 +205,26 @@ def test_a_short_escrow_raises_a_need_and_the_denial_is_in_the_ledger() -> None:
     ]
     assert denied and all(d["verdict"] == "deny:OverBudget" for d in denied)
     assert res.metrics.guard_denials >= len(denied)
+
+
+def test_a_reservation_let_through_after_its_veto_window_starts_then() -> None:
+    # A steady load near its peak: the first reservation is most of the peak, above the
+    # scaled mandate's optimistic threshold, so it waits out a 48 h veto window. Carried
+    # out then, it starts its term once the lead time allows (it used to fail, its start
+    # long past, and the agent bought on-demand for ever).
+    res = run(diurnal(4, seed=2, spikes=False), "agent", scenario=SMALL, seed=0)
+    records = [
+        ev.payload
+        for ev in policy(res).ledger.read()
+        if ev.type == "agent.action"
+        and ev.payload["action"]["kind"] == "capacity.procure"
+        and ev.payload["action"]["params"]["params"]["contract"] == "reserved"
+    ]
+    outcomes = [(r["outcome"], r["verdict"].split(":")[0]) for r in records]
+    assert ("proposed", "optimistic") in outcomes
+    assert ("executed", "optimistic-window-passed") in outcomes
+    assert not [r for r in records if r["outcome"] == "failed"]
+    late = next(r for r in records if r["verdict"] == "optimistic-window-passed")
+    asked = late["action"]["params"]["params"]["start"]
+    held = np.nonzero(res.reserved > 0)[0]
+    assert held.size and held[0] > asked  # nothing reserved before it was carried out

@@ -388,6 +388,8 @@ class _Reserved:
                 "capacity.procure",
                 reason,
                 contract="reserved",
+                # One reservation waits for its veto window at a time (AgentLoop).
+                intent="reserve",
                 allocations=allocations(alloc),
                 start=obs.now + d.reserved_lead_steps,
                 term_steps=d.reserved_term_steps,

@@ -256,7 +256,17 @@ _AUTHORITY_PARAMS = frozenset({"proposed_ms", "motion", "proposal"})
 
 
 def _waiting_key(action: Action) -> tuple[str, tuple[tuple[str, Any], ...]]:
-    """What a proposal would do, without when it was proposed or who let it through."""
+    """What a proposal would do, without when it was proposed or who let it through.
+
+    An action with an ``intent`` param is the same request as any other of its kind
+    and intent, whatever its numbers: a reconciler asks again every pass, with a start
+    and a size that move with time and load, for what one pending proposal already asks
+    (reserved capacity: more units, starting now); while that one waits, the others are
+    not proposed, so that a veto window's end does not carry out a pile of them.
+    """
+    intent = action.get("intent")
+    if intent is not None:
+        return action.kind, (("intent", intent),)
     return action.kind, tuple((k, v) for k, v in action.params if k not in _AUTHORITY_PARAMS)
 
 

@@ -275,9 +275,9 @@ class Marketplace:
 
     def _reserve(self, action: Action) -> Outcome:
         w = self.world
-        start = int(action["start"])
-        if start < w.now + w.res_lead:
-            raise ConflictError(f"reserved capacity needs {w.res_lead} steps of lead time")
+        # ``start`` is the earliest start: a purchase carried out after its veto window
+        # starts its term as soon as the lead time allows then (see World._procure).
+        start = max(int(action["start"]), w.now + w.res_lead)
         quantity = self.lots(float(action["units"]))
         if quantity < 1:
             raise InvalidInputError("a reservation needs at least one lot")
