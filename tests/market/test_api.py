@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from plaza.atproto import datamodel
-from plaza.ledger import Ledger
+from plaza.ledger import EventStore, Ledger, MemoryEventStore, SqlEventStore
 from plaza.market import Market, MarketParams
 from plaza.market.api import MarketSettings, create_app
 from plaza.services.runner import ServedApp, ServerThread
@@ -242,3 +245,71 @@ def test_api_refuses_large_bodies_and_answers_errors_in_one_shape(
     r = api.post("/market/providers", {"$type": "registration"})
     assert (r.status_code, r.json()["error"]) == (400, "InvalidRequest")
     assert len(world.market.ledger) == size
+
+
+class BrokenStore(MemoryEventStore):
+    """A ledger store whose reads fail once ``broken`` is set (a disk gone bad), with an
+    error whose text holds what a server must not show: a path, the kind of failure."""
+
+    broken = False
+
+    def read_raw(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
+        if self.broken:
+            raise RuntimeError("disk on fire: /var/lib/plaza/secret-ledger.db")
+        return super().read_raw(start, stop)
+
+
+def serve_over(store: EventStore) -> ServerThread:
+    op = key_for(200)
+    market = Market(Ledger(store), operator_did=op.did_key(), operator_key=op,
+                    mandate=market_mandate())  # fmt: skip
+    market.open(MarketParams(genesis_ms=GENESIS, epoch_s=EPOCH_S, window_s=WINDOW_S), GENESIS)
+    settings = MarketSettings(ledger_url="memory:", operator_did=op.did_key(), operator_key=op,
+                              mandate=market.mandate, admin_token=TOKEN)  # fmt: skip
+    return ServerThread([ServedApp("market", create_app(settings, market=market))])
+
+
+def logged_error(body: dict[str, str], caplog: pytest.LogCaptureFixture) -> str:
+    """The text of the exception the server logged under the error message's reference."""
+    found = re.search(r"reference ([0-9a-f]{12})", body["message"])
+    assert found, body
+    records = [r for r in caplog.records if found.group(1) in r.getMessage()]
+    assert len(records) == 1 and records[0].exc_info is not None
+    return str(records[0].exc_info[1])
+
+
+def test_api_answers_an_unexpected_failure_in_json_without_internals(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = BrokenStore()
+    with serve_over(store) as (url,):
+        api = Client(url)
+        assert api.get("/market").status_code == 200
+        store.broken = True
+        with caplog.at_level(logging.ERROR, logger="plaza.market.api"):
+            responses = [api.get("/market"), api.post("/market/bids", {"$type": "bid"})]
+        for r in responses:
+            assert r.status_code == 500, r.text
+            assert r.headers["content-type"] == "application/json"
+            body = r.json()
+            assert set(body) == {"error", "message"} and body["error"] == "InternalServerError"
+            for internal in ("disk on fire", "secret-ledger", "RuntimeError", "Traceback"):
+                assert internal not in r.text
+            assert "disk on fire" in logged_error(body, caplog)  # in the server's log
+        store.broken = False  # the server kept running
+        assert api.get("/market").json()["operator"] == key_for(200).did_key()
+
+
+def test_api_answers_a_storage_failure_with_its_code_but_not_its_details(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SqlEventStore.open(f"sqlite://{tmp_path / 'market.db'}")
+    with serve_over(store) as (url,):
+        api = Client(url)
+        assert api.get("/market").status_code == 200
+        store.close()  # the database goes away under the running market
+        with caplog.at_level(logging.ERROR, logger="plaza.market.api"):
+            r = api.get("/market")
+        assert (r.status_code, r.json()["error"]) == (503, "StorageError"), r.text
+        assert "sqlite" not in r.text.lower() and "closed" not in r.text
+        assert "sqlite" in logged_error(r.json(), caplog)

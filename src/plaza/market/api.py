@@ -12,7 +12,11 @@ Reads are open: the market is public by design. Writes are of two kinds:
 
 Errors are ``{"error": code, "message": ...}`` with the error's HTTP status, as in every
 Plaza HTTP API — FastAPI's own validation errors (400 ``InvalidRequest``) and unknown
-routes or methods included; a rejected document changes nothing. Request bodies are
+routes or methods included; a rejected document changes nothing. An unexpected failure
+(a bug, a broken store) answers 500 ``InternalServerError``, and a Plaza error of a 5xx
+status (storage unavailable) its own code, both with a message that names no internals:
+no exception text, no traceback, only a reference to the server's log line, which holds
+the details. Request bodies are
 read before any handler runs and refused (413 ``PayloadTooLarge``) past
 :data:`MAX_BODY` bytes, whether or not the client declared a length. Handlers share one
 :class:`~plaza.market.Market` behind a lock and each parses, calls the library, and
@@ -22,6 +26,8 @@ renders.
 from __future__ import annotations
 
 import hmac
+import logging
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -51,6 +57,8 @@ from plaza.market.errors import (
 )
 from plaza.market.market import Market
 from plaza.market.state_money import outstanding
+
+log = logging.getLogger(__name__)
 
 MAX_BODY = 512 * 1024  # a signed document is at most 200 KiB of DAG-CBOR; JSON is larger
 DOC_BODY = Body(..., description="A signed document in atproto JSON (sig as {'$bytes': ...})")
@@ -170,6 +178,52 @@ async def _error(exc: PlazaError, scope: Scope, receive: Receive, send: Send) ->
     await JSONResponse(exc.to_dict(), status_code=exc.status)(scope, receive, send)
 
 
+def _internal(exc: BaseException, scope: Scope, *, code: str, status: int) -> JSONResponse:
+    """Log ``exc`` with its traceback under a fresh reference; answer ``code`` with a
+    message that gives only that reference (exception text can hold paths, SQL, hosts)."""
+    ref = secrets.token_hex(6)
+    log.error(
+        "market API: %s %s failed (reference %s)",
+        scope.get("method", "?"),
+        scope.get("path", "?"),
+        ref,
+        exc_info=exc,
+    )
+    message = f"the market could not handle this request (reference {ref} in its log)"
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+class InternalErrors:
+    """ASGI middleware: an exception no handler turned into a response becomes a JSON 500
+    ``InternalServerError`` (logged here, not re-raised to the server, which would answer
+    plain text). If the response had already started, the exception is logged and
+    re-raised so the server drops the connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:
+                log.error("market API: %s failed mid-response", scope.get("path"), exc_info=exc)
+                raise
+            response = _internal(exc, scope, code="InternalServerError", status=500)
+            await response(scope, receive, send)
+
+
 def open_store(url: str) -> EventStore:
     return MemoryEventStore() if url in ("memory:", "memory://") else SqlEventStore.open(url)
 
@@ -219,9 +273,12 @@ def create_app(settings: MarketSettings, market: Market | None = None) -> FastAP
             raise AuthError("this command needs the operator's bearer token")
 
     app.add_middleware(BodyLimit)
+    app.add_middleware(InternalErrors)  # outermost of the two: it also covers BodyLimit
 
     @app.exception_handler(PlazaError)
-    async def plaza_error(_: Request, exc: PlazaError) -> JSONResponse:
+    async def plaza_error(request: Request, exc: PlazaError) -> JSONResponse:
+        if exc.status >= 500:  # the server's failure: its message may describe internals
+            return _internal(exc, request.scope, code=exc.code, status=exc.status)
         return JSONResponse(exc.to_dict(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
