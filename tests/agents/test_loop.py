@@ -358,3 +358,41 @@ def test_a_rejected_vote_is_dropped_and_recorded(world: World) -> None:
     assert loop.waiting() == 0
     last = events(ledger)[-1]
     assert last["outcome"] == "dropped" and last["proposal"]["ref"] == "proposal:7"
+
+
+def reserve(units: float, cost: float, start: int) -> Action:
+    return Action.make(
+        "capacity.procure",
+        reason(),
+        contract="reserved",
+        intent="reserve",
+        allocations=[(0, units)],
+        start=start,
+        term_steps=288,
+        units=units,
+        cost=cost,
+    )
+
+
+def test_one_reservation_waits_at_a_time_and_starts_when_carried_out(world: World) -> None:
+    clock = FakeClock(step=0)
+    mandate = _optimistic_procure_mandate(world)
+    loop, ledger = make_loop(world, mandate)
+    rule = mandate.rule("capacity.procure")
+    assert rule is not None and rule.optimistic_above is not None
+    big = rule.optimistic_above / 100 + 1.0
+    [first] = loop.submit([reserve(7.0, big, 12)], clock.now_ms, {})
+    assert first.outcome == "proposed"
+    # The reconciler asks again every pass, with another size and a later start: the
+    # same request (same intent) while the first waits, so nothing more is proposed.
+    clock.advance(1)
+    assert loop.submit([reserve(8.0, big + 1.0, 13)], clock.now_ms, {}) == []
+    assert loop.waiting() == 1
+    # Past its window (600 s: two steps), well after its asked start, it executes then.
+    clock.advance(20)
+    world.step(20, 20.0)
+    [done] = loop.submit([], clock.now_ms, {})
+    assert (done.outcome, done.verdict) == ("executed", "optimistic-window-passed")
+    [c] = world.contracts.values()
+    assert c.units == 7.0 and c.start == world.now + world.res_lead > 12
+    assert [e["outcome"] for e in events(ledger)] == ["proposed", "executed"]

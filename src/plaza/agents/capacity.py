@@ -433,6 +433,7 @@ class _Reserved:
             Action.make(
                 "capacity.release",
                 reason,
+                intent="release",  # one release waits for its veto window at a time
                 releases=list(self.releases.items()),
                 units=released,
                 at=now + 1,

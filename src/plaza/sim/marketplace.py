@@ -335,7 +335,9 @@ class Marketplace:
 
     def _release(self, action: Action) -> Outcome:
         w = self.world
-        at = int(action.get("at", w.now + 1))
+        # The earliest step, as a reservation's start: a release carried out after its
+        # veto window takes effect from the next step then.
+        at = max(int(action.get("at", w.now + 1)), w.now + 1)
         if self.at_step(at) != self.now_ms:
             raise ConflictError("a release takes effect from the next step")
         total = 0.0

@@ -310,7 +310,7 @@ class World:
         raise InvalidInputError(f"unknown contract kind {kind!r}")
 
     def _release(self, action: Action) -> Outcome:
-        at = int(action.get("at", self.now + 1))
+        at = max(int(action.get("at", self.now + 1)), self.now + 1)  # the earliest step
         total = 0.0
         for cid, units in action["releases"]:
             c = self.contracts.get(int(cid))
