@@ -70,6 +70,7 @@ def test_a_motion_whose_budget_is_spent_meanwhile_lapses(dao: Dao, world: World)
     motion = dao.state.motions[mid]
     assert (motion.status, motion.lapsed_ms, motion.lapsed_by) == ("lapsed", end, world.agent.did)
     assert motion.to_map()["lapsed"]["reason"] == ev.payload["reason"]
+    assert motion.why_closed() == f"the guard refused it after its window ({reason})"
     # Lapsed for good: once the budget window has rolled on the guard would allow the
     # action again, but the motion is closed; it never executes and spends nothing.
     assert dao.motion_refusal(mid, T0 + 31 * DAY) is None

@@ -120,6 +120,14 @@ class Motion:
     lapsed_by: str = ""
     lapse_reason: str = ""
 
+    def why_closed(self) -> str:
+        """Why a motion that is not open can no longer execute, in words."""
+        return {
+            "escalated": "members objected, so it went to a vote",
+            "executed": "it was carried out already",
+            "lapsed": f"the guard refused it after its window ({self.lapse_reason})",
+        }.get(self.status, "it is open")
+
     def to_map(self) -> dict[str, Any]:
         return {
             "id": self.id,

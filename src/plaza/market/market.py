@@ -238,7 +238,7 @@ class Market:
             if found is None or found.agent != self.operator_did:
                 raise NotApprovedError(f"motion {motion} is not this agent's")
             if found.status != "open":
-                raise NotApprovedError(f"motion {motion} is {found.status}: members objected")
+                raise NotApprovedError(f"motion {motion} is {found.status}: {found.why_closed()}")
             self._record(
                 "dao.action.executed",
                 {"action": action.to_map(), "reason": "veto window passed", "motion": motion},
