@@ -19,11 +19,12 @@ BASE = {"errors"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "db": BASE,
+    "asgi": BASE,
     "atproto": BASE,
     "ledger": BASE | {"atproto", "db"},
-    "dao": BASE | {"atproto", "db", "ledger"},
-    "market": BASE | {"atproto", "db", "ledger", "dao"},
-    "services": BASE | {"atproto", "db", "ledger"},
+    "dao": BASE | {"asgi", "atproto", "db", "ledger"},
+    "market": BASE | {"asgi", "atproto", "db", "ledger", "dao"},
+    "services": BASE | {"asgi", "atproto", "db", "ledger"},
     "agents": BASE | {"atproto", "db", "ledger", "dao", "market", "services"},
     "sim": BASE | {"atproto", "db", "ledger", "dao", "market", "agents"},
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from plaza.atproto import datamodel
 from plaza.atproto.plc import PLAZA_KEY, create_genesis, create_update, proof_value
 from plaza.dao.api import ApiSettings, create_app
-from plaza.ledger import Event, SqlEventStore, merkle, sign_event
+from plaza.ledger import Event, Head, MemoryEventStore, SqlEventStore, merkle, sign_event
 from plaza.ledger.keystore import Signer
 from plaza.services.directory import DirectorySettings
 from plaza.services.directory import create_app as create_directory
@@ -257,3 +258,45 @@ def test_malformed_queries_answer_in_the_error_format(api: tuple[str, int]) -> N
         res = httpx.get(base + path)
         assert res.status_code == 400, (path, res.text)
         assert res.json()["error"] == "InvalidRequest" and res.json()["message"], res.text
+
+
+class _BrokenStore(MemoryEventStore):
+    """A ledger store whose reads fail once ``broken`` is set, with an error whose text
+    holds what a server must not show (a path)."""
+
+    broken = False
+
+    def read_raw(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
+        if self.broken:
+            raise RuntimeError("disk on fire: /var/lib/plaza/secret-dao.db")
+        return super().read_raw(start, stop)
+
+    def head(self) -> Head:
+        if self.broken:
+            raise RuntimeError("disk on fire: /var/lib/plaza/secret-dao.db")
+        return super().head()
+
+
+def test_a_server_failure_answers_json_without_internals(
+    world: World, free_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _BrokenStore()
+    dao = found(store, world)
+    app = create_app(ApiSettings(db_url="unused", clock=lambda: T0 + 10), dao=dao)
+    with ServerThread([ServedApp("dao", app, "127.0.0.1", free_port)]) as (base,):
+        assert httpx.get(f"{base}/dao").status_code == 200
+        store.broken = True
+        with caplog.at_level(logging.ERROR, logger="plaza.dao.api"):
+            r = httpx.get(f"{base}/dao")
+        assert r.status_code == 500, r.text
+        assert r.headers["content-type"] == "application/json"
+        assert r.json()["error"] == "InternalServerError"
+        for internal in ("disk on fire", "secret-dao", "RuntimeError", "Traceback"):
+            assert internal not in r.text
+        ref = r.json()["message"].split("reference ")[1].split(" ")[0]
+        logged = [x for x in caplog.records if ref in x.getMessage()]
+        assert len(logged) == 1 and "disk on fire" in str(logged[0].exc_info[1])  # type: ignore[index]
+        store.broken = False  # the server kept running
+        assert httpx.get(f"{base}/dao").status_code == 200
+        r = httpx.get(f"{base}/no/such/route")
+        assert (r.status_code, r.json()["error"]) == (404, "NotFound")

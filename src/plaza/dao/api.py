@@ -6,7 +6,9 @@ Reads are open: the DAO's state is public by design. The one write is ``POST
 signature *is* the authentication; the server checks the event's time against its own
 clock (within ``ApiSettings.max_skew_ms``), the signature against the author's keys,
 then the DAO's rules, and appends. A stale position answers 409 and the client rebuilds.
-Errors are ``{"error": code, "message": ...}`` with the error's HTTP status.
+Errors have Plaza's HTTP shape (:mod:`plaza.asgi`): ``{"error": code, "message": ...}``
+with the error's HTTP status, a failure of the server itself answered without its
+internals (a reference to the server's log line instead).
 
 Request bodies are read as a stream and refused (413) past :data:`MAX_BODY` bytes,
 whether or not the client declared a length. A ``dao.identity.registered`` event binds a
@@ -31,11 +33,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from plaza.asgi import install_json_errors
 from plaza.atproto import datamodel
 from plaza.atproto.plc.proof import chain_from_value
 from plaza.dao.beancount import to_beancount
@@ -148,17 +150,7 @@ def create_app(settings: ApiSettings, dao: Dao | None = None) -> FastAPI:
         d.sync()
         return d
 
-    @app.exception_handler(PlazaError)
-    async def plaza_error(_: Request, exc: PlazaError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # Every error answers {"error", "message"}, FastAPI's own 422s included.
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
-        return JSONResponse(InvalidInputError(message).to_dict(), status_code=400)
+    install_json_errors(app, "dao")
 
     @app.get("/dao")
     def summary() -> dict[str, Any]:

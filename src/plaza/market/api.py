@@ -10,15 +10,11 @@ Reads are open: the market is public by design. Writes are of two kinds:
   approve, settle, fund escrow, resolve a dispute) need ``Authorization: Bearer <admin
   token>``, the token the operator started the service with.
 
-Errors are ``{"error": code, "message": ...}`` with the error's HTTP status, as in every
-Plaza HTTP API — FastAPI's own validation errors (400 ``InvalidRequest``) and unknown
-routes or methods included; a rejected document changes nothing. An unexpected failure
-(a bug, a broken store) answers 500 ``InternalServerError``, and a Plaza error of a 5xx
-status (storage unavailable) its own code, both with a message that names no internals:
-no exception text, no traceback, only a reference to the server's log line, which holds
-the details. Request bodies are
-read before any handler runs and refused (413 ``PayloadTooLarge``) past
-:data:`MAX_BODY` bytes, whether or not the client declared a length. Handlers share one
+Errors have Plaza's HTTP shape (:mod:`plaza.asgi`): ``{"error": code, "message": ...}``
+with the error's status, a server failure answered without its internals; a rejected
+document changes nothing. Request bodies are read before any handler runs and refused
+(413 ``PayloadTooLarge``) past :data:`MAX_BODY` bytes, whether or not the client
+declared a length. Handlers share one
 :class:`~plaza.market.Market` behind a lock and each parses, calls the library, and
 renders.
 """
@@ -26,8 +22,6 @@ renders.
 from __future__ import annotations
 
 import hmac
-import logging
-import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -35,18 +29,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import Body, FastAPI, Header, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Body, FastAPI, Header
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from plaza.asgi import install_json_errors
 from plaza.atproto import datamodel
 from plaza.atproto.crypto import PrivateKey
 from plaza.atproto.errors import AtprotoError
 from plaza.dao import Mandate
-from plaza.errors import InvalidInputError, NotFoundError, PlazaError
+from plaza.errors import InvalidInputError, PlazaError
 from plaza.ledger import EventStore, Ledger, MemoryEventStore, SqlEventStore
 from plaza.market.books import to_beancount
 from plaza.market.errors import (
@@ -57,8 +50,6 @@ from plaza.market.errors import (
 )
 from plaza.market.market import Market
 from plaza.market.state_money import outstanding
-
-log = logging.getLogger(__name__)
 
 MAX_BODY = 512 * 1024  # a signed document is at most 200 KiB of DAG-CBOR; JSON is larger
 DOC_BODY = Body(..., description="A signed document in atproto JSON (sig as {'$bytes': ...})")
@@ -178,52 +169,6 @@ async def _error(exc: PlazaError, scope: Scope, receive: Receive, send: Send) ->
     await JSONResponse(exc.to_dict(), status_code=exc.status)(scope, receive, send)
 
 
-def _internal(exc: BaseException, scope: Scope, *, code: str, status: int) -> JSONResponse:
-    """Log ``exc`` with its traceback under a fresh reference; answer ``code`` with a
-    message that gives only that reference (exception text can hold paths, SQL, hosts)."""
-    ref = secrets.token_hex(6)
-    log.error(
-        "market API: %s %s failed (reference %s)",
-        scope.get("method", "?"),
-        scope.get("path", "?"),
-        ref,
-        exc_info=exc,
-    )
-    message = f"the market could not handle this request (reference {ref} in its log)"
-    return JSONResponse({"error": code, "message": message}, status_code=status)
-
-
-class InternalErrors:
-    """ASGI middleware: an exception no handler turned into a response becomes a JSON 500
-    ``InternalServerError`` (logged here, not re-raised to the server, which would answer
-    plain text). If the response had already started, the exception is logged and
-    re-raised so the server drops the connection."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watch(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        except Exception as exc:
-            if started:
-                log.error("market API: %s failed mid-response", scope.get("path"), exc_info=exc)
-                raise
-            response = _internal(exc, scope, code="InternalServerError", status=500)
-            await response(scope, receive, send)
-
-
 def open_store(url: str) -> EventStore:
     return MemoryEventStore() if url in ("memory:", "memory://") else SqlEventStore.open(url)
 
@@ -273,31 +218,7 @@ def create_app(settings: MarketSettings, market: Market | None = None) -> FastAP
             raise AuthError("this command needs the operator's bearer token")
 
     app.add_middleware(BodyLimit)
-    app.add_middleware(InternalErrors)  # outermost of the two: it also covers BodyLimit
-
-    @app.exception_handler(PlazaError)
-    async def plaza_error(request: Request, exc: PlazaError) -> JSONResponse:
-        if exc.status >= 500:  # the server's failure: its message may describe internals
-            return _internal(exc, request.scope, code=exc.code, status=exc.status)
-        return JSONResponse(exc.to_dict(), status_code=exc.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # Every error answers {"error", "message"}, FastAPI's own 422s included.
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
-        return JSONResponse(InvalidInputError(message).to_dict(), status_code=400)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        # Unknown routes (404) and methods (405) in the same shape.
-        err: PlazaError = (
-            NotFoundError(str(exc.detail))
-            if exc.status_code == 404
-            else PlazaError(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "Error"))
-        )
-        return JSONResponse(err.to_dict(), status_code=exc.status_code, headers=exc.headers)
+    install_json_errors(app, "market")  # outermost: it also covers BodyLimit
 
     @app.get("/_health")
     def health() -> dict[str, Any]:
@@ -525,9 +446,6 @@ def create_app(settings: MarketSettings, market: Market | None = None) -> FastAP
             return d.to_json()
 
     return app
-
-
-_HTTP_CODES = {405: "MethodNotAllowed", 400: "InvalidRequest", 401: "AuthRequired"}
 
 
 def _invoice_json(m: Market, iid: str) -> dict[str, Any]:

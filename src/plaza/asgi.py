@@ -1,0 +1,111 @@
+"""Plaza's HTTP error shape, shared by its FastAPI services (the DAO's and the market's).
+
+Every error answers ``{"error": code, "message": ...}`` with the error's HTTP status:
+Plaza's own errors, FastAPI's validation errors (400 ``InvalidRequest``), unknown routes
+(404) and methods (405). A failure of the server itself — an exception nothing turned
+into a response (a bug, a broken store), or a Plaza error of a 5xx status (storage
+unavailable) — answers with its code and a message that names no internals: exception
+text can hold paths, SQL and hosts, so the message gives only a reference to the
+server's log line, which holds the exception and its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from plaza.errors import InvalidInputError, NotFoundError, PlazaError
+
+__all__ = ["InternalErrors", "install_json_errors", "internal_error"]
+
+_HTTP_CODES = {405: "MethodNotAllowed", 400: "InvalidRequest", 401: "AuthRequired"}
+
+
+def internal_error(
+    exc: BaseException, scope: Scope, *, service: str, code: str, status: int
+) -> JSONResponse:
+    """Log ``exc`` with its traceback under a fresh reference (logger
+    ``plaza.<service>.api``); answer ``code`` with a message giving only that reference."""
+    ref = secrets.token_hex(6)
+    logging.getLogger(f"plaza.{service}.api").error(
+        "%s API: %s %s failed (reference %s)",
+        service,
+        scope.get("method", "?"),
+        scope.get("path", "?"),
+        ref,
+        exc_info=exc,
+    )
+    message = f"the {service} could not handle this request (reference {ref} in its log)"
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+class InternalErrors:
+    """ASGI middleware: an exception no handler turned into a response becomes a JSON 500
+    ``InternalServerError`` (logged here, not re-raised to the server, which would answer
+    plain text). If the response had already started, the exception is logged and
+    re-raised so the server drops the connection."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:
+                logging.getLogger(f"plaza.{self.service}.api").error(
+                    "%s API: %s failed mid-response", self.service, scope.get("path"), exc_info=exc
+                )
+                raise
+            response = internal_error(
+                exc, scope, service=self.service, code="InternalServerError", status=500
+            )
+            await response(scope, receive, send)
+
+
+def install_json_errors(app: FastAPI, service: str) -> None:
+    """Give ``app`` the shape above: the middleware (add it after any other middleware,
+    so that it is the outermost and covers them) and the exception handlers."""
+    app.add_middleware(InternalErrors, service=service)
+
+    @app.exception_handler(PlazaError)
+    async def plaza_error(request: Request, exc: PlazaError) -> JSONResponse:
+        if exc.status >= 500:  # the server's failure: its message may describe internals
+            return internal_error(
+                exc, request.scope, service=service, code=exc.code, status=exc.status
+            )
+        return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+        return JSONResponse(InvalidInputError(message).to_dict(), status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        err: PlazaError = (
+            NotFoundError(str(exc.detail))
+            if exc.status_code == 404
+            else PlazaError(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "Error"))
+        )
+        return JSONResponse(err.to_dict(), status_code=exc.status_code, headers=exc.headers)
