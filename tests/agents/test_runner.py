@@ -3,6 +3,8 @@ the ledger record as the proposal, carried out by a later pass after its window.
 
 from __future__ import annotations
 
+from typing import Any
+
 from plaza.agents.loop import VOTE_WINDOW_S
 from plaza.agents.runner import LiveAgent, run_once
 from plaza.agents.settlement import SettlementDesired
@@ -23,15 +25,20 @@ MANDATE = parse_mandate(
 )
 
 
+def _settling_agent(world: Any) -> LiveAgent:
+    """The operator's agent on ``world``'s market, settling a minute after evidence."""
+    return LiveAgent(
+        market=world.market,
+        signer=Signer(world.operator.did, world.operator.key),
+        settle=SettlementDesired(evidence_grace_s=60),
+    )
+
+
 def test_a_pass_settles_and_an_optimistic_penalty_waits_in_the_ledger() -> None:
     world = make_world(MemoryEventStore(), MANDATE, suspend_after=1)
     world.contract_ids = contracted(world)  # type: ignore[attr-defined]
     m = world.market
-    agent = LiveAgent(
-        market=m,
-        signer=Signer(world.operator.did, world.operator.key),
-        settle=SettlementDesired(evidence_grace_s=60),
-    )
+    agent = _settling_agent(world)
     # Nothing has ended yet: nothing to do.
     assert run_once(agent, GENESIS + 1_000) == []
     _evidence(world, 0, set(range(20)))  # provider b down for 20 of 100 windows
@@ -75,11 +82,7 @@ def test_without_a_dao_a_voted_penalty_expires_and_is_asked_for_again() -> None:
     world = make_world(MemoryEventStore(), VOTED, suspend_after=1)
     world.contract_ids = contracted(world)  # type: ignore[attr-defined]
     m = world.market
-    agent = LiveAgent(
-        market=m,
-        signer=Signer(world.operator.did, world.operator.key),
-        settle=SettlementDesired(evidence_grace_s=60),
-    )
+    agent = _settling_agent(world)
     _evidence(world, 0, set(range(20)))
     t = GENESIS + E + 60_000
     [proposed] = [r for r in run_once(agent, t) if r.action.kind == "provider.suspend"]
