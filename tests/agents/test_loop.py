@@ -32,7 +32,8 @@ from tests.agents.clock import FakeClock
 @pytest.fixture
 def world() -> World:
     trace = trace_from_values(np.full(600, 20.0))
-    w = World(trace, Scenario(accounts=3000, signups_per_day=0), (), seed=1)
+    # Whole units: prices per unit exact, so the budget is a whole number of purchases.
+    w = World(trace, Scenario(accounts=3000, signups_per_day=0, unit=1.0), (), seed=1)
     w.step(0, 20.0)
     return w
 

@@ -117,7 +117,7 @@ def test_the_default_mandate_is_only_scaled() -> None:
     assert {k: r.class_ for k, r in sim.actions.items()} == {
         k: r.class_ for k, r in base.actions.items()
     }
-    k = sim.budgets["capacity"].limit / base.budgets["capacity"].limit
+    k = world.budget_per_day * 100 / base.budgets["capacity"].limit
     assert sim.budgets["capacity"].limit == pytest.approx(world.budget_per_day * 100, abs=1)
     for name, rule in base.actions.items():
         for field in ("cap", "vote_above", "optimistic_above"):

@@ -169,8 +169,20 @@ def _forecast(
         days=desired.season_days,
     )
     window = recent[-desired.window_steps :]
-    level = deseasonalise(window, observed.now, profile, block)
+    level = _queue_smoothed(deseasonalise(window, observed.now, profile, block), desired)
     return LoadDistribution.recent(level, desired.half_life_steps), profile
+
+
+def _queue_smoothed(level: FloatArray, desired: CapacityDesired) -> FloatArray:
+    """The load as reserved capacity sees it. Load may wait up to the SLA delay, so a
+    reserved unit serves a burst over the next ``sla_delay_steps + 1`` steps: the
+    forecast is of the trailing mean over that many steps (the first steps as they
+    are). On-demand capacity, bought for the queue as it is, needs no forecast."""
+    k = desired.sla_delay_steps + 1
+    if k <= 1 or level.size < k:
+        return level
+    sums = np.cumsum(np.concatenate([[0.0], level]))
+    return np.concatenate([level[: k - 1], (sums[k:] - sums[:-k]) / k])
 
 
 def reserved_target(observed: CapacityObserved, desired: CapacityDesired) -> float:

@@ -39,7 +39,7 @@ class Scenario:
     sla_delay_minutes: float = 15.0
     reserved: ContractRules = ContractRules(1.0, 24 * 60.0, 60.0)
     on_demand: ContractRules = ContractRules(2.5, 0.0, 0.0)  # 0 means "one step"
-    unit: float = 1.0  # capacity is bought in whole multiples of this
+    unit: float = 0.125  # capacity is bought in whole multiples of this (lots)
     providers: int = 12
     # Each provider's capacity cap, as a share of the trace's peak load (the environment
     # may know the trace; the policies do not). 0.25 x 12 providers = 3 x the peak.
