@@ -12,6 +12,7 @@ import secrets
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,5 +117,53 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     if schema is not None:
         import psycopg
 
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@dataclass
+class PgRepo:
+    """A PDS context on a fresh PostgreSQL schema holding one account with an empty repo."""
+
+    ctx: Any  # PdsContext
+    acct: Any  # the account, as the repository layer takes it
+    did: str
+    key: Any  # PrivateKey
+    schema: str
+
+
+@contextmanager
+def pg_repo(tmp_path: Path, did: str, handle: str, **settings: Any) -> Iterator[PgRepo]:
+    """Open a PDS context on a new schema (``settings`` added to its PdsSettings), create
+    ``did`` with an empty repository; close the store and drop the schema afterwards."""
+    import time
+
+    import psycopg
+
+    from plaza.atproto.crypto import ES256K, PrivateKey
+    from plaza.services.pds.context import PdsContext
+    from plaza.services.pds.store import ACTIVE, AccountRow
+
+    schema = f"pds_{uuid.uuid4().hex[:10]}"
+    ctx = PdsContext.open(
+        PdsSettings(
+            data_dir=tmp_path,
+            public_url="http://127.0.0.1:1",
+            directory_url="-",
+            db_url=f"{PG_URL}?schema={schema}",
+            **settings,
+        )
+    )
+    try:
+        key = PrivateKey.generate(ES256K)
+        ctx.store.create_account(
+            AccountRow(did, handle, None, "x", key.to_bytes(), "2026-01-01T00:00:00.000Z", ACTIVE)
+        )
+        ctx.repos.create_repo(did, key, time.time(), emit=False)
+        acct = ctx.accounts.cached(did)
+        assert acct is not None
+        yield PgRepo(ctx, acct, did, key, schema)
+    finally:
+        ctx.store.close()
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -19,16 +19,15 @@ import pytest
 from typer.testing import CliRunner
 
 from plaza.atproto.cid import CID, RAW
-from plaza.atproto.crypto import ES256K, PrivateKey
 from plaza.cli import app as cli
 from plaza.services.directory import DirectorySettings
 from plaza.services.directory import create_app as create_directory
 from plaza.services.pds import PdsSettings, create_app
-from plaza.services.pds.context import PdsContext
 from plaza.services.pds.repos import Write
-from plaza.services.pds.store import ACTIVE, AccountRow, BlobRow
+from plaza.services.pds.store import BlobRow
 from plaza.services.runner import ServedApp, ServerThread
 from tests.conftest import _PG_MISSING, PG_URL
+from tests.services.pds.conftest import PgRepo, pg_repo
 
 MAX_BLOB = 20_000
 QUOTA = 50_000
@@ -311,24 +310,12 @@ def test_collection_waits_for_a_commit_in_flight(tmp_path: Path) -> None:
     """On PostgreSQL a commit runs while other tasks do: a sweep that finds a blob
     unreferenced while the commit that references it is in flight must wait for the
     repository and then see the reference."""
-    schema = f"gc_{uuid.uuid4().hex[:10]}"
-    ctx = PdsContext.open(
-        PdsSettings(
-            data_dir=tmp_path,
-            public_url="http://127.0.0.1:1",
-            directory_url="-",
-            db_url=f"{PG_URL}?schema={schema}",
-            blob_grace_s=0,
-        )
-    )
-    did = "did:plc:inflightinflightinflight"
-    key = PrivateKey.generate(ES256K)
-    ctx.store.create_account(
-        AccountRow(did, "g.test", None, "x", key.to_bytes(), "2026-01-01T00:00:00.000Z", ACTIVE)
-    )
-    ctx.repos.create_repo(did, key, time.time(), emit=False)
-    acct = ctx.accounts.cached(did)
-    assert acct is not None
+    with pg_repo(tmp_path, "did:plc:inflightinflightinflight", "g.test", blob_grace_s=0) as pg:
+        _sweep_during_commit(pg)
+
+
+def _sweep_during_commit(pg: PgRepo) -> None:
+    ctx, acct, did = pg.ctx, pg.acct, pg.did
     cid = ctx.blobs.put_bytes(b"picture")
     ctx.store.add_blob(did, BlobRow(cid.raw, "image/png", 7, "2026-01-01T00:00:00.000Z"))
     record = {
@@ -366,16 +353,9 @@ def test_collection_waits_for_a_commit_in_flight(tmp_path: Path) -> None:
         finally:
             await ctx.repos.aclose()
 
-    try:
-        assert asyncio.run(scenario()) == 0
-        assert ctx.store.get_blob(did, cid.raw) is not None and ctx.blobs.has(cid)
-        assert ctx.store.is_blob_referenced(did, cid.raw)
-    finally:
-        ctx.store.close()
-        import psycopg
-
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    assert asyncio.run(scenario()) == 0
+    assert ctx.store.get_blob(did, cid.raw) is not None and ctx.blobs.has(cid)
+    assert ctx.store.is_blob_referenced(did, cid.raw)
 
 
 @pytest.mark.parametrize(

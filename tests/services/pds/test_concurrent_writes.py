@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +19,13 @@ import pytest
 
 from atproto import models
 from plaza.atproto import cbor
-from plaza.atproto.crypto import ES256K, PrivateKey
 from plaza.atproto.repo_verify import import_car
 from plaza.errors import StorageError
 from plaza.services.pds import PdsSettings
 from plaza.services.pds.context import PdsContext
 from plaza.services.pds.repos import Write
-from plaza.services.pds.store import ACTIVE, AccountRow
 from tests.conftest import _PG_MISSING, PG_URL
-from tests.services.pds.conftest import Network
+from tests.services.pds.conftest import Network, PgRepo, pg_repo
 from tests.services.pds.firehose_reader import read_events
 
 BACKENDS = pytest.mark.parametrize("i", [0, 1], ids=["sqlite", "postgresql"])
@@ -184,23 +180,12 @@ def test_repository_lock_admits_one_holder_at_a_time(tmp_path: Path) -> None:
 def test_a_cancelled_request_does_not_strand_its_commit(tmp_path: Path) -> None:
     """Cancelled while PostgreSQL commits (as at shutdown), the write still lands, the
     head moves, the event is published, and the next write builds on it."""
-    schema = f"cw_{uuid.uuid4().hex[:10]}"
-    ctx = PdsContext.open(
-        PdsSettings(
-            data_dir=tmp_path,
-            public_url="http://127.0.0.1:1",
-            directory_url="-",
-            db_url=f"{PG_URL}?schema={schema}",
-        )
-    )
-    did = "did:plc:cancelledcancelledcancel"
-    key = PrivateKey.generate(ES256K)
-    ctx.store.create_account(
-        AccountRow(did, "c.test", None, "x", key.to_bytes(), "2026-01-01T00:00:00.000Z", ACTIVE)
-    )
-    ctx.repos.create_repo(did, key, time.time(), emit=False)
-    acct = ctx.accounts.cached(did)
-    assert acct is not None
+    with pg_repo(tmp_path, "did:plc:cancelledcancelledcancel", "c.test") as pg:
+        _cancelled_commit(pg)
+
+
+def _cancelled_commit(pg: PgRepo) -> None:
+    ctx, acct, did, key = pg.ctx, pg.acct, pg.did, pg.key
 
     def post(text: str) -> list[Write]:
         return [Write("create", "app.bsky.feed.post", ctx.repos.clock.next(), _post(text))]
@@ -222,17 +207,12 @@ def test_a_cancelled_request_does_not_strand_its_commit(tmp_path: Path) -> None:
         finally:
             await ctx.repos.aclose()
 
-    try:
-        head_rev, second_rev = asyncio.run(scenario())
-        bodies = [list(cbor.decode_multi(e.frame))[1] for e in ctx.sequencer.read_after(0)]
-        assert len(bodies) == 2 and bodies[1]["since"] == bodies[0]["rev"] == head_rev
-        assert ctx.repos.latest(did).rev == second_rev == bodies[1]["rev"]
-        exported = import_car(ctx.repos.export(did), did=did, key=key.public_key)
-        assert len(exported.records) == 2  # the second commit's tree holds the first record
-    finally:
-        ctx.store.close()
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    head_rev, second_rev = asyncio.run(scenario())
+    bodies = [list(cbor.decode_multi(e.frame))[1] for e in ctx.sequencer.read_after(0)]
+    assert len(bodies) == 2 and bodies[1]["since"] == bodies[0]["rev"] == head_rev
+    assert ctx.repos.latest(did).rev == second_rev == bodies[1]["rev"]
+    exported = import_car(ctx.repos.export(did), did=did, key=key.public_key)
+    assert len(exported.records) == 2  # the second commit's tree holds the first record
 
 
 @pytest.mark.skipif(_PG_MISSING is not None, reason=str(_PG_MISSING))
@@ -240,23 +220,12 @@ def test_writes_recover_when_database_connections_die(tmp_path: Path) -> None:
     """Every pooled connection killed while idle: each is replaced before a commit uses
     it. One killed while its commit runs: that write fails (never sent again), the next
     one re-reads the head, and the repository stays whole."""
-    schema = f"cw_{uuid.uuid4().hex[:10]}"
-    ctx = PdsContext.open(
-        PdsSettings(
-            data_dir=tmp_path,
-            public_url="http://127.0.0.1:1",
-            directory_url="-",
-            db_url=f"{PG_URL}?schema={schema}",
-        )
-    )
-    did = "did:plc:reconnectreconnectreconn"
-    key = PrivateKey.generate(ES256K)
-    ctx.store.create_account(
-        AccountRow(did, "r.test", None, "x", key.to_bytes(), "2026-01-01T00:00:00.000Z", ACTIVE)
-    )
-    ctx.repos.create_repo(did, key, time.time(), emit=False)
-    acct = ctx.accounts.cached(did)
-    assert acct is not None
+    with pg_repo(tmp_path, "did:plc:reconnectreconnectreconn", "r.test") as pg:
+        _dying_connections(pg)
+
+
+def _dying_connections(pg: PgRepo) -> None:
+    ctx, acct, did, key, schema = pg.ctx, pg.acct, pg.did, pg.key, pg.schema
 
     def post(n: int) -> list[Write]:
         return [Write("create", "app.bsky.feed.post", ctx.repos.clock.next(), _post(f"{n}"))]
@@ -303,12 +272,7 @@ def test_writes_recover_when_database_connections_die(tmp_path: Path) -> None:
         finally:
             await ctx.repos.aclose()
 
-    try:
-        ok, failed = asyncio.run(scenario())
-        assert failed == 1 and ok == 13
-        exported = import_car(ctx.repos.export(did), did=did, key=key.public_key)
-        assert len(exported.records) == ok
-    finally:
-        ctx.store.close()
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    ok, failed = asyncio.run(scenario())
+    assert failed == 1 and ok == 13
+    exported = import_car(ctx.repos.export(did), did=did, key=key.public_key)
+    assert len(exported.records) == ok
