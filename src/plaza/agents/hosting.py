@@ -56,6 +56,7 @@ from plaza.atproto.plc.operations import (
 )
 from plaza.atproto.repo_verify import import_car
 from plaza.errors import PlazaError
+from plaza.services.pds.migration import error_detail
 
 
 class HostingError(PlazaError):
@@ -114,12 +115,7 @@ class Hosting:
     # -- plumbing --------------------------------------------------------------------
     def _check(self, what: str, resp: httpx.Response) -> httpx.Response:
         if resp.status_code != 200:
-            try:
-                body = resp.json()
-                detail = f"{body.get('error')}: {body.get('message')}"
-            except ValueError:
-                detail = resp.text[:200]
-            raise HostingError(f"{what} failed ({resp.status_code}) {detail}")
+            raise HostingError(f"{what} failed ({resp.status_code}) {error_detail(resp)}")
         return resp
 
     def _get(self, base: str, nsid: str, token: str | None = None, **params: Any) -> httpx.Response:

@@ -75,6 +75,15 @@ class MigrationReport:
         return bool(self.checks) and all(self.checks.values())
 
 
+def error_detail(resp: httpx.Response) -> str:
+    """An XRPC error response as ``Error: message`` (its text, cut short, if not JSON)."""
+    try:
+        body = resp.json()
+        return f"{body.get('error')}: {body.get('message')}"
+    except ValueError:
+        return resp.text[:200]
+
+
 class _Xrpc:
     def __init__(self, base: str, http: httpx.Client, what: str) -> None:
         self.base = base.rstrip("/")
@@ -88,11 +97,7 @@ class _Xrpc:
 
     def _check(self, nsid: str, resp: httpx.Response) -> httpx.Response:
         if resp.status_code != 200:
-            try:
-                body = resp.json()
-                detail = f"{body.get('error')}: {body.get('message')}"
-            except ValueError:
-                detail = resp.text[:200]
+            detail = error_detail(resp)
             raise MigrationError(f"{self.what} {nsid} failed ({resp.status_code}) {detail}")
         return resp
 
