@@ -1,13 +1,8 @@
-"""The one loader of the shared interop vectors (``../shared/vectors``).
-
-Vectors are read from the shared folder beside the repository, never copied in. The
-folder is found from ``PLAZA_SHARED`` or by walking up from the repository root.
-"""
+"""The one loader of the interop vectors and data sets in ``data/`` (see ``data/README.md``)."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +11,11 @@ import pytest
 _ROOT = Path(__file__).resolve().parents[1]
 
 
-def shared_dir() -> Path:
-    env = os.environ.get("PLAZA_SHARED")
-    if env:
-        return Path(env)
-    for parent in _ROOT.parents:
-        candidate = parent / "shared"
-        if (candidate / "vectors").is_dir():
-            return candidate
-    raise RuntimeError(
-        "shared vectors not found: put the shared folder beside the repository "
-        "or set PLAZA_SHARED to its path"
-    )
+DATA = _ROOT / "data"
 
 
 def vector_path(*parts: str) -> Path:
-    path = shared_dir().joinpath("vectors", *parts)
+    path = DATA.joinpath("vectors", *parts)
     if not path.exists():
         raise FileNotFoundError(f"missing interop vector file {path}")
     return path

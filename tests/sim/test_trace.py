@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from plaza.sim import TraceError, load_trace, parse_trace, trace_from_values
+from tests.vectors import DATA
 
-TRACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "traces"
+TRACES = DATA / "traces"
 HEADER = "timestamp,value\n"
 
 

@@ -18,7 +18,7 @@ def doctor(
     """Check the environment Plaza runs in and print what was found.
 
     Reports the Python version, the installed dependencies, whether PostgreSQL answers,
-    whether the shared interop vectors are reachable, and the optional tools (Node.js,
+    and the optional tools (Node.js,
     Chromium). Exits 1 when a required check fails.
 
     Example:

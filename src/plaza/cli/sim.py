@@ -101,7 +101,7 @@ def bench_cmd(
     Example:
 
     \b
-        plaza sim bench --traces ../shared/data/traces --pattern 'Twitter_*.csv'
+        plaza sim bench --traces data/traces --pattern 'Twitter_*.csv'
         plaza sim bench --traces traces/ --plot docs/img/sim-bench.png
     """
     from rich.console import Console
