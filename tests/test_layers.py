@@ -1,4 +1,4 @@
-"""The package layers point one way (../shared/DESIGN.md, "Planes and packages").
+"""The package layers point one way (docs/architecture.md, "Layers").
 
 Each package may import only the packages below it. The check reads every module's
 import statements (including function-level imports) with ``ast``, so a new upward
