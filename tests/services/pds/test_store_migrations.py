@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from plaza.db import connect
+import pytest
+
+from plaza.db import SchemaTooNewError, connect
 from plaza.services.pds.store import (
     ACTIVE,
     MIGRATIONS,
@@ -135,3 +137,16 @@ def test_reopening_applies_nothing_again(db_url: str) -> None:
         assert len(before) == MIGRATIONS.latest
     finally:
         second.close()
+
+
+def test_a_database_from_a_newer_plaza_is_refused(db_url: str) -> None:
+    PdsStore.open(db_url).close()
+    db = connect(db_url)
+    db.execute(
+        "INSERT INTO schema_migrations (store, version, name, applied_at) VALUES (?, ?, ?, ?)",
+        ("pds", MIGRATIONS.latest + 1, "a later step", "2030-01-01T00:00:00+00:00"),
+    )
+    db.close()
+    with pytest.raises(SchemaTooNewError) as info:
+        PdsStore.open(db_url)
+    assert info.value.code == "SchemaTooNew"
