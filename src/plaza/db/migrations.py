@@ -98,7 +98,8 @@ def migrate(
     Raises :class:`SchemaTooNewError` if ``db`` records a later version than the last
     step, and :class:`MigrationFailedError` if a step fails (that step is rolled back;
     the steps before it stay applied and recorded). ``now`` gives the time recorded
-    with each step (default: the system clock, in UTC).
+    with each step (default: the system clock, in UTC). Call it outside any
+    transaction: each step commits on its own.
     """
     clock = now or (lambda: datetime.now(UTC))
     store = migrations.store
