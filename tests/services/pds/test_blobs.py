@@ -381,3 +381,16 @@ def test_a_malformed_blob_mime_type_is_refused(host: Host, mime: str) -> None:
         },
     )
     assert ok.json()["blob"]["mimeType"] == "image/png"
+
+
+@pytest.mark.parametrize("header", [None, "*/*", "application/octet-stream"])
+def test_an_unnamed_blob_type_is_read_from_the_bytes(host: Host, header: str | None) -> None:
+    acct = host.account()
+    headers = {"authorization": f"Bearer {acct['accessJwt']}"}
+    if header is not None:
+        headers["content-type"] = header
+    url = f"{host.url}/xrpc/com.atproto.repo.uploadBlob"
+    gif = httpx.post(url, content=b"GIF89a" + bytes(40), headers=headers)
+    assert gif.json()["blob"]["mimeType"] == "image/gif", gif.text
+    other = httpx.post(url, content=b"plain words", headers=headers)
+    assert other.json()["blob"]["mimeType"] == "application/octet-stream", other.text

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from plaza.atproto import datamodel
@@ -17,6 +17,7 @@ from plaza.services.pds.errors import (
     PayloadTooLargeError,
     RepoInactiveError,
 )
+from plaza.services.pds.media import SNIFF_BYTES, declared_type, sniff
 from plaza.services.pds.repos import (
     CommitOutcome,
     Write,
@@ -242,16 +243,12 @@ async def describe_repo(call: XrpcCall) -> dict[str, Any]:
     }
 
 
-# RFC 6838 type and subtype names; the blob is later served with this Content-Type.
-_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
-
-
-def _mime_type(header: str) -> str:
-    """The media type of a Content-Type header (parameters dropped, lower-cased)."""
-    mime = header.split(";", 1)[0].strip().lower() or "application/octet-stream"
-    if not _MIME.fullmatch(mime):
-        raise InvalidRequestError(f"Content-Type is not a media type: {mime[:80]!r}")
-    return mime
+async def _keeping_head(chunks: AsyncIterator[bytes], head: bytearray) -> AsyncIterator[bytes]:
+    """``chunks`` as they come, their first :data:`SNIFF_BYTES` copied into ``head``."""
+    async for chunk in chunks:
+        if len(head) < SNIFF_BYTES:
+            head += chunk[: SNIFF_BYTES - len(head)]
+        yield chunk
 
 
 async def upload_blob(call: XrpcCall) -> dict[str, Any]:
@@ -264,12 +261,13 @@ async def upload_blob(call: XrpcCall) -> dict[str, Any]:
         raise PayloadTooLargeError(
             f"blob is larger than the limit of {limit} bytes", code="BlobTooLarge"
         )
-    mime = _mime_type(call.request.headers.get("content-type", ""))
+    declared = declared_type(call.request.headers.get("content-type", ""))
     quota = ctx.settings.blob_quota_bytes
     if ctx.store.blob_bytes(did) >= quota:
         raise BlobQuotaExceededError(f"This account's blobs fill its quota of {quota} bytes")
     try:
-        cid, size = await ctx.blobs.put_stream(call.request.stream(), limit)
+        head = bytearray()
+        cid, size = await ctx.blobs.put_stream(_keeping_head(call.request.stream(), head), limit)
     except PayloadTooLargeError as exc:
         raise PayloadTooLargeError(exc.message, code="BlobTooLarge") from exc
     # From here to the row's insertion nothing yields: another upload of this account
@@ -280,6 +278,7 @@ async def upload_blob(call: XrpcCall) -> dict[str, Any]:
         raise BlobQuotaExceededError(
             f"This blob ({size} bytes) would pass this account's quota of {quota} bytes"
         )
+    mime = declared or sniff(bytes(head))
     store.add_blob(did, BlobRow(cid.raw, mime, size, iso_time(time.time())))
     return {"blob": {"$type": "blob", "ref": {"$link": str(cid)}, "mimeType": mime, "size": size}}
 
