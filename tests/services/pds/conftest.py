@@ -23,6 +23,7 @@ import pytest
 from plaza.services.directory import DirectorySettings
 from plaza.services.directory import create_app as create_directory
 from plaza.services.pds import PdsSettings, create_app, service_did_for
+from plaza.services.pds.components import PdsComponents
 from plaza.services.runner import ServedApp, ServerThread
 from tests.conftest import _PG_MISSING, PG_URL
 
@@ -123,9 +124,9 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 
 @dataclass
 class PgRepo:
-    """A PDS context on a fresh PostgreSQL schema holding one account with an empty repo."""
+    """The parts of a PDS on a fresh PostgreSQL schema holding one account with an empty repo."""
 
-    ctx: Any  # PdsContext
+    pds: PdsComponents
     acct: Any  # the account, as the repository layer takes it
     did: str
     key: Any  # PrivateKey
@@ -134,18 +135,18 @@ class PgRepo:
 
 @contextmanager
 def pg_repo(tmp_path: Path, did: str, handle: str, **settings: Any) -> Iterator[PgRepo]:
-    """Open a PDS context on a new schema (``settings`` added to its PdsSettings), create
+    """Open the parts of a PDS on a new schema (``settings`` added to its PdsSettings), create
     ``did`` with an empty repository; close the store and drop the schema afterwards."""
     import time
 
     import psycopg
 
     from plaza.atproto.crypto import ES256K, PrivateKey
-    from plaza.services.pds.context import PdsContext
+    from plaza.services.pds.components import open_components
     from plaza.services.pds.store import ACTIVE, AccountRow
 
     schema = f"pds_{uuid.uuid4().hex[:10]}"
-    ctx = PdsContext.open(
+    ctx = open_components(
         PdsSettings(
             data_dir=tmp_path,
             public_url="http://127.0.0.1:1",

@@ -315,7 +315,7 @@ def test_collection_waits_for_a_commit_in_flight(tmp_path: Path) -> None:
 
 
 def _sweep_during_commit(pg: PgRepo) -> None:
-    ctx, acct, did = pg.ctx, pg.acct, pg.did
+    ctx, acct, did = pg.pds, pg.acct, pg.did
     cid = ctx.blobs.put_bytes(b"picture")
     ctx.store.add_blob(did, BlobRow(cid.raw, "image/png", 7, "2026-01-01T00:00:00.000Z"))
     record = {

@@ -22,7 +22,7 @@ from plaza.atproto import cbor
 from plaza.atproto.repo_verify import import_car
 from plaza.errors import StorageError
 from plaza.services.pds import PdsSettings
-from plaza.services.pds.context import PdsContext
+from plaza.services.pds.components import open_components
 from plaza.services.pds.repos import Write
 from tests.conftest import _PG_MISSING, PG_URL
 from tests.services.pds.conftest import Network, PgRepo, pg_repo
@@ -149,7 +149,7 @@ def test_a_refused_commit_changes_nothing_and_leaves_a_gap(network: Network, i: 
 
 def test_repository_lock_admits_one_holder_at_a_time(tmp_path: Path) -> None:
     """A writer arriving after the first holder left waits for the one queued before it."""
-    ctx = PdsContext.open(
+    ctx = open_components(
         PdsSettings(data_dir=tmp_path, public_url="http://127.0.0.1:1", directory_url="-")
     )
     order: list[str] = []
@@ -185,7 +185,7 @@ def test_a_cancelled_request_does_not_strand_its_commit(tmp_path: Path) -> None:
 
 
 def _cancelled_commit(pg: PgRepo) -> None:
-    ctx, acct, did, key = pg.ctx, pg.acct, pg.did, pg.key
+    ctx, acct, did, key = pg.pds, pg.acct, pg.did, pg.key
 
     def post(text: str) -> list[Write]:
         return [Write("create", "app.bsky.feed.post", ctx.repos.clock.next(), _post(text))]
@@ -225,7 +225,7 @@ def test_writes_recover_when_database_connections_die(tmp_path: Path) -> None:
 
 
 def _dying_connections(pg: PgRepo) -> None:
-    ctx, acct, did, key, schema = pg.ctx, pg.acct, pg.did, pg.key, pg.schema
+    ctx, acct, did, key, schema = pg.pds, pg.acct, pg.did, pg.key, pg.schema
 
     def post(n: int) -> list[Write]:
         return [Write("create", "app.bsky.feed.post", ctx.repos.clock.next(), _post(f"{n}"))]

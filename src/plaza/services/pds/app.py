@@ -28,7 +28,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from plaza.errors import PlazaError
 from plaza.services.pds import firehose
-from plaza.services.pds.context import PdsContext
+from plaza.services.pds.components import PdsComponents, open_components
 from plaza.services.pds.handlers import bsky, identity, plaza, repo, server, sync
 from plaza.services.pds.metering import Meter, MeteringMiddleware, Receive, Scope, Send
 from plaza.services.pds.settings import PdsSettings
@@ -52,8 +52,18 @@ METHODS: list[Method] = [
 
 def create_app(settings: PdsSettings) -> XrpcFastPath:
     """A PDS over ``settings``: opens (or creates) its store, blob folder and secrets."""
-    ctx = PdsContext.open(settings)
-    dispatcher = XrpcDispatcher(ctx, METHODS)
+    ctx = open_components(settings)
+
+    def forwarded(nsid: str, named: bool) -> Method | None:
+        return bsky.proxy_method(ctx, nsid, named=named)
+
+    dispatcher = XrpcDispatcher(
+        ctx,
+        METHODS,
+        auth=ctx.auth,
+        max_json_bytes=settings.max_json_bytes,
+        fallback=forwarded,
+    )
     ctx.meter.methods = frozenset(dispatcher.methods)
 
     async def health(request: Request) -> Response:
@@ -129,7 +139,9 @@ class XrpcFastPath:
     ``state`` is the Starlette app's, so ``app.state.pds`` works on either.
     """
 
-    def __init__(self, app: Starlette, dispatcher: XrpcDispatcher, meter: Meter) -> None:
+    def __init__(
+        self, app: Starlette, dispatcher: XrpcDispatcher[PdsComponents], meter: Meter
+    ) -> None:
         self.app = app
         self.state = app.state
         self._dispatcher = dispatcher
@@ -160,7 +172,7 @@ class XrpcFastPath:
 _VERBS = frozenset(("GET", "HEAD", "POST"))
 
 
-async def _housekeeping(ctx: PdsContext) -> None:
+async def _housekeeping(ctx: PdsComponents) -> None:
     last_prune = last_gc = 0.0
     last_flush = time.monotonic()
     every = min(FLUSH_EVERY_S, ctx.settings.blob_gc_every_s)
