@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -50,9 +50,10 @@ METHODS: list[Method] = [
 ]
 
 
-def create_app(settings: PdsSettings) -> XrpcFastPath:
-    """A PDS over ``settings``: opens (or creates) its store, blob folder and secrets."""
-    ctx = open_components(settings)
+def create_app(settings: PdsSettings, *, clock: Callable[[], float] = time.time) -> XrpcFastPath:
+    """A PDS over ``settings``: opens (or creates) its store, blob folder and secrets.
+    Session tokens are issued and checked by ``clock`` (tests move it forward)."""
+    ctx = open_components(settings, clock=clock)
 
     def forwarded(nsid: str, named: bool) -> Method | None:
         return bsky.proxy_method(ctx, nsid, named=named)

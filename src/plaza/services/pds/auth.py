@@ -27,6 +27,7 @@ import binascii
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Literal
@@ -154,7 +155,10 @@ class Authenticator:
         identity: DirectoryClient,
         secret: bytes,
         admin_password: str,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` gives the time tokens are issued at and checked against."""
+        self.clock = clock
         self.settings = settings
         self.accounts = accounts
         self.store = store
@@ -171,7 +175,7 @@ class Authenticator:
 
     # -- issuing ---------------------------------------------------------------------
     def issue(self, did: str, app_password: str | None, privileged: bool) -> SessionTokens:
-        now = int(time.time())
+        now = int(self.clock())
         s = self.settings
         if app_password is None:
             scope = SCOPE_ACCESS
@@ -227,7 +231,7 @@ class Authenticator:
         return creds
 
     def _access_creds(self, token: str) -> Credentials:
-        now = time.time()
+        now = self.clock()
         hit = self._verified.get(token)
         if hit is not None and hit[2] > now:
             did, scope, _ = hit
@@ -250,7 +254,7 @@ class Authenticator:
         return Credentials("access", did, scope)
 
     def _refresh_creds(self, token: str) -> Credentials:
-        payload = self._signer.decode(token, REFRESH_TYP, time.time())
+        payload = self._signer.decode(token, REFRESH_TYP, self.clock())
         did, jti = payload.get("sub"), payload.get("jti")
         if payload.get("scope") != SCOPE_REFRESH or not isinstance(did, str):
             raise InvalidTokenError("Bad token scope")
@@ -293,16 +297,16 @@ class Authenticator:
         key = await self.identity.signing_key(iss.split("#", 1)[0])
         try:
             payload = jwt.verify_service_jwt(
-                parsed, key, aud=self.service_did, lxm=nsid, now=time.time()
+                parsed, key, aud=self.service_did, lxm=nsid, now=self.clock()
             )
         except InvalidTokenError:
             # The issuer may have rotated its key since we cached it: look once more.
             key = await self.identity.signing_key(iss.split("#", 1)[0], refresh=True)
             payload = jwt.verify_service_jwt(
-                parsed, key, aud=self.service_did, lxm=nsid, now=time.time()
+                parsed, key, aud=self.service_did, lxm=nsid, now=self.clock()
             )
         jti = payload.get("jti")
         if not isinstance(jti, str) or not 0 < len(jti) <= 128:
             raise InvalidTokenError("service token has no jti nonce")
-        self._replays.use(iss, jti, exp=float(payload["exp"]), now=time.time())
+        self._replays.use(iss, jti, exp=float(payload["exp"]), now=self.clock())
         return Credentials("service", iss, lxm=payload.get("lxm"))

@@ -9,6 +9,8 @@ it to the XRPC handlers as ``call.pds`` and closes it at shutdown.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -62,9 +64,11 @@ class PdsComponents:
         self.store.close()
 
 
-def open_components(settings: PdsSettings) -> PdsComponents:
+def open_components(
+    settings: PdsSettings, *, clock: Callable[[], float] = time.time
+) -> PdsComponents:
     """Open (or create) the store, blob folder and secrets of ``settings`` and build
-    every part over them."""
+    every part over them; session tokens are issued and checked by ``clock``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     secrets = load_or_create_secrets(settings.data_dir, settings.admin_password)
     store = PdsStore.open(settings.database_url)
@@ -91,6 +95,7 @@ def open_components(settings: PdsSettings) -> PdsComponents:
         identity=identity,
         secret=secrets.jwt_secret,
         admin_password=secrets.admin_password,
+        clock=clock,
     )
     repos = RepoManager(
         store=store,
