@@ -25,6 +25,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from plaza.errors import PlazaError
 from plaza.services.pds import firehose
@@ -52,7 +53,8 @@ METHODS: list[Method] = [
 
 def create_app(settings: PdsSettings, *, clock: Callable[[], float] = time.time) -> XrpcFastPath:
     """A PDS over ``settings``: opens (or creates) its store, blob folder and secrets.
-    Session tokens are issued and checked by ``clock`` (tests move it forward)."""
+    Session tokens, event pruning and blob collection go by ``clock`` (tests move it
+    forward)."""
     ctx = open_components(settings, clock=clock)
 
     def forwarded(nsid: str, named: bool) -> Method | None:
@@ -96,6 +98,9 @@ def create_app(settings: PdsSettings, *, clock: Callable[[], float] = time.time)
             }
         )
 
+    async def subscribe_repos(websocket: WebSocket) -> None:
+        await firehose.subscribe_repos(websocket, ctx)
+
     async def index(request: Request) -> Response:
         return PlainTextResponse(
             "This is a Plaza hosting service (an AT Protocol PDS).\n"
@@ -106,7 +111,7 @@ def create_app(settings: PdsSettings, *, clock: Callable[[], float] = time.time)
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await ctx.repos.start()
-        task = asyncio.create_task(_housekeeping(ctx))
+        task = asyncio.create_task(_housekeeping(ctx, clock))
         try:
             yield {}
         finally:
@@ -117,7 +122,7 @@ def create_app(settings: PdsSettings, *, clock: Callable[[], float] = time.time)
 
     routes = [
         Route("/xrpc/_health", health),
-        WebSocketRoute("/xrpc/com.atproto.sync.subscribeRepos", firehose.subscribe_repos),
+        WebSocketRoute("/xrpc/com.atproto.sync.subscribeRepos", subscribe_repos),
         Route("/xrpc/{nsid}", dispatcher.handle, methods=["GET", "HEAD", "POST"]),
         Route("/metrics", metrics),
         Route("/.well-known/did.json", did_json),
@@ -173,23 +178,26 @@ class XrpcFastPath:
 _VERBS = frozenset(("GET", "HEAD", "POST"))
 
 
-async def _housekeeping(ctx: PdsComponents) -> None:
-    last_prune = last_gc = 0.0
+async def _housekeeping(ctx: PdsComponents, clock: Callable[[], float]) -> None:
+    """Flush, prune and collect on a schedule of the monotonic clock; the times written
+    and compared (event ages, token expiry, blob marks) come from ``clock``."""
+    last_prune = last_gc = float("-inf")
     last_flush = time.monotonic()
     every = min(FLUSH_EVERY_S, ctx.settings.blob_gc_every_s)
     while True:
         await asyncio.sleep(every)
         try:
-            if time.monotonic() - last_flush >= FLUSH_EVERY_S:
-                last_flush = time.monotonic()
+            tick = time.monotonic()
+            if tick - last_flush >= FLUSH_EVERY_S:
+                last_flush = tick
                 ctx.meter.flush()
-            now = time.time()
-            if now - last_prune > PRUNE_EVERY_S:
-                last_prune = now
+            now = clock()
+            if tick - last_prune > PRUNE_EVERY_S:
+                last_prune = tick
                 ctx.sequencer.prune(int(now) - ctx.settings.event_retention_s)
                 ctx.store.prune_refresh_tokens(int(now))
-            if now - last_gc >= ctx.settings.blob_gc_every_s:
-                last_gc = now
+            if tick - last_gc >= ctx.settings.blob_gc_every_s:
+                last_gc = tick
                 await ctx.blob_gc.sweep(now)
         except Exception:
             log.exception("PDS housekeeping failed; retrying")

@@ -25,6 +25,7 @@ period.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from plaza.atproto.cid import CID
@@ -56,10 +57,11 @@ class BlobCollector:
         self.blobs = blobs
         self.repos = repos
         self.grace_s = grace_s
+        self.sweeps = 0  # passes completed, for whoever waits for the next one
 
     async def sweep(self, now: float) -> int:
-        """One mark-and-collect pass at time ``now``; returns how many blobs accounts
-        stopped holding."""
+        """One mark-and-collect pass at time ``now`` (partial uploads are aged by the
+        wall clock); returns how many blobs accounts stopped holding."""
         store = self.store
         grace = self.grace_s
         marked_before = int(now) - grace
@@ -77,5 +79,7 @@ class BlobCollector:
                 log.debug("collected unreferenced blob %s of %s", CID(cid), did)
             if len(batch) < BATCH:
                 break
-        self.blobs.prune_temporary(now - grace)
+        # Partial uploads are aged by their files' times, which the wall clock sets.
+        self.blobs.prune_temporary(time.time() - grace)
+        self.sweeps += 1
         return collected

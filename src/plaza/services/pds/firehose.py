@@ -46,8 +46,8 @@ def _parse_cursor(raw: str | None) -> int | None:
 TRY_AGAIN_LATER = 1013  # RFC 6455 close code, registered by IANA: the server is overloaded
 
 
-async def subscribe_repos(websocket: WebSocket) -> None:
-    ctx: PdsComponents = websocket.app.state.pds
+async def subscribe_repos(websocket: WebSocket, ctx: PdsComponents) -> None:
+    """Serve one subscriber from the sequencer of ``ctx`` (see the module docstring)."""
     limit = ctx.settings.max_firehose_subscribers
     await websocket.accept()
     # One event loop serves every connection: nothing awaits between this check and the
