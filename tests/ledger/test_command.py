@@ -296,6 +296,20 @@ def test_reload_rebuilds_from_the_log(open_ledger: Callable[[], Ledger]) -> None
     assert core.state.fingerprint() == old.fingerprint()
 
 
+def test_core_follows_a_state_applied_to_outside_it(open_ledger: Callable[[], Ledger]) -> None:
+    """With ``position`` the core never applies an event twice to a shared state."""
+    ledger = open_ledger()
+    core = Commands(ledger, Notes, position=lambda st: st.seq)
+    outside = core.log.build(
+        ALICE.key, author_did=ALICE.did, type="test.noted", payload={"n": 1}, time=1
+    )
+    ledger.append(outside)
+    core.state.apply(outside)  # another writer in the process applied it already
+    assert core.sync() == 0
+    ev = core.record(ALICE, "test.noted", {"n": 2}, 1)
+    assert ev.seq == 1 and core.state.notes == (1, 2)
+
+
 def test_ledger_record_writes_at_the_store_head(open_ledger: Callable[[], Ledger]) -> None:
     a, b = open_ledger(), open_ledger()
     a.record(ALICE.key, author_did=ALICE.did, type="test.noted", payload={"n": 1}, time=1)

@@ -165,6 +165,10 @@ class Commands(Generic[P]):
     and again whenever it must rebuild. Thread-safe: commands on one core run one at
     a time.
 
+    ``position`` (optional) reads the seq of the last event the state applied (-1 when
+    none): with it the core follows a state that is also applied to outside the core
+    (one state shared by two writers in a process) instead of applying an event twice.
+
     With ``replay=False`` the core keeps no state: it never reads events, builds at the
     store's head, and its state (``fresh()``) should accept everything — a bare writer
     such as :meth:`~plaza.ledger.ledger.Ledger.record`.
@@ -177,11 +181,13 @@ class Commands(Generic[P]):
         *,
         retry: Retry = RETRY,
         replay: bool = True,
+        position: Callable[[P], int] | None = None,
     ) -> None:
         self.log = log
         self.retry = retry
         self._fresh = fresh
         self._replay = replay
+        self._position = position
         self._state = fresh()
         self._head = EMPTY_HEAD
         self._lock = threading.RLock()
@@ -206,6 +212,8 @@ class Commands(Generic[P]):
             if not self._replay:
                 self._head = self.log.head()
                 return 0
+            if self._position is not None:
+                self._follow(self._position(self._state))
             n = 0
             for ev in self.log.read(self._head.size):
                 self._state.apply(ev)
@@ -322,6 +330,10 @@ class Commands(Generic[P]):
                 seq=event.seq,
                 head=self._head.size,
             )
+
+    def _follow(self, seq: int) -> None:
+        if seq + 1 != self._head.size:
+            self._head = EMPTY_HEAD if seq < 0 else head_after(self.log.get(seq))
 
     def _lost(self, attempt: int) -> None:
         if attempt + 1 < self.retry.attempts:

@@ -64,7 +64,8 @@ class On(Generic[S, M]):
 
 def describe_payload_error(event_type: str, exc: ValidationError) -> str:
     """One line naming what is wrong with a payload: a missing field, unknown fields,
-    or the first field of the wrong type or range."""
+    or the first field of the wrong type or range. A model's own validator raises
+    ``ValueError("must be ...")``; its words follow the field's name."""
     errors = exc.errors()
     extra = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
     if extra:
@@ -73,6 +74,9 @@ def describe_payload_error(event_type: str, exc: ValidationError) -> str:
     field = ".".join(str(part) for part in first["loc"])
     if first["type"] == "missing":
         return f"{event_type}: missing field {field!r}"
+    if first["type"] == "value_error":  # a model's own check: its words, as given
+        reason = str(first.get("ctx", {}).get("error", first["msg"]))
+        return f"{event_type}: field {field!r} {reason}" if field else f"{event_type}: {reason}"
     if not field:
         return f"{event_type}: payload {first['msg'][0].lower()}{first['msg'][1:]}"
     return f"{event_type}: field {field!r}: {first['msg']}"
