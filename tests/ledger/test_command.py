@@ -250,6 +250,21 @@ def test_batch_that_loses_the_race_runs_again(open_ledger: Callable[[], Ledger])
     assert core.state.notes == (5, 10, 11)
 
 
+def test_check_builds_and_checks_without_writing(open_ledger: Callable[[], Ledger]) -> None:
+    core = Commands(open_ledger(), Notes)
+    core.record(ALICE, "test.noted", {"n": 1}, 1_000)
+    ev = core.check(ALICE, "test.noted", {"n": 2}, 1_000)
+    assert ev.seq == 1 and core.head.size == 1 and core.state.notes == (1,)
+    with pytest.raises(EventRejectedError):
+        core.check(ALICE, "test.noted", {"n": 1}, 1_000)
+
+    def inside(batch: Batch) -> int:
+        batch.record(ALICE, "test.noted", {"n": 2}, 1_000)
+        return core.check(ALICE, "test.noted", {"n": 3}, 1_000).seq
+
+    assert core.run(inside) == 2
+
+
 def test_empty_batch_writes_nothing(open_ledger: Callable[[], Ledger]) -> None:
     core = Commands(open_ledger(), Notes)
     assert core.run(lambda batch: "nothing") == "nothing"

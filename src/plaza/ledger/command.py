@@ -32,6 +32,8 @@ runs again. The state therefore never holds an event the log does not.
 :meth:`Commands.record` called while a run is open joins that run, so helpers that
 record one event work inside and outside a batch alike.
 
+:meth:`Commands.check` builds and checks an event without writing it.
+
 **Pre-signed events.** :meth:`Commands.submit` takes an event someone else built and
 signed (an HTTP write path): it is built for one position, so it is checked, appended
 and applied, and a lost race is the caller's to retry.
@@ -262,6 +264,25 @@ class Commands(Generic[P]):
                 return ev
             assert last is not None
             raise last
+
+    def check(self, signer: Signer, type_: str, payload: Mapping[str, Any], now: int) -> Event:
+        """Sync, build and check the event :meth:`record` would write, without writing
+        it; return it (a caller checks a document before a costly batch). Inside an open
+        run the event is built on the run's head."""
+        with self._lock:
+            if self._batch is None:
+                self.sync()
+            head = self._batch.head if self._batch is not None else self._head
+            ev = self.log.build(
+                signer.key,
+                author_did=signer.did,
+                type=type_,
+                payload=dict(payload),
+                time=now,
+                head=head,
+            )
+            self._state.check(ev)
+            return ev
 
     def run(self, command: Callable[[Batch], T]) -> T:
         """Run ``command`` with a :class:`Batch`; append what it recorded as one atomic
