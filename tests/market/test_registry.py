@@ -238,7 +238,7 @@ def test_a_bond_counts_only_once_its_payment_is_receipted(
     unchanged(
         world,
         MarketInputError,
-        lambda: m._record("market.bond.received", forged, t),
+        lambda: m._core.record("market.bond.received", forged, t),
     )
 
     m.receive_bond(a, 60_000, "pay-1", t)

@@ -39,6 +39,7 @@ from plaza.dao import Action, GuardState, Mandate
 from plaza.dao.records import Motion
 from plaza.dao.service import Dao
 from plaza.dao.state import DaoState
+from plaza.ledger.event import Event
 from plaza.ledger.keystore import Signer
 from plaza.market.errors import MarketInputError
 from plaza.market.journal import party_id
@@ -53,15 +54,24 @@ def bond_escrow_id(party: str) -> str:
 
 @runtime_checkable
 class DaoPort(Protocol):
-    """What the market asks of the DAO."""
-
-    @property
-    def state(self) -> DaoState:
-        """The DAO's replayed state (the market checks and applies events to it)."""
-        ...
+    """What the market asks of the DAO. The market never reads or changes the DAO's
+    state: the DAO's projection sees the shared ledger's events as they are recorded
+    (:meth:`check`, :meth:`apply`), and the market asks it questions."""
 
     def sync(self) -> None:
         """Catch up with the shared ledger."""
+        ...
+
+    def reload(self) -> None:
+        """Rebuild the DAO's projection from the whole ledger (after a failed run)."""
+        ...
+
+    def check(self, event: Event) -> None:
+        """Raise unless the DAO's rules accept ``event`` now; change nothing."""
+        ...
+
+    def apply(self, event: Event) -> None:
+        """Apply a recorded ``event`` to the DAO's projection."""
         ...
 
     def mandate(self) -> Mandate:
@@ -72,8 +82,16 @@ class DaoPort(Protocol):
         """What the mandate guard sees now (spends, accounts)."""
         ...
 
+    def motion(self, motion_id: int) -> Motion | None:
+        """Motion ``motion_id``, if there is one."""
+        ...
+
     def motion_for(self, contract_id: str) -> Motion | None:
         """The motion opened for an optimistic award of ``contract_id``, if any."""
+        ...
+
+    def has_standing(self, did: str) -> bool:
+        """Whether ``did`` is a member or holds a role in the DAO."""
         ...
 
     def outcome(self, proposal: int, now_ms: int) -> tuple[str, int | None]:
@@ -90,7 +108,9 @@ class DaoPort(Protocol):
         """Spendable treasury funds in minor units."""
         ...
 
-    def has_escrow(self, escrow_id: str) -> bool: ...
+    def has_escrow(self, escrow_id: str) -> bool:
+        """Whether the DAO holds an escrow account ``escrow_id``."""
+        ...
 
 
 @dataclass
@@ -101,19 +121,20 @@ class DaoLink:
     dao: Dao
     agent: Signer | None
 
-    @property
-    def state(self) -> DaoState:
-        return self.dao.state
-
     def sync(self) -> None:
         self.dao.sync()
 
     def reload(self) -> None:
-        """Rebuild the DAO state from the ledger (after a failed atomic run)."""
         fresh = DaoState()
         self.dao.state = fresh
         self.dao.ledger.registry = fresh
         self.dao.sync()
+
+    def check(self, event: Event) -> None:
+        self.dao.state.check(event)
+
+    def apply(self, event: Event) -> None:
+        self.dao.state.apply(event)
 
     def mandate(self) -> Mandate:
         return self.dao.state.mandate
@@ -121,12 +142,18 @@ class DaoLink:
     def guard_state(self, now_ms: int) -> GuardState:
         return self.dao.state.guard_state(now_ms)
 
+    def motion(self, motion_id: int) -> Motion | None:
+        return self.dao.state.motions.get(motion_id)
+
     def motion_for(self, contract_id: str) -> Motion | None:
         found = None
         for m in self.dao.state.motions.values():
             if m.action.kind == "contract.award" and m.action.params.get("contract") == contract_id:
                 found = m
         return found
+
+    def has_standing(self, did: str) -> bool:
+        return did in self.dao.state.roles or self.dao.state.is_member(did)
 
     def outcome(self, proposal: int, now_ms: int) -> tuple[str, int | None]:
         out = self.dao.outcome(proposal, now_ms)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from plaza.market.params import PPM
 
 if TYPE_CHECKING:
-    from plaza.market.state import MarketState
+    from plaza.market.data import MarketData
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ class Step:
     migrate_accounts: int = 0
 
 
-def decide(state: MarketState, epoch: int, failed: set[str], clean: set[str]) -> list[Step]:
+def decide(state: MarketData, epoch: int, failed: set[str], clean: set[str]) -> list[Step]:
     """The steps that follow settling ``epoch`` (``failed``/``clean``: providers whose
     epoch failed or was clean; streaks in ``state`` already include this epoch)."""
     params = state.params

@@ -24,9 +24,9 @@ window's latency is the median over probers that saw it up; the epoch's latency 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -36,15 +36,10 @@ from plaza.market.errors import (
     ClosedError,
     MarketInputError,
     NotIndependentError,
-    ProviderNotEligibleError,
     ReplayError,
     UnknownProviderError,
 )
-from plaza.market.registry import BIDDABLE
-from plaza.market.signed import check_doc, verify_doc
-
-if TYPE_CHECKING:
-    from plaza.market.state import MarketState
+from plaza.market.signed import check_doc
 
 TIMEOUT_MS: Final = 65_535
 MISSING: Final = -1
@@ -144,23 +139,21 @@ class ProbeBook:
         self.samples: dict[tuple[str, int], EpochSamples] = {}
 
     def check(
-        self, state: MarketState, report: ProbeReport, doc: Mapping[str, Any], now_ms: int
+        self,
+        report: ProbeReport,
+        *,
+        registered: Container[str],
+        open_window: int,
+        settled: Container[int],
     ) -> None:
-        """Raise unless every sample of ``report`` may be recorded now."""
-        prober = state.providers.get(report.prober)
-        if prober is None or "prober" not in prober.services:
-            raise UnknownProviderError(f"{report.prober} is not a registered prober")
-        verify_doc(doc, prober.key, "probe", market=state.operator)
-        state.check_fresh(report.prober, "probe", report.nonce, doc)
-        if prober.status not in BIDDABLE:
-            raise ProviderNotEligibleError(f"prober {report.prober} is {prober.status}")
-        params = state.params
-        open_window = params.window_of(now_ms)
+        """Raise unless every series of ``report`` may be recorded now: each probes a
+        ``registered`` provider other than the prober, within one epoch not ``settled``,
+        in windows that closed before ``open_window``, not reported before."""
         seen: set[tuple[str, int]] = set()
         for s in report.series:
             if s.provider == report.prober:
                 raise NotIndependentError(f"prober {report.prober} may not probe itself")
-            if s.provider not in state.providers:
+            if s.provider not in registered:
                 raise UnknownProviderError(f"probed provider {s.provider} is not registered")
             last = s.window + len(s.up) - 1
             epoch = s.window // self.wpe
@@ -168,7 +161,7 @@ class ProbeBook:
                 raise MarketInputError("a probe series must stay within one epoch")
             if last >= open_window:
                 raise ClosedError(f"window {last} is not over yet (now in window {open_window})")
-            if epoch in state.settled_epochs:
+            if epoch in settled:
                 raise ClosedError(f"epoch {epoch} is already settled")
             key = (s.provider, epoch)
             if key in seen:
