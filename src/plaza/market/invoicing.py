@@ -113,6 +113,21 @@ def epoch_outcome(state: MarketData, epoch: int) -> tuple[list[str], list[str]]:
     return sorted(failed), sorted(judged - failed)
 
 
+def met_sla(state: MarketData, epoch: int) -> list[str]:
+    """Providers that met every SLA in a fully invoiced epoch, sorted: each had a
+    contract running in the epoch and none of its invoices failed. Windows without a
+    probe quorum count as up (missing evidence is the market's failure, not the
+    provider's), so this needs no probes; a *clean* epoch (:func:`epoch_outcome`) also
+    needs judged windows."""
+    failed: set[str] = set()
+    served: set[str] = set()
+    for c in billable(state, epoch):
+        served.add(c.provider)
+        if state.invoices[invoice_id(c.id, epoch)].failed:
+            failed.add(c.provider)
+    return sorted(served - failed)
+
+
 def outcome_summary(failed: list[str], clean: list[str]) -> dict[str, Any]:
     """What an epoch close records of its failed and clean providers: the counts and the
     SHA-256 of each sorted list (the lists themselves would outgrow an event at scale;

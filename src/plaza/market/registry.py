@@ -109,7 +109,7 @@ class Provider:
     status: str = "probation"
     history: tuple[StatusChange, ...] = field(default=())
     failed_streak: int = 0
-    clean_epochs: int = 0
+    met_epochs: int = 0  # settled epochs in which it met every SLA
 
     @property
     def reason(self) -> str:
@@ -132,7 +132,7 @@ class Provider:
             "status": self.status,
             "reason": self.reason,
             "failedStreak": self.failed_streak,
-            "cleanEpochs": self.clean_epochs,
+            "metEpochs": self.met_epochs,
             "history": [
                 {"timeMs": h.time_ms, "from": h.old, "to": h.new, "reason": h.reason}
                 for h in self.history

@@ -30,6 +30,7 @@ from plaza.market.invoicing import (
     invoice_id,
     invoice_postings,
     make_invoice,
+    met_sla,
     outcome_summary,
     outstanding,
 )
@@ -185,7 +186,7 @@ class Settler:
             now_ms,
         )
         result.epochs.append(epoch)
-        for step in decide(st, epoch, set(failed), set(clean)):
+        for step in decide(st, epoch, set(failed), set(clean), set(met_sla(st, epoch))):
             if step.status in ("suspended", "offboarded"):
                 kind = "provider.suspend" if step.status == "suspended" else "provider.offboard"
                 verdict = self._authority.guard(Action(kind=kind, provider=step.provider), now_ms)

@@ -28,6 +28,7 @@ from plaza.market.invoicing import (
     invoice_id,
     invoice_postings,
     make_invoice,
+    met_sla,
     outcome_summary,
     outstanding,
     window_span,
@@ -98,6 +99,7 @@ def epoch_settled(state: MarketData, ev: Event, p: pl.EpochSettled) -> Commit:
             f"providers: {outcome_summary(failed, clean)}"
         )
     invs = [state.invoices[invoice_id(c.id, epoch)] for c in billable(state, epoch)]
+    met = met_sla(state, epoch)
 
     def commit() -> None:
         state.settled_epochs.add(epoch)
@@ -114,8 +116,10 @@ def epoch_settled(state: MarketData, ev: Event, p: pl.EpochSettled) -> Commit:
             pr = state.providers[did]
             state.providers[did] = replace(pr, failed_streak=pr.failed_streak + 1)
         for did in clean:
+            state.providers[did] = replace(state.providers[did], failed_streak=0)
+        for did in met:
             pr = state.providers[did]
-            state.providers[did] = replace(pr, failed_streak=0, clean_epochs=pr.clean_epochs + 1)
+            state.providers[did] = replace(pr, met_epochs=pr.met_epochs + 1)
 
     return commit
 

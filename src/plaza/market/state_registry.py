@@ -82,6 +82,7 @@ def status(state: MarketData, ev: Event, p: pl.ProviderStatus) -> Commit:
     if prov is None:
         raise UnknownProviderError(f"no provider {p.provider}")
     check_transition(prov, p.status)
+    reinstated = (prov.status, p.status) == ("suspended", "active")
 
     def commit() -> None:
         now = state.providers[p.provider]
@@ -90,7 +91,9 @@ def status(state: MarketData, ev: Event, p: pl.ProviderStatus) -> Commit:
             now,
             status=p.status,
             history=(*now.history, change),
-            failed_streak=0 if p.status == "active" else now.failed_streak,
+            # Reinstatement starts a new streak; leaving probation keeps the count of
+            # consecutive failed epochs the settlements made.
+            failed_streak=0 if reinstated else now.failed_streak,
         )
 
     return commit
