@@ -174,7 +174,7 @@ def create_app(settings: ApiSettings, dao: Dao | None = None) -> FastAPI:
     @app.get("/dao/members")
     def members() -> list[dict[str, Any]]:
         with lock:
-            return [m.to_map() for _, m in sorted(current().state.members.items())]
+            return [m.to_map() for _, m in sorted(current().state.member_records.items())]
 
     @app.get("/dao/proposals")
     def proposals(at: int | None = None) -> list[dict[str, Any]]:

@@ -38,7 +38,6 @@ from typing import Any, Protocol, runtime_checkable
 from plaza.dao import Action, GuardState, Mandate
 from plaza.dao.records import Motion
 from plaza.dao.service import Dao
-from plaza.dao.state import DaoState
 from plaza.ledger.event import Event
 from plaza.ledger.keystore import Signer
 from plaza.market.errors import MarketInputError
@@ -125,10 +124,7 @@ class DaoLink:
         self.dao.sync()
 
     def reload(self) -> None:
-        fresh = DaoState()
-        self.dao.state = fresh
-        self.dao.ledger.registry = fresh
-        self.dao.sync()
+        self.dao.reload()
 
     def check(self, event: Event) -> None:
         self.dao.state.check(event)
