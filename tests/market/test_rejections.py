@@ -182,3 +182,37 @@ def test_only_the_operator_writes_market_events() -> None:
     with pytest.raises(MarketError) as info:
         world.market.state.check(ev)
     assert info.value.code == "NotOperator"
+
+
+FUNDED = {"amount": 1, "postings": [["Assets:Escrow:Market", 1], ["Assets:Treasury", -1]]}
+
+
+@pytest.mark.parametrize(
+    ("type_", "payload", "field"),
+    [
+        ("market.escrow.funded", {**FUNDED, "amount": True}, "amount"),
+        ("market.escrow.funded", {**FUNDED, "amount": "1"}, "amount"),
+        ("market.escrow.funded", {**FUNDED, "amount": 0}, "amount"),
+        ("market.escrow.funded", {**FUNDED, "note": "extra"}, "note"),
+        ("market.provider.status", {"provider": "did:key:z", "status": "active"}, "reason"),
+        ("market.provider.status", {"provider": "x", "status": "a", "reason": "r"}, "provider"),
+        ("market.need.raised", {"id": "n-1", "kind": "other", "service": "hosting",
+          "provider": "", "accounts": 1, "contracts": [], "reason": "r"}, "kind"),
+    ],
+    ids=["bool", "numeric-string", "zero", "unknown-field", "missing", "not-a-did", "literal"],
+)  # fmt: skip
+def test_a_malformed_payload_is_refused_by_its_model(
+    type_: str, payload: dict[str, Any], field: str
+) -> None:
+    """The operator's own event with a payload its model refuses: a clear error naming
+    the field, and nothing changes."""
+    world = make_world(MemoryEventStore())
+    m = world.market
+    ev = m.ledger.build(world.operator.key, author_did=world.operator.did, type=type_,
+                        payload=payload, time=GENESIS)  # fmt: skip
+    fp = m.state.fingerprint()
+    with pytest.raises(MarketInputError) as info:
+        m.state.apply(ev)
+    assert info.value.code == "InvalidRequest"
+    assert type_ in info.value.message and field in info.value.message, info.value.message
+    assert m.state.fingerprint() == fp

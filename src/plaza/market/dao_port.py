@@ -66,11 +66,12 @@ class DaoPort(Protocol):
         ...
 
     def check(self, event: Event) -> None:
-        """Raise unless the DAO's rules accept ``event`` now; change nothing."""
+        """Raise unless the DAO's rules accept ``event`` now; change nothing. An event
+        the DAO's projection already holds passes."""
         ...
 
     def apply(self, event: Event) -> None:
-        """Apply a recorded ``event`` to the DAO's projection."""
+        """Apply ``event`` to the DAO's projection, unless it already holds it."""
         ...
 
     def mandate(self) -> Mandate:
@@ -127,10 +128,20 @@ class DaoLink:
         self.dao.reload()
 
     def check(self, event: Event) -> None:
-        self.dao.state.check(event)
+        if event.seq > self._caught_up(event):
+            self.dao.state.check(event)
 
     def apply(self, event: Event) -> None:
-        self.dao.state.apply(event)
+        if event.seq > self._caught_up(event):
+            self.dao.state.apply(event)
+
+    def _caught_up(self, event: Event) -> int:
+        """The seq of the last event the DAO's state holds, once it holds every event
+        before ``event`` (it may be behind after a rebuild, or ahead after its own
+        sync: the market then replays what the DAO has already applied)."""
+        if self.dao.state.seq < event.seq - 1:
+            self.dao.sync()
+        return self.dao.state.seq
 
     def mandate(self) -> Mandate:
         return self.dao.state.mandate
@@ -139,17 +150,14 @@ class DaoLink:
         return self.dao.state.guard_state(now_ms)
 
     def motion(self, motion_id: int) -> Motion | None:
-        return self.dao.state.motions.get(motion_id)
+        return self.dao.state.motion(motion_id)
 
     def motion_for(self, contract_id: str) -> Motion | None:
-        found = None
-        for m in self.dao.state.motions.values():
-            if m.action.kind == "contract.award" and m.action.params.get("contract") == contract_id:
-                found = m
-        return found
+        return self.dao.state.motion_for_contract(contract_id)
 
     def has_standing(self, did: str) -> bool:
-        return did in self.dao.state.roles or self.dao.state.is_member(did)
+        st = self.dao.state
+        return st.role_of(did) is not None or st.is_member(did)
 
     def outcome(self, proposal: int, now_ms: int) -> tuple[str, int | None]:
         out = self.dao.outcome(proposal, now_ms)
@@ -186,10 +194,10 @@ class DaoLink:
         )
 
     def treasury_balance(self) -> int:
-        return self.dao.state.books.balance("Assets:Treasury")
+        return self.dao.state.treasury_balance()
 
     def has_escrow(self, escrow_id: str) -> bool:
-        return escrow_id in self.dao.state.escrows
+        return self.dao.state.has_escrow(escrow_id)
 
 
 def escrow_action(op: str, escrow_id: str, /, **params: Any) -> Action:

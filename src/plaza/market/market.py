@@ -53,13 +53,14 @@ __all__ = ["Market"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _retrying(fn: F) -> F:
-    """Run the command through :meth:`Recorder.retry` (its atomic run is decided afresh
-    on the new head when it lost the race for the ledger)."""
+def _atomic(fn: F) -> F:
+    """Run the command as one atomic run of events (:meth:`Recorder.run`): what it
+    records is appended at once, and if it lost the race for the ledger head the whole
+    command runs again on the new head, deciding afresh."""
 
     @functools.wraps(fn)
     def wrapper(self: Market, *args: Any, **kwargs: Any) -> Any:
-        return self._core.retry(lambda: fn(self, *args, **kwargs))
+        return self._core.run(lambda: fn(self, *args, **kwargs))
 
     return cast(F, wrapper)
 
@@ -121,25 +122,19 @@ class Market:
             now_ms,
         )
 
-    @_retrying
+    @_atomic
     def register_provider(self, doc: Mapping[str, Any], now_ms: int) -> str:
         """Record a signed ``registration``; returns the provider DID. The bond it declares
         counts only once received (:meth:`receive_bond`). Under a DAO the provider is also
         given the DAO's ``provider`` role (unless the DID is a member or holds a role), in
         the same atomic run: the constitution lets providers file ``dispute`` proposals."""
-        payload = {"doc": dict(doc)}
-        if self.dao is None:
-            self._core.record("market.provider.registered", payload, now_ms)
-            return str(doc["provider"])
-        self._core.precheck("market.provider.registered", payload, now_ms)
+        self._core.record("market.provider.registered", {"doc": dict(doc)}, now_ms)
         did = str(doc["provider"])
-        with self._core.atomic():
-            self._core.record("market.provider.registered", payload, now_ms)
-            if not self.dao.has_standing(did):
-                self._core.record("dao.role.granted", {"did": did, "role": "provider"}, now_ms)
+        if self.dao is not None and not self.dao.has_standing(did):
+            self._core.record("dao.role.granted", {"did": did, "role": "provider"}, now_ms)
         return did
 
-    @_retrying
+    @_atomic
     def receive_bond(self, provider: str, amount: int, reference: str, now_ms: int) -> Provider:
         """Record the receipt of a payment of ``amount`` towards ``provider``'s declared
         bond, naming the payment's ``reference`` (a bank or ledger transfer id, accepted
@@ -155,17 +150,16 @@ class Market:
             self._core.record("market.bond.received", payload, now_ms)
             return self.state.providers[provider]
         self._core.precheck("market.bond.received", payload, now_ms)
-        with self._core.atomic():
-            eid = bond_escrow_id(provider)
-            why = f"bond of provider {provider}: payment {reference}"
-            if not self.dao.has_escrow(eid):
-                open_ = escrow_action("escrow.open", eid, kind="bond", party=provider)
-                self._authority.act(open_, why, now_ms)
-            self._authority.act(escrow_action("escrow.deposit", eid, amount=amount), why, now_ms)
-            self._core.record("market.bond.received", payload, now_ms)
+        eid = bond_escrow_id(provider)
+        why = f"bond of provider {provider}: payment {reference}"
+        if not self.dao.has_escrow(eid):
+            open_ = escrow_action("escrow.open", eid, kind="bond", party=provider)
+            self._authority.act(open_, why, now_ms)
+        self._authority.act(escrow_action("escrow.deposit", eid, amount=amount), why, now_ms)
+        self._core.record("market.bond.received", payload, now_ms)
         return self.state.providers[provider]
 
-    @_retrying
+    @_atomic
     def set_status(
         self,
         provider: str,
@@ -206,17 +200,16 @@ class Market:
             self._authority.require_passed(proposal, now_ms)
             reason = f"{reason} (proposal {proposal})"
         pending: list[Pending] = []
-        with self._core.atomic():
-            if motion:
-                self._authority.act(status_action(provider, status), reason, now_ms, motion=motion)
-                reason = f"{reason} (motion {motion}: veto window passed)"
-            self._settler.change_status(provider, status, reason, now_ms)
-            if status == "offboarded":
-                p = self.state.providers[provider]
-                slash = p.bond * self.state.params.slash_ppm // 1_000_000
-                self._settler.offboard(
-                    provider, slash=slash, reason=reason, now_ms=now_ms, pending=pending
-                )
+        if motion:
+            self._authority.act(status_action(provider, status), reason, now_ms, motion=motion)
+            reason = f"{reason} (motion {motion}: veto window passed)"
+        self._settler.change_status(provider, status, reason, now_ms)
+        if status == "offboarded":
+            p = self.state.providers[provider]
+            slash = p.bond * self.state.params.slash_ppm // 1_000_000
+            self._settler.offboard(
+                provider, slash=slash, reason=reason, now_ms=now_ms, pending=pending
+            )
         return pending
 
     # -- procurement -------------------------------------------------------------------
@@ -243,33 +236,30 @@ class Market:
             raise NotFoundInMarketError(f"no request for bids {rfb_id}")
         return plan_award(self.state, rfb_id, self.mandate, now_ms)
 
-    @_retrying
+    @_atomic
     def award(self, rfb_id: str, now_ms: int) -> tuple[AwardPlan, list[Contract]]:
         """Score and allocate the bids of ``rfb_id`` and record the award with its
         breakdown; returns the plan and the contracts it created (state ``awarded``).
         With a DAO, every optimistic contract opens a motion members may veto."""
         plan = self.plan_award(rfb_id, now_ms)
-        payload = plan.to_payload()
-        self._core.precheck("market.award.made", payload, now_ms)
         before = set(self.state.contracts)
-        with self._core.atomic():
-            self._core.record("market.award.made", payload, now_ms)
-            new = [c for cid, c in self.state.contracts.items() if cid not in before]
-            if self.dao is not None:
-                rfb = self.state.rfbs[rfb_id]
-                for c in new:
-                    if c.verdict != "optimistic":
-                        continue
-                    cost = term_cost(rfb, rfb.bundle_price(c.prices), c.quantity, self.state.params)
-                    action = Action(
-                        kind="contract.award",
-                        params={"contract": c.id, "rfb": rfb_id, "bid": c.bid, "term_cost": cost},
-                        provider=c.provider,
-                    )
-                    reason = f"award {c.id}: {c.quantity} {c.service} accounts to {c.provider}"
-                    self._core.record(
-                        "dao.motion.opened", {"action": action.to_map(), "reason": reason}, now_ms
-                    )
+        self._core.record("market.award.made", plan.to_payload(), now_ms)
+        new = [c for cid, c in self.state.contracts.items() if cid not in before]
+        if self.dao is not None:
+            rfb = self.state.rfbs[rfb_id]
+            for c in new:
+                if c.verdict != "optimistic":
+                    continue
+                cost = term_cost(rfb, rfb.bundle_price(c.prices), c.quantity, self.state.params)
+                action = Action(
+                    kind="contract.award",
+                    params={"contract": c.id, "rfb": rfb_id, "bid": c.bid, "term_cost": cost},
+                    provider=c.provider,
+                )
+                reason = f"award {c.id}: {c.quantity} {c.service} accounts to {c.provider}"
+                self._core.record(
+                    "dao.motion.opened", {"action": action.to_map(), "reason": reason}, now_ms
+                )
         return plan, new
 
     def sign_contract(self, doc: Mapping[str, Any], now_ms: int) -> Contract:
@@ -277,7 +267,7 @@ class Market:
         self._core.record("market.contract.signed", {"doc": dict(doc)}, now_ms)
         return self.state.contracts[str(doc["contract"])]
 
-    @_retrying
+    @_atomic
     def approve_contract(self, contract_id: str, now_ms: int, *, proposal: int = 0) -> Contract:
         """Sign for the DAO: within the mandate (after the veto window for an optimistic
         award, executing its DAO motion when connected), or citing a passed proposal."""
@@ -295,24 +285,23 @@ class Market:
             return self.state.contracts[contract_id]
         payload = {"contract": contract_id, "by": "mandate"}
         self._core.precheck("market.contract.approved", payload, now_ms)
-        with self._core.atomic():
-            if self.dao is not None and c.verdict == "optimistic":
-                motion = self.dao.motion_for(contract_id)
-                if motion is None or motion.status != "open":
-                    state = "no motion" if motion is None else f"motion {motion.status}"
-                    raise NotApprovedError(
-                        f"members vetoed or escalated the award of {contract_id} ({state})"
-                    )
-                self._core.record(
-                    "dao.action.executed",
-                    {
-                        "action": motion.action.to_map(),
-                        "reason": "veto window passed",
-                        "motion": motion.id,
-                    },
-                    now_ms,
+        if self.dao is not None and c.verdict == "optimistic":
+            motion = self.dao.motion_for(contract_id)
+            if motion is None or motion.status != "open":
+                state = "no motion" if motion is None else f"motion {motion.status}"
+                raise NotApprovedError(
+                    f"members vetoed or escalated the award of {contract_id} ({state})"
                 )
-            self._core.record("market.contract.approved", payload, now_ms)
+            self._core.record(
+                "dao.action.executed",
+                {
+                    "action": motion.action.to_map(),
+                    "reason": "veto window passed",
+                    "motion": motion.id,
+                },
+                now_ms,
+            )
+        self._core.record("market.contract.approved", payload, now_ms)
         return self.state.contracts[contract_id]
 
     def end_contract(self, contract_id: str, reason: str, now_ms: int) -> Contract:
@@ -396,13 +385,11 @@ class Market:
         return self.state.disputes[dispute_id]
 
     # -- money (plaza.market.settle) ---------------------------------------------------
-    @_retrying
     def settle(self, epoch: int, now_ms: int) -> SettlementResult:
         """Invoice every unsettled epoch up to ``epoch``, apply penalties, and pay what
         is owed from escrow (pro rata when short). One atomic run of events."""
         return self._settler.settle(epoch, now_ms)
 
-    @_retrying
     def fund_escrow(self, amount: int, now_ms: int, memo: str = "", *, motion: int = 0) -> None:
         """Move ``amount`` from the DAO treasury into the market's escrow account, as a
         ``settlement.pay`` spend the mandate must allow (its budget is charged here), or

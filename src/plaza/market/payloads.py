@@ -1,71 +1,39 @@
 """The payloads of the ``market.*`` events, as pydantic models.
 
 Each event type has one model (see the table in :mod:`plaza.market.state`). Models are
-strict (an integer is an ``int``, never a ``bool`` or a numeric string), frozen, and
-ignore fields they do not name. :func:`parse` turns a validation failure into a
-:class:`~plaza.market.errors.MarketInputError` naming the event type and the field, so
-a malformed payload is refused before any rule runs and changes nothing.
+the ledger's :class:`~plaza.ledger.handlers.EventPayload`: strict (an integer is an
+``int``, never a ``bool`` or a numeric string), frozen, and refusing fields they do not
+name, so a malformed payload is refused before any rule runs and changes nothing.
 
 A signed document carried in a payload (``doc``) is typed ``Any`` here: its own parser
-(:func:`~plaza.market.registry.parse_registration`, :func:`~plaza.market.bids.parse_bid`
-and so on) validates it together with its signature.
+(:func:`~plaza.market.registry.parse_registration`,
+:func:`~plaza.market.bidding.validate_bid` and so on) validates it together with its
+signature.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import ConfigDict, Field, StringConstraints
 
-from plaza.market.errors import MarketInputError
-
-MAX_INT: Final = 2**63 - 1
-DID_PATTERN: Final = r"^did:[a-z]+:[A-Za-z0-9._:%-]*[A-Za-z0-9._-]$"
-ID_PATTERN: Final = r"^[a-z][a-z0-9-]{0,63}$"
-
-Did = Annotated[str, StringConstraints(max_length=2048, pattern=DID_PATTERN)]
-MarketId = Annotated[str, StringConstraints(max_length=64, pattern=ID_PATTERN)]
-Count = Annotated[int, Field(ge=0, le=MAX_INT)]
-Amount = Annotated[int, Field(ge=1, le=MAX_INT)]
-Epoch = Annotated[int, Field(ge=0, le=10**9)]
-Reason = Annotated[str, StringConstraints(max_length=1000)]
-Name = Annotated[str, StringConstraints(max_length=16)]
-Text24 = Annotated[str, StringConstraints(max_length=24)]
-Text64 = Annotated[str, StringConstraints(max_length=64)]
-Text200 = Annotated[str, StringConstraints(max_length=200)]
-Text500 = Annotated[str, StringConstraints(max_length=500)]
-Text2000 = Annotated[str, StringConstraints(max_length=2000)]
-Text2048 = Annotated[str, StringConstraints(max_length=2048)]
-
-
-class Payload(BaseModel):
-    """Base of every payload model."""
-
-    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse(model: type[M], value: Mapping[str, Any], what: str) -> M:
-    """Validate ``value`` as ``model``; raise :class:`MarketInputError` naming ``what``
-    and the first bad field."""
-    try:
-        return model.model_validate(value)
-    except ValidationError as exc:
-        raise MarketInputError(describe(exc, what)) from None
-
-
-def describe(exc: ValidationError, what: str) -> str:
-    """One line for the first error of ``exc``: ``what.field: reason``."""
-    err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(x) for x in err["loc"])
-    if err["type"] == "missing":
-        return f"{what} is missing {loc!r}"
-    where = f"{what}.{loc}" if loc else what
-    got = repr(err.get("input"))[:80]
-    return f"{where}: {err['msg'].lower()}, got {got}"
+from plaza.ledger.handlers import EventPayload as Payload
+from plaza.market.fields import (
+    Amount,
+    Count,
+    Did,
+    Epoch,
+    MarketId,
+    Name,
+    Reason,
+    Text24,
+    Text40,
+    Text64,
+    Text200,
+    Text500,
+    Text2000,
+    Text2048,
+)
 
 
 class Doc(Payload):
@@ -95,7 +63,11 @@ class RfbCreated(Payload):
 
 
 class AwardLineIn(Payload):
-    bid: Annotated[str, StringConstraints(max_length=40)]
+    """One line of an award; the score breakdown it also carries is the award's record,
+    not checked here."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+    bid: Text40
     allocated: Count
     verdict: Literal["allow", "optimistic", "vote", "deny", "skip"]
     window_s: Count = 0
@@ -106,12 +78,6 @@ class AwardMade(Payload):
     rfb: MarketId
     mandate: Text64
     lines: list[AwardLineIn]
-
-
-class ContractRef(Payload):
-    """The contract a payload or document names."""
-
-    contract: MarketId
 
 
 class ContractApproved(Payload):
@@ -135,13 +101,15 @@ class InvoiceRef(Payload):
     """The fields of an issued invoice the checks start from (the whole map must then
     equal the invoice the evidence supports)."""
 
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
     contract: MarketId
     epoch: Epoch
 
 
 class InvoiceIssued(Payload):
     invoice: InvoiceRef
-    postings: Any = []
+    postings: Any = Field(default_factory=list)
 
 
 class EpochSettled(Payload):
@@ -198,4 +166,4 @@ class DisputeResolved(Payload):
     outcome: Literal["upheld", "rejected"]
     proposal: Count
     amount: Count
-    postings: Any = []
+    postings: Any = Field(default_factory=list)

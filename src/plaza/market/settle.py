@@ -147,24 +147,25 @@ class Settler:
     def settle(self, epoch: int, now_ms: int) -> SettlementResult:
         """Invoice every unsettled epoch up to ``epoch``, apply penalties, and pay what
         is owed from escrow (pro rata when short). One atomic run of events."""
+        return self._core.run(lambda: self._settle(epoch, now_ms))
+
+    def _settle(self, epoch: int, now_ms: int) -> SettlementResult:
         result = SettlementResult()
-        self._core.sync()
         params = self._core.state.params
         if now_ms < params.epoch_end(epoch):
             raise EpochOpenError(f"epoch {epoch} is not over until {params.epoch_end(epoch)}")
-        with self._core.atomic() as events:
-            first = epoch
-            while (
-                first > 0
-                and (first - 1) not in self._core.state.settled_epochs
-                and billable(self._core.state, first - 1)
-            ):
-                first -= 1
-            for e in range(first, epoch + 1):
-                if e not in self._core.state.settled_epochs:
-                    self._settle_epoch(e, now_ms, result)
-            self._pay(now_ms, result)
-            result.events = len(events)
+        first = epoch
+        while (
+            first > 0
+            and (first - 1) not in self._core.state.settled_epochs
+            and billable(self._core.state, first - 1)
+        ):
+            first -= 1
+        for e in range(first, epoch + 1):
+            if e not in self._core.state.settled_epochs:
+                self._settle_epoch(e, now_ms, result)
+        self._pay(now_ms, result)
+        result.events = self._core.recorded
         return result
 
     def _settle_epoch(self, epoch: int, now_ms: int, result: SettlementResult) -> None:
@@ -308,28 +309,31 @@ class Settler:
 
     def fund_escrow(self, amount: int, now_ms: int, memo: str, motion: int = 0) -> None:
         """See :meth:`Market.fund_escrow`: open the DAO's ``market`` payment escrow once,
-        move the amount in as a ``settlement.pay`` spend, and record the funding."""
+        move the amount in as a ``settlement.pay`` spend, and record the funding (one
+        atomic run)."""
+        self._core.run(lambda: self._fund_escrow(amount, now_ms, memo, motion))
+
+    def _fund_escrow(self, amount: int, now_ms: int, memo: str, motion: int) -> None:
         reason = memo or "fund the market escrow"
-        with self._core.atomic():
-            if self._dao is not None and not self._dao.has_escrow(ESCROW_MARKET):
-                opening = escrow_action(
-                    "escrow.open",
-                    ESCROW_MARKET,
-                    kind="payment",
-                    party=self._core.operator_did,
-                    category="infrastructure",
-                )
-                self._authority.act(opening, "the market's settlement escrow", now_ms)
-            self._authority.act(funding_action(amount), reason, now_ms, motion=motion)
-            self._core.record(
-                "market.escrow.funded",
-                {
-                    "amount": amount,
-                    "memo": memo,
-                    "postings": [[MARKET_ESCROW, amount], [TREASURY, -amount]],
-                },
-                now_ms,
+        if self._dao is not None and not self._dao.has_escrow(ESCROW_MARKET):
+            opening = escrow_action(
+                "escrow.open",
+                ESCROW_MARKET,
+                kind="payment",
+                party=self._core.operator_did,
+                category="infrastructure",
             )
+            self._authority.act(opening, "the market's settlement escrow", now_ms)
+        self._authority.act(funding_action(amount), reason, now_ms, motion=motion)
+        self._core.record(
+            "market.escrow.funded",
+            {
+                "amount": amount,
+                "memo": memo,
+                "postings": [[MARKET_ESCROW, amount], [TREASURY, -amount]],
+            },
+            now_ms,
+        )
 
     def bond_move(
         self, provider: str, amount: int, *, forfeit: bool, reason: str, now_ms: int

@@ -6,8 +6,9 @@ providers, probers and observers sign travel inside those events and are verifie
 again on every replay, so the operator can relay what others signed but cannot forge
 it. Events of other packages (``dao.*``) are ignored.
 
-Each market event type has one row in :data:`HANDLERS`: the pydantic model of its
-payload (:mod:`plaza.market.payloads`) and its handler. Applying an event
+Each market event type has one row in :data:`HANDLERS` (the ledger's
+:class:`~plaza.ledger.handlers.HandlerTable`): the pydantic model of its payload
+(:mod:`plaza.market.payloads`) and its handler. Applying an event
 
 1. checks that the market is open and the author is its operator,
 2. validates the payload against the row's model (a malformed payload raises
@@ -25,61 +26,50 @@ only pay what the contract, the verified usage and the probe quorum support.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
-
-from pydantic import BaseModel
-
 from plaza.ledger.event import Event
+from plaza.ledger.handlers import HandlerTable, On
 from plaza.market import payloads as pl
 from plaza.market import state_evidence as evidence
 from plaza.market import state_money as money
 from plaza.market import state_registry as registry
 from plaza.market.data import Commit, MarketData, Need, noop
-from plaza.market.errors import MarketRejectedError, NotOperatorError
+from plaza.market.errors import MarketInputError, MarketRejectedError, NotOperatorError
 
-__all__ = ["HANDLERS", "Commit", "MarketState", "Need", "On"]
+__all__ = ["HANDLERS", "Commit", "MarketState", "Need"]
 
-P = TypeVar("P", bound=BaseModel)
-
-
-@dataclass(frozen=True, slots=True)
-class On(Generic[P]):
-    """One row of the table: the payload model of an event type and its handler."""
-
-    payload: type[P]
-    handle: Callable[[MarketData, Event, P], Commit]
-
-
-HANDLERS: Mapping[str, On[Any]] = {
-    # opening, the registry and procurement
-    "market.opened": On(pl.Opened, registry.opened),
-    "market.provider.registered": On(pl.Doc, registry.registered),
-    "market.provider.status": On(pl.ProviderStatus, registry.status),
-    "market.rfb.created": On(pl.RfbCreated, registry.rfb_created),
-    "market.bid.submitted": On(pl.Doc, registry.bid_submitted),
-    "market.award.made": On(pl.AwardMade, registry.award_made),
-    # contracts and evidence
-    "market.contract.signed": On(pl.Doc, evidence.signed),
-    "market.contract.approved": On(pl.ContractApproved, evidence.approved),
-    "market.contract.ended": On(pl.ContractEnded, evidence.ended),
-    "market.contract.released": On(pl.ContractReleased, evidence.released),
-    "market.usage.reported": On(pl.Doc, evidence.usage),
-    "market.observation.reported": On(pl.Doc, evidence.observation),
-    "market.probes.reported": On(pl.Doc, evidence.probes),
-    # money
-    "market.invoice.issued": On(pl.InvoiceIssued, money.invoice_issued),
-    "market.epoch.settled": On(pl.EpochSettled, money.epoch_settled),
-    "market.payment.made": On(pl.PaymentMade, money.payment_made),
-    "market.escrow.funded": On(pl.EscrowFunded, money.escrow_funded),
-    "market.bond.received": On(pl.BondReceived, money.bond_received),
-    "market.bond.slashed": On(pl.BondMoved, money.bond_moved),
-    "market.bond.released": On(pl.BondMoved, money.bond_moved),
-    "market.need.raised": On(pl.NeedRaised, money.need_raised),
-    "market.dispute.opened": On(pl.DisputeOpened, money.dispute_opened),
-    "market.dispute.resolved": On(pl.DisputeResolved, money.dispute_resolved),
-}
+HANDLERS: HandlerTable[MarketData] = HandlerTable(
+    "market.",
+    {
+        # opening, the registry and procurement
+        "market.opened": On(pl.Opened, registry.opened),
+        "market.provider.registered": On(pl.Doc, registry.registered),
+        "market.provider.status": On(pl.ProviderStatus, registry.status),
+        "market.rfb.created": On(pl.RfbCreated, registry.rfb_created),
+        "market.bid.submitted": On(pl.Doc, registry.bid_submitted),
+        "market.award.made": On(pl.AwardMade, registry.award_made),
+        # contracts and evidence
+        "market.contract.signed": On(pl.Doc, evidence.signed),
+        "market.contract.approved": On(pl.ContractApproved, evidence.approved),
+        "market.contract.ended": On(pl.ContractEnded, evidence.ended),
+        "market.contract.released": On(pl.ContractReleased, evidence.released),
+        "market.usage.reported": On(pl.Doc, evidence.usage),
+        "market.observation.reported": On(pl.Doc, evidence.observation),
+        "market.probes.reported": On(pl.Doc, evidence.probes),
+        # money
+        "market.invoice.issued": On(pl.InvoiceIssued, money.invoice_issued),
+        "market.epoch.settled": On(pl.EpochSettled, money.epoch_settled),
+        "market.payment.made": On(pl.PaymentMade, money.payment_made),
+        "market.escrow.funded": On(pl.EscrowFunded, money.escrow_funded),
+        "market.bond.received": On(pl.BondReceived, money.bond_received),
+        "market.bond.slashed": On(pl.BondMoved, money.bond_moved),
+        "market.bond.released": On(pl.BondMoved, money.bond_moved),
+        "market.need.raised": On(pl.NeedRaised, money.need_raised),
+        "market.dispute.opened": On(pl.DisputeOpened, money.dispute_opened),
+        "market.dispute.resolved": On(pl.DisputeResolved, money.dispute_resolved),
+    },
+    unknown=MarketRejectedError,
+    invalid=MarketInputError,
+)
 """Every market event type: its payload model and its handler."""
 
 
@@ -111,8 +101,7 @@ class MarketState(MarketData):
     def _prepare(self, event: Event) -> Commit:
         if not event.type.startswith("market."):
             return noop
-        row = HANDLERS.get(event.type)
-        if row is None:
+        if event.type not in HANDLERS.rows:
             raise MarketRejectedError(f"unknown market event type {event.type}")
         if event.type != "market.opened":
             if not self.is_open:
@@ -122,5 +111,4 @@ class MarketState(MarketData):
                     f"{event.type} must be written by the operator {self.operator}, "
                     f"not {event.author_did}"
                 )
-        payload = pl.parse(row.payload, event.payload, event.type)
-        return row.handle(self, event, payload)
+        return HANDLERS.prepare(self, event)

@@ -21,10 +21,17 @@ from plaza.market.errors import (
     ReplayError,
     UnknownProviderError,
 )
+from plaza.market.fields import MarketId, Model, parse
 from plaza.market.metering import parse_usage
 from plaza.market.probes import parse_probe_report
 from plaza.market.registry import BIDDABLE
 from plaza.market.signed import check_doc, verify_doc
+
+
+class _Terms(Model):
+    """The contract a ``terms`` document signs for."""
+
+    contract: MarketId
 
 
 def _contract(state: MarketData, cid: str) -> Contract:
@@ -37,7 +44,7 @@ def _contract(state: MarketData, cid: str) -> Contract:
 def signed(state: MarketData, ev: Event, p: pl.Doc) -> Commit:
     doc = p.doc
     signer, nonce = check_doc(doc, "terms")
-    c = _contract(state, pl.parse(pl.ContractRef, doc, "terms").contract)
+    c = _contract(state, parse(_Terms, doc, "terms").contract)
     if signer != c.provider:
         raise BadSignatureError(f"{c.id} must be signed by its provider {c.provider}")
     verify_doc(doc, state.providers[signer].key, "terms", market=state.operator)
