@@ -216,3 +216,27 @@ def test_a_malformed_payload_is_refused_by_its_model(
     assert info.value.code == "InvalidRequest"
     assert type_ in info.value.message and field in info.value.message, info.value.message
     assert m.state.fingerprint() == fp
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"quantity": "500"}, "rfb.quantity"),
+        ({"region": "EU"}, "rfb.region"),
+        ({"service": "ftp"}, "rfb.service: must be one of"),
+        ({"sla": {"latency_p95_ms": 0}}, "rfb.sla.latency_p95_ms"),
+        ({"max_prices": {"account": True}}, "rfb.max_prices.account"),
+        ({"credit_ladder": [[990_000, 1], [999_000, 2]]}, "thresholds must fall"),
+        ({"surprise": 1}, "unknown field 'surprise'"),
+    ],
+    ids=["quantity-string", "region-case", "service", "sla", "price-bool", "ladder", "extra"],
+)
+def test_a_malformed_request_for_bids_is_refused_naming_the_field(
+    change: dict[str, Any], words: str
+) -> None:
+    world = make_world(MemoryEventStore())
+    build(world)
+    err = unchanged(
+        world, MarketInputError, lambda: world.market.create_rfb({**RFB, **change}, T_BID)
+    )
+    assert words in err.message, err.message

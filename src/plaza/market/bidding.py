@@ -19,16 +19,16 @@ a rejected bid is never written, so it changes nothing:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from plaza.market import _fields as f
+from pydantic import ConfigDict, Field
+
 from plaza.market.bids import Bid, bid_id
 from plaza.market.data import MarketData
 from plaza.market.errors import (
     BondTooSmallError,
     ClosedError,
     ExpiredError,
-    MarketInputError,
     NotFoundInMarketError,
     OverMaxPriceError,
     ProviderNotEligibleError,
@@ -38,28 +38,35 @@ from plaza.market.errors import (
     WrongRegionError,
     WrongServiceError,
 )
+from plaza.market.fields import Count, Counts, MarketId, Model, only, parse
 from plaza.market.params import UNIT_SET
 from plaza.market.registry import BIDDABLE
-from plaza.market.rfb import Sla
-from plaza.market.signed import check_doc, verify_doc
+from plaza.market.rfb import Sla, SlaDoc
+from plaza.market.signed import body_of, check_doc, verify_doc
+
+
+class BidDoc(Model):
+    """The body of a ``bid`` document (its envelope is checked by
+    :func:`~plaza.market.signed.check_doc`)."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+    rfb: MarketId
+    quantity: Annotated[int, Field(ge=1, le=10**12)]
+    prices: Counts
+    sla: SlaDoc
+    bond: Count
+    expires_ms: Count
 
 
 def validate_bid(state: MarketData, doc: Any, now_ms: int) -> Bid:
     """Check a bid document against the market state at ``now_ms`` (see the module
     docstring for the order); return the :class:`Bid` it would record."""
     provider_did, nonce = check_doc(doc, "bid")
-    rfb_id = f.id_field(doc, "rfb", "bid")
-    quantity = f.int_field(doc, "quantity", "bid", lo=1, hi=10**12)
-    prices = f.int_map(f.req(doc, "prices", "bid"), "bid.prices", keys=UNIT_SET)
-    sla = Sla.from_map(f.req(doc, "sla", "bid"), "bid.sla")
-    bond = f.int_field(doc, "bond", "bid")
-    expires = f.int_field(doc, "expires_ms", "bid")
-    extra = set(doc) - {
-        "$type", "provider", "market", "nonce", "sig", "rfb", "quantity", "prices", "sla",
-        "bond", "expires_ms",
-    }  # fmt: skip
-    if extra:
-        raise MarketInputError(f"bid has unknown fields {sorted(extra)}")
+    body = parse(BidDoc, body_of(doc), "bid")
+    only(body.prices, UNIT_SET, "bid.prices")
+    rfb_id, quantity, bond, expires = body.rfb, body.quantity, body.bond, body.expires_ms
+    prices = dict(sorted(body.prices.items()))
+    sla = Sla.of(body.sla)
 
     provider = state.providers.get(provider_did)
     if provider is None:

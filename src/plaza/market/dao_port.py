@@ -6,6 +6,12 @@ here as a protocol (:class:`DaoPort`) and implemented once, over
 on the protocol; a market without a DAO (the simulator's in-memory mode) keeps its own
 journal and asks only the mandate guard.
 
+The port is questions (the mandate, a motion, whether a DID has standing, the treasury
+balance, whether an escrow exists) and the DAO's side of the shared ledger's replay
+(:meth:`DaoPort.check`, :meth:`DaoPort.apply`): the market's command core
+(:mod:`plaza.market.recorder`) has the DAO's projection judge and apply every event it
+records, and never reads or changes the DAO's state itself.
+
 With a DAO, the market and the DAO share one ledger, and the market's operator is one
 of the DAO's agents. Every money movement becomes a DAO agent action, recorded in the
 same atomic run as the market event it belongs to, so the DAO's double-entry books (and

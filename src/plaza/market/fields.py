@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
 )
 
@@ -37,11 +38,18 @@ def _as_list(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _unique_sorted(value: list[str]) -> tuple[str, ...]:
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _unique_sorted(value: tuple[str, ...]) -> tuple[str, ...]:
     if len(set(value)) != len(value):
         raise ValueError("lists a name twice")
     return tuple(sorted(value))
 
+
+Seq = BeforeValidator(_as_list)
+"""Put before a ``list[...]`` type: accept a tuple as well."""
 
 Did = Annotated[str, StringConstraints(max_length=2048, pattern=DID_PATTERN)]
 """A DID."""
@@ -50,8 +58,8 @@ MarketId = Annotated[str, StringConstraints(max_length=64, pattern=ID_PATTERN)]
 Token = Annotated[str, StringConstraints(pattern=TOKEN_PATTERN)]
 """A short lower-case name (a region, a unit, a service)."""
 Names = Annotated[
-    list[Token],
-    BeforeValidator(_as_list),
+    tuple[Token, ...],
+    BeforeValidator(_as_tuple),
     Field(min_length=1, max_length=64),
     AfterValidator(_unique_sorted),
 ]
@@ -84,6 +92,7 @@ class Model(BaseModel):
 
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def parse(model: type[M], value: Any, what: str) -> M:
@@ -93,6 +102,15 @@ def parse(model: type[M], value: Any, what: str) -> M:
         raise MarketInputError(f"{what} must be a map")
     try:
         return model.model_validate(dict(value))
+    except ValidationError as exc:
+        raise MarketInputError(describe(exc, what)) from None
+
+
+def parse_value(adapter: TypeAdapter[T], value: Any, what: str) -> T:
+    """Validate a value that is not a map (a list, a ladder) with ``adapter``; raise
+    :class:`MarketInputError` naming ``what``."""
+    try:
+        return adapter.validate_python(value, strict=True)
     except ValidationError as exc:
         raise MarketInputError(describe(exc, what)) from None
 

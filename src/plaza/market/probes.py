@@ -26,12 +26,12 @@ from __future__ import annotations
 import math
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
 
-from plaza.market import _fields as f
 from plaza.market.errors import (
     ClosedError,
     MarketInputError,
@@ -39,7 +39,8 @@ from plaza.market.errors import (
     ReplayError,
     UnknownProviderError,
 )
-from plaza.market.signed import check_doc
+from plaza.market.fields import Count, Did, Model, Seq, parse
+from plaza.market.signed import body_of, check_doc
 
 TIMEOUT_MS: Final = 65_535
 MISSING: Final = -1
@@ -79,28 +80,35 @@ def encode_series(
     return {"provider": provider, "window": window, "up": ups.tobytes(), "latency": lat.tobytes()}
 
 
+class SeriesDoc(Model):
+    provider: Did
+    window: Count
+    up: bytes
+    latency: bytes
+
+
+class ProbeDoc(Model):
+    """The body of a ``probe`` document."""
+
+    series: Annotated[list[SeriesDoc], Seq, Field(min_length=1, max_length=MAX_SERIES)]
+
+
 def parse_probe_report(doc: Any) -> ProbeReport:
     """Validate the fields of a ``probe`` document (not its signature)."""
     prober, nonce = check_doc(doc, "probe")
-    raw = f.req(doc, "series", "probe")
-    if not isinstance(raw, list | tuple) or not 0 < len(raw) <= MAX_SERIES:
-        raise MarketInputError(f"probe.series must be a list of 1..{MAX_SERIES} series")
+    body = parse(ProbeDoc, body_of(doc), "probe")
     out: list[Series] = []
-    for i, s in enumerate(raw):
+    for i, s in enumerate(body.series):
         what = f"probe.series[{i}]"
-        m = f.as_map(s, what)
-        provider = f.did_field(m, "provider", what)
-        window = f.int_field(m, "window", what)
-        up_b, lat_b = m.get("up"), m.get("latency")
-        if type(up_b) is not bytes or type(lat_b) is not bytes or not up_b:
-            raise MarketInputError(f"{what}: up and latency must be bytes")
-        if len(lat_b) != 2 * len(up_b):
+        if not s.up:
+            raise MarketInputError(f"{what}: up must not be empty")
+        if len(s.latency) != 2 * len(s.up):
             raise MarketInputError(f"{what}: latency must hold one uint16 per window")
-        up = np.frombuffer(up_b, dtype=np.int8)
+        up = np.frombuffer(s.up, dtype=np.int8)
         if not np.isin(up, (0, 1)).all():
             raise MarketInputError(f"{what}: up bytes must be 0 or 1")
-        lat = np.frombuffer(lat_b, dtype=">u2").astype(np.uint16)
-        out.append(Series(provider, window, up, lat))
+        lat = np.frombuffer(s.latency, dtype=">u2").astype(np.uint16)
+        out.append(Series(s.provider, s.window, up, lat))
     return ProbeReport(prober, nonce, tuple(out))
 
 
