@@ -3,7 +3,7 @@ queries the rules ask of it (fresh documents, spare capacity, free bond, history
 
 :class:`MarketData` holds no rules and dispatches no events: the handlers
 (:mod:`plaza.market.state_registry`, :mod:`plaza.market.state_evidence`,
-:mod:`plaza.market.state_money`) read it and return commits that change it, and
+:mod:`plaza.market.state_money`) read it and return mutations that change it, and
 :class:`~plaza.market.state.MarketState` adds the event table.
 """
 
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from plaza.ledger.event import Event
+from plaza.ledger.handlers import Mutation
 from plaza.market.bids import Bid
 from plaza.market.contracts import Contract
 from plaza.market.disputes import Dispute
@@ -28,14 +29,6 @@ from plaza.market.registry import Provider
 from plaza.market.rfb import Rfb
 from plaza.market.settlement import Invoice
 from plaza.market.signed import doc_digest
-
-Commit = Callable[[], None]
-"""What a handler returns once its checks pass: the change, not yet made."""
-
-
-def noop() -> None:
-    """The commit of an event that changes nothing."""
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +62,7 @@ class Need:
 class MarketData:
     """Everything the market knows, and the questions the rules ask of it.
 
-    Changed only by the commits the event handlers return;
+    Changed only by the mutations the event handlers return;
     :class:`~plaza.market.state.MarketState` is this data with the event table that
     drives it."""
 
@@ -191,8 +184,8 @@ class MarketData:
     def next_id(self, prefix: str, existing: Mapping[str, Any]) -> str:
         return f"{prefix}-{len(existing) + 1}"
 
-    def post(self, event: Event, payee: str, narration: str, postings: Any) -> Commit:
-        """Check ``postings`` now; return the commit that records them."""
+    def post(self, event: Event, payee: str, narration: str, postings: Any) -> Mutation:
+        """Check ``postings`` now; return the mutation that records them."""
         ps = postings_of(postings)
         self.journal.check(ps)
         entry = JournalEntry(event.seq, event.time, payee, narration, ps)

@@ -16,8 +16,8 @@ Each market event type has one row in :data:`HANDLERS` (the ledger's
 3. calls the handler with the state, the event and the typed payload; the handler
    checks the event against the state — raising a
    :class:`~plaza.market.errors.MarketRejectedError` (an ``EventRejectedError``) or a
-   :class:`~plaza.market.errors.MarketInputError` — and returns a *commit*,
-4. runs the commit, which is the only step that changes anything.
+   :class:`~plaza.market.errors.MarketInputError` — and returns a *mutation*,
+4. runs the mutation, which is the only step that changes anything.
 
 :meth:`MarketState.check` stops after step 3, so a rejected event changes nothing.
 Invoices are recomputed from the evidence on replay and must match, so a ledger can
@@ -27,15 +27,15 @@ only pay what the contract, the verified usage and the probe quorum support.
 from __future__ import annotations
 
 from plaza.ledger.event import Event
-from plaza.ledger.handlers import HandlerTable, On
+from plaza.ledger.handlers import HandlerTable, Mutation, On, unchanged
 from plaza.market import payloads as pl
 from plaza.market import state_evidence as evidence
 from plaza.market import state_money as money
 from plaza.market import state_registry as registry
-from plaza.market.data import Commit, MarketData, Need, noop
+from plaza.market.data import MarketData, Need
 from plaza.market.errors import MarketInputError, MarketRejectedError, NotOperatorError
 
-__all__ = ["HANDLERS", "Commit", "MarketState", "Need"]
+__all__ = ["HANDLERS", "MarketState", "Need"]
 
 HANDLERS: HandlerTable[MarketData] = HandlerTable(
     "market.",
@@ -85,7 +85,7 @@ class MarketState(MarketData):
         """Check, then apply ``event`` (non-market events are only counted)."""
         self.prepare(event)()
 
-    def prepare(self, event: Event) -> Commit:
+    def prepare(self, event: Event) -> Mutation:
         """Check ``event`` and return the function that applies it (the check's work is
         not repeated). Nothing changes until the returned function is called."""
         commit = self._prepare(event)
@@ -98,9 +98,9 @@ class MarketState(MarketData):
 
         return done
 
-    def _prepare(self, event: Event) -> Commit:
+    def _prepare(self, event: Event) -> Mutation:
         if not event.type.startswith("market."):
-            return noop
+            return unchanged
         if event.type not in HANDLERS.rows:
             raise MarketRejectedError(f"unknown market event type {event.type}")
         if event.type != "market.opened":

@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from plaza.ledger.event import Event
+from plaza.ledger.handlers import Mutation
 from plaza.market import payloads as pl
 from plaza.market.contracts import Contract
-from plaza.market.data import Commit, MarketData
+from plaza.market.data import MarketData
 from plaza.market.errors import (
     BadSignatureError,
     ClosedError,
@@ -41,7 +42,7 @@ def _contract(state: MarketData, cid: str) -> Contract:
     return c
 
 
-def signed(state: MarketData, ev: Event, p: pl.Doc) -> Commit:
+def signed(state: MarketData, ev: Event, p: pl.Doc) -> Mutation:
     doc = p.doc
     signer, nonce = check_doc(doc, "terms")
     c = _contract(state, parse(_Terms, doc, "terms").contract)
@@ -64,7 +65,7 @@ def signed(state: MarketData, ev: Event, p: pl.Doc) -> Commit:
     return commit
 
 
-def approved(state: MarketData, ev: Event, p: pl.ContractApproved) -> Commit:
+def approved(state: MarketData, ev: Event, p: pl.ContractApproved) -> Mutation:
     c = _contract(state, p.contract)
     if c.status != "awarded" or c.approval:
         raise ClosedError(f"{c.id} is already approved")
@@ -99,7 +100,7 @@ def _check_min_term(state: MarketData, c: Contract, time_ms: int, what: str) -> 
         )
 
 
-def ended(state: MarketData, ev: Event, p: pl.ContractEnded) -> Commit:
+def ended(state: MarketData, ev: Event, p: pl.ContractEnded) -> Mutation:
     c = _contract(state, p.contract)
     if c.status == "ended":
         raise ClosedError(f"{c.id} has already ended")
@@ -112,7 +113,7 @@ def ended(state: MarketData, ev: Event, p: pl.ContractEnded) -> Commit:
     return commit
 
 
-def released(state: MarketData, ev: Event, p: pl.ContractReleased) -> Commit:
+def released(state: MarketData, ev: Event, p: pl.ContractReleased) -> Mutation:
     """Part of a contract's accounts given back (the rest keeps running)."""
     c = _contract(state, p.contract)
     quantity = p.quantity
@@ -130,15 +131,15 @@ def released(state: MarketData, ev: Event, p: pl.ContractReleased) -> Commit:
     return commit
 
 
-def usage(state: MarketData, ev: Event, p: pl.Doc) -> Commit:
+def usage(state: MarketData, ev: Event, p: pl.Doc) -> Mutation:
     return _report(state, ev, p.doc, "usage")
 
 
-def observation(state: MarketData, ev: Event, p: pl.Doc) -> Commit:
+def observation(state: MarketData, ev: Event, p: pl.Doc) -> Mutation:
     return _report(state, ev, p.doc, "observation")
 
 
-def _report(state: MarketData, ev: Event, doc: Any, doc_type: str) -> Commit:
+def _report(state: MarketData, ev: Event, doc: Any, doc_type: str) -> Mutation:
     rep = parse_usage(doc, doc_type)
     c = state.contracts.get(rep.contract)
     if c is None:
@@ -179,7 +180,7 @@ def _report(state: MarketData, ev: Event, doc: Any, doc_type: str) -> Commit:
     return commit
 
 
-def probes(state: MarketData, ev: Event, p: pl.Doc) -> Commit:
+def probes(state: MarketData, ev: Event, p: pl.Doc) -> Mutation:
     doc = p.doc
     report = parse_probe_report(doc)
     prober = state.providers.get(report.prober)

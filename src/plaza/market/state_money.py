@@ -1,6 +1,6 @@
 """The money handlers: invoices, the epoch close, payments, escrow funding, bonds,
 needs and disputes. Each checks its event against :class:`~plaza.market.data.MarketData`
-(the numbers come from :mod:`plaza.market.invoicing`) and returns the commit that
+(the numbers come from :mod:`plaza.market.invoicing`) and returns the mutation that
 applies it; see :mod:`plaza.market.state` for the table and the theory of operation."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from plaza.ledger.event import Event
+from plaza.ledger.handlers import Mutation, unchanged
 from plaza.market import payloads as pl
-from plaza.market.data import Commit, MarketData, Need, noop
+from plaza.market.data import MarketData, Need
 from plaza.market.disputes import Dispute, parse_dispute
 from plaza.market.errors import (
     BadSignatureError,
@@ -45,7 +46,7 @@ from plaza.market.journal import (
 from plaza.market.signed import verify_doc
 
 
-def invoice_issued(state: MarketData, ev: Event, p: pl.InvoiceIssued) -> Commit:
+def invoice_issued(state: MarketData, ev: Event, p: pl.InvoiceIssued) -> Mutation:
     cid, epoch = p.invoice.contract, p.invoice.epoch
     c = state.contracts.get(cid)
     if c is None:
@@ -69,7 +70,7 @@ def invoice_issued(state: MarketData, ev: Event, p: pl.InvoiceIssued) -> Commit:
     want = invoice_postings(inv)
     if p.postings != want:
         raise MarketInputError(f"{iid} postings must be {want}")
-    post = state.post(ev, inv.provider, f"invoice {iid}", want) if want else noop
+    post = state.post(ev, inv.provider, f"invoice {iid}", want) if want else unchanged
 
     def commit() -> None:
         post()
@@ -79,7 +80,7 @@ def invoice_issued(state: MarketData, ev: Event, p: pl.InvoiceIssued) -> Commit:
     return commit
 
 
-def epoch_settled(state: MarketData, ev: Event, p: pl.EpochSettled) -> Commit:
+def epoch_settled(state: MarketData, ev: Event, p: pl.EpochSettled) -> Mutation:
     epoch = p.epoch
     if epoch in state.settled_epochs:
         raise ReplayError(f"epoch {epoch} is already settled")
@@ -124,7 +125,7 @@ def epoch_settled(state: MarketData, ev: Event, p: pl.EpochSettled) -> Commit:
     return commit
 
 
-def payment_made(state: MarketData, ev: Event, p: pl.PaymentMade) -> Commit:
+def payment_made(state: MarketData, ev: Event, p: pl.PaymentMade) -> Mutation:
     iid, amount = p.invoice, p.amount
     if iid not in state.invoices:
         raise NotFoundInMarketError(f"no invoice {iid}")
@@ -144,7 +145,7 @@ def payment_made(state: MarketData, ev: Event, p: pl.PaymentMade) -> Commit:
     return commit
 
 
-def escrow_funded(state: MarketData, ev: Event, p: pl.EscrowFunded) -> Commit:
+def escrow_funded(state: MarketData, ev: Event, p: pl.EscrowFunded) -> Mutation:
     amount, memo = p.amount, p.memo
     want = [[MARKET_ESCROW, amount], [TREASURY, -amount]]
     if p.postings != want:
@@ -152,7 +153,7 @@ def escrow_funded(state: MarketData, ev: Event, p: pl.EscrowFunded) -> Commit:
     return state.post(ev, "Plaza DAO", memo or "fund the market escrow", want)
 
 
-def bond_received(state: MarketData, ev: Event, p: pl.BondReceived) -> Commit:
+def bond_received(state: MarketData, ev: Event, p: pl.BondReceived) -> Mutation:
     """The operator's receipt for a payment of ``amount`` towards a provider's declared
     bond, naming the payment's ``reference`` (each reference receipted once)."""
     did, amount, reference = p.provider, p.amount, p.reference
@@ -185,7 +186,7 @@ def bond_received(state: MarketData, ev: Event, p: pl.BondReceived) -> Commit:
     return commit
 
 
-def bond_moved(state: MarketData, ev: Event, p: pl.BondMoved) -> Commit:
+def bond_moved(state: MarketData, ev: Event, p: pl.BondMoved) -> Mutation:
     slashed = ev.type == "market.bond.slashed"
     did, amount, reason = p.provider, p.amount, p.reason
     prov = state.providers.get(did)
@@ -215,7 +216,7 @@ def bond_moved(state: MarketData, ev: Event, p: pl.BondMoved) -> Commit:
     return commit
 
 
-def need_raised(state: MarketData, ev: Event, p: pl.NeedRaised) -> Commit:
+def need_raised(state: MarketData, ev: Event, p: pl.NeedRaised) -> Mutation:
     if p.id != f"n-{len(state.needs) + 1}":
         raise MarketInputError(f"the next need is n-{len(state.needs) + 1}")
     if any(x not in state.contracts for x in p.contracts):
@@ -234,7 +235,7 @@ def need_raised(state: MarketData, ev: Event, p: pl.NeedRaised) -> Commit:
     return lambda: state.needs.append(need)
 
 
-def dispute_opened(state: MarketData, ev: Event, p: pl.DisputeOpened) -> Commit:
+def dispute_opened(state: MarketData, ev: Event, p: pl.DisputeOpened) -> Mutation:
     doc = p.doc
     provider, nonce, iid, claim, reason, evidence = parse_dispute(doc)
     did = p.id
@@ -265,7 +266,7 @@ def dispute_opened(state: MarketData, ev: Event, p: pl.DisputeOpened) -> Commit:
     return commit
 
 
-def dispute_resolved(state: MarketData, ev: Event, p: pl.DisputeResolved) -> Commit:
+def dispute_resolved(state: MarketData, ev: Event, p: pl.DisputeResolved) -> Mutation:
     did = p.dispute
     d = state.disputes.get(did)
     if d is None:
@@ -282,7 +283,7 @@ def dispute_resolved(state: MarketData, ev: Event, p: pl.DisputeResolved) -> Com
     want = [[EXPENSES, amount], [payable(d.provider), -amount]] if amount else []
     if p.postings != want:
         raise MarketInputError(f"dispute postings must be {want}")
-    post = state.post(ev, d.provider, f"dispute {did} upheld", want) if want else noop
+    post = state.post(ev, d.provider, f"dispute {did} upheld", want) if want else unchanged
 
     def commit() -> None:
         post()

@@ -1,6 +1,6 @@
 """Opening, the registry and procurement: the handlers of ``market.opened``, provider
 registration and status, requests for bids, bids and awards. Each handler checks its
-event against :class:`~plaza.market.data.MarketData` and returns the commit that
+event against :class:`~plaza.market.data.MarketData` and returns the mutation that
 applies it; see :mod:`plaza.market.state` for the table and the theory of operation."""
 
 from __future__ import annotations
@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from plaza.ledger.event import Event
+from plaza.ledger.handlers import Mutation
 from plaza.market import payloads as pl
 from plaza.market.award import term_cost
 from plaza.market.bidding import validate_bid
 from plaza.market.contracts import Contract
-from plaza.market.data import Commit, MarketData
+from plaza.market.data import MarketData
 from plaza.market.errors import (
     BondTooSmallError,
     ClosedError,
@@ -37,7 +38,7 @@ from plaza.market.rfb import parse_rfb
 from plaza.market.signed import verify_doc
 
 
-def opened(state: MarketData, ev: Event, p: pl.Opened) -> Commit:
+def opened(state: MarketData, ev: Event, p: pl.Opened) -> Mutation:
     if state.is_open:
         raise ClosedError("the market is already open")
     if p.operator != ev.author_did:
@@ -46,7 +47,7 @@ def opened(state: MarketData, ev: Event, p: pl.Opened) -> Commit:
     return lambda: state.open_market(p.operator, params, p.currency)
 
 
-def registered(state: MarketData, ev: Event, p: pl.Doc) -> Commit:
+def registered(state: MarketData, ev: Event, p: pl.Doc) -> Mutation:
     doc = p.doc
     reg = parse_registration(doc)
     verify_doc(doc, reg.key, "registration", market=state.operator)
@@ -77,7 +78,7 @@ def registered(state: MarketData, ev: Event, p: pl.Doc) -> Commit:
     return commit
 
 
-def status(state: MarketData, ev: Event, p: pl.ProviderStatus) -> Commit:
+def status(state: MarketData, ev: Event, p: pl.ProviderStatus) -> Mutation:
     prov = state.providers.get(p.provider)
     if prov is None:
         raise UnknownProviderError(f"no provider {p.provider}")
@@ -99,7 +100,7 @@ def status(state: MarketData, ev: Event, p: pl.ProviderStatus) -> Commit:
     return commit
 
 
-def rfb_created(state: MarketData, ev: Event, p: pl.RfbCreated) -> Commit:
+def rfb_created(state: MarketData, ev: Event, p: pl.RfbCreated) -> Mutation:
     rfb = parse_rfb(ev.payload, default_max_bids=state.params.max_bids)
     want = state.next_id("rfb", state.rfbs)
     if rfb.id != want:
@@ -114,7 +115,7 @@ def rfb_created(state: MarketData, ev: Event, p: pl.RfbCreated) -> Commit:
     return commit
 
 
-def bid_submitted(state: MarketData, ev: Event, p: pl.Doc) -> Commit:
+def bid_submitted(state: MarketData, ev: Event, p: pl.Doc) -> Mutation:
     doc = p.doc
     bid = validate_bid(state, doc, ev.time)
     free = state.free_bond(bid.provider)
@@ -137,7 +138,7 @@ def bid_submitted(state: MarketData, ev: Event, p: pl.Doc) -> Commit:
     return commit
 
 
-def award_made(state: MarketData, ev: Event, p: pl.AwardMade) -> Commit:
+def award_made(state: MarketData, ev: Event, p: pl.AwardMade) -> Mutation:
     rfb = state.rfbs.get(p.rfb)
     if rfb is None:
         raise NotFoundInMarketError(f"no request for bids {p.rfb}")
