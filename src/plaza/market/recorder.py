@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from plaza.atproto.crypto import PrivateKey
 from plaza.ledger import Event, Ledger
 from plaza.ledger.command import Batch, Commands
+from plaza.ledger.handlers import Mutation
 from plaza.ledger.keystore import Signer
 from plaza.market.dao_port import DaoPort
 from plaza.market.errors import MarketInputError
@@ -38,17 +39,25 @@ class SharedProjection:
     def __init__(self, market: MarketState, dao: DaoPort | None) -> None:
         self.market = market
         self._dao = dao
+        # The core checks an event, appends it, then applies it; the market's check
+        # (signatures, invoices) is kept for that apply instead of being done twice.
+        self._checked: tuple[Event, Mutation] | None = None
 
     def check(self, event: Event) -> None:
-        self.market.check(event)
+        mutation = self.market.prepare(event)
         if self._dao is not None:
             self._dao.check(event)
+        self._checked = (event, mutation)
 
     def apply(self, event: Event) -> None:
-        commit = self.market.prepare(event)
+        checked, self._checked = self._checked, None
+        if checked is not None and checked[0] is event:
+            mutation = checked[1]
+        else:
+            mutation = self.market.prepare(event)
         if self._dao is not None:
             self._dao.apply(event)  # checks first: raises with nothing changed
-        commit()
+        mutation()
 
     def fingerprint(self) -> bytes:
         """The market state's fingerprint (the DAO's is the DAO's to give)."""
