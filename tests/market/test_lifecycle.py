@@ -76,6 +76,25 @@ def test_repeated_failure_suspends_then_offboards_and_raises_a_migration_need() 
     ]
 
 
+@pytest.mark.parametrize("probers", [0, 1])
+def test_one_clean_epoch_ends_probation_with_fewer_than_three_probers(probers: int) -> None:
+    """docs/market.md: probation ends after one settled epoch in which the provider met
+    every SLA; windows without a probe quorum count as up, so no quorum is needed."""
+    world = make_world(MemoryEventStore())
+    m = world.market
+    ids = contracted(world)
+    t = GENESIS + E + 60_000
+    for p in ("p1",)[:probers]:
+        m.report_probes(world.probes(p, 0, {"a": all_up(100), "b": all_up(100)}), t)
+    assert m.state.params.min_probers == 3
+    result = m.settle(0, GENESIS + E + 120_000)
+    for name in ids:
+        did = world.party(name).did
+        assert (did, "active") in [(p, s) for p, s, _ in result.status_changes], name
+        assert m.state.providers[did].status == "active"
+        assert m.state.providers[did].met_epochs == 1
+
+
 def test_offboarding_that_needs_a_vote_is_left_pending() -> None:
     world = make_world(MemoryEventStore(), suspend_after=1, offboard_after=2)
     m = world.market

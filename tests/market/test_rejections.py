@@ -182,3 +182,61 @@ def test_only_the_operator_writes_market_events() -> None:
     with pytest.raises(MarketError) as info:
         world.market.state.check(ev)
     assert info.value.code == "NotOperator"
+
+
+FUNDED = {"amount": 1, "postings": [["Assets:Escrow:Market", 1], ["Assets:Treasury", -1]]}
+
+
+@pytest.mark.parametrize(
+    ("type_", "payload", "field"),
+    [
+        ("market.escrow.funded", {**FUNDED, "amount": True}, "amount"),
+        ("market.escrow.funded", {**FUNDED, "amount": "1"}, "amount"),
+        ("market.escrow.funded", {**FUNDED, "amount": 0}, "amount"),
+        ("market.escrow.funded", {**FUNDED, "note": "extra"}, "note"),
+        ("market.provider.status", {"provider": "did:key:z", "status": "active"}, "reason"),
+        ("market.provider.status", {"provider": "x", "status": "a", "reason": "r"}, "provider"),
+        ("market.need.raised", {"id": "n-1", "kind": "other", "service": "hosting",
+          "provider": "", "accounts": 1, "contracts": [], "reason": "r"}, "kind"),
+    ],
+    ids=["bool", "numeric-string", "zero", "unknown-field", "missing", "not-a-did", "literal"],
+)  # fmt: skip
+def test_a_malformed_payload_is_refused_by_its_model(
+    type_: str, payload: dict[str, Any], field: str
+) -> None:
+    """The operator's own event with a payload its model refuses: a clear error naming
+    the field, and nothing changes."""
+    world = make_world(MemoryEventStore())
+    m = world.market
+    ev = m.ledger.build(world.operator.key, author_did=world.operator.did, type=type_,
+                        payload=payload, time=GENESIS)  # fmt: skip
+    fp = m.state.fingerprint()
+    with pytest.raises(MarketInputError) as info:
+        m.state.apply(ev)
+    assert info.value.code == "InvalidRequest"
+    assert type_ in info.value.message and field in info.value.message, info.value.message
+    assert m.state.fingerprint() == fp
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"quantity": "500"}, "rfb.quantity"),
+        ({"region": "EU"}, "rfb.region"),
+        ({"service": "ftp"}, "rfb.service: must be one of"),
+        ({"sla": {"latency_p95_ms": 0}}, "rfb.sla.latency_p95_ms"),
+        ({"max_prices": {"account": True}}, "rfb.max_prices.account"),
+        ({"credit_ladder": [[990_000, 1], [999_000, 2]]}, "thresholds must fall"),
+        ({"surprise": 1}, "unknown field 'surprise'"),
+    ],
+    ids=["quantity-string", "region-case", "service", "sla", "price-bool", "ladder", "extra"],
+)
+def test_a_malformed_request_for_bids_is_refused_naming_the_field(
+    change: dict[str, Any], words: str
+) -> None:
+    world = make_world(MemoryEventStore())
+    build(world)
+    err = unchanged(
+        world, MarketInputError, lambda: world.market.create_rfb({**RFB, **change}, T_BID)
+    )
+    assert words in err.message, err.message

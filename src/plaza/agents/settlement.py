@@ -10,7 +10,7 @@ simply seen again next time. What it looks at:
   probers have had that long to file their signed usage and probe samples) and are not
   settled yet;
 * **owed** — what settling them would owe: every invoice the evidence supports
-  (recomputed exactly as the market will, :func:`plaza.market.state_money.make_invoice`)
+  (recomputed exactly as the market will, :func:`plaza.market.invoicing.make_invoice`)
   plus every unpaid balance, against the **escrow** balance;
 * **penalties** — providers whose run of failed epochs has reached the market's
   ``suspend_after`` or ``offboard_after`` but whose status has not followed, because the
@@ -37,8 +37,8 @@ from typing import Any
 from plaza.agents.types import Action, MandateLimits, Reason
 from plaza.errors import InvalidInputError
 from plaza.market import Market, MarketState
+from plaza.market.invoicing import billable, invoice_id, make_invoice, outstanding
 from plaza.market.registry import BIDDABLE
-from plaza.market.state_money import billable, invoice_id, make_invoice, outstanding
 
 MINOR = 100
 

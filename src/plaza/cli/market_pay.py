@@ -198,7 +198,7 @@ def invoice_show(
         plaza market invoice show inv-c-1-12
     """
     from plaza.market import NotFoundInMarketError
-    from plaza.market.state_money import outstanding
+    from plaza.market.invoicing import outstanding
 
     with reporting():
         st = local_market(data_dir, db, None).state

@@ -6,8 +6,10 @@ probes, settlement, disputes and penalties — every step a ledger event.
 providers and probers sign are built with :func:`sign_doc`; see ``docs/market.md``.
 """
 
+from plaza.market.authority import Pending
 from plaza.market.award import AwardLine, AwardPlan, Score, plan_award, score_bid
-from plaza.market.bids import Bid, bid_id, validate_bid
+from plaza.market.bidding import validate_bid
+from plaza.market.bids import Bid, bid_id
 from plaza.market.contracts import Contract
 from plaza.market.dao_port import DaoPort
 from plaza.market.disputes import Dispute, Evidence
@@ -37,13 +39,15 @@ from plaza.market.errors import (
     WrongRegionError,
     WrongServiceError,
 )
+from plaza.market.invoicing import billable, invoice_id, make_invoice, outstanding
 from plaza.market.journal import Journal, JournalEntry
-from plaza.market.market import Market, Pending, SettlementResult
+from plaza.market.market import Market
 from plaza.market.metering import UsageReport, Verified, cross_check
 from plaza.market.params import DEFAULT_LADDER, PPM, PRICE_SCALE, SERVICES, UNITS, MarketParams
 from plaza.market.probes import ProbeBook, WindowVerdicts, encode_series
 from plaza.market.registry import Provider, StatusChange
 from plaza.market.rfb import Rfb, Sla
+from plaza.market.settle import SettlementResult, funding_action, status_action
 from plaza.market.settlement import Invoice, compute_invoice, ladder_credit, pro_rata
 from plaza.market.signed import doc_digest, sign_doc
 from plaza.market.state import MarketState, Need
@@ -104,14 +108,20 @@ __all__ = [
     "WrongRegionError",
     "WrongServiceError",
     "bid_id",
+    "billable",
     "compute_invoice",
     "cross_check",
     "doc_digest",
     "encode_series",
+    "funding_action",
+    "invoice_id",
     "ladder_credit",
+    "make_invoice",
+    "outstanding",
     "plan_award",
     "pro_rata",
     "score_bid",
     "sign_doc",
+    "status_action",
     "validate_bid",
 ]

@@ -46,8 +46,8 @@ from plaza.market.errors import (
     NotFoundInMarketError,
     PayloadTooLargeError,
 )
+from plaza.market.invoicing import outstanding
 from plaza.market.market import Market
-from plaza.market.state_money import outstanding
 
 MAX_BODY = 512 * 1024  # a signed document is at most 200 KiB of DAG-CBOR; JSON is larger
 DOC_BODY = Body(..., description="A signed document in atproto JSON (sig as {'$bytes': ...})")

@@ -42,8 +42,8 @@ from plaza.market.registry import BIDDABLE
 
 if TYPE_CHECKING:
     from plaza.market.bids import Bid
+    from plaza.market.data import MarketData
     from plaza.market.rfb import Rfb
-    from plaza.market.state import MarketState
 
 CONCENTRATION_CODES = frozenset({"OverConcentration", "OverHHI"})
 
@@ -151,7 +151,7 @@ def score_bid(
 
 
 def _guard_state(
-    state: MarketState, mandate: Mandate, now_ms: int, accounts: Mapping[str, int]
+    state: MarketData, mandate: Mandate, now_ms: int, accounts: Mapping[str, int]
 ) -> GuardState:
     # The guard sums spends in the budget's rolling window; summing once here and
     # handing it one aggregate keeps an award of n bids O(n) in commitments, not O(n^2).
@@ -176,7 +176,7 @@ def term_cost(rfb: Rfb, bundle: int, accounts: int, params: MarketParams) -> int
     return accounts * bundle * epochs // PRICE_SCALE
 
 
-def plan_award(state: MarketState, rfb_id: str, mandate: Mandate, now_ms: int) -> AwardPlan:
+def plan_award(state: MarketData, rfb_id: str, mandate: Mandate, now_ms: int) -> AwardPlan:
     """Score and allocate the bids of ``rfb_id`` at ``now_ms`` (pure: reads ``state``).
 
     Allocation runs in two steps. First a greedy pass in score order gives each bid
@@ -316,7 +316,7 @@ def plan_award(state: MarketState, rfb_id: str, mandate: Mandate, now_ms: int) -
 
 
 def _greedy(
-    state: MarketState,
+    state: MarketData,
     *,
     rfb: Rfb,
     eligible: list[Score],

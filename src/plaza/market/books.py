@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from plaza.market.journal import JournalEntry
 
 if TYPE_CHECKING:
-    from plaza.market.state import MarketState
+    from plaza.market.data import MarketData
 
 
 def _date(ms: int) -> str:
@@ -67,7 +67,7 @@ def entries_to_beancount(
     return "\n".join(lines) + "\n"
 
 
-def to_beancount(state: MarketState, *, title: str = "Plaza market") -> str:
+def to_beancount(state: MarketData, *, title: str = "Plaza market") -> str:
     """The market's own journal as Beancount text."""
     return entries_to_beancount(
         state.journal.entries, currency=state.currency or "EUR", title=title

@@ -6,6 +6,12 @@ here as a protocol (:class:`DaoPort`) and implemented once, over
 on the protocol; a market without a DAO (the simulator's in-memory mode) keeps its own
 journal and asks only the mandate guard.
 
+The port is questions (the mandate, a motion, whether a DID has standing, the treasury
+balance, whether an escrow exists) and the DAO's side of the shared ledger's replay
+(:meth:`DaoPort.check`, :meth:`DaoPort.apply`): the market's command core
+(:mod:`plaza.market.recorder`) has the DAO's projection judge and apply every event it
+records, and never reads or changes the DAO's state itself.
+
 With a DAO, the market and the DAO share one ledger, and the market's operator is one
 of the DAO's agents. Every money movement becomes a DAO agent action, recorded in the
 same atomic run as the market event it belongs to, so the DAO's double-entry books (and
@@ -38,7 +44,7 @@ from typing import Any, Protocol, runtime_checkable
 from plaza.dao import Action, GuardState, Mandate
 from plaza.dao.records import Motion
 from plaza.dao.service import Dao
-from plaza.dao.state import DaoState
+from plaza.ledger.event import Event
 from plaza.ledger.keystore import Signer
 from plaza.market.errors import MarketInputError
 from plaza.market.journal import party_id
@@ -53,15 +59,25 @@ def bond_escrow_id(party: str) -> str:
 
 @runtime_checkable
 class DaoPort(Protocol):
-    """What the market asks of the DAO."""
-
-    @property
-    def state(self) -> DaoState:
-        """The DAO's replayed state (the market checks and applies events to it)."""
-        ...
+    """What the market asks of the DAO. The market never reads or changes the DAO's
+    state: the DAO's projection sees the shared ledger's events as they are recorded
+    (:meth:`check`, :meth:`apply`), and the market asks it questions."""
 
     def sync(self) -> None:
         """Catch up with the shared ledger."""
+        ...
+
+    def reload(self) -> None:
+        """Rebuild the DAO's projection from the whole ledger (after a failed run)."""
+        ...
+
+    def check(self, event: Event) -> None:
+        """Raise unless the DAO's rules accept ``event`` now; change nothing. An event
+        the DAO's projection already holds passes."""
+        ...
+
+    def apply(self, event: Event) -> None:
+        """Apply ``event`` to the DAO's projection, unless it already holds it."""
         ...
 
     def mandate(self) -> Mandate:
@@ -72,8 +88,16 @@ class DaoPort(Protocol):
         """What the mandate guard sees now (spends, accounts)."""
         ...
 
+    def motion(self, motion_id: int) -> Motion | None:
+        """Motion ``motion_id``, if there is one."""
+        ...
+
     def motion_for(self, contract_id: str) -> Motion | None:
         """The motion opened for an optimistic award of ``contract_id``, if any."""
+        ...
+
+    def has_standing(self, did: str) -> bool:
+        """Whether ``did`` is a member or holds a role in the DAO."""
         ...
 
     def outcome(self, proposal: int, now_ms: int) -> tuple[str, int | None]:
@@ -90,7 +114,9 @@ class DaoPort(Protocol):
         """Spendable treasury funds in minor units."""
         ...
 
-    def has_escrow(self, escrow_id: str) -> bool: ...
+    def has_escrow(self, escrow_id: str) -> bool:
+        """Whether the DAO holds an escrow account ``escrow_id``."""
+        ...
 
 
 @dataclass
@@ -101,16 +127,27 @@ class DaoLink:
     dao: Dao
     agent: Signer | None
 
-    @property
-    def state(self) -> DaoState:
-        return self.dao.state
-
     def sync(self) -> None:
         self.dao.sync()
 
     def reload(self) -> None:
-        """Rebuild the DAO state from the ledger (after a failed atomic run)."""
         self.dao.reload()
+
+    def check(self, event: Event) -> None:
+        if event.seq > self._caught_up(event):
+            self.dao.state.check(event)
+
+    def apply(self, event: Event) -> None:
+        if event.seq > self._caught_up(event):
+            self.dao.state.apply(event)
+
+    def _caught_up(self, event: Event) -> int:
+        """The seq of the last event the DAO's state holds, once it holds every event
+        before ``event`` (it may be behind after a rebuild, or ahead after its own
+        sync: the market then replays what the DAO has already applied)."""
+        if self.dao.state.seq < event.seq - 1:
+            self.dao.sync()
+        return self.dao.state.seq
 
     def mandate(self) -> Mandate:
         return self.dao.state.mandate
@@ -118,12 +155,15 @@ class DaoLink:
     def guard_state(self, now_ms: int) -> GuardState:
         return self.dao.state.guard_state(now_ms)
 
+    def motion(self, motion_id: int) -> Motion | None:
+        return self.dao.state.motion(motion_id)
+
     def motion_for(self, contract_id: str) -> Motion | None:
-        found = None
-        for m in self.dao.state.motions.values():
-            if m.action.kind == "contract.award" and m.action.params.get("contract") == contract_id:
-                found = m
-        return found
+        return self.dao.state.motion_for_contract(contract_id)
+
+    def has_standing(self, did: str) -> bool:
+        st = self.dao.state
+        return st.role_of(did) is not None or st.is_member(did)
 
     def outcome(self, proposal: int, now_ms: int) -> tuple[str, int | None]:
         out = self.dao.outcome(proposal, now_ms)
@@ -160,10 +200,10 @@ class DaoLink:
         )
 
     def treasury_balance(self) -> int:
-        return self.dao.state.books.balance("Assets:Treasury")
+        return self.dao.state.treasury_balance()
 
     def has_escrow(self, escrow_id: str) -> bool:
-        return escrow_id in self.dao.state.escrows
+        return self.dao.state.has_escrow(escrow_id)
 
 
 def escrow_action(op: str, escrow_id: str, /, **params: Any) -> Action:

@@ -17,16 +17,16 @@ proposal, outcome.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal, get_args
 
-from plaza.market import _fields as f
-from plaza.market.errors import MarketInputError
-from plaza.market.signed import check_doc
+from pydantic import Field, StringConstraints
 
-EVIDENCE_KINDS: Final = ("probe-log", "usage-log", "ledger-event", "other")
-_HEX64: Final = re.compile(r"^[0-9a-f]{64}$")
+from plaza.market.fields import Amount, MarketId, Model, Seq, Text256, parse
+from plaza.market.signed import body_of, check_doc
+
+EvidenceKind = Literal["probe-log", "usage-log", "ledger-event", "other"]
+EVIDENCE_KINDS: Final = get_args(EvidenceKind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,26 +71,25 @@ class Dispute:
         }
 
 
+class EvidenceDoc(Model):
+    kind: EvidenceKind
+    digest: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    note: Text256 = ""
+
+
+class DisputeDoc(Model):
+    """The body of a ``dispute`` document."""
+
+    invoice: MarketId
+    claim: Amount
+    reason: Annotated[str, StringConstraints(max_length=2000, pattern=r"\S")]
+    evidence: Annotated[list[EvidenceDoc], Seq, Field(min_length=1, max_length=20)]
+
+
 def parse_dispute(doc: Any) -> tuple[str, str, str, int, str, tuple[Evidence, ...]]:
     """Validate a ``dispute`` document: ``(provider, nonce, invoice, claim, reason,
     evidence)``."""
     provider, nonce = check_doc(doc, "dispute")
-    invoice = f.id_field(doc, "invoice", "dispute")
-    claim = f.int_field(doc, "claim", "dispute", lo=1)
-    reason = f.str_field(doc, "reason", "dispute", max_len=2000)
-    if not reason.strip():
-        raise MarketInputError("a dispute must say why")
-    raw = f.req(doc, "evidence", "dispute")
-    if not isinstance(raw, list | tuple) or not 0 < len(raw) <= 20:
-        raise MarketInputError("a dispute needs 1..20 evidence items")
-    evidence: list[Evidence] = []
-    for i, item in enumerate(raw):
-        m = f.as_map(item, f"dispute.evidence[{i}]")
-        kind = f.str_field(m, "kind", "evidence", max_len=32)
-        if kind not in EVIDENCE_KINDS:
-            raise MarketInputError(f"evidence kind must be one of {', '.join(EVIDENCE_KINDS)}")
-        digest = f.str_field(m, "digest", "evidence", max_len=64)
-        if not _HEX64.match(digest):
-            raise MarketInputError("evidence digest must be 64 lower-case hex digits (SHA-256)")
-        evidence.append(Evidence(kind, digest, f.str_field(m, "note", "evidence", default="")))
-    return provider, nonce, invoice, claim, reason, tuple(evidence)
+    body = parse(DisputeDoc, body_of(doc), "dispute")
+    evidence = tuple(Evidence(e.kind, e.digest, e.note) for e in body.evidence)
+    return provider, nonce, body.invoice, body.claim, body.reason, evidence

@@ -20,10 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from plaza.market import _fields as f
+from pydantic import ConfigDict
+
 from plaza.market.errors import MarketInputError
+from plaza.market.fields import Counts, Epoch, MarketId, Model, only, parse
 from plaza.market.params import PPM, UNIT_SET, UNITS
-from plaza.market.signed import check_doc
+from plaza.market.signed import body_of, check_doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,28 +39,25 @@ class UsageReport:
     nonce: str
 
 
+class UsageDoc(Model):
+    """The body of a ``usage`` or ``observation`` document."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+    contract: MarketId
+    epoch: Epoch
+    usage: Counts
+
+
 def parse_usage(doc: Any, doc_type: str = "usage") -> UsageReport:
     """Validate the fields of a ``usage`` or ``observation`` document."""
     signer, nonce = check_doc(doc, doc_type)
-    extra = set(doc) - {
-        "$type",
-        "provider",
-        "observer",
-        "market",
-        "nonce",
-        "sig",
-        "contract",
-        "epoch",
-        "usage",
-    }
-    if extra:
-        raise MarketInputError(f"{doc_type} has unknown fields {sorted(extra)}")
-    usage = f.int_map(f.req(doc, "usage", doc_type), f"{doc_type}.usage", keys=UNIT_SET)
+    body = parse(UsageDoc, body_of(doc), doc_type)
+    only(body.usage, UNIT_SET, f"{doc_type}.usage")
     return UsageReport(
         signer=signer,
-        contract=f.id_field(doc, "contract", doc_type),
-        epoch=f.int_field(doc, "epoch", doc_type, hi=10**9),
-        usage=usage,
+        contract=body.contract,
+        epoch=body.epoch,
+        usage=dict(sorted(body.usage.items())),
         nonce=nonce,
     )
 

@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
-from plaza.market import _fields as f
 from plaza.market.errors import MarketInputError
 
 PPM: Final = 1_000_000
@@ -119,7 +118,9 @@ class MarketParams:
 
     @classmethod
     def from_map(cls, value: Any) -> MarketParams:
-        m: Mapping[str, Any] = f.as_map(value, "market parameters")
+        if not isinstance(value, Mapping):
+            raise MarketInputError("market parameters must be a map")
+        m: Mapping[str, Any] = value
         known = {fld.name for fld in fields(cls)}
         extra = set(m) - known
         if extra:

@@ -3,13 +3,15 @@
 The first penalty is automatic and in the invoice: failed windows are not paid and the
 credit ladder takes its share (:mod:`plaza.market.settlement`). An epoch in which any
 of a provider's contracts ran below its SLA availability is a *failed epoch* for the
-provider; a settled epoch with probe evidence and no failure is a *clean* one.
+provider. A settled epoch in which it had a contract running and none failed is one in
+which it *met every SLA* (windows without a probe quorum count as up, so this needs no
+probers); such an epoch with probe evidence (judged windows) is a *clean* one.
 
 :func:`decide` is pure: given the state just after an epoch is settled it returns the
 steps that follow, as the Olas staking contract evicts a service after too many
 inactive periods:
 
-* ``probation_epochs`` clean epochs on probation -> ``active``;
+* ``probation_epochs`` epochs that met every SLA on probation -> ``active``;
 * ``suspend_after`` consecutive failed epochs -> ``suspended`` (no new bids or awards;
   running contracts keep being paid for the windows they serve);
 * ``offboard_after`` consecutive failed epochs -> ``offboarded``: every running
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING
 from plaza.market.params import PPM
 
 if TYPE_CHECKING:
-    from plaza.market.state import MarketState
+    from plaza.market.data import MarketData
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +44,15 @@ class Step:
     migrate_accounts: int = 0
 
 
-def decide(state: MarketState, epoch: int, failed: set[str], clean: set[str]) -> list[Step]:
-    """The steps that follow settling ``epoch`` (``failed``/``clean``: providers whose
-    epoch failed or was clean; streaks in ``state`` already include this epoch)."""
+def decide(
+    state: MarketData, epoch: int, failed: set[str], clean: set[str], met: set[str]
+) -> list[Step]:
+    """The steps that follow settling ``epoch`` (``failed``/``clean``/``met``: providers
+    whose epoch failed, was clean, or met every SLA; streaks and counts in ``state``
+    already include this epoch)."""
     params = state.params
     steps: list[Step] = []
-    for did in sorted(failed | clean):
+    for did in sorted(failed | clean | met):
         p = state.providers[did]
         if did in failed:
             if p.status != "offboarded" and p.failed_streak >= params.offboard_after:
@@ -81,10 +86,14 @@ def decide(state: MarketState, epoch: int, failed: set[str], clean: set[str]) ->
                         f"{epoch}); suspend after {params.suspend_after}",
                     )
                 )
-        elif p.status == "probation" and p.clean_epochs >= params.probation_epochs:
+        elif p.status == "probation" and p.met_epochs >= params.probation_epochs:
             steps.append(
-                Step(did, "active", f"{p.clean_epochs} clean epoch(s) on probation (epoch {epoch})")
+                Step(
+                    did,
+                    "active",
+                    f"met every SLA in {p.met_epochs} epoch(s) on probation (epoch {epoch})",
+                )
             )
-        elif p.status == "suspended":
+        elif p.status == "suspended" and did in clean:
             steps.append(Step(did, "active", f"reinstated: epoch {epoch} met the SLA"))
     return steps

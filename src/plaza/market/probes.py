@@ -24,27 +24,23 @@ window's latency is the median over probers that saw it up; the epoch's latency 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Annotated, Any, Final
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
 
-from plaza.market import _fields as f
 from plaza.market.errors import (
     ClosedError,
     MarketInputError,
     NotIndependentError,
-    ProviderNotEligibleError,
     ReplayError,
     UnknownProviderError,
 )
-from plaza.market.registry import BIDDABLE
-from plaza.market.signed import check_doc, verify_doc
-
-if TYPE_CHECKING:
-    from plaza.market.state import MarketState
+from plaza.market.fields import Count, Did, Model, Seq, parse
+from plaza.market.signed import body_of, check_doc
 
 TIMEOUT_MS: Final = 65_535
 MISSING: Final = -1
@@ -84,28 +80,35 @@ def encode_series(
     return {"provider": provider, "window": window, "up": ups.tobytes(), "latency": lat.tobytes()}
 
 
+class SeriesDoc(Model):
+    provider: Did
+    window: Count
+    up: bytes
+    latency: bytes
+
+
+class ProbeDoc(Model):
+    """The body of a ``probe`` document."""
+
+    series: Annotated[list[SeriesDoc], Seq, Field(min_length=1, max_length=MAX_SERIES)]
+
+
 def parse_probe_report(doc: Any) -> ProbeReport:
     """Validate the fields of a ``probe`` document (not its signature)."""
     prober, nonce = check_doc(doc, "probe")
-    raw = f.req(doc, "series", "probe")
-    if not isinstance(raw, list | tuple) or not 0 < len(raw) <= MAX_SERIES:
-        raise MarketInputError(f"probe.series must be a list of 1..{MAX_SERIES} series")
+    body = parse(ProbeDoc, body_of(doc), "probe")
     out: list[Series] = []
-    for i, s in enumerate(raw):
+    for i, s in enumerate(body.series):
         what = f"probe.series[{i}]"
-        m = f.as_map(s, what)
-        provider = f.did_field(m, "provider", what)
-        window = f.int_field(m, "window", what)
-        up_b, lat_b = m.get("up"), m.get("latency")
-        if type(up_b) is not bytes or type(lat_b) is not bytes or not up_b:
-            raise MarketInputError(f"{what}: up and latency must be bytes")
-        if len(lat_b) != 2 * len(up_b):
+        if not s.up:
+            raise MarketInputError(f"{what}: up must not be empty")
+        if len(s.latency) != 2 * len(s.up):
             raise MarketInputError(f"{what}: latency must hold one uint16 per window")
-        up = np.frombuffer(up_b, dtype=np.int8)
+        up = np.frombuffer(s.up, dtype=np.int8)
         if not np.isin(up, (0, 1)).all():
             raise MarketInputError(f"{what}: up bytes must be 0 or 1")
-        lat = np.frombuffer(lat_b, dtype=">u2").astype(np.uint16)
-        out.append(Series(provider, window, up, lat))
+        lat = np.frombuffer(s.latency, dtype=">u2").astype(np.uint16)
+        out.append(Series(s.provider, s.window, up, lat))
     return ProbeReport(prober, nonce, tuple(out))
 
 
@@ -144,23 +147,21 @@ class ProbeBook:
         self.samples: dict[tuple[str, int], EpochSamples] = {}
 
     def check(
-        self, state: MarketState, report: ProbeReport, doc: Mapping[str, Any], now_ms: int
+        self,
+        report: ProbeReport,
+        *,
+        registered: Container[str],
+        open_window: int,
+        settled: Container[int],
     ) -> None:
-        """Raise unless every sample of ``report`` may be recorded now."""
-        prober = state.providers.get(report.prober)
-        if prober is None or "prober" not in prober.services:
-            raise UnknownProviderError(f"{report.prober} is not a registered prober")
-        verify_doc(doc, prober.key, "probe", market=state.operator)
-        state.check_fresh(report.prober, "probe", report.nonce, doc)
-        if prober.status not in BIDDABLE:
-            raise ProviderNotEligibleError(f"prober {report.prober} is {prober.status}")
-        params = state.params
-        open_window = params.window_of(now_ms)
+        """Raise unless every series of ``report`` may be recorded now: each probes a
+        ``registered`` provider other than the prober, within one epoch not ``settled``,
+        in windows that closed before ``open_window``, not reported before."""
         seen: set[tuple[str, int]] = set()
         for s in report.series:
             if s.provider == report.prober:
                 raise NotIndependentError(f"prober {report.prober} may not probe itself")
-            if s.provider not in state.providers:
+            if s.provider not in registered:
                 raise UnknownProviderError(f"probed provider {s.provider} is not registered")
             last = s.window + len(s.up) - 1
             epoch = s.window // self.wpe
@@ -168,7 +169,7 @@ class ProbeBook:
                 raise MarketInputError("a probe series must stay within one epoch")
             if last >= open_window:
                 raise ClosedError(f"window {last} is not over yet (now in window {open_window})")
-            if epoch in state.settled_epochs:
+            if epoch in settled:
                 raise ClosedError(f"epoch {epoch} is already settled")
             key = (s.provider, epoch)
             if key in seen:

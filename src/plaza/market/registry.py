@@ -41,14 +41,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import AfterValidator, StringConstraints
 
 from plaza.atproto.errors import PlcError
 from plaza.ledger.identity import prove_binding
-from plaza.market import _fields as f
 from plaza.market.errors import ClosedError, IdentityProofError, MarketInputError
-from plaza.market.params import CAPACITY_KEYS, SERVICES, UNIT_SET, service
-from plaza.market.signed import check_doc
+from plaza.market.fields import Count, Counts, Model, Names, Token, only, parse
+from plaza.market.params import CAPACITY_KEYS, SERVICES, UNIT_SET
+from plaza.market.signed import body_of, check_doc
 
 Status = Literal["probation", "active", "suspended", "offboarded"]
 STATUSES: Final = ("probation", "active", "suspended", "offboarded")
@@ -61,6 +63,13 @@ TRANSITIONS: Final[Mapping[str, frozenset[str]]] = {
 BIDDABLE: Final = frozenset({"probation", "active"})
 FRESH_MS: Final = 10 * 60 * 1000
 """How far a registration's ``signed_ms`` may be from the time the market records it."""
+
+
+def _services(value: tuple[str, ...]) -> tuple[str, ...]:
+    for s in value:
+        if s not in SERVICES:
+            raise ValueError(f"names {s!r}: services are {', '.join(SERVICES)}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +118,7 @@ class Provider:
     status: str = "probation"
     history: tuple[StatusChange, ...] = field(default=())
     failed_streak: int = 0
-    clean_epochs: int = 0
+    met_epochs: int = 0  # settled epochs in which it met every SLA
 
     @property
     def reason(self) -> str:
@@ -132,7 +141,7 @@ class Provider:
             "status": self.status,
             "reason": self.reason,
             "failedStreak": self.failed_streak,
-            "cleanEpochs": self.clean_epochs,
+            "metEpochs": self.met_epochs,
             "history": [
                 {"timeMs": h.time_ms, "from": h.old, "to": h.new, "reason": h.reason}
                 for h in self.history
@@ -140,52 +149,48 @@ class Provider:
         }
 
 
+class RegistrationDoc(Model):
+    """The body of a ``registration`` document."""
+
+    key: Annotated[str, StringConstraints(max_length=256, pattern=r"^did:key:")]
+    services: Annotated[Names, AfterValidator(_services)]
+    regions: Names
+    capacity: dict[Token, Counts]
+    prices: dict[Token, Counts]
+    endpoint: Annotated[str, StringConstraints(max_length=512, pattern=r"^https?://")]
+    bond: Count
+    signed_ms: Count
+    proof: dict[str, Any] | None = None
+
+
 def parse_registration(doc: Any) -> Registration:
     """Validate a ``registration`` document's fields (not its signature)."""
     did, nonce = check_doc(doc, "registration")
-    key = f.str_field(doc, "key", "registration", max_len=256)
-    if not key.startswith("did:key:"):
-        raise MarketInputError("registration.key must be a did:key")
-    services = f.token_list(doc, "services", "registration")
-    for s in services:
-        service(s, "registration.services[]")
-    regions = f.token_list(doc, "regions", "registration")
-    capacity_in = f.as_map(f.req(doc, "capacity", "registration"), "registration.capacity")
-    prices_in = f.as_map(f.req(doc, "prices", "registration"), "registration.prices")
-    capacity: dict[str, dict[str, int]] = {}
-    prices: dict[str, dict[str, int]] = {}
-    for s in sorted(capacity_in):
-        if s not in services:
+    body = parse(RegistrationDoc, body_of(doc), "registration")
+    for s in sorted(body.capacity):
+        if s not in body.services:
             raise MarketInputError(f"registration.capacity names {s!r}, not an offered service")
-        capacity[s] = f.int_map(capacity_in[s], f"registration.capacity.{s}", keys=CAPACITY_KEYS)
-    for s in sorted(prices_in):
-        if s not in services:
+        only(body.capacity[s], CAPACITY_KEYS, f"registration.capacity.{s}")
+    for s in sorted(body.prices):
+        if s not in body.services:
             raise MarketInputError(f"registration.prices names {s!r}, not an offered service")
-        prices[s] = f.int_map(prices_in[s], f"registration.prices.{s}", keys=UNIT_SET)
-    for s in services:
-        if s != "prober" and s not in capacity:
+        only(body.prices[s], UNIT_SET, f"registration.prices.{s}")
+    for s in body.services:
+        if s != "prober" and s not in body.capacity:
             raise MarketInputError(f"registration.capacity must state the capacity for {s}")
-    endpoint = f.str_field(doc, "endpoint", "registration", max_len=512)
-    if not endpoint.startswith(("http://", "https://")):
-        raise MarketInputError("registration.endpoint must be an http(s) URL")
-    bond = f.int_field(doc, "bond", "registration")
-    signed_ms = f.int_field(doc, "signed_ms", "registration")
-    proof = doc.get("proof")
-    if proof is not None:
-        proof = f.as_map(proof, "registration.proof")
     return Registration(
         did=did,
         market=doc["market"],  # a DID: check_doc checked it
-        key=key,
-        services=services,
-        regions=regions,
-        capacity=capacity,
-        prices=prices,
-        bond=bond,
-        endpoint=endpoint.rstrip("/"),
+        key=body.key,
+        services=body.services,
+        regions=body.regions,
+        capacity={s: dict(sorted(body.capacity[s].items())) for s in sorted(body.capacity)},
+        prices={s: dict(sorted(body.prices[s].items())) for s in sorted(body.prices)},
+        bond=body.bond,
+        endpoint=body.endpoint.rstrip("/"),
         nonce=nonce,
-        signed_ms=signed_ms,
-        proof=proof,
+        signed_ms=body.signed_ms,
+        proof=body.proof,
     )
 
 

@@ -27,11 +27,43 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Final
 
-from plaza.market import _fields as f
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter
+
 from plaza.market.errors import MarketInputError
-from plaza.market.params import DEFAULT_LADDER, PPM, PRICE_SCALE, UNIT_SET, service
+from plaza.market.fields import (
+    Count,
+    Counts,
+    MarketId,
+    Model,
+    Ppm,
+    Seq,
+    Token,
+    only,
+    parse,
+    parse_value,
+)
+from plaza.market.params import DEFAULT_LADDER, PRICE_SCALE, SERVICES, UNIT_SET
+
+
+def _service(value: str) -> str:
+    if value not in SERVICES:
+        raise ValueError(f"must be one of {', '.join(SERVICES)}")
+    return value
+
+
+Service = Annotated[str, AfterValidator(_service)]
+"""One of :data:`~plaza.market.params.SERVICES`."""
+
+
+class SlaDoc(Model):
+    """The levels a request wants or a bid offers (any left out take the default)."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+    availability_ppm: Ppm = 999_000
+    latency_p95_ms: Annotated[int, Field(ge=1, le=600_000)] = 1_000
+    durability_ppm: Ppm = 999_999
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +84,12 @@ class Sla:
 
     @classmethod
     def from_map(cls, value: Any, what: str = "sla") -> Sla:
-        m = f.as_map(value, what)
-        extra = set(m) - {"availability_ppm", "latency_p95_ms", "durability_ppm"}
-        if extra:
-            raise MarketInputError(f"{what} has unknown fields {sorted(extra)}")
-        return cls(
-            availability_ppm=f.int_field(m, "availability_ppm", what, hi=PPM, default=999_000),
-            latency_p95_ms=f.int_field(m, "latency_p95_ms", what, lo=1, hi=600_000, default=1000),
-            durability_ppm=f.int_field(m, "durability_ppm", what, hi=PPM, default=999_999),
-        )
+        """Validate an SLA map (see :class:`SlaDoc`)."""
+        return cls.of(parse(SlaDoc, value, what))
+
+    @classmethod
+    def of(cls, doc: SlaDoc) -> Sla:
+        return cls(doc.availability_ppm, doc.latency_p95_ms, doc.durability_ppm)
 
     def at_least(self, wanted: Sla) -> bool:
         """Whether these levels meet or beat ``wanted``."""
@@ -71,24 +100,24 @@ class Sla:
         )
 
 
+Step = Annotated[list[Ppm], Seq, Field(min_length=2, max_length=2)]
+Ladder = Annotated[list[Step], Seq, Field(min_length=1, max_length=10)]
+"""A credit ladder as a document carries it: ``[[below_ppm, credit_ppm], ...]``."""
+_LADDER: Final = TypeAdapter(Ladder)
+
+
 def parse_ladder(value: Any, what: str = "credit_ladder") -> tuple[tuple[int, int], ...]:
     """A credit ladder: ``[[below_ppm, credit_ppm], ...]`` with strictly falling
     thresholds and rising credits (S3: below 99.9% -> 10%, 99% -> 25%, 95% -> 100%)."""
-    if not isinstance(value, list | tuple) or not 0 < len(value) <= 10:
-        raise MarketInputError(f"{what} must be a list of [below_ppm, credit_ppm] steps")
-    steps: list[tuple[int, int]] = []
-    for step in value:
-        if (
-            not isinstance(step, list | tuple)
-            or len(step) != 2
-            or any(type(x) is not int or not 0 <= x <= PPM for x in step)
-        ):
-            raise MarketInputError(f"{what} steps are pairs of integers in [0, 1000000]")
-        steps.append((step[0], step[1]))
+    return _ladder(parse_value(_LADDER, value, what), what)
+
+
+def _ladder(value: list[list[int]], what: str) -> tuple[tuple[int, int], ...]:
+    steps = tuple((a, b) for a, b in value)
     for (a, ca), (b, cb) in itertools.pairwise(steps):
         if not (b < a and cb > ca):
             raise MarketInputError(f"{what} thresholds must fall and credits rise")
-    return tuple(steps)
+    return steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,49 +192,68 @@ class Rfb:
         return out
 
 
+class RfbDoc(Model):
+    """A request for bids as the operator writes it (``market.rfb.created``)."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+    id: MarketId
+    service: Service
+    quantity: Annotated[int, Field(ge=1, le=10**12)]
+    region: Token
+    start_ms: Count
+    term_s: Annotated[int, Field(ge=1)]
+    max_prices: Counts
+    sla: SlaDoc = SlaDoc()
+    max_bids: Annotated[int, Field(ge=1, le=500)] | None = None
+    deadline_ms: Count
+    min_bond: Count = 0
+    profile: Counts = Field(default_factory=dict)
+    credit_ladder: Ladder | None = None
+    latency_credit_ppm: Ppm = 100_000
+    notice_s: Count = 30 * 86_400
+    exit_fee: Count = 0
+    min_term_s: Count = 0
+    standing: bool = False
+
+
 def parse_rfb(value: Any, *, default_max_bids: int) -> Rfb:
     """Validate an RFB payload (``id`` included)."""
-    m = f.as_map(value, "rfb")
-    known = {
-        "id", "service", "quantity", "region", "start_ms", "term_s", "max_prices", "sla",
-        "max_bids", "deadline_ms", "min_bond", "profile", "credit_ladder",
-        "latency_credit_ppm", "notice_s", "exit_fee", "min_term_s", "standing",
-    }  # fmt: skip
-    extra = set(m) - known
-    if extra:
-        raise MarketInputError(f"rfb has unknown fields {sorted(extra)}")
-    max_prices = f.int_map(f.req(m, "max_prices", "rfb"), "rfb.max_prices", keys=UNIT_SET)
-    if "account" not in max_prices:
+    doc = parse(RfbDoc, value, "rfb")
+    only(doc.max_prices, UNIT_SET, "rfb.max_prices")
+    only(doc.profile, UNIT_SET, "rfb.profile")
+    if "account" not in doc.max_prices:
         raise MarketInputError("rfb.max_prices must cap the account price")
-    profile = f.int_map(m.get("profile", {}), "rfb.profile", keys=UNIT_SET)
-    for unit in profile:
-        if unit != "account" and unit not in max_prices:
+    for unit in doc.profile:
+        if unit != "account" and unit not in doc.max_prices:
             raise MarketInputError(f"rfb.profile uses {unit!r}, which max_prices does not cap")
-    ladder = parse_ladder(m["credit_ladder"]) if "credit_ladder" in m else DEFAULT_LADDER
-    rfb = Rfb(
-        id=f.id_field(m, "id", "rfb"),
-        service=service(f.req(m, "service", "rfb"), "rfb.service"),
-        quantity=f.int_field(m, "quantity", "rfb", lo=1, hi=10**12),
-        region=f.token(f.req(m, "region", "rfb"), "rfb.region"),
-        start_ms=f.int_field(m, "start_ms", "rfb"),
-        term_s=f.int_field(m, "term_s", "rfb", lo=1),
-        max_prices=max_prices,
-        sla=Sla.from_map(m.get("sla", {}), "rfb.sla"),
-        max_bids=f.int_field(m, "max_bids", "rfb", lo=1, hi=500, default=default_max_bids),
-        deadline_ms=f.int_field(m, "deadline_ms", "rfb"),
-        min_bond=f.int_field(m, "min_bond", "rfb", default=0),
-        profile=profile,
-        credit_ladder=ladder,
-        latency_credit_ppm=f.int_field(m, "latency_credit_ppm", "rfb", hi=PPM, default=100_000),
-        notice_s=f.int_field(m, "notice_s", "rfb", default=30 * 86_400),
-        exit_fee=f.int_field(m, "exit_fee", "rfb", default=0),
-        min_term_s=f.int_field(m, "min_term_s", "rfb", default=0),
-        standing=f.bool_field(m, "standing", "rfb", default=False),
-    )
-    if rfb.deadline_ms > rfb.start_ms:
+    if doc.deadline_ms > doc.start_ms:
         raise MarketInputError("rfb.deadline_ms must not be after start_ms")
-    if rfb.min_term_s > rfb.term_s:
+    if doc.min_term_s > doc.term_s:
         raise MarketInputError("rfb.min_term_s must not be longer than term_s")
-    if max(max_prices.values()) > 10**9 * PRICE_SCALE:
+    if max(doc.max_prices.values()) > 10**9 * PRICE_SCALE:
         raise MarketInputError("rfb.max_prices are absurdly large")
-    return rfb
+    ladder = (
+        _ladder(doc.credit_ladder, "rfb.credit_ladder")
+        if doc.credit_ladder is not None
+        else DEFAULT_LADDER
+    )
+    return Rfb(
+        id=doc.id,
+        service=doc.service,
+        quantity=doc.quantity,
+        region=doc.region,
+        start_ms=doc.start_ms,
+        term_s=doc.term_s,
+        max_prices=dict(sorted(doc.max_prices.items())),
+        sla=Sla.of(doc.sla),
+        max_bids=default_max_bids if doc.max_bids is None else doc.max_bids,
+        deadline_ms=doc.deadline_ms,
+        min_bond=doc.min_bond,
+        profile=dict(sorted(doc.profile.items())),
+        credit_ladder=ladder,
+        latency_credit_ppm=doc.latency_credit_ppm,
+        notice_s=doc.notice_s,
+        exit_fee=doc.exit_fee,
+        min_term_s=doc.min_term_s,
+        standing=doc.standing,
+    )

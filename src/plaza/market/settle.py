@@ -1,25 +1,39 @@
-"""Money commands: funding escrow, bonds, and settling epochs (invoices, the epoch
-close, penalties, offboarding, payments).
+"""Settling epochs and moving money: invoices, the epoch close, penalties, offboarding,
+payments, escrow funding and bonds.
 
-The functions here take the :class:`~plaza.market.market.Market` they act for, which
-delegates to them (see :mod:`plaza.market.settlement` for the formulas and
-:mod:`plaza.market.penalties` for the ladder). :func:`settle` writes one atomic run of
-events: for every unsettled epoch up to the one asked, an invoice per
-contract that ran in it, the ``market.epoch.settled`` close with its failed and clean
-providers, the status changes penalties call for (each through the mandate guard;
-what the guard does not allow is returned as *pending*), and then the payments of
-everything owed, pro rata when escrow is short, with a re-procurement need for the
-shortfall.
+:class:`Settler` is the market's money component. It receives the
+:class:`~plaza.market.recorder.Recorder` that writes the market's events and the
+:class:`~plaza.market.authority.Authority` that judges and carries out the agent
+actions money needs (see :mod:`plaza.market.invoicing` for the invoices,
+:mod:`plaza.market.settlement` for the formulas and :mod:`plaza.market.penalties` for
+the ladder). :meth:`Settler.settle` writes one atomic run of events: for every
+unsettled epoch up to the one asked, an invoice per contract that ran in it, the
+``market.epoch.settled`` close with its failed and clean providers, the status changes
+penalties call for (each through the mandate guard; what the guard does not allow is
+returned as *pending*), and then the payments of everything owed, pro rata when escrow
+is short, with a re-procurement need for the shortfall.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from plaza.dao import Action, Allow, Deny, NeedsVote
-from plaza.market.dao_port import ESCROW_MARKET, bond_escrow_id, escrow_action
-from plaza.market.errors import EpochOpenError, MandateDeniedError, NotApprovedError
+from plaza.dao import Action, Allow
+from plaza.market.authority import Authority, Pending, verdict_reason
+from plaza.market.dao_port import ESCROW_MARKET, DaoPort, bond_escrow_id, escrow_action
+from plaza.market.data import Need
+from plaza.market.errors import EpochOpenError
+from plaza.market.invoicing import (
+    billable,
+    epoch_outcome,
+    invoice_id,
+    invoice_postings,
+    make_invoice,
+    met_sla,
+    outcome_summary,
+    outstanding,
+)
 from plaza.market.journal import (
     FORFEITS,
     MARKET_ESCROW,
@@ -29,30 +43,8 @@ from plaza.market.journal import (
     payable,
 )
 from plaza.market.penalties import decide
+from plaza.market.recorder import Recorder
 from plaza.market.settlement import Invoice, pro_rata
-from plaza.market.state import Need
-from plaza.market.state_money import (
-    billable,
-    epoch_outcome,
-    invoice_id,
-    invoice_postings,
-    make_invoice,
-    outcome_summary,
-    outstanding,
-)
-
-if TYPE_CHECKING:
-    from plaza.market.market import Market
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """An action the mandate did not let the agent take on its own."""
-
-    kind: str
-    subject: str
-    verdict: str
-    reason: str
 
 
 @dataclass(slots=True)
@@ -92,173 +84,6 @@ class SettlementResult:
         }
 
 
-def try_act(
-    m: Market, action: Action, reason: str, now_ms: int, *, pending: list[Pending], subject: str
-) -> bool:
-    """Carry out ``action`` if the guard allows it now; else note it as pending."""
-    verdict = m.guard(action, now_ms)
-    if not isinstance(verdict, Allow):
-        pending.append(Pending(action.kind, subject, verdict.verdict, verdict_reason(verdict)))
-        return False
-    m._act(action, reason, now_ms)
-    return True
-
-
-def settle(m: Market, epoch: int, now_ms: int) -> SettlementResult:
-    """Invoice every unsettled epoch up to ``epoch``, apply penalties, and pay what
-    is owed from escrow (pro rata when short). One atomic run of events."""
-    result = SettlementResult()
-    m.sync()
-    params = m.state.params
-    if now_ms < params.epoch_end(epoch):
-        raise EpochOpenError(f"epoch {epoch} is not over until {params.epoch_end(epoch)}")
-    with m._atomic() as events:
-        first = epoch
-        while (
-            first > 0 and (first - 1) not in m.state.settled_epochs and billable(m.state, first - 1)
-        ):
-            first -= 1
-        for e in range(first, epoch + 1):
-            if e not in m.state.settled_epochs:
-                _settle_epoch(m, e, now_ms, result)
-        _pay(m, now_ms, result)
-        result.events = len(events)
-    return result
-
-
-def _settle_epoch(m: Market, epoch: int, now_ms: int, result: SettlementResult) -> None:
-    st = m.state
-    for c in billable(st, epoch):
-        if invoice_id(c.id, epoch) in st.invoices:
-            continue
-        inv = make_invoice(st, c, epoch)
-        m._record(
-            "market.invoice.issued",
-            {"invoice": inv.to_map(), "postings": invoice_postings(inv)},
-            now_ms,
-        )
-        result.invoices.append(inv)
-    failed, clean = epoch_outcome(st, epoch)
-    m._record(
-        "market.epoch.settled",
-        {"epoch": epoch, "outcome": outcome_summary(failed, clean)},
-        now_ms,
-    )
-    result.epochs.append(epoch)
-    for step in decide(st, epoch, set(failed), set(clean)):
-        if step.status in ("suspended", "offboarded"):
-            kind = "provider.suspend" if step.status == "suspended" else "provider.offboard"
-            verdict = m.guard(Action(kind=kind, provider=step.provider), now_ms)
-            if not isinstance(verdict, Allow):
-                result.pending.append(Pending(kind, step.provider, verdict.verdict, step.reason))
-                continue
-        m._status_change(step.provider, step.status, step.reason, now_ms)
-        result.status_changes.append((step.provider, step.status, step.reason))
-        if step.status == "offboarded":
-            need = offboard(
-                m,
-                step.provider,
-                slash=step.slash,
-                reason=step.reason,
-                now_ms=now_ms,
-                pending=result.pending,
-            )
-            if need is not None:
-                result.needs.append(need)
-
-
-def offboard(
-    m: Market, provider: str, *, slash: int, reason: str, now_ms: int, pending: list[Pending]
-) -> Need | None:
-    """End the provider's contracts, settle its bond (forfeit ``slash``, return the
-    rest, each as the mandate allows) and raise the migration need."""
-    running = sorted(
-        (c for c in m.state.contracts.values() if c.provider == provider and c.status != "ended"),
-        key=lambda c: c.id,
-    )
-    for c in running:
-        m._record(
-            "market.contract.ended",
-            {"contract": c.id, "reason": f"provider offboarded: {reason}"},
-            now_ms,
-        )
-    keep = 0  # a forfeit the mandate leaves to members stays held until they decide
-    if slash:
-        verdict = m.guard(escrow_action("escrow.forfeit", "x", amount=slash), now_ms)
-        if isinstance(verdict, Allow):
-            bond_move(
-                m, provider, slash, forfeit=True, reason=f"bond forfeited: {reason}", now_ms=now_ms
-            )
-        else:
-            pending.append(
-                Pending("escrow.forfeit", provider, verdict.verdict, verdict_reason(verdict))
-            )
-            keep = slash
-    rest = m.state.providers[provider].bond - keep
-    if rest > 0:
-        bond_move(
-            m, provider, rest, forfeit=False, reason="bond returned on offboarding", now_ms=now_ms
-        )
-    if not running:
-        return None
-    return m._need(
-        "migration",
-        running[0].service,
-        provider,
-        accounts=sum(c.held for c in running if not c.standing),
-        contracts=[c.id for c in running],
-        reason=f"{provider} was offboarded ({reason}); move its accounts",
-        now_ms=now_ms,
-    )
-
-
-def _pay(m: Market, now_ms: int, result: SettlementResult) -> None:
-    st = m.state
-    owed = {i: outstanding(st, i) for i in sorted(st.invoices)}
-    owed = {i: v for i, v in owed.items() if v > 0}
-    escrow = st.journal.balance(MARKET_ESCROW)
-    result.owed, result.escrow_before = sum(owed.values()), escrow
-    for iid, amount in pro_rata(owed, escrow).items():
-        provider = st.invoices[iid].provider
-        release = escrow_action("escrow.release", ESCROW_MARKET, amount=amount)
-        why = f"pay {iid} to {provider}"
-        if not try_act(m, release, why, now_ms, pending=result.pending, subject=iid):
-            continue
-        m._record(
-            "market.payment.made",
-            {
-                "invoice": iid,
-                "amount": amount,
-                "postings": [[payable(provider), amount], [MARKET_ESCROW, -amount]],
-            },
-            now_ms,
-        )
-        result.payments[iid] = amount
-    result.paid = sum(result.payments.values())
-    result.shortfall = max(0, result.owed - escrow)
-    if not result.shortfall:
-        return
-    by_service: dict[str, set[str]] = {}
-    for iid in owed:
-        if outstanding(st, iid) > 0:
-            c = st.contracts[st.invoices[iid].contract]
-            by_service.setdefault(c.service, set()).add(c.id)
-    for service, cids in sorted(by_service.items()):
-        ids = sorted(cids)
-        result.needs.append(
-            m._need(
-                "reprocure",
-                service,
-                "",
-                accounts=sum(st.contracts[c].held for c in ids),
-                contracts=ids,
-                reason=f"escrow held {escrow} against {result.owed} owed: paid pro rata, "
-                f"{result.shortfall} short; fund escrow or buy cheaper capacity",
-                now_ms=now_ms,
-            )
-        )
-
-
 def funding_action(amount: int) -> Action:
     """The DAO action a funding of the market's escrow is (what a motion must hold)."""
     return Action(
@@ -275,22 +100,232 @@ def status_action(provider: str, status: str) -> Action:
     return Action(kind=kind, provider=provider)
 
 
-def fund_escrow(m: Market, amount: int, now_ms: int, memo: str, motion: int = 0) -> None:
-    """See :meth:`Market.fund_escrow`: open the DAO's ``market`` payment escrow once,
-    move the amount in as a ``settlement.pay`` spend, and record the funding."""
-    reason = memo or "fund the market escrow"
-    with m._atomic():
-        if m.dao is not None and not m.dao.has_escrow(ESCROW_MARKET):
+class Settler:
+    """Settles epochs and moves the market's money; see the module docstring."""
+
+    def __init__(self, core: Recorder, authority: Authority, *, dao: DaoPort | None) -> None:
+        self._core = core
+        self._authority = authority
+        self._dao = dao
+
+    def change_status(self, provider: str, status: str, reason: str, now_ms: int) -> None:
+        """Record a provider's status change."""
+        self._core.record(
+            "market.provider.status",
+            {"provider": provider, "status": status, "reason": reason},
+            now_ms,
+        )
+
+    def raise_need(
+        self,
+        kind: str,
+        service: str,
+        provider: str,
+        *,
+        accounts: int,
+        contracts: list[str],
+        reason: str,
+        now_ms: int,
+    ) -> Need:
+        """Record a need for the agents (``reprocure`` or ``migration``) and return it."""
+        state = self._core.state
+        self._core.record(
+            "market.need.raised",
+            {
+                "id": f"n-{len(state.needs) + 1}",
+                "kind": kind,
+                "service": service,
+                "provider": provider,
+                "accounts": accounts,
+                "contracts": contracts,
+                "reason": reason,
+            },
+            now_ms,
+        )
+        return self._core.state.needs[-1]
+
+    def settle(self, epoch: int, now_ms: int) -> SettlementResult:
+        """Invoice every unsettled epoch up to ``epoch``, apply penalties, and pay what
+        is owed from escrow (pro rata when short). One atomic run of events."""
+        return self._core.run(lambda: self._settle(epoch, now_ms))
+
+    def _settle(self, epoch: int, now_ms: int) -> SettlementResult:
+        result = SettlementResult()
+        params = self._core.state.params
+        if now_ms < params.epoch_end(epoch):
+            raise EpochOpenError(f"epoch {epoch} is not over until {params.epoch_end(epoch)}")
+        first = epoch
+        while (
+            first > 0
+            and (first - 1) not in self._core.state.settled_epochs
+            and billable(self._core.state, first - 1)
+        ):
+            first -= 1
+        for e in range(first, epoch + 1):
+            if e not in self._core.state.settled_epochs:
+                self._settle_epoch(e, now_ms, result)
+        self._pay(now_ms, result)
+        result.events = self._core.recorded
+        return result
+
+    def _settle_epoch(self, epoch: int, now_ms: int, result: SettlementResult) -> None:
+        st = self._core.state
+        for c in billable(st, epoch):
+            if invoice_id(c.id, epoch) in st.invoices:
+                continue
+            inv = make_invoice(st, c, epoch)
+            self._core.record(
+                "market.invoice.issued",
+                {"invoice": inv.to_map(), "postings": invoice_postings(inv)},
+                now_ms,
+            )
+            result.invoices.append(inv)
+        failed, clean = epoch_outcome(st, epoch)
+        self._core.record(
+            "market.epoch.settled",
+            {"epoch": epoch, "outcome": outcome_summary(failed, clean)},
+            now_ms,
+        )
+        result.epochs.append(epoch)
+        for step in decide(st, epoch, set(failed), set(clean), set(met_sla(st, epoch))):
+            if step.status in ("suspended", "offboarded"):
+                kind = "provider.suspend" if step.status == "suspended" else "provider.offboard"
+                verdict = self._authority.guard(Action(kind=kind, provider=step.provider), now_ms)
+                if not isinstance(verdict, Allow):
+                    result.pending.append(
+                        Pending(kind, step.provider, verdict.verdict, step.reason)
+                    )
+                    continue
+            self.change_status(step.provider, step.status, step.reason, now_ms)
+            result.status_changes.append((step.provider, step.status, step.reason))
+            if step.status == "offboarded":
+                need = self.offboard(
+                    step.provider,
+                    slash=step.slash,
+                    reason=step.reason,
+                    now_ms=now_ms,
+                    pending=result.pending,
+                )
+                if need is not None:
+                    result.needs.append(need)
+
+    def offboard(
+        self, provider: str, *, slash: int, reason: str, now_ms: int, pending: list[Pending]
+    ) -> Need | None:
+        """End the provider's contracts, settle its bond (forfeit ``slash``, return the
+        rest, each as the mandate allows) and raise the migration need."""
+        running = sorted(
+            (
+                c
+                for c in self._core.state.contracts.values()
+                if c.provider == provider and c.status != "ended"
+            ),
+            key=lambda c: c.id,
+        )
+        for c in running:
+            self._core.record(
+                "market.contract.ended",
+                {"contract": c.id, "reason": f"provider offboarded: {reason}"},
+                now_ms,
+            )
+        keep = 0  # a forfeit the mandate leaves to members stays held until they decide
+        if slash:
+            verdict = self._authority.guard(
+                escrow_action("escrow.forfeit", "x", amount=slash), now_ms
+            )
+            if isinstance(verdict, Allow):
+                self.bond_move(
+                    provider, slash, forfeit=True, reason=f"bond forfeited: {reason}", now_ms=now_ms
+                )
+            else:
+                pending.append(
+                    Pending("escrow.forfeit", provider, verdict.verdict, verdict_reason(verdict))
+                )
+                keep = slash
+        rest = self._core.state.providers[provider].bond - keep
+        if rest > 0:
+            self.bond_move(
+                provider, rest, forfeit=False, reason="bond returned on offboarding", now_ms=now_ms
+            )
+        if not running:
+            return None
+        return self.raise_need(
+            "migration",
+            running[0].service,
+            provider,
+            accounts=sum(c.held for c in running if not c.standing),
+            contracts=[c.id for c in running],
+            reason=f"{provider} was offboarded ({reason}); move its accounts",
+            now_ms=now_ms,
+        )
+
+    def _pay(self, now_ms: int, result: SettlementResult) -> None:
+        st = self._core.state
+        owed = {i: outstanding(st, i) for i in sorted(st.invoices)}
+        owed = {i: v for i, v in owed.items() if v > 0}
+        escrow = st.journal.balance(MARKET_ESCROW)
+        result.owed, result.escrow_before = sum(owed.values()), escrow
+        for iid, amount in pro_rata(owed, escrow).items():
+            provider = st.invoices[iid].provider
+            release = escrow_action("escrow.release", ESCROW_MARKET, amount=amount)
+            why = f"pay {iid} to {provider}"
+            if not self._authority.try_act(
+                release, why, now_ms, pending=result.pending, subject=iid
+            ):
+                continue
+            self._core.record(
+                "market.payment.made",
+                {
+                    "invoice": iid,
+                    "amount": amount,
+                    "postings": [[payable(provider), amount], [MARKET_ESCROW, -amount]],
+                },
+                now_ms,
+            )
+            result.payments[iid] = amount
+        result.paid = sum(result.payments.values())
+        result.shortfall = max(0, result.owed - escrow)
+        if not result.shortfall:
+            return
+        by_service: dict[str, set[str]] = {}
+        for iid in owed:
+            if outstanding(st, iid) > 0:
+                c = st.contracts[st.invoices[iid].contract]
+                by_service.setdefault(c.service, set()).add(c.id)
+        for service, cids in sorted(by_service.items()):
+            ids = sorted(cids)
+            result.needs.append(
+                self.raise_need(
+                    "reprocure",
+                    service,
+                    "",
+                    accounts=sum(st.contracts[c].held for c in ids),
+                    contracts=ids,
+                    reason=f"escrow held {escrow} against {result.owed} owed: paid pro rata, "
+                    f"{result.shortfall} short; fund escrow or buy cheaper capacity",
+                    now_ms=now_ms,
+                )
+            )
+
+    def fund_escrow(self, amount: int, now_ms: int, memo: str, motion: int = 0) -> None:
+        """See :meth:`Market.fund_escrow`: open the DAO's ``market`` payment escrow once,
+        move the amount in as a ``settlement.pay`` spend, and record the funding (one
+        atomic run)."""
+        self._core.run(lambda: self._fund_escrow(amount, now_ms, memo, motion))
+
+    def _fund_escrow(self, amount: int, now_ms: int, memo: str, motion: int) -> None:
+        reason = memo or "fund the market escrow"
+        if self._dao is not None and not self._dao.has_escrow(ESCROW_MARKET):
             opening = escrow_action(
                 "escrow.open",
                 ESCROW_MARKET,
                 kind="payment",
-                party=m.operator_did,
+                party=self._core.operator_did,
                 category="infrastructure",
             )
-            m._act(opening, "the market's settlement escrow", now_ms)
-        m._act(funding_action(amount), reason, now_ms, motion=motion)
-        m._record(
+            self._authority.act(opening, "the market's settlement escrow", now_ms)
+        self._authority.act(funding_action(amount), reason, now_ms, motion=motion)
+        self._core.record(
             "market.escrow.funded",
             {
                 "amount": amount,
@@ -300,42 +335,25 @@ def fund_escrow(m: Market, amount: int, now_ms: int, memo: str, motion: int = 0)
             now_ms,
         )
 
-
-def bond_move(
-    m: Market, provider: str, amount: int, *, forfeit: bool, reason: str, now_ms: int
-) -> None:
-    """Forfeit (to the DAO) or return ``amount`` of a provider's bond: the DAO escrow
-    action and the market event, in the caller's atomic run."""
-    eid = bond_escrow_id(provider)
-    if forfeit:
-        m._act(escrow_action("escrow.forfeit", eid, amount=amount), reason, now_ms)
-        postings = [
-            [bond_liability(provider), amount],
-            [FORFEITS, -amount],
-            [TREASURY, amount],
-            [bond_escrow(provider), -amount],
-        ]
-    else:
-        m._act(escrow_action("escrow.release", eid, amount=amount), reason, now_ms)
-        postings = [[bond_liability(provider), amount], [bond_escrow(provider), -amount]]
-    m._record(
-        "market.bond.slashed" if forfeit else "market.bond.released",
-        {"provider": provider, "amount": amount, "reason": reason, "postings": postings},
-        now_ms,
-    )
-
-
-def verdict_reason(verdict: Any) -> str:
-    if isinstance(verdict, Deny):
-        return f"{verdict.code}: {verdict.reason}"
-    if isinstance(verdict, NeedsVote):
-        return verdict.reason
-    return f"{verdict.verdict} (window {getattr(verdict, 'window_s', 0)} s)"
-
-
-def not_allowed(kind: str, verdict: Any) -> MandateDeniedError | NotApprovedError:
-    if isinstance(verdict, Deny):
-        return MandateDeniedError(f"the mandate denies {kind}: {verdict.reason}")
-    return NotApprovedError(
-        f"the mandate does not let the agent {kind} alone: {verdict_reason(verdict)}"
-    )
+    def bond_move(
+        self, provider: str, amount: int, *, forfeit: bool, reason: str, now_ms: int
+    ) -> None:
+        """Forfeit (to the DAO) or return ``amount`` of a provider's bond: the DAO escrow
+        action and the market event, in the caller's atomic run."""
+        eid = bond_escrow_id(provider)
+        if forfeit:
+            self._authority.act(escrow_action("escrow.forfeit", eid, amount=amount), reason, now_ms)
+            postings = [
+                [bond_liability(provider), amount],
+                [FORFEITS, -amount],
+                [TREASURY, amount],
+                [bond_escrow(provider), -amount],
+            ]
+        else:
+            self._authority.act(escrow_action("escrow.release", eid, amount=amount), reason, now_ms)
+            postings = [[bond_liability(provider), amount], [bond_escrow(provider), -amount]]
+        self._core.record(
+            "market.bond.slashed" if forfeit else "market.bond.released",
+            {"provider": provider, "amount": amount, "reason": reason, "postings": postings},
+            now_ms,
+        )

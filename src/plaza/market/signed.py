@@ -21,18 +21,20 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Annotated, Any, Final
+
+from pydantic import StringConstraints
 
 from plaza.atproto import cbor
 from plaza.atproto.crypto import PrivateKey, PublicKey, parse_did_key
 from plaza.atproto.errors import AtprotoError, CryptoError
-from plaza.market import _fields as f
 from plaza.market.errors import (
     BadSignatureError,
     MarketInputError,
     UnsignedError,
     WrongMarketError,
 )
+from plaza.market.fields import Did, Model, parse
 
 DOC_TYPES: Final = {
     "registration": "provider",
@@ -44,6 +46,38 @@ DOC_TYPES: Final = {
     "dispute": "provider",
 }
 MAX_DOC_BYTES: Final = 200 * 1024
+ENVELOPE: Final = frozenset({"$type", "market", "nonce", "sig", *DOC_TYPES.values()})
+"""The fields every signed document carries besides its body."""
+
+
+class _Envelope(Model):
+    market: Did
+    nonce: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class _ByProvider(_Envelope):
+    provider: Did
+
+
+class _ByObserver(_Envelope):
+    observer: Did
+
+
+class _ByProber(_Envelope):
+    prober: Did
+
+
+_ENVELOPES: Final[Mapping[str, type[_Envelope]]] = {
+    "provider": _ByProvider,
+    "observer": _ByObserver,
+    "prober": _ByProber,
+}
+
+
+def body_of(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` without its envelope (``$type``, the signer, ``market``, ``nonce``,
+    ``sig``): the fields a document type's own model reads."""
+    return {k: v for k, v in doc.items() if k not in ENVELOPE}
 
 
 def new_nonce() -> str:
@@ -96,15 +130,14 @@ def check_doc(doc: Any, doc_type: str) -> tuple[str, str]:
 
     Raises :class:`MarketInputError` (malformed) or :class:`UnsignedError`.
     """
-    m = f.as_map(doc, f"{doc_type} document")
-    if m.get("$type") != doc_type:
-        raise MarketInputError(f"expected a {doc_type!r} document, got $type {m.get('$type')!r}")
-    signer = f.did_field(m, DOC_TYPES[doc_type], doc_type)
-    f.did_field(m, "market", doc_type)
-    nonce = f.str_field(m, "nonce", doc_type, max_len=64)
-    if not nonce:
-        raise MarketInputError(f"{doc_type}.nonce must not be empty")
-    sig = m.get("sig")
+    if not isinstance(doc, Mapping):
+        raise MarketInputError(f"{doc_type} document must be a map")
+    if doc.get("$type") != doc_type:
+        raise MarketInputError(f"expected a {doc_type!r} document, got $type {doc.get('$type')!r}")
+    env = parse(_ENVELOPES[DOC_TYPES[doc_type]], doc, doc_type)
+    signer: str = getattr(env, DOC_TYPES[doc_type])
+    nonce = env.nonce
+    sig = doc.get("sig")
     if sig is None:
         raise UnsignedError(f"the {doc_type} document from {signer} is not signed")
     if type(sig) is not bytes or len(sig) != 64:

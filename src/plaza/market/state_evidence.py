@@ -1,16 +1,16 @@
-"""Contract signatures and evidence: the projection's handlers for terms, usage,
-observations and probe samples. See :mod:`plaza.market.state` for the theory of
-operation."""
+"""Contract signatures and evidence: the handlers for terms, approvals, ends and
+releases, usage, observations and probe samples. See :mod:`plaza.market.state` for the
+table and the theory of operation."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from plaza.ledger.event import Event
-from plaza.market import _fields as f
+from plaza.ledger.handlers import Mutation
+from plaza.market import payloads as pl
 from plaza.market.contracts import Contract
+from plaza.market.data import MarketData
 from plaza.market.errors import (
     BadSignatureError,
     ClosedError,
@@ -18,29 +18,34 @@ from plaza.market.errors import (
     NotApprovedError,
     NotFoundInMarketError,
     NotIndependentError,
+    ProviderNotEligibleError,
     ReplayError,
     UnknownProviderError,
 )
+from plaza.market.fields import MarketId, Model, parse
 from plaza.market.metering import parse_usage
 from plaza.market.probes import parse_probe_report
+from plaza.market.registry import BIDDABLE
 from plaza.market.signed import check_doc, verify_doc
 
-if TYPE_CHECKING:
-    from plaza.market.state import Commit, MarketState
+
+class _Terms(Model):
+    """The contract a ``terms`` document signs for."""
+
+    contract: MarketId
 
 
-def _contract(state: MarketState, payload: Mapping[str, Any], what: str) -> Contract:
-    cid = f.id_field(payload, "contract", what)
+def _contract(state: MarketData, cid: str) -> Contract:
     c = state.contracts.get(cid)
     if c is None:
         raise NotFoundInMarketError(f"no contract {cid}")
     return c
 
 
-def _signed(state: MarketState, ev: Event) -> Commit:
-    doc = f.req(ev.payload, "doc", "market.contract.signed")
+def signed(state: MarketData, ev: Event, p: pl.Doc) -> Mutation:
+    doc = p.doc
     signer, nonce = check_doc(doc, "terms")
-    c = _contract(state, doc, "terms")
+    c = _contract(state, parse(_Terms, doc, "terms").contract)
     if signer != c.provider:
         raise BadSignatureError(f"{c.id} must be signed by its provider {c.provider}")
     verify_doc(doc, state.providers[signer].key, "terms", market=state.operator)
@@ -60,13 +65,11 @@ def _signed(state: MarketState, ev: Event) -> Commit:
     return commit
 
 
-def _approved(state: MarketState, ev: Event) -> Commit:
-    p = ev.payload
-    c = _contract(state, p, "market.contract.approved")
-    by = f.str_field(p, "by", "market.contract.approved", max_len=16)
+def approved(state: MarketData, ev: Event, p: pl.ContractApproved) -> Mutation:
+    c = _contract(state, p.contract)
     if c.status != "awarded" or c.approval:
         raise ClosedError(f"{c.id} is already approved")
-    if by == "mandate":
+    if p.by == "mandate":
         if c.verdict == "vote":
             raise NotApprovedError(f"{c.id} needs a passed {c.proposal_type} proposal")
         if c.verdict == "optimistic" and ev.time < c.awarded_ms + c.window_s * 1000:
@@ -74,11 +77,8 @@ def _approved(state: MarketState, ev: Event) -> Commit:
                 f"{c.id}'s veto window runs until {c.awarded_ms + c.window_s * 1000}"
             )
         approval = "mandate"
-    elif by == "proposal":
-        proposal = f.int_field(p, "proposal", "market.contract.approved", lo=0)
-        approval = f"proposal:{proposal}"
     else:
-        raise MarketInputError("approval is by 'mandate' or by 'proposal'")
+        approval = f"proposal:{p.proposal}"
 
     def commit() -> None:
         done = state.contracts[c.id].with_(approval=approval)
@@ -89,7 +89,7 @@ def _approved(state: MarketState, ev: Event) -> Commit:
     return commit
 
 
-def _check_min_term(state: MarketState, c: Contract, time_ms: int, what: str) -> None:
+def _check_min_term(state: MarketData, c: Contract, time_ms: int, what: str) -> None:
     """The DAO may end or release a contract only once its minimum term has run; a
     provider's offboarding ends its contracts at any time."""
     if state.providers[c.provider].status == "offboarded":
@@ -100,27 +100,23 @@ def _check_min_term(state: MarketState, c: Contract, time_ms: int, what: str) ->
         )
 
 
-def _ended(state: MarketState, ev: Event) -> Commit:
-    p = ev.payload
-    c = _contract(state, p, "market.contract.ended")
-    reason = f.str_field(p, "reason", "market.contract.ended", max_len=1000)
+def ended(state: MarketData, ev: Event, p: pl.ContractEnded) -> Mutation:
+    c = _contract(state, p.contract)
     if c.status == "ended":
         raise ClosedError(f"{c.id} has already ended")
     _check_min_term(state, c, ev.time, "ended")
 
     def commit() -> None:
-        state.contracts[c.id] = c.with_(status="ended", ended_ms=ev.time, end_reason=reason)
+        state.contracts[c.id] = c.with_(status="ended", ended_ms=ev.time, end_reason=p.reason)
         state.running_of.get(c.provider, {}).pop(c.id, None)
 
     return commit
 
 
-def _released(state: MarketState, ev: Event) -> Commit:
+def released(state: MarketData, ev: Event, p: pl.ContractReleased) -> Mutation:
     """Part of a contract's accounts given back (the rest keeps running)."""
-    p = ev.payload
-    c = _contract(state, p, "market.contract.released")
-    quantity = f.int_field(p, "quantity", "market.contract.released", lo=1)
-    f.str_field(p, "reason", "market.contract.released", max_len=1000)  # kept in the event
+    c = _contract(state, p.contract)
+    quantity = p.quantity
     if c.status != "active" or c.standing:
         raise ClosedError(f"{c.id} is {c.status}{' and standing' if c.standing else ''}")
     if quantity >= c.held:
@@ -135,16 +131,15 @@ def _released(state: MarketState, ev: Event) -> Commit:
     return commit
 
 
-def _usage(state: MarketState, ev: Event) -> Commit:
-    return _report(state, ev, "usage")
+def usage(state: MarketData, ev: Event, p: pl.Doc) -> Mutation:
+    return _report(state, ev, p.doc, "usage")
 
 
-def _observation(state: MarketState, ev: Event) -> Commit:
-    return _report(state, ev, "observation")
+def observation(state: MarketData, ev: Event, p: pl.Doc) -> Mutation:
+    return _report(state, ev, p.doc, "observation")
 
 
-def _report(state: MarketState, ev: Event, doc_type: str) -> Commit:
-    doc = f.req(ev.payload, "doc", f"market.{doc_type}.reported")
+def _report(state: MarketData, ev: Event, doc: Any, doc_type: str) -> Mutation:
     rep = parse_usage(doc, doc_type)
     c = state.contracts.get(rep.contract)
     if c is None:
@@ -185,27 +180,25 @@ def _report(state: MarketState, ev: Event, doc_type: str) -> Commit:
     return commit
 
 
-def _probes(state: MarketState, ev: Event) -> Commit:
-    doc = f.req(ev.payload, "doc", "market.probes.reported")
+def probes(state: MarketData, ev: Event, p: pl.Doc) -> Mutation:
+    doc = p.doc
     report = parse_probe_report(doc)
-    state.probes.check(state, report, doc, ev.time)
+    prober = state.providers.get(report.prober)
+    if prober is None or "prober" not in prober.services:
+        raise UnknownProviderError(f"{report.prober} is not a registered prober")
+    verify_doc(doc, prober.key, "probe", market=state.operator)
+    state.check_fresh(report.prober, "probe", report.nonce, doc)
+    if prober.status not in BIDDABLE:
+        raise ProviderNotEligibleError(f"prober {report.prober} is {prober.status}")
+    state.probes.check(
+        report,
+        registered=state.providers,
+        open_window=state.params.window_of(ev.time),
+        settled=state.settled_epochs,
+    )
 
     def commit() -> None:
         state.remember(report.prober, "probe", report.nonce, doc)
         state.probes.apply(report)
 
     return commit
-
-
-def handlers(state: MarketState) -> dict[str, Callable[[Event], Commit]]:
-    """The contract and evidence handlers, bound to ``state``."""
-    table: dict[str, Callable[[MarketState, Event], Commit]] = {
-        "market.contract.signed": _signed,
-        "market.contract.approved": _approved,
-        "market.contract.ended": _ended,
-        "market.contract.released": _released,
-        "market.usage.reported": _usage,
-        "market.observation.reported": _observation,
-        "market.probes.reported": _probes,
-    }
-    return {k: partial(fn, state) for k, fn in table.items()}

@@ -50,8 +50,8 @@ from plaza.errors import ConflictError, InvalidInputError
 from plaza.ledger import Event, Head, Ledger, MemoryEventStore
 from plaza.market import Market, MarketParams
 from plaza.market.contracts import Contract
+from plaza.market.invoicing import outstanding
 from plaza.market.registry import BIDDABLE
-from plaza.market.state_money import outstanding
 from plaza.sim.parties import POOL, SERVICE, Parties, provider_did
 from plaza.sim.world import Outcome, World
 
