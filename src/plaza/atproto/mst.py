@@ -454,19 +454,13 @@ class MST:
         fresh = self.new_blocks()
         settled = self.committed()  # puts the in-memory nodes in the cache, decoded
         source = _e.Overlay(fresh, self._store.source)
-        reads: set[CID] = set()
+        reads: dict[CID, bytes] = {}
         copy = MST(_e.Store(source, self._store.cache, reads), settled._root, self._layer)
         for op in ops:
             if op.action == "create":
                 copy._touch_neighbours(op.path)
         copy.apply_ops(ops, invert=True)
-        out = dict(fresh)
-        for cid in reads:
-            if cid not in out:
-                data = source.get(cid)
-                assert data is not None
-                out[cid] = data
-        return out
+        return {**fresh, **reads}
 
     def _touch_neighbours(self, key: str) -> None:
         """Read the right spine of the subtree left of ``key`` and the left spine of the
