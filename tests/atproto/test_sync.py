@@ -27,6 +27,7 @@ from plaza.atproto.repo import Write, apply_writes
 from plaza.atproto.sync import (
     LegacyOp,
     check_ops,
+    encode_ops,
     invert_ops,
     parse_ops,
     sync_event_car,
@@ -113,6 +114,8 @@ def test_apply_then_invert_returns_to_the_old_root(
         result.car_slice, result.ops, result.prev_data, result.cid, _KEY.public_key, DID
     )
     assert verified.inverted and verified.data == result.data
+    assert parse_ops(encode_ops(result.ops), v11=True) == result.ops
+    assert all("prev" not in body for body in encode_ops(result.ops) if body["action"] == "create")
     # forward: the new root is the fresh build of the new record set
     blocks.update(result.new_blocks)
     expected = dict(MST.load(blocks, first.data).items())

@@ -101,6 +101,18 @@ def parse_ops(raw: Iterable[Mapping[str, Any]], *, v11: bool = False) -> tuple[O
     return tuple(out)
 
 
+def encode_ops(ops: Iterable[Op]) -> list[dict[str, Any]]:
+    """The ``ops`` of a ``#commit`` body (the inverse of :func:`parse_ops`): ``prev`` is
+    left out where it is None, as the spec has it for creates."""
+    out: list[dict[str, Any]] = []
+    for op in ops:
+        body: dict[str, Any] = {"action": op.action, "path": op.path, "cid": op.cid}
+        if op.prev is not None:
+            body["prev"] = op.prev
+        out.append(body)
+    return out
+
+
 class LegacyOp(Op):
     """A pre-v1.1 op: it has no ``prev``, so its shape is checked on ``cid`` alone (by
     :func:`parse_ops`) and it can be checked forward but never inverted."""

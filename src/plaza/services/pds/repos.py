@@ -62,7 +62,6 @@ from plaza.services.pds.repo_parts import (
     parse_cid,
 )
 from plaza.services.pds.repo_reads import RepoReads
-from plaza.services.pds.sequencer import RepoOp
 from plaza.services.pds.store import ACTIVE, TAKENDOWN, EventRow, RecordRef, RepoRoot, RepoWrite
 from plaza.services.pds.store_repo import pg_commit_statement
 
@@ -312,7 +311,9 @@ class RepoManager(RepoReads):
                 raise InvalidRequestError(f"More than one write to {path}")
             seen.add(path)
             uri = f"at://{did}/{path}"
-            current = head.mst.get(path)
+            # A plain create need not look: the core refuses one over an existing record.
+            plain_create = w.action == "create" and not w.check_swap
+            current = None if plain_create else head.mst.get(path)
             if w.check_swap and current != w.swap_record:
                 raise InvalidSwapError(f"Record was at {current}")
             if w.action == "delete":
@@ -357,7 +358,7 @@ class RepoManager(RepoReads):
             rev=result.rev,
             since=result.since,
             blocks=result.car_slice,
-            ops=[RepoOp(o.action, o.path, o.cid, o.prev) for o in result.ops],
+            ops=result.ops,
             prev_data=result.prev_data,
             now=time.time(),
         )
