@@ -44,7 +44,7 @@ class Host:
         return tid(self.clock)
 
     def write(self, *writes: Write) -> Any:
-        result = self.repo.apply_writes(list(writes), self.next_rev())
+        result = self.repo.apply_writes(list(writes), self.key, self.next_rev())
         self.blocks.update(result.new_blocks)
         self.repo = result.repo
         return result

@@ -32,7 +32,14 @@ from plaza.atproto.errors import (
     RepoWriteError,
 )
 from plaza.atproto.mst import EMPTY_ROOT, MST
-from plaza.atproto.repo import Repo, Write, diff_car, export_car, iter_export_car
+from plaza.atproto.repo import (
+    Repo,
+    Write,
+    apply_writes,
+    diff_car,
+    export_car,
+    iter_export_car,
+)
 from plaza.atproto.repo_verify import import_car, record_proof_car, verify_record_proof
 from plaza.errors import PlazaError
 from tests.atproto.repo_helpers import DID, LIKE, POST, Host, post, tid
@@ -175,6 +182,7 @@ def test_only_the_changed_nodes_are_new_and_removed_nodes_are_gone(host: Host) -
         ([Write.create(POST, "a", {"f": 1.5})], RepoWriteError),
         ([Write.create(POST, "a", {"big": "x" * 1_000_001})], RepoWriteError),
         ([Write.create(POST, f"k{i}", post(i)) for i in range(201)], RepoWriteError),
+        ([Write.create(POST, "a", post(1), cid=CID.compute(b"x"))], RepoWriteError),
     ],
     ids=[
         "create-existing",
@@ -188,6 +196,7 @@ def test_only_the_changed_nodes_are_new_and_removed_nodes_are_gone(host: Host) -
         "float",
         "too-big",
         "too-many-writes",
+        "record-and-cid",
     ],
 )
 def test_refused_writes_change_nothing(
@@ -200,16 +209,43 @@ def test_refused_writes_change_nothing(
     assert host.repo is head and host.blocks == stored
 
 
+def test_apply_writes_over_a_block_source(host: Host) -> None:
+    same = post(1)  # 3k001 holds it; 3k002 now links the same block
+    result = apply_writes(
+        host.blocks,
+        host.repo.cid,
+        [
+            Write.update(POST, "3k002", same),
+            Write.delete(POST, "3k001"),
+            Write.delete(POST, "3k003"),
+        ],
+        host.key,
+        tid(10_000),
+        did=DID,
+    )
+    assert result.prev_commit == host.repo.cid and result.since == host.repo.rev
+    assert set(result.record_blocks) == {host.repo.get(POST, "3k001")}
+    # 3k001's record block is still linked (by 3k002), so it is not dropped
+    assert result.dropped_records == {host.repo.get(POST, "3k002"), host.repo.get(POST, "3k003")}
+    with pytest.raises(CommitError, match="DID"):
+        apply_writes({}, None, [], host.key, tid(1))
+    with pytest.raises(CommitError, match="belongs"):
+        apply_writes(host.blocks, host.repo.cid, [], host.key, tid(10_001), did="did:plc:x")
+    new = apply_writes({}, None, [Write.create(POST, "a", post(1))], host.key, tid(1), did=DID)
+    assert new.prev_data is None and new.since is None and new.prev_commit is None
+    assert new.removed_nodes == frozenset() and new.dropped_records == frozenset()
+
+
 def test_rev_must_increase(host: Host) -> None:
     with pytest.raises(CommitError, match="rev"):
-        host.repo.apply_writes([], host.repo.rev)
+        host.repo.apply_writes([], host.key, host.repo.rev)
     with pytest.raises(CommitError):
-        host.repo.apply_writes([], "bad")
+        host.repo.apply_writes([], host.key, "bad")
 
 
 def test_empty_commit_and_key_rotation(host: Host) -> None:
     new_key = PrivateKey.generate(ES256)
-    host.repo = host.repo.with_key(new_key)
+    host.key = new_key
     result = host.write()
     assert result.ops == () and result.data == result.prev_data
     verify_commit(result.commit.commit, new_key.public_key)
@@ -217,16 +253,16 @@ def test_empty_commit_and_key_rotation(host: Host) -> None:
 
 
 def test_load_and_list(host: Host) -> None:
-    repo = Repo.load(host.blocks, host.repo.cid, host.key, did=DID)
+    repo = Repo.load(host.blocks, host.repo.cid, did=DID)
     assert repo.rev == host.repo.rev and repo.data == host.repo.data
     rkeys = [r for r, _ in repo.list_records(POST)]
     assert rkeys == sorted(f"3k{i:03d}" for i in range(40))
     assert [r for r, _ in repo.list_records(POST, after="3k037")] == ["3k038", "3k039"]
     assert list(repo.list_records(LIKE)) == []
     with pytest.raises(CommitError):
-        Repo.load(host.blocks, host.repo.cid, host.key, did="did:plc:someoneelse")
+        Repo.load(host.blocks, host.repo.cid, did="did:plc:someoneelse")
     with pytest.raises(MissingBlockError):
-        Repo.load({}, host.repo.cid, host.key)
+        Repo.load({}, host.repo.cid)
 
 
 def test_persistent_writes_match_a_fresh_build() -> None:

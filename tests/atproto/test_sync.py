@@ -23,10 +23,12 @@ from plaza.atproto.errors import (
     MissingBlockError,
 )
 from plaza.atproto.mst import MST, Op
-from plaza.atproto.repo import Write
+from plaza.atproto.repo import Write, apply_writes
 from plaza.atproto.sync import (
     LegacyOp,
     check_ops,
+    encode_ops,
+    invert_ops,
     parse_ops,
     sync_event_car,
     verify_commit_body,
@@ -40,29 +42,89 @@ PROOFS = load_json("atproto-interop", "firehose", "commit-proof-fixtures.json")
 FIREHOSE = sorted(vector_path("indigo-testdata", "firehose-commit").glob("*.json"))
 
 
+def _by_cid(action: str, path: str, cid: CID) -> Write:
+    collection, _, rkey = path.partition("/")
+    return Write(action, collection, rkey, cid=cid)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("fx", params(PROOFS, lambda f: f["comment"]))
-def test_commit_proof_fixture_slice_inverts(fx: dict[str, Any]) -> None:
+def test_commit_proof_fixtures_through_apply_writes(fx: dict[str, Any]) -> None:
     leaf = CID.decode(fx["leafValue"])
-    before = MST.build([(k, leaf) for k in fx["keys"]])
-    assert str(before.root()) == fx["rootBeforeCommit"]
-    after = MST.load(before.new_blocks(), before.root())
-    for key in fx["adds"]:
-        after = after.put(key, leaf)
-    for key in fx["dels"]:
-        after = after.delete(key)
-    assert str(after.root()) == fx["rootAfterCommit"]
-    ops = before.diff(after)
     key = PrivateKey.generate()
-    signed = sign_commit(DID, after.root(), tid(1), key)
-    proof = after.inversion_blocks(ops)
-    slice_car = write_car([signed.cid], [(signed.cid, signed.bytes), *proof.items()])
-    blocks = read_car(slice_car).blocks
-    assert {str(c) for c in blocks} - {str(signed.cid)} == set(fx["blocksInProof"])
-    assert check_ops(blocks, after.root(), ops, before.root()) is True
+    blocks: dict[CID, bytes] = {}
+    first = apply_writes(
+        blocks, None, [_by_cid("create", k, leaf) for k in fx["keys"]], key, tid(1), did=DID
+    )
+    assert str(first.data) == fx["rootBeforeCommit"]
+    blocks.update(first.new_blocks)
+    writes = [_by_cid("create", k, leaf) for k in fx["adds"]]
+    writes += [Write.delete(*k.split("/")) for k in fx["dels"]]
+    result = apply_writes(blocks, first.cid, writes, key, tid(2))
+    assert str(result.data) == fx["rootAfterCommit"]
+    assert result.prev_data == first.data and result.since == first.rev
+    assert result.prev_commit == first.cid and result.record_blocks == {}
+    slice_blocks = read_car(result.car_slice).blocks
+    assert {str(c) for c in slice_blocks} - {str(result.cid)} == set(fx["blocksInProof"])
+    assert invert_ops(slice_blocks, result.data, result.ops) == first.data
+    assert check_ops(slice_blocks, result.data, result.ops, first.data) is True
     # the fixture's record block is unknown, so the full event check stops there
     if fx["adds"]:
         with pytest.raises(MissingBlockError, match="record"):
-            verify_commit_event(slice_car, ops, before.root(), signed.cid, key.public_key, DID)
+            verify_commit_event(
+                result.car_slice, result.ops, first.data, result.cid, key.public_key, DID
+            )
+
+
+_RKEYS = st.integers(0, 400).map(lambda i: f"3k{i:04d}")
+_KEY = PrivateKey.generate()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    start=st.sets(_RKEYS, max_size=60),
+    changes=st.dictionaries(_RKEYS, st.sampled_from(["put", "delete"]), max_size=12),
+    text=st.text(max_size=20),
+)
+def test_apply_then_invert_returns_to_the_old_root(
+    start: set[str], changes: dict[str, str], text: str
+) -> None:
+    blocks: dict[CID, bytes] = {}
+    first = apply_writes(
+        blocks,
+        None,
+        [Write.create(POST, r, post(i)) for i, r in enumerate(start)],
+        _KEY,
+        tid(1),
+        did=DID,
+    )
+    blocks.update(first.new_blocks)
+    writes: list[Write] = []
+    for rkey, change in changes.items():
+        value = {**post(0), "text": text + rkey}
+        if change == "delete" and rkey in start:
+            writes.append(Write.delete(POST, rkey))
+        elif change == "put":
+            action = Write.update if rkey in start else Write.create
+            writes.append(action(POST, rkey, value))
+    result = apply_writes(blocks, first.cid, writes, _KEY, tid(2), did=DID)
+    assert result.prev_data == first.data and len(result.ops) == len(writes)
+    slice_blocks = read_car(result.car_slice).blocks
+    assert invert_ops(slice_blocks, result.data, result.ops) == first.data
+    verified = verify_commit_event(
+        result.car_slice, result.ops, result.prev_data, result.cid, _KEY.public_key, DID
+    )
+    assert verified.inverted and verified.data == result.data
+    assert parse_ops(encode_ops(result.ops), v11=True) == result.ops
+    assert all("prev" not in body for body in encode_ops(result.ops) if body["action"] == "create")
+    # forward: the new root is the fresh build of the new record set
+    blocks.update(result.new_blocks)
+    expected = dict(MST.load(blocks, first.data).items())
+    for op in result.ops:
+        if op.cid is None:
+            del expected[op.path]
+        else:
+            expected[op.path] = op.cid
+    assert MST.build(expected.items()).root() == result.data == result.repo.data
 
 
 def _event(result: Any) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from plaza.atproto.errors import (
 from plaza.atproto.lexicon import LexiconRegistry, default_registry
 from plaza.atproto.mst import MST, Op
 from plaza.atproto.plc import PlcState, apply_operation, did_for_genesis, validate_audit_log
-from plaza.atproto.repo import CommitResult, Repo, Write, export_car
+from plaza.atproto.repo import CommitResult, Repo, Write, apply_writes, export_car
 from plaza.atproto.repo_verify import VerifiedRepo, import_car
-from plaza.atproto.sync import VerifiedCommit, verify_commit_event
+from plaza.atproto.sync import VerifiedCommit, invert_ops, verify_commit_event
 from plaza.atproto.syntax import AtUri, parse_at_uri
 from plaza.atproto.tid import TidClock
 
@@ -52,6 +52,7 @@ __all__ = [
     "VerifiedRepo",
     "Write",
     "apply_operation",
+    "apply_writes",
     "car",
     "cbor",
     "datamodel",
@@ -60,6 +61,7 @@ __all__ = [
     "did_for_genesis",
     "export_car",
     "import_car",
+    "invert_ops",
     "lexicon",
     "mst",
     "parse_at_uri",

@@ -17,7 +17,7 @@ the wrong subtree. The shape produced by ``put``/``delete`` is the canonical one
 height *h* live at layer *h*; empty nodes are pruned at the top and bottom but kept in
 between. So the root depends only on the key/value set (tested against fresh builds).
 
-API notes beyond the original brief: :meth:`MST.build` (bulk, from items),
+Beyond reading and writing keys: :meth:`MST.build` (bulk, from items),
 :meth:`MST.committed` (treat the in-memory nodes as stored, after the caller persisted
 :meth:`MST.new_blocks`), :meth:`MST.removed_nodes` (nodes of an older tree that this one
 no longer references, for garbage collection), :meth:`MST.inversion_blocks` (the nodes
@@ -97,12 +97,14 @@ class MST:
     returns a new tree.
     """
 
-    __slots__ = ("_layer", "_root", "_store")
+    __slots__ = ("_fresh", "_layer", "_root", "_settled", "_store")
 
     def __init__(self, store: _e.Store, root: Ref, layer: int) -> None:
         self._store = store
         self._root = root
         self._layer = layer
+        self._settled: MST | None = None  # what committed() returned, made once
+        self._fresh: dict[CID, bytes] | None = None  # what new_blocks() found, found once
 
     # -- construction -----------------------------------------------------------------
 
@@ -298,19 +300,21 @@ class MST:
 
         An empty tree always reports its (tiny) empty root node.
         """
-        self.root()
-        out: dict[CID, bytes] = {}
-        if self._root is None:
-            out[EMPTY_ROOT] = EMPTY_NODE
-            return out
-        stack: list[Ref] = [self._root]
-        while stack:
-            ref = stack.pop()
-            if type(ref) is Node:
-                assert ref.cid is not None and ref.data is not None
-                out[ref.cid] = ref.data
-                stack.extend(ref.subs)
-        return out
+        if self._fresh is None:
+            self.root()
+            out: dict[CID, bytes] = {}
+            if self._root is None:
+                out[EMPTY_ROOT] = EMPTY_NODE
+            else:
+                stack: list[Ref] = [self._root]
+                while stack:
+                    ref = stack.pop()
+                    if type(ref) is Node:
+                        assert ref.cid is not None and ref.data is not None
+                        out[ref.cid] = ref.data
+                        stack.extend(ref.subs)
+            self._fresh = out
+        return dict(self._fresh)
 
     def committed(self) -> MST:
         """This tree with its in-memory nodes treated as stored in the source.
@@ -319,6 +323,8 @@ class MST:
         what changed since. The nodes stay cached, and if evicted are re-read from the
         source, so the source must really hold them.
         """
+        if self._settled is not None:
+            return self._settled
         self.root()
         if self._root is None or type(self._root) is CID:
             return self
@@ -332,7 +338,9 @@ class MST:
             cache.put(ref.cid, Node(ref.keys, ref.vals, subs, ref.height, ref.cid, ref.data))
             return ref.cid
 
-        return MST(self._store, settle(self._root), self._layer)
+        settled = MST(self._store, settle(self._root), self._layer)
+        self._settled = settled
+        return settled
 
     def walk_preorder(self) -> Iterator[tuple[CID, bytes | None]]:
         """Node blocks in pre-order with record CIDs interleaved in key order.
@@ -454,19 +462,13 @@ class MST:
         fresh = self.new_blocks()
         settled = self.committed()  # puts the in-memory nodes in the cache, decoded
         source = _e.Overlay(fresh, self._store.source)
-        reads: set[CID] = set()
+        reads: dict[CID, bytes] = {}
         copy = MST(_e.Store(source, self._store.cache, reads), settled._root, self._layer)
         for op in ops:
             if op.action == "create":
                 copy._touch_neighbours(op.path)
         copy.apply_ops(ops, invert=True)
-        out = dict(fresh)
-        for cid in reads:
-            if cid not in out:
-                data = source.get(cid)
-                assert data is not None
-                out[cid] = data
-        return out
+        return {**fresh, **reads}
 
     def _touch_neighbours(self, key: str) -> None:
         """Read the right spine of the subtree left of ``key`` and the left spine of the

@@ -50,12 +50,13 @@ class NodeCache:
 
 
 class Store:
-    """A source plus its cache; optionally records which blocks were read."""
+    """A source plus its cache; optionally records the blocks it was asked for (by CID,
+    with their bytes, which decoded nodes keep: recording reads no source)."""
 
     __slots__ = ("cache", "reads", "source")
 
     def __init__(
-        self, source: BlockSource, cache: NodeCache | None, reads: set[CID] | None = None
+        self, source: BlockSource, cache: NodeCache | None, reads: dict[CID, bytes] | None = None
     ) -> None:
         self.source = source
         self.cache = cache if cache is not None else NodeCache()
@@ -72,7 +73,8 @@ class Store:
             node = decode_node(cid, bytes(data))
             self.cache.put(cid, node)
         if self.reads is not None:
-            self.reads.add(cid)
+            assert node.data is not None
+            self.reads[cid] = node.data
         return node
 
 

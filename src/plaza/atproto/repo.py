@@ -1,21 +1,33 @@
-"""A repository as its host (the PDS) writes it: signed commits over an MST, sans-IO.
+"""A repository as its host writes it: apply writes over a block source, sans-IO.
 
-Theory of operation. A :class:`Repo` is an immutable value: the account's DID, its
-signing key, the current signed commit and the MST the commit points to, read lazily
-from a :class:`~plaza.atproto.mst.BlockSource` the host provides. :meth:`Repo.apply_writes`
-checks a batch of writes against the current tree, builds the new tree, signs a commit
-and returns a :class:`CommitResult` holding everything the host must do with it:
+Theory of operation. One operation turns a repository's state and a batch of writes
+into a signed commit: :func:`apply_writes` (given the current commit's CID in a
+:class:`~plaza.atproto.mst.BlockSource`, or None for a new repository), and
+:meth:`Repo.apply_writes` (the same on a head the host keeps loaded, so that its MST's
+decoded nodes are reused). A :class:`Repo` is an immutable value: the account's DID,
+its current signed commit and the MST the commit points to, read lazily from the
+source. The signing key and the new ``rev`` (a TID from the host's clock) are passed
+in. The operation checks the writes against the current tree, builds the new tree,
+signs the commit and returns a :class:`CommitResult` holding everything the host must
+do with it:
 
 1. persist ``new_blocks`` (the commit, the new records and the new MST nodes) and point
    the account at ``cid``/``rev`` — in one transaction;
-2. optionally drop ``removed_nodes`` and the records in ``ops[*].prev`` no longer used;
-3. emit a ``#commit`` event from ``ops``, ``prev_data``, ``since`` and ``car_slice``;
+2. optionally drop ``removed_nodes``, the previous commit block (``prev_commit``) and
+   the ``dropped_records`` that no other path still links;
+3. emit a sync v1.1 ``#commit`` event from ``ops``, ``prev_data``, ``since`` and
+   ``car_slice`` (:func:`plaza.atproto.sync.verify_commit_event` is its inverse: it
+   undoes ``ops`` on the slice and must reach ``prev_data``);
 4. continue from ``result.repo``, which already holds the new state.
 
 Nothing is changed if a write is refused, and ``result.repo`` is only valid once step 1
-has happened (its MST may re-read the new nodes from the source). ``Repo`` is immutable
-(the brief had ``apply_writes`` on a mutable holder): the next state comes back in the
-result, so a failed store leaves the caller's ``Repo`` as it was.
+has happened (its MST may re-read the new nodes from the source). The next state comes
+back in the result, so a failed store leaves the caller's ``Repo`` as it was.
+
+Write paths are checked with the repository's structural key rule (two segments of
+``A-Za-z0-9._:~-``), as the MST checks them; that a collection is an NSID and a record
+key is valid for its collection's Lexicon is the host's check, made where requests
+arrive (:func:`record_path` makes it).
 
 Diffs ``since`` a revision: the spec asks for every block created after that revision
 that is still part of the repository. A host that records, for each stored block, the
@@ -49,7 +61,7 @@ from plaza.atproto.errors import (
     RecordNotFoundError,
     RepoWriteError,
 )
-from plaza.atproto.mst import MST, BlockSource, NodeCache, Op
+from plaza.atproto.mst import MST, BlockSource, NodeCache, Op, validate_key
 
 MAX_WRITES: Final = 200
 """Most writes in one commit (the firehose's limit on ops per ``#commit``)."""
@@ -58,7 +70,8 @@ MAX_RECORD_BYTES: Final = 1_000_000
 
 
 def record_path(collection: str, rkey: str) -> str:
-    """``collection/rkey`` after checking both (:class:`RepoWriteError`)."""
+    """``collection/rkey`` after checking that ``collection`` is an NSID and ``rkey`` a
+    record key (:class:`RepoWriteError`)."""
     try:
         if type(collection) is not str or type(rkey) is not str:
             raise InvalidSyntaxError("collection and record key must be strings")
@@ -71,20 +84,30 @@ def record_path(collection: str, rkey: str) -> str:
 
 @dataclass(frozen=True)
 class Write:
-    """One requested change: create or update ``record`` at ``collection/rkey``, or delete."""
+    """One requested change at ``collection/rkey``: create or update, or delete.
+
+    A create or update gives the record either as a value (``record``, a map, which
+    the commit encodes and stores) or as the CID of a block the caller already holds
+    (``cid``; the block is then not among the result's blocks or in its slice).
+    """
 
     action: Literal["create", "update", "delete"]
     collection: str
     rkey: str
     record: Any = None
+    cid: CID | None = None
 
     @classmethod
-    def create(cls, collection: str, rkey: str, record: Any) -> Write:
-        return cls("create", collection, rkey, record)
+    def create(
+        cls, collection: str, rkey: str, record: Any = None, *, cid: CID | None = None
+    ) -> Write:
+        return cls("create", collection, rkey, record, cid)
 
     @classmethod
-    def update(cls, collection: str, rkey: str, record: Any) -> Write:
-        return cls("update", collection, rkey, record)
+    def update(
+        cls, collection: str, rkey: str, record: Any = None, *, cid: CID | None = None
+    ) -> Write:
+        return cls("update", collection, rkey, record, cid)
 
     @classmethod
     def delete(cls, collection: str, rkey: str) -> Write:
@@ -92,7 +115,15 @@ class Write:
 
     @property
     def path(self) -> str:
-        return record_path(self.collection, self.rkey)
+        """``collection/rkey``, checked by the MST key rule (:class:`RepoWriteError`)."""
+        if type(self.collection) is not str or type(self.rkey) is not str:
+            raise RepoWriteError("collection and record key must be strings")
+        path = f"{self.collection}/{self.rkey}"
+        try:
+            validate_key(path)
+        except MstError as exc:
+            raise RepoWriteError(f"invalid record path: {exc.message}") from exc
+        return path
 
 
 def encode_record(record: Any) -> tuple[CID, bytes]:
@@ -110,13 +141,18 @@ def encode_record(record: Any) -> tuple[CID, bytes]:
 
 @dataclass(frozen=True)
 class CommitResult:
-    """Everything one commit produced; see the module docstring for what to do with it."""
+    """Everything one commit produced; see the module docstring for what to do with it.
+
+    ``ops`` are in the order of the writes, one per write. ``prev_data``, ``since``
+    and ``prev_commit`` are None for the first commit of a repository.
+    """
 
     repo: Repo = field(repr=False)
     commit: SignedCommit
     ops: tuple[Op, ...]
     prev_data: CID | None
     since: str | None
+    prev_commit: CID | None
     record_blocks: dict[CID, bytes] = field(repr=False)
     node_blocks: dict[CID, bytes] = field(repr=False)
     removed_nodes: frozenset[CID] = field(repr=False)
@@ -139,17 +175,24 @@ class CommitResult:
         """The commit block, the new record blocks and the new MST nodes."""
         return {self.commit.cid: self.commit.bytes, **self.record_blocks, **self.node_blocks}
 
+    @property
+    def dropped_records(self) -> frozenset[CID]:
+        """Record CIDs the changed paths no longer link (each op's ``prev`` that no op
+        writes). Records are content-addressed, so a path the commit left alone may still
+        link one: a host checks its record index before deleting the block."""
+        written = {op.cid for op in self.ops if op.cid is not None}
+        return frozenset(op.prev for op in self.ops if op.prev is not None) - written
+
 
 class Repo:
     """An account's repository as its host holds it (immutable; see the module docstring)."""
 
-    __slots__ = ("_commit", "_key", "_mst", "did")
+    __slots__ = ("_commit", "_mst", "did")
 
-    def __init__(self, did: str, key: PrivateKey, commit: SignedCommit, mst: MST) -> None:
+    def __init__(self, did: str, commit: SignedCommit, mst: MST) -> None:
         if commit.commit.did != did:
             raise CommitError(f"commit belongs to {commit.commit.did}, not {did}")
         self.did = did
-        self._key = key
         self._commit = commit
         self._mst = mst
 
@@ -174,7 +217,6 @@ class Repo:
         cls,
         source: BlockSource,
         commit_cid: CID,
-        key: PrivateKey,
         *,
         did: str | None = None,
         cache: NodeCache | None = None,
@@ -195,7 +237,7 @@ class Repo:
         if commit.rev is None:
             raise CommitError("cannot continue a version-2 commit without rev; re-sign it")
         signed = SignedCommit(commit, commit_cid, bytes(block))
-        return cls(commit.did, key, signed, MST.load(source, commit.data, cache))
+        return cls(commit.did, signed, MST.load(source, commit.data, cache))
 
     # -- state ----------------------------------------------------------------------------
 
@@ -219,11 +261,6 @@ class Repo:
     def mst(self) -> MST:
         return self._mst
 
-    @property
-    def public_key(self) -> str:
-        """The signing key as ``did:key`` (never the secret)."""
-        return self._key.did_key()
-
     def get(self, collection: str, rkey: str) -> CID | None:
         """The CID of the record at ``collection/rkey``, or None."""
         return self._mst.get(record_path(collection, rkey))
@@ -239,8 +276,9 @@ class Repo:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def apply_writes(self, writes: Iterable[Write], rev: str) -> CommitResult:
-        """Apply ``writes`` atomically in a new commit at ``rev`` (must exceed ``self.rev``).
+    def apply_writes(self, writes: Iterable[Write], key: PrivateKey, rev: str) -> CommitResult:
+        """Apply ``writes`` atomically in a new commit at ``rev`` (must exceed ``self.rev``),
+        signed with ``key``.
 
         A create must find no record at its path (:class:`RecordExistsError`), an update
         or delete must find one (:class:`RecordNotFoundError`); a path may appear once.
@@ -249,11 +287,31 @@ class Repo:
         check_rev(rev)
         if rev <= self.rev:
             raise CommitError(f"rev {rev} does not follow the current rev {self.rev}")
-        return _commit(self.did, self._key, self._mst, list(writes), rev, prev=self)
+        return _commit(self.did, key, self._mst, list(writes), rev, prev=self)
 
-    def with_key(self, key: PrivateKey) -> Repo:
-        """The same repository signed from now on with ``key`` (follow with a commit)."""
-        return Repo(self.did, key, self._commit, self._mst)
+
+def apply_writes(
+    source: BlockSource,
+    head: CID | None,
+    writes: Iterable[Write],
+    key: PrivateKey,
+    rev: str,
+    *,
+    did: str | None = None,
+    cache: NodeCache | None = None,
+) -> CommitResult:
+    """Apply ``writes`` to the repository whose current commit is ``head`` in ``source``
+    (None: a new repository of ``did``), in one commit at ``rev`` signed with ``key``.
+
+    The one write operation of the module docstring: :meth:`Repo.load` then
+    :meth:`Repo.apply_writes`, or :meth:`Repo.create`. ``did``, when given for an
+    existing repository, must be the commit's.
+    """
+    if head is None:
+        if did is None:
+            raise CommitError("a new repository needs its DID")
+        return Repo.create(did, key, rev, source, writes=writes, cache=cache)
+    return Repo.load(source, head, did=did, cache=cache).apply_writes(writes, key, rev)
 
 
 def _commit(
@@ -282,8 +340,13 @@ def _commit(
             ops.append(Op("delete", path, None, current))
             tree = tree.delete(path)
         elif w.action in ("create", "update"):
-            cid, block = encode_record(w.record)
-            records[cid] = block
+            if w.cid is None:
+                cid, block = encode_record(w.record)
+                records[cid] = block
+            elif type(w.cid) is CID and w.record is None:
+                cid = w.cid
+            else:
+                raise RepoWriteError(f"write to {path} must give a record or a CID, not both")
             ops.append(Op(w.action, path, cid, current))
             tree = tree.put(path, cid)
         else:
@@ -293,16 +356,17 @@ def _commit(
     nodes = tree.new_blocks()
     removed = frozenset(tree.removed_nodes(base)) if prev is not None else frozenset()
     ops_t = tuple(ops)
-    proof = tree.inversion_blocks(ops_t) if prev is not None else dict(nodes)
+    proof = tree.inversion_blocks(ops_t) if prev is not None else nodes
     slice_blocks: list[tuple[CID, bytes]] = [(signed.cid, signed.bytes)]
-    slice_blocks += list(records.items())
+    slice_blocks += records.items()
     slice_blocks += [(c, b) for c, b in proof.items() if c not in records]
     return CommitResult(
-        repo=Repo(did, key, signed, tree.committed()),
+        repo=Repo(did, signed, tree.committed()),
         commit=signed,
         ops=ops_t,
         prev_data=prev.data if prev is not None else None,
         since=prev.rev if prev is not None else None,
+        prev_commit=prev.cid if prev is not None else None,
         record_blocks=records,
         node_blocks=nodes,
         removed_nodes=removed,

@@ -11,6 +11,11 @@ the slice (:class:`MissingBlockError` otherwise). Events from before v1.1 have n
 commit's tree says), and the result records that no inversion took place. Hence
 ``prev_data`` is ``CID | None`` in :func:`verify_commit_event`, which also takes the
 event's ``rev`` (keyword) to compare with the commit's.
+
+This module is the inverse of :func:`plaza.atproto.repo.apply_writes`: the host's
+``CommitResult`` gives ``car_slice``, ``ops`` and ``prev_data``; :func:`invert_ops`
+over the slice gives back ``prev_data``, and :func:`verify_commit_event` adds the
+checks of the slice, the commit and its signature.
 """
 
 from __future__ import annotations
@@ -96,6 +101,18 @@ def parse_ops(raw: Iterable[Mapping[str, Any]], *, v11: bool = False) -> tuple[O
     return tuple(out)
 
 
+def encode_ops(ops: Iterable[Op]) -> list[dict[str, Any]]:
+    """The ``ops`` of a ``#commit`` body (the inverse of :func:`parse_ops`): ``prev`` is
+    left out where it is None, as the spec has it for creates."""
+    out: list[dict[str, Any]] = []
+    for op in ops:
+        body: dict[str, Any] = {"action": op.action, "path": op.path, "cid": op.cid}
+        if op.prev is not None:
+            body["prev"] = op.prev
+        out.append(body)
+    return out
+
+
 class LegacyOp(Op):
     """A pre-v1.1 op: it has no ``prev``, so its shape is checked on ``cid`` alone (by
     :func:`parse_ops`) and it can be checked forward but never inverted."""
@@ -104,13 +121,36 @@ class LegacyOp(Op):
         return None
 
 
+def invert_ops(blocks: BlockSource, data: CID, ops: Sequence[Op]) -> CID:
+    """The MST root before ``ops``: undo them, last first, on the partial tree rooted at
+    ``data`` in ``blocks``, each checking that it finds the state it left.
+
+    The inverse of :func:`plaza.atproto.repo.apply_writes` over its ``car_slice``: for
+    a commit's ``ops`` it returns the commit's ``prev_data``. Raises
+    :class:`CommitError` when an op does not match the tree or has no ``prev``
+    (:class:`LegacyOp`), :class:`MissingBlockError` when a node it needs is absent.
+    """
+    if not ops:
+        return data  # nothing to undo, and the slice of such a commit holds no nodes
+    return _undo(MST.load(blocks, data), ops)
+
+
+def _undo(tree: MST, ops: Sequence[Op]) -> CID:
+    if any(isinstance(op, LegacyOp) for op in ops):
+        raise CommitError("ops without prev cannot be inverted")
+    try:
+        return tree.apply_ops(ops, invert=True).root()
+    except MstError as exc:
+        raise CommitError(f"the ops cannot be inverted: {exc.message}") from exc
+
+
 def check_ops(blocks: BlockSource, data: CID, ops: Sequence[Op], prev_data: CID | None) -> bool:
     """Check ``ops`` against the partial tree rooted at ``data`` in ``blocks``.
 
     Each op's path must hold its ``cid`` (None for a delete). With ``prev_data``, the
-    ops are then undone and the result must be ``prev_data``; returns whether that
-    inversion ran. Raises :class:`CommitError`, or :class:`MissingBlockError` when a
-    node the check needs is absent.
+    ops are then undone (:func:`invert_ops`) and the result must be ``prev_data``;
+    returns whether that inversion ran. Raises :class:`CommitError`, or
+    :class:`MissingBlockError` when a node the check needs is absent.
     """
     if not ops:
         if prev_data is not None and data != prev_data:
@@ -123,12 +163,7 @@ def check_ops(blocks: BlockSource, data: CID, ops: Sequence[Op], prev_data: CID 
             raise CommitError(f"{op.action} {op.path}: the commit's tree holds {found}")
     if prev_data is None:
         return False
-    if any(isinstance(op, LegacyOp) for op in ops):
-        raise CommitError("ops without prev cannot be inverted")
-    try:
-        before = tree.apply_ops(ops, invert=True).root()
-    except MstError as exc:
-        raise CommitError(f"the ops cannot be inverted: {exc.message}") from exc
+    before = _undo(tree, ops)
     if before != prev_data:
         raise CommitError(f"inverting the ops gives {before}, not prevData {prev_data}")
     return True

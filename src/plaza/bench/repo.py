@@ -219,13 +219,14 @@ def bench_writes(commit_cid: CID, blocks: dict[CID, bytes], runs: int) -> dict[s
     samples = []
     for run_no in range(runs):
         store = dict(blocks)
-        repo = Repo.load(store, commit_cid, key)
+        repo = Repo.load(store, commit_cid)
         base = 10_000_000 * (run_no + 1)
 
         def write(repo: Repo = repo, store: dict[CID, bytes] = store, base: int = base) -> None:
             for i in range(commits):
                 result = repo.apply_writes(
                     [Write.create("app.bsky.feed.like", _tid(base + i), _record(i))],
+                    key,
                     _tid(base + i),
                 )
                 store.update(result.new_blocks)

@@ -103,6 +103,51 @@ def test_deleting_both_in_one_commit_drops_the_block(network: Network, i: int) -
     assert blocks == len(import_car(car, did=acct["did"]).blocks)  # nothing unreachable left
 
 
+@BACKENDS
+def test_a_create_over_an_existing_record_is_refused_and_changes_nothing(
+    network: Network, i: int
+) -> None:
+    url = network.pds[i]
+    acct = network.new_account(i, prefix="dup")
+    cid = _put(url, acct, "3aaaaaaaaaaaa", SAME)
+    head = httpx.get(
+        f"{url}/xrpc/com.atproto.sync.getLatestCommit", params={"did": acct["did"]}
+    ).json()
+    other = {**SAME, "text": "other"}
+    creates = [
+        {
+            "$type": "com.atproto.repo.applyWrites#create",
+            "collection": "app.bsky.feed.post",
+            "rkey": rkey,
+            "value": other,
+        }
+        for rkey in ("3aaaaaaaaaaab", "3aaaaaaaaaaaa")
+    ]
+    refused = [
+        _call(
+            url,
+            "com.atproto.repo.createRecord",
+            acct,
+            {
+                "repo": acct["did"],
+                "collection": "app.bsky.feed.post",
+                "rkey": "3aaaaaaaaaaaa",
+                "record": other,
+            },
+        ),
+        _call(url, "com.atproto.repo.applyWrites", acct, {"repo": acct["did"], "writes": creates}),
+    ]
+    for r in refused:
+        assert r.status_code == 400 and r.json()["error"] == "InvalidRequest", r.text
+        assert "already exists" in r.json()["message"]
+    after = httpx.get(
+        f"{url}/xrpc/com.atproto.sync.getLatestCommit", params={"did": acct["did"]}
+    ).json()
+    assert after == head
+    assert _get(url, acct, "3aaaaaaaaaaaa").json()["cid"] == cid
+    assert list(_verified_records(url, acct["did"])) == ["app.bsky.feed.post/3aaaaaaaaaaaa"]
+
+
 def test_an_import_of_the_wrong_type_is_refused_before_it_is_read(network: Network) -> None:
     acct = network.new_account(0, prefix="imp")
     total = 40_000_000

@@ -15,9 +15,10 @@ needs no cooperation beyond what any PDS must offer. Steps, in order:
     ``submitPlcOperation``. Rotation keys keep the member's own keys first — everything
     in the current list that is not the old PDS's key — then the new PDS's;
  7. new ``activateAccount``; old ``deactivateAccount``;
- 8. verify: the directory names the new PDS and its signing key, the new repository has
-    the same MST root as the exported one, every blob arrived, the new account is
-    active and the old one is not.
+ 8. verify: the directory names the new PDS and its signing key, the new repository
+    verifies in full against that key and has the same MST root as the exported one
+    (which verified in full too), every blob arrived, the new account is active and the
+    old one is not.
 
 A re-run after an interruption resumes: an existing account on the new PDS is logged in
 to instead of created, and the import and uploads are idempotent.
@@ -32,8 +33,10 @@ from typing import Any
 
 import httpx
 
-from plaza.atproto.car import read_car
-from plaza.atproto.commit import decode_commit
+from plaza.atproto.commit import verify_commit
+from plaza.atproto.crypto import parse_did_key
+from plaza.atproto.errors import AtprotoError
+from plaza.atproto.repo_verify import VerifiedRepo, import_car
 from plaza.errors import PlazaError
 
 STEPS = (
@@ -213,8 +216,7 @@ def _migrate(
     step(2, STEPS[2], "getRepo → importRepo")
     car = old.get("com.atproto.sync.getRepo", did=did).content
     report.repo_bytes = len(car)
-    exported = read_car(car)
-    exported_commit = decode_commit(exported.blocks[exported.root])
+    exported = _verified(car, did, "the old host's export")
     new.post("com.atproto.repo.importRepo", content=car, content_type="application/vnd.ipld.car")
 
     step(3, STEPS[3], "listBlobs → getBlob → uploadBlob")
@@ -273,18 +275,39 @@ def _migrate(
     report.checks["member rotation keys kept first"] = (
         data.get("rotationKeys", [])[: len(member_keys)] == member_keys
     )
-    moved = read_car(new.get("com.atproto.sync.getRepo", did=did).content)
-    moved_commit = decode_commit(moved.blocks[moved.root])
-    report.records_root = str(moved_commit.data)
-    report.rev = moved_commit.rev or ""
-    report.checks["same records (MST root)"] = moved_commit.data == exported_commit.data
-    report.checks["rev moved forward"] = (moved_commit.rev or "") > (exported_commit.rev or "")
+    moved = _verified(
+        new.get("com.atproto.sync.getRepo", did=did).content, did, "the new host's repository"
+    )
+    report.records_root = str(moved.data)
+    report.rev = moved.rev or ""
+    report.checks["same records (MST root)"] = moved.data == exported.data
+    report.checks["rev moved forward"] = (moved.rev or "") > (exported.rev or "")
+    report.checks["new repository signed with the directory's key"] = _signed_by(
+        moved, data.get("verificationMethods", {}).get("atproto", "")
+    )
     report.checks["same blobs"] = sorted(_list_blobs(new, did)) == sorted(blobs)
     new_status = new.get("com.atproto.sync.getRepoStatus", did=did).json()
     old_status = old.get("com.atproto.sync.getRepoStatus", did=did).json()
     report.checks["active on the new host"] = bool(new_status.get("active"))
     report.checks["inactive on the old host"] = not old_status.get("active")
     return report
+
+
+def _verified(car: bytes, did: str, what: str) -> VerifiedRepo:
+    """``car``, a repository of ``did``, read and verified in full (blocks, MST, records)."""
+    try:
+        return import_car(car, did=did)
+    except AtprotoError as exc:
+        raise MigrationError(f"{what} does not verify: {exc.message}") from exc
+
+
+def _signed_by(repo: VerifiedRepo, did_key: str) -> bool:
+    """Whether the repository's commit is signed by the ``did:key`` ``did_key``."""
+    try:
+        verify_commit(repo.commit, parse_did_key(did_key))
+    except AtprotoError:
+        return False
+    return True
 
 
 def _list_blobs(x: _Xrpc, did: str) -> list[str]:

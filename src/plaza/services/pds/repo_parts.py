@@ -1,8 +1,9 @@
-"""Building blocks of the repository write path: a block cache, CARs, commits, inputs.
+"""What the repository manager adds around the core: a block source, CARs, inputs.
 
-- :class:`BlockCache` and :class:`StoreSource`: MST node bytes by CID in memory, in
-  front of one repository's blocks in the store;
-- :func:`car_bytes`, :func:`signed_commit`: a CAR with one root; a signed commit block;
+- :class:`BlockCache` and :class:`StoreSource`: block bytes by CID in memory, in
+  front of one repository's blocks in the store (the block source the core's
+  :func:`plaza.atproto.repo.apply_writes` reads);
+- :func:`car_bytes`: a CAR with one root;
 - :func:`find_blobs`: the blob CIDs a record references;
 - :func:`parse_cid`, :func:`check_collection`, :func:`check_rkey`: request inputs,
   refused with ``InvalidRequest``.
@@ -17,18 +18,16 @@ from typing import Any
 from plaza.atproto import syntax
 from plaza.atproto.car import write_car
 from plaza.atproto.cid import CID
-from plaza.atproto.commit import sign_commit
-from plaza.atproto.crypto import PrivateKey
 from plaza.atproto.errors import AtprotoError
 from plaza.services.pds.errors import InvalidRequestError
 
 
 class BlockCache:
-    """Recently written or read MST node bytes by CID, bounded (LRU by insertion).
+    """Recently read block bytes by CID, bounded (LRU by insertion).
 
-    Blocks are content-addressed, so one cache serves every repository. It spares the
-    write path the SQL reads of nodes it has just written, which the sync v1.1
-    inversion slice re-reads on every commit.
+    Blocks are content-addressed, so one cache serves every repository. It sits under
+    the decoded-node cache: a node evicted from that one is decoded again from here
+    rather than read again from SQL.
     """
 
     def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
@@ -71,12 +70,6 @@ class StoreSource:
 def car_bytes(root: CID, blocks: Iterable[tuple[CID, bytes]]) -> bytes:
     """A CARv1 file with one root and the given blocks in order."""
     return write_car([root], blocks)
-
-
-def signed_commit(did: str, data: CID, rev: str, key: PrivateKey) -> tuple[CID, bytes]:
-    """A version-3 commit over MST root ``data``, signed with ``key``: ``(cid, block)``."""
-    signed = sign_commit(did, data, rev, key)
-    return signed.cid, signed.bytes
 
 
 def find_blobs(value: Any, out: list[CID] | None = None, depth: int = 0) -> list[CID]:

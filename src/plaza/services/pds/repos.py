@@ -1,11 +1,16 @@
 """Repositories: the write path, reads, export, import and proofs.
 
 Theory of operation. Each hosted repository is an MST of record CIDs plus a signed
-commit (:mod:`plaza.atproto.mst`, :mod:`plaza.atproto.commit`). The manager keeps, per
-repository, the current root and the MST as last committed; decoded MST nodes live in a
-node cache shared by every repository (keyed by CID, so sharing is safe), in front of
-the store's block table. A write therefore reads only the nodes on its keys' paths that
-are not cached yet, and never re-reads the whole repository.
+commit, and every commit is made by the core's one write operation,
+:meth:`plaza.atproto.repo.Repo.apply_writes` (:func:`plaza.atproto.repo.apply_writes`
+over the store's blocks). The manager keeps, per repository, the head as last
+committed (a :class:`~plaza.atproto.repo.Repo`); decoded MST nodes live in a node cache
+shared by every repository (keyed by CID, so sharing is safe), in front of the store's
+block table. A write therefore reads only the nodes on its keys' paths that are not
+cached yet, and never re-reads the whole repository. The manager adds what is the
+host's own: XRPC write semantics (``swapRecord``, ``putRecord`` creating, a delete of
+an absent record doing nothing), Lexicon and blob checks, the record index and blob
+references, and which dropped record blocks no other record still links.
 
 A write (:meth:`RepoManager.write`) holds its repository's lock from the check of
 ``swapCommit`` to the publication of its firehose event, so writes to one repository
@@ -30,11 +35,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from plaza.atproto import cbor
+from plaza.atproto import repo as core
 from plaza.atproto.cid import CID
-from plaza.atproto.commit import verify_commit
+from plaza.atproto.commit import SignedCommit, verify_commit
 from plaza.atproto.crypto import PrivateKey
-from plaza.atproto.mst import MST, NodeCache, Op
+from plaza.atproto.mst import MST, NodeCache
 from plaza.atproto.repo_verify import import_car
+from plaza.atproto.sync import sync_event_car
 from plaza.atproto.tid import TidClock
 from plaza.errors import StorageError
 from plaza.services.pds.errors import (
@@ -49,15 +56,12 @@ from plaza.services.pds.pg_commit import PgCommitter
 from plaza.services.pds.repo_parts import (
     BlockCache,
     StoreSource,
-    car_bytes,
     check_collection,
     check_rkey,
     find_blobs,
     parse_cid,
-    signed_commit,
 )
 from plaza.services.pds.repo_reads import RepoReads
-from plaza.services.pds.sequencer import RepoOp
 from plaza.services.pds.store import (
     ACTIVE,
     TAKENDOWN,
@@ -86,8 +90,6 @@ __all__ = [
     "parse_cid",
 ]
 
-MAX_RECORD_BYTES = 1_000_000
-MAX_WRITES = 200
 TREE_CACHE = 2_000
 
 
@@ -132,7 +134,7 @@ class _PendingCommit:
 
     write: RepoWrite
     event: EventRow
-    tree: MST
+    repo: core.Repo
     outcome: CommitOutcome
 
 
@@ -160,7 +162,9 @@ class RepoManager(RepoReads):
         self.settings = settings
         self.nodes = NodeCache(200_000)
         self.blocks = BlockCache()
-        self._trees: collections.OrderedDict[str, tuple[RepoRoot, MST]] = collections.OrderedDict()
+        self._heads: collections.OrderedDict[str, tuple[RepoRoot, core.Repo]] = (
+            collections.OrderedDict()
+        )
         self.clock = TidClock(lambda: time.time_ns() // 1000, random.randrange(1024))
         self._locks: dict[str, _RepoLock] = {}
         db = store.db
@@ -172,7 +176,7 @@ class RepoManager(RepoReads):
         return str(CID(raw))
 
     def forget(self, did: str) -> None:
-        self._trees.pop(did, None)
+        self._heads.pop(did, None)
 
     @contextlib.asynccontextmanager
     async def lock(self, did: str) -> AsyncIterator[None]:
@@ -199,22 +203,29 @@ class RepoManager(RepoReads):
             await self.committer.aclose()
 
     def _tree(self, did: str) -> tuple[RepoRoot, MST]:
-        hit = self._trees.get(did)
+        root, head = self._head(did)
+        return root, head.mst
+
+    def _head(self, did: str) -> tuple[RepoRoot, core.Repo]:
+        hit = self._heads.get(did)
         if hit is not None:
-            self._trees.move_to_end(did)
+            self._heads.move_to_end(did)
             return hit
         root = self.store.get_root(did)
         if root is None:
             raise RepoInactiveError(f"Repo has no commit yet: {did}", code="RepoNotFound")
-        tree = MST.load(StoreSource(self.store, did, self.blocks), CID(root.data_cid), self.nodes)
-        self._remember(did, root, tree)
-        return root, tree
+        head = core.Repo.load(self._source(did), CID(root.commit_cid), did=did, cache=self.nodes)
+        self._remember(did, root, head)
+        return root, head
 
-    def _remember(self, did: str, root: RepoRoot, tree: MST) -> None:
-        self._trees[did] = (root, tree)
-        self._trees.move_to_end(did)
-        while len(self._trees) > TREE_CACHE:
-            self._trees.popitem(last=False)
+    def _source(self, did: str) -> StoreSource:
+        return StoreSource(self.store, did, self.blocks)
+
+    def _remember(self, did: str, root: RepoRoot, head: core.Repo) -> None:
+        self._heads[did] = (root, head)
+        self._heads.move_to_end(did)
+        while len(self._heads) > TREE_CACHE:
+            self._heads.popitem(last=False)
 
     def next_rev(self, after: str | None) -> str:
         rev = self.clock.next()
@@ -225,22 +236,20 @@ class RepoManager(RepoReads):
     # -- creation --------------------------------------------------------------------
     def create_repo(self, did: str, key: PrivateKey, now: float, *, emit: bool) -> EventRow | None:
         """Store an empty repository (inside the caller's transaction)."""
-        tree = MST.empty(StoreSource(self.store, did, self.blocks), self.nodes)
-        data = tree.root()
-        rev = self.next_rev(None)
-        commit_cid, commit = signed_commit(did, data, rev, key)
-        blocks = [(commit_cid, commit), *tree.new_blocks().items()]
-        root = RepoRoot(commit_cid.raw, rev, data.raw)
-        self.store.apply_write(RepoWrite(did, root, [(c.raw, b) for c, b in blocks], [], {}, {}))
-        self._remember(did, root, tree.committed())
+        result = core.apply_writes(
+            self._source(did), None, [], key, self.next_rev(None), did=did, cache=self.nodes
+        )
+        root = _root_of(result)
+        self.store.apply_write(RepoWrite(did, root, _raw_blocks(result), [], {}, {}))
+        self._remember(did, root, result.repo)
         if not emit:
             return None
         return self.sequencer.commit(
             did=did,
-            commit=commit_cid,
-            rev=rev,
+            commit=result.cid,
+            rev=result.rev,
             since=None,
-            blocks=car_bytes(commit_cid, blocks),
+            blocks=result.car_slice,
             ops=[],
             prev_data=None,
             now=now,
@@ -251,23 +260,21 @@ class RepoManager(RepoReads):
 
         Sent after activation, so consumers see a commit from this host with its key.
         """
-        old_root, tree = self._tree(acct.did)
-        data = tree.root()
-        rev = self.next_rev(old_root.rev)
-        commit_cid, commit = signed_commit(acct.did, data, rev, acct.key)
-        root = RepoRoot(commit_cid.raw, rev, data.raw)
+        old_root, head = self._head(acct.did)
+        result = head.apply_writes([], acct.key, self.next_rev(old_root.rev))
+        root = _root_of(result)
         self.store.apply_write(
-            RepoWrite(acct.did, root, [(commit_cid.raw, commit)], [old_root.commit_cid], {}, {})
+            RepoWrite(acct.did, root, _raw_blocks(result), [old_root.commit_cid], {}, {})
         )
-        self._remember(acct.did, root, tree)
+        self._remember(acct.did, root, result.repo)
         return self.sequencer.commit(
             did=acct.did,
-            commit=commit_cid,
-            rev=rev,
-            since=old_root.rev,
-            blocks=car_bytes(commit_cid, [(commit_cid, commit)]),
+            commit=result.cid,
+            rev=result.rev,
+            since=result.since,
+            blocks=result.car_slice,
             ops=[],
-            prev_data=data,
+            prev_data=result.prev_data,
             now=now,
         )
 
@@ -307,23 +314,20 @@ class RepoManager(RepoReads):
         swap_commit: CID | None,
         validate: bool | None,
     ) -> _PendingCommit:
+        """Check the request against the head, turn it into the core's writes, commit."""
         if acct.status == TAKENDOWN:
             raise AccountTakedownError("Account has been taken down")
         if acct.status != ACTIVE:
             raise AccountDeactivatedError("Account is deactivated")
-        if not 1 <= len(writes) <= MAX_WRITES:
-            raise InvalidRequestError(f"Between 1 and {MAX_WRITES} writes are allowed")
+        if not 1 <= len(writes) <= core.MAX_WRITES:
+            raise InvalidRequestError(f"Between 1 and {core.MAX_WRITES} writes are allowed")
         did = acct.did
-        old_root, old_tree = self._tree(did)
+        old_root, head = self._head(did)
         if swap_commit is not None and swap_commit.raw != old_root.commit_cid:
             raise InvalidSwapError(f"Commit was at {CID(old_root.commit_cid)}")
-        tree = old_tree
-        ops: list[Op] = []
-        results: list[WriteResult] = []
-        record_blocks: list[tuple[CID, bytes]] = []
-        records: dict[tuple[str, str], bytes | None] = {}
+        planned: list[tuple[Write, str, str | None]] = []  # (write, uri, validation status)
+        changes: list[core.Write] = []
         blob_refs: dict[str, tuple[bytes, ...]] = {}
-        dropped: set[CID] = set()
         seen: set[str] = set()
         for w in writes:
             path = f"{w.collection}/{w.rkey}"
@@ -331,7 +335,9 @@ class RepoManager(RepoReads):
                 raise InvalidRequestError(f"More than one write to {path}")
             seen.add(path)
             uri = f"at://{did}/{path}"
-            current = tree.get(path)
+            # A plain create need not look: the core refuses one over an existing record.
+            plain_create = w.action == "create" and not w.check_swap
+            current = None if plain_create else head.mst.get(path)
             if w.check_swap and current != w.swap_record:
                 raise InvalidSwapError(f"Record was at {current}")
             if w.action == "delete":
@@ -339,99 +345,50 @@ class RepoManager(RepoReads):
                     if w.check_swap:
                         raise InvalidSwapError("Record does not exist")
                     continue
-                tree = tree.delete(path)
-                ops.append(Op("delete", path, None, current))
-                records[(w.collection, w.rkey)] = None
+                changes.append(core.Write.delete(w.collection, w.rkey))
                 blob_refs[uri] = ()
-                dropped.add(current)
-                results.append(WriteResult("delete", uri, None, None))
+                planned.append((w, uri, None))
                 continue
             if w.action == "create" and current is not None:
                 raise InvalidRequestError(f"Record already exists: {uri}")
             status = self.lexicons.check_record(w.collection, w.rkey, w.value, validate)
-            cid, data = cbor.encode_with_cid(w.value)
-            if len(data) > MAX_RECORD_BYTES:
-                raise InvalidRequestError(f"Record is larger than {MAX_RECORD_BYTES} bytes")
             blobs = find_blobs(w.value)
             for blob in blobs:
                 if self.store.get_blob(did, blob.raw) is None:
                     raise InvalidRequestError(f"Could not find blob: {blob}", code="BlobNotFound")
-            record_blocks.append((cid, data))
-            records[(w.collection, w.rkey)] = cid.raw
             if blobs or current is not None:
                 blob_refs[uri] = tuple(b.raw for b in blobs)
-            if current is None:
-                tree = tree.put(path, cid)
-                ops.append(Op("create", path, cid, None))
-            else:
-                if current != cid:
-                    tree = tree.put(path, cid)
-                    dropped.add(current)
-                ops.append(Op("update", path, cid, current))
-            results.append(WriteResult(w.action, uri, cid, status))
-        return self._build(
-            acct,
-            old_root,
-            old_tree,
-            tree,
-            ops=ops,
-            record_blocks=record_blocks,
-            records=records,
-            blob_refs=blob_refs,
-            dropped=dropped,
-            results=results,
-        )
-
-    def _build(
-        self,
-        acct: Account,
-        old_root: RepoRoot,
-        old_tree: MST,
-        tree: MST,
-        *,
-        ops: list[Op],
-        record_blocks: list[tuple[CID, bytes]],
-        records: dict[tuple[str, str], bytes | None],
-        blob_refs: dict[str, tuple[bytes, ...]],
-        dropped: set[CID],
-        results: list[WriteResult],
-    ) -> _PendingCommit:
-        did = acct.did
-        now = time.time()
-        data = tree.root()
-        prev_data = CID(old_root.data_cid)
-        rev = self.next_rev(old_root.rev)
-        commit_cid, commit = signed_commit(did, data, rev, acct.key)
-        nodes = tree.new_blocks()
-        for cid, block in nodes.items():
-            self.blocks.put(cid, block)
-        removed = [c.raw for c in tree.removed_nodes(old_tree)]
+            make = core.Write.create if current is None else core.Write.update
+            changes.append(make(w.collection, w.rkey, w.value))
+            planned.append((w, uri, status))
+        result = head.apply_writes(changes, acct.key, self.next_rev(old_root.rev))
+        records: dict[tuple[str, str], bytes | None] = {}
+        results: list[WriteResult] = []
+        for (w, uri, status), op in zip(planned, result.ops, strict=True):
+            records[(w.collection, w.rkey)] = None if op.cid is None else op.cid.raw
+            results.append(WriteResult(w.action, uri, op.cid, status))
+        removed = [c.raw for c in result.removed_nodes]
         removed.append(old_root.commit_cid)
-        new_cids = {c for c, _ in record_blocks}
-        for cid in dropped:
+        for cid in result.dropped_records:
             # Records are content-addressed: another record may hold the same block.
-            if cid not in new_cids and not self._record_block_in_use(did, cid, records):
+            if not self._record_block_in_use(did, cid, records):
                 removed.append(cid.raw)
-        blocks = [(commit_cid.raw, commit)]
-        blocks.extend((c.raw, b) for c, b in nodes.items())
-        blocks.extend((c.raw, b) for c, b in record_blocks)
-        slice_blocks = [(commit_cid, commit)]
-        slice_blocks.extend(tree.inversion_blocks(ops).items())
-        slice_blocks.extend(record_blocks)
-        root = RepoRoot(commit_cid.raw, rev, data.raw)
-        write = RepoWrite(did, root, blocks, removed, records, blob_refs)
+        root = _root_of(result)
+        write = RepoWrite(did, root, _raw_blocks(result), removed, records, blob_refs)
         event = self.sequencer.commit(
             in_flight=True,
             did=did,
-            commit=commit_cid,
-            rev=rev,
-            since=old_root.rev,
-            blocks=car_bytes(commit_cid, slice_blocks),
-            ops=[RepoOp(o.action, o.path, o.cid, o.prev) for o in ops],
-            prev_data=prev_data,
-            now=now,
+            commit=result.cid,
+            rev=result.rev,
+            since=result.since,
+            blocks=result.car_slice,
+            ops=result.ops,
+            prev_data=result.prev_data,
+            now=time.time(),
         )
-        return _PendingCommit(write, event, tree, CommitOutcome(commit_cid, rev, results))
+        return _PendingCommit(
+            write, event, result.repo, CommitOutcome(result.cid, result.rev, results)
+        )
 
     def _record_block_in_use(
         self, did: str, cid: CID, changed: dict[tuple[str, str], bytes | None]
@@ -455,7 +412,7 @@ class RepoManager(RepoReads):
             raise
         finally:
             self.sequencer.settle(commit.event, committed=committed)
-        self._remember(commit.write.did, commit.write.root, commit.tree.committed())
+        self._remember(commit.write.did, commit.write.root, commit.repo)
         return commit.outcome
 
     # -- import ----------------------------------------------------------------------
@@ -492,7 +449,7 @@ class RepoManager(RepoReads):
                 self.sequencer.sync(
                     acct.did,
                     commit.rev,
-                    car_bytes(repo.commit_cid, [(repo.commit_cid, commit_block)]),
+                    sync_event_car(SignedCommit(commit, repo.commit_cid, commit_block)),
                     now,
                 )
                 if acct.active
@@ -502,3 +459,11 @@ class RepoManager(RepoReads):
         if event is not None:
             self.sequencer.publish([event])
         self.clock.observe(commit.rev)
+
+
+def _root_of(result: core.CommitResult) -> RepoRoot:
+    return RepoRoot(result.cid.raw, result.rev, result.data.raw)
+
+
+def _raw_blocks(result: core.CommitResult) -> list[tuple[bytes, bytes]]:
+    return [(cid.raw, block) for cid, block in result.new_blocks.items()]

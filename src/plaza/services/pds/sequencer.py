@@ -28,11 +28,12 @@ import asyncio
 import collections
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from plaza.atproto import cbor
 from plaza.atproto.cid import CID
+from plaza.atproto.mst import Op
+from plaza.atproto.sync import encode_ops
 from plaza.services.pds.store import EventRow, PdsStore
 
 COMMIT = "#commit"
@@ -58,22 +59,6 @@ def encode_frame(kind: str, body: dict[str, Any]) -> bytes:
 
 def encode_error_frame(error: str, message: str) -> bytes:
     return cbor.encode({"op": -1}) + cbor.encode({"error": error, "message": message})
-
-
-@dataclass(frozen=True)
-class RepoOp:
-    """One operation of a ``#commit``: ``cid`` is ``None`` for deletes, ``prev`` for creates."""
-
-    action: str
-    path: str
-    cid: CID | None
-    prev: CID | None = None
-
-    def to_cbor(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"action": self.action, "path": self.path, "cid": self.cid}
-        if self.prev is not None:
-            out["prev"] = self.prev
-        return out
 
 
 class Sequencer:
@@ -115,7 +100,7 @@ class Sequencer:
         rev: str,
         since: str | None,
         blocks: bytes,
-        ops: Sequence[RepoOp],
+        ops: Sequence[Op],
         prev_data: CID | None,
         now: float,
         in_flight: bool = False,
@@ -128,7 +113,7 @@ class Sequencer:
             "rev": rev,
             "since": since,
             "blocks": blocks,
-            "ops": [op.to_cbor() for op in ops],
+            "ops": encode_ops(ops),
             "blobs": [],
             "rebase": False,
             "tooBig": False,
