@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from plaza.agents.types import Action
 from plaza.errors import ConflictError, InvalidInputError
 from plaza.sim.accounts import AccountPlane
 from plaza.sim.faults import Fault
+from plaza.sim.outcome import Outcome
 from plaza.sim.queue import DeadlineQueue
 from plaza.sim.scenario import Scenario
 from plaza.sim.trace import Trace
@@ -57,15 +58,6 @@ class _Contract:
     units: float
     start: int
     min_end: int
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What executing an action did: ``ok`` and a short ``detail`` for the ledger."""
-
-    ok: bool
-    detail: str
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 class World:
