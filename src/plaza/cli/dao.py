@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
-from plaza.cli import dao_agents, dao_books, dao_keys, dao_members, dao_votes
+from plaza.cli import dao_agents, dao_books, dao_keys, dao_members, dao_votes, params
 from plaza.cli.dao_support import (
     AsJson,
     At,
@@ -191,7 +191,9 @@ app.command("legal")(dao_books.legal)
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option("--host", help="Listening address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Listening port.")] = 2590,
+    port: Annotated[
+        int, typer.Option("--port", callback=params.port, help="Listening port (0: any free).")
+    ] = 2590,
     directory: Annotated[
         str | None,
         typer.Option(

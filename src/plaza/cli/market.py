@@ -37,6 +37,7 @@ from plaza.cli.market_support import (
     MarketDid,
     Operator,
     OwnDid,
+    ProviderDid,
     Url,
     emit,
     local_market,
@@ -227,7 +228,7 @@ def provider_list(
 @provider_app.command("show")
 def provider_show(
     *,
-    did: Annotated[str, typer.Argument(help="The provider's DID.")],
+    did: ProviderDid,
     data_dir: DataDir = DATA_DIR,
     db: Db = None,
 ) -> None:
@@ -250,7 +251,7 @@ def provider_show(
 @provider_app.command("bond-received")
 def provider_bond_received(
     *,
-    did: Annotated[str, typer.Argument(help="The provider's DID.")],
+    did: ProviderDid,
     amount: Annotated[str, typer.Option("--amount", help="Amount received, e.g. 1000.00.")],
     reference: Annotated[
         str, typer.Option("--reference", help="The payment's reference (a transfer id).")

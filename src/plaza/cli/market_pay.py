@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from plaza.cli import params
 from plaza.cli.dao import _now
 from plaza.cli.ledger import DATA_DIR, DataDir, Db, reporting
 from plaza.cli.market_support import (
@@ -93,7 +94,10 @@ def usage_report(
 def probe_report(
     *,
     signer: As,
-    provider: Annotated[str, typer.Option("--provider", help="The probed provider's DID.")],
+    provider: Annotated[
+        str,
+        typer.Option("--provider", callback=params.did, help="The probed provider's DID."),
+    ],
     window: Annotated[int, typer.Option("--window", help="First probe window of the series.")],
     up: Annotated[str, typer.Option("--up", help="One 1/0 per window, e.g. 1101.")],
     latency: Annotated[str, typer.Option("--latency", help="Comma list of ms per window.")],

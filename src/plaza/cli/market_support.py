@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from plaza.cli import params
 from plaza.cli.dao import _keystore, _now, _pairs
 from plaza.cli.ledger import resolve_db
 from plaza.errors import InvalidInputError, PlazaError
@@ -29,7 +30,10 @@ Url = Annotated[
     str | None,
     typer.Option("--url", envvar="PLAZA_MARKET_URL", help="Post to this market's HTTP API."),
 ]
-OwnDid = Annotated[str | None, typer.Option("--did", help="Your DID (default: the key's).")]
+OwnDid = Annotated[
+    str | None, typer.Option("--did", callback=params.did, help="Your DID (default: the key's).")
+]
+ProviderDid = Annotated[str, typer.Argument(callback=params.did, help="The provider's DID.")]
 LocalOperator = Annotated[
     str | None,
     typer.Option(
@@ -43,6 +47,7 @@ MarketDid = Annotated[
     typer.Option(
         "--market",
         envvar="PLAZA_MARKET_DID",
+        callback=params.did,
         help="DID of the operator of the market you sign for (default: read from --url's "
         "GET /market, or from the local ledger).",
     ),

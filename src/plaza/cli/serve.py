@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from plaza.cli import params
 from plaza.errors import PlazaError
 from plaza.services.directory import DEFAULT_PORT, DirectorySettings, create_app
 from plaza.services.runner import ServedApp, run
@@ -40,7 +41,9 @@ def _announce(apps: list[ServedApp], urls: list[str]) -> None:
 @app.command("directory")
 def directory(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(DEFAULT_PORT, "--port", help="Port to listen on (0: any free)."),
+    port: int = typer.Option(
+        DEFAULT_PORT, "--port", callback=params.port, help="Port to listen on (0: any free)."
+    ),
     data_dir: str = typer.Option(
         ".plaza/directory", "--data-dir", help="Where the SQLite log lives."
     ),
@@ -74,7 +77,7 @@ def directory(
 def pds(
     *,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(2583, "--port", help="Port to listen on."),
+    port: int = typer.Option(2583, "--port", callback=params.fixed_port, help="Port to listen on."),
     data_dir: str = typer.Option(
         ".plaza/pds", "--data-dir", help="Where the store, blobs and keys live."
     ),
@@ -90,7 +93,9 @@ def pds(
     appview: str | None = typer.Option(
         None, "--appview", help="App view URL for proxied app.bsky.* reads."
     ),
-    appview_did: str | None = typer.Option(None, "--appview-did", help="The app view's DID."),
+    appview_did: str | None = typer.Option(
+        None, "--appview-did", callback=params.did, help="The app view's DID."
+    ),
     allow_private_proxy: bool = typer.Option(
         False,
         "--allow-private-proxy",
@@ -151,7 +156,7 @@ def market(
         ..., "--operator", envvar="PLAZA_MARKET_OPERATOR", help="Keystore identity of the operator."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(2590, "--port", help="Port to listen on."),
+    port: int = typer.Option(2590, "--port", callback=params.port, help="Port to listen on."),
     data_dir: str = typer.Option(".plaza", "--data-dir", envvar="PLAZA_DATA", help="Data dir."),
     db: str | None = typer.Option(None, "--db", envvar="PLAZA_DB", help="Ledger database URL."),
 ) -> None:
