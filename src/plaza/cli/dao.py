@@ -33,7 +33,6 @@ from plaza.cli.dao_support import (
     now_ms,
     open_dao,
     pairs,
-    to_minor,
 )
 from plaza.cli.ledger import DATA_DIR, DataDir, Db, reporting, resolve_db
 
@@ -94,6 +93,7 @@ def init(
     """
     from plaza.dao.constitution import default_constitution, load_constitution
     from plaza.dao.mandate import default_mandate, load_mandate
+    from plaza.dao.money import Currency
     from plaza.dao.service import Dao
     from plaza.ledger import SqlEventStore
 
@@ -113,7 +113,7 @@ def init(
             update["name"] = name
         c = c.model_copy(update=update)
         m = load_mandate(mandate) if mandate else default_mandate()
-        opening_minor = to_minor(opening, c.minor_digits)
+        opening_minor = Currency.of(c).parse(opening)
         dao = Dao.init(
             SqlEventStore.open(resolve_db(data_dir, db)),
             signers[0],

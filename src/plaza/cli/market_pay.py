@@ -22,10 +22,11 @@ from plaza.cli.market_support import (
     Operator,
     OwnDid,
     Url,
+    currency_of,
     emit,
     local_market,
+    market_currency,
     market_did,
-    parse_amount,
     signer_of,
     submit,
 )
@@ -157,9 +158,10 @@ def escrow_fund(
     """
     with reporting():
         m = local_market(data_dir, db, operator)
-        m.fund_escrow(parse_amount(amount), _now(at), memo)
+        money = market_currency(m)
+        m.fund_escrow(money.parse(amount), _now(at), memo)
         left = m.state.journal.balance("Assets:Escrow:Market")
-    typer.echo(f"escrow holds {left / 100:.2f} {m.state.currency}")
+    typer.echo(f"escrow holds {money.format(left)}")
 
 
 def settle(
@@ -179,9 +181,17 @@ def settle(
         plaza market settle --epoch 12 --operator ops
     """
     with reporting():
-        r = local_market(data_dir, db, operator).settle(epoch, _now(at))
-    text = [f"settled epochs {r.epochs}: owed {r.owed}, paid {r.paid}, short {r.shortfall}"]
-    text += [f"  {i.id}: {i.amount} (availability {i.availability_ppm} ppm)" for i in r.invoices]
+        m = local_market(data_dir, db, operator)
+        money = market_currency(m)
+        r = m.settle(epoch, _now(at))
+    text = [
+        f"settled epochs {r.epochs}: owed {money.format(r.owed)}, paid {money.format(r.paid)}, "
+        f"short {money.format(r.shortfall)}"
+    ]
+    text += [
+        f"  {i.id}: {money.format(i.amount)} (availability {i.availability_ppm} ppm)"
+        for i in r.invoices
+    ]
     text += [f"  {p} -> {s}: {why}" for p, s, why in r.status_changes]
     text += [f"  need {n.id}: {n.kind} {n.accounts} accounts ({n.reason})" for n in r.needs]
     text += [f"  pending {p.kind} {p.subject}: {p.verdict} ({p.reason})" for p in r.pending]
@@ -262,7 +272,7 @@ def dispute_open(
                 "provider": did or s.did,
                 "market": market_did(for_market, url=url, data_dir=data_dir, db=db),
                 "invoice": invoice,
-                "claim": parse_amount(claim),
+                "claim": currency_of(url=url, data_dir=data_dir, db=db).parse(claim),
                 "reason": reason,
                 "evidence": items,
             },
@@ -290,10 +300,12 @@ def dispute_resolve(
         plaza market dispute resolve d-1 --operator ops
     """
     with reporting():
-        d = local_market(data_dir, db, operator).resolve_dispute(
-            dispute_id, _now(at), outcome=outcome, amount=parse_amount(amount) if amount else None
+        m = local_market(data_dir, db, operator)
+        money = market_currency(m)
+        d = m.resolve_dispute(
+            dispute_id, _now(at), outcome=outcome, amount=money.parse(amount) if amount else None
         )
-    typer.echo(f"{dispute_id}: {d.status}, {d.amount} awarded")
+    typer.echo(f"{dispute_id}: {d.status}, {money.format(d.amount)} awarded")
 
 
 def books(

@@ -19,10 +19,12 @@ from plaza.dao.mandate import (
     load_mandate,
     parse_mandate,
 )
+from plaza.dao.money import Currency, currency_for, default_currency
 
 __all__ = [
     "Action",
     "Allow",
+    "Currency",
     "Deny",
     "GuardState",
     "Mandate",
@@ -31,6 +33,8 @@ __all__ = [
     "Spend",
     "Verdict",
     "check",
+    "currency_for",
+    "default_currency",
     "default_mandate",
     "diff_mandates",
     "load_mandate",

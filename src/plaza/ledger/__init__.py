@@ -19,6 +19,7 @@ from plaza.ledger.archive import (
     verify_archive,
 )
 from plaza.ledger.checkpoint import Checkpoint, sign_checkpoint
+from plaza.ledger.clock import iso_ms
 from plaza.ledger.errors import (
     AppendConflictError,
     ArchiveError,
@@ -82,6 +83,7 @@ __all__ = [
     "export_jsonl",
     "import_archive",
     "import_verified",
+    "iso_ms",
     "load_archive",
     "merkle",
     "prove_binding",

@@ -39,6 +39,7 @@ from plaza.atproto import datamodel
 from plaza.atproto.crypto import PrivateKey
 from plaza.atproto.errors import AtprotoError
 from plaza.dao import Mandate
+from plaza.dao.money import currency_for
 from plaza.errors import InvalidInputError, PlazaError
 from plaza.ledger import EventStore, Ledger, MemoryEventStore, SqlEventStore
 from plaza.market.books import to_beancount
@@ -229,11 +230,16 @@ def create_app(settings: MarketSettings, market: Market | None = None) -> FastAP
     @app.get("/market")
     def summary() -> dict[str, Any]:
         with lock:
-            st = current().state
+            m = current()
+            st = m.state
             return {
                 "operator": st.operator,
                 "params": st.params.to_map() if st.is_open else None,
                 "currency": st.currency,
+                "minorDigits": currency_for(
+                    st.currency or m.mandate.currency,
+                    m.dao.state.constitution if m.dao is not None else None,
+                ).minor_digits,
                 "providers": len(st.providers),
                 "rfbs": len(st.rfbs),
                 "contracts": len(st.contracts),
