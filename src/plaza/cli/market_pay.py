@@ -314,18 +314,33 @@ def books(
     data_dir: DataDir = DATA_DIR,
     db: Db = None,
 ) -> None:
-    """Export the market's own journal as Beancount (under a DAO, see 'plaza dao books').
+    """Export the market's own journal as Beancount, to standard output or --output.
+
+    Amounts are in the market's currency with its minor digits. Says on standard error
+    how many entries it wrote and where; under a DAO the market's money moves through
+    the DAO's treasury, so its own journal stays empty: see 'plaza dao books'.
 
     Example:
 
     \b
         plaza market books -o market.beancount
     """
-    from plaza.market.books import to_beancount
+    from plaza.market.books import entries_to_beancount
 
     with reporting():
-        text = to_beancount(local_market(data_dir, db, None).state)
+        m = local_market(data_dir, db, None)
+        money = market_currency(m)
+        entries = m.state.journal.entries
+        text = entries_to_beancount(
+            entries, currency=money.code, title="Plaza market", digits=money.minor_digits
+        )
     if output is None:
         typer.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
+    where = "standard output" if output is None else str(output)
+    typer.echo(f"{len(entries)} journal entries in {money.code} to {where}", err=True)
+    if not entries and m.dao is not None:
+        typer.echo(
+            "under a DAO the market's payments are in the DAO's books: plaza dao books", err=True
+        )

@@ -205,6 +205,10 @@ def prober(
     """Probe every contracted provider's /xrpc/_health and a real read
     (com.atproto.sync.getLatestCommit) each round, and submit signed samples per window.
 
+    Prints what it probes for and where, then one line per probe window it submits
+    (the window, how many providers it sampled); failures to reach the market or a
+    refused window are printed on standard error.
+
     Example:
 
     \b
@@ -218,6 +222,19 @@ def prober(
     except PlazaError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"probing for {s.did} via {market_url} every {interval:g}s; Ctrl-C to stop")
-    run_forever(Prober(s.did, s.key, market_url.rstrip("/"), timeout_s=timeout), interval)
+    import logging
+    from typing import Any
+
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    url = market_url.rstrip("/")
+
+    async def submitted(window: int, doc: dict[str, Any]) -> None:
+        typer.echo(f"window {window}: samples of {len(doc['series'])} provider(s) sent to {url}")
+
+    typer.echo(
+        f"probing for {s.did} ({signer}) every {interval:g}s: the providers with an active "
+        f"contract at {url}; after each probe window the signed samples go there. "
+        "Ctrl-C to stop"
+    )
+    run_forever(Prober(s.did, s.key, url, timeout_s=timeout, on_submit=submitted), interval)
     typer.echo("stopped")
