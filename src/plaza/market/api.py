@@ -34,7 +34,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from plaza.asgi import install_json_errors
+from plaza.asgi import install_docs_page, install_json_errors
 from plaza.atproto import datamodel
 from plaza.atproto.crypto import PrivateKey
 from plaza.atproto.errors import AtprotoError
@@ -206,7 +206,10 @@ def create_app(settings: MarketSettings, market: Market | None = None) -> FastAP
         finally:
             store.close()
 
-    app = FastAPI(title=settings.title, version="1", lifespan=lifespan)
+    app = FastAPI(
+        title=settings.title, version="1", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    install_docs_page(app)
 
     def current() -> Market:
         m = holder["m"]
