@@ -48,8 +48,8 @@ def test_ports_out_of_range_are_usage_errors(argv: list[str], option: str) -> No
     [
         ["account", "migrate", "--did", "notadid", "--from", "http://a", "--to", "http://b"],
         ["repo", "verify", "x.car", "--did", "did:PLC:x"],
-        ["market", "provider", "show", "notadid"],
-        ["market", "probe", "report", "--as", "p", "--provider", "did:", "--window", "1",
+        ["market", "provider", "show", "did:PLC:x"],
+        ["market", "probe", "report", "--as", "p", "--provider", "did:x", "--window", "1",
          "--up", "1", "--latency", "5"],
         ["market", "bid", "--as", "a", "--rfb", "rfb-1", "--quantity", "1", "--price",
          "account=1", "--expires", "+1d", "--did", "acme"],
@@ -62,3 +62,20 @@ def test_ports_out_of_range_are_usage_errors(argv: list[str], option: str) -> No
 def test_malformed_dids_are_usage_errors(argv: list[str]) -> None:
     out = _usage_error(*argv)
     assert "invalid did" in out.lower()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["market", "bid", "--as", "acme", "--rfb", "rfb-1", "--quantity", "1",
+         "--price", "account=0.04", "--expires", "+1d"],
+        ["market", "usage", "report", "--as", "acme", "--contract", "c-1", "--epoch", "0"],
+        ["market", "contract", "sign", "c-1", "--as", "acme", "--digest", "00"],
+    ],
+    ids=["bid", "usage", "sign"],
+)  # fmt: skip
+def test_url_with_at_is_a_usage_error(argv: list[str], free_port: int) -> None:
+    # Nothing listens at the URL: the refusal comes before any request.
+    url = f"http://127.0.0.1:{free_port}"
+    out = _usage_error(*argv, "--url", url, "--at", "2025-01-01T00:00Z")
+    assert "'--at'" in out and "records at its own time" in out

@@ -26,7 +26,7 @@ import typer
 from plaza.cli import market_pay
 from plaza.cli.dao import _iso, _now, _pairs
 from plaza.cli.dao_keys import DEFAULT_DIRECTORY, Directory
-from plaza.cli.dao_support import moment_ms
+from plaza.cli.dao_support import did_of, moment_ms
 from plaza.cli.ledger import DATA_DIR, DataDir, Db, reporting
 from plaza.cli.market_support import (
     MANDATE_FILE,
@@ -40,6 +40,7 @@ from plaza.cli.market_support import (
     OwnDid,
     ProviderDid,
     Url,
+    check_url_at,
     currency_of,
     emit,
     local_market,
@@ -170,6 +171,7 @@ def provider_register(
     from plaza.market import sign_doc
 
     with reporting():
+        check_url_at(url, at)
         s = signer_of(data_dir, signer)
         money = currency_of(url=url, data_dir=data_dir, db=db)
         cap = {k: _pairs(v) for k, _, v in (c.partition(":") for c in capacity or [])}
@@ -245,6 +247,7 @@ def provider_show(
     from plaza.market import NotFoundInMarketError
 
     with reporting():
+        did = did_of(data_dir, did)
         p = local_market(data_dir, db, None).state.providers.get(did)
         if p is None:
             raise NotFoundInMarketError(f"no provider {did}")
@@ -276,6 +279,7 @@ def provider_bond_received(
             --amount 1000.00 --reference SEPA-2025-0042 --operator ops
     """
     with reporting():
+        did = did_of(data_dir, did)
         m = local_market(data_dir, db, operator)
         money = market_currency(m)
         p = m.receive_bond(did, money.parse(amount), reference, _now(at))
@@ -432,6 +436,7 @@ def bid(
     from plaza.market import sign_doc
 
     with reporting():
+        check_url_at(url, at)
         s = signer_of(data_dir, signer)
         money = currency_of(url=url, data_dir=data_dir, db=db)
         doc = sign_doc(
@@ -488,6 +493,9 @@ def award(
 def contract_show(
     *,
     contract_id: Annotated[str, typer.Argument(help="e.g. c-1")],
+    digest: Annotated[
+        bool, typer.Option("--digest", help="Print only the terms digest (to sign).")
+    ] = False,
     data_dir: DataDir = DATA_DIR,
     db: Db = None,
 ) -> None:
@@ -497,6 +505,7 @@ def contract_show(
 
     \b
         plaza market contract show c-1
+        DIGEST=$(plaza market contract show c-1 --digest)
     """
     from plaza.market import NotFoundInMarketError
 
@@ -504,7 +513,8 @@ def contract_show(
         c = local_market(data_dir, db, None).state.contracts.get(contract_id)
         if c is None:
             raise NotFoundInMarketError(f"no contract {contract_id}")
-    typer.echo(json.dumps(c.to_json(), indent=2))
+    terms = c.to_json()
+    typer.echo(terms["terms_digest"] if digest else json.dumps(terms, indent=2))
 
 
 @contract_app.command("sign")
@@ -532,6 +542,7 @@ def contract_sign(
     from plaza.market import sign_doc
 
     with reporting():
+        check_url_at(url, at)
         s = signer_of(data_dir, signer)
         doc = sign_doc(s.key, {"$type": "terms", "provider": did or s.did,
                                "market": market_did(for_market, url=url, data_dir=data_dir,

@@ -12,6 +12,7 @@ import typer
 
 from plaza.cli import params
 from plaza.cli.dao import _now
+from plaza.cli.dao_support import did_of
 from plaza.cli.ledger import DATA_DIR, DataDir, Db, reporting
 from plaza.cli.market_support import (
     As,
@@ -22,6 +23,7 @@ from plaza.cli.market_support import (
     Operator,
     OwnDid,
     Url,
+    check_url_at,
     currency_of,
     emit,
     local_market,
@@ -64,6 +66,7 @@ def usage_report(
     from plaza.market import sign_doc
 
     with reporting():
+        check_url_at(url, at)
         s = signer_of(data_dir, signer)
         usage = {
             "account": accounts,
@@ -97,7 +100,11 @@ def probe_report(
     signer: As,
     provider: Annotated[
         str,
-        typer.Option("--provider", callback=params.did, help="The probed provider's DID."),
+        typer.Option(
+            "--provider",
+            callback=params.did_or_name,
+            help="The probed provider's DID, or its keystore name here.",
+        ),
     ],
     window: Annotated[int, typer.Option("--window", help="First probe window of the series.")],
     up: Annotated[str, typer.Option("--up", help="One 1/0 per window, e.g. 1101.")],
@@ -125,7 +132,9 @@ def probe_report(
         if len(flags) != len(up):
             raise InvalidInputError("--up is a string of 1 (up) and 0 (down), one per window")
         lat = [int(x) for x in latency.split(",")] if latency else []
+        check_url_at(url, at)
         s = signer_of(data_dir, signer)
+        provider = did_of(data_dir, provider)
         series = [encode_series(provider, window, flags, lat)]
         audience = market_did(for_market, url=url, data_dir=data_dir, db=db)
         doc = sign_doc(
@@ -154,7 +163,7 @@ def escrow_fund(
     Example:
 
     \b
-        plaza market escrow fund 5000.00 --operator ops
+        plaza market escrow fund 1500.00 --operator ops
     """
     with reporting():
         m = local_market(data_dir, db, operator)
@@ -264,6 +273,7 @@ def dispute_open(
             except OSError as exc:
                 raise InvalidInputError(f"cannot read evidence {path}: {exc}") from exc
             items.append({"kind": kind, "digest": digest, "note": path.name})
+        check_url_at(url, at)
         s = signer_of(data_dir, signer)
         doc = sign_doc(
             s.key,

@@ -36,7 +36,12 @@ Url = Annotated[
 OwnDid = Annotated[
     str | None, typer.Option("--did", callback=params.did, help="Your DID (default: the key's).")
 ]
-ProviderDid = Annotated[str, typer.Argument(callback=params.did, help="The provider's DID.")]
+ProviderDid = Annotated[
+    str,
+    typer.Argument(
+        callback=params.did_or_name, help="The provider's DID, or its keystore name here."
+    ),
+]
 LocalOperator = Annotated[
     str | None,
     typer.Option(
@@ -200,21 +205,24 @@ def parse_seconds(text: str) -> int:
     return parse_duration(int(number) if not unit else f"{number}{unit}")
 
 
+def check_url_at(url: str | None, at: str | None) -> None:
+    """``--at`` is the local ledger's time; a market at ``url`` acts at its own, so the
+    two together are a usage error rather than a time silently dropped."""
+    if url and at:
+        raise typer.BadParameter(
+            "the market at --url records at its own time; --at (PLAZA_AT) sets the time of "
+            "the local ledger only: drop --at, or leave out --url and give --operator",
+            param_hint="'--at'",
+        )
+
+
 def submit(
     kind: str, doc: dict[str, Any], *, url: str | None, data_dir: Path, db: str | None,
     operator: str | None, at: str | None, path: str = "",
 ) -> dict[str, Any]:  # fmt: skip
-    """Post a signed document to ``url``, or record it locally as ``operator``.
-
-    ``at`` is the local ledger's time; a market at ``url`` acts at its own, so both
-    together are a usage error rather than a time silently dropped."""
+    """Post a signed document to ``url``, or record it locally as ``operator``."""
+    check_url_at(url, at)
     if url:
-        if at:
-            raise typer.BadParameter(
-                "the market at --url records at its own time; --at (PLAZA_AT) sets the time "
-                "of the local ledger only: drop --at, or leave out --url and give --operator",
-                param_hint="'--at'",
-            )
         import httpx
 
         from plaza.atproto import datamodel

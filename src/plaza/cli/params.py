@@ -53,6 +53,13 @@ def did(value: str | None) -> str | None:
     return value
 
 
+def did_or_name(value: str) -> str:
+    """A DID in atproto's syntax, or a keystore name (anything not starting ``did:``)."""
+    if value.startswith("did:"):
+        did(value)
+    return value
+
+
 def did_plc(value: str) -> str:
     """A well-formed ``did:plc``."""
     try:
