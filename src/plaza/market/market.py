@@ -33,7 +33,6 @@ from plaza.atproto.crypto import PrivateKey
 from plaza.dao import Action, Allow, GuardState, Mandate, Optimistic, Spend, check
 from plaza.dao.mandate import Verdict
 from plaza.ledger import EMPTY_HEAD, AppendConflictError, Event, Head, Ledger
-from plaza.ledger.clock import iso_ms
 from plaza.market import settle as _settle
 from plaza.market.award import AwardPlan, plan_award, term_cost
 from plaza.market.bids import Bid, bid_id
@@ -344,9 +343,9 @@ class Market:
                 if now_ms < proposed_ms + verdict.window_s * 1000:
                     raise NotApprovedError(
                         f"the veto window of {kind} runs until "
-                        f"{iso_ms(proposed_ms + verdict.window_s * 1000)}"
+                        f"{proposed_ms + verdict.window_s * 1000}"
                     )
-                reason = f"{reason} (proposed at {iso_ms(proposed_ms)}; veto window passed)"
+                reason = f"{reason} (proposed at {proposed_ms}; veto window passed)"
             elif not isinstance(verdict, Allow):
                 raise _settle.not_allowed(kind, verdict)
         if proposal:

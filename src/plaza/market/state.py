@@ -26,7 +26,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from plaza.ledger.clock import iso_ms
 from plaza.ledger.event import Event
 from plaza.market import _fields as f
 from plaza.market.award import term_cost
@@ -380,7 +379,7 @@ class MarketState:
         if rfb.awarded:
             raise ClosedError(f"{rfb_id} is already awarded")
         if ev.time < rfb.deadline_ms and len(rfb.bids) < rfb.max_bids:
-            raise ClosedError(f"{rfb_id} takes bids until {iso_ms(rfb.deadline_ms)}")
+            raise ClosedError(f"{rfb_id} takes bids until {rfb.deadline_ms}")
         lines = f.req(p, "lines", "market.award.made")
         if not isinstance(lines, list):
             raise MarketInputError("market.award.made lines must be a list")

@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from plaza.ledger.clock import iso_ms
 from plaza.ledger.event import Event
 from plaza.market import _fields as f
 from plaza.market.contracts import Contract
@@ -72,7 +71,7 @@ def _approved(state: MarketState, ev: Event) -> Commit:
             raise NotApprovedError(f"{c.id} needs a passed {c.proposal_type} proposal")
         if c.verdict == "optimistic" and ev.time < c.awarded_ms + c.window_s * 1000:
             raise NotApprovedError(
-                f"{c.id}'s veto window runs until {iso_ms(c.awarded_ms + c.window_s * 1000)}"
+                f"{c.id}'s veto window runs until {c.awarded_ms + c.window_s * 1000}"
             )
         approval = "mandate"
     elif by == "proposal":
@@ -97,8 +96,7 @@ def _check_min_term(state: MarketState, c: Contract, time_ms: int, what: str) ->
         return
     if time_ms < c.releasable_at():
         raise ClosedError(
-            f"{c.id} has a minimum term until {iso_ms(c.releasable_at())}; it cannot be {what} "
-            f"at {iso_ms(time_ms)}"
+            f"{c.id} has a minimum term until {c.releasable_at()}; it cannot be {what} at {time_ms}"
         )
 
 
