@@ -1,5 +1,7 @@
-"""Plaza's HTTP error shape, shared by its FastAPI services (the DAO's and the market's),
-and their ``/docs`` page.
+"""Plaza's HTTP error shape, request-body limit and ``/docs`` page, shared by its HTTP
+services.
+
+Error shape (the FastAPI services: the DAO's and the market's):
 
 Every error answers ``{"error": code, "message": ...}`` with the error's HTTP status:
 Plaza's own errors, FastAPI's validation errors (400 ``InvalidRequest``), unknown routes
@@ -8,6 +10,14 @@ into a response (a bug, a broken store), or a Plaza error of a 5xx status (stora
 unavailable) — answers with its code and a message that names no internals: exception
 text can hold paths, SQL and hosts, so the message gives only a reference to the
 server's log line, which holds the exception and its traceback.
+
+Body limit (every service): :func:`body_chunks` and :func:`read_body` refuse a request
+body past a limit as soon as it is known to pass it — by its declared Content-Length
+before anything is read, or while it streams in when it declares none — so an
+oversized body is never held in memory. The error is the caller's (each package names
+its own: ``PayloadTooLarge``, ``BlobTooLarge``, ``OperationTooLarge``).
+:class:`BodyLimit` is the same check as ASGI middleware, for an app whose handlers
+read the body themselves.
 
 ``/docs`` is a plain HTML list of the endpoints (:func:`install_docs_page`), made from the
 OpenAPI document (``/openapi.json``) and loading nothing from elsewhere.
@@ -18,22 +28,28 @@ from __future__ import annotations
 import html
 import logging
 import secrets
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plaza.errors import InvalidInputError, NotFoundError, PlazaError
 
 __all__ = [
+    "BodyLimit",
     "InternalErrors",
+    "TooLarge",
+    "body_chunks",
     "docs_page",
     "install_docs_page",
     "install_json_errors",
     "internal_error",
+    "read_body",
 ]
 
 _HTTP_CODES = {405: "MethodNotAllowed", 400: "InvalidRequest", 401: "AuthRequired"}
@@ -166,3 +182,74 @@ def install_json_errors(app: FastAPI, service: str) -> None:
             else PlazaError(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "Error"))
         )
         return JSONResponse(err.to_dict(), status_code=exc.status_code, headers=exc.headers)
+
+
+TooLarge = Callable[[int], PlazaError]
+"""Builds the error for a body over a limit (given the limit in bytes)."""
+
+_MAX_DIGITS = 18  # longer Content-Length values pass every limit (and int() would be slow)
+
+
+def body_chunks(request: Request, limit: int, too_large: TooLarge) -> AsyncIterator[bytes]:
+    """The body of ``request`` chunk by chunk. ``too_large(limit)`` is raised here, at
+    the call, when the declared Content-Length passes ``limit`` (or is not a number: it
+    cannot be shown to be within it), else by the iterator as soon as the chunks read so
+    far pass it."""
+    declared = request.headers.get("content-length")
+    if declared is not None and not (
+        0 < len(declared) <= _MAX_DIGITS
+        and declared.isascii()
+        and declared.isdigit()
+        and int(declared) <= limit
+    ):
+        raise too_large(limit)
+    return _counted(request.stream(), limit, too_large)
+
+
+async def _counted(
+    chunks: AsyncIterator[bytes], limit: int, too_large: TooLarge
+) -> AsyncIterator[bytes]:
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        yield chunk
+
+
+async def read_body(request: Request, limit: int, too_large: TooLarge) -> bytes:
+    """The whole body of ``request``, read through :func:`body_chunks`."""
+    chunks = [chunk async for chunk in body_chunks(request, limit, too_large)]
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class BodyLimit:
+    """ASGI middleware: read the whole request body first (:func:`read_body`), answering
+    ``too_large(limit)`` as JSON before the application sees any of it."""
+
+    def __init__(self, app: ASGIApp, limit: int, too_large: TooLarge) -> None:
+        self.app = app
+        self.limit = limit
+        self.too_large = too_large
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await read_body(Request(scope, receive), self.limit, self.too_large)
+        except ClientDisconnect:
+            return
+        except PlazaError as exc:
+            await JSONResponse(exc.to_dict(), status_code=exc.status)(scope, receive, send)
+            return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

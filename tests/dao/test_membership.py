@@ -60,7 +60,7 @@ def test_admission_by_k_vouches(dao: Dao, world: World) -> None:
         dao.vouch(world.alice, dave, T0 + 3)
     dao.vouch(world.bob, dave, T0 + 4)
     dao.admit(world.dave, dave, T0 + 5)
-    m = dao.state.members[dave]
+    m = dao.state.member(dave)
     assert (m.via, m.vouchers) == ("vouches", tuple(sorted([world.alice.did, world.bob.did])))
     with pytest.raises(NotAllowedError, match="already a member"):
         dao.vouch(world.carol, dave, T0 + 6)
@@ -114,7 +114,7 @@ def test_removal_as_fake_makes_vouchers_liable(dao: Dao, world: World) -> None:
     _remove(dao, world, dave, fake=True, now=T0 + 10)
     removed_at = T0 + 10 + 8 * DAY
     assert not dao.state.is_member(dave)
-    assert dao.state.members[dave].fake
+    assert dao.state.member(dave).fake
     # alice and bob vouched for the fake: no vouching for 180 days. carol still may.
     with pytest.raises(NotAllowedError, match="lost vouching rights"):
         dao.vouch(world.alice, erin, removed_at + DAY)
@@ -140,7 +140,7 @@ def test_admission_by_vote(dao: Dao, world: World) -> None:
     )
     dao.vote(world.alice, pid, {"choice": "yes"}, T0 + 2)
     dao.execute(world.bob, pid, T0 + 8 * DAY)
-    assert dao.state.members[world.erin.did].via == "vote"
+    assert dao.state.member(world.erin.did).via == "vote"
 
 
 def test_bad_payloads_change_nothing(dao: Dao, world: World) -> None:

@@ -159,7 +159,7 @@ def test_quadratic_credits_per_member_per_epoch(dao: Dao, world: World) -> None:
     dao.vote(world.alice, p3, {"votes": {"a": 1}}, T0 + 1)
     with pytest.raises(InvalidBallotError, match="more than the 1 available"):
         dao.vote(world.alice, p4, {"votes": {"a": 2}}, T0 + 1)
-    assert dao.state.credits_spent[(world.alice.did, 0)] == 99
+    assert dao.state.credits_spent(world.alice.did, 0) == 99
     # The next epoch starts fresh.
     p5 = dao.propose(world.alice, "priorities", "Q5", T0 + 31 * DAY, choices=("a", "b"))
     dao.vote(world.alice, p5, {"votes": {"a": 10}}, T0 + 31 * DAY + 1)
@@ -194,7 +194,7 @@ def test_conviction_budget(dao: Dao, world: World) -> None:
         dao.execute(world.alice, pid, T0 + 7 * HOUR)
     dao.execute(world.alice, pid, T0 + 8 * HOUR)
     assert dao.state.books.balance("Expenses:Tools") == 10_000
-    assert dao.state.conviction_points[world.alice.did] == 0  # stakes freed
+    assert dao.state.conviction_points(world.alice.did) == 0  # stakes freed
 
 
 def test_who_may_propose(dao: Dao, world: World) -> None:

@@ -21,6 +21,7 @@ from plaza.ledger import (
     EventStore,
     InvalidEventError,
     Ledger,
+    Retry,
     sign_checkpoint,
     sign_event,
 )
@@ -203,7 +204,8 @@ class TestEventStoreConformance:
     def test_many_writers_with_retry_lose_nothing(
         self, backend: tuple[str, StoreFactory], alice: PrivateKey, bob: PrivateKey
     ) -> None:
-        writers = [(Ledger(backend[1]()), key) for key in (alice, bob, alice)]
+        patient = Retry(attempts=200)
+        writers = [(Ledger(backend[1](), retry=patient), key) for key in (alice, bob, alice)]
         per_writer = 8
 
         def run(idx: int) -> None:
@@ -215,7 +217,6 @@ class TestEventStoreConformance:
                     type="test.note",
                     payload={"w": idx, "i": i},
                     time=1_000,
-                    attempts=200,
                 )
 
         threads = [threading.Thread(target=run, args=(i,)) for i in range(len(writers))]

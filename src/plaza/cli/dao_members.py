@@ -100,7 +100,7 @@ def member_list(
     """
     with reporting():
         st = open_dao(data_dir, db).state
-        rows = [m.to_map() for _, m in sorted(st.members.items()) if all_ or m.active]
+        rows = [m.to_map() for _, m in sorted(st.member_records.items()) if all_ or m.active]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

@@ -29,9 +29,10 @@ already set aside (bonds and payments) and carry the amount in ``params.amount``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
-from plaza.dao.action import MAX_AMOUNT, Action
+from plaza.dao.action import Action
 from plaza.dao.errors import (
     ActionError,
     ActionMismatchError,
@@ -47,9 +48,17 @@ from plaza.dao.errors import (
     RuleViolationError,
     TreasuryError,
 )
+from plaza.dao.facts import DaoFacts
 from plaza.dao.mandate import Allow, Deny, NeedsVote, Optimistic, Spend, check
 from plaza.dao.members import require_genesis
-from plaza.dao.payload import Payload, valid_did
+from plaza.dao.payload import (
+    ActionExecuted,
+    AgentAction,
+    MotionLapsed,
+    MotionVetoed,
+    TreasuryReceived,
+    valid_did,
+)
 from plaza.dao.records import Escrow, ExecutedAction, Motion, Proposal
 from plaza.dao.treasury import (
     ESCROW_ID_RE,
@@ -64,13 +73,10 @@ from plaza.dao.treasury import (
     expense_account,
 )
 from plaza.ledger.event import Event
-
-if TYPE_CHECKING:
-    from plaza.dao.state import DaoState
+from plaza.ledger.handlers import Mutation, On
 
 ESCALATION_TYPE = "agent-action"
 RECEIVE_KIND = "treasury.receive"  # the mandate's rule for agents recording income
-MAX_REF = 200
 PPM = 1_000_000
 
 
@@ -90,27 +96,24 @@ def action_from_map(value: Any) -> Action:
 
 
 def spend_entry(
-    st: DaoState, ev: Event, amount: int, category: str, *, payee: str, memo: str
+    st: DaoFacts, ev: Event, amount: int, category: str, *, payee: str, memo: str
 ) -> Entry:
     postings = (Posting(expense_account(category or "grants"), amount), Posting(TREASURY, -amount))
     st.books.check(postings)
     return Entry(ev.seq, ev.time, payee, memo, postings)
 
 
-# -- performing actions ------------------------------------------------------------------------
-
-
 def perform(
-    st: DaoState,
+    st: DaoFacts,
     ev: Event,
     action: Action,
     *,
     agent: str,
     reason: str,
     authority: str,
-    commit: bool,
-) -> None:
-    """Validate or carry out an authorized action's effects on the books and placement."""
+) -> Mutation:
+    """Validate an authorized action's effects on the books and placement; return the
+    mutation that carries them out."""
     entries: list[Entry] = []
     rule = st.mandate.rule(action.kind)
     category = action.category or (rule.category if rule and rule.category else "") or "general"
@@ -118,7 +121,7 @@ def perform(
     if action.amount:
         target = action.params.get("escrow")
         if target is not None:
-            esc = st.escrows.get(str(target))
+            esc = st.escrow(str(target))
             if esc is None or esc.kind != "payment":
                 raise TreasuryError(f"no payment escrow {target!r}")
             postings = (
@@ -137,28 +140,26 @@ def perform(
         action.accounts
         and action.provider
         and action.source
-        and st.accounts.get(action.source, 0) < action.accounts
+        and st.accounts_of(action.source) < action.accounts
     ):
         raise RuleViolationError(f"{action.source} does not host {action.accounts} accounts")
-    if not commit:
-        return
-    for e in entries:
-        st.books.post(e)
-    if escrow_new is not None:
-        st.escrows[escrow_new.id] = escrow_new
-    if action.amount and not authority.startswith("proposal:"):
-        st.spends.setdefault(category, []).append(Spend(ev.time, action.amount))
-    if action.accounts and action.provider:
-        if action.source:
-            st.accounts[action.source] -= action.accounts
-            if not st.accounts[action.source]:
-                del st.accounts[action.source]
-        st.accounts[action.provider] = st.accounts.get(action.provider, 0) + action.accounts
-    st.actions.append(ExecutedAction(ev.seq, ev.time, agent, action, reason, authority))
+
+    def mutate() -> None:
+        for e in entries:
+            st.post(e)
+        if escrow_new is not None:
+            st.open_escrow(escrow_new)
+        if action.amount and not authority.startswith("proposal:"):
+            st.spend(category, Spend(ev.time, action.amount))
+        if action.accounts and action.provider:
+            st.move_accounts(action.source, action.provider, action.accounts)
+        st.add_action(ExecutedAction(ev.seq, ev.time, agent, action, reason, authority))
+
+    return mutate
 
 
 def _escrow(
-    st: DaoState, ev: Event, action: Action, reason: str
+    st: DaoFacts, ev: Event, action: Action, reason: str
 ) -> tuple[Escrow | None, list[Entry]]:
     params = action.params
     esc_id = params.get("escrow")
@@ -171,12 +172,12 @@ def _escrow(
             raise InvalidPayloadError(
                 "escrow.open needs params.kind (bond|payment) and a party DID"
             )
-        if esc_id in st.escrows:
+        if st.has_escrow(esc_id):
             raise NotAllowedError(f"escrow {esc_id} already exists")
         category = str(params.get("category") or "infrastructure")
         component(category)
         return Escrow(esc_id, str(kind), str(party), category, ev.time, reason), []
-    esc = st.escrows.get(esc_id)
+    esc = st.escrow(esc_id)
     if esc is None:
         raise NotFoundInStateError(f"no escrow {esc_id}")
     amount = params.get("amount")
@@ -208,25 +209,20 @@ def _escrow(
 # -- events --------------------------------------------------------------------------------
 
 
-def _agent_payload(st: DaoState, ev: Event) -> tuple[Payload, Action, str]:
+def _agent_action(st: DaoFacts, ev: Event, p: AgentAction) -> tuple[Action, str]:
     require_genesis(st)
     if not st.is_agent(ev.author_did):
         raise NotAllowedError(f"{ev.author_did} is not one of the DAO's agents")
-    p = Payload(ev.payload, ev.type)
-    action = action_from_map(p.mapping("action"))
-    reason = p.text("reason", max_len=2000)
-    if not reason.strip():
+    action = action_from_map(p.action)
+    if not p.reason.strip():
         raise InvalidPayloadError("every agent action states its reason")
-    return p, action, reason
+    return action, p.reason
 
 
-def action_executed(st: DaoState, ev: Event, commit: bool) -> None:
+def action_executed(st: DaoFacts, ev: Event, p: ActionExecuted) -> Mutation:
     require_genesis(st)
-    p = Payload(ev.payload, ev.type)
-    action = action_from_map(p.mapping("action"))
-    reason = p.text("reason", max_len=2000)
-    motion_id = p.integer("motion", default=-1)
-    p.finish()
+    action = action_from_map(p.action)
+    reason, motion_id = p.reason, p.motion
     if motion_id < 0:
         if not st.is_agent(ev.author_did):
             raise NotAllowedError(f"{ev.author_did} is not one of the DAO's agents")
@@ -235,19 +231,10 @@ def action_executed(st: DaoState, ev: Event, commit: bool) -> None:
         verdict = check(action, st.guard_state(ev.time))
         if not isinstance(verdict, Allow):
             raise MandateDeniedError(_verdict_text(action, verdict))
-        perform(
-            st,
-            ev,
-            action,
-            agent=ev.author_did,
-            reason=reason,
-            authority="mandate",
-            commit=commit,
-        )
-        return
+        return perform(st, ev, action, agent=ev.author_did, reason=reason, authority="mandate")
     if not (st.is_agent(ev.author_did) or st.is_member(ev.author_did)):
         raise NotAllowedError("only members and agents execute motions")
-    motion = st.motions.get(motion_id)
+    motion = st.motion(motion_id)
     if motion is None:
         raise NotFoundInStateError(f"no motion {motion_id}")
     if motion.status != "open":
@@ -262,17 +249,20 @@ def action_executed(st: DaoState, ev: Event, commit: bool) -> None:
     verdict = check(action, st.guard_state(ev.time))
     if not isinstance(verdict, Allow | Optimistic):
         raise MandateDeniedError(_verdict_text(action, verdict))
-    perform(
+    done = perform(
         st,
         ev,
         action,
         agent=motion.agent,
         reason=motion.reason,
         authority=f"motion:{motion_id}",
-        commit=commit,
     )
-    if commit:
-        motion.status = "executed"
+
+    def mutate() -> None:
+        done()
+        st.put_motion(replace(motion, status="executed"))
+
+    return mutate
 
 
 def _verdict_text(action: Action, verdict: Any) -> str:
@@ -285,27 +275,22 @@ def _verdict_text(action: Action, verdict: Any) -> str:
     return f"{action.kind} is not allowed now"
 
 
-def action_denied(st: DaoState, ev: Event, commit: bool) -> None:
-    p, action, reason = _agent_payload(st, ev)
-    p.finish()
+def action_denied(st: DaoFacts, ev: Event, p: AgentAction) -> Mutation:
+    action, reason = _agent_action(st, ev, p)
     verdict = check(action, st.guard_state(ev.time))
     if not isinstance(verdict, Deny):
         raise RuleViolationError("the mandate does not deny this action", code="NotDenied")
-    if commit:
-        st.denied.append((ev.seq, ev.author_did, action.hash_hex(), reason))
+    return lambda: st.add_denial(ev.seq, ev.author_did, action.hash_hex(), reason)
 
 
-def motion_opened(st: DaoState, ev: Event, commit: bool) -> None:
-    p, action, reason = _agent_payload(st, ev)
-    p.finish()
+def motion_opened(st: DaoFacts, ev: Event, p: AgentAction) -> Mutation:
+    action, reason = _agent_action(st, ev, p)
     verdict = check(action, st.guard_state(ev.time))
     if not isinstance(verdict, Optimistic):
         raise MandateDeniedError(_verdict_text(action, verdict))
-    perform(st, ev, action, agent=ev.author_did, reason=reason, authority="motion", commit=False)
-    if not commit:
-        return
-    eligible = frozenset(st.active_members())
-    st.motions[ev.seq] = Motion(
+    perform(st, ev, action, agent=ev.author_did, reason=reason, authority="motion")
+    eligible = frozenset(st.members())
+    motion = Motion(
         id=ev.seq,
         agent=ev.author_did,
         action=action,
@@ -317,9 +302,10 @@ def motion_opened(st: DaoState, ev: Event, commit: bool) -> None:
         eligible=eligible,
         threshold=veto_threshold(len(eligible), verdict.veto_ppm),
     )
+    return lambda: st.put_motion(motion)
 
 
-def refusal(st: DaoState, action: Action, now_ms: int) -> str | None:
+def refusal(st: DaoFacts, action: Action, now_ms: int) -> str | None:
     """The guard's reason for refusing to execute a motion's ``action`` at ``now_ms``
     (denied, or now needing a vote); None if it would let the motion execute."""
     verdict = check(action, st.guard_state(now_ms))
@@ -328,7 +314,7 @@ def refusal(st: DaoState, action: Action, now_ms: int) -> str | None:
     return _verdict_text(action, verdict)
 
 
-def motion_lapsed(st: DaoState, ev: Event, commit: bool) -> None:
+def motion_lapsed(st: DaoFacts, ev: Event, p: MotionLapsed) -> Mutation:
     """Close a motion that can no longer execute: its window has passed and the guard,
     asked as at execution, refuses its action (a budget spent meanwhile, a mandate that
     now denies it or sends it to a vote).
@@ -342,11 +328,8 @@ def motion_lapsed(st: DaoState, ev: Event, commit: bool) -> None:
     refusal itself is.
     """
     require_genesis(st)
-    p = Payload(ev.payload, ev.type)
-    motion_id = p.integer("motion")
-    reason = p.text("reason", max_len=2000)
-    p.finish()
-    motion = st.motions.get(motion_id)
+    motion_id, reason = p.motion, p.reason
+    motion = st.motion(motion_id)
     if motion is None:
         raise NotFoundInStateError(f"no motion {motion_id}")
     author = ev.author_did
@@ -366,17 +349,16 @@ def motion_lapsed(st: DaoState, ev: Event, commit: bool) -> None:
         )
     if not reason.strip():
         raise InvalidPayloadError("a lapsed motion states the guard's reason")
-    if commit:
-        motion.status = "lapsed"
-        motion.lapsed_ms, motion.lapsed_by, motion.lapse_reason = ev.time, author, reason
+    lapsed = replace(
+        motion, status="lapsed", lapsed_ms=ev.time, lapsed_by=author, lapse_reason=reason
+    )
+    return lambda: st.put_motion(lapsed)
 
 
-def motion_vetoed(st: DaoState, ev: Event, commit: bool) -> None:
+def motion_vetoed(st: DaoFacts, ev: Event, p: MotionVetoed) -> Mutation:
     require_genesis(st)
-    p = Payload(ev.payload, ev.type)
-    motion_id = p.integer("motion")
-    p.finish()
-    motion = st.motions.get(motion_id)
+    motion_id = p.motion
+    motion = st.motion(motion_id)
     if motion is None:
         raise NotFoundInStateError(f"no motion {motion_id}")
     if motion.status != "open" or ev.time >= motion.end_ms:
@@ -390,48 +372,46 @@ def motion_vetoed(st: DaoState, ev: Event, commit: bool) -> None:
     ptype = st.constitution.proposal_type(ESCALATION_TYPE)
     if escalates and (ptype is None or ptype.executes != "agent-action"):
         raise RuleViolationError("the constitution has no agent-action proposal type")
-    if not commit:
-        return
-    motion.vetoes.add(member)
-    if escalates:
-        assert ptype is not None
-        motion.status, motion.proposal = "escalated", ev.seq
-        c = st.constitution
-        st.proposals[ev.seq] = Proposal(
-            id=ev.seq,
-            type=ESCALATION_TYPE,
-            author=motion.agent,
-            title=f"Vetoed motion {motion.id}: {motion.action.kind}",
-            body=motion.reason,
-            method=ptype.method,
-            executes="agent-action",
-            topic=c.topic_of(ESCALATION_TYPE),
-            created_ms=ev.time,
-            end_ms=ev.time + ptype.window * 1000,
-            choices=("yes", "no", "abstain"),
-            effect={"action": motion.action.to_map(), "reason": motion.reason},
-            effects={},
-            snapshot=frozenset(st.active_members()),
-            epoch=(ev.time - st.genesis_ms) // (c.epochs.length * 1000),
-            motion=motion.id,
-        )
+    vetoed = replace(motion, vetoes=motion.vetoes | {member})
+    if not escalates:
+        return lambda: st.put_motion(vetoed)
+    assert ptype is not None
+    c = st.constitution
+    proposal = Proposal(
+        id=ev.seq,
+        type=ESCALATION_TYPE,
+        author=motion.agent,
+        title=f"Vetoed motion {motion.id}: {motion.action.kind}",
+        body=motion.reason,
+        method=ptype.method,
+        executes="agent-action",
+        topic=c.topic_of(ESCALATION_TYPE),
+        created_ms=ev.time,
+        end_ms=ev.time + ptype.window * 1000,
+        choices=("yes", "no", "abstain"),
+        effect={"action": motion.action.to_map(), "reason": motion.reason},
+        effects={},
+        snapshot=frozenset(st.members()),
+        epoch=(ev.time - st.genesis_ms) // (c.epochs.length * 1000),
+        motion=motion.id,
+    )
+    escalated = replace(vetoed, status="escalated", proposal=ev.seq)
+
+    def mutate() -> None:
+        st.put_motion(escalated)
+        st.put_proposal(proposal)
+
+    return mutate
 
 
-def treasury_received(st: DaoState, ev: Event, commit: bool) -> None:
+def treasury_received(st: DaoFacts, ev: Event, p: TreasuryReceived) -> Mutation:
     """Income into the treasury, recorded by whoever the DAO trusts with the books: an
     agent whose mandate allows ``treasury.receive`` on its own, or a treasurer named in
     the constitution (who, if they are or were a member, must still be one). Every income
     names its payment's reference (a bank or processor transaction id), once: the same
     payment cannot be booked twice. The amount is in the DAO's currency, named."""
     require_genesis(st)
-    p = Payload(ev.payload, ev.type)
-    kind = p.choice("kind", tuple(INCOME_KINDS))
-    amount = p.integer("amount", lo=1, hi=MAX_AMOUNT)
-    currency = p.text("currency", max_len=24)
-    source = p.text("from", max_len=300)
-    ref = p.text("ref", max_len=MAX_REF)
-    memo = p.text("memo", max_len=500, default="")
-    p.finish()
+    kind, amount, currency, source, ref, memo = p.kind, p.amount, p.currency, p.from_, p.ref, p.memo
     author = ev.author_did
     if st.is_agent(author):
         verdict = check(Action(RECEIVE_KIND, {"kind": kind}), st.guard_state(ev.time))
@@ -463,15 +443,15 @@ def treasury_received(st: DaoState, ev: Event, commit: bool) -> None:
         )
     postings = (Posting(TREASURY, amount), Posting(INCOME_KINDS[kind], -amount))
     books.check(postings)
-    if commit:
-        books.post(Entry(ev.seq, ev.time, source, memo or kind, postings, ref=ref))
+    entry = Entry(ev.seq, ev.time, source, memo or kind, postings, ref=ref)
+    return lambda: st.post(entry)
 
 
-HANDLERS = {
-    "dao.action.executed": action_executed,
-    "dao.action.denied": action_denied,
-    "dao.motion.opened": motion_opened,
-    "dao.motion.vetoed": motion_vetoed,
-    "dao.motion.lapsed": motion_lapsed,
-    "dao.treasury.received": treasury_received,
+HANDLERS: dict[str, On[DaoFacts, Any]] = {
+    "dao.action.executed": On(ActionExecuted, action_executed),
+    "dao.action.denied": On(AgentAction, action_denied),
+    "dao.motion.opened": On(AgentAction, motion_opened),
+    "dao.motion.vetoed": On(MotionVetoed, motion_vetoed),
+    "dao.motion.lapsed": On(MotionLapsed, motion_lapsed),
+    "dao.treasury.received": On(TreasuryReceived, treasury_received),
 }

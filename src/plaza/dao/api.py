@@ -37,7 +37,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from plaza.asgi import install_docs_page, install_json_errors
+from plaza.asgi import install_docs_page, install_json_errors, read_body
 from plaza.atproto import datamodel
 from plaza.atproto.plc.proof import chain_from_value
 from plaza.dao.beancount import to_beancount
@@ -86,16 +86,14 @@ def check_time(ev: Event, now_ms: int, max_skew_ms: int) -> None:
         )
 
 
-async def read_body(request: Request, limit: int = MAX_BODY) -> Any:
-    """The JSON body, read as a stream and refused past ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"a request body is at most {limit} bytes")
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > limit:
-            raise PayloadTooLargeError(f"a request body is at most {limit} bytes")
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"a request body is at most {limit} bytes")
+
+
+async def read_json(request: Request, limit: int = MAX_BODY) -> Any:
+    """The JSON body, read as a stream and refused past ``limit`` bytes
+    (:func:`plaza.asgi.read_body`)."""
+    raw = await read_body(request, limit, _too_large)
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -177,7 +175,7 @@ def create_app(settings: ApiSettings, dao: Dao | None = None) -> FastAPI:
     @app.get("/dao/members")
     def members() -> list[dict[str, Any]]:
         with lock:
-            return [m.to_map() for _, m in sorted(current().state.members.items())]
+            return [m.to_map() for _, m in sorted(current().state.member_records.items())]
 
     @app.get("/dao/proposals")
     def proposals(at: int | None = None) -> list[dict[str, Any]]:
@@ -250,7 +248,7 @@ def create_app(settings: ApiSettings, dao: Dao | None = None) -> FastAPI:
 
     @app.post("/dao/tally")
     async def tally(request: Request) -> dict[str, Any]:
-        body = await read_body(request)
+        body = await read_json(request)
         return (await run_in_threadpool(tally_file, body)).to_dict()
 
     @app.get("/ledger/head")
@@ -266,7 +264,7 @@ def create_app(settings: ApiSettings, dao: Dao | None = None) -> FastAPI:
 
     @app.post("/ledger/events")
     async def post_event(request: Request) -> Posted:
-        body = await read_body(request)
+        body = await read_json(request)
         if not isinstance(body, dict):
             raise InvalidInputError("not a ledger event: the body must be a JSON object")
         body = {k: v for k, v in body.items() if k != "hash"}

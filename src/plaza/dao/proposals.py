@@ -20,11 +20,12 @@ methods); nothing else makes a proposal's effect happen.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from plaza.dao import effects as effect_rules
+from plaza.dao.constitution import ProposalType
 from plaza.dao.conviction import ConvictionParams, conviction_at, threshold
 from plaza.dao.delegation import effective_delegates, resolve
+from plaza.dao.effects import judge_effect, validate_effect
 from plaza.dao.errors import (
     DuplicateVoteError,
     InvalidBallotError,
@@ -34,22 +35,22 @@ from plaza.dao.errors import (
     NotMemberError,
     ProposalClosedError,
 )
+from plaza.dao.facts import DaoFacts
 from plaza.dao.majority import CHOICES, PPM, majority
 from plaza.dao.members import require_genesis, require_member
-from plaza.dao.payload import Payload
+from plaza.dao.payload import (
+    ConvictionStaked,
+    ProposalCreated,
+    ProposalNamed,
+    VoteCast,
+)
 from plaza.dao.records import Proposal
 from plaza.dao.tally import ballot_problem, tally
-from plaza.dao.treasury import TREASURY
 from plaza.ledger.event import Event
-
-if TYPE_CHECKING:
-    from plaza.dao.constitution import ProposalType
-    from plaza.dao.state import DaoState
-
-MAX_CHOICES = 100
+from plaza.ledger.handlers import Mutation, On
 
 
-def may_propose(st: DaoState, did: str, ptype: ProposalType) -> bool:
+def may_propose(st: DaoFacts, did: str, ptype: ProposalType) -> bool:
     return (
         ("member" in ptype.proposers and st.is_member(did))
         or ("agent" in ptype.proposers and st.is_agent(did))
@@ -57,23 +58,16 @@ def may_propose(st: DaoState, did: str, ptype: ProposalType) -> bool:
     )
 
 
-def get_proposal(st: DaoState, pid: int) -> Proposal:
-    prop = st.proposals.get(pid)
+def get_proposal(st: DaoFacts, pid: int) -> Proposal:
+    prop = st.proposal(pid)
     if prop is None:
         raise NotFoundInStateError(f"no proposal {pid}")
     return prop
 
 
-def created(st: DaoState, ev: Event, commit: bool) -> None:
+def created(st: DaoFacts, ev: Event, p: ProposalCreated) -> Mutation:
     require_genesis(st)
-    p = Payload(ev.payload, ev.type)
-    type_name = p.text("type", max_len=40)
-    title = p.text("title", max_len=300)
-    body = p.text("body", max_len=20_000, default="")
-    choices = p.strings("choices", max_items=MAX_CHOICES, default=[])
-    effect = p.mapping("effect", default=None)
-    effects = p.mapping("effects", default={}) or {}
-    p.finish()
+    type_name, title, choices, effect, effects = p.type, p.title, p.choices, p.effect, p.effects
     ptype = st.constitution.proposal_type(type_name)
     if ptype is None:
         raise InvalidPayloadError(f"unknown proposal type {type_name!r}")
@@ -91,21 +85,21 @@ def created(st: DaoState, ev: Event, commit: bool) -> None:
         raise InvalidPayloadError("effects are keyed by the proposal's choices")
     for eff in [effect, *effects.values()]:
         if eff is not None:
-            effect_rules.validate_effect(st, ptype.executes, eff, ev)
+            if not isinstance(eff, dict):
+                raise InvalidPayloadError(f"{ev.type}: each of 'effects' must be a map")
+            validate_effect(st, ptype.executes, eff)
     if ptype.executes not in ("signal",) and effect is None and not effects:
         raise InvalidPayloadError(f"a {type_name} proposal needs an effect")
     if ptype.executes == "signal" and (effect is not None or effects):
         raise InvalidPayloadError("a signal proposal executes nothing")
-    if not commit:
-        return
     c = st.constitution
     epoch = (ev.time - st.genesis_ms) // (c.epochs.length * 1000)
-    st.proposals[ev.seq] = Proposal(
+    proposal = Proposal(
         id=ev.seq,
         type=type_name,
         author=ev.author_did,
         title=title,
-        body=body,
+        body=p.body,
         method=ptype.method,
         executes=ptype.executes,
         topic=c.topic_of(type_name),
@@ -114,10 +108,11 @@ def created(st: DaoState, ev: Event, commit: bool) -> None:
         choices=tuple(choices),
         effect=effect,
         effects=dict(effects),
-        snapshot=frozenset(st.active_members()),
+        snapshot=frozenset(st.members()),
         epoch=epoch,
-        stake_history=[(ev.time, 0)] if ptype.method == "conviction" else [],
+        stake_history=((ev.time, 0),) if ptype.method == "conviction" else (),
     )
+    return lambda: st.put_proposal(proposal)
 
 
 def _open_for(prop: Proposal, ev: Event) -> None:
@@ -127,13 +122,9 @@ def _open_for(prop: Proposal, ev: Event) -> None:
         raise ProposalClosedError(f"proposal {prop.id} closed at {prop.end_ms}")
 
 
-def vote_cast(st: DaoState, ev: Event, commit: bool) -> None:
+def vote_cast(st: DaoFacts, ev: Event, p: VoteCast) -> Mutation:
     require_genesis(st)
-    p = Payload(ev.payload, ev.type)
-    pid = p.integer("proposal")
-    ballot = p.mapping("ballot")
-    p.finish()
-    assert ballot is not None
+    pid, ballot = p.proposal, p.ballot
     prop = get_proposal(st, pid)
     if prop.method == "conviction":
         raise InvalidBallotError("conviction proposals take stakes, not ballots")
@@ -151,7 +142,7 @@ def vote_cast(st: DaoState, ev: Event, commit: bool) -> None:
         if set(ballot) != {"choice"} or ballot["choice"] not in CHOICES:
             raise InvalidBallotError('a majority ballot is {"choice": "yes" | "no" | "abstain"}')
     else:
-        left = c.epochs.voice_credits - st.credits_spent.get((voter, prop.epoch), 0)
+        left = c.epochs.voice_credits - st.credits_spent(voter, prop.epoch)
         ptype = c.proposal_type(prop.type)
         max_score = ptype.max_score if ptype else 10
         problem = ballot_problem(
@@ -161,20 +152,12 @@ def vote_cast(st: DaoState, ev: Event, commit: bool) -> None:
             raise InvalidBallotError(f"invalid ballot: {problem}")
         if prop.method == "quadratic":
             cost = sum(n * n for n in ballot["votes"].values())
-    if not commit:
-        return
-    prop.votes[voter] = ballot
-    if cost:
-        key = (voter, prop.epoch)
-        st.credits_spent[key] = st.credits_spent.get(key, 0) + cost
+    return lambda: st.cast_vote(pid, voter, ballot, cost)
 
 
-def conviction_staked(st: DaoState, ev: Event, commit: bool) -> None:
+def conviction_staked(st: DaoFacts, ev: Event, p: ConvictionStaked) -> Mutation:
     require_genesis(st)
-    p = Payload(ev.payload, ev.type)
-    pid = p.integer("proposal")
-    points = p.integer("points")
-    p.finish()
+    pid, points = p.proposal, p.points
     prop = get_proposal(st, pid)
     if prop.method != "conviction":
         raise InvalidBallotError(f"proposal {pid} does not use conviction voting")
@@ -182,18 +165,12 @@ def conviction_staked(st: DaoState, ev: Event, commit: bool) -> None:
     member = ev.author_did
     require_member(st, member)
     allowance = st.constitution.conviction.points_per_member
-    used = st.conviction_points.get(member, 0) - prop.stakes.get(member, 0) + points
+    used = st.conviction_points(member) - prop.stakes.get(member, 0) + points
     if used > allowance:
         raise InvalidBallotError(
             f"{member} would stake {used} points; the allowance is {allowance}"
         )
-    if not commit:
-        return
-    old = prop.stakes.pop(member, 0)
-    if points:
-        prop.stakes[member] = points
-    st.conviction_points[member] = st.conviction_points.get(member, 0) - old + points
-    prop.stake_history.append((ev.time, sum(prop.stakes.values())))
+    return lambda: st.stake(pid, member, points, ev.time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +195,7 @@ class Outcome:
         }
 
 
-def conviction_params(st: DaoState) -> ConvictionParams:
+def conviction_params(st: DaoFacts) -> ConvictionParams:
     c = st.constitution.conviction
     return ConvictionParams(
         half_life_s=c.half_life,
@@ -229,12 +206,12 @@ def conviction_params(st: DaoState) -> ConvictionParams:
     )
 
 
-def _conviction_outcome(st: DaoState, prop: Proposal, at_ms: int) -> Outcome:
+def _conviction_outcome(st: DaoFacts, prop: Proposal, at_ms: int) -> Outcome:
     params = conviction_params(st)
     effect = prop.effect or {}
     requested = int(effect.get("amount", 0))
-    pool = st.books.balance(TREASURY)
-    members = len(st.active_members())
+    pool = st.treasury_balance()
+    members = len(st.members())
     supply = members * st.constitution.conviction.points_per_member
     y = conviction_at(prop.stake_history, min(at_ms, prop.end_ms), params)
     need = threshold(requested, pool, supply, params)
@@ -255,7 +232,7 @@ def _conviction_outcome(st: DaoState, prop: Proposal, at_ms: int) -> Outcome:
     return Outcome(prop.id, status, members, len(prop.stakes), None, detail)
 
 
-def outcome(st: DaoState, pid: int, at_ms: int) -> Outcome:
+def outcome(st: DaoFacts, pid: int, at_ms: int) -> Outcome:
     """The proposal's status and tally at ``at_ms``."""
     prop = get_proposal(st, pid)
     if prop.method == "conviction":
@@ -324,11 +301,9 @@ def outcome(st: DaoState, pid: int, at_ms: int) -> Outcome:
     return Outcome(prop.id, status, n, counted, winner if passed else None, detail)
 
 
-def executed(st: DaoState, ev: Event, commit: bool) -> None:
+def executed(st: DaoFacts, ev: Event, p: ProposalNamed) -> Mutation:
     require_genesis(st)
-    p = Payload(ev.payload, ev.type)
-    pid = p.integer("proposal")
-    p.finish()
+    pid = p.proposal
     if not (st.is_member(ev.author_did) or st.is_agent(ev.author_did)):
         raise NotAllowedError("only members and agents execute proposals")
     prop = get_proposal(st, pid)
@@ -338,21 +313,19 @@ def executed(st: DaoState, ev: Event, commit: bool) -> None:
     if out.status != "passed":
         raise ProposalClosedError(f"proposal {pid} is {out.status}, not passed")
     effect = prop.effects.get(out.winner or "") if prop.effects else prop.effect
-    if effect is not None:
-        effect_rules.apply_effect(st, prop, effect, ev, commit=False)
-    if not commit:
-        return
-    if effect is not None:
-        effect_rules.apply_effect(st, prop, effect, ev, commit=True)
-    prop.status, prop.executed_ms = "executed", ev.time
-    _free_stakes(st, prop)
+    perform = judge_effect(st, prop, effect, ev) if effect is not None else None
+
+    def mutate() -> None:
+        if perform is not None:
+            perform()
+        st.close_proposal(pid, "executed", ev.time)
+
+    return mutate
 
 
-def cancelled(st: DaoState, ev: Event, commit: bool) -> None:
+def cancelled(st: DaoFacts, ev: Event, p: ProposalNamed) -> Mutation:
     require_genesis(st)
-    p = Payload(ev.payload, ev.type)
-    pid = p.integer("proposal")
-    p.finish()
+    pid = p.proposal
     prop = get_proposal(st, pid)
     if ev.author_did != prop.author:
         raise NotAllowedError("only the author may cancel a proposal")
@@ -360,23 +333,13 @@ def cancelled(st: DaoState, ev: Event, commit: bool) -> None:
         raise ProposalClosedError(f"proposal {pid} is already {prop.status}")
     if prop.votes or prop.stakes:
         raise NotAllowedError("a proposal cannot be cancelled once members have voted on it")
-    if not commit:
-        return
-    prop.status = "cancelled"
+    return lambda: st.close_proposal(pid, "cancelled", ev.time)
 
 
-def _free_stakes(st: DaoState, prop: Proposal) -> None:
-    for member, pts in prop.stakes.items():
-        st.conviction_points[member] = st.conviction_points.get(member, 0) - pts
-    if prop.stakes:
-        prop.stakes.clear()
-        prop.stake_history.append((prop.executed_ms or st.now_ms, 0))
-
-
-HANDLERS = {
-    "dao.proposal.created": created,
-    "dao.vote.cast": vote_cast,
-    "dao.conviction.staked": conviction_staked,
-    "dao.proposal.executed": executed,
-    "dao.proposal.cancelled": cancelled,
+HANDLERS: dict[str, On[DaoFacts, Any]] = {
+    "dao.proposal.created": On(ProposalCreated, created),
+    "dao.vote.cast": On(VoteCast, vote_cast),
+    "dao.conviction.staked": On(ConvictionStaked, conviction_staked),
+    "dao.proposal.executed": On(ProposalNamed, executed),
+    "dao.proposal.cancelled": On(ProposalNamed, cancelled),
 }

@@ -1,15 +1,17 @@
-"""The records DAO state is made of (mutable inside :class:`~plaza.dao.state.DaoState`
-only; everything outside reads them)."""
+"""The records DAO state is made of: immutable values. A change is a new record
+(:func:`dataclasses.replace`) put in place of the old by :class:`~plaza.dao.facts.DaoFacts`;
+their maps are never changed after construction (they are typed ``Mapping``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from plaza.dao.action import Action
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Member:
     did: str
     admitted_ms: int
@@ -33,12 +35,12 @@ class Member:
         }
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """Someone being vouched for: voucher DID -> time, attestation kind -> issuer."""
 
-    vouches: dict[str, int] = field(default_factory=dict)
-    attestations: dict[str, str] = field(default_factory=dict)
+    vouches: Mapping[str, int] = field(default_factory=dict)
+    attestations: Mapping[str, str] = field(default_factory=dict)
 
     def to_map(self) -> dict[str, Any]:
         return {
@@ -47,7 +49,7 @@ class Candidate:
         }
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Proposal:
     id: int
     type: str
@@ -60,15 +62,15 @@ class Proposal:
     created_ms: int
     end_ms: int
     choices: tuple[str, ...]
-    effect: dict[str, Any] | None
-    effects: dict[str, dict[str, Any]]
+    effect: Mapping[str, Any] | None
+    effects: Mapping[str, Mapping[str, Any]]
     snapshot: frozenset[str]
     epoch: int
-    votes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    votes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     status: str = "open"  # "open" | "executed" | "cancelled"
     executed_ms: int = 0
-    stakes: dict[str, int] = field(default_factory=dict)
-    stake_history: list[tuple[int, int]] = field(default_factory=list)
+    stakes: Mapping[str, int] = field(default_factory=dict)
+    stake_history: tuple[tuple[int, int], ...] = ()
     motion: int | None = None
 
     def to_map(self) -> dict[str, Any]:
@@ -84,11 +86,11 @@ class Proposal:
             "created": self.created_ms,
             "end": self.end_ms,
             "choices": list(self.choices),
-            "effect": self.effect,
-            "effects": self.effects,
+            "effect": None if self.effect is None else dict(self.effect),
+            "effects": {k: dict(v) for k, v in self.effects.items()},
             "snapshot": sorted(self.snapshot),
             "epoch": self.epoch,
-            "votes": dict(sorted(self.votes.items())),
+            "votes": {k: dict(v) for k, v in sorted(self.votes.items())},
             "status": self.status,
             "executed": self.executed_ms,
             "stakes": dict(sorted(self.stakes.items())),
@@ -97,7 +99,7 @@ class Proposal:
         }
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Motion:
     """An optimistic agent action waiting out its veto window."""
 
@@ -111,7 +113,7 @@ class Motion:
     veto_ppm: int
     eligible: frozenset[str]
     threshold: int
-    vetoes: set[str] = field(default_factory=set)
+    vetoes: frozenset[str] = frozenset()
     status: str = "open"  # "open" | "escalated" | "executed" | "lapsed"
     proposal: int | None = None
     #: Set when the motion lapsed (its window passed and the guard then refused it):
@@ -151,7 +153,7 @@ class Motion:
         }
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ExecutedAction:
     """An agent action that executed, with its authority and reason."""
 
@@ -173,7 +175,7 @@ class ExecutedAction:
         }
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Escrow:
     id: str
     kind: str  # "bond" | "payment"

@@ -1,22 +1,22 @@
 """The DAO's commands: decide an event, check it against state, append it, apply it.
 
 :class:`Dao` joins a :class:`~plaza.ledger.Ledger` and the :class:`DaoState` replayed
-from it. Every command takes the :class:`~plaza.ledger.keystore.Signer` acting and the
-time (Unix ms; the caller's clock, passed in). A command first catches up with events
-other writers appended, then builds and signs the next event, asks the state whether it
-is legal (raising the same error ``verify`` would name), appends it, and only then
-applies it. If another writer took the position meanwhile, it catches up and tries
-again. State never changes except by applying an appended event.
+from it through the ledger's command core (:class:`~plaza.ledger.command.Commands`):
+every command takes the :class:`~plaza.ledger.keystore.Signer` acting and the time
+(Unix ms; the caller's clock, passed in), catches up with events other writers
+appended, builds and signs the next event, asks the state whether it is legal (raising
+the same error ``verify`` would name), appends it, and only then applies it; a lost
+append race is retried on the new head by the core's one retry policy. State never
+changes except by applying an appended event.
 """
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from plaza.atproto.crypto import PublicKey
 from plaza.dao.action import Action
 from plaza.dao.agency import ESCALATION_TYPE, refusal
 from plaza.dao.constitution import Constitution
@@ -27,14 +27,11 @@ from plaza.dao.proposals import Outcome, outcome
 from plaza.dao.state import DaoState
 from plaza.errors import InvalidInputError
 from plaza.ledger.checkpoint import Checkpoint
-from plaza.ledger.errors import AppendConflictError
+from plaza.ledger.command import RETRY, Commands, Retry
 from plaza.ledger.event import Event
-from plaza.ledger.keys import verify_event_signature
 from plaza.ledger.keystore import Signer
 from plaza.ledger.ledger import Ledger
-from plaza.ledger.store import EMPTY_HEAD, EventStore, Head
-
-ATTEMPTS = 32
+from plaza.ledger.store import EventStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,33 +45,39 @@ class ActionOutcome:
     proposal: int | None = None
 
 
+def _position(state: DaoState) -> int:
+    return state.seq
+
+
 class Dao:
     """Commands and queries over one ledger."""
 
-    def __init__(self, store: EventStore) -> None:
-        self.state = DaoState()
-        self.ledger = Ledger(store, registry=self.state)
-        # Where the *state* ends (not the store, which other writers may have moved on):
-        # commands build their event here, so an event is never checked against a state
-        # that lacks its predecessor.
-        self._head = EMPTY_HEAD
-        self.sync()
+    def __init__(self, store: EventStore, *, retry: Retry = RETRY) -> None:
+        # The ledger checks signatures against the keys the *current* state binds (the
+        # core replaces the state object when it rebuilds), hence ``registry=self``.
+        self.ledger = Ledger(store, registry=self, retry=retry)
+        self.commands = Commands(self.ledger, DaoState, retry=retry, position=_position)
+
+    @property
+    def state(self) -> DaoState:
+        """The replayed state, as of the last sync."""
+        return self.commands.state
 
     @property
     def store(self) -> EventStore:
         return self.ledger.store
 
+    def keys_for(self, did: str) -> Sequence[PublicKey]:
+        """The keys the state binds to ``did`` (the ledger's key registry)."""
+        return self.commands.state.keys_for(did)
+
     def sync(self) -> int:
         """Apply events other writers appended; return how many."""
-        n = 0
-        for ev in self.ledger.read(self.state.seq + 1):
-            self.state.apply(ev)
-            self._head = Head(ev.seq + 1, ev.hash, ev.time)
-            n += 1
-        if self._head.size != self.state.seq + 1:  # the state was replaced from outside
-            last = self.ledger.get(self.state.seq) if self.state.seq >= 0 else None
-            self._head = EMPTY_HEAD if last is None else Head(last.seq + 1, last.hash, last.time)
-        return n
+        return self.commands.sync()
+
+    def reload(self) -> None:
+        """Rebuild the state from the whole ledger."""
+        self.commands.reload()
 
     def submit(self, event: Event) -> Event:
         """Append an event someone else built and signed (the HTTP write path).
@@ -90,52 +93,11 @@ class Dao:
             raise InvalidInputError(
                 f"only dao.* events are submitted to the DAO, not {event.type!r}"
             )
-        self.sync()
-        head = self._head
-        if event.seq != head.size:
-            raise AppendConflictError(
-                f"event {event.seq} was built for another position: the log has {head.size} events",
-                seq=event.seq,
-                head=head.size,
-            )
-        verify_event_signature(event, self.state)
-        self.state.check(event)
-        try:
-            self.ledger.append(event)
-        except AppendConflictError:
-            self.sync()
-            raise
-        self.state.apply(event)
-        self._head = Head(event.seq + 1, event.hash, event.time)
-        return event
+        return self.commands.submit(event)
 
     def record(self, signer: Signer, type_: str, payload: dict[str, Any], now: int) -> Event:
         """Build, check, append and apply one event by ``signer``."""
-        last: AppendConflictError | None = None
-        for attempt in range(ATTEMPTS):
-            self.sync()
-            ev = self.ledger.build(
-                signer.key,
-                author_did=signer.did,
-                type=type_,
-                payload=payload,
-                time=now,
-                head=self._head,
-            )
-            self.state.check(ev)
-            try:
-                self.ledger.append(ev)
-            except AppendConflictError as exc:
-                last = exc
-                # Writers that collide in lockstep would collide again; a random pause
-                # (growing, at most ~50 ms) lets one of them through.
-                time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
-                continue
-            self.state.apply(ev)
-            self._head = Head(ev.seq + 1, ev.hash, ev.time)
-            return ev
-        assert last is not None
-        raise last
+        return self.commands.record(signer, type_, payload, now)
 
     # -- membership ---------------------------------------------------------------------
     @classmethod

@@ -5,32 +5,48 @@ sees it, builds and signs the next event for a writer, signs checkpoints, and se
 Merkle proofs. Positions are claimed optimistically: :meth:`Ledger.build` signs an event
 for the current head, and if another writer gets there first :meth:`Ledger.append` raises
 :class:`~plaza.ledger.errors.AppendConflictError` (nothing written, nothing lost); the
-caller re-reads the head and tries again. :meth:`Ledger.record` does that retry loop for
-a writer that holds its own key.
+caller re-reads the head and tries again. :meth:`Ledger.record` does that through the
+command core (:mod:`plaza.ledger.command`) for a writer that keeps no state.
 """
 
 from __future__ import annotations
 
-import random
-import time as _time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from plaza.atproto.crypto import PrivateKey
 from plaza.ledger import merkle
 from plaza.ledger.checkpoint import Checkpoint, sign_checkpoint
-from plaza.ledger.errors import AppendConflictError, CheckpointError
+from plaza.ledger.command import RETRY, Commands, Retry
+from plaza.ledger.errors import CheckpointError
 from plaza.ledger.event import Event, sign_event
 from plaza.ledger.keys import DidKeyRegistry, KeyRegistry, verify_event_signature
+from plaza.ledger.keystore import Signer
 from plaza.ledger.store import EventStore, Head
+
+
+class _Nothing:
+    """The state of a writer that keeps none: every event is legal."""
+
+    def check(self, event: Event) -> None:
+        pass
+
+    def apply(self, event: Event) -> None:
+        pass
+
+    def fingerprint(self) -> bytes:
+        return b""
 
 
 class Ledger:
     """An append-only, hash-chained, signed event log over an :class:`EventStore`."""
 
-    def __init__(self, store: EventStore, registry: KeyRegistry | None = None) -> None:
+    def __init__(
+        self, store: EventStore, registry: KeyRegistry | None = None, *, retry: Retry = RETRY
+    ) -> None:
         self.store = store
         self.registry: KeyRegistry = registry if registry is not None else DidKeyRegistry()
+        self.retry = retry
 
     # -- writing -----------------------------------------------------------------------
     def head(self) -> Head:
@@ -62,6 +78,10 @@ class Ledger:
             payload=payload,
         )
 
+    def verify(self, event: Event) -> None:
+        """Raise unless ``event``'s signature verifies against a key of its author."""
+        verify_event_signature(event, self.registry)
+
     def append(self, event: Event) -> Head:
         """Verify ``event``'s signature, then append it; return the new head."""
         verify_event_signature(event, self.registry)
@@ -81,24 +101,12 @@ class Ledger:
         type: str,
         payload: dict[str, Any],
         time: int,
-        attempts: int = 5,
     ) -> Event:
-        """Build, sign and append an event, rebuilding on a lost race up to ``attempts``
-        times (with a short random pause between tries). Raises the last
-        :class:`AppendConflictError` if every attempt lost."""
-        last: AppendConflictError | None = None
-        for attempt in range(attempts):
-            ev = self.build(key, author_did=author_did, type=type, payload=payload, time=time)
-            try:
-                self.append(ev)
-            except AppendConflictError as exc:
-                last = exc
-                # Writers colliding in lockstep would collide again: pause at random.
-                _time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
-                continue
-            return ev
-        assert last is not None
-        raise last
+        """Build, sign and append an event at the store's head, rebuilding on a lost race
+        as the ledger's retry policy says. Raises the last :class:`AppendConflictError`
+        if every attempt lost."""
+        core = Commands(self, _Nothing, retry=self.retry, replay=False)
+        return core.record(Signer(author_did, key), type, payload, time)
 
     # -- reading -----------------------------------------------------------------------
     def read(self, start: int = 0, stop: int | None = None) -> Iterator[Event]:

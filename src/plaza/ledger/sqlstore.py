@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Final
 
-from plaza.db import Database, IntegrityError, connect
+from plaza.db import Database, IntegrityError, Migration, Migrations, connect, migrate
 from plaza.ledger.checkpoint import Checkpoint
 from plaza.ledger.errors import AppendConflictError
 from plaza.ledger.event import Event
@@ -25,7 +25,7 @@ _PREFIX_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 _BATCH: Final = 2000
 _MAX_SEQ: Final = 2**62
 
-_SCHEMA: Final = """
+_INITIAL: Final = """
 CREATE TABLE IF NOT EXISTS {p}_events (
     seq INTEGER PRIMARY KEY,
     hash BLOB NOT NULL,
@@ -42,15 +42,24 @@ CREATE TABLE IF NOT EXISTS {p}_checkpoints (
 """
 
 
+def migrations(prefix: str = "ledger") -> Migrations:
+    """The schema of the store with table prefix ``prefix``, step by step (see
+    :mod:`plaza.db.migrations`); the prefix is also the store's name in
+    ``schema_migrations``. The DAO and the market keep no tables of their own: their
+    state is a replay of this store's events."""
+    return Migrations(prefix, (Migration(1, "initial tables", _INITIAL.format(p=prefix)),))
+
+
 class SqlEventStore(EventStore):
-    """An event store in the tables ``{prefix}_events`` and ``{prefix}_checkpoints``."""
+    """An event store in the tables ``{prefix}_events`` and ``{prefix}_checkpoints``,
+    brought to the latest schema (:func:`migrations`) when it opens."""
 
     def __init__(self, db: Database, *, prefix: str = "ledger") -> None:
         if not _PREFIX_RE.match(prefix):
             raise ValueError(f"invalid table prefix {prefix!r}")
         self.db = db
         self._p = prefix
-        db.executescript(_SCHEMA.format(p=prefix))
+        migrate(db, migrations(prefix))
 
     @classmethod
     def open(cls, url: str, *, prefix: str = "ledger") -> SqlEventStore:

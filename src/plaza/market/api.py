@@ -30,17 +30,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Body, FastAPI, Header
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from plaza.asgi import install_docs_page, install_json_errors
+from plaza.asgi import BodyLimit, install_docs_page, install_json_errors
 from plaza.atproto import datamodel
 from plaza.atproto.crypto import PrivateKey
 from plaza.atproto.errors import AtprotoError
 from plaza.dao import Mandate
 from plaza.dao.money import currency_for
-from plaza.errors import InvalidInputError, PlazaError
 from plaza.ledger import EventStore, Ledger, MemoryEventStore, SqlEventStore
 from plaza.market.books import to_beancount
 from plaza.market.errors import (
@@ -123,51 +121,8 @@ class ApproveRequest(BaseModel):
     proposal: int = 0
 
 
-class BodyLimit:
-    """ASGI middleware: read the whole request body first, answering 413 past ``limit``
-    bytes (declared or streamed) before the application sees any of it."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        too_large = PayloadTooLargeError(f"a request body is at most {self.limit} bytes")
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or len(declared) > 12):
-            await _error(InvalidInputError("Content-Length is not a number"), scope, receive, send)
-            return
-        if declared is not None and int(declared) > self.limit:
-            await _error(too_large, scope, receive, send)
-            return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            body += message.get("body", b"")
-            if len(body) > self.limit:
-                await _error(too_large, scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-async def _error(exc: PlazaError, scope: Scope, receive: Receive, send: Send) -> None:
-    await JSONResponse(exc.to_dict(), status_code=exc.status)(scope, receive, send)
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"a request body is at most {limit} bytes")
 
 
 def open_store(url: str) -> EventStore:
@@ -221,7 +176,7 @@ def create_app(settings: MarketSettings, market: Market | None = None) -> FastAP
         if not settings.admin_token or not hmac.compare_digest(authorization or "", want):
             raise AuthError("this command needs the operator's bearer token")
 
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, limit=MAX_BODY, too_large=_too_large)
     install_json_errors(app, "market")  # outermost: it also covers BodyLimit
 
     @app.get("/_health")

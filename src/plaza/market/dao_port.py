@@ -110,10 +110,7 @@ class DaoLink:
 
     def reload(self) -> None:
         """Rebuild the DAO state from the ledger (after a failed atomic run)."""
-        fresh = DaoState()
-        self.dao.state = fresh
-        self.dao.ledger.registry = fresh
-        self.dao.sync()
+        self.dao.reload()
 
     def mandate(self) -> Mandate:
         return self.dao.state.mandate

@@ -23,10 +23,26 @@ import pytest
 from plaza.services.directory import DirectorySettings
 from plaza.services.directory import create_app as create_directory
 from plaza.services.pds import PdsSettings, create_app, service_did_for
+from plaza.services.pds.components import PdsComponents
 from plaza.services.runner import ServedApp, ServerThread
 from tests.conftest import _PG_MISSING, PG_URL
 
 ADMIN_PASSWORD = "admin-" + secrets.token_hex(8)
+
+# The second PDS of the network runs on PostgreSQL when it is reachable (and not
+# switched off): a test labelled "postgresql" is skipped, naming why, when it is not.
+SECOND_ON_PG = _PG_MISSING is None and not os.environ.get("PLAZA_TEST_SQLITE_ONLY")
+_NO_PG = _PG_MISSING or "PostgreSQL switched off (PLAZA_TEST_SQLITE_ONLY is set)"
+DIALECTS = ("sqlite", "postgresql")
+BACKENDS = pytest.mark.parametrize(
+    "i",
+    [
+        pytest.param(0, id="sqlite"),
+        pytest.param(1, id="postgresql", marks=pytest.mark.skipif(not SECOND_ON_PG, reason=_NO_PG)),
+    ],
+)
+"""Parametrizes a test over the network's PDSs by backend: ``i`` 0 on SQLite, 1 on
+PostgreSQL; the test gets its URL from :meth:`Network.on_backend`."""
 
 
 def _free_port() -> int:
@@ -41,6 +57,13 @@ class Network:
     pds: list[str]
     data_dirs: list[Path]
     apps: list[Any]
+
+    def on_backend(self, i: int) -> str:
+        """The URL of PDS ``i`` of :data:`BACKENDS`, once its store is checked to run on
+        the backend the test is labelled with."""
+        dialect = self.apps[i].state.pds.store.db.dialect
+        assert dialect == DIALECTS[i], f"PDS {i} runs on {dialect}, not {DIALECTS[i]}"
+        return self.pds[i]
 
     def mail_dir(self, i: int) -> Path:
         return self.data_dirs[i] / "mail"
@@ -72,7 +95,7 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     directory_url = f"http://127.0.0.1:{dport}"
     schema = None
     db2 = None
-    if _PG_MISSING is None and not os.environ.get("PLAZA_TEST_SQLITE_ONLY"):
+    if SECOND_ON_PG:
         schema = f"pds_{uuid.uuid4().hex[:10]}"
         db2 = f"{PG_URL}?schema={schema}"
     dirs = [root / "pds1", root / "pds2"]
@@ -123,9 +146,9 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 
 @dataclass
 class PgRepo:
-    """A PDS context on a fresh PostgreSQL schema holding one account with an empty repo."""
+    """The parts of a PDS on a fresh PostgreSQL schema holding one account with an empty repo."""
 
-    ctx: Any  # PdsContext
+    pds: PdsComponents
     acct: Any  # the account, as the repository layer takes it
     did: str
     key: Any  # PrivateKey
@@ -134,18 +157,18 @@ class PgRepo:
 
 @contextmanager
 def pg_repo(tmp_path: Path, did: str, handle: str, **settings: Any) -> Iterator[PgRepo]:
-    """Open a PDS context on a new schema (``settings`` added to its PdsSettings), create
+    """Open the parts of a PDS on a new schema (``settings`` added to its PdsSettings), create
     ``did`` with an empty repository; close the store and drop the schema afterwards."""
     import time
 
     import psycopg
 
     from plaza.atproto.crypto import ES256K, PrivateKey
-    from plaza.services.pds.context import PdsContext
+    from plaza.services.pds.components import open_components
     from plaza.services.pds.store import ACTIVE, AccountRow
 
     schema = f"pds_{uuid.uuid4().hex[:10]}"
-    ctx = PdsContext.open(
+    ctx = open_components(
         PdsSettings(
             data_dir=tmp_path,
             public_url="http://127.0.0.1:1",

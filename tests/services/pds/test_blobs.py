@@ -9,7 +9,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,32 +31,43 @@ from tests.services.pds.conftest import PgRepo, pg_repo
 
 MAX_BLOB = 20_000
 QUOTA = 50_000
-GRACE_S = 1
+GRACE_S = 3600  # far longer than a test runs: only the test's clock passes it
+TOKEN_TTL_S = 30 * 24 * 3600  # sessions outlive every move of the clock
 
 
-def _eventually(check: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
+class Clock:
+    """The PDS's clock: real time plus what the test has moved it forward by."""
 
+    def __init__(self) -> None:
+        self.offset = 0.0
 
-def _for_a_while(check: Callable[[], bool], seconds: float = 2 * GRACE_S + 0.5) -> bool:
-    """True if ``check`` holds throughout ``seconds`` (several grace periods and sweeps)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not check():
-            return False
-        time.sleep(0.2)
-    return check()
+    def __call__(self) -> float:
+        return time.time() + self.offset
 
 
 @dataclass
 class Host:
     url: str
     data_dir: Path
+    app: Any  # the served PDS (its parts at app.state.pds)
+    clock: Clock
+
+    def swept(self) -> None:
+        """Wait for two more sweeps of the blob collector to complete, so one began
+        after this call."""
+        collector = self.app.state.pds.blob_gc
+        target = collector.sweeps + 2
+        deadline = time.monotonic() + 60
+        while collector.sweeps < target:
+            assert time.monotonic() < deadline, "the blob collector stopped sweeping"
+            time.sleep(0.02)
+
+    def after_grace(self) -> None:
+        """Sweep (marking what is unreferenced), move the clock past the grace period,
+        and sweep again (collecting what stayed unreferenced)."""
+        self.swept()
+        self.clock.offset += 2 * GRACE_S
+        self.swept()
 
     def account(self) -> dict[str, str]:
         handle = f"b{secrets.token_hex(4)}.test"
@@ -95,6 +106,7 @@ def host(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Host]:
     root: Path = tmp_path_factory.mktemp("blobs")
+    clock = Clock()
     schema = None
     if request.param == "postgresql":
         if _PG_MISSING:
@@ -111,11 +123,13 @@ def host(
                 max_blob_bytes=MAX_BLOB,
                 blob_quota_bytes=QUOTA,
                 blob_grace_s=GRACE_S,
-                blob_gc_every_s=0.2,
-            )
+                blob_gc_every_s=0.05,
+                access_ttl_s=TOKEN_TTL_S,
+            ),
+            clock=clock,
         )
         with ServerThread([ServedApp("pds", pds)]) as (url,):
-            yield Host(url, root / "pds")
+            yield Host(url, root / "pds", pds, clock)
     if schema is not None:
         import psycopg
 
@@ -190,8 +204,10 @@ def test_an_unreferenced_blob_is_collected_after_the_grace_period(host: Host) ->
     cid = _cid(host.upload(acct, os.urandom(MAX_BLOB)))
     _cid(host.upload(acct, os.urandom(MAX_BLOB)))
     assert host.upload(acct, os.urandom(MAX_BLOB)).status_code == 413  # at the quota
-    assert cid in host.blobs(acct)  # within the grace period
-    assert _eventually(lambda: host.blobs(acct) == [])
+    host.swept()
+    assert cid in host.blobs(acct)  # marked, within the grace period
+    host.after_grace()
+    assert host.blobs(acct) == []
     assert not host.on_disk(cid)
     missing = host.get(acct, cid)
     assert missing.status_code == 400 and missing.json()["error"] == "BlobNotFound"
@@ -203,7 +219,8 @@ def test_a_referenced_blob_is_never_collected(host: Host) -> None:
     blob = host.upload(acct, os.urandom(1000)).json()["blob"]
     cid = blob["ref"]["$link"]
     _post(host, acct, blob)
-    assert _for_a_while(lambda: cid in host.blobs(acct) and host.on_disk(cid))
+    host.after_grace()
+    assert cid in host.blobs(acct) and host.on_disk(cid)
     assert host.get(acct, cid).status_code == 200
 
 
@@ -213,9 +230,11 @@ def test_a_blob_is_collected_once_its_last_record_is_deleted(host: Host) -> None
     cid = blob["ref"]["$link"]
     first, second = _post(host, acct, blob, "one"), _post(host, acct, blob, "two")
     _delete(host, acct, first)
-    assert _for_a_while(lambda: cid in host.blobs(acct))  # the second still holds it
+    host.after_grace()
+    assert cid in host.blobs(acct)  # the second still holds it
     _delete(host, acct, second)
-    assert _eventually(lambda: cid not in host.blobs(acct))
+    host.after_grace()
+    assert cid not in host.blobs(acct)
     assert not host.on_disk(cid)
 
 
@@ -226,16 +245,18 @@ def test_bytes_another_account_holds_stay(host: Host) -> None:
     cid = blob["ref"]["$link"]
     _post(host, keeper, blob)
     assert _cid(host.upload(dropper, data)) == cid
-    assert _eventually(lambda: cid not in host.blobs(dropper))
+    host.after_grace()
+    assert cid not in host.blobs(dropper)
     assert host.on_disk(cid)
     assert host.get(keeper, cid).content == data
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[Host]]]:
-    """A directory and two hosts that collect after one second (the second on
-    PostgreSQL when it is reachable), for a migration between them."""
+    """A directory and two hosts that collect blobs (the second on PostgreSQL when it
+    is reachable), for a migration between them."""
     root: Path = tmp_path_factory.mktemp("blobmig")
+    clocks = [Clock(), Clock()]
     schema = None if _PG_MISSING else f"blobmig_{uuid.uuid4().hex[:10]}"
     directory = ServedApp("directory", create_directory(DirectorySettings.for_data_dir(root / "d")))
     with ServerThread([directory]) as (dir_url,):
@@ -249,15 +270,18 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[H
                         directory_url=dir_url,
                         db_url=None if i == 0 or schema is None else f"{PG_URL}?schema={schema}",
                         blob_grace_s=GRACE_S,
-                        blob_gc_every_s=0.2,
-                    )
+                        blob_gc_every_s=0.05,
+                        access_ttl_s=TOKEN_TTL_S,
+                    ),
+                    clock=clocks[i],
                 ),
                 port=port,
             )
             for i, port in enumerate((_port(), _port()))
         ]
         with ServerThread(apps) as urls:
-            yield dir_url, [Host(u, root / f"pds{i}") for i, u in enumerate(urls)]
+            hosts = [Host(u, root / f"pds{i}", apps[i].app, clocks[i]) for i, u in enumerate(urls)]
+            yield dir_url, hosts
     if schema is not None:
         import psycopg
 
@@ -299,7 +323,8 @@ def test_blobs_uploaded_after_an_import_are_kept(pair: tuple[str, list[Host]]) -
         env={"PLAZA_PASSWORD": acct["password"]},
     )
     assert result.exit_code == 0, result.output
-    assert _for_a_while(lambda: new.blobs(acct) == [cid] and new.on_disk(cid))
+    new.after_grace()
+    assert new.blobs(acct) == [cid] and new.on_disk(cid)
     assert new.get(acct, cid).content == data
     assert old.get(acct, cid).status_code == 400  # the old host serves no deactivated repo
     assert old.on_disk(cid)  # but keeps what its records reference
@@ -315,7 +340,7 @@ def test_collection_waits_for_a_commit_in_flight(tmp_path: Path) -> None:
 
 
 def _sweep_during_commit(pg: PgRepo) -> None:
-    ctx, acct, did = pg.ctx, pg.acct, pg.did
+    ctx, acct, did = pg.pds, pg.acct, pg.did
     cid = ctx.blobs.put_bytes(b"picture")
     ctx.store.add_blob(did, BlobRow(cid.raw, "image/png", 7, "2026-01-01T00:00:00.000Z"))
     record = {
@@ -381,3 +406,16 @@ def test_a_malformed_blob_mime_type_is_refused(host: Host, mime: str) -> None:
         },
     )
     assert ok.json()["blob"]["mimeType"] == "image/png"
+
+
+@pytest.mark.parametrize("header", [None, "*/*", "application/octet-stream"])
+def test_an_unnamed_blob_type_is_read_from_the_bytes(host: Host, header: str | None) -> None:
+    acct = host.account()
+    headers = {"authorization": f"Bearer {acct['accessJwt']}"}
+    if header is not None:
+        headers["content-type"] = header
+    url = f"{host.url}/xrpc/com.atproto.repo.uploadBlob"
+    gif = httpx.post(url, content=b"GIF89a" + bytes(40), headers=headers)
+    assert gif.json()["blob"]["mimeType"] == "image/gif", gif.text
+    other = httpx.post(url, content=b"plain words", headers=headers)
+    assert other.json()["blob"]["mimeType"] == "application/octet-stream", other.text

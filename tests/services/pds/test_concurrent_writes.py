@@ -22,13 +22,12 @@ from plaza.atproto import cbor
 from plaza.atproto.repo_verify import import_car
 from plaza.errors import StorageError
 from plaza.services.pds import PdsSettings
-from plaza.services.pds.context import PdsContext
+from plaza.services.pds.components import open_components
 from plaza.services.pds.repos import Write
 from tests.conftest import _PG_MISSING, PG_URL
-from tests.services.pds.conftest import Network, PgRepo, pg_repo
+from tests.services.pds.conftest import BACKENDS, Network, PgRepo, pg_repo
 from tests.services.pds.firehose_reader import read_events
 
-BACKENDS = pytest.mark.parametrize("i", [0, 1], ids=["sqlite", "postgresql"])
 CREATE = "com.atproto.repo.createRecord"
 
 
@@ -67,7 +66,7 @@ async def _burst(url: str, accts: list[dict[str, str]], per_account: int) -> lis
 
 @BACKENDS
 def test_concurrent_writes_are_kept_chained_and_streamed_in_order(network: Network, i: int) -> None:
-    url = network.pds[i]
+    url = network.on_backend(i)
     accts = [network.new_account(i, prefix="cw") for _ in range(4)]
     dids = {a["did"] for a in accts}
     acked = asyncio.run(_burst(url, accts, 8))
@@ -104,7 +103,7 @@ def test_concurrent_writes_are_kept_chained_and_streamed_in_order(network: Netwo
 
 @BACKENDS
 def test_a_refused_commit_changes_nothing_and_leaves_a_gap(network: Network, i: int) -> None:
-    url = network.pds[i]
+    url = network.on_backend(i)
     ctx = network.apps[i].state.pds
     acct = network.new_account(i, prefix="gap")
     before = httpx.get(
@@ -149,23 +148,29 @@ def test_a_refused_commit_changes_nothing_and_leaves_a_gap(network: Network, i: 
 
 def test_repository_lock_admits_one_holder_at_a_time(tmp_path: Path) -> None:
     """A writer arriving after the first holder left waits for the one queued before it."""
-    ctx = PdsContext.open(
+    ctx = open_components(
         PdsSettings(data_dir=tmp_path, public_url="http://127.0.0.1:1", directory_url="-")
     )
     order: list[str] = []
 
-    async def holder(name: str) -> None:
+    async def holder(name: str, entered: asyncio.Event, leave: asyncio.Event) -> None:
         async with ctx.repos.lock("did:plc:x"):
             order.append(f"in {name}")
-            await asyncio.sleep(0.02)
+            entered.set()
+            await leave.wait()
             order.append(f"out {name}")
 
     async def scenario() -> None:
-        first = asyncio.create_task(holder("a"))
-        await asyncio.sleep(0.005)
-        queued = asyncio.create_task(holder("b"))
+        gates = {name: (asyncio.Event(), asyncio.Event()) for name in "abc"}
+        first = asyncio.create_task(holder("a", *gates["a"]))
+        await gates["a"][0].wait()  # a holds the lock
+        queued = asyncio.create_task(holder("b", *gates["b"]))
+        await asyncio.sleep(0)  # b runs up to the lock and waits there
+        gates["a"][1].set()
         await first  # a has left; b is woken but has not run yet
-        late = asyncio.create_task(holder("c"))
+        late = asyncio.create_task(holder("c", *gates["c"]))
+        gates["b"][1].set()
+        gates["c"][1].set()
         await asyncio.gather(queued, late)
 
     try:
@@ -185,7 +190,7 @@ def test_a_cancelled_request_does_not_strand_its_commit(tmp_path: Path) -> None:
 
 
 def _cancelled_commit(pg: PgRepo) -> None:
-    ctx, acct, did, key = pg.ctx, pg.acct, pg.did, pg.key
+    ctx, acct, did, key = pg.pds, pg.acct, pg.did, pg.key
 
     def post(text: str) -> list[Write]:
         return [Write("create", "app.bsky.feed.post", ctx.repos.clock.next(), _post(text))]
@@ -224,8 +229,23 @@ def test_writes_recover_when_database_connections_die(tmp_path: Path) -> None:
         _dying_connections(pg)
 
 
+async def _lock_waiters(admin: psycopg.Connection[Any], pids: list[int]) -> list[int]:
+    """The backends among ``pids`` waiting for a lock, once there is one: PostgreSQL's
+    own view is polled, yielding to the event loop in between (so the commit in flight
+    can reach the server), for at most 2,000 rounds."""
+    for _ in range(2000):
+        rows = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid = ANY(%s)",
+            (pids,),
+        ).fetchall()
+        if rows:
+            return [int(row[0]) for row in rows]
+        await asyncio.sleep(0.005)
+    raise AssertionError("no commit ever waited for the row lock")
+
+
 def _dying_connections(pg: PgRepo) -> None:
-    ctx, acct, did, key, schema = pg.ctx, pg.acct, pg.did, pg.key, pg.schema
+    ctx, acct, did, key, schema = pg.pds, pg.acct, pg.did, pg.key, pg.schema
 
     def post(n: int) -> list[Write]:
         return [Write("create", "app.bsky.feed.post", ctx.repos.clock.next(), _post(f"{n}"))]
@@ -252,16 +272,11 @@ def _dying_connections(pg: PgRepo) -> None:
                 )
                 while not ctx.sequencer._in_flight:
                     await asyncio.sleep(0.01)
-                await asyncio.sleep(0.2)  # the statement is waiting for the lock
                 busy = [c.info.backend_pid for c in ctx.repos.committer._all]
                 with psycopg.connect(PG_URL, autocommit=True) as admin:
-                    waiting = admin.execute(
-                        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND pid = ANY(%s)",
-                        (busy,),
-                    ).fetchall()
+                    waiting = await _lock_waiters(admin, busy)
                     assert len(waiting) == 1
-                    admin.execute("SELECT pg_terminate_backend(%s, 5000)", (waiting[0][0],))
+                    admin.execute("SELECT pg_terminate_backend(%s, 5000)", (waiting[0],))
                 try:
                     await write
                 except StorageError:

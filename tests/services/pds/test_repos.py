@@ -10,13 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from plaza.atproto.repo_verify import import_car
-from tests.services.pds.conftest import Network
+from tests.services.pds.conftest import BACKENDS, Network
 from tests.services.pds.streaming import chunked_until_answered
 
-BACKENDS = pytest.mark.parametrize("i", [0, 1], ids=["sqlite", "postgresql"])
 SAME = {"$type": "app.bsky.feed.post", "text": "same", "createdAt": "2026-01-01T00:00:00.000Z"}
 
 
@@ -55,7 +53,7 @@ def _verified_records(url: str, did: str) -> dict[str, Any]:
 
 @BACKENDS
 def test_deleting_one_of_two_identical_records_keeps_the_other(network: Network, i: int) -> None:
-    url = network.pds[i]
+    url = network.on_backend(i)
     acct = network.new_account(i, prefix="same")
     assert _put(url, acct, "3aaaaaaaaaaaa", SAME) == _put(url, acct, "3aaaaaaaaaaab", SAME)
     r = _call(
@@ -73,7 +71,7 @@ def test_deleting_one_of_two_identical_records_keeps_the_other(network: Network,
 
 @BACKENDS
 def test_changing_one_of_two_identical_records_keeps_the_other(network: Network, i: int) -> None:
-    url = network.pds[i]
+    url = network.on_backend(i)
     acct = network.new_account(i, prefix="same")
     _put(url, acct, "3aaaaaaaaaaaa", SAME)
     _put(url, acct, "3aaaaaaaaaaab", SAME)
@@ -84,7 +82,7 @@ def test_changing_one_of_two_identical_records_keeps_the_other(network: Network,
 
 @BACKENDS
 def test_deleting_both_in_one_commit_drops_the_block(network: Network, i: int) -> None:
-    url = network.pds[i]
+    url = network.on_backend(i)
     acct = network.new_account(i, prefix="same")
     _put(url, acct, "3aaaaaaaaaaaa", SAME)
     _put(url, acct, "3aaaaaaaaaaab", SAME)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import struct
+import zlib
 
+import httpx
 import libipld
 import pytest
 from atproto_client.exceptions import BadRequestError
@@ -91,3 +94,39 @@ def test_sdk_switches_to_the_did_document_endpoint(network: Network) -> None:
     assert client._base_url.rstrip("/").startswith(network.pds[1])
     session = client.com.atproto.server.get_session()
     assert session.did == acct["did"] and session.active
+
+
+def _png_1x1() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1x1, 8-bit RGB
+    pixels = zlib.compress(b"\x00\xff\x00\x00")
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
+
+
+def test_sdk_send_image(network: Network) -> None:
+    """The SDK uploads with ``Content-Type: */*``; the PDS takes the type from the bytes."""
+    acct = network.new_account(0)
+    client = Client(base_url=network.pds[0])
+    client.login(acct["handle"], acct["password"])
+    png = _png_1x1()
+    post = client.send_image(text="a green pixel", image=png, image_alt="one green pixel")
+    rkey = post.uri.rsplit("/", 1)[1]
+    record = client.get_post(rkey, acct["did"]).value
+    assert record.text == "a green pixel"
+    image = record.embed.images[0]
+    assert image.alt == "one green pixel"
+    assert image.image.mime_type == "image/png"
+    assert image.image.size == len(png)
+    cid = image.image.ref.link
+    fetched = client.com.atproto.sync.get_blob(
+        models.ComAtprotoSyncGetBlob.Params(did=acct["did"], cid=cid)
+    )
+    assert fetched == png
+    served = httpx.get(
+        f"{network.pds[0]}/xrpc/com.atproto.sync.getBlob", params={"did": acct["did"], "cid": cid}
+    )
+    assert served.headers["content-type"] == "image/png"

@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 import plaza
+from plaza.asgi import read_body
 from plaza.atproto.plc import (
     PlcState,
     PlcTooLargeError,
@@ -90,7 +91,7 @@ def create_app(
 
     async def submit(request: Request) -> Response:
         did = _did(request)
-        op = parse_operation(_json(await _body(request, settings.max_body_bytes)))
+        op = parse_operation(_json(await read_body(request, settings.max_body_bytes, _too_large)))
         store.submit(did, op, clock())
         return PlainTextResponse("OK")
 
@@ -179,16 +180,8 @@ def _did(request: Request) -> str:
     return did
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PlcTooLargeError(f"request body is larger than {limit} bytes")
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise PlcTooLargeError(f"request body is larger than {limit} bytes")
-    return bytes(chunks)
+def _too_large(limit: int) -> PlcTooLargeError:
+    return PlcTooLargeError(f"request body is larger than {limit} bytes")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

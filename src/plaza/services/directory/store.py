@@ -1,6 +1,7 @@
 """The directory's persistent operation log, over :mod:`plaza.db` (SQLite or PostgreSQL).
 
-Two tables. ``plc_operations`` is the audit log of every DID: one row per accepted
+Two tables, made by the steps of :data:`MIGRATIONS` when the store opens.
+``plc_operations`` is the audit log of every DID: one row per accepted
 operation with its CID, JSON, ``createdAt``, ``nullified`` flag and the index of the
 rotation key that signed it (which later forks are measured against), numbered by a
 global ``seq`` that ``/export`` pages through. ``plc_dids`` holds each DID's head CID.
@@ -33,10 +34,10 @@ from plaza.atproto.plc import (
     parse_operation,
     parse_timestamp,
 )
-from plaza.db import Database, IntegrityError, connect
+from plaza.db import Database, IntegrityError, Migration, Migrations, connect, migrate
 from plaza.errors import ConflictError
 
-SCHEMA: Final = """
+_INITIAL: Final = """
 CREATE TABLE IF NOT EXISTS plc_dids (
     did TEXT PRIMARY KEY,
     head TEXT NOT NULL
@@ -54,6 +55,9 @@ CREATE TABLE IF NOT EXISTS plc_operations (
 CREATE INDEX IF NOT EXISTS plc_operations_by_did ON plc_operations (did, seq);
 CREATE INDEX IF NOT EXISTS plc_operations_by_time ON plc_operations (created_at, cid)
 """
+
+MIGRATIONS: Final = Migrations("directory", (Migration(1, "initial tables", _INITIAL),))
+"""The directory's schema, step by step (see :mod:`plaza.db.migrations`)."""
 
 MAX_EXPORT_COUNT: Final = 1000
 MAX_OPS_PER_DID: Final = 1000
@@ -89,7 +93,7 @@ class DirectoryStore:
     def __init__(self, db: Database, *, max_ops_per_did: int = MAX_OPS_PER_DID) -> None:
         self.db = db
         self.max_ops_per_did = max_ops_per_did
-        db.executescript(SCHEMA)
+        migrate(db, MIGRATIONS)
 
     @classmethod
     def open(cls, url: str, *, max_ops_per_did: int = MAX_OPS_PER_DID) -> DirectoryStore:

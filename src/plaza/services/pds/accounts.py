@@ -25,7 +25,6 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from plaza.atproto import syntax
@@ -33,13 +32,16 @@ from plaza.atproto.crypto import ES256K, PrivateKey, parse_did_key
 from plaza.atproto.errors import AtprotoError
 from plaza.atproto.plc import create_genesis
 from plaza.db import IntegrityError
+from plaza.services.pds.account import Account, AccountCache
 from plaza.services.pds.auth import (
+    Authenticator,
     Credentials,
     SessionTokens,
     hash_password,
     new_app_password,
     verify_password,
 )
+from plaza.services.pds.blob_gc import drop_unheld_bytes
 from plaza.services.pds.errors import (
     AccountTakedownError,
     AlreadyExistsError,
@@ -59,11 +61,17 @@ from plaza.services.pds.store import (
     AccountRow,
     AppPasswordRow,
     EventRow,
+    PdsStore,
     RefreshTokenRow,
 )
 
 if TYPE_CHECKING:
-    from plaza.services.pds.context import PdsContext
+    from plaza.services.pds.blobs import BlobStore
+    from plaza.services.pds.identity import DirectoryClient
+    from plaza.services.pds.mail import Outbox
+    from plaza.services.pds.repos import RepoManager
+    from plaza.services.pds.sequencer import Sequencer
+    from plaza.services.pds.settings import PdsSettings
 
 TOKEN_TTL_S = 15 * 60
 PLC_PURPOSE = "plc_operation"
@@ -74,38 +82,6 @@ MAX_PASSWORD = 256
 MAX_APP_PASSWORDS = 50
 
 
-@dataclass(frozen=True)
-class Account:
-    """A hosted account as the request path needs it (the signing key decoded once)."""
-
-    did: str
-    handle: str
-    email: str | None
-    status: str
-    key: PrivateKey
-    created_at: str
-    email_confirmed: bool
-
-    @property
-    def active(self) -> bool:
-        return self.status == ACTIVE
-
-    def __repr__(self) -> str:
-        return f"Account(did={self.did!r}, handle={self.handle!r}, status={self.status!r})"
-
-
-def _from_row(row: AccountRow) -> Account:
-    return Account(
-        row.did,
-        row.handle,
-        row.email,
-        row.status,
-        PrivateKey.from_bytes(ES256K, row.signing_key),
-        row.created_at,
-        row.email_confirmed,
-    )
-
-
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -113,39 +89,44 @@ def _token_hash(token: str) -> str:
 class AccountManager:
     """Account lifecycle over the store, the directory and the sequencer."""
 
-    def __init__(self, ctx: PdsContext) -> None:
-        self.ctx = ctx
-        self._cache: dict[str, Account] = {}
+    def __init__(
+        self,
+        *,
+        store: PdsStore,
+        cache: AccountCache,
+        sequencer: Sequencer,
+        repos: RepoManager,
+        auth: Authenticator,
+        identity: DirectoryClient,
+        outbox: Outbox,
+        blobs: BlobStore,
+        settings: PdsSettings,
+        rotation_key: PrivateKey,
+    ) -> None:
+        self.store = store
+        self.cache = cache
+        self.sequencer = sequencer
+        self.repos = repos
+        self.auth = auth
+        self.identity = identity
+        self.outbox = outbox
+        self.blobs = blobs
+        self.settings = settings
+        self.rotation_key = rotation_key
 
-    # -- lookup ----------------------------------------------------------------------
+    # -- lookup (through the cache) --------------------------------------------------
     def cached(self, did: str) -> Account | None:
-        acct = self._cache.get(did)
-        if acct is None:
-            row = self.ctx.store.get_account(did)
-            if row is None:
-                return None
-            acct = self._cache[did] = _from_row(row)
-        return acct
+        return self.cache.cached(did)
 
     def invalidate(self, did: str) -> None:
-        self._cache.pop(did, None)
+        self.cache.invalidate(did)
 
     def lookup(self, identifier: str) -> Account | None:
         """An account by DID, handle or email."""
-        ident = identifier.strip()
-        if ident.startswith("did:"):
-            return self.cached(ident)
-        store = self.ctx.store
-        row = store.get_account_by_email(ident) if "@" in ident else None
-        if row is None:
-            row = store.get_account_by_handle(ident.lower())
-        return None if row is None else self.cached(row.did)
+        return self.cache.lookup(identifier)
 
     def require(self, identifier: str) -> Account:
-        acct = self.lookup(identifier)
-        if acct is None:
-            raise RepoNotFoundError(f"Could not find repo: {identifier}")
-        return acct
+        return self.cache.require(identifier)
 
     # -- handles ---------------------------------------------------------------------
     def check_handle(self, handle: str, *, for_did: str | None = None) -> str:
@@ -154,13 +135,13 @@ class AccountManager:
             handle = syntax.normalize_handle(handle)
         except AtprotoError as exc:
             raise InvalidHandleError(f"Invalid handle: {exc.message}") from exc
-        domains = self.ctx.settings.user_domains
+        domains = self.settings.user_domains
         if not any(handle.endswith(d) and len(handle) > len(d) for d in domains):
             raise InvalidHandleError(f"Handle must end with one of {', '.join(domains)}")
         label = handle[: -len(next(d for d in domains if handle.endswith(d)))]
         if "." in label:
             raise InvalidHandleError("Handle must be a single label under the host's domain")
-        existing = self.ctx.store.get_account_by_handle(handle)
+        existing = self.store.get_account_by_handle(handle)
         if existing is not None and existing.did != for_did:
             raise HandleNotAvailableError(f"Handle already taken: {handle}")
         return handle
@@ -176,12 +157,11 @@ class AccountManager:
         recovery_key: str | None,
         service_creds: Credentials | None,
     ) -> tuple[Account, SessionTokens]:
-        ctx = self.ctx
         if email is not None:
             email = email.strip().lower()
             if "@" not in email or len(email) > 254:
                 raise InvalidRequestError("This email address is not valid")
-            if ctx.store.get_account_by_email(email) is not None:
+            if self.store.get_account_by_email(email) is not None:
                 raise InvalidRequestError("This email address is already in use")
         if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
             raise InvalidRequestError(
@@ -194,7 +174,7 @@ class AccountManager:
                 raise AuthRequiredError(
                     "Creating an account for an existing DID needs a service token from it"
                 )
-            if ctx.store.get_account(did) is not None:
+            if self.store.get_account(did) is not None:
                 raise AlreadyExistsError(f"Account already exists: {did}")
             status = DEACTIVATED
         else:
@@ -215,20 +195,20 @@ class AccountManager:
         )
         events: list[EventRow] = []
         try:
-            with ctx.store.transaction():
-                ctx.store.create_account(row)
+            with self.store.transaction():
+                self.store.create_account(row)
                 if status == ACTIVE:
-                    events.append(ctx.sequencer.identity(did, handle, now))
-                    events.append(ctx.sequencer.account(did, True, None, now))
-                commit_event = ctx.repos.create_repo(did, key, now, emit=status == ACTIVE)
+                    events.append(self.sequencer.identity(did, handle, now))
+                    events.append(self.sequencer.account(did, True, None, now))
+                commit_event = self.repos.create_repo(did, key, now, emit=status == ACTIVE)
                 if commit_event is not None:
                     events.append(commit_event)
                 tokens = self._new_session(did, None, False)
         except IntegrityError as exc:
-            if ctx.store.get_account_by_handle(handle) is not None:
+            if self.store.get_account_by_handle(handle) is not None:
                 raise HandleNotAvailableError(f"Handle already taken: {handle}") from exc
             raise AlreadyExistsError("Account already exists") from exc
-        ctx.sequencer.publish(events)
+        self.sequencer.publish(events)
         self.invalidate(did)
         acct = self.cached(did)
         assert acct is not None
@@ -239,14 +219,13 @@ class AccountManager:
             handle = syntax.normalize_handle(handle)
         except AtprotoError as exc:
             raise InvalidHandleError(f"Invalid handle: {exc.message}") from exc
-        existing = self.ctx.store.get_account_by_handle(handle)
+        existing = self.store.get_account_by_handle(handle)
         if existing is not None and existing.did != did:
             raise HandleNotAvailableError(f"Handle already taken: {handle}")
         return handle
 
     async def _register_did(self, handle: str, key: PrivateKey, recovery_key: str | None) -> str:
-        ctx = self.ctx
-        rotation = [ctx.secrets.rotation_key.did_key()]
+        rotation = [self.rotation_key.did_key()]
         if recovery_key is not None:
             try:
                 parse_did_key(recovery_key)
@@ -255,19 +234,19 @@ class AccountManager:
             if recovery_key not in rotation:
                 rotation.insert(0, recovery_key)
         did, op = create_genesis(
-            key=ctx.secrets.rotation_key,
+            key=self.rotation_key,
             rotation_keys=rotation,
             signing_key=key.did_key(),
             handle=handle,
-            pds_endpoint=ctx.settings.public_url,
+            pds_endpoint=self.settings.public_url,
         )
-        await ctx.identity.submit(did, op)
+        await self.identity.submit(did, op)
         return did
 
     # -- sessions --------------------------------------------------------------------
     def _new_session(self, did: str, app_password: str | None, privileged: bool) -> SessionTokens:
-        tokens = self.ctx.auth.issue(did, app_password, privileged)
-        self.ctx.store.add_refresh_token(
+        tokens = self.auth.issue(did, app_password, privileged)
+        self.store.add_refresh_token(
             RefreshTokenRow(tokens.refresh_jti, did, app_password, tokens.refresh_expires_at)
         )
         return tokens
@@ -280,11 +259,11 @@ class AccountManager:
             # Spend the same time as a real check, so a miss does not reveal the account.
             await verify_password(_DUMMY_HASH, password)
             raise fail
-        row = self.ctx.store.get_account(acct.did)
+        row = self.store.get_account(acct.did)
         assert row is not None
         app_password: AppPasswordRow | None = None
         if not await verify_password(row.password_hash, password):
-            for candidate in self.ctx.store.list_app_passwords(acct.did):
+            for candidate in self.store.list_app_passwords(acct.did):
                 if await verify_password(candidate.password_hash, password):
                     app_password = candidate
                     break
@@ -292,7 +271,7 @@ class AccountManager:
                 raise fail
         if acct.status == TAKENDOWN:
             raise AccountTakedownError("Account has been taken down")
-        with self.ctx.store.transaction():
+        with self.store.transaction():
             tokens = self._new_session(
                 acct.did,
                 None if app_password is None else app_password.name,
@@ -308,20 +287,20 @@ class AccountManager:
             raise InvalidTokenError("Token could not be verified: no such account")
         privileged = False
         if creds.app_password is not None:
-            names = {p.name: p for p in self.ctx.store.list_app_passwords(acct.did)}
+            names = {p.name: p for p in self.store.list_app_passwords(acct.did)}
             pw = names.get(creds.app_password)
             if pw is None:
                 raise InvalidTokenError("The app password of this session was revoked")
             privileged = pw.privileged
-        with self.ctx.store.transaction():
-            if not self.ctx.store.delete_refresh_token(creds.jti):
+        with self.store.transaction():
+            if not self.store.delete_refresh_token(creds.jti):
                 raise InvalidTokenError("Token has been revoked")
             tokens = self._new_session(acct.did, creds.app_password, privileged)
         return acct, tokens
 
     def logout(self, creds: Credentials) -> None:
         if creds.jti is not None:
-            self.ctx.store.delete_refresh_token(creds.jti)
+            self.store.delete_refresh_token(creds.jti)
 
     async def session_view(self, acct: Account) -> dict[str, Any]:
         """The session fields every session method returns."""
@@ -329,7 +308,7 @@ class AccountManager:
         if acct.email is not None:
             out["email"] = acct.email
             out["emailConfirmed"] = acct.email_confirmed
-        doc = await self.ctx.identity.document(acct.did)
+        doc = await self.identity.document(acct.did)
         if doc is not None:
             out["didDoc"] = doc
         out["active"] = acct.active
@@ -342,14 +321,14 @@ class AccountManager:
         name = name.strip()
         if not 1 <= len(name) <= 64:
             raise InvalidRequestError("App password name must be 1 to 64 characters")
-        if len(self.ctx.store.list_app_passwords(did)) >= MAX_APP_PASSWORDS:
+        if len(self.store.list_app_passwords(did)) >= MAX_APP_PASSWORDS:
             raise InvalidRequestError(
                 f"An account can have at most {MAX_APP_PASSWORDS} app passwords; revoke one first"
             )
         password = new_app_password()
         row = AppPasswordRow(name, await hash_password(password), privileged, iso_time(time.time()))
         try:
-            self.ctx.store.add_app_password(did, row)
+            self.store.add_app_password(did, row)
         except IntegrityError as exc:
             raise AlreadyExistsError("An app password with this name exists already") from exc
         return {
@@ -360,22 +339,22 @@ class AccountManager:
         }
 
     def revoke_app_password(self, did: str, name: str) -> None:
-        with self.ctx.store.transaction():
-            self.ctx.store.delete_app_password(did, name)
-            self.ctx.store.delete_refresh_tokens(did, name)
+        with self.store.transaction():
+            self.store.delete_app_password(did, name)
+            self.store.delete_refresh_tokens(did, name)
 
     # -- confirmation tokens (sent through the outbox) -------------------------------
     def send_token(self, acct: Account, purpose: str) -> None:
         token = "-".join(secrets.token_hex(3).upper() for _ in range(2))
         expires = int(time.time()) + TOKEN_TTL_S
-        self.ctx.store.put_email_token(acct.did, purpose, _token_hash(token), expires)
-        self.ctx.outbox.send(acct.did, purpose, acct.email, token)
+        self.store.put_email_token(acct.did, purpose, _token_hash(token), expires)
+        self.outbox.send(acct.did, purpose, acct.email, token)
 
     def check_token(self, did: str, purpose: str, token: str | None) -> None:
         """Refuse a missing, wrong or expired confirmation token; spend nothing."""
         if not token:
             raise InvalidRequestError("A confirmation token is required", code="InvalidToken")
-        stored = self.ctx.store.get_email_token(did, purpose)
+        stored = self.store.get_email_token(did, purpose)
         if stored is None or not hmac.compare_digest(stored[0], _token_hash(token.strip())):
             raise InvalidRequestError("Token is invalid", code="InvalidToken")
         if stored[1] < time.time():
@@ -384,51 +363,50 @@ class AccountManager:
     def consume_token(self, did: str, purpose: str, token: str | None) -> None:
         """:meth:`check_token`, then spend it (a token works once)."""
         self.check_token(did, purpose, token)
-        self.ctx.store.delete_email_token(did, purpose)
+        self.store.delete_email_token(did, purpose)
 
     # -- status ----------------------------------------------------------------------
     def set_status(self, acct: Account, status: str, delete_after: str | None = None) -> None:
         """Change status and emit ``#account`` (an activation is followed by a commit)."""
-        ctx = self.ctx
         now = time.time()
         events: list[EventRow] = []
-        with ctx.store.transaction():
-            ctx.store.set_status(acct.did, status, iso_time(now), delete_after)
+        with self.store.transaction():
+            self.store.set_status(acct.did, status, iso_time(now), delete_after)
             if status == ACTIVE:
-                events.append(ctx.sequencer.identity(acct.did, acct.handle, now))
-                events.append(ctx.sequencer.account(acct.did, True, None, now))
-                events.append(ctx.repos.empty_commit(acct, now))
+                events.append(self.sequencer.identity(acct.did, acct.handle, now))
+                events.append(self.sequencer.account(acct.did, True, None, now))
+                events.append(self.repos.empty_commit(acct, now))
             else:
-                events.append(ctx.sequencer.account(acct.did, False, status, now))
-        ctx.sequencer.publish(events)
+                events.append(self.sequencer.account(acct.did, False, status, now))
+        self.sequencer.publish(events)
         self.invalidate(acct.did)
 
     async def delete(self, did: str, password: str, token: str | None) -> None:
         acct = self.cached(did)
         if acct is None:
             raise RepoNotFoundError(f"Could not find repo: {did}")
-        row = self.ctx.store.get_account(did)
+        row = self.store.get_account(did)
         assert row is not None
         if not await verify_password(row.password_hash, password):
             raise AuthRequiredError("Invalid did or password")
         self.consume_token(did, DELETE_PURPOSE, token)
-        blobs = [c for c in self.ctx.store.list_blobs(did, None, 1_000_000)]
+        blobs = [c for c in self.store.list_blobs(did, None, 1_000_000)]
         now = time.time()
-        with self.ctx.store.transaction():
-            self.ctx.store.delete_account(did)
-            event = self.ctx.sequencer.account(did, False, DELETED, now)
-        self.ctx.sequencer.publish([event])
+        with self.store.transaction():
+            self.store.delete_account(did)
+            event = self.sequencer.account(did, False, DELETED, now)
+        self.sequencer.publish([event])
         self.invalidate(did)
-        self.ctx.repos.forget(did)
+        self.repos.forget(did)
         for cid in blobs:
-            self.ctx.repos.drop_blob_bytes(cid)
+            drop_unheld_bytes(self.store, self.blobs, cid)
 
     def update_handle(self, acct: Account, handle: str) -> None:
         now = time.time()
-        with self.ctx.store.transaction():
-            self.ctx.store.set_handle(acct.did, handle)
-            event = self.ctx.sequencer.identity(acct.did, handle, now)
-        self.ctx.sequencer.publish([event])
+        with self.store.transaction():
+            self.store.set_handle(acct.did, handle)
+            event = self.sequencer.identity(acct.did, handle, now)
+        self.sequencer.publish([event])
         self.invalidate(acct.did)
 
 

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,10 +25,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from plaza.errors import PlazaError
 from plaza.services.pds import firehose
-from plaza.services.pds.context import PdsContext
+from plaza.services.pds.components import PdsComponents, open_components
 from plaza.services.pds.handlers import bsky, identity, plaza, repo, server, sync
 from plaza.services.pds.metering import Meter, MeteringMiddleware, Receive, Scope, Send
 from plaza.services.pds.settings import PdsSettings
@@ -50,10 +51,22 @@ METHODS: list[Method] = [
 ]
 
 
-def create_app(settings: PdsSettings) -> XrpcFastPath:
-    """A PDS over ``settings``: opens (or creates) its store, blob folder and secrets."""
-    ctx = PdsContext.open(settings)
-    dispatcher = XrpcDispatcher(ctx, METHODS)
+def create_app(settings: PdsSettings, *, clock: Callable[[], float] = time.time) -> XrpcFastPath:
+    """A PDS over ``settings``: opens (or creates) its store, blob folder and secrets.
+    Session tokens, event pruning and blob collection go by ``clock`` (tests move it
+    forward)."""
+    ctx = open_components(settings, clock=clock)
+
+    def forwarded(nsid: str, named: bool) -> Method | None:
+        return bsky.proxy_method(ctx, nsid, named=named)
+
+    dispatcher = XrpcDispatcher(
+        ctx,
+        METHODS,
+        auth=ctx.auth,
+        max_json_bytes=settings.max_json_bytes,
+        fallback=forwarded,
+    )
     ctx.meter.methods = frozenset(dispatcher.methods)
 
     async def health(request: Request) -> Response:
@@ -85,6 +98,9 @@ def create_app(settings: PdsSettings) -> XrpcFastPath:
             }
         )
 
+    async def subscribe_repos(websocket: WebSocket) -> None:
+        await firehose.subscribe_repos(websocket, ctx)
+
     async def index(request: Request) -> Response:
         return PlainTextResponse(
             "This is a Plaza hosting service (an AT Protocol PDS).\n"
@@ -95,7 +111,7 @@ def create_app(settings: PdsSettings) -> XrpcFastPath:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await ctx.repos.start()
-        task = asyncio.create_task(_housekeeping(ctx))
+        task = asyncio.create_task(_housekeeping(ctx, clock))
         try:
             yield {}
         finally:
@@ -106,7 +122,7 @@ def create_app(settings: PdsSettings) -> XrpcFastPath:
 
     routes = [
         Route("/xrpc/_health", health),
-        WebSocketRoute("/xrpc/com.atproto.sync.subscribeRepos", firehose.subscribe_repos),
+        WebSocketRoute("/xrpc/com.atproto.sync.subscribeRepos", subscribe_repos),
         Route("/xrpc/{nsid}", dispatcher.handle, methods=["GET", "HEAD", "POST"]),
         Route("/metrics", metrics),
         Route("/.well-known/did.json", did_json),
@@ -129,7 +145,9 @@ class XrpcFastPath:
     ``state`` is the Starlette app's, so ``app.state.pds`` works on either.
     """
 
-    def __init__(self, app: Starlette, dispatcher: XrpcDispatcher, meter: Meter) -> None:
+    def __init__(
+        self, app: Starlette, dispatcher: XrpcDispatcher[PdsComponents], meter: Meter
+    ) -> None:
         self.app = app
         self.state = app.state
         self._dispatcher = dispatcher
@@ -160,23 +178,26 @@ class XrpcFastPath:
 _VERBS = frozenset(("GET", "HEAD", "POST"))
 
 
-async def _housekeeping(ctx: PdsContext) -> None:
-    last_prune = last_gc = 0.0
+async def _housekeeping(ctx: PdsComponents, clock: Callable[[], float]) -> None:
+    """Flush, prune and collect on a schedule of the monotonic clock; the times written
+    and compared (event ages, token expiry, blob marks) come from ``clock``."""
+    last_prune = last_gc = float("-inf")
     last_flush = time.monotonic()
     every = min(FLUSH_EVERY_S, ctx.settings.blob_gc_every_s)
     while True:
         await asyncio.sleep(every)
         try:
-            if time.monotonic() - last_flush >= FLUSH_EVERY_S:
-                last_flush = time.monotonic()
+            tick = time.monotonic()
+            if tick - last_flush >= FLUSH_EVERY_S:
+                last_flush = tick
                 ctx.meter.flush()
-            now = time.time()
-            if now - last_prune > PRUNE_EVERY_S:
-                last_prune = now
+            now = clock()
+            if tick - last_prune > PRUNE_EVERY_S:
+                last_prune = tick
                 ctx.sequencer.prune(int(now) - ctx.settings.event_retention_s)
                 ctx.store.prune_refresh_tokens(int(now))
-            if now - last_gc >= ctx.settings.blob_gc_every_s:
-                last_gc = now
+            if tick - last_gc >= ctx.settings.blob_gc_every_s:
+                last_gc = tick
                 await ctx.blob_gc.sweep(now)
         except Exception:
             log.exception("PDS housekeeping failed; retrying")

@@ -27,7 +27,9 @@ import binascii
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Literal
 
 from argon2 import PasswordHasher
@@ -42,10 +44,13 @@ from plaza.services.pds.errors import (
     InvalidTokenError,
     RateLimitedError,
 )
-from plaza.services.pds.xrpc import Auth
 
 if TYPE_CHECKING:
-    from plaza.services.pds.context import PdsContext
+    from plaza.services.pds.account import AccountCache
+    from plaza.services.pds.identity import DirectoryClient
+    from plaza.services.pds.ratelimit import RateLimiter
+    from plaza.services.pds.settings import PdsSettings
+    from plaza.services.pds.store import PdsStore
 
 SCOPE_ACCESS = "com.atproto.access"
 SCOPE_APP_PRIVILEGED = "com.atproto.appPassPrivileged"
@@ -55,6 +60,20 @@ ACCESS_TYP = "at+jwt"
 REFRESH_TYP = "refresh+jwt"
 
 VERIFIED_CACHE = 10_000
+
+
+class Auth(Enum):
+    """What a method requires of the caller."""
+
+    NONE = "none"  # public; any Authorization header is ignored
+    OPTIONAL = "optional"  # an access token if present
+    ACCESS = "access"  # any access token, app passwords included
+    PRIVILEGED = "privileged"  # full session or privileged app password
+    FULL = "full"  # full session only (no app password)
+    REFRESH = "refresh"  # a refresh token
+    ADMIN = "admin"  # HTTP Basic admin:<password>
+    SERVICE = "service"  # optional inter-service token (createAccount by migration)
+
 
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
@@ -126,21 +145,38 @@ def _bearer(request: Request) -> str | None:
 class Authenticator:
     """Issues session tokens and resolves a request's credentials for a method's policy."""
 
-    def __init__(self, ctx: PdsContext, secret: bytes, admin_password: str) -> None:
-        self.ctx = ctx
+    def __init__(
+        self,
+        *,
+        settings: PdsSettings,
+        accounts: AccountCache,
+        store: PdsStore,
+        limiter: RateLimiter,
+        identity: DirectoryClient,
+        secret: bytes,
+        admin_password: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``clock`` gives the time tokens are issued at and checked against."""
+        self.clock = clock
+        self.settings = settings
+        self.accounts = accounts
+        self.store = store
+        self.limiter = limiter
+        self.identity = identity
         self._signer = jwt.HmacSigner(secret)
         # Access tokens already verified: token -> (did, scope, exp). A hit skips the
         # base64, JSON and HMAC work; expiry and the account's status are still checked
         # on every request.
         self._verified: dict[str, tuple[str, str, float]] = {}
         self._admin = admin_password.encode()
-        self.service_did = ctx.settings.did
+        self.service_did = settings.did
         self._replays = jwt.ReplayGuard()
 
     # -- issuing ---------------------------------------------------------------------
     def issue(self, did: str, app_password: str | None, privileged: bool) -> SessionTokens:
-        now = int(time.time())
-        s = self.ctx.settings
+        now = int(self.clock())
+        s = self.settings
         if app_password is None:
             scope = SCOPE_ACCESS
         else:
@@ -195,7 +231,7 @@ class Authenticator:
         return creds
 
     def _access_creds(self, token: str) -> Credentials:
-        now = time.time()
+        now = self.clock()
         hit = self._verified.get(token)
         if hit is not None and hit[2] > now:
             did, scope, _ = hit
@@ -210,7 +246,7 @@ class Authenticator:
             if len(self._verified) >= VERIFIED_CACHE:
                 self._verified.clear()
             self._verified[token] = (did, scope, float(payload["exp"]))
-        account = self.ctx.accounts.cached(did)
+        account = self.accounts.cached(did)
         if account is None:
             raise InvalidTokenError("Token could not be verified: no such account")
         if account.status == "takendown":
@@ -218,13 +254,13 @@ class Authenticator:
         return Credentials("access", did, scope)
 
     def _refresh_creds(self, token: str) -> Credentials:
-        payload = self._signer.decode(token, REFRESH_TYP, time.time())
+        payload = self._signer.decode(token, REFRESH_TYP, self.clock())
         did, jti = payload.get("sub"), payload.get("jti")
         if payload.get("scope") != SCOPE_REFRESH or not isinstance(did, str):
             raise InvalidTokenError("Bad token scope")
         if not isinstance(jti, str):
             raise InvalidTokenError("Token could not be verified")
-        row = self.ctx.store.get_refresh_token(jti)
+        row = self.store.get_refresh_token(jti)
         if row is None or row.did != did:
             raise InvalidTokenError("Token has been revoked")
         return Credentials("refresh", did, SCOPE_REFRESH, jti=jti, app_password=row.app_password)
@@ -233,7 +269,7 @@ class Authenticator:
         """HTTP Basic ``admin:<password>``, or :class:`AuthRequiredError`. Failed attempts
         count per client address; past ``admin_fail_limit`` the address gets 429 without
         its password being looked at, so the password cannot be guessed at leisure."""
-        limiter = self.ctx.limiter
+        limiter = self.limiter
         client = request.client
         address = client.host if client else "unknown"
         if limiter.exceeded("admin_fail", address):
@@ -258,19 +294,19 @@ class Authenticator:
         if not isinstance(iss, str):
             raise InvalidTokenError("service token has no iss")
         nsid = request.path_params.get("nsid")
-        key = await self.ctx.identity.signing_key(iss.split("#", 1)[0])
+        key = await self.identity.signing_key(iss.split("#", 1)[0])
         try:
             payload = jwt.verify_service_jwt(
-                parsed, key, aud=self.service_did, lxm=nsid, now=time.time()
+                parsed, key, aud=self.service_did, lxm=nsid, now=self.clock()
             )
         except InvalidTokenError:
             # The issuer may have rotated its key since we cached it: look once more.
-            key = await self.ctx.identity.signing_key(iss.split("#", 1)[0], refresh=True)
+            key = await self.identity.signing_key(iss.split("#", 1)[0], refresh=True)
             payload = jwt.verify_service_jwt(
-                parsed, key, aud=self.service_did, lxm=nsid, now=time.time()
+                parsed, key, aud=self.service_did, lxm=nsid, now=self.clock()
             )
         jti = payload.get("jti")
         if not isinstance(jti, str) or not 0 < len(jti) <= 128:
             raise InvalidTokenError("service token has no jti nonce")
-        self._replays.use(iss, jti, exp=float(payload["exp"]), now=time.time())
+        self._replays.use(iss, jti, exp=float(payload["exp"]), now=self.clock())
         return Credentials("service", iss, lxm=payload.get("lxm"))

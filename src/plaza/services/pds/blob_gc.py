@@ -25,31 +25,45 @@ period.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from plaza.atproto.cid import CID
 from plaza.services.pds.sequencer import iso_time
 
 if TYPE_CHECKING:
-    from plaza.services.pds.context import PdsContext
+    from plaza.services.pds.blobs import BlobStore
+    from plaza.services.pds.repos import RepoManager
+    from plaza.services.pds.store import PdsStore
 
 log = logging.getLogger("plaza.pds")
 
 BATCH = 500
 
 
+def drop_unheld_bytes(store: PdsStore, blobs: BlobStore, cid: bytes) -> None:
+    """Delete the bytes of blob ``cid`` when no account holds it any more."""
+    if store.blob_owner_count(cid) == 0:
+        blobs.delete(CID(cid))
+
+
 class BlobCollector:
     """Marks and collects unreferenced blobs (see the module docstring)."""
 
-    def __init__(self, ctx: PdsContext) -> None:
-        self.ctx = ctx
+    def __init__(
+        self, *, store: PdsStore, blobs: BlobStore, repos: RepoManager, grace_s: int
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.repos = repos
+        self.grace_s = grace_s
+        self.sweeps = 0  # passes completed, for whoever waits for the next one
 
     async def sweep(self, now: float) -> int:
-        """One mark-and-collect pass at time ``now``; returns how many blobs accounts
-        stopped holding."""
-        ctx = self.ctx
-        store = ctx.store
-        grace = ctx.settings.blob_grace_s
+        """One mark-and-collect pass at time ``now`` (partial uploads are aged by the
+        wall clock); returns how many blobs accounts stopped holding."""
+        store = self.store
+        grace = self.grace_s
         marked_before = int(now) - grace
         uploaded_before = iso_time(now - grace)
         store.mark_unreferenced_blobs(int(now))
@@ -57,13 +71,15 @@ class BlobCollector:
         while True:
             batch = store.collectable_blobs(marked_before, uploaded_before, BATCH)
             for did, cid in batch:
-                async with ctx.repos.lock(did):
+                async with self.repos.lock(did):
                     if not store.collect_blob(did, cid, marked_before, uploaded_before):
                         continue
-                    ctx.repos.drop_blob_bytes(cid)
+                    drop_unheld_bytes(store, self.blobs, cid)
                 collected += 1
                 log.debug("collected unreferenced blob %s of %s", CID(cid), did)
             if len(batch) < BATCH:
                 break
-        ctx.blobs.prune_temporary(now - grace)
+        # Partial uploads are aged by their files' times, which the wall clock sets.
+        self.blobs.prune_temporary(time.time() - grace)
+        self.sweeps += 1
         return collected

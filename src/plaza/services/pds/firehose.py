@@ -30,7 +30,7 @@ from plaza.services.pds.sequencer import INFO, encode_error_frame, encode_frame
 from plaza.services.pds.xrpc import is_ascii_digits
 
 if TYPE_CHECKING:
-    from plaza.services.pds.context import PdsContext
+    from plaza.services.pds.components import PdsComponents
 
 MAX_CURSOR = 2**53
 
@@ -46,8 +46,8 @@ def _parse_cursor(raw: str | None) -> int | None:
 TRY_AGAIN_LATER = 1013  # RFC 6455 close code, registered by IANA: the server is overloaded
 
 
-async def subscribe_repos(websocket: WebSocket) -> None:
-    ctx: PdsContext = websocket.app.state.pds
+async def subscribe_repos(websocket: WebSocket, ctx: PdsComponents) -> None:
+    """Serve one subscriber from the sequencer of ``ctx`` (see the module docstring)."""
     limit = ctx.settings.max_firehose_subscribers
     await websocket.accept()
     # One event loop serves every connection: nothing awaits between this check and the
@@ -68,7 +68,7 @@ async def subscribe_repos(websocket: WebSocket) -> None:
         ctx.firehose_open -= 1
 
 
-async def _serve(websocket: WebSocket, ctx: PdsContext) -> None:
+async def _serve(websocket: WebSocket, ctx: PdsComponents) -> None:
     seq = ctx.sequencer
     try:
         cursor = _parse_cursor(websocket.query_params.get("cursor"))

@@ -30,14 +30,15 @@ import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 from starlette.responses import Response
 
+from plaza.asgi import read_body
 from plaza.services.pds.errors import InvalidRequestError, UpstreamError
-from plaza.services.pds.xrpc import read_body
+from plaza.services.pds.xrpc import body_too_large
 
 if TYPE_CHECKING:
     from plaza.services.pds.settings import PdsSettings
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 
 FORWARDED_REQUEST_HEADERS = ("accept-language", "content-type", "atproto-accept-labelers")
 FORWARDED_RESPONSE_HEADERS = ("content-language", "atproto-content-labelers", "atproto-repo-rev")
+
+_BODY_TOO_LARGE = body_too_large("proxied request body")
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -148,13 +151,15 @@ class Forwarder:
         await self._trusted.aclose()
         await self._untrusted.aclose()
 
-    async def forward(self, call: XrpcCall, dest: Destination, headers: dict[str, str]) -> Response:
+    async def forward(
+        self, call: XrpcCall[Any], dest: Destination, headers: dict[str, str]
+    ) -> Response:
         """Send ``call`` on to ``dest`` with ``headers`` added, and relay the answer."""
         settings = self.settings
         request = call.request
         body = None
         if request.method == "POST":
-            body = await read_body(request, settings.max_json_bytes, "proxied request body")
+            body = await read_body(request, settings.max_json_bytes, _BODY_TOO_LARGE)
         out = {"accept-encoding": "identity", **headers}
         for name in FORWARDED_REQUEST_HEADERS:
             value = request.headers.get(name)

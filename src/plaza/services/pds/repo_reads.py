@@ -1,8 +1,8 @@
 """The read half of the repository manager: records, heads, exports, blocks and proofs.
 
 A mixin of :class:`plaza.services.pds.repos.RepoManager` (one manager, split by
-concept); it needs ``self.ctx`` and ``self._tree``, the repository's committed head and
-MST as the write path keeps them.
+concept); it needs ``self.store``, ``self.identity``, ``self.settings`` and
+``self._tree``, the repository's committed head and MST as the write path keeps them.
 """
 
 from __future__ import annotations
@@ -21,22 +21,25 @@ from plaza.services.pds.errors import (
     RecordNotFoundError,
 )
 from plaza.services.pds.repo_parts import car_bytes
-from plaza.services.pds.store import RepoRoot
+from plaza.services.pds.store import PdsStore, RepoRoot
 from plaza.services.pds.store_repo import BLOCK_PAGE
 
 if TYPE_CHECKING:
-    from plaza.services.pds.accounts import Account
-    from plaza.services.pds.context import PdsContext
+    from plaza.services.pds.account import Account
+    from plaza.services.pds.identity import DirectoryClient
+    from plaza.services.pds.settings import PdsSettings
 
 
 class RepoReads:
-    ctx: PdsContext
+    store: PdsStore
+    identity: DirectoryClient
+    settings: PdsSettings
 
     def _tree(self, did: str) -> tuple[RepoRoot, MST]:
         raise NotImplementedError
 
     def get_record(self, did: str, collection: str, rkey: str) -> tuple[CID, Any] | None:
-        found = self.ctx.store.get_record_block(did, collection, rkey)
+        found = self.store.get_record_block(did, collection, rkey)
         if found is None:
             return None
         return CID(found[0]), cbor.decode(found[1])
@@ -83,13 +86,13 @@ class RepoReads:
         root, _ = self._tree(did)
         start = root.commit_cid
         commit_cid = CID(start)
-        commit = self.ctx.store.get_block(did, start)
+        commit = self.store.get_block(did, start)
         assert commit is not None
         yield car_header([commit_cid]) + car_section(commit_cid, commit)
         after = b""
         while True:
-            rows = self.ctx.store.block_page(did, since, after, BLOCK_PAGE)
-            head = self.ctx.store.get_root(did)
+            rows = self.store.block_page(did, since, after, BLOCK_PAGE)
+            head = self.store.get_root(did)
             if head is None or head.commit_cid != start:
                 raise ExportInterruptedError(
                     f"{did} changed while its repository was being exported; ask again"
@@ -103,7 +106,7 @@ class RepoReads:
 
     def blocks_car(self, did: str, cids: list[CID]) -> bytes:
         root, _ = self._tree(did)
-        found = self.ctx.store.get_blocks(did, [c.raw for c in cids])
+        found = self.store.get_blocks(did, [c.raw for c in cids])
         missing = [str(c) for c in cids if c.raw not in found]
         if missing:
             raise InvalidRequestError(f"Could not find blocks: {', '.join(missing[:5])}")
@@ -113,13 +116,13 @@ class RepoReads:
         """Commit, MST path and (if present) the record: a proof of presence or absence."""
         root, tree = self._tree(did)
         path = f"{collection}/{rkey}"
-        commit = self.ctx.store.get_block(did, root.commit_cid)
+        commit = self.store.get_block(did, root.commit_cid)
         assert commit is not None
         blocks: list[tuple[CID, bytes]] = [(CID(root.commit_cid), commit)]
         blocks.extend(tree.proof_blocks(path).items())
         cid = tree.get(path)
         if cid is not None:
-            data = self.ctx.store.get_block(did, cid.raw)
+            data = self.store.get_block(did, cid.raw)
             if data is not None:
                 blocks.append((cid, data))
         return car_bytes(CID(root.commit_cid), blocks)
@@ -127,17 +130,13 @@ class RepoReads:
     async def did_points_here(self, acct: Account, *, refresh: bool = False) -> bool:
         """True when the DID names this PDS and the account's key (so it may be active)."""
         try:
-            data = await self.ctx.identity.data(acct.did, refresh=refresh)
+            data = await self.identity.data(acct.did, refresh=refresh)
         except AtprotoError:
             return False
         except InvalidRequestError:
             return False
         endpoint = (data.pds_endpoint or "").rstrip("/")
         return (
-            endpoint == self.ctx.settings.public_url.rstrip("/")
+            endpoint == self.settings.public_url.rstrip("/")
             and data.signing_key == acct.key.did_key()
         )
-
-    def drop_blob_bytes(self, cid: bytes) -> None:
-        if self.ctx.store.blob_owner_count(cid) == 0:
-            self.ctx.blobs.delete(CID(cid))

@@ -58,12 +58,23 @@ from plaza.services.pds.repo_parts import (
 )
 from plaza.services.pds.repo_reads import RepoReads
 from plaza.services.pds.sequencer import RepoOp
-from plaza.services.pds.store import ACTIVE, TAKENDOWN, EventRow, RecordRef, RepoRoot, RepoWrite
+from plaza.services.pds.store import (
+    ACTIVE,
+    TAKENDOWN,
+    EventRow,
+    PdsStore,
+    RecordRef,
+    RepoRoot,
+    RepoWrite,
+)
 from plaza.services.pds.store_repo import pg_commit_statement
 
 if TYPE_CHECKING:
-    from plaza.services.pds.accounts import Account
-    from plaza.services.pds.context import PdsContext
+    from plaza.services.pds.account import Account, AccountCache
+    from plaza.services.pds.identity import DirectoryClient
+    from plaza.services.pds.lexicons import LexiconCheck
+    from plaza.services.pds.sequencer import Sequencer
+    from plaza.services.pds.settings import PdsSettings
 
 __all__ = [
     "CommitOutcome",
@@ -131,14 +142,28 @@ class RepoManager(RepoReads):
     Reads, exports and proofs come from :class:`RepoReads`.
     """
 
-    def __init__(self, ctx: PdsContext) -> None:
-        self.ctx = ctx
+    def __init__(
+        self,
+        *,
+        store: PdsStore,
+        sequencer: Sequencer,
+        lexicons: LexiconCheck,
+        identity: DirectoryClient,
+        accounts: AccountCache,
+        settings: PdsSettings,
+    ) -> None:
+        self.store = store
+        self.sequencer = sequencer
+        self.lexicons = lexicons
+        self.identity = identity
+        self.accounts = accounts
+        self.settings = settings
         self.nodes = NodeCache(200_000)
         self.blocks = BlockCache()
         self._trees: collections.OrderedDict[str, tuple[RepoRoot, MST]] = collections.OrderedDict()
         self.clock = TidClock(lambda: time.time_ns() // 1000, random.randrange(1024))
         self._locks: dict[str, _RepoLock] = {}
-        db = ctx.store.db
+        db = store.db
         self.committer = PgCommitter(db.url) if db.dialect == "postgresql" else None
 
     # -- helpers ---------------------------------------------------------------------
@@ -178,12 +203,10 @@ class RepoManager(RepoReads):
         if hit is not None:
             self._trees.move_to_end(did)
             return hit
-        root = self.ctx.store.get_root(did)
+        root = self.store.get_root(did)
         if root is None:
             raise RepoInactiveError(f"Repo has no commit yet: {did}", code="RepoNotFound")
-        tree = MST.load(
-            StoreSource(self.ctx.store, did, self.blocks), CID(root.data_cid), self.nodes
-        )
+        tree = MST.load(StoreSource(self.store, did, self.blocks), CID(root.data_cid), self.nodes)
         self._remember(did, root, tree)
         return root, tree
 
@@ -202,19 +225,17 @@ class RepoManager(RepoReads):
     # -- creation --------------------------------------------------------------------
     def create_repo(self, did: str, key: PrivateKey, now: float, *, emit: bool) -> EventRow | None:
         """Store an empty repository (inside the caller's transaction)."""
-        tree = MST.empty(StoreSource(self.ctx.store, did, self.blocks), self.nodes)
+        tree = MST.empty(StoreSource(self.store, did, self.blocks), self.nodes)
         data = tree.root()
         rev = self.next_rev(None)
         commit_cid, commit = signed_commit(did, data, rev, key)
         blocks = [(commit_cid, commit), *tree.new_blocks().items()]
         root = RepoRoot(commit_cid.raw, rev, data.raw)
-        self.ctx.store.apply_write(
-            RepoWrite(did, root, [(c.raw, b) for c, b in blocks], [], {}, {})
-        )
+        self.store.apply_write(RepoWrite(did, root, [(c.raw, b) for c, b in blocks], [], {}, {}))
         self._remember(did, root, tree.committed())
         if not emit:
             return None
-        return self.ctx.sequencer.commit(
+        return self.sequencer.commit(
             did=did,
             commit=commit_cid,
             rev=rev,
@@ -235,11 +256,11 @@ class RepoManager(RepoReads):
         rev = self.next_rev(old_root.rev)
         commit_cid, commit = signed_commit(acct.did, data, rev, acct.key)
         root = RepoRoot(commit_cid.raw, rev, data.raw)
-        self.ctx.store.apply_write(
+        self.store.apply_write(
             RepoWrite(acct.did, root, [(commit_cid.raw, commit)], [old_root.commit_cid], {}, {})
         )
         self._remember(acct.did, root, tree)
-        return self.ctx.sequencer.commit(
+        return self.sequencer.commit(
             did=acct.did,
             commit=commit_cid,
             rev=rev,
@@ -261,7 +282,7 @@ class RepoManager(RepoReads):
     ) -> CommitOutcome:
         """Apply ``writes`` as one commit (see the module docstring)."""
         async with self.lock(acct.did):
-            current = self.ctx.accounts.cached(acct.did)  # it may have changed meanwhile
+            current = self.accounts.cached(acct.did)  # it may have changed meanwhile
             if current is None:
                 raise RepoNotFoundError(f"Could not find repo: {acct.did}")
             acct = current
@@ -292,7 +313,6 @@ class RepoManager(RepoReads):
             raise AccountDeactivatedError("Account is deactivated")
         if not 1 <= len(writes) <= MAX_WRITES:
             raise InvalidRequestError(f"Between 1 and {MAX_WRITES} writes are allowed")
-        ctx = self.ctx
         did = acct.did
         old_root, old_tree = self._tree(did)
         if swap_commit is not None and swap_commit.raw != old_root.commit_cid:
@@ -328,13 +348,13 @@ class RepoManager(RepoReads):
                 continue
             if w.action == "create" and current is not None:
                 raise InvalidRequestError(f"Record already exists: {uri}")
-            status = ctx.lexicons.check_record(w.collection, w.rkey, w.value, validate)
+            status = self.lexicons.check_record(w.collection, w.rkey, w.value, validate)
             cid, data = cbor.encode_with_cid(w.value)
             if len(data) > MAX_RECORD_BYTES:
                 raise InvalidRequestError(f"Record is larger than {MAX_RECORD_BYTES} bytes")
             blobs = find_blobs(w.value)
             for blob in blobs:
-                if ctx.store.get_blob(did, blob.raw) is None:
+                if self.store.get_blob(did, blob.raw) is None:
                     raise InvalidRequestError(f"Could not find blob: {blob}", code="BlobNotFound")
             record_blocks.append((cid, data))
             records[(w.collection, w.rkey)] = cid.raw
@@ -376,7 +396,6 @@ class RepoManager(RepoReads):
         dropped: set[CID],
         results: list[WriteResult],
     ) -> _PendingCommit:
-        ctx = self.ctx
         did = acct.did
         now = time.time()
         data = tree.root()
@@ -401,7 +420,7 @@ class RepoManager(RepoReads):
         slice_blocks.extend(record_blocks)
         root = RepoRoot(commit_cid.raw, rev, data.raw)
         write = RepoWrite(did, root, blocks, removed, records, blob_refs)
-        event = ctx.sequencer.commit(
+        event = self.sequencer.commit(
             in_flight=True,
             did=did,
             commit=commit_cid,
@@ -418,16 +437,15 @@ class RepoManager(RepoReads):
         self, did: str, cid: CID, changed: dict[tuple[str, str], bytes | None]
     ) -> bool:
         """True if a record this commit leaves alone still points at block ``cid``."""
-        holders = self.ctx.store.records_with_cid(did, cid.raw, len(changed) + 1)
+        holders = self.store.records_with_cid(did, cid.raw, len(changed) + 1)
         return any(key not in changed for key in holders)
 
     async def _land(self, commit: _PendingCommit) -> CommitOutcome:
         """Store a prepared commit in one transaction, then move the head and publish."""
-        ctx = self.ctx
         committed = False
         try:
             if self.committer is None:
-                ctx.store.apply_write(commit.write, commit.event)
+                self.store.apply_write(commit.write, commit.event)
             else:
                 await self.committer.execute(*pg_commit_statement(commit.write, commit.event))
             committed = True
@@ -436,7 +454,7 @@ class RepoManager(RepoReads):
             self.forget(commit.write.did)
             raise
         finally:
-            ctx.sequencer.settle(commit.event, committed=committed)
+            self.sequencer.settle(commit.event, committed=committed)
         self._remember(commit.write.did, commit.write.root, commit.tree.committed())
         return commit.outcome
 
@@ -448,12 +466,12 @@ class RepoManager(RepoReads):
         DID's current key (or this host's key for the account), and every MST node and
         record must be present. Idempotent; an active account announces it with ``#sync``.
         """
-        repo = import_car(data, did=acct.did, max_bytes=self.ctx.settings.max_car_bytes)
+        repo = import_car(data, did=acct.did, max_bytes=self.settings.max_car_bytes)
         commit = repo.commit
         if commit.rev is None:
             raise InvalidRequestError("Only version-3 commits can be imported")
         if not acct.key.public_key.verify(commit.unsigned_bytes(), commit.sig):
-            verify_commit(commit, await self.ctx.identity.signing_key(acct.did, refresh=True))
+            verify_commit(commit, await self.identity.signing_key(acct.did, refresh=True))
         blocks = [(cid.raw, data) for cid, data in repo.blocks.items()]
         refs: list[RecordRef] = []
         blob_refs: dict[str, tuple[bytes, ...]] = {}
@@ -468,10 +486,10 @@ class RepoManager(RepoReads):
         commit_block = repo.blocks[repo.commit_cid]
         root = RepoRoot(repo.commit_cid.raw, commit.rev, commit.data.raw)
         now = time.time()
-        with self.ctx.store.transaction():
-            self.ctx.store.replace_repo(acct.did, root, blocks, refs, blob_refs)
+        with self.store.transaction():
+            self.store.replace_repo(acct.did, root, blocks, refs, blob_refs)
             event = (
-                self.ctx.sequencer.sync(
+                self.sequencer.sync(
                     acct.did,
                     commit.rev,
                     car_bytes(repo.commit_cid, [(repo.commit_cid, commit_block)]),
@@ -482,5 +500,5 @@ class RepoManager(RepoReads):
             )
         self.forget(acct.did)
         if event is not None:
-            self.ctx.sequencer.publish([event])
+            self.sequencer.publish([event])
         self.clock.observe(commit.rev)

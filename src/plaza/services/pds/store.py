@@ -3,7 +3,8 @@
 Everything a PDS keeps, except blob bytes (see :mod:`plaza.services.pds.blobs`), lives
 in these tables: accounts and their secrets, each repository's blocks and root, a record
 index, blob metadata, references and collection marks, sessions, app passwords,
-confirmation tokens, preferences, the firehose event log and usage counters. SQL is
+confirmation tokens, preferences, the firehose event log and usage counters, made and
+changed by the numbered steps of :data:`MIGRATIONS` when the store opens. SQL is
 written once through :mod:`plaza.db`; the same conformance suite
 (``tests/services/pds/test_store.py``) runs on both backends.
 
@@ -21,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from plaza.db import Database, connect
+from plaza.db import Database, Migration, Migrations, connect, migrate
 from plaza.services.pds.rows import (
     ACTIVE,
     DEACTIVATED,
@@ -45,6 +46,7 @@ __all__ = [
     "ACTIVE",
     "DEACTIVATED",
     "DELETED",
+    "MIGRATIONS",
     "STATUSES",
     "TAKENDOWN",
     "AccountRow",
@@ -59,7 +61,7 @@ __all__ = [
     "UsageRow",
 ]
 
-SCHEMA = """
+_INITIAL = """
 CREATE TABLE IF NOT EXISTS pds_account (
     did TEXT PRIMARY KEY,
     handle TEXT NOT NULL UNIQUE,
@@ -155,6 +157,23 @@ CREATE TABLE IF NOT EXISTS pds_usage (
 )
 """
 
+# A commit that rewrites a record with blobs deletes its references by (did, record_uri),
+# and freeing a blob's bytes counts its holders by cid alone: without these indexes both
+# scan (the account's references; every account's blobs).
+_BLOB_LOOKUPS = """
+CREATE INDEX pds_record_blob_uri ON pds_record_blob (did, record_uri);
+CREATE INDEX pds_blob_cid ON pds_blob (cid)
+"""
+
+MIGRATIONS = Migrations(
+    "pds",
+    (
+        Migration(1, "initial tables", _INITIAL),
+        Migration(2, "index blob references by record, blobs by CID", _BLOB_LOOKUPS),
+    ),
+)
+"""The PDS's schema, step by step (see :mod:`plaza.db.migrations`)."""
+
 _ACCOUNT_COLS = (
     "did, handle, email, password_hash, signing_key, created_at, status, status_at, "
     "delete_after, email_confirmed"
@@ -186,8 +205,9 @@ class PdsStore(RepoTables, BlobTables):
     """
 
     def __init__(self, db: Database) -> None:
+        """Bring ``db`` to the latest schema (:data:`MIGRATIONS`) and use it."""
         self.db = db
-        db.executescript(SCHEMA)
+        migrate(db, MIGRATIONS)
 
     @classmethod
     def open(cls, url: str) -> PdsStore:

@@ -16,51 +16,39 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from plaza.asgi import TooLarge, read_body
 from plaza.atproto import syntax
 from plaza.atproto.errors import AtprotoError
 from plaza.errors import PlazaError
+from plaza.services.pds.auth import Auth, Authenticator, Credentials
 from plaza.services.pds.errors import (
     InvalidRequestError,
     MethodNotImplementedError,
     PayloadTooLargeError,
 )
 
-if TYPE_CHECKING:
-    from plaza.services.pds.auth import Credentials
-    from plaza.services.pds.context import PdsContext
-
 log = logging.getLogger("plaza.pds")
 
 JSON_TYPE = "application/json"
 
 
-class Auth(Enum):
-    """What a method requires of the caller."""
-
-    NONE = "none"  # public; any Authorization header is ignored
-    OPTIONAL = "optional"  # an access token if present
-    ACCESS = "access"  # any access token, app passwords included
-    PRIVILEGED = "privileged"  # full session or privileged app password
-    FULL = "full"  # full session only (no app password)
-    REFRESH = "refresh"  # a refresh token
-    ADMIN = "admin"  # HTTP Basic admin:<password>
-    SERVICE = "service"  # optional inter-service token (createAccount by migration)
-
-
 Body = Literal["none", "json", "optional", "raw"]
 
 
-@dataclass
-class XrpcCall:
-    """One incoming call as a handler sees it."""
+C = TypeVar("C")
 
-    ctx: PdsContext
+
+@dataclass
+class XrpcCall(Generic[C]):
+    """One incoming call as a handler sees it: ``pds`` is the app-level object the
+    dispatcher was built with (the parts of the service handlers use)."""
+
+    pds: C
     nsid: str
     request: Request
     creds: Credentials | None
@@ -146,7 +134,7 @@ class XrpcCall:
         return client.host if client else "unknown"
 
 
-Handler = Callable[[XrpcCall], Awaitable[Any]]
+Handler = Callable[[XrpcCall[Any]], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -184,11 +172,35 @@ def error_response(err: PlazaError) -> Response:
 _EMPTY = Response(b"", status_code=200)
 
 
-class XrpcDispatcher:
-    """The ``/xrpc/{nsid}`` endpoint over a fixed method table."""
+Fallback = Callable[[str, bool], Method | None]
 
-    def __init__(self, ctx: PdsContext, methods: Iterable[Method]) -> None:
-        self.ctx = ctx
+
+def _no_fallback(nsid: str, named: bool) -> Method | None:
+    return None
+
+
+class XrpcDispatcher(Generic[C]):
+    """The ``/xrpc/{nsid}`` endpoint over a fixed method table.
+
+    Each call is checked by ``auth``, its JSON body bounded by ``max_json_bytes``, and
+    handed to its handler with ``pds``. A method not in the table, or any method when
+    the request names a target in ``atproto-proxy``, is looked up with
+    ``fallback(nsid, named)`` (the PDS forwards such calls to an app view).
+    """
+
+    def __init__(
+        self,
+        pds: C,
+        methods: Iterable[Method],
+        *,
+        auth: Authenticator,
+        max_json_bytes: int,
+        fallback: Fallback = _no_fallback,
+    ) -> None:
+        self.pds = pds
+        self.auth = auth
+        self.max_json_bytes = max_json_bytes
+        self.fallback = fallback
         self.methods: dict[str, Method] = {}
         for m in methods:
             if m.nsid in self.methods:
@@ -197,15 +209,15 @@ class XrpcDispatcher:
 
     async def handle(self, request: Request) -> Response:
         nsid: str = request.path_params["nsid"]
-        call: XrpcCall | None = None
+        call: XrpcCall[C] | None = None
         try:
             method = self.methods.get(nsid)
             named = "atproto-proxy" in request.headers
             if named:
                 # An explicit proxy target wins even over what this PDS serves itself.
-                method = self.ctx.proxy_for(nsid, named=True) or method
+                method = self.fallback(nsid, True) or method
             if method is None:
-                fallback = self.ctx.proxy_for(nsid, named=named)
+                fallback = self.fallback(nsid, named)
                 if fallback is None:
                     raise MethodNotImplementedError("Method Not Implemented")
                 method = fallback
@@ -214,8 +226,8 @@ class XrpcDispatcher:
                 raise InvalidRequestError(f"Incorrect HTTP method ({verb}) expected GET")
             if method.kind == "procedure" and verb != "POST":
                 raise InvalidRequestError(f"Incorrect HTTP method ({verb}) expected POST")
-            creds = await self.ctx.auth.authenticate(request, method.auth)
-            call = XrpcCall(self.ctx, nsid, request, creds)
+            creds = await self.auth.authenticate(request, method.auth)
+            call = XrpcCall(self.pds, nsid, request, creds)
             if creds is not None:
                 call.account_did = creds.did
             if method.body == "json":
@@ -241,7 +253,7 @@ class XrpcDispatcher:
         return response
 
     async def _json_body(self, request: Request, *, required: bool) -> Any:
-        raw = await read_body(request, self.ctx.settings.max_json_bytes)
+        raw = await read_body(request, self.max_json_bytes, _JSON_TOO_LARGE)
         if not raw.strip():
             if required:
                 raise InvalidRequestError("Request body is required")
@@ -260,21 +272,12 @@ class XrpcDispatcher:
         return body
 
 
-async def read_body(request: Request, limit: int, what: str = "request body") -> bytes:
-    """The whole request body, refused with :class:`PayloadTooLargeError` (413) as soon
-    as it passes ``limit`` bytes — by its declared length, or while it streams in when
-    it declares none — so an oversized body is never held in memory."""
-    length = request.headers.get("content-length")
-    if length is not None and (not is_ascii_digits(length) or int(length) > limit):
-        raise PayloadTooLargeError(f"{what} is larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"{what} is larger than {limit} bytes")
-        chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+def body_too_large(what: str = "request body", code: str = "PayloadTooLarge") -> TooLarge:
+    """The error :func:`plaza.asgi.read_body` raises past a limit: 413 ``code``."""
+    return lambda limit: PayloadTooLargeError(f"{what} is larger than {limit} bytes", code=code)
+
+
+_JSON_TOO_LARGE = body_too_large()
 
 
 def is_ascii_digits(text: str, max_len: int = 18) -> bool:

@@ -17,13 +17,15 @@ import json
 import re
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.responses import Response
 
 from plaza.atproto import datamodel, syntax
 from plaza.atproto.errors import AtprotoError
 from plaza.services.pds import jwt
+from plaza.services.pds.auth import Auth
+from plaza.services.pds.components import Call, PdsComponents
 from plaza.services.pds.errors import (
     AuthRequiredError,
     ForbiddenError,
@@ -31,26 +33,23 @@ from plaza.services.pds.errors import (
     MethodNotImplementedError,
 )
 from plaza.services.pds.proxy import destination
-from plaza.services.pds.xrpc import Auth, Method, XrpcCall, procedure, query
-
-if TYPE_CHECKING:
-    from plaza.services.pds.context import PdsContext
+from plaza.services.pds.xrpc import Method, procedure, query
 
 PROXIED_PREFIXES = ("app.bsky.", "chat.bsky.")
 MAX_PREFERENCES_BYTES = 100_000
 
 
-def _blob_url(call: XrpcCall, did: str, blob: Any) -> str | None:
+def _blob_url(call: Call, did: str, blob: Any) -> str | None:
     if isinstance(blob, dict) and isinstance(blob.get("ref"), dict):
         link = blob["ref"].get("$link")
         if isinstance(link, str):
-            base = call.ctx.settings.public_url.rstrip("/")
+            base = call.pds.settings.public_url.rstrip("/")
             return f"{base}/xrpc/com.atproto.sync.getBlob?did={did}&cid={link}"
     return None
 
 
-def _profile(call: XrpcCall, actor: str) -> dict[str, Any] | None:
-    ctx = call.ctx
+def _profile(call: Call, actor: str) -> dict[str, Any] | None:
+    ctx = call.pds
     acct = ctx.accounts.lookup(actor)
     if acct is None:
         return None
@@ -75,18 +74,18 @@ def _profile(call: XrpcCall, actor: str) -> dict[str, Any] | None:
     return out
 
 
-async def get_profile(call: XrpcCall) -> Any:
+async def get_profile(call: Call) -> Any:
     actor = call.req_param("actor")
     profile = _profile(call, actor)
     if profile is None:
-        if call.ctx.settings.appview_url and call.creds is not None:
+        if call.pds.settings.appview_url and call.creds is not None:
             return await _forward(call)
         raise InvalidRequestError("Profile not found")
     call.account_did = profile["did"]
     return profile
 
 
-async def get_profiles(call: XrpcCall) -> Any:
+async def get_profiles(call: Call) -> Any:
     actors = call.request.query_params.getlist("actors")
     if not actors:
         raise InvalidRequestError("actors is required")
@@ -100,8 +99,8 @@ FULL_ACCESS_ONLY = frozenset({"app.bsky.actor.defs#personalDetailsPref"})
 MAX_PREFERENCE_DEPTH = 32
 
 
-def _stored_preferences(call: XrpcCall, did: str) -> list[dict[str, Any]]:
-    body = call.ctx.store.get_preferences(did)
+def _stored_preferences(call: Call, did: str) -> list[dict[str, Any]]:
+    body = call.pds.store.get_preferences(did)
     prefs: list[dict[str, Any]] = json.loads(body) if body else []
     return prefs
 
@@ -121,7 +120,7 @@ def _shallow(value: Any, limit: int) -> bool:
     return False
 
 
-async def get_preferences(call: XrpcCall) -> dict[str, Any]:
+async def get_preferences(call: Call) -> dict[str, Any]:
     creds = call.creds
     assert creds is not None and creds.did is not None
     prefs = _stored_preferences(call, creds.did)
@@ -130,7 +129,7 @@ async def get_preferences(call: XrpcCall) -> dict[str, Any]:
     return {"preferences": prefs}
 
 
-async def put_preferences(call: XrpcCall) -> None:
+async def put_preferences(call: Call) -> None:
     creds = call.creds
     assert creds is not None and creds.did is not None
     prefs = call.field("preferences", list)
@@ -148,11 +147,11 @@ async def put_preferences(call: XrpcCall) -> None:
     body = json.dumps(prefs, separators=(",", ":"))
     if len(body) > MAX_PREFERENCES_BYTES:
         raise InvalidRequestError("Preferences are too large")
-    call.ctx.store.put_preferences(creds.did, body)
+    call.pds.store.put_preferences(creds.did, body)
 
 
 # -- proxying ------------------------------------------------------------------------
-def _target(ctx: PdsContext, header: str | None) -> tuple[str | None, str]:
+def _target(ctx: PdsComponents, header: str | None) -> tuple[str | None, str]:
     """``(service DID, service id)`` named by ``atproto-proxy``, or ``(None, "")`` for the
     configured app view; :class:`InvalidRequestError` when the header is malformed."""
     if not header:
@@ -167,7 +166,7 @@ def _target(ctx: PdsContext, header: str | None) -> tuple[str | None, str]:
     return did, service
 
 
-async def _endpoint(ctx: PdsContext, did: str | None, service: str) -> tuple[str, str]:
+async def _endpoint(ctx: PdsComponents, did: str | None, service: str) -> tuple[str, str]:
     """``(base URL, audience DID)`` to forward to (not yet checked as a destination)."""
     s = ctx.settings
     if did is None:
@@ -191,9 +190,9 @@ async def _endpoint(ctx: PdsContext, did: str | None, service: str) -> tuple[str
     raise InvalidRequestError(f"Cannot resolve proxy target {did}")
 
 
-async def _forward(call: XrpcCall) -> Response:
+async def _forward(call: Call) -> Response:
     """Forward the call for its authenticated caller, with an inter-service token."""
-    ctx = call.ctx
+    ctx = call.pds
     creds = call.creds
     if creds is None or creds.did is None:
         raise AuthRequiredError("Authentication Required to reach another service")
@@ -223,13 +222,13 @@ async def _forward(call: XrpcCall) -> Response:
 LOCAL_ONLY = frozenset({"app.bsky.actor.getPreferences", "app.bsky.actor.putPreferences"})
 
 
-async def _no_app_view(call: XrpcCall) -> None:
+async def _no_app_view(call: Call) -> None:
     raise MethodNotImplementedError(
         "Method Not Implemented: this PDS has no app view configured for app.bsky.* reads"
     )
 
 
-def proxy_method(ctx: PdsContext, nsid: str, *, named: bool) -> Method | None:
+def proxy_method(ctx: PdsComponents, nsid: str, *, named: bool) -> Method | None:
     """A forwarding method for an ``app.bsky.*`` or ``chat.bsky.*`` NSID, else ``None``.
 
     Forwarding needs an access token: the target gets a token in the caller's name, and

@@ -17,21 +17,23 @@ from plaza.atproto.plc import (
     verify_operation_signature,
 )
 from plaza.services.pds.accounts import PLC_PURPOSE
+from plaza.services.pds.auth import Auth
+from plaza.services.pds.components import Call
 from plaza.services.pds.errors import InvalidRequestError
-from plaza.services.pds.xrpc import Auth, Method, XrpcCall, procedure, query
+from plaza.services.pds.xrpc import Method, procedure, query
 
 
-async def resolve_handle(call: XrpcCall) -> dict[str, Any]:
+async def resolve_handle(call: Call) -> dict[str, Any]:
     handle = call.req_param("handle").strip().lower()
-    row = call.ctx.store.get_account_by_handle(handle)
+    row = call.pds.store.get_account_by_handle(handle)
     if row is None:
         raise InvalidRequestError("Unable to resolve handle", code="HandleNotFound")
     return {"did": row.did}
 
 
-async def update_handle(call: XrpcCall) -> None:
+async def update_handle(call: Call) -> None:
     assert call.creds is not None and call.creds.did is not None
-    ctx = call.ctx
+    ctx = call.pds
     acct = ctx.accounts.require(call.creds.did)
     handle = ctx.accounts.check_handle(call.str_field("handle"), for_did=acct.did)
     if handle == acct.handle:
@@ -46,9 +48,9 @@ async def update_handle(call: XrpcCall) -> None:
     ctx.accounts.update_handle(acct, handle)
 
 
-async def get_recommended_did_credentials(call: XrpcCall) -> dict[str, Any]:
+async def get_recommended_did_credentials(call: Call) -> dict[str, Any]:
     assert call.creds is not None and call.creds.did is not None
-    ctx = call.ctx
+    ctx = call.pds
     acct = ctx.accounts.require(call.creds.did)
     return {
         "rotationKeys": [ctx.secrets.rotation_key.did_key()],
@@ -60,10 +62,10 @@ async def get_recommended_did_credentials(call: XrpcCall) -> dict[str, Any]:
     }
 
 
-async def request_plc_operation_signature(call: XrpcCall) -> None:
+async def request_plc_operation_signature(call: Call) -> None:
     assert call.creds is not None and call.creds.did is not None
-    acct = call.ctx.accounts.require(call.creds.did)
-    call.ctx.accounts.send_token(acct, PLC_PURPOSE)
+    acct = call.pds.accounts.require(call.creds.did)
+    call.pds.accounts.send_token(acct, PLC_PURPOSE)
 
 
 def _str_list(value: Any, name: str) -> list[str] | None:
@@ -74,9 +76,9 @@ def _str_list(value: Any, name: str) -> list[str] | None:
     return value
 
 
-async def sign_plc_operation(call: XrpcCall) -> dict[str, Any]:
+async def sign_plc_operation(call: Call) -> dict[str, Any]:
     assert call.creds is not None and call.creds.did is not None
-    ctx = call.ctx
+    ctx = call.pds
     acct = ctx.accounts.require(call.creds.did)
     token = call.opt_str("token")
     ctx.accounts.check_token(acct.did, PLC_PURPOSE, token)
@@ -118,9 +120,9 @@ async def sign_plc_operation(call: XrpcCall) -> dict[str, Any]:
     return {"operation": op.to_json()}
 
 
-async def submit_plc_operation(call: XrpcCall) -> None:
+async def submit_plc_operation(call: Call) -> None:
     assert call.creds is not None and call.creds.did is not None
-    ctx = call.ctx
+    ctx = call.pds
     acct = ctx.accounts.require(call.creds.did)
     raw = call.field("operation", dict)
     try:

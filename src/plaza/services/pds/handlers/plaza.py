@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from plaza.services.pds.auth import Auth
+from plaza.services.pds.components import Call
 from plaza.services.pds.errors import InvalidRequestError
 from plaza.services.pds.sequencer import iso_time
-from plaza.services.pds.xrpc import Auth, Method, XrpcCall, query
+from plaza.services.pds.xrpc import Method, query
 
 
-async def get_usage(call: XrpcCall) -> dict[str, Any]:
-    ctx = call.ctx
+async def get_usage(call: Call) -> dict[str, Any]:
+    ctx = call.pds
     did = call.param("did", required=False)
     limit = call.int_param("limit", 100, 1, 1000)
     cursor = call.param("cursor", required=False)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+from plaza.asgi import body_chunks, read_body
 from plaza.atproto import datamodel
 from plaza.atproto.cid import CID
 from plaza.atproto.errors import AtprotoError
-from plaza.services.pds.accounts import Account
+from plaza.services.pds.account import Account
+from plaza.services.pds.auth import Auth
+from plaza.services.pds.blob_gc import drop_unheld_bytes
+from plaza.services.pds.components import Call
 from plaza.services.pds.errors import (
     BlobQuotaExceededError,
     ForbiddenError,
@@ -17,6 +21,7 @@ from plaza.services.pds.errors import (
     PayloadTooLargeError,
     RepoInactiveError,
 )
+from plaza.services.pds.media import SNIFF_BYTES, declared_type, sniff
 from plaza.services.pds.repos import (
     CommitOutcome,
     Write,
@@ -28,21 +33,18 @@ from plaza.services.pds.repos import (
 from plaza.services.pds.sequencer import iso_time
 from plaza.services.pds.store import ACTIVE, BlobRow
 from plaza.services.pds.xrpc import (
-    Auth,
     Method,
-    XrpcCall,
-    is_ascii_digits,
+    body_too_large,
     procedure,
     query,
-    read_body,
 )
 
 _PREFIX = "com.atproto.repo.applyWrites#"
 
 
-def hosted(call: XrpcCall, identifier: str, *, active: bool = True) -> Account:
+def hosted(call: Call, identifier: str, *, active: bool = True) -> Account:
     """The hosted account named by a DID or handle; inactive ones refused if ``active``."""
-    acct = call.ctx.accounts.require(identifier)
+    acct = call.pds.accounts.require(identifier)
     call.account_did = acct.did
     if active and acct.status != ACTIVE:
         raise RepoInactiveError(
@@ -52,9 +54,9 @@ def hosted(call: XrpcCall, identifier: str, *, active: bool = True) -> Account:
     return acct
 
 
-def _writer(call: XrpcCall) -> Account:
+def _writer(call: Call) -> Account:
     """The account being written to, which must be the authenticated one."""
-    acct = call.ctx.accounts.require(call.str_field("repo"))
+    acct = call.pds.accounts.require(call.str_field("repo"))
     assert call.creds is not None
     if call.creds.did != acct.did:
         raise ForbiddenError("Authenticated account does not match the repo")
@@ -62,7 +64,7 @@ def _writer(call: XrpcCall) -> Account:
     return acct
 
 
-def _validate_flag(call: XrpcCall) -> bool | None:
+def _validate_flag(call: Call) -> bool | None:
     value: bool | None = call.field("validate", bool, required=False)
     return value
 
@@ -84,7 +86,7 @@ def _record(value: Any, collection: str) -> Any:
     return record
 
 
-def _swap(call: XrpcCall, name: str) -> tuple[CID | None, bool]:
+def _swap(call: Call, name: str) -> tuple[CID | None, bool]:
     body = call.body if isinstance(call.body, dict) else {}
     if name not in body:
         return None, False
@@ -104,14 +106,14 @@ def _commit_meta(outcome: CommitOutcome) -> dict[str, str]:
     return {"cid": str(outcome.commit), "rev": outcome.rev}
 
 
-async def create_record(call: XrpcCall) -> dict[str, Any]:
+async def create_record(call: Call) -> dict[str, Any]:
     acct = _writer(call)
     collection = check_collection(call.str_field("collection"))
     rkey = call.opt_str("rkey")
-    rkey = check_rkey(rkey) if rkey is not None else call.ctx.repos.clock.next()
+    rkey = check_rkey(rkey) if rkey is not None else call.pds.repos.clock.next()
     swap_commit, _ = _swap(call, "swapCommit")
     record = _record(call.field("record", dict), collection)
-    outcome = await call.ctx.repos.write(
+    outcome = await call.pds.repos.write(
         acct,
         [Write("create", collection, rkey, record)],
         swap_commit=swap_commit,
@@ -120,14 +122,14 @@ async def create_record(call: XrpcCall) -> dict[str, Any]:
     return {**_result(outcome.results[0]), "commit": _commit_meta(outcome)}
 
 
-async def put_record(call: XrpcCall) -> dict[str, Any]:
+async def put_record(call: Call) -> dict[str, Any]:
     acct = _writer(call)
     collection = check_collection(call.str_field("collection"))
     rkey = check_rkey(call.str_field("rkey"))
     swap_commit, _ = _swap(call, "swapCommit")
     swap_record, check = _swap(call, "swapRecord")
     record = _record(call.field("record", dict), collection)
-    repos = call.ctx.repos
+    repos = call.pds.repos
     exists = repos.get_record(acct.did, collection, rkey) is not None
     outcome = await repos.write(
         acct,
@@ -138,13 +140,13 @@ async def put_record(call: XrpcCall) -> dict[str, Any]:
     return {**_result(outcome.results[0]), "commit": _commit_meta(outcome)}
 
 
-async def delete_record(call: XrpcCall) -> dict[str, Any]:
+async def delete_record(call: Call) -> dict[str, Any]:
     acct = _writer(call)
     collection = check_collection(call.str_field("collection"))
     rkey = check_rkey(call.str_field("rkey"))
     swap_commit, _ = _swap(call, "swapCommit")
     swap_record, check = _swap(call, "swapRecord")
-    repos = call.ctx.repos
+    repos = call.pds.repos
     if not check and repos.get_record(acct.did, collection, rkey) is None:
         if swap_commit is not None and swap_commit.raw != repos.latest(acct.did).commit_cid:
             raise InvalidRequestError("Commit was at a different CID", code="InvalidSwap")
@@ -158,7 +160,7 @@ async def delete_record(call: XrpcCall) -> dict[str, Any]:
     return {"commit": _commit_meta(outcome)}
 
 
-async def apply_writes(call: XrpcCall) -> dict[str, Any]:
+async def apply_writes(call: Call) -> dict[str, Any]:
     acct = _writer(call)
     raw_writes = call.field("writes", list)
     swap_commit, _ = _swap(call, "swapCommit")
@@ -177,14 +179,14 @@ async def apply_writes(call: XrpcCall) -> dict[str, Any]:
         collection = check_collection(str(w.get("collection", "")))
         rkey_raw = w.get("rkey")
         if rkey_raw is None and action == "create":
-            rkey = call.ctx.repos.clock.next()
+            rkey = call.pds.repos.clock.next()
         elif isinstance(rkey_raw, str):
             rkey = check_rkey(rkey_raw)
         else:
             raise InvalidRequestError(f"writes[{i}] needs an rkey")
         value = None if action == "delete" else _record(w.get("value"), collection)
         writes.append(Write(action, collection, rkey, value))
-    outcome = await call.ctx.repos.write(
+    outcome = await call.pds.repos.write(
         acct, writes, swap_commit=swap_commit, validate=_validate_flag(call)
     )
     results = []
@@ -194,11 +196,11 @@ async def apply_writes(call: XrpcCall) -> dict[str, Any]:
     return {"commit": _commit_meta(outcome), "results": results}
 
 
-async def get_record(call: XrpcCall) -> dict[str, Any]:
+async def get_record(call: Call) -> dict[str, Any]:
     acct = hosted(call, call.req_param("repo"))
     collection = check_collection(call.req_param("collection"))
     rkey = call.req_param("rkey")
-    cid, value = call.ctx.repos.record_json(acct.did, collection, rkey)
+    cid, value = call.pds.repos.record_json(acct.did, collection, rkey)
     want = call.param("cid", required=False)
     if want is not None and want != cid:
         raise InvalidRequestError(
@@ -208,13 +210,13 @@ async def get_record(call: XrpcCall) -> dict[str, Any]:
     return {"uri": f"at://{acct.did}/{collection}/{rkey}", "cid": cid, "value": value}
 
 
-async def list_records(call: XrpcCall) -> dict[str, Any]:
+async def list_records(call: Call) -> dict[str, Any]:
     acct = hosted(call, call.req_param("repo"))
     collection = check_collection(call.req_param("collection"))
     limit = call.int_param("limit", 50, 1, 100)
     cursor = call.param("cursor", required=False)
     reverse = call.bool_param("reverse")
-    ctx = call.ctx
+    ctx = call.pds
     refs = ctx.store.list_records(acct.did, collection, limit, cursor, reverse)
     records = []
     for ref in refs:
@@ -228,9 +230,9 @@ async def list_records(call: XrpcCall) -> dict[str, Any]:
     return out
 
 
-async def describe_repo(call: XrpcCall) -> dict[str, Any]:
+async def describe_repo(call: Call) -> dict[str, Any]:
     acct = hosted(call, call.req_param("repo"))
-    ctx = call.ctx
+    ctx = call.pds
     doc = await ctx.identity.document(acct.did)
     data_ok = await ctx.repos.did_points_here(acct)
     return {
@@ -242,66 +244,64 @@ async def describe_repo(call: XrpcCall) -> dict[str, Any]:
     }
 
 
-# RFC 6838 type and subtype names; the blob is later served with this Content-Type.
-_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+_BLOB_TOO_LARGE = body_too_large("blob", code="BlobTooLarge")
+_CAR_TOO_LARGE = body_too_large("repository")
 
 
-def _mime_type(header: str) -> str:
-    """The media type of a Content-Type header (parameters dropped, lower-cased)."""
-    mime = header.split(";", 1)[0].strip().lower() or "application/octet-stream"
-    if not _MIME.fullmatch(mime):
-        raise InvalidRequestError(f"Content-Type is not a media type: {mime[:80]!r}")
-    return mime
+async def _keeping_head(chunks: AsyncIterator[bytes], head: bytearray) -> AsyncIterator[bytes]:
+    """``chunks`` as they come, their first :data:`SNIFF_BYTES` copied into ``head``."""
+    async for chunk in chunks:
+        if len(head) < SNIFF_BYTES:
+            head += chunk[: SNIFF_BYTES - len(head)]
+        yield chunk
 
 
-async def upload_blob(call: XrpcCall) -> dict[str, Any]:
-    ctx = call.ctx
+async def upload_blob(call: Call) -> dict[str, Any]:
+    ctx = call.pds
     assert call.creds is not None and call.creds.did is not None
     did = call.creds.did
     limit = ctx.settings.max_blob_bytes
-    length = call.request.headers.get("content-length")
-    if length is not None and (not is_ascii_digits(length) or int(length) > limit):
-        raise PayloadTooLargeError(
-            f"blob is larger than the limit of {limit} bytes", code="BlobTooLarge"
-        )
-    mime = _mime_type(call.request.headers.get("content-type", ""))
+    body = body_chunks(call.request, limit, _BLOB_TOO_LARGE)
+    declared = declared_type(call.request.headers.get("content-type", ""))
     quota = ctx.settings.blob_quota_bytes
     if ctx.store.blob_bytes(did) >= quota:
         raise BlobQuotaExceededError(f"This account's blobs fill its quota of {quota} bytes")
     try:
-        cid, size = await ctx.blobs.put_stream(call.request.stream(), limit)
+        head = bytearray()
+        cid, size = await ctx.blobs.put_stream(_keeping_head(body, head), limit)
     except PayloadTooLargeError as exc:
         raise PayloadTooLargeError(exc.message, code="BlobTooLarge") from exc
     # From here to the row's insertion nothing yields: another upload of this account
     # cannot slip in between the quota check and the insertion.
     store = ctx.store
     if store.get_blob(did, cid.raw) is None and store.blob_bytes(did) + size > quota:
-        ctx.repos.drop_blob_bytes(cid.raw)  # unless another account holds the same bytes
+        drop_unheld_bytes(store, ctx.blobs, cid.raw)  # unless another account holds the same bytes
         raise BlobQuotaExceededError(
             f"This blob ({size} bytes) would pass this account's quota of {quota} bytes"
         )
+    mime = declared or sniff(bytes(head))
     store.add_blob(did, BlobRow(cid.raw, mime, size, iso_time(time.time())))
     return {"blob": {"$type": "blob", "ref": {"$link": str(cid)}, "mimeType": mime, "size": size}}
 
 
-async def import_repo(call: XrpcCall) -> None:
-    ctx = call.ctx
+async def import_repo(call: Call) -> None:
+    ctx = call.pds
     assert call.creds is not None and call.creds.did is not None
     acct = ctx.accounts.require(call.creds.did)
     ctype = call.request.headers.get("content-type", "").split(";", 1)[0].strip()
     if ctype and ctype != "application/vnd.ipld.car":
         raise InvalidRequestError(f"Wrong request encoding (Content-Type): {ctype}")
-    data = await read_body(call.request, ctx.settings.max_car_bytes, "repository")
+    data = await read_body(call.request, ctx.settings.max_car_bytes, _CAR_TOO_LARGE)
     async with ctx.repos.lock(acct.did):
         await ctx.repos.import_car(acct, data)
 
 
-async def list_missing_blobs(call: XrpcCall) -> dict[str, Any]:
+async def list_missing_blobs(call: Call) -> dict[str, Any]:
     assert call.creds is not None and call.creds.did is not None
     limit = call.int_param("limit", 500, 1, 1000)
     cursor = call.param("cursor", required=False)
     after = parse_cid(cursor, "cursor").raw if cursor else None
-    rows = call.ctx.store.list_missing_blobs(call.creds.did, after, limit)
+    rows = call.pds.store.list_missing_blobs(call.creds.did, after, limit)
     out: dict[str, Any] = {"blobs": [{"cid": str(CID(c)), "recordUri": uri} for c, uri in rows]}
     if len(rows) == limit:
         out["cursor"] = str(CID(rows[-1][0]))

@@ -11,13 +11,15 @@ from plaza.atproto import syntax
 from plaza.atproto.errors import AtprotoError
 from plaza.services.pds import jwt
 from plaza.services.pds.accounts import DELETE_PURPOSE
+from plaza.services.pds.auth import Auth
+from plaza.services.pds.components import Call
 from plaza.services.pds.errors import (
     ForbiddenError,
     InvalidRequestError,
     RepoNotFoundError,
 )
 from plaza.services.pds.store import ACTIVE, DEACTIVATED
-from plaza.services.pds.xrpc import Auth, Method, XrpcCall, is_ascii_digits, procedure, query
+from plaza.services.pds.xrpc import Method, is_ascii_digits, procedure, query
 
 PRIVILEGED_LXMS = frozenset(
     {
@@ -33,8 +35,8 @@ def _session(acct_view: dict[str, Any], access: str, refresh: str) -> dict[str, 
     return {"accessJwt": access, "refreshJwt": refresh, **acct_view}
 
 
-async def describe_server(call: XrpcCall) -> dict[str, Any]:
-    s = call.ctx.settings
+async def describe_server(call: Call) -> dict[str, Any]:
+    s = call.pds.settings
     return {
         "did": s.did,
         "availableUserDomains": list(s.user_domains),
@@ -45,8 +47,8 @@ async def describe_server(call: XrpcCall) -> dict[str, Any]:
     }
 
 
-async def create_account(call: XrpcCall) -> dict[str, Any]:
-    ctx = call.ctx
+async def create_account(call: Call) -> dict[str, Any]:
+    ctx = call.pds
     ctx.limiter.check("create_account", call.client_ip)
     did = call.opt_str("did")
     if did is not None and (call.creds is None or call.creds.kind != "service"):
@@ -74,7 +76,7 @@ async def create_account(call: XrpcCall) -> dict[str, Any]:
     return out
 
 
-def _limit_password_attempts(call: XrpcCall, identifier: str) -> None:
+def _limit_password_attempts(call: Call, identifier: str) -> None:
     """Count one password attempt against the client's address and against the account
     (by DID, so its handle, DID and email share one limit), or the identifier when it
     names no account. Raises :class:`RateLimitedError` past either limit.
@@ -84,14 +86,14 @@ def _limit_password_attempts(call: XrpcCall, identifier: str) -> None:
     trusts ``X-Forwarded-For`` from 127.0.0.1 only), or every client shares the
     proxy's address and its limit.
     """
-    ctx = call.ctx
+    ctx = call.pds
     ctx.limiter.check("login_ip", call.client_ip)
     acct = ctx.accounts.lookup(identifier)
     ctx.limiter.check("login", acct.did if acct is not None else identifier)
 
 
-async def create_session(call: XrpcCall) -> dict[str, Any]:
-    ctx = call.ctx
+async def create_session(call: Call) -> dict[str, Any]:
+    ctx = call.pds
     identifier = call.str_field("identifier").strip().lower()
     _limit_password_attempts(call, identifier)
     acct, tokens = await ctx.accounts.login(identifier, call.str_field("password"))
@@ -99,34 +101,34 @@ async def create_session(call: XrpcCall) -> dict[str, Any]:
     return _session(await ctx.accounts.session_view(acct), tokens.access_jwt, tokens.refresh_jwt)
 
 
-async def refresh_session(call: XrpcCall) -> dict[str, Any]:
+async def refresh_session(call: Call) -> dict[str, Any]:
     assert call.creds is not None
-    acct, tokens = call.ctx.accounts.refresh(call.creds)
-    view = await call.ctx.accounts.session_view(acct)
+    acct, tokens = call.pds.accounts.refresh(call.creds)
+    view = await call.pds.accounts.session_view(acct)
     return _session(view, tokens.access_jwt, tokens.refresh_jwt)
 
 
-async def get_session(call: XrpcCall) -> dict[str, Any]:
+async def get_session(call: Call) -> dict[str, Any]:
     assert call.creds is not None and call.creds.did is not None
-    return await call.ctx.accounts.session_view(call.ctx.accounts.require(call.creds.did))
+    return await call.pds.accounts.session_view(call.pds.accounts.require(call.creds.did))
 
 
-async def delete_session(call: XrpcCall) -> None:
+async def delete_session(call: Call) -> None:
     assert call.creds is not None
-    call.ctx.accounts.logout(call.creds)
+    call.pds.accounts.logout(call.creds)
 
 
-async def create_app_password(call: XrpcCall) -> dict[str, Any]:
+async def create_app_password(call: Call) -> dict[str, Any]:
     assert call.creds is not None and call.creds.did is not None
     privileged = bool(call.field("privileged", bool, required=False))
-    return await call.ctx.accounts.create_app_password(
+    return await call.pds.accounts.create_app_password(
         call.creds.did, call.str_field("name"), privileged
     )
 
 
-async def list_app_passwords(call: XrpcCall) -> dict[str, Any]:
+async def list_app_passwords(call: Call) -> dict[str, Any]:
     assert call.creds is not None and call.creds.did is not None
-    rows = call.ctx.store.list_app_passwords(call.creds.did)
+    rows = call.pds.store.list_app_passwords(call.creds.did)
     return {
         "passwords": [
             {"name": r.name, "createdAt": r.created_at, "privileged": r.privileged} for r in rows
@@ -134,14 +136,14 @@ async def list_app_passwords(call: XrpcCall) -> dict[str, Any]:
     }
 
 
-async def revoke_app_password(call: XrpcCall) -> None:
+async def revoke_app_password(call: Call) -> None:
     assert call.creds is not None and call.creds.did is not None
-    call.ctx.accounts.revoke_app_password(call.creds.did, call.str_field("name"))
+    call.pds.accounts.revoke_app_password(call.creds.did, call.str_field("name"))
 
 
-async def check_account_status(call: XrpcCall) -> dict[str, Any]:
+async def check_account_status(call: Call) -> dict[str, Any]:
     assert call.creds is not None and call.creds.did is not None
-    ctx = call.ctx
+    ctx = call.pds
     acct = ctx.accounts.require(call.creds.did)
     root = ctx.store.get_root(acct.did)
     expected, imported = ctx.store.blob_counts(acct.did)
@@ -159,9 +161,9 @@ async def check_account_status(call: XrpcCall) -> dict[str, Any]:
     }
 
 
-async def activate_account(call: XrpcCall) -> None:
+async def activate_account(call: Call) -> None:
     assert call.creds is not None and call.creds.did is not None
-    ctx = call.ctx
+    ctx = call.pds
     acct = ctx.accounts.require(call.creds.did)
     if acct.active:
         return
@@ -176,29 +178,29 @@ async def activate_account(call: XrpcCall) -> None:
         ctx.accounts.set_status(acct, ACTIVE)
 
 
-async def deactivate_account(call: XrpcCall) -> None:
+async def deactivate_account(call: Call) -> None:
     assert call.creds is not None and call.creds.did is not None
-    acct = call.ctx.accounts.require(call.creds.did)
+    acct = call.pds.accounts.require(call.creds.did)
     delete_after = call.opt_str("deleteAfter")
     if delete_after is not None and not syntax.is_valid_datetime(delete_after):
         raise InvalidRequestError("deleteAfter must be an atproto datetime")
     if acct.status == DEACTIVATED:
         return
-    async with call.ctx.repos.lock(acct.did):
-        call.ctx.accounts.set_status(acct, DEACTIVATED, delete_after)
+    async with call.pds.repos.lock(acct.did):
+        call.pds.accounts.set_status(acct, DEACTIVATED, delete_after)
 
 
-async def request_account_delete(call: XrpcCall) -> None:
+async def request_account_delete(call: Call) -> None:
     assert call.creds is not None and call.creds.did is not None
-    call.ctx.accounts.send_token(call.ctx.accounts.require(call.creds.did), DELETE_PURPOSE)
+    call.pds.accounts.send_token(call.pds.accounts.require(call.creds.did), DELETE_PURPOSE)
 
 
-async def delete_account(call: XrpcCall) -> None:
+async def delete_account(call: Call) -> None:
     did = call.str_field("did")
     password = call.str_field("password")
     _limit_password_attempts(call, did)  # it checks a password too
-    async with call.ctx.repos.lock(did):
-        await call.ctx.accounts.delete(did, password, call.opt_str("token"))
+    async with call.pds.repos.lock(did):
+        await call.pds.accounts.delete(did, password, call.opt_str("token"))
 
 
 def _service_audience(aud: str) -> str:
@@ -216,7 +218,7 @@ def _service_audience(aud: str) -> str:
 _SERVICE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
-async def get_service_auth(call: XrpcCall) -> dict[str, Any]:
+async def get_service_auth(call: Call) -> dict[str, Any]:
     creds = call.creds
     assert creds is not None and creds.did is not None
     aud = _service_audience(call.req_param("aud"))
@@ -244,7 +246,7 @@ async def get_service_auth(call: XrpcCall) -> dict[str, Any]:
         raise ForbiddenError("Only full sessions may request a token without lxm")
     if lxm in PRIVILEGED_LXMS and not creds.is_full:
         raise ForbiddenError(f"Only full sessions may request a token for {lxm}")
-    acct = call.ctx.accounts.cached(creds.did)
+    acct = call.pds.accounts.cached(creds.did)
     if acct is None:
         raise RepoNotFoundError("Account not found")
     token = jwt.mint_service_jwt(

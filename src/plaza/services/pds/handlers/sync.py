@@ -7,62 +7,63 @@ from typing import Any
 from starlette.responses import Response, StreamingResponse
 
 from plaza.atproto.cid import CID
+from plaza.services.pds.components import Call
 from plaza.services.pds.errors import BlobNotFoundError, InvalidRequestError
 from plaza.services.pds.handlers.repo import hosted
 from plaza.services.pds.repos import check_collection, parse_cid
 from plaza.services.pds.store import ACTIVE
-from plaza.services.pds.xrpc import Method, XrpcCall, query
+from plaza.services.pds.xrpc import Method, query
 
 CAR_TYPE = "application/vnd.ipld.car"
 
 
-async def get_repo(call: XrpcCall) -> Response:
+async def get_repo(call: Call) -> Response:
     acct = hosted(call, call.req_param("did"))
     since = call.tid_param("since")
     # Streamed as it is read from the store: a repository is never held whole in memory.
-    return StreamingResponse(call.ctx.repos.export_stream(acct.did, since), media_type=CAR_TYPE)
+    return StreamingResponse(call.pds.repos.export_stream(acct.did, since), media_type=CAR_TYPE)
 
 
-async def get_latest_commit(call: XrpcCall) -> dict[str, Any]:
+async def get_latest_commit(call: Call) -> dict[str, Any]:
     acct = hosted(call, call.req_param("did"))
-    root = call.ctx.repos.latest(acct.did)
+    root = call.pds.repos.latest(acct.did)
     return {"cid": str(CID(root.commit_cid)), "rev": root.rev}
 
 
-async def get_record(call: XrpcCall) -> Response:
+async def get_record(call: Call) -> Response:
     acct = hosted(call, call.req_param("did"))
     collection = check_collection(call.req_param("collection"))
     rkey = call.req_param("rkey")
-    return Response(call.ctx.repos.record_proof(acct.did, collection, rkey), media_type=CAR_TYPE)
+    return Response(call.pds.repos.record_proof(acct.did, collection, rkey), media_type=CAR_TYPE)
 
 
-async def get_blocks(call: XrpcCall) -> Response:
+async def get_blocks(call: Call) -> Response:
     acct = hosted(call, call.req_param("did"))
     cids = [parse_cid(c, "cids") for c in call.request.query_params.getlist("cids")]
     if not cids:
         raise InvalidRequestError("cids is required")
-    return Response(call.ctx.repos.blocks_car(acct.did, cids), media_type=CAR_TYPE)
+    return Response(call.pds.repos.blocks_car(acct.did, cids), media_type=CAR_TYPE)
 
 
-def _repo_status(call: XrpcCall, did: str) -> dict[str, Any]:
+def _repo_status(call: Call, did: str) -> dict[str, Any]:
     acct = hosted(call, did, active=False)
     out: dict[str, Any] = {"did": acct.did, "active": acct.status == ACTIVE}
     if acct.status != ACTIVE:
         out["status"] = acct.status
-    root = call.ctx.store.get_root(acct.did)
+    root = call.pds.store.get_root(acct.did)
     if root is not None:
         out["rev"] = root.rev
     return out
 
 
-async def get_repo_status(call: XrpcCall) -> dict[str, Any]:
+async def get_repo_status(call: Call) -> dict[str, Any]:
     return _repo_status(call, call.req_param("did"))
 
 
-async def list_repos(call: XrpcCall) -> dict[str, Any]:
+async def list_repos(call: Call) -> dict[str, Any]:
     limit = call.int_param("limit", 500, 1, 1000)
     cursor = call.param("cursor", required=False)
-    store = call.ctx.store
+    store = call.pds.store
     rows = store.list_accounts(cursor, limit)
     repos = []
     for row in rows:
@@ -84,10 +85,10 @@ async def list_repos(call: XrpcCall) -> dict[str, Any]:
     return out
 
 
-async def get_blob(call: XrpcCall) -> Response:
+async def get_blob(call: Call) -> Response:
     acct = hosted(call, call.req_param("did"))
     cid = parse_cid(call.req_param("cid"), "cid")
-    ctx = call.ctx
+    ctx = call.pds
     row = ctx.store.get_blob(acct.did, cid.raw)
     if row is None:
         raise BlobNotFoundError(f"Blob not found: {cid}")
@@ -106,12 +107,12 @@ async def get_blob(call: XrpcCall) -> Response:
     )
 
 
-async def list_blobs(call: XrpcCall) -> dict[str, Any]:
+async def list_blobs(call: Call) -> dict[str, Any]:
     acct = hosted(call, call.req_param("did"))
     limit = call.int_param("limit", 500, 1, 1000)
     cursor = call.param("cursor", required=False)
     since = call.tid_param("since")
-    store = call.ctx.store
+    store = call.pds.store
     if since is not None:
         cids = [
             c

@@ -1,4 +1,4 @@
-"""One small database layer for every Plaza store: SQLite by default, PostgreSQL by URL.
+"""A database connection: SQLite by default, PostgreSQL by URL, one portable SQL.
 
 Stores write portable SQL with ``?`` placeholders and a few type words that are
 translated per dialect (``BLOB`` becomes ``BYTEA`` and ``SERIAL_PK`` becomes an identity
@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from plaza.errors import ConflictError, StorageError
+from plaza.db.errors import IntegrityError
+from plaza.errors import StorageError
 
 Dialect = Literal["sqlite", "postgresql"]
 Row = tuple[Any, ...]
@@ -46,12 +47,6 @@ _PG_TYPES = {
 }
 _WORD = re.compile(r"\b(SERIAL_PK|BLOB|INTEGER)\b")
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-
-class IntegrityError(ConflictError):
-    """A uniqueness or foreign-key constraint refused a write; nothing was written."""
-
-    code = "Conflict"
 
 
 def is_postgres_url(url: str) -> bool:
@@ -234,7 +229,9 @@ def _connect_pg(url: str) -> Any:
         if schema:
             if not _SCHEMA_NAME.match(schema):
                 raise StorageError(f"invalid schema name {schema!r}")
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            with suppress(psycopg.errors.UniqueViolation):
+                # IF NOT EXISTS still collides with a session creating it at this moment.
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             conn.execute(f'SET search_path TO "{schema}"')
     except psycopg.Error as exc:
         raise StorageError(f"cannot connect to PostgreSQL at {parts.hostname}: {exc}") from exc

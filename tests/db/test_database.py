@@ -1,5 +1,6 @@
-"""plaza.db on a PostgreSQL connection that dies: replaced before the next statement
-outside a transaction, never behind the back of a transaction in progress."""
+"""plaza.db on PostgreSQL: a connection that dies is replaced before the next statement
+outside a transaction, never behind the back of a transaction in progress; sessions that
+open a new schema at the same moment all connect."""
 
 from __future__ import annotations
 
@@ -81,3 +82,31 @@ def test_a_closed_database_stays_closed(db: Database) -> None:
     db.close()
     with pytest.raises(StorageError):
         db.query("SELECT 1")
+
+
+def test_sessions_opening_a_new_schema_at_once_all_connect() -> None:
+    schema = f"dbnew_{uuid.uuid4().hex[:10]}"
+    start = threading.Barrier(4, timeout=60)
+    opened: list[Database] = []
+    failures: list[BaseException] = []
+
+    def open_schema() -> None:
+        try:
+            start.wait()
+            opened.append(connect(f"{PG_URL}?schema={schema}"))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_schema) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert failures == []
+        assert [d.scalar("SELECT current_schema()") for d in opened] == [schema] * 4
+    finally:
+        for d in opened:
+            d.close()
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
