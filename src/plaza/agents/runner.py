@@ -54,6 +54,7 @@ from plaza.dao.money import Currency, currency_for
 from plaza.errors import InvalidInputError
 from plaza.ledger.keystore import Signer
 from plaza.market import Market
+from plaza.market.dao_port import DaoLink
 from plaza.market.journal import MARKET_ESCROW
 from plaza.market.registry import BIDDABLE
 
@@ -243,11 +244,12 @@ def _spends(market: Market, now_ms: int) -> dict[str, list[Spend]]:
 
 
 def market_currency(market: Market) -> Currency:
-    """The market's currency; under a DAO its constitution says the minor digits."""
-    dao = market.dao
+    """The market's currency; under a DAO (a :class:`DaoLink`) its constitution says the
+    minor digits."""
+    link = market.dao
     return currency_for(
         market.state.currency or market.mandate.currency,
-        dao.state.constitution if dao is not None else None,
+        link.dao.state.constitution if isinstance(link, DaoLink) else None,
     )
 
 

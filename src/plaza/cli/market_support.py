@@ -129,13 +129,9 @@ def market_did(given: str | None, *, url: str | None, data_dir: Path, db: str | 
 
 def market_currency(market: Any) -> Currency:
     """The currency of a local market: its DAO's constitution says the minor digits."""
-    from plaza.dao.money import currency_for
+    from plaza.agents.runner import market_currency as currency
 
-    dao = market.dao
-    return currency_for(
-        market.state.currency or market.mandate.currency,
-        dao.state.constitution if dao is not None else None,
-    )
+    return currency(market)
 
 
 def currency_of(*, url: str | None, data_dir: Path, db: str | None) -> Currency:

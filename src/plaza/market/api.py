@@ -41,6 +41,7 @@ from plaza.dao import Mandate
 from plaza.dao.money import currency_for
 from plaza.ledger import EventStore, Ledger, MemoryEventStore, SqlEventStore
 from plaza.market.books import to_beancount
+from plaza.market.dao_port import DaoLink
 from plaza.market.errors import (
     MarketError,
     MarketInputError,
@@ -196,7 +197,7 @@ def create_app(settings: MarketSettings, market: Market | None = None) -> FastAP
                 "currency": st.currency,
                 "minorDigits": currency_for(
                     st.currency or m.mandate.currency,
-                    m.dao.state.constitution if m.dao is not None else None,
+                    m.dao.dao.state.constitution if isinstance(m.dao, DaoLink) else None,
                 ).minor_digits,
                 "providers": len(st.providers),
                 "rfbs": len(st.rfbs),
