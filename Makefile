@@ -12,8 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# PORT_BASE=N serves the directory on N and the two PDSs on N+1 and N+2.
+PORT_BASE ?=
 up: $(STAMP)
-	$(BIN)/plaza up
+	$(BIN)/plaza up $(if $(PORT_BASE),--port-base $(PORT_BASE))
 
 test: $(STAMP) lint typecheck pytest
 

@@ -1,4 +1,5 @@
-"""Plaza's HTTP error shape and request-body limit, shared by its HTTP services.
+"""Plaza's HTTP error shape, request-body limit and ``/docs`` page, shared by its HTTP
+services.
 
 Error shape (the FastAPI services: the DAO's and the market's):
 
@@ -17,17 +18,22 @@ oversized body is never held in memory. The error is the caller's (each package 
 its own: ``PayloadTooLarge``, ``BlobTooLarge``, ``OperationTooLarge``).
 :class:`BodyLimit` is the same check as ASGI middleware, for an app whose handlers
 read the body themselves.
+
+``/docs`` is a plain HTML list of the endpoints (:func:`install_docs_page`), made from the
+OpenAPI document (``/openapi.json``) and loading nothing from elsewhere.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,6 +45,8 @@ __all__ = [
     "InternalErrors",
     "TooLarge",
     "body_chunks",
+    "docs_page",
+    "install_docs_page",
     "install_json_errors",
     "internal_error",
     "read_body",
@@ -63,6 +71,51 @@ def internal_error(
     )
     message = f"the {service} could not handle this request (reference {ref} in its log)"
     return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+def docs_page(openapi: dict[str, Any]) -> str:
+    """One self-contained HTML page listing the endpoints of an OpenAPI document: method,
+    path, summary, parameters, and a link to the document itself. No script, style sheet,
+    font or image comes from anywhere else (the page works with no network)."""
+    info = openapi.get("info", {})
+    title = html.escape(f"{info.get('title', 'API')} {info.get('version', '')}".strip())
+    rows = []
+    for path, ops in sorted(openapi.get("paths", {}).items()):
+        for method, op in ops.items():
+            params = ", ".join(
+                f"{p.get('name', '')} ({p.get('in', '')})" for p in op.get("parameters", [])
+            )
+            if "requestBody" in op:
+                params = f"{params}, JSON body" if params else "JSON body"
+            rows.append(
+                f"<tr><td><code>{html.escape(method.upper())}</code></td>"
+                f"<td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(op.get('summary', ''))}</td>"
+                f"<td>{html.escape(params)}</td></tr>"
+            )
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title><style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}"
+        f"</style></head><body><h1>{title}</h1>"
+        '<p>The OpenAPI document: <a href="openapi.json">openapi.json</a>. Errors answer '
+        '<code>{"error": code, "message": ...}</code> with the HTTP status.</p>'
+        "<table><tr><th>method</th><th>path</th><th>what</th><th>parameters</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>\n"
+    )
+
+
+def install_docs_page(app: FastAPI) -> None:
+    """Serve :func:`docs_page` of ``app``'s OpenAPI document at ``/docs``, with a content
+    security policy that lets the page load nothing. Build ``app`` with
+    ``docs_url=None, redoc_url=None``: FastAPI's own pages load Swagger UI from a CDN."""
+    policy = "default-src 'none'; style-src 'unsafe-inline'"
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(docs_page(app.openapi()), headers={"Content-Security-Policy": policy})
 
 
 class InternalErrors:

@@ -87,8 +87,8 @@ def test_one_pass_settles_and_prints_every_action(tmp_path: Path) -> None:
     out = run(data, "agents", "run", "--as", "ops", "--once", "--at", at)
     assert "settlement.pay executed (allow)" in out
     assert "settlement.settle executed (allow)" in out
-    assert "why: settling epochs 0 will owe 20.00" in out  # 2 x 200 accounts x 0.05
-    assert "paid 20.00 of 20.00 owed" in out
+    assert "why: settling epochs 0 will owe 20.00 EUR" in out  # 2 x 200 accounts x 0.05
+    assert "paid 20.00 EUR of 20.00 EUR owed" in out
     # A second pass has nothing left to do; --json prints one object per action.
     again = run(data, "agents", "run", "--as", "ops", "--once", "--at", at, "--json")
     assert again.strip() == ""

@@ -73,7 +73,7 @@ def test_cli_market_under_a_dao(tmp_path: Path) -> None:
     for name in ("acme", "beta", "gamma"):
         out = run(data, "market", "provider", "bond-received", dids[name], "--amount", "1000.00",
                   "--reference", f"SEPA-{name}", "--operator", "ops", "--at", t_bid)  # fmt: skip
-        assert "bond held: 1000.00 of 1000.00" in out
+        assert "bond held: 1000.00 EUR of 1000.00 EUR declared" in out
     out = run(data, "market", "provider", "bond-received", dids["acme"], "--amount", "1.00",
               "--reference", "SEPA-acme", "--operator", "ops", "--at", t_bid, ok=False)  # fmt: skip
     assert "already receipted" in out

@@ -86,9 +86,16 @@ def test_sim_bench_table_and_plot(tmp_path: Path) -> None:
         ["sim", "bench", "--traces", str(folder), "--scenario", str(scenario), "--plot", str(out)],
     )
     assert result.exit_code == 0, result.output
-    assert "agent cost/oracle" in result.output
-    assert "| a.csv |" in result.output
+    assert "agent cost/oracle" in result.stdout
+    assert "| a.csv |" in result.stdout
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Progress goes to standard error (a line per run when it is not a terminal), and
+    # nothing of it to standard output, which holds only the table.
+    from plaza.sim import POLICIES
+
+    progress = result.stderr.splitlines()
+    assert progress == [f"[{i}/{len(POLICIES)}] a.csv {p}" for i, p in enumerate(POLICIES, 1)]
+    assert "[1/" not in result.stdout
 
 
 def test_sim_bench_reports_a_failing_trace_and_runs_the_others(tmp_path: Path) -> None:

@@ -46,13 +46,12 @@ from plaza.dao.mandate import (
     Verdict,
     check,
 )
+from plaza.dao.money import Currency, default_currency
 from plaza.errors import PlazaError
 from plaza.ledger import Ledger
 
 #: Ledger event type of every recorded agent action.
 EVENT_TYPE = "agent.action"
-#: Minor units per currency unit (prices are in currency units; the mandate in cents).
-MINOR = 100
 
 
 class Executor(Protocol):
@@ -163,8 +162,12 @@ class LoopRecord:
     accounts: Mapping[str, int] | None = None
 
 
-def limits_from_mandate(mandate: Mandate, total_accounts: int = 0) -> MandateLimits:
-    """The planning numbers reconcilers need, read from a mandate document."""
+def limits_from_mandate(
+    mandate: Mandate, total_accounts: int = 0, currency: Currency | None = None
+) -> MandateLimits:
+    """The planning numbers reconcilers need, read from a mandate document whose amounts
+    are minor units of ``currency`` (the DAO's; by default the shipped constitution's)."""
+    money = currency or default_currency()
     lim = mandate.limits
     batch = lim.migration_batch_max_accounts
     if total_accounts >= lim.concentration_min_accounts:
@@ -174,17 +177,21 @@ def limits_from_mandate(mandate: Mandate, total_accounts: int = 0) -> MandateLim
     category = rule.category if rule is not None else None
     if category and category in mandate.budgets:
         b = mandate.budgets[category]
-        budget_per_day = b.limit / MINOR * min(1.0, 86400 / b.period)
+        budget_per_day = money.to_units(b.limit) * min(1.0, 86400 / b.period)
     return MandateLimits(
         max_provider_share=lim.max_provider_share_ppm / PPM,
         migration_batch_limit=max(1, batch),
         budget_per_day=budget_per_day,
         concentration_floor=lim.concentration_min_accounts,
+        currency=money,
     )
 
 
-def to_guard_action(action: Action, provider_did: Callable[[int], str]) -> dao_action.Action:
-    """The DAO's view of an action: kind, params, amount (minor units), provider, accounts.
+def to_guard_action(
+    action: Action, provider_did: Callable[[int], str], currency: Currency | None = None
+) -> dao_action.Action:
+    """The DAO's view of an action: kind, params, amount (minor units of ``currency``,
+    the action's ``cost`` being in currency units), provider, accounts.
 
     Capacity actions count their units as accounts (the market sizes every service in
     accounts served) with no single provider, so the mandate's per-action account
@@ -196,7 +203,7 @@ def to_guard_action(action: Action, provider_did: Callable[[int], str]) -> dao_a
     amount = 0
     cost = action.get("cost")
     if cost is not None:
-        amount = max(0, math.ceil(float(cost) * MINOR - 1e-6))
+        amount = (currency or default_currency()).from_units(float(cost))
     provider = source = ""
     accounts = 0
     if action.kind == "placement.assign":
@@ -325,7 +332,10 @@ class LoopStats:
 
 
 class AgentLoop:
-    """Guard, execute, escalate and record the actions of the reconcilers."""
+    """Guard, execute, escalate and record the actions of the reconcilers.
+
+    ``currency`` is the one the mandate's amounts are minor units of (the DAO's
+    constitution's; by default the shipped constitution's)."""
 
     def __init__(
         self,
@@ -334,8 +344,11 @@ class AgentLoop:
         recorder: Callable[[LoopRecord, dao_action.Action], None],
         provider_did: Callable[[int], str],
         proposer: Proposer | None = None,
+        *,
+        currency: Currency | None = None,
     ) -> None:
         self.mandate = mandate
+        self.currency = currency or default_currency()
         self.executor = executor
         self.recorder = recorder
         self.provider_did = provider_did
@@ -423,7 +436,7 @@ class AgentLoop:
         return rec
 
     def _guard_action(self, action: Action) -> dao_action.Action:
-        return to_guard_action(action, self.provider_did)
+        return to_guard_action(action, self.provider_did, self.currency)
 
     def _carry_out(
         self, action: Action, authority: str, now_ms: int, acc: dict[str, int]

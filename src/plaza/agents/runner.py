@@ -50,9 +50,11 @@ from plaza.agents.settlement import Done, SettlementDesired, SettlementExecutor
 from plaza.agents.types import Action
 from plaza.atproto.crypto import PrivateKey
 from plaza.dao.mandate import Spend
+from plaza.dao.money import Currency, currency_for
 from plaza.errors import InvalidInputError
 from plaza.ledger.keystore import Signer
 from plaza.market import Market
+from plaza.market.dao_port import DaoLink
 from plaza.market.journal import MARKET_ESCROW
 from plaza.market.registry import BIDDABLE
 
@@ -142,7 +144,7 @@ class LiveExecutor:
         signups: list[SignUp] | None = None,
         migration_key: PrivateKey | None = None,
     ) -> None:
-        self.settlement = SettlementExecutor(market, clock)
+        self.settlement = SettlementExecutor(market, clock, currency=market_currency(market))
         self.hosting = hosting
         self.network = network
         self.signups = list(signups or [])
@@ -241,11 +243,22 @@ def _spends(market: Market, now_ms: int) -> dict[str, list[Spend]]:
     return {"infrastructure": fundings}
 
 
+def market_currency(market: Market) -> Currency:
+    """The market's currency; under a DAO (a :class:`DaoLink`) its constitution says the
+    minor digits."""
+    link = market.dao
+    return currency_for(
+        market.state.currency or market.mandate.currency,
+        link.dao.state.constitution if isinstance(link, DaoLink) else None,
+    )
+
+
 def run_once(agent: LiveAgent, now_ms: int) -> list[LoopRecord]:
     """One pass of the reconcilers (see the module docstring); returns every record."""
     m = agent.market
     m.sync()
     mandate = m.mandate
+    money = market_currency(m)
     net = observe_network(m, agent.hosting, agent.migration_key) if agent.hosting else None
     executor = LiveExecutor(
         m,
@@ -265,12 +278,13 @@ def run_once(agent: LiveAgent, now_ms: int) -> list[LoopRecord]:
         LedgerRecorder(m.ledger, agent.signer.key, agent.signer.did),
         lambda p: dids[p],
         proposer,
+        currency=money,
     )
     for category, spends in _spends(m, now_ms).items():
         loop.add_spends(category, spends)
     accounts = net.accounts_map() if net is not None else {}
     total = int(net.hosted.sum()) if net is not None else 0
-    limits = limits_from_mandate(mandate, total)
+    limits = limits_from_mandate(mandate, total, money)
     obs = settlement.observe(m.state, now_ms, agent.settle)
     records = loop.submit(settlement.decide(obs, agent.settle, limits), now_ms, accounts)
     if any(r.action.kind == "settlement.settle" and r.outcome == "executed" for r in records):

@@ -35,12 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plaza.agents.types import Action, MandateLimits, Reason
+from plaza.dao.money import Currency, default_currency
 from plaza.errors import InvalidInputError
 from plaza.market import Market, MarketState
 from plaza.market.invoicing import billable, invoice_id, make_invoice, outstanding
 from plaza.market.registry import BIDDABLE
-
-MINOR = 100
 
 
 @dataclass(frozen=True)
@@ -129,6 +128,7 @@ def decide(
         "migration_needs": list(observed.migration_needs),
     }
     actions: list[Action] = []
+    money = mandate.currency
     short = observed.owed - observed.escrow
     if short > 0 and (observed.due_epochs or observed.reprocure_needs):
         top_up = short + short * desired.buffer_ppm // 1_000_000
@@ -139,8 +139,9 @@ def decide(
         )
         reason = Reason.of(
             "settlement.fund-escrow",
-            f"{why}{_money(observed.owed)} and escrow holds {_money(observed.escrow)}: move "
-            f"{_money(top_up)} from the treasury into escrow so every invoice is paid in full.",
+            f"{why}{money.format(observed.owed)} and escrow holds "
+            f"{money.format(observed.escrow)}: move {money.format(top_up)} from the treasury "
+            "into escrow so every invoice is paid in full.",
             inputs,
             owed=observed.owed,
             escrow=observed.escrow,
@@ -148,7 +149,11 @@ def decide(
         )
         actions.append(
             Action.make(
-                "settlement.pay", reason, escrow="market", amount=top_up, cost=top_up / MINOR
+                "settlement.pay",
+                reason,
+                escrow="market",
+                amount=top_up,
+                cost=money.to_units(top_up),
             )
         )
     if observed.due_epochs:
@@ -193,10 +198,6 @@ def _span(epochs: tuple[int, ...]) -> str:
     return str(epochs[0]) if len(epochs) == 1 else f"{epochs[0]}..{epochs[-1]}"
 
 
-def _money(minor: int) -> str:
-    return f"{minor / MINOR:,.2f}"
-
-
 @dataclass(frozen=True)
 class Done:
     """What executing one action did (``detail`` goes to the ledger)."""
@@ -209,9 +210,10 @@ class SettlementExecutor:
     """Carries out settlement actions against a :class:`~plaza.market.Market`.
 
     ``clock`` gives the time (ms) of the action. ``on_settled`` (optional) receives
-    every :class:`~plaza.market.SettlementResult`. An action carrying ``motion`` or
-    ``proposal`` (what members let through, see :mod:`plaza.agents.runner`) is carried
-    out on that authority.
+    every :class:`~plaza.market.SettlementResult`. ``currency`` is the market's (the
+    DAO's constitution's; by default the shipped constitution's), for the details. An
+    action carrying ``motion`` or ``proposal`` (what members let through, see
+    :mod:`plaza.agents.runner`) is carried out on that authority.
     """
 
     kinds = frozenset(
@@ -223,28 +225,31 @@ class SettlementExecutor:
         market: Market,
         clock: Callable[[], int],
         on_settled: Callable[[Any], None] | None = None,
+        currency: Currency | None = None,
     ) -> None:
         self.market = market
         self.clock = clock
         self.on_settled = on_settled
+        self.currency = currency or default_currency()
 
     def execute(self, action: Action) -> Done:
         now = self.clock()
+        money = self.currency
         if action.kind == "settlement.pay":
             amount = int(action["amount"])
             motion = int(action.get("motion", 0))
             self.market.fund_escrow(amount, now, action.reason.text[:500], motion=motion)
-            return Done(f"escrow funded with {_money(amount)}", {"amount": amount})
+            return Done(f"escrow funded with {money.format(amount)}", {"amount": amount})
         if action.kind == "settlement.settle":
             result = self.market.settle(int(action["epoch"]), now)
             if self.on_settled is not None:
                 self.on_settled(result)
             detail = (
                 f"settled epochs {_span(tuple(result.epochs))}: {len(result.invoices)} invoices, "
-                f"paid {_money(result.paid)} of {_money(result.owed)} owed"
+                f"paid {money.format(result.paid)} of {money.format(result.owed)} owed"
             )
             if result.shortfall:
-                detail += f", {_money(result.shortfall)} short"
+                detail += f", {money.format(result.shortfall)} short"
             if result.status_changes:
                 detail += f", {len(result.status_changes)} status changes"
             if result.pending:

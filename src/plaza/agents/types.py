@@ -13,9 +13,10 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from plaza.dao.money import Currency, default_currency
 from plaza.errors import InvalidInputError
 
 #: The action kinds the reconcilers emit; the mandate guard knows the same names.
@@ -157,3 +158,5 @@ class MandateLimits:
     #: Below this many accounts in all, the share limit does not apply (a network that
     #: small cannot be spread; the mandate's ``concentration_min_accounts``).
     concentration_floor: int = 0
+    #: The currency the mandate's amounts are minor units of (the DAO's constitution's).
+    currency: Currency = field(default_factory=default_currency)

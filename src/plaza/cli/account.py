@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from plaza.cli import params
 from plaza.errors import PlazaError
 
 app = typer.Typer(
@@ -38,7 +39,7 @@ def _token_source(did: str, mail_dir: Path | None, console: Console) -> str:
 @app.command("migrate")
 def migrate(
     *,
-    did: str = typer.Option(..., "--did", help="The account's DID."),
+    did: str = typer.Option(..., "--did", callback=params.did, help="The account's DID."),
     from_url: str = typer.Option(..., "--from", help="URL of the current (old) host."),
     to_url: str = typer.Option(..., "--to", help="URL of the new host."),
     directory: str = typer.Option(

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
-from plaza.cli import dao_agents, dao_books, dao_keys, dao_members, dao_votes
+from plaza.cli import dao_agents, dao_books, dao_keys, dao_members, dao_votes, params
 from plaza.cli.dao_support import (
     AsJson,
     At,
@@ -33,7 +33,6 @@ from plaza.cli.dao_support import (
     now_ms,
     open_dao,
     pairs,
-    to_minor,
 )
 from plaza.cli.ledger import DATA_DIR, DataDir, Db, reporting, resolve_db
 
@@ -94,6 +93,7 @@ def init(
     """
     from plaza.dao.constitution import default_constitution, load_constitution
     from plaza.dao.mandate import default_mandate, load_mandate
+    from plaza.dao.money import Currency
     from plaza.dao.service import Dao
     from plaza.ledger import SqlEventStore
 
@@ -113,7 +113,7 @@ def init(
             update["name"] = name
         c = c.model_copy(update=update)
         m = load_mandate(mandate) if mandate else default_mandate()
-        opening_minor = to_minor(opening, c.minor_digits)
+        opening_minor = Currency.of(c).parse(opening)
         dao = Dao.init(
             SqlEventStore.open(resolve_db(data_dir, db)),
             signers[0],
@@ -191,7 +191,9 @@ app.command("legal")(dao_books.legal)
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option("--host", help="Listening address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Listening port.")] = 2590,
+    port: Annotated[
+        int, typer.Option("--port", callback=params.port, help="Listening port (0: any free).")
+    ] = 2590,
     directory: Annotated[
         str | None,
         typer.Option(

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from plaza.cli import params
 from plaza.cli.dao_support import AsJson, At, keystore, now_ms, open_dao
 from plaza.cli.ledger import DATA_DIR, DataDir, Db, reporting
 from plaza.errors import InvalidInputError
@@ -60,7 +61,9 @@ DEFAULT_DIRECTORY = "http://127.0.0.1:2582"
 def keys_register(
     *,
     name: Annotated[str, typer.Argument(help="Keystore identity whose key signs for the DID.")],
-    did: Annotated[str, typer.Option("--did", help="The DID to bind (a did:plc).")],
+    did: Annotated[
+        str, typer.Option("--did", callback=params.did_plc, help="The DID to bind (a did:plc).")
+    ],
     role: Annotated[str, typer.Option("--role", help="person, agent or provider.")] = "person",
     directory: Directory = DEFAULT_DIRECTORY,
     data_dir: DataDir = DATA_DIR,
@@ -100,7 +103,9 @@ def keys_register(
 def keys_publish(
     *,
     name: Annotated[str, typer.Argument(help="Keystore identity whose key to publish.")],
-    did: Annotated[str, typer.Option("--did", help="The did:plc to publish it in.")],
+    did: Annotated[
+        str, typer.Option("--did", callback=params.did_plc, help="The did:plc to publish it in.")
+    ],
     rotation_key: Annotated[
         str,
         typer.Option(

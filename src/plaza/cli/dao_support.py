@@ -9,7 +9,6 @@ import json
 import re
 import time
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +16,7 @@ import typer
 
 from plaza.cli.ledger import resolve_db
 from plaza.errors import InvalidInputError
+from plaza.ledger.clock import iso_ms
 
 As = Annotated[str, typer.Option("--as", envvar="PLAZA_AS", help="Keystore identity that signs.")]
 At = Annotated[
@@ -26,9 +26,9 @@ At = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def now_ms(at: str | None) -> int:
-    """Unix ms: now, or ``--at`` (ISO 8601, UTC unless it names a zone; Unix ms; or
-    ``+DURATION`` from now)."""
+def now_ms(at: str | None, *, since: int | None = None, option: str = "--at") -> int:
+    """Unix ms: now, or ``at`` (ISO 8601, UTC unless it names a zone; Unix ms; or
+    ``+DURATION`` from ``since``, by default from now)."""
     from plaza.dao.mandate import parse_duration
 
     wall = int(time.time() * 1000)
@@ -36,7 +36,7 @@ def now_ms(at: str | None) -> int:
         return wall
     try:
         if at.startswith("+"):
-            return wall + parse_duration(at[1:]) * 1000
+            return (wall if since is None else since) + parse_duration(at[1:]) * 1000
         if at.isdigit():
             return int(at)
         moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
@@ -44,12 +44,18 @@ def now_ms(at: str | None) -> int:
             moment = moment.replace(tzinfo=UTC)
         return int(moment.timestamp() * 1000)
     except ValueError as exc:
-        raise InvalidInputError(f"--at {at!r}: use ISO 8601, Unix ms, or +DURATION") from exc
+        raise InvalidInputError(f"{option} {at!r}: use ISO 8601, Unix ms, or +DURATION") from exc
+
+
+def moment_ms(text: str, at: str | None, option: str) -> int:
+    """A time an option gives: ISO 8601, Unix ms, or ``+DURATION`` counted from the
+    command's own time (``--at`` when given, else now)."""
+    return now_ms(text, since=now_ms(at), option=option)
 
 
 def iso(ms: int) -> str:
-    """Unix ms as ``YYYY-MM-DDTHH:MM:SSZ``."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Unix ms as ISO 8601 UTC (``YYYY-MM-DDTHH:MM:SSZ``)."""
+    return iso_ms(ms)
 
 
 def keystore(data_dir: Path) -> Any:
@@ -72,22 +78,16 @@ def did_of(data_dir: Path, who: str) -> str:
     return who if who.startswith("did:") else str(keystore(data_dir).get(who).did)
 
 
-def to_minor(text: str, digits: int) -> int:
-    """A decimal amount (``12.50``) in minor units with ``digits`` decimals."""
-    try:
-        value = Decimal(text) * (10**digits)
-    except InvalidOperation as exc:
-        raise InvalidInputError(f"{text!r} is not an amount") from exc
-    if not value.is_finite():
-        raise InvalidInputError(f"{text!r} is not an amount")
-    if value != value.to_integral_value() or value < 0:
-        raise InvalidInputError(f"{text!r} has more than {digits} decimals or is negative")
-    return int(value)
+def dao_currency(dao: Any) -> Any:
+    """The DAO's currency (a :class:`plaza.dao.money.Currency`), from its constitution."""
+    from plaza.dao.money import Currency
+
+    return Currency.of(dao.state.constitution)
 
 
 def parse_amount(dao: Any, text: str) -> int:
     """A decimal amount (``12.50``) in the DAO currency's minor units."""
-    return to_minor(text, dao.state.constitution.minor_digits)
+    return int(dao_currency(dao).parse(text))
 
 
 def duration_ms(text: str) -> int:

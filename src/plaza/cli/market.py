@@ -26,6 +26,7 @@ import typer
 from plaza.cli import market_pay
 from plaza.cli.dao import _iso, _now, _pairs
 from plaza.cli.dao_keys import DEFAULT_DIRECTORY, Directory
+from plaza.cli.dao_support import did_of, moment_ms
 from plaza.cli.ledger import DATA_DIR, DataDir, Db, reporting
 from plaza.cli.market_support import (
     MANDATE_FILE,
@@ -37,11 +38,14 @@ from plaza.cli.market_support import (
     MarketDid,
     Operator,
     OwnDid,
+    ProviderDid,
     Url,
+    check_url_at,
+    currency_of,
     emit,
     local_market,
+    market_currency,
     market_did,
-    parse_amount,
     parse_prices,
     parse_seconds,
     parse_sla,
@@ -106,7 +110,7 @@ def open_market(
 
     with reporting():
         now = _now(at)
-        start = _now(genesis) if genesis else now
+        start = moment_ms(genesis, at, "--genesis") if genesis else now
         params = MarketParams(
             genesis_ms=start,
             epoch_s=parse_seconds(epoch),
@@ -167,9 +171,11 @@ def provider_register(
     from plaza.market import sign_doc
 
     with reporting():
+        check_url_at(url, at)
         s = signer_of(data_dir, signer)
+        money = currency_of(url=url, data_dir=data_dir, db=db)
         cap = {k: _pairs(v) for k, _, v in (c.partition(":") for c in capacity or [])}
-        prices = {k: parse_prices(v) for k, _, v in (p.partition(":") for p in price or [])}
+        prices = {k: parse_prices(money, v) for k, _, v in (p.partition(":") for p in price or [])}
         provider = did or s.did
         extra: dict[str, Any] = {}
         if provider.startswith("did:plc:"):
@@ -190,7 +196,7 @@ def provider_register(
                 "regions": regions.split(","),
                 "capacity": cap,
                 "prices": prices,
-                "bond": parse_amount(bond),
+                "bond": money.parse(bond),
                 "endpoint": endpoint,
             },
         )
@@ -227,7 +233,7 @@ def provider_list(
 @provider_app.command("show")
 def provider_show(
     *,
-    did: Annotated[str, typer.Argument(help="The provider's DID.")],
+    did: ProviderDid,
     data_dir: DataDir = DATA_DIR,
     db: Db = None,
 ) -> None:
@@ -241,6 +247,7 @@ def provider_show(
     from plaza.market import NotFoundInMarketError
 
     with reporting():
+        did = did_of(data_dir, did)
         p = local_market(data_dir, db, None).state.providers.get(did)
         if p is None:
             raise NotFoundInMarketError(f"no provider {did}")
@@ -250,7 +257,7 @@ def provider_show(
 @provider_app.command("bond-received")
 def provider_bond_received(
     *,
-    did: Annotated[str, typer.Argument(help="The provider's DID.")],
+    did: ProviderDid,
     amount: Annotated[str, typer.Option("--amount", help="Amount received, e.g. 1000.00.")],
     reference: Annotated[
         str, typer.Option("--reference", help="The payment's reference (a transfer id).")
@@ -272,9 +279,13 @@ def provider_bond_received(
             --amount 1000.00 --reference SEPA-2025-0042 --operator ops
     """
     with reporting():
+        did = did_of(data_dir, did)
         m = local_market(data_dir, db, operator)
-        p = m.receive_bond(did, parse_amount(amount), reference, _now(at))
-    typer.echo(f"{did} bond held: {p.bond / 100:.2f} of {p.bond_declared / 100:.2f} declared")
+        money = market_currency(m)
+        p = m.receive_bond(did, money.parse(amount), reference, _now(at))
+    typer.echo(
+        f"{did} bond held: {money.format(p.bond)} of {money.format(p.bond_declared)} declared"
+    )
 
 
 # -- requests for bids ---------------------------------------------------------------------
@@ -288,9 +299,13 @@ def rfb_create(
     quantity: Annotated[int, typer.Option("--quantity", help="Accounts to serve.")],
     region: Annotated[str, typer.Option("--region", help="Region.")],
     max_price: Annotated[str, typer.Option("--max-price", help="account=0.05,gb_hour=0.01,...")],
-    start: Annotated[str, typer.Option("--start", help="Service starts (ISO, ms or +1d).")],
+    start: Annotated[
+        str, typer.Option("--start", help="Service starts (ISO, ms, or +1d from --at/now).")
+    ],
     term: Annotated[str, typer.Option("--term", help="How long (e.g. 30d).")],
-    deadline: Annotated[str, typer.Option("--deadline", help="Bids close (ISO, ms or +1d).")],
+    deadline: Annotated[
+        str, typer.Option("--deadline", help="Bids close (ISO, ms, or +1d from --at/now).")
+    ],
     sla: Annotated[
         str | None, typer.Option("--sla", help="availability=999000,latency=800,durability=...")
     ] = None,
@@ -313,20 +328,22 @@ def rfb_create(
             --deadline +3d --sla availability=999000,latency=800
     """
     with reporting():
+        m = local_market(data_dir, db, operator)
+        money = market_currency(m)
         spec: dict[str, Any] = {
             "service": service,
             "quantity": quantity,
             "region": region,
-            "start_ms": _now(start),
+            "start_ms": moment_ms(start, at, "--start"),
             "term_s": parse_seconds(term),
-            "max_prices": parse_prices(max_price),
+            "max_prices": parse_prices(money, max_price),
             "sla": parse_sla(sla),
-            "deadline_ms": _now(deadline),
-            "min_bond": parse_amount(min_bond),
+            "deadline_ms": moment_ms(deadline, at, "--deadline"),
+            "min_bond": money.parse(min_bond),
             "max_bids": max_bids,
             "profile": _pairs(profile) if profile else {},
         }
-        rfb = local_market(data_dir, db, operator).create_rfb(spec, _now(at))
+        rfb = m.create_rfb(spec, _now(at))
     typer.echo(
         f"{rfb.id}: {quantity} {service} accounts in {region}; bids until {_iso(rfb.deadline_ms)}"
     )
@@ -391,7 +408,9 @@ def bid(
     rfb_id: Annotated[str, typer.Option("--rfb", help="The request you bid on.")],
     quantity: Annotated[int, typer.Option("--quantity", help="Accounts you offer.")],
     price: Annotated[str, typer.Option("--price", help="account=0.04,gb_hour=0.01,...")],
-    expires: Annotated[str, typer.Option("--expires", help="Bid expiry (ISO, ms or +2d).")],
+    expires: Annotated[
+        str, typer.Option("--expires", help="Bid expiry (ISO, ms, or +2d from --at/now).")
+    ],
     sla: Annotated[str | None, typer.Option("--sla", help="availability=...,latency=...")] = None,
     bond: Annotated[
         str, typer.Option("--bond", help="Bond pledged (from your escrowed bond).")
@@ -417,7 +436,9 @@ def bid(
     from plaza.market import sign_doc
 
     with reporting():
+        check_url_at(url, at)
         s = signer_of(data_dir, signer)
+        money = currency_of(url=url, data_dir=data_dir, db=db)
         doc = sign_doc(
             s.key,
             {
@@ -426,10 +447,10 @@ def bid(
                 "market": market_did(for_market, url=url, data_dir=data_dir, db=db),
                 "rfb": rfb_id,
                 "quantity": quantity,
-                "prices": parse_prices(price),
+                "prices": parse_prices(money, price),
                 "sla": parse_sla(sla) or {},
-                "bond": parse_amount(bond),
-                "expires_ms": _now(expires),
+                "bond": money.parse(bond),
+                "expires_ms": moment_ms(expires, at, "--expires"),
             },
         )
         out = submit("submit_bid", doc, url=url, data_dir=data_dir, db=db, operator=operator,
@@ -472,6 +493,9 @@ def award(
 def contract_show(
     *,
     contract_id: Annotated[str, typer.Argument(help="e.g. c-1")],
+    digest: Annotated[
+        bool, typer.Option("--digest", help="Print only the terms digest (to sign).")
+    ] = False,
     data_dir: DataDir = DATA_DIR,
     db: Db = None,
 ) -> None:
@@ -481,6 +505,7 @@ def contract_show(
 
     \b
         plaza market contract show c-1
+        DIGEST=$(plaza market contract show c-1 --digest)
     """
     from plaza.market import NotFoundInMarketError
 
@@ -488,7 +513,8 @@ def contract_show(
         c = local_market(data_dir, db, None).state.contracts.get(contract_id)
         if c is None:
             raise NotFoundInMarketError(f"no contract {contract_id}")
-    typer.echo(json.dumps(c.to_json(), indent=2))
+    terms = c.to_json()
+    typer.echo(terms["terms_digest"] if digest else json.dumps(terms, indent=2))
 
 
 @contract_app.command("sign")
@@ -516,6 +542,7 @@ def contract_sign(
     from plaza.market import sign_doc
 
     with reporting():
+        check_url_at(url, at)
         s = signer_of(data_dir, signer)
         doc = sign_doc(s.key, {"$type": "terms", "provider": did or s.did,
                                "market": market_did(for_market, url=url, data_dir=data_dir,

@@ -10,7 +10,9 @@ from typing import Annotated
 
 import typer
 
+from plaza.cli import params
 from plaza.cli.dao import _now
+from plaza.cli.dao_support import did_of
 from plaza.cli.ledger import DATA_DIR, DataDir, Db, reporting
 from plaza.cli.market_support import (
     As,
@@ -21,10 +23,12 @@ from plaza.cli.market_support import (
     Operator,
     OwnDid,
     Url,
+    check_url_at,
+    currency_of,
     emit,
     local_market,
+    market_currency,
     market_did,
-    parse_amount,
     signer_of,
     submit,
 )
@@ -62,6 +66,7 @@ def usage_report(
     from plaza.market import sign_doc
 
     with reporting():
+        check_url_at(url, at)
         s = signer_of(data_dir, signer)
         usage = {
             "account": accounts,
@@ -93,7 +98,14 @@ def usage_report(
 def probe_report(
     *,
     signer: As,
-    provider: Annotated[str, typer.Option("--provider", help="The probed provider's DID.")],
+    provider: Annotated[
+        str,
+        typer.Option(
+            "--provider",
+            callback=params.did_or_name,
+            help="The probed provider's DID, or its keystore name here.",
+        ),
+    ],
     window: Annotated[int, typer.Option("--window", help="First probe window of the series.")],
     up: Annotated[str, typer.Option("--up", help="One 1/0 per window, e.g. 1101.")],
     latency: Annotated[str, typer.Option("--latency", help="Comma list of ms per window.")],
@@ -120,7 +132,9 @@ def probe_report(
         if len(flags) != len(up):
             raise InvalidInputError("--up is a string of 1 (up) and 0 (down), one per window")
         lat = [int(x) for x in latency.split(",")] if latency else []
+        check_url_at(url, at)
         s = signer_of(data_dir, signer)
+        provider = did_of(data_dir, provider)
         series = [encode_series(provider, window, flags, lat)]
         audience = market_did(for_market, url=url, data_dir=data_dir, db=db)
         doc = sign_doc(
@@ -149,13 +163,14 @@ def escrow_fund(
     Example:
 
     \b
-        plaza market escrow fund 5000.00 --operator ops
+        plaza market escrow fund 1500.00 --operator ops
     """
     with reporting():
         m = local_market(data_dir, db, operator)
-        m.fund_escrow(parse_amount(amount), _now(at), memo)
+        money = market_currency(m)
+        m.fund_escrow(money.parse(amount), _now(at), memo)
         left = m.state.journal.balance("Assets:Escrow:Market")
-    typer.echo(f"escrow holds {left / 100:.2f} {m.state.currency}")
+    typer.echo(f"escrow holds {money.format(left)}")
 
 
 def settle(
@@ -175,9 +190,17 @@ def settle(
         plaza market settle --epoch 12 --operator ops
     """
     with reporting():
-        r = local_market(data_dir, db, operator).settle(epoch, _now(at))
-    text = [f"settled epochs {r.epochs}: owed {r.owed}, paid {r.paid}, short {r.shortfall}"]
-    text += [f"  {i.id}: {i.amount} (availability {i.availability_ppm} ppm)" for i in r.invoices]
+        m = local_market(data_dir, db, operator)
+        money = market_currency(m)
+        r = m.settle(epoch, _now(at))
+    text = [
+        f"settled epochs {r.epochs}: owed {money.format(r.owed)}, paid {money.format(r.paid)}, "
+        f"short {money.format(r.shortfall)}"
+    ]
+    text += [
+        f"  {i.id}: {money.format(i.amount)} (availability {i.availability_ppm} ppm)"
+        for i in r.invoices
+    ]
     text += [f"  {p} -> {s}: {why}" for p, s, why in r.status_changes]
     text += [f"  need {n.id}: {n.kind} {n.accounts} accounts ({n.reason})" for n in r.needs]
     text += [f"  pending {p.kind} {p.subject}: {p.verdict} ({p.reason})" for p in r.pending]
@@ -250,6 +273,7 @@ def dispute_open(
             except OSError as exc:
                 raise InvalidInputError(f"cannot read evidence {path}: {exc}") from exc
             items.append({"kind": kind, "digest": digest, "note": path.name})
+        check_url_at(url, at)
         s = signer_of(data_dir, signer)
         doc = sign_doc(
             s.key,
@@ -258,7 +282,7 @@ def dispute_open(
                 "provider": did or s.did,
                 "market": market_did(for_market, url=url, data_dir=data_dir, db=db),
                 "invoice": invoice,
-                "claim": parse_amount(claim),
+                "claim": currency_of(url=url, data_dir=data_dir, db=db).parse(claim),
                 "reason": reason,
                 "evidence": items,
             },
@@ -286,10 +310,12 @@ def dispute_resolve(
         plaza market dispute resolve d-1 --operator ops
     """
     with reporting():
-        d = local_market(data_dir, db, operator).resolve_dispute(
-            dispute_id, _now(at), outcome=outcome, amount=parse_amount(amount) if amount else None
+        m = local_market(data_dir, db, operator)
+        money = market_currency(m)
+        d = m.resolve_dispute(
+            dispute_id, _now(at), outcome=outcome, amount=money.parse(amount) if amount else None
         )
-    typer.echo(f"{dispute_id}: {d.status}, {d.amount} awarded")
+    typer.echo(f"{dispute_id}: {d.status}, {money.format(d.amount)} awarded")
 
 
 def books(
@@ -298,18 +324,33 @@ def books(
     data_dir: DataDir = DATA_DIR,
     db: Db = None,
 ) -> None:
-    """Export the market's own journal as Beancount (under a DAO, see 'plaza dao books').
+    """Export the market's own journal as Beancount, to standard output or --output.
+
+    Amounts are in the market's currency with its minor digits. Says on standard error
+    how many entries it wrote and where; under a DAO the market's money moves through
+    the DAO's treasury, so its own journal stays empty: see 'plaza dao books'.
 
     Example:
 
     \b
         plaza market books -o market.beancount
     """
-    from plaza.market.books import to_beancount
+    from plaza.market.books import entries_to_beancount
 
     with reporting():
-        text = to_beancount(local_market(data_dir, db, None).state)
+        m = local_market(data_dir, db, None)
+        money = market_currency(m)
+        entries = m.state.journal.entries
+        text = entries_to_beancount(
+            entries, currency=money.code, title="Plaza market", digits=money.minor_digits
+        )
     if output is None:
         typer.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
+    where = "standard output" if output is None else str(output)
+    typer.echo(f"{len(entries)} journal entries in {money.code} to {where}", err=True)
+    if not entries and m.dao is not None:
+        typer.echo(
+            "under a DAO the market's payments are in the DAO's books: plaza dao books", err=True
+        )

@@ -6,13 +6,17 @@ import json
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from plaza.cli import params
 from plaza.cli.dao import _keystore, _now, _pairs
 from plaza.cli.ledger import resolve_db
 from plaza.errors import InvalidInputError, PlazaError
+
+if TYPE_CHECKING:
+    from plaza.dao.money import Currency
 
 As = Annotated[str, typer.Option("--as", envvar="PLAZA_AS", help="Keystore identity that signs.")]
 Operator = Annotated[
@@ -29,7 +33,15 @@ Url = Annotated[
     str | None,
     typer.Option("--url", envvar="PLAZA_MARKET_URL", help="Post to this market's HTTP API."),
 ]
-OwnDid = Annotated[str | None, typer.Option("--did", help="Your DID (default: the key's).")]
+OwnDid = Annotated[
+    str | None, typer.Option("--did", callback=params.did, help="Your DID (default: the key's).")
+]
+ProviderDid = Annotated[
+    str,
+    typer.Argument(
+        callback=params.did_or_name, help="The provider's DID, or its keystore name here."
+    ),
+]
 LocalOperator = Annotated[
     str | None,
     typer.Option(
@@ -43,6 +55,7 @@ MarketDid = Annotated[
     typer.Option(
         "--market",
         envvar="PLAZA_MARKET_DID",
+        callback=params.did,
         help="DID of the operator of the market you sign for (default: read from --url's "
         "GET /market, or from the local ledger).",
     ),
@@ -82,27 +95,31 @@ def local_market(
     return Market(Ledger(store), operator_did=did, operator_key=key, mandate=m)
 
 
+def _summary(url: str, wanted: str) -> dict[str, Any]:
+    """The market's ``GET /market`` at ``url``; ``wanted`` says what for, in the error."""
+    import httpx
+
+    try:
+        r = httpx.get(f"{url.rstrip('/')}/market", timeout=30)
+        body = r.json() if r.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as exc:
+        raise PlazaError(
+            f"cannot ask {url} for {wanted} ({exc})", code="MarketUnreachable", status=502
+        ) from exc
+    if not isinstance(body, dict):
+        raise InvalidInputError(f"{url}/market does not say {wanted} (HTTP {r.status_code})")
+    return body
+
+
 def market_did(given: str | None, *, url: str | None, data_dir: Path, db: str | None) -> str:
     """The DID of the market a document is signed for (its operator's): ``given``, else
     what the market at ``url`` says (``GET /market``), else the local market's."""
     if given:
         return given
     if url:
-        import httpx
-
-        try:
-            r = httpx.get(f"{url.rstrip('/')}/market", timeout=30)
-            operator = r.json().get("operator") if r.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            raise PlazaError(
-                f"cannot ask {url} for its operator's DID ({exc}); give --market",
-                code="MarketUnreachable",
-                status=502,
-            ) from exc
+        operator = _summary(url, "its operator's DID; give --market").get("operator")
         if not isinstance(operator, str) or not operator:
-            raise InvalidInputError(
-                f"{url}/market names no operator (HTTP {r.status_code}); give --market"
-            )
+            raise InvalidInputError(f"{url}/market names no operator; give --market")
         return operator
     operator = local_market(data_dir, db, None).state.operator
     if not operator:
@@ -110,30 +127,46 @@ def market_did(given: str | None, *, url: str | None, data_dir: Path, db: str | 
     return str(operator)
 
 
-def parse_amount(text: str) -> int:
-    """``"12.50"`` -> 1250 (two decimals)."""
-    try:
-        value = Decimal(text) * 100
-    except InvalidOperation as exc:
-        raise InvalidInputError(f"{text!r} is not an amount") from exc
-    if value != value.to_integral_value() or value < 0:
-        raise InvalidInputError(f"{text!r} has more than 2 decimals or is negative")
-    return int(value)
+def market_currency(market: Any) -> Currency:
+    """The currency of a local market: its DAO's constitution says the minor digits."""
+    from plaza.agents.runner import market_currency as currency
+
+    return currency(market)
 
 
-def parse_prices(text: str) -> dict[str, int]:
-    """``account=0.02,gb_hour=0.001`` (currency units per unit) -> price-scale integers."""
+def currency_of(*, url: str | None, data_dir: Path, db: str | None) -> Currency:
+    """The currency amounts are typed in: the market's at ``url`` (``GET /market``), else
+    the local market's."""
+    if url:
+        body = _summary(url, "its currency")
+        code, digits = body.get("currency"), body.get("minorDigits")
+        if not isinstance(code, str) or type(digits) is not int:
+            raise InvalidInputError(f"{url}/market names no currency and minor digits")
+        from plaza.dao.money import Currency
+
+        return Currency(code, digits)
+    return market_currency(local_market(data_dir, db, None))
+
+
+def parse_prices(currency: Currency, text: str) -> dict[str, int]:
+    """``account=0.02,gb_hour=0.001`` (currency units per unit) -> integer millionths of
+    a minor unit per unit (the market's price scale)."""
     from plaza.market import PRICE_SCALE
 
+    places = currency.minor_digits + len(str(PRICE_SCALE)) - 1
     out: dict[str, int] = {}
     for part in text.split(","):
         name, sep, value = part.partition("=")
         try:
-            scaled = Decimal(value) * 100 * PRICE_SCALE
+            scaled = Decimal(value) * currency.per_unit * PRICE_SCALE
         except InvalidOperation as exc:
             raise InvalidInputError(f"price {part!r}: expected unit=amount") from exc
-        if not sep or scaled != scaled.to_integral_value() or scaled < 0:
-            raise InvalidInputError(f"price {part!r}: expected unit=amount, at most 8 decimals")
+        if not sep or not scaled.is_finite():
+            raise InvalidInputError(f"price {part!r}: expected unit=amount")
+        if scaled != scaled.to_integral_value() or scaled < 0:
+            raise InvalidInputError(
+                f"price {part!r}: expected unit=amount, at most {places} decimals ({currency.code})"
+            )
         out[name.strip()] = int(scaled)
     return out
 
@@ -168,11 +201,23 @@ def parse_seconds(text: str) -> int:
     return parse_duration(int(number) if not unit else f"{number}{unit}")
 
 
+def check_url_at(url: str | None, at: str | None) -> None:
+    """``--at`` is the local ledger's time; a market at ``url`` acts at its own, so the
+    two together are a usage error rather than a time silently dropped."""
+    if url and at:
+        raise typer.BadParameter(
+            "the market at --url records at its own time; --at (PLAZA_AT) sets the time of "
+            "the local ledger only: drop --at, or leave out --url and give --operator",
+            param_hint="'--at'",
+        )
+
+
 def submit(
     kind: str, doc: dict[str, Any], *, url: str | None, data_dir: Path, db: str | None,
     operator: str | None, at: str | None, path: str = "",
 ) -> dict[str, Any]:  # fmt: skip
     """Post a signed document to ``url``, or record it locally as ``operator``."""
+    check_url_at(url, at)
     if url:
         import httpx
 

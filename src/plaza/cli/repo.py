@@ -12,6 +12,7 @@ from plaza.atproto.commit import verify_commit
 from plaza.atproto.crypto import PublicKey, parse_did_key
 from plaza.atproto.errors import AtprotoError, CryptoError
 from plaza.atproto.repo_verify import VerifiedRepo, import_car
+from plaza.cli import params
 from plaza.errors import PlazaError
 from plaza.services.directory.client import DirectoryLookupError, fetch_state
 
@@ -75,7 +76,9 @@ def _read(path: Path) -> bytes:
 @app.command("verify")
 def verify(
     file: Annotated[Path, typer.Argument(help="The repository CAR file.", dir_okay=False)],
-    did: str | None = typer.Option(None, "--did", help="The DID the repository must belong to."),
+    did: str | None = typer.Option(
+        None, "--did", callback=params.did, help="The DID the repository must belong to."
+    ),
     key: str | None = typer.Option(
         None, "--key", help="Check the commit signature against this did:key."
     ),

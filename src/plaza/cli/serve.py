@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from plaza.cli import params
 from plaza.errors import PlazaError
 from plaza.services.directory import DEFAULT_PORT, DirectorySettings, create_app
 from plaza.services.runner import ServedApp, run
@@ -40,7 +41,9 @@ def _announce(apps: list[ServedApp], urls: list[str]) -> None:
 @app.command("directory")
 def directory(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(DEFAULT_PORT, "--port", help="Port to listen on (0: any free)."),
+    port: int = typer.Option(
+        DEFAULT_PORT, "--port", callback=params.port, help="Port to listen on (0: any free)."
+    ),
     data_dir: str = typer.Option(
         ".plaza/directory", "--data-dir", help="Where the SQLite log lives."
     ),
@@ -74,7 +77,7 @@ def directory(
 def pds(
     *,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(2583, "--port", help="Port to listen on."),
+    port: int = typer.Option(2583, "--port", callback=params.fixed_port, help="Port to listen on."),
     data_dir: str = typer.Option(
         ".plaza/pds", "--data-dir", help="Where the store, blobs and keys live."
     ),
@@ -90,7 +93,9 @@ def pds(
     appview: str | None = typer.Option(
         None, "--appview", help="App view URL for proxied app.bsky.* reads."
     ),
-    appview_did: str | None = typer.Option(None, "--appview-did", help="The app view's DID."),
+    appview_did: str | None = typer.Option(
+        None, "--appview-did", callback=params.did, help="The app view's DID."
+    ),
     allow_private_proxy: bool = typer.Option(
         False,
         "--allow-private-proxy",
@@ -151,7 +156,7 @@ def market(
         ..., "--operator", envvar="PLAZA_MARKET_OPERATOR", help="Keystore identity of the operator."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(2590, "--port", help="Port to listen on."),
+    port: int = typer.Option(2590, "--port", callback=params.port, help="Port to listen on."),
     data_dir: str = typer.Option(".plaza", "--data-dir", envvar="PLAZA_DATA", help="Data dir."),
     db: str | None = typer.Option(None, "--db", envvar="PLAZA_DB", help="Ledger database URL."),
 ) -> None:
@@ -200,6 +205,10 @@ def prober(
     """Probe every contracted provider's /xrpc/_health and a real read
     (com.atproto.sync.getLatestCommit) each round, and submit signed samples per window.
 
+    Prints what it probes for and where, then one line per probe window it submits
+    (the window, how many providers it sampled); failures to reach the market or a
+    refused window are printed on standard error.
+
     Example:
 
     \b
@@ -213,6 +222,19 @@ def prober(
     except PlazaError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"probing for {s.did} via {market_url} every {interval:g}s; Ctrl-C to stop")
-    run_forever(Prober(s.did, s.key, market_url.rstrip("/"), timeout_s=timeout), interval)
+    import logging
+    from typing import Any
+
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    url = market_url.rstrip("/")
+
+    async def submitted(window: int, doc: dict[str, Any]) -> None:
+        typer.echo(f"window {window}: samples of {len(doc['series'])} provider(s) sent to {url}")
+
+    typer.echo(
+        f"probing for {s.did} ({signer}) every {interval:g}s: the providers with an active "
+        f"contract at {url}; after each probe window the signed samples go there. "
+        "Ctrl-C to stop"
+    )
+    run_forever(Prober(s.did, s.key, url, timeout_s=timeout, on_submit=submitted), interval)
     typer.echo("stopped")

@@ -94,7 +94,8 @@ def bench_cmd(
 
     The oracle is the offline optimum (an LP solved with HiGHS); every other policy's
     cost is shown as a ratio to it. With --plot, draws demand against the capacity each
-    policy provisioned, one panel per trace. Progress goes to standard error. A trace
+    policy provisioned, one panel per trace. Progress goes to standard error: a bar on
+    a terminal, otherwise one line per run ("[3/12] trace.csv agent"). A trace
     that fails (a bad file, an oracle past its time limit) gets a row saying why, the
     others still run, and the exit status is 1.
 
@@ -117,20 +118,25 @@ def bench_cmd(
     except PlazaError as exc:
         _fail(exc)
         return
+    console = Console(stderr=True)
+    total = len(files) * len(POLICIES)
+    started = [0]
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} runs"),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=console,
         transient=True,
+        disable=not console.is_terminal,
     ) as bar:
-        task = bar.add_task("", total=len(files) * len(POLICIES))
-        started = [0]
+        task = bar.add_task("", total=total)
 
         def advance(trace: str, policy: str) -> None:
             bar.update(task, completed=started[0], description=f"{trace} {policy}")
             started[0] += 1
+            if not console.is_terminal:  # a log or a pipe: a line per run, not a bar
+                typer.echo(f"[{started[0]}/{total}] {trace} {policy}", err=True)
 
         rows, kept = bench(
             traces, pattern=pattern, scenario=chosen, seed=seed, keep=bool(plot), progress=advance

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import typer
 
+from plaza.cli import params
 from plaza.errors import PlazaError
 
 DEFAULT_PORT_BASE = 2582
+SERVICES = 3
+"""The directory and two PDSs, on consecutive ports from the port base."""
 
 
 def _is_loopback(host: str) -> bool:
@@ -24,7 +27,10 @@ def _is_loopback(host: str) -> bool:
 def up(
     data_dir_opt: str = typer.Option(".plaza", "--data-dir", help="Where every store lives."),
     port_base: int = typer.Option(
-        DEFAULT_PORT_BASE, "--port-base", help="Directory port; the PDSs take the next two."
+        DEFAULT_PORT_BASE,
+        "--port-base",
+        callback=lambda v: params.port_range(v, SERVICES),
+        help="Directory port; the PDSs take the next two (all three must be 1..65535).",
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
 ) -> None:

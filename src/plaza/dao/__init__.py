@@ -24,6 +24,7 @@ from plaza.dao.mandate import (
     load_mandate,
     parse_mandate,
 )
+from plaza.dao.money import Currency, currency_for, default_currency
 from plaza.dao.records import Candidate, Escrow, ExecutedAction, Member, Motion, Proposal
 from plaza.dao.service import ActionOutcome, Dao
 from plaza.dao.state import DaoState
@@ -33,6 +34,7 @@ __all__ = [
     "ActionOutcome",
     "Allow",
     "Candidate",
+    "Currency",
     "Dao",
     "DaoFacts",
     "DaoState",
@@ -49,6 +51,8 @@ __all__ = [
     "Spend",
     "Verdict",
     "check",
+    "currency_for",
+    "default_currency",
     "default_mandate",
     "diff_mandates",
     "load_mandate",

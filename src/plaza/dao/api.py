@@ -37,7 +37,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from plaza.asgi import install_json_errors, read_body
+from plaza.asgi import install_docs_page, install_json_errors, read_body
 from plaza.atproto import datamodel
 from plaza.atproto.plc.proof import chain_from_value
 from plaza.dao.beancount import to_beancount
@@ -141,7 +141,10 @@ def create_app(settings: ApiSettings, dao: Dao | None = None) -> FastAPI:
         if dao is None:
             state["dao"].store.close()
 
-    app = FastAPI(title=settings.title, version="1", lifespan=lifespan)
+    app = FastAPI(
+        title=settings.title, version="1", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    install_docs_page(app)
 
     def current() -> Dao:
         d = state["dao"]

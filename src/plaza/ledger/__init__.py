@@ -23,6 +23,7 @@ from plaza.ledger.archive import (
     verify_archive,
 )
 from plaza.ledger.checkpoint import Checkpoint, sign_checkpoint
+from plaza.ledger.clock import iso_ms
 from plaza.ledger.command import RETRY, Batch, Commands, Log, Retry, head_after
 from plaza.ledger.errors import (
     AppendConflictError,
@@ -98,6 +99,7 @@ __all__ = [
     "head_after",
     "import_archive",
     "import_verified",
+    "iso_ms",
     "load_archive",
     "merkle",
     "prove_binding",

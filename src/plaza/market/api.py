@@ -33,13 +33,15 @@ from fastapi import Body, FastAPI, Header
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from plaza.asgi import BodyLimit, install_json_errors
+from plaza.asgi import BodyLimit, install_docs_page, install_json_errors
 from plaza.atproto import datamodel
 from plaza.atproto.crypto import PrivateKey
 from plaza.atproto.errors import AtprotoError
 from plaza.dao import Mandate
+from plaza.dao.money import currency_for
 from plaza.ledger import EventStore, Ledger, MemoryEventStore, SqlEventStore
 from plaza.market.books import to_beancount
+from plaza.market.dao_port import DaoLink
 from plaza.market.errors import (
     MarketError,
     MarketInputError,
@@ -160,7 +162,10 @@ def create_app(settings: MarketSettings, market: Market | None = None) -> FastAP
         finally:
             store.close()
 
-    app = FastAPI(title=settings.title, version="1", lifespan=lifespan)
+    app = FastAPI(
+        title=settings.title, version="1", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    install_docs_page(app)
 
     def current() -> Market:
         m = holder["m"]
@@ -184,11 +189,16 @@ def create_app(settings: MarketSettings, market: Market | None = None) -> FastAP
     @app.get("/market")
     def summary() -> dict[str, Any]:
         with lock:
-            st = current().state
+            m = current()
+            st = m.state
             return {
                 "operator": st.operator,
                 "params": st.params.to_map() if st.is_open else None,
                 "currency": st.currency,
+                "minorDigits": currency_for(
+                    st.currency or m.mandate.currency,
+                    m.dao.dao.state.constitution if isinstance(m.dao, DaoLink) else None,
+                ).minor_digits,
                 "providers": len(st.providers),
                 "rfbs": len(st.rfbs),
                 "contracts": len(st.contracts),

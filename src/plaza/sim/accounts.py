@@ -16,18 +16,15 @@ only on the host. So:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from plaza.agents.types import Action
 from plaza.errors import ConflictError, InvalidInputError
+from plaza.sim.outcome import Outcome
 from plaza.sim.queue import DeadlineQueue
 from plaza.sim.scenario import Scenario
-
-if TYPE_CHECKING:
-    from plaza.sim.world import Outcome
 
 
 class AccountPlane:
@@ -198,8 +195,6 @@ class AccountPlane:
 
     # -- executor side -----------------------------------------------------------------
     def assign(self, action: Action) -> Outcome:
-        from plaza.sim.world import Outcome
-
         pend_idx = np.nonzero(self.host < 0)[0]
         placed = 0
         for r, p, count in action["allocations"]:
@@ -218,8 +213,6 @@ class AccountPlane:
         return Outcome(True, f"placed {placed} accounts", {"placed": placed})
 
     def migrate(self, action: Action, now: int, reachable_capacity: NDArray[np.bool_]) -> Outcome:
-        from plaza.sim.world import Outcome
-
         src = int(action["from"])
         source = str(action["source"])
         if not 0 <= src < self.n_prov:

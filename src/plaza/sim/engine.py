@@ -74,7 +74,7 @@ def run(
         executed = pol.loop.stats.executed
         events = len(pol.ledger)
         # What the agent's capacity cost is what the market invoiced for it.
-        cost = pol.market.invoiced() / 100
+        cost = pol.loop.currency.to_units(pol.market.invoiced())
         invoices = len(pol.market.market.state.invoices)
     metrics = Metrics(
         policy=pol.name,

@@ -52,8 +52,9 @@ from plaza.market import Market, MarketParams
 from plaza.market.contracts import Contract
 from plaza.market.invoicing import outstanding
 from plaza.market.registry import BIDDABLE
+from plaza.sim.outcome import Outcome
 from plaza.sim.parties import POOL, SERVICE, Parties, provider_did
-from plaza.sim.world import Outcome, World
+from plaza.sim.world import World
 
 #: Standing offers and reserved contracts run at most this long (a reserved contract
 #: normally ends when the agent releases it, after its minimum term).

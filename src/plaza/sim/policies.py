@@ -26,12 +26,13 @@ from numpy.typing import NDArray
 from plaza.agents import capacity, migration, placement, settlement
 from plaza.agents.capacity import CapacityDesired, CapacityObserved, spread_units
 from plaza.agents.forecast import LoadWindow
-from plaza.agents.loop import MINOR, AgentLoop, LedgerRecorder, limits_from_mandate
+from plaza.agents.loop import AgentLoop, LedgerRecorder, limits_from_mandate
 from plaza.agents.migration import MigrationDesired, MigrationObserved
 from plaza.agents.placement import PlacementDesired, PlacementObserved
 from plaza.agents.types import Action, MandateLimits, Reason
 from plaza.atproto.crypto import PrivateKey
 from plaza.dao.mandate import Mandate, default_mandate, mandate_from_map
+from plaza.dao.money import default_currency
 from plaza.ledger import Ledger
 from plaza.sim.marketplace import Marketplace, SimEventStore
 from plaza.sim.oracle import solve_oracle
@@ -65,7 +66,7 @@ def sim_mandate(scenario: Scenario, world: World) -> Mandate:
     """
     base = default_mandate()
     doc = base.to_map()
-    k = world.budget_per_day * MINOR / base.budgets["capacity"].limit
+    k = world.budget_per_day * default_currency().per_unit / base.budgets["capacity"].limit
     for budget in doc["budgets"].values():
         budget["limit"] = math.ceil(budget["limit"] * k)
     for rule in doc["actions"].values():
@@ -226,7 +227,9 @@ class AgentPolicy:
             usable=world.usable(),
             accepting=self.market.accepting(),
             cap=world.cap,
-            spent_window=self.loop.spent(self.capacity_category, now_ms, 86400) / MINOR,
+            spent_window=self.loop.currency.to_units(
+                self.loop.spent(self.capacity_category, now_ms, 86400)
+            ),
         )
         self._submit(world, capacity.decide(obs, self.desired, limits), now_ms)
 

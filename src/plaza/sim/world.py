@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,20 +33,24 @@ from numpy.typing import NDArray
 
 from plaza.agents.capacity import ReservedContract
 from plaza.agents.types import Action
+from plaza.dao.money import default_currency
 from plaza.errors import ConflictError, InvalidInputError
+from plaza.market import PRICE_SCALE
 from plaza.sim.accounts import AccountPlane
 from plaza.sim.faults import Fault
+from plaza.sim.outcome import Outcome
 from plaza.sim.queue import DeadlineQueue
 from plaza.sim.scenario import Scenario
 from plaza.sim.trace import Trace
 
-#: Millionths of a cent per currency unit (the market's price scale times 100 cents).
-MICRO_PER_UNIT = 100 * 1_000_000
+#: Millionths of a minor unit per currency unit: the market's price scale times the
+#: minor units of the shipped constitution's currency (the simulated DAO's).
+MICRO_PER_UNIT = PRICE_SCALE * default_currency().per_unit
 
 
 def lot_price_micro(price_per_unit_hour: float, unit: float, step_seconds: int) -> int:
     """The price of one lot (``unit`` capacity units) for one step, in millionths of a
-    cent, rounded to the nearest integer (the market's resolution)."""
+    minor unit, rounded to the nearest integer (the market's resolution)."""
     return max(1, round(price_per_unit_hour * unit * step_seconds / 3600 * MICRO_PER_UNIT))
 
 
@@ -57,15 +61,6 @@ class _Contract:
     units: float
     start: int
     min_end: int
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What executing an action did: ``ok`` and a short ``detail`` for the ledger."""
-
-    ok: bool
-    detail: str
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 class World:
@@ -83,7 +78,7 @@ class World:
         self.res_lead = sc.steps(sc.reserved.lead_time_minutes, step_s)
         self.od_lead = sc.steps(sc.on_demand.lead_time_minutes, step_s, at_least=1)
         self.od_term = sc.steps(sc.on_demand.min_term_minutes, step_s, at_least=1)
-        # Prices per unit-step as the market states them: integer millionths of a cent
+        # Prices per unit-step as the market states them: integer millionths of a minor unit
         # per lot (one ``unit`` of capacity) and step, so that the simulator's own
         # accounting and the market's invoices use the very same numbers.
         self.res_lot_price = lot_price_micro(sc.reserved.price_per_unit_hour, sc.unit, step_s)
