@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from plaza.dao import Action, Allow, Deny, GuardState, Mandate, NeedsVote, Optimistic, Spend, check
 from plaza.dao.mandate import hhi
+from plaza.ledger.clock import iso_ms
 from plaza.market.params import PPM, PRICE_SCALE, MarketParams
 from plaza.market.registry import BIDDABLE
 
@@ -208,7 +209,7 @@ def plan_award(state: MarketData, rfb_id: str, mandate: Mandate, now_ms: int) ->
         bid = state.bids[s.bid]
         status = state.providers[bid.provider].status
         if bid.expires_ms <= now_ms:
-            skipped[s.bid] = f"bid expired at {bid.expires_ms}"
+            skipped[s.bid] = f"bid expired at {iso_ms(bid.expires_ms)}"
         elif status not in BIDDABLE:
             skipped[s.bid] = f"provider is {status}"
         else:

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field
 
+from plaza.ledger.clock import iso_ms
 from plaza.market.bids import Bid, bid_id
 from plaza.market.data import MarketData
 from plaza.market.errors import (
@@ -83,7 +84,7 @@ def validate_bid(state: MarketData, doc: Any, now_ms: int) -> Bid:
     if rfb.awarded:
         raise ClosedError(f"{rfb_id} is already awarded")
     if now_ms >= rfb.deadline_ms:
-        raise ClosedError(f"{rfb_id} stopped taking bids at {rfb.deadline_ms}")
+        raise ClosedError(f"{rfb_id} stopped taking bids at {iso_ms(rfb.deadline_ms)}")
     if len(rfb.bids) >= rfb.max_bids:
         raise ClosedError(f"{rfb_id} already holds its maximum of {rfb.max_bids} bids")
     if any(state.bids[b].provider == provider_did for b in rfb.bids):
@@ -95,7 +96,9 @@ def validate_bid(state: MarketData, doc: Any, now_ms: int) -> Bid:
     if rfb.region not in provider.regions:
         raise WrongRegionError(f"{rfb_id} is for region {rfb.region}; {provider_did} is not there")
     if expires <= now_ms:
-        raise ExpiredError(f"the bid expired at {expires}, before it arrived at {now_ms}")
+        raise ExpiredError(
+            f"the bid expired at {iso_ms(expires)}, before it arrived at {iso_ms(now_ms)}"
+        )
     for unit, cap in sorted(rfb.max_prices.items()):
         if unit not in prices:
             raise OverMaxPriceError(f"the bid does not price {unit}, which {rfb_id} caps")

@@ -29,6 +29,7 @@ from plaza.atproto.crypto import PrivateKey
 from plaza.dao import Action, Allow, Mandate, Optimistic
 from plaza.dao.mandate import Verdict
 from plaza.ledger import Ledger
+from plaza.ledger.clock import iso_ms
 from plaza.market.authority import Authority, Pending, not_allowed
 from plaza.market.award import AwardPlan, plan_award, term_cost
 from plaza.market.bids import Bid, bid_id
@@ -191,7 +192,7 @@ class Market:
                 if now_ms < proposed_ms + verdict.window_s * 1000:
                     raise NotApprovedError(
                         f"the veto window of {kind} runs until "
-                        f"{proposed_ms + verdict.window_s * 1000}"
+                        f"{iso_ms(proposed_ms + verdict.window_s * 1000)}"
                     )
                 reason = f"{reason} (proposed at {proposed_ms}; veto window passed)"
             elif not isinstance(verdict, Allow):

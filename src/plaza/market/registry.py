@@ -46,6 +46,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AfterValidator, StringConstraints
 
 from plaza.atproto.errors import PlcError
+from plaza.ledger.clock import iso_ms
 from plaza.ledger.identity import prove_binding
 from plaza.market.errors import ClosedError, IdentityProofError, MarketInputError
 from plaza.market.fields import Count, Counts, Model, Names, Token, only, parse
@@ -200,8 +201,9 @@ def check_identity(reg: Registration, now_ms: int) -> None:
     itself is checked by the caller)."""
     if abs(now_ms - reg.signed_ms) > FRESH_MS:
         raise IdentityProofError(
-            f"the registration of {reg.did} was signed at {reg.signed_ms}, more than "
-            f"{FRESH_MS // 60_000} minutes from {now_ms}: sign it again with the current time"
+            f"the registration of {reg.did} was signed at {iso_ms(reg.signed_ms)}, more than "
+            f"{FRESH_MS // 60_000} minutes from {iso_ms(now_ms)}: "
+            "sign it again with the current time"
         )
     try:
         prove_binding(reg.did, reg.key, reg.proof)

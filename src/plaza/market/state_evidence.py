@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from plaza.ledger.clock import iso_ms
 from plaza.ledger.event import Event
 from plaza.ledger.handlers import Mutation
 from plaza.market import payloads as pl
@@ -74,7 +75,7 @@ def approved(state: MarketData, ev: Event, p: pl.ContractApproved) -> Mutation:
             raise NotApprovedError(f"{c.id} needs a passed {c.proposal_type} proposal")
         if c.verdict == "optimistic" and ev.time < c.awarded_ms + c.window_s * 1000:
             raise NotApprovedError(
-                f"{c.id}'s veto window runs until {c.awarded_ms + c.window_s * 1000}"
+                f"{c.id}'s veto window runs until {iso_ms(c.awarded_ms + c.window_s * 1000)}"
             )
         approval = "mandate"
     else:
@@ -96,7 +97,8 @@ def _check_min_term(state: MarketData, c: Contract, time_ms: int, what: str) -> 
         return
     if time_ms < c.releasable_at():
         raise ClosedError(
-            f"{c.id} has a minimum term until {c.releasable_at()}; it cannot be {what} at {time_ms}"
+            f"{c.id} has a minimum term until {iso_ms(c.releasable_at())}; "
+            f"it cannot be {what} at {iso_ms(time_ms)}"
         )
 
 

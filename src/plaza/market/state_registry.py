@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from plaza.ledger.clock import iso_ms
 from plaza.ledger.event import Event
 from plaza.ledger.handlers import Mutation
 from plaza.market import payloads as pl
@@ -145,7 +146,7 @@ def award_made(state: MarketData, ev: Event, p: pl.AwardMade) -> Mutation:
     if rfb.awarded:
         raise ClosedError(f"{p.rfb} is already awarded")
     if ev.time < rfb.deadline_ms and len(rfb.bids) < rfb.max_bids:
-        raise ClosedError(f"{p.rfb} takes bids until {rfb.deadline_ms}")
+        raise ClosedError(f"{p.rfb} takes bids until {iso_ms(rfb.deadline_ms)}")
     total = 0
     contracts: list[Contract] = []
     seen: set[str] = set()
