@@ -5,7 +5,7 @@ Every money event of the market carries balanced postings (:mod:`plaza.market.jo
 their first posting, one transaction per event in ledger order (with its ``ledger-seq``
 as metadata), and a closing ``balance`` assertion per account, so ``bean-check``
 proves the file's balances equal the replayed state's. Amounts are exact: integer
-minor units printed with the currency's two decimals, never through floats.
+minor units printed with the currency's minor digits, never through floats.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from plaza.dao.treasury import format_amount
 from plaza.market.journal import JournalEntry
 
 if TYPE_CHECKING:
@@ -27,12 +28,6 @@ def _date(ms: int) -> str:
 def _text(s: str) -> str:
     clean = "".join(ch if ch.isprintable() else " " for ch in s)
     return clean.replace("\\", "/").replace('"', "'")[:200]
-
-
-def amount(minor: int, digits: int = 2) -> str:
-    sign = "-" if minor < 0 else ""
-    q, r = divmod(abs(minor), 10**digits)
-    return f"{sign}{q}.{r:0{digits}d}" if digits else f"{sign}{q}"
 
 
 def entries_to_beancount(
@@ -56,14 +51,15 @@ def entries_to_beancount(
         lines.append(f'{_date(e.time_ms)} * "{_text(e.payee)}" "{_text(e.narration)}"')
         lines.append(f"  ledger-seq: {e.seq}")
         for account, a in e.postings:
-            lines.append(f"  {account}  {amount(a, digits)} {currency}")
+            lines.append(f"  {account}  {format_amount(a, digits)} {currency}")
         lines.append("")
     if items:
         day = (datetime.fromtimestamp(items[-1].time_ms / 1000, UTC) + timedelta(days=1)).strftime(
             "%Y-%m-%d"
         )
         for account in sorted(balances):
-            lines.append(f"{day} balance {account}  {amount(balances[account], digits)} {currency}")
+            total = format_amount(balances[account], digits)
+            lines.append(f"{day} balance {account}  {total} {currency}")
     return "\n".join(lines) + "\n"
 
 
