@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from plaza.db import private_dirs
 from plaza.services.pds.accounts import AccountManager
 from plaza.services.pds.auth import Authenticator
 from plaza.services.pds.blob_gc import BlobCollector
@@ -47,7 +48,7 @@ class PdsContext:
         ctx = cls()
         ctx.settings = settings
         ctx.firehose_open = 0
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dirs(settings.data_dir)
         ctx.secrets = load_or_create_secrets(settings.data_dir, settings.admin_password)
         ctx.store = PdsStore.open(settings.database_url)
         ctx.blobs = DiskBlobStore(settings.blob_dir)

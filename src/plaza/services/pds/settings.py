@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from plaza.atproto.crypto import ES256K, PrivateKey
+from plaza.db import private_dirs
 from plaza.services.pds.files import write_private
 
 SECRETS_FILE = "secrets.json"
@@ -97,7 +98,7 @@ class ServerSecrets:
 
 def load_or_create_secrets(data_dir: Path, admin_password: str | None = None) -> ServerSecrets:
     """Read ``DATA_DIR/secrets.json``, creating it (mode 0600) on first use."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dirs(data_dir)
     path = data_dir / SECRETS_FILE
     if path.exists():
         raw = json.loads(path.read_text())
