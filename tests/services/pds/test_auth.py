@@ -26,7 +26,9 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         admin_password=PASSWORD,
         admin_fail_limit=(5, 300),
     )
-    with ServerThread([ServedApp("pds", create_app(settings))]) as (served,):
+    # The test stands in for a reverse proxy: X-Forwarded-For names each client.
+    served_app = ServedApp("pds", create_app(settings), trusted_proxies=("127.0.0.1",))
+    with ServerThread([served_app]) as (served,):
         yield served
 
 

@@ -92,7 +92,8 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 login_ip_limit=(LIMIT_PER_ADDRESS, 300),
             )
         )
-        with ServerThread([ServedApp("pds", pds)]) as (served,):
+        # The test stands in for a reverse proxy: X-Forwarded-For names each client.
+        with ServerThread([ServedApp("pds", pds, trusted_proxies=("127.0.0.1",))]) as (served,):
             yield served
 
 
@@ -108,8 +109,6 @@ def _account(url: str) -> dict[str, str]:
 
 
 def _login(url: str, identifier: str, password: str, address: str) -> int:
-    # uvicorn takes the client address from X-Forwarded-For when the peer is a trusted
-    # proxy (127.0.0.1 by default): this test's requests stand for several clients.
     r = httpx.post(
         f"{url}/xrpc/com.atproto.server.createSession",
         json={"identifier": identifier, "password": password},
