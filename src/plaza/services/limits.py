@@ -134,11 +134,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError:
-            if self._refusal is None:
-                raise
-            self._respond(*self._refusal)
         except httptools.HttpParserError:
+            if self._refusal is not None:
+                self._respond(*self._refusal)
+                return
             msg = "Invalid HTTP request received."
             self.logger.warning(msg)
             self.send_400_response(msg)
