@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -50,9 +50,10 @@ METHODS: list[Method] = [
 ]
 
 
-def create_app(settings: PdsSettings) -> XrpcFastPath:
-    """A PDS over ``settings``: opens (or creates) its store, blob folder and secrets."""
-    ctx = PdsContext.open(settings)
+def create_app(settings: PdsSettings, *, clock: Callable[[], float] = time.time) -> XrpcFastPath:
+    """A PDS over ``settings``: opens (or creates) its store, blob folder and secrets.
+    ``clock`` times the backoff of failed password checks."""
+    ctx = PdsContext.open(settings, clock)
     dispatcher = XrpcDispatcher(ctx, METHODS)
     ctx.meter.methods = frozenset(dispatcher.methods)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import httpx
 
 from plaza.db import private_dirs
@@ -19,6 +22,7 @@ from plaza.services.pds.repos import RepoManager
 from plaza.services.pds.sequencer import Sequencer
 from plaza.services.pds.settings import PdsSettings, ServerSecrets, load_or_create_secrets
 from plaza.services.pds.store import PdsStore
+from plaza.services.pds.throttle import PasswordThrottle
 from plaza.services.pds.xrpc import Method
 
 
@@ -33,6 +37,7 @@ class PdsContext:
     sequencer: Sequencer
     meter: Meter
     limiter: RateLimiter
+    passwords: PasswordThrottle
     auth: Authenticator
     accounts: AccountManager
     repos: RepoManager
@@ -44,7 +49,7 @@ class PdsContext:
     firehose_open: int  # subscribeRepos connections being served (see firehose.py)
 
     @classmethod
-    def open(cls, settings: PdsSettings) -> PdsContext:
+    def open(cls, settings: PdsSettings, clock: Callable[[], float] = time.time) -> PdsContext:
         ctx = cls()
         ctx.settings = settings
         ctx.firehose_open = 0
@@ -56,12 +61,11 @@ class PdsContext:
         ctx.meter = Meter(ctx.store)
         ctx.limiter = RateLimiter(
             {
-                "login": settings.login_limit,
                 "login_ip": settings.login_ip_limit,
                 "create_account": settings.create_account_limit,
-                "admin_fail": settings.admin_fail_limit,
             }
         )
+        ctx.passwords = PasswordThrottle(settings.password_backoff, clock)
         ctx.http = httpx.AsyncClient(timeout=httpx.Timeout(15.0))
         ctx.identity = DirectoryClient(settings.directory_url, ctx.http)
         ctx.proxy = Forwarder(settings)
