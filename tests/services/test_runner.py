@@ -68,3 +68,24 @@ def test_bound_sockets_are_tcp_so_asyncio_sets_nodelay() -> None:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+def _client_app() -> Starlette:
+    async def client(request: Request) -> PlainTextResponse:
+        assert request.client is not None
+        return PlainTextResponse(request.client.host)
+
+    return Starlette(routes=[Route("/", client)])
+
+
+def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() -> None:
+    spoofed = {"x-forwarded-for": "203.0.113.50"}
+    apps = [
+        ServedApp("open", _client_app()),
+        ServedApp("proxied", _client_app(), trusted_proxies=("127.0.0.1",)),
+        ServedApp("elsewhere", _client_app(), trusted_proxies=("192.0.2.1",)),
+    ]
+    with ServerThread(apps) as (open_url, proxied_url, elsewhere_url):
+        assert httpx.get(open_url, headers=spoofed).text == "127.0.0.1"
+        assert httpx.get(proxied_url, headers=spoofed).text == "203.0.113.50"
+        assert httpx.get(elsewhere_url, headers=spoofed).text == "127.0.0.1"

@@ -18,6 +18,14 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+# One option shared by the services; a module-level value, as a list default must be.
+_TRUSTED_PROXY = typer.Option(
+    [],
+    "--trusted-proxy",
+    help="Address or network of a reverse proxy whose X-Forwarded-For names the client "
+    "(repeatable; none by default: the client is the connection's peer).",
+)
+
 
 def serve_apps(apps: list[ServedApp]) -> None:
     """Run ``apps`` until Ctrl-C, printing each one's URL once it listens.
@@ -50,6 +58,7 @@ def directory(
     db: str | None = typer.Option(
         None, "--db", help="Database URL instead of the data dir (postgresql://...)."
     ),
+    trusted_proxy: list[str] = _TRUSTED_PROXY,
 ) -> None:
     """Run the PLC-compatible DID directory until Ctrl-C.
 
@@ -66,7 +75,9 @@ def directory(
     """
     try:
         settings = DirectorySettings.for_data_dir(Path(data_dir), db)
-        served = ServedApp("directory", create_app(settings), host, port)
+        served = ServedApp(
+            "directory", create_app(settings), host, port, trusted_proxies=tuple(trusted_proxy)
+        )
     except PlazaError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
@@ -107,6 +118,7 @@ def pds(
         min=1,
         help="subscribeRepos connections served at once; more are refused (close code 1013).",
     ),
+    trusted_proxy: list[str] = _TRUSTED_PROXY,
 ) -> None:
     """Run a hosting service (an AT Protocol PDS) until Ctrl-C.
 
@@ -117,12 +129,15 @@ def pds(
     one generated in DATA_DIR/secrets.json.
     Calls forwarded with atproto-proxy reach --appview as configured; any other target
     must be https on a public address unless --allow-private-proxy.
+    Behind a reverse proxy, name it with --trusted-proxy so that rate limits see each
+    client's address from X-Forwarded-For; from anyone else the header is ignored.
 
     Example:
 
     \b
         plaza serve pds --port 2583 --data-dir .plaza/pds1 --directory http://127.0.0.1:2582
         plaza serve pds --db postgresql://postgres@127.0.0.1:5432/plaza
+        plaza serve pds --host 0.0.0.0 --trusted-proxy 10.0.0.2
     """
     import os
 
@@ -142,7 +157,9 @@ def pds(
             max_firehose_subscribers=max_firehose_subscribers,
             admin_password=os.environ.get("PLAZA_PDS_ADMIN_PASSWORD") or None,
         )
-        served = ServedApp("pds", create_pds(settings), host, port)
+        served = ServedApp(
+            "pds", create_pds(settings), host, port, trusted_proxies=tuple(trusted_proxy)
+        )
     except PlazaError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc

@@ -2,7 +2,8 @@
 
 :mod:`plaza.db.database` is the connection (SQLite or PostgreSQL, ``?`` placeholders,
 portable type words, transactions, error mapping); :mod:`plaza.db.migrations` changes a
-store's tables only by numbered steps, applied in order and recorded in the database.
+store's tables only by numbered steps, applied in order and recorded in the database;
+:mod:`plaza.db.private` makes a store's directories and files owner-only.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from plaza.db.database import Database, Dialect, Row, connect, is_postgres_url
 from plaza.db.errors import IntegrityError, MigrationFailedError, SchemaTooNewError
 from plaza.db.migrations import Migration, Migrations, migrate, schema_version
+from plaza.db.private import private_dirs, private_file
 
 __all__ = [
     "Database",
@@ -23,5 +25,7 @@ __all__ = [
     "connect",
     "is_postgres_url",
     "migrate",
+    "private_dirs",
+    "private_file",
     "schema_version",
 ]

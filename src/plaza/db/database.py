@@ -7,6 +7,9 @@ SQLite file or a loopback PostgreSQL takes tens of microseconds, less than handi
 to a thread would cost, and a request handler that runs its transaction without
 yielding needs no further locking.
 
+A SQLite database, its ``-wal`` and ``-shm`` files and the directories made for it are
+readable by their owner only (:mod:`plaza.db.private`).
+
 URLs: ``sqlite:///path/to/file.db``, a bare file path, ``sqlite://:memory:``, or
 ``postgresql://user@host:port/db`` (an optional ``?schema=NAME`` puts every table in
 that schema, creating it if needed).
@@ -34,6 +37,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from plaza.db.errors import IntegrityError
+from plaza.db.private import narrow, private_dirs, private_file
 from plaza.errors import StorageError
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -204,8 +208,13 @@ class Database:
 
 def _connect_sqlite(url: str) -> sqlite3.Connection:
     path = url[len("sqlite://") :] if url.startswith("sqlite://") else url
-    if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if path not in ("", ":memory:"):
+        # Owner-only before SQLite opens it: its -wal and -shm files take the same mode.
+        file = Path(path)
+        private_dirs(file.parent)
+        private_file(file)
+        for companion in ("-wal", "-shm"):
+            narrow(file.with_name(file.name + companion))
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")

@@ -1,7 +1,7 @@
 """Errors shared by every service's process edge (binding ports, starting servers).
 
 Each service keeps its protocol errors in its own ``errors.py``; these are about
-running one.
+running one, and refusing a client over its rate limit.
 """
 
 from __future__ import annotations
@@ -20,3 +20,14 @@ class BindError(ServiceError):
     """The listening address is taken, not local, or not allowed."""
 
     code = "AddressUnavailable"
+
+
+class RateLimitedError(PlazaError):
+    """A client has used up its allowance; ``retry_after_s`` says when to try again."""
+
+    code = "RateLimitExceeded"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

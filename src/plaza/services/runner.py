@@ -9,6 +9,11 @@ process's SIGINT for itself alone). The first stop request asks every server to
 exit: each stops accepting, finishes its in-flight requests, and runs its app's
 lifespan shutdown, where stores flush and close. A second request forces the exit.
 
+Every server speaks HTTP through :class:`~plaza.services.limits.LimitedHttpProtocol`
+(uvicorn's httptools protocol with bounded request heads), and sees each
+connection's real peer address: ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are
+read only when the app names trusted proxies, and then only from those addresses.
+
 :func:`run` is the foreground form used by ``plaza serve ...`` and ``plaza up``: it
 blocks until SIGINT or SIGTERM. :class:`ServerThread` runs the same group in a
 thread, for tests and tools that need a real socket.
@@ -29,6 +34,7 @@ from typing import Any, Final
 import uvicorn
 
 from plaza.services.errors import BindError, ServiceError
+from plaza.services.limits import DEFAULT_HEAD_LIMITS, HeadLimits, HeadStats, limited_protocol
 
 GRACEFUL_SECONDS: Final = 10
 _STARTUP_SECONDS: Final = 30
@@ -36,12 +42,18 @@ _STARTUP_SECONDS: Final = 30
 
 @dataclass(frozen=True)
 class ServedApp:
-    """One ASGI app and the address to serve it on (port 0: any free port)."""
+    """One ASGI app and the address to serve it on (port 0: any free port).
+
+    ``trusted_proxies``: addresses or networks (``10.0.0.0/8``) of reverse proxies whose
+    ``X-Forwarded-For`` names the client; none by default, so the client is always the
+    connection's peer.
+    """
 
     name: str
     app: Any
     host: str = "127.0.0.1"
     port: int = 0
+    trusted_proxies: tuple[str, ...] = ()
 
 
 def url_for(host: str, port: int) -> str:
@@ -79,9 +91,17 @@ class _Server(uvicorn.Server):
 class AppGroup:
     """Several ASGI apps served together in one event loop."""
 
-    def __init__(self, apps: Sequence[ServedApp], *, log_level: str = "warning") -> None:
+    def __init__(
+        self,
+        apps: Sequence[ServedApp],
+        *,
+        log_level: str = "warning",
+        head_limits: HeadLimits = DEFAULT_HEAD_LIMITS,
+    ) -> None:
         self.apps = list(apps)
         self._log_level = log_level
+        self.head_stats = HeadStats()
+        self._protocol = limited_protocol(head_limits, self.head_stats)
         self._servers: list[_Server] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._sockets: list[socket.socket] = []
@@ -100,6 +120,9 @@ class AppGroup:
         for served, sock in zip(self.apps, self._sockets, strict=True):
             config = uvicorn.Config(
                 served.app,
+                http=self._protocol,
+                proxy_headers=bool(served.trusted_proxies),
+                forwarded_allow_ips=list(served.trusted_proxies),
                 log_level=self._log_level,
                 access_log=False,
                 lifespan="on",
@@ -205,8 +228,11 @@ class ServerThread:
             httpx.get(url + "/_health")
     """
 
-    def __init__(self, apps: Sequence[ServedApp]) -> None:
-        self._group = AppGroup(apps)
+    def __init__(
+        self, apps: Sequence[ServedApp], *, head_limits: HeadLimits = DEFAULT_HEAD_LIMITS
+    ) -> None:
+        self._group = AppGroup(apps, head_limits=head_limits)
+        self.head_stats = self._group.head_stats
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -1,5 +1,6 @@
-"""The admin's HTTP Basic password cannot be guessed at leisure: failed attempts are
-limited per client address, and past the limit even the right password waits."""
+"""The admin's HTTP Basic password cannot be guessed at leisure: failed attempts back
+off per client address, and while an address backs off even the right password waits
+there; the admin at another address is not locked out."""
 
 from __future__ import annotations
 
@@ -11,9 +12,22 @@ import httpx
 import pytest
 
 from plaza.services.pds import PdsSettings, create_app
+from plaza.services.pds.throttle import Backoff
 from plaza.services.runner import ServedApp, ServerThread
 
 PASSWORD = "the-admin-password"
+WAIT_S = 60.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+CLOCK = Clock()
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +38,11 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         public_url="http://127.0.0.1:1",
         directory_url="-",
         admin_password=PASSWORD,
-        admin_fail_limit=(5, 300),
+        password_backoff=Backoff(free_failures=5, base_s=WAIT_S),
     )
-    with ServerThread([ServedApp("pds", create_app(settings))]) as (served,):
+    # The test stands in for a reverse proxy: X-Forwarded-For names each client.
+    app = create_app(settings, clock=CLOCK)
+    with ServerThread([ServedApp("pds", app, trusted_proxies=("127.0.0.1",))]) as (served,):
         yield served
 
 
@@ -38,7 +54,7 @@ def _usage(url: str, password: str, address: str) -> int:
     ).status_code
 
 
-def test_failed_admin_logins_are_limited_per_address(url: str) -> None:
+def test_failed_admin_logins_back_off_per_address(url: str) -> None:
     assert _usage(url, PASSWORD, "198.51.100.1") == 200
     codes = [_usage(url, f"guess {n}", "198.51.100.2") for n in range(6)]
     assert codes == [401] * 5 + [429]
@@ -46,6 +62,12 @@ def test_failed_admin_logins_are_limited_per_address(url: str) -> None:
     assert _usage(url, PASSWORD, "198.51.100.3") == 200  # others are not locked out
     for _ in range(10):  # successes are not failures
         assert _usage(url, PASSWORD, "198.51.100.1") == 200
+    CLOCK.now += WAIT_S
+    assert _usage(url, "guess again", "198.51.100.2") == 401
+    CLOCK.now += WAIT_S  # the next wait is twice as long
+    assert _usage(url, PASSWORD, "198.51.100.2") == 429
+    CLOCK.now += WAIT_S
+    assert _usage(url, PASSWORD, "198.51.100.2") == 200
 
 
 def test_per_account_metrics_are_for_the_admin(url: str) -> None:

@@ -1,5 +1,6 @@
-"""Rate limits: fixed windows that expire in amortized constant time, and logins limited
-per account (however it is named) and per client address."""
+"""Rate limits: fixed windows that expire in amortized constant time; logins limited per
+client address, and failed passwords backing off per address and account (however the
+account is named) without locking its owner out."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from plaza.services.directory import create_app as create_directory
 from plaza.services.pds import PdsSettings, create_app
 from plaza.services.pds.errors import RateLimitedError
 from plaza.services.pds.ratelimit import RateLimiter
+from plaza.services.pds.throttle import Backoff
 from plaza.services.runner import ServedApp, ServerThread
 
 
@@ -75,7 +77,11 @@ def test_expired_windows_leave_and_memory_is_bounded() -> None:
     assert len(limiter) == 1  # every expired window has left
 
 
-LIMIT_PER_ADDRESS = 6
+LIMIT_PER_ADDRESS = 10
+FREE = 3  # failed password checks in a row per address and account before waiting
+WAIT_S = 10.0
+CEILING = 6  # failures on one account, from any addresses, before each backs off at once
+CLOCK = Clock()
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +94,15 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 data_dir=root / "pds",
                 public_url="http://127.0.0.1:1",
                 directory_url=dir_url,
-                login_limit=(4, 300),
                 login_ip_limit=(LIMIT_PER_ADDRESS, 300),
-            )
+                password_backoff=Backoff(
+                    free_failures=FREE, base_s=WAIT_S, max_s=8 * WAIT_S, account_ceiling=CEILING
+                ),
+            ),
+            clock=CLOCK,
         )
-        with ServerThread([ServedApp("pds", pds)]) as (served,):
+        # The test stands in for a reverse proxy: X-Forwarded-For names each client.
+        with ServerThread([ServedApp("pds", pds, trusted_proxies=("127.0.0.1",))]) as (served,):
             yield served
 
 
@@ -108,8 +118,6 @@ def _account(url: str) -> dict[str, str]:
 
 
 def _login(url: str, identifier: str, password: str, address: str) -> int:
-    # uvicorn takes the client address from X-Forwarded-For when the peer is a trusted
-    # proxy (127.0.0.1 by default): this test's requests stand for several clients.
     r = httpx.post(
         f"{url}/xrpc/com.atproto.server.createSession",
         json={"identifier": identifier, "password": password},
@@ -119,12 +127,43 @@ def _login(url: str, identifier: str, password: str, address: str) -> int:
     return r.status_code
 
 
-def test_an_account_is_limited_under_each_of_its_names(url: str) -> None:
+def test_failures_back_off_per_address_under_each_of_the_accounts_names(url: str) -> None:
     acct = _account(url)
-    names = [acct["handle"], acct["did"], acct["email"], acct["handle"].upper()]
-    codes = [_login(url, n, "wrong password", f"198.51.100.{i}") for i, n in enumerate(names)]
-    assert codes == [401] * 4
-    assert _login(url, acct["did"], "pw-12345678", "198.51.100.9") == 429
+    names = [acct["handle"], acct["did"], acct["email"].upper()]
+    attacker = "198.51.100.1"
+    assert [_login(url, n, "wrong password", attacker) for n in names] == [401] * FREE
+    assert _login(url, acct["handle"], "pw-12345678", attacker) == 429  # waits, even if right
+    assert _login(url, acct["did"], "pw-12345678", "198.51.100.2") == 200  # the owner elsewhere
+    CLOCK.now += WAIT_S
+    assert _login(url, acct["did"], "wrong again", attacker) == 401
+    CLOCK.now += WAIT_S  # the next wait is twice as long
+    assert _login(url, acct["did"], "pw-12345678", attacker) == 429
+    CLOCK.now += WAIT_S
+    assert _login(url, acct["did"], "pw-12345678", attacker) == 200
+    assert _login(url, acct["did"], "wrong", attacker) == 401  # a success starts afresh
+
+
+def test_the_owner_signs_in_while_one_address_hammers_the_account(url: str) -> None:
+    acct = _account(url)
+    codes = [_login(url, acct["handle"], f"guess {n}", "198.51.100.10") for n in range(5)]
+    assert codes == [401] * FREE + [429] * 2
+    assert _login(url, acct["handle"], "pw-12345678", "198.51.100.11") == 200
+
+
+def test_many_addresses_past_the_ceiling_back_off_at_once_but_lock_no_one_out(url: str) -> None:
+    acct = _account(url)
+    addresses = [f"192.0.2.{i}" for i in range(CEILING + 2)]
+    codes = [_login(url, acct["handle"], "guess", a) for a in addresses]
+    assert codes == [401] * len(addresses)
+    # Past the ceiling a single wrong guess makes an address wait ...
+    assert _login(url, acct["handle"], "pw-12345678", addresses[-1]) == 429
+    assert _login(url, acct["handle"], "pw-12345678", addresses[0]) == 200  # ... not before.
+    # The owner from a fresh address: straight in; after a typo, a short wait.
+    assert _login(url, acct["handle"], "pw-12345678", "192.0.2.100") == 200
+    assert _login(url, acct["handle"], "typo", "192.0.2.101") == 401
+    assert _login(url, acct["handle"], "pw-12345678", "192.0.2.101") == 429
+    CLOCK.now += WAIT_S
+    assert _login(url, acct["handle"], "pw-12345678", "192.0.2.101") == 200
 
 
 def test_logins_are_limited_per_client_address(url: str) -> None:
@@ -135,7 +174,7 @@ def test_logins_are_limited_per_client_address(url: str) -> None:
     assert _login(url, last["handle"], "pw-12345678", "203.0.113.8") == 200
 
 
-def test_delete_account_is_limited_like_login(url: str) -> None:
+def test_delete_account_backs_off_like_login(url: str) -> None:
     acct = _account(url)
     codes = [
         httpx.post(
@@ -144,6 +183,7 @@ def test_delete_account_is_limited_like_login(url: str) -> None:
             headers={"x-forwarded-for": "192.0.2.44"},
             timeout=30,
         ).status_code
-        for _ in range(5)
+        for _ in range(FREE + 1)
     ]
-    assert codes == [401] * 4 + [429]
+    assert codes == [401] * FREE + [429]
+    assert _login(url, acct["did"], "pw-12345678", "192.0.2.45") == 200

@@ -46,3 +46,26 @@ def test_a_leftover_temporary_does_not_lend_its_mode(tmp_path: Path) -> None:
     os.chmod(leftover, 0o666)
     load_or_create_secrets(tmp_path)
     assert _mode(tmp_path / "secrets.json") == 0o600
+
+
+def test_a_new_data_dir_its_store_and_blob_folder_are_owner_only(tmp_path: Path) -> None:
+    from plaza.services.pds import PdsSettings, create_app
+
+    data = tmp_path / "new" / "pds"
+    old = os.umask(0o022)
+    try:
+        app = create_app(
+            PdsSettings(data_dir=data, public_url="http://127.0.0.1:1", directory_url="-")
+        )
+    finally:
+        os.umask(old)
+    modes = {p: _mode(data / p) for p in ("", "pds.db", "pds.db-wal", "pds.db-shm", "blobs")}
+    assert modes == {
+        "": 0o700,
+        "pds.db": 0o600,
+        "pds.db-wal": 0o600,
+        "pds.db-shm": 0o600,
+        "blobs": 0o700,
+    }
+    assert _mode(tmp_path / "new") == 0o700
+    app.state.pds.store.close()

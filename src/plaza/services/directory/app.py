@@ -5,6 +5,12 @@
 state and the log; ``/export`` pages through every operation as JSON lines. Errors are
 ``{"message": ...}`` (the reference's shape) plus ``"error"``, the machine-readable code.
 
+Genesis operations (those creating a DID) are limited per client address by a token
+bucket (``genesis_burst`` at once, refilled at ``genesis_per_s``): past it, ``POST``
+answers 429 ``RateLimitExceeded`` with ``Retry-After``. The address is the
+connection's peer unless the server names trusted proxies
+(:class:`~plaza.services.runner.ServedApp`).
+
 A tombstoned DID answers 404 ``DID not available`` on ``GET /{did}`` and ``/data``, as
 the reference server does (its OpenAPI file says 410; the running code and the atproto
 SDK's resolver, which treats only 404 as "no document", agree on 404).
@@ -17,6 +23,7 @@ interleave inside a write. The clock is read here and handed to the protocol cod
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -43,7 +50,9 @@ from plaza.atproto.plc import (
     parse_timestamp,
 )
 from plaza.errors import InvalidInputError, NotFoundError, PlazaError
+from plaza.services.buckets import TokenBuckets, address_key
 from plaza.services.directory.store import MAX_EXPORT_COUNT, MAX_OPS_PER_DID, DirectoryStore
+from plaza.services.errors import RateLimitedError
 
 DEFAULT_PORT: Final = 2582
 DB_FILE: Final = "directory.db"
@@ -57,6 +66,10 @@ class DirectorySettings:
     db_url: str
     max_body_bytes: int = 64 * 1024
     max_ops_per_did: int = MAX_OPS_PER_DID
+    # New DIDs per client address: a burst at once, then a steady rate. A PDS creates
+    # its accounts' DIDs from its own address, so this bounds its sign-ups too.
+    genesis_burst: int = 100
+    genesis_per_s: float = 1.0
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, db_url: str | None = None) -> DirectorySettings:
@@ -73,6 +86,9 @@ def create_app(
 ) -> Starlette:
     """The directory as an ASGI app; its store opens now and closes at shutdown."""
     store = DirectoryStore.open(settings.db_url, max_ops_per_did=settings.max_ops_per_did)
+    genesis = TokenBuckets(
+        settings.genesis_per_s, settings.genesis_burst, lambda: clock().timestamp()
+    )
 
     def _state(request: Request) -> PlcState:
         return store.state(_did(request))
@@ -92,6 +108,8 @@ def create_app(
     async def submit(request: Request) -> Response:
         did = _did(request)
         op = parse_operation(_json(await read_body(request, settings.max_body_bytes, _too_large)))
+        if op.prev is None:
+            _spend(genesis, request)
         store.submit(did, op, clock())
         return PlainTextResponse("OK")
 
@@ -173,6 +191,17 @@ def create_app(
     return app
 
 
+def _spend(buckets: TokenBuckets, request: Request) -> None:
+    """One token of the client's bucket, or :class:`RateLimitedError`."""
+    client = request.client
+    wait = buckets.take(address_key(client.host) if client else "unknown")
+    if wait > 0:
+        raise RateLimitedError(
+            f"too many new DIDs from this address; try again in {math.ceil(wait)} s",
+            retry_after_s=wait,
+        )
+
+
 def _did(request: Request) -> str:
     did: str = request.path_params["did"]
     if not is_did_plc(did):
@@ -233,7 +262,10 @@ def _error(status: int, message: str, code: str) -> JSONResponse:
 
 async def _plaza_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PlazaError)
-    return _error(exc.status, exc.message, exc.code)
+    response = _error(exc.status, exc.message, exc.code)
+    if isinstance(exc, RateLimitedError):
+        response.headers["Retry-After"] = str(math.ceil(exc.retry_after_s))
+    return response
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -53,8 +53,8 @@ METHODS: list[Method] = [
 
 def create_app(settings: PdsSettings, *, clock: Callable[[], float] = time.time) -> XrpcFastPath:
     """A PDS over ``settings``: opens (or creates) its store, blob folder and secrets.
-    Session tokens, event pruning and blob collection go by ``clock`` (tests move it
-    forward)."""
+    Session tokens, event pruning, blob collection and the backoff of failed password
+    checks go by ``clock`` (tests move it forward)."""
     ctx = open_components(settings, clock=clock)
 
     def forwarded(nsid: str, named: bool) -> Method | None:

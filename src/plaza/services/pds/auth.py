@@ -42,13 +42,12 @@ from plaza.services.pds.errors import (
     AuthRequiredError,
     ForbiddenError,
     InvalidTokenError,
-    RateLimitedError,
 )
+from plaza.services.pds.throttle import ADMIN, PasswordThrottle
 
 if TYPE_CHECKING:
     from plaza.services.pds.account import AccountCache
     from plaza.services.pds.identity import DirectoryClient
-    from plaza.services.pds.ratelimit import RateLimiter
     from plaza.services.pds.settings import PdsSettings
     from plaza.services.pds.store import PdsStore
 
@@ -151,7 +150,7 @@ class Authenticator:
         settings: PdsSettings,
         accounts: AccountCache,
         store: PdsStore,
-        limiter: RateLimiter,
+        passwords: PasswordThrottle,
         identity: DirectoryClient,
         secret: bytes,
         admin_password: str,
@@ -162,7 +161,7 @@ class Authenticator:
         self.settings = settings
         self.accounts = accounts
         self.store = store
-        self.limiter = limiter
+        self.passwords = passwords
         self.identity = identity
         self._signer = jwt.HmacSigner(secret)
         # Access tokens already verified: token -> (did, scope, exp). A hit skips the
@@ -267,25 +266,23 @@ class Authenticator:
 
     def admin_creds(self, request: Request) -> Credentials:
         """HTTP Basic ``admin:<password>``, or :class:`AuthRequiredError`. Failed attempts
-        count per client address; past ``admin_fail_limit`` the address gets 429 without
-        its password being looked at, so the password cannot be guessed at leisure."""
-        limiter = self.limiter
+        back off per client address (:mod:`plaza.services.pds.throttle`): an address
+        backing off gets 429 without its password being looked at, so the password
+        cannot be guessed at leisure, while the admin at another address signs in."""
         client = request.client
         address = client.host if client else "unknown"
-        if limiter.exceeded("admin_fail", address):
-            raise RateLimitedError("Too many failed admin logins from this address; wait")
         header = request.headers.get("authorization", "")
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic":
             raise AuthRequiredError("Admin authentication (HTTP Basic) required")
-        try:
-            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            limiter.check("admin_fail", address)
-            raise AuthRequiredError("Malformed Basic credentials") from exc
-        if user != "admin" or not hmac.compare_digest(password.encode(), self._admin):
-            limiter.check("admin_fail", address)
-            raise AuthRequiredError("Invalid admin credentials")
+        with self.passwords.attempt(address, ADMIN):
+            try:
+                decoded = base64.b64decode(encoded, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError) as exc:
+                raise AuthRequiredError("Malformed Basic credentials") from exc
+            user, _, password = decoded.partition(":")
+            if user != "admin" or not hmac.compare_digest(password.encode(), self._admin):
+                raise AuthRequiredError("Invalid admin credentials")
         return Credentials("admin", None)
 
     async def _service_creds(self, token: str, request: Request) -> Credentials:

@@ -4,7 +4,8 @@ A blob is stored once under its raw-codec CID no matter how many accounts hold i
 account holds which blob is metadata in the store (:mod:`plaza.services.pds.store`).
 Uploads stream into a temporary file while being hashed and measured, and are renamed
 into place only when complete, so a reader never sees a partial blob and a crash leaves
-at most a stray temporary file.
+at most a stray temporary file. The folders are owner-only (0700) and so is each file
+(0600, as ``mkstemp`` creates it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from plaza.atproto.cid import CID, RAW
+from plaza.db import private_dirs
 from plaza.services.pds.errors import PayloadTooLargeError
 
 CHUNK = 64 * 1024
@@ -54,7 +56,7 @@ class DiskBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._tmp = root / "tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        private_dirs(self._tmp)
 
     def _path(self, cid: CID) -> Path:
         text = str(cid)
@@ -63,7 +65,7 @@ class DiskBlobStore:
     def _finish(self, tmp_path: str, digest: bytes) -> CID:
         cid = CID(bytes((0x01, RAW, 0x12, 0x20)) + digest)
         final = self._path(cid)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        final.parent.mkdir(mode=0o700, exist_ok=True)
         os.replace(tmp_path, final)
         return cid
 

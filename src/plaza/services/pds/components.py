@@ -16,6 +16,7 @@ from typing import TypeAlias
 
 import httpx
 
+from plaza.db import private_dirs
 from plaza.services.pds.account import AccountCache
 from plaza.services.pds.accounts import AccountManager
 from plaza.services.pds.auth import Authenticator
@@ -31,6 +32,7 @@ from plaza.services.pds.repos import RepoManager
 from plaza.services.pds.sequencer import Sequencer
 from plaza.services.pds.settings import PdsSettings, ServerSecrets, load_or_create_secrets
 from plaza.services.pds.store import PdsStore
+from plaza.services.pds.throttle import PasswordThrottle
 from plaza.services.pds.xrpc import XrpcCall
 
 
@@ -45,6 +47,7 @@ class PdsComponents:
     sequencer: Sequencer
     meter: Meter
     limiter: RateLimiter
+    passwords: PasswordThrottle
     http: httpx.AsyncClient
     identity: DirectoryClient
     proxy: Forwarder
@@ -69,19 +72,18 @@ def open_components(
 ) -> PdsComponents:
     """Open (or create) the store, blob folder and secrets of ``settings`` and build
     every part over them; session tokens are issued and checked by ``clock``."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dirs(settings.data_dir)
     secrets = load_or_create_secrets(settings.data_dir, settings.admin_password)
     store = PdsStore.open(settings.database_url)
     blobs = DiskBlobStore(settings.blob_dir)
     sequencer = Sequencer(store)
     limiter = RateLimiter(
         {
-            "login": settings.login_limit,
             "login_ip": settings.login_ip_limit,
             "create_account": settings.create_account_limit,
-            "admin_fail": settings.admin_fail_limit,
         }
     )
+    passwords = PasswordThrottle(settings.password_backoff, clock)
     http = httpx.AsyncClient(timeout=httpx.Timeout(15.0))
     identity = DirectoryClient(settings.directory_url, http)
     outbox = Outbox(settings.mail_dir)
@@ -91,7 +93,7 @@ def open_components(
         settings=settings,
         accounts=cache,
         store=store,
-        limiter=limiter,
+        passwords=passwords,
         identity=identity,
         secret=secrets.jwt_secret,
         admin_password=secrets.admin_password,
@@ -125,6 +127,7 @@ def open_components(
         sequencer=sequencer,
         meter=Meter(store),
         limiter=limiter,
+        passwords=passwords,
         http=http,
         identity=identity,
         proxy=Forwarder(settings),

@@ -16,7 +16,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from plaza.atproto.crypto import ES256K, PrivateKey
+from plaza.db import private_dirs
 from plaza.services.pds.files import write_private
+from plaza.services.pds.throttle import DEFAULT_BACKOFF, Backoff
 
 SECRETS_FILE = "secrets.json"
 
@@ -54,10 +56,11 @@ class PdsSettings:
     max_car_bytes: int = 100_000_000
     access_ttl_s: int = 2 * 3600
     refresh_ttl_s: int = 90 * 24 * 3600
-    login_limit: tuple[int, int] = (30, 300)  # password attempts per account per window (s)
     login_ip_limit: tuple[int, int] = (100, 300)  # password attempts per client address
     create_account_limit: tuple[int, int] = (100, 300)  # per client address per window
-    admin_fail_limit: tuple[int, int] = (10, 300)  # failed admin logins per client address
+    # Failed password checks (sign-in, account deletion, the admin's login) back off per
+    # client address and account; no number of them locks an account for everyone.
+    password_backoff: Backoff = DEFAULT_BACKOFF
     event_retention_s: int = 72 * 3600
     # Open subscribeRepos connections at once; one more is refused (TooManySubscribers,
     # close code 1013) so idle or slow sockets cannot pile up without end.
@@ -97,7 +100,7 @@ class ServerSecrets:
 
 def load_or_create_secrets(data_dir: Path, admin_password: str | None = None) -> ServerSecrets:
     """Read ``DATA_DIR/secrets.json``, creating it (mode 0600) on first use."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dirs(data_dir)
     path = data_dir / SECRETS_FILE
     if path.exists():
         raw = json.loads(path.read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from contextlib import AbstractContextManager
 from typing import Any
 
 from plaza.atproto import syntax
@@ -76,27 +77,29 @@ async def create_account(call: Call) -> dict[str, Any]:
     return out
 
 
-def _limit_password_attempts(call: Call, identifier: str) -> None:
-    """Count one password attempt against the client's address and against the account
-    (by DID, so its handle, DID and email share one limit), or the identifier when it
-    names no account. Raises :class:`RateLimitedError` past either limit.
+def _password_attempt(call: Call, identifier: str) -> AbstractContextManager[None]:
+    """Around one password check for ``identifier``: counts the attempt against the
+    client's address (:class:`RateLimitedError` past ``login_ip_limit``), and backs off
+    failures per address and account (:mod:`plaza.services.pds.throttle`) — by DID, so
+    its handle, DID and email share one record, or by the identifier when it names no
+    account.
 
-    The address is the connection's peer as the server reports it: behind a reverse
-    proxy, run uvicorn with ``--forwarded-allow-ips`` naming the proxy (by default it
-    trusts ``X-Forwarded-For`` from 127.0.0.1 only), or every client shares the
-    proxy's address and its limit.
+    The address is the connection's peer, or the client a trusted proxy names
+    (``plaza serve pds --trusted-proxy``); without one, every client behind a proxy
+    shares the proxy's address.
     """
     ctx = call.pds
     ctx.limiter.check("login_ip", call.client_ip)
     acct = ctx.accounts.lookup(identifier)
-    ctx.limiter.check("login", acct.did if acct is not None else identifier)
+    return ctx.passwords.attempt(call.client_ip, acct.did if acct is not None else identifier)
 
 
 async def create_session(call: Call) -> dict[str, Any]:
     ctx = call.pds
     identifier = call.str_field("identifier").strip().lower()
-    _limit_password_attempts(call, identifier)
-    acct, tokens = await ctx.accounts.login(identifier, call.str_field("password"))
+    password = call.str_field("password")
+    with _password_attempt(call, identifier):
+        acct, tokens = await ctx.accounts.login(identifier, password)
     call.account_did = acct.did
     return _session(await ctx.accounts.session_view(acct), tokens.access_jwt, tokens.refresh_jwt)
 
@@ -198,9 +201,10 @@ async def request_account_delete(call: Call) -> None:
 async def delete_account(call: Call) -> None:
     did = call.str_field("did")
     password = call.str_field("password")
-    _limit_password_attempts(call, did)  # it checks a password too
-    async with call.pds.repos.lock(did):
-        await call.pds.accounts.delete(did, password, call.opt_str("token"))
+    token = call.opt_str("token")
+    with _password_attempt(call, did):  # it checks a password too
+        async with call.pds.repos.lock(did):
+            await call.pds.accounts.delete(did, password, token)
 
 
 def _service_audience(aud: str) -> str:
