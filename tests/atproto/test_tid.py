@@ -94,20 +94,32 @@ def test_clock_follows_the_clock_when_it_moves_forward() -> None:
 
 
 @given(st.integers(min_value=0, max_value=2**40), TIMESTAMPS, CLOCK_IDS, CLOCK_IDS)
-def test_next_after_beats_any_tid(now: int, ts: int, their_id: int, our_id: int) -> None:
+def test_tid_after_beats_any_tid(now: int, ts: int, their_id: int, our_id: int) -> None:
     other = encode_tid(min(ts, MAX_TIMESTAMP - 2), their_id)
-    clock = TidClock(lambda: now, our_id)
-    first = clock.next()
-    after = clock.next_after(other)
-    assert after > other and after > first
-    assert clock.next() > after
+    after = tid_after(other, now, our_id)
+    assert after > other and tid_timestamp(after) >= now
+    assert decode_tid(after)[1] == our_id
 
 
-def test_next_after_uses_the_same_microsecond_when_the_clock_id_wins() -> None:
+def test_tid_after_uses_the_same_microsecond_when_the_clock_id_wins() -> None:
     other = encode_tid(1000, 5)
-    assert decode_tid(TidClock(lambda: 0, 9).next_after(other)) == (1000, 9)
-    assert decode_tid(TidClock(lambda: 0, 5).next_after(other)) == (1001, 5)
-    assert decode_tid(TidClock(lambda: 0, 1).next_after(other)) == (1001, 1)
+    assert decode_tid(tid_after(other, 0, 9)) == (1000, 9)
+    assert decode_tid(tid_after(other, 0, 5)) == (1001, 5)
+    assert decode_tid(tid_after(other, 0, 1)) == (1001, 1)
+
+
+def test_no_tid_follows_the_largest() -> None:
+    with pytest.raises(InvalidSyntaxError, match="exhausted"):
+        tid_after(encode_tid(MAX_TIMESTAMP, MAX_CLOCK_ID), 0, 5)
+
+
+def test_a_shared_clock_has_no_way_in_for_a_foreign_tid() -> None:
+    """A generator is moved only by its own clock and floor: computing a repository's
+    next rev above a far-future TID leaves it issuing TIDs at the clock's time."""
+    clock = TidClock(lambda: 1_000, 3)
+    far = encode_tid(MAX_TIMESTAMP, MAX_CLOCK_ID - 1)
+    assert decode_tid(tid_after(far, 1_000, MAX_CLOCK_ID)) == (MAX_TIMESTAMP, MAX_CLOCK_ID)
+    assert tid_timestamp(clock.next()) == 1_000
 
 
 def test_floor_and_pure_helper() -> None:

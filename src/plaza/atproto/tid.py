@@ -9,10 +9,15 @@ Theory of operation of :class:`TidClock`. The generator owns the last timestamp 
 issued. Each call reads the injected clock and issues ``max(now, last + 1)``, so its
 output strictly increases even when the clock stalls, repeats or steps backwards
 (NTP corrections, clock smear); when the clock catches up it simply follows it
-again. :meth:`TidClock.next_after` additionally lifts the floor above a TID from
-elsewhere, which is how a repository's ``rev`` keeps increasing after the account
-arrives from another host whose clock ran ahead. The clock is a callable returning
-microseconds, so the module stays free of I/O and tests drive it by hand.
+again. The clock is a callable returning microseconds, so the module stays free of
+I/O and tests drive it by hand.
+
+A host shares one generator between all its repositories, so nothing from outside
+may move it: a TID another party chose (a repository ``rev`` from an import, say) can
+be as large as the TID space, and a generator lifted to it would issue far-future
+TIDs, or none at all, to everyone. The floor of one repository's revisions is kept
+per repository instead: :func:`tid_after` gives the next TID above that repository's
+last ``rev`` without touching any generator.
 """
 
 from __future__ import annotations
@@ -76,7 +81,8 @@ class TidClock:
 
     ``clock`` returns microseconds since the Unix epoch (for example
     ``lambda: time.time_ns() // 1000``); ``clock_id`` (0-1023) should be drawn at
-    random per process. ``floor``, when given, is a TID every issued TID exceeds.
+    random per process. ``floor``, when given, is a TID every issued TID exceeds: one
+    this host issued, never one another party chose (see the module docstring).
     Safe to share between threads.
     """
 
@@ -95,7 +101,7 @@ class TidClock:
             self.observe(floor)
 
     def observe(self, tid: str) -> None:
-        """Make every later TID greater than ``tid``."""
+        """Make every later TID greater than ``tid`` (one this host issued)."""
         value = tid_to_int(tid)
         with self._lock:
             # Our TID beats ``tid`` when its timestamp is larger, or equal with a larger
@@ -116,16 +122,11 @@ class TidClock:
             self._last = ts
         return encode_tid(ts, self.clock_id)
 
-    def next_after(self, tid: str) -> str:
-        """A TID strictly greater than ``tid`` and than every TID issued so far.
-
-        Use it for a repository's ``rev`` when the previous revision came from another
-        host (migration, import): the result exceeds it whatever the clocks say.
-        """
-        self.observe(tid)
-        return self.next()
-
 
 def tid_after(tid: str, now_us: int, clock_id: int) -> str:
-    """A TID strictly greater than ``tid``, at ``now_us`` if that is late enough."""
+    """A TID strictly greater than ``tid``, at ``now_us`` if that is late enough.
+
+    Pure: the next ``rev`` of a repository whose last ``rev`` is ``tid``. Raises
+    :class:`~plaza.atproto.errors.InvalidSyntaxError` when no TID follows ``tid``.
+    """
     return TidClock(lambda: now_us, clock_id, floor=tid).next()

@@ -251,6 +251,73 @@ def test_bytes_another_account_holds_stay(host: Host) -> None:
     assert host.get(keeper, cid).content == data
 
 
+DEEP = 40  # levels of nesting above a blob reference, past any fixed walking limit
+
+
+def _deep_record(acct: dict[str, str], blob: dict[str, Any]) -> dict[str, Any]:
+    """A post whose extra field holds ``blob`` under :data:`DEEP` levels of maps and lists."""
+    value: Any = blob
+    for level in range(DEEP):
+        value = {"inner": value} if level % 2 else [value]
+    body = _record(acct, blob)
+    del body["record"]["embed"]
+    body["record"]["deep"] = value
+    return body
+
+
+def test_a_blob_referenced_deep_in_a_record_must_exist(host: Host) -> None:
+    acct = host.account()
+    data = os.urandom(500)
+    missing = {
+        "$type": "blob",
+        "ref": {"$link": str(CID.compute(data, RAW))},
+        "mimeType": "image/png",
+        "size": len(data),
+    }
+    head = httpx.get(
+        f"{host.url}/xrpc/com.atproto.sync.getLatestCommit", params={"did": acct["did"]}
+    ).json()
+    r = httpx.post(
+        f"{host.url}/xrpc/com.atproto.repo.createRecord",
+        json=_deep_record(acct, missing),
+        headers={"authorization": f"Bearer {acct['accessJwt']}"},
+        timeout=30,
+    )
+    assert r.status_code == 400 and r.json()["error"] == "BlobNotFound", r.text
+    after = httpx.get(
+        f"{host.url}/xrpc/com.atproto.sync.getLatestCommit", params={"did": acct["did"]}
+    ).json()
+    assert after == head
+    # Uploaded, the same blob is found at that depth.
+    assert _cid(host.upload(acct, data)) == missing["ref"]["$link"]
+    r = httpx.post(
+        f"{host.url}/xrpc/com.atproto.repo.createRecord",
+        json=_deep_record(acct, missing),
+        headers={"authorization": f"Bearer {acct['accessJwt']}"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_a_blob_referenced_deep_in_a_record_is_never_collected(host: Host) -> None:
+    acct = host.account()
+    data = os.urandom(1000)
+    blob = host.upload(acct, data).json()["blob"]
+    cid = blob["ref"]["$link"]
+    r = httpx.post(
+        f"{host.url}/xrpc/com.atproto.repo.createRecord",
+        json=_deep_record(acct, blob),
+        headers={"authorization": f"Bearer {acct['accessJwt']}"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    store = host.app.state.pds.store
+    assert store.is_blob_referenced(acct["did"], CID.decode(cid).raw)
+    host.after_grace()
+    assert cid in host.blobs(acct) and host.on_disk(cid)
+    assert host.get(acct, cid).content == data
+
+
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[Host]]]:
     """A directory and two hosts that collect blobs (the second on PostgreSQL when it

@@ -71,7 +71,8 @@ def open_components(
     settings: PdsSettings, *, clock: Callable[[], float] = time.time
 ) -> PdsComponents:
     """Open (or create) the store, blob folder and secrets of ``settings`` and build
-    every part over them; session tokens are issued and checked by ``clock``."""
+    every part over them; session tokens are issued and checked, and record keys and
+    revisions timed, by ``clock``."""
     private_dirs(settings.data_dir)
     secrets = load_or_create_secrets(settings.data_dir, settings.admin_password)
     store = PdsStore.open(settings.database_url)
@@ -106,6 +107,7 @@ def open_components(
         identity=identity,
         accounts=cache,
         settings=settings,
+        clock=clock,
     )
     accounts = AccountManager(
         store=store,

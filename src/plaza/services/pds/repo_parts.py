@@ -72,23 +72,26 @@ def car_bytes(root: CID, blocks: Iterable[tuple[CID, bytes]]) -> bytes:
     return write_car([root], blocks)
 
 
-def find_blobs(value: Any, out: list[CID] | None = None, depth: int = 0) -> list[CID]:
-    """Every blob CID a record references."""
-    if out is None:
-        out = []
-    if depth > 32:
-        return out
-    if type(value) is dict:
-        if value.get("$type") == "blob" and type(value.get("ref")) is CID:
-            out.append(value["ref"])
-            return out
-        for v in value.values():
-            if type(v) in (dict, list):
-                find_blobs(v, out, depth + 1)
-    elif type(value) is list:
-        for v in value:
-            if type(v) in (dict, list):
-                find_blobs(v, out, depth + 1)
+def find_blobs(value: Any) -> list[CID]:
+    """Every blob CID a record references, however deep, in document order.
+
+    A blob reference is a map with ``"$type": "blob"`` and a CID ``ref``; the walk
+    keeps its own stack, so no nesting depth the data model admits escapes it.
+    """
+    out: list[CID] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            if item.get("$type") == "blob" and type(item.get("ref")) is CID:
+                out.append(item["ref"])
+                continue
+            children = list(item.values())
+        elif type(item) is list:
+            children = item
+        else:
+            continue
+        stack.extend(v for v in reversed(children) if type(v) in (dict, list))
     return out
 
 

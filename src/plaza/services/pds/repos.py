@@ -21,6 +21,14 @@ PostgreSQL it runs on a connection of its own (:mod:`plaza.services.pds.pg_commi
 while the event loop serves other requests, and the in-memory head moves only once it
 has committed. The ``#commit`` carries the sync v1.1 fields: ops with ``prev``,
 ``prevData``, and a CAR slice with the nodes a consumer needs to invert the ops.
+
+Revisions. Record keys and new revisions come from one TID generator the whole host
+shares (:attr:`RepoManager.clock`), and only the host's clock moves it. A repository's
+own floor — its next ``rev`` must exceed its last — is kept per repository
+(:meth:`RepoManager.next_rev`), so a repository whose ``rev`` is ahead of the clock
+gets revisions after its own and every other repository's stay at the clock. A
+``rev`` from elsewhere (an imported repository) is refused when it is more than
+``rev_skew_s`` (:data:`MAX_REV_SKEW_S` by default) ahead of the host's clock.
 """
 
 from __future__ import annotations
@@ -30,8 +38,9 @@ import collections
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from plaza.atproto import cbor
@@ -39,10 +48,11 @@ from plaza.atproto import repo as core
 from plaza.atproto.cid import CID
 from plaza.atproto.commit import SignedCommit, verify_commit
 from plaza.atproto.crypto import PrivateKey
+from plaza.atproto.errors import InvalidSyntaxError
 from plaza.atproto.mst import MST, NodeCache
 from plaza.atproto.repo_verify import import_car
 from plaza.atproto.sync import sync_event_car
-from plaza.atproto.tid import TidClock
+from plaza.atproto.tid import TidClock, tid_after, tid_timestamp
 from plaza.errors import StorageError
 from plaza.services.pds.errors import (
     AccountDeactivatedError,
@@ -81,6 +91,7 @@ if TYPE_CHECKING:
     from plaza.services.pds.settings import PdsSettings
 
 __all__ = [
+    "MAX_REV_SKEW_S",
     "CommitOutcome",
     "RepoManager",
     "Write",
@@ -91,6 +102,8 @@ __all__ = [
 ]
 
 TREE_CACHE = 2_000
+MAX_REV_SKEW_S = 300.0
+"""How far ahead of this host's clock an imported repository's ``rev`` may be, in seconds."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +154,9 @@ class _PendingCommit:
 class RepoManager(RepoReads):
     """Reads and writes the repositories of one PDS (see the module docstring).
 
-    Reads, exports and proofs come from :class:`RepoReads`.
+    Reads, exports and proofs come from :class:`RepoReads`. ``clock`` (seconds since
+    the epoch) times new record keys and revisions; ``rev_skew_s`` bounds how far
+    ahead of it an imported ``rev`` may be.
     """
 
     def __init__(
@@ -153,6 +168,8 @@ class RepoManager(RepoReads):
         identity: DirectoryClient,
         accounts: AccountCache,
         settings: PdsSettings,
+        clock: Callable[[], float] = time.time,
+        rev_skew_s: float = MAX_REV_SKEW_S,
     ) -> None:
         self.store = store
         self.sequencer = sequencer
@@ -165,7 +182,9 @@ class RepoManager(RepoReads):
         self._heads: collections.OrderedDict[str, tuple[RepoRoot, core.Repo]] = (
             collections.OrderedDict()
         )
-        self.clock = TidClock(lambda: time.time_ns() // 1000, random.randrange(1024))
+        self._time = clock
+        self.rev_skew_s = rev_skew_s
+        self.clock = TidClock(self._now_us, random.randrange(1024))
         self._locks: dict[str, _RepoLock] = {}
         db = store.db
         self.committer = PgCommitter(db.url) if db.dialect == "postgresql" else None
@@ -227,11 +246,33 @@ class RepoManager(RepoReads):
         while len(self._heads) > TREE_CACHE:
             self._heads.popitem(last=False)
 
+    def _now_us(self) -> int:
+        return int(self._time() * 1_000_000)
+
     def next_rev(self, after: str | None) -> str:
+        """The ``rev`` of a repository's next commit: the shared clock's next TID, or,
+        when the repository's last ``rev`` (``after``) is ahead of it, the next TID
+        after that one. The shared clock never moves to a repository's ``rev``."""
         rev = self.clock.next()
-        if after is not None and rev <= after:
-            rev = self.clock.next_after(after)
-        return rev
+        if after is None or rev > after:
+            return rev
+        try:
+            return tid_after(after, self._now_us(), self.clock.clock_id)
+        except InvalidSyntaxError as exc:
+            raise InvalidRequestError(
+                f"No revision follows this repository's last rev {after}; "
+                "import a repository with an earlier rev"
+            ) from exc
+
+    def check_rev(self, rev: str) -> None:
+        """Refuse a ``rev`` from elsewhere dated more than ``rev_skew_s`` ahead of the clock."""
+        ahead_us = tid_timestamp(rev) - self._now_us()
+        if ahead_us > self.rev_skew_s * 1_000_000:
+            when = datetime.fromtimestamp(tid_timestamp(rev) / 1_000_000, UTC)
+            raise InvalidRequestError(
+                f"Repository rev {rev} is dated {when.isoformat(timespec='seconds')}, "
+                f"more than {self.rev_skew_s:g} s ahead of this host's clock"
+            )
 
     # -- creation --------------------------------------------------------------------
     def create_repo(self, did: str, key: PrivateKey, now: float, *, emit: bool) -> EventRow | None:
@@ -420,13 +461,17 @@ class RepoManager(RepoReads):
         """Replace the repository with a verified CAR export of the same DID.
 
         Every block is re-hashed, the commit must be the account's and signed by the
-        DID's current key (or this host's key for the account), and every MST node and
-        record must be present. Idempotent; an active account announces it with ``#sync``.
+        DID's current key (or this host's key for the account), its ``rev`` not ahead of
+        the clock by more than ``rev_skew_s`` (:meth:`check_rev`), and every MST node
+        and record must be present. Idempotent; an active account announces it with
+        ``#sync``. The shared TID clock is left alone: the imported ``rev`` is only the
+        floor of this repository's next revision.
         """
         repo = import_car(data, did=acct.did, max_bytes=self.settings.max_car_bytes)
         commit = repo.commit
         if commit.rev is None:
             raise InvalidRequestError("Only version-3 commits can be imported")
+        self.check_rev(commit.rev)
         if not acct.key.public_key.verify(commit.unsigned_bytes(), commit.sig):
             verify_commit(commit, await self.identity.signing_key(acct.did, refresh=True))
         blocks = [(cid.raw, data) for cid, data in repo.blocks.items()]
@@ -458,7 +503,6 @@ class RepoManager(RepoReads):
         self.forget(acct.did)
         if event is not None:
             self.sequencer.publish([event])
-        self.clock.observe(commit.rev)
 
 
 def _root_of(result: core.CommitResult) -> RepoRoot:
