@@ -5,6 +5,12 @@
 state and the log; ``/export`` pages through every operation as JSON lines. Errors are
 ``{"message": ...}`` (the reference's shape) plus ``"error"``, the machine-readable code.
 
+The directory is also the network's handle authority
+(:mod:`plaza.services.directory.handles`): an operation claiming a handle of the
+network's domains that another live DID claims is refused (409 ``HandleNotAvailable``),
+and ``GET /xrpc/com.atproto.identity.resolveHandle?handle=H`` answers ``{"did": ...}``
+for such a handle, or 400 ``HandleNotFound``, in the XRPC method's own shape.
+
 A tombstoned DID answers 404 ``DID not available`` on ``GET /{did}`` and ``/data``, as
 the reference server does (its OpenAPI file says 410; the running code and the atproto
 SDK's resolver, which treats only 404 as "no document", agree on 404).
@@ -43,6 +49,7 @@ from plaza.atproto.plc import (
     parse_timestamp,
 )
 from plaza.errors import InvalidInputError, NotFoundError, PlazaError
+from plaza.services.directory.handles import DEFAULT_HANDLE_DOMAINS
 from plaza.services.directory.store import MAX_EXPORT_COUNT, MAX_OPS_PER_DID, DirectoryStore
 
 DEFAULT_PORT: Final = 2582
@@ -57,6 +64,8 @@ class DirectorySettings:
     db_url: str
     max_body_bytes: int = 64 * 1024
     max_ops_per_did: int = MAX_OPS_PER_DID
+    # The network's handle domains: a handle under one is claimed by one DID at most.
+    handle_domains: tuple[str, ...] = DEFAULT_HANDLE_DOMAINS
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, db_url: str | None = None) -> DirectorySettings:
@@ -72,7 +81,11 @@ def create_app(
     settings: DirectorySettings, *, clock: Callable[[], datetime] = utc_now
 ) -> Starlette:
     """The directory as an ASGI app; its store opens now and closes at shutdown."""
-    store = DirectoryStore.open(settings.db_url, max_ops_per_did=settings.max_ops_per_did)
+    store = DirectoryStore.open(
+        settings.db_url,
+        max_ops_per_did=settings.max_ops_per_did,
+        handle_domains=settings.handle_domains,
+    )
 
     def _state(request: Request) -> PlcState:
         return store.state(_did(request))
@@ -137,6 +150,12 @@ def create_app(
         body = "\n".join(json.dumps(x, separators=(",", ":"), ensure_ascii=False) for x in lines)
         return Response(body, media_type="application/jsonlines")
 
+    async def resolve_handle(request: Request) -> Response:
+        handle = request.query_params.get("handle")
+        if not handle:
+            raise InvalidInputError('Error: Params must have the property "handle"')
+        return JSONResponse({"did": store.resolve_handle(handle)})
+
     async def health(request: Request) -> Response:
         try:
             store.check()
@@ -155,6 +174,7 @@ def create_app(
         routes=[
             Route("/_health", health, methods=["GET"]),
             Route("/export", export, methods=["GET"]),
+            Route("/xrpc/com.atproto.identity.resolveHandle", resolve_handle, methods=["GET"]),
             Route("/{did}", resolve, methods=["GET"]),
             Route("/{did}", submit, methods=["POST"]),
             Route("/{did}/data", data, methods=["GET"]),
@@ -199,11 +219,12 @@ def _reject_constant(name: str) -> Any:
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        value = json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"request body is not valid JSON: {exc}") from exc
     except RecursionError as exc:  # the stdlib parser recurses once per nesting level
         raise InvalidInputError("request body is not valid JSON: nested too deeply") from exc
+    return value  # a lone surrogate in it fails the operation's own checks (400)
 
 
 def _is_uint(raw: str) -> bool:
