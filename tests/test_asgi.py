@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from plaza.asgi import BodyLimit, read_body
+from plaza.asgi import BodyLimit, has_lone_surrogate, read_body
 from plaza.errors import PlazaError
 from plaza.services.runner import ServedApp, ServerThread
 from tests.services.pds.streaming import chunked_until_answered
@@ -92,3 +92,34 @@ def test_a_chunked_body_is_refused_while_it_streams(urls: dict[str, str], kind: 
     assert response.startswith(b"HTTP/1.1 413"), response[:200]
     assert b'"error":"PayloadTooLarge"' in response
     assert sent < total // 2, "the server read the whole body before refusing it"
+
+
+@pytest.mark.parametrize(
+    ("value", "bad"),
+    [
+        ("plain", False),
+        ("smile \U0001f600", False),  # a surrogate pair in JSON: valid text
+        ("x\ud800", True),
+        ("\udc00x", True),
+        ({"k\ud800": 1}, True),
+        ({"a": [1, {"b": ["ok", "\udfff"]}]}, True),
+        ({"a": [1, {"b": ["ok", None, 2.5, True]}]}, False),
+    ],
+    ids=["ascii", "pair", "high", "low", "key", "nested", "clean-nested"],
+)
+def test_has_lone_surrogate_finds_a_surrogate_anywhere(value: object, bad: bool) -> None:
+    assert has_lone_surrogate(value) is bad
+
+
+def test_the_middleware_refuses_json_with_a_lone_surrogate(urls: dict[str, str]) -> None:
+    url = urls["BodyLimit"] + "/xrpc/x"
+    r = httpx.post(url, content=b'{"a": "\\ud800"}', headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "InvalidRequest" and "Unicode" in r.json()["message"]
+    # Not declared as JSON, or valid text: the application decides.
+    r = httpx.post(url, content=b'{"a": "\\ud800"}', headers={"Content-Type": "text/plain"})
+    assert r.status_code == 200
+    r = httpx.post(
+        url, content=b'{"a": "\\ud83d\\ude00"}', headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 200

@@ -1,5 +1,5 @@
-"""Plaza's HTTP error shape, request-body limit and ``/docs`` page, shared by its HTTP
-services.
+"""Plaza's HTTP error shape, request-body limit, JSON text check and ``/docs`` page,
+shared by its HTTP services.
 
 Error shape (the FastAPI services: the DAO's and the market's):
 
@@ -21,11 +21,18 @@ read the body themselves.
 
 ``/docs`` is a plain HTML list of the endpoints (:func:`install_docs_page`), made from the
 OpenAPI document (``/openapi.json``) and loading nothing from elsewhere.
+
+JSON text (every service): JSON may spell a lone UTF-16 surrogate (``"\\ud800"``), which
+Python parses into a ``str`` that no UTF-8 store, hash or response can encode. Every
+service refuses such a body at the edge with 400 ``InvalidRequest``
+(:func:`has_lone_surrogate` over the parsed value; :class:`BodyLimit` does it for the
+apps that read JSON through FastAPI), before any handler sees it.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -46,6 +53,7 @@ __all__ = [
     "TooLarge",
     "body_chunks",
     "docs_page",
+    "has_lone_surrogate",
     "install_docs_page",
     "install_json_errors",
     "internal_error",
@@ -223,9 +231,48 @@ async def read_body(request: Request, limit: int, too_large: TooLarge) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def has_lone_surrogate(value: Any) -> bool:
+    """True when a string anywhere in the parsed JSON ``value`` (keys included) holds a
+    UTF-16 surrogate code point, which no valid Unicode text contains."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _not_utf8(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _not_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _json_with_lone_surrogate(scope: Scope, body: bytes) -> bool:
+    content_type = ""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            content_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
+    if not (content_type == "application/json" or content_type.endswith("+json")):
+        return False
+    try:
+        return has_lone_surrogate(json.loads(body))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False  # not JSON at all: the application refuses it in its own words
+
+
 class BodyLimit:
     """ASGI middleware: read the whole request body first (:func:`read_body`), answering
-    ``too_large(limit)`` as JSON before the application sees any of it."""
+    ``too_large(limit)`` as JSON before the application sees any of it, and 400
+    ``InvalidRequest`` for a JSON body holding a lone surrogate."""
 
     def __init__(self, app: ASGIApp, limit: int, too_large: TooLarge) -> None:
         self.app = app
@@ -242,6 +289,10 @@ class BodyLimit:
             return
         except PlazaError as exc:
             await JSONResponse(exc.to_dict(), status_code=exc.status)(scope, receive, send)
+            return
+        if _json_with_lone_surrogate(scope, body):
+            err = InvalidInputError("the request body holds invalid Unicode (a lone surrogate)")
+            await JSONResponse(err.to_dict(), status_code=err.status)(scope, receive, send)
             return
         sent = False
 

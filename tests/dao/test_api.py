@@ -172,6 +172,10 @@ def test_bodies_are_capped_while_streaming(api: tuple[str, int]) -> None:
     assert (deep.status_code, deep.json()["error"]) == (400, "InvalidRequest"), deep.text
     listed = httpx.post(f"{base}/ledger/events", json=[1, 2])
     assert (listed.status_code, listed.json()["error"]) == (400, "InvalidRequest")
+    for path in ("/ledger/events", "/dao/tally"):
+        lone = httpx.post(f"{base}{path}", content=b'{"payload": "\\ud800"}')
+        assert (lone.status_code, lone.json()["error"]) == (400, "InvalidRequest"), lone.text
+        assert "Unicode" in lone.json()["message"]
     assert httpx.get(f"{base}/ledger/head").json()["size"] == 2  # genesis and the proposal
 
 

@@ -241,6 +241,14 @@ def test_api_refuses_large_bodies_and_answers_errors_in_one_shape(
     assert (r.status_code, r.json()["error"]) == (404, "NotFound")
     r = api.http.delete("/market/rfbs")
     assert (r.status_code, r.json()["error"]) == (405, "MethodNotAllowed")
+    # A lone surrogate is not text: refused before a handler or the ledger sees it.
+    r = api.http.post(
+        "/market/providers",
+        content=b'{"$type": "registration", "name": "\\ud800"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert (r.status_code, r.json()["error"]) == (400, "InvalidRequest"), r.text
+    assert "Unicode" in r.json()["message"]
     # A body under the limit still reaches the handlers.
     r = api.post("/market/providers", {"$type": "registration"})
     assert (r.status_code, r.json()["error"]) == (400, "InvalidRequest")

@@ -37,7 +37,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from plaza.asgi import install_docs_page, install_json_errors, read_body
+from plaza.asgi import has_lone_surrogate, install_docs_page, install_json_errors, read_body
 from plaza.atproto import datamodel
 from plaza.atproto.plc.proof import chain_from_value
 from plaza.dao.beancount import to_beancount
@@ -95,9 +95,12 @@ async def read_json(request: Request, limit: int = MAX_BODY) -> Any:
     (:func:`plaza.asgi.read_body`)."""
     raw = await read_body(request, limit, _too_large)
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidInputError("the request body is not JSON") from exc
+    if has_lone_surrogate(value):
+        raise InvalidInputError("the request body holds invalid Unicode (a lone surrogate)")
+    return value
 
 
 def check_fresh(ev: Event, identity_head: Callable[[str], str] | None) -> None:

@@ -7,6 +7,8 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from plaza.atproto.plc import (
     PlcState,
     apply_operation,
@@ -15,7 +17,7 @@ from plaza.atproto.plc import (
     operation_cid,
 )
 from plaza.db import connect
-from plaza.services.directory import DirectoryStore
+from plaza.services.directory import DirectoryStore, HandleTakenError
 from plaza.services.directory.store import MIGRATIONS
 from tests.db.helpers import frozen_schema, recorded
 from tests.services.directory.helpers import T0, Identity, identity
@@ -62,5 +64,21 @@ def test_an_unversioned_database_is_upgraded_and_keeps_its_logs(db_url: str) -> 
         moved = store.state(alice.did)
         assert moved.data is not None and moved.data.handle == "alice2.test"
         assert [(op.seq, op.entry.did) for op in store.export(after=2)] == [(3, alice.did)]
+    finally:
+        store.close()
+
+
+def test_the_upgrade_fills_the_handle_claims_from_every_head(db_url: str) -> None:
+    alice, bob = identity("alice.test"), identity("bob.test")
+    # Two DIDs claiming one handle, as a directory without claims could accept.
+    twin = identity("alice.test", "https://pds-two.example")
+    make_unversioned(db_url, [alice, bob, twin])
+    store = DirectoryStore.open(db_url)
+    try:
+        assert store.resolve_handle("bob.test") == bob.did
+        assert store.resolve_handle("alice.test") == alice.did  # the earliest claim wins
+        moved = create_update(bob.genesis, bob.pds, handle="alice.test")
+        with pytest.raises(HandleTakenError):
+            store.submit(bob.did, moved, T0 + timedelta(minutes=1))
     finally:
         store.close()

@@ -7,6 +7,7 @@ and the atproto SDK or httpx as clients.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -64,6 +65,23 @@ class Network:
         dialect = self.apps[i].state.pds.store.db.dialect
         assert dialect == DIALECTS[i], f"PDS {i} runs on {dialect}, not {DIALECTS[i]}"
         return self.pds[i]
+
+    def directory_seq(self) -> int:
+        """The sequence number of the directory's latest operation (0 for none)."""
+        seq = 0
+        while True:
+            r = httpx.get(f"{self.directory}/export", params={"after": seq}, timeout=30)
+            assert r.status_code == 200, r.text
+            lines = [json.loads(line) for line in r.text.splitlines() if line]
+            if not lines:
+                return seq
+            seq = int(lines[-1]["seq"])
+
+    def directory_ops_after(self, seq: int) -> list[dict[str, Any]]:
+        """The directory's operations after ``seq`` (``/export`` lines)."""
+        r = httpx.get(f"{self.directory}/export", params={"after": seq}, timeout=30)
+        assert r.status_code == 200, r.text
+        return [json.loads(line) for line in r.text.splitlines() if line]
 
     def mail_dir(self, i: int) -> Path:
         return self.data_dirs[i] / "mail"

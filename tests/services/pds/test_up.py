@@ -88,12 +88,18 @@ def test_plaza_up_runs_the_network_and_keeps_everything(tmp_path: Path) -> None:
         )
         client.login("alice.test", "a long pw")
         post = client.send_post("hello, local Plaza")
-        # The second PDS is independent: its own keys, no such account.
+        # The second PDS is independent (its own keys, below), but the network has one
+        # handle authority: it resolves alice.test to the same DID and will not give it out.
+        second = endpoints["pds"][1]  # type: ignore[index]
         other = httpx.get(
-            f"{endpoints['pds'][1]}/xrpc/com.atproto.identity.resolveHandle",  # type: ignore[index]
-            params={"handle": "alice.test"},
+            f"{second}/xrpc/com.atproto.identity.resolveHandle", params={"handle": "alice.test"}
         )
-        assert other.status_code == 400
+        assert other.status_code == 200 and other.json() == {"did": client.me.did}  # type: ignore[union-attr]
+        taken = httpx.post(
+            f"{second}/xrpc/com.atproto.server.createAccount",
+            json={"handle": "alice.test", "password": "another long pw"},
+        )
+        assert taken.status_code == 400 and taken.json()["error"] == "HandleNotAvailable"
     finally:
         out = _stop(proc)
     assert "pds1" in out and "from atproto import Client" in out and "stopped" in out

@@ -11,14 +11,24 @@ from plaza.services.directory.app import (
     create_app,
     utc_now,
 )
+from plaza.services.directory.handles import (
+    DEFAULT_HANDLE_DOMAINS,
+    HandleClaims,
+    HandleNotFoundError,
+    HandleTakenError,
+)
 from plaza.services.directory.store import MAX_EXPORT_COUNT, DirectoryStore, ExportedOp
 
 __all__ = [
+    "DEFAULT_HANDLE_DOMAINS",
     "DEFAULT_PORT",
     "MAX_EXPORT_COUNT",
     "DirectorySettings",
     "DirectoryStore",
     "ExportedOp",
+    "HandleClaims",
+    "HandleNotFoundError",
+    "HandleTakenError",
     "create_app",
     "utc_now",
 ]

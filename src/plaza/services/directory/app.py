@@ -11,6 +11,12 @@ answers 429 ``RateLimitExceeded`` with ``Retry-After``. The address is the
 connection's peer unless the server names trusted proxies
 (:class:`~plaza.services.runner.ServedApp`).
 
+The directory is also the network's handle authority
+(:mod:`plaza.services.directory.handles`): an operation claiming a handle of the
+network's domains that another live DID claims is refused (409 ``HandleNotAvailable``),
+and ``GET /xrpc/com.atproto.identity.resolveHandle?handle=H`` answers ``{"did": ...}``
+for such a handle, or 400 ``HandleNotFound``, in the XRPC method's own shape.
+
 A tombstoned DID answers 404 ``DID not available`` on ``GET /{did}`` and ``/data``, as
 the reference server does (its OpenAPI file says 410; the running code and the atproto
 SDK's resolver, which treats only 404 as "no document", agree on 404).
@@ -51,6 +57,7 @@ from plaza.atproto.plc import (
 )
 from plaza.errors import InvalidInputError, NotFoundError, PlazaError
 from plaza.services.buckets import TokenBuckets, address_key
+from plaza.services.directory.handles import DEFAULT_HANDLE_DOMAINS
 from plaza.services.directory.store import MAX_EXPORT_COUNT, MAX_OPS_PER_DID, DirectoryStore
 from plaza.services.errors import RateLimitedError
 
@@ -71,6 +78,9 @@ class DirectorySettings:
     genesis_burst: int = 100
     genesis_per_s: float = 1.0
 
+    # The network's handle domains: a handle under one is claimed by one DID at most.
+    handle_domains: tuple[str, ...] = DEFAULT_HANDLE_DOMAINS
+
     @classmethod
     def for_data_dir(cls, data_dir: Path, db_url: str | None = None) -> DirectorySettings:
         """``db_url`` if given, else SQLite at ``data_dir/directory.db``."""
@@ -85,7 +95,11 @@ def create_app(
     settings: DirectorySettings, *, clock: Callable[[], datetime] = utc_now
 ) -> Starlette:
     """The directory as an ASGI app; its store opens now and closes at shutdown."""
-    store = DirectoryStore.open(settings.db_url, max_ops_per_did=settings.max_ops_per_did)
+    store = DirectoryStore.open(
+        settings.db_url,
+        max_ops_per_did=settings.max_ops_per_did,
+        handle_domains=settings.handle_domains,
+    )
     genesis = TokenBuckets(
         settings.genesis_per_s, settings.genesis_burst, lambda: clock().timestamp()
     )
@@ -155,6 +169,12 @@ def create_app(
         body = "\n".join(json.dumps(x, separators=(",", ":"), ensure_ascii=False) for x in lines)
         return Response(body, media_type="application/jsonlines")
 
+    async def resolve_handle(request: Request) -> Response:
+        handle = request.query_params.get("handle")
+        if not handle:
+            raise InvalidInputError('Error: Params must have the property "handle"')
+        return JSONResponse({"did": store.resolve_handle(handle)})
+
     async def health(request: Request) -> Response:
         try:
             store.check()
@@ -173,6 +193,7 @@ def create_app(
         routes=[
             Route("/_health", health, methods=["GET"]),
             Route("/export", export, methods=["GET"]),
+            Route("/xrpc/com.atproto.identity.resolveHandle", resolve_handle, methods=["GET"]),
             Route("/{did}", resolve, methods=["GET"]),
             Route("/{did}", submit, methods=["POST"]),
             Route("/{did}/data", data, methods=["GET"]),
@@ -228,11 +249,12 @@ def _reject_constant(name: str) -> Any:
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        value = json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"request body is not valid JSON: {exc}") from exc
     except RecursionError as exc:  # the stdlib parser recurses once per nesting level
         raise InvalidInputError("request body is not valid JSON: nested too deeply") from exc
+    return value  # a lone surrogate in it fails the operation's own checks (400)
 
 
 def _is_uint(raw: str) -> bool:

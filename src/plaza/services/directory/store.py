@@ -1,17 +1,21 @@
 """The directory's persistent operation log, over :mod:`plaza.db` (SQLite or PostgreSQL).
 
-Two tables, made by the steps of :data:`MIGRATIONS` when the store opens.
+Three tables, made by the steps of :data:`MIGRATIONS` when the store opens.
 ``plc_operations`` is the audit log of every DID: one row per accepted
 operation with its CID, JSON, ``createdAt``, ``nullified`` flag and the index of the
 rotation key that signed it (which later forks are measured against), numbered by a
 global ``seq`` that ``/export`` pages through. ``plc_dids`` holds each DID's head CID.
+``plc_handles`` holds the handles live DIDs claim
+(:mod:`plaza.services.directory.handles`), kept in step with each append.
 
 Every write runs :func:`plaza.atproto.plc.apply_operation` inside one transaction and
 then moves the head with a compare-and-swap (``UPDATE ... WHERE head = <head the
 decision was made on>``; a genesis is an ``INSERT`` on the primary key). Two
 submissions decided on the same log therefore cannot both land: the second finds the
 head moved and is refused with :class:`~plaza.errors.ConflictError`, and nothing of it is
-written. Writers also take one lock for the whole transaction (SQLite's write lock via
+written; so is an operation claiming a handle of the network's domains that another DID
+holds (:class:`~plaza.services.directory.handles.HandleTakenError`). Writers also take
+one lock for the whole transaction (SQLite's write lock via
 ``BEGIN IMMEDIATE``, a PostgreSQL advisory lock), so ``seq`` order is commit order and
 an ``/export`` reader paging by ``seq`` never skips a row that commits late.
 """
@@ -36,6 +40,7 @@ from plaza.atproto.plc import (
 )
 from plaza.db import Database, IntegrityError, Migration, Migrations, connect, migrate
 from plaza.errors import ConflictError
+from plaza.services.directory.handles import DEFAULT_HANDLE_DOMAINS, HandleClaims, create_table
 
 _INITIAL: Final = """
 CREATE TABLE IF NOT EXISTS plc_dids (
@@ -56,7 +61,13 @@ CREATE INDEX IF NOT EXISTS plc_operations_by_did ON plc_operations (did, seq);
 CREATE INDEX IF NOT EXISTS plc_operations_by_time ON plc_operations (created_at, cid)
 """
 
-MIGRATIONS: Final = Migrations("directory", (Migration(1, "initial tables", _INITIAL),))
+MIGRATIONS: Final = Migrations(
+    "directory",
+    (
+        Migration(1, "initial tables", _INITIAL),
+        Migration(2, "handle claims", create_table),
+    ),
+)
 """The directory's schema, step by step (see :mod:`plaza.db.migrations`)."""
 
 MAX_EXPORT_COUNT: Final = 1000
@@ -90,15 +101,28 @@ def _dump(op: Operation) -> str:
 class DirectoryStore:
     """Every DID's audit log, with atomic, fork-free appends."""
 
-    def __init__(self, db: Database, *, max_ops_per_did: int = MAX_OPS_PER_DID) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_ops_per_did: int = MAX_OPS_PER_DID,
+        handle_domains: tuple[str, ...] = DEFAULT_HANDLE_DOMAINS,
+    ) -> None:
         self.db = db
         self.max_ops_per_did = max_ops_per_did
+        self.handles = HandleClaims(db, handle_domains)
         migrate(db, MIGRATIONS)
 
     @classmethod
-    def open(cls, url: str, *, max_ops_per_did: int = MAX_OPS_PER_DID) -> DirectoryStore:
+    def open(
+        cls,
+        url: str,
+        *,
+        max_ops_per_did: int = MAX_OPS_PER_DID,
+        handle_domains: tuple[str, ...] = DEFAULT_HANDLE_DOMAINS,
+    ) -> DirectoryStore:
         """Open (and create if needed) the store at a :func:`plaza.db.connect` URL."""
-        return cls(connect(url), max_ops_per_did=max_ops_per_did)
+        return cls(connect(url), max_ops_per_did=max_ops_per_did, handle_domains=handle_domains)
 
     def close(self) -> None:
         self.db.close()
@@ -121,6 +145,11 @@ class DirectoryStore:
             for cid, op, _, nullified, created in rows
         )
         return PlcState(did, entries, tuple(int(r[2]) for r in rows))
+
+    def resolve_handle(self, handle: str) -> str:
+        """The live DID claiming ``handle`` in the network's domains, or
+        :class:`~plaza.services.directory.handles.HandleNotFoundError`."""
+        return self.handles.resolve(handle)
 
     def audit_log(self, did: str) -> tuple[LogEntry, ...]:
         return self.state(did).entries
@@ -179,12 +208,14 @@ class DirectoryStore:
         """Persist an operation accepted against some earlier read of the log.
 
         Returns the new row's ``seq``. Raises :class:`ConflictError`, writing nothing,
-        when the DID's head is no longer the one ``applied`` was decided on.
+        when the DID's head is no longer the one ``applied`` was decided on, or when the
+        operation claims a handle another DID holds (``HandleTakenError``).
         """
         entry = applied.entry
         did = entry.did
         with self.db.transaction():
             self._lock()
+            handles = self.handles.check(did, entry.operation)
             if applied.previous_head is None:
                 try:
                     self.db.execute(
@@ -214,7 +245,8 @@ class DirectoryStore:
                 (did, entry.cid, _dump(entry.operation), applied.key_index,
                  format_timestamp(entry.created_at)),
             )  # fmt: skip
-        assert row is not None
+            assert row is not None
+            self.handles.replace(did, handles, int(row[0]))
         return int(row[0])
 
     def _lock(self) -> None:

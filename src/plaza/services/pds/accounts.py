@@ -8,12 +8,22 @@ a repository signing key and a status. Its life:
     active --deactivateAccount--> deactivated --activateAccount--> active
     any --deleteAccount--> (gone; a final #account event says "deleted")
 
-A new account on a new DID is registered with the directory before it is stored: its
-genesis operation lists the member's recovery key first (when given), then this PDS's
-rotation key, and names this PDS's public URL as ``#atproto_pds``. Its creation is one
-transaction that stores the account, its first (empty) commit and the recommended
-events in order: ``#identity``, ``#account``, ``#commit``. A migrating account arrives
-deactivated, with a fresh signing key and no events; it becomes visible when activated.
+A new account on a new DID spans two stores, this PDS's and the directory's, and is
+made so that nothing stays registered unless everything succeeds. Every check that can
+refuse the request runs first: email, password, handle (syntax, this host's domains,
+and the network's handle authority, the directory: no other DID may hold it), recovery
+key; the password is hashed and the genesis operation built and signed. Only then is
+the genesis submitted; the directory's refusal (a handle claimed in the meantime is
+``HandleNotAvailable``) is the final word and leaves nothing anywhere. The genesis lists
+the member's recovery key first (when given), then this PDS's rotation key, and names
+this PDS's public URL as ``#atproto_pds``. Then one transaction stores the account, its
+first (empty) commit and the recommended events in order: ``#identity``, ``#account``,
+``#commit``. If that transaction fails (a concurrent sign-up with the same email, a
+store failure), the PDS compensates by tombstoning the DID it just registered, which
+releases its handle: a PLC log is append-only, so a tombstone is the protocol's way to
+take a registration back, and a two-phase commit with a public directory is not one.
+A migrating account arrives deactivated, with a fresh signing key and no events; it
+becomes visible when activated.
 
 Accounts are cached in memory once loaded, with their signing key decoded, because
 every authenticated request and every write needs them.
@@ -23,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
@@ -30,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from plaza.atproto import syntax
 from plaza.atproto.crypto import ES256K, PrivateKey, parse_did_key
 from plaza.atproto.errors import AtprotoError
-from plaza.atproto.plc import create_genesis
+from plaza.atproto.plc import Operation, create_genesis, create_tombstone
 from plaza.db import IntegrityError
 from plaza.services.pds.account import Account, AccountCache
 from plaza.services.pds.auth import (
@@ -67,11 +78,14 @@ from plaza.services.pds.store import (
 
 if TYPE_CHECKING:
     from plaza.services.pds.blobs import BlobStore
+    from plaza.services.pds.handles import HandleResolver
     from plaza.services.pds.identity import DirectoryClient
     from plaza.services.pds.mail import Outbox
     from plaza.services.pds.repos import RepoManager
     from plaza.services.pds.sequencer import Sequencer
     from plaza.services.pds.settings import PdsSettings
+
+log = logging.getLogger("plaza.pds")
 
 TOKEN_TTL_S = 15 * 60
 PLC_PURPOSE = "plc_operation"
@@ -98,6 +112,7 @@ class AccountManager:
         repos: RepoManager,
         auth: Authenticator,
         identity: DirectoryClient,
+        handles: HandleResolver,
         outbox: Outbox,
         blobs: BlobStore,
         settings: PdsSettings,
@@ -109,6 +124,7 @@ class AccountManager:
         self.repos = repos
         self.auth = auth
         self.identity = identity
+        self.handles = handles
         self.outbox = outbox
         self.blobs = blobs
         self.settings = settings
@@ -129,8 +145,12 @@ class AccountManager:
         return self.cache.require(identifier)
 
     # -- handles ---------------------------------------------------------------------
-    def check_handle(self, handle: str, *, for_did: str | None = None) -> str:
-        """Validate a new handle for this host; return it normalized."""
+    async def check_handle(self, handle: str, *, for_did: str | None = None) -> str:
+        """Validate a new handle for this host; return it normalized.
+
+        :class:`HandleNotAvailableError` when an account here or, for the network's
+        domains, the directory says another DID holds it (the directory refuses the
+        PLC operation too, should another claim land between this check and it)."""
         try:
             handle = syntax.normalize_handle(handle)
         except AtprotoError as exc:
@@ -144,7 +164,14 @@ class AccountManager:
         existing = self.store.get_account_by_handle(handle)
         if existing is not None and existing.did != for_did:
             raise HandleNotAvailableError(f"Handle already taken: {handle}")
+        await self._check_authority(handle, for_did)
         return handle
+
+    async def _check_authority(self, handle: str, for_did: str | None) -> None:
+        if self.handles.in_network(handle):
+            holder = await self.handles.holder(handle)
+            if holder is not None and holder != for_did:
+                raise HandleNotAvailableError(f"Handle already taken: {handle}")
 
     # -- creation --------------------------------------------------------------------
     async def create(
@@ -168,8 +195,9 @@ class AccountManager:
                 f"Password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long"
             )
         key = PrivateKey.generate(ES256K)
+        genesis: Operation | None = None
         if did is not None:
-            handle = self._migrating_handle(handle, did)
+            handle = await self._migrating_handle(handle, did)
             if service_creds is None or service_creds.did != did:
                 raise AuthRequiredError(
                     "Creating an account for an existing DID needs a service token from it"
@@ -178,10 +206,13 @@ class AccountManager:
                 raise AlreadyExistsError(f"Account already exists: {did}")
             status = DEACTIVATED
         else:
-            handle = self.check_handle(handle)
-            did = await self._register_did(handle, key, recovery_key)
+            handle = await self.check_handle(handle)
+            did, genesis = self._genesis(handle, key, recovery_key)
             status = ACTIVE
         password_hash = await hash_password(password)
+        if genesis is not None:
+            # The last step that can be refused without leaving anything behind.
+            await self.identity.submit(did, genesis)
         now = time.time()
         row = AccountRow(
             did=did,
@@ -205,16 +236,30 @@ class AccountManager:
                     events.append(commit_event)
                 tokens = self._new_session(did, None, False)
         except IntegrityError as exc:
+            await self._withdraw(did, genesis)
             if self.store.get_account_by_handle(handle) is not None:
                 raise HandleNotAvailableError(f"Handle already taken: {handle}") from exc
             raise AlreadyExistsError("Account already exists") from exc
+        except Exception:
+            await self._withdraw(did, genesis)
+            raise
         self.sequencer.publish(events)
         self.invalidate(did)
         acct = self.cached(did)
         assert acct is not None
         return acct, tokens
 
-    def _migrating_handle(self, handle: str, did: str) -> str:
+    async def _withdraw(self, did: str, genesis: Operation | None) -> None:
+        """Tombstone ``did``, registered by ``genesis`` for an account that was not
+        stored, so that it claims nothing (its handle) in the directory."""
+        if genesis is None:
+            return
+        try:
+            await self.identity.submit(did, create_tombstone(genesis, self.rotation_key))
+        except Exception:  # the sign-up's own failure is the one to report
+            log.exception("could not tombstone %s after its account failed to store", did)
+
+    async def _migrating_handle(self, handle: str, did: str) -> str:
         try:
             handle = syntax.normalize_handle(handle)
         except AtprotoError as exc:
@@ -222,9 +267,13 @@ class AccountManager:
         existing = self.store.get_account_by_handle(handle)
         if existing is not None and existing.did != did:
             raise HandleNotAvailableError(f"Handle already taken: {handle}")
+        await self._check_authority(handle, did)
         return handle
 
-    async def _register_did(self, handle: str, key: PrivateKey, recovery_key: str | None) -> str:
+    def _genesis(
+        self, handle: str, key: PrivateKey, recovery_key: str | None
+    ) -> tuple[str, Operation]:
+        """The new DID and its signed genesis operation (not yet submitted)."""
         rotation = [self.rotation_key.did_key()]
         if recovery_key is not None:
             try:
@@ -233,15 +282,13 @@ class AccountManager:
                 raise InvalidRequestError(f"recoveryKey is not a did:key: {exc.message}") from exc
             if recovery_key not in rotation:
                 rotation.insert(0, recovery_key)
-        did, op = create_genesis(
+        return create_genesis(
             key=self.rotation_key,
             rotation_keys=rotation,
             signing_key=key.did_key(),
             handle=handle,
             pds_endpoint=self.settings.public_url,
         )
-        await self.identity.submit(did, op)
-        return did
 
     # -- sessions --------------------------------------------------------------------
     def _new_session(self, did: str, app_password: str | None, privileged: bool) -> SessionTokens:

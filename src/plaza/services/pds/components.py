@@ -1,10 +1,11 @@
 """The parts of one running PDS, built and wired once by :func:`open_components`.
 
 Each part receives the few collaborators it uses, in dependency order: the store and
-blob folder first, then the sequencer, the account cache, the authenticator, the
-repository manager, the account manager and the blob collector. No part holds this
-object; it exists for the app (:func:`plaza.services.pds.app.create_app`), which hands
-it to the XRPC handlers as ``call.pds`` and closes it at shutdown.
+blob folder first, then the sequencer, the directory client and the handle resolver,
+the account cache, the authenticator, the repository manager, the account manager and
+the blob collector. No part holds this object; it exists for the app
+(:func:`plaza.services.pds.app.create_app`), which hands it to the XRPC handlers as
+``call.pds`` and closes it at shutdown.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from plaza.services.pds.accounts import AccountManager
 from plaza.services.pds.auth import Authenticator
 from plaza.services.pds.blob_gc import BlobCollector
 from plaza.services.pds.blobs import BlobStore, DiskBlobStore
+from plaza.services.pds.handles import HandleResolver
 from plaza.services.pds.identity import DirectoryClient
 from plaza.services.pds.lexicons import LexiconCheck
 from plaza.services.pds.mail import Outbox
@@ -50,6 +52,7 @@ class PdsComponents:
     passwords: PasswordThrottle
     http: httpx.AsyncClient
     identity: DirectoryClient
+    handles: HandleResolver
     proxy: Forwarder
     outbox: Outbox
     lexicons: LexiconCheck
@@ -87,6 +90,7 @@ def open_components(
     passwords = PasswordThrottle(settings.password_backoff, clock)
     http = httpx.AsyncClient(timeout=httpx.Timeout(15.0))
     identity = DirectoryClient(settings.directory_url, http)
+    handles = HandleResolver(identity=identity, store=store, domains=settings.user_domains)
     outbox = Outbox(settings.mail_dir)
     lexicons = LexiconCheck()
     cache = AccountCache(store)
@@ -116,6 +120,7 @@ def open_components(
         repos=repos,
         auth=auth,
         identity=identity,
+        handles=handles,
         outbox=outbox,
         blobs=blobs,
         settings=settings,
@@ -132,6 +137,7 @@ def open_components(
         passwords=passwords,
         http=http,
         identity=identity,
+        handles=handles,
         proxy=Forwarder(settings),
         outbox=outbox,
         lexicons=lexicons,

@@ -3,9 +3,12 @@
 The PDS registers new DIDs, submits operations for the accounts it hosts, and resolves
 DIDs to check inter-service tokens and account migrations. Everything goes over the
 directory's HTTP API (``POST /{did}``, ``GET /{did}``, ``/{did}/data``,
-``/{did}/log/last``). Resolved state is cached for a minute (at most ``max_entries``
-DIDs); when this PDS submits an operation the directory accepted, that operation's
-state replaces the cached one. Only a well-formed ``did:plc`` goes into a URL.
+``/{did}/log/last``), and so does asking the network's handle authority, the directory,
+which DID holds a handle (``/xrpc/com.atproto.identity.resolveHandle``; never cached:
+the answer decides whether a handle is free). Resolved state is cached for a minute
+(at most ``max_entries`` DIDs); when this PDS submits an operation the directory
+accepted, that operation's state replaces the cached one. Only a well-formed
+``did:plc`` goes into a URL.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from plaza.atproto.plc import (
     op_data,
     parse_operation,
 )
-from plaza.services.pds.errors import InvalidRequestError, UpstreamError
+from plaza.services.pds.errors import HandleNotAvailableError, InvalidRequestError, UpstreamError
 
 CACHE_TTL_S = 60.0
 MAX_ENTRIES = 10_000
@@ -128,8 +131,27 @@ class DirectoryClient:
             raise InvalidRequestError(f"no operation log for {did}")
         return parse_operation(resp.json())
 
+    async def handle_holder(self, handle: str) -> str | None:
+        """The DID the directory says holds ``handle`` (one of the network's handle
+        domains), or ``None`` when no live DID claims it."""
+        try:
+            resp = await self.http.get(
+                self.base_url + "/xrpc/com.atproto.identity.resolveHandle",
+                params={"handle": handle},
+            )
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"directory unreachable: {exc}") from exc
+        body = _json_or_none(resp)
+        if resp.status_code == 400 and body is not None and body.get("error") == "HandleNotFound":
+            return None
+        did = None if body is None else body.get("did")
+        if resp.status_code != 200 or not isinstance(did, str):
+            raise UpstreamError(f"the directory could not resolve {handle} ({resp.status_code})")
+        return did
+
     async def submit(self, did: str, op: Operation) -> None:
-        """POST a signed operation; the directory's refusal becomes ``InvalidRequest``."""
+        """POST a signed operation; the directory's refusal becomes ``InvalidRequest``
+        (``HandleNotAvailable`` when the operation claims a handle another DID holds)."""
         self.forget(did)
         try:
             resp = await self.http.post(f"{self.base_url}/{self._checked(did)}", json=op.to_json())
@@ -138,10 +160,10 @@ class DirectoryClient:
         if resp.status_code >= 500:
             raise UpstreamError(f"directory failed ({resp.status_code}): {resp.text[:200]}")
         if resp.status_code >= 400:
-            try:
-                message = resp.json().get("message") or resp.text
-            except ValueError:
-                message = resp.text
+            body = _json_or_none(resp)
+            message = str((body or {}).get("message") or resp.text)
+            if body is not None and body.get("error") == "HandleNotAvailable":
+                raise HandleNotAvailableError(f"Handle already taken: {message}"[:500])
             raise InvalidRequestError(f"directory refused the operation: {message}"[:500])
         # The accepted operation is the DID's new state: remember it rather than ask.
         data = op_data(did, op)
@@ -160,3 +182,11 @@ class DirectoryClient:
             return parse_did_key(key)
         except CryptoError as exc:
             raise InvalidRequestError(f"{did} has an unusable signing key") from exc
+
+
+def _json_or_none(resp: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None

@@ -3,7 +3,10 @@
 A :class:`Method` names an NSID, whether it is a query (GET) or a procedure (POST), its
 handler, the credentials it needs and how its body is read. :class:`XrpcDispatcher` is
 the ASGI endpoint behind ``/xrpc/{nsid}``: it looks the method up, checks the HTTP verb,
-authenticates, reads and parses the body, calls the handler and renders the result.
+authenticates, reads and parses the body (refusing JSON that holds a lone UTF-16
+surrogate: every method's input is valid Unicode), calls the handler and renders the
+result. Query parameters need no such check: Starlette decodes them with invalid UTF-8
+replaced by U+FFFD, so they never hold a surrogate.
 Every :class:`~plaza.errors.PlazaError` becomes ``{"error": code, "message": message}``
 with its status; errors of the protocol core (malformed CIDs, records failing their
 Lexicon, ...) are the caller's fault and render as ``InvalidRequest`` (400).
@@ -21,7 +24,7 @@ from typing import Any, Generic, Literal, TypeVar
 from starlette.requests import Request
 from starlette.responses import Response
 
-from plaza.asgi import TooLarge, read_body
+from plaza.asgi import TooLarge, has_lone_surrogate, read_body
 from plaza.atproto import syntax
 from plaza.atproto.errors import AtprotoError
 from plaza.errors import PlazaError
@@ -269,6 +272,9 @@ class XrpcDispatcher(Generic[C]):
             raise InvalidRequestError("Request body is nested too deeply") from exc
         if not isinstance(body, dict):
             raise InvalidRequestError("Request body must be a JSON object")
+        if has_lone_surrogate(body):
+            # Parsed, but not text: no store, hash or response could encode it.
+            raise InvalidRequestError("Request body holds invalid Unicode (a lone surrogate)")
         return body
 
 

@@ -24,18 +24,19 @@ from plaza.services.pds.xrpc import Method, procedure, query
 
 
 async def resolve_handle(call: Call) -> dict[str, Any]:
-    handle = call.req_param("handle").strip().lower()
-    row = call.pds.store.get_account_by_handle(handle)
-    if row is None:
+    """Both ways (:mod:`plaza.services.pds.handles`): the network's handles through the
+    directory, so every PDS of the network gives the same answer."""
+    did = await call.pds.handles.resolve(call.req_param("handle").strip())
+    if did is None:
         raise InvalidRequestError("Unable to resolve handle", code="HandleNotFound")
-    return {"did": row.did}
+    return {"did": did}
 
 
 async def update_handle(call: Call) -> None:
     assert call.creds is not None and call.creds.did is not None
     ctx = call.pds
     acct = ctx.accounts.require(call.creds.did)
-    handle = ctx.accounts.check_handle(call.str_field("handle"), for_did=acct.did)
+    handle = await ctx.accounts.check_handle(call.str_field("handle"), for_did=acct.did)
     if handle == acct.handle:
         return
     data = await ctx.identity.data(acct.did, refresh=True)

@@ -234,13 +234,15 @@ async def describe_repo(call: Call) -> dict[str, Any]:
     acct = hosted(call, call.req_param("repo"))
     ctx = call.pds
     doc = await ctx.identity.document(acct.did)
+    # The DID names this PDS and key, and the handle resolves to it both ways.
     data_ok = await ctx.repos.did_points_here(acct)
+    handle_ok = data_ok and await ctx.handles.is_correct(acct.handle, acct.did)
     return {
         "handle": acct.handle,
         "did": acct.did,
         "didDoc": doc or {},
         "collections": ctx.store.list_collections(acct.did),
-        "handleIsCorrect": data_ok,
+        "handleIsCorrect": handle_ok,
     }
 
 
