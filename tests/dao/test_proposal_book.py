@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
+from plaza.atproto import cbor
 from plaza.dao import Dao
 from plaza.dao.proposal_book import ProposalBook
 from plaza.dao.records import Proposal
@@ -51,17 +54,33 @@ def test_snapshots_are_cached_until_a_change_and_never_change() -> None:
     assert closed.stake_history[-1] == (50, 0) and second.status == "open"
 
 
-def test_the_map_is_the_snapshots_map_built_or_not() -> None:
-    book = ProposalBook(_terms(method="single", choices=("x", "y"), stake_history=()))
+def _same_encoding(book: ProposalBook) -> None:
+    assert cbor.encode(book.encodable()) == cbor.encode(book.to_map())
+    assert book.to_map() == book.snapshot().to_map()
+
+
+def test_the_encodable_map_encodes_as_the_records_map() -> None:
+    book = ProposalBook(
+        _terms(
+            method="single",
+            choices=("y", "x"),
+            stake_history=(),
+            effects={"x": {"amount": 2, "payee": "p"}},
+            effect=None,
+        )
+    )
+    _same_encoding(book)
     book.add_vote("did:key:b", {"choice": "y"})
     book.add_vote("did:key:a", {"choice": "x"})
-    unbuilt = book.to_map()
-    assert unbuilt == book.snapshot().to_map() == book.to_map()
-    assert list(unbuilt["votes"]) == ["did:key:a", "did:key:b"]
-    cancelled = ProposalBook(_terms())
-    cancelled.close("cancelled", 99)
-    assert cancelled.to_map() == cancelled.snapshot().to_map()
-    assert cancelled.to_map()["executed"] == 0
+    _same_encoding(book)
+    assert list(book.to_map()["votes"]) == ["did:key:a", "did:key:b"]
+    conviction = ProposalBook(_terms(motion=3))
+    conviction.set_stake("did:key:b", 4, 20)
+    conviction.set_stake("did:key:a", 2, 30)
+    _same_encoding(conviction)
+    conviction.close("cancelled", 99)
+    _same_encoding(conviction)
+    assert conviction.to_map()["executed"] == 0
 
 
 def test_a_ballot_is_copied_in(dao: Dao, world: World) -> None:
@@ -86,3 +105,15 @@ def test_the_proposals_view_is_live_and_read_only(dao: Dao, world: World) -> Non
         view[pid + 1000]
     with pytest.raises(TypeError):
         del view[pid]  # type: ignore[attr-defined]
+
+
+def test_the_fingerprint_is_the_hash_of_the_whole_map(dao: Dao, world: World) -> None:
+    pid = dao.propose(world.alice, "election", "chair", T0 + 1, choices=("x", "y"))
+    dao.vote(world.carol, pid, {"ranking": ["y", "x"]}, T0 + 2)
+    dao.vote(world.bob, pid, {"ranking": ["x"]}, T0 + 3)
+    budget = dao.propose(
+        world.alice, "budget", "tools", T0 + 4, effect={"amount": 10, "payee": "co-op"}
+    )
+    dao.stake(world.bob, budget, 30, T0 + 5)
+    st = dao.state
+    assert st.fingerprint() == hashlib.sha256(cbor.encode(st.to_map())).digest()

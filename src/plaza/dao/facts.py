@@ -421,6 +421,9 @@ class DaoFacts:
     # -- the whole -------------------------------------------------------------------------
     def to_map(self) -> dict[str, Any]:
         """The whole state as a canonical data-model map."""
+        return self._map([b.to_map() for _, b in sorted(self._proposals.items())])
+
+    def _map(self, proposals: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "seq": self._seq,
             "now": self._now_ms,
@@ -436,7 +439,7 @@ class DaoFacts:
             "members": {d: m.to_map() for d, m in sorted(self._members.items())},
             "candidates": {d: c.to_map() for d, c in sorted(self._candidates.items())},
             "vouch_suspended": dict(sorted(self._vouch_suspended.items())),
-            "proposals": [b.to_map() for _, b in sorted(self._proposals.items())],
+            "proposals": proposals,
             "delegations": [d.to_map() for _, d in sorted(self._delegations.items())],
             "credits_spent": [[d, e, n] for (d, e), n in sorted(self._credits_spent.items())],
             "conviction_points": dict(sorted(self._conviction_points.items())),
@@ -455,5 +458,10 @@ class DaoFacts:
         }
 
     def fingerprint(self) -> bytes:
-        """The SHA-256 of :meth:`to_map` in canonical DAG-CBOR: equal states, equal prints."""
-        return hashlib.sha256(cbor.encode(self.to_map())).digest()
+        """The SHA-256 of :meth:`to_map` in canonical DAG-CBOR: equal states, equal prints.
+
+        Proposals enter as :meth:`ProposalBook.encodable` maps: the same encoding as their
+        ``to_map``, without copying ballots and stakes only for the encoder to read them.
+        """
+        proposals = [b.encodable() for _, b in sorted(self._proposals.items())]
+        return hashlib.sha256(cbor.encode(self._map(proposals))).digest()

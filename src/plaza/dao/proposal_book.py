@@ -74,6 +74,9 @@ class ProposalBook:
     :class:`~plaza.dao.facts.DaoFacts` calls the changing methods."""
 
     __slots__ = (
+        "_effect",
+        "_effects",
+        "_eligible",
         "_executed_ms",
         "_history",
         "_stakes",
@@ -107,6 +110,10 @@ class ProposalBook:
         self._stakes: dict[str, int] = dict(proposal.stakes)
         self._history: list[tuple[int, int]] = list(proposal.stake_history)
         self._view: Proposal | None = proposal
+        # The terms' containers as to_map writes them, for encodable():
+        self._effect = None if proposal.effect is None else dict(proposal.effect)
+        self._effects = {k: dict(v) for k, v in proposal.effects.items()}
+        self._eligible = sorted(proposal.snapshot)
 
     # -- reading -------------------------------------------------------------------------
     def voted(self, did: str) -> bool:
@@ -133,16 +140,37 @@ class ProposalBook:
         return view
 
     def to_map(self) -> dict[str, Any]:
-        """:meth:`Proposal.to_map` of :meth:`snapshot`, without building the snapshot."""
-        if self._view is not None:
-            return self._view.to_map()
-        out = self._terms.to_map()
-        out["votes"] = {k: dict(v) for k, v in sorted(self._votes.items())}
-        out["status"] = self.status
-        out["executed"] = self._executed_ms
-        out["stakes"] = dict(sorted(self._stakes.items()))
-        out["stake_history"] = [list(x) for x in self._history]
-        return out
+        """:meth:`Proposal.to_map` of :meth:`snapshot`."""
+        return self.snapshot().to_map()
+
+    def encodable(self) -> dict[str, Any]:
+        """A map whose DAG-CBOR encoding is that of :meth:`to_map`, sharing this book's
+        containers instead of copying them (the encoder sorts map keys and writes tuples
+        as arrays). For the encoder only: never hand it out or change it."""
+        t = self._terms
+        return {
+            "id": t.id,
+            "type": t.type,
+            "author": t.author,
+            "title": t.title,
+            "body": t.body,
+            "method": t.method,
+            "executes": t.executes,
+            "topic": t.topic,
+            "created": t.created_ms,
+            "end": t.end_ms,
+            "choices": t.choices,
+            "effect": self._effect,
+            "effects": self._effects,
+            "snapshot": self._eligible,
+            "epoch": t.epoch,
+            "votes": self._votes,
+            "status": self.status,
+            "executed": self._executed_ms,
+            "stakes": self._stakes,
+            "stake_history": self._history,
+            "motion": t.motion,
+        }
 
     # -- changes (called only by DaoFacts) -----------------------------------------------
     def add_vote(self, voter: str, ballot: Mapping[str, Any]) -> None:
