@@ -57,7 +57,10 @@ class DaoFacts:
         self._proofs: dict[str, ChainProof] = {}  # did:plc -> the proof that bound its key
         self._roles: dict[str, str] = {}
         self._members: dict[str, Member] = {}
-        self._current: tuple[str, ...] | None = None  # members(), until one joins or leaves
+        # members(), cached with the membership version it was built at (bumped after
+        # each admission or removal, as ProposalBook does for its views).
+        self._membership = 0
+        self._current: tuple[int, tuple[str, ...]] = (-1, ())
         self._candidates: dict[str, Candidate] = {}
         self._vouch_suspended: dict[str, int] = {}
         self._proposals: dict[int, ProposalBook] = {}
@@ -133,9 +136,12 @@ class DaoFacts:
     # -- people ------------------------------------------------------------------------
     def members(self) -> tuple[str, ...]:
         """The current members' DIDs, sorted."""
-        if self._current is None:
-            self._current = tuple(sorted(d for d, m in self._members.items() if m.active))
-        return self._current
+        version = self._membership
+        cached, current = self._current
+        if cached != version:
+            current = tuple(sorted(d for d, m in self._members.items() if m.active))
+            self._current = (version, current)
+        return current
 
     def active_members(self) -> list[str]:
         return list(self.members())
@@ -341,7 +347,7 @@ class DaoFacts:
 
     def admit(self, did: str, at_ms: int, via: str, vouchers: tuple[str, ...] = ()) -> None:
         self._members[did] = Member(did, at_ms, via, vouchers)
-        self._current = None
+        self._membership += 1
         self._roles.setdefault(did, "person")
         self._candidates.pop(did, None)
 
@@ -349,7 +355,7 @@ class DaoFacts:
         """Remove a member; as a fake, suspend their vouchers' vouching rights for
         ``liability_ms``. Their stakes on open proposals are withdrawn."""
         m = self._members[did] = replace(self._members[did], removed_ms=at_ms, fake=fake)
-        self._current = None
+        self._membership += 1
         if fake:
             for v in m.vouchers:
                 self._vouch_suspended[v] = max(

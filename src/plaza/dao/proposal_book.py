@@ -81,6 +81,7 @@ class ProposalBook:
         "_history",
         "_stakes",
         "_terms",
+        "_version",
         "_view",
         "_votes",
         "author",
@@ -106,10 +107,14 @@ class ProposalBook:
         self.epoch = proposal.epoch
         self.status = proposal.status
         self._executed_ms = proposal.executed_ms
-        self._votes: dict[str, Mapping[str, Any]] = {k: dict(v) for k, v in proposal.votes.items()}
+        self._votes: dict[str, dict[str, Any]] = {k: dict(v) for k, v in proposal.votes.items()}
         self._stakes: dict[str, int] = dict(proposal.stakes)
         self._history: list[tuple[int, int]] = list(proposal.stake_history)
-        self._view: Proposal | None = proposal
+        # Each change bumps the version after it is made; the view is cached with the
+        # version read before it was built, so a view built while a change was being made
+        # (by a reader on another thread) is never served after that change.
+        self._version = 0
+        self._view: tuple[int, Proposal] = (0, proposal)
         # The terms' containers as to_map writes them, for encodable():
         self._effect = None if proposal.effect is None else dict(proposal.effect)
         self._effects = {k: dict(v) for k, v in proposal.effects.items()}
@@ -127,9 +132,10 @@ class ProposalBook:
 
     def snapshot(self) -> Proposal:
         """The proposal as a frozen record, as of now."""
-        view = self._view
-        if view is None:
-            view = self._view = replace(
+        version = self._version
+        cached, view = self._view
+        if cached != version:
+            view = replace(
                 self._terms,
                 votes=self._votes.copy(),
                 status=self.status,
@@ -137,6 +143,7 @@ class ProposalBook:
                 stakes=self._stakes.copy(),
                 stake_history=tuple(self._history),
             )
+            self._view = (version, view)
         return view
 
     def to_map(self) -> dict[str, Any]:
@@ -175,7 +182,7 @@ class ProposalBook:
     # -- changes (called only by DaoFacts) -----------------------------------------------
     def add_vote(self, voter: str, ballot: Mapping[str, Any]) -> None:
         self._votes[voter] = dict(ballot)
-        self._view = None
+        self._version += 1
 
     def set_stake(self, member: str, points: int, at_ms: int) -> int:
         """Set ``member``'s stake to ``points``; return the stake it replaces."""
@@ -183,7 +190,7 @@ class ProposalBook:
         if points:
             self._stakes[member] = points
         self._history.append((at_ms, sum(self._stakes.values())))
-        self._view = None
+        self._version += 1
         return old
 
     def close(self, status: str, at_ms: int) -> dict[str, int]:
@@ -195,7 +202,7 @@ class ProposalBook:
         self.status = status
         if status == "executed":
             self._executed_ms = at_ms
-        self._view = None
+        self._version += 1
         return freed
 
 
