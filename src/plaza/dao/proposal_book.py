@@ -115,10 +115,16 @@ class ProposalBook:
         # (by a reader on another thread) is never served after that change.
         self._version = 0
         self._view: tuple[int, Proposal] = (0, proposal)
-        # The terms' containers as to_map writes them, for encodable():
-        self._effect = None if proposal.effect is None else dict(proposal.effect)
-        self._effects = {k: dict(v) for k, v in proposal.effects.items()}
-        self._eligible = sorted(proposal.snapshot)
+        # The terms' containers as to_map writes them, for encodable(): plain dicts (the
+        # encoder takes nothing else), shared with the terms when they are dicts already.
+        effect, effects = proposal.effect, proposal.effects
+        self._effect = effect if effect is None or type(effect) is dict else dict(effect)
+        self._effects = (
+            effects
+            if type(effects) is dict and all(type(v) is dict for v in effects.values())
+            else {k: dict(v) for k, v in effects.items()}
+        )
+        self._eligible: list[str] | None = None  # the snapshot, sorted when first encoded
 
     # -- reading -------------------------------------------------------------------------
     def voted(self, did: str) -> bool:
@@ -169,7 +175,7 @@ class ProposalBook:
             "choices": t.choices,
             "effect": self._effect,
             "effects": self._effects,
-            "snapshot": self._eligible,
+            "snapshot": self._sorted_snapshot(),
             "epoch": t.epoch,
             "votes": self._votes,
             "status": self.status,
@@ -178,6 +184,11 @@ class ProposalBook:
             "stake_history": self._history,
             "motion": t.motion,
         }
+
+    def _sorted_snapshot(self) -> list[str]:
+        if self._eligible is None:
+            self._eligible = sorted(self.snapshot_members)
+        return self._eligible
 
     # -- changes (called only by DaoFacts) -----------------------------------------------
     def add_vote(self, voter: str, ballot: Mapping[str, Any]) -> None:

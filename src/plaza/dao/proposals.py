@@ -20,6 +20,7 @@ methods); nothing else makes a proposal's effect happen.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from plaza.dao.constitution import ProposalType
@@ -121,7 +122,7 @@ def created(st: DaoFacts, ev: Event, p: ProposalCreated) -> Mutation:
         epoch=epoch,
         stake_history=((ev.time, 0),) if ptype.method == "conviction" else (),
     )
-    return lambda: st.put_proposal(proposal)
+    return partial(st.put_proposal, proposal)
 
 
 def _open_for(prop: ProposalState, ev: Event) -> None:
@@ -161,7 +162,7 @@ def vote_cast(st: DaoFacts, ev: Event, p: VoteCast) -> Mutation:
             raise InvalidBallotError(f"invalid ballot: {problem}")
         if prop.method == "quadratic":
             cost = sum(n * n for n in ballot["votes"].values())
-    return lambda: st.cast_vote(pid, voter, ballot, cost)
+    return partial(st.cast_vote, pid, voter, ballot, cost)  # a vote is the hot path
 
 
 def conviction_staked(st: DaoFacts, ev: Event, p: ConvictionStaked) -> Mutation:
