@@ -4,7 +4,11 @@
 packages ask it questions (:meth:`~DaoFacts.members`, :meth:`~DaoFacts.is_member`,
 :meth:`~DaoFacts.role_of`, :meth:`~DaoFacts.motion`, :meth:`~DaoFacts.treasury_balance`,
 ...) and read its records through read-only mappings and tuples; nothing outside can
-assign to it. Its records (:mod:`plaza.dao.records`) are frozen.
+assign to it. Its records (:mod:`plaza.dao.records`) are frozen. Proposals, which
+change with every ballot, are kept in books
+(:class:`~plaza.dao.proposal_book.ProposalBook`) changed in place;
+:meth:`~DaoFacts.proposal` and :attr:`~DaoFacts.proposals` hand out their frozen
+snapshots, and the rules read :meth:`~DaoFacts.proposal_state`.
 
 Changes have names: each method in the "changes" section records one kind of fact
 (admit a member, put a proposal, post an entry). They are called only by the
