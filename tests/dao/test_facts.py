@@ -8,7 +8,12 @@ import dataclasses
 import pytest
 
 from plaza.dao import Action, Dao, DaoState
-from plaza.dao.errors import InvalidPayloadError, NotFoundInStateError, UnknownEventError
+from plaza.dao.errors import (
+    DuplicateVoteError,
+    InvalidPayloadError,
+    NotFoundInStateError,
+    UnknownEventError,
+)
 from plaza.dao.service import Dao as ServiceDao
 from plaza.dao.state import TABLE
 from plaza.ledger import Commands, MemoryEventStore, SqlEventStore, replay
@@ -120,3 +125,32 @@ def test_reload_rebuilds_the_same_state(world: World) -> None:
     old = dao.state
     dao.reload()
     assert dao.state is not old and dao.state.fingerprint() == old.fingerprint()
+
+
+def test_apply_reuses_a_judgement_only_for_the_event_just_checked(dao: Dao, world: World) -> None:
+    """check() then apply() of one event judges it once; an event applied in between
+    makes apply() judge again, against the state it now meets."""
+    pid = dao.propose(world.alice, "election", "chair", T0 + 1, choices=("x", "y"))
+    head = dao.store.head()
+
+    def ballot():  # type: ignore[no-untyped-def]
+        return dao.ledger.build(
+            world.bob.key,
+            author_did=world.bob.did,
+            type="dao.vote.cast",
+            payload={"proposal": pid, "ballot": {"ranking": ["x"]}},
+            time=T0 + 2,
+            head=head,
+        )
+
+    first, twin = ballot(), ballot()
+    st = DaoState()
+    replay(dao.store.read(), st)
+    st.check(first)
+    st.apply(twin)  # the same vote, another event object: judged afresh, and it counts
+    with pytest.raises(DuplicateVoteError):
+        st.apply(first)  # checked before bob voted: that judgement is stale now
+    fresh = replay(dao.store.read(), DaoState())
+    fresh.check(first)
+    fresh.apply(first)
+    assert fresh.fingerprint() == st.fingerprint()

@@ -4,7 +4,11 @@
 packages ask it questions (:meth:`~DaoFacts.members`, :meth:`~DaoFacts.is_member`,
 :meth:`~DaoFacts.role_of`, :meth:`~DaoFacts.motion`, :meth:`~DaoFacts.treasury_balance`,
 ...) and read its records through read-only mappings and tuples; nothing outside can
-assign to it. Its records (:mod:`plaza.dao.records`) are frozen.
+assign to it. Its records (:mod:`plaza.dao.records`) are frozen. Proposals, which
+change with every ballot, are kept in books
+(:class:`~plaza.dao.proposal_book.ProposalBook`) changed in place;
+:meth:`~DaoFacts.proposal` and :attr:`~DaoFacts.proposals` hand out their frozen
+snapshots, and the rules read :meth:`~DaoFacts.proposal_state`.
 
 Changes have names: each method in the "changes" section records one kind of fact
 (admit a member, put a proposal, post an entry). They are called only by the
@@ -30,6 +34,7 @@ from plaza.dao.delegation import Delegation, Scope
 from plaza.dao.errors import DaoError
 from plaza.dao.legal import LegalVersion, legal_record
 from plaza.dao.mandate import GuardState, Mandate, Spend
+from plaza.dao.proposal_book import ProposalBook, Proposals, ProposalState
 from plaza.dao.records import Candidate, Escrow, ExecutedAction, Member, Motion, Proposal
 from plaza.dao.treasury import TREASURY, Books, Entry
 from plaza.ledger.keys import did_key_keys
@@ -56,9 +61,14 @@ class DaoFacts:
         self._proofs: dict[str, ChainProof] = {}  # did:plc -> the proof that bound its key
         self._roles: dict[str, str] = {}
         self._members: dict[str, Member] = {}
+        # members(), cached with the membership version it was built at (bumped after
+        # each admission or removal, as ProposalBook does for its views).
+        self._membership = 0
+        self._current: tuple[int, tuple[str, ...]] = (-1, ())
         self._candidates: dict[str, Candidate] = {}
         self._vouch_suspended: dict[str, int] = {}
-        self._proposals: dict[int, Proposal] = {}
+        self._proposals: dict[int, ProposalBook] = {}
+        self._proposal_view = Proposals(self._proposals)
         self._delegations: dict[DelegationKey, Delegation] = {}
         self._credits_spent: dict[tuple[str, int], int] = {}
         self._conviction_points: dict[str, int] = {}
@@ -130,7 +140,12 @@ class DaoFacts:
     # -- people ------------------------------------------------------------------------
     def members(self) -> tuple[str, ...]:
         """The current members' DIDs, sorted."""
-        return tuple(sorted(d for d, m in self._members.items() if m.active))
+        version = self._membership
+        cached, current = self._current
+        if cached != version:
+            current = tuple(sorted(d for d, m in self._members.items() if m.active))
+            self._current = (version, current)
+        return current
 
     def active_members(self) -> list[str]:
         return list(self.members())
@@ -196,11 +211,18 @@ class DaoFacts:
 
     # -- proposals, motions, actions --------------------------------------------------------
     def proposal(self, pid: int) -> Proposal | None:
-        return self._proposals.get(pid)
+        book = self._proposals.get(pid)
+        return None if book is None else book.snapshot()
 
     @property
     def proposals(self) -> Mapping[int, Proposal]:
-        return MappingProxyType(self._proposals)
+        """Every proposal by id (a live, read-only view of frozen records)."""
+        return self._proposal_view
+
+    def proposal_state(self, pid: int) -> ProposalState | None:
+        """Proposal ``pid`` as it is now, read-only and live: what the rules read while
+        judging one event (hold a :meth:`proposal` record instead)."""
+        return self._proposals.get(pid)
 
     @property
     def delegations(self) -> Mapping[DelegationKey, Delegation]:
@@ -329,6 +351,7 @@ class DaoFacts:
 
     def admit(self, did: str, at_ms: int, via: str, vouchers: tuple[str, ...] = ()) -> None:
         self._members[did] = Member(did, at_ms, via, vouchers)
+        self._membership += 1
         self._roles.setdefault(did, "person")
         self._candidates.pop(did, None)
 
@@ -336,14 +359,15 @@ class DaoFacts:
         """Remove a member; as a fake, suspend their vouchers' vouching rights for
         ``liability_ms``. Their stakes on open proposals are withdrawn."""
         m = self._members[did] = replace(self._members[did], removed_ms=at_ms, fake=fake)
+        self._membership += 1
         if fake:
             for v in m.vouchers:
                 self._vouch_suspended[v] = max(
                     self._vouch_suspended.get(v, 0), at_ms + liability_ms
                 )
-        for prop in list(self._proposals.values()):
-            if did in prop.stakes and prop.status == "open":
-                self.stake(prop.id, did, 0, at_ms)
+        for book in list(self._proposals.values()):
+            if book.status == "open" and book.stake_of(did):
+                self.stake(book.id, did, 0, at_ms)
 
     def set_delegation(self, delegation: Delegation) -> None:
         d = delegation
@@ -353,38 +377,24 @@ class DaoFacts:
         del self._delegations[key]
 
     def put_proposal(self, proposal: Proposal) -> None:
-        self._proposals[proposal.id] = proposal
+        self._proposals[proposal.id] = ProposalBook(proposal)
 
     def cast_vote(self, pid: int, voter: str, ballot: Mapping[str, Any], cost: int) -> None:
-        prop = self._proposals[pid]
-        self._proposals[pid] = replace(prop, votes={**prop.votes, voter: dict(ballot)})
+        book = self._proposals[pid]
+        book.add_vote(voter, ballot)
         if cost:
-            key = (voter, prop.epoch)
+            key = (voter, book.epoch)
             self._credits_spent[key] = self._credits_spent.get(key, 0) + cost
 
     def stake(self, pid: int, member: str, points: int, at_ms: int) -> None:
         """Set ``member``'s stake on conviction proposal ``pid`` to ``points``."""
-        prop = self._proposals[pid]
-        stakes = {k: v for k, v in prop.stakes.items() if k != member}
-        if points:
-            stakes[member] = points
-        old = prop.stakes.get(member, 0)
+        old = self._proposals[pid].set_stake(member, points, at_ms)
         self._conviction_points[member] = self._conviction_points.get(member, 0) - old + points
-        history = (*prop.stake_history, (at_ms, sum(stakes.values())))
-        self._proposals[pid] = replace(prop, stakes=stakes, stake_history=history)
 
     def close_proposal(self, pid: int, status: str, at_ms: int) -> None:
         """Mark a proposal executed or cancelled; free the points staked on it."""
-        prop = self._proposals[pid]
-        for member, pts in prop.stakes.items():
+        for member, pts in self._proposals[pid].close(status, at_ms).items():
             self._conviction_points[member] = self._conviction_points.get(member, 0) - pts
-        history = prop.stake_history
-        if prop.stakes:
-            history = (*history, (at_ms, 0))
-        executed_ms = at_ms if status == "executed" else prop.executed_ms
-        self._proposals[pid] = replace(
-            prop, status=status, executed_ms=executed_ms, stakes={}, stake_history=history
-        )
 
     def put_motion(self, motion: Motion) -> None:
         self._motions[motion.id] = motion
@@ -421,6 +431,9 @@ class DaoFacts:
     # -- the whole -------------------------------------------------------------------------
     def to_map(self) -> dict[str, Any]:
         """The whole state as a canonical data-model map."""
+        return self._map([b.to_map() for _, b in sorted(self._proposals.items())])
+
+    def _map(self, proposals: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "seq": self._seq,
             "now": self._now_ms,
@@ -436,7 +449,7 @@ class DaoFacts:
             "members": {d: m.to_map() for d, m in sorted(self._members.items())},
             "candidates": {d: c.to_map() for d, c in sorted(self._candidates.items())},
             "vouch_suspended": dict(sorted(self._vouch_suspended.items())),
-            "proposals": [p.to_map() for _, p in sorted(self._proposals.items())],
+            "proposals": proposals,
             "delegations": [d.to_map() for _, d in sorted(self._delegations.items())],
             "credits_spent": [[d, e, n] for (d, e), n in sorted(self._credits_spent.items())],
             "conviction_points": dict(sorted(self._conviction_points.items())),
@@ -455,5 +468,10 @@ class DaoFacts:
         }
 
     def fingerprint(self) -> bytes:
-        """The SHA-256 of :meth:`to_map` in canonical DAG-CBOR: equal states, equal prints."""
-        return hashlib.sha256(cbor.encode(self.to_map())).digest()
+        """The SHA-256 of :meth:`to_map` in canonical DAG-CBOR: equal states, equal prints.
+
+        Proposals enter as :meth:`ProposalBook.encodable` maps: the same encoding as their
+        ``to_map``, without copying ballots and stakes only for the encoder to read them.
+        """
+        proposals = [b.encodable() for _, b in sorted(self._proposals.items())]
+        return hashlib.sha256(cbor.encode(self._map(proposals))).digest()

@@ -20,6 +20,7 @@ methods); nothing else makes a proposal's effect happen.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from plaza.dao.constitution import ProposalType
@@ -44,6 +45,7 @@ from plaza.dao.payload import (
     ProposalNamed,
     VoteCast,
 )
+from plaza.dao.proposal_book import ProposalState
 from plaza.dao.records import Proposal
 from plaza.dao.tally import ballot_problem, tally
 from plaza.ledger.event import Event
@@ -60,6 +62,14 @@ def may_propose(st: DaoFacts, did: str, ptype: ProposalType) -> bool:
 
 def get_proposal(st: DaoFacts, pid: int) -> Proposal:
     prop = st.proposal(pid)
+    if prop is None:
+        raise NotFoundInStateError(f"no proposal {pid}")
+    return prop
+
+
+def live_proposal(st: DaoFacts, pid: int) -> ProposalState:
+    """Proposal ``pid`` as the rules read it (see :meth:`DaoFacts.proposal_state`)."""
+    prop = st.proposal_state(pid)
     if prop is None:
         raise NotFoundInStateError(f"no proposal {pid}")
     return prop
@@ -112,10 +122,10 @@ def created(st: DaoFacts, ev: Event, p: ProposalCreated) -> Mutation:
         epoch=epoch,
         stake_history=((ev.time, 0),) if ptype.method == "conviction" else (),
     )
-    return lambda: st.put_proposal(proposal)
+    return partial(st.put_proposal, proposal)
 
 
-def _open_for(prop: Proposal, ev: Event) -> None:
+def _open_for(prop: ProposalState, ev: Event) -> None:
     if prop.status != "open":
         raise ProposalClosedError(f"proposal {prop.id} is {prop.status}")
     if ev.time >= prop.end_ms:
@@ -125,14 +135,14 @@ def _open_for(prop: Proposal, ev: Event) -> None:
 def vote_cast(st: DaoFacts, ev: Event, p: VoteCast) -> Mutation:
     require_genesis(st)
     pid, ballot = p.proposal, p.ballot
-    prop = get_proposal(st, pid)
+    prop = live_proposal(st, pid)
     if prop.method == "conviction":
         raise InvalidBallotError("conviction proposals take stakes, not ballots")
     _open_for(prop, ev)
     voter = ev.author_did
-    if voter not in prop.snapshot or not st.is_member(voter):
+    if voter not in prop.snapshot_members or not st.is_member(voter):
         raise NotMemberError(f"{voter} is not eligible to vote on proposal {pid}")
-    if voter in prop.votes:
+    if prop.voted(voter):
         raise DuplicateVoteError(f"{voter} already voted on proposal {pid}")
     if "weight" in ballot:
         raise InvalidBallotError("a cast ballot has no weight: delegation decides it")
@@ -152,20 +162,20 @@ def vote_cast(st: DaoFacts, ev: Event, p: VoteCast) -> Mutation:
             raise InvalidBallotError(f"invalid ballot: {problem}")
         if prop.method == "quadratic":
             cost = sum(n * n for n in ballot["votes"].values())
-    return lambda: st.cast_vote(pid, voter, ballot, cost)
+    return partial(st.cast_vote, pid, voter, ballot, cost)  # a vote is the hot path
 
 
 def conviction_staked(st: DaoFacts, ev: Event, p: ConvictionStaked) -> Mutation:
     require_genesis(st)
     pid, points = p.proposal, p.points
-    prop = get_proposal(st, pid)
+    prop = live_proposal(st, pid)
     if prop.method != "conviction":
         raise InvalidBallotError(f"proposal {pid} does not use conviction voting")
     _open_for(prop, ev)
     member = ev.author_did
     require_member(st, member)
     allowance = st.constitution.conviction.points_per_member
-    used = st.conviction_points(member) - prop.stakes.get(member, 0) + points
+    used = st.conviction_points(member) - prop.stake_of(member) + points
     if used > allowance:
         raise InvalidBallotError(
             f"{member} would stake {used} points; the allowance is {allowance}"
@@ -326,12 +336,12 @@ def executed(st: DaoFacts, ev: Event, p: ProposalNamed) -> Mutation:
 def cancelled(st: DaoFacts, ev: Event, p: ProposalNamed) -> Mutation:
     require_genesis(st)
     pid = p.proposal
-    prop = get_proposal(st, pid)
+    prop = live_proposal(st, pid)
     if ev.author_did != prop.author:
         raise NotAllowedError("only the author may cancel a proposal")
     if prop.status != "open":
         raise ProposalClosedError(f"proposal {pid} is already {prop.status}")
-    if prop.votes or prop.stakes:
+    if prop.staked_on():
         raise NotAllowedError("a proposal cannot be cancelled once members have voted on it")
     return lambda: st.close_proposal(pid, "cancelled", ev.time)
 

@@ -1,6 +1,9 @@
 """The records DAO state is made of: immutable values. A change is a new record
 (:func:`dataclasses.replace`) put in place of the old by :class:`~plaza.dao.facts.DaoFacts`;
-their maps are never changed after construction (they are typed ``Mapping``)."""
+their maps are never changed after construction (they are typed ``Mapping``). A
+:class:`Proposal`, which changes with every ballot, is the exception inside the state:
+it lives in a :class:`~plaza.dao.proposal_book.ProposalBook` changed in place, and a
+:class:`Proposal` record is the book's frozen snapshot, built when asked for."""
 
 from __future__ import annotations
 

@@ -8,7 +8,10 @@ handler (in :mod:`plaza.dao.members`, :mod:`plaza.dao.proposals`,
 :mod:`plaza.dao.agency`) that judges it. A handler reads the state, raises a
 :class:`~plaza.dao.errors.RuleViolationError` if the event is not legal now, and
 returns the mutation that applies it; ``check(event)`` runs the handler and drops the
-mutation, ``apply(event)`` runs both. So a refused event changes nothing. Events of
+mutation, ``apply(event)`` runs both. So a refused event changes nothing. A command
+checks an event, appends it and then applies it: ``apply`` of the very event ``check``
+just judged, with nothing applied in between, runs the mutation ``check`` got instead of
+parsing and judging the event again. Events of
 other packages (``market.*``) pass through untouched, so one ledger can carry every
 plane's facts.
 
@@ -26,7 +29,7 @@ from plaza.dao import agency, members, proposals
 from plaza.dao.errors import InvalidPayloadError, UnknownEventError
 from plaza.dao.facts import DaoFacts
 from plaza.ledger.event import Event
-from plaza.ledger.handlers import HandlerTable
+from plaza.ledger.handlers import HandlerTable, Mutation
 
 TABLE: HandlerTable[DaoFacts] = HandlerTable(
     "dao.",
@@ -40,12 +43,23 @@ TABLE: HandlerTable[DaoFacts] = HandlerTable(
 class DaoState(DaoFacts):
     """The DAO's facts as a projection of the ledger (see the module docstring)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # The last event check() judged, the seq it was judged at, and its mutation.
+        self._judged: tuple[Event, int, Mutation] | None = None
+
     def check(self, event: Event) -> None:
         """Raise a :class:`~plaza.dao.errors.RuleViolationError` if ``event`` is not legal
         now; change nothing."""
-        TABLE.prepare(self, event)
+        self._judged = None
+        self._judged = (event, self.seq, TABLE.prepare(self, event))
 
     def apply(self, event: Event) -> None:
         """Check ``event`` and apply it."""
-        TABLE.prepare(self, event)()
+        judged, self._judged = self._judged, None
+        if judged is not None and judged[0] is event and judged[1] == self.seq:
+            mutate = judged[2]
+        else:
+            mutate = TABLE.prepare(self, event)
+        mutate()
         self.advance(event.seq, event.time)
