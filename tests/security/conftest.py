@@ -22,6 +22,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 
+from plaza.atproto.crypto import ES256K, PrivateKey
 from plaza.db import connect
 from plaza.services.directory import DirectorySettings
 from plaza.services.directory import create_app as create_directory
@@ -133,6 +134,15 @@ class Live:
             assert r.status_code == 200, r.text
             self._cars[did] = r.content
         return self._cars[did]
+
+    def signing_key(self, did: str) -> PrivateKey:
+        """``did``'s repository signing key, read from the PDS's store."""
+        db = connect(self.pds_db)
+        try:
+            raw = db.scalar("SELECT signing_key FROM pds_account WHERE did = ?", (did,))
+        finally:
+            db.close()
+        return PrivateKey.from_bytes(ES256K, bytes(raw))
 
     def state(self) -> dict[str, Any]:
         """Everything a refused request must leave as it was."""

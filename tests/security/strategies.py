@@ -63,6 +63,7 @@ class Hints:
     calls name existing accounts, collections and records and get past lookups."""
 
     by_format: dict[str, list[str]] = field(default_factory=dict)
+    by_name: dict[str, list[str]] = field(default_factory=dict)  # string fields by name
     collections: list[str] = field(default_factory=lambda: ["app.bsky.feed.post"])
 
     def add(self, fmt: str, *values: str) -> None:
@@ -177,11 +178,17 @@ class Bodies:
         required = set(schema.get("required", ()))
         if depth > _DEPTH:
             props = {k: v for k, v in props.items() if k in required}
+
+        def prop(name: str, schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
+            known = self.hints.by_name.get(name)
+            generated = self.field(schema, nsid, depth + 1)
+            if known and schema.get("type") == "string":
+                return mostly(st.sampled_from(known), generated, share=3)
+            return generated
+
         return st.fixed_dictionaries(
-            {k: self.field(v, nsid, depth + 1) for k, v in props.items() if k in required},
-            optional={
-                k: self.field(v, nsid, depth + 1) for k, v in props.items() if k not in required
-            },
+            {k: prop(k, v) for k, v in props.items() if k in required},
+            optional={k: prop(k, v) for k, v in props.items() if k not in required},
         )
 
     def ref(self, ref: str, nsid: str, depth: int, *, typed: bool) -> st.SearchStrategy[Any]:
@@ -419,7 +426,7 @@ def bad_param_values() -> st.SearchStrategy[str]:
             ["²", "٥", "1_0", "+5", "-1", "0x10", "9" * 5000, "1e9", "５", "true ", "", "\x00"]
         ),
         st.integers(-(2**70), 2**70).map(str),
-        st.integers(1_000, 20_000).map(lambda n: "a" * n),
+        st.integers(1_000, 8_000).map(lambda n: "a" * n),  # httpx caps a query at 64 KiB
     )
 
 
@@ -451,6 +458,12 @@ def cbor_bytes(valid: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
         st.tuples(_CBOR_HEADS, st.binary(max_size=16)).map(lambda t: t[0] + t[1]),
         st.binary(max_size=64),
     )
+
+
+def nsids() -> st.SearchStrategy[str]:
+    """Well-formed NSIDs of made-up record types."""
+    segment = st.text("abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=10)
+    return st.tuples(segment, segment, segment).map(lambda t: f"x{t[0]}.{t[1]}.{t[2]}")
 
 
 def cids() -> st.SearchStrategy[CID]:

@@ -10,6 +10,8 @@ calls carry the credentials the method asks for, and sometimes none or forged on
 from __future__ import annotations
 
 import base64
+import secrets
+import time
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -21,11 +23,14 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from plaza.atproto import cbor
-from plaza.atproto.car import car_chunks
+from plaza.atproto.car import car_chunks, write_car
+from plaza.atproto.repo import Repo, Write
+from plaza.atproto.tid import encode_tid
 from plaza.services.pds.app import METHODS
 from plaza.services.pds.auth import Auth
 from plaza.services.pds.lexicons import plaza_registry
 from plaza.services.pds.xrpc import Method
+from tests.atproto.strategies import KEYS, values
 from tests.security.conftest import ADMIN_PASSWORD, Account, Live, fuzz_settings
 from tests.security.strategies import (
     Bodies,
@@ -37,6 +42,7 @@ from tests.security.strategies import (
     json_objects,
     mostly,
     mutated_params,
+    nsids,
     text,
 )
 
@@ -75,7 +81,35 @@ def _hints(live: Live, acct: Account) -> Hints:
     hints.add("cid", cid)
     hints.add("at-uri", uri)
     hints.add("datetime", "2026-01-01T00:00:00.000Z")
+    hints.by_name.update(
+        identifier=[acct.handle, acct.did],
+        password=[acct.password, "pw-" + secrets.token_hex(8)],
+        email=[f"{secrets.token_hex(4)}@example.com"],
+        handle=[f"fz{secrets.token_hex(4)}.test", acct.handle],
+    )
     return hints
+
+
+def _read_back(live: Live, acct: Account) -> None:
+    """After an accepted call, reading the account back answers without a 5xx."""
+    auth = {"authorization": f"Bearer {acct.access}"}
+    reads: list[tuple[str, dict[str, str]]] = [
+        ("app.bsky.actor.getPreferences", {}),
+        ("com.atproto.repo.describeRepo", {"repo": acct.did}),
+        ("com.atproto.sync.getRepo", {"did": acct.did}),
+        ("com.atproto.sync.getLatestCommit", {"did": acct.did}),
+        ("com.atproto.server.getSession", {}),
+        ("app.bsky.actor.getProfile", {"actor": acct.did}),
+    ]
+    r = live.client.get(f"{live.pds}/xrpc/com.atproto.repo.describeRepo", params={"repo": acct.did})
+    if r.status_code == 200:
+        for collection in r.json().get("collections", []):
+            reads.append(
+                ("com.atproto.repo.listRecords", {"repo": acct.did, "collection": collection})
+            )
+    for nsid, params in reads:
+        r = live.client.get(f"{live.pds}/xrpc/{nsid}", params=params, headers=auth)
+        assert r.status_code < 500, f"read back {nsid}: {r.status_code} {r.text[:300]}"
 
 
 def _auth(method: Method, acct: Account) -> st.SearchStrategy[dict[str, str]]:
@@ -98,6 +132,24 @@ def _auth(method: Method, acct: Account) -> st.SearchStrategy[dict[str, str]]:
     return mostly(st.just(proper), forged | st.just({}))
 
 
+def _extra_headers(acct: Account) -> st.SearchStrategy[dict[str, str]]:
+    """Mostly none; else an ``atproto-proxy`` target (real, unknown or malformed)."""
+    targets = st.one_of(
+        st.sampled_from(
+            [
+                f"{acct.did}#atproto_appview",
+                "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa#atproto_appview",
+                "did:web:example.test#atproto_appview",
+                "did:web:127.0.0.1#x",
+                "#",
+                "did:plc:" + "a" * 5000 + "#x",
+            ]
+        ),
+        st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
+    )
+    return mostly(st.just({}), targets.map(lambda t: {"atproto-proxy": t}), share=4)
+
+
 def _raw_body(live: Live, method: Method, acct: Account) -> st.SearchStrategy[tuple[bytes, str]]:
     """Bodies of the methods that read raw bytes: blobs and repository CARs."""
     if method.nsid == "com.atproto.repo.uploadBlob":
@@ -108,8 +160,12 @@ def _raw_body(live: Live, method: Method, acct: Account) -> st.SearchStrategy[tu
     forged = st.tuples(st.lists(cids(), min_size=1, max_size=2), blocks).map(
         lambda t: b"".join(car_chunks(t[0], t[1]))
     )
-    cars = st.one_of(st.just(car), byte_mutations(car), forged, st.binary(max_size=300))
-    return st.tuples(cars, st.sampled_from(["application/vnd.ipld.car", "", "text/plain"]))
+    cars = st.one_of(
+        st.just(car), byte_mutations(car), forged, st.binary(max_size=300), _signed_cars(live, acct)
+    )
+    return st.tuples(
+        cars, mostly(st.just("application/vnd.ipld.car"), st.sampled_from(["", "text/plain"]))
+    )
 
 
 def _outcome(r: httpx.Response) -> str:
@@ -119,6 +175,30 @@ def _outcome(r: httpx.Response) -> str:
     except ValueError:
         error = ""
     return f"{r.status_code} {error}".strip()
+
+
+def _signed_cars(live: Live, acct: Account) -> st.SearchStrategy[bytes]:
+    """Repositories signed with the account's own key (an account holding its key can
+    build any), holding arbitrary data-model records under arbitrary collections."""
+    key = live.signing_key(acct.did)
+    collection = st.one_of(st.sampled_from([POST, "app.bsky.actor.profile"]), nsids())
+    rkey = st.text(_RKEY_CHARS, min_size=1, max_size=20).filter(lambda k: k not in (".", ".."))
+    record = st.tuples(collection, st.dictionaries(KEYS, values(), max_size=4)).map(
+        lambda t: (t[0], {**t[1], "$type": t[0]})
+    )
+
+    def build(records: list[tuple[str, str, dict[str, Any]]]) -> bytes:
+        writes = {(c, k): Write.create(c, k, v) for c, k, v in records}
+        rev = encode_tid(int(time.time() * 1_000_000), 0)
+        result = Repo.create(acct.did, key, rev, writes=writes.values())
+        return write_car([result.cid], result.new_blocks.items())
+
+    return st.lists(st.tuples(record, rkey), max_size=6).map(
+        lambda rs: build([(c, k, v) for (c, v), k in rs])
+    )
+
+
+_RKEY_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:~"
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.nsid)
@@ -135,19 +215,35 @@ def test_no_input_yields_5xx_or_a_change_when_refused(live: Live, method: Method
     else:
         payload = st.just((b"", ""))
 
+    usual_verb = "POST" if method.kind == "procedure" else "GET"
+    verbs = mostly(st.just(usual_verb), st.sampled_from(["GET", "HEAD", "POST", "PUT"]))
+
     @fuzz_settings(EXAMPLES)
-    @given(auth=_auth(method, acct), query=params, body=payload)
-    def fuzz(auth: dict[str, str], query: list[tuple[str, str]], body: tuple[bytes, str]) -> None:
-        headers = dict(auth)
+    @given(
+        auth=_auth(method, acct),
+        query=params,
+        body=payload,
+        verb=verbs,
+        extra=_extra_headers(acct),
+    )
+    def fuzz(
+        auth: dict[str, str],
+        query: list[tuple[str, str]],
+        body: tuple[bytes, str],
+        verb: str,
+        extra: dict[str, str],
+    ) -> None:
+        headers = {**extra, **auth}
         if body[1]:
             headers["content-type"] = body[1]
-        verb = "POST" if method.kind == "procedure" else "GET"
         before = live.state()
         r = live.client.request(verb, url, params=query, content=body[0], headers=headers)
         event(_outcome(r))
         assert r.status_code < 500, f"{r.status_code} {r.text[:300]}"
         if r.status_code >= 400:
             assert live.state() == before, f"refused with {r.status_code} {r.text[:300]}"
+        elif method.kind == "procedure":
+            _read_back(live, acct)
 
     fuzz()
 
