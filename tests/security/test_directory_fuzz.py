@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 from starlette.routing import Route
 
 from plaza.atproto.crypto import ES256K, PrivateKey
-from plaza.atproto.plc import PlcOperation, create_genesis, create_update
+from plaza.atproto.plc import (
+    PlcOperation,
+    Service,
+    create_genesis,
+    create_update,
+    did_for_genesis,
+    sign_operation,
+)
+from plaza.errors import PlazaError
 from tests.security.conftest import Live, fuzz_settings
 from tests.security.strategies import (
     bad_param_values,
@@ -129,5 +137,58 @@ def test_directory_other_paths_and_verbs(live: Live) -> None:
         assert r.status_code < 500, f"{verb} /{path}: {r.status_code} {r.text[:300]}"
         if r.status_code >= 400:
             assert live.state() == before
+
+    fuzz()
+
+
+_KEY = PrivateKey.generate(ES256K)
+
+
+def _hostile_genesis() -> st.SearchStrategy[PlcOperation]:
+    """Genesis operations signed by a key they list, every other field arbitrary."""
+    short = text(0, 40)
+    did_key = mostly(st.just(_KEY.did_key()), short, share=3)
+    label = st.text("abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=20)
+    aka = mostly(label.map(lambda s: f"at://{s}.test"), short, share=2)
+    endpoint = mostly(label.map(lambda s: f"https://{s}.test"), short, share=2)
+    return st.builds(
+        PlcOperation,
+        rotation_keys=mostly(st.just([]), st.lists(short, max_size=2)).map(
+            lambda ks: [_KEY.did_key(), *ks]
+        ),
+        verification_methods=st.dictionaries(mostly(label, short), did_key, max_size=3),
+        also_known_as=st.lists(aka, max_size=3),
+        services=st.dictionaries(
+            mostly(label, short),
+            st.builds(Service, type=mostly(label, short), endpoint=endpoint),
+            max_size=3,
+        ),
+        prev=st.none(),
+    )
+
+
+def test_accepted_operations_read_back(live: Live) -> None:
+    """A DID whose signed genesis the directory accepted can be read on every route."""
+
+    @fuzz_settings(EXAMPLES)
+    @given(op=_hostile_genesis())
+    def fuzz(op: PlcOperation) -> None:
+        try:
+            signed = sign_operation(op, _KEY)
+        except PlazaError:
+            return  # too large to sign: no directory would see it
+        did = did_for_genesis(signed)
+        before = live.state()
+        r = live.client.post(f"{live.directory}/{did}", json=signed.to_json())
+        event(f"genesis {r.status_code}")
+        assert r.status_code < 500, f"{r.status_code} {r.text[:300]}"
+        if r.status_code >= 400:
+            assert live.state() == before
+            return
+        for path in (did, f"{did}/data", f"{did}/log", f"{did}/log/audit", f"{did}/log/last"):
+            r = live.client.get(f"{live.directory}/{path}")
+            assert r.status_code < 500, f"GET /{path}: {r.status_code} {r.text[:300]}"
+        r = live.client.get(f"{live.directory}/export", params={"count": "1000"})
+        assert r.status_code == 200, r.text[:300]
 
     fuzz()
