@@ -396,6 +396,7 @@ def json_bodies(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[bytes]:
     broken = st.one_of(
         mutated(valid).map(encode_json).flatmap(byte_mutations),
         st.sampled_from([b"", b"null", b"[]", b'"x"', b"{", b"\xff\xfe", b'{"a":1,"a":2}']),
+        st.just(b'{"a":"' + b"x" * 1_100_000 + b'"}'),  # past the PDS's 1 MB JSON limit
     )
     return mostly(valid.map(encode_json), mutated(valid).map(encode_json), broken)
 

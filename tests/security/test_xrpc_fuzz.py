@@ -164,7 +164,12 @@ def _raw_body(live: Live, method: Method, acct: Account) -> st.SearchStrategy[tu
     """Bodies of the methods that read raw bytes: blobs and repository CARs."""
     if method.nsid == "com.atproto.repo.uploadBlob":
         types = st.sampled_from(["", "image/png", "*/*", "text/plain; charset=utf-8", "x" * 5000])
-        return st.tuples(st.binary(max_size=2000) | st.just(b"\x89PNG\r\n" * 20), types)
+        blobs = st.one_of(
+            st.binary(max_size=2000),
+            st.just(b"\x89PNG\r\n" * 20),
+            st.just(b"x" * 150_000),  # past max_blob_bytes: refused, nothing left on disk
+        )
+        return st.tuples(blobs, types)
     car = live.repo_car(acct.did)
     blocks = st.lists(st.tuples(cids(), st.binary(max_size=64)), max_size=4)
     forged = st.tuples(st.lists(cids(), min_size=1, max_size=2), blocks).map(
