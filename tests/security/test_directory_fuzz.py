@@ -107,7 +107,7 @@ def _fuzz_route(
     @fuzz_settings(EXAMPLES)
     @given(did=_path_dids(live, known), query=params, body=bodies)
     def fuzz(did: str, query: list[tuple[str, str]], body: bytes) -> None:
-        url = live.directory + path.replace("{did}", quote(did, safe=":"))
+        url = live.directory + path.replace("{did}", quote(did, safe=":", errors="surrogatepass"))
         before = live.state()
         content = body if verb == "POST" else None
         r = live.client.request(
@@ -131,7 +131,9 @@ def test_directory_other_paths_and_verbs(live: Live) -> None:
     def fuzz(path: str, verb: str, body: bytes) -> None:
         before = live.state()
         try:
-            r = live.client.request(verb, f"{live.directory}/{quote(path)}", content=body)
+            r = live.client.request(
+                verb, f"{live.directory}/{quote(path, errors='surrogatepass')}", content=body
+            )
         except httpx.InvalidURL:
             return
         assert r.status_code < 500, f"{verb} /{path}: {r.status_code} {r.text[:300]}"
