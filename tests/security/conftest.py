@@ -103,6 +103,7 @@ class Live:
     pds: str
     pds_db: str
     pds_blobs: Path
+    pds_mail: Path
     directory_db: str
     client: httpx.Client
     pds_app: Any
@@ -179,6 +180,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             pds=urls[1],
             pds_db=pds_settings.database_url,
             pds_blobs=pds_settings.blob_dir,
+            pds_mail=pds_settings.mail_dir,
             directory_db=directory_settings.db_url,
             client=client,
             pds_app=apps[1].app,

@@ -29,6 +29,7 @@ from plaza.atproto.tid import encode_tid
 from plaza.services.pds.app import METHODS
 from plaza.services.pds.auth import Auth
 from plaza.services.pds.lexicons import plaza_registry
+from plaza.services.pds.mail import read_token
 from plaza.services.pds.xrpc import Method
 from tests.atproto.strategies import KEYS, values
 from tests.security.conftest import ADMIN_PASSWORD, Account, Live, fuzz_settings
@@ -59,8 +60,31 @@ def test_the_fuzzed_methods_are_the_dispatchers_table(live: Live) -> None:
     assert all(m.nsid in plaza_registry() for m in METHODS)
 
 
-def _hints(live: Live, acct: Account) -> Hints:
-    """The account's DID and handle, and one post of theirs, as values to aim at."""
+# Methods that need a token the PDS mails: the request that mails it, and its purpose.
+_MAILED = {
+    "com.atproto.server.deleteAccount": ("requestAccountDelete", "delete_account"),
+    "com.atproto.identity.signPlcOperation": ("requestPlcOperationSignature", "plc_operation"),
+}
+
+
+def _mailed_token(live: Live, acct: Account, nsid: str) -> list[str]:
+    """The confirmation token ``nsid`` needs, requested and read from the outbox."""
+    if nsid not in _MAILED:
+        return []
+    request, purpose = _MAILED[nsid]
+    auth = {"authorization": f"Bearer {acct.access}"}
+    r = live.client.post(
+        f"{live.pds}/xrpc/com.atproto.{nsid.split('.')[2]}.{request}", headers=auth
+    )
+    assert r.status_code == 200, r.text
+    token = read_token(live.pds_mail, acct.did, purpose)
+    assert token is not None
+    return [token]
+
+
+def _hints(live: Live, acct: Account, nsid: str) -> Hints:
+    """The account's DID, handle, password and one post of theirs, and the mailed token
+    ``nsid`` needs, as values to aim at."""
     r = live.client.post(
         f"{live.pds}/xrpc/com.atproto.repo.createRecord",
         json={
@@ -88,6 +112,8 @@ def _hints(live: Live, acct: Account) -> Hints:
         email=[f"{secrets.token_hex(4)}@example.com"],
         handle=[f"fz{secrets.token_hex(4)}.test", acct.handle],
     )
+    if token := _mailed_token(live, acct, nsid):
+        hints.by_name["token"] = token
     return hints
 
 
@@ -220,7 +246,7 @@ _RKEY_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.nsid)
 def test_no_input_yields_5xx_or_a_change_when_refused(live: Live, method: Method) -> None:
     acct = live.account_for(method.nsid)
-    bodies = Bodies(plaza_registry(), _hints(live, acct))
+    bodies = Bodies(plaza_registry(), _hints(live, acct, method.nsid))
     url = f"{live.pds}/xrpc/{method.nsid}"
     params = mutated_params(bodies.params(method.nsid))
     if method.body == "raw":
