@@ -32,9 +32,10 @@ from plaza.services.runner import ServedApp, ServerThread
 SCALE = float(os.environ.get("PLAZA_FUZZ_SCALE", "1"))
 RANDOM = os.environ.get("PLAZA_FUZZ_RANDOM", "") not in ("", "0")
 ADMIN_PASSWORD = "admin-" + secrets.token_hex(8)
-# Tables whose rows change on their own schedule, not with a request's outcome: usage
-# counters are flushed by the PDS's housekeeping every few seconds.
-VOLATILE_TABLES = frozenset({"pds_usage"})
+# Tables whose rows change on their own schedule, not with a request's outcome: the PDS's
+# housekeeping flushes usage counters every few seconds, and its blob sweep marks
+# unreferenced blobs (it runs once at start-up here, and then not for a day).
+VOLATILE_TABLES = frozenset({"pds_usage", "pds_blob_orphan"})
 
 
 def fuzz_settings(examples: int) -> settings:
@@ -165,6 +166,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         directory_url=f"http://127.0.0.1:{dport}",
         admin_password=ADMIN_PASSWORD,
         max_blob_bytes=100_000,
+        blob_gc_every_s=86_400.0,
         # the fuzzer signs up and logs in far more often than a person
         create_account_limit=(1_000_000, 300),
         login_limit=(1_000_000, 300),
