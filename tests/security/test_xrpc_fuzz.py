@@ -224,7 +224,11 @@ def _signed_cars(live: Live, acct: Account) -> st.SearchStrategy[bytes]:
     build any), holding arbitrary data-model records under arbitrary collections."""
     key = live.signing_key(acct.did)
     collection = st.one_of(st.sampled_from([POST, "app.bsky.actor.profile"]), nsids())
-    rkey = st.text(_RKEY_CHARS, min_size=1, max_size=20).filter(lambda k: k not in (".", ".."))
+    rkey = mostly(
+        st.text(_RKEY_CHARS, min_size=1, max_size=20).filter(lambda k: k not in (".", "..")),
+        st.just("self"),  # where getProfile looks
+        share=2,
+    )
     record = st.tuples(collection, st.dictionaries(KEYS, values(), max_size=4)).map(
         lambda t: (t[0], {**t[1], "$type": t[0]})
     )
