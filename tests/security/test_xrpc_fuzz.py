@@ -110,7 +110,7 @@ def _hints(live: Live, acct: Account, nsid: str) -> Hints:
         identifier=[acct.handle, acct.did],
         password=[acct.password, "pw-" + secrets.token_hex(8)],
         email=[f"{secrets.token_hex(4)}@example.com"],
-        handle=[f"fz{secrets.token_hex(4)}.test", acct.handle],
+        handle=[f"fz{secrets.token_hex(4)}.test", acct.handle, live.account_for("other").handle],
     )
     if token := _mailed_token(live, acct, nsid):
         hints.by_name["token"] = token
