@@ -55,6 +55,15 @@ def fuzz_settings(examples: int) -> settings:
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A longer run (``PLAZA_FUZZ_SCALE``) gets a proportionally longer per-test timeout."""
+    if SCALE > 1:
+        here = Path(__file__).parent
+        for item in items:
+            if here in item.path.parents:
+                item.add_marker(pytest.mark.timeout(int(300 * SCALE)))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
