@@ -145,10 +145,12 @@ def _mutated_event() -> st.SearchStrategy[dict[str, Any]]:
         event = dict(EVENT)
         for _ in range(draw(st.integers(1, 3))):
             key = draw(st.sampled_from(sorted(event)))
-            if key == "ops" and draw(st.booleans()):
-                ops = [dict(o) for o in event["ops"]]
-                if ops:
-                    ops[draw(st.integers(0, len(ops) - 1))][draw(op_fields)] = draw(wrong)
+            # an earlier round may have replaced ops with a wrong value: mutate only a list
+            if key == "ops" and isinstance(event["ops"], list) and draw(st.booleans()):
+                ops = [dict(o) if isinstance(o, dict) else o for o in event["ops"]]
+                i = draw(st.integers(0, len(ops) - 1)) if ops else None
+                if i is not None and isinstance(ops[i], dict):
+                    ops[i][draw(op_fields)] = draw(wrong)
                 event["ops"] = ops
             elif draw(st.booleans()):
                 event[key] = draw(wrong)
