@@ -131,6 +131,20 @@ RETRY = Retry()
 """The default policy: 32 tries, pauses growing from about 1 ms up to 50 ms."""
 
 
+def build_at(
+    log: Log, head: Head, signer: Signer, type_: str, payload: Mapping[str, Any], *, now: int
+) -> Event:
+    """The event ``signer`` signs at ``head`` of ``log``: the one way the core builds."""
+    return log.build(
+        signer.key,
+        author_did=signer.did,
+        type=type_,
+        payload=dict(payload),
+        time=now,
+        head=head,
+    )
+
+
 def head_after(event: Event) -> Head:
     """The head of a log whose last event is ``event``."""
     return Head(event.seq + 1, event.hash, event.time)
@@ -147,14 +161,7 @@ class Batch:
     def record(self, signer: Signer, type_: str, payload: Mapping[str, Any], now: int) -> Event:
         """Build the next event of the run, check it and apply it to the state at once
         (it is appended with the rest of the run)."""
-        ev = self._core.log.build(
-            signer.key,
-            author_did=signer.did,
-            type=type_,
-            payload=dict(payload),
-            time=now,
-            head=self.head,
-        )
+        ev = build_at(self._core.log, self.head, signer, type_, payload, now=now)
         self._core.state.apply(ev)
         self.events.append(ev)
         self.head = head_after(ev)
@@ -241,18 +248,11 @@ class Commands(Generic[P]):
         """
         with self._lock:
             if self._batch is not None:
-                return self._batch.record(signer, type_, payload, now)
+                return self._batch.record(signer, type_, payload, now=now)
             last: AppendConflictError | None = None
             for attempt in range(self.retry.attempts):
                 self.sync()
-                ev = self.log.build(
-                    signer.key,
-                    author_did=signer.did,
-                    type=type_,
-                    payload=dict(payload),
-                    time=now,
-                    head=self._head,
-                )
+                ev = build_at(self.log, self._head, signer, type_, payload, now=now)
                 self._state.check(ev)
                 try:
                     self.log.append(ev)
@@ -273,14 +273,7 @@ class Commands(Generic[P]):
             if self._batch is None:
                 self.sync()
             head = self._batch.head if self._batch is not None else self._head
-            ev = self.log.build(
-                signer.key,
-                author_did=signer.did,
-                type=type_,
-                payload=dict(payload),
-                time=now,
-                head=head,
-            )
+            ev = build_at(self.log, head, signer, type_, payload, now=now)
             self._state.check(ev)
             return ev
 
