@@ -313,8 +313,10 @@ async def run_async(config: RelayBenchConfig) -> dict[str, Any]:
                 start = float((await hosts.ask({"cmd": "rate", "rate": rate}))["t"])
                 await asyncio.sleep(config.warmup)
                 u0, m0 = usage(relay.pid), await _metrics(relay_url)
+                h0, own0 = usage(hosts.pid).cpu_s, time.process_time()
                 await asyncio.sleep(config.seconds)
                 u1, m1 = usage(relay.pid), await _metrics(relay_url)
+                h1, own1 = usage(hosts.pid).cpu_s, time.process_time()
                 end = float((await hosts.ask({"cmd": "rate", "rate": 0}))["t"])
                 await _drain(hosts, output, timeout=60.0)
                 await hosts.ask({"cmd": "times", "path": str(work / "sent.npy")})
@@ -330,9 +332,17 @@ async def run_async(config: RelayBenchConfig) -> dict[str, Any]:
                     limit_ms=config.lag_limit_ms,
                 )
                 step["relay_rss_mib"] = round(u1.rss_bytes / MIB, 1)
+                step["hosts_cpu_cores"] = round((h1 - h0) / config.seconds, 3)
+                step["harness_cpu_cores"] = round((own1 - own0) / config.seconds, 3)
                 step["relay_processes"] = u1.processes
                 steps.append(step)
-                _log(config, f"step {rate:g}/s: {step}")
+                lag = step["lag_ms"]
+                _log(
+                    config,
+                    f"offered {rate:g}/s: emitted {step['emitted_per_s']}/s, p50 {lag['p50']} ms, "
+                    f"p99 {lag['p99']} ms, missing {step['missing']}, "
+                    f"relay {step['relay_cpu_cores']} cores",
+                )
             final = await _metrics(relay_url)
             peak = peak_rss(relay.pid)
             status = (await hosts.ask({"cmd": "status"}))["released"]

@@ -76,20 +76,21 @@ class Echo:
 
 async def _main(port: int, hosts: list[str]) -> None:
     echo = Echo()
-    async with serve(
+    server = await serve(
         echo.serve_one,
         "127.0.0.1",
         port,
         compression=None,
         process_request=echo.http,
         ping_interval=None,
-    ) as server:
-        followers = [asyncio.create_task(echo.follow(h)) for h in hosts]
-        try:
-            await server.serve_forever()
-        finally:
-            for task in followers:
-                task.cancel()
+    )
+    followers = [asyncio.create_task(echo.follow(h)) for h in hosts]
+    try:
+        await server.serve_forever()
+    finally:
+        for task in followers:
+            task.cancel()
+        server.close(close_connections=False)
 
 
 def main() -> None:

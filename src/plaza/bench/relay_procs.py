@@ -148,11 +148,12 @@ class Child:
         raise self._failed(f"did not answer {url} within {timeout:g} s")
 
     async def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGINT (a graceful stop, which also lets cProfile write its file), then
-        SIGKILL after ``timeout``; returns the exit code."""
+        """SIGTERM (services stop gracefully on it, which also lets cProfile write its
+        file; SIGINT would not do, a background job may ignore it), then SIGKILL after
+        ``timeout``; returns the exit code."""
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGINT)
+                self.proc.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.proc.wait(), timeout)
             except TimeoutError:

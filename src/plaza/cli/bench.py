@@ -6,6 +6,7 @@ Each sub-command is a thin shell over one ``plaza.bench`` module's ``run``.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
@@ -114,3 +115,83 @@ def market(
     from plaza.bench.market import run
 
     typer.echo(json.dumps(run(runs=runs, providers=providers), indent=2))
+
+
+# A list default must be a module-level value (see serve.py's --trusted-proxy).
+_RATES = typer.Option(
+    [500.0, 1000.0, 2000.0, 3000.0],
+    "--rate",
+    min=1.0,
+    help="Offered commits/s in total, one step each (repeatable).",
+)
+
+
+@app.command("relay")
+def relay(
+    *,
+    hosts: int = typer.Option(50, "--hosts", min=1, help="Simulated hosts, one port each."),
+    accounts: int = typer.Option(20, "--accounts", min=1, help="Accounts per host."),
+    records: int = typer.Option(100, "--records", min=1, help="Records in each repository."),
+    rate: list[float] = _RATES,
+    seconds: float = typer.Option(15.0, "--seconds", min=1.0, help="Measured seconds per step."),
+    warmup: float = typer.Option(5.0, "--warmup", min=0.0, help="Unmeasured seconds per step."),
+    target: str = typer.Option(
+        "relay",
+        "--target",
+        help="relay: 'plaza serve relay'; echo: a pass-through stand-in (the harness floor).",
+    ),
+    profile: str | None = typer.Option(
+        None, "--profile", help="Run the relay under cProfile, write its stats to this file."
+    ),
+    cache: str | None = typer.Option(
+        None, "--cache", help="Fixture cache directory (default: per user, in the temp dir)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
+) -> None:
+    """Benchmark the relay: verified commits/s and lag from --hosts simulated hosts.
+
+    Pre-builds (and caches in the temp dir) validly signed sync v1.1 #commit frames for
+    --hosts x --accounts accounts, registers every DID with a directory of its own,
+    starts 'plaza serve relay' as its own process with a fresh data dir, and offers
+    each --rate for --warmup + --seconds from real WebSocket hosts on loopback. Each
+    output #commit is matched to the moment its frame was scheduled. Prints
+    verified_commits_per_s, p99_lag_ms (of the highest rate whose p99 lag is at most
+    250 ms), rss_mib and hosts, then each step's numbers, the relay's CPU time and its
+    drops. Progress goes to standard error.
+
+    Example:
+
+    \b
+        plaza bench relay --json
+        plaza bench relay --hosts 50 --accounts 20 --rate 1000 --rate 2000 --seconds 20
+    """
+    from plaza.bench.relay import RelayBenchConfig, run
+
+    if target not in ("relay", "echo"):
+        raise typer.BadParameter("must be relay or echo", param_hint="--target")
+    config = RelayBenchConfig(
+        hosts=hosts,
+        accounts=accounts,
+        records=records,
+        rates=tuple(rate),
+        seconds=seconds,
+        warmup=warmup,
+        target=target,
+        profile=Path(profile).resolve() if profile else None,
+        cache=Path(cache) if cache else None,
+    )
+    result = run(config)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    for step in result["steps"]:
+        lag = step["lag_ms"]
+        typer.echo(
+            f"offered {step['offered_per_s']:>7g}/s  emitted {step['emitted_per_s']:>8.1f}/s  "
+            f"p50 {lag['p50']} ms  p99 {lag['p99']} ms  missing {step['missing']}  "
+            f"relay CPU {step['relay_cpu_cores']} cores"
+        )
+    typer.echo(
+        f"sustained: {result['verified_commits_per_s']} verified commits/s with p99 lag "
+        f"{result['p99_lag_ms']} ms over {result['hosts']} hosts; peak RSS {result['rss_mib']} MiB"
+    )
