@@ -1,0 +1,108 @@
+"""One host's firehose, followed for as long as the relay runs.
+
+A :class:`HostSubscriber` connects to ``{host}/xrpc/com.atproto.sync.subscribeRepos``
+with the host's cursor (the last of its events the relay dealt with; 0 for a new host,
+so the host's whole retained window is read), hands every binary frame to
+:meth:`Relay.handle` in order, and when the connection fails or ends connects again
+after a pause that doubles up to a limit (reset once a connection has delivered).
+
+Flooding is throttled, not dropped: each frame spends one token of the host's bucket
+(:class:`~plaza.services.buckets.TokenBuckets`), and a host that has none left is not
+read until it has one again, so the TCP connection pushes back on it; the host's status
+is ``throttled`` meanwhile and each pause is counted (``throttled`` in its metrics).
+A frame larger than the websocket limit (twice ``max_frame_bytes``) ends the
+connection (counted ``oversized-frame``); one between the two limits is read and
+dropped by the relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Final
+
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from plaza.services.buckets import TokenBuckets
+from plaza.services.relay.relay import Relay
+from plaza.services.relay.resync import Backoff
+from plaza.services.relay.state import ACTIVE, OFFLINE, THROTTLED, HostState
+
+log = logging.getLogger("plaza.relay")
+
+MESSAGE_TOO_BIG: Final = 1009
+OPEN_TIMEOUT_S: Final = 10.0
+
+
+def firehose_url(base: str, cursor: int) -> str:
+    ws = (
+        "wss://" + base[len("https://") :]
+        if base.startswith("https://")
+        else "ws://" + base[len("http://") :]
+    )
+    return f"{ws}/xrpc/com.atproto.sync.subscribeRepos?cursor={cursor}"
+
+
+class HostSubscriber:
+    """Follows one host's firehose into the relay (see the module docstring)."""
+
+    def __init__(self, relay: Relay, host: HostState, buckets: TokenBuckets) -> None:
+        self.relay = relay
+        self.host = host
+        self.buckets = buckets
+        lo, hi = relay.settings.reconnect_backoff_s
+        self.backoff = Backoff(lo, hi)
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        """Follow the host until cancelled."""
+        while True:
+            await self._connect_once()
+            await asyncio.sleep(self.backoff.next())
+
+    async def _connect_once(self) -> None:
+        host = self.host
+        limit = self.relay.settings.max_frame_bytes * 2
+        url = firehose_url(host.url, host.cursor)
+        try:
+            async with websockets.connect(
+                url,
+                max_size=limit,
+                open_timeout=OPEN_TIMEOUT_S,
+                compression=None,
+                max_queue=64,
+                user_agent_header="plaza-relay",
+            ) as ws:
+                host.connects += 1
+                host.status = ACTIVE
+                self.connected.set()
+                async for message in ws:
+                    if not isinstance(message, bytes):
+                        self.relay.counters.drop(host, "text-frame")
+                        continue
+                    await self._throttle()
+                    await self.relay.handle(host, message)
+                    self.backoff.reset()
+        except ConnectionClosed as exc:
+            if exc.sent is not None and exc.sent.code == MESSAGE_TOO_BIG:
+                self.relay.counters.drop(host, "oversized-frame")
+            log.info("relay: %s closed its firehose (%s)", host.hostname, exc)
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            log.info("relay: cannot follow %s: %s", host.hostname, exc)
+        finally:
+            self.connected.clear()
+        if host.status != "banned":
+            host.status = OFFLINE
+
+    async def _throttle(self) -> None:
+        wait = self.buckets.take(self.host.hostname)
+        if wait <= 0:
+            return
+        host = self.host
+        host.throttled += 1
+        host.status = THROTTLED
+        while wait > 0:
+            await asyncio.sleep(wait)
+            wait = self.buckets.take(host.hostname)
+        host.status = ACTIVE
