@@ -71,6 +71,8 @@ class RelayBenchConfig:
     cache: Path | None = None
     lag_limit_ms: float = 250.0
     progress: bool = True
+    relay_args: tuple[str, ...] = ()
+    """More options for ``plaza serve relay`` (``--verify-workers=1``, say)."""
 
     def spec(self) -> FixtureSpec:
         frames = sum(r * (self.warmup + self.seconds) for r in self.rates)
@@ -156,6 +158,7 @@ def _relay_argv(config: RelayBenchConfig, port: int, data: Path, directory: str)
             argv += ["-m", "cProfile", "-o", str(config.profile)]
         argv += ["-m", "plaza.cli", "serve", "relay", "--host", "127.0.0.1"]
         argv += ["--port", str(port), "--data-dir", str(data), "--directory", directory]
+        argv += config.relay_args
     return argv
 
 
@@ -400,6 +403,7 @@ def _summary(
         },
         "capacity_commits_per_s": max((s["emitted_per_s"] for s in steps), default=None),
         "target": config.target,
+        "relay_args": list(config.relay_args),
         "accounts": spec.hosts * spec.accounts,
         "records_per_account": spec.records,
         "seconds_per_step": config.seconds,

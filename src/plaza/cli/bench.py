@@ -125,6 +125,13 @@ _RATES = typer.Option(
     help="Offered commits/s in total, one step each (repeatable).",
 )
 
+_RELAY_ARGS = typer.Option(
+    [],
+    "--relay-arg",
+    help="An option passed on to 'plaza serve relay', e.g. --relay-arg=--verify-workers=1 "
+    "(repeatable).",
+)
+
 
 @app.command("relay")
 def relay(
@@ -143,6 +150,7 @@ def relay(
     profile: str | None = typer.Option(
         None, "--profile", help="Run the relay under cProfile, write its stats to this file."
     ),
+    relay_arg: list[str] = _RELAY_ARGS,
     cache: str | None = typer.Option(
         None, "--cache", help="Fixture cache directory (default: per user, in the temp dir)."
     ),
@@ -179,6 +187,7 @@ def relay(
         target=target,
         profile=Path(profile).resolve() if profile else None,
         cache=Path(cache) if cache else None,
+        relay_args=tuple(relay_arg),
     )
     result = run(config)
     if as_json:
