@@ -154,6 +154,9 @@ def relay(
     cache: str | None = typer.Option(
         None, "--cache", help="Fixture cache directory (default: per user, in the temp dir)."
     ),
+    work_dir: str | None = typer.Option(
+        None, "--work-dir", help="Keep the processes' data and logs here (an empty directory)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
 ) -> None:
     """Benchmark the relay: verified commits/s and lag from --hosts simulated hosts.
@@ -188,6 +191,7 @@ def relay(
         profile=Path(profile).resolve() if profile else None,
         cache=Path(cache) if cache else None,
         relay_args=tuple(relay_arg),
+        work_dir=Path(work_dir).resolve() if work_dir else None,
     )
     result = run(config)
     if as_json:
