@@ -48,7 +48,14 @@ from websockets.asyncio.client import connect
 from plaza.atproto.crypto import ES256K, PrivateKey
 from plaza.atproto.plc import create_update, parse_operation
 from plaza.bench.relay_fixture import FixtureSpec, ensure_fixture, load_meta
-from plaza.bench.relay_procs import BenchProcessError, Child, free_port, peak_rss, usage
+from plaza.bench.relay_procs import (
+    BenchProcessError,
+    Child,
+    free_port,
+    machine_busy_s,
+    peak_rss,
+    usage,
+)
 
 MIB = 1024 * 1024
 
@@ -80,7 +87,8 @@ class RelayBenchConfig:
     directory, removed)."""
 
     def spec(self) -> FixtureSpec:
-        frames = sum(r * (self.warmup + self.seconds) for r in self.rates)
+        # a quarter more than the steps need: a step's window can run a little long
+        frames = 1.25 * sum(r * (self.warmup + self.seconds) for r in self.rates)
         per_account = math.ceil(frames / (self.hosts * self.accounts)) + 2
         return FixtureSpec(self.hosts, self.accounts, self.records, per_account)
 
@@ -191,10 +199,11 @@ def _step_result(
     index: dict[tuple[str, str], tuple[int, int]],
     output: Output,
     cpu_s: float,
-    before: dict[str, Any],
-    after: dict[str, Any],
+    cpu_span: float,
     limit_ms: float,
 ) -> dict[str, Any]:
+    """Lag percentiles and rates of the frames scheduled in ``window`` (a frame never
+    emitted is infinitely late), and the relay's CPU per emitted commit."""
     start, end = window
     span = end - start
     in_window = (sent_at >= start) & (sent_at < end)
@@ -214,25 +223,18 @@ def _step_result(
         return round(value, 1) if math.isfinite(value) else None
 
     p99 = pct(99)
-    verified = int(after.get("verified", 0)) - int(before.get("verified", 0))
-    drops = {
-        k: v - _dropped(before).get(k, 0)
-        for k, v in _dropped(after).items()
-        if v - _dropped(before).get(k, 0)
-    }
+    per_s = emitted / span
     return {
         "offered_per_s": rate,
         "scheduled": scheduled,
         "scheduled_per_s": round(scheduled / span, 1),
-        "emitted_per_s": round(emitted / span, 1),
+        "emitted_per_s": round(per_s, 1),
         "missing": missing,
         "lag_ms": {"p50": pct(50), "p90": pct(90), "p99": p99, "max": pct(100)},
         "min_lag_ms": round(float(lags.min()), 3) if scheduled else None,
         "meets_lag_limit": p99 is not None and p99 <= limit_ms and missing == 0,
-        "relay_cpu_cores": round(cpu_s / span, 3),
-        "relay_cpu_ms_per_commit": round(1000 * cpu_s / emitted, 3) if emitted else None,
-        "metrics_verified_per_s": round(verified / span, 1) if after else None,
-        "metrics_dropped": drops,
+        "relay_cpu_cores": round(cpu_s / cpu_span, 3),
+        "relay_cpu_ms_per_commit": round(1000 * cpu_s / (per_s * cpu_span), 3) if emitted else None,
     }
 
 
@@ -285,6 +287,92 @@ def _profile_top(path: Path, count: int = 25) -> list[dict[str, Any]]:
          "cumtime_s": round(ct, 3), "calls": n}
         for tt, ct, n, f in rows[:count]
     ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """CPU seconds so far of the relay (tree), the hosts, this harness, the directory
+    and the whole machine, at monotonic time ``t``."""
+
+    t: float
+    relay: float
+    hosts: float
+    harness: float
+    directory: float
+    machine: float
+    relay_rss: int
+    relay_processes: int
+
+    @classmethod
+    def take(cls, relay: Child, hosts: Child, directory: Child) -> _Sample:
+        tree = usage(relay.pid)
+        return cls(
+            time.monotonic(),
+            tree.cpu_s,
+            usage(hosts.pid).cpu_s,
+            time.process_time(),
+            usage(directory.pid).cpu_s,
+            machine_busy_s(),
+            tree.rss_bytes,
+            tree.processes,
+        )
+
+
+async def _step(
+    config: RelayBenchConfig,
+    rate: float,
+    *,
+    hosts: Child,
+    relay: Child,
+    relay_url: str,
+    directory: Child,
+    output: Output,
+    index: dict[tuple[str, str], tuple[int, int]],
+    work: Path,
+) -> dict[str, Any]:
+    """Offer ``rate`` for warm-up + measured seconds, wait for the relay to catch up,
+    and account for the frames scheduled in the measured window."""
+    m0 = await _metrics(relay_url)
+    released0 = int((await hosts.ask({"cmd": "status"}))["released"])
+    start = float((await hosts.ask({"cmd": "rate", "rate": rate}))["t"])
+    await asyncio.sleep(config.warmup)
+    s0 = _Sample.take(relay, hosts, directory)
+    await asyncio.sleep(config.seconds)
+    s1 = _Sample.take(relay, hosts, directory)
+    end = float((await hosts.ask({"cmd": "rate", "rate": 0}))["t"])
+    await _drain(hosts, output, timeout=60.0)
+    released = int((await hosts.ask({"cmd": "status"}))["released"]) - released0
+    m1 = await _metrics(relay_url)
+    await hosts.ask({"cmd": "times", "path": str(work / "sent.npy")})
+    step = _step_result(
+        rate=rate,
+        window=(start + config.warmup, end),
+        sent_at=np.load(work / "sent.npy"),
+        index=index,
+        output=output,
+        cpu_s=s1.relay - s0.relay,
+        cpu_span=s1.t - s0.t,
+        limit_ms=config.lag_limit_ms,
+    )
+    span = s1.t - s0.t
+    ours = (s1.relay - s0.relay) + (s1.hosts - s0.hosts) + (s1.harness - s0.harness)
+    ours += s1.directory - s0.directory
+    verified = int(m1.get("verified", 0)) - int(m0.get("verified", 0)) if m0 and m1 else None
+    drops0 = _dropped(m0)
+    step.update(
+        relay_rss_mib=round(s1.relay_rss / MIB, 1),
+        relay_processes=s1.relay_processes,
+        hosts_cpu_cores=round((s1.hosts - s0.hosts) / span, 3),
+        harness_cpu_cores=round((s1.harness - s0.harness) / span, 3),
+        machine_busy_cores=round((s1.machine - s0.machine) / span, 3),
+        neighbours_cpu_cores=round((s1.machine - s0.machine - ours) / span, 3),
+        released=released,
+        metrics_verified=verified,
+        metrics_dropped={
+            k: v - drops0.get(k, 0) for k, v in _dropped(m1).items() if v - drops0.get(k, 0)
+        },
+    )
+    return step
 
 
 async def run_async(config: RelayBenchConfig) -> dict[str, Any]:
@@ -342,38 +430,25 @@ async def run_async(config: RelayBenchConfig) -> dict[str, Any]:
             _log(config, f"every account seen once: {cold_s:.1f} s")
             steps = []
             for rate in config.rates:
-                start = float((await hosts.ask({"cmd": "rate", "rate": rate}))["t"])
-                await asyncio.sleep(config.warmup)
-                u0, m0 = usage(relay.pid), await _metrics(relay_url)
-                h0, own0 = usage(hosts.pid).cpu_s, time.process_time()
-                await asyncio.sleep(config.seconds)
-                u1, m1 = usage(relay.pid), await _metrics(relay_url)
-                h1, own1 = usage(hosts.pid).cpu_s, time.process_time()
-                end = float((await hosts.ask({"cmd": "rate", "rate": 0}))["t"])
-                await _drain(hosts, output, timeout=60.0)
-                await hosts.ask({"cmd": "times", "path": str(work / "sent.npy")})
-                step = _step_result(
-                    rate=rate,
-                    window=(start + config.warmup, end),
-                    sent_at=np.load(work / "sent.npy"),
-                    index=index,
+                step = await _step(
+                    config,
+                    rate,
+                    hosts=hosts,
+                    relay=relay,
+                    relay_url=relay_url,
+                    directory=directory,
                     output=output,
-                    cpu_s=u1.cpu_s - u0.cpu_s,
-                    before=m0,
-                    after=m1,
-                    limit_ms=config.lag_limit_ms,
+                    index=index,
+                    work=work,
                 )
-                step["relay_rss_mib"] = round(u1.rss_bytes / MIB, 1)
-                step["hosts_cpu_cores"] = round((h1 - h0) / config.seconds, 3)
-                step["harness_cpu_cores"] = round((own1 - own0) / config.seconds, 3)
-                step["relay_processes"] = u1.processes
                 steps.append(step)
                 lag = step["lag_ms"]
                 _log(
                     config,
                     f"offered {rate:g}/s: emitted {step['emitted_per_s']}/s, p50 {lag['p50']} ms, "
                     f"p99 {lag['p99']} ms, missing {step['missing']}, "
-                    f"relay {step['relay_cpu_cores']} cores",
+                    f"relay {step['relay_cpu_cores']} cores, "
+                    f"neighbours {step['neighbours_cpu_cores']} cores",
                 )
             final = await _metrics(relay_url)
             peak = peak_rss(relay.pid)

@@ -82,6 +82,16 @@ def peak_rss(pid: int) -> int:
     return 0
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (not idle or waiting on I/O) since
+    boot, over all cores (``/proc/stat``): a step's share that is not the bench's own
+    processes is the neighbours'."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(x) for x in fields]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / _CLK_TCK
+
+
 def free_port() -> int:
     """A loopback port free right now (for a child that must be told its port)."""
     with socket.socket() as sock:
