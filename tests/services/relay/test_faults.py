@@ -296,3 +296,17 @@ def test_the_relay_follows_an_account_to_its_new_host(net: Net, fake: FakeHost, 
         for h in httpx.get(f"{net.relay}/xrpc/com.atproto.sync.listHosts").json()["hosts"]
     }
     assert hosts[new_host.url.removeprefix("http://")]["accountCount"] >= 1
+
+
+def test_a_host_whose_stream_restarted_is_read_from_its_start(
+    net: Net, fake: FakeHost, tap: Tap
+) -> None:
+    acct = _account(net, fake)
+    _valid(fake, tap, acct)
+    fake.push_raw(encode_error_frame("FutureCursor", "Cursor in the future."))
+    result = acct.next_commit()
+    frame = cbor.encode({"op": 1, "t": "#commit"}) + cbor.encode({**commit_body(result), "seq": 1})
+    fake.push_raw(frame, seq=1)  # numbered from 1 again, as a host with a new store would
+    tap.commit_of(acct.did, result.rev)
+    assert net.host_metrics(fake.url)["cursor"] == 1
+    _valid(fake, tap, acct)

@@ -133,6 +133,11 @@ class Relay:
         body = frame.body
         if frame.kind == ERROR:
             self._drop(host, "host-error", f"{body.get('error')}: {body.get('message')}")
+            if body.get("error") == "FutureCursor":
+                # The host's stream restarted below our cursor (its store was replaced):
+                # read it again from its start; revs already seen are refused as such.
+                host.cursor = 0
+                self.outbox.cursor(host.hostname, 0)
             return
         if frame.kind == INFO:
             return
