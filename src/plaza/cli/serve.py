@@ -258,7 +258,7 @@ def relay(
             verify_workers=verify_workers,
             allow_private_hosts=not no_private_hosts,
         )
-        served = ServedApp("relay", create_relay(settings), host, port)
+        served = ServedApp("relay", create_relay(settings), host, port, ws_deflate=False)
     except PlazaError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc

@@ -45,6 +45,7 @@ class FakeHost:
         self.seq = 0
         self.repos: dict[str, bytes] = {}
         self.repo_requests = 0
+        self._requests = threading.Condition()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._lock = threading.Lock()
 
@@ -68,14 +69,21 @@ class FakeHost:
         self.push_raw(encode_frame(kind, {**body, "seq": seq}), seq)
         return seq
 
+    def wait_repo_requests(self, n: int, timeout: float = 20.0) -> None:
+        """Block until ``getRepo`` has been asked ``n`` times in all."""
+        with self._requests:
+            assert self._requests.wait_for(lambda: self.repo_requests >= n, timeout), n
+
     # -- the app ---------------------------------------------------------------------
     def app(self) -> Starlette:
         async def describe(request: Request) -> Response:
             return JSONResponse({"did": "did:web:fake.test", "availableUserDomains": []})
 
         async def get_repo(request: Request) -> Response:
-            self.repo_requests += 1
             car = self.repos.get(request.query_params.get("did", ""))
+            with self._requests:
+                self.repo_requests += 1
+                self._requests.notify_all()
             if car is None:
                 return JSONResponse({"error": "RepoNotFound", "message": "not yet"}, 400)
             return Response(car, media_type="application/vnd.ipld.car")

@@ -32,6 +32,7 @@ from plaza.services.relay.firehose import Firehose
 from plaza.services.relay.hosts import Hosts
 from plaza.services.relay.identity import Identities
 from plaza.services.relay.outbox import Outbox
+from plaza.services.relay.pool import PoolVerifier
 from plaza.services.relay.relay import InlineVerifier, Relay, Verifier
 from plaza.services.relay.settings import RelaySettings
 from plaza.services.relay.state import DESYNCHRONIZED
@@ -83,11 +84,15 @@ def open_components(
     http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
     identities = Identities(settings.directory_url, http, refresh_s=settings.identity_refresh_s)
     accounts = {a.did: a for a in store.accounts()}
+    if verifier is None:
+        verifier = (
+            PoolVerifier(settings.verify_workers) if settings.verify_workers else InlineVerifier()
+        )
     relay = Relay(
         settings,
         outbox,
         identities,
-        verifier or InlineVerifier(),
+        verifier,
         http=http,
         accounts=accounts,
         clock=clock,

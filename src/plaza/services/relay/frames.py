@@ -10,6 +10,11 @@ CID's bytes; the fields the lexicon types as links (``commit``, ``prevData``, ea
 objects, the type the protocol core takes. Any frame the fast path does not vouch for
 (a non-canonical encoding, a byte string that libipld would mistake for a link) goes
 to the strict decoder, whose answer is final. Every refusal is a :class:`FrameError`.
+
+:func:`encode_frame` writes with libipld too when it can be exact: links are handed to
+it as their bytes (which it writes as links), so a body may go that way only if no
+other byte string in it could parse as a CID; any other body is written by
+:func:`plaza.atproto.cbor.encode`. Both give the same canonical bytes.
 """
 
 from __future__ import annotations
@@ -49,9 +54,52 @@ class Frame:
     body: dict[str, Any]
 
 
+_HEADERS: dict[str, bytes] = {}
+
+
 def encode_frame(kind: str, body: dict[str, Any]) -> bytes:
     """A message frame: header ``{op: 1, t: kind}`` followed by the body."""
-    return cbor.encode({"op": 1, "t": kind}) + cbor.encode(body)
+    header = _HEADERS.get(kind)
+    if header is None:
+        header = cbor.encode({"op": 1, "t": kind})
+        if len(_HEADERS) < 64:
+            _HEADERS[kind] = header
+    wire = _wire(body, 0)
+    if wire is None:
+        return header + cbor.encode(body)
+    out: bytes = libipld.encode_dag_cbor(wire)
+    return header + out
+
+
+def _wire(value: Any, depth: int) -> Any:
+    """``value`` with every CID as its bytes, or None if libipld could not write it
+    exactly (a byte string that could be a link, a value it writes differently)."""
+    t = type(value)
+    if t is CID:
+        return value.raw
+    if t is str or t is bool or t is int or value is None:
+        return value
+    if t is bytes:
+        return None if value[:1] in _CID_START else value
+    if depth > 32:
+        return None
+    if t is dict:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            w = _wire(v, depth + 1)
+            if w is None and v is not None:
+                return None
+            out[k] = w
+        return out
+    if t is list:
+        items = []
+        for v in value:
+            w = _wire(v, depth + 1)
+            if w is None and v is not None:
+                return None
+            items.append(w)
+        return items
+    return None
 
 
 def encode_error_frame(error: str, message: str) -> bytes:

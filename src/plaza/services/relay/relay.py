@@ -67,21 +67,27 @@ MAX_STATUS_LENGTH: Final = 64
 
 
 class Verifier(Protocol):
-    """Runs the stateless checks (:mod:`plaza.services.relay.verify`), here or elsewhere."""
+    """Runs the stateless checks (:mod:`plaza.services.relay.verify`) on an event, given
+    decoded (``body``) and as its frame's bytes (``raw``), here or elsewhere."""
 
-    async def commit(self, body: Mapping[str, Any], key: PublicKey) -> Checked: ...
+    async def commit(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> Checked: ...
 
-    async def sync(self, body: Mapping[str, Any], key: PublicKey) -> SyncChecked: ...
+    async def sync(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> SyncChecked: ...
+
+    def close(self) -> None: ...
 
 
 class InlineVerifier:
     """Verifies in the calling process."""
 
-    async def commit(self, body: Mapping[str, Any], key: PublicKey) -> Checked:
+    async def commit(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> Checked:
         return check_commit(body, key)
 
-    async def sync(self, body: Mapping[str, Any], key: PublicKey) -> SyncChecked:
+    async def sync(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> SyncChecked:
         return check_sync(body, key)
+
+    def close(self) -> None:
+        return None
 
 
 class Relay:
@@ -107,7 +113,7 @@ class Relay:
         self.clock = clock
         self.hosts: dict[str, HostState] = {}
         self.counters = Counters()
-        self._aside: dict[str, list[tuple[HostState, dict[str, Any]]]] = {}
+        self._aside: dict[str, list[tuple[HostState, dict[str, Any], bytes]]] = {}
         self._replaying: set[str] = set()
         self._resyncs: dict[str, asyncio.Task[None]] = {}
 
@@ -127,6 +133,11 @@ class Relay:
         body = frame.body
         if frame.kind == ERROR:
             self._drop(host, "host-error", f"{body.get('error')}: {body.get('message')}")
+            if body.get("error") == "FutureCursor":
+                # The host's stream restarted below our cursor (its store was replaced):
+                # read it again from its start; revs already seen are refused as such.
+                host.cursor = 0
+                self.outbox.cursor(host.hostname, 0)
             return
         if frame.kind == INFO:
             return
@@ -135,7 +146,7 @@ class Relay:
             self._drop(host, "seq-not-increasing", f"seq {seq!r} after {host.cursor}")
             return
         try:
-            await self._dispatch(host, frame.kind, body)
+            await self._dispatch(host, frame.kind, body, raw)
         except Exception:
             log.exception(
                 "relay: handling %s seq %s from %s failed", frame.kind, seq, host.hostname
@@ -143,15 +154,15 @@ class Relay:
             self._drop(host, "internal-error", "")
         self._advance(host, seq)
 
-    async def _dispatch(self, host: HostState, kind: str, body: dict[str, Any]) -> None:
+    async def _dispatch(self, host: HostState, kind: str, body: dict[str, Any], raw: bytes) -> None:
         if kind == COMMIT:
-            await self._commit(host, body)
+            await self._commit(host, body, raw)
         elif kind == IDENTITY:
             await self._identity(host, body)
         elif kind == ACCOUNT:
             await self._account_event(host, body)
         elif kind == SYNC:
-            await self._sync(host, body)
+            await self._sync(host, body, raw)
         else:
             self._drop(host, "unknown-kind", kind[:40])
 
@@ -201,7 +212,9 @@ class Relay:
         return acct
 
     # -- the event types -------------------------------------------------------------
-    async def _commit(self, host: HostState, body: dict[str, Any], *, replay: bool = False) -> None:
+    async def _commit(
+        self, host: HostState, body: dict[str, Any], raw: bytes, *, replay: bool = False
+    ) -> None:
         did = self._did(host, body.get("repo"))
         if did is None:
             return
@@ -211,13 +224,13 @@ class Relay:
         acct = self.accounts.get(did)
         if acct is not None:
             if acct.status == DESYNCHRONIZED or (did in self._replaying and not replay):
-                self._keep_aside(host, acct, body)
+                self._keep_aside(host, acct, body, raw)
                 return
             if not acct.active:
                 self._drop(host, "account-inactive", f"{did} is {acct.status}")
                 return
         try:
-            checked = await self._verified(host, ident, body, self.verifier.commit)
+            checked = await self._verified(host, ident, body, raw, self.verifier.commit)
         except AtprotoError as exc:
             self._drop(host, reason(exc), f"{did}: {exc.message}")
             return
@@ -233,7 +246,7 @@ class Relay:
             and (checked.prev_data is None or str(checked.prev_data) != acct.data)
         ):
             why = f"prevData {checked.prev_data}, last verified {acct.data}"
-            self._desynchronize(host, acct, body, why)
+            self._desynchronize(host, acct, body, raw, why)
             return
         acct = self._state(did, host)
         acct.head, acct.rev, acct.data = str(checked.commit), checked.rev, str(checked.data)
@@ -246,7 +259,8 @@ class Relay:
         host: HostState,
         ident: Identity,
         body: dict[str, Any],
-        check: Callable[[Mapping[str, Any], PublicKey], Any],
+        raw: bytes,
+        check: Callable[[Mapping[str, Any], PublicKey, bytes], Any],
     ) -> Any:
         """``check(body, key)``; on a bad signature, once more with a key fetched
         again if it changed. None (dropped) when the account has no key."""
@@ -255,7 +269,7 @@ class Relay:
             self._drop(host, "no-signing-key", ident.did)
             return None
         try:
-            return await check(body, key)
+            return await check(body, key, raw)
         except BadSignatureError:
             try:
                 fresh = await self.identities.refresh(ident.did)
@@ -263,7 +277,7 @@ class Relay:
                 raise BadSignatureError(f"{ident.did}: signature does not verify") from None
             if fresh.key is None or fresh.key.did_key() == key.did_key():
                 raise
-            return await check(body, fresh.key)
+            return await check(body, fresh.key, raw)
 
     async def _identity(self, host: HostState, body: dict[str, Any]) -> None:
         did = self._did(host, body.get("did"))
@@ -302,7 +316,7 @@ class Relay:
             out["status"] = status
         self.outbox.emit(did, ACCOUNT, out)
 
-    async def _sync(self, host: HostState, body: dict[str, Any]) -> None:
+    async def _sync(self, host: HostState, body: dict[str, Any], raw: bytes) -> None:
         did = self._did(host, body.get("did"))
         if did is None:
             return
@@ -310,7 +324,7 @@ class Relay:
         if ident is None:
             return
         try:
-            checked = await self._verified(host, ident, body, self.verifier.sync)
+            checked = await self._verified(host, ident, body, raw, self.verifier.sync)
         except AtprotoError as exc:
             self._drop(host, reason(exc), f"{did}: {exc.message}")
             return
@@ -366,15 +380,17 @@ class Relay:
             )
 
     # -- losing and finding the thread -----------------------------------------------
-    def _keep_aside(self, host: HostState, acct: AccountState, body: dict[str, Any]) -> None:
+    def _keep_aside(
+        self, host: HostState, acct: AccountState, body: dict[str, Any], raw: bytes
+    ) -> None:
         kept = self._aside.setdefault(acct.did, [])
         if len(kept) >= MAX_KEPT_ASIDE:
             self._drop(host, "desynchronized", f"{acct.did}: too many commits kept aside")
             return
-        kept.append((host, body))
+        kept.append((host, body, raw))
 
     def _desynchronize(
-        self, host: HostState, acct: AccountState, body: dict[str, Any], why: str
+        self, host: HostState, acct: AccountState, body: dict[str, Any], raw: bytes, why: str
     ) -> None:
         log.warning(
             "relay: %s is desynchronized (%s); resyncing from %s", acct.did, why, host.hostname
@@ -392,7 +408,7 @@ class Relay:
                 "time": iso_time(self.clock()),
             },
         )
-        self._keep_aside(host, acct, body)
+        self._keep_aside(host, acct, body, raw)
         self.start_resync(acct.did)
 
     def start_resync(self, did: str) -> None:
@@ -447,15 +463,16 @@ class Relay:
                 kept = self._aside.pop(did, None)
                 if not kept:
                     break
-                for origin, body in kept:
+                for origin, body, raw in kept:
                     if acct.status == DESYNCHRONIZED:
-                        self._keep_aside(origin, acct, body)
+                        self._keep_aside(origin, acct, body, raw)
                         continue
-                    await self._commit(origin, body, replay=True)
+                    await self._commit(origin, body, raw, replay=True)
         finally:
             self._replaying.discard(did)
 
     async def aclose(self) -> None:
+        self.verifier.close()
         tasks = list(self._resyncs.values())
         for task in tasks:
             task.cancel()
