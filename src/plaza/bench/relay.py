@@ -302,6 +302,7 @@ class _Sample:
     machine: float
     relay_rss: int
     relay_processes: int
+    relay_per_process: dict[int, float]
 
     @classmethod
     def take(cls, relay: Child, hosts: Child, directory: Child) -> _Sample:
@@ -315,6 +316,7 @@ class _Sample:
             machine_busy_s(),
             tree.rss_bytes,
             tree.processes,
+            tree.per_process,
         )
 
 
@@ -362,6 +364,11 @@ async def _step(
     step.update(
         relay_rss_mib=round(s1.relay_rss / MIB, 1),
         relay_processes=s1.relay_processes,
+        # the main process first, then its workers (if any)
+        relay_cpu_cores_by_process=[
+            round((cpu - s0.relay_per_process.get(pid, 0.0)) / span, 3)
+            for pid, cpu in s1.relay_per_process.items()
+        ],
         hosts_cpu_cores=round((s1.hosts - s0.hosts) / span, 3),
         harness_cpu_cores=round((s1.harness - s0.harness) / span, 3),
         machine_busy_cores=round((s1.machine - s0.machine) / span, 3),

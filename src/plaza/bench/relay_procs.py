@@ -35,11 +35,13 @@ class BenchProcessError(PlazaError):
 
 @dataclass(frozen=True)
 class Usage:
-    """CPU seconds (user + system) and resident memory of a process tree."""
+    """CPU seconds (user + system) and resident memory of a process tree, and the CPU
+    seconds of each of its processes (the root first)."""
 
     cpu_s: float
     rss_bytes: int
     processes: int
+    per_process: dict[int, float]
 
 
 def _stat(pid: int) -> tuple[int, float, int] | None:
@@ -62,15 +64,14 @@ def usage(root: int) -> Usage:
     children: dict[int, list[int]] = {}
     for pid, (ppid, _, _) in stats.items():
         children.setdefault(ppid, []).append(pid)
-    cpu, rss, count, todo = 0.0, 0, 0, [root]
+    rss, todo, per = 0, [root], {}
     while todo:
-        pid = todo.pop()
+        pid = todo.pop(0)
         if pid in stats:
-            cpu += stats[pid][1]
+            per[pid] = stats[pid][1]
             rss += stats[pid][2]
-            count += 1
             todo += children.get(pid, [])
-    return Usage(cpu, rss, count)
+    return Usage(sum(per.values()), rss, len(per), per)
 
 
 def peak_rss(pid: int) -> int:
