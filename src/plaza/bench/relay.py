@@ -46,7 +46,7 @@ import numpy as np
 from websockets.asyncio.client import connect
 
 from plaza.atproto.crypto import ES256K, PrivateKey
-from plaza.atproto.plc import create_update, parse_operation
+from plaza.atproto.plc import PlcOperation, create_update, parse_operation
 from plaza.bench.relay_fixture import FixtureSpec, ensure_fixture, load_meta
 from plaza.bench.relay_procs import (
     BenchProcessError,
@@ -131,7 +131,9 @@ async def _register(directory: str, urls: Sequence[str], fixture: Path, accounts
         for account in load_meta(fixture, h)["accounts"][:accounts]:
             genesis = account["genesis"]
             key = PrivateKey.from_bytes(ES256K, bytes.fromhex(account["key"]))
-            update = create_update(parse_operation(genesis), key, pds_endpoint=url)
+            op = parse_operation(genesis)
+            assert isinstance(op, PlcOperation)  # the fixture wrote a genesis operation
+            update = create_update(op, key, pds_endpoint=url)
             jobs.append((account["did"], genesis))
             jobs.append((account["did"], update.to_json()))
     limit = asyncio.Semaphore(16)

@@ -170,19 +170,19 @@ class Hosts:
             )
         if method == "com.atproto.sync.listRepos":
             repos = []
-            for i, account in enumerate(host.data.accounts):
+            for i, sim in enumerate(host.data.accounts):
                 head, rev, _ = host.head(i)
-                repos.append({"did": account.did, "head": str(head), "rev": rev, "active": True})
+                repos.append({"did": sim.did, "head": str(head), "rev": rev, "active": True})
             return _json(ws, {"repos": repos})
         if method in (
             "com.atproto.sync.getLatestCommit",
             "com.atproto.sync.getRepoStatus",
             "com.atproto.sync.getRepo",
         ):
-            account = dids.get(params.get("did", ""))
-            if account is None:
+            number = dids.get(params.get("did", ""))
+            if number is None:
                 return _json(ws, {"error": "RepoNotFound", "message": "no such repo"}, 400)
-            head, rev, blocks = host.head(account)
+            head, rev, blocks = host.head(number)
             if method.endswith("getLatestCommit"):
                 return _json(ws, {"cid": str(head), "rev": rev})
             if method.endswith("getRepoStatus"):
