@@ -31,6 +31,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import httpx
@@ -49,6 +50,7 @@ from plaza.services.relay.frames import (
     IDENTITY,
     INFO,
     SYNC,
+    Frame,
     FrameError,
     decode_frame,
 )
@@ -68,7 +70,10 @@ MAX_STATUS_LENGTH: Final = 64
 
 class Verifier(Protocol):
     """Runs the stateless checks (:mod:`plaza.services.relay.verify`) on an event, given
-    decoded (``body``) and as its frame's bytes (``raw``), here or elsewhere."""
+    decoded (``body``) and as its frame's bytes (``raw``), here or elsewhere.
+    ``parallel``: whether checks run beside the event loop (worth starting early)."""
+
+    parallel: bool
 
     async def commit(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> Checked: ...
 
@@ -80,6 +85,8 @@ class Verifier(Protocol):
 class InlineVerifier:
     """Verifies in the calling process."""
 
+    parallel = False
+
     async def commit(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> Checked:
         return check_commit(body, key)
 
@@ -88,6 +95,31 @@ class InlineVerifier:
 
     def close(self) -> None:
         return None
+
+
+@dataclass
+class Prepared:
+    """A frame decoded ahead of its turn, with its commit's verification already
+    started under the key the account had then (see :meth:`Relay.prepare`)."""
+
+    raw: bytes
+    frame: Frame | None = None
+    early: asyncio.Future[Checked] | None = None
+    key: PublicKey | None = None
+
+    def take(self, key: PublicKey) -> asyncio.Future[Checked] | None:
+        """The early check if it ran under ``key`` (once), else None."""
+        early, self.early = self.early, None
+        if early is not None and self.key is not None and self.key.did_key() == key.did_key():
+            return early
+        if early is not None:
+            _discard(early)
+        return None
+
+
+def _discard(early: asyncio.Future[Checked]) -> None:
+    early.cancel()
+    early.add_done_callback(lambda f: None if f.cancelled() else f.exception())
 
 
 class Relay:
@@ -118,18 +150,51 @@ class Relay:
         self._resyncs: dict[str, asyncio.Task[None]] = {}
 
     # -- the entry point -------------------------------------------------------------
-    async def handle(self, host: HostState, raw: bytes) -> None:
-        """Deal with one frame from ``host`` (see the module docstring)."""
+    def prepare(self, host: HostState, raw: bytes) -> Prepared:
+        """Decode a frame ahead of its turn and, with a parallel verifier, start checking
+        a ``#commit`` under the account's cached key: hosts read on while their earlier
+        events are checked. :meth:`handle` judges it in order all the same, and uses
+        the early check only if the key is still the account's."""
+        if not self.verifier.parallel or len(raw) > self.settings.max_frame_bytes:
+            return Prepared(raw)
+        try:
+            frame = decode_frame(raw)
+        except FrameError:
+            return Prepared(raw)
+        prepared = Prepared(raw, frame)
+        did = frame.body.get("repo")
+        if frame.kind == COMMIT and type(did) is str:
+            ident = self.identities.cached(did)
+            if ident is not None and ident.key is not None and ident.hostname == host.hostname:
+                prepared.key = ident.key
+                prepared.early = asyncio.ensure_future(
+                    self.verifier.commit(frame.body, ident.key, raw)
+                )
+        return prepared
+
+    async def handle(self, host: HostState, raw: bytes, prepared: Prepared | None = None) -> None:
+        """Deal with one frame from ``host`` (see the module docstring); ``prepared``
+        is what :meth:`prepare` made of it."""
+        try:
+            await self._handle(host, raw, prepared or Prepared(raw))
+        finally:
+            if prepared is not None and prepared.early is not None:
+                _discard(prepared.early)
+
+    async def _handle(self, host: HostState, raw: bytes, prepared: Prepared) -> None:
         host.events += 1
         if len(raw) > self.settings.max_frame_bytes:
             self._drop(host, "oversized-frame", f"{len(raw)} bytes")
             self._advance(host, _peek_seq(raw))
             return
-        try:
-            frame = decode_frame(raw)
-        except FrameError as exc:
-            self._drop(host, "malformed-frame", exc.message)
-            return
+        if prepared.frame is not None:
+            frame = prepared.frame
+        else:
+            try:
+                frame = decode_frame(raw)
+            except FrameError as exc:
+                self._drop(host, "malformed-frame", exc.message)
+                return
         body = frame.body
         if frame.kind == ERROR:
             self._drop(host, "host-error", f"{body.get('error')}: {body.get('message')}")
@@ -146,7 +211,7 @@ class Relay:
             self._drop(host, "seq-not-increasing", f"seq {seq!r} after {host.cursor}")
             return
         try:
-            await self._dispatch(host, frame.kind, body, raw)
+            await self._dispatch(host, frame.kind, body, raw, prepared)
         except Exception:
             log.exception(
                 "relay: handling %s seq %s from %s failed", frame.kind, seq, host.hostname
@@ -154,9 +219,11 @@ class Relay:
             self._drop(host, "internal-error", "")
         self._advance(host, seq)
 
-    async def _dispatch(self, host: HostState, kind: str, body: dict[str, Any], raw: bytes) -> None:
+    async def _dispatch(
+        self, host: HostState, kind: str, body: dict[str, Any], raw: bytes, prepared: Prepared
+    ) -> None:
         if kind == COMMIT:
-            await self._commit(host, body, raw)
+            await self._commit(host, body, raw, prepared=prepared)
         elif kind == IDENTITY:
             await self._identity(host, body)
         elif kind == ACCOUNT:
@@ -213,7 +280,13 @@ class Relay:
 
     # -- the event types -------------------------------------------------------------
     async def _commit(
-        self, host: HostState, body: dict[str, Any], raw: bytes, *, replay: bool = False
+        self,
+        host: HostState,
+        body: dict[str, Any],
+        raw: bytes,
+        *,
+        replay: bool = False,
+        prepared: Prepared | None = None,
     ) -> None:
         did = self._did(host, body.get("repo"))
         if did is None:
@@ -230,7 +303,9 @@ class Relay:
                 self._drop(host, "account-inactive", f"{did} is {acct.status}")
                 return
         try:
-            checked = await self._verified(host, ident, body, raw, self.verifier.commit)
+            checked = await self._verified(
+                host, ident, body, raw, self.verifier.commit, prepared=prepared
+            )
         except AtprotoError as exc:
             self._drop(host, reason(exc), f"{did}: {exc.message}")
             return
@@ -261,14 +336,20 @@ class Relay:
         body: dict[str, Any],
         raw: bytes,
         check: Callable[[Mapping[str, Any], PublicKey, bytes], Any],
+        *,
+        prepared: Prepared | None = None,
     ) -> Any:
-        """``check(body, key)``; on a bad signature, once more with a key fetched
-        again if it changed. None (dropped) when the account has no key."""
+        """``check(body, key)`` (or the check ``prepared`` started under the same key);
+        on a bad signature, once more with a key fetched again if it changed. None
+        (dropped) when the account has no key."""
         key = ident.key
         if key is None:
             self._drop(host, "no-signing-key", ident.did)
             return None
+        early = prepared.take(key) if prepared is not None else None
         try:
+            if early is not None:
+                return await early
             return await check(body, key, raw)
         except BadSignatureError:
             try:
