@@ -33,10 +33,11 @@ from plaza.services.relay.hosts import Hosts
 from plaza.services.relay.identity import Identities
 from plaza.services.relay.outbox import Outbox
 from plaza.services.relay.pool import PoolVerifier
-from plaza.services.relay.relay import InlineVerifier, Relay, Verifier
+from plaza.services.relay.relay import Relay
 from plaza.services.relay.settings import RelaySettings
 from plaza.services.relay.state import DESYNCHRONIZED
 from plaza.services.relay.store import RelayStore
+from plaza.services.relay.verifier import InlineVerifier, Verifier
 from plaza.services.relay.xrpc import RelayApi, dispatch
 
 log = logging.getLogger("plaza.relay")

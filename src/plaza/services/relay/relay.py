@@ -31,8 +31,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import httpx
 import libipld
@@ -50,7 +49,6 @@ from plaza.services.relay.frames import (
     IDENTITY,
     INFO,
     SYNC,
-    Frame,
     FrameError,
     decode_frame,
 )
@@ -60,66 +58,13 @@ from plaza.services.relay.resync import Backoff, ResyncError, fetch_repo
 from plaza.services.relay.settings import RelaySettings
 from plaza.services.relay.state import DESYNCHRONIZED, Counters, HostState
 from plaza.services.relay.store import AccountState
-from plaza.services.relay.verify import Checked, SyncChecked, check_commit, check_sync, reason
+from plaza.services.relay.verifier import Prepared, Verifier, discard
+from plaza.services.relay.verify import reason
 
 log = logging.getLogger("plaza.relay")
 
 MAX_KEPT_ASIDE: Final = 1000
 MAX_STATUS_LENGTH: Final = 64
-
-
-class Verifier(Protocol):
-    """Runs the stateless checks (:mod:`plaza.services.relay.verify`) on an event, given
-    decoded (``body``) and as its frame's bytes (``raw``), here or elsewhere.
-    ``parallel``: whether checks run beside the event loop (worth starting early)."""
-
-    parallel: bool
-
-    async def commit(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> Checked: ...
-
-    async def sync(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> SyncChecked: ...
-
-    def close(self) -> None: ...
-
-
-class InlineVerifier:
-    """Verifies in the calling process."""
-
-    parallel = False
-
-    async def commit(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> Checked:
-        return check_commit(body, key)
-
-    async def sync(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> SyncChecked:
-        return check_sync(body, key)
-
-    def close(self) -> None:
-        return None
-
-
-@dataclass
-class Prepared:
-    """A frame decoded ahead of its turn, with its commit's verification already
-    started under the key the account had then (see :meth:`Relay.prepare`)."""
-
-    raw: bytes
-    frame: Frame | None = None
-    early: asyncio.Future[Checked] | None = None
-    key: PublicKey | None = None
-
-    def take(self, key: PublicKey) -> asyncio.Future[Checked] | None:
-        """The early check if it ran under ``key`` (once), else None."""
-        early, self.early = self.early, None
-        if early is not None and self.key is not None and self.key.did_key() == key.did_key():
-            return early
-        if early is not None:
-            _discard(early)
-        return None
-
-
-def _discard(early: asyncio.Future[Checked]) -> None:
-    early.cancel()
-    early.add_done_callback(lambda f: None if f.cancelled() else f.exception())
 
 
 class Relay:
@@ -179,7 +124,7 @@ class Relay:
             await self._handle(host, raw, prepared or Prepared(raw))
         finally:
             if prepared is not None and prepared.early is not None:
-                _discard(prepared.early)
+                discard(prepared.early)
 
     async def _handle(self, host: HostState, raw: bytes, prepared: Prepared) -> None:
         host.events += 1

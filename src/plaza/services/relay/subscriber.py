@@ -27,9 +27,10 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from plaza.services.buckets import TokenBuckets
-from plaza.services.relay.relay import Prepared, Relay
+from plaza.services.relay.relay import Relay
 from plaza.services.relay.resync import Backoff
 from plaza.services.relay.state import ACTIVE, OFFLINE, THROTTLED, HostState
+from plaza.services.relay.verifier import Prepared
 
 log = logging.getLogger("plaza.relay")
 
