@@ -147,6 +147,7 @@ RELAY_LIMITS: dict[str, Any] = {
     "resync_backoff_s": (0.05, 0.4),
     "reconnect_backoff_s": (0.05, 0.4),
     "identity_refresh_s": 0.0,
+    "crawl_rate": (100.0, 1000),
 }
 
 

@@ -44,7 +44,6 @@ log = logging.getLogger("plaza.relay")
 
 VERSION: Final = "plaza-relay/0.1"
 PRUNE_EVERY_S: Final = 60.0
-CRAWL_RATE: Final = (0.2, 20)  # requestCrawl per client address: per second, burst
 
 
 @dataclass
@@ -168,7 +167,7 @@ def create_app(
     """A relay over ``settings``; its store opens now, its hosts are followed while the
     app runs (see the module docstring). ``app.state.relay`` holds its parts."""
     parts = open_components(settings, clock=clock, verifier=verifier)
-    api = RelayApi(parts.relay, parts.hosts, parts.store, TokenBuckets(*CRAWL_RATE))
+    api = RelayApi(parts.relay, parts.hosts, parts.store, TokenBuckets(*settings.crawl_rate))
 
     async def health(request: Request) -> Response:
         return JSONResponse(
