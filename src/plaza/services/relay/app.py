@@ -146,7 +146,10 @@ async def _flusher(parts: RelayComponents) -> None:
     every = parts.settings.flush_every_s
     while True:
         await asyncio.sleep(every)
-        parts.outbox.flush()
+        try:
+            parts.outbox.flush()
+        except Exception:  # the group commit must outlive any one failure
+            log.exception("relay: flushing failed; retrying")
 
 
 async def _pruner(parts: RelayComponents) -> None:
@@ -154,8 +157,8 @@ async def _pruner(parts: RelayComponents) -> None:
         await asyncio.sleep(PRUNE_EVERY_S)
         try:
             parts.store.prune_events(parts.settings.replay_window)
-        except PlazaError as exc:
-            log.warning("relay: pruning the replay window failed: %s", exc.message)
+        except Exception:
+            log.exception("relay: pruning the replay window failed")
 
 
 def create_app(

@@ -62,7 +62,11 @@ class HostSubscriber:
     async def run(self) -> None:
         """Follow the host until cancelled."""
         while True:
-            await self._connect_once()
+            try:
+                await self._connect_once()
+            except Exception:  # following the host must outlive any one failure
+                log.exception("relay: following %s failed", self.host.hostname)
+                self.host.status = OFFLINE
             await asyncio.sleep(self.backoff.next())
 
     async def _connect_once(self) -> None:
