@@ -42,6 +42,7 @@ from plaza.atproto.cid import CID
 from plaza.atproto.crypto import PublicKey
 from plaza.atproto.errors import AtprotoError, BadSignatureError
 from plaza.errors import PlazaError
+from plaza.services.eventstream import iso_time
 from plaza.services.relay.frames import (
     ACCOUNT,
     COMMIT,
@@ -53,7 +54,7 @@ from plaza.services.relay.frames import (
     decode_frame,
 )
 from plaza.services.relay.identity import Identities, Identity, IdentityError
-from plaza.services.relay.outbox import Outbox, iso_time
+from plaza.services.relay.outbox import Outbox
 from plaza.services.relay.resync import Backoff, ResyncError, fetch_repo
 from plaza.services.relay.settings import RelaySettings
 from plaza.services.relay.state import DESYNCHRONIZED, Counters, HostState
