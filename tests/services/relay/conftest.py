@@ -147,11 +147,13 @@ RELAY_LIMITS: dict[str, Any] = {
     "resync_backoff_s": (0.05, 0.4),
     "reconnect_backoff_s": (0.05, 0.4),
     "identity_refresh_s": 0.0,
+    "crawl_rate": (100.0, 1000),
 }
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+@pytest.fixture(scope="module", params=[0, 1], ids=["inline", "worker"])
+def net(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Net]:
+    """The network, its relay verifying in its own process or in one worker process."""
     root: Path = tmp_path_factory.mktemp("relaynet")
     dport, p1, p2, rport = free_port(), free_port(), free_port(), free_port()
     directory = f"http://127.0.0.1:{dport}"
@@ -196,6 +198,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
             directory_url=directory,
             public_url=f"http://127.0.0.1:{rport}",
             hosts=(f"127.0.0.1:{p1}",),
+            verify_workers=request.param,
             **RELAY_LIMITS,
         )
     )

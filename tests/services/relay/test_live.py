@@ -53,6 +53,8 @@ def test_commits_of_a_real_pds_arrive_verified_and_renumbered(net: Net) -> None:
     host = net.host_metrics(net.pds[0])
     assert host["dropped"] == {} and host["status"] == "active"
     assert net.metrics()["verified"] >= 3
+    verifier = net.parts.relay.verifier
+    assert not verifier.parallel or getattr(verifier, "batches", 0) > 0
 
 
 def test_request_crawl_follows_a_checked_host(net: Net) -> None:

@@ -15,7 +15,7 @@ from plaza.atproto.errors import AtprotoError, BadSignatureError, InversionError
 from plaza.atproto.sync import sync_event_car
 from plaza.services.relay.frames import decode_frame, encode_frame
 from plaza.services.relay.pool import PoolVerifier
-from plaza.services.relay.relay import InlineVerifier
+from plaza.services.relay.verifier import InlineVerifier
 from tests.services.relay.hostile import FakeAccount, commit_body
 
 

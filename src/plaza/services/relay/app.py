@@ -33,17 +33,17 @@ from plaza.services.relay.hosts import Hosts
 from plaza.services.relay.identity import Identities
 from plaza.services.relay.outbox import Outbox
 from plaza.services.relay.pool import PoolVerifier
-from plaza.services.relay.relay import InlineVerifier, Relay, Verifier
+from plaza.services.relay.relay import Relay
 from plaza.services.relay.settings import RelaySettings
 from plaza.services.relay.state import DESYNCHRONIZED
 from plaza.services.relay.store import RelayStore
+from plaza.services.relay.verifier import InlineVerifier, Verifier
 from plaza.services.relay.xrpc import RelayApi, dispatch
 
 log = logging.getLogger("plaza.relay")
 
 VERSION: Final = "plaza-relay/0.1"
 PRUNE_EVERY_S: Final = 60.0
-CRAWL_RATE: Final = (0.2, 20)  # requestCrawl per client address: per second, burst
 
 
 @dataclass
@@ -146,7 +146,10 @@ async def _flusher(parts: RelayComponents) -> None:
     every = parts.settings.flush_every_s
     while True:
         await asyncio.sleep(every)
-        parts.outbox.flush()
+        try:
+            parts.outbox.flush()
+        except Exception:  # the group commit must outlive any one failure
+            log.exception("relay: flushing failed; retrying")
 
 
 async def _pruner(parts: RelayComponents) -> None:
@@ -154,8 +157,8 @@ async def _pruner(parts: RelayComponents) -> None:
         await asyncio.sleep(PRUNE_EVERY_S)
         try:
             parts.store.prune_events(parts.settings.replay_window)
-        except PlazaError as exc:
-            log.warning("relay: pruning the replay window failed: %s", exc.message)
+        except Exception:
+            log.exception("relay: pruning the replay window failed")
 
 
 def create_app(
@@ -167,7 +170,7 @@ def create_app(
     """A relay over ``settings``; its store opens now, its hosts are followed while the
     app runs (see the module docstring). ``app.state.relay`` holds its parts."""
     parts = open_components(settings, clock=clock, verifier=verifier)
-    api = RelayApi(parts.relay, parts.hosts, parts.store, TokenBuckets(*CRAWL_RATE))
+    api = RelayApi(parts.relay, parts.hosts, parts.store, TokenBuckets(*settings.crawl_rate))
 
     async def health(request: Request) -> Response:
         return JSONResponse(

@@ -28,6 +28,7 @@ from plaza.atproto import cbor
 from plaza.atproto.cid import CID
 from plaza.atproto.errors import DecodeError, InvalidCidError
 from plaza.errors import PlazaError
+from plaza.services.eventstream import encode_error_frame
 
 COMMIT: Final = "#commit"
 SYNC: Final = "#sync"
@@ -37,6 +38,20 @@ INFO: Final = "#info"
 ERROR: Final = "error"
 
 _CID_START: Final = (b"\x01", b"\x12")
+
+__all__ = [
+    "ACCOUNT",
+    "COMMIT",
+    "ERROR",
+    "IDENTITY",
+    "INFO",
+    "SYNC",
+    "Frame",
+    "FrameError",
+    "decode_frame",
+    "encode_error_frame",
+    "encode_frame",
+]
 
 
 class FrameError(PlazaError):
@@ -100,10 +115,6 @@ def _wire(value: Any, depth: int) -> Any:
             items.append(w)
         return items
     return None
-
-
-def encode_error_frame(error: str, message: str) -> bytes:
-    return cbor.encode({"op": -1}) + cbor.encode({"error": error, "message": message})
 
 
 def decode_frame(frame: bytes) -> Frame:

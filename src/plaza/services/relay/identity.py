@@ -7,7 +7,11 @@ never forge a key. The answer is cached per DID until something says it changed:
 ``#identity`` event always refreshes it; a suspicion (a commit whose signature fails, an
 event from a host the document does not name) refreshes it at most once per
 ``refresh_s`` per DID, so a hostile host cannot make the relay hammer the directory.
-Concurrent lookups of one DID share one request. Only ``did:plc`` is resolved.
+Concurrent lookups of one DID share one request. A DID that could not be resolved is
+because of what the directory answered (unknown, tombstoned, a log that does not
+verify) is not asked for again for ``refresh_s`` (the same failure is raised), so a host naming
+made-up DIDs costs the directory one request each per period at most. Only ``did:plc``
+is resolved.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ class IdentityError(PlazaError):
 
     code = "DidResolutionFailed"
     status = 502
+
+
+class UnknownDidError(IdentityError):
+    """The directory answered, and the answer resolves to no usable identity."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class Identities:
         self.max_cached = max_cached
         self._cache: OrderedDict[str, Identity] = OrderedDict()
         self._pending: dict[str, asyncio.Future[Identity]] = {}
+        self._failed: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self.lookups = 0
 
     def cached(self, did: str) -> Identity | None:
@@ -92,6 +101,9 @@ class Identities:
         return await self._fetch(did)
 
     async def _fetch(self, did: str) -> Identity:
+        failed = self._failed.get(did)
+        if failed is not None and self.clock() - failed[0] < self.refresh_s:
+            raise UnknownDidError(failed[1])
         pending = self._pending.get(did)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -99,6 +111,14 @@ class Identities:
         self._pending[did] = future
         try:
             ident = await self._resolve(did)
+        except UnknownDidError as exc:
+            self._failed.pop(did, None)
+            self._failed[did] = (self.clock(), exc.message)
+            while len(self._failed) > self.max_cached:
+                self._failed.popitem(last=False)
+            future.set_exception(exc)
+            future.exception()
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: a lone caller must not leave it unobserved
@@ -106,6 +126,7 @@ class Identities:
         finally:
             del self._pending[did]
         future.set_result(ident)
+        self._failed.pop(did, None)
         self._cache.pop(did, None)
         self._cache[did] = ident
         while len(self._cache) > self.max_cached:
@@ -114,7 +135,7 @@ class Identities:
 
     async def _resolve(self, did: str) -> Identity:
         if not is_did_plc(did):
-            raise IdentityError(f"only did:plc is resolved: {did[:80]!r}")
+            raise UnknownDidError(f"only did:plc is resolved: {did[:80]!r}")
         self.lookups += 1
         url = f"{self.directory_url}/{did}/log/audit"
         try:
@@ -127,15 +148,17 @@ class Identities:
                 status = response.status_code
         except httpx.HTTPError as exc:
             raise IdentityError(f"directory unreachable: {exc}") from exc
+        if status in (404, 410):
+            raise UnknownDidError(f"the directory does not know {did} (HTTP {status})")
         if status != 200:
             raise IdentityError(f"the directory answered HTTP {status} for {did}")
         try:
             state = validate_audit_log(did, _json(bytes(body)))
         except PlcError as exc:
-            raise IdentityError(f"the audit log of {did} does not verify: {exc.message}") from exc
+            raise UnknownDidError(f"the audit log of {did} does not verify: {exc.message}") from exc
         data = state.data
         if data is None:
-            raise IdentityError(f"{did} is tombstoned")
+            raise UnknownDidError(f"{did} is tombstoned")
         key: PublicKey | None = None
         if data.signing_key is not None:
             try:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import datetime as dt
 import logging
 from typing import Any, Final
 
@@ -33,12 +32,6 @@ log = logging.getLogger("plaza.relay")
 
 TAIL_SIZE: Final = 20_000
 READ_PAGE: Final = 500
-
-
-def iso_time(ts: float) -> str:
-    """An atproto datetime with millisecond precision."""
-    d = dt.datetime.fromtimestamp(ts, dt.UTC)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
 
 
 class Outbox:

@@ -81,6 +81,8 @@ def _raise(name: str, message: str) -> None:
 class PoolVerifier:
     """A :class:`~plaza.services.relay.relay.Verifier` over worker processes."""
 
+    parallel = True
+
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(

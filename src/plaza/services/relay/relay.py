@@ -31,7 +31,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import httpx
 import libipld
@@ -42,6 +42,7 @@ from plaza.atproto.cid import CID
 from plaza.atproto.crypto import PublicKey
 from plaza.atproto.errors import AtprotoError, BadSignatureError
 from plaza.errors import PlazaError
+from plaza.services.eventstream import iso_time
 from plaza.services.relay.frames import (
     ACCOUNT,
     COMMIT,
@@ -53,41 +54,18 @@ from plaza.services.relay.frames import (
     decode_frame,
 )
 from plaza.services.relay.identity import Identities, Identity, IdentityError
-from plaza.services.relay.outbox import Outbox, iso_time
+from plaza.services.relay.outbox import Outbox
 from plaza.services.relay.resync import Backoff, ResyncError, fetch_repo
 from plaza.services.relay.settings import RelaySettings
 from plaza.services.relay.state import DESYNCHRONIZED, Counters, HostState
 from plaza.services.relay.store import AccountState
-from plaza.services.relay.verify import Checked, SyncChecked, check_commit, check_sync, reason
+from plaza.services.relay.verifier import Prepared, Verifier, discard
+from plaza.services.relay.verify import reason
 
 log = logging.getLogger("plaza.relay")
 
 MAX_KEPT_ASIDE: Final = 1000
 MAX_STATUS_LENGTH: Final = 64
-
-
-class Verifier(Protocol):
-    """Runs the stateless checks (:mod:`plaza.services.relay.verify`) on an event, given
-    decoded (``body``) and as its frame's bytes (``raw``), here or elsewhere."""
-
-    async def commit(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> Checked: ...
-
-    async def sync(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> SyncChecked: ...
-
-    def close(self) -> None: ...
-
-
-class InlineVerifier:
-    """Verifies in the calling process."""
-
-    async def commit(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> Checked:
-        return check_commit(body, key)
-
-    async def sync(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> SyncChecked:
-        return check_sync(body, key)
-
-    def close(self) -> None:
-        return None
 
 
 class Relay:
@@ -118,18 +96,51 @@ class Relay:
         self._resyncs: dict[str, asyncio.Task[None]] = {}
 
     # -- the entry point -------------------------------------------------------------
-    async def handle(self, host: HostState, raw: bytes) -> None:
-        """Deal with one frame from ``host`` (see the module docstring)."""
+    def prepare(self, host: HostState, raw: bytes) -> Prepared:
+        """Decode a frame ahead of its turn and, with a parallel verifier, start checking
+        a ``#commit`` under the account's cached key: hosts read on while their earlier
+        events are checked. :meth:`handle` judges it in order all the same, and uses
+        the early check only if the key is still the account's."""
+        if not self.verifier.parallel or len(raw) > self.settings.max_frame_bytes:
+            return Prepared(raw)
+        try:
+            frame = decode_frame(raw)
+        except FrameError:
+            return Prepared(raw)
+        prepared = Prepared(raw, frame)
+        did = frame.body.get("repo")
+        if frame.kind == COMMIT and type(did) is str:
+            ident = self.identities.cached(did)
+            if ident is not None and ident.key is not None and ident.hostname == host.hostname:
+                prepared.key = ident.key
+                prepared.early = asyncio.ensure_future(
+                    self.verifier.commit(frame.body, ident.key, raw)
+                )
+        return prepared
+
+    async def handle(self, host: HostState, raw: bytes, prepared: Prepared | None = None) -> None:
+        """Deal with one frame from ``host`` (see the module docstring); ``prepared``
+        is what :meth:`prepare` made of it."""
+        try:
+            await self._handle(host, raw, prepared or Prepared(raw))
+        finally:
+            if prepared is not None and prepared.early is not None:
+                discard(prepared.early)
+
+    async def _handle(self, host: HostState, raw: bytes, prepared: Prepared) -> None:
         host.events += 1
         if len(raw) > self.settings.max_frame_bytes:
             self._drop(host, "oversized-frame", f"{len(raw)} bytes")
             self._advance(host, _peek_seq(raw))
             return
-        try:
-            frame = decode_frame(raw)
-        except FrameError as exc:
-            self._drop(host, "malformed-frame", exc.message)
-            return
+        if prepared.frame is not None:
+            frame = prepared.frame
+        else:
+            try:
+                frame = decode_frame(raw)
+            except FrameError as exc:
+                self._drop(host, "malformed-frame", exc.message)
+                return
         body = frame.body
         if frame.kind == ERROR:
             self._drop(host, "host-error", f"{body.get('error')}: {body.get('message')}")
@@ -146,7 +157,7 @@ class Relay:
             self._drop(host, "seq-not-increasing", f"seq {seq!r} after {host.cursor}")
             return
         try:
-            await self._dispatch(host, frame.kind, body, raw)
+            await self._dispatch(host, frame.kind, body, raw, prepared)
         except Exception:
             log.exception(
                 "relay: handling %s seq %s from %s failed", frame.kind, seq, host.hostname
@@ -154,9 +165,11 @@ class Relay:
             self._drop(host, "internal-error", "")
         self._advance(host, seq)
 
-    async def _dispatch(self, host: HostState, kind: str, body: dict[str, Any], raw: bytes) -> None:
+    async def _dispatch(
+        self, host: HostState, kind: str, body: dict[str, Any], raw: bytes, prepared: Prepared
+    ) -> None:
         if kind == COMMIT:
-            await self._commit(host, body, raw)
+            await self._commit(host, body, raw, prepared=prepared)
         elif kind == IDENTITY:
             await self._identity(host, body)
         elif kind == ACCOUNT:
@@ -213,7 +226,13 @@ class Relay:
 
     # -- the event types -------------------------------------------------------------
     async def _commit(
-        self, host: HostState, body: dict[str, Any], raw: bytes, *, replay: bool = False
+        self,
+        host: HostState,
+        body: dict[str, Any],
+        raw: bytes,
+        *,
+        replay: bool = False,
+        prepared: Prepared | None = None,
     ) -> None:
         did = self._did(host, body.get("repo"))
         if did is None:
@@ -230,7 +249,9 @@ class Relay:
                 self._drop(host, "account-inactive", f"{did} is {acct.status}")
                 return
         try:
-            checked = await self._verified(host, ident, body, raw, self.verifier.commit)
+            checked = await self._verified(
+                host, ident, body, raw, self.verifier.commit, prepared=prepared
+            )
         except AtprotoError as exc:
             self._drop(host, reason(exc), f"{did}: {exc.message}")
             return
@@ -261,14 +282,20 @@ class Relay:
         body: dict[str, Any],
         raw: bytes,
         check: Callable[[Mapping[str, Any], PublicKey, bytes], Any],
+        *,
+        prepared: Prepared | None = None,
     ) -> Any:
-        """``check(body, key)``; on a bad signature, once more with a key fetched
-        again if it changed. None (dropped) when the account has no key."""
+        """``check(body, key)`` (or the check ``prepared`` started under the same key);
+        on a bad signature, once more with a key fetched again if it changed. None
+        (dropped) when the account has no key."""
         key = ident.key
         if key is None:
             self._drop(host, "no-signing-key", ident.did)
             return None
+        early = prepared.take(key) if prepared is not None else None
         try:
+            if early is not None:
+                return await early
             return await check(body, key, raw)
         except BadSignatureError:
             try:

@@ -48,6 +48,8 @@ class RelaySettings:
     max_hosts: int = 1000
     """Hosts the relay follows at most; ``requestCrawl`` past it is refused."""
     max_subscribers: int = 1000
+    crawl_rate: tuple[float, int] = (0.2, 20)
+    """``requestCrawl`` per client address: per second, and at once."""
     flush_every_s: float = 0.004
     """Group commit: the longest an accepted event waits before its transaction."""
     resync_backoff_s: tuple[float, float] = (1.0, 300.0)

@@ -18,21 +18,25 @@ dropped by the relay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Final
 
 import websockets
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from plaza.services.buckets import TokenBuckets
 from plaza.services.relay.relay import Relay
 from plaza.services.relay.resync import Backoff
 from plaza.services.relay.state import ACTIVE, OFFLINE, THROTTLED, HostState
+from plaza.services.relay.verifier import Prepared
 
 log = logging.getLogger("plaza.relay")
 
 MESSAGE_TOO_BIG: Final = 1009
 OPEN_TIMEOUT_S: Final = 10.0
+READ_AHEAD: Final = 256
 
 
 def firehose_url(base: str, cursor: int) -> str:
@@ -58,7 +62,11 @@ class HostSubscriber:
     async def run(self) -> None:
         """Follow the host until cancelled."""
         while True:
-            await self._connect_once()
+            try:
+                await self._connect_once()
+            except Exception:  # following the host must outlive any one failure
+                log.exception("relay: following %s failed", self.host.hostname)
+                self.host.status = OFFLINE
             await asyncio.sleep(self.backoff.next())
 
     async def _connect_once(self) -> None:
@@ -77,13 +85,7 @@ class HostSubscriber:
                 host.connects += 1
                 host.status = ACTIVE
                 self.connected.set()
-                async for message in ws:
-                    if not isinstance(message, bytes):
-                        self.relay.counters.drop(host, "text-frame")
-                        continue
-                    await self._throttle()
-                    await self.relay.handle(host, message)
-                    self.backoff.reset()
+                await self._read(ws)
         except ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == MESSAGE_TOO_BIG:
                 self.relay.counters.drop(host, "oversized-frame")
@@ -94,6 +96,47 @@ class HostSubscriber:
             self.connected.clear()
         if host.status != "banned":
             host.status = OFFLINE
+
+    async def _read(self, ws: ClientConnection) -> None:
+        """Hand every binary frame to the relay, in order. With a parallel verifier,
+        frames are prepared as they arrive and judged by a second task, up to
+        :data:`READ_AHEAD` behind; the connection's end waits for that task."""
+        relay, host = self.relay, self.host
+        if not relay.verifier.parallel:
+            async for message in ws:
+                if not isinstance(message, bytes):
+                    relay.counters.drop(host, "text-frame")
+                    continue
+                await self._throttle()
+                await relay.handle(host, message)
+                self.backoff.reset()
+            return
+        queue: asyncio.Queue[Prepared | None] = asyncio.Queue(READ_AHEAD)
+        judge = asyncio.create_task(self._judge(queue))
+        try:
+            async for message in ws:
+                if not isinstance(message, bytes):
+                    relay.counters.drop(host, "text-frame")
+                    continue
+                await self._throttle()
+                await queue.put(relay.prepare(host, message))
+                if judge.done():
+                    break
+        except BaseException:
+            # Frames still queued were not judged, so the host's cursor is still before
+            # them: the host sends them again on the next connection.
+            judge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await judge
+            raise
+        if not judge.done():
+            await queue.put(None)
+        await judge
+
+    async def _judge(self, queue: asyncio.Queue[Prepared | None]) -> None:
+        while (prepared := await queue.get()) is not None:
+            await self.relay.handle(self.host, prepared.raw, prepared)
+            self.backoff.reset()
 
     async def _throttle(self) -> None:
         wait = self.buckets.take(self.host.hostname)
