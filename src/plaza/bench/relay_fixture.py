@@ -7,7 +7,7 @@ real repository code (:meth:`plaza.atproto.repo.Repo.create`), so its MST has a 
 levels. The host's firehose is then pre-built: ``commits`` commits per account, one write
 each (mostly creates, some updates and deletes), made with
 :meth:`~plaza.atproto.repo.Repo.apply_writes` and encoded exactly as the PDS's
-sequencer writes them (:func:`plaza.services.pds.sequencer.encode_frame`, sync v1.1:
+sequencer writes them (:func:`plaza.services.eventstream.encode_frame`, sync v1.1:
 CAR slice, ops with ``prev``, ``prevData``). A host's frames interleave its accounts
 round-robin and carry the host's ``seq`` 1, 2, 3, ...
 
@@ -45,7 +45,8 @@ from plaza.atproto.plc import create_genesis
 from plaza.atproto.repo import CommitResult, Repo, Write, export_car
 from plaza.atproto.sync import encode_ops
 from plaza.atproto.tid import encode_tid, int_to_tid
-from plaza.services.pds.sequencer import COMMIT, encode_frame, iso_time
+from plaza.services.eventstream import encode_frame, iso_time
+from plaza.services.pds.sequencer import COMMIT
 
 FORMAT: Final = 1
 PLACEHOLDER_ENDPOINT: Final = "https://unassigned.bench.invalid"
