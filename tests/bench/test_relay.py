@@ -6,6 +6,10 @@ No timing is asserted."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +64,39 @@ def test_cli_prints_the_four_keys(tmp_path: Path) -> None:
     assert {"verified_commits_per_s", "p99_lag_ms", "rss_mib", "hosts"} <= out.keys()
     assert out["hosts"] == 2 and out["sustained"]["lag_limit_ms"] == 250
     assert out["steps"][0]["offered_per_s"] == 10
+
+
+def _processes_naming(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in argv:
+                found.append(int(entry.name))
+    return found
+
+
+def test_sigterm_stops_the_run_and_its_processes(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    args = [sys.executable, "-m", "plaza.cli", "bench", "relay", "--hosts", "2"]
+    args += ["--accounts", "1", "--records", "5", "--rate", "5", "--seconds", "600"]
+    args += ["--cache", str(tmp_path / "cache"), "--work-dir", str(work), "--json"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        # the relay is running once the hosts report a subscriber: wait for its data dir
+        while not _processes_naming(str(work / "relay")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)  # polling another process, with a deadline
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1
+    assert b"error: the run was stopped" in err
+    assert _processes_naming(str(work)) == []

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import math
 import pstats
+import signal
 import sys
 import tempfile
 import time
@@ -104,12 +105,17 @@ class Output:
     times: list[float] = field(default_factory=list)
 
     def take(self, frame: bytes, now: float, index: dict[tuple[str, str], tuple[int, int]]) -> None:
-        header, body = libipld.decode_dag_cbor_multi(frame)
-        kind = str(header.get("t", header.get("op")))
+        """Count one frame of the relay's output, received at ``now``; a ``#commit``
+        is matched to the frame it carries by ``(repo, rev)``."""
+        try:
+            header, body = libipld.decode_dag_cbor_multi(frame)
+            kind = str(header.get("t", header.get("op")))
+            key = (body["repo"], body["rev"]) if kind == "#commit" else None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            kind, key = "undecodable", None
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
-        if kind != "#commit":
+        if key is None:
             return
-        key = (body["repo"], body["rev"])
         if key not in index:
             self.unknown += 1
         elif key in self.at:
@@ -385,7 +391,14 @@ async def _step(
 
 
 async def run_async(config: RelayBenchConfig) -> dict[str, Any]:
-    """Measure (see the module docstring); returns the result as JSON-ready values."""
+    """Measure (see the module docstring); returns the result as JSON-ready values.
+
+    SIGTERM cancels the run as Ctrl-C does: the child processes are stopped on the way
+    out either way."""
+    main = asyncio.current_task()
+    if main is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     spec = config.spec()
     t0 = time.perf_counter()
     fixture = ensure_fixture(spec, config.cache)
@@ -542,5 +555,9 @@ def _summary(
 
 
 def run(config: RelayBenchConfig) -> dict[str, Any]:
-    """:func:`run_async` in a fresh event loop."""
-    return asyncio.run(run_async(config))
+    """:func:`run_async` in a fresh event loop; raises :class:`BenchProcessError` when a
+    process fails or the run is stopped (SIGTERM)."""
+    try:
+        return asyncio.run(run_async(config))
+    except asyncio.CancelledError as exc:
+        raise BenchProcessError("the run was stopped; its processes are stopped too") from exc

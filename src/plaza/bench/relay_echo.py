@@ -35,7 +35,8 @@ class Echo:
         self.hosts[url] = 0
         async with connect(ws_url, compression=None, max_size=None, ping_interval=None) as ws:
             async for frame in ws:
-                assert isinstance(frame, bytes)
+                if not isinstance(frame, bytes):
+                    continue
                 self.hosts[url] += 1
                 self.forwarded += 1
                 for queue in self.subscribers:

@@ -14,7 +14,8 @@ frame ``g // hosts`` of host ``g % hosts``), and records for each frame the mome
 was *scheduled*, so the lag the harness measures includes any time the frame waits in
 a host because the relay reads slowly (no coordinated omission). A host's subscribers
 each send from their own position up to what has been released, as the PDS firehose
-does; a subscriber with a cursor first gets what it missed.
+does; a subscriber with a cursor first gets what it missed (a cursor past the newest
+frame starts at the newest, where a PDS would answer ``FutureCursor``).
 
 Control is one JSON line per command on stdin, one JSON line per answer on stdout:
 ``{"cmd": "status"}``, ``{"cmd": "rate", "rate": R}`` (frames/s in total from now; 0

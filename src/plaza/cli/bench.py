@@ -177,6 +177,7 @@ def relay(
         plaza bench relay --hosts 50 --accounts 20 --rate 1000 --rate 2000 --seconds 20
     """
     from plaza.bench.relay import RelayBenchConfig, run
+    from plaza.errors import PlazaError
 
     if target not in ("relay", "echo"):
         raise typer.BadParameter("must be relay or echo", param_hint="--target")
@@ -193,7 +194,11 @@ def relay(
         relay_args=tuple(relay_arg),
         work_dir=Path(work_dir).resolve() if work_dir else None,
     )
-    result = run(config)
+    try:
+        result = run(config)
+    except PlazaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
