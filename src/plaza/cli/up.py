@@ -12,7 +12,7 @@ import ipaddress
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -102,9 +102,12 @@ _SERVICE: Final = {s.name: s for s in SERVICES}
 PORTS: Final = max(s.offset for s in SERVICES) + 1
 
 
-def services() -> list[Service]:
-    """The entries of :data:`SERVICES` this ``plaza`` can run, in start order."""
-    commands = set(typer.main.get_group(serve.app).commands)
+def services(commands: Collection[str] | None = None) -> list[Service]:
+    """The entries of :data:`SERVICES` that can run, in start order: those whose
+    command is among ``commands`` (default: the ``plaza serve`` commands this
+    ``plaza`` has) and whose ``needs`` run too."""
+    if commands is None:
+        commands = set(typer.main.get_group(serve.app).commands)
     chosen: list[Service] = []
     for service in SERVICES:
         names = {s.name for s in chosen}
