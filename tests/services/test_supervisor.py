@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -14,14 +15,18 @@ import pytest
 
 from plaza.services.supervisor import Child, ChildSpec, StartupError, Supervisor, describe_exit
 
-# A small HTTP server that stops cleanly (status 0) on SIGTERM, unless told to ignore it.
+# A small HTTP server that stops cleanly (status 0) on SIGTERM; or ignores it; or
+# answers it by sending SIGTERM to its parent (a second stop request).
 SERVER = """
-import http.server, signal, sys, threading
+import http.server, os, signal, sys, threading
 port, on_term = int(sys.argv[1]), sys.argv[2]
 srv = http.server.HTTPServer(("127.0.0.1", port), http.server.SimpleHTTPRequestHandler)
 def term(*_):
     threading.Thread(target=srv.shutdown).start()
-signal.signal(signal.SIGTERM, term if on_term == "stop" else signal.SIG_IGN)
+def forward(*_):
+    os.kill(os.getppid(), signal.SIGTERM)
+handler = {"stop": term, "ignore": signal.SIG_IGN, "forward": forward}[on_term]
+signal.signal(signal.SIGTERM, handler)
 print("serving on", port, flush=True)
 srv.serve_forever()
 print("stopped", flush=True)
@@ -139,6 +144,17 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path:
         (child,) = sup.children
         assert child.killed and child.returncode == -signal.SIGKILL
         assert not sup.clean()
+
+
+def test_a_second_stop_request_kills_without_waiting_for_the_grace(tmp_path: Path) -> None:
+    grace = 120.0
+    with Supervisor([_server(tmp_path, "stubborn", on_term="forward")], grace_seconds=grace) as sup:
+        assert sup.start()
+        began = time.monotonic()
+        sup.stop()  # the child's answer to SIGTERM is our second stop request
+        assert time.monotonic() - began < grace
+        (child,) = sup.children
+        assert sup.stop_requested and child.killed and child.returncode == -signal.SIGKILL
 
 
 def test_signal_handlers_are_restored_on_leaving(tmp_path: Path) -> None:
