@@ -128,6 +128,19 @@ def test_a_child_that_exits_while_starting_is_named_with_its_log(tmp_path: Path)
     assert not later.log_path.exists()
 
 
+def test_a_command_that_cannot_run_is_named(tmp_path: Path) -> None:
+    missing = ChildSpec(
+        "ghost", (str(tmp_path / "no-such-program"),), "http://127.0.0.1:1/", tmp_path / "ghost.log"
+    )
+    with (
+        Supervisor([_server(tmp_path, "first"), missing]) as sup,
+        pytest.raises(StartupError) as info,
+    ):
+        sup.start()
+    assert info.value.name == "ghost" and "ghost could not be started" in info.value.message
+    assert [c.name for c in sup.children] == ["first"]
+
+
 def test_a_child_that_never_answers_misses_the_startup_deadline(tmp_path: Path) -> None:
     code = "import time; print('thinking', flush=True); time.sleep(600)"
     silent = _script(tmp_path, "silent", code)

@@ -247,16 +247,21 @@ class Supervisor:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             log.write(f"--- {stamp} started: {' '.join(spec.argv)}\n".encode())
             log.flush()
-            process = subprocess.Popen(
-                spec.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self._env,
-                start_new_session=True,
-                # The supervisor runs no threads, so the fork-to-exec window is safe.
-                preexec_fn=_die_with_parent(),  # noqa: PLW1509
-            )
+            try:
+                process = subprocess.Popen(
+                    spec.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self._env,
+                    start_new_session=True,
+                    # The supervisor runs no threads, so the fork-to-exec window is safe.
+                    preexec_fn=_die_with_parent(),  # noqa: PLW1509
+                )
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise StartupError(
+                    f"{spec.name} could not be started: {exc}", name=spec.name
+                ) from exc
         return Child(spec, process, offset)
 
     def _await_health(self, child: Child) -> bool:
