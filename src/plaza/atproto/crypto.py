@@ -45,8 +45,8 @@ _MULTICODEC: Final = {ES256: b"\x80\x24", ES256K: b"\xe7\x01"}
 _ALG_BY_PREFIX: Final[dict[bytes, Alg]] = {b"\x80\x24": ES256, b"\xe7\x01": ES256K}
 # Private keys as multibase: multicodec secp256k1-priv (0x1301) and p256-priv (0x1306),
 # varint-encoded, then the 32-byte secret (the form goat and indigo write).
-_PRIVATE_MULTICODEC: Final = {ES256: b"\x86\x26", ES256K: b"\x81\x26"}
-_ALG_BY_PRIVATE_PREFIX: Final[dict[bytes, Alg]] = {v: k for k, v in _PRIVATE_MULTICODEC.items()}
+_PRIVATE_MULTICODEC: Final[dict[Alg, bytes]] = {ES256: b"\x86\x26", ES256K: b"\x81\x26"}
+_ALG_BY_PRIVATE_PREFIX: Final[dict[bytes, Alg]] = {b"\x86\x26": ES256, b"\x81\x26": ES256K}
 _ECDSA: Final = ec.ECDSA(hashes.SHA256())
 DID_KEY_PREFIX: Final = "did:key:"
 

@@ -229,7 +229,7 @@ def recover(
     """
     from plaza.services.pds.recovery import STEPS, recover_account
 
-    console = Console()
+    console = Console(emoji=False)  # did:key must not become an emoji
     rotation_key = _read_key(Path(key), console)
     try:
         with _steps(console, STEPS) as on_step:
@@ -285,7 +285,7 @@ def add_recovery_key(
     """
     from plaza.services.pds import recovery
 
-    console = Console()
+    console = Console(emoji=False)
     key_did = _read_key(Path(key), console).did_key()
     password = os.environ.get("PLAZA_PASSWORD") or typer.prompt("Password", hide_input=True)
     try:
@@ -324,7 +324,7 @@ def new_recovery_key(
     from plaza.atproto.crypto import ES256K
     from plaza.services.pds.files import write_private
 
-    console = Console()
+    console = Console(emoji=False)
     path = Path(out)
     if path.exists() or path.is_symlink():
         console.print(f"[red]{out} exists; not overwriting a key[/]")

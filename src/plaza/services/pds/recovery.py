@@ -397,26 +397,28 @@ class _Recovery:
     def _state(self) -> str:
         """What the failed run left, read back (best effort) from the directory and host."""
         parts: list[str] = []
+        moved = hosted = False
         try:
             state = self._audit()
             assert state.head is not None
-            now = normalize(_operation(state.head.operation))
-            if _names(now, self.new.base, None):
-                parts.append("The DID already names the new host")
-            else:
-                parts.append("The DID is unchanged (it does not name the new host)")
+            moved = _names(normalize(_operation(state.head.operation)), self.new.base, None)
+            parts.append(
+                "The DID already names the new host"
+                if moved
+                else "The DID is unchanged (it does not name the new host)"
+            )
         except (_StepFailed, AtprotoError):
             parts.append("The directory could not be read back")
         try:
             status = self.new.json(
                 "GET", "com.atproto.sync.getRepoStatus", params={"did": self.did}
             )
+            hosted = True
             active = "active" if status.get("active") else "not active yet"
             parts.append(f"the new host has the account ({active})")
         except _StepFailed:
             parts.append("the new host has no account for it")
-        changed = parts[0].startswith("The DID already") or parts[1].startswith("the new host has ")
-        tail = "re-run to resume" if changed else "nothing was changed"
+        tail = "re-run to resume" if moved or hosted else "nothing was changed"
         return "; ".join(parts) + f"; {tail}."
 
 
