@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import stat
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -399,3 +400,41 @@ def test_a_key_file_others_can_read_is_warned_of_and_a_bad_one_refused(
     said = " ".join(result.output.split())
     assert result.exit_code == 1 and "holds no usable private key" in said
     assert "ab" * 20 not in said
+
+
+def test_import_refuses_a_commit_no_key_of_the_did_signed(hosts: Hosts) -> None:
+    """importRepo takes a copy signed by a key the DID named before (the recovery above
+    relies on it) but not one signed by a key the DID never named: refused, nothing
+    changed."""
+    from plaza.atproto import repo as core
+    from plaza.atproto.tid import TidClock
+
+    m = _member_with_posts(hosts.old)
+    session = httpx.post(
+        f"{hosts.old}/xrpc/com.atproto.server.createSession",
+        json={"identifier": m.did, "password": m.password},
+    ).json()
+    auth = {
+        "authorization": f"Bearer {session['accessJwt']}",
+        "content-type": "application/vnd.ipld.car",
+    }
+    head = httpx.get(f"{hosts.old}/xrpc/com.atproto.sync.getLatestCommit", params={"did": m.did})
+    stranger = PrivateKey.generate(ES256K)
+    rev = TidClock(lambda: time.time_ns() // 1000, 7).next()
+    post = {
+        "$type": "app.bsky.feed.post",
+        "text": "forged",
+        "createdAt": "2026-01-01T00:00:00.000Z",
+    }
+    forged = core.Repo.create(
+        m.did,
+        stranger,
+        rev,
+        writes=[core.Write.create("app.bsky.feed.post", "3aaaaaaaaaaaa", post)],
+    )
+    car = core.export_car(forged.new_blocks, forged.cid)
+    refused = httpx.post(f"{hosts.old}/xrpc/com.atproto.repo.importRepo", content=car, headers=auth)
+    assert refused.status_code == 400, refused.text
+    assert "nor by a key the DID has named" in refused.json()["message"]
+    after = httpx.get(f"{hosts.old}/xrpc/com.atproto.sync.getLatestCommit", params={"did": m.did})
+    assert after.json() == head.json()
