@@ -3,11 +3,11 @@
 The recovery flow reads a dead host's accounts from an archive over the standard sync
 methods. The archive service (``plaza serve archive``) is being built beside this
 code; until it lands, these tests serve the archive's role with this small, real HTTP
-service: it answers ``com.atproto.sync.getRepo``, ``getLatestCommit``, ``listBlobs``
-and ``getBlob`` for the repositories and blobs it was given, which the tests fetch from
-the first PDS *before* they stop it. Nothing in the recovery code knows it is not the
-archive; once the archive service is merged, the tests point ``archive_url`` at it
-instead.
+service: it answers ``com.atproto.sync.getRepo``, ``getLatestCommit``, ``listBlobs``,
+``getBlob`` and ``listRepos`` for the repositories and blobs it was given, which the
+tests fetch from the first PDS *before* they stop it. Nothing in the recovery code
+knows it is not the archive; once the archive service is merged, the tests point
+``archive_url`` at it instead.
 """
 
 from __future__ import annotations
@@ -90,8 +90,16 @@ def create_standin(repos: dict[str, ArchivedRepo]) -> Starlette:
             return _error(400, "BlobNotFound", "Blob not found")
         return Response(blob[0], media_type=blob[1])
 
+    async def list_repos(request: Request) -> Response:
+        out = []
+        for did, repo in sorted(repos.items()):
+            verified = import_car(repo.car)
+            out.append({"did": did, "head": str(verified.commit_cid), "rev": verified.rev})
+        return JSONResponse({"repos": out})
+
     return Starlette(
         routes=[
+            Route("/xrpc/com.atproto.sync.listRepos", list_repos),
             Route("/xrpc/com.atproto.sync.getRepo", get_repo),
             Route("/xrpc/com.atproto.sync.getLatestCommit", latest),
             Route("/xrpc/com.atproto.sync.listBlobs", list_blobs),
