@@ -11,6 +11,7 @@ import secrets
 import stat
 import struct
 import time
+import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +32,9 @@ from plaza.services.directory import create_app as create_directory
 from plaza.services.pds import PdsSettings, create_app
 from plaza.services.pds.recovery import RecoveryError, recover_account
 from plaza.services.runner import ServedApp, ServerThread
+from tests.conftest import PG_URL
 from tests.services.pds.archive_standin import ArchivedRepo, create_standin, snapshot
+from tests.services.pds.conftest import SECOND_ON_PG
 
 POSTS = 5
 
@@ -77,7 +80,10 @@ class Hosts:
 
 @pytest.fixture
 def hosts(tmp_path: Path) -> Iterator[Hosts]:
+    """The second PDS (the one accounts are recovered to) runs on PostgreSQL when it is
+    reachable, as in :mod:`tests.services.pds.conftest`."""
     archived: dict[str, ArchivedRepo] = {}
+    schema = f"pds_{uuid.uuid4().hex[:10]}" if SECOND_ON_PG else None
     stay = ServerThread(
         [
             ServedApp(
@@ -90,8 +96,13 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
     try:
         # Each PDS's public URL must be its real one: bind first, then build the app.
         first_port, second_port = _free_port(), _free_port()
+        db = None if schema is None else f"{PG_URL}?schema={schema}"
         second = ServerThread(
-            [ServedApp("pds2", _pds(tmp_path / "pds2", directory, second_port), port=second_port)]
+            [
+                ServedApp(
+                    "pds2", _pds(tmp_path / "pds2", directory, second_port, db), port=second_port
+                )
+            ]
         )
         first = ServerThread(
             [ServedApp("pds1", _pds(tmp_path / "pds1", directory, first_port), port=first_port)]
@@ -107,6 +118,11 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
             second.__exit__(None, None, None)
     finally:
         stay.__exit__(None, None, None)
+        if schema is not None:
+            import psycopg
+
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def _free_port() -> int:
@@ -117,12 +133,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _pds(data_dir: Path, directory: str, port: int) -> Any:
+def _pds(data_dir: Path, directory: str, port: int, db: str | None = None) -> Any:
     return create_app(
         PdsSettings(
             data_dir=data_dir,
             public_url=f"http://127.0.0.1:{port}",
             directory_url=directory,
+            db_url=db,
             max_blob_bytes=200_000,
         )
     )
