@@ -1,5 +1,6 @@
 """Leaving a dead host: an account recovered from an archive's copy with the member's own
-rotation key, on a live directory and two PDSs, the first one stopped before the move.
+rotation key, on a live directory and two PDSs, the first one (its own process) killed
+with SIGKILL before the move.
 
 The archive's role is served by :mod:`tests.services.pds.archive_standin` (real HTTP,
 fed from the first PDS before it stops) until the archive service is merged.
@@ -8,8 +9,11 @@ fed from the first PDS before it stops) until the archive service is merged.
 from __future__ import annotations
 
 import secrets
+import signal
 import stat
 import struct
+import subprocess
+import sys
 import time
 import uuid
 import zlib
@@ -53,18 +57,21 @@ def _png() -> bytes:
 
 @dataclass
 class Hosts:
-    """A directory and a second PDS that stay up; a first PDS that can be stopped; an
-    archive stand-in serving whatever ``archived`` holds."""
+    """A directory and a second PDS that stay up; a first PDS in a process of its own
+    (``plaza serve pds``) that can be killed; an archive stand-in serving whatever
+    ``archived`` holds."""
 
     directory: str
     old: str
     new: str
     archive: str
     archived: dict[str, ArchivedRepo]
-    first: ServerThread
+    first: subprocess.Popen[bytes]
 
     def stop_old(self) -> None:
-        self.first.stop()
+        """SIGKILL the first PDS: it answers nothing any more."""
+        self.first.send_signal(signal.SIGKILL)
+        self.first.wait(30)
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{self.old}/xrpc/_health", timeout=5)
 
@@ -104,17 +111,14 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
                 )
             ]
         )
-        first = ServerThread(
-            [ServedApp("pds1", _pds(tmp_path / "pds1", directory, first_port), port=first_port)]
-        )
         (new,) = second.__enter__()
+        first = _serve_pds(tmp_path / "pds1", directory, first_port)
         try:
-            (old,) = first.__enter__()
-            try:
-                yield Hosts(directory, old, new, archive, archived, first)
-            finally:
-                first.__exit__(None, None, None)
+            yield Hosts(directory, f"http://127.0.0.1:{first_port}", new, archive, archived, first)
         finally:
+            if first.poll() is None:
+                first.kill()
+            first.wait(30)
             second.__exit__(None, None, None)
     finally:
         stay.__exit__(None, None, None)
@@ -123,6 +127,25 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
 
             with psycopg.connect(PG_URL, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _serve_pds(data_dir: Path, directory: str, port: int) -> subprocess.Popen[bytes]:
+    """``plaza serve pds`` in its own process, once it answers (polled, with a deadline)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from plaza.cli import main; main()", "serve", "pds",
+         "--port", str(port), "--data-dir", str(data_dir), "--directory", directory],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/xrpc/_health", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("plaza serve pds did not start")
 
 
 def _free_port() -> int:
@@ -187,7 +210,7 @@ def _key_file(tmp_path: Path, key: PrivateKey, *, multibase: bool = False) -> Pa
     return path
 
 
-def test_recover_to_the_second_host_after_the_first_stops(hosts: Hosts, tmp_path: Path) -> None:
+def test_recover_to_the_second_host_after_the_first_is_killed(hosts: Hosts, tmp_path: Path) -> None:
     m = _member_with_posts(hosts.old)
     assert hosts.data(m.did)["rotationKeys"][0] == m.key.did_key()
     hosts.archived[m.did] = snapshot(hosts.old, m.did)

@@ -38,6 +38,10 @@ state is left (read back from the directory and the new host). A re-run resumes:
 already naming the new host and its reserved key skips the operation, an existing
 account is logged in to with the password, an account already active is not imported
 over (its member may have written since), and uploads are idempotent.
+
+:func:`add_recovery_key` is the step before, while the host is alive: it lists a
+member's own key first among the DID's rotation keys through the host's standard
+identity calls.
 """
 
 from __future__ import annotations
