@@ -196,7 +196,36 @@ class AccountManager:
         token it signed (``service_creds``; a fresh signing key) or by a DID document
         naming this host and a key reserved for it here (``plc_op`` submitted first when
         given; the reserved key is the account's): see
-        :meth:`plaza.services.pds.reservations.KeyReservations.admit`."""
+        :meth:`plaza.services.pds.reservations.KeyReservations.admit`.
+
+        Arrivals of one existing DID take turns (its repository lock): once the DID
+        names this host, a second request for it finds the first one's account, never
+        races it."""
+        run = self._create(
+            handle=handle,
+            email=email,
+            password=password,
+            did=did,
+            recovery_key=recovery_key,
+            service_creds=service_creds,
+            plc_op=plc_op,
+        )
+        if did is None:
+            return await run
+        async with self.repos.lock(did):
+            return await run
+
+    async def _create(
+        self,
+        *,
+        handle: str,
+        email: str | None,
+        password: str,
+        did: str | None,
+        recovery_key: str | None,
+        service_creds: Credentials | None,
+        plc_op: Any | None,
+    ) -> tuple[Account, SessionTokens]:
         if email is not None:
             email = email.strip().lower()
             if "@" not in email or len(email) > 254:
