@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import secrets
 import socket
+import struct
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,8 +64,12 @@ def directory(root: Path) -> Iterator[str]:
 
 
 @contextmanager
-def pds(root: Path, directory_url: str, name: str = "pds") -> Iterator[tuple[str, ServerThread]]:
-    port = free_port()
+def pds(
+    root: Path, directory_url: str, name: str = "pds", port: int | None = None
+) -> Iterator[tuple[str, ServerThread]]:
+    """A PDS keeping its data in ``root/name`` (on ``port``, else a free one): the same
+    arguments again start the same PDS after it stopped."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     settings = PdsSettings(data_dir=root / name, public_url=url, directory_url=directory_url)
     with serve(name, create_pds(settings), port) as served:
@@ -71,13 +77,11 @@ def pds(root: Path, directory_url: str, name: str = "pds") -> Iterator[tuple[str
 
 
 def archive_settings(root: Path, source: str, directory_url: str, **extra: Any) -> ArchiveSettings:
+    """Settings of an archive in ``root/archive`` that retries quickly (tests may
+    override any field)."""
+    fields: dict[str, Any] = {"retry_base_s": 0.05, "retry_max_s": 0.5, **extra}
     return ArchiveSettings(
-        data_dir=root / "archive",
-        relay_url=source,
-        directory_url=directory_url,
-        retry_base_s=0.05,
-        retry_max_s=0.5,
-        **extra,
+        data_dir=root / "archive", relay_url=source, directory_url=directory_url, **fields
     )
 
 
@@ -126,3 +130,21 @@ def caught_up(archive_url: str, pds_url: str, did: str) -> Callable[[], bool]:
         return want is not None and latest(archive_url, did) == want
 
     return check
+
+
+def png_1x1() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\x00\x80\xff")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+def image_blob(client: Client, did: str, uri: str) -> str:
+    rkey = uri.rsplit("/", 1)[1]
+    post = client.get_post(rkey, did)
+    return str(post.value.embed.images[0].image.ref.link)

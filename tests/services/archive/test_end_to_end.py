@@ -4,8 +4,6 @@ image blob with its type."""
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import httpx
@@ -17,23 +15,13 @@ from tests.services.archive.conftest import (
     archive_settings,
     caught_up,
     directory,
+    image_blob,
     latest,
     member,
     pds,
+    png_1x1,
     wait_for,
 )
-
-
-def png_1x1() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\x00\x80\xff")
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
 
 
 def xrpc(url: str, method: str, **params: str) -> httpx.Response:
@@ -98,12 +86,6 @@ def test_archive_serves_a_repository_after_its_host_stops(tmp_path: Path) -> Non
             assert metrics["blobs"] == 1 and metrics["blob_bytes"] == len(png)
             assert metrics["store_bytes"] > 0 and metrics["bytes_per_record"] > 0
             assert metrics["dropped"] == {}
-
-
-def image_blob(client: object, did: str, uri: str) -> str:
-    rkey = uri.rsplit("/", 1)[1]
-    post = client.get_post(rkey, did)  # type: ignore[attr-defined]
-    return str(post.value.embed.images[0].image.ref.link)
 
 
 def assert_gone(url: str) -> None:

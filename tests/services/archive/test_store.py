@@ -63,7 +63,9 @@ def with_blob(rkey: str, blob: CID, action: str = "create") -> Write:
             ]
         },
     }
-    return Write(action, "app.bsky.feed.post", rkey, record)  # type: ignore[arg-type]
+    if action == "update":
+        return Write.update("app.bsky.feed.post", rkey, record)
+    return Write.create("app.bsky.feed.post", rkey, record)
 
 
 def test_a_chain_of_commits_leaves_exactly_the_current_blocks(db_url: str) -> None:
@@ -121,7 +123,8 @@ def test_blobs_are_wanted_while_linked_and_forgotten_after(db_url: str) -> None:
     due = store.blobs_due(now=0, limit=10)
     assert [(r.did, r.cid, r.state) for r in due] == [(DID, one, "wanted")]
     assert store.blob_held(DID, one, "image/png", 10)
-    assert store.blob(DID, one) is not None and store.blob(DID, one).state == HELD  # type: ignore[union-attr]
+    held = store.blob(DID, one)
+    assert held is not None and held.state == HELD
 
     # "a" links another blob; "b" still links the first.
     assert land(store, author.commit([with_blob("a", two, "update")]), 2) == []
