@@ -3,6 +3,7 @@ given (valid, forged or broken), and signed repositories to build them from."""
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
@@ -19,6 +21,7 @@ from plaza.atproto.repo import CommitResult, Repo, Write
 from plaza.atproto.sync import encode_ops
 from plaza.atproto.tid import int_to_tid
 from plaza.services.pds.sequencer import encode_frame
+from tests.services.directory.helpers import identity
 
 
 class HostileFirehose:
@@ -139,3 +142,16 @@ def posts(*rkeys: str) -> list[Write]:
         )
         for k in rkeys
     ]
+
+
+def event_frame(kind: str, seq: int, **body: Any) -> bytes:
+    """An ``#identity``, ``#account`` or ``#sync`` frame."""
+    return encode_frame(kind, {**body, "seq": seq, "time": "2026-01-01T00:00:00.000Z"})
+
+
+def registered(dir_url: str) -> Author:
+    """A DID in the directory whose signing key the test holds (its host is nowhere)."""
+    ident = identity(f"h{secrets.token_hex(4)}.test", pds_url="http://127.0.0.1:9")
+    r = httpx.post(f"{dir_url}/{ident.did}", json=ident.genesis.to_json(), timeout=10)
+    assert r.status_code == 200, r.text
+    return Author(ident.did, ident.signing)

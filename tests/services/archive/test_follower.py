@@ -3,27 +3,27 @@ and changes nothing; a restart resumes from the stored cursor."""
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from plaza.atproto.cid import CID
 from plaza.atproto.commit import sign_commit
 from plaza.atproto.crypto import ES256K, PrivateKey
 from plaza.atproto.repo import Repo, Write
+from plaza.atproto.repo_verify import import_car
+from plaza.atproto.sync import sync_event_car
 from plaza.atproto.tid import int_to_tid
 from tests.services.archive.conftest import archive, archive_settings, directory, latest, wait_for
-from tests.services.archive.hostile import Author, HostileFirehose, commit_frame, posts
-from tests.services.directory.helpers import identity
-
-
-def registered(dir_url: str) -> Author:
-    """A DID in the directory whose signing key the test holds (its host is nowhere)."""
-    ident = identity(f"h{secrets.token_hex(4)}.test", pds_url="http://127.0.0.1:9")
-    r = httpx.post(f"{dir_url}/{ident.did}", json=ident.genesis.to_json(), timeout=10)
-    assert r.status_code == 200, r.text
-    return Author(ident.did, ident.signing)
+from tests.services.archive.hostile import (
+    Author,
+    HostileFirehose,
+    commit_frame,
+    event_frame,
+    posts,
+    registered,
+)
 
 
 def metrics(url: str) -> dict[str, Any]:
@@ -124,3 +124,58 @@ def test_a_restart_resumes_from_the_stored_cursor(tmp_path: Path) -> None:
             assert m["commits_applied"] == 2  # the two new commits, nothing twice
             assert m["resyncs"]["wanted"] == 0 and m["dropped"] == {}
             assert m["cursor"] == 12 and m["records"] == 3
+
+
+def test_sync_account_and_identity_events(tmp_path: Path) -> None:
+    """``#sync`` over the archived data moves only the head; over other data it asks for
+    a resync (the host is unreachable here: the copy stays as it was). ``#account``
+    records a status and deletes nothing."""
+    fire = HostileFirehose()
+    with directory(tmp_path) as dir_url, fire.running() as source:
+        author = registered(dir_url)
+        genesis = author.commit(posts("a", "b"))
+        fire.push(commit_frame(1, genesis), 1)
+        with archive(archive_settings(tmp_path, source, dir_url)) as (url, _app):
+            wait_for("the first commit", at_head(url, author.did, genesis.cid))
+            # The same data, re-signed at a later rev (as after a migration).
+            resigned = sign_commit(author.did, genesis.data, author.rev(), author.key)
+            blocks = sync_event_car(resigned)
+            fire.push(event_frame("#sync", 2, did=author.did, rev=resigned.rev, blocks=blocks), 2)
+            wait_for("the #sync", at_head(url, author.did, resigned.cid))
+            car = repo_car(url, author.did)
+            copy = import_car(car, did=author.did, key=author.key.public_key)
+            assert copy.commit_cid == resigned.cid and len(copy.records) == 2
+            assert copy.unreferenced_blocks == 0  # the old commit block is gone
+
+            fire.push(event_frame("#identity", 3, did=author.did), 3)
+            fire.push(event_frame("#account", 4, did=author.did, active=False, status="deleted"), 4)
+            wait_for("the #account", lambda: metrics(url)["cursor"] == 4)
+            status = httpx.get(
+                f"{url}/xrpc/com.atproto.sync.getRepoStatus", params={"did": author.did}
+            ).json()
+            assert status == {
+                "did": author.did,
+                "active": False,
+                "status": "deleted",
+                "rev": resigned.rev,
+            }
+            assert repo_car(url, author.did) == car  # still served, unchanged
+
+            # A #sync to data the archive does not have: a resync is wanted, and while
+            # the host cannot be reached the archived copy stays.
+            other = sign_commit(author.did, c_data(author), author.rev(), author.key)
+            fire.push(
+                event_frame(
+                    "#sync", 5, did=author.did, rev=other.rev, blocks=sync_event_car(other)
+                ),
+                5,
+            )
+            wait_for("the resync", lambda: metrics(url)["resyncs"]["failed"] >= 1)
+            assert repo_car(url, author.did) == car
+            assert metrics(url)["resyncs_pending"] == 1
+
+
+def c_data(author: Author) -> CID:
+    """The data root of a tree the archive does not hold."""
+    assert author.repo is not None
+    return author.repo.mst.put("app.bsky.feed.post/zzz", author.repo.data).root()
