@@ -83,6 +83,10 @@ def test_a_chain_of_commits_leaves_exactly_the_current_blocks(db_url: str) -> No
         [Write.delete("app.bsky.feed.post", "b")],
         [Write.delete("app.bsky.feed.post", f"p{i:03d}") for i in range(0, 40, 3)],
         [],  # a commit that changes no record
+        # A record leaves and comes back: the tree's nodes of before return, and must be
+        # stored again (no cache may remember them as archived).
+        [Write.delete("app.bsky.feed.post", "p001")],
+        posts("p001"),
     ]
     for seq, writes in enumerate(steps, start=2):
         result = author.commit(writes)
@@ -92,7 +96,7 @@ def test_a_chain_of_commits_leaves_exactly_the_current_blocks(db_url: str) -> No
         assert head is not None and head.commit_cid == result.cid and head.rev == result.rev
         assert store.cursor() == seq
     counts = store.counts()
-    assert counts.records == 3 + 40 - 1 - 14 and counts.repos == 1
+    assert counts.records == 3 + 40 - 1 - 14 - 1 + 1 and counts.repos == 1
 
 
 def test_a_change_on_a_moved_head_changes_nothing(db_url: str) -> None:

@@ -25,6 +25,7 @@ concurrent resync moved it) is refused with :class:`StaleHeadError` and changes 
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,39 @@ REFUSED: Final = "refused"
 PAGE: Final = 500
 
 
+class _BlockCache:
+    """Blocks recently read, by ``(repo, cid)``, at most ``max_bytes`` (least recently
+    used out first). The tree's top nodes are read by every commit of a repository.
+    Blocks never change, but one can leave a repository and come back: the store
+    forgets a block here whenever it deletes it, so the cache never says "archived"
+    of a block that is not."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._size = 0
+        self._blocks: collections.OrderedDict[tuple[int, bytes], bytes] = collections.OrderedDict()
+
+    def get(self, key: tuple[int, bytes]) -> bytes | None:
+        data = self._blocks.get(key)
+        if data is not None:
+            self._blocks.move_to_end(key)
+        return data
+
+    def put(self, key: tuple[int, bytes], data: bytes) -> None:
+        if key in self._blocks:
+            return
+        self._blocks[key] = data
+        self._size += len(data)
+        while self._size > self.max_bytes:
+            _, old = self._blocks.popitem(last=False)
+            self._size -= len(old)
+
+    def forget(self, key: tuple[int, bytes]) -> None:
+        data = self._blocks.pop(key, None)
+        if data is not None:
+            self._size -= len(data)
+
+
 class StaleHeadError(ConflictError):
     """The archived head is not the one the change was computed against."""
 
@@ -171,10 +205,12 @@ def _head(row: Row) -> RepoHead:
 class ArchiveStore:
     """Every archived repository and blob record (see the module docstring)."""
 
-    def __init__(self, db: Database, source: str) -> None:
-        """``source`` names the firehose whose cursor this store keeps."""
+    def __init__(self, db: Database, source: str, *, cache_bytes: int = 32 * 1024 * 1024) -> None:
+        """``source`` names the firehose whose cursor this store keeps. Only this object
+        may write the archive's tables (its block cache assumes so)."""
         self.db = db
         self.source = source
+        self._cache = _BlockCache(cache_bytes)
         migrate(db, MIGRATIONS)
 
     @classmethod
@@ -221,10 +257,16 @@ class ArchiveStore:
             raise StaleHeadError("the archived head moved; the change no longer applies")
 
     def block(self, repo: int, cid: CID) -> bytes | None:
-        value = self.db.scalar(
-            "SELECT data FROM archive_block WHERE repo = ? AND cid = ?", (repo, cid.raw)
-        )
-        return None if value is None else bytes(value)
+        """The archived block ``cid`` of repository ``repo`` (an id of :class:`RepoHead`)."""
+        key = (repo, cid.raw)
+        data = self._cache.get(key)
+        if data is None:
+            value = self.db.scalar("SELECT data FROM archive_block WHERE repo = ? AND cid = ?", key)
+            if value is None:
+                return None
+            data = bytes(value)
+            self._cache.put(key, data)
+        return data
 
     def apply_commit(self, change: CommitChange, prev_commit: CID, seq: int | None) -> list[CID]:
         """Land a verified commit on the head ``prev_commit`` and move the cursor to
@@ -369,6 +411,8 @@ class ArchiveStore:
         )
 
     def _drop_blocks(self, repo: int, cids: Sequence[bytes]) -> None:
+        for cid in cids:
+            self._cache.forget((repo, cid))
         for i in range(0, len(cids), 200):
             chunk = cids[i : i + 200]
             marks = ", ".join("?" * len(chunk))
