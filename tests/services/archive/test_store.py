@@ -13,7 +13,8 @@ from plaza.atproto.repo_verify import import_car
 from plaza.atproto.sync import verify_commit_event
 from plaza.db import connect, schema_version
 from plaza.services.archive.changes import commit_change, repo_base
-from plaza.services.archive.store import HELD, MIGRATIONS, ArchiveStore, StaleHeadError
+from plaza.services.archive.schema import MIGRATIONS
+from plaza.services.archive.store import HELD, ArchiveStore, StaleHeadError
 from tests.services.archive.hostile import Author, posts
 from tests.services.directory.helpers import key
 

@@ -9,8 +9,9 @@ with the ``com.atproto.sync.*`` reads (:mod:`.xrpc`).
 """
 
 from plaza.services.archive.app import Archive, create_app, open_archive
+from plaza.services.archive.schema import MIGRATIONS
 from plaza.services.archive.settings import DEFAULT_PORT, ArchiveSettings
-from plaza.services.archive.store import MIGRATIONS, ArchiveStore
+from plaza.services.archive.store import ArchiveStore
 
 __all__ = [
     "DEFAULT_PORT",

@@ -1,6 +1,6 @@
 """The archive's store, over :mod:`plaza.db` (SQLite by default, PostgreSQL by URL).
 
-Tables (made by the steps of :data:`MIGRATIONS`):
+Tables (made by the steps of :data:`plaza.services.archive.schema.MIGRATIONS`):
 
 - ``archive_repo``: one row per DID the archive knows, with a small integer id the
   other tables use, the archived head (commit CID, rev, data root; NULL until the
@@ -25,119 +25,22 @@ concurrent resync moved it) is refused with :class:`StaleHeadError` and changes 
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from plaza.atproto.cid import CID
-from plaza.db import Database, Migration, Migrations, Row, connect, migrate
+from plaza.db import Database, Row, connect, migrate
 from plaza.errors import ConflictError
+from plaza.services.archive.cache import BlockCache
 from plaza.services.archive.changes import CommitChange, RepoBase
-
-_INITIAL: Final = """
-CREATE TABLE IF NOT EXISTS archive_repo (
-    id SERIAL_PK,
-    did TEXT NOT NULL UNIQUE,
-    commit_cid BLOB,
-    rev TEXT,
-    data_cid BLOB,
-    active INTEGER NOT NULL DEFAULT 1,
-    status TEXT,
-    resync INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_try REAL NOT NULL DEFAULT 0,
-    last_error TEXT
-);
-CREATE TABLE IF NOT EXISTS archive_block (
-    repo INTEGER NOT NULL,
-    cid BLOB NOT NULL,
-    rev TEXT NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (repo, cid)
-) {compact};
-CREATE TABLE IF NOT EXISTS archive_record (
-    repo INTEGER NOT NULL,
-    path TEXT NOT NULL,
-    cid BLOB NOT NULL,
-    PRIMARY KEY (repo, path)
-) {compact};
-CREATE INDEX IF NOT EXISTS archive_record_by_cid ON archive_record (repo, cid);
-CREATE TABLE IF NOT EXISTS archive_blob_ref (
-    repo INTEGER NOT NULL,
-    path TEXT NOT NULL,
-    cid BLOB NOT NULL,
-    rev TEXT NOT NULL,
-    PRIMARY KEY (repo, path, cid)
-) {compact};
-CREATE INDEX IF NOT EXISTS archive_blob_ref_by_cid ON archive_blob_ref (repo, cid);
-CREATE TABLE IF NOT EXISTS archive_blob (
-    repo INTEGER NOT NULL,
-    cid BLOB NOT NULL,
-    state TEXT NOT NULL,
-    mime TEXT,
-    size INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_try REAL NOT NULL DEFAULT 0,
-    last_error TEXT,
-    PRIMARY KEY (repo, cid)
-) {compact};
-CREATE INDEX IF NOT EXISTS archive_blob_by_state ON archive_blob (state, next_try);
-CREATE TABLE IF NOT EXISTS archive_cursor (
-    source TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL
-)
-"""
-
-
-def _create_tables(db: Database) -> None:
-    """The tables of version 1. On SQLite the tables keyed by their primary key are
-    ``WITHOUT ROWID``: stored in that key's order, with no second copy of the key in
-    a separate index (a third less space per block)."""
-    db.executescript(_INITIAL.format(compact="WITHOUT ROWID" if db.dialect == "sqlite" else ""))
-
-
-MIGRATIONS: Final = Migrations("archive", (Migration(1, "initial tables", _create_tables),))
-"""The archive's schema, step by step (see :mod:`plaza.db.migrations`)."""
+from plaza.services.archive.schema import MIGRATIONS
 
 WANTED: Final = "wanted"
 HELD: Final = "held"
 REFUSED: Final = "refused"
 PAGE: Final = 500
-
-
-class _BlockCache:
-    """Blocks recently read, by ``(repo, cid)``, at most ``max_bytes`` (least recently
-    used out first). The tree's top nodes are read by every commit of a repository.
-    Blocks never change, but one can leave a repository and come back: the store
-    forgets a block here whenever it deletes it, so the cache never says "archived"
-    of a block that is not."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._size = 0
-        self._blocks: collections.OrderedDict[tuple[int, bytes], bytes] = collections.OrderedDict()
-
-    def get(self, key: tuple[int, bytes]) -> bytes | None:
-        data = self._blocks.get(key)
-        if data is not None:
-            self._blocks.move_to_end(key)
-        return data
-
-    def put(self, key: tuple[int, bytes], data: bytes) -> None:
-        if key in self._blocks:
-            return
-        self._blocks[key] = data
-        self._size += len(data)
-        while self._size > self.max_bytes:
-            _, old = self._blocks.popitem(last=False)
-            self._size -= len(old)
-
-    def forget(self, key: tuple[int, bytes]) -> None:
-        data = self._blocks.pop(key, None)
-        if data is not None:
-            self._size -= len(data)
 
 
 class StaleHeadError(ConflictError):
@@ -210,7 +113,7 @@ class ArchiveStore:
         may write the archive's tables (its block cache assumes so)."""
         self.db = db
         self.source = source
-        self._cache = _BlockCache(cache_bytes)
+        self._cache = BlockCache(cache_bytes)
         migrate(db, MIGRATIONS)
 
     @classmethod
