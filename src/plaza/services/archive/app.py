@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from plaza.services.archive.backfill import backfill
 from plaza.services.archive.blob_fetch import BlobFetcher
 from plaza.services.archive.blobs import BlobFiles
 from plaza.services.archive.follower import Follower
@@ -131,8 +132,16 @@ def start_workers(archive: Archive, http: httpx.AsyncClient) -> list[asyncio.Tas
         settings, store, archive.blobs, directory, archive.metrics,
         wake_resync=wake_repos.set, wake_blobs=wake_blobs.set, clock=clock,
     )  # fmt: skip
+    first_start = store.cursor() is None
+
+    async def follow() -> None:
+        if first_start:
+            counters.backfilled = await backfill(settings, store, http, clock=clock)
+            wake_repos.set()
+        await follower.run()
+
     return [
-        asyncio.create_task(follower.run(), name="archive-follower"),
+        asyncio.create_task(follow(), name="archive-follower"),
         asyncio.create_task(
             run_queue(repos.run_once, repos.next_due, wake_repos, clock), name="archive-repos"
         ),

@@ -20,6 +20,7 @@ class ArchiveMetrics:
     dropped: collections.Counter[str] = field(default_factory=collections.Counter)
     commits_applied: int = 0
     syncs_applied: int = 0
+    backfilled: int = 0
     resyncs_wanted: int = 0
     resyncs_done: int = 0
     resyncs_failed: int = 0
@@ -39,6 +40,7 @@ class ArchiveMetrics:
             "dropped": dict(self.dropped),
             "commits_applied": self.commits_applied,
             "syncs_applied": self.syncs_applied,
+            "backfilled": self.backfilled,
             "resyncs": {
                 "wanted": self.resyncs_wanted,
                 "done": self.resyncs_done,

@@ -45,6 +45,16 @@ class ArchiveSettings:
         return Path(self.data_dir) / "blobs"
 
     @property
+    def source_http_url(self) -> str:
+        """``relay_url`` as an ``http(s)://`` base URL, for its other XRPC methods."""
+        base = self.relay_url.rstrip("/").removesuffix("/xrpc/com.atproto.sync.subscribeRepos")
+        if base.startswith("ws://"):
+            return "http://" + base[len("ws://") :]
+        if base.startswith("wss://"):
+            return "https://" + base[len("wss://") :]
+        return base
+
+    @property
     def firehose_url(self) -> str:
         """The WebSocket URL of ``relay_url``'s ``subscribeRepos``."""
         base = self.relay_url.rstrip("/")
