@@ -154,10 +154,14 @@ class ArchiveStore:
         self.db.execute("INSERT INTO archive_repo (did) VALUES (?)", (did,))
         return int(self.db.scalar("SELECT id FROM archive_repo WHERE did = ?", (did,)))
 
-    def _check_head(self, repo: int, expected: CID | None) -> None:
-        raw = self.db.scalar("SELECT commit_cid FROM archive_repo WHERE id = ?", (repo,))
-        if _cid(raw) != expected:
+    def _at_head(self, did: str, expected: CID | None) -> int:
+        """The DID's repository id (a row is made for a new DID), once its archived head
+        is checked to be ``expected`` (:class:`StaleHeadError` otherwise)."""
+        row = self.db.one("SELECT id, commit_cid FROM archive_repo WHERE did = ?", (did,))
+        repo = self._repo_id(did) if row is None else int(row[0])
+        if (None if row is None else _cid(row[1])) != expected:
             raise StaleHeadError("the archived head moved; the change no longer applies")
+        return repo
 
     def block(self, repo: int, cid: CID) -> bytes | None:
         """The archived block ``cid`` of repository ``repo`` (an id of :class:`RepoHead`)."""
@@ -176,24 +180,22 @@ class ArchiveStore:
         ``seq``, in one transaction. Returns the blob CIDs no DID holds any more (their
         files may go)."""
         with self.db.transaction():
-            repo = self._repo_id(change.did)
-            self._check_head(repo, prev_commit)
+            repo = self._at_head(change.did, prev_commit)
             self._add_blocks(repo, change.rev, change.new_blocks.items())
             removed = [c.raw for c in change.removed_nodes if c not in change.new_blocks]
             if prev_commit != change.commit_cid:
                 removed.append(prev_commit.raw)
             self._drop_blocks(repo, removed)
-            for path, cid in change.records.items():
-                if cid is None:
-                    self.db.execute(
-                        "DELETE FROM archive_record WHERE repo = ? AND path = ?", (repo, path)
-                    )
-                else:
-                    self.db.execute(
-                        "INSERT INTO archive_record (repo, path, cid) VALUES (?, ?, ?) "
-                        "ON CONFLICT (repo, path) DO UPDATE SET cid = excluded.cid",
-                        (repo, path, cid.raw),
-                    )
+            records = change.records.items()
+            self.db.executemany(
+                "DELETE FROM archive_record WHERE repo = ? AND path = ?",
+                [(repo, path) for path, cid in records if cid is None],
+            )
+            self.db.executemany(
+                "INSERT INTO archive_record (repo, path, cid) VALUES (?, ?, ?) "
+                "ON CONFLICT (repo, path) DO UPDATE SET cid = excluded.cid",
+                [(repo, path, cid.raw) for path, cid in records if cid is not None],
+            )
             unlinked = [
                 c.raw
                 for c in change.dropped_records
@@ -214,8 +216,7 @@ class ArchiveStore:
         with, the others get the repository's rev. Clears the DID's resync. Returns the
         blob CIDs no DID holds any more."""
         with self.db.transaction():
-            repo = self._repo_id(base.did)
-            self._check_head(repo, expected)
+            repo = self._at_head(base.did, expected)
             have = {
                 bytes(r[0])
                 for r in self.db.query("SELECT cid FROM archive_block WHERE repo = ?", (repo,))
@@ -253,8 +254,7 @@ class ArchiveStore:
     ) -> None:
         """A ``#sync`` over the archived data: swap the commit block, keep the rest."""
         with self.db.transaction():
-            repo = self._repo_id(did)
-            self._check_head(repo, expected)
+            repo = self._at_head(did, expected)
             self._add_blocks(repo, rev, [(commit_cid, commit)])
             if expected != commit_cid:
                 self._drop_blocks(repo, [expected.raw])
@@ -335,13 +335,9 @@ class ArchiveStore:
         """Replace the blob references of the given paths; want the blobs newly linked,
         forget those no path links any more. Returns the CIDs no DID holds now."""
         touched: set[bytes] = set()
+        linked = self._linked_blobs(repo, list(refs))
         for path, cids in refs.items():
-            old = {
-                bytes(r[0])
-                for r in self.db.query(
-                    "SELECT cid FROM archive_blob_ref WHERE repo = ? AND path = ?", (repo, path)
-                )
-            }
+            old = linked.get(path, set())
             new = {c.raw for c in cids}
             if keep_existing and old == new:
                 continue
@@ -376,6 +372,19 @@ class ArchiveStore:
             ):
                 orphans.append(CID(cid))
         return orphans
+
+    def _linked_blobs(self, repo: int, paths: Sequence[str]) -> dict[str, set[bytes]]:
+        out: dict[str, set[bytes]] = {}
+        for i in range(0, len(paths), 200):
+            chunk = paths[i : i + 200]
+            marks = ", ".join("?" * len(chunk))
+            rows = self.db.query(
+                f"SELECT path, cid FROM archive_blob_ref WHERE repo = ? AND path IN ({marks})",
+                (repo, *chunk),
+            )
+            for path, cid in rows:
+                out.setdefault(str(path), set()).add(bytes(cid))
+        return out
 
     # -- blobs -------------------------------------------------------------------------
     def blobs_due(self, now: float, limit: int) -> list[BlobRow]:
