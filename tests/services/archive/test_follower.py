@@ -91,11 +91,18 @@ def test_faults_are_dropped_counted_and_change_nothing(tmp_path: Path) -> None:
             assert repo_car(url, author.did) == before
             assert m["records"] == 3 and m["resyncs_pending"] == 0
 
-            # The stream goes on: the next valid commit lands on the unchanged head.
+            # 7: a frame too large to read at all (the connection closes, 1009): the
+            # archive reconnects past it. The stream goes on: the next valid commit
+            # lands on the unchanged head.
+            huge = author.commit(_big_post("j", 100_000), keep=False)
+            fire.push(commit_frame(7, huge), 7)
             c2 = author.commit(posts("i"))
-            fire.push(commit_frame(7, c2), 7)
+            fire.push(commit_frame(8, c2), 8)
             wait_for("the next valid commit", at_head(url, author.did, c2.cid))
-            assert metrics(url)["records"] == 4
+            m = metrics(url)
+            assert m["records"] == 4 and m["cursor"] == 8
+            assert m["dropped"]["oversized_frame"] == 2 and m["firehose"]["connections"] == 2
+            assert fire.cursors == [0, 7]
 
 
 def _big_post(rkey: str, size: int) -> list[Write]:

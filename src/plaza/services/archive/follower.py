@@ -63,6 +63,7 @@ from plaza.services.pds.identity import DirectoryClient
 log = logging.getLogger("plaza.archive")
 
 Wake = Callable[[], None]
+CLOSE_TOO_BIG = 1009  # RFC 6455: a message too big to process
 
 
 class Follower:
@@ -101,6 +102,10 @@ class Follower:
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
                 log.warning("archive: firehose %s unreachable: %s", self.settings.firehose_url, exc)
                 received = 0
+            except Exception:
+                # The store failed (nothing of the event was kept): read it again later.
+                log.exception("archive: following %s failed", self.settings.firehose_url)
+                received = 0
             if received:
                 delay = self.settings.retry_base_s
             await self.sleep(delay)
@@ -124,8 +129,8 @@ class Follower:
                     try:
                         message = await ws.recv()
                     except ConnectionClosed as exc:
-                        if exc.rcvd is not None and exc.rcvd.code == 1009:
-                            self.metrics.drop("oversized_frame")
+                        if exc.sent is not None and exc.sent.code == CLOSE_TOO_BIG:
+                            self._past_unreadable()
                         return received
                     received += 1
                     if isinstance(message, str):
@@ -134,6 +139,14 @@ class Follower:
                     await self.handle(message)
             finally:
                 self.metrics.connected = False
+
+    def _past_unreadable(self) -> None:
+        """The frame after the cursor was too large to read at all. Events come in
+        order and each one read moved the cursor, so that frame's seq is past it, and no
+        event lies between: moving the cursor by one skips nothing else, and repeated
+        this converges past the frame whatever its seq."""
+        self.metrics.drop("oversized_frame")
+        self.store.advance((self.store.cursor() or 0) + 1)
 
     # -- one frame ---------------------------------------------------------------------
     async def handle(self, data: bytes) -> None:
