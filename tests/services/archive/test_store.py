@@ -46,7 +46,12 @@ def land(store: ArchiveStore, result: CommitResult, seq: int) -> list[CID]:
     verified = verify_commit_event(
         result.car_slice, result.ops, result.prev_data, result.cid, author_key().public_key, DID
     )
-    change = commit_change(verified, head.data, lambda c: store.block(head.id, c))
+    change = commit_change(
+        verified,
+        head.data,
+        lambda c: store.block(head.id, c),
+        lambda cids: store.blocks_among(head.id, cids),
+    )
     return store.apply_commit(change, head.commit_cid, seq)
 
 

@@ -38,6 +38,8 @@ from plaza.services.pds.repo_parts import find_blobs
 
 Stored = Callable[[CID], bytes | None]
 """The archived block of this DID with that CID, or None."""
+StoredAmong = Callable[[list[CID]], set[CID]]
+"""Which of these CIDs the archive holds for this DID (one question for many)."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,14 @@ def record_blobs(path: str, block: bytes) -> list[CID]:
     return list(dict.fromkeys(find_blobs(cbor.decode(block))))
 
 
-def commit_change(verified: VerifiedCommit, prev_data: CID, stored: Stored) -> CommitChange:
+def commit_change(
+    verified: VerifiedCommit, prev_data: CID, stored: Stored, among: StoredAmong | None = None
+) -> CommitChange:
     """The change ``verified`` makes to the archived tree rooted at ``prev_data`` (see the
     module docstring). ``verified`` must have inverted to ``prev_data``.
 
+    ``stored`` reads an archived block; ``among``, if given, answers for all the
+    slice's blocks at once whether they are archived (one query instead of one per node).
     Raises :class:`MissingBlockError` if a node of the new tree is neither archived nor
     in the slice, :class:`MstError` for a malformed node, :class:`DecodeError` for a
     record that is not strict DAG-CBOR.
@@ -105,6 +111,14 @@ def commit_change(verified: VerifiedCommit, prev_data: CID, stored: Stored) -> C
     if verified.prev_data != prev_data or verified.rev is None:
         raise MstError("the commit does not continue the archived tree")
     slice_blocks = verified.blocks
+    # Whether each node of the slice is archived, asked at once when ``among`` can.
+    held = None if among is None else among(list(slice_blocks))
+
+    def archived(cid: CID) -> bool:
+        if held is not None and cid in slice_blocks:
+            return cid in held
+        return stored(cid) is not None
+
     new_blocks: dict[CID, bytes] = {verified.commit_cid: slice_blocks[verified.commit_cid]}
     kept: set[CID] = set()  # archived subtrees the new tree links to (whole)
     todo = [verified.data]
@@ -112,7 +126,7 @@ def commit_change(verified: VerifiedCommit, prev_data: CID, stored: Stored) -> C
         cid = todo.pop()
         if cid in new_blocks or cid in kept:
             continue
-        if stored(cid) is not None:
+        if archived(cid):
             kept.add(cid)
             continue
         data = slice_blocks.get(cid)

@@ -263,7 +263,12 @@ class Follower:
     async def _apply(self, head: RepoHead, verified: VerifiedCommit, seq: int) -> None:
         assert head.data is not None and head.commit_cid is not None
         try:
-            change = commit_change(verified, head.data, lambda cid: self.store.block(head.id, cid))
+            change = commit_change(
+                verified,
+                head.data,
+                lambda cid: self.store.block(head.id, cid),
+                lambda cids: self.store.blocks_among(head.id, cids),
+            )
         except MissingBlockError:
             self._want_resync(head.did, seq)
             return

@@ -175,6 +175,19 @@ class ArchiveStore:
             self._cache.put(key, data)
         return data
 
+    def blocks_among(self, repo: int, cids: list[CID]) -> set[CID]:
+        """Which of ``cids`` repository ``repo`` holds."""
+        out: set[CID] = set()
+        for i in range(0, len(cids), 200):
+            chunk = [c.raw for c in cids[i : i + 200]]
+            marks = ", ".join("?" * len(chunk))
+            rows = self.db.query(
+                f"SELECT cid FROM archive_block WHERE repo = ? AND cid IN ({marks})",
+                (repo, *chunk),
+            )
+            out.update(CID(bytes(r[0])) for r in rows)
+        return out
+
     def apply_commit(self, change: CommitChange, prev_commit: CID, seq: int | None) -> list[CID]:
         """Land a verified commit on the head ``prev_commit`` and move the cursor to
         ``seq``, in one transaction. Returns the blob CIDs no DID holds any more (their
