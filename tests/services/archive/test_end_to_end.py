@@ -28,12 +28,15 @@ def xrpc(url: str, method: str, **params: str) -> httpx.Response:
     return httpx.get(f"{url}/xrpc/com.atproto.sync.{method}", params=params, timeout=30)
 
 
-def test_archive_serves_a_repository_after_its_host_stops(tmp_path: Path) -> None:
+def test_archive_serves_a_repository_after_its_host_stops(tmp_path: Path, db_url: str) -> None:
+    """On each backend of the archive's store (``db_url``: SQLite or PostgreSQL)."""
     png = png_1x1()
     with directory(tmp_path) as dir_url, pds(tmp_path, dir_url) as (pds_url, pds_thread):
         alice = member(pds_url)
         posts = [alice.client.send_post(f"post {i}") for i in range(3)]
-        with archive(archive_settings(tmp_path, pds_url, dir_url)) as (arch_url, _app):
+        settings = archive_settings(tmp_path, pds_url, dir_url, db=db_url)
+        with archive(settings) as (arch_url, app):
+            assert app.state.archive.store.db.url == db_url
             # Two more posts and an image while the archive is following live.
             posts += [alice.client.send_post(f"post {i}") for i in range(3, 5)]
             image = alice.client.send_image(text="a pixel", image=png, image_alt="one pixel")

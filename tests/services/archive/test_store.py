@@ -156,3 +156,15 @@ def test_migrations_are_recorded_and_reopening_changes_nothing(db_url: str) -> N
     again = store_at(db_url)
     assert again.cursor() == 7
     assert again.store_bytes() > 0
+
+
+def test_retry_times_keep_their_precision(db_url: str) -> None:
+    """A retry due now is due now, to the millisecond, on both backends."""
+    store = store_at(db_url)
+    now = 1_765_000_000.123
+    store.want_resync(DID, None, now=now)
+    assert store.resyncs_due(now, 10) == [(DID, 0)]
+    assert store.next_resync() == now
+    store.resync_failed(DID, "unreachable", now + 0.5)
+    assert store.resyncs_due(now + 0.499, 10) == []
+    assert store.resyncs_due(now + 0.5, 10) == [(DID, 1)]

@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS archive_repo (
     status TEXT,
     resync INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
-    next_try REAL NOT NULL DEFAULT 0,
+    next_try DOUBLE PRECISION NOT NULL DEFAULT 0,
     last_error TEXT
 );
 CREATE TABLE IF NOT EXISTS archive_block (
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS archive_blob (
     mime TEXT,
     size INTEGER,
     attempts INTEGER NOT NULL DEFAULT 0,
-    next_try REAL NOT NULL DEFAULT 0,
+    next_try DOUBLE PRECISION NOT NULL DEFAULT 0,
     last_error TEXT,
     PRIMARY KEY (repo, cid)
 ) {compact};
@@ -63,9 +63,11 @@ CREATE TABLE IF NOT EXISTS archive_cursor (
 
 
 def _create_tables(db: Database) -> None:
-    """The tables of version 1. On SQLite the tables keyed by their primary key are
-    ``WITHOUT ROWID``: stored in that key's order, with no second copy of the key in
-    a separate index (a third less space per block)."""
+    """The tables of version 1. Times are ``DOUBLE PRECISION`` (PostgreSQL's ``REAL``
+    is a 4-byte float: a Unix time in it is off by up to a minute). On SQLite the
+    tables keyed by their primary key are ``WITHOUT ROWID``: stored in that key's
+    order, with no second copy of the key in a separate index (a third less space per
+    block)."""
     db.executescript(_INITIAL.format(compact="WITHOUT ROWID" if db.dialect == "sqlite" else ""))
 
 
