@@ -368,10 +368,10 @@ class ArchiveStore:
             touched |= old ^ new
         orphans: list[CID] = []
         for cid in sorted(touched):
-            linked = self.db.one(
+            still = self.db.one(
                 "SELECT 1 FROM archive_blob_ref WHERE repo = ? AND cid = ?", (repo, cid)
             )
-            if linked is not None:
+            if still is not None:
                 self.db.execute(
                     "INSERT INTO archive_blob (repo, cid, state) VALUES (?, ?, ?) "
                     "ON CONFLICT (repo, cid) DO NOTHING",
