@@ -104,6 +104,15 @@ def test_faults_are_dropped_counted_and_change_nothing(tmp_path: Path) -> None:
             assert m["dropped"]["oversized_frame"] == 2 and m["firehose"]["connections"] == 2
             assert fire.cursors == [0, 7]
 
+            # 9: a commit for a DID the directory does not know (a host emitting
+            # events for an account it cannot hold): dropped, no fetch is wanted.
+            stranger = Author("did:plc:" + "q" * 24, PrivateKey.generate(ES256K))
+            fire.push(commit_frame(9, stranger.commit(posts("x"))), 9)
+            wait_for("the stranger's commit", lambda: metrics(url)["cursor"] == 9)
+            m = metrics(url)
+            assert m["dropped"]["unknown_did"] == 1 and m["resyncs_pending"] == 0
+            assert m["repos"] == 1 and m["records"] == 4
+
 
 def _big_post(rkey: str, size: int) -> list[Write]:
     record = {"$type": "app.bsky.feed.post", "text": "x" * size}

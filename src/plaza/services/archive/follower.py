@@ -54,7 +54,7 @@ from plaza.services.archive.blobs import BlobFiles
 from plaza.services.archive.changes import commit_change, repo_base
 from plaza.services.archive.errors import FetchError
 from plaza.services.archive.frames import Frame, FrameError, parse_frame
-from plaza.services.archive.hosts import signing_key
+from plaza.services.archive.hosts import UnknownDidError, signing_key
 from plaza.services.archive.metrics import ArchiveMetrics
 from plaza.services.archive.settings import ArchiveSettings
 from plaza.services.archive.store import ArchiveStore, RepoHead, StaleHeadError
@@ -164,7 +164,11 @@ class Follower:
         self.metrics.events[frame.kind] += 1
         try:
             await self._dispatch(frame)
-        except FetchError as exc:  # the directory could not tell the key: try later
+        except UnknownDidError as exc:  # no such account: nothing to archive
+            log.info("archive: %s", exc.message)
+            self.metrics.drop("unknown_did")
+            self._skip(frame.seq)
+        except FetchError as exc:  # the directory could not tell the key now: try later
             log.info("archive: %s", exc.message)
             self._resync(frame)
         except (AtprotoError, KeyError, TypeError, ValueError) as exc:
@@ -177,30 +181,30 @@ class Follower:
         if kind == "error":
             log.warning("archive: the firehose sent an error: %s", body)
             self.metrics.drop("error_frame")
-            return
-        if kind in ("#commit", "#sync", "#identity", "#account"):
-            if seq is None:
-                self.metrics.drop("malformed_event")
-                return
+        elif kind == "#info":
+            log.info("archive: firehose info: %s", body)
+        elif seq is None:
+            self.metrics.drop("malformed_event")
+        else:
             self.metrics.last_seq = seq
+            await self._event(kind, body, seq)
+
+    async def _event(self, kind: str, body: dict[str, Any], seq: int) -> None:
         if kind == "#commit":
-            await self._commit(body, seq)  # type: ignore[arg-type]
+            await self._commit(body, seq)
         elif kind == "#sync":
-            await self._sync(body, seq)  # type: ignore[arg-type]
+            await self._sync(body, seq)
         elif kind == "#identity":
-            did = _did(body.get("did"))
-            self.directory.forget(did)
-            self.store.advance(seq)  # type: ignore[arg-type]
+            self.directory.forget(_did(body.get("did")))
+            self.store.advance(seq)
         elif kind == "#account":
             active = body.get("active")
             status = body.get("status")
             if type(active) is not bool or (status is not None and type(status) is not str):
                 raise DecodeError("#account needs active (bool) and an optional status")
             self.store.set_account(_did(body.get("did")), active, status, seq)
-        elif kind == "#info":
-            log.info("archive: firehose info: %s", body)
         else:
-            self._skip(seq)  # a kind this archive does not know: nothing to keep
+            self.store.advance(seq)  # a kind this archive does not know: nothing to keep
 
     def _skip(self, seq: int | None) -> None:
         if seq is not None:
@@ -292,10 +296,10 @@ class Follower:
     ) -> None:
         """The first verified event of a DID: its slice is the base if it holds the whole
         repository (a new account's first commit), else the repository is fetched."""
-        blocks = body.get("blocks")
+        blocks: bytes = body["blocks"]  # a bytes field, or verify_commit_body refused it
         key = await signing_key(self.directory, did)
         try:
-            repo = import_car(blocks, did=did, key=key, max_bytes=MAX_SLICE_BYTES)  # type: ignore[arg-type]
+            repo = import_car(blocks, did=did, key=key, max_bytes=MAX_SLICE_BYTES)
             base = repo_base(repo)
         except AtprotoError:
             self._want_resync(did, seq)
