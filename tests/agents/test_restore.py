@@ -1,9 +1,8 @@
 """The agents' restore path against live services: a provider's PDS stops answering, and
 the migration reconciler rebuilds the accounts whose members listed the DAO agent's
-migration key on the other PDS, from an archive's copies, with that key.
-
-The archive's role is served by :mod:`tests.services.pds.archive_standin` (real HTTP,
-fed from the first PDS before it stops) until the archive service is merged.
+migration key on the other PDS, from an archive's copies, with that key. The archive
+is the archive service (:mod:`plaza.services.archive`), following the first PDS's
+firehose directly.
 """
 
 from __future__ import annotations
@@ -24,20 +23,18 @@ from plaza.services.directory import create_app as create_directory
 from plaza.services.pds import PdsSettings, create_app
 from plaza.services.runner import ServedApp, ServerThread
 from tests.agents.test_live import AGENT, GENESIS, Net, _market, _opt_in, _port, _post, _records
-from tests.services.pds.archive_standin import ArchivedRepo, create_standin, snapshot
+from tests.services.archive.conftest import archive, archive_settings, holds, wait_for
 
 
 class Stoppable(Net):
     """The live network of :mod:`tests.agents.test_live`, with a first PDS that stops."""
 
     archive: str
-    archived: dict[str, ArchivedRepo]
     first: ServerThread
 
 
 @pytest.fixture
 def net(tmp_path: Path) -> Iterator[Stoppable]:
-    archived: dict[str, ArchivedRepo] = {}
     dport, p1, p2 = _port(), _port(), _port()
     directory = f"http://127.0.0.1:{dport}"
     dirs = [tmp_path / "pds1", tmp_path / "pds2"]
@@ -56,13 +53,16 @@ def net(tmp_path: Path) -> Iterator[Stoppable]:
                 port=dport,
             ),
             pds(1, p2),
-            ServedApp("archive", create_standin(archived)),
         ]
     )
     first = ServerThread([pds(0, p1)])
-    with stay as (directory_url, second, archive), first as (old,):
+    with (
+        stay as (directory_url, second),
+        first as (old,),
+        archive(archive_settings(tmp_path, old, directory_url)) as (archive_url, _),
+    ):
         out = Stoppable(directory_url, [old, second], [d / "mail" for d in dirs])
-        out.archive, out.archived, out.first = archive, archived, first
+        out.archive, out.first = archive_url, first
         yield out
 
 
@@ -88,10 +88,11 @@ def test_agents_restore_a_gone_host_from_the_archive(net: Stoppable, tmp_path: P
     _opt_in(old, net.mail[0], mover, net.directory)  # the stayer does not opt in
     before = {a["did"]: _records(old, a["did"]) for a in (mover, stayer)}
     for acct in (mover, stayer):
-        net.archived[acct["did"]] = snapshot(old, acct["did"])
-    archived_root = import_car(net.archived[mover["did"]].car).data
+        wait_for(f"the archive to hold {acct['did']}", holds(net.archive, old, acct["did"]))
 
     net.first.stop()
+    copy = httpx.get(f"{net.archive}/xrpc/com.atproto.sync.getRepo", params={"did": mover["did"]})
+    archived_root = import_car(copy.content, did=mover["did"]).data
     agent = LiveAgent(
         market=m,
         signer=AGENT,

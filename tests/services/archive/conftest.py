@@ -132,6 +132,29 @@ def caught_up(archive_url: str, pds_url: str, did: str) -> Callable[[], bool]:
     return check
 
 
+def blobs(url: str, did: str) -> set[str] | None:
+    """The CIDs ``listBlobs`` names for ``did`` at ``url`` (one page), or None."""
+    r = httpx.get(
+        f"{url}/xrpc/com.atproto.sync.listBlobs", params={"did": did, "limit": 1000}, timeout=10
+    )
+    return set(r.json()["cids"]) if r.status_code == 200 else None
+
+
+def holds(archive_url: str, pds_url: str, did: str) -> Callable[[], bool]:
+    """True once the archive's head of ``did`` is the PDS's and it holds every blob the
+    PDS lists for it: the archive alone can then stand in for the host."""
+
+    def check() -> bool:
+        want = blobs(pds_url, did)
+        return (
+            caught_up(archive_url, pds_url, did)()
+            and want is not None
+            and blobs(archive_url, did) == want
+        )
+
+    return check
+
+
 def png_1x1() -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data

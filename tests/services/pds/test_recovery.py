@@ -1,9 +1,8 @@
 """Leaving a dead host: an account recovered from an archive's copy with the member's own
 rotation key, on a live directory and two PDSs, the first one (its own process) killed
-with SIGKILL before the move.
-
-The archive's role is served by :mod:`tests.services.pds.archive_standin` (real HTTP,
-fed from the first PDS before it stops) until the archive service is merged.
+with SIGKILL before the move. The copy comes from the archive service
+(:mod:`plaza.services.archive`), which follows the first PDS's firehose directly and
+serves the account after its host is gone.
 """
 
 from __future__ import annotations
@@ -38,7 +37,13 @@ from plaza.services.pds import PdsSettings, create_app
 from plaza.services.pds.recovery import RecoveryError, recover_account
 from plaza.services.runner import ServedApp, ServerThread
 from tests.conftest import PG_URL
-from tests.services.pds.archive_standin import ArchivedRepo, create_standin, snapshot
+from tests.services.archive.conftest import (
+    archive,
+    archive_settings,
+    caught_up,
+    holds,
+    wait_for,
+)
 from tests.services.pds.conftest import SECOND_ON_PG
 
 POSTS = 5
@@ -59,15 +64,18 @@ def _png() -> bytes:
 @dataclass
 class Hosts:
     """A directory and a second PDS that stay up; a first PDS in a process of its own
-    (``plaza serve pds``) that can be killed; an archive stand-in serving whatever
-    ``archived`` holds."""
+    (``plaza serve pds``) that can be killed; an archive following the first PDS's
+    firehose."""
 
     directory: str
     old: str
     new: str
     archive: str
-    archived: dict[str, ArchivedRepo]
     first: subprocess.Popen[bytes]
+
+    def archived(self, did: str) -> None:
+        """Wait until the archive holds ``did``'s head and every blob the first PDS lists."""
+        wait_for(f"the archive to hold {did}", holds(self.archive, self.old, did))
 
     def stop_old(self) -> None:
         """SIGKILL the first PDS: it answers nothing any more."""
@@ -90,17 +98,11 @@ class Hosts:
 def hosts(tmp_path: Path) -> Iterator[Hosts]:
     """The second PDS (the one accounts are recovered to) runs on PostgreSQL when it is
     reachable, as in :mod:`tests.services.pds.conftest`."""
-    archived: dict[str, ArchivedRepo] = {}
     schema = f"pds_{uuid.uuid4().hex[:10]}" if SECOND_ON_PG else None
     stay = ServerThread(
-        [
-            ServedApp(
-                "directory", create_directory(DirectorySettings.for_data_dir(tmp_path / "d"))
-            ),
-            ServedApp("archive", create_standin(archived)),
-        ]
+        [ServedApp("directory", create_directory(DirectorySettings.for_data_dir(tmp_path / "d")))]
     )
-    directory, archive = stay.__enter__()
+    (directory,) = stay.__enter__()
     try:
         # Each PDS's public URL must be its real one: bind first, then build the app.
         first_port, second_port = _free_port(), _free_port()
@@ -114,8 +116,10 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
         )
         (new,) = second.__enter__()
         first = _serve_pds(tmp_path / "pds1", directory, first_port)
+        old = f"http://127.0.0.1:{first_port}"
         try:
-            yield Hosts(directory, f"http://127.0.0.1:{first_port}", new, archive, archived, first)
+            with archive(archive_settings(tmp_path, old, directory)) as (archive_url, _):
+                yield Hosts(directory, old, new, archive_url, first)
         finally:
             if first.poll() is None:
                 first.kill()
@@ -214,10 +218,14 @@ def _key_file(tmp_path: Path, key: PrivateKey, *, multibase: bool = False) -> Pa
 def test_recover_to_the_second_host_after_the_first_is_killed(hosts: Hosts, tmp_path: Path) -> None:
     m = _member_with_posts(hosts.old)
     assert hosts.data(m.did)["rotationKeys"][0] == m.key.did_key()
-    hosts.archived[m.did] = snapshot(hosts.old, m.did)
-    archived = import_car(hosts.archived[m.did].car, did=m.did)
+    hosts.archived(m.did)
+    head = httpx.get(f"{hosts.old}/xrpc/com.atproto.sync.getLatestCommit", params={"did": m.did})
     old_rotation = hosts.data(m.did)["rotationKeys"]
     hosts.stop_old()
+    # What the archive serves with the host gone: the host's head.
+    copy = httpx.get(f"{hosts.archive}/xrpc/com.atproto.sync.getRepo", params={"did": m.did})
+    archived = import_car(copy.content, did=m.did)
+    assert str(archived.commit_cid) == head.json()["cid"]
 
     keyfile = _key_file(tmp_path, m.key, multibase=True)
     result = CliRunner().invoke(
@@ -267,7 +275,7 @@ def test_recover_to_the_second_host_after_the_first_is_killed(hosts: Hosts, tmp_
 
 def test_a_key_the_did_does_not_list_changes_nothing(hosts: Hosts) -> None:
     m = _member_with_posts(hosts.old)
-    hosts.archived[m.did] = snapshot(hosts.old, m.did)
+    hosts.archived(m.did)
     before = hosts.log_length(m.did)
     with pytest.raises(RecoveryError) as err:
         recover_account(
@@ -289,13 +297,14 @@ def test_a_key_the_did_does_not_list_changes_nothing(hosts: Hosts) -> None:
 
 def test_an_unreachable_archive_changes_nothing(hosts: Hosts) -> None:
     m = _member_with_posts(hosts.old)
+    hosts.archived(m.did)
     before = hosts.log_length(m.did)
     hosts.stop_old()
     with pytest.raises(RecoveryError) as err:
         recover_account(
             did=m.did,
             rotation_key=m.key,
-            archive_url=hosts.old,  # stopped: nothing listens there any more
+            archive_url=f"http://127.0.0.1:{_free_port()}",  # a closed port
             new_url=hosts.new,
             password="new password 456",
             directory_url=hosts.directory,
@@ -306,23 +315,33 @@ def test_an_unreachable_archive_changes_nothing(hosts: Hosts) -> None:
     assert hosts.log_length(m.did) == before
 
 
-def test_an_interrupted_recovery_resumes(hosts: Hosts) -> None:
-    """The archive is missing the image when the first run copies blobs: the run stops
-    saying what is left; once the archive has it, a second run finishes."""
+def test_an_interrupted_recovery_resumes(hosts: Hosts, tmp_path: Path) -> None:
+    """The first run reads from an archive that followed the first PDS to its head but
+    refused the image (its blob limit is below the image's size): the run stops saying
+    what is left; a second run, from an archive that holds the image, resumes and
+    finishes."""
     m = _member_with_posts(hosts.old)
-    full = snapshot(hosts.old, m.did)
-    hosts.archived[m.did] = ArchivedRepo(full.car, {})
-    hosts.stop_old()
-    args: dict[str, Any] = {
-        "did": m.did,
-        "rotation_key": m.key,
-        "archive_url": hosts.archive,
-        "new_url": hosts.new,
-        "password": "new password 456",
-        "directory_url": hosts.directory,
-    }
-    with pytest.raises(RecoveryError) as err:
-        recover_account(**args)
+    hosts.archived(m.did)
+    partial = archive_settings(
+        tmp_path / "partial", hosts.old, hosts.directory, max_blob_bytes=len(m.png) - 1
+    )
+    with archive(partial) as (partial_url, _):
+        wait_for(f"{partial_url} to reach the head", caught_up(partial_url, hosts.old, m.did))
+        wait_for(f"{partial_url} to refuse the image", lambda: _refused(partial_url) == 1)
+        assert httpx.get(
+            f"{partial_url}/xrpc/com.atproto.sync.listBlobs", params={"did": m.did}
+        ).json() == {"cids": []}
+        hosts.stop_old()
+        args: dict[str, Any] = {
+            "did": m.did,
+            "rotation_key": m.key,
+            "archive_url": partial_url,
+            "new_url": hosts.new,
+            "password": "new password 456",
+            "directory_url": hosts.directory,
+        }
+        with pytest.raises(RecoveryError) as err:
+            recover_account(**args)
     message = err.value.message
     assert "step 7 (copy the repository and blobs)" in message
     assert "still misses 1 blobs" in message
@@ -330,12 +349,17 @@ def test_an_interrupted_recovery_resumes(hosts: Hosts) -> None:
     assert "the new host has the account (not active yet)" in message
     assert message.endswith("re-run to resume.")
 
-    hosts.archived[m.did] = full
-    report = recover_account(**args)
+    report = recover_account(**{**args, "archive_url": hosts.archive})
     assert report.ok, report.checks
     assert report.resumed[:2] == ["reserve a signing key on the new host", "sign the PLC operation"]
     assert "create the account on the new host" in report.resumed
     assert report.blobs == 1 and report.records == POSTS + 1
+
+
+def _refused(archive_url: str) -> int:
+    """How many blobs the archive refused for good (over its size limit)."""
+    refused: int = httpx.get(f"{archive_url}/_metrics").json()["blob_fetches"]["refused"]
+    return refused
 
 
 def _create(url: str, body: dict[str, Any]) -> httpx.Response:
