@@ -126,6 +126,19 @@ def test_bad_headers(name: str, header: object, error: type[Exception]) -> None:
         read_car(_car_with_header(cbor.encode(header)))
 
 
+def test_one_root_headers_read_alike_on_both_paths() -> None:
+    link = CID.compute(b"block")
+    raw_link = CID.compute(b"blob", RAW)
+    for roots in ([link], [raw_link], [link, raw_link]):
+        header = cbor.encode({"version": 1, "roots": roots})
+        assert read_car(_car_with_header(header)).roots == roots
+    one = cbor.encode({"version": 1, "roots": [link]})
+    # the same bytes with an unsupported CID in place of the link: the strict path refuses
+    bad = one.replace(link.raw, b"\x01\x70" + link.raw[2:])
+    with pytest.raises(CarError):
+        read_car(_car_with_header(bad))
+
+
 def test_non_minimal_varint_is_refused() -> None:
     blocks = _blocks(1)
     header = car_header([blocks[0][0]])

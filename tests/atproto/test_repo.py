@@ -109,11 +109,25 @@ _DROP = object()
         ("sig-text", {"sig": "abc"}),
         ("extra-field", {"extra": 1}),
         ("prev-bytes", {"prev": b"\x01" * 36}),
+        ("sig-link", {"sig": EMPTY_ROOT}),
+        ("data-bytes-of-a-cid", {"data": EMPTY_ROOT.raw}),
+        ("prev-bytes-of-a-cid", {"prev": EMPTY_ROOT.raw}),
     ],
 )
 def test_malformed_commits_are_refused(name: str, changes: dict[str, Any]) -> None:
     with pytest.raises(CommitError):
         decode_commit(_commit_value(**changes))
+
+
+def test_non_canonical_commit_blocks_are_refused() -> None:
+    block = _commit_value(sig=b"\x00" * 64)
+    assert decode_commit(block).version == 3
+    for bad in (
+        block.replace(b"gversion\x03", b"gversion\x18\x03"),  # a long form of 3
+        block + b"\x00",  # trailing bytes
+    ):
+        with pytest.raises(CommitError):
+            decode_commit(bad)
 
 
 def test_v2_commit_without_rev_is_readable() -> None:

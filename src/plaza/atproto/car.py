@@ -15,6 +15,7 @@ memory. Duplicate blocks are accepted (the spec requires it); the first copy is 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +23,13 @@ from typing import Final
 
 from plaza.atproto import cbor
 from plaza.atproto.cid import CID, CID_LENGTH, DAG_CBOR, RAW, SHA2_256
-from plaza.atproto.errors import BlockHashMismatchError, CarError, CarRootError, DecodeError
+from plaza.atproto.errors import (
+    BlockHashMismatchError,
+    CarError,
+    CarRootError,
+    DecodeError,
+    InvalidCidError,
+)
 
 MAX_HEADER_BYTES: Final = 64 * 1024
 MAX_BLOCK_BYTES: Final = 4 * 1024 * 1024
@@ -30,6 +37,10 @@ MAX_BLOCK_BYTES: Final = 4 * 1024 * 1024
 MAX_CAR_BYTES: Final = 1024 * 1024 * 1024
 """Default bound on a whole CAR read into memory (callers lower it for untrusted input)."""
 MAX_ROOTS: Final = 64
+
+_ONE_ROOT_HEAD: Final = b"\xa2\x65roots\x81\xd8\x2a\x58\x25\x00"
+_ONE_ROOT_TAIL: Final = b"\x67version\x01"
+_ONE_ROOT_LEN: Final = len(_ONE_ROOT_HEAD) + CID_LENGTH + len(_ONE_ROOT_TAIL)
 
 _CID_PREFIXES: Final = frozenset(
     {bytes((0x01, DAG_CBOR, SHA2_256, 0x20)), bytes((0x01, RAW, SHA2_256, 0x20))}
@@ -82,8 +93,18 @@ def _parse_header(buf: bytes | bytearray) -> tuple[list[CID], int] | None:
     end = pos + length
     if len(buf) < end:
         return None
+    raw = bytes(buf[pos:end])
+    if (
+        len(raw) == _ONE_ROOT_LEN
+        and raw.startswith(_ONE_ROOT_HEAD)
+        and raw.endswith(_ONE_ROOT_TAIL)
+    ):
+        # The common header, one link and version 1, in its only canonical encoding:
+        # read without the general decoder (a relay reads one per event).
+        with contextlib.suppress(InvalidCidError):
+            return [CID(raw[len(_ONE_ROOT_HEAD) : -len(_ONE_ROOT_TAIL)])], end
     try:
-        header = cbor.decode(bytes(buf[pos:end]))
+        header = cbor.decode(raw)
     except DecodeError as exc:
         raise CarError(f"CAR header is not valid DAG-CBOR: {exc.message}") from exc
     if type(header) is not dict or set(header) != {"roots", "version"}:

@@ -5,6 +5,14 @@ A commit is ``{did, version: 3, data: <MST root>, rev: <TID>, prev: <CID>|null, 
 as DAG-CBOR and signed (ECDSA over SHA-256, raw low-S 64 bytes); the commit's CID is
 over the signed encoding. Version 2 commits, still found in older exports, have the
 same fields except that ``rev`` may be absent; they are accepted when reading.
+
+Decoding a commit block takes libipld's decoder first (a relay decodes one per event):
+the block is accepted on that path only if libipld encodes the decoded value back to
+exactly the same bytes, which only canonical DAG-CBOR does, and if ``sig`` cannot be
+taken for a link (libipld hands links back as bytes and writes bytes that parse as a
+CID as a link). Anything else goes to the strict decoder, whose answer is final.
+Encoding the unsigned commit for a signature uses libipld too: its only byte strings
+are the links ``data`` and ``prev``, which it writes as links.
 """
 
 from __future__ import annotations
@@ -12,10 +20,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+import libipld
+
 from plaza.atproto import cbor, syntax
 from plaza.atproto.cid import CID, DAG_CBOR
 from plaza.atproto.crypto import PrivateKey, PublicKey
-from plaza.atproto.errors import BadSignatureError, CommitError, DecodeError, InvalidSyntaxError
+from plaza.atproto.errors import (
+    BadSignatureError,
+    CommitError,
+    DecodeError,
+    InvalidCidError,
+    InvalidSyntaxError,
+)
 
 VERSION: Final = 3
 MAX_COMMIT_BYTES: Final = 10_000
@@ -67,7 +83,13 @@ class Commit:
         return value
 
     def unsigned_bytes(self) -> bytes:
-        return cbor.encode(self.unsigned_value())
+        """The signed bytes (see the module docstring for why libipld may write them)."""
+        value = self.unsigned_value()
+        value["data"] = self.data.raw
+        if self.prev is not None:
+            value["prev"] = self.prev.raw
+        out: bytes = libipld.encode_dag_cbor(value)
+        return out
 
     def encode(self) -> bytes:
         """The signed commit block."""
@@ -126,10 +148,12 @@ def decode_commit(block: bytes) -> Commit:
     """
     if len(block) > MAX_COMMIT_BYTES:
         raise CommitError(f"commit block is larger than {MAX_COMMIT_BYTES} bytes")
-    try:
-        value = cbor.decode(block)
-    except DecodeError as exc:
-        raise CommitError(f"commit is not valid DAG-CBOR: {exc.message}") from exc
+    value = _decode_fast(block)
+    if value is None:
+        try:
+            value = cbor.decode(block)
+        except DecodeError as exc:
+            raise CommitError(f"commit is not valid DAG-CBOR: {exc.message}") from exc
     if type(value) is not dict:
         raise CommitError("commit must be a map")
     version = value.get("version")
@@ -154,3 +178,30 @@ def decode_commit(block: bytes) -> Commit:
         prev=_link(value["prev"], "prev", nullable=True),
         sig=sig,
     )
+
+
+_LINK_START: Final = (b"\x01", b"\x12")
+
+
+def _decode_fast(block: bytes) -> Any:
+    """The commit map by libipld, or None when only the strict decoder may judge
+    (see the module docstring)."""
+    try:
+        value = libipld.decode_dag_cbor(block)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        return None
+    if type(value) is not dict:
+        return None
+    sig = value.get("sig")
+    if type(sig) is bytes and sig[:1] in _LINK_START:
+        return None
+    try:
+        if libipld.encode_dag_cbor(value) != block:
+            return None
+        for name in ("data", "prev"):
+            link = value.get(name)
+            if type(link) is bytes:
+                value[name] = CID(link)
+    except (ValueError, TypeError, OverflowError, RecursionError, InvalidCidError):
+        return None
+    return value

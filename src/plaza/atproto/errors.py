@@ -89,6 +89,13 @@ class CommitError(AtprotoError):
     code = "InvalidCommit"
 
 
+class InversionError(CommitError):
+    """A sync v1.1 ``#commit`` whose ops, undone on its slice, do not lead back to its
+    ``prevData``."""
+
+    code = "InvalidInversion"
+
+
 class PlcError(AtprotoError):
     """A did:plc operation or audit log is invalid."""
 

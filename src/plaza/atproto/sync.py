@@ -31,6 +31,7 @@ from plaza.atproto.crypto import PublicKey
 from plaza.atproto.errors import (
     CarRootError,
     CommitError,
+    InversionError,
     MissingBlockError,
     MstError,
 )
@@ -137,11 +138,11 @@ def invert_ops(blocks: BlockSource, data: CID, ops: Sequence[Op]) -> CID:
 
 def _undo(tree: MST, ops: Sequence[Op]) -> CID:
     if any(isinstance(op, LegacyOp) for op in ops):
-        raise CommitError("ops without prev cannot be inverted")
+        raise InversionError("ops without prev cannot be inverted")
     try:
         return tree.apply_ops(ops, invert=True).root()
     except MstError as exc:
-        raise CommitError(f"the ops cannot be inverted: {exc.message}") from exc
+        raise InversionError(f"the ops cannot be inverted: {exc.message}") from exc
 
 
 def check_ops(blocks: BlockSource, data: CID, ops: Sequence[Op], prev_data: CID | None) -> bool:
@@ -165,7 +166,7 @@ def check_ops(blocks: BlockSource, data: CID, ops: Sequence[Op], prev_data: CID 
         return False
     before = _undo(tree, ops)
     if before != prev_data:
-        raise CommitError(f"inverting the ops gives {before}, not prevData {prev_data}")
+        raise InversionError(f"inverting the ops gives {before}, not prevData {prev_data}")
     return True
 
 
@@ -184,7 +185,8 @@ def verify_commit_event(  # noqa: PLR0917 - the agreed, event-shaped signature
     Checks the slice (hashes, size, root = ``commit_cid``), the commit (shape, ``did``,
     ``rev`` if given, signature if ``key``), the ops (at most 200, one per path, record
     blocks of creates and updates present, each matching the commit's tree), and, when
-    ``prev_data`` is given, that inverting the ops yields ``prev_data``.
+    ``prev_data`` is given, that inverting the ops yields ``prev_data``
+    (:class:`InversionError` when it does not).
     """
     if len(blocks_car) > MAX_SLICE_BYTES:
         raise CommitError(f"commit slice is larger than {MAX_SLICE_BYTES} bytes")

@@ -224,6 +224,105 @@ def archive(
     serve_apps([served])
 
 
+_CRAWL = typer.Option(
+    [],
+    "--crawl",
+    help="A host to follow from the start: hostname[:port] or URL (repeatable).",
+)
+
+
+@app.command("relay")
+def relay(
+    *,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(
+        2585, "--port", callback=params.port, help="Port to listen on (0: any free)."
+    ),
+    data_dir: str = typer.Option(
+        ".plaza/relay", "--data-dir", help="Where the SQLite store lives."
+    ),
+    db: str | None = typer.Option(
+        None, "--db", help="Database URL instead of SQLite in the data dir (postgresql://...)."
+    ),
+    directory: str = typer.Option(
+        "http://127.0.0.1:2582", "--directory", help="URL of the PLC directory."
+    ),
+    crawl: list[str] = _CRAWL,
+    market: str | None = typer.Option(
+        None, "--market", help="A market whose hosting providers are followed too (polled)."
+    ),
+    public_url: str | None = typer.Option(
+        None, "--public-url", help="URL clients reach this relay at (default http://HOST:PORT)."
+    ),
+    max_hosts: int = typer.Option(1000, "--max-hosts", min=1, help="Hosts followed at most."),
+    host_rate: float = typer.Option(
+        5000.0, "--host-rate", min=0.001, help="Events per second a host may send (steady)."
+    ),
+    host_burst: int = typer.Option(
+        10000, "--host-burst", min=1, help="Events a host may send at once above its rate."
+    ),
+    max_frame_bytes: int = typer.Option(
+        4 * 1024 * 1024, "--max-frame-bytes", min=1024, help="Largest frame taken from a host."
+    ),
+    replay_window: int = typer.Option(
+        1_000_000, "--replay-window", min=1, help="Events kept on disk for cursor replay."
+    ),
+    verify_workers: int = typer.Option(
+        0,
+        "--verify-workers",
+        min=0,
+        help="Processes that verify commits beside the main one (0: verify in it).",
+    ),
+    no_private_hosts: bool = typer.Option(
+        False,
+        "--no-private-hosts",
+        help="Refuse requestCrawl of loopback and private addresses (public relays).",
+    ),
+) -> None:
+    """Run a relay: one verified firehose of every hosting provider, until Ctrl-C.
+
+    Follows each host's com.atproto.sync.subscribeRepos (the --crawl hosts, those that
+    ask with requestCrawl, and --market's hosting providers), verifies every #commit
+    (signature against the account's key from --directory, rev order, the MST
+    inversion back to prevData), and serves one combined firehose with its own
+    sequence and cursor replay, plus listHosts, getHostStatus, listRepos,
+    getRepoStatus, getLatestCommit, /_health and /_metrics. Keeps its store in
+    DATA_DIR/relay.db, or in the database --db names.
+
+    Example:
+
+    \b
+        plaza serve relay --port 2585 --directory http://127.0.0.1:2582 \\
+            --crawl 127.0.0.1:2583 --crawl 127.0.0.1:2584
+        plaza serve relay --db postgresql://postgres@127.0.0.1:5432/plaza --market http://127.0.0.1:2590
+    """
+    from plaza.services.relay import RelaySettings
+    from plaza.services.relay import create_app as create_relay
+    from plaza.services.runner import url_for
+
+    try:
+        settings = RelaySettings(
+            data_dir=Path(data_dir),
+            directory_url=directory,
+            public_url=public_url or url_for(host, port),
+            db=db,
+            hosts=tuple(crawl),
+            market_url=market,
+            max_hosts=max_hosts,
+            host_rate_per_s=host_rate,
+            host_burst=host_burst,
+            max_frame_bytes=max_frame_bytes,
+            replay_window=replay_window,
+            verify_workers=verify_workers,
+            allow_private_hosts=not no_private_hosts,
+        )
+        served = ServedApp("relay", create_relay(settings), host, port, ws_deflate=False)
+    except PlazaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    serve_apps([served])
+
+
 @app.command("market")
 def market(
     *,

@@ -54,6 +54,9 @@ class ServedApp:
     host: str = "127.0.0.1"
     port: int = 0
     trusted_proxies: tuple[str, ...] = ()
+    ws_deflate: bool = True
+    """Offer permessage-deflate to WebSocket clients (a firehose of CAR bytes gains
+    little from it and pays for it on every frame to every subscriber)."""
 
 
 def url_for(host: str, port: int) -> str:
@@ -127,6 +130,7 @@ class AppGroup:
                 access_log=False,
                 lifespan="on",
                 timeout_graceful_shutdown=GRACEFUL_SECONDS,
+                ws_per_message_deflate=served.ws_deflate,
             )
             server = _Server(config)
             self._servers.append(server)

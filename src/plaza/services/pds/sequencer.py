@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from plaza.atproto import cbor
 from plaza.atproto.cid import CID
 from plaza.atproto.mst import Op
 from plaza.atproto.sync import encode_ops
+from plaza.services.eventstream import encode_frame, iso_time
 from plaza.services.pds.store import EventRow, PdsStore
 
 COMMIT = "#commit"
@@ -42,23 +41,10 @@ ACCOUNT = "#account"
 SYNC = "#sync"
 INFO = "#info"
 
+__all__ = ["Sequencer", "encode_frame", "iso_time"]
+
 TAIL_SIZE = 20_000
 READ_PAGE = 500
-
-
-def iso_time(ts: float) -> str:
-    """An atproto datetime with millisecond precision: ``2024-01-01T00:00:00.000Z``."""
-    d = dt.datetime.fromtimestamp(ts, dt.UTC)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
-
-
-def encode_frame(kind: str, body: dict[str, Any]) -> bytes:
-    """A message frame: DAG-CBOR header ``{op: 1, t: kind}`` followed by the body."""
-    return cbor.encode({"op": 1, "t": kind}) + cbor.encode(body)
-
-
-def encode_error_frame(error: str, message: str) -> bytes:
-    return cbor.encode({"op": -1}) + cbor.encode({"error": error, "message": message})
 
 
 class Sequencer:
