@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# PORT_BASE=N serves the directory on N and the two PDSs on N+1 and N+2.
+# PORT_BASE=N serves the directory on N, the two PDSs on N+1 and N+2, the relay on N+3
+# and the archive on N+4.
 PORT_BASE ?=
 up: $(STAMP)
 	$(BIN)/plaza up $(if $(PORT_BASE),--port-base $(PORT_BASE))

@@ -218,3 +218,42 @@ def test_fuzz_signatures_only_return_false(signature: bytes, message: bytes) -> 
 def test_base58_round_trip() -> None:
     for data in (b"", b"\x00", b"\x00\x00\x01", bytes(range(40))):
         assert crypto.b58decode(crypto.b58encode(data)) == data
+
+
+@pytest.mark.parametrize(
+    "item", params(_w3c(ES256K) + _w3c(ES256), lambda i: f"{i['alg']}-{i['publicDidKey'][8:24]}")
+)
+def test_private_keys_read_from_hex_and_multibase(item: dict[str, Any]) -> None:
+    if "privateKeyBytesHex" in item:
+        secret = bytes.fromhex(item["privateKeyBytesHex"])
+    else:
+        secret = crypto.b58decode(item["privateKeyBytesBase58"])
+    key = PrivateKey.from_bytes(item["alg"], secret)
+    written = key.multibase()
+    assert written.startswith("z")
+    assert crypto.parse_private_key(f"  {written}\n").did_key() == item["publicDidKey"]
+    if item["alg"] == ES256K:  # bare hex is a secp256k1 secret
+        assert (
+            crypto.parse_private_key(secret.hex().upper() + "\n").did_key()
+            == (item["publicDidKey"])
+        )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "ab" * 31,
+        "ab" * 33,
+        "g" * 64,
+        "0" * 64,  # the zero scalar
+        "z" + "1" * 10,
+        PrivateKey.generate(ES256K).public_key.multikey(),  # a public key is no secret
+        "zQ3s" + "0" * 40,  # not base58
+    ],
+    ids=["empty", "short", "long", "not-hex", "zero", "short-multibase", "public", "not-b58"],
+)
+def test_bad_private_key_text_is_refused_without_echo(text: str) -> None:
+    with pytest.raises(CryptoError) as err:
+        crypto.parse_private_key(text)
+    assert not text.strip() or text.strip() not in err.value.message

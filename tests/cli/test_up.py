@@ -1,14 +1,341 @@
-"""``make up PORT_BASE=N`` hands the port base to ``plaza up``."""
+"""``plaza up``: a real supervisor process, one real process per service, the SDK
+against them; a service killed alone, a clean stop, a restart with nothing lost, a
+killed supervisor that leaves no orphans, and ``make up``'s port base."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import typer.main
+
+from atproto import Client, models
+from plaza.cli import serve
+from plaza.cli.up import SERVICES, Network, child_spec, services
 
 ROOT = Path(__file__).resolve().parents[2]
+ADMIN_PASSWORD = "an admin password for the test"
+HEALTH = {s.name: s.health_path for s in SERVICES}
+
+
+# -- helpers -------------------------------------------------------------------------
+
+
+def _free_base(count: int = len(SERVICES)) -> int:
+    """A port base with ``count`` consecutive free ports on loopback."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1])
+        if base > 60000:
+            continue
+        socks: list[socket.socket] = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def _poll(check: Callable[[], Any], what: str, timeout: float = 90.0) -> Any:
+    """``check()``'s first truthy value, polled until ``timeout`` (another process's
+    progress cannot be waited on any other way)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Up:
+    """A ``plaza up`` process, its console output in a file."""
+
+    def __init__(self, data_dir: Path, base: int) -> None:
+        self.data_dir = data_dir
+        self.console = data_dir.parent / f"console-{time.monotonic_ns()}.txt"
+        with self.console.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "plaza.cli", "up",
+                 "--data-dir", str(data_dir), "--port-base", str(base)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1",
+                     "PLAZA_PDS_ADMIN_PASSWORD": ADMIN_PASSWORD},
+            )  # fmt: skip
+
+    def output(self) -> str:
+        return self.console.read_text()
+
+    def endpoints(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.data_dir / "endpoints.json").read_text())
+        return data
+
+    def wait_ready(self) -> dict[str, Any]:
+        def ready() -> bool:
+            assert self.proc.poll() is None, self.output()
+            # Printed once endpoints.json is written (an old one may still be there).
+            return "Ctrl-C stops the network." in self.output()
+
+        _poll(ready, "plaza up to start every service")
+        return self.endpoints()
+
+    def stop(self, sig: signal.Signals) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=90)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def ups() -> Iterator[list[Up]]:
+    """Every ``plaza up`` a test starts; any left running at the end is killed (its
+    children get SIGTERM from the kernel)."""
+    started: list[Up] = []
+    yield started
+    for up in started:
+        up.kill()
+
+
+def _urls(endpoints: dict[str, Any]) -> dict[str, str]:
+    """Each service's URL by its name in endpoints.json's ``pids``."""
+    urls = {name: endpoints[name] for name in endpoints["pids"] if name in endpoints}
+    for i, url in enumerate(endpoints["pds"], 1):
+        urls[f"pds{i}"] = url
+    return urls
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _status(pid: int) -> dict[str, str]:
+    """/proc/PID/status as a dict; empty once the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return {}
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def _alive(pid: int) -> bool:
+    state = _status(pid).get("State", "")
+    return bool(state) and not state.startswith(("Z", "X"))
+
+
+def _all_gone(pids: Iterable[int]) -> bool:
+    return not any(_alive(pid) for pid in pids)
+
+
+def _sign_up(url: str, handle: str, text: str) -> tuple[Client, str]:
+    client = Client(base_url=url)
+    client.com.atproto.server.create_account(
+        models.ComAtprotoServerCreateAccount.Data(handle=handle, password="a long pw")
+    )
+    client.login(handle, "a long pw")
+    post = client.send_post(text)
+    return client, post.uri.rsplit("/", 1)[1]
+
+
+def _read_back(url: str, handle: str, rkey: str) -> str:
+    client = Client(base_url=url)
+    client.login(handle, "a long pw")
+    text: str = client.get_post(rkey, client.me.did).value.text  # type: ignore[union-attr]
+    return text
+
+
+# -- the network as processes ----------------------------------------------------------
+
+
+def test_each_service_is_its_own_process_and_outlives_a_killed_sibling(
+    tmp_path: Path, ups: list[Up]
+) -> None:
+    data_dir = tmp_path / "plaza"
+    base = _free_base()
+    up = Up(data_dir, base)
+    ups.append(up)
+    endpoints = up.wait_ready()
+    assert endpoints["directory"] == f"http://127.0.0.1:{base}"
+    assert endpoints["pds"] == [f"http://127.0.0.1:{base + 1}", f"http://127.0.0.1:{base + 2}"]
+    pids: dict[str, int] = endpoints["pids"]
+    assert list(pids) == [s.name for s in services()]
+    assert list(pids)[:3] == ["directory", "pds1", "pds2"]
+    urls = _urls(endpoints)
+    for name, url in urls.items():
+        assert url == f"http://127.0.0.1:{base + [s.name for s in SERVICES].index(name)}"
+        assert _answers(url + HEALTH[name]), name
+    # One OS process per service, each a child of the supervisor.
+    assert len(set(pids.values())) == len(pids) and up.proc.pid not in pids.values()
+    for pid in pids.values():
+        assert _status(pid)["PPid"] == str(up.proc.pid)
+    out = up.output()
+    for name, pid in pids.items():
+        assert f"log: {data_dir / 'logs' / name}.log, pid {pid}" in out
+
+    _, alice_post = _sign_up(urls["pds1"], "alice.test", "hello from pds1")
+    bob, bob_post = _sign_up(urls["pds2"], "bob.test", "hello from pds2")
+    # The PDSs are independent processes with one handle authority: the directory.
+    other = httpx.get(
+        f"{urls['pds2']}/xrpc/com.atproto.identity.resolveHandle", params={"handle": "alice.test"}
+    )
+    assert other.status_code == 200 and other.json()["did"].startswith("did:plc:")
+
+    os.kill(pids["pds1"], signal.SIGKILL)
+    report = f"pds1 (pid {pids['pds1']}) killed by SIGKILL; the other services keep running"
+    _poll(lambda: report in up.output(), "the supervisor to report the death")
+    dead = _poll(lambda: up.endpoints().get("exited"), "endpoints.json to mark pds1")
+    assert dead == {"pds1": {"returncode": -9, "status": "killed by SIGKILL"}}
+    assert up.endpoints()["pids"] == pids  # the dead one keeps its pid
+    assert up.proc.poll() is None
+    for name, url in urls.items():
+        assert _answers(url + HEALTH[name]) == (name != "pds1"), name
+        assert _alive(pids[name]) == (name != "pds1"), name
+    for _ in range(20):  # metered requests, counted in memory until the stop flushes them
+        bob.get_post(bob_post, bob.me.did)  # type: ignore[union-attr]
+
+    # SIGTERM: every child stops gracefully; a service died meanwhile, so the exit is 1.
+    assert up.stop(signal.SIGTERM) == 1
+    assert _all_gone(pids.values())
+    out = up.output()
+    assert "stopped; everything is saved under" in out
+    for name in pids:
+        if name != "pds1":
+            assert (data_dir / "logs" / f"{name}.log").read_text().rstrip().endswith("stopped")
+    final = up.endpoints()["exited"]
+    assert {name: final[name]["returncode"] for name in pids} == {
+        name: -9 if name == "pds1" else 0 for name in pids
+    }
+
+    # Started again on the same data: everything acknowledged is there, and a clean
+    # Ctrl-C exits 0.
+    again = Up(data_dir, base)
+    ups.append(again)
+    restarted = again.wait_ready()
+    assert set(restarted["pids"].values()).isdisjoint(pids.values())
+    assert _read_back(urls["pds2"], "bob.test", bob_post) == "hello from pds2"
+    assert _read_back(urls["pds1"], "alice.test", alice_post) == "hello from pds1"
+    usage = httpx.get(
+        f"{urls['pds2']}/xrpc/social.plaza.provider.getUsage",
+        params={"did": bob.me.did},  # type: ignore[union-attr]
+        auth=("admin", ADMIN_PASSWORD),  # reached the PDS through the environment
+    )
+    assert usage.status_code == 200, usage.text
+    (row,) = usage.json()["accounts"]
+    assert row["requests"] >= 20
+    assert again.stop(signal.SIGINT) == 0, again.output()
+    assert _all_gone(restarted["pids"].values())
+    assert "stopped; everything is saved under" in again.output()
+
+
+def test_a_killed_supervisor_leaves_no_orphans(tmp_path: Path, ups: list[Up]) -> None:
+    data_dir = tmp_path / "plaza"
+    up = Up(data_dir, _free_base())
+    ups.append(up)
+    pids: dict[str, int] = up.wait_ready()["pids"]
+    up.kill()
+    # The kernel sends each child SIGTERM (PR_SET_PDEATHSIG): they stop gracefully.
+    _poll(lambda: _all_gone(pids.values()), "the children of a killed supervisor to exit")
+    for name in pids:
+        assert (data_dir / "logs" / f"{name}.log").read_text().rstrip().endswith("stopped")
+
+
+def test_a_service_that_cannot_start_is_named_and_the_started_ones_stop(tmp_path: Path) -> None:
+    data_dir = tmp_path / "plaza"
+    base = _free_base()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", base + 1))
+        taken.listen()
+        run = subprocess.run(
+            [sys.executable, "-m", "plaza.cli", "up",
+             "--data-dir", str(data_dir), "--port-base", str(base)],
+            check=False, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "error: pds1 exited with status 1 while starting" in run.stderr
+    assert f"cannot listen on http://127.0.0.1:{base + 1}" in run.stderr  # pds1's log
+    assert not (data_dir / "endpoints.json").exists()
+    assert (data_dir / "logs" / "directory.log").read_text().rstrip().endswith("stopped")
+    assert not (data_dir / "logs" / "pds2.log").exists()
+
+
+# -- the table ---------------------------------------------------------------------------
+
+
+def test_a_service_runs_only_when_its_serve_command_and_prerequisites_exist() -> None:
+    names = lambda commands: [s.name for s in services(commands)]  # noqa: E731
+    assert names({"directory", "pds"}) == ["directory", "pds1", "pds2"]
+    assert names({"directory", "pds", "archive"}) == ["directory", "pds1", "pds2"]
+    assert names({"directory", "pds", "relay"}) == ["directory", "pds1", "pds2", "relay"]
+    every = ["directory", "pds1", "pds2", "relay", "archive"]
+    assert names({"directory", "pds", "relay", "archive"}) == every
+    assert names({"pds", "relay", "archive"}) == []
+    assert names(None)[:3] == ["directory", "pds1", "pds2"]
+
+
+def test_ports_and_command_lines_follow_the_agreed_layout() -> None:
+    net = Network(Path("d"), "127.0.0.1", 4000)
+    argv = {s.name: list(child_spec(net, s).argv[1:]) for s in SERVICES}
+    assert argv["directory"] == [
+        "-m", "plaza.cli", "serve", "directory",
+        "--host", "127.0.0.1", "--port", "4000", "--data-dir", "d/directory",
+    ]  # fmt: skip
+    assert argv["pds2"][3:] == [
+        "pds", "--host", "127.0.0.1", "--port", "4002", "--data-dir", "d/pds2",
+        "--directory", "http://127.0.0.1:4000", "--public-url", "http://127.0.0.1:4002",
+        "--allow-private-proxy",
+    ]  # fmt: skip
+    assert argv["relay"][3:] == [
+        "relay", "--host", "127.0.0.1", "--port", "4003", "--data-dir", "d/relay",
+        "--directory", "http://127.0.0.1:4000",
+        "--crawl", "http://127.0.0.1:4001", "--crawl", "http://127.0.0.1:4002",
+    ]  # fmt: skip
+    assert argv["archive"][3:] == [
+        "archive", "--host", "127.0.0.1", "--port", "4004", "--data-dir", "d/archive",
+        "--relay", "http://127.0.0.1:4003", "--directory", "http://127.0.0.1:4000",
+    ]  # fmt: skip
+    # Off loopback the PDSs keep forwarded calls off private addresses.
+    public = Network(Path("d"), "0.0.0.0", 4000)  # only formatted, never bound
+    assert "--allow-private-proxy" not in child_spec(public, SERVICES[1]).argv
+    spec = child_spec(net, SERVICES[1])
+    assert spec.health_url == "http://127.0.0.1:4001/xrpc/_health"
+    assert spec.log_path == Path("d/logs/pds1.log")
+
+
+def test_every_option_up_passes_is_one_its_serve_command_takes() -> None:
+    group = typer.main.get_group(serve.app)
+    net = Network(Path("d"), "127.0.0.1", 4000)
+    for service in services():
+        command = group.commands[service.command]
+        takes = {opt for param in command.params for opt in param.opts}
+        passed = {arg for arg in child_spec(net, service).argv if arg.startswith("--")}
+        assert passed <= takes, (service.name, passed - takes)
+
+
+# -- make up -----------------------------------------------------------------------------
 
 
 def _make_up(*args: str) -> str:

@@ -10,7 +10,7 @@ own recovery key and their host's). That key cannot log in anywhere, but it can 
 PLC operations, and that is enough:
 
 1. export the repository from the old host (``sync.getRepo`` and ``sync.listBlobs`` /
-   ``getBlob`` are public; a gone host would be replaced by the relay's mirror);
+   ``getBlob`` are public);
 2. PLC operation 1, signed by the migration key: the repository key becomes a fresh
    key the agent holds for the move;
 3. re-sign the exported commit with that key (same MST root, same records) and mint a
@@ -31,6 +31,16 @@ address and the preferences (both private to the old host), and the old host's c
 which it cannot deactivate without the member's session — relays and app views follow
 the DID document, which no longer names it. An account whose DID does not list the
 migration key is not touched: :class:`NotOptedInError`.
+
+**Restoring the accounts of a host that is gone** (:meth:`Hosting.restore`). The old
+host cannot export anything, so the repository and blobs come from an archive
+(:mod:`plaza.services.pds.recovery`, the member's own recovery flow, with the migration
+key as the rotation key): the new host reserves a signing key, one PLC operation signed
+by the migration key names it and that key (the dead host's rotation key dropped),
+the new host creates the account, imports the archive's copy re-signed with its key,
+takes every blob, and activates it; a second operation adds the new host's rotation
+key. The same things are verified, and the same limits hold: a random password, no
+email or preferences, and only members who listed the key.
 """
 
 from __future__ import annotations
@@ -57,6 +67,7 @@ from plaza.atproto.plc.operations import (
 from plaza.atproto.repo_verify import import_car
 from plaza.errors import PlazaError
 from plaza.services.pds.migration import error_detail
+from plaza.services.pds.recovery import RecoveryError, recover_account
 
 
 class HostingError(PlazaError):
@@ -188,6 +199,26 @@ class Hosting:
         data: dict[str, Any] = self._plc(did)
         return data
 
+    def archived_accounts(self, archive: str, endpoint: str) -> list[str]:
+        """DIDs the archive at ``archive`` holds whose DID document names ``endpoint`` as
+        their host (``sync.listRepos``, then the directory for each: a linear pass)."""
+        out: list[str] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 1000}
+            if cursor:
+                params["cursor"] = cursor
+            page = self._get(archive, "com.atproto.sync.listRepos", **params).json()
+            for repo in page.get("repos", []):
+                did = str(repo.get("did", ""))
+                data = self.did_data(did)
+                pds = data.get("services", {}).get("atproto_pds", {}).get("endpoint", "")
+                if pds.rstrip("/") == endpoint.rstrip("/"):
+                    out.append(did)
+            cursor = page.get("cursor")
+            if not cursor or not page.get("repos"):
+                return out
+
     # -- writes ----------------------------------------------------------------------
     def create_account(self, pds: str, *, handle: str, email: str, password: str) -> str:
         """A new account (and DID) on ``pds``; returns its DID."""
@@ -210,6 +241,33 @@ class Hosting:
             return self._move(did, handle, rotation, old=old, new=new, key=key)
         except AtprotoError as exc:
             raise HostingError(f"moving {did}: {exc}") from exc
+
+    def restore(self, did: str, archive: str, new: str, key: PrivateKey) -> Moved:
+        """Move ``did`` from a host that is gone to ``new``, from ``archive``'s copy, with
+        the migration ``key`` (see the module docstring). Raises
+        :class:`NotOptedInError` or :class:`HostingError`."""
+        if key.did_key() not in self.did_data(did).get("rotationKeys", []):
+            raise NotOptedInError(f"{did} does not list the agent's migration key")
+        try:
+            report = recover_account(
+                did=did,
+                rotation_key=key,
+                archive_url=archive,
+                new_url=new,
+                password=secrets.token_urlsafe(24),
+                directory_url=self.directory,
+                http=self.http,
+            )
+        except RecoveryError as exc:
+            raise HostingError(f"restoring {did}: {exc.message}") from exc
+        return Moved(
+            did=did,
+            handle=report.handle,
+            root=report.records_root,
+            records=report.records,
+            blobs=report.blobs,
+            checks=report.checks,
+        )
 
     def _move(
         self, did: str, handle: str, rotation: list[str], *, old: str, new: str, key: PrivateKey

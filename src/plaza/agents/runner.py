@@ -9,7 +9,10 @@ HTTP — and remembers nothing between passes except what is in the ledger. A pa
    for the penalties the market's ladder calls for;
 2. migrates: providers the market offboarded (a migration need names each) are drained
    by :mod:`plaza.agents.migration`, the accounts moved with the DAO agent's migration
-   key (:mod:`plaza.agents.hosting`), each move verified;
+   key (:mod:`plaza.agents.hosting`), each move verified; a provider whose PDS does
+   not answer is restored instead: its accounts (those an archive holds whose DID names
+   it and lists the migration key) are rebuilt on other PDSs from the archive's copies
+   (:meth:`~plaza.agents.hosting.Hosting.restore`);
 3. places: pending sign-ups (:class:`SignUp`) go by :mod:`plaza.agents.placement` to
    the contracted PDSs with free capacity, created there with ``createAccount``.
 
@@ -36,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from plaza.agents import migration, placement, settlement
-from plaza.agents.hosting import Hosting, HostingError, NotOptedInError
+from plaza.agents.hosting import Hosting, HostingError, Moved, NotOptedInError
 from plaza.agents.loop import (
     AgentLoop,
     LedgerRecorder,
@@ -90,9 +93,13 @@ class Network:
         return {d: int(n) for d, n in zip(self.dids, self.hosted, strict=True) if n}
 
 
-def observe_network(market: Market, hosting: Hosting, key: PrivateKey | None) -> Network:
+def observe_network(
+    market: Market, hosting: Hosting, key: PrivateKey | None, archive: str | None = None
+) -> Network:
     """Hosting providers from the market (status, region, contracted accounts) and their
-    PDSs (reachable, accounts hosted, which of those list the migration key)."""
+    PDSs (reachable, accounts hosted, which of those list the migration key). For a PDS
+    that does not answer, the accounts are those ``archive`` holds whose DID names it
+    and lists the migration key (none without an archive)."""
     st = market.state
     providers = sorted(d for d, p in st.providers.items() if HOSTING in p.services)
     regions = sorted({r for d in providers for r in st.providers[d].regions})
@@ -117,10 +124,14 @@ def observe_network(market: Market, hosting: Hosting, key: PrivateKey | None) ->
         prov = st.providers[did]
         net.leaving[p] = prov.status == "offboarded" or did in leaving_dids
         net.reachable[p] = hosting.reachable(net.endpoints[p])
-        if net.reachable[p]:
-            dids = hosting.accounts(net.endpoints[p])
+        if net.reachable[p] or archive is not None:
+            if net.reachable[p]:
+                dids = hosting.accounts(net.endpoints[p])
+            else:
+                assert archive is not None
+                dids = hosting.archived_accounts(archive, net.endpoints[p])
             net.hosted[p] = len(dids)
-            if net.leaving[p] and key is not None:
+            if (net.leaving[p] or not net.reachable[p]) and key is not None:
                 # Only accounts whose members opted in can be moved by the agent.
                 dids = [
                     a for a in dids if key.did_key() in hosting.did_data(a).get("rotationKeys", [])
@@ -143,12 +154,14 @@ class LiveExecutor:
         network: Network | None = None,
         signups: list[SignUp] | None = None,
         migration_key: PrivateKey | None = None,
+        archive: str | None = None,
     ) -> None:
         self.settlement = SettlementExecutor(market, clock, currency=market_currency(market))
         self.hosting = hosting
         self.network = network
         self.signups = list(signups or [])
         self.key = migration_key
+        self.archive = archive
         self.created: list[tuple[SignUp, str]] = []
 
     def execute(self, action: Action) -> Done:
@@ -181,13 +194,21 @@ class LiveExecutor:
 
     def _migrate(self, action: Action, hosting: Hosting, net: Network) -> Done:
         src = int(action["from"])
-        if action["source"] != "host":
+        archive = self.archive
+        if action["source"] != "host" and archive is None:
             raise HostingError(
-                f"{net.endpoints[src]} is unreachable and no relay mirror is configured to "
-                "restore its accounts from"
+                f"{net.endpoints[src]} is unreachable and no archive is configured to "
+                "restore its accounts from (plaza agents run --archive URL)"
             )
         if self.key is None:
             raise InvalidInputError("moving accounts needs the agent's migration key")
+        key = self.key
+
+        def move(did: str, dest: str) -> Moved:
+            if archive is None or action["source"] == "host":
+                return hosting.move(did, net.endpoints[src], dest, key)
+            return hosting.restore(did, archive, dest, key)
+
         queue = list(net.accounts[src])
         moved, refused = [], []
         for dest, count in action["to"]:
@@ -196,7 +217,7 @@ class LiveExecutor:
                     break
                 did = queue.pop(0)
                 try:
-                    m = hosting.move(did, net.endpoints[src], net.endpoints[int(dest)], self.key)
+                    m = move(did, net.endpoints[int(dest)])
                 except NotOptedInError:
                     refused.append(did)
                     continue
@@ -209,7 +230,8 @@ class LiveExecutor:
                 moved.append(
                     f"{did} -> {net.endpoints[int(dest)]} (root {m.root}, {m.records} records)"
                 )
-        detail = f"moved {len(moved)} accounts from {net.endpoints[src]}, verified: " + "; ".join(
+        how = "moved" if action["source"] == "host" else f"restored from {archive}"
+        detail = f"{how} {len(moved)} accounts of {net.endpoints[src]}, verified: " + "; ".join(
             moved
         )
         if refused:
@@ -226,6 +248,7 @@ class LiveAgent:
     signer: Signer
     hosting: Hosting | None = None
     migration_key: PrivateKey | None = None
+    archive_url: str | None = None  # where a gone host's accounts are restored from
     signups: list[SignUp] = field(default_factory=list)
     settle: SettlementDesired = field(default_factory=SettlementDesired)
     migrate: MigrationDesired = field(default_factory=MigrationDesired)
@@ -259,7 +282,11 @@ def run_once(agent: LiveAgent, now_ms: int) -> list[LoopRecord]:
     m.sync()
     mandate = m.mandate
     money = market_currency(m)
-    net = observe_network(m, agent.hosting, agent.migration_key) if agent.hosting else None
+    net = (
+        observe_network(m, agent.hosting, agent.migration_key, agent.archive_url)
+        if agent.hosting
+        else None
+    )
     executor = LiveExecutor(
         m,
         lambda: now_ms,
@@ -267,6 +294,7 @@ def run_once(agent: LiveAgent, now_ms: int) -> list[LoopRecord]:
         network=net,
         signups=agent.signups,
         migration_key=agent.migration_key,
+        archive=agent.archive_url,
     )
     proposer = (
         DaoProposer(m, agent.signer) if m.dao is not None else LedgerProposer(m, agent.signer)
@@ -294,7 +322,7 @@ def run_once(agent: LiveAgent, now_ms: int) -> list[LoopRecord]:
     if agent.hosting is None:
         return records
     m.sync()
-    net = observe_network(m, agent.hosting, agent.migration_key)
+    net = observe_network(m, agent.hosting, agent.migration_key, agent.archive_url)
     executor.network, dids[:] = net, net.dids
     mobs = MigrationObserved(
         0, net.hosted, net.slots, net.region, np.where(net.reachable, 0, 1), ~net.reachable,

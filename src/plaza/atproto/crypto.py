@@ -4,7 +4,8 @@ atproto signs the SHA-256 of the message and exchanges signatures as raw 64-byte
 ``r‖s`` in low-S form. Signing here always normalizes to low-S; verification rejects
 high-S and DER-encoded signatures, as the interop vectors require. Public keys travel as
 ``did:key`` or multikey strings: multibase base58btc of a multicodec prefix (``0xe7 0x01``
-for secp256k1, ``0x80 0x24`` for P-256) and the compressed point.
+for secp256k1, ``0x80 0x24`` for P-256) and the compressed point. Private keys are read
+from hex or from multibase (:func:`parse_private_key`).
 
 secp256k1 runs on libsecp256k1 (``coincurve``), about 18x faster than OpenSSL's generic
 curve code for signing; P-256 runs on OpenSSL (``cryptography``). Key generation draws
@@ -42,6 +43,10 @@ _ORDER: Final = {
 }
 _MULTICODEC: Final = {ES256: b"\x80\x24", ES256K: b"\xe7\x01"}
 _ALG_BY_PREFIX: Final[dict[bytes, Alg]] = {b"\x80\x24": ES256, b"\xe7\x01": ES256K}
+# Private keys as multibase: multicodec secp256k1-priv (0x1301) and p256-priv (0x1306),
+# varint-encoded, then the 32-byte secret (the form goat and indigo write).
+_PRIVATE_MULTICODEC: Final[dict[Alg, bytes]] = {ES256: b"\x86\x26", ES256K: b"\x81\x26"}
+_ALG_BY_PRIVATE_PREFIX: Final[dict[bytes, Alg]] = {b"\x86\x26": ES256, b"\x81\x26": ES256K}
 _ECDSA: Final = ec.ECDSA(hashes.SHA256())
 DID_KEY_PREFIX: Final = "did:key:"
 
@@ -231,6 +236,10 @@ class PrivateKey:
         """Build a key from its 32-byte big-endian secret scalar."""
         return cls(alg, secret)
 
+    def multibase(self) -> str:
+        """The secret as multibase base58btc of its multicodec (``z...``): a secret too."""
+        return "z" + b58encode(_PRIVATE_MULTICODEC[self.alg] + self.to_bytes())
+
     def to_bytes(self) -> bytes:
         if self._k1 is not None:
             return bytes(self._k1.secret)
@@ -260,6 +269,26 @@ class PrivateKey:
         return f"PrivateKey({self.alg}, public={self.did_key()})"
 
     __str__ = __repr__
+
+
+def parse_private_key(text: str) -> PrivateKey:
+    """A private key written as 64 hex characters (a secp256k1 secret, as atproto tools
+    print it) or as a multibase private key (``z`` + base58btc of the multicodec
+    ``secp256k1-priv`` or ``p256-priv`` and the 32-byte secret). Surrounding whitespace
+    is ignored; :class:`CryptoError` otherwise, never echoing the text."""
+    text = text.strip()
+    if len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text):
+        return PrivateKey(ES256K, bytes.fromhex(text))
+    if text.startswith("z") and len(text) <= MAX_MULTIKEY:
+        try:
+            raw = b58decode(text[1:])
+        except CryptoError:
+            raw = b""
+        alg = _ALG_BY_PRIVATE_PREFIX.get(raw[:2])
+        if alg is not None and len(raw) == 34:
+            return PrivateKey(alg, raw[2:])
+        raise CryptoError("not a multibase secp256k1 or P-256 private key")
+    raise CryptoError("a private key is 64 hex characters or a multibase private key ('z...')")
 
 
 def verify_signature(did_key: str, data: bytes, signature: bytes) -> bool:

@@ -40,4 +40,4 @@ app.add_typer(agents.app, name="agents")
 
 
 def main() -> None:
-    app()
+    app(prog_name="plaza")

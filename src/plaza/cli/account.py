@@ -1,8 +1,12 @@
-"""``plaza account ...``: act on an account as its member (migration)."""
+"""``plaza account ...``: act on an account as its member (migration, recovery keys,
+recovery from an archive when the host is gone)."""
 
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -10,15 +14,76 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from plaza.atproto.crypto import PrivateKey
 from plaza.cli import params
 from plaza.errors import PlazaError
 
 app = typer.Typer(
     name="account",
-    help="Act on an account as its member: move it between hosting providers.",
+    help="Act on an account as its member: move it between hosting providers, keep a "
+    "recovery key, leave a dead host.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
+
+
+_DIRECTORY = typer.Option(
+    "http://127.0.0.1:2582",
+    "--directory",
+    envvar="PLAZA_DIRECTORY",
+    help="URL of the PLC directory.",
+)
+
+
+def _read_key(path: Path, console: Console) -> PrivateKey:
+    """The private key in ``path`` (never printed); a file others can read is warned of."""
+    from plaza.atproto.crypto import parse_private_key
+    from plaza.atproto.errors import CryptoError
+
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        text = path.read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        console.print(f"[red]cannot read {path}:[/] {exc.strerror or exc}")
+        raise typer.Exit(1) from exc
+    if mode & 0o077:
+        console.print(
+            f"[yellow]warning: {path} is readable by others (mode {mode:o}); chmod 600 {path}[/]"
+        )
+    try:
+        return parse_private_key(text)
+    except CryptoError as exc:
+        console.print(f"[red]{path} holds no usable private key:[/] {exc.message}")
+        raise typer.Exit(1) from exc
+
+
+@contextmanager
+def _steps(console: Console, steps: tuple[str, ...]) -> Iterator[Callable[[int, str, str], None]]:
+    """A progress bar over ``steps``; yields the callback the library reports to."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(steps[0], total=len(steps), detail="")
+
+        def on_step(index: int, name: str, detail: str) -> None:
+            progress.update(task, completed=index, description=name, detail=detail)
+
+        yield on_step
+        progress.update(task, completed=len(steps), description="done", detail="")
+
+
+def _checks_table(title: str, checks: dict[str, bool]) -> Table:
+    table = Table(title=title)
+    table.add_column("check")
+    table.add_column("result")
+    for name, ok in checks.items():
+        table.add_row(name, "[green]ok[/]" if ok else "[red]FAILED[/]")
+    return table
 
 
 def _token_source(did: str, mail_dir: Path | None, console: Console) -> str:
@@ -120,3 +185,154 @@ def migrate(
     )
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command("recover")
+def recover(
+    *,
+    did: str = typer.Option(..., "--did", callback=params.did, help="The account's DID."),
+    key: str = typer.Option(
+        ...,
+        "--key",
+        help="File with a rotation key the DID lists: 64 hex characters or a multibase "
+        "private key.",
+    ),
+    archive: str = typer.Option(..., "--archive", help="URL of an archive holding the account."),
+    to_url: str = typer.Option(..., "--to", help="URL of the new host."),
+    new_password: str = typer.Option(
+        ...,
+        "--new-password",
+        envvar="PLAZA_NEW_PASSWORD",
+        help="Password of the account on the new host.",
+    ),
+    directory: str = _DIRECTORY,
+    handle: str | None = typer.Option(None, "--handle", help="Handle (default: the DID's)."),
+    email: str | None = typer.Option(None, "--email", help="Email for the new account."),
+) -> None:
+    """Move an account to a new host from an archive's copy, without its old host.
+
+    Not a single call goes to the old host. The directory's audit log is replayed and
+    must list the key; the archive's repository is verified in full; the new host
+    reserves a signing key; a PLC operation signed with the key names the new host and
+    that key (the dead host's rotation key dropped, the member's kept first); the new
+    host creates the account, adds its rotation key, imports the repository (re-signed
+    with the new key) and every blob, and activates it; then the result is verified.
+    A failed step says what state is left; re-running resumes. The key is never
+    printed. Exits 1 if a step or a check fails.
+
+    Example:
+
+    \b
+        plaza account recover --did did:plc:abc... --key recovery.key \\
+            --archive http://127.0.0.1:2586 --to http://127.0.0.1:2584 \\
+            --new-password 'a new password'
+    """
+    from plaza.services.pds.recovery import STEPS, recover_account
+
+    console = Console(emoji=False)  # did:key must not become an emoji
+    rotation_key = _read_key(Path(key), console)
+    try:
+        with _steps(console, STEPS) as on_step:
+            report = recover_account(
+                did=did,
+                rotation_key=rotation_key,
+                archive_url=archive,
+                new_url=to_url,
+                password=new_password,
+                directory_url=directory,
+                handle=handle,
+                email=email,
+                progress=on_step,
+            )
+    except PlazaError as exc:
+        console.print(f"[red]recovery failed:[/] {exc.message}")
+        raise typer.Exit(1) from exc
+    console.print(_checks_table(f"{report.handle} ({report.did})", report.checks))
+    resumed = f"; resumed past: {', '.join(report.resumed)}" if report.resumed else ""
+    console.print(
+        f"restored {report.records} records ({report.repo_bytes} repository bytes) and "
+        f"{report.blobs} blobs from {report.archive_url} to {report.new_url}; "
+        f"signing key {report.signing_key}; rev {report.rev}{resumed}"
+    )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("add-recovery-key")
+def add_recovery_key(
+    *,
+    did: str = typer.Option(..., "--did", callback=params.did, help="The account's DID."),
+    pds: str = typer.Option(..., "--pds", help="URL of the account's current host."),
+    key: str = typer.Option(..., "--key", help="File with the recovery key (private)."),
+    mail_dir: str | None = typer.Option(
+        None, "--mail-dir", help="Read the host's confirmation token from this outbox."
+    ),
+    directory: str = _DIRECTORY,
+) -> None:
+    """List your own recovery key first among the account's rotation keys.
+
+    Uses the host's standard identity calls: log in (password from PLAZA_PASSWORD or a
+    prompt), requestPlcOperationSignature (the confirmation token from PLAZA_PLC_TOKEN,
+    --mail-dir, or a prompt), signPlcOperation with the key's did:key first and the
+    other keys in their order, submitPlcOperation. Only the key's public did:key leaves
+    this machine. Exits 1 on failure.
+
+    Example:
+
+    \b
+        plaza account add-recovery-key --did did:plc:abc... \\
+            --pds http://127.0.0.1:2583 --key recovery.key --mail-dir .plaza/pds1/mail
+    """
+    from plaza.services.pds import recovery
+
+    console = Console(emoji=False)
+    key_did = _read_key(Path(key), console).did_key()
+    password = os.environ.get("PLAZA_PASSWORD") or typer.prompt("Password", hide_input=True)
+    try:
+        keys = recovery.add_recovery_key(
+            did=did,
+            pds_url=pds,
+            key_did=key_did,
+            password=password,
+            directory_url=directory,
+            plc_token=lambda: _token_source(did, Path(mail_dir) if mail_dir else None, console),
+        )
+    except PlazaError as exc:
+        console.print(f"[red]adding the recovery key failed:[/] {exc.message}")
+        raise typer.Exit(1) from exc
+    console.print(f"rotation keys of {did}, in priority order:")
+    for i, k in enumerate(keys, 1):
+        console.print(f"  {i}. {k}{'  (yours)' if k == key_did else ''}")
+
+
+@app.command("new-recovery-key")
+def new_recovery_key(
+    *,
+    out: str = typer.Option(..., "--out", help="File to write the new key to (mode 0600)."),
+) -> None:
+    """Make a fresh secp256k1 recovery key: its secret goes to --out, its did:key is printed.
+
+    The file holds 64 hex characters, readable only by you; an existing file is never
+    overwritten. Give the printed did:key as createAccount's recoveryKey, or list it
+    later with add-recovery-key; keep the file (offline) for recover.
+
+    Example:
+
+    \b
+        plaza account new-recovery-key --out recovery.key
+    """
+    from plaza.atproto.crypto import ES256K
+    from plaza.services.pds.files import write_private
+
+    console = Console(emoji=False)
+    path = Path(out)
+    if path.exists() or path.is_symlink():
+        console.print(f"[red]{out} exists; not overwriting a key[/]")
+        raise typer.Exit(1)
+    key = PrivateKey.generate(ES256K)
+    try:
+        write_private(path, key.to_bytes().hex().encode() + b"\n")
+    except PlazaError as exc:
+        console.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(1) from exc
+    print(key.did_key())

@@ -117,6 +117,14 @@ def run_cmd(
             "(default: the agent's own).",
         ),
     ] = None,
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            "--archive",
+            envvar="PLAZA_ARCHIVE",
+            help="Archive URL to restore an unreachable host's accounts from.",
+        ),
+    ] = None,
     signups: Annotated[
         Path | None,
         typer.Option("--signups", help="JSON lines of sign-ups waiting for an account."),
@@ -133,10 +141,11 @@ def run_cmd(
     --directory, the hosting providers' PDSs named in the market's registry. It settles
     ended epochs (funding escrow first), asks for the penalties the market's ladder
     calls for, drains providers the market offboarded by moving their accounts with the
-    agent's migration key (only accounts whose members listed it), and creates accounts
-    for waiting --signups on the PDSs with free contracted capacity. Every action goes
-    through the mandate guard and is recorded in the ledger with its verdict and
-    reason; what the mandate leaves to members becomes a DAO motion (members veto with
+    agent's migration key (only accounts whose members listed it), restores the accounts
+    of a PDS that does not answer from --archive's copies (same key, same rule), and
+    creates accounts for waiting --signups on the PDSs with free contracted capacity.
+    Every action goes through the mandate guard and is recorded in the ledger with its
+    verdict and reason; what the mandate leaves to members becomes a DAO motion (members veto with
     'plaza dao veto N') or proposal, carried out by a later pass. Prints each action:
     its outcome, the guard's verdict, why, and what was done. Exits 1 on an error.
 
@@ -163,6 +172,7 @@ def run_cmd(
             signer=signer,
             hosting=Hosting(directory) if directory else None,
             migration_key=keys.get(migration_key).key if migration_key else signer.key,
+            archive_url=archive,
             signups=waiting,
             settle=SettlementDesired(evidence_grace_s=grace),
         )

@@ -117,6 +117,35 @@ def market(
     typer.echo(json.dumps(run(runs=runs, providers=providers), indent=2))
 
 
+@app.command("archive")
+def archive(
+    records: int = typer.Option(10_000, "--records", min=1, help="Posts in the repository."),
+    per_commit: int = typer.Option(
+        1, "--per-commit", min=1, max=200, help="Posts written by each commit."
+    ),
+    pg: str | None = typer.Option(
+        None, "--pg", help="PostgreSQL URL to measure on as well (a temporary schema)."
+    ),
+) -> None:
+    """Measure the archive's storage per record, on SQLite and optionally PostgreSQL.
+
+    Writes a repository of --records posts (--per-commit posts per commit) and archives
+    it through the archive's own path for firehose commits (verify the signature and
+    the inversion, compute the change, store it with the cursor). Prints the store's
+    bytes (SQLite pages in use; PostgreSQL tables, indexes and TOAST), bytes per record,
+    the raw block bytes per record, and verified commits landed per second.
+
+    Example:
+
+    \b
+        plaza bench archive --records 10000
+        plaza bench archive --records 10000 --pg postgresql://postgres@127.0.0.1:5432/test
+    """
+    from plaza.bench.archive import run
+
+    typer.echo(json.dumps(run(records=records, per_commit=per_commit, pg_url=pg), indent=2))
+
+
 # A list default must be a module-level value (see serve.py's --trusted-proxy).
 _RATES = typer.Option(
     [500.0, 1000.0, 2000.0, 3000.0],

@@ -166,6 +166,64 @@ def pds(
     serve_apps([served])
 
 
+@app.command("archive")
+def archive(
+    *,
+    relay: str = typer.Option(
+        ..., "--relay", help="Firehose to follow: a relay's (or a PDS's) base URL."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(
+        2586, "--port", callback=params.port, help="Port to listen on (0: any free)."
+    ),
+    data_dir: str = typer.Option(
+        ".plaza/archive", "--data-dir", help="Where the SQLite store and the blobs live."
+    ),
+    db: str | None = typer.Option(
+        None, "--db", help="Database URL instead of SQLite in the data dir (postgresql://...)."
+    ),
+    directory: str = typer.Option(
+        "http://127.0.0.1:2582", "--directory", help="URL of the PLC directory (keys, hosts)."
+    ),
+    public_url: str | None = typer.Option(
+        None, "--public-url", help="URL clients reach this archive at (default http://HOST:PORT)."
+    ),
+) -> None:
+    """Run the archive until Ctrl-C: a verified copy of every repository and blob.
+
+    Follows the com.atproto.sync.subscribeRepos firehose at --relay from its stored
+    cursor, verifies every commit against the account's key from --directory, fetches
+    whole repositories (getRepo) and blobs (getBlob) from the accounts' PDSs when it
+    must, and serves com.atproto.sync.getRepo, getRecord, getBlob, listBlobs,
+    getLatestCommit, getRepoStatus and listRepos for every archived DID, also after its
+    host is gone; /_health and /_metrics (JSON). Keeps its store in
+    DATA_DIR/archive.db (or --db) and the blobs in DATA_DIR/blobs.
+
+    Example:
+
+    \b
+        plaza serve archive --relay http://127.0.0.1:2585 --directory http://127.0.0.1:2582
+        plaza serve archive --relay http://127.0.0.1:2583 --db postgresql://postgres@127.0.0.1:5432/plaza
+    """
+    from plaza.services.archive import ArchiveSettings
+    from plaza.services.archive import create_app as create_archive
+    from plaza.services.runner import url_for
+
+    try:
+        settings = ArchiveSettings(
+            data_dir=Path(data_dir),
+            relay_url=relay,
+            directory_url=directory,
+            public_url=public_url or url_for(host, port),
+            db=db,
+        )
+        served = ServedApp("archive", create_archive(settings), host, port)
+    except PlazaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    serve_apps([served])
+
+
 _CRAWL = typer.Option(
     [],
     "--crawl",

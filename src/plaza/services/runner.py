@@ -14,9 +14,9 @@ Every server speaks HTTP through :class:`~plaza.services.limits.LimitedHttpProto
 connection's real peer address: ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are
 read only when the app names trusted proxies, and then only from those addresses.
 
-:func:`run` is the foreground form used by ``plaza serve ...`` and ``plaza up``: it
-blocks until SIGINT or SIGTERM. :class:`ServerThread` runs the same group in a
-thread, for tests and tools that need a real socket.
+:func:`run` is the foreground form used by ``plaza serve ...`` (which ``plaza up``
+starts once per service): it blocks until SIGINT or SIGTERM. :class:`ServerThread`
+runs the same group in a thread, for tests and tools that need a real socket.
 """
 
 from __future__ import annotations

@@ -84,8 +84,9 @@ def test_an_unversioned_database_is_upgraded_and_keeps_its_rows(db_url: str) -> 
     store = PdsStore.open(db_url)
     try:
         assert recorded(store.db, "pds") == [(m.version, m.name) for m in MIGRATIONS.steps]
-        assert MIGRATIONS.latest == 2
+        assert MIGRATIONS.latest == 3
         assert {"pds_record_blob_uri", "pds_blob_cid"} <= index_names(store.db)
+        assert {"pds_reserved_key_did", "pds_reserved_key_expires"} <= index_names(store.db)
 
         acct = store.get_account_by_handle("alice.test")
         assert acct is not None and acct.did == DID and acct.email_confirmed
@@ -121,6 +122,13 @@ def test_an_unversioned_database_is_upgraded_and_keeps_its_rows(db_url: str) -> 
         assert store.seq_bounds() == (1, 2)
         store.add_blob(OTHER, BlobRow(cid(50), "image/png", 1234, "2026-01-02T00:00:00.000Z"))
         assert store.blob_owner_count(cid(50)) == 2
+        # Step 3's table: a signing key reserved for a DID, found until it expires.
+        store.add_reserved_key("did:key:zQ3sA", OTHER, b"\x02" * 32, 100, 200)
+        assert store.reserved_key_for(OTHER, 150) == "did:key:zQ3sA"
+        assert store.reserved_key("did:key:zQ3sA", OTHER, 150) == b"\x02" * 32
+        assert store.reserved_key("did:key:zQ3sA", DID, 150) is None
+        assert store.reserved_key_for(OTHER, 200) is None
+        assert store.prune_reserved_keys(200) == 1
     finally:
         store.close()
 

@@ -68,6 +68,37 @@ def _wait_ready(proc: subprocess.Popen[str], url: str) -> None:
     raise AssertionError("the relay did not become ready")
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[1] == str(pid):
+                out.append(int(entry.name))
+    return out
+
+
+def _wait_gone(pids: list[int]) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+        if not alive:
+            return
+        time.sleep(0.1)  # other processes: poll with a deadline
+    raise AssertionError(f"processes {alive} outlived their relay")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def _read_from(url: str, cursor: int, until_seq: int | None, quiet_s: float) -> list[Frame]:
     """Frames from ``cursor`` on, until ``until_seq`` (or ``quiet_s`` of silence)."""
     out: list[Frame] = []
@@ -82,7 +113,10 @@ def _read_from(url: str, cursor: int, until_seq: int | None, quiet_s: float) -> 
                 return out
 
 
-def test_sigkill_mid_stream_loses_and_repeats_nothing(tmp_path: Path, relay_db: str | None) -> None:
+@pytest.mark.parametrize("workers", [0, 1], ids=["inline", "worker"])
+def test_sigkill_mid_stream_loses_and_repeats_nothing(
+    tmp_path: Path, relay_db: str | None, workers: int
+) -> None:
     dport = free_port()
     fakes = [FakeHost(), FakeHost()]
     ports = [free_port() for _ in fakes]
@@ -122,13 +156,17 @@ def test_sigkill_mid_stream_loses_and_repeats_nothing(tmp_path: Path, relay_db: 
         args += ["--host-rate", "100", "--host-burst", "10"]  # slow enough to kill mid-stream
         if relay_db is not None:
             args += ["--db", relay_db]
+        args += ["--verify-workers", str(workers)]
         proc = _start(args)
         try:
             _wait_ready(proc, relay)
             _read_from(relay, 0, until_seq=60, quiet_s=20)
             at_kill = httpx.get(f"{relay}/_metrics", timeout=10).json()["seq"]
+            children = _children(proc.pid)
+            assert len(children) >= workers
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
+            _wait_gone(children)  # SIGKILL stops no children: the workers must go alone
         finally:
             if proc.poll() is None:
                 proc.kill()

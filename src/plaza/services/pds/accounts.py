@@ -5,6 +5,7 @@ a repository signing key and a status. Its life:
 
     (new DID)  createAccount ----------------------------> active
     (migrated) createAccount + service token -> deactivated --activateAccount--> active
+    (recovered) createAccount + reserved key -> deactivated --activateAccount--> active
     active --deactivateAccount--> deactivated --activateAccount--> active
     any --deleteAccount--> (gone; a final #account event says "deleted")
 
@@ -23,7 +24,9 @@ store failure), the PDS compensates by tombstoning the DID it just registered, w
 releases its handle: a PLC log is append-only, so a tombstone is the protocol's way to
 take a registration back, and a two-phase commit with a public directory is not one.
 A migrating account arrives deactivated, with a fresh signing key and no events; it
-becomes visible when activated.
+becomes visible when activated. A recovered account (its old host gone, so no service
+token) arrives the same way with the signing key this host reserved for it, once the
+DID's document names this host and that key (:mod:`plaza.services.pds.reservations`).
 
 Accounts are cached in memory once loaded, with their signing key decoded, because
 every authenticated request and every write needs them.
@@ -82,6 +85,7 @@ if TYPE_CHECKING:
     from plaza.services.pds.identity import DirectoryClient
     from plaza.services.pds.mail import Outbox
     from plaza.services.pds.repos import RepoManager
+    from plaza.services.pds.reservations import KeyReservations
     from plaza.services.pds.sequencer import Sequencer
     from plaza.services.pds.settings import PdsSettings
 
@@ -117,6 +121,7 @@ class AccountManager:
         blobs: BlobStore,
         settings: PdsSettings,
         rotation_key: PrivateKey,
+        reservations: KeyReservations,
     ) -> None:
         self.store = store
         self.cache = cache
@@ -129,6 +134,7 @@ class AccountManager:
         self.blobs = blobs
         self.settings = settings
         self.rotation_key = rotation_key
+        self.reservations = reservations
 
     # -- lookup (through the cache) --------------------------------------------------
     def cached(self, did: str) -> Account | None:
@@ -183,6 +189,42 @@ class AccountManager:
         did: str | None,
         recovery_key: str | None,
         service_creds: Credentials | None,
+        plc_op: Any | None = None,
+    ) -> tuple[Account, SessionTokens]:
+        """A new account. ``did`` ``None``: a new DID (its genesis lists ``recovery_key``
+        first). An existing ``did`` arrives deactivated, authorized either by a service
+        token it signed (``service_creds``; a fresh signing key) or by a DID document
+        naming this host and a key reserved for it here (``plc_op`` submitted first when
+        given; the reserved key is the account's): see
+        :meth:`plaza.services.pds.reservations.KeyReservations.admit`.
+
+        Arrivals of one existing DID take turns (its repository lock): once the DID
+        names this host, a second request for it finds the first one's account, never
+        races it."""
+        run = self._create(
+            handle=handle,
+            email=email,
+            password=password,
+            did=did,
+            recovery_key=recovery_key,
+            service_creds=service_creds,
+            plc_op=plc_op,
+        )
+        if did is None:
+            return await run
+        async with self.repos.lock(did):
+            return await run
+
+    async def _create(
+        self,
+        *,
+        handle: str,
+        email: str | None,
+        password: str,
+        did: str | None,
+        recovery_key: str | None,
+        service_creds: Credentials | None,
+        plc_op: Any | None,
     ) -> tuple[Account, SessionTokens]:
         if email is not None:
             email = email.strip().lower()
@@ -196,14 +238,18 @@ class AccountManager:
             )
         key = PrivateKey.generate(ES256K)
         genesis: Operation | None = None
+        reserved = False
         if did is not None:
             handle = await self._migrating_handle(handle, did)
-            if service_creds is None or service_creds.did != did:
+            if self.store.get_account(did) is not None:
+                raise AlreadyExistsError(f"Account already exists: {did}")
+            if service_creds is None:
+                key = await self.reservations.admit(did, self.settings.public_url, plc_op)
+                reserved = True
+            elif service_creds.did != did:
                 raise AuthRequiredError(
                     "Creating an account for an existing DID needs a service token from it"
                 )
-            if self.store.get_account(did) is not None:
-                raise AlreadyExistsError(f"Account already exists: {did}")
             status = DEACTIVATED
         else:
             handle = await self.check_handle(handle)
@@ -228,6 +274,8 @@ class AccountManager:
         try:
             with self.store.transaction():
                 self.store.create_account(row)
+                if reserved:
+                    self.reservations.release(did, key.did_key())
                 if status == ACTIVE:
                     events.append(self.sequencer.identity(did, handle, now))
                     events.append(self.sequencer.account(did, True, None, now))

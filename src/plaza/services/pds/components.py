@@ -2,8 +2,8 @@
 
 Each part receives the few collaborators it uses, in dependency order: the store and
 blob folder first, then the sequencer, the directory client and the handle resolver,
-the account cache, the authenticator, the repository manager, the account manager and
-the blob collector. No part holds this object; it exists for the app
+the account cache, the authenticator, the repository manager, the key reservations,
+the account manager and the blob collector. No part holds this object; it exists for the app
 (:func:`plaza.services.pds.app.create_app`), which hands it to the XRPC handlers as
 ``call.pds`` and closes it at shutdown.
 """
@@ -31,6 +31,7 @@ from plaza.services.pds.metering import Meter
 from plaza.services.pds.proxy import Forwarder
 from plaza.services.pds.ratelimit import RateLimiter
 from plaza.services.pds.repos import RepoManager
+from plaza.services.pds.reservations import KeyReservations
 from plaza.services.pds.sequencer import Sequencer
 from plaza.services.pds.settings import PdsSettings, ServerSecrets, load_or_create_secrets
 from plaza.services.pds.store import PdsStore
@@ -58,6 +59,7 @@ class PdsComponents:
     lexicons: LexiconCheck
     auth: Authenticator
     repos: RepoManager
+    reservations: KeyReservations
     accounts: AccountManager
     blob_gc: BlobCollector
     firehose_open: int = field(default=0)  # subscribeRepos connections being served
@@ -85,6 +87,7 @@ def open_components(
         {
             "login_ip": settings.login_ip_limit,
             "create_account": settings.create_account_limit,
+            "reserve_key": settings.reserve_key_limit,
         }
     )
     passwords = PasswordThrottle(settings.password_backoff, clock)
@@ -113,6 +116,9 @@ def open_components(
         settings=settings,
         clock=clock,
     )
+    reservations = KeyReservations(
+        store=store, identity=identity, ttl_s=settings.reserved_key_ttl_s, clock=clock
+    )
     accounts = AccountManager(
         store=store,
         cache=cache,
@@ -125,6 +131,7 @@ def open_components(
         blobs=blobs,
         settings=settings,
         rotation_key=secrets.rotation_key,
+        reservations=reservations,
     )
     return PdsComponents(
         settings=settings,
@@ -143,6 +150,7 @@ def open_components(
         lexicons=lexicons,
         auth=auth,
         repos=repos,
+        reservations=reservations,
         accounts=accounts,
         blob_gc=BlobCollector(store=store, blobs=blobs, repos=repos, grace_s=settings.blob_grace_s),
     )

@@ -2,7 +2,7 @@
 
 The PDS registers new DIDs, submits operations for the accounts it hosts, and resolves
 DIDs to check inter-service tokens and account migrations. Everything goes over the
-directory's HTTP API (``POST /{did}``, ``GET /{did}``, ``/{did}/data``,
+directory's HTTP API (``POST /{did}``, ``GET /{did}``, ``/{did}/data``, ``/{did}/log``,
 ``/{did}/log/last``), and so does asking the network's handle authority, the directory,
 which DID holds a handle (``/xrpc/com.atproto.identity.resolveHandle``; never cached:
 the answer decides whether a handle is free). Resolved state is cached for a minute
@@ -22,10 +22,13 @@ from plaza.atproto import syntax
 from plaza.atproto.crypto import PublicKey, parse_did_key
 from plaza.atproto.errors import AtprotoError, CryptoError
 from plaza.atproto.plc import (
+    ATPROTO_KEY,
     Operation,
     PlcData,
+    PlcTombstone,
     Service,
     did_document,
+    normalize,
     op_data,
     parse_operation,
 )
@@ -130,6 +133,28 @@ class DirectoryClient:
         if resp.status_code != 200:
             raise InvalidRequestError(f"no operation log for {did}")
         return parse_operation(resp.json())
+
+    async def past_signing_keys(self, did: str) -> list[str]:
+        """Every ``#atproto`` key the DID's active operation log has named, newest
+        first (``/{did}/log``; never cached: it is asked once per import)."""
+        resp = await self._get(f"/{self._checked(did)}/log")
+        if resp.status_code != 200:
+            raise InvalidRequestError(f"no operation log for {did}")
+        body = resp.json()
+        if not isinstance(body, list):
+            raise UpstreamError("directory returned a malformed operation log")
+        keys: list[str] = []
+        for value in reversed(body):
+            try:
+                op = parse_operation(value)
+            except AtprotoError as exc:
+                raise UpstreamError(f"directory returned a malformed operation: {exc}") from exc
+            if isinstance(op, PlcTombstone):
+                continue
+            key = normalize(op).verification_methods.get(ATPROTO_KEY)
+            if key is not None and key not in keys:
+                keys.append(key)
+        return keys
 
     async def handle_holder(self, handle: str) -> str | None:
         """The DID the directory says holds ``handle`` (one of the network's handle

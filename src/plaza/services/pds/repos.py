@@ -46,9 +46,9 @@ from typing import TYPE_CHECKING, Any
 from plaza.atproto import cbor
 from plaza.atproto import repo as core
 from plaza.atproto.cid import CID
-from plaza.atproto.commit import SignedCommit, verify_commit
-from plaza.atproto.crypto import PrivateKey
-from plaza.atproto.errors import InvalidSyntaxError
+from plaza.atproto.commit import Commit, SignedCommit, sign_commit
+from plaza.atproto.crypto import PrivateKey, parse_did_key
+from plaza.atproto.errors import AtprotoError, InvalidSyntaxError
 from plaza.atproto.mst import MST, NodeCache
 from plaza.atproto.repo_verify import import_car
 from plaza.atproto.sync import sync_event_car
@@ -457,24 +457,52 @@ class RepoManager(RepoReads):
         return commit.outcome
 
     # -- import ----------------------------------------------------------------------
+    async def _signed_by_current_key(self, acct: Account, commit: Commit) -> bool:
+        if acct.key.public_key.verify(commit.unsigned_bytes(), commit.sig):
+            return True
+        current = await self.identity.signing_key(acct.did, refresh=True)
+        return current.verify(commit.unsigned_bytes(), commit.sig)
+
+    async def _signed_by_earlier_key(self, did: str, commit: Commit) -> None:
+        """Refuse (``InvalidRequest``) a commit no earlier ``#atproto`` key of ``did`` signed."""
+        for did_key in await self.identity.past_signing_keys(did):
+            with contextlib.suppress(AtprotoError):
+                if parse_did_key(did_key).verify(commit.unsigned_bytes(), commit.sig):
+                    return
+        raise InvalidRequestError(
+            "The repository's commit is not signed by this account's key, nor by a key "
+            "the DID has named"
+        )
+
     async def import_car(self, acct: Account, data: bytes) -> None:
         """Replace the repository with a verified CAR export of the same DID.
 
         Every block is re-hashed, the commit must be the account's and signed by the
-        DID's current key (or this host's key for the account), its ``rev`` not ahead of
+        DID's current key or this host's key for the account, its ``rev`` not ahead of
         the clock by more than ``rev_skew_s`` (:meth:`check_rev`), and every MST node
-        and record must be present. Idempotent; an active account announces it with
-        ``#sync``. The shared TID clock is left alone: the imported ``rev`` is only the
-        floor of this repository's next revision.
+        and record must be present. A commit signed by an earlier ``#atproto`` key of
+        the DID (its active PLC log says so) — a copy of the repository as the DID's old
+        host signed it, from an archive when that host is gone — is accepted too, and
+        stored re-signed by the account's key with the next ``rev``: same MST root,
+        same records. Idempotent; an active account announces it with ``#sync``. The
+        shared TID clock is left alone: the imported ``rev`` is only the floor of this
+        repository's next revision.
         """
         repo = import_car(data, did=acct.did, max_bytes=self.settings.max_car_bytes)
         commit = repo.commit
         if commit.rev is None:
             raise InvalidRequestError("Only version-3 commits can be imported")
         self.check_rev(commit.rev)
-        if not acct.key.public_key.verify(commit.unsigned_bytes(), commit.sig):
-            verify_commit(commit, await self.identity.signing_key(acct.did, refresh=True))
-        blocks = [(cid.raw, data) for cid, data in repo.blocks.items()]
+        commit_cid, commit_block = repo.commit_cid, repo.blocks[repo.commit_cid]
+        if not await self._signed_by_current_key(acct, commit):
+            await self._signed_by_earlier_key(acct.did, commit)
+            # A copy of a dead host's repository (from an archive): the same records,
+            # under a commit this account's key signs.
+            resigned = sign_commit(acct.did, commit.data, self.next_rev(commit.rev), acct.key)
+            commit, commit_cid, commit_block = resigned.commit, resigned.cid, resigned.bytes
+        assert commit.rev is not None
+        blocks = [(cid.raw, data) for cid, data in repo.blocks.items() if cid != repo.commit_cid]
+        blocks.append((commit_cid.raw, commit_block))
         refs: list[RecordRef] = []
         blob_refs: dict[str, tuple[bytes, ...]] = {}
         for path, cid in repo.records.items():
@@ -485,8 +513,7 @@ class RepoManager(RepoReads):
             blobs = find_blobs(cbor.decode(block)) if b"blob" in block else []
             if blobs:
                 blob_refs[f"at://{acct.did}/{path}"] = tuple(b.raw for b in blobs)
-        commit_block = repo.blocks[repo.commit_cid]
-        root = RepoRoot(repo.commit_cid.raw, commit.rev, commit.data.raw)
+        root = RepoRoot(commit_cid.raw, commit.rev, commit.data.raw)
         now = time.time()
         with self.store.transaction():
             self.store.replace_repo(acct.did, root, blocks, refs, blob_refs)
@@ -494,7 +521,7 @@ class RepoManager(RepoReads):
                 self.sequencer.sync(
                     acct.did,
                     commit.rev,
-                    sync_event_car(SignedCommit(commit, repo.commit_cid, commit_block)),
+                    sync_event_car(SignedCommit(commit, commit_cid, commit_block)),
                     now,
                 )
                 if acct.active

@@ -58,6 +58,8 @@ class PdsSettings:
     refresh_ttl_s: int = 90 * 24 * 3600
     login_ip_limit: tuple[int, int] = (100, 300)  # password attempts per client address
     create_account_limit: tuple[int, int] = (100, 300)  # per client address per window
+    reserve_key_limit: tuple[int, int] = (100, 300)  # reserveSigningKey per client address
+    reserved_key_ttl_s: int = 7 * 24 * 3600  # a reserved signing key unused this long expires
     # Failed password checks (sign-in, account deletion, the admin's login) back off per
     # client address and account; no number of them locks an account for everyone.
     password_backoff: Backoff = DEFAULT_BACKOFF

@@ -1,7 +1,8 @@
 """The one storage contract of the hosting service, on SQLite (WAL) or PostgreSQL.
 
 Everything a PDS keeps, except blob bytes (see :mod:`plaza.services.pds.blobs`), lives
-in these tables: accounts and their secrets, each repository's blocks and root, a record
+in these tables: accounts and their secrets, signing keys reserved for accounts to
+come, each repository's blocks and root, a record
 index, blob metadata, references and collection marks, sessions, app passwords,
 confirmation tokens, preferences, the firehose event log and usage counters, made and
 changed by the numbered steps of :data:`MIGRATIONS` when the store opens. SQL is
@@ -165,11 +166,26 @@ CREATE INDEX pds_record_blob_uri ON pds_record_blob (did, record_uri);
 CREATE INDEX pds_blob_cid ON pds_blob (cid)
 """
 
+# Signing keys reserved by com.atproto.server.reserveSigningKey, found by their public
+# did:key (what a DID document names) and, for the per-DID bound, by DID.
+_RESERVED_KEYS = """
+CREATE TABLE pds_reserved_key (
+    key_did TEXT PRIMARY KEY,
+    did TEXT,
+    private_key BLOB NOT NULL,
+    created_s INTEGER NOT NULL,
+    expires_s INTEGER NOT NULL
+);
+CREATE INDEX pds_reserved_key_did ON pds_reserved_key (did);
+CREATE INDEX pds_reserved_key_expires ON pds_reserved_key (expires_s)
+"""
+
 MIGRATIONS = Migrations(
     "pds",
     (
         Migration(1, "initial tables", _INITIAL),
         Migration(2, "index blob references by record, blobs by CID", _BLOB_LOOKUPS),
+        Migration(3, "reserved signing keys", _RESERVED_KEYS),
     ),
 )
 """The PDS's schema, step by step (see :mod:`plaza.db.migrations`)."""
@@ -289,10 +305,54 @@ class PdsStore(RepoTables, BlobTables):
                 "pds_refresh_token",
                 "pds_email_token",
                 "pds_preferences",
+                "pds_reserved_key",
                 "pds_repo_root",
                 "pds_account",
             ):
                 self.db.execute(f"DELETE FROM {table} WHERE did = ?", (did,))
+
+    # -- reserved signing keys ---------------------------------------------------------
+    def add_reserved_key(
+        self, key_did: str, did: str | None, private_key: bytes, now_s: int, expires_s: int
+    ) -> None:
+        """Keep a reserved key (its public ``did:key``, the DID it is for, if any)."""
+        self.db.execute(
+            "INSERT INTO pds_reserved_key (key_did, did, private_key, created_s, expires_s) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (key_did, did, private_key, now_s, expires_s),
+        )
+
+    def reserved_key_for(self, did: str, now_s: int) -> str | None:
+        """The ``did:key`` of a live reservation made for ``did``, or ``None``."""
+        row = self.db.one(
+            "SELECT key_did FROM pds_reserved_key WHERE did = ? AND expires_s > ? "
+            "ORDER BY created_s LIMIT 1",
+            (did, now_s),
+        )
+        return None if row is None else str(row[0])
+
+    def reserved_key(self, key_did: str, did: str, now_s: int) -> bytes | None:
+        """The secret of the live reservation ``key_did``, if it was made for ``did`` or
+        for no DID; ``None`` otherwise."""
+        row = self.db.one(
+            "SELECT private_key FROM pds_reserved_key WHERE key_did = ? AND expires_s > ? "
+            "AND (did IS NULL OR did = ?)",
+            (key_did, now_s, did),
+        )
+        return None if row is None else bytes(row[0])
+
+    def count_unbound_reserved_keys(self, now_s: int) -> int:
+        row = self.db.one(
+            "SELECT COUNT(*) FROM pds_reserved_key WHERE did IS NULL AND expires_s > ?", (now_s,)
+        )
+        return 0 if row is None else int(row[0])
+
+    def drop_reserved_keys(self, did: str, key_did: str) -> None:
+        """Forget the reservations made for ``did`` and the reservation ``key_did``."""
+        self.db.execute("DELETE FROM pds_reserved_key WHERE did = ? OR key_did = ?", (did, key_did))
+
+    def prune_reserved_keys(self, now_s: int) -> int:
+        return self.db.execute("DELETE FROM pds_reserved_key WHERE expires_s <= ?", (now_s,))
 
     # -- sessions and app passwords --------------------------------------------------
     def add_refresh_token(self, row: RefreshTokenRow) -> None:

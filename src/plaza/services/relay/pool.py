@@ -19,6 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import signal
+import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,6 +52,21 @@ def _key(did_key: str) -> PublicKey:
             _KEYS.clear()
         key = _KEYS[did_key] = parse_did_key(did_key)
     return key
+
+
+def _worker_start() -> None:
+    """Ctrl-C reaches the whole process group, but the relay stops its workers itself;
+    and a worker whose relay died (SIGKILL stops no children) exits within a second."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="relay-parent-watch", daemon=True).start()
 
 
 def verify_batch(requests: list[Request]) -> list[Answer]:
@@ -86,7 +105,9 @@ class PoolVerifier:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_start,
         )
         self._batch: list[tuple[Request, asyncio.Future[Answer]]] = []
         self._timer: asyncio.TimerHandle | None = None

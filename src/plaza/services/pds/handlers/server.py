@@ -52,10 +52,13 @@ async def create_account(call: Call) -> dict[str, Any]:
     ctx = call.pds
     ctx.limiter.check("create_account", call.client_ip)
     did = call.opt_str("did")
-    if did is not None and (call.creds is None or call.creds.kind != "service"):
-        raise ForbiddenError("Creating an account for an existing DID needs a service token")
+    if call.creds is not None and call.creds.kind != "service":
+        raise ForbiddenError("createAccount takes no session; for an existing DID, a service token")
     if call.creds is not None and did is None:
         raise InvalidRequestError("A service token was given but no did")
+    plc_op = call.field("plcOp", dict, required=False)
+    if plc_op is not None and (did is None or call.creds is not None):
+        raise InvalidRequestError("plcOp comes with a did and without a service token")
     acct, tokens = await ctx.accounts.create(
         handle=call.str_field("handle"),
         email=call.opt_str("email"),
@@ -63,6 +66,7 @@ async def create_account(call: Call) -> dict[str, Any]:
         did=did,
         recovery_key=call.opt_str("recoveryKey"),
         service_creds=call.creds,
+        plc_op=plc_op,
     )
     call.account_did = acct.did
     out: dict[str, Any] = {
@@ -75,6 +79,20 @@ async def create_account(call: Call) -> dict[str, Any]:
     if doc is not None:
         out["didDoc"] = doc
     return out
+
+
+async def reserve_signing_key(call: Call) -> dict[str, Any]:
+    """A signing key this host keeps for an account to come (see
+    :mod:`plaza.services.pds.reservations`); rate-limited per client address."""
+    ctx = call.pds
+    ctx.limiter.check("reserve_key", call.client_ip)
+    did = call.opt_str("did")
+    if did is not None:
+        try:
+            syntax.validate_did(did)
+        except AtprotoError as exc:
+            raise InvalidRequestError(f"did is not a DID: {exc.message}") from exc
+    return {"signingKey": await ctx.reservations.reserve(did)}
 
 
 def _password_attempt(call: Call, identifier: str) -> AbstractContextManager[None]:
@@ -262,6 +280,7 @@ async def get_service_auth(call: Call) -> dict[str, Any]:
 METHODS: list[Method] = [
     query("com.atproto.server.describeServer", describe_server),
     procedure("com.atproto.server.createAccount", create_account, Auth.SERVICE),
+    procedure("com.atproto.server.reserveSigningKey", reserve_signing_key, body="optional"),
     procedure("com.atproto.server.createSession", create_session),
     procedure("com.atproto.server.refreshSession", refresh_session, Auth.REFRESH, body="none"),
     query("com.atproto.server.getSession", get_session, Auth.ACCESS),
