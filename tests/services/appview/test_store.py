@@ -1,0 +1,51 @@
+"""The app view's store on SQLite and a real PostgreSQL: schema, actor ids, cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from plaza.db import schema_version
+from plaza.services.appview import MIGRATIONS, AppviewStore
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[AppviewStore]:
+    s = AppviewStore.open(db_url)
+    yield s
+    s.close()
+
+
+def test_schema_is_at_the_latest_version(store: AppviewStore) -> None:
+    assert schema_version(store.db, "appview") == MIGRATIONS.latest
+
+
+def test_actor_ids_are_stable_and_reopen(db_url: str) -> None:
+    s = AppviewStore.open(db_url)
+    a = s.actor_id("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa")
+    b = s.actor_id("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb")
+    assert a != b and s.actor_id("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa") == a
+    s.close()
+    s = AppviewStore.open(db_url)
+    assert s.find_actor("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb") == b
+    assert s.did_of(a) == "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"
+    assert s.find_actor("did:plc:cccccccccccccccccccccccc") is None
+    s.close()
+
+
+def test_an_id_assigned_in_a_rolled_back_transaction_is_forgotten(store: AppviewStore) -> None:
+    did = "did:plc:dddddddddddddddddddddddd"
+    with pytest.raises(RuntimeError), store.transaction():
+        store.actor_id(did)
+        raise RuntimeError("roll back")
+    assert store.find_actor(did) is None
+
+
+def test_cursor_round_trips(store: AppviewStore) -> None:
+    assert store.cursor("ws://x") is None
+    with store.transaction():
+        store.set_cursor("ws://x", 5)
+    with store.transaction():
+        store.set_cursor("ws://x", 9)
+    assert store.cursor("ws://x") == 9
