@@ -26,7 +26,7 @@ from plaza.atproto import cbor
 from plaza.atproto.cid import CID
 from plaza.atproto.errors import AtprotoError
 from plaza.services.appview import records as rec
-from plaza.services.appview.records import InvalidRecordError, PostRef, read_record
+from plaza.services.appview.records import PostRef, read_record
 from plaza.services.appview.schema import NOTIFICATION_REASONS
 from plaza.services.appview.store import AppviewStore, now_us
 
@@ -66,7 +66,7 @@ class Indexer:
         try:
             value = cbor.decode(block)
             facts = read_record(collection, rkey, value)
-        except (AtprotoError, InvalidRecordError):
+        except AtprotoError:
             self.skipped += 1
             return False
         if facts is None:

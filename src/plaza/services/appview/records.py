@@ -4,8 +4,9 @@
 set) and returns the facts the indexer stores: for a post its reply root and parent,
 its quoted post, its embed kinds, the DIDs it mentions and its text; for a like or a
 repost its subject; for a follow, block or list item the account it names; for a
-profile its fields. A record that fails its Lexicon is :class:`InvalidRecordError`
-(the indexer skips it); a collection the app view does not index gives None.
+profile its fields. A record that fails its Lexicon is
+:class:`~plaza.atproto.errors.InvalidRecordError` (the indexer skips it); a collection
+the app view does not index gives None.
 
 References to posts are :class:`PostRef` ``(did, rkey, cid)``; an AT-URI whose
 authority is a handle, or whose collection is not ``app.bsky.feed.post`` where a post
@@ -19,10 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from plaza.atproto.cid import CID
-from plaza.atproto.errors import AtprotoError
+from plaza.atproto.errors import AtprotoError, InvalidRecordError
 from plaza.atproto.lexicon import default_registry
 from plaza.atproto.syntax import parse_at_uri
-from plaza.errors import PlazaError
 from plaza.services.appview.schema import (
     EMBED_EXTERNAL,
     EMBED_IMAGES,
@@ -47,13 +47,6 @@ _MEDIA = {
     "app.bsky.embed.video": EMBED_VIDEO,
     "app.bsky.embed.external": EMBED_EXTERNAL,
 }
-
-
-class InvalidRecordError(PlazaError):
-    """A record the app view does not index: it fails its Lexicon or names nothing."""
-
-    code = "InvalidRecord"
-    status = 400
 
 
 @dataclass(frozen=True)
