@@ -140,9 +140,8 @@ def post_ref(ref: Any, collection: str = POST) -> PostRef | None:
 
 
 def _blob_cid(blob: Any) -> CID | None:
-    if isinstance(blob, dict) and isinstance(blob.get("ref"), CID):
-        return blob["ref"]
-    return None
+    ref = blob.get("ref") if isinstance(blob, dict) else None
+    return ref if isinstance(ref, CID) else None
 
 
 def _embed(embed: Any) -> tuple[int, PostRef | None]:

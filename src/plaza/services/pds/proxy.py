@@ -184,7 +184,7 @@ class Forwarder:
                 req = client.build_request(
                     "GET" if request.method == "HEAD" else request.method,
                     url,
-                    params=request.query_params,
+                    params=list(request.query_params.multi_items()),  # keeps uris=a&uris=b
                     content=body,
                     headers=out,
                     extensions=extensions,

@@ -1,0 +1,135 @@
+"""Three accounts on two PDSs, driven only by the atproto SDK through their own PDS; the
+app view follows both firehoses and answers the reads the PDSs forward to it."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from atproto_client.exceptions import BadRequestError
+
+from atproto import Client, models
+from tests.services.appview.conftest import Net
+
+
+def set_profile(client: Client, did: str, **fields: str) -> None:
+    client.com.atproto.repo.put_record(
+        models.ComAtprotoRepoPutRecord.Data(
+            repo=did,
+            collection="app.bsky.actor.profile",
+            rkey="self",
+            record=models.AppBskyActorProfile.Record(**fields).model_dump(
+                by_alias=True, exclude_none=True
+            ),
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def people(net: Net) -> dict[str, tuple[Client, dict[str, str]]]:
+    return {
+        "alice": net.client(0, "alice"),
+        "bob": net.client(0, "bob"),
+        "carol": net.client(1, "carol"),
+    }
+
+
+def test_timeline_profiles_threads_and_author_feeds(
+    net: Net, people: dict[str, tuple[Client, dict[str, str]]]
+) -> None:
+    alice, a = people["alice"]
+    bob, b = people["bob"]
+    carol, c = people["carol"]
+    set_profile(alice, a["did"], display_name="Alice", description="hi")
+    alice.follow(b["did"])
+    alice.follow(c["did"])
+    first = bob.send_post("bob's first post")
+    second = carol.send_post("carol on the other PDS")
+    alice.like(second.uri, second.cid)
+    alice.repost(first.uri, first.cid)
+    bob.like(second.uri, second.cid)
+    ref = models.create_strong_ref(second)
+    reply = bob.send_post(
+        "bob replies to carol",
+        reply_to=models.AppBskyFeedPost.ReplyRef(root=ref, parent=ref),
+    )
+    net.synced()
+
+    timeline = alice.get_timeline()
+    uris = [item.post.uri for item in timeline.feed]
+    assert uris[:3] == [reply.uri, second.uri, first.uri] or reply.uri in uris
+    assert set(uris) >= {first.uri, second.uri, reply.uri}
+    stamps = [item.post.indexed_at for item in timeline.feed]
+    carol_post = next(i.post for i in timeline.feed if i.post.uri == second.uri)
+    assert carol_post.like_count == 2 and carol_post.reply_count == 1
+    assert carol_post.viewer is not None and carol_post.viewer.like is not None
+    assert carol_post.author.handle == c["handle"]
+    reposted = next(i for i in timeline.feed if i.reason is not None)
+    assert reposted.post.uri == first.uri and reposted.reason.by.did == a["did"]
+    replied = next(i for i in timeline.feed if i.post.uri == reply.uri)
+    assert replied.reply is not None and replied.reply.parent.uri == second.uri
+    assert len(stamps) == len(timeline.feed)
+
+    profile = bob.get_profile(a["did"])
+    assert profile.display_name == "Alice" and profile.follows_count == 2
+    assert profile.viewer is not None and profile.viewer.following is None
+    carol_profile = alice.get_profile(c["handle"])
+    assert carol_profile.followers_count == 1 and carol_profile.posts_count == 1
+    assert carol_profile.viewer.following is not None
+
+    thread = carol.get_post_thread(second.uri)
+    assert thread.thread.post.uri == second.uri
+    assert [r.post.uri for r in thread.thread.replies] == [reply.uri]
+    up = carol.get_post_thread(reply.uri, depth=0, parent_height=1)
+    assert up.thread.parent.post.uri == second.uri and up.thread.replies == []
+
+    feed = carol.get_author_feed(a["did"])
+    assert [i.post.uri for i in feed.feed] == [first.uri]
+    assert feed.feed[0].reason is not None
+    no_replies = carol.get_author_feed(b["did"], filter="posts_no_replies")
+    assert [i.post.uri for i in no_replies.feed] == [first.uri]
+
+    posts = alice.get_posts([first.uri, second.uri])
+    assert {p.uri for p in posts.posts} == {first.uri, second.uri}
+
+
+def test_deletes_and_profile_edits_show(
+    net: Net, people: dict[str, tuple[Client, dict[str, str]]]
+) -> None:
+    alice, _ = people["alice"]
+    carol, c = people["carol"]
+    post = carol.send_post("soon gone")
+    like = alice.like(post.uri, post.cid)
+    net.synced()
+    assert alice.get_posts([post.uri]).posts[0].like_count == 1
+    alice.delete_like(like.uri)
+    net.synced()
+    assert alice.get_posts([post.uri]).posts[0].like_count == 0
+    carol.delete_post(post.uri)
+    net.synced()
+    assert alice.get_posts([post.uri]).posts == []
+    with pytest.raises(BadRequestError):
+        alice.get_post_thread(post.uri)
+    set_profile(carol, c["did"], display_name="Carol")
+    net.synced()
+    assert alice.get_profile(c["did"]).display_name == "Carol"
+
+
+def test_anonymous_and_bad_requests(
+    net: Net, people: dict[str, tuple[Client, dict[str, str]]]
+) -> None:
+    _, b = people["bob"]
+    r = httpx.get(f"{net.appview}/xrpc/app.bsky.actor.getProfile", params={"actor": b["did"]})
+    assert r.status_code == 200 and r.json()["did"] == b["did"] and "viewer" not in r.json()
+    r = httpx.get(f"{net.appview}/xrpc/app.bsky.feed.getTimeline")
+    assert r.status_code == 401 and r.json()["error"] == "AuthenticationRequired"
+    r = httpx.get(f"{net.appview}/xrpc/app.bsky.feed.getPosts", params={"uris": "nope"})
+    assert r.status_code == 400 and r.json()["error"] == "InvalidRequest"
+    r = httpx.get(
+        f"{net.appview}/xrpc/app.bsky.feed.getTimeline",
+        headers={"authorization": "Bearer not.a.token"},
+    )
+    assert r.status_code == 400 and r.json()["error"] == "InvalidToken"
+    r = httpx.get(
+        f"{net.appview}/xrpc/app.bsky.feed.getAuthorFeed", params={"actor": b["did"], "filter": "x"}
+    )
+    assert r.status_code == 400
