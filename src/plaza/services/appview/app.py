@@ -41,6 +41,7 @@ def create_app(settings: AppviewSettings) -> Starlette:
                 "seq": f.seq,
                 "events": f.events,
                 "backfills": f.backfills,
+                "pending_backfills": f.pending_backfills,
                 "dropped": dict(f.dropped),
                 "connected": f.connected.is_set(),
             }

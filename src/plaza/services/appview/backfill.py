@@ -7,7 +7,9 @@ tree). :func:`apply_repo` then makes the index hold exactly the repository's ind
 records, in one transaction: records it lacks, or holds under another CID, are put;
 records it holds that the repository no longer has are deleted (so a backfill after a
 gap, or on ``#sync``, also catches deletes that were missed). The account's ``rev`` and
-state (:data:`~plaza.services.appview.schema.REPO_CURRENT`) are recorded with it.
+state (:data:`~plaza.services.appview.schema.REPO_CURRENT`) are recorded with it. A
+repository older than the ``rev`` already indexed (fetched before a commit the firehose
+has since delivered) changes nothing.
 """
 
 from __future__ import annotations
@@ -88,6 +90,9 @@ def apply_repo(indexer: Indexer, repo: VerifiedRepo) -> Applied:
     put = deleted = 0
     with store.transaction():
         actor = store.actor_id(did)
+        held_rev = indexer.db.scalar("SELECT rev FROM actors WHERE id = ?", (actor,))
+        if held_rev is not None and repo.rev is not None and repo.rev < held_rev:
+            return Applied(did, held_rev, 0, 0)  # older than what the firehose already gave
         held = _held(indexer, actor)
         wanted: dict[str, CID] = {}
         for path, cid in repo.records.items():
