@@ -26,6 +26,7 @@ from starlette.responses import Response
 
 from plaza.atproto import datamodel, syntax
 from plaza.atproto.errors import AtprotoError
+from plaza.errors import PlazaError
 from plaza.services.pds import jwt
 from plaza.services.pds.auth import Auth
 from plaza.services.pds.components import Call, PdsComponents
@@ -81,12 +82,20 @@ async def get_profile(call: Call) -> Any:
     actor = call.req_param("actor")
     if call.pds.settings.appview_url and call.creds is not None:
         # The app view has counts, viewer state and every account; an account it has not
-        # indexed yet (one just created) is still answered here.
-        forwarded = await _forward(call)
-        if forwarded.status_code == 200:
+        # indexed yet (one just created), or any while it is unreachable, is still
+        # answered here.
+        try:
+            forwarded = await _forward(call)
+        except PlazaError:
+            forwarded = None
+        if forwarded is not None and forwarded.status_code == 200:
             return forwarded
         local = _profile(call, actor)
-        return forwarded if local is None else local
+        if local is not None:
+            return local
+        if forwarded is None:
+            raise InvalidRequestError("Profile not found")
+        return forwarded
     profile = _profile(call, actor)
     if profile is None:
         raise InvalidRequestError("Profile not found")
