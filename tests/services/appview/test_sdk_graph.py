@@ -328,3 +328,61 @@ def test_procedures_refuse_bad_bodies(net: Net) -> None:
         alice.app.bsky.notification.update_seen({"seen_at": "not a time"})
     r = httpx.post(f"{net.appview}/xrpc/app.bsky.graph.muteActor", json={"actor": "x.test"})
     assert r.status_code == 401
+
+
+def test_lists_and_their_items(net: Net) -> None:
+    alice, a = net.client(0, "list")
+    bob, b = net.client(0, "list")
+    carol, c = net.client(1, "list")
+    now = alice.get_current_time_iso
+    curate = alice.app.bsky.graph.list.create(
+        a["did"],
+        models.AppBskyGraphList.Record(
+            name="Friends",
+            purpose="app.bsky.graph.defs#curatelist",
+            description="people I like",
+            created_at=now(),
+        ),
+    )
+    mod = alice.app.bsky.graph.list.create(
+        a["did"],
+        models.AppBskyGraphList.Record(
+            name="Spam", purpose="app.bsky.graph.defs#modlist", created_at=now()
+        ),
+    )
+    items = [
+        alice.app.bsky.graph.listitem.create(
+            a["did"],
+            models.AppBskyGraphListitem.Record(list=curate.uri, subject=who, created_at=now()),
+        )
+        for who in (b["did"], c["did"])
+    ]
+    net.synced()
+
+    lists = carol.app.bsky.graph.get_lists({"actor": a["handle"]}).lists
+    assert [x.uri for x in lists] == [mod.uri, curate.uri]
+    friends = lists[1]
+    assert friends.name == "Friends" and friends.purpose == "app.bsky.graph.defs#curatelist"
+    assert friends.description == "people I like" and friends.list_item_count == 2
+    assert friends.creator.did == a["did"] and friends.cid == curate.cid
+    only = carol.app.bsky.graph.get_lists({"actor": a["did"], "purposes": ["modlist"]}).lists
+    assert [x.uri for x in only] == [mod.uri]
+
+    got = bob.app.bsky.graph.get_list({"list": curate.uri})
+    assert got.list.uri == curate.uri and got.list.list_item_count == 2
+    assert [(i.uri, i.subject.did) for i in got.items] == [
+        (items[1].uri, c["did"]),
+        (items[0].uri, b["did"]),
+    ]
+    first = bob.app.bsky.graph.get_list({"list": curate.uri, "limit": 1})
+    assert len(first.items) == 1 and first.cursor
+    rest = bob.app.bsky.graph.get_list({"list": curate.uri, "limit": 1, "cursor": first.cursor})
+    assert [i.subject.did for i in rest.items] == [b["did"]]
+
+    alice.app.bsky.graph.listitem.delete(a["did"], items[0].uri.rsplit("/", 1)[1])
+    net.synced()
+    got = bob.app.bsky.graph.get_list({"list": curate.uri})
+    assert [i.subject.did for i in got.items] == [c["did"]] and got.list.list_item_count == 1
+    with pytest.raises(BadRequestError) as err:
+        bob.app.bsky.graph.get_list({"list": curate.uri + "x"})
+    assert err.value.response.content.error == "NotFound"
