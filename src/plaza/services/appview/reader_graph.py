@@ -256,7 +256,7 @@ class GraphReader:
         )
         return [self._list(r) for r in rows]
 
-    def list(self, actor: int, rkey: str) -> ListRow | None:
+    def one_list(self, actor: int, rkey: str) -> ListRow | None:
         row = self.db.one(
             f"SELECT {self._LIST_COLS} FROM lists WHERE actor = ? AND rkey = ?", (actor, rkey)
         )

@@ -114,7 +114,8 @@ class Search:
     ) -> list[int]:
         """Ids of active accounts whose handle, name or description matches every term as
         a prefix, best first."""
-        hide, hide_args = "", ()
+        hide = ""
+        hide_args: tuple[int, ...] = ()
         if viewer is not None:  # muting is no reason to be unfindable; blocks are
             hide, hide_args = f" AND {not_hidden('a.id', muted=False)}", (viewer, viewer)
         if self.pg:

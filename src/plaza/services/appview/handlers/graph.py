@@ -174,7 +174,7 @@ async def get_list(call: Call) -> Any:
     views = call.av.views(call.viewer)
     graph = _graph(call)
     owner = views.reader.resolve(at.authority)
-    row = None if owner is None else graph.list(owner, at.rkey)
+    row = None if owner is None else graph.one_list(owner, at.rkey)
     if owner is None or row is None or _walled(views, owner):
         raise InvalidInputError("List not found", code="NotFound")
     found = list_views(views, [row])
