@@ -177,11 +177,26 @@ def test_likes_reposts_and_actor_likes(net: Net) -> None:
     alice, a = net.client(0, "alice")
     bob, b = net.client(0, "bob")
     carol, _ = net.client(1, "carol")
-    post = carol.send_post("likeable")
+    post = carol.send_post("likeable")  # liked, reposted and quoted
     alice.like(post.uri, post.cid)
     bob.like(post.uri, post.cid)
     bob.repost(post.uri, post.cid)
+    ref = models.create_strong_ref(post)
+    quotes = [
+        who.send_post(text, embed=models.AppBskyEmbedRecord.Main(record=ref))
+        for who, text in ((alice, "quote one"), (bob, "quote two"))
+    ]
     net.synced()
+
+    got = carol.app.bsky.feed.get_quotes({"uri": post.uri})
+    assert [p.uri for p in got.posts] == [quotes[1].uri, quotes[0].uri]
+    assert got.posts[0].embed.record.uri == post.uri
+    page = carol.app.bsky.feed.get_quotes({"uri": post.uri, "limit": 1})
+    rest = carol.app.bsky.feed.get_quotes({"uri": post.uri, "limit": 1, "cursor": page.cursor})
+    assert [p.uri for p in rest.posts] == [quotes[0].uri]
+    same = carol.app.bsky.feed.get_quotes({"uri": post.uri, "cid": post.cid})
+    assert len(same.posts) == 2 and same.cid == post.cid
+    assert carol.app.bsky.feed.get_quotes({"uri": post.uri, "cid": quotes[0].cid}).posts == []
 
     likes = alice.get_likes(post.uri)
     assert likes.uri == post.uri

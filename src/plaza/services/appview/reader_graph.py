@@ -1,6 +1,6 @@
 """Reading the social graph and who interacted with what: follows, followers, blocks,
-mutes, lists and their items, relationships, likes and reposts of a post, an actor's
-likes, and suggested accounts. Rows, never JSON (views build the Lexicon's shapes).
+mutes, lists and their items, relationships, likes, reposts and quotes of a post, an
+actor's likes, and suggested accounts. Rows, never JSON (views build the Lexicon's shapes).
 
 Every list is a page, newest first, over a key that is unique and totally ordered:
 ``(created, rkey)`` for one account's own records, ``(created, actor, rkey)`` for
@@ -94,6 +94,16 @@ class LikeRow:
     rkey: str
     post: PostKey
     created: int
+
+
+@dataclass(frozen=True)
+class QuoteRow:
+    """A post quoting another: its key, sort time, row id and record."""
+
+    post: PostKey
+    sort_at: int
+    id: int
+    record: bytes
 
 
 @dataclass(frozen=True)
@@ -237,6 +247,24 @@ class GraphReader:
             (actor, *(key or ()), *hide_args, limit),
         )
         return [LikeRow(str(r[0]), (int(r[1]), str(r[2])), int(r[3])) for r in rows]
+
+    def quotes(
+        self, post: PostKey, limit: int, cursor: str | None, viewer: int | None
+    ) -> list[QuoteRow]:
+        """Posts quoting ``post``, newest first (cursor: ``<sort_at>:<id>``); posts by
+        accounts blocked either way or muted are left out."""
+        key = parse_cursor(cursor, "ii")
+        after = "" if key is None else " AND (sort_at, id) < (?, ?)"
+        hide = ""
+        hide_args: tuple[int, ...] = ()
+        if viewer is not None:
+            hide, hide_args = f" AND {not_hidden('author')}", hidden_args(viewer)
+        rows = self.db.query(
+            "SELECT author, rkey, sort_at, id, record FROM posts WHERE quote_author = ? "
+            f"AND quote_rkey = ?{after}{hide} ORDER BY sort_at DESC, id DESC LIMIT ?",
+            (*post, *(key or ()), *hide_args, limit),
+        )
+        return [QuoteRow((int(r[0]), str(r[1])), int(r[2]), int(r[3]), bytes(r[4])) for r in rows]
 
     # -- lists -----------------------------------------------------------------------
     _LIST_COLS: Final = "actor, rkey, cid, record, indexed_at, items"

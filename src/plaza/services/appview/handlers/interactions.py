@@ -1,7 +1,8 @@
-"""Who liked or reposted a post, and what an account liked: ``app.bsky.feed.getLikes``,
-``getRepostedBy`` and ``getActorLikes``.
+"""Who liked, reposted or quoted a post, and what an account liked:
+``app.bsky.feed.getLikes``, ``getRepostedBy``, ``getQuotes`` and ``getActorLikes``.
 
-Likers and reposters that block the viewer or that the viewer blocks are left out.
+Likers and reposters that block the viewer or that the viewer blocks are left out;
+quotes by them or by accounts the viewer muted too.
 ``getActorLikes`` answers only for the viewer's own likes (as Bluesky's app view does:
 likes are not browsable by others), as a feed of the liked posts.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from plaza.atproto import cbor
 from plaza.atproto.cid import CID
 from plaza.atproto.errors import AtprotoError
 from plaza.atproto.syntax import parse_at_uri
@@ -102,6 +104,38 @@ async def get_reposted_by(call: Call) -> Any:
     return out
 
 
+def _quotes_version(record: bytes, cid: str) -> bool:
+    """Whether a quoting post's record quotes version ``cid`` (the index keeps only the
+    quoted post's key)."""
+    embed = cbor.decode(record).get("embed")
+    inner = embed.get("record") if isinstance(embed, dict) else None
+    if isinstance(inner, dict) and isinstance(inner.get("record"), dict):
+        inner = inner["record"]  # recordWithMedia
+    ref = inner.get("cid") if isinstance(inner, dict) else None
+    return ref == cid  # a strong reference's cid is a string
+
+
+async def get_quotes(call: Call) -> Any:
+    limit = call.limit()
+    uri, post, cid = _subject(call)
+    views = call.av.views(call.viewer)
+    rows = (
+        []
+        if post is None
+        else GraphReader(call.av.store).quotes(post, limit, call.param("cursor"), views.viewer)
+    )
+    want = None if cid is None else str(CID(cid))
+    keys = [r.post for r in rows if want is None or _quotes_version(r.record, want)]
+    found = views.posts(keys)
+    out: dict[str, Any] = {"uri": uri}
+    if want is not None:
+        out["cid"] = want
+    out["posts"] = [found[k] for k in keys if k in found]
+    if len(rows) == limit:
+        out["cursor"] = page_cursor(rows[-1].sort_at, rows[-1].id)
+    return out
+
+
 async def get_actor_likes(call: Call) -> Any:
     viewer = call.require_viewer()
     actor = call.req_param("actor")
@@ -123,5 +157,6 @@ async def get_actor_likes(call: Call) -> Any:
 METHODS: list[Method] = [
     query("app.bsky.feed.getLikes", get_likes),
     query("app.bsky.feed.getRepostedBy", get_reposted_by),
+    query("app.bsky.feed.getQuotes", get_quotes),
     query("app.bsky.feed.getActorLikes", get_actor_likes),
 ]
