@@ -19,13 +19,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from plaza.services.appview.handlers import actor, feed
+from plaza.services.appview.handlers import (
+    actor,
+    discovery,
+    feed,
+    graph,
+    interactions,
+    notification,
+)
 from plaza.services.appview.service import Appview
 from plaza.services.appview.settings import AppviewSettings
 from plaza.services.appview.store import AppviewStore
 from plaza.services.appview.xrpc import Dispatcher, Method
 
-METHODS: list[Method] = [*actor.METHODS, *feed.METHODS]
+METHODS: list[Method] = [
+    *actor.METHODS,
+    *feed.METHODS,
+    *graph.METHODS,
+    *notification.METHODS,
+    *interactions.METHODS,
+    *discovery.METHODS,
+]
 
 
 def create_app(settings: AppviewSettings) -> Starlette:
