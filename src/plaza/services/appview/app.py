@@ -19,13 +19,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from plaza.services.appview.handlers import actor, feed
+from plaza.services.appview.handlers import actor, feed, feedgen
 from plaza.services.appview.service import Appview
 from plaza.services.appview.settings import AppviewSettings
 from plaza.services.appview.store import AppviewStore
 from plaza.services.appview.xrpc import Dispatcher, Method
 
-METHODS: list[Method] = [*actor.METHODS, *feed.METHODS]
+METHODS: list[Method] = [*actor.METHODS, *feed.METHODS, *feedgen.METHODS]
 
 
 def create_app(settings: AppviewSettings) -> Starlette:
@@ -52,14 +52,30 @@ def create_app(settings: AppviewSettings) -> Starlette:
         did = settings.did
         return JSONResponse(
             {
-                "@context": ["https://www.w3.org/ns/did/v1"],
+                "@context": [
+                    "https://www.w3.org/ns/did/v1",
+                    "https://w3id.org/security/multikey/v1",
+                ],
                 "id": did,
+                "verificationMethod": [
+                    {
+                        "id": f"{did}#atproto",
+                        "type": "Multikey",
+                        "controller": did,
+                        "publicKeyMultibase": av.key.public_key.multikey(),
+                    }
+                ],
                 "service": [
+                    {
+                        "id": "#bsky_fg",
+                        "type": "BskyFeedGenerator",
+                        "serviceEndpoint": settings.public_url,
+                    },
                     {
                         "id": "#bsky_appview",
                         "type": "BskyAppView",
                         "serviceEndpoint": settings.public_url,
-                    }
+                    },
                 ],
             }
         )
