@@ -84,7 +84,7 @@ class Indexer:
             self._put_edge(w, facts)
         elif isinstance(facts, rec.Profile):
             if rkey == "self":
-                self._put_profile(actor, cid, facts)
+                self.put_profile(actor, cid, facts)
         else:
             table = "lists" if collection == rec.LIST else "feed_generators"
             if not self.db.execute(
@@ -96,6 +96,12 @@ class Indexer:
                     "VALUES (?, ?, ?, ?, ?)",
                     (actor, rkey, cid.raw, block, now),
                 )
+                if collection == rec.LIST:  # its items may have come first
+                    self.db.execute(
+                        "UPDATE lists SET items = (SELECT COUNT(*) FROM list_items "
+                        "WHERE actor = ? AND list_rkey = ?) WHERE actor = ? AND rkey = ?",
+                        (actor, rkey, actor, rkey),
+                    )
         return True
 
     def delete(self, did: str, collection: str, rkey: str) -> None:
@@ -111,7 +117,7 @@ class Indexer:
             self._delete_edge(actor, collection, rkey)
         elif collection == rec.PROFILE:
             if rkey == "self":
-                self._put_profile(actor, None, rec.Profile(None, None, None, None, None, None))
+                self.put_profile(actor, None, rec.Profile(None, None, None, None, None, None))
         else:
             table = "lists" if collection == rec.LIST else "feed_generators"
             self.db.execute(f"DELETE FROM {table} WHERE actor = ? AND rkey = ?", (actor, rkey))
@@ -340,7 +346,8 @@ class Indexer:
             self._unnotify(actor, rkey, "follow")
 
     # -- profiles --------------------------------------------------------------------
-    def _put_profile(self, actor: int, cid: CID | None, p: rec.Profile) -> None:
+    def put_profile(self, actor: int, cid: CID | None, p: rec.Profile) -> None:
+        """Set ``actor``'s profile fields (all None: no profile) and its search row."""
         old = self._actor_text(actor)
         pinned = p.pinned
         self.db.execute(

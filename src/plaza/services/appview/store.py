@@ -100,6 +100,25 @@ class AppviewStore:
         self._dids[int(row[0])] = did
         return int(row[0])
 
+    def find_cached(self, did: str) -> int | None:
+        """The id of ``did`` if this process has seen it (no query)."""
+        return self._ids.get(did)
+
+    def lookup_many(self, dids: Iterable[str]) -> dict[str, int]:
+        """Ids of those of ``dids`` that are known (no ids assigned)."""
+        out: dict[str, int] = {}
+        wanted = list(dids)
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for ident, did in self.db.query(
+                f"SELECT id, did FROM actors WHERE did IN ({marks})", chunk
+            ):
+                out[str(did)] = int(ident)
+                self._ids[str(did)] = int(ident)
+                self._dids[int(ident)] = str(did)
+        return out
+
     def find_handle(self, handle: str) -> int | None:
         row = self.db.one("SELECT id FROM actors WHERE handle = ?", (handle.lower(),))
         return None if row is None else int(row[0])
