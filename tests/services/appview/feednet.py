@@ -5,6 +5,7 @@ way a real generator does (the issuer's key from its DID document)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -17,8 +18,12 @@ import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from plaza.atproto import cbor
+from plaza.atproto.crypto import PrivateKey
+from plaza.atproto.plc import PlcOperation, Service, did_for_genesis, sign_operation
 from plaza.errors import PlazaError
 from plaza.services.appview import AppviewSettings
 from plaza.services.appview import create_app as create_appview
@@ -91,17 +96,115 @@ class FeedGen:
         )
 
 
+class Labeler:
+    """A labeler: a ``did:plc`` naming ``#atproto_label`` and ``#atproto_labeler``, and
+    a ``subscribeLabels`` WebSocket that replays every frame after the cursor and then
+    each one :meth:`publish` adds."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.key = PrivateKey.generate()
+        self.rotation = PrivateKey.generate()
+        op = sign_operation(
+            PlcOperation(
+                rotation_keys=(self.rotation.did_key(),),
+                verification_methods={"atproto_label": self.key.did_key()},
+                also_known_as=("at://labeler.test",),
+                services={"atproto_labeler": Service("AtprotoLabeler", url)},
+                prev=None,
+            ),
+            self.rotation,
+        )
+        self.genesis = op
+        self.did = did_for_genesis(op)
+        self.frames: list[bytes] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed: asyncio.Condition | None = None
+
+    def register(self, directory: str) -> None:
+        r = httpx.post(f"{directory}/{self.did}", json=self.genesis.to_json(), timeout=10)
+        assert r.status_code == 200, r.text
+
+    def label(
+        self, uri: str, val: str, *, key: PrivateKey | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        """A signed label (``key``: sign with another key, for a forgery)."""
+        label: dict[str, Any] = {
+            "ver": 1,
+            "src": self.did,
+            "uri": uri,
+            "val": val,
+            "cts": "2026-01-01T00:00:00.000Z",
+            **extra,
+        }
+        label["sig"] = (key or self.key).sign(cbor.encode(label))
+        return label
+
+    def publish(self, *labels: dict[str, Any]) -> int:
+        """Add a ``#labels`` frame; its sequence number."""
+        seq = len(self.frames) + 1
+        header = cbor.encode({"op": 1, "t": "#labels"})
+        self.frames.append(header + cbor.encode({"seq": seq, "labels": list(labels)}))
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._notify(), self._loop).result(timeout=10)
+        return seq
+
+    async def _notify(self) -> None:
+        assert self._changed is not None
+        async with self._changed:
+            self._changed.notify_all()
+
+    def app(self) -> Starlette:
+        async def subscribe(ws: WebSocket) -> None:
+            if self._changed is None:
+                self._loop = asyncio.get_running_loop()
+                self._changed = asyncio.Condition()
+            cursor = int(ws.query_params.get("cursor") or 0)
+            await ws.accept()
+            changed = self._changed
+            closed = asyncio.Event()
+
+            async def watch() -> None:  # the client going away ends the wait below
+                await ws.receive()
+                closed.set()
+                async with changed:
+                    changed.notify_all()
+
+            watcher = asyncio.create_task(watch())
+            sent = cursor
+            try:
+                while not closed.is_set():
+                    async with changed:
+                        await changed.wait_for(
+                            lambda n=sent: len(self.frames) > n or closed.is_set()
+                        )
+                    while sent < len(self.frames) and not closed.is_set():
+                        await ws.send_bytes(self.frames[sent])
+                        sent += 1
+            except WebSocketDisconnect:
+                return
+            finally:
+                watcher.cancel()
+
+        return Starlette(
+            routes=[WebSocketRoute("/xrpc/com.atproto.label.subscribeLabels", subscribe)]
+        )
+
+
 @dataclass
 class FeedNet:
     net: Net
     feedgen: FeedGen
     appview_did: str
     appview_app: Any
+    labeler: Labeler
 
 
-def feed_network(root: Path, *, labelers: tuple[str, ...] = ()) -> Iterator[FeedNet]:
-    """Start the network (see the module docstring); yields it, stops it after."""
-    dport, p1, av, fg = (_free_port() for _ in range(4))
+def feed_network(root: Path) -> Iterator[FeedNet]:
+    """Start the network (see the module docstring); yields it, stops it after. The app
+    view accepts the labels of the network's :class:`Labeler`."""
+    dport, p1, av, fg, lb = (_free_port() for _ in range(5))
+    labeler = Labeler(f"http://127.0.0.1:{lb}")
     directory = f"http://127.0.0.1:{dport}"
     pds_url = f"http://127.0.0.1:{p1}"
     av_url = f"http://127.0.0.1:{av}"
@@ -124,7 +227,7 @@ def feed_network(root: Path, *, labelers: tuple[str, ...] = ()) -> Iterator[Feed
             directory_url=directory,
             relay_urls=(pds_url,),
             db=pg,
-            labelers=labelers,
+            labelers=(labeler.did,),
             remote_allow_private=True,
             remote_timeout_s=10.0,
             remote_max_bytes=64 * 1024,
@@ -138,11 +241,13 @@ def feed_network(root: Path, *, labelers: tuple[str, ...] = ()) -> Iterator[Feed
         ServedApp("pds", pds, port=p1),
         ServedApp("appview", appview, port=av),
         ServedApp("feedgen", feedgen.app(), port=fg),
+        ServedApp("labeler", labeler.app(), port=lb),
     ]
     try:
         with ServerThread(apps) as urls:
             net = Net(urls[0], [urls[1]], urls[2], [pds])
-            yield FeedNet(net, feedgen, service_did_for(av_url), appview)
+            labeler.register(urls[0])
+            yield FeedNet(net, feedgen, service_did_for(av_url), appview, labeler)
     finally:
         if schema is not None:
             import psycopg

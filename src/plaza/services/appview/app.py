@@ -46,7 +46,13 @@ def create_app(settings: AppviewSettings) -> Starlette:
             }
             for f in av.followers
         ]
-        return JSONResponse({"status": "ok", "did": settings.did, "sources": sources})
+        labelers = [
+            {"did": s.did, "seq": s.seq, "dropped": av.labels.dropped, "bad_frames": s.bad_frames}
+            for s in av.label_streams
+        ]
+        return JSONResponse(
+            {"status": "ok", "did": settings.did, "sources": sources, "labelers": labelers}
+        )
 
     async def did_json(request: Request) -> Response:
         did = settings.did
@@ -83,6 +89,7 @@ def create_app(settings: AppviewSettings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(f.run()) for f in av.followers if settings.follow]
+        tasks += [asyncio.create_task(s.run()) for s in av.label_streams if settings.follow]
         try:
             yield
         finally:

@@ -9,6 +9,8 @@ from plaza.services.appview.feeds import FeedGenerators, load_service_key
 from plaza.services.appview.follower import Follower
 from plaza.services.appview.identity import Identities
 from plaza.services.appview.indexer import Indexer
+from plaza.services.appview.label_stream import LabelStream
+from plaza.services.appview.labels import Labels
 from plaza.services.appview.reader import Reader
 from plaza.services.appview.remote import Remote
 from plaza.services.appview.settings import AppviewSettings
@@ -37,6 +39,8 @@ class Appview:
         )
         self.key = load_service_key(settings.data_dir)
         self.feeds = FeedGenerators(store, self.remote, settings.did, self.key)
+        self.labels = Labels(store, self.remote, settings.labelers)
+        self.label_streams = [LabelStream(self.labels, did) for did in settings.labelers]
         self.followers = [
             Follower(url, self.indexer, self.identities, self.http) for url in settings.relay_urls
         ]
@@ -44,7 +48,9 @@ class Appview:
     def views(self, viewer: str | None) -> Views:
         """Views for ``viewer`` (a DID; None or an account never indexed: anonymous)."""
         ident = None if viewer is None else self.store.find_actor(viewer)
-        return Views(self.reader, ident)
+        views = Views(self.reader, ident)
+        views.labels = self.labels
+        return views
 
     async def aclose(self) -> None:
         await self.http.aclose()
