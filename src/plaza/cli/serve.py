@@ -26,6 +26,9 @@ _TRUSTED_PROXY = typer.Option(
     "(repeatable; none by default: the client is the connection's peer).",
 )
 
+_LABELER = typer.Option(
+    [], "--labeler", help="A labeler DID whose labels are accepted and shown (repeatable)."
+)
 _RELAY = typer.Option(
     [], "--relay", help="A subscribeRepos source to follow: the relay, or a PDS (repeatable)."
 )
@@ -192,6 +195,13 @@ def appview(
         None, "--public-url", help="URL PDSs reach this app view at (default http://HOST:PORT)."
     ),
     trusted_proxy: list[str] = _TRUSTED_PROXY,
+    labeler: list[str] = _LABELER,
+    remote_allow_private: bool = typer.Option(
+        False,
+        "--remote-allow-private",
+        help="Let feed generators and labelers live on private addresses and plain http "
+        "(a local network only).",
+    ),
 ) -> None:
     """Run an app view until Ctrl-C.
 
@@ -200,6 +210,8 @@ def appview(
     not seen from their host, and serves app.bsky.* reads (profiles, timelines, author
     feeds, threads, posts) to the PDSs that forward them with service auth. Its DID is
     the did:web of --public-url: give that to each PDS as --appview (and --appview-did).
+    It is also a feed generator (its built-in feeds) and calls third-party generators;
+    it shows the labels of each --labeler, read from its subscribeLabels stream.
 
     Example:
 
@@ -219,6 +231,8 @@ def appview(
             directory_url=directory,
             relay_urls=tuple(relay),
             db=db,
+            labelers=tuple(labeler),
+            remote_allow_private=remote_allow_private,
         )
         served = ServedApp(
             "appview", create_appview(settings), host, port, trusted_proxies=tuple(trusted_proxy)
