@@ -184,7 +184,7 @@ class Follower:
             if kind == "#commit":
                 await self._commit(seq, body)
             elif kind == "#sync":
-                await self._backfill(_did(body))
+                await self._backfill(_did(body), force=True)
             elif kind == "#identity":
                 await self._identity(_did(body))
             elif kind == "#account":
@@ -236,7 +236,7 @@ class Follower:
             self.indexer.db.execute("UPDATE actors SET rev = ? WHERE did = ?", (verified.rev, did))
             self.store.set_cursor(self.source, seq)
 
-    async def _backfill(self, did: str) -> None:
+    async def _backfill(self, did: str, *, force: bool = False) -> None:
         ident = await self.identities.get(did)
         if ident.pds is None or ident.key is None:
             raise FrameError(f"{did} names no host or no signing key")
@@ -250,7 +250,7 @@ class Follower:
             except BadSignatureError:
                 ident = await self.identities.refresh(did)
                 repo = verify_repo(car, did, ident.key)
-            apply_repo(self.indexer, repo)
+            apply_repo(self.indexer, repo, force=force)
             self.backfills += 1
         except (AtprotoError, PlazaError):
             mark_failed(self.indexer, did)
