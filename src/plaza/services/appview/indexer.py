@@ -77,11 +77,14 @@ class Indexer:
         if isinstance(facts, rec.Post):
             self._put_post(w, facts)
         elif isinstance(facts, rec.Subject):
-            self._delete_subject(actor, collection, rkey)
-            self._put_subject(w, facts)
+            # A create is one INSERT; a record already held (an update) is replaced.
+            if not self._put_subject(w, facts):
+                self._delete_subject(actor, collection, rkey)
+                self._put_subject(w, facts)
         elif isinstance(facts, rec.Edge):
-            self._delete_edge(actor, collection, rkey)
-            self._put_edge(w, facts)
+            if not self._put_edge(w, facts):
+                self._delete_edge(actor, collection, rkey)
+                self._put_edge(w, facts)
         elif isinstance(facts, rec.Profile):
             if rkey == "self":
                 self.put_profile(actor, cid, facts)
@@ -138,44 +141,20 @@ class Indexer:
 
     # -- posts -----------------------------------------------------------------------
     def _put_post(self, w: _Write, p: rec.Post) -> None:
-        actor, did, rkey, cid, block, now = w.actor, w.did, w.rkey, w.cid, w.block, w.now
-        kept = self._delete_post(actor, rkey, update=True)
+        actor, did, rkey, now = w.actor, w.did, w.rkey, w.now
         sort_at = min(p.created_us, now) if p.created_us > 0 else now
-        parent = self._ref(p.parent)
-        root = self._ref(p.root)
-        quote = self._ref(p.quote)
-        if kept is None:
-            counts = self._post_counts(actor, rkey)
-            indexed_at = now
-        else:
-            counts, indexed_at = kept[:4], kept[4]
-        search = ", to_tsvector('simple', ?)" if self.pg else ""
-        self.db.execute(
-            "INSERT INTO posts (author, rkey, cid, record, sort_at, indexed_at, parent_author, "
-            "parent_rkey, root_author, root_rkey, quote_author, quote_rkey, embed, likes, "
-            f"reposts, replies, quotes{', search' if self.pg else ''}) "
-            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?{search})",
-            (
-                actor,
-                rkey,
-                cid.raw,
-                block,
-                sort_at,
-                indexed_at,
-                *parent,
-                *root,
-                *quote,
-                p.embed,
-                *counts,
-                *((p.text,) if self.pg else ()),
-            ),
-        )
+        parent, quote = self._ref(p.parent), self._ref(p.quote)
+        refs = (*parent, *self._ref(p.root), *quote)
+        # A create is one INSERT; a post already held (an update) keeps its counts.
+        post_id = self._insert_post(w, p, sort_at, refs, self._post_counts(actor, rkey), now)
+        created = post_id is not None
+        if post_id is None:
+            kept = self._delete_post(actor, rkey, update=True)
+            assert kept is not None
+            post_id = self._insert_post(w, p, sort_at, refs, kept[:4], kept[4])
         if not self.pg:
-            post_id = self.db.scalar(
-                "SELECT id FROM posts WHERE author = ? AND rkey = ?", (actor, rkey)
-            )
             self.db.execute("INSERT INTO posts_fts (rowid, text) VALUES (?, ?)", (post_id, p.text))
-        if kept is None:
+        if created:
             self.db.execute("UPDATE actors SET posts = posts + 1 WHERE id = ?", (actor,))
         if parent[0] is not None:
             self._bump_post(parent, "replies", 1)
@@ -196,21 +175,55 @@ class Indexer:
                 notified.add(mentioned)
                 self._notify(w, mentioned, "mention", None)
 
+    def _insert_post(  # noqa: PLR0917 - the row's parts
+        self,
+        w: _Write,
+        p: rec.Post,
+        sort_at: int,
+        refs: tuple[int | str | None, ...],
+        counts: tuple[int, ...],
+        indexed_at: int,
+    ) -> int | None:
+        """Insert the post's row; its id, or None if the post is already held."""
+        search = ", to_tsvector('simple', ?)" if self.pg else ""
+        got = self.db.scalar(
+            "INSERT INTO posts (author, rkey, cid, record, sort_at, indexed_at, parent_author, "
+            "parent_rkey, root_author, root_rkey, quote_author, quote_rkey, embed, likes, "
+            f"reposts, replies, quotes{', search' if self.pg else ''}) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?{search}) "
+            "ON CONFLICT DO NOTHING RETURNING id",
+            (
+                w.actor,
+                w.rkey,
+                w.cid.raw,
+                w.block,
+                sort_at,
+                indexed_at,
+                *refs,
+                p.embed,
+                *counts,
+                *((p.text,) if self.pg else ()),
+            ),
+        )
+        return None if got is None else int(got)
+
     def _ref(self, ref: PostRef | None) -> tuple[int | None, str | None]:
         if ref is None:
             return None, None
         return self.store.actor_id(ref.did), ref.rkey
 
     def _post_counts(self, author: int, rkey: str) -> tuple[int, int, int, int]:
-        def count(sql: str) -> int:
-            return int(self.db.scalar(sql, (author, rkey)) or 0)
-
-        return (
-            count("SELECT COUNT(*) FROM likes WHERE subject_author = ? AND subject_rkey = ?"),
-            count("SELECT COUNT(*) FROM reposts WHERE subject_author = ? AND subject_rkey = ?"),
-            count("SELECT COUNT(*) FROM posts WHERE parent_author = ? AND parent_rkey = ?"),
-            count("SELECT COUNT(*) FROM posts WHERE quote_author = ? AND quote_rkey = ?"),
+        """The likes, reposts, replies and quotes already indexed for a post (they may
+        come before it), in one round trip."""
+        row = self.db.one(
+            "SELECT (SELECT COUNT(*) FROM likes WHERE subject_author = ? AND subject_rkey = ?), "
+            "(SELECT COUNT(*) FROM reposts WHERE subject_author = ? AND subject_rkey = ?), "
+            "(SELECT COUNT(*) FROM posts WHERE parent_author = ? AND parent_rkey = ?), "
+            "(SELECT COUNT(*) FROM posts WHERE quote_author = ? AND quote_rkey = ?)",
+            (author, rkey) * 4,
         )
+        assert row is not None
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
     def _bump_post(self, ref: tuple[int | None, str | None], column: str, by: int) -> None:
         self.db.execute(
@@ -251,28 +264,54 @@ class Indexer:
         return int(row[6]), int(row[7]), int(row[8]), int(row[9]), int(row[10])
 
     # -- likes and reposts -----------------------------------------------------------
-    def _put_subject(self, w: _Write, s: rec.Subject) -> None:
+    def _put_subject(self, w: _Write, s: rec.Subject) -> bool:
+        """Index a like or repost; False (nothing done) if that record is already held.
+
+        The row, the post's count and the notification are three statements; on
+        PostgreSQL, where each is a round trip to the server, they go as one (a
+        data-modifying ``WITH``), every part conditional on the row being new.
+        """
         actor, did, collection, rkey, now = w.actor, w.did, w.collection, w.rkey, w.now
-        subject = self._ref(s.subject)
+        author, subject_rkey = self._ref(s.subject)
         created = s.created_us or now
-        if collection == rec.LIKE:
-            self.db.execute(
-                "INSERT INTO likes (actor, rkey, subject_author, subject_rkey, subject_cid, "
-                "created) VALUES (?, ?, ?, ?, ?, ?)",
-                (actor, rkey, *subject, s.subject.cid.raw, created),
+        like = collection == rec.LIKE
+        table, reason = ("likes", "like") if like else ("reposts", "repost")
+        cols = "actor, rkey, subject_author, subject_rkey, subject_cid, created"
+        row: tuple[object, ...] = (actor, rkey, author, subject_rkey, s.subject.cid.raw, created)
+        if not like:
+            cols += ", sort_at"
+            row += (min(created, now),)
+        marks = ", ".join("?" * len(row))
+        notify = s.subject.did != did
+        if self.pg:
+            note = (
+                (author, actor, _REASON[reason], rkey, w.cid.raw, subject_rkey, w.block, now)
+                if notify
+                else ()
             )
-            self._bump_post(subject, "likes", 1)
-            reason = "like"
-        else:
-            self.db.execute(
-                "INSERT INTO reposts (actor, rkey, subject_author, subject_rkey, subject_cid, "
-                "created, sort_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (actor, rkey, *subject, s.subject.cid.raw, created, min(created, now)),
+            sql = (
+                f"WITH ins AS (INSERT INTO {table} ({cols}) VALUES ({marks}) "
+                "ON CONFLICT DO NOTHING RETURNING 1), "
+                f"bump AS (UPDATE posts SET {table} = {table} + 1 WHERE author = ? AND rkey = ? "
+                "AND EXISTS (SELECT 1 FROM ins))"
             )
-            self._bump_post(subject, "reposts", 1)
-            reason = "repost"
-        if s.subject.did != did:
+            if notify:
+                sql += (
+                    ", note AS (INSERT INTO notifications (recipient, author, reason, rkey, cid, "
+                    "subject_rkey, record, indexed_at) SELECT ?, ?, ?, ?, ?, ?, ?, ? FROM ins)"
+                )
+            inserted = self.db.scalar(
+                f"{sql} SELECT COUNT(*) FROM ins", (*row, author, subject_rkey, *note)
+            )
+            return bool(inserted)
+        if not self.db.execute(
+            f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING", row
+        ):
+            return False
+        self._bump_post((author, subject_rkey), table, 1)
+        if notify:
             self._notify(w, s.subject.did, reason, s.subject.rkey)
+        return True
 
     def _delete_subject(self, actor: int, collection: str, rkey: str) -> None:
         table, column, reason = (
@@ -291,33 +330,42 @@ class Indexer:
         self._unnotify(actor, rkey, reason)
 
     # -- follows, blocks, list items -------------------------------------------------
-    def _put_edge(self, w: _Write, e: rec.Edge) -> None:
+    def _put_edge(self, w: _Write, e: rec.Edge) -> bool:
+        """Index a follow, block or list item; False (nothing done) if already held."""
         actor, did, collection, rkey, now = w.actor, w.did, w.collection, w.rkey, w.now
         subject = self.store.actor_id(e.subject)
         created = e.created_us or now
         if collection == rec.LISTITEM:
             if e.list_owner != did or e.list_rkey is None:
-                return  # an item of someone else's list means nothing
-            self.db.execute(
+                return True  # an item of someone else's list means nothing
+            if not self.db.execute(
                 "INSERT INTO list_items (actor, rkey, list_rkey, subject, created) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (actor, rkey, e.list_rkey, subject, created),
-            )
+            ):
+                return False
             self.db.execute(
                 "UPDATE lists SET items = items + 1 WHERE actor = ? AND rkey = ?",
                 (actor, e.list_rkey),
             )
-            return
+            return True
         table = "follows" if collection == rec.FOLLOW else "blocks"
-        self.db.execute(
-            f"INSERT INTO {table} (actor, rkey, subject, created) VALUES (?, ?, ?, ?)",
+        if not self.db.execute(
+            f"INSERT INTO {table} (actor, rkey, subject, created) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             (actor, rkey, subject, created),
-        )
+        ):
+            return False
         if collection == rec.FOLLOW:
-            self.db.execute("UPDATE actors SET follows = follows + 1 WHERE id = ?", (actor,))
-            self.db.execute("UPDATE actors SET followers = followers + 1 WHERE id = ?", (subject,))
+            # One statement for both counts: the follower's follows, the subject's followers.
+            self.db.execute(
+                "UPDATE actors SET follows = follows + (CASE WHEN id = ? THEN 1 ELSE 0 END), "
+                "followers = followers + (CASE WHEN id = ? THEN 1 ELSE 0 END) WHERE id IN (?, ?)",
+                (actor, subject, actor, subject),
+            )
             if e.subject != did:
                 self._notify(w, e.subject, "follow", None)
+        return True
 
     def _delete_edge(self, actor: int, collection: str, rkey: str) -> None:
         if collection == rec.LISTITEM:
