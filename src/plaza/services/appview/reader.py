@@ -13,7 +13,7 @@ item is skipped or repeated between pages even when several share a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -184,6 +184,16 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+def _key_chunks(
+    keys: Iterable[PostKey], size: int = 300
+) -> Iterator[tuple[set[PostKey], list[int], list[str]]]:
+    """Post keys in chunks, each with its distinct authors and rkeys (for ``IN`` lists)."""
+    wanted = list(set(keys))
+    for i in range(0, len(wanted), size):
+        chunk = set(wanted[i : i + size])
+        yield chunk, sorted({a for a, _ in chunk}), sorted({r for _, r in chunk})
+
+
 class Reader:
     """Queries over an :class:`AppviewStore` (see the module docstring)."""
 
@@ -226,18 +236,17 @@ class Reader:
         return None if author is None else (author, at.rkey)
 
     def posts(self, keys: Iterable[PostKey]) -> dict[PostKey, PostRow]:
-        by_author: dict[int, list[str]] = {}
-        for author, rkey in set(keys):
-            by_author.setdefault(author, []).append(rkey)
+        """The indexed posts among ``keys``, in one query per few hundred keys."""
         out: dict[PostKey, PostRow] = {}
-        for author, rkeys in by_author.items():
+        for chunk, authors, rkeys in _key_chunks(keys):
             sql = (
-                f"SELECT {_POST_COLS} FROM posts WHERE author = ? "
+                f"SELECT {_POST_COLS} FROM posts WHERE author IN ({_marks(len(authors))}) "
                 f"AND rkey IN ({_marks(len(rkeys))})"
             )
-            for row in self.db.query(sql, (author, *rkeys)):
+            for row in self.db.query(sql, (*authors, *rkeys)):
                 post = _post(row)
-                out[post.key] = post
+                if post.key in chunk:  # the query's cross product may hold a few more
+                    out[post.key] = post
         return out
 
     def replies(self, key: PostKey, limit: int = 200) -> list[PostRow]:
@@ -310,21 +319,21 @@ class Reader:
         self, viewer: int, keys: Iterable[PostKey]
     ) -> dict[PostKey, tuple[str | None, str | None]]:
         """``(like rkey, repost rkey)`` of ``viewer`` on each of ``keys`` that has one."""
-        out: dict[PostKey, tuple[str | None, str | None]] = {}
-        for key in set(keys):
-            like = self.db.scalar(
-                "SELECT rkey FROM likes WHERE subject_author = ? AND subject_rkey = ? "
-                "AND actor = ?",
-                (key[0], key[1], viewer),
-            )
-            repost = self.db.scalar(
-                "SELECT rkey FROM reposts WHERE subject_author = ? AND subject_rkey = ? "
-                "AND actor = ?",
-                (key[0], key[1], viewer),
-            )
-            if like is not None or repost is not None:
-                out[key] = (like, repost)
-        return out
+        likes: dict[PostKey, str] = {}
+        reposts: dict[PostKey, str] = {}
+        for chunk, authors, rkeys in _key_chunks(keys):
+            for table, found in (("likes", likes), ("reposts", reposts)):
+                rows = self.db.query(
+                    f"SELECT subject_author, subject_rkey, rkey FROM {table} "
+                    f"WHERE subject_author IN ({_marks(len(authors))}) "
+                    f"AND subject_rkey IN ({_marks(len(rkeys))}) AND actor = ?",
+                    (*authors, *rkeys, viewer),
+                )
+                for a, r, rkey in rows:
+                    key = (int(a), str(r))
+                    if key in chunk:
+                        found[key] = str(rkey)
+        return {k: (likes.get(k), reposts.get(k)) for k in likes.keys() | reposts.keys()}
 
     def relationships(self, viewer: int, ids: Iterable[int]) -> dict[int, Relationship]:
         """How ``viewer`` stands to each of ``ids`` (absent: no relation at all)."""
