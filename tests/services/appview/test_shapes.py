@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from atproto import Client, models
+from atproto import models
 from plaza.atproto import datamodel
 from plaza.atproto.lexicon import default_registry
 from tests.services.appview.conftest import Net
