@@ -148,3 +148,34 @@ def test_a_sync_event_makes_the_index_hold_the_imported_repository(net: Net) -> 
     net.synced()
     assert [p.uri for p in dave.get_posts([kept.uri, gone.uri]).posts] == [kept.uri]
     assert dave.get_profile(d["did"]).posts_count == 1
+
+
+def test_blocks_are_respected_in_timelines_threads_and_author_feeds(net: Net) -> None:
+    erin, e = net.client(0, "erin")
+    finn, f = net.client(1, "finn")
+    erin.follow(f["did"])
+    root = erin.send_post("erin asks")
+    ref = models.create_strong_ref(root)
+    answer = finn.send_post(
+        "finn answers", reply_to=models.AppBskyFeedPost.ReplyRef(root=ref, parent=ref)
+    )
+    net.synced()
+    assert answer.uri in [i.post.uri for i in erin.get_timeline().feed]
+    assert [r.post.uri for r in erin.get_post_thread(root.uri).thread.replies] == [answer.uri]
+    block = erin.app.bsky.graph.block.create(
+        e["did"],
+        models.AppBskyGraphBlock.Record(subject=f["did"], created_at=erin.get_current_time_iso()),
+    )
+    net.synced()
+    assert answer.uri not in [i.post.uri for i in erin.get_timeline().feed]
+    assert erin.get_post_thread(root.uri).thread.replies == []
+    assert erin.get_post_thread(answer.uri).thread.py_type == "app.bsky.feed.defs#blockedPost"
+    with pytest.raises(BadRequestError, match="BlockedActor"):
+        erin.get_author_feed(f["did"])
+    with pytest.raises(BadRequestError, match="BlockedByActor"):
+        finn.get_author_feed(e["did"])
+    assert erin.get_profile(f["did"]).viewer.blocking == block.uri
+    assert finn.get_profile(e["did"]).viewer.blocked_by is True
+    erin.app.bsky.graph.block.delete(e["did"], block.uri.rsplit("/", 1)[1])
+    net.synced()
+    assert answer.uri in [i.post.uri for i in erin.get_timeline().feed]
