@@ -11,9 +11,10 @@ import pytest
 
 from plaza.atproto import cbor
 from plaza.errors import InvalidInputError
-from plaza.services.appview import AppviewStore
+from plaza.services.appview import AppviewStore, search
 from plaza.services.appview.indexer import Indexer
 from plaza.services.appview.notifications import Notifications, reason_codes
+from plaza.services.appview.post_filters import PostFilter
 from plaza.services.appview.reader_graph import (
     EdgeRow,
     GraphReader,
@@ -227,3 +228,40 @@ def test_search_posts_and_actors(ix: Indexer) -> None:
     with ix.store.transaction():
         ix.delete(a, "app.bsky.feed.post", tid(1))
     assert posts("pears") == [tid(2)]
+
+
+@pytest.mark.parametrize("top", [False, True])
+def test_filtered_search_reads_in_batches_and_pages(
+    ix: Indexer, top: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search, "SCAN_BATCH", 3)  # many batches for a few posts
+    monkeypatch.setattr(search, "MAX_SCAN", 5)  # and pages cut short by the bound
+    a = did(1)
+    german = set()
+    for n in range(20):
+        langs = ["de"] if n % 4 == 0 else ["en"]
+        if n % 4 == 0:
+            german.add(tid(n))
+        put(ix, a, "app.bsky.feed.post", tid(n), {"text": "word", "langs": langs, "createdAt": T})
+    s = Search(ix.store)
+    found: list[str] = []
+    cursor = None
+    for _ in range(50):
+        hits, cursor = s.posts(
+            parse_query("word"),
+            None,
+            None,
+            top=top,
+            since_us=None,
+            until_us=None,
+            limit=2,
+            cursor=cursor,
+            keep=PostFilter(lang="de"),
+        )
+        assert len(hits) <= 2
+        found += [h.post[1] for h in hits]
+        if cursor is None:
+            break
+    assert sorted(found) == sorted(german) and len(found) == len(german)
+    if not top:
+        assert found == sorted(german, reverse=True)
