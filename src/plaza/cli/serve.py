@@ -26,6 +26,9 @@ _TRUSTED_PROXY = typer.Option(
     "(repeatable; none by default: the client is the connection's peer).",
 )
 
+_LABELER = typer.Option(
+    [], "--labeler", help="A labeler DID whose labels are accepted and shown (repeatable)."
+)
 _RELAY = typer.Option(
     [], "--relay", help="A subscribeRepos source to follow: the relay, or a PDS (repeatable)."
 )
@@ -179,7 +182,7 @@ def pds(
 def appview(
     *,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(2584, "--port", callback=params.fixed_port, help="Port to listen on."),
+    port: int = typer.Option(2587, "--port", callback=params.fixed_port, help="Port to listen on."),
     data_dir: str = typer.Option(".plaza/appview", "--data-dir", help="Where the index lives."),
     db: str | None = typer.Option(
         None, "--db", help="Database URL instead of SQLite in the data dir (postgresql://...)."
@@ -192,6 +195,13 @@ def appview(
         None, "--public-url", help="URL PDSs reach this app view at (default http://HOST:PORT)."
     ),
     trusted_proxy: list[str] = _TRUSTED_PROXY,
+    labeler: list[str] = _LABELER,
+    remote_allow_private: bool = typer.Option(
+        False,
+        "--remote-allow-private",
+        help="Let feed generators and labelers live on private addresses and plain http "
+        "(a local network only).",
+    ),
 ) -> None:
     """Run an app view until Ctrl-C.
 
@@ -200,12 +210,14 @@ def appview(
     not seen from their host, and serves app.bsky.* reads (profiles, timelines, author
     feeds, threads, posts) to the PDSs that forward them with service auth. Its DID is
     the did:web of --public-url: give that to each PDS as --appview (and --appview-did).
+    It is also a feed generator (its built-in feeds) and calls third-party generators;
+    it shows the labels of each --labeler, read from its subscribeLabels stream.
 
     Example:
 
     \b
         plaza serve appview --relay http://127.0.0.1:2585 --directory http://127.0.0.1:2582
-        plaza serve appview --relay http://127.0.0.1:2583 --relay http://127.0.0.1:2587
+        plaza serve appview --relay http://127.0.0.1:2583 --relay http://127.0.0.1:2584
         plaza serve appview --db postgresql://postgres@127.0.0.1:5432/plaza
     """
     from plaza.services.appview import AppviewSettings
@@ -219,6 +231,8 @@ def appview(
             directory_url=directory,
             relay_urls=tuple(relay),
             db=db,
+            labelers=tuple(labeler),
+            remote_allow_private=remote_allow_private,
         )
         served = ServedApp(
             "appview", create_appview(settings), host, port, trusted_proxies=tuple(trusted_proxy)

@@ -23,6 +23,7 @@ from plaza.services.appview.handlers import (
     actor,
     discovery,
     feed,
+    feedgen,
     graph,
     interactions,
     notification,
@@ -39,6 +40,7 @@ METHODS: list[Method] = [
     *notification.METHODS,
     *interactions.METHODS,
     *discovery.METHODS,
+    *feedgen.METHODS,
 ]
 
 
@@ -55,25 +57,48 @@ def create_app(settings: AppviewSettings) -> Starlette:
                 "seq": f.seq,
                 "events": f.events,
                 "backfills": f.backfills,
+                "pending_backfills": f.pending_backfills,
                 "dropped": dict(f.dropped),
                 "connected": f.connected.is_set(),
             }
             for f in av.followers
         ]
-        return JSONResponse({"status": "ok", "did": settings.did, "sources": sources})
+        labelers = [
+            {"did": s.did, "seq": s.seq, "dropped": av.labels.dropped, "bad_frames": s.bad_frames}
+            for s in av.label_streams
+        ]
+        return JSONResponse(
+            {"status": "ok", "did": settings.did, "sources": sources, "labelers": labelers}
+        )
 
     async def did_json(request: Request) -> Response:
         did = settings.did
         return JSONResponse(
             {
-                "@context": ["https://www.w3.org/ns/did/v1"],
+                "@context": [
+                    "https://www.w3.org/ns/did/v1",
+                    "https://w3id.org/security/multikey/v1",
+                ],
                 "id": did,
+                "verificationMethod": [
+                    {
+                        "id": f"{did}#atproto",
+                        "type": "Multikey",
+                        "controller": did,
+                        "publicKeyMultibase": av.key.public_key.multikey(),
+                    }
+                ],
                 "service": [
+                    {
+                        "id": "#bsky_fg",
+                        "type": "BskyFeedGenerator",
+                        "serviceEndpoint": settings.public_url,
+                    },
                     {
                         "id": "#bsky_appview",
                         "type": "BskyAppView",
                         "serviceEndpoint": settings.public_url,
-                    }
+                    },
                 ],
             }
         )
@@ -81,6 +106,7 @@ def create_app(settings: AppviewSettings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(f.run()) for f in av.followers if settings.follow]
+        tasks += [asyncio.create_task(s.run()) for s in av.label_streams if settings.follow]
         try:
             yield
         finally:

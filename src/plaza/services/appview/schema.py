@@ -232,5 +232,16 @@ def _initial(db: Database) -> None:
     db.executescript(_PG_SEARCH if db.dialect == "postgresql" else _SQLITE_SEARCH)
 
 
-MIGRATIONS: Final = Migrations("appview", (Migration(1, "initial tables", _initial),))
+def _posts_by_time(db: Database) -> None:
+    # the built-in "hot" feed ranks the posts of the last day (plaza.services.appview.feeds)
+    db.executescript("CREATE INDEX posts_by_time ON posts (sort_at)")
+
+
+MIGRATIONS: Final = Migrations(
+    "appview",
+    (
+        Migration(1, "initial tables", _initial),
+        Migration(2, "posts by time", _posts_by_time),
+    ),
+)
 """The app view's schema, step by step (see :mod:`plaza.db.migrations`)."""

@@ -20,7 +20,9 @@ class AppviewSettings:
     relay; on a small local network the PDSs themselves), each followed with its own
     cursor; ``db`` a PostgreSQL URL (SQLite at ``DATA_DIR/appview.db`` when None);
     ``service_did`` the DID inter-service tokens must name as their audience (default:
-    the ``did:web`` of ``public_url``).
+    the ``did:web`` of ``public_url``). ``labelers`` are the labeler DIDs whose labels
+    the app view subscribes to and shows by default; ``remote_*`` bound the calls made
+    to services other people's records name (:mod:`plaza.services.appview.remote`).
     """
 
     data_dir: Path
@@ -31,6 +33,11 @@ class AppviewSettings:
     service_did: str | None = None
     max_limit: int = 100
     follow: bool = True  # run the firehose follower in the app's lifespan
+    # custom feeds and labels (plaza.services.appview.feeds, .labels)
+    labelers: tuple[str, ...] = ()  # labeler DIDs whose labels are accepted and shown
+    remote_allow_private: bool = False  # let feed generators/labelers be on private hosts
+    remote_timeout_s: float = 5.0  # bound of one call to a feed generator or a labeler
+    remote_max_bytes: int = 1024 * 1024  # bound of one answer of a feed generator
 
     @property
     def did(self) -> str:

@@ -7,8 +7,9 @@ table once for all of them. Accounts hidden from the viewer (blocked either way)
 back as ``blockedPost`` / ``viewBlocked`` where the Lexicon has a place for them, and
 are left out of lists and feeds by the handlers (:meth:`Views.hidden`).
 
-Blob URLs point at the account's host (``com.atproto.sync.getBlob``). Labels are empty
-until labels are ingested (``labels`` table).
+Blob URLs point at the account's host (``com.atproto.sync.getBlob``). Posts and
+profiles carry the labels of the labelers the request accepts
+(:mod:`plaza.services.appview.labels`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Final
 
 from plaza.atproto import cbor, datamodel
 from plaza.atproto.cid import CID
+from plaza.services.appview.labels import Labels, post_subjects, profile_subjects
 from plaza.services.appview.reader import ActorRow, FeedItem, PostKey, PostRow, Reader
 from plaza.services.appview.records import format_time_us
 
@@ -38,6 +40,7 @@ class Views:
         self.store = reader.store
         self.viewer = viewer
         self._hidden: set[int] | None = None
+        self.labels: Labels | None = None  # set by the app view: labels to attach
 
     def hidden(self) -> set[int]:
         """Actor ids the viewer must not see content from (blocked either way, muted)."""
@@ -107,6 +110,8 @@ class Views:
                 p["viewer"] = viewer.get(i, {"muted": False, "blockedBy": False})
             p["labels"] = []
             out[i] = p
+        if self.labels is not None:
+            self.labels.attach(out.values(), profile_subjects)
         return out
 
     # -- posts -----------------------------------------------------------------------
@@ -160,6 +165,8 @@ class Views:
                 view["viewer"] = v
             view["labels"] = []
             out[r.key] = view
+        if self.labels is not None:
+            self.labels.attach(out.values(), post_subjects)
         return out
 
     def _embed(
@@ -267,7 +274,7 @@ class Views:
             "cid": post["cid"],
             "author": post["author"],
             "value": post["record"],
-            "labels": [],
+            "labels": post["labels"],
             "replyCount": post["replyCount"],
             "repostCount": post["repostCount"],
             "likeCount": post["likeCount"],

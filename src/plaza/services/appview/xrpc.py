@@ -21,6 +21,7 @@ from starlette.responses import Response
 from plaza.asgi import read_body
 from plaza.atproto.errors import AtprotoError
 from plaza.errors import InvalidInputError, PlazaError
+from plaza.services.appview.labels import ACCEPTED, accepted_labelers
 from plaza.services.appview.service import Appview
 
 log = logging.getLogger("plaza.appview")
@@ -143,6 +144,10 @@ class Dispatcher:
             if method.kind == "procedure" and verb != "POST":
                 raise invalid(f"Incorrect HTTP method ({verb}) expected POST")
             viewer = await self.av.auth.viewer(request, nsid)
+            labelers = accepted_labelers(
+                request.headers.get("atproto-accept-labelers"), self.av.settings.labelers
+            )
+            ACCEPTED.set(labelers)
             call = Call(self.av, nsid, request, viewer)
             if method.kind == "procedure":
                 raw = await read_body(request, MAX_BODY_BYTES, _too_large)
@@ -160,4 +165,7 @@ class Dispatcher:
             )
         if result is None:
             return Response(b"", status_code=200)
-        return json_response(result)
+        response = json_response(result)
+        if self.av.settings.labelers:
+            response.headers["atproto-content-labelers"] = ",".join(labelers)
+        return response
