@@ -183,7 +183,7 @@ def test_query_parsing_and_quoting() -> None:
     assert q.terms == (("hello",), ("big", "world"), ("near",), ("or",), ("x",))
     assert q.author == "alice.test"
     assert fts5_match(q.terms[:2], prefix=True) == '"hello"* "big world"*'
-    assert pg_tsquery((("it",), ("a", "b")), prefix=False) == "('it') & ('a' <-> 'b')"
+    assert pg_tsquery((("it",), ("a", "b")), prefix=False) == "('it') & ('a' <-> 'b' | 'a.b')"
     assert parse_query("don't").terms == (("don", "t"),)  # one word, split: a phrase
     for bad in ("", "!!! ???", '"" ""', "x" * 1001, " ".join("w" * 17)):
         with pytest.raises(BadQueryError):
@@ -198,6 +198,7 @@ def test_search_posts_and_actors(ix: Indexer) -> None:
     put(ix, a, "app.bsky.feed.post", tid(1), {"text": "apples AND pears", "createdAt": T})
     put(ix, b, "app.bsky.feed.post", tid(2), {"text": "Pears only", "createdAt": T})
     put(ix, b, "app.bsky.feed.post", tid(3), {"text": 'NEAR(x) "odd" *', "createdAt": T})
+    put(ix, b, "app.bsky.feed.post", tid(4), {"text": "see example.com, foo-bar", "createdAt": T})
     s = Search(ix.store)
     ia, ib = ids(ix, a, b)
 
@@ -218,7 +219,11 @@ def test_search_posts_and_actors(ix: Indexer) -> None:
     assert posts("apples pears") == [tid(1)]
     assert posts('"only pears"') == []
     assert posts("pears", author=ia) == [tid(1)]
-    assert posts('NEAR(x) "odd" *') == [tid(3)]  # FTS syntax is only words here
+    assert posts('NEAR(x) "odd" *') == [tid(3)]
+    assert posts("example.com") == [tid(4)] and posts("Example.COM foo-bar") == [tid(4)]
+    assert posts("example") == (
+        [] if ix.store.dialect == "postgresql" else [tid(4)]
+    )  # FTS syntax is only words here
     assert s.actors((("wond",),), None, 10, 0) == [ia]
     assert s.actors((("alice",), ("test",)), None, 10, 0) == [ia]
     assert s.actors((("bo",),), None, 10, 0) == [ib]

@@ -84,13 +84,20 @@ def fts5_match(terms: tuple[tuple[str, ...], ...], *, prefix: bool) -> str:
 
 def pg_tsquery(terms: tuple[tuple[str, ...], ...], *, prefix: bool) -> str:
     """A ``to_tsquery('simple', ...)`` text: words of a phrase joined by ``<->``, terms
-    by ``&``; each word quoted (so nothing in it is an operator), prefixed if asked."""
+    by ``&``; each word quoted (so nothing in it is an operator), prefixed if asked. A
+    phrase may also match as one host name (PostgreSQL's parser keeps ``example.com``
+    whole, where the words of a query are split at the dot): ``'example.com'`` is an
+    alternative."""
     star = ":*" if prefix else ""
 
     def word(w: str) -> str:
         return "'" + w.replace("\\", "\\\\").replace("'", "''") + "'" + star
 
-    return " & ".join("(" + " <-> ".join(word(w) for w in t) + ")" for t in terms)
+    def term(t: tuple[str, ...]) -> str:
+        phrase = " <-> ".join(word(w) for w in t)
+        return f"({phrase} | {word('.'.join(t))})" if len(t) > 1 else f"({phrase})"
+
+    return " & ".join(term(t) for t in terms)
 
 
 def offset_cursor(raw: str | None) -> int:
