@@ -11,9 +11,10 @@ import pytest
 
 from plaza.atproto import cbor
 from plaza.errors import InvalidInputError
-from plaza.services.appview import AppviewStore
+from plaza.services.appview import AppviewStore, search
 from plaza.services.appview.indexer import Indexer
 from plaza.services.appview.notifications import Notifications, reason_codes
+from plaza.services.appview.post_filters import PostFilter
 from plaza.services.appview.reader_graph import (
     EdgeRow,
     GraphReader,
@@ -182,7 +183,7 @@ def test_query_parsing_and_quoting() -> None:
     assert q.terms == (("hello",), ("big", "world"), ("near",), ("or",), ("x",))
     assert q.author == "alice.test"
     assert fts5_match(q.terms[:2], prefix=True) == '"hello"* "big world"*'
-    assert pg_tsquery((("it",), ("a", "b")), prefix=False) == "('it') & ('a' <-> 'b')"
+    assert pg_tsquery((("it",), ("a", "b")), prefix=False) == "('it') & ('a' <-> 'b' | 'a.b')"
     assert parse_query("don't").terms == (("don", "t"),)  # one word, split: a phrase
     for bad in ("", "!!! ???", '"" ""', "x" * 1001, " ".join("w" * 17)):
         with pytest.raises(BadQueryError):
@@ -197,6 +198,7 @@ def test_search_posts_and_actors(ix: Indexer) -> None:
     put(ix, a, "app.bsky.feed.post", tid(1), {"text": "apples AND pears", "createdAt": T})
     put(ix, b, "app.bsky.feed.post", tid(2), {"text": "Pears only", "createdAt": T})
     put(ix, b, "app.bsky.feed.post", tid(3), {"text": 'NEAR(x) "odd" *', "createdAt": T})
+    put(ix, b, "app.bsky.feed.post", tid(4), {"text": "see example.com, foo-bar", "createdAt": T})
     s = Search(ix.store)
     ia, ib = ids(ix, a, b)
 
@@ -217,7 +219,11 @@ def test_search_posts_and_actors(ix: Indexer) -> None:
     assert posts("apples pears") == [tid(1)]
     assert posts('"only pears"') == []
     assert posts("pears", author=ia) == [tid(1)]
-    assert posts('NEAR(x) "odd" *') == [tid(3)]  # FTS syntax is only words here
+    assert posts('NEAR(x) "odd" *') == [tid(3)]
+    assert posts("example.com") == [tid(4)] and posts("Example.COM foo-bar") == [tid(4)]
+    assert posts("example") == (
+        [] if ix.store.dialect == "postgresql" else [tid(4)]
+    )  # FTS syntax is only words here
     assert s.actors((("wond",),), None, 10, 0) == [ia]
     assert s.actors((("alice",), ("test",)), None, 10, 0) == [ia]
     assert s.actors((("bo",),), None, 10, 0) == [ib]
@@ -227,3 +233,40 @@ def test_search_posts_and_actors(ix: Indexer) -> None:
     with ix.store.transaction():
         ix.delete(a, "app.bsky.feed.post", tid(1))
     assert posts("pears") == [tid(2)]
+
+
+@pytest.mark.parametrize("top", [False, True])
+def test_filtered_search_reads_in_batches_and_pages(
+    ix: Indexer, top: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search, "SCAN_BATCH", 3)  # many batches for a few posts
+    monkeypatch.setattr(search, "MAX_SCAN", 5)  # and pages cut short by the bound
+    a = did(1)
+    german = set()
+    for n in range(20):
+        langs = ["de"] if n % 4 == 0 else ["en"]
+        if n % 4 == 0:
+            german.add(tid(n))
+        put(ix, a, "app.bsky.feed.post", tid(n), {"text": "word", "langs": langs, "createdAt": T})
+    s = Search(ix.store)
+    found: list[str] = []
+    cursor = None
+    for _ in range(50):
+        hits, cursor = s.posts(
+            parse_query("word"),
+            None,
+            None,
+            top=top,
+            since_us=None,
+            until_us=None,
+            limit=2,
+            cursor=cursor,
+            keep=PostFilter(lang="de"),
+        )
+        assert len(hits) <= 2
+        found += [h.post[1] for h in hits]
+        if cursor is None:
+            break
+    assert sorted(found) == sorted(german) and len(found) == len(german)
+    if not top:
+        assert found == sorted(german, reverse=True)

@@ -263,6 +263,30 @@ def test_search_posts_and_actors(net: Net) -> None:
     assert carol.app.bsky.actor.search_actors({"q": word}).actors == []
     assert liked.uri not in [p.uri for p in alice.app.bsky.feed.search_posts({"q": word}).posts]
 
+    # record filters: language, tags, mentions, links
+    text = (
+        client_utils.TextBuilder()
+        .text(f"{word} filtered by ")
+        .mention("bob", b["did"])
+        .text(" ")
+        .tag("#Plaza", "Plaza")
+        .text(" ")
+        .link("a link", "https://www.example.com/page")
+    )
+    tagged = bob.send_post(text, langs=["pt-BR"])
+    net.synced()
+
+    def only(**params: str | list[str]) -> list[str]:
+        return [p.uri for p in bob.app.bsky.feed.search_posts({"q": word, **params}).posts]
+
+    assert only(lang="pt") == [tagged.uri]
+    english = only(lang="en")  # the SDK marks the other posts English
+    assert english and tagged.uri not in english
+    assert only(tag=["plaza"]) == [tagged.uri] and only(tag=["plaza", "other"]) == []
+    assert only(mentions=b["handle"]) == [tagged.uri] and only(mentions=a["did"]) == []
+    assert only(domain="example.com") == [tagged.uri] and only(domain="example.org") == []
+    assert only(url="https://www.example.com/page/") == [tagged.uri]
+
     alice.delete_post(first.uri)
     net.synced()
     assert first.uri not in [p.uri for p in bob.app.bsky.feed.search_posts({"q": word}).posts]
@@ -318,7 +342,8 @@ def test_suggestions(net: Net) -> None:
         ("app.bsky.feed.searchPosts", {}, 400, "InvalidRequest"),
         ("app.bsky.feed.searchPosts", {"q": "!!!"}, 400, "BadQueryString"),
         ("app.bsky.feed.searchPosts", {"q": "a", "sort": "best"}, 400, "InvalidRequest"),
-        ("app.bsky.feed.searchPosts", {"q": "a", "lang": "en"}, 400, "InvalidRequest"),
+        ("app.bsky.feed.searchPosts", {"q": "a", "lang": "e n"}, 400, "InvalidRequest"),
+        ("app.bsky.feed.searchPosts", {"q": "a", "url": "example.com"}, 400, "InvalidRequest"),
         ("app.bsky.feed.searchPosts", {"q": "a", "since": "yesterday"}, 400, "InvalidRequest"),
         ("app.bsky.feed.getLikes", {"uri": "nope"}, 400, "InvalidRequest"),
         (

@@ -4,7 +4,10 @@ A query string is read (sans-IO, :func:`parse_query`) into words and ``"quoted
 phrases"``; every one must match (AND). Letters and digits make words, everything else
 separates them, and case and (on SQLite) diacritics do not matter, the way both
 engines tokenize the indexed text with the ``simple`` / ``unicode61`` rules. A
-``from:<handle or DID>`` term limits posts to one author.
+``from:<handle or DID>`` term limits posts to one author. Filters the index has no
+column for (``mentions``, ``lang``, ``domain``, ``url``, ``tag``) are applied to the
+records of the matching posts (:mod:`plaza.services.appview.post_filters`), reading a
+bounded number of them per page.
 
 Actor search matches every word as a prefix of a word of the handle, display name or
 description (``ali`` finds ``alice.test``); post search matches whole words. Results
@@ -22,7 +25,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+from plaza.atproto import cbor
 from plaza.errors import InvalidInputError
+from plaza.services.appview.post_filters import PostFilter
 from plaza.services.appview.reader import PostKey
 from plaza.services.appview.reader_graph import hidden_args, not_hidden, parse_cursor
 from plaza.services.appview.store import AppviewStore
@@ -30,6 +35,8 @@ from plaza.services.appview.store import AppviewStore
 MAX_QUERY_CHARS: Final = 1000
 MAX_TERMS: Final = 16
 MAX_OFFSET: Final = 10_000
+SCAN_BATCH: Final = 200  # posts read at once when record filters apply
+MAX_SCAN: Final = 2_000  # posts read at most for one page when record filters apply
 
 _TERM = re.compile(r'"([^"]*)"|(\S+)')
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -77,13 +84,20 @@ def fts5_match(terms: tuple[tuple[str, ...], ...], *, prefix: bool) -> str:
 
 def pg_tsquery(terms: tuple[tuple[str, ...], ...], *, prefix: bool) -> str:
     """A ``to_tsquery('simple', ...)`` text: words of a phrase joined by ``<->``, terms
-    by ``&``; each word quoted (so nothing in it is an operator), prefixed if asked."""
+    by ``&``; each word quoted (so nothing in it is an operator), prefixed if asked. A
+    phrase may also match as one host name (PostgreSQL's parser keeps ``example.com``
+    whole, where the words of a query are split at the dot): ``'example.com'`` is an
+    alternative."""
     star = ":*" if prefix else ""
 
     def word(w: str) -> str:
         return "'" + w.replace("\\", "\\\\").replace("'", "''") + "'" + star
 
-    return " & ".join("(" + " <-> ".join(word(w) for w in t) + ")" for t in terms)
+    def term(t: tuple[str, ...]) -> str:
+        phrase = " <-> ".join(word(w) for w in t)
+        return f"({phrase} | {word('.'.join(t))})" if len(t) > 1 else f"({phrase})"
+
+    return " & ".join(term(t) for t in terms)
 
 
 def offset_cursor(raw: str | None) -> int:
@@ -147,9 +161,12 @@ class Search:
         until_us: int | None,
         limit: int,
         cursor: str | None,
+        keep: PostFilter | None = None,
     ) -> tuple[list[PostHit], str | None]:
-        """Posts matching every term of ``query`` (by ``author`` when given), newest first
-        or ``top`` first; and the cursor of the next page (None: no more)."""
+        """Posts matching every term of ``query`` (by ``author`` when given; passing
+        ``keep``, read from their records), newest first or ``top`` first; and the cursor
+        of the next page (None: no more). With ``keep``, at most :data:`MAX_SCAN` posts
+        are read for one page, which may then hold fewer than ``limit``."""
         where: list[str] = []
         args: list[Any] = []
         if query.terms and self.pg:
@@ -171,24 +188,45 @@ class Search:
         if viewer is not None:
             where.append(not_hidden("p.author"))
             args += hidden_args(viewer)
-        offset = 0
         if top:
-            offset = offset_cursor(cursor)
             order = "p.likes + p.reposts + p.replies DESC, p.sort_at DESC, p.id DESC"
+            offset = offset_cursor(cursor)
+            key = None
         else:
-            key = parse_cursor(cursor, "ii")
-            if key is not None:
-                where.append("(p.sort_at, p.id) < (?, ?)")
-                args += key
             order = "p.sort_at DESC, p.id DESC"
-        rows = self.db.query(
-            f"SELECT p.author, p.rkey, p.id, p.sort_at FROM posts p WHERE {' AND '.join(where)}"
-            f" ORDER BY {order} LIMIT ? OFFSET ?",
-            (*args, limit, offset),
-        )
-        hits = [PostHit((int(r[0]), str(r[1])), int(r[2]), int(r[3])) for r in rows]
-        if len(hits) < limit:
-            return hits, None
+            offset = 0
+            key = parse_cursor(cursor, "ii")
+        filtering = keep is not None and keep.active
+        batch = max(limit, SCAN_BATCH) if filtering else limit
+        columns = "p.author, p.rkey, p.id, p.sort_at" + (", p.record" if filtering else "")
+        hits: list[PostHit] = []
+        scanned = 0
+        last: Any = None
+        while True:
+            page_where, page_args = list(where), list(args)
+            if key is not None:
+                page_where.append("(p.sort_at, p.id) < (?, ?)")
+                page_args += key
+            rows = self.db.query(
+                f"SELECT {columns} FROM posts p WHERE {' AND '.join(page_where)} "
+                f"ORDER BY {order} LIMIT ? OFFSET ?",
+                (*page_args, batch, offset + scanned if top else 0),
+            )
+            for r in rows:
+                last = r
+                scanned += 1
+                if not filtering or (keep is not None and keep.matches(cbor.decode(r[4]))):
+                    hits.append(PostHit((int(r[0]), str(r[1])), int(r[2]), int(r[3])))
+                if len(hits) == limit:
+                    break
+            if last is not None and not top:
+                key = (int(last[3]), int(last[2]))
+            if len(hits) == limit:
+                break
+            if len(rows) < batch:
+                return hits, None  # every match read
+            if scanned >= MAX_SCAN:
+                break
         if top:
-            return hits, str(offset + len(hits))
-        return hits, f"{hits[-1].sort_at}:{hits[-1].id}"
+            return hits, str(offset + scanned)
+        return hits, f"{last[3]}:{last[2]}"

@@ -1,6 +1,7 @@
 """Lists and notifications in the Lexicon's shapes (``app.bsky.graph.defs#listView``,
 ``#listItemView``, ``app.bsky.notification.listNotifications#notification``), built on
-:class:`~plaza.services.appview.views.Views` for the profiles inside them."""
+:class:`~plaza.services.appview.views.Views` for the profiles inside them; lists and
+notifications carry the labels on their record that the caller accepts."""
 
 from __future__ import annotations
 
@@ -58,7 +59,14 @@ def list_views(views: Views, rows: list[ListRow]) -> list[dict[str, Any]]:
             view["viewer"] = {"muted": False}
         view["indexedAt"] = format_time_us(r.indexed_at)
         out.append(view)
+    _labels(views, out)
     return out
+
+
+def _labels(views: Views, out: list[dict[str, Any]]) -> None:
+    """Attach the labels the caller accepts on each view's record (its ``uri``)."""
+    if views.labels is not None:
+        views.labels.attach(out, lambda v: [v["uri"]])
 
 
 def list_item_views(views: Views, owner_did: str, rows: list[EdgeRow]) -> list[dict[str, Any]]:
@@ -96,4 +104,5 @@ def notification_views(
         view["indexedAt"] = format_time_us(r.indexed_at)
         view["labels"] = []
         out.append(view)
+    _labels(views, out)
     return out

@@ -4,15 +4,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from plaza.errors import InvalidInputError
+from plaza.services.appview.post_filters import PostFilter
 from plaza.services.appview.reader_graph import GraphReader
 from plaza.services.appview.records import parse_time_us
 from plaza.services.appview.search import BadQueryError, Search, offset_cursor, parse_query
 from plaza.services.appview.xrpc import Call, Method, query
 
-UNSUPPORTED_POST_FILTERS = ("mentions", "lang", "domain", "url", "tag")
+MAX_TAGS = 10
+MAX_TAG_CHARS = 640
+MAX_URL_CHARS = 3000
+_LANG = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*")
 
 
 def _actor_terms(call: Call) -> tuple[tuple[str, ...], ...]:
@@ -36,17 +41,43 @@ def _time(call: Call, name: str) -> int | None:
     return us
 
 
+def _post_filter(call: Call) -> PostFilter | None:
+    """searchPosts' record filters (None: ``mentions`` names no known account)."""
+    lang, domain, url, tags = (
+        call.param("lang"),
+        call.param("domain"),
+        call.param("url"),
+        call.params("tag"),
+    )
+    if lang is not None and not _LANG.fullmatch(lang):
+        raise InvalidInputError("lang must be a language tag such as en or pt-BR")
+    if domain is not None and (len(domain) > 253 or "/" in domain):
+        raise InvalidInputError("domain must be a host name")
+    if url is not None and (len(url) > MAX_URL_CHARS or "://" not in url):
+        raise InvalidInputError("url must be an absolute URL")
+    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG_CHARS for t in tags):
+        raise InvalidInputError(f"at most {MAX_TAGS} tags of {MAX_TAG_CHARS} characters each")
+    mentions = call.param("mentions")
+    did = None
+    if mentions is not None:
+        ident = call.av.reader.resolve(mentions)
+        if ident is None:
+            return None
+        did = call.av.store.did_of(ident)
+    return PostFilter(did, lang, domain, url, tuple(tags))
+
+
 async def search_posts(call: Call) -> Any:
     raw = call.req_param("q")
     limit = call.limit(25, 100)
     sort = call.param("sort") or "latest"
     if sort not in ("latest", "top"):
         raise InvalidInputError("sort must be latest or top")
-    for name in UNSUPPORTED_POST_FILTERS:
-        if call.params(name):
-            raise InvalidInputError(f"the {name} filter is not supported by this app view")
     q = parse_query(raw)
     views = call.av.views(call.viewer)
+    keep = _post_filter(call)
+    if keep is None:
+        return {"posts": []}  # mentions an account this app view does not know
     author = None
     named = call.param("author") or q.author
     if named is not None:
@@ -64,6 +95,7 @@ async def search_posts(call: Call) -> Any:
         until_us=_time(call, "until"),
         limit=limit,
         cursor=call.param("cursor"),
+        keep=keep,
     )
     found = views.posts([h.post for h in hits])
     out: dict[str, Any] = {"posts": [found[h.post] for h in hits if h.post in found]}
