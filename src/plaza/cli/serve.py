@@ -182,7 +182,7 @@ def pds(
 def appview(
     *,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(2584, "--port", callback=params.fixed_port, help="Port to listen on."),
+    port: int = typer.Option(2587, "--port", callback=params.fixed_port, help="Port to listen on."),
     data_dir: str = typer.Option(".plaza/appview", "--data-dir", help="Where the index lives."),
     db: str | None = typer.Option(
         None, "--db", help="Database URL instead of SQLite in the data dir (postgresql://...)."
@@ -217,7 +217,7 @@ def appview(
 
     \b
         plaza serve appview --relay http://127.0.0.1:2585 --directory http://127.0.0.1:2582
-        plaza serve appview --relay http://127.0.0.1:2583 --relay http://127.0.0.1:2587
+        plaza serve appview --relay http://127.0.0.1:2583 --relay http://127.0.0.1:2584
         plaza serve appview --db postgresql://postgres@127.0.0.1:5432/plaza
     """
     from plaza.services.appview import AppviewSettings

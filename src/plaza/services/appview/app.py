@@ -19,13 +19,29 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from plaza.services.appview.handlers import actor, feed, feedgen
+from plaza.services.appview.handlers import (
+    actor,
+    discovery,
+    feed,
+    feedgen,
+    graph,
+    interactions,
+    notification,
+)
 from plaza.services.appview.service import Appview
 from plaza.services.appview.settings import AppviewSettings
 from plaza.services.appview.store import AppviewStore
 from plaza.services.appview.xrpc import Dispatcher, Method
 
-METHODS: list[Method] = [*actor.METHODS, *feed.METHODS, *feedgen.METHODS]
+METHODS: list[Method] = [
+    *actor.METHODS,
+    *feed.METHODS,
+    *graph.METHODS,
+    *notification.METHODS,
+    *interactions.METHODS,
+    *discovery.METHODS,
+    *feedgen.METHODS,
+]
 
 
 def create_app(settings: AppviewSettings) -> Starlette:
@@ -41,6 +57,7 @@ def create_app(settings: AppviewSettings) -> Starlette:
                 "seq": f.seq,
                 "events": f.events,
                 "backfills": f.backfills,
+                "pending_backfills": f.pending_backfills,
                 "dropped": dict(f.dropped),
                 "connected": f.connected.is_set(),
             }

@@ -7,7 +7,9 @@ tree). :func:`apply_repo` then makes the index hold exactly the repository's ind
 records, in one transaction: records it lacks, or holds under another CID, are put;
 records it holds that the repository no longer has are deleted (so a backfill after a
 gap, or on ``#sync``, also catches deletes that were missed). The account's ``rev`` and
-state (:data:`~plaza.services.appview.schema.REPO_CURRENT`) are recorded with it.
+state (:data:`~plaza.services.appview.schema.REPO_CURRENT`) are recorded with it. A
+repository older than the ``rev`` already indexed (fetched before a commit the firehose
+has since delivered) changes nothing, unless a ``#sync`` announced it.
 """
 
 from __future__ import annotations
@@ -81,13 +83,18 @@ def verify_repo(car: bytes, did: str, key: PublicKey | None) -> VerifiedRepo:
     return import_car(car, did=did, key=key, max_bytes=MAX_REPO_BYTES)
 
 
-def apply_repo(indexer: Indexer, repo: VerifiedRepo) -> Applied:
-    """Make the index hold exactly ``repo``'s records (see the module docstring)."""
+def apply_repo(indexer: Indexer, repo: VerifiedRepo, *, force: bool = False) -> Applied:
+    """Make the index hold exactly ``repo``'s records (see the module docstring); with
+    ``force`` (a ``#sync``: the host says this is the repository now) even when its
+    ``rev`` is older than the one indexed."""
     store = indexer.store
     did = repo.did
     put = deleted = 0
     with store.transaction():
         actor = store.actor_id(did)
+        held_rev = indexer.db.scalar("SELECT rev FROM actors WHERE id = ?", (actor,))
+        if not force and held_rev is not None and repo.rev is not None and repo.rev < held_rev:
+            return Applied(did, held_rev, 0, 0)  # older than what the firehose already gave
         held = _held(indexer, actor)
         wanted: dict[str, CID] = {}
         for path, cid in repo.records.items():

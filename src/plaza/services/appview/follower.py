@@ -17,6 +17,10 @@ growing pause when it drops. Frames are handled one at a time, in order:
 - ``#identity``: the DID's document is read again and its handle and host recorded.
 - ``#account``: the account's active flag is recorded.
 
+An account first heard of through another's record (a follow, a like, a reply, a
+mention) is backfilled too, by a second task, one account at a time; a backfill older
+than what the firehose has since delivered for that account changes nothing.
+
 A frame that fails its checks is dropped (counted in :attr:`Follower.dropped` by
 reason) and only moves the cursor: bad input changes nothing else. :meth:`indexed`
 waits until the cursor reaches a sequence number, so tests and callers wait on the
@@ -98,6 +102,7 @@ class Follower:
         self.connected = asyncio.Event()
         self._seq = self.store.cursor(self.source) or 0
         self._advanced = asyncio.Condition()
+        self._heard: asyncio.Queue[str] = asyncio.Queue()
 
     @property
     def seq(self) -> int:
@@ -110,8 +115,35 @@ class Follower:
             await self._advanced.wait_for(lambda: self._seq >= seq)
 
     # -- the connection --------------------------------------------------------------
+    @property
+    def pending_backfills(self) -> int:
+        return self._heard.qsize()
+
     async def run(self) -> None:
-        """Follow the source until cancelled, reconnecting when the stream drops."""
+        """Follow the source until cancelled, reconnecting when the stream drops; a
+        second task backfills the accounts the index hears of (see :meth:`_backfiller`)."""
+        worker = asyncio.create_task(self._backfiller())
+        try:
+            await self._follow()
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    async def _backfiller(self) -> None:
+        """Backfill, one at a time, each account first heard of through a reference (a
+        follow, like, reply or mention of an account that has sent no event yet)."""
+        while True:
+            did = await self._heard.get()
+            state = self.indexer.db.scalar("SELECT repo_state FROM actors WHERE did = ?", (did,))
+            if state == REPO_CURRENT:
+                continue
+            try:
+                await self._backfill(did)
+            except (AtprotoError, PlazaError) as exc:
+                self.dropped[f"backfill:{type(exc).__name__}"] += 1
+
+    async def _follow(self) -> None:
         pause = 0.1
         ws_base = self.source_url.replace("https://", "wss://").replace("http://", "ws://")
         while True:
@@ -152,7 +184,7 @@ class Follower:
             if kind == "#commit":
                 await self._commit(seq, body)
             elif kind == "#sync":
-                await self._backfill(_did(body))
+                await self._backfill(_did(body), force=True)
             elif kind == "#identity":
                 await self._identity(_did(body))
             elif kind == "#account":
@@ -161,6 +193,8 @@ class Follower:
             self.dropped[type(exc).__name__] += 1
             log.info("firehose %s: seq %d dropped: %s", self.source_url, seq, exc)
         await self._advance(seq)
+        for did in self.store.take_heard_of():
+            self._heard.put_nowait(did)
 
     async def _advance(self, seq: int) -> None:
         if self.store.cursor(self.source) != seq:
@@ -202,7 +236,7 @@ class Follower:
             self.indexer.db.execute("UPDATE actors SET rev = ? WHERE did = ?", (verified.rev, did))
             self.store.set_cursor(self.source, seq)
 
-    async def _backfill(self, did: str) -> None:
+    async def _backfill(self, did: str, *, force: bool = False) -> None:
         ident = await self.identities.get(did)
         if ident.pds is None or ident.key is None:
             raise FrameError(f"{did} names no host or no signing key")
@@ -216,7 +250,7 @@ class Follower:
             except BadSignatureError:
                 ident = await self.identities.refresh(did)
                 repo = verify_repo(car, did, ident.key)
-            apply_repo(self.indexer, repo)
+            apply_repo(self.indexer, repo, force=force)
             self.backfills += 1
         except (AtprotoError, PlazaError):
             mark_failed(self.indexer, did)

@@ -30,7 +30,7 @@ import json
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
@@ -133,7 +133,7 @@ class Remote:
     async def get_json(
         self,
         url: str,
-        params: list[tuple[str, str]] | None = None,
+        params: Sequence[tuple[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
         *,
         trusted: bool = False,
@@ -162,7 +162,7 @@ class Remote:
                     extensions["sni_hostname"] = parts.hostname
                     url = f"https://{host}:{port}{parts.path}"
                 request = self.http.build_request(
-                    "GET", url, params=params, headers=out, extensions=extensions
+                    "GET", url, params=list(params or ()), headers=out, extensions=extensions
                 )
                 response = await self.http.send(request, stream=True)
                 try:

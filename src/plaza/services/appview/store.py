@@ -35,6 +35,7 @@ class AppviewStore:
         self._ids: dict[str, int] = {}
         self._dids: dict[int, str] = {}
         self._fresh: list[str] = []  # ids assigned in the open transaction
+        self.heard_of: list[str] = []  # DIDs first seen since the last take_heard_of()
 
     @classmethod
     def open(cls, url: str) -> AppviewStore:
@@ -65,6 +66,7 @@ class AppviewStore:
                 self._fresh.clear()
             raise
         if outer:
+            self.heard_of.extend(self._fresh)
             self._fresh.clear()
 
     # -- actors ----------------------------------------------------------------------
@@ -87,6 +89,11 @@ class AppviewStore:
         self._ids[did] = ident
         self._dids[ident] = did
         return ident
+
+    def take_heard_of(self) -> list[str]:
+        """The DIDs that got an id (in committed transactions) since the last call."""
+        out, self.heard_of = self.heard_of, []
+        return out
 
     def find_actor(self, did: str) -> int | None:
         """The id of ``did`` if it is known, without assigning one."""

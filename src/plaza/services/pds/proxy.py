@@ -209,7 +209,7 @@ class Forwarder:
         reply = Response(
             b"".join(chunks),
             status_code=resp.status_code,
-            media_type=resp.headers.get("content-type", "application/json"),
+            media_type=resp.headers.get("content-type"),  # none for an empty output
         )
         for name in FORWARDED_RESPONSE_HEADERS:
             value = resp.headers.get(name)
