@@ -103,7 +103,11 @@ class Network:
         out: dict[str, bytes] = {}
         if i == 0:
             for j in range(1, self.follows + 1):
-                follow = {"$type": FOLLOW, "subject": self.dids[j], "createdAt": format_time_us(START_US)}
+                follow = {
+                    "$type": FOLLOW,
+                    "subject": self.dids[j],
+                    "createdAt": format_time_us(START_US),
+                }
                 out[f"{FOLLOW}/{encode_tid(START_US + j, 0)}"] = cbor.encode(follow)
             return out
         for n in range(i - 1, upto, self.accounts - 1):
@@ -151,7 +155,7 @@ def _db_bytes(store: AppviewStore, path: Path | None) -> int:
     )
 
 
-def run(  # noqa: PLR0914 - one measurement, step by step
+def run(
     *,
     accounts: int = 100_000,
     posts: int = 1_000_000,
@@ -181,7 +185,7 @@ def run(  # noqa: PLR0914 - one measurement, step by step
                     conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def _run(  # noqa: PLR0913, PLR0917, PLR0914
+def _run(  # noqa: PLR0917 - the run's parameters, passed on
     root: Path,
     url: str | None,
     accounts: int,
@@ -240,7 +244,9 @@ def _run(  # noqa: PLR0913, PLR0917, PLR0914
         data_dir=av_dir, public_url=av_url, directory_url=directory, db=url, follow=False
     )
     apps = [
-        ServedApp("directory", create_directory(DirectorySettings.for_data_dir(root / "d")), port=dport),
+        ServedApp(
+            "directory", create_directory(DirectorySettings.for_data_dir(root / "d")), port=dport
+        ),
         ServedApp("appview", create_appview(settings), port=aport),
     ]
     times: list[float] = []
@@ -250,7 +256,12 @@ def _run(  # noqa: PLR0913, PLR0917, PLR0914
         for n in range(timeline_calls + 5):
             now = int(time.time())
             token = mint_service_jwt(
-                key, iss=viewer, aud=settings.did, lxm=TIMELINE, now=now, exp=now + 60,
+                key,
+                iss=viewer,
+                aud=settings.did,
+                lxm=TIMELINE,
+                now=now,
+                exp=now + 60,
                 jti=secrets.token_hex(8),
             )
             t = time.perf_counter()

@@ -118,6 +118,7 @@ def market(
 
 @app.command("appview")
 def appview(
+    *,
     accounts: int = typer.Option(100_000, "--accounts", min=2, help="Accounts in the network."),
     posts: int = typer.Option(1_000_000, "--posts", min=1, help="Posts in the network."),
     follows: int = typer.Option(1_000, "--follows", min=1, help="Accounts the viewer follows."),

@@ -184,6 +184,12 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+def _any_of(term: str, n: int) -> str:
+    """``(term) OR (term) ...`` ``n`` times: a batch of key lookups that SQLite (a
+    multi-index OR) and PostgreSQL (a bitmap OR) both answer from the index."""
+    return " OR ".join([f"({term})"] * n)
+
+
 class Reader:
     """Queries over an :class:`AppviewStore` (see the module docstring)."""
 
@@ -226,16 +232,13 @@ class Reader:
         return None if author is None else (author, at.rkey)
 
     def posts(self, keys: Iterable[PostKey]) -> dict[PostKey, PostRow]:
-        by_author: dict[int, list[str]] = {}
-        for author, rkey in set(keys):
-            by_author.setdefault(author, []).append(rkey)
+        wanted = list(set(keys))
         out: dict[PostKey, PostRow] = {}
-        for author, rkeys in by_author.items():
-            sql = (
-                f"SELECT {_POST_COLS} FROM posts WHERE author = ? "
-                f"AND rkey IN ({_marks(len(rkeys))})"
-            )
-            for row in self.db.query(sql, (author, *rkeys)):
+        for i in range(0, len(wanted), 200):  # one query per 200 keys
+            chunk = wanted[i : i + 200]
+            where = _any_of("author = ? AND rkey = ?", len(chunk))
+            sql = f"SELECT {_POST_COLS} FROM posts WHERE {where}"
+            for row in self.db.query(sql, [v for k in chunk for v in k]):
                 post = _post(row)
                 out[post.key] = post
         return out
@@ -310,21 +313,20 @@ class Reader:
         self, viewer: int, keys: Iterable[PostKey]
     ) -> dict[PostKey, tuple[str | None, str | None]]:
         """``(like rkey, repost rkey)`` of ``viewer`` on each of ``keys`` that has one."""
-        out: dict[PostKey, tuple[str | None, str | None]] = {}
-        for key in set(keys):
-            like = self.db.scalar(
-                "SELECT rkey FROM likes WHERE subject_author = ? AND subject_rkey = ? "
-                "AND actor = ?",
-                (key[0], key[1], viewer),
-            )
-            repost = self.db.scalar(
-                "SELECT rkey FROM reposts WHERE subject_author = ? AND subject_rkey = ? "
-                "AND actor = ?",
-                (key[0], key[1], viewer),
-            )
-            if like is not None or repost is not None:
-                out[key] = (like, repost)
-        return out
+        wanted = list(set(keys))
+        found: dict[str, dict[PostKey, str]] = {"likes": {}, "reposts": {}}
+        for i in range(0, len(wanted), 200):
+            chunk = wanted[i : i + 200]
+            args = [v for k in chunk for v in (k[0], k[1], viewer)]
+            where = _any_of("subject_author = ? AND subject_rkey = ? AND actor = ?", len(chunk))
+            for table, got in found.items():
+                rows = self.db.query(
+                    f"SELECT subject_author, subject_rkey, rkey FROM {table} WHERE {where}", args
+                )
+                for a, r, rkey in rows:
+                    got[(int(a), str(r))] = str(rkey)
+        likes, reposts = found["likes"], found["reposts"]
+        return {k: (likes.get(k), reposts.get(k)) for k in likes.keys() | reposts.keys()}
 
     def relationships(self, viewer: int, ids: Iterable[int]) -> dict[int, Relationship]:
         """How ``viewer`` stands to each of ``ids`` (absent: no relation at all)."""
