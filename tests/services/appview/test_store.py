@@ -49,3 +49,28 @@ def test_cursor_round_trips(store: AppviewStore) -> None:
     with store.transaction():
         store.set_cursor("ws://x", 9)
     assert store.cursor("ws://x") == 9
+
+
+def test_upgrading_from_version_2_drops_the_post_cid_and_keeps_the_posts(db_url: str) -> None:
+    from plaza.atproto import cbor
+    from plaza.db import Migrations, connect, migrate
+    from plaza.services.appview.reader import Reader
+
+    db = connect(db_url)
+    migrate(db, Migrations("appview", MIGRATIONS.steps[:2]))
+    cid, block = cbor.encode_with_cid(
+        {"$type": "app.bsky.feed.post", "text": "old", "createdAt": "x"}
+    )
+    db.execute(
+        "INSERT INTO actors (did, indexed_at) VALUES ('did:plc:aaaaaaaaaaaaaaaaaaaaaaaa', 0)"
+    )
+    db.execute(
+        "INSERT INTO posts (author, rkey, cid, record, sort_at, indexed_at) "
+        "VALUES (1, 'r', ?, ?, 0, 0)",
+        (cid.raw, block),
+    )
+    store = AppviewStore(db)
+    assert schema_version(db, "appview") == MIGRATIONS.latest
+    (post,) = Reader(store).posts([(1, "r")]).values()
+    assert post.cid == cid and post.record == block
+    store.close()

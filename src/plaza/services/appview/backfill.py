@@ -31,7 +31,6 @@ MAX_REPO_BYTES: Final = 200_000_000
 
 # collection -> (table, owner column, has a cid column)
 _TABLES: Final = {
-    rec.POST: ("posts", "author", True),
     rec.LIKE: ("likes", "actor", False),
     rec.REPOST: ("reposts", "actor", False),
     rec.FOLLOW: ("follows", "actor", False),
@@ -136,6 +135,8 @@ def _held(indexer: Indexer, actor: int) -> dict[str, CID | None]:
         cols = "rkey, cid" if has_cid else "rkey"
         for row in db.query(f"SELECT {cols} FROM {table} WHERE {owner} = ?", (actor,)):
             held[f"{collection}/{row[0]}"] = CID(row[1]) if has_cid else None
+    for rkey, record in db.query("SELECT rkey, record FROM posts WHERE author = ?", (actor,)):
+        held[f"{rec.POST}/{rkey}"] = CID.compute(bytes(record))  # a post's CID hashes its record
     profile = db.scalar("SELECT profile_cid FROM actors WHERE id = ?", (actor,))
     if profile is not None:
         held[f"{rec.PROFILE}/self"] = CID(profile)

@@ -36,7 +36,6 @@ _CHUNK: Final = 900
 _POST_COLS: Final = (
     "author",
     "rkey",
-    "cid",
     "record",
     "sort_at",
     "indexed_at",
@@ -139,7 +138,7 @@ class BulkLoader:
                     b.dids.add(ref.did)
                 refs += [None, None] if ref is None else [ref.did, ref.rkey]
             sort_at = min(facts.created_us, now) if facts.created_us > 0 else now
-            b.posts.append((did, rkey, cid.raw, block, sort_at, now, *refs, facts.embed))
+            b.posts.append((did, rkey, block, sort_at, now, *refs, facts.embed))
             b.texts.append(facts.text)
             told = {did}
             for ref, reason in (
@@ -214,7 +213,7 @@ class BulkLoader:
                     out.append(tuple(r))
                 return out
 
-            self._posts(sub(b.posts, 0, 6, 8, 10), b.texts)
+            self._posts(sub(b.posts, 0, 5, 7, 9), b.texts)
             copy = self.db.copy_rows
             copy(
                 "likes",
@@ -296,7 +295,7 @@ class BulkLoader:
             return
         if self.db.dialect == "postgresql":
             self.db.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS bulk_posts (author BIGINT, rkey TEXT, cid BYTEA, "
+                "CREATE TEMP TABLE IF NOT EXISTS bulk_posts (author BIGINT, rkey TEXT, "
                 "record BYTEA, sort_at BIGINT, indexed_at BIGINT, parent_author BIGINT, "
                 "parent_rkey TEXT, root_author BIGINT, root_rkey TEXT, quote_author BIGINT, "
                 "quote_rkey TEXT, embed BIGINT, text TEXT) ON COMMIT DELETE ROWS"

@@ -187,15 +187,14 @@ class Indexer:
         """Insert the post's row; its id, or None if the post is already held."""
         search = ", to_tsvector('simple', ?)" if self.pg else ""
         got = self.db.scalar(
-            "INSERT INTO posts (author, rkey, cid, record, sort_at, indexed_at, parent_author, "
+            "INSERT INTO posts (author, rkey, record, sort_at, indexed_at, parent_author, "
             "parent_rkey, root_author, root_rkey, quote_author, quote_rkey, embed, likes, "
             f"reposts, replies, quotes{', search' if self.pg else ''}) "
-            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?{search}) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?{search}) "
             "ON CONFLICT DO NOTHING RETURNING id",
             (
                 w.actor,
                 w.rkey,
-                w.cid.raw,
                 w.block,
                 sort_at,
                 indexed_at,

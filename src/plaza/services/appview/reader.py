@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from plaza.atproto.cid import CID
 from plaza.atproto.errors import AtprotoError
 from plaza.atproto.syntax import normalize_handle, parse_at_uri
 from plaza.db import Row
@@ -33,7 +34,7 @@ _ACTOR_COLS: Final = (
     "pinned_cid, profile_created, indexed_at, followers, follows, posts, active, profile_cid"
 )
 _POST_COLS: Final = (
-    "id, author, rkey, cid, record, sort_at, indexed_at, parent_author, parent_rkey, "
+    "id, author, rkey, record, sort_at, indexed_at, parent_author, parent_rkey, "
     "root_author, root_rkey, quote_author, quote_rkey, embed, likes, reposts, replies, quotes"
 )
 
@@ -72,7 +73,6 @@ class PostRow:
     id: int
     author: int
     rkey: str
-    cid: bytes
     record: bytes
     sort_at: int
     indexed_at: int
@@ -88,6 +88,11 @@ class PostRow:
     @property
     def key(self) -> PostKey:
         return (self.author, self.rkey)
+
+    @property
+    def cid(self) -> CID:
+        """The post's CID: the hash of its record block."""
+        return CID.compute(self.record)
 
 
 @dataclass(frozen=True)
@@ -165,18 +170,17 @@ def _post(r: Row) -> PostRow:
         id=int(r[0]),
         author=int(r[1]),
         rkey=str(r[2]),
-        cid=bytes(r[3]),
-        record=bytes(r[4]),
-        sort_at=int(r[5]),
-        indexed_at=int(r[6]),
-        parent=key(r[7], r[8]),
-        root=key(r[9], r[10]),
-        quote=key(r[11], r[12]),
-        embed=int(r[13]),
-        likes=max(0, int(r[14])),
-        reposts=max(0, int(r[15])),
-        replies=max(0, int(r[16])),
-        quotes=max(0, int(r[17])),
+        record=bytes(r[3]),
+        sort_at=int(r[4]),
+        indexed_at=int(r[5]),
+        parent=key(r[6], r[7]),
+        root=key(r[8], r[9]),
+        quote=key(r[10], r[11]),
+        embed=int(r[12]),
+        likes=max(0, int(r[13])),
+        reposts=max(0, int(r[14])),
+        replies=max(0, int(r[15])),
+        quotes=max(0, int(r[16])),
     )
 
 

@@ -10,7 +10,8 @@ times as integer microseconds since the epoch (``sort_at`` is ``createdAt`` clam
 to the time the app view first saw the record, as Bluesky sorts).
 
 Posts, lists and feed generators keep their record's DAG-CBOR (``record``): the
-Lexicon views return the record itself. Likes, reposts, follows, blocks and list
+Lexicon views return the record itself. A post's CID is not stored (migration 3): it is
+the hash of that block, computed when a view needs it. Likes, reposts, follows, blocks and list
 items keep only what the views need, and their views rebuild the record.
 
 Counts (posts' likes, reposts, replies, quotes; actors' followers, follows, posts) are
@@ -237,11 +238,16 @@ def _posts_by_time(db: Database) -> None:
     db.executescript("CREATE INDEX posts_by_time ON posts (sort_at)")
 
 
+def _posts_no_cid(db: Database) -> None:
+    db.executescript("ALTER TABLE posts DROP COLUMN cid")
+
+
 MIGRATIONS: Final = Migrations(
     "appview",
     (
         Migration(1, "initial tables", _initial),
         Migration(2, "posts by time", _posts_by_time),
+        Migration(3, "posts keep no CID: it is the hash of the stored record", _posts_no_cid),
     ),
 )
 """The app view's schema, step by step (see :mod:`plaza.db.migrations`)."""

@@ -140,7 +140,7 @@ class Views:
             view: dict[str, Any] = {
                 "$type": "app.bsky.feed.defs#postView",
                 "uri": post_uri(author["did"], r.rkey),
-                "cid": str(CID(r.cid)),
+                "cid": str(r.cid),
                 "author": author,
                 "record": record,
             }
