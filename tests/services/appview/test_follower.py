@@ -83,3 +83,42 @@ def test_bad_frames_change_nothing_but_the_count(net: Net, tmp_path: Path) -> No
     assert store.db.scalar("SELECT COUNT(*) FROM posts") == 0
     assert store.cursor(net.pds[0]) == 7  # a dropped event is passed, not retried
     store.close()
+
+
+def _frames_after(pds: str, cursor: int, count: int) -> list[bytes]:
+    from websockets.sync.client import connect
+
+    ws_url = pds.replace("http://", "ws://") + "/xrpc/com.atproto.sync.subscribeRepos"
+    out: list[bytes] = []
+    with connect(f"{ws_url}?cursor={cursor}", max_size=6_000_000) as ws:
+        while len(out) < count:
+            frame = ws.recv(timeout=DEADLINE_S)
+            assert isinstance(frame, bytes)
+            out.append(frame)
+    return out
+
+
+def test_a_run_of_commits_is_written_in_one_transaction(net: Net, tmp_path: Path) -> None:
+    gus, g = net.client(0, "gus")
+    gus.send_post("first, to be backfilled")
+    store = AppviewStore.open(f"sqlite://{tmp_path / 'av.db'}")
+    sequencer = net.apps[0].state.pds.sequencer
+
+    async def main() -> None:
+        async with httpx.AsyncClient(timeout=30) as http:
+            follower = Follower(net.pds[0], Indexer(store), Identities(net.directory, http), http)
+            await _follow_until(follower, sequencer.last_seq, lambda: True)
+            start = follower.seq
+            posts = [gus.send_post(f"post {i}") for i in range(5)]
+            frames = _frames_after(net.pds[0], start, 5)
+            await follower.handle_batch(frames)
+            assert follower.runs == 1 and follower.seq == sequencer.last_seq
+            got = store.db.query(
+                "SELECT rkey FROM posts p JOIN actors a ON a.id = p.author WHERE a.did = ?",
+                (g["did"],),
+            )
+            assert {p.uri.rsplit("/", 1)[1] for p in posts} <= {r[0] for r in got}
+            assert store.cursor(net.pds[0]) == sequencer.last_seq
+
+    asyncio.run(main())
+    store.close()

@@ -58,6 +58,7 @@ def create_app(settings: AppviewSettings) -> Starlette:
                 "events": f.events,
                 "backfills": f.backfills,
                 "pending_backfills": f.pending_backfills,
+                "runs": f.runs,
                 "dropped": dict(f.dropped),
                 "connected": f.connected.is_set(),
             }

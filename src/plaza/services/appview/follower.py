@@ -21,6 +21,10 @@ An account first heard of through another's record (a follow, a like, a reply, a
 mention) is backfilled too, by a second task, one account at a time; a backfill older
 than what the firehose has since delivered for that account changes nothing.
 
+Commits that simply follow what the index holds of their account are written in runs:
+the frames that arrived while the previous run was written, checked one by one, then
+indexed in one transaction with the cursor of the last (:meth:`Follower.handle_batch`).
+
 A frame that fails its checks is dropped (counted in :attr:`Follower.dropped` by
 reason) and only moves the cursor: bad input changes nothing else. :meth:`indexed`
 waits until the cursor reaches a sequence number, so tests and callers wait on the
@@ -37,12 +41,12 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import httpx
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from plaza.atproto import cbor
 from plaza.atproto.errors import AtprotoError, BadSignatureError
-from plaza.atproto.sync import verify_commit_body
+from plaza.atproto.sync import VerifiedCommit, verify_commit_body
 from plaza.errors import PlazaError
 from plaza.services.appview.backfill import apply_repo, fetch_repo, mark_failed, verify_repo
 from plaza.services.appview.identity import Identities
@@ -52,6 +56,7 @@ from plaza.services.appview.schema import REPO_CURRENT
 log = logging.getLogger("plaza.appview")
 
 MAX_FRAME_BYTES: Final = 5_000_000
+MAX_BATCH: Final = 200
 
 
 class FrameError(PlazaError):
@@ -99,6 +104,7 @@ class Follower:
         self.dropped: Counter[str] = Counter()
         self.events = 0
         self.backfills = 0
+        self.runs = 0  # transactions that wrote a run of commits
         self.connected = asyncio.Event()
         self._seq = self.store.cursor(self.source) or 0
         self._advanced = asyncio.Condition()
@@ -152,15 +158,129 @@ class Follower:
                 async with connect(url, max_size=MAX_FRAME_BYTES, compression=None) as ws:
                     self.connected.set()
                     pause = 0.1
-                    async for frame in ws:
-                        if isinstance(frame, bytes):
-                            await self.handle(frame)
+                    await self._consume(ws)
             except (TimeoutError, OSError, WebSocketException) as exc:
                 log.info("firehose %s dropped: %s", self.source_url, exc)
             finally:
                 self.connected.clear()
             await asyncio.sleep(pause)
             pause = min(pause * 2, self.max_backoff_s)
+
+    async def _consume(self, ws: ClientConnection) -> None:
+        """Read frames on one task and index them on this one, in batches of what has
+        arrived meanwhile (at most :data:`MAX_BATCH`), so a busy stream costs one
+        transaction per batch rather than per event."""
+        frames: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4 * MAX_BATCH)
+
+        async def read() -> None:
+            try:
+                async for frame in ws:
+                    if isinstance(frame, bytes):
+                        await frames.put(frame)
+            except asyncio.CancelledError:
+                raise  # the consumer stopped: it needs no end marker
+            except BaseException:
+                await frames.put(None)
+                raise
+            await frames.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while True:
+                first = await frames.get()
+                if first is None:
+                    break
+                batch = [first]
+                ended = False
+                while len(batch) < MAX_BATCH and not frames.empty():
+                    more = frames.get_nowait()
+                    if more is None:
+                        ended = True
+                        break
+                    batch.append(more)
+                await self.handle_batch(batch)
+                if ended:
+                    break
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        if reader.done() and not reader.cancelled() and reader.exception() is not None:
+            raise reader.exception()  # type: ignore[misc]
+
+    async def handle_batch(self, frames: list[bytes]) -> None:
+        """Index frames in order: runs of commits to accounts already indexed, each
+        checked first, are written in one transaction with the cursor of the last;
+        anything else (a backfill, an identity, a frame that fails) goes through
+        :meth:`handle` on its own, after the run before it is written."""
+        run: list[tuple[int, str, VerifiedCommit]] = []
+        revs: dict[str, str | None] = {}  # the run's accounts' revs, not yet written
+        for frame in frames:
+            ready = await self._ready_commit(frame, revs)
+            if ready is not None:
+                run.append(ready)
+                revs[ready[1]] = ready[2].rev
+                continue
+            await self._write_run(run)
+            run, revs = [], {}
+            await self.handle(frame)
+        await self._write_run(run)
+
+    async def _ready_commit(
+        self, frame: bytes, revs: dict[str, str | None]
+    ) -> tuple[int, str, VerifiedCommit] | None:
+        """``(seq, did, verified)`` for a ``#commit`` that simply follows what the index
+        (or the run) holds of its account and verifies; None for anything else."""
+        try:
+            kind, body = decode_frame(frame)
+            seq = body.get("seq")
+            if kind != "#commit" or type(seq) is not int or seq <= self._seq:
+                return None
+            did = _did(body)
+            if did in revs:
+                held_rev = revs[did]
+            else:
+                state = self.indexer.db.one(
+                    "SELECT rev, repo_state FROM actors WHERE did = ?", (did,)
+                )
+                if state is None or state[1] != REPO_CURRENT:
+                    return None
+                held_rev = state[0]
+            rev, since = body.get("rev"), body.get("since")
+            if not isinstance(rev, str) or held_rev is None or rev <= held_rev:
+                return None
+            if since is not None and since != held_rev:
+                return None
+            ident = await self.identities.get(did)
+            if ident.key is None:
+                return None
+            return seq, did, verify_commit_body(body, ident.key, require_prev_data=False)
+        except (AtprotoError, PlazaError):
+            return None  # handle() takes it again, and drops or recovers it
+
+    async def _write_run(self, run: list[tuple[int, str, VerifiedCommit]]) -> None:
+        if not run:
+            return
+        with self.store.transaction():
+            for _, did, verified in run:
+                self._apply(did, verified)
+            self.store.set_cursor(self.source, run[-1][0])
+        self.events += len(run)
+        self.runs += 1
+        await self._advance(run[-1][0])
+        for did in self.store.take_heard_of():
+            self._heard.put_nowait(did)
+
+    def _apply(self, did: str, verified: VerifiedCommit) -> None:
+        """Index a verified commit's ops and its rev (inside the caller's transaction)."""
+        for op in verified.ops:
+            collection, _, rkey = op.path.partition("/")
+            block = verified.record_block(op)
+            if op.cid is None:
+                self.indexer.delete(did, collection, rkey)
+            elif block is not None:
+                self.indexer.put(did, collection, rkey, op.cid, block)
+        self.indexer.db.execute("UPDATE actors SET rev = ? WHERE did = ?", (verified.rev, did))
 
     async def handle(self, frame: bytes) -> None:
         """Index one frame (see the module docstring)."""
@@ -218,22 +338,19 @@ class Follower:
         if isinstance(rev, str) and held_rev is not None and rev <= held_rev:
             return
         ident = await self.identities.get(did)
+        if ident.key is None:
+            ident = await self.identities.refresh(did)
+        if ident.key is None:
+            raise FrameError(f"{did} has no signing key")
         try:
             verified = verify_commit_body(body, ident.key, require_prev_data=False)
         except BadSignatureError:
             ident = await self.identities.refresh(did)
+            if ident.key is None:
+                raise
             verified = verify_commit_body(body, ident.key, require_prev_data=False)
-        if ident.key is None:
-            raise FrameError(f"{did} has no signing key")
         with self.store.transaction():
-            for op in verified.ops:
-                collection, _, rkey = op.path.partition("/")
-                block = verified.record_block(op)
-                if op.cid is None:
-                    self.indexer.delete(did, collection, rkey)
-                elif block is not None:
-                    self.indexer.put(did, collection, rkey, op.cid, block)
-            self.indexer.db.execute("UPDATE actors SET rev = ? WHERE did = ?", (verified.rev, did))
+            self._apply(did, verified)
             self.store.set_cursor(self.source, seq)
 
     async def _backfill(self, did: str, *, force: bool = False) -> None:
