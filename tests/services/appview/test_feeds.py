@@ -5,6 +5,7 @@ third-party feed generator server plugged in by a generator record, and the refu
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -198,3 +199,22 @@ def test_remote_refuses_private_hosts_and_bad_answers() -> None:
         )
         == 3
     )
+
+
+def test_remote_gives_up_on_a_silent_service() -> None:
+    """A host that accepts the connection and never answers costs at most the bound."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)  # the kernel completes the handshake; nobody ever reads
+        port = silent.getsockname()[1]
+
+        async def scenario() -> str:
+            remote = Remote("http://127.0.0.1:1", allow_private=True, timeout_s=0.3)
+            try:
+                with pytest.raises(RemoteError) as err:
+                    await remote.get_json(f"http://127.0.0.1:{port}/xrpc/x")
+                return err.value.message
+            finally:
+                await remote.aclose()
+
+        assert "did not answer within 0.3 s" in asyncio.run(scenario())

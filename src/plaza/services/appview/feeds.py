@@ -27,7 +27,10 @@ AT-URI; anything malformed is an ``UpstreamFailure``.
 
 Built-in algorithm ``hot``: top-level posts of the last 24 hours by engagement
 (likes + 2 × reposts + replies + quotes, the counts the indexer keeps), ties newest
-first; the cursor is the offset into that ranking.
+first; the cursor is the offset into that ranking. The ranking's first
+:data:`MAX_OFFSET` posts are computed once per ``ranking_s`` (30 s) and pages are cut
+from that copy, so a request costs a slice, not a scan of the day's posts, and the pages
+of one reading agree with each other.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ GENERATOR: Final = "app.bsky.feed.generator"
 SKELETON_NSID: Final = "app.bsky.feed.getFeedSkeleton"
 KEY_FILE: Final = "service.key"
 DAY_US: Final = 24 * 3600 * 1_000_000
-MAX_OFFSET: Final = 10_000
+MAX_OFFSET: Final = 1_000
 MAX_CONTEXT: Final = 2000  # bytes of a skeleton item's feedContext kept
 TOKEN_S: Final = 60
 
@@ -179,12 +182,15 @@ class FeedGenerators:
         key: PrivateKey,
         *,
         clock: Callable[[], float] = time.time,
+        ranking_s: float = 30.0,
     ) -> None:
         self.store = store
         self.remote = remote
         self.did = did
         self.key = key
         self.clock = clock
+        self.ranking_s = ranking_s
+        self._ranking: tuple[float, list[tuple[int, str]]] | None = None
 
     def builtin_uri(self, rkey: str) -> str:
         return f"at://{self.did}/{GENERATOR}/{rkey}"
@@ -247,11 +253,14 @@ class FeedGenerators:
             if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_OFFSET:
                 raise InvalidInputError("malformed cursor")
             offset = int(cursor)
-        now = int(self.clock() * 1_000_000)
-        keys = hot(self.store.db, now, limit, offset)
+        now = self.clock()
+        if self._ranking is None or now - self._ranking[0] >= self.ranking_s:
+            self._ranking = (now, hot(self.store.db, int(now * 1_000_000), MAX_OFFSET, 0))
+        ranking = self._ranking[1]
+        keys = ranking[offset : offset + limit]
         dids = self.store.dids_of(a for a, _ in keys)
         items = [SkeletonItem(f"at://{dids[a]}/app.bsky.feed.post/{r}") for a, r in keys]
-        more = len(keys) == limit and offset + limit < MAX_OFFSET
+        more = offset + limit < len(ranking)
         return Skeleton(items, str(offset + limit) if more else None)
 
     async def skeleton(self, gen: Generator, limit: int, cursor: str | None) -> Skeleton:
