@@ -51,9 +51,10 @@ def test_cursor_round_trips(store: AppviewStore) -> None:
     assert store.cursor("ws://x") == 9
 
 
-def test_upgrading_from_version_2_drops_the_post_cid_and_keeps_the_posts(db_url: str) -> None:
+def test_upgrading_from_version_2_drops_stored_cids_and_keeps_the_rows(db_url: str) -> None:
     from plaza.atproto import cbor
     from plaza.db import Migrations, connect, migrate
+    from plaza.services.appview.notifications import Notifications
     from plaza.services.appview.reader import Reader
 
     db = connect(db_url)
@@ -69,8 +70,15 @@ def test_upgrading_from_version_2_drops_the_post_cid_and_keeps_the_posts(db_url:
         "VALUES (1, 'r', ?, ?, 0, 0)",
         (cid.raw, block),
     )
+    db.execute(
+        "INSERT INTO notifications (recipient, author, reason, rkey, cid, record, indexed_at) "
+        "VALUES (1, 1, 4, 'r', ?, ?, 0)",
+        (cid.raw, block),
+    )
     store = AppviewStore(db)
     assert schema_version(db, "appview") == MIGRATIONS.latest
     (post,) = Reader(store).posts([(1, "r")]).values()
     assert post.cid == cid and post.record == block
+    (note,) = Notifications(store).list(1, 10, None)
+    assert note.cid == cid.raw and note.reason == "reply"
     store.close()

@@ -148,16 +148,12 @@ class BulkLoader:
             ):
                 if ref is not None and ref.did not in told:
                     told.add(ref.did)
-                    b.notes.append(
-                        (ref.did, did, _REASON[reason], rkey, cid.raw, ref.rkey, block, now)
-                    )
+                    b.notes.append((ref.did, did, _REASON[reason], rkey, ref.rkey, block, now))
             for mentioned in facts.mentions:
                 if mentioned not in told:
                     told.add(mentioned)
                     b.dids.add(mentioned)
-                    b.notes.append(
-                        (mentioned, did, _REASON["mention"], rkey, cid.raw, None, block, now)
-                    )
+                    b.notes.append((mentioned, did, _REASON["mention"], rkey, None, block, now))
         elif isinstance(facts, rec.Subject):
             s = facts.subject
             b.dids.add(s.did)
@@ -168,7 +164,7 @@ class BulkLoader:
                 b.reposts.append((did, rkey, s.did, s.rkey, s.cid.raw, created, min(created, now)))
             if s.did != did:
                 reason = "like" if collection == rec.LIKE else "repost"
-                b.notes.append((s.did, did, _REASON[reason], rkey, cid.raw, s.rkey, block, now))
+                b.notes.append((s.did, did, _REASON[reason], rkey, s.rkey, block, now))
         elif isinstance(facts, rec.Edge):
             b.dids.add(facts.subject)
             created = facts.created_us or now
@@ -178,9 +174,7 @@ class BulkLoader:
             elif collection == rec.FOLLOW:
                 b.follows.append((did, rkey, facts.subject, created))
                 if facts.subject != did:
-                    b.notes.append(
-                        (facts.subject, did, _REASON["follow"], rkey, cid.raw, None, block, now)
-                    )
+                    b.notes.append((facts.subject, did, _REASON["follow"], rkey, None, block, now))
             else:
                 b.blocks.append((did, rkey, facts.subject, created))
         elif isinstance(facts, rec.Profile):
@@ -253,7 +247,6 @@ class BulkLoader:
                     "author",
                     "reason",
                     "rkey",
-                    "cid",
                     "subject_rkey",
                     "record",
                     "indexed_at",

@@ -284,9 +284,7 @@ class Indexer:
         notify = s.subject.did != did
         if self.pg:
             note = (
-                (author, actor, _REASON[reason], rkey, w.cid.raw, subject_rkey, w.block, now)
-                if notify
-                else ()
+                (author, actor, _REASON[reason], rkey, subject_rkey, w.block, now) if notify else ()
             )
             sql = (
                 f"WITH ins AS (INSERT INTO {table} ({cols}) VALUES ({marks}) "
@@ -296,8 +294,8 @@ class Indexer:
             )
             if notify:
                 sql += (
-                    ", note AS (INSERT INTO notifications (recipient, author, reason, rkey, cid, "
-                    "subject_rkey, record, indexed_at) SELECT ?, ?, ?, ?, ?, ?, ?, ? FROM ins)"
+                    ", note AS (INSERT INTO notifications (recipient, author, reason, rkey, "
+                    "subject_rkey, record, indexed_at) SELECT ?, ?, ?, ?, ?, ?, ? FROM ins)"
                 )
             inserted = self.db.scalar(
                 f"{sql} SELECT COUNT(*) FROM ins", (*row, author, subject_rkey, *note)
@@ -445,14 +443,13 @@ class Indexer:
     # -- notifications ---------------------------------------------------------------
     def _notify(self, w: _Write, recipient: str, reason: str, subject_rkey: str | None) -> None:
         self.db.execute(
-            "INSERT INTO notifications (recipient, author, reason, rkey, cid, subject_rkey, "
-            "record, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO notifications (recipient, author, reason, rkey, subject_rkey, record, "
+            "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 self.store.actor_id(recipient),
                 w.actor,
                 _REASON[reason],
                 w.rkey,
-                w.cid.raw,
                 subject_rkey,
                 w.block,
                 w.now,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from plaza.atproto.cid import CID
 from plaza.services.appview.reader_graph import hidden_args, not_hidden, parse_cursor
 from plaza.services.appview.schema import NOTIFICATION_REASONS
 from plaza.services.appview.store import AppviewStore
@@ -24,10 +25,14 @@ class NotificationRow:
     author: int
     reason: str
     rkey: str
-    cid: bytes
     subject_rkey: str | None
     record: bytes
     indexed_at: int
+
+    @property
+    def cid(self) -> bytes:
+        """The CID (bytes) of the record that caused it: the hash of that block."""
+        return CID.compute(self.record).raw
 
 
 def reason_codes(names: Iterable[str]) -> list[int]:
@@ -60,7 +65,7 @@ class Notifications:
             where += f" AND reason IN ({','.join('?' * len(reasons))})"
             args += reasons
         rows = self.db.query(
-            "SELECT id, author, reason, rkey, cid, subject_rkey, record, indexed_at "
+            "SELECT id, author, reason, rkey, subject_rkey, record, indexed_at "
             f"FROM notifications WHERE {where} ORDER BY id DESC LIMIT ?",
             (*args, limit),
         )
@@ -70,10 +75,9 @@ class Notifications:
                 int(r[1]),
                 NOTIFICATION_REASONS[int(r[2])],
                 str(r[3]),
-                bytes(r[4]),
-                None if r[5] is None else str(r[5]),
-                bytes(r[6]),
-                int(r[7]),
+                None if r[4] is None else str(r[4]),
+                bytes(r[5]),
+                int(r[6]),
             )
             for r in rows
         ]

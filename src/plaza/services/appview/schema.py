@@ -11,7 +11,8 @@ to the time the app view first saw the record, as Bluesky sorts).
 
 Posts, lists and feed generators keep their record's DAG-CBOR (``record``): the
 Lexicon views return the record itself. A post's CID is not stored (migration 3): it is
-the hash of that block, computed when a view needs it. Likes, reposts, follows, blocks and list
+the hash of that block, computed when a view needs it; so is a notification's
+(migration 4). Likes, reposts, follows, blocks and list
 items keep only what the views need, and their views rebuild the record.
 
 Counts (posts' likes, reposts, replies, quotes; actors' followers, follows, posts) are
@@ -242,12 +243,17 @@ def _posts_no_cid(db: Database) -> None:
     db.executescript("ALTER TABLE posts DROP COLUMN cid")
 
 
+def _notes_no_cid(db: Database) -> None:
+    db.executescript("ALTER TABLE notifications DROP COLUMN cid")
+
+
 MIGRATIONS: Final = Migrations(
     "appview",
     (
         Migration(1, "initial tables", _initial),
         Migration(2, "posts by time", _posts_by_time),
         Migration(3, "posts keep no CID: it is the hash of the stored record", _posts_no_cid),
+        Migration(4, "notifications keep no CID: the hash of their record", _notes_no_cid),
     ),
 )
 """The app view's schema, step by step (see :mod:`plaza.db.migrations`)."""
