@@ -18,6 +18,7 @@ from plaza.services.appview.feeds import FeedGenerators
 from plaza.services.appview.indexer import Indexer
 from plaza.services.appview.records import format_time_us
 from plaza.services.appview.remote import Remote
+from plaza.services.appview.store import with_custom_plans
 
 NOW_US = 1_800_000_000_000_000
 HOUR_US = 3600 * 1_000_000
@@ -109,3 +110,17 @@ def test_hot_ranks_the_last_day_by_engagement(world: tuple[Indexer, FeedGenerato
             feeds.local("hot", 5, bad)
     with pytest.raises(InvalidInputError):
         feeds.local("nope", 5, None)
+
+
+def test_postgresql_sessions_plan_for_their_parameters(db_url: str) -> None:
+    store = AppviewStore.open(db_url)
+    try:
+        if store.dialect == "postgresql":
+            assert store.db.scalar("SHOW plan_cache_mode") == "force_custom_plan"
+    finally:
+        store.close()
+    assert with_custom_plans("sqlite:///tmp/x.db") == "sqlite:///tmp/x.db"
+    url = with_custom_plans("postgresql://u@h:5432/db?schema=s")
+    assert url.endswith("schema=s&options=-cplan_cache_mode%3Dforce_custom_plan")
+    mine = "postgresql://u@h/db?options=-cwork_mem%3D64MB"
+    assert with_custom_plans(mine) == mine

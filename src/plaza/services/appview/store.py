@@ -14,11 +14,28 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from plaza.db import Database, connect, migrate
 from plaza.services.appview.schema import MIGRATIONS, REPO_UNSEEN
 
 DB_FILE = "appview.db"
+
+
+def with_custom_plans(url: str) -> str:
+    """A PostgreSQL URL whose sessions plan every statement for its parameters
+    (``plan_cache_mode = force_custom_plan``), unless the URL sets ``options`` itself.
+
+    The driver prepares a statement after a few runs and PostgreSQL then switches to a
+    generic plan; for the index's queries (a timeline's ``author IN (follows)``, counts by
+    key) the generic plan is many times slower (getTimeline p95 went from 25 ms to over
+    150 ms after its tenth call in ``plaza bench appview``). SQLite URLs are unchanged."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        return url
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    query.setdefault("options", ["-cplan_cache_mode=force_custom_plan"])
+    return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
 
 
 def now_us() -> int:
@@ -39,7 +56,7 @@ class AppviewStore:
 
     @classmethod
     def open(cls, url: str) -> AppviewStore:
-        return cls(connect(url))
+        return cls(connect(with_custom_plans(url)))
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, url: str | None = None) -> AppviewStore:
