@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+JS_STAMP := tests/js/node_modules/.installed
 
-.PHONY: up test lint typecheck pytest bench clean lexicons docs
+.PHONY: up test lint typecheck pytest bench clean lexicons docs js
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +28,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src/plaza
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(JS_STAMP)
 	$(BIN)/pytest
+
+# The official TypeScript client, @atproto/api, pinned in tests/js/package-lock.json: the
+# app view's tests drive the network with it too (needs node and npm).
+$(JS_STAMP): tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+js: $(JS_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/plaza bench repo
@@ -42,4 +50,4 @@ lexicons: $(STAMP)
 	$(BIN)/python scripts/update_lexicons.py
 
 clean:
-	rm -rf $(VENV) .plaza .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .plaza .pytest_cache .mypy_cache .ruff_cache tests/js/node_modules

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import typer.main
+from atproto_client.exceptions import BadRequestError
 
 from atproto import Client, models
 from plaza.cli import serve
@@ -203,6 +204,17 @@ def test_each_service_is_its_own_process_and_outlives_a_killed_sibling(
         f"{urls['pds2']}/xrpc/com.atproto.identity.resolveHandle", params={"handle": "alice.test"}
     )
     assert other.status_code == 200 and other.json()["did"].startswith("did:plc:")
+    # The app view follows the network; bob reads alice's post through his own PDS.
+    assert "appview" in urls
+
+    def alice_feed() -> list[Any]:
+        try:
+            return list(bob.get_author_feed("alice.test").feed)
+        except BadRequestError:  # "Profile not found" until the app view has indexed her
+            return []
+
+    feed = _poll(alice_feed, "the app view to index alice")
+    assert feed[0].post.record.text == "hello from pds1"  # type: ignore[attr-defined]
 
     os.kill(pids["pds1"], signal.SIGKILL)
     report = f"pds1 (pid {pids['pds1']}) killed by SIGKILL; the other services keep running"
@@ -293,6 +305,7 @@ def test_a_service_runs_only_when_its_serve_command_and_prerequisites_exist() ->
     every = ["directory", "pds1", "pds2", "relay", "archive"]
     assert names({"directory", "pds", "relay", "archive"}) == every
     assert names({"pds", "relay", "archive"}) == []
+    assert names({"directory", "pds", "appview"}) == ["directory", "pds1", "pds2", "appview"]
     assert names(None)[:3] == ["directory", "pds1", "pds2"]
 
 
@@ -306,7 +319,7 @@ def test_ports_and_command_lines_follow_the_agreed_layout() -> None:
     assert argv["pds2"][3:] == [
         "pds", "--host", "127.0.0.1", "--port", "4002", "--data-dir", "d/pds2",
         "--directory", "http://127.0.0.1:4000", "--public-url", "http://127.0.0.1:4002",
-        "--allow-private-proxy",
+        "--appview", "http://127.0.0.1:4005", "--allow-private-proxy",
     ]  # fmt: skip
     assert argv["relay"][3:] == [
         "relay", "--host", "127.0.0.1", "--port", "4003", "--data-dir", "d/relay",
@@ -316,6 +329,15 @@ def test_ports_and_command_lines_follow_the_agreed_layout() -> None:
     assert argv["archive"][3:] == [
         "archive", "--host", "127.0.0.1", "--port", "4004", "--data-dir", "d/archive",
         "--relay", "http://127.0.0.1:4003", "--directory", "http://127.0.0.1:4000",
+    ]  # fmt: skip
+    sources = (
+        ["--relay", "http://127.0.0.1:4003"]
+        if "relay" in typer.main.get_group(serve.app).commands
+        else ["--relay", "http://127.0.0.1:4001", "--relay", "http://127.0.0.1:4002"]
+    )
+    assert argv["appview"][3:] == [
+        "appview", "--host", "127.0.0.1", "--port", "4005", "--data-dir", "d/appview",
+        *sources, "--directory", "http://127.0.0.1:4000", "--public-url", "http://127.0.0.1:4005",
     ]  # fmt: skip
     # Off loopback the PDSs keep forwarded calls off private addresses.
     public = Network(Path("d"), "0.0.0.0", 4000)  # only formatted, never bound

@@ -242,3 +242,43 @@ def relay(
         f"sustained: {result['verified_commits_per_s']} verified commits/s with p99 lag "
         f"{result['p99_lag_ms']} ms over {result['hosts']} hosts; peak RSS {result['rss_mib']} MiB"
     )
+
+
+@app.command("appview")
+def appview(
+    *,
+    accounts: int = typer.Option(100_000, "--accounts", min=2, help="Accounts in the network."),
+    posts: int = typer.Option(1_000_000, "--posts", min=1, help="Posts in the network."),
+    follows: int = typer.Option(1_000, "--follows", min=1, help="Accounts the viewer follows."),
+    live: int = typer.Option(
+        20_000, "--live", min=1, help="Posts indexed one by one as live events (after backfill)."
+    ),
+    calls: int = typer.Option(200, "--calls", min=2, help="getTimeline calls timed."),
+    db: str | None = typer.Option(
+        None, "--db", help="PostgreSQL URL (a fresh schema, dropped after); SQLite if omitted."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one line of JSON."),
+) -> None:
+    """Benchmark the app view on a synthetic network: backfill, live indexing,
+    getTimeline over HTTP, and the index's size.
+
+    Builds --accounts accounts and --posts posts (one like per 4 posts), the viewer
+    following --follows accounts; backfills every repository (one transaction each),
+    indexes the last --live posts one by one as the firehose follower does, then serves
+    the app view and times --calls getTimeline calls with service auth. Prints
+    index_records_per_s, backfill_records_per_s, timeline_p95_ms, posts_indexed and
+    bytes_per_record.
+
+    Example:
+
+    \b
+        plaza bench appview --json
+        plaza bench appview --accounts 2000 --posts 20000 --follows 500 --json
+        plaza bench appview --db postgresql://postgres@127.0.0.1:5432/test --json
+    """
+    from plaza.bench.appview import run
+
+    result = run(
+        accounts=accounts, posts=posts, follows=follows, live=live, timeline_calls=calls, db=db
+    )
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))

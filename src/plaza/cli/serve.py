@@ -26,6 +26,13 @@ _TRUSTED_PROXY = typer.Option(
     "(repeatable; none by default: the client is the connection's peer).",
 )
 
+_LABELER = typer.Option(
+    [], "--labeler", help="A labeler DID whose labels are accepted and shown (repeatable)."
+)
+_RELAY = typer.Option(
+    [], "--relay", help="A subscribeRepos source to follow: the relay, or a PDS (repeatable)."
+)
+
 
 def serve_apps(apps: list[ServedApp]) -> None:
     """Run ``apps`` until Ctrl-C, printing each one's URL once it listens.
@@ -105,7 +112,10 @@ def pds(
         None, "--appview", help="App view URL for proxied app.bsky.* reads."
     ),
     appview_did: str | None = typer.Option(
-        None, "--appview-did", callback=params.did, help="The app view's DID."
+        None,
+        "--appview-did",
+        callback=params.did,
+        help="The app view's DID (default: the did:web of --appview).",
     ),
     allow_private_proxy: bool = typer.Option(
         False,
@@ -141,10 +151,12 @@ def pds(
     """
     import os
 
-    from plaza.services.pds import PdsSettings
+    from plaza.services.pds import PdsSettings, service_did_for
     from plaza.services.pds import create_app as create_pds
     from plaza.services.runner import url_for
 
+    if appview and not appview_did:
+        appview_did = service_did_for(appview)
     try:
         settings = PdsSettings(
             data_dir=Path(data_dir),
@@ -317,6 +329,71 @@ def relay(
             allow_private_hosts=not no_private_hosts,
         )
         served = ServedApp("relay", create_relay(settings), host, port, ws_deflate=False)
+    except PlazaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    serve_apps([served])
+
+
+@app.command("appview")
+def appview(
+    *,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(2587, "--port", callback=params.fixed_port, help="Port to listen on."),
+    data_dir: str = typer.Option(".plaza/appview", "--data-dir", help="Where the index lives."),
+    db: str | None = typer.Option(
+        None, "--db", help="Database URL instead of SQLite in the data dir (postgresql://...)."
+    ),
+    relay: list[str] = _RELAY,
+    directory: str = typer.Option(
+        "http://127.0.0.1:2582", "--directory", help="URL of the PLC directory."
+    ),
+    public_url: str | None = typer.Option(
+        None, "--public-url", help="URL PDSs reach this app view at (default http://HOST:PORT)."
+    ),
+    trusted_proxy: list[str] = _TRUSTED_PROXY,
+    labeler: list[str] = _LABELER,
+    remote_allow_private: bool = typer.Option(
+        False,
+        "--remote-allow-private",
+        help="Let feed generators and labelers live on private addresses and plain http "
+        "(a local network only).",
+    ),
+) -> None:
+    """Run an app view until Ctrl-C.
+
+    Follows each --relay firehose (its cursor kept with the index), verifies every
+    commit against the account's key from --directory, backfills repositories it has
+    not seen from their host, and serves app.bsky.* reads (profiles, timelines, author
+    feeds, threads, posts) to the PDSs that forward them with service auth. Its DID is
+    the did:web of --public-url: give that to each PDS as --appview (and --appview-did).
+    It is also a feed generator (its built-in feeds) and calls third-party generators;
+    it shows the labels of each --labeler, read from its subscribeLabels stream.
+
+    Example:
+
+    \b
+        plaza serve appview --relay http://127.0.0.1:2585 --directory http://127.0.0.1:2582
+        plaza serve appview --relay http://127.0.0.1:2583 --relay http://127.0.0.1:2584
+        plaza serve appview --db postgresql://postgres@127.0.0.1:5432/plaza
+    """
+    from plaza.services.appview import AppviewSettings
+    from plaza.services.appview import create_app as create_appview
+    from plaza.services.runner import url_for
+
+    try:
+        settings = AppviewSettings(
+            data_dir=Path(data_dir),
+            public_url=public_url or url_for(host, port),
+            directory_url=directory,
+            relay_urls=tuple(relay),
+            db=db,
+            labelers=tuple(labeler),
+            remote_allow_private=remote_allow_private,
+        )
+        served = ServedApp(
+            "appview", create_appview(settings), host, port, trusted_proxies=tuple(trusted_proxy)
+        )
     except PlazaError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc

@@ -68,13 +68,20 @@ class Service:
     needs: tuple[str, ...] = ()
 
 
+def _has(command: str) -> bool:
+    """Whether this ``plaza`` has ``plaza serve COMMAND``."""
+    return command in typer.main.get_group(serve.app).commands
+
+
 def _pds(name: str) -> Callable[[Network], list[str]]:
     def extra(net: Network) -> list[str]:
         # The local network's services are all on loopback: forwarded calls may reach
         # them, as long as nothing but this machine can call in.
         private = ["--allow-private-proxy"] if net.loopback else []
         own = ["--directory", net.url("directory"), "--public-url", net.url(name)]
-        return [*own, *private]
+        # The app view runs whenever this plaza has it (it needs only what always runs).
+        appview = ["--appview", net.url("appview")] if _has("appview") else []
+        return [*own, *appview, *private]
 
     return extra
 
@@ -88,12 +95,20 @@ def _archive(net: Network) -> list[str]:
     return ["--relay", net.url("relay"), "--directory", net.url("directory")]
 
 
+def _appview(net: Network) -> list[str]:
+    # The relay's combined firehose when there is a relay, else each PDS's own.
+    names = ["relay"] if _has("relay") else ["pds1", "pds2"]
+    sources = [arg for name in names for arg in ("--relay", net.url(name))]
+    return [*sources, "--directory", net.url("directory"), "--public-url", net.url("appview")]
+
+
 SERVICES: Final = (
     Service("directory", "directory", 0, "/_health", lambda net: []),
     Service("pds1", "pds", 1, "/xrpc/_health", _pds("pds1"), needs=("directory",)),
     Service("pds2", "pds", 2, "/xrpc/_health", _pds("pds2"), needs=("directory",)),
     Service("relay", "relay", 3, "/_health", _relay, needs=("directory", "pds1", "pds2")),
     Service("archive", "archive", 4, "/_health", _archive, needs=("directory", "relay")),
+    Service("appview", "appview", 5, "/_health", _appview, needs=("directory", "pds1", "pds2")),
 )
 """The local network, in start order. An entry runs only if its ``plaza serve``
 command exists and every entry it needs runs."""
@@ -176,13 +191,15 @@ def up(
     Starts, each as its own `plaza serve` process and in this order: the PLC
     directory on PORT_BASE, two independent hosting providers (each with its own
     store, blobs and signing keys) on PORT_BASE+1 and PORT_BASE+2, the relay on
-    PORT_BASE+3 (crawling both PDSs) and the archive on PORT_BASE+4 (following the
-    relay); the relay and the archive when this plaza has their serve commands. Each
+    PORT_BASE+3 (crawling both PDSs), the archive on PORT_BASE+4 (following the
+    relay) and the app view on PORT_BASE+5 (following the relay, or both PDSs when
+    there is no relay; the PDSs forward app.bsky.* reads to it); the relay, the
+    archive and the app view when this plaza has their serve commands. Each
     starts once the one before answers its health check. Data lives under
     DATA_DIR/NAME, each service's output in DATA_DIR/logs/NAME.log.
 
     Writes DATA_DIR/endpoints.json ({"directory": URL, "pds": [URL, URL], "relay":
-    URL, "archive": URL, "pids": {NAME: PID}}, and "exited": {NAME: {"returncode",
+    URL, "archive": URL, "appview": URL, "pids": {NAME: PID}}, and "exited": {NAME: {"returncode",
     "status"}} for services that ended) and prints how to point the atproto SDK at
     it. Handles ending in .test are accepted. PLAZA_PDS_ADMIN_PASSWORD, if set,
     reaches the PDSs through the environment.

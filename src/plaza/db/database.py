@@ -30,7 +30,7 @@ import re
 import select
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal
@@ -131,6 +131,21 @@ class Database:
             else:
                 with self._conn.cursor() as cur:
                     cur.executemany(self._sql(sql), rows)
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Insert many rows fast: ``COPY ... FROM STDIN`` (binary-safe) on PostgreSQL, one
+        prepared ``INSERT`` run over every row on SQLite. ``table`` and ``columns`` are
+        the caller's identifiers, never user input."""
+        cols = ", ".join(columns)
+        self._ready()
+        with self._errors():
+            if self.dialect == "sqlite":
+                marks = ", ".join("?" * len(columns))
+                self._conn.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+                return
+            with self._conn.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
+                for row in rows:
+                    cp.write_row(row)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self._ready()

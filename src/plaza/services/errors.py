@@ -31,3 +31,17 @@ class RateLimitedError(PlazaError):
     def __init__(self, message: str, *, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class InvalidTokenError(PlazaError):
+    """A bearer token is malformed, forged or revoked (400, as the reference PDS does)."""
+
+    code = "InvalidToken"
+    status = 400
+
+
+class ExpiredTokenError(PlazaError):
+    """A bearer token is past its ``exp`` (400 ``ExpiredToken``; clients refresh on it)."""
+
+    code = "ExpiredToken"
+    status = 400

@@ -59,6 +59,8 @@ class Internal:
             )
             if nsid == "app.bsky.feed.getBig":
                 return Response(b"x" * (3 * MAX_RESPONSE), media_type="application/octet-stream")
+            if nsid == "app.bsky.graph.muteActor":  # a procedure without output
+                return Response(b"", status_code=200)
             if nsid == "app.bsky.feed.getSlow":
                 await asyncio.to_thread(self.release.wait, 60)
                 self.answered_slow = True
@@ -187,6 +189,21 @@ def test_an_allowed_target_gets_the_call_in_the_callers_name(net: Net) -> None:
     assert claims["iss"] == acct["did"] and claims["aud"] == net.target
     assert claims["lxm"] == "app.bsky.feed.getFeedSkeleton"
     assert claims["exp"] - claims["iat"] <= 60
+
+
+def test_an_empty_output_is_relayed_without_a_content_type(net: Net) -> None:
+    acct = net.account(net.open)
+    r = httpx.post(
+        f"{net.open}/xrpc/app.bsky.graph.muteActor",
+        json={"actor": acct["did"]},
+        headers={
+            "atproto-proxy": f"{net.target}#bsky_fg",
+            "authorization": f"Bearer {acct['accessJwt']}",
+        },
+        timeout=30,
+    )
+    assert r.status_code == 200 and r.content == b""
+    assert "content-type" not in r.headers  # clients parse a JSON type as a JSON body
 
 
 def test_a_response_past_the_limit_is_not_relayed(net: Net) -> None:

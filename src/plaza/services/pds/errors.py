@@ -9,6 +9,11 @@ as ``{"error": code, "message": message}`` with its status.
 from __future__ import annotations
 
 from plaza.errors import ConflictError, InvalidInputError, NotFoundError, PlazaError
+from plaza.services import errors as shared
+
+# Shared with every service that checks tokens (plaza.services.service_jwt).
+InvalidTokenError = shared.InvalidTokenError
+ExpiredTokenError = shared.ExpiredTokenError
 
 
 class PdsError(PlazaError):
@@ -27,20 +32,6 @@ class AuthRequiredError(PdsError):
 
     code = "AuthenticationRequired"
     status = 401
-
-
-class InvalidTokenError(PdsError):
-    """A bearer token is malformed, forged or revoked (400, as the reference PDS does)."""
-
-    code = "InvalidToken"
-    status = 400
-
-
-class ExpiredTokenError(PdsError):
-    """A bearer token is past its ``exp`` (400 ``ExpiredToken``; clients refresh on it)."""
-
-    code = "ExpiredToken"
-    status = 400
 
 
 class ForbiddenError(PdsError):

@@ -184,7 +184,7 @@ class Forwarder:
                 req = client.build_request(
                     "GET" if request.method == "HEAD" else request.method,
                     url,
-                    params=request.query_params,
+                    params=list(request.query_params.multi_items()),  # keeps uris=a&uris=b
                     content=body,
                     headers=out,
                     extensions=extensions,
@@ -209,7 +209,7 @@ class Forwarder:
         reply = Response(
             b"".join(chunks),
             status_code=resp.status_code,
-            media_type=resp.headers.get("content-type", "application/json"),
+            media_type=resp.headers.get("content-type"),  # none for an empty output
         )
         for name in FORWARDED_RESPONSE_HEADERS:
             value = resp.headers.get(name)

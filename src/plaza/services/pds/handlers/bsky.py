@@ -1,9 +1,12 @@
 """``app.bsky.*``: profiles and preferences served here, every other read proxied.
 
 The atproto SDK's ``login`` asks the PDS for ``app.bsky.actor.getProfile`` and needs an
-answer to know who it is, so profiles of hosted accounts are served locally from their
-repositories, as are preferences (private state that migrates with the account; the
-personal details among them only for a full session, never an app password). Every
+answer to know who it is. With an app view configured, an authenticated caller's
+profile reads go to it (it has counts and viewer state), and a profile it does not know
+yet, of an account hosted here, is served locally from its repository; without one,
+profiles of hosted accounts are always served locally. Preferences are served here
+(private state that migrates with the account; the personal details among them only
+for a full session, never an app password). Every
 other ``app.bsky.*`` (and ``chat.bsky.*``) call of an authenticated caller goes to an
 app view: the one named by the ``atproto-proxy: <did>#<service>`` header, else the
 configured default, with an inter-service token for the caller, through
@@ -23,6 +26,7 @@ from starlette.responses import Response
 
 from plaza.atproto import datamodel, syntax
 from plaza.atproto.errors import AtprotoError
+from plaza.errors import PlazaError
 from plaza.services.pds import jwt
 from plaza.services.pds.auth import Auth
 from plaza.services.pds.components import Call, PdsComponents
@@ -76,16 +80,32 @@ def _profile(call: Call, actor: str) -> dict[str, Any] | None:
 
 async def get_profile(call: Call) -> Any:
     actor = call.req_param("actor")
+    if call.pds.settings.appview_url and call.creds is not None:
+        # The app view has counts, viewer state and every account; an account it has not
+        # indexed yet (one just created), or any while it is unreachable, is still
+        # answered here.
+        try:
+            forwarded = await _forward(call)
+        except PlazaError:
+            forwarded = None
+        if forwarded is not None and forwarded.status_code == 200:
+            return forwarded
+        local = _profile(call, actor)
+        if local is not None:
+            return local
+        if forwarded is None:
+            raise InvalidRequestError("Profile not found")
+        return forwarded
     profile = _profile(call, actor)
     if profile is None:
-        if call.pds.settings.appview_url and call.creds is not None:
-            return await _forward(call)
         raise InvalidRequestError("Profile not found")
     call.account_did = profile["did"]
     return profile
 
 
 async def get_profiles(call: Call) -> Any:
+    if call.pds.settings.appview_url and call.creds is not None:
+        return await _forward(call)
     actors = call.request.query_params.getlist("actors")
     if not actors:
         raise InvalidRequestError("actors is required")

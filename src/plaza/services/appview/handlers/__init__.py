@@ -1,0 +1,1 @@
+"""The app view's XRPC methods, one module per Lexicon group; each exports ``METHODS``."""
