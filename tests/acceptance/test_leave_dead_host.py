@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,35 +31,12 @@ import httpx
 import pytest
 
 from atproto import Client, models
+from tests.cli.test_up import _free_base
 from tests.services.pds.test_sdk import _png_1x1
 
 PLAZA = str(Path(sys.executable).with_name("plaza"))
-SERVICES = 5
 DEADLINE_S = 60.0
 T = TypeVar("T")
-
-
-def _free_base(count: int) -> int:
-    """A port with ``count - 1`` free ports after it."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + count > 65535:
-            continue
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 def _until(what: str, probe: Callable[[], T | None], timeout: float = DEADLINE_S) -> T:
@@ -81,7 +57,7 @@ def _until(what: str, probe: Callable[[], T | None], timeout: float = DEADLINE_S
 @pytest.fixture
 def network(tmp_path: Path) -> Iterator[dict[str, Any]]:
     data_dir = tmp_path / "plaza"
-    base = _free_base(SERVICES)
+    base = _free_base()
     proc = subprocess.Popen(
         [PLAZA, "up", "--data-dir", str(data_dir), "--port-base", str(base)],
         stdout=subprocess.PIPE,

@@ -14,19 +14,19 @@ def _usage_error(*argv: str) -> str:
     return res.output
 
 
-@pytest.mark.parametrize("base", ["70000", "65532", "0", "-5"])
+@pytest.mark.parametrize("base", ["70000", "65531", "0", "-5"])
 def test_up_refuses_a_port_base_whose_range_leaves_the_ports(base: str) -> None:
-    # Five services: directory, two PDSs, relay, archive on base .. base+4.
+    # Six services: directory, two PDSs, relay, archive, app view on base .. base+5.
     out = _usage_error("up", "--port-base", base, "--data-dir", "never-created")
     assert "'--port-base'" in out
-    assert "must be 1..65531" in out
+    assert "must be 1..65530" in out
 
 
 def test_up_takes_the_highest_port_base_that_fits() -> None:
     from plaza.cli.params import port_range
 
-    assert port_range(65531, 5) == 65531
-    assert port_range(1, 5) == 1
+    assert port_range(65530, 6) == 65530
+    assert port_range(1, 6) == 1
 
 
 @pytest.mark.parametrize(
