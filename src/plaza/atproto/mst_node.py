@@ -150,7 +150,31 @@ def ref_cid(ref: Ref) -> CID | None:
 
 
 def encode_node(keys: tuple[str, ...], vals: tuple[CID, ...], links: list[CID | None]) -> bytes:
-    """The DAG-CBOR bytes of a node; ``links[0]`` is ``l``, ``links[i + 1]`` entry i's ``t``."""
+    """The DAG-CBOR bytes of a node; ``links[0]`` is ``l``, ``links[i + 1]`` entry i's ``t``.
+
+    libipld writes them when that is exact: links as their bytes (which it writes as
+    links) and key suffixes that cannot parse as a CID (empty, or starting with one of
+    the key characters, ``-`` to ``~``: no CID version and not CIDv0's 0x12). Any other
+    node is written by :func:`_encode_node`, the schema written out by hand.
+    """
+    entries = []
+    prev = b""
+    for i, key in enumerate(keys):
+        kb = key.encode("utf-8")
+        p = common_prefix_len(prev, kb)
+        suffix = kb[p:]
+        if suffix and not 0x2D <= suffix[0] <= 0x7E:
+            return _encode_node(keys, vals, links)
+        t = links[i + 1]
+        entries.append({"k": suffix, "p": p, "t": None if t is None else t.raw, "v": vals[i].raw})
+        prev = kb
+    left = links[0]
+    out: bytes = libipld.encode_dag_cbor({"e": entries, "l": None if left is None else left.raw})
+    return out
+
+
+def _encode_node(keys: tuple[str, ...], vals: tuple[CID, ...], links: list[CID | None]) -> bytes:
+    """:func:`encode_node` for any keys: the fixed schema written directly."""
     out = bytearray(b"\xa2\x61e")
     out += _head(4, len(keys))
     prev = b""
