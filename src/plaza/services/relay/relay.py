@@ -143,7 +143,7 @@ class Relay:
             frame = prepared.frame
         else:
             try:
-                frame = decode_frame(raw)
+                frame = prepared.frame = decode_frame(raw)
             except FrameError as exc:
                 self._drop(host, "malformed-frame", exc.message)
                 return
@@ -278,7 +278,11 @@ class Relay:
         acct = self._state(did, host)
         acct.head, acct.rev, acct.data = str(checked.commit), checked.rev, str(checked.data)
         self.outbox.account(acct)
-        self.outbox.emit(did, COMMIT, _commit_body(body, self.clock()))
+        frame = prepared.frame if prepared is not None else None
+        if frame is not None and frame.wire is not None and frame.body is body:
+            self.outbox.emit(did, COMMIT, _commit_body(frame.wire, self.clock()), wire=True)
+        else:
+            self.outbox.emit(did, COMMIT, _commit_body(body, self.clock()))
         self.counters.verified += 1
 
     async def _verified(
