@@ -177,8 +177,8 @@ def _fast(frame: bytes) -> Frame | None:
         _links(body)
     except (InvalidCidError, TypeError, AttributeError):
         return None
-    frame = _shape(header, body)
-    return Frame(frame.kind, frame.body, wire)
+    shaped = _shape(header, body)
+    return Frame(shaped.kind, shaped.body, wire)
 
 
 def _cid(value: Any) -> Any:
