@@ -320,6 +320,30 @@ def test_node_encoder_matches_the_generic_encoder(
     assert encode_node(keys, vals, links) == cbor.encode({"l": links[0], "e": entries})
 
 
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ("\x01\x71\x12\x20" + "a" * 32,),  # a whole key that parses as a CID
+        ("a/b", "a/\x01\x71\x12\x20" + "b" * 32),  # a suffix that does
+        ("\x12\x20" + "c" * 32,),  # CIDv0's shape
+        ("a/\u00e9t\u00e9",),  # UTF-8 beyond the key characters
+        ("",),
+    ],
+    ids=["cid-key", "cid-suffix", "cidv0-key", "utf8", "empty"],
+)
+def test_node_encoder_writes_keys_that_look_like_links_as_bytes(keys: tuple[str, ...]) -> None:
+    vals = tuple(cid_of(i) for i in range(len(keys)))
+    links: list[CID | None] = [None] * (len(keys) + 1)
+    entries = []
+    prev = b""
+    for i, k in enumerate(keys):
+        kb = k.encode()
+        p = common_prefix_len(prev, kb)
+        entries.append({"p": p, "k": kb[p:], "v": vals[i], "t": None})
+        prev = kb
+    assert encode_node(keys, vals, links) == cbor.encode({"l": None, "e": entries})
+
+
 def _node(entries: list[dict[str, Any]], left: CID | None = None) -> tuple[CID, bytes]:
     data = cbor.encode({"l": left, "e": entries})
     return CID.compute(data), data

@@ -53,10 +53,12 @@ class CID:
 
     @classmethod
     def _trusted(cls, raw: bytes) -> CID:
-        obj = cls.__new__(cls)
-        object.__setattr__(obj, "raw", raw)
-        object.__setattr__(obj, "_hash", hash(raw))
-        object.__setattr__(obj, "_str", None)
+        # the slots' own setters cost half of object.__setattr__ (a hot path: every link
+        # of every MST node decoded)
+        obj = _new(cls)
+        _set_raw(obj, raw)
+        _set_hash(obj, hash(raw))
+        _set_str(obj, None)
         return obj
 
     @classmethod
@@ -119,3 +121,9 @@ class CID:
 
     def __reduce__(self) -> tuple[type[CID], tuple[bytes]]:
         return (CID, (self.raw,))
+
+
+_new = object.__new__
+_set_raw = CID.__dict__["raw"].__set__
+_set_hash = CID.__dict__["_hash"].__set__
+_set_str = CID.__dict__["_str"].__set__

@@ -7,10 +7,11 @@ record CIDs (``vals``) and the ``len(keys) + 1`` subtree references around them
 
 Decoding uses ``libipld.decode_dag_cbor`` because it is about 25x faster than the
 pure-Python decoder, but libipld hands CID links back as plain ``bytes`` and tolerates
-some shapes the schema forbids. So every decoded node is re-encoded with the exact
-encoder below and the bytes are compared with the input: a link where bytes belong (or
-the reverse), a non-maximal prefix, an extra field or any other non-canonical encoding
-changes the bytes and is refused. The encoder writes the fixed schema directly (map keys
+some shapes the schema forbids. So every field of a decoded node is checked against the
+schema, and the node is then encoded again and the bytes compared with the input: a
+link where bytes belong (or the reverse), a non-maximal prefix, an extra field or any
+other non-canonical encoding changes the bytes and is refused (:func:`decode_node`
+says why libipld's encoder is exact there). The encoder writes the fixed schema directly (map keys
 ``e`` < ``l`` and ``k`` < ``p`` < ``t`` < ``v`` are already in DAG-CBOR order); a test
 checks it against :func:`plaza.atproto.cbor.encode` on random nodes. It never guesses
 which bytes are links: links are :class:`~plaza.atproto.cid.CID` objects.
@@ -149,7 +150,31 @@ def ref_cid(ref: Ref) -> CID | None:
 
 
 def encode_node(keys: tuple[str, ...], vals: tuple[CID, ...], links: list[CID | None]) -> bytes:
-    """The DAG-CBOR bytes of a node; ``links[0]`` is ``l``, ``links[i + 1]`` entry i's ``t``."""
+    """The DAG-CBOR bytes of a node; ``links[0]`` is ``l``, ``links[i + 1]`` entry i's ``t``.
+
+    libipld writes them when that is exact: links as their bytes (which it writes as
+    links) and key suffixes that cannot parse as a CID (empty, or starting with one of
+    the key characters, ``-`` to ``~``: no CID version and not CIDv0's 0x12). Any other
+    node is written by :func:`_encode_node`, the schema written out by hand.
+    """
+    entries = []
+    prev = b""
+    for i, key in enumerate(keys):
+        kb = key.encode("utf-8")
+        p = common_prefix_len(prev, kb)
+        suffix = kb[p:]
+        if suffix and not 0x2D <= suffix[0] <= 0x7E:
+            return _encode_node(keys, vals, links)
+        t = links[i + 1]
+        entries.append({"k": suffix, "p": p, "t": None if t is None else t.raw, "v": vals[i].raw})
+        prev = kb
+    left = links[0]
+    out: bytes = libipld.encode_dag_cbor({"e": entries, "l": None if left is None else left.raw})
+    return out
+
+
+def _encode_node(keys: tuple[str, ...], vals: tuple[CID, ...], links: list[CID | None]) -> bytes:
+    """:func:`encode_node` for any keys: the fixed schema written directly."""
     out = bytearray(b"\xa2\x61e")
     out += _head(4, len(keys))
     prev = b""
@@ -185,6 +210,8 @@ def encode_node(keys: tuple[str, ...], vals: tuple[CID, ...], links: list[CID | 
 
 _NODE_LINK: Final = bytes((0x01, DAG_CBOR, 0x12, 0x20))
 _RECORD_LINKS: Final = frozenset({_NODE_LINK, bytes((0x01, RAW, 0x12, 0x20))})
+_NODE_FIELDS: Final = frozenset({"e", "l"})
+_ENTRY_FIELDS: Final = frozenset({"k", "p", "t", "v"})
 
 
 def _link(value: object, what: str, *, node: bool) -> CID:
@@ -204,6 +231,13 @@ def decode_node(cid: CID, data: bytes) -> Node:
     under height 0, the entry limit, and canonical bytes. A node without entries and
     without ``l`` is returned as is: only the caller knows whether it is the root of an
     empty tree (the one place it is allowed).
+
+    Canonical bytes: once every field has its schema type, libipld encodes the decoded
+    value again and the bytes must be the input's. That is exact because libipld writes
+    a byte string as a link exactly when it parses as a CID: the links were checked to
+    be atproto CIDs, and a key suffix (only the key characters, never 0x01 or 0x12)
+    cannot parse as one. So a link written as bytes, or bytes written as a link, a
+    non-minimal length or any other non-canonical form changes the bytes and is refused.
     """
     if len(data) > MAX_NODE_BYTES:
         raise MstError(f"MST node {cid} is larger than {MAX_NODE_BYTES} bytes")
@@ -211,7 +245,7 @@ def decode_node(cid: CID, data: bytes) -> Node:
         value = libipld.decode_dag_cbor(data)
     except (ValueError, RecursionError, TypeError, OverflowError) as exc:
         raise MstError(f"MST node {cid} is not valid DAG-CBOR: {exc}") from exc
-    if type(value) is not dict or value.keys() != {"e", "l"}:
+    if type(value) is not dict or value.keys() != _NODE_FIELDS:
         raise MstError(f"MST node {cid} must be a map with exactly the fields e and l")
     entries = value["e"]
     if type(entries) is not list:
@@ -222,14 +256,12 @@ def decode_node(cid: CID, data: bytes) -> Node:
     links: list[CID | None] = [None if left is None else _link(left, "l", node=True)]
     keys: list[str] = []
     vals: list[CID] = []
-    # the canonical bytes are rebuilt alongside and compared at the end: any difference
-    # (a link where bytes belong, a non-minimal length, an extra field...) is refused
-    canon = bytearray(b"\xa2\x61e")
-    canon += _head(4, len(entries))
+    trusted = CID._trusted
     prev = b""
+    last = ""
     height = -1
     for entry in entries:
-        if type(entry) is not dict or entry.keys() != {"k", "p", "t", "v"}:
+        if type(entry) is not dict or entry.keys() != _ENTRY_FIELDS:
             raise MstError(f"MST node {cid}: entry must have exactly the fields k, p, t, v")
         p = entry["p"]
         suffix = entry["k"]
@@ -237,50 +269,38 @@ def decode_node(cid: CID, data: bytes) -> Node:
             raise MstError(f"MST node {cid}: bad key prefix or suffix")
         if p < len(prev) and suffix and suffix[0] == prev[p]:
             raise MstError(f"MST node {cid}: key prefix is not maximal")
-        kb = prev[:p] + suffix
+        kb = prev[:p] + suffix if p else suffix
         try:
             key = kb.decode("ascii")
         except UnicodeDecodeError as exc:
             raise MstError(f"MST node {cid}: key is not ASCII") from exc
-        validate_key(key)
-        if keys and key <= keys[-1]:
+        if len(kb) > MAX_KEY_LENGTH or _KEY_RE.fullmatch(key) is None:
+            raise MstError(f"invalid MST key: {key[:100]!r}")
+        if keys and key <= last:
             raise MstError(f"MST node {cid}: keys out of order at {key!r}")
-        h = _height(kb)
+        first = hashlib.sha256(kb).digest()[0]
+        h = _LZ2[first] if first else _height(kb)
         if height == -1:
             height = h
         elif h != height:
             raise MstError(f"MST node {cid}: key {key!r} has height {h}, expected {height}")
         t = entry["t"]
-        tree = None if t is None else _link(t, "t", node=True)
-        val = _link(entry["v"], "v", node=False)
-        canon += b"\xa4\x61k"
-        canon += _head(2, len(suffix))
-        canon += suffix
-        canon += b"\x61p"
-        canon += _head(0, p)
-        canon += b"\x61t"
-        if tree is None:
-            canon += _NULL
+        if t is None:
+            links.append(None)
+        elif type(t) is bytes and len(t) == CID_LENGTH and t[:4] == _NODE_LINK:
+            links.append(trusted(t))
         else:
-            canon += _LINK
-            canon += tree.raw
-        canon += b"\x61v"
-        canon += _LINK
-        canon += val.raw
-        links.append(tree)
-        vals.append(val)
+            links.append(_link(t, "t", node=True))
+        v = entry["v"]
+        if type(v) is bytes and len(v) == CID_LENGTH and v[:4] in _RECORD_LINKS:
+            vals.append(trusted(v))
+        else:
+            vals.append(_link(v, "v", node=False))
         keys.append(key)
+        last = key
         prev = kb
-    canon += b"\x61l"
-    if links[0] is None:
-        canon += _NULL
-    else:
-        canon += _LINK
-        canon += links[0].raw
-    if canon != data:
+    if libipld.encode_dag_cbor(value) != data:
         raise MstError(f"MST node {cid} is not canonically encoded")
     if height == 0 and any(link is not None for link in links):
         raise MstError(f"MST node {cid}: a height-0 node cannot have subtrees")
-    ktuple = tuple(keys)
-    vtuple = tuple(vals)
-    return Node(ktuple, vtuple, tuple(links), height, cid, data)
+    return Node(tuple(keys), tuple(vals), tuple(links), height, cid, data)

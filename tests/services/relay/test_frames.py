@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from plaza.atproto import cbor
 from plaza.atproto.cid import CID
 from plaza.errors import InvalidInputError
-from plaza.services.relay.frames import FrameError, decode_frame, encode_frame
+from plaza.services.relay.frames import FrameError, decode_frame, encode_frame, encode_wire_frame
 from plaza.services.relay.settings import host_url, hostname_of
 
 _LINK = CID.compute(b"a record")
@@ -120,3 +120,27 @@ def test_hosts_are_named_and_reached(name: str, url: str, hostname: str) -> None
 def test_what_is_not_a_host_is_refused(name: str) -> None:
     with pytest.raises(InvalidInputError):
         host_url(name)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.dictionaries(st.text(max_size=10), _values, max_size=6), seq=st.integers(0, 2**40))
+def test_a_wire_body_with_new_plain_values_is_written_as_the_strict_encoder_writes(
+    body: dict[str, Any], seq: int
+) -> None:
+    frame = decode_frame(encode_frame("#commit", body))
+    assume(frame.wire is not None)
+    assert frame.wire is not None
+    kept = sorted(body)[::2]  # some of the host's fields, and new plain ones
+    new = {"seq": seq, "rebase": False, "time": "2025-01-01T00:00:00.000Z", "since": None}
+    out = {k: frame.wire[k] for k in kept} | new
+    strict = {k: body[k] for k in kept} | new
+    expected = cbor.encode({"op": 1, "t": "#commit"}) + cbor.encode(strict)
+    assert encode_wire_frame("#commit", out) == expected
+
+
+def test_a_commit_read_on_the_fast_path_keeps_its_wire_body() -> None:
+    body = _commit_body()
+    frame = decode_frame(encode_frame("#commit", body))
+    assert frame.wire is not None and frame.body == body
+    assert frame.wire["commit"] == _LINK.raw and frame.wire["ops"][0]["cid"] == _LINK.raw
+    assert encode_wire_frame("#commit", frame.wire) == encode_frame("#commit", body)

@@ -14,7 +14,10 @@ to the strict decoder, whose answer is final. Every refusal is a :class:`FrameEr
 :func:`encode_frame` writes with libipld too when it can be exact: links are handed to
 it as their bytes (which it writes as links), so a body may go that way only if no
 other byte string in it could parse as a CID; any other body is written by
-:func:`plaza.atproto.cbor.encode`. Both give the same canonical bytes.
+:func:`plaza.atproto.cbor.encode`. Both give the same canonical bytes. A frame read on
+the fast path also keeps libipld's own decoding (:attr:`Frame.wire`), so the relay can
+write its output from the host's values without converting links back
+(:func:`encode_wire_frame`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ __all__ = [
     "decode_frame",
     "encode_error_frame",
     "encode_frame",
+    "encode_wire_frame",
 ]
 
 
@@ -63,10 +67,17 @@ class FrameError(PlazaError):
 
 @dataclass(frozen=True)
 class Frame:
-    """A decoded frame: ``kind`` is the header's ``t`` (``error`` for an error frame)."""
+    """A decoded frame: ``kind`` is the header's ``t`` (``error`` for an error frame).
+
+    ``wire``: when the fast path read it, the body as libipld decoded it (links as their
+    bytes), which libipld encodes back to exactly the frame's body bytes; any map made
+    of its values and of plain new ones (no bytes) is written exactly by
+    :func:`encode_wire_frame`. None from the strict decoder.
+    """
 
     kind: str
     body: dict[str, Any]
+    wire: dict[str, Any] | None = None
 
 
 _HEADERS: dict[str, bytes] = {}
@@ -74,16 +85,28 @@ _HEADERS: dict[str, bytes] = {}
 
 def encode_frame(kind: str, body: dict[str, Any]) -> bytes:
     """A message frame: header ``{op: 1, t: kind}`` followed by the body."""
-    header = _HEADERS.get(kind)
-    if header is None:
-        header = cbor.encode({"op": 1, "t": kind})
-        if len(_HEADERS) < 64:
-            _HEADERS[kind] = header
+    header = _header(kind)
     wire = _wire(body, 0)
     if wire is None:
         return header + cbor.encode(body)
     out: bytes = libipld.encode_dag_cbor(wire)
     return header + out
+
+
+def encode_wire_frame(kind: str, wire: dict[str, Any]) -> bytes:
+    """A message frame whose body holds values of a :attr:`Frame.wire` (links as their
+    bytes) and new values without bytes: libipld writes it exactly (see :class:`Frame`)."""
+    out: bytes = libipld.encode_dag_cbor(wire)
+    return _header(kind) + out
+
+
+def _header(kind: str) -> bytes:
+    header = _HEADERS.get(kind)
+    if header is None:
+        header = cbor.encode({"op": 1, "t": kind})
+        if len(_HEADERS) < 64:
+            _HEADERS[kind] = header
+    return header
 
 
 def _wire(value: Any, depth: int) -> Any:
@@ -149,11 +172,13 @@ def _fast(frame: bytes) -> Frame | None:
         value = body.get(name)
         if type(value) is bytes and value[:1] in _CID_START:
             return None  # maybe a link in disguise: the strict decoder tells them apart
+    wire = dict(body)
     try:
         _links(body)
     except (InvalidCidError, TypeError, AttributeError):
         return None
-    return _shape(header, body)
+    shaped = _shape(header, body)
+    return Frame(shaped.kind, shaped.body, wire)
 
 
 def _cid(value: Any) -> Any:
@@ -167,11 +192,17 @@ def _links(body: dict[str, Any]) -> None:
             body[name] = _cid(body[name])
     ops = body.get("ops")
     if type(ops) is list:
+        converted = []
         for op in ops:
-            if type(op) is dict:
+            if type(op) is dict:  # a copy: the wire body keeps the original
+                op_cids = dict(op)
                 for name in ("cid", "prev"):
-                    if name in op:
-                        op[name] = _cid(op[name])
+                    if name in op_cids:
+                        op_cids[name] = _cid(op_cids[name])
+                converted.append(op_cids)
+            else:
+                converted.append(op)
+        body["ops"] = converted
     blobs = body.get("blobs")
     if type(blobs) is list:
         body["blobs"] = [_cid(b) for b in blobs]

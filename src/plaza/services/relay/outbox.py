@@ -25,7 +25,7 @@ import logging
 from typing import Any, Final
 
 from plaza.errors import PlazaError
-from plaza.services.relay.frames import encode_frame
+from plaza.services.relay.frames import encode_frame, encode_wire_frame
 from plaza.services.relay.store import AccountState, Batch, EventRow, RelayStore
 
 log = logging.getLogger("plaza.relay")
@@ -57,11 +57,14 @@ class Outbox:
     def pending(self) -> int:
         return len(self._batch.events)
 
-    def emit(self, did: str, kind: str, body: dict[str, Any]) -> int:
-        """Queue an event (``body`` without ``seq``); return its sequence number."""
+    def emit(self, did: str, kind: str, body: dict[str, Any], *, wire: bool = False) -> int:
+        """Queue an event (``body`` without ``seq``); return its sequence number.
+        ``wire``: ``body`` is made of a frame's :attr:`~.frames.Frame.wire` values
+        (links as bytes) and plain new ones, written with :func:`encode_wire_frame`."""
         self._last += 1
         body["seq"] = self._last
-        self._batch.events.append(EventRow(self._last, did, kind, encode_frame(kind, body)))
+        frame = encode_wire_frame(kind, body) if wire else encode_frame(kind, body)
+        self._batch.events.append(EventRow(self._last, did, kind, frame))
         return self._last
 
     def account(self, state: AccountState) -> None:

@@ -2,8 +2,8 @@
 
 Theory of operation. The stateless checks (:mod:`plaza.services.relay.verify`) are pure
 CPU work on bytes, and most of a relay's work. :class:`PoolVerifier` sends them to a
-pool of worker processes: each request (the frame's bytes and the account's key as a
-``did:key``) joins a batch, and a batch goes to a worker when it is full or a
+pool of worker processes: each request (the frame's bytes and the account's key: its
+algorithm and compressed point) joins a batch, and a batch goes to a worker when it is full or a
 millisecond after its first request, so the cost of crossing the process boundary is
 shared by many events. A worker decodes the frame itself (nothing but bytes crosses),
 caches parsed keys, and answers each request with the checked fields or the refusal's
@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from plaza.atproto import errors as atproto_errors
 from plaza.atproto.cid import CID
-from plaza.atproto.crypto import PublicKey, parse_did_key
+from plaza.atproto.crypto import Alg, PublicKey
 from plaza.services.relay.frames import FrameError, decode_frame
 from plaza.services.relay.verify import Checked, SyncChecked, check_commit, check_sync
 
@@ -39,18 +39,18 @@ log = logging.getLogger("plaza.relay")
 MAX_BATCH: Final = 64
 BATCH_WAIT_S: Final = 0.001
 
-Request = tuple[str, bytes, str]  # kind ("commit" or "sync"), frame, did:key
+Request = tuple[str, bytes, Alg, bytes]  # kind ("commit" or "sync"), frame, key alg, key
 Answer = tuple[Any, ...]
 
-_KEYS: dict[str, PublicKey] = {}
+_KEYS: dict[tuple[Alg, bytes], PublicKey] = {}
 
 
-def _key(did_key: str) -> PublicKey:
-    key = _KEYS.get(did_key)
+def _key(alg: Alg, compressed: bytes) -> PublicKey:
+    key = _KEYS.get((alg, compressed))
     if key is None:
         if len(_KEYS) > 100_000:
             _KEYS.clear()
-        key = _KEYS[did_key] = parse_did_key(did_key)
+        key = _KEYS[alg, compressed] = PublicKey.from_compressed(alg, compressed)
     return key
 
 
@@ -72,10 +72,10 @@ def _worker_start() -> None:
 def verify_batch(requests: list[Request]) -> list[Answer]:
     """Run in a worker: the answer to each request, in order."""
     out: list[Answer] = []
-    for kind, frame, did_key in requests:
+    for kind, frame, alg, compressed in requests:
         try:
             body = decode_frame(frame).body
-            key = _key(did_key)
+            key = _key(alg, compressed)
             if kind == "commit":
                 c = check_commit(body, key)
                 prev = None if c.prev_data is None else c.prev_data.raw
@@ -114,7 +114,7 @@ class PoolVerifier:
         self.batches = 0
 
     async def commit(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> Checked:
-        answer = await self._ask(("commit", raw, key.did_key()), body, key)
+        answer = await self._ask(("commit", raw, key.alg, key.compressed), body, key)
         if isinstance(answer, Checked):
             return answer
         return Checked(
@@ -126,7 +126,7 @@ class PoolVerifier:
         )
 
     async def sync(self, body: Mapping[str, Any], key: PublicKey, raw: bytes) -> SyncChecked:
-        answer = await self._ask(("sync", raw, key.did_key()), body, key)
+        answer = await self._ask(("sync", raw, key.alg, key.compressed), body, key)
         if isinstance(answer, SyncChecked):
             return answer
         return SyncChecked(answer[1], answer[2], CID(answer[3]), CID(answer[4]), answer[5])

@@ -21,7 +21,9 @@ its status. Per event type:
 A commit whose signature fails is tried once more after fetching the DID document
 again (the key may have rotated), at most once per ``identity_refresh_s`` per DID.
 Every event that was dealt with — passed on or dropped — advances the host's cursor,
-and both land in the same transaction (:mod:`plaza.services.relay.outbox`).
+and both land in the same transaction (:mod:`plaza.services.relay.outbox`): the
+flusher writes every few milliseconds, and :meth:`Relay.handle` writes at once when
+:data:`FLUSH_AT` events are pending, always between two events.
 """
 
 from __future__ import annotations
@@ -59,13 +61,15 @@ from plaza.services.relay.resync import Backoff, ResyncError, fetch_repo
 from plaza.services.relay.settings import RelaySettings
 from plaza.services.relay.state import DESYNCHRONIZED, Counters, HostState
 from plaza.services.relay.store import AccountState
-from plaza.services.relay.verifier import Prepared, Verifier, discard
+from plaza.services.relay.verifier import Prepared, Verifier, discard, same_key
 from plaza.services.relay.verify import reason
 
 log = logging.getLogger("plaza.relay")
 
 MAX_KEPT_ASIDE: Final = 1000
 MAX_STATUS_LENGTH: Final = 64
+FLUSH_AT: Final = 512
+"""Pending events that make :meth:`Relay.handle` flush at once, between two events."""
 
 
 class Relay:
@@ -123,6 +127,8 @@ class Relay:
         is what :meth:`prepare` made of it."""
         try:
             await self._handle(host, raw, prepared or Prepared(raw))
+            if self.outbox.pending >= FLUSH_AT:
+                self.outbox.flush()  # a full batch need not wait for the flusher's timer
         finally:
             if prepared is not None and prepared.early is not None:
                 discard(prepared.early)
@@ -137,7 +143,7 @@ class Relay:
             frame = prepared.frame
         else:
             try:
-                frame = decode_frame(raw)
+                frame = prepared.frame = decode_frame(raw)
             except FrameError as exc:
                 self._drop(host, "malformed-frame", exc.message)
                 return
@@ -272,7 +278,11 @@ class Relay:
         acct = self._state(did, host)
         acct.head, acct.rev, acct.data = str(checked.commit), checked.rev, str(checked.data)
         self.outbox.account(acct)
-        self.outbox.emit(did, COMMIT, _commit_body(body, self.clock()))
+        frame = prepared.frame if prepared is not None else None
+        if frame is not None and frame.wire is not None and frame.body is body:
+            self.outbox.emit(did, COMMIT, _commit_body(frame.wire, self.clock()), wire=True)
+        else:
+            self.outbox.emit(did, COMMIT, _commit_body(body, self.clock()))
         self.counters.verified += 1
 
     async def _verified(
@@ -302,7 +312,7 @@ class Relay:
                 fresh = await self.identities.refresh(ident.did)
             except IdentityError:
                 raise BadSignatureError(f"{ident.did}: signature does not verify") from None
-            if fresh.key is None or fresh.key.did_key() == key.did_key():
+            if fresh.key is None or same_key(fresh.key, key):
                 raise
             return await check(body, fresh.key, raw)
 

@@ -13,6 +13,11 @@ is ``throttled`` meanwhile and each pause is counted (``throttled`` in its metri
 A frame larger than the websocket limit (twice ``max_frame_bytes``) ends the
 connection (counted ``oversized-frame``); one between the two limits is read and
 dropped by the relay.
+
+A subscriber yields to the event loop after every frame: receiving a frame already
+queued on the WebSocket and checking it inline never suspend, and without the pause one
+host's backlog would keep the group commit, the firehose's senders and every other host
+waiting until it was empty.
 """
 
 from __future__ import annotations
@@ -110,6 +115,7 @@ class HostSubscriber:
                 await self._throttle()
                 await relay.handle(host, message)
                 self.backoff.reset()
+                await asyncio.sleep(0)  # let the other hosts, the flusher and senders run
             return
         queue: asyncio.Queue[Prepared | None] = asyncio.Queue(READ_AHEAD)
         judge = asyncio.create_task(self._judge(queue))
@@ -122,6 +128,7 @@ class HostSubscriber:
                 await queue.put(relay.prepare(host, message))
                 if judge.done():
                     break
+                await asyncio.sleep(0)
         except BaseException:
             # Frames still queued were not judged, so the host's cursor is still before
             # them: the host sends them again on the next connection.
@@ -137,6 +144,7 @@ class HostSubscriber:
         while (prepared := await queue.get()) is not None:
             await self.relay.handle(self.host, prepared.raw, prepared)
             self.backoff.reset()
+            await asyncio.sleep(0)
 
     async def _throttle(self) -> None:
         wait = self.buckets.take(self.host.hostname)

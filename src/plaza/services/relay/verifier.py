@@ -63,11 +63,16 @@ class Prepared:
     def take(self, key: PublicKey) -> asyncio.Future[Checked] | None:
         """The early check if it ran under ``key`` (once), else None."""
         early, self.early = self.early, None
-        if early is not None and self.key is not None and self.key.did_key() == key.did_key():
+        if early is not None and self.key is not None and same_key(self.key, key):
             return early
         if early is not None:
             discard(early)
         return None
+
+
+def same_key(a: PublicKey, b: PublicKey) -> bool:
+    """Whether two keys are the same key (compared as points, not as ``did:key`` text)."""
+    return a is b or (a.alg == b.alg and a.compressed == b.compressed)
 
 
 def discard(early: asyncio.Future[Checked]) -> None:
