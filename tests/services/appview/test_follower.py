@@ -12,9 +12,9 @@ import httpx
 from plaza.atproto import cbor
 from plaza.services.appview import AppviewStore
 from plaza.services.appview.follower import Follower
-from plaza.services.appview.identity import Identities
 from plaza.services.appview.indexer import Indexer
 from plaza.services.appview.schema import REPO_CURRENT
+from plaza.services.identities import Identities
 from tests.services.appview.conftest import DEADLINE_S, Net
 
 

@@ -4,7 +4,7 @@ A PDS forwards its account's ``app.bsky.*`` call with ``Authorization: Bearer <J
 signed by the account's repository key, with ``iss`` the account's DID, ``aud`` this
 app view's DID and ``lxm`` the method (:mod:`plaza.services.service_jwt`). The app view
 resolves the issuer's current key from the directory
-(:class:`~plaza.services.appview.identity.Identities`; a signature that fails refreshes
+(:class:`~plaza.services.identities.Identities`; a signature that fails refreshes
 it once, for a key rotated since it was cached) and refuses a token used twice. A call
 without a token is anonymous (viewer None): public reads need no viewer; methods about
 the viewer refuse it.
@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
-from plaza.services.appview.identity import Identities, IdentityError
 from plaza.services.errors import InvalidTokenError
+from plaza.services.identities import Identities, IdentityError
 from plaza.services.service_jwt import ReplayGuard, parse, verify_service_jwt
 
 

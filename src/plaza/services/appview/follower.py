@@ -49,9 +49,9 @@ from plaza.atproto.errors import AtprotoError, BadSignatureError
 from plaza.atproto.sync import VerifiedCommit, verify_commit_body
 from plaza.errors import PlazaError
 from plaza.services.appview.backfill import apply_repo, fetch_repo, mark_failed, verify_repo
-from plaza.services.appview.identity import Identities
 from plaza.services.appview.indexer import Indexer
 from plaza.services.appview.schema import REPO_CURRENT
+from plaza.services.identities import Identities
 
 log = logging.getLogger("plaza.appview")
 

@@ -7,7 +7,6 @@ import httpx
 from plaza.services.appview.auth import ServiceAuth
 from plaza.services.appview.feeds import FeedGenerators, load_service_key
 from plaza.services.appview.follower import Follower
-from plaza.services.appview.identity import Identities
 from plaza.services.appview.indexer import Indexer
 from plaza.services.appview.label_stream import LabelStream
 from plaza.services.appview.labels import Labels
@@ -16,6 +15,7 @@ from plaza.services.appview.remote import Remote
 from plaza.services.appview.settings import AppviewSettings
 from plaza.services.appview.store import AppviewStore
 from plaza.services.appview.views import Views
+from plaza.services.identities import Identities
 
 HTTP_TIMEOUT_S = 30.0
 

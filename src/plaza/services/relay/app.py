@@ -28,13 +28,13 @@ from starlette.websockets import WebSocket
 
 from plaza.errors import PlazaError
 from plaza.services.buckets import TokenBuckets
+from plaza.services.identities import Identities
 from plaza.services.relay.firehose import Firehose
 from plaza.services.relay.hosts import Hosts
-from plaza.services.relay.identity import Identities
 from plaza.services.relay.outbox import Outbox
 from plaza.services.relay.pool import PoolVerifier
 from plaza.services.relay.relay import Relay
-from plaza.services.relay.settings import RelaySettings
+from plaza.services.relay.settings import RelaySettings, endpoint_host
 from plaza.services.relay.state import DESYNCHRONIZED
 from plaza.services.relay.store import RelayStore
 from plaza.services.relay.verifier import InlineVerifier, Verifier
@@ -82,7 +82,12 @@ def open_components(
     store = RelayStore.open(settings.database_url)
     outbox = Outbox(store)
     http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
-    identities = Identities(settings.directory_url, http, refresh_s=settings.identity_refresh_s)
+    identities = Identities(
+        settings.directory_url,
+        http,
+        refresh_s=settings.identity_refresh_s,
+        host_of=endpoint_host,
+    )
     accounts = {a.did: a for a in store.accounts()}
     if verifier is None:
         verifier = (

@@ -45,6 +45,7 @@ from plaza.atproto.crypto import PublicKey
 from plaza.atproto.errors import AtprotoError, BadSignatureError
 from plaza.errors import PlazaError
 from plaza.services.eventstream import iso_time
+from plaza.services.identities import Identities, Identity, IdentityError
 from plaza.services.relay.frames import (
     ACCOUNT,
     COMMIT,
@@ -55,7 +56,6 @@ from plaza.services.relay.frames import (
     FrameError,
     decode_frame,
 )
-from plaza.services.relay.identity import Identities, Identity, IdentityError
 from plaza.services.relay.outbox import Outbox
 from plaza.services.relay.resync import Backoff, ResyncError, fetch_repo
 from plaza.services.relay.settings import RelaySettings
@@ -115,7 +115,7 @@ class Relay:
         did = frame.body.get("repo")
         if frame.kind == COMMIT and type(did) is str:
             ident = self.identities.cached(did)
-            if ident is not None and ident.key is not None and ident.hostname == host.hostname:
+            if ident is not None and ident.key is not None and ident.host == host.hostname:
                 prepared.key = ident.key
                 prepared.early = asyncio.ensure_future(
                     self.verifier.commit(frame.body, ident.key, raw)
@@ -210,13 +210,13 @@ class Relay:
             ident = await (
                 self.identities.refresh(did, force=True) if force else self.identities.get(did)
             )
-            if ident.hostname != host.hostname and not force:
+            if ident.host != host.hostname and not force:
                 ident = await self.identities.refresh(did)
         except IdentityError as exc:
             self._drop(host, "unknown-did", exc.message)
             return None
-        if ident.hostname != host.hostname:
-            self._drop(host, "not-account-host", f"{did} is hosted at {ident.hostname}")
+        if ident.host != host.hostname:
+            self._drop(host, "not-account-host", f"{did} is hosted at {ident.host}")
             return None
         return ident
 

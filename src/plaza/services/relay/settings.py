@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from plaza.errors import InvalidInputError
+from plaza.errors import InvalidInputError, PlazaError
 
 DEFAULT_PORT: Final = 2585
 DB_FILE: Final = "relay.db"
@@ -121,3 +121,12 @@ def hostname_of(url: str) -> str:
     if port is not None and (parts.scheme, port) not in (("http", 80), ("https", 443)):
         netloc += f":{port}"
     return netloc
+
+
+def endpoint_host(endpoint: str) -> str | None:
+    """The name a DID document's PDS endpoint is filed under (:func:`hostname_of`), or
+    None when it names no usable host."""
+    try:
+        return hostname_of(host_url(endpoint))
+    except PlazaError:
+        return None

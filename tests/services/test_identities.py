@@ -1,6 +1,7 @@
-"""Resolving accounts through a real directory: keys and hosts from a verified log,
-cached, refreshed on demand or at most once per period on suspicion, and unknown DIDs
-not asked for again within that period."""
+"""Resolving accounts through a real directory (:class:`Identities`, shared by the relay
+and the app view): keys and hosts from a verified log, cached, refreshed on demand or at
+most once per period on suspicion, and unknown DIDs not asked for again within that
+period."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 from plaza.atproto.crypto import ES256K, PrivateKey
 from plaza.services.directory import DirectorySettings
 from plaza.services.directory import create_app as create_directory
-from plaza.services.relay.identity import Identities, IdentityError, UnknownDidError
+from plaza.services.identities import Identities, IdentityError, UnknownDidError
+from plaza.services.relay.settings import endpoint_host
 from plaza.services.runner import ServedApp, ServerThread
 from tests.services.relay.hostile import FakeAccount
 
@@ -41,17 +43,17 @@ def test_keys_and_hosts_come_from_the_log_and_are_cached(directory: str) -> None
 
     async def run() -> None:
         async with httpx.AsyncClient() as http:
-            ids = Identities(directory, http, refresh_s=30.0, clock=clock)
+            ids = Identities(directory, http, refresh_s=30.0, clock=clock, host_of=endpoint_host)
             first = await ids.get(acct.did)
             assert first.key is not None and first.key.did_key() == acct.key.did_key()
-            assert first.hostname == "127.0.0.1:2583" and first.handle is not None
+            assert first.host == "127.0.0.1:2583" and first.handle is not None
             assert await ids.get(acct.did) is first and ids.lookups == 1
             # the account rotates its key and moves
             acct.update_identity(key=PrivateKey.generate(ES256K), host="https://pds.example.com")
             assert await ids.refresh(acct.did) is first  # suspicion, but too soon
             clock.now += 31
             moved = await ids.refresh(acct.did)
-            assert moved.hostname == "pds.example.com" and ids.lookups == 2
+            assert moved.host == "pds.example.com" and ids.lookups == 2
             assert moved.key is not None and moved.key.did_key() == acct.key.did_key()
             await ids.refresh(acct.did, force=True)  # #identity: always
             assert ids.lookups == 3
@@ -68,7 +70,7 @@ def test_unknown_dids_are_not_asked_for_again_too_soon(directory: str) -> None:
 
     async def run() -> None:
         async with httpx.AsyncClient() as http:
-            ids = Identities(directory, http, refresh_s=30.0, clock=clock)
+            ids = Identities(directory, http, refresh_s=30.0, clock=clock, host_of=endpoint_host)
             for _ in range(3):
                 with pytest.raises(UnknownDidError):
                     await ids.get(unknown)
