@@ -181,6 +181,8 @@ class PoolVerifier:
         done.add_done_callback(deliver)
 
     def close(self) -> None:
+        """Stop the workers and wait for them and the pool's manager thread: one left
+        running races the interpreter's exit hook, which then writes to a closed pipe."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
