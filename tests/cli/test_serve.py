@@ -14,15 +14,15 @@ import httpx
 from tests.services.directory.helpers import identity
 
 
-def _start(port: int, data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+def serve(service: str, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """``plaza serve SERVICE ARGS`` as a real process, and the URL it says it listens on."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from plaza.cli import main; main()", "serve", "directory",
-         "--port", str(port), "--data-dir", str(data_dir)],
+        [sys.executable, "-c", "from plaza.cli import main; main()", "serve", service, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    )
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
     line = ""
@@ -33,7 +33,11 @@ def _start(port: int, data_dir: Path) -> tuple[subprocess.Popen[str], str]:
         if not line and proc.poll() is not None:
             break
     proc.kill()
-    raise AssertionError(f"the directory did not start: {line!r}")
+    raise AssertionError(f"the {service} did not start: {line!r}")
+
+
+def _start(port: int, data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    return serve("directory", "--port", str(port), "--data-dir", str(data_dir))
 
 
 def _interrupt(proc: subprocess.Popen[str]) -> str:

@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import stat
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from tests.cli.test_serve import serve
+
 
 def _start(port: int, data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from plaza.cli import main; main()", "serve", "archive",
-         "--port", str(port), "--data-dir", str(data_dir),
-         "--relay", "http://127.0.0.1:9", "--directory", "http://127.0.0.1:9"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    return serve(
+        "archive", "--port", str(port), "--data-dir", str(data_dir),
+        "--relay", "http://127.0.0.1:9", "--directory", "http://127.0.0.1:9",
     )  # fmt: skip
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    line = ""
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if "listening on" in line:
-            return proc, line.split("listening on", 1)[1].strip()
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError(f"the archive did not start: {line!r}")
 
 
 def test_serve_archive_serves_until_ctrl_c(free_port: int, tmp_path: Path) -> None:
