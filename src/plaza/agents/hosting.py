@@ -25,8 +25,10 @@ PLC operations, and that is enough:
    key, and that the new host serves a repository with the **same MST root and the same
    records** as the export.
 
-What the agent cannot carry: the password (the new account gets a random one; the
-member sets their own with ``requestPasswordReset`` or their recovery key), the email
+What the agent cannot carry: the password — the new account gets the one the caller
+passes (the entryway's escrowed host password, so its member logs in through the
+entryway as before) or else a random one (the member sets their own with
+``requestPasswordReset`` or their recovery key) —, the email
 address and the preferences (both private to the old host), and the old host's copy,
 which it cannot deactivate without the member's session — relays and app views follow
 the DID document, which no longer names it. An account whose DID does not list the
@@ -39,8 +41,8 @@ key as the rotation key): the new host reserves a signing key, one PLC operation
 by the migration key names it and that key (the dead host's rotation key dropped),
 the new host creates the account, imports the archive's copy re-signed with its key,
 takes every blob, and activates it; a second operation adds the new host's rotation
-key. The same things are verified, and the same limits hold: a random password, no
-email or preferences, and only members who listed the key.
+key. The same things are verified, and the same limits hold: the given or a random
+password, no email or preferences, and only members who listed the key.
 """
 
 from __future__ import annotations
@@ -220,15 +222,46 @@ class Hosting:
                 return out
 
     # -- writes ----------------------------------------------------------------------
-    def create_account(self, pds: str, *, handle: str, email: str, password: str) -> str:
-        """A new account (and DID) on ``pds``; returns its DID."""
-        body = {"handle": handle, "email": email, "password": password}
-        did: str = self._post(pds, "com.atproto.server.createAccount", body).json()["did"]
-        return did
+    def create_account(
+        self,
+        pds: str,
+        *,
+        handle: str,
+        email: str,
+        password: str,
+        recovery_key: str | None = None,
+    ) -> dict[str, Any]:
+        """A new account (and DID) on ``pds``, ``recovery_key`` (a did:key) first among
+        its rotation keys when given (``email`` empty: none); returns the host's answer
+        (``did``, ``handle``, the session's tokens, ``didDoc``)."""
+        body = {"handle": handle, "password": password}
+        if email:
+            body["email"] = email
+        if recovery_key is not None:
+            body["recoveryKey"] = recovery_key
+        answer = self._post(pds, "com.atproto.server.createAccount", body).json()
+        if not isinstance(answer, dict) or not isinstance(answer.get("did"), str):
+            raise HostingError(f"createAccount on {pds} answered no DID")
+        return answer
 
-    def move(self, did: str, old: str, new: str, key: PrivateKey) -> Moved:
+    def set_rotation_keys(self, did: str, keys: list[str], key: PrivateKey) -> None:
+        """One PLC operation, signed by ``key`` (a rotation key ``did`` lists), that makes
+        ``keys`` the DID's rotation keys, in that order; the rest of the document stays."""
+        last = parse_operation(self._plc(did, "/log/last"))
+        if not isinstance(last, PlcOperation):
+            raise HostingError(f"{did} has no operation to update")
+        try:
+            op = create_update(last, key, rotation_keys=keys)
+        except AtprotoError as exc:
+            raise HostingError(f"updating the rotation keys of {did}: {exc}") from exc
+        self._submit(did, op)
+
+    def move(
+        self, did: str, old: str, new: str, key: PrivateKey, *, password: str | None = None
+    ) -> Moved:
         """Move ``did`` from ``old`` to ``new`` with the migration ``key`` (see the module
-        docstring). Raises :class:`NotOptedInError` or :class:`HostingError`."""
+        docstring); the account on ``new`` gets ``password`` (None: a random one).
+        Raises :class:`NotOptedInError` or :class:`HostingError`."""
         data = self.did_data(did)
         rotation = list(data.get("rotationKeys", []))
         if key.did_key() not in rotation:
@@ -238,13 +271,16 @@ class Hosting:
             "",
         )
         try:
-            return self._move(did, handle, rotation, old=old, new=new, key=key)
+            return self._move(did, handle, rotation, old=old, new=new, key=key, password=password)
         except AtprotoError as exc:
             raise HostingError(f"moving {did}: {exc}") from exc
 
-    def restore(self, did: str, archive: str, new: str, key: PrivateKey) -> Moved:
+    def restore(
+        self, did: str, archive: str, new: str, key: PrivateKey, *, password: str | None = None
+    ) -> Moved:
         """Move ``did`` from a host that is gone to ``new``, from ``archive``'s copy, with
-        the migration ``key`` (see the module docstring). Raises
+        the migration ``key`` (see the module docstring); the account on ``new`` gets
+        ``password`` (None: a random one). Raises
         :class:`NotOptedInError` or :class:`HostingError`."""
         if key.did_key() not in self.did_data(did).get("rotationKeys", []):
             raise NotOptedInError(f"{did} does not list the agent's migration key")
@@ -254,7 +290,7 @@ class Hosting:
                 rotation_key=key,
                 archive_url=archive,
                 new_url=new,
-                password=secrets.token_urlsafe(24),
+                password=password or secrets.token_urlsafe(24),
                 directory_url=self.directory,
                 http=self.http,
             )
@@ -270,7 +306,15 @@ class Hosting:
         )
 
     def _move(
-        self, did: str, handle: str, rotation: list[str], *, old: str, new: str, key: PrivateKey
+        self,
+        did: str,
+        handle: str,
+        rotation: list[str],
+        *,
+        old: str,
+        new: str,
+        key: PrivateKey,
+        password: str | None,
     ) -> Moved:
         car = self._get(old, "com.atproto.sync.getRepo", did=did).content
         exported = import_car(car, did=did)
@@ -289,8 +333,7 @@ class Hosting:
         # 3. The account on the new host, its repository and blobs.
         service = self._get(new, "com.atproto.server.describeServer").json()["did"]
         token = service_token(temp, iss=did, aud=service, lxm="com.atproto.server.createAccount")
-        password = secrets.token_urlsafe(24)
-        body = {"did": did, "handle": handle, "password": password}
+        body = {"did": did, "handle": handle, "password": password or secrets.token_urlsafe(24)}
         session = self._post(new, "com.atproto.server.createAccount", body, token=token).json()
         access = session["accessJwt"]
         self._post(

@@ -14,7 +14,8 @@ HTTP — and remembers nothing between passes except what is in the ledger. A pa
    it and lists the migration key) are rebuilt on other PDSs from the archive's copies
    (:meth:`~plaza.agents.hosting.Hosting.restore`);
 3. places: pending sign-ups (:class:`SignUp`) go by :mod:`plaza.agents.placement` to
-   the contracted PDSs with free capacity, created there with ``createAccount``.
+   the contracted PDSs with free capacity, created there with ``createAccount``
+   (:func:`place`, which the entryway calls for each sign-up it takes).
 
 Every action goes through :class:`~plaza.agents.loop.AgentLoop` — the mandate guard on
 the DAO's (or the market's) spending so far, and a ledger record with the verdict and
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +46,8 @@ from plaza.agents.loop import (
     AgentLoop,
     LedgerRecorder,
     LoopRecord,
+    Proposal,
+    Proposer,
     limits_from_mandate,
 )
 from plaza.agents.migration import MigrationDesired, MigrationObserved
@@ -52,7 +56,8 @@ from plaza.agents.proposers import DaoProposer, LedgerProposer
 from plaza.agents.settlement import Done, SettlementDesired, SettlementExecutor
 from plaza.agents.types import Action
 from plaza.atproto.crypto import PrivateKey
-from plaza.dao.mandate import Spend
+from plaza.dao import action as dao_action
+from plaza.dao.mandate import Spend, Verdict
 from plaza.dao.money import Currency, currency_for
 from plaza.errors import InvalidInputError
 from plaza.ledger.keystore import Signer
@@ -66,12 +71,29 @@ HOSTING = "hosting"
 
 @dataclass(frozen=True)
 class SignUp:
-    """A new member waiting for an account (``region`` empty: any)."""
+    """A new member waiting for an account (``region`` empty: any). ``recovery_key``, a
+    did:key, is listed first among the new DID's rotation keys (createAccount's
+    ``recoveryKey``; empty: none)."""
 
     handle: str
     email: str
     password: str = field(repr=False)
     region: str = ""
+    recovery_key: str = ""
+
+
+@dataclass(frozen=True)
+class Created:
+    """A sign-up placed: the host it went to and the host's ``createAccount`` answer
+    (the session and the DID document)."""
+
+    signup: SignUp
+    host: str
+    answer: dict[str, Any] = field(repr=False)
+
+    @property
+    def did(self) -> str:
+        return str(self.answer["did"])
 
 
 @dataclass
@@ -155,6 +177,7 @@ class LiveExecutor:
         signups: list[SignUp] | None = None,
         migration_key: PrivateKey | None = None,
         archive: str | None = None,
+        credentials: Callable[[str], str | None] | None = None,
     ) -> None:
         self.settlement = SettlementExecutor(market, clock, currency=market_currency(market))
         self.hosting = hosting
@@ -162,7 +185,8 @@ class LiveExecutor:
         self.signups = list(signups or [])
         self.key = migration_key
         self.archive = archive
-        self.created: list[tuple[SignUp, str]] = []
+        self.credentials = credentials
+        self.created: list[Created] = []
 
     def execute(self, action: Action) -> Done:
         if action.kind in SettlementExecutor.kinds:
@@ -184,12 +208,17 @@ class LiveExecutor:
                 if i is None:
                     break
                 s = self.signups.pop(i)
-                did = hosting.create_account(
-                    net.endpoints[int(p)], handle=s.handle, email=s.email, password=s.password
+                host = net.endpoints[int(p)]
+                answer = hosting.create_account(
+                    host,
+                    handle=s.handle,
+                    email=s.email,
+                    password=s.password,
+                    recovery_key=s.recovery_key or None,
                 )
-                self.created.append((s, did))
+                self.created.append(Created(s, host, answer))
                 net.hosted[int(p)] += 1
-                made.append(f"{s.handle} ({did}) on {net.endpoints[int(p)]}")
+                made.append(f"{s.handle} ({answer['did']}) on {host}")
         return Done(f"created {len(made)} accounts: " + "; ".join(made), {"created": made})
 
     def _migrate(self, action: Action, hosting: Hosting, net: Network) -> Done:
@@ -205,9 +234,11 @@ class LiveExecutor:
         key = self.key
 
         def move(did: str, dest: str) -> Moved:
+            # The entryway's escrowed host password, so its member logs in as before.
+            password = self.credentials(did) if self.credentials is not None else None
             if archive is None or action["source"] == "host":
-                return hosting.move(did, net.endpoints[src], dest, key)
-            return hosting.restore(did, archive, dest, key)
+                return hosting.move(did, net.endpoints[src], dest, key, password=password)
+            return hosting.restore(did, archive, dest, key, password=password)
 
         queue = list(net.accounts[src])
         moved, refused = [], []
@@ -250,6 +281,9 @@ class LiveAgent:
     migration_key: PrivateKey | None = None
     archive_url: str | None = None  # where a gone host's accounts are restored from
     signups: list[SignUp] = field(default_factory=list)
+    # A moved or restored account's host password (the entryway's escrow), or None: a
+    # random one.
+    credentials: Callable[[str], str | None] | None = None
     settle: SettlementDesired = field(default_factory=SettlementDesired)
     migrate: MigrationDesired = field(default_factory=MigrationDesired)
 
@@ -276,6 +310,82 @@ def market_currency(market: Market) -> Currency:
     )
 
 
+class _FilingOnly:
+    """A proposer that files what the guard leaves to members and carries out nothing:
+    what members let through is carried out by a pass of :func:`run_once`, once."""
+
+    def __init__(self, inner: Proposer) -> None:
+        self.inner = inner
+
+    def propose(
+        self, action: Action, guard: dao_action.Action, verdict: Verdict, now_ms: int
+    ) -> Proposal | None:
+        return self.inner.propose(action, guard, verdict, now_ms)
+
+    def due(self, now_ms: int) -> list[tuple[Action, str]]:
+        return []
+
+    def resolved(self, now_ms: int) -> list[tuple[Action, Proposal]]:
+        return []
+
+
+def _loop(
+    agent: LiveAgent, executor: LiveExecutor, dids: list[str], now_ms: int, *, carry_out: bool
+) -> AgentLoop:
+    """The agent loop of one pass, with the spending so far; ``carry_out``: it also
+    carries out what members have let through since."""
+    m = agent.market
+    proposer: Proposer = (
+        DaoProposer(m, agent.signer) if m.dao is not None else LedgerProposer(m, agent.signer)
+    )
+    loop = AgentLoop(
+        m.mandate,
+        executor,
+        LedgerRecorder(m.ledger, agent.signer.key, agent.signer.did),
+        lambda p: dids[p],
+        proposer if carry_out else _FilingOnly(proposer),
+        currency=market_currency(m),
+    )
+    for category, spends in _spends(m, now_ms).items():
+        loop.add_spends(category, spends)
+    return loop
+
+
+def place(
+    agent: LiveAgent,
+    signups: list[SignUp],
+    now_ms: int,
+    created: list[Created] | None = None,
+) -> list[LoopRecord]:
+    """Place ``signups`` on the contracted PDSs with free capacity: the placement
+    reconciler decides over the network as observed now, the loop puts each piece to the
+    mandate guard, creates the allowed accounts and records every piece with its reason.
+    The placed sign-ups leave ``signups``; each account made is appended to ``created``.
+    What the guard leaves to members is filed (a DAO motion or proposal) and carried out
+    by a later :func:`run_once`. Needs the live network (``agent.hosting``)."""
+    if agent.hosting is None:
+        raise InvalidInputError("placement needs the live network (a directory URL)")
+    if not signups:
+        return []
+    m = agent.market
+    m.sync()
+    net = observe_network(m, agent.hosting, agent.migration_key, agent.archive_url)
+    executor = LiveExecutor(m, lambda: now_ms, hosting=agent.hosting, network=net, signups=signups)
+    loop = _loop(agent, executor, net.dids, now_ms, carry_out=False)
+    limits = limits_from_mandate(m.mandate, int(net.hosted.sum()), market_currency(m))
+    pending = np.zeros(max(1, len(net.regions)), dtype=np.int64)
+    for s in signups:
+        pending[net.regions.index(s.region) if s.region in net.regions else 0] += 1
+    pobs = PlacementObserved(0, net.hosted, net.slots, net.region, net.accepting, pending)
+    records = loop.submit(
+        placement.decide(pobs, PlacementDesired(), limits), now_ms, net.accounts_map()
+    )
+    signups[:] = executor.signups
+    if created is not None:
+        created.extend(executor.created)
+    return records
+
+
 def run_once(agent: LiveAgent, now_ms: int) -> list[LoopRecord]:
     """One pass of the reconcilers (see the module docstring); returns every record."""
     m = agent.market
@@ -295,21 +405,10 @@ def run_once(agent: LiveAgent, now_ms: int) -> list[LoopRecord]:
         signups=agent.signups,
         migration_key=agent.migration_key,
         archive=agent.archive_url,
-    )
-    proposer = (
-        DaoProposer(m, agent.signer) if m.dao is not None else LedgerProposer(m, agent.signer)
+        credentials=agent.credentials,
     )
     dids = net.dids if net is not None else []
-    loop = AgentLoop(
-        mandate,
-        executor,
-        LedgerRecorder(m.ledger, agent.signer.key, agent.signer.did),
-        lambda p: dids[p],
-        proposer,
-        currency=money,
-    )
-    for category, spends in _spends(m, now_ms).items():
-        loop.add_spends(category, spends)
+    loop = _loop(agent, executor, dids, now_ms, carry_out=True)
     accounts = net.accounts_map() if net is not None else {}
     total = int(net.hosted.sum()) if net is not None else 0
     limits = limits_from_mandate(mandate, total, money)
@@ -331,13 +430,7 @@ def run_once(agent: LiveAgent, now_ms: int) -> list[LoopRecord]:
     records += loop.submit(
         migration.decide(mobs, agent.migrate, limits), now_ms, net.accounts_map()
     )
-    if executor.signups:
-        pending = np.zeros(max(1, len(net.regions)), dtype=np.int64)
-        for s in executor.signups:
-            pending[net.regions.index(s.region) if s.region in net.regions else 0] += 1
-        pobs = PlacementObserved(0, net.hosted, net.slots, net.region, net.accepting, pending)
-        records += loop.submit(
-            placement.decide(pobs, PlacementDesired(), limits), now_ms, net.accounts_map()
-        )
+    # A placement a DAO motion let through ran above with these sign-ups; the rest wait.
     agent.signups[:] = executor.signups
+    records += place(agent, agent.signups, now_ms)
     return records

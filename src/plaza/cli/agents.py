@@ -129,6 +129,14 @@ def run_cmd(
         Path | None,
         typer.Option("--signups", help="JSON lines of sign-ups waiting for an account."),
     ] = None,
+    entryway: Annotated[
+        str | None,
+        typer.Option(
+            "--entryway",
+            envvar="PLAZA_ENTRYWAY",
+            help="Entryway URL: a moved or restored account keeps its escrowed host password.",
+        ),
+    ] = None,
     grace: Annotated[
         int, typer.Option("--grace", help="Seconds after an epoch ends before settling it.")
     ] = 300,
@@ -144,6 +152,9 @@ def run_cmd(
     agent's migration key (only accounts whose members listed it), restores the accounts
     of a PDS that does not answer from --archive's copies (same key, same rule), and
     creates accounts for waiting --signups on the PDSs with free contracted capacity.
+    With --entryway, an account moved or restored gets the host password the entryway
+    keeps for it (asked for with a token signed by the agent's key), so its member
+    logs in through the entryway with the same handle and password as before.
     Every action goes through the mandate guard and is recorded in the ledger with its
     verdict and reason; what the mandate leaves to members becomes a DAO motion (members veto with
     'plaza dao veto N') or proposal, carried out by a later pass. Prints each action:
@@ -153,8 +164,10 @@ def run_cmd(
 
     \b
         plaza agents run --data-dir .plaza --as ops --once
-        plaza agents run --as ops --interval 60 --directory http://127.0.0.1:2582
+        plaza agents run --as ops --interval 60 --directory http://127.0.0.1:2582 \\
+            --archive http://127.0.0.1:2586 --entryway http://127.0.0.1:2591
     """
+    from plaza.agents.credentials import EntrywayCredentials
     from plaza.agents.hosting import Hosting
     from plaza.agents.runner import LiveAgent, run_once
     from plaza.agents.settlement import SettlementDesired
@@ -175,6 +188,7 @@ def run_cmd(
             archive_url=archive,
             signups=waiting,
             settle=SettlementDesired(evidence_grace_s=grace),
+            credentials=EntrywayCredentials(entryway, signer) if entryway else None,
         )
         done = 0
         while True:

@@ -26,6 +26,9 @@ _TRUSTED_PROXY = typer.Option(
     "(repeatable; none by default: the client is the connection's peer).",
 )
 
+_USER_DOMAIN = typer.Option(
+    [".test"], "--user-domain", help="A handle domain members sign up under (repeatable)."
+)
 _LABELER = typer.Option(
     [], "--labeler", help="A labeler DID whose labels are accepted and shown (repeatable)."
 )
@@ -489,3 +492,84 @@ def prober(
     )
     run_forever(Prober(s.did, s.key, url, timeout_s=timeout, on_submit=submitted), interval)
     typer.echo("stopped")
+
+
+@app.command("entryway")
+def entryway(
+    *,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(2591, "--port", callback=params.fixed_port, help="Port to listen on."),
+    data_dir: str = typer.Option(
+        ".plaza/entryway", "--data-dir", help="Where the accounts store and escrow key live."
+    ),
+    governance: str = typer.Option(
+        ".plaza/gov", "--governance", help="The governance data dir (keystore, ledger)."
+    ),
+    signer: str = typer.Option("ops", "--as", envvar="PLAZA_AS", help="The DAO's agent identity."),
+    directory: str = typer.Option(
+        "http://127.0.0.1:2582", "--directory", help="URL of the PLC directory."
+    ),
+    public_url: str | None = typer.Option(
+        None, "--public-url", help="URL clients reach the entryway at (default http://HOST:PORT)."
+    ),
+    db: str | None = typer.Option(
+        None, "--db", help="Accounts database URL instead of SQLite in the data dir."
+    ),
+    ledger_db: str | None = typer.Option(
+        None, "--ledger-db", help="Ledger database URL (default: GOVERNANCE/ledger.db)."
+    ),
+    user_domain: list[str] = _USER_DOMAIN,
+    trusted_proxy: list[str] = _TRUSTED_PROXY,
+) -> None:
+    """Run the entryway: createAccount and createSession at one URL, until Ctrl-C.
+
+    New accounts are placed by the agents (the placement reconciler, the mandate guard,
+    a signed agent.action record in the ledger) on a contracted host the member never
+    chooses; their rotation keys are [the member's recoveryKey if given, the DAO agent's
+    key, the host's]. The entryway keeps each member's password (scrypt) and the
+    account's host password in escrow (sealed with DATA_DIR/escrow.key); createSession
+    answers with the session of the host the DID names now, so logins survive a move or
+    a restore. Only the DAO's agent (--as) may read a host password
+    (social.plaza.entryway.getHostCredential). See docs/entryway.md.
+
+    Example:
+
+    \b
+        plaza serve entryway --port 2591 --data-dir .plaza/entryway \\
+            --governance .plaza/gov --as ops --directory http://127.0.0.1:2582
+    """
+    from plaza.agents.hosting import Hosting
+    from plaza.agents.runner import LiveAgent
+    from plaza.cli.dao_support import keystore
+    from plaza.cli.market_support import local_market
+    from plaza.network.entryway import EntrywaySettings
+    from plaza.network.entryway import create_app as create_entryway
+    from plaza.services.runner import url_for
+
+    try:
+        gov = Path(governance)
+        agent = keystore(gov).get(signer)
+        live = LiveAgent(
+            market=local_market(gov, ledger_db, signer),
+            signer=agent,
+            hosting=Hosting(directory),
+            migration_key=agent.key,
+        )
+        settings = EntrywaySettings(
+            data_dir=Path(data_dir),
+            public_url=public_url or url_for(host, port),
+            directory_url=directory,
+            db_url=db,
+            user_domains=tuple(user_domain),
+        )
+        served = ServedApp(
+            "entryway",
+            create_entryway(settings, live),
+            host,
+            port,
+            trusted_proxies=tuple(trusted_proxy),
+        )
+    except PlazaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    serve_apps([served])
