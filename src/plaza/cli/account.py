@@ -258,38 +258,23 @@ def recover(
         raise typer.Exit(1)
 
 
-@app.command("add-recovery-key")
-def add_recovery_key(
-    *,
-    did: str = typer.Option(..., "--did", callback=params.did, help="The account's DID."),
-    pds: str = typer.Option(..., "--pds", help="URL of the account's current host."),
-    key: str = typer.Option(..., "--key", help="File with the recovery key (private)."),
-    mail_dir: str | None = typer.Option(
-        None, "--mail-dir", help="Read the host's confirmation token from this outbox."
-    ),
-    directory: str = _DIRECTORY,
-) -> None:
-    """List your own recovery key first among the account's rotation keys.
+_PDS = typer.Option(
+    ...,
+    "--pds",
+    help="URL of the account's current host, or of the entryway it signed up at.",
+)
+_MAIL_DIR = typer.Option(
+    None, "--mail-dir", help="Read the host's confirmation token from this outbox."
+)
 
-    Uses the host's standard identity calls: log in (password from PLAZA_PASSWORD or a
-    prompt), requestPlcOperationSignature (the confirmation token from PLAZA_PLC_TOKEN,
-    --mail-dir, or a prompt), signPlcOperation with the key's did:key first and the
-    other keys in their order, submitPlcOperation. Only the key's public did:key leaves
-    this machine. Exits 1 on failure.
 
-    Example:
-
-    \b
-        plaza account add-recovery-key --did did:plc:abc... \\
-            --pds http://127.0.0.1:2583 --key recovery.key --mail-dir .plaza/pds1/mail
-    """
-    from plaza.services.pds import recovery
-
-    console = Console(emoji=False)
-    key_did = _read_key(Path(key), console).did_key()
+def _rotation_change(
+    change: Callable[..., list[str]], *, did: str, pds: str, key_did: str, mail_dir: str | None,
+    directory: str, console: Console,
+) -> list[str]:  # fmt: skip
     password = os.environ.get("PLAZA_PASSWORD") or typer.prompt("Password", hide_input=True)
     try:
-        keys = recovery.add_recovery_key(
+        return change(
             did=did,
             pds_url=pds,
             key_did=key_did,
@@ -298,11 +283,87 @@ def add_recovery_key(
             plc_token=lambda: _token_source(did, Path(mail_dir) if mail_dir else None, console),
         )
     except PlazaError as exc:
-        console.print(f"[red]adding the recovery key failed:[/] {exc.message}")
+        console.print(f"[red]changing the rotation keys failed:[/] {exc.message}")
         raise typer.Exit(1) from exc
+
+
+def _print_keys(console: Console, did: str, keys: list[str], mine: str | None) -> None:
     console.print(f"rotation keys of {did}, in priority order:")
     for i, k in enumerate(keys, 1):
-        console.print(f"  {i}. {k}{'  (yours)' if k == key_did else ''}")
+        console.print(f"  {i}. {k}{'  (yours)' if k == mine else ''}")
+
+
+@app.command("add-recovery-key")
+def add_recovery_key(
+    *,
+    did: str = typer.Option(..., "--did", callback=params.did, help="The account's DID."),
+    pds: str = _PDS,
+    key: str = typer.Option(..., "--key", help="File with the recovery key (private)."),
+    mail_dir: str | None = _MAIL_DIR,
+    directory: str = _DIRECTORY,
+) -> None:
+    """List your own recovery key first among the account's rotation keys.
+
+    Uses the host's standard identity calls: log in (password from PLAZA_PASSWORD or a
+    prompt; at --pds, which may be the entryway: its session names the host to go on
+    at), requestPlcOperationSignature (the confirmation token from PLAZA_PLC_TOKEN,
+    --mail-dir, or a prompt), signPlcOperation with the key's did:key first and the
+    other keys in their order, submitPlcOperation. Your key then stands above the DAO
+    agent's: within 72 hours you can undo anything a lower key signs. Only the key's
+    public did:key leaves this machine. Exits 1 on failure.
+
+    Example:
+
+    \b
+        plaza account add-recovery-key --did did:plc:abc... \\
+            --pds http://127.0.0.1:2583 --key recovery.key --mail-dir .plaza/pds1/mail
+    """
+    from plaza.services.pds import rotation_keys
+
+    console = Console(emoji=False)
+    key_did = _read_key(Path(key), console).did_key()
+    keys = _rotation_change(
+        rotation_keys.add_recovery_key, did=did, pds=pds, key_did=key_did,
+        mail_dir=mail_dir, directory=directory, console=console,
+    )  # fmt: skip
+    _print_keys(console, did, keys, key_did)
+
+
+@app.command("remove-recovery-key")
+def remove_recovery_key(
+    *,
+    did: str = typer.Option(..., "--did", callback=params.did, help="The account's DID."),
+    pds: str = _PDS,
+    key_did: str = typer.Option(
+        ..., "--key-did", help="The did:key to drop (the DAO agent's, to withdraw consent)."
+    ),
+    mail_dir: str | None = _MAIL_DIR,
+    directory: str = _DIRECTORY,
+) -> None:
+    """Drop a key from the account's rotation keys; the others keep their order.
+
+    An account made at the entryway lists the DAO agent's key, so the agents can
+    restore it from the archive if its host dies; dropping it withdraws that consent
+    (the agents then leave the account where it is). The same standard identity calls
+    as add-recovery-key (password from PLAZA_PASSWORD or a prompt; the confirmation
+    token from PLAZA_PLC_TOKEN, --mail-dir, or a prompt). The DID's last rotation key is
+    never dropped. Exits 1 on failure.
+
+    Example:
+
+    \b
+        plaza account remove-recovery-key --did did:plc:abc... \\
+            --pds http://127.0.0.1:2591 --key-did did:key:zQ3sh... \\
+            --mail-dir .plaza/pds1/mail
+    """
+    from plaza.services.pds import rotation_keys
+
+    console = Console(emoji=False)
+    keys = _rotation_change(
+        rotation_keys.remove_recovery_key, did=did, pds=pds, key_did=key_did,
+        mail_dir=mail_dir, directory=directory, console=console,
+    )  # fmt: skip
+    _print_keys(console, did, keys, None)
 
 
 @app.command("new-recovery-key")

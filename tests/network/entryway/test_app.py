@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import secrets
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from atproto import Client, models
 from plaza.agents.credentials import EntrywayCredentials
 from plaza.agents.runner import run_once
 from plaza.agents.settlement import SettlementDesired
-from plaza.atproto.crypto import PrivateKey
+from plaza.atproto.crypto import PrivateKey, parse_private_key
+from plaza.cli import app as cli
 from plaza.ledger import verify_log
 from tests.agents.test_live import AGENT, GENESIS, _records
 from tests.network.entryway.conftest import Network, agent_actions, entryway, host_of
@@ -232,3 +235,36 @@ def test_a_member_logs_in_after_the_agents_restore_a_dead_host(network: Network)
         keys = network.hosting.did_data(did)["rotationKeys"]
         assert keys[0] == AGENT.key.did_key()
         assert verify_log(network.market.ledger.store.read_raw()).ok
+
+
+def test_a_member_puts_their_key_above_the_dao_key_or_removes_it(
+    network: Network, tmp_path: Path
+) -> None:
+    with entryway(network) as (url, _):
+        handle, password = _handle(), "a member's password"
+        did = _signup(url, handle, password).did
+        host = host_of(network, did)
+        mail = network.root / f"pds{network.pds.index(host) + 1}" / "mail"
+        dao_key = AGENT.key.did_key()
+        host_key = network.hosting.did_data(did)["rotationKeys"][1]
+
+        def account(*args: str) -> str:
+            result = CliRunner().invoke(
+                cli,
+                ["account", *args, "--did", did, "--pds", url, "--mail-dir", str(mail),
+                 "--directory", network.directory],
+                env={"PLAZA_PASSWORD": password},
+            )  # fmt: skip
+            assert result.exit_code == 0, result.output
+            return result.output
+
+        # Their own key above the DAO agent's, through the entryway's session.
+        keyfile = tmp_path / "mine.key"
+        CliRunner().invoke(cli, ["account", "new-recovery-key", "--out", str(keyfile)])
+        mine = parse_private_key(keyfile.read_text()).did_key()
+        account("add-recovery-key", "--key", str(keyfile))
+        assert network.hosting.did_data(did)["rotationKeys"] == [mine, dao_key, host_key]
+        # Consent withdrawn: the DAO agent's key leaves, the others keep their order.
+        out = account("remove-recovery-key", "--key-did", dao_key)
+        assert dao_key not in out
+        assert network.hosting.did_data(did)["rotationKeys"] == [mine, host_key]

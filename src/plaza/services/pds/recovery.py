@@ -39,9 +39,8 @@ already naming the new host and its reserved key skips the operation, an existin
 account is logged in to with the password, an account already active is not imported
 over (its member may have written since), and uploads are idempotent.
 
-:func:`add_recovery_key` is the step before, while the host is alive: it lists a
-member's own key first among the DID's rotation keys through the host's standard
-identity calls.
+The step before, while the host is alive, is listing a member's own key first among
+the DID's rotation keys (:mod:`plaza.services.pds.rotation_keys`).
 """
 
 from __future__ import annotations
@@ -521,53 +520,3 @@ def _list_blobs(x: _Client, did: str) -> list[str]:
         cursor = page.get("cursor")
         if not cursor or not page.get("cids"):
             return out
-
-
-def add_recovery_key(
-    *,
-    did: str,
-    pds_url: str,
-    key_did: str,
-    password: str,
-    directory_url: str,
-    plc_token: Callable[[], str],
-    http: httpx.Client | None = None,
-) -> list[str]:
-    """List ``key_did`` first among ``did``'s rotation keys, through its (live) host's
-    standard identity calls: ``createSession``, ``requestPlcOperationSignature`` (the
-    host sends a token out of band; ``plc_token`` returns it), ``signPlcOperation`` with
-    the new rotation keys, ``submitPlcOperation``. The other keys keep their order.
-    Returns the rotation keys the directory lists afterwards; a key already first
-    changes nothing. Raises :class:`RecoveryError`."""
-    parse_did_key(key_did)
-    own = http is None
-    client = http or httpx.Client(timeout=httpx.Timeout(60.0))
-    host = _Client(pds_url, client, "host")
-    directory = directory_url.rstrip("/")
-    try:
-        current = _rotation_keys(_read_log(client, directory, did))
-        if current[:1] == [key_did]:
-            return current
-        session = host.json(
-            "POST",
-            "com.atproto.server.createSession",
-            json={"identifier": did, "password": password},
-        )
-        host.token = str(session["accessJwt"])
-        host.post("com.atproto.identity.requestPlcOperationSignature")
-        rotation = [key_did, *(k for k in current if k != key_did)]
-        signed = host.json(
-            "POST",
-            "com.atproto.identity.signPlcOperation",
-            json={"token": plc_token().strip(), "rotationKeys": rotation},
-        )
-        host.post("com.atproto.identity.submitPlcOperation", {"operation": signed["operation"]})
-        after = _rotation_keys(_read_log(client, directory, did))
-    except (_StepFailed, AtprotoError) as exc:
-        raise RecoveryError(f"adding the recovery key failed: {exc.message}") from exc
-    finally:
-        if own:
-            client.close()
-    if after != rotation:
-        raise RecoveryError(f"the directory lists {after}, not {rotation}")
-    return after
