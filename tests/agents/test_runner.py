@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from plaza.agents.hosting import Hosting
 from plaza.agents.loop import VOTE_WINDOW_S
-from plaza.agents.runner import LiveAgent, run_once
+from plaza.agents.runner import LiveAgent, SignUp, place, run_once
 from plaza.agents.settlement import SettlementDesired
 from plaza.dao import parse_mandate
+from plaza.errors import InvalidInputError
 from plaza.ledger import MemoryEventStore
 from plaza.ledger.keystore import Signer
 from tests.agents.test_settlement import _evidence
@@ -104,3 +108,15 @@ def test_without_a_dao_a_voted_penalty_expires_and_is_asked_for_again() -> None:
         if ev.type == "agent.action" and ev.payload["action"]["kind"] == "provider.suspend"
     ]
     assert outcomes == ["proposed", "dropped", "proposed"]
+
+
+def test_placement_needs_the_live_network_and_places_nothing_for_nobody() -> None:
+    world = make_world(MemoryEventStore(), MANDATE)
+    agent = _settling_agent(world)
+    waiting = [SignUp("a.test", "a@example.com", "a password")]
+    with pytest.raises(InvalidInputError, match="live network"):
+        place(agent, waiting, GENESIS + 1_000)
+    assert len(waiting) == 1
+    agent.hosting = Hosting("http://127.0.0.1:9")  # never asked: nobody waits
+    assert place(agent, [], GENESIS + 1_000) == []
+    assert not [e for e in world.market.ledger.read() if e.type == "agent.action"]

@@ -23,6 +23,7 @@ from plaza.agents.settlement import SettlementDesired
 from plaza.atproto.crypto import PrivateKey, parse_private_key
 from plaza.cli import app as cli
 from plaza.ledger import verify_log
+from plaza.services.pds.lexicons import plaza_registry
 from tests.agents.test_live import AGENT, GENESIS, _records
 from tests.network.entryway.conftest import Network, agent_actions, entryway, host_of
 from tests.services.archive.conftest import holds, wait_for
@@ -175,6 +176,9 @@ def test_only_the_dao_agent_reads_a_host_credential(network: Network) -> None:
         via_agent = EntrywayCredentials(url, AGENT)
         password = via_agent(made.did)
         assert password is not None and password != "a password here"
+        plaza_registry().validate_output(
+            "social.plaza.entryway.getHostCredential", {"did": made.did, "password": password}
+        )
         # It is the host's password for the account.
         host = host_of(network, made.did)
         r = httpx.post(

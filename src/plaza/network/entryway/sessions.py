@@ -86,7 +86,12 @@ class Sessions:
             "identifier": account.did,
             "password": self.escrow.unseal(account.did, account.host_password),
         }
-        resp = self._call("POST", host, "com.atproto.server.createSession", json=body)
+        # The member's address, for a host that trusts the entryway as its proxy (its
+        # login limits then count members, not the entryway); ignored by any other host.
+        forwarded = {"x-forwarded-for": client}
+        resp = self._call(
+            "POST", host, "com.atproto.server.createSession", json=body, headers=forwarded
+        )
         if resp.status_code == 401:
             raise UpstreamError(
                 f"the host {host} refused the account's credential (was it moved without "
