@@ -7,7 +7,10 @@ new host."""
 
 from __future__ import annotations
 
+import json
 import secrets
+import shutil
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,8 @@ from plaza.services.pds.lexicons import plaza_registry
 from tests.agents.test_live import AGENT, GENESIS, _records
 from tests.network.entryway.conftest import Network, agent_actions, entryway, host_of
 from tests.services.archive.conftest import holds, wait_for
+
+JS = Path(__file__).resolve().parents[2] / "js"
 
 
 def _signup(url: str, handle: str, password: str, **extra: Any) -> Any:
@@ -272,3 +277,25 @@ def test_a_member_puts_their_key_above_the_dao_key_or_removes_it(
         out = account("remove-recovery-key", "--key-did", dao_key)
         assert dao_key not in out
         assert network.hosting.did_data(did)["rotationKeys"] == [mine, host_key]
+
+
+def test_atproto_api_signs_up_and_in_through_the_entryway(network: Network) -> None:
+    """The official TypeScript client: its agent follows the DID document to the host."""
+    node = shutil.which("node")
+    assert node is not None, "node is needed for the @atproto/api check"
+    assert (JS / "node_modules" / "@atproto" / "api").is_dir(), (
+        "@atproto/api is not installed: run `make js` (npm ci --prefix tests/js)"
+    )
+    with entryway(network) as (url, _):
+        run = subprocess.run(
+            [node, str(JS / "entryway_check.mjs"), url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        out = json.loads(run.stdout.strip().splitlines()[-1])
+        host = host_of(network, out["did"])
+        assert out["pds"].rstrip("/") == host and out["firstPds"].rstrip("/") == host
+        assert {r["uri"] for r in _records(host, out["did"])} == set(out["posts"])
