@@ -161,8 +161,9 @@ def test_concurrent_sign_ups_never_double_book(network: Network) -> None:
         assert verify_log(network.market.ledger.store.read_raw()).ok
 
 
-def test_logins_are_limited_per_client(network: Network) -> None:
-    with entryway(network, login_burst=2, login_per_s=0.001) as (url, _):
+def test_logins_and_sign_ups_are_limited_per_client(network: Network) -> None:
+    limits = {"login_burst": 2, "login_per_s": 0.001, "signup_burst": 1, "signup_per_s": 0.001}
+    with entryway(network, **limits) as (url, _):
         codes = [
             httpx.post(
                 f"{url}/xrpc/com.atproto.server.createSession",
@@ -173,6 +174,17 @@ def test_logins_are_limited_per_client(network: Network) -> None:
         assert [r.status_code for r in codes] == [401, 401, 429]
         assert codes[2].json()["error"] == "RateLimitExceeded"
         assert int(codes[2].headers["retry-after"]) > 0
+        made = [
+            httpx.post(
+                f"{url}/xrpc/com.atproto.server.createAccount",
+                json={"handle": _handle(), "password": "a password"},
+                timeout=60,
+            )
+            for _ in range(2)
+        ]
+        assert [r.status_code for r in made] == [200, 429]
+        assert made[1].json()["error"] == "RateLimitExceeded"
+        assert len(agent_actions(network.market, "placement.assign")) == 1
 
 
 def test_only_the_dao_agent_reads_a_host_credential(network: Network) -> None:

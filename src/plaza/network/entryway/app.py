@@ -64,13 +64,7 @@ def create_app(
     ew = Entryway(
         settings=settings,
         signups=SignUps(store, escrow, agent, signer.key, directory, clock_ms=clock_ms),
-        sessions=Sessions(
-            store,
-            escrow,
-            directory,
-            http,
-            TokenBuckets(settings.login_per_s, settings.login_burst, monotonic),
-        ),
+        sessions=Sessions(store, escrow, directory, http),
         credentials=HostCredentials(
             store,
             escrow,
@@ -78,6 +72,8 @@ def create_app(
             agent_did=signer.did,
             agent_key=signer.key.public_key,
         ),
+        login_limit=TokenBuckets(settings.login_per_s, settings.login_burst, monotonic),
+        signup_limit=TokenBuckets(settings.signup_per_s, settings.signup_burst, monotonic),
     )
 
     def endpoint(verb: str, handler: Handler) -> Callable[[Request], Any]:

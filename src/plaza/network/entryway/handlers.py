@@ -4,6 +4,7 @@ and renders. The table :data:`METHODS` is every route the app serves."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from plaza.network.entryway.errors import InvalidRequestError
 from plaza.network.entryway.sessions import Sessions, require_str
 from plaza.network.entryway.settings import EntrywaySettings
 from plaza.network.entryway.signup import SignUps, parse_request
+from plaza.services.buckets import TokenBuckets, address_key
+from plaza.services.errors import RateLimitedError
 
 Body = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -29,6 +32,18 @@ class Entryway:
     signups: SignUps
     sessions: Sessions
     credentials: HostCredentials
+    login_limit: TokenBuckets
+    signup_limit: TokenBuckets
+
+
+def spend(buckets: TokenBuckets, client: str, what: str) -> None:
+    """One of the client's tokens, or :class:`RateLimitedError` (429, ``Retry-After``)."""
+    wait = buckets.take(address_key(client))
+    if wait > 0:
+        raise RateLimitedError(
+            f"too many {what} from this address; try again in {math.ceil(wait)} s",
+            retry_after_s=wait,
+        )
 
 
 async def describe_server(ew: Entryway, request: Request, body: Body) -> dict[str, Any]:
@@ -42,18 +57,23 @@ async def describe_server(ew: Entryway, request: Request, body: Body) -> dict[st
     }
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 async def create_account(ew: Entryway, request: Request, body: Body) -> dict[str, Any]:
     if request.headers.get("authorization"):
         raise InvalidRequestError("createAccount at the entryway takes no token")
     signup = parse_request(await body(), ew.settings.user_domains)
+    spend(ew.signup_limit, _client(request), "sign-ups")
     return await asyncio.to_thread(ew.signups.create, signup)
 
 
 async def create_session(ew: Entryway, request: Request, body: Body) -> dict[str, Any]:
     data = await body()
     identifier, password = require_str(data, "identifier"), require_str(data, "password")
-    client = request.client.host if request.client else "unknown"
-    return await asyncio.to_thread(ew.sessions.create, identifier, password, client)
+    spend(ew.login_limit, _client(request), "login attempts")
+    return await asyncio.to_thread(ew.sessions.create, identifier, password, _client(request))
 
 
 async def refresh_session(ew: Entryway, request: Request, body: Body) -> dict[str, Any]:

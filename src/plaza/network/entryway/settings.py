@@ -16,8 +16,9 @@ class EntrywaySettings:
     """Where the entryway keeps its accounts and how it is reached.
 
     ``db_url`` None: SQLite at ``data_dir/entryway.db``. ``user_domains``: the handle
-    domains members may sign up under (the hosts' own). Logins: ``login_burst`` at
-    once per client address, then ``login_per_s``.
+    domains members may sign up under (the hosts' own). Per client address, logins:
+    ``login_burst`` at once, then ``login_per_s``; sign-ups: ``signup_burst`` at once,
+    then ``signup_per_s``.
     """
 
     data_dir: Path
@@ -27,6 +28,8 @@ class EntrywaySettings:
     user_domains: tuple[str, ...] = (".test",)
     login_burst: int = 10
     login_per_s: float = 0.5
+    signup_burst: int = 100
+    signup_per_s: float = 1.0
     max_body_bytes: int = 64 * 1024
 
     @property
