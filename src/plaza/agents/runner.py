@@ -14,7 +14,13 @@ HTTP — and remembers nothing between passes except what is in the ledger. A pa
    it and lists the migration key) are rebuilt on other PDSs from the archive's copies
    (:meth:`~plaza.agents.hosting.Hosting.restore`);
 3. places: pending sign-ups (:class:`SignUp`) go by :mod:`plaza.agents.placement` to
-   the contracted PDSs with free capacity, created there with ``createAccount``.
+   the contracted PDSs with free capacity, created there with ``createAccount``;
+4. buys capacity (when :attr:`LiveAgent.capacity` holds a plan):
+   :mod:`plaza.agents.live_capacity` compares the accounts hosted and waiting with the
+   hosting capacity under contract on live providers, opens a request for bids when
+   the load crosses the plan (also when a dead or leaving provider's capacity is
+   lost), awards it once bidding has closed, and signs for the DAO the contracts their
+   providers signed.
 
 Every action goes through :class:`~plaza.agents.loop.AgentLoop` — the mandate guard on
 the DAO's (or the market's) spending so far, and a ledger record with the verdict and
@@ -27,8 +33,8 @@ or, if the DAO's guard then refuses the motion's action, closes the motion
 the proposal is the ledger record itself and executes after its window (nobody can veto
 a market without members).
 
-The capacity reconciler does not run here: it needs a demand feed that a data directory
-does not hold (it runs in the simulator, ``plaza sim``).
+The simulator's capacity reconciler (:mod:`plaza.agents.capacity`, reserved and
+on-demand units against a demand trace) does not run here; the live one counts accounts.
 """
 
 from __future__ import annotations
@@ -38,8 +44,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from plaza.agents import migration, placement, settlement
+from plaza.agents import live_capacity, migration, placement, settlement
 from plaza.agents.hosting import Hosting, HostingError, Moved, NotOptedInError
+from plaza.agents.live_capacity import CapacityExecutor, LiveCapacityDesired, LoadHistory
 from plaza.agents.loop import (
     AgentLoop,
     LedgerRecorder,
@@ -157,6 +164,7 @@ class LiveExecutor:
         archive: str | None = None,
     ) -> None:
         self.settlement = SettlementExecutor(market, clock, currency=market_currency(market))
+        self.capacity = CapacityExecutor(market, clock)
         self.hosting = hosting
         self.network = network
         self.signups = list(signups or [])
@@ -167,6 +175,8 @@ class LiveExecutor:
     def execute(self, action: Action) -> Done:
         if action.kind in SettlementExecutor.kinds:
             return self.settlement.execute(action)
+        if action.kind in CapacityExecutor.kinds:
+            return self.capacity.execute(action)
         if self.hosting is None or self.network is None:
             raise InvalidInputError(f"{action.kind} needs the live network (a directory URL)")
         if action.kind == "placement.assign":
@@ -252,6 +262,9 @@ class LiveAgent:
     signups: list[SignUp] = field(default_factory=list)
     settle: SettlementDesired = field(default_factory=SettlementDesired)
     migrate: MigrationDesired = field(default_factory=MigrationDesired)
+    #: The hosting capacity plan (None: the agents buy no capacity).
+    capacity: LiveCapacityDesired | None = None
+    load_history: LoadHistory = field(default_factory=LoadHistory)
 
 
 def _spends(market: Market, now_ms: int) -> dict[str, list[Spend]]:
@@ -340,4 +353,31 @@ def run_once(agent: LiveAgent, now_ms: int) -> list[LoopRecord]:
             placement.decide(pobs, PlacementDesired(), limits), now_ms, net.accounts_map()
         )
     agent.signups[:] = executor.signups
+    if agent.capacity is not None:
+        records += _capacity(
+            agent, agent.capacity, loop=loop, net=net, waiting=len(executor.signups), now_ms=now_ms
+        )
     return records
+
+
+def _capacity(
+    agent: LiveAgent,
+    plan: LiveCapacityDesired,
+    *,
+    loop: AgentLoop,
+    net: Network,
+    waiting: int,
+    now_ms: int,
+) -> list[LoopRecord]:
+    """The capacity step: observe, decide, and put the actions through ``loop``."""
+    m = agent.market
+    m.sync()
+    hosted = int(net.hosted.sum())
+    growth = agent.load_history.add(now_ms, hosted + waiting, plan.growth_window_s)
+    usable = {d: bool(net.reachable[p] and not net.leaving[p]) for p, d in enumerate(net.dids)}
+    obs = live_capacity.observe(
+        m.state, usable_provider=usable, hosted=hosted, waiting=waiting,
+        growth_per_s=growth, now_ms=now_ms, region=net.regions[0] if net.regions else "",
+    )  # fmt: skip
+    limits = limits_from_mandate(m.mandate, hosted, market_currency(m))
+    return loop.submit(live_capacity.decide(obs, plan, limits), now_ms, net.accounts_map())

@@ -132,6 +132,24 @@ def run_cmd(
     grace: Annotated[
         int, typer.Option("--grace", help="Seconds after an epoch ends before settling it.")
     ] = 300,
+    capacity: Annotated[
+        bool,
+        typer.Option(
+            "--capacity/--no-capacity",
+            help="With --directory: buy hosting capacity when load crosses the plan.",
+        ),
+    ] = True,
+    threshold: Annotated[
+        float,
+        typer.Option("--capacity-threshold", help="Utilisation (0-1) that triggers a purchase."),
+    ] = 0.8,
+    headroom: Annotated[
+        float,
+        typer.Option("--capacity-headroom", help="Utilisation (0-1) a purchase aims at."),
+    ] = 0.6,
+    bid_window: Annotated[
+        int, typer.Option("--bid-window", min=1, help="Seconds a capacity request takes bids.")
+    ] = 20,
     at: At = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per action.")] = False,
 ) -> None:
@@ -144,6 +162,11 @@ def run_cmd(
     agent's migration key (only accounts whose members listed it), restores the accounts
     of a PDS that does not answer from --archive's copies (same key, same rule), and
     creates accounts for waiting --signups on the PDSs with free contracted capacity.
+    With --directory it also buys hosting capacity (unless --no-capacity): when accounts
+    hosted and waiting, forecast at their recent growth, pass --capacity-threshold of
+    the capacity under contract on live providers, it opens a request for bids on the
+    market, awards it once bidding closes (--bid-window) and signs for the DAO the
+    contracts the providers signed.
     Every action goes through the mandate guard and is recorded in the ledger with its
     verdict and reason; what the mandate leaves to members becomes a DAO motion (members veto with
     'plaza dao veto N') or proposal, carried out by a later pass. Prints each action:
@@ -156,6 +179,7 @@ def run_cmd(
         plaza agents run --as ops --interval 60 --directory http://127.0.0.1:2582
     """
     from plaza.agents.hosting import Hosting
+    from plaza.agents.live_capacity import LiveCapacityDesired
     from plaza.agents.runner import LiveAgent, run_once
     from plaza.agents.settlement import SettlementDesired
 
@@ -167,6 +191,11 @@ def run_cmd(
         signer = keys.get(agent)
         market = local_market(data_dir, db, agent)
         waiting = _signups(signups)
+        plan = (
+            LiveCapacityDesired(threshold=threshold, headroom=headroom, bid_window_s=bid_window)
+            if capacity and directory
+            else None
+        )
         live = LiveAgent(
             market=market,
             signer=signer,
@@ -175,6 +204,7 @@ def run_cmd(
             archive_url=archive,
             signups=waiting,
             settle=SettlementDesired(evidence_grace_s=grace),
+            capacity=plan,
         )
         done = 0
         while True:
