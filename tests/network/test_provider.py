@@ -13,7 +13,7 @@ import httpx
 
 from plaza.market import MarketParams
 from plaza.network.provider import ProviderDaemon, ProviderPolicy, View, decide
-from tests.network.livenet import E, GENESIS, contract, live_net, register, signer
+from tests.network.livenet import GENESIS, E, contract, live_net, register, signer
 
 PARAMS = MarketParams(genesis_ms=0, epoch_s=600, window_s=60)
 ME = {
