@@ -1,4 +1,5 @@
-"""Live hosting capacity: buy accounts of hosting from the market when load crosses the plan.
+"""Live hosting capacity: keep enough accounts of hosting under contract for the load
+and the plan's floor, buying them from the market.
 
 Theory of operation. In a live network the load the agents can measure is accounts:
 the accounts the hosting providers host plus the sign-ups waiting for a home. The
@@ -8,15 +9,21 @@ not leaving; a dead or offboarded provider's contracts are *lost* capacity. Capa
 *coming* is what open requests for bids ask for and what awarded contracts will add
 once signed and approved.
 
-:func:`decide` (pure) compares the load, forecast ``horizon_s`` ahead at the recent
-growth rate (:class:`LoadHistory`), with usable plus coming capacity:
+The rule is level-based and keeps no memory of its own: every pass the capacity the
+network wants is the larger of the load forecast ``horizon_s`` ahead at the recent
+growth rate (:class:`LoadHistory`) over ``threshold``, and the plan's floor
+(``floor_accounts``, the hosting capacity the network is planned to keep whatever the
+load). Usable plus coming capacity is what it has. A lost provider's contract leaves
+"have" at once, a replacement request enters it at once (as coming) and stays in it
+through award, signature and approval, so a loss is replaced exactly once.
+:func:`decide` (pure):
 
-1. **procure** (``capacity.procure``): when the forecast passes ``threshold`` of it,
-   one request for bids for enough accounts to bring the forecast down to
-   ``headroom`` (at least ``min_accounts``), capped at ``max_account_price`` per
-   account and epoch for a minimum term of ``min_term_s``; the reason says whether
-   lost capacity is being replaced. While a request is open nothing more is asked for
-   unless the forecast passes the plan even with it;
+1. **procure** (``capacity.procure``): when the network has less than it wants, one
+   request for bids for the difference — up to the floor, and when the forecast passes
+   ``threshold`` enough to bring it down to ``headroom`` (at least ``min_accounts``) —
+   capped at ``max_account_price`` per account and epoch for a minimum term of
+   ``min_term_s``. When the floor is short and providers' capacity is lost, the reason
+   names the providers whose loss it replaces (rule ``capacity.replace-lost``);
 2. **award** (``contract.award``, phase ``award``): each open hosting request once
    bidding has closed — its deadline has passed or it holds its maximum of bids, as
    the market requires (with no bids the award closes it, and step 1 asks again);
@@ -48,8 +55,9 @@ HOSTING = "hosting"
 @dataclass(frozen=True)
 class LiveCapacityDesired:
     """The plan: utilisation ``threshold`` that triggers a purchase, the ``headroom``
-    utilisation a purchase aims at, how far ahead growth is projected, and the terms of
-    the requests (prices in the market's scale: millionths of a minor unit)."""
+    utilisation a purchase aims at, how far ahead growth is projected, the floor of
+    capacity kept whatever the load, and the terms of the requests (prices in the
+    market's scale: millionths of a minor unit)."""
 
     threshold: float = 0.8
     headroom: float = 0.6
@@ -61,11 +69,15 @@ class LiveCapacityDesired:
     min_term_s: int = 3_600
     max_account_price: int = 10_000_000
     region: str = ""
+    #: Hosting accounts the network keeps under contract on live providers whatever the
+    #: load (0: capacity follows the load alone).
+    floor_accounts: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.headroom <= self.threshold <= 1:
             raise InvalidInputError("capacity plan: need 0 < headroom <= threshold <= 1")
-        if min(self.horizon_s, self.growth_window_s, self.bid_window_s, self.min_accounts) < 0:
+        sizes = (self.horizon_s, self.growth_window_s, self.bid_window_s, self.min_accounts)
+        if min(*sizes, self.floor_accounts) < 0:
             raise InvalidInputError("capacity plan: durations and sizes must be >= 0")
 
 
@@ -112,18 +124,33 @@ class ToApprove:
 
 
 @dataclass(frozen=True)
+class Lost:
+    """A provider's running hosting contracts that do not serve: ``accounts`` they
+    hold, and ``why`` (its PDS does not answer, it is leaving)."""
+
+    provider: str
+    accounts: int
+    why: str
+
+
+@dataclass(frozen=True)
 class LiveCapacityObserved:
     now_ms: int
     load: int
     waiting: int
     usable: int
-    lost: int
     awarded: int
     growth_per_s: float
     region: str
     epoch_s: int
     open_rfbs: tuple[OpenRfb, ...] = ()
     to_approve: tuple[ToApprove, ...] = ()
+    lost_by: tuple[Lost, ...] = ()
+
+    @property
+    def lost(self) -> int:
+        """Accounts of capacity lost with dead or leaving providers."""
+        return sum(x.accounts for x in self.lost_by)
 
     @property
     def requested(self) -> int:
@@ -134,6 +161,7 @@ def observe(
     state: MarketData,
     *,
     usable_provider: Mapping[str, bool],
+    why_lost: Mapping[str, str] | None = None,
     hosted: int,
     waiting: int,
     growth_per_s: float,
@@ -141,8 +169,10 @@ def observe(
     region: str,
 ) -> LiveCapacityObserved:
     """The capacity picture from the market's state and the network's reachability.
-    ``usable_provider[did]``: its PDS answers and it is not leaving."""
-    usable = lost = awarded = 0
+    ``usable_provider[did]``: its PDS answers and it is not leaving; ``why_lost[did]``
+    says in words why a provider's capacity does not serve."""
+    usable = awarded = 0
+    lost: dict[str, int] = {}
     approve = []
     for c in state.contracts.values():
         if c.service != HOSTING or not c.firm:
@@ -151,7 +181,7 @@ def observe(
             if usable_provider.get(c.provider, False):
                 usable += c.held
             else:
-                lost += c.held
+                lost[c.provider] = lost.get(c.provider, 0) + c.held
             continue
         awarded += c.held
         ready = c.verdict == "allow" or (
@@ -184,13 +214,15 @@ def observe(
         load=hosted + waiting,
         waiting=waiting,
         usable=usable,
-        lost=lost,
         awarded=awarded,
         growth_per_s=growth_per_s,
         region=region,
         epoch_s=params.epoch_s,
         open_rfbs=tuple(sorted(rfbs, key=lambda r: r.id)),
         to_approve=tuple(sorted(approve, key=lambda a: a.id)),
+        lost_by=tuple(
+            Lost(d, n, (why_lost or {}).get(d, "dead or leaving")) for d, n in sorted(lost.items())
+        ),
     )
 
 
@@ -200,8 +232,9 @@ def decide(
     """The capacity actions now (see the module docstring). Pure."""
     money = limits.currency
     inputs = {
-        "now_ms": obs.now_ms, "load": obs.load, "usable": obs.usable, "lost": obs.lost,
-        "awarded": obs.awarded, "growth": obs.growth_per_s,
+        "now_ms": obs.now_ms, "load": obs.load, "usable": obs.usable,
+        "lost": [(x.provider, x.accounts) for x in obs.lost_by], "awarded": obs.awarded,
+        "growth": obs.growth_per_s, "floor": desired.floor_accounts,
         "rfbs": [(r.id, r.quantity, r.bids, r.offered) for r in obs.open_rfbs],
     }  # fmt: skip
     out: list[Action] = []
@@ -249,21 +282,35 @@ def decide(
     coming = obs.awarded + obs.requested
     forecast = obs.load + obs.growth_per_s * desired.horizon_s
     have = obs.usable + coming
-    if forecast <= 0 or forecast <= desired.threshold * have:
+    floor = desired.floor_accounts
+    busy = forecast > 0 and forecast > desired.threshold * have
+    short = have < floor
+    if not (busy or short):
         return out
-    want = max(desired.min_accounts, math.ceil(forecast / desired.headroom) - have)
+    target = max(floor, math.ceil(forecast / desired.headroom) if busy else 0)
+    want = max(desired.min_accounts, target - have)
     epochs = max(1, -(-desired.min_term_s // max(1, obs.epoch_s)))
     cost = want * desired.max_account_price * epochs // PRICE_SCALE
-    util = forecast / have if have else math.inf
-    lost = f" ({obs.lost} accounts of capacity lost with dead or leaving providers)"
-    rule = "capacity.replace-lost" if obs.lost else "capacity.utilisation"
-    text = (
-        f"load {obs.load} accounts ({obs.waiting} waiting), forecast {forecast:.0f} in "
-        f"{desired.horizon_s}s, against {obs.usable} usable + {coming} coming"
-        f"{lost if obs.lost else ''}: utilisation {util:.0%} is over the plan's "
-        f"{desired.threshold:.0%}; ask the market for {want} accounts to bring it to "
-        f"{desired.headroom:.0%}"
+    losses = ", ".join(f"{x.provider} ({x.accounts} accounts, {x.why})" for x in obs.lost_by)
+    state = (
+        f"{obs.usable} usable + {coming} coming for a load of {obs.load} accounts "
+        f"({obs.waiting} waiting), forecast {forecast:.0f} in {desired.horizon_s}s"
     )
+    aim = f" to bring utilisation to {desired.headroom:.0%}" if busy else ""
+    if short:
+        rule = "capacity.replace-lost" if obs.lost_by else "capacity.floor"
+        lead = f"replace the capacity lost with {losses}: " if obs.lost_by else ""
+        text = (
+            f"{lead}{state} is under the {floor} accounts of hosting the plan keeps; "
+            f"ask the market for {want} accounts{aim}"
+        )
+    else:
+        rule = "capacity.utilisation"
+        lost = f" ({obs.lost} accounts lost with {losses})" if obs.lost_by else ""
+        text = (
+            f"{state}{lost}: utilisation {forecast / have if have else math.inf:.0%} is over "
+            f"the plan's {desired.threshold:.0%}; ask the market for {want} accounts{aim}"
+        )
     out.append(
         Action.make(
             "capacity.procure",
@@ -276,9 +323,11 @@ def decide(
                 usable=obs.usable,
                 coming=coming,
                 lost=obs.lost,
+                floor=floor,
                 threshold=desired.threshold,
             ),
             intent="hosting",
+            replaces=[x.provider for x in obs.lost_by] if short else [],
             service=HOSTING,
             units=want,
             region=desired.region or obs.region,

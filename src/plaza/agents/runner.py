@@ -16,11 +16,12 @@ HTTP — and remembers nothing between passes except what is in the ledger. A pa
 3. places: pending sign-ups (:class:`SignUp`) go by :mod:`plaza.agents.placement` to
    the contracted PDSs with free capacity, created there with ``createAccount``;
 4. buys capacity (when :attr:`LiveAgent.capacity` holds a plan):
-   :mod:`plaza.agents.live_capacity` compares the accounts hosted and waiting with the
-   hosting capacity under contract on live providers, opens a request for bids when
-   the load crosses the plan (also when a dead or leaving provider's capacity is
-   lost), awards it once bidding has closed, and signs for the DAO the contracts their
-   providers signed.
+   :mod:`plaza.agents.live_capacity` compares the hosting capacity under contract on
+   live providers plus the capacity coming with what the network wants — the accounts
+   hosted and waiting over the plan's threshold, and at least the plan's floor — opens
+   a request for bids for the difference (so a dead or leaving provider's capacity is
+   replaced, once), awards it once bidding has closed, and signs for the DAO the
+   contracts their providers signed.
 
 Every action goes through :class:`~plaza.agents.loop.AgentLoop` — the mandate guard on
 the DAO's (or the market's) spending so far, and a ledger record with the verdict and
@@ -375,8 +376,13 @@ def _capacity(
     hosted = int(net.hosted.sum())
     growth = agent.load_history.add(now_ms, hosted + waiting, plan.growth_window_s)
     usable = {d: bool(net.reachable[p] and not net.leaving[p]) for p, d in enumerate(net.dids)}
+    why = {
+        d: "its PDS does not answer" if not net.reachable[p] else "it is leaving"
+        for p, d in enumerate(net.dids)
+        if not usable[d]
+    }
     obs = live_capacity.observe(
-        m.state, usable_provider=usable, hosted=hosted, waiting=waiting,
+        m.state, usable_provider=usable, why_lost=why, hosted=hosted, waiting=waiting,
         growth_per_s=growth, now_ms=now_ms, region=net.regions[0] if net.regions else "",
     )  # fmt: skip
     limits = limits_from_mandate(m.mandate, hosted, market_currency(m))

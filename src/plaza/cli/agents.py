@@ -150,6 +150,15 @@ def run_cmd(
     bid_window: Annotated[
         int, typer.Option("--bid-window", min=1, help="Seconds a capacity request takes bids.")
     ] = 20,
+    floor: Annotated[
+        int,
+        typer.Option(
+            "--capacity-floor",
+            min=0,
+            help="Hosting accounts kept under contract on live providers whatever the load "
+            "(a lost provider's are bought again); 0: capacity follows the load alone.",
+        ),
+    ] = 0,
     at: At = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per action.")] = False,
 ) -> None:
@@ -164,9 +173,10 @@ def run_cmd(
     creates accounts for waiting --signups on the PDSs with free contracted capacity.
     With --directory it also buys hosting capacity (unless --no-capacity): when accounts
     hosted and waiting, forecast at their recent growth, pass --capacity-threshold of
-    the capacity under contract on live providers, it opens a request for bids on the
-    market, awards it once bidding closes (--bid-window) and signs for the DAO the
-    contracts the providers signed.
+    the capacity under contract on live providers and coming, or that capacity is under
+    --capacity-floor (a dead or leaving provider's contracts stop counting), it opens
+    one request for bids on the market for the difference, awards it once bidding
+    closes (--bid-window) and signs for the DAO the contracts the providers signed.
     Every action goes through the mandate guard and is recorded in the ledger with its
     verdict and reason; what the mandate leaves to members becomes a DAO motion (members veto with
     'plaza dao veto N') or proposal, carried out by a later pass. Prints each action:
@@ -176,7 +186,8 @@ def run_cmd(
 
     \b
         plaza agents run --data-dir .plaza --as ops --once
-        plaza agents run --as ops --interval 60 --directory http://127.0.0.1:2582
+        plaza agents run --as ops --interval 60 --directory http://127.0.0.1:2582 \\
+            --capacity-floor 150
     """
     from plaza.agents.hosting import Hosting
     from plaza.agents.live_capacity import LiveCapacityDesired
@@ -192,7 +203,12 @@ def run_cmd(
         market = local_market(data_dir, db, agent)
         waiting = _signups(signups)
         plan = (
-            LiveCapacityDesired(threshold=threshold, headroom=headroom, bid_window_s=bid_window)
+            LiveCapacityDesired(
+                threshold=threshold,
+                headroom=headroom,
+                bid_window_s=bid_window,
+                floor_accounts=floor,
+            )
             if capacity and directory
             else None
         )
