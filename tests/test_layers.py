@@ -29,7 +29,8 @@ ALLOWED: dict[str, set[str]] = {
     "services": BASE | {"asgi", "atproto", "db", "ledger"},
     "agents": BASE | {"atproto", "db", "ledger", "dao", "market", "services"},
     "sim": BASE | {"atproto", "db", "ledger", "dao", "market", "agents"},
-    "network": BASE | {"asgi", "atproto", "db", "ledger", "dao", "market", "services", "agents"},
+    "network": BASE
+    | {"asgi", "atproto", "db", "ledger", "dao", "market", "services", "agents", "sim"},
 }
 
 

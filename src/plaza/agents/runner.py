@@ -15,7 +15,14 @@ HTTP — and remembers nothing between passes except what is in the ledger. A pa
    (:meth:`~plaza.agents.hosting.Hosting.restore`);
 3. places: pending sign-ups (:class:`SignUp`) go by :mod:`plaza.agents.placement` to
    the contracted PDSs with free capacity, created there with ``createAccount``
-   (:func:`place`, which the entryway calls for each sign-up it takes).
+   (:func:`place`, which the entryway calls for each sign-up it takes);
+4. buys capacity (when :attr:`LiveAgent.capacity` holds a plan):
+   :mod:`plaza.agents.live_capacity` compares the hosting capacity under contract on
+   live providers plus the capacity coming with what the network wants — the accounts
+   hosted and waiting over the plan's threshold, and at least the plan's floor — opens
+   a request for bids for the difference (so a dead or leaving provider's capacity is
+   replaced, once), awards it once bidding has closed, and signs for the DAO the
+   contracts their providers signed.
 
 Every action goes through :class:`~plaza.agents.loop.AgentLoop` — the mandate guard on
 the DAO's (or the market's) spending so far, and a ledger record with the verdict and
@@ -28,8 +35,8 @@ or, if the DAO's guard then refuses the motion's action, closes the motion
 the proposal is the ledger record itself and executes after its window (nobody can veto
 a market without members).
 
-The capacity reconciler does not run here: it needs a demand feed that a data directory
-does not hold (it runs in the simulator, ``plaza sim``).
+The simulator's capacity reconciler (:mod:`plaza.agents.capacity`, reserved and
+on-demand units against a demand trace) does not run here; the live one counts accounts.
 """
 
 from __future__ import annotations
@@ -40,8 +47,9 @@ from typing import Any
 
 import numpy as np
 
-from plaza.agents import migration, placement, settlement
+from plaza.agents import live_capacity, migration, placement, settlement
 from plaza.agents.hosting import Hosting, HostingError, Moved, NotOptedInError
+from plaza.agents.live_capacity import CapacityExecutor, LiveCapacityDesired, LoadHistory
 from plaza.agents.loop import (
     AgentLoop,
     LedgerRecorder,
@@ -180,6 +188,7 @@ class LiveExecutor:
         credentials: Callable[[str], str | None] | None = None,
     ) -> None:
         self.settlement = SettlementExecutor(market, clock, currency=market_currency(market))
+        self.capacity = CapacityExecutor(market, clock)
         self.hosting = hosting
         self.network = network
         self.signups = list(signups or [])
@@ -191,6 +200,8 @@ class LiveExecutor:
     def execute(self, action: Action) -> Done:
         if action.kind in SettlementExecutor.kinds:
             return self.settlement.execute(action)
+        if action.kind in CapacityExecutor.kinds:
+            return self.capacity.execute(action)
         if self.hosting is None or self.network is None:
             raise InvalidInputError(f"{action.kind} needs the live network (a directory URL)")
         if action.kind == "placement.assign":
@@ -286,6 +297,9 @@ class LiveAgent:
     credentials: Callable[[str], str | None] | None = None
     settle: SettlementDesired = field(default_factory=SettlementDesired)
     migrate: MigrationDesired = field(default_factory=MigrationDesired)
+    #: The hosting capacity plan (None: the agents buy no capacity).
+    capacity: LiveCapacityDesired | None = None
+    load_history: LoadHistory = field(default_factory=LoadHistory)
 
 
 def _spends(market: Market, now_ms: int) -> dict[str, list[Spend]]:
@@ -433,4 +447,36 @@ def run_once(agent: LiveAgent, now_ms: int) -> list[LoopRecord]:
     # A placement a DAO motion let through ran above with these sign-ups; the rest wait.
     agent.signups[:] = executor.signups
     records += place(agent, agent.signups, now_ms)
+    if agent.capacity is not None:
+        records += _capacity(
+            agent, agent.capacity, loop=loop, net=net, waiting=len(agent.signups), now_ms=now_ms
+        )
     return records
+
+
+def _capacity(
+    agent: LiveAgent,
+    plan: LiveCapacityDesired,
+    *,
+    loop: AgentLoop,
+    net: Network,
+    waiting: int,
+    now_ms: int,
+) -> list[LoopRecord]:
+    """The capacity step: observe, decide, and put the actions through ``loop``."""
+    m = agent.market
+    m.sync()
+    hosted = int(net.hosted.sum())
+    growth = agent.load_history.add(now_ms, hosted + waiting, plan.growth_window_s)
+    usable = {d: bool(net.reachable[p] and not net.leaving[p]) for p, d in enumerate(net.dids)}
+    why = {
+        d: "its PDS does not answer" if not net.reachable[p] else "it is leaving"
+        for p, d in enumerate(net.dids)
+        if not usable[d]
+    }
+    obs = live_capacity.observe(
+        m.state, usable_provider=usable, why_lost=why, hosted=hosted, waiting=waiting,
+        growth_per_s=growth, now_ms=now_ms, region=net.regions[0] if net.regions else "",
+    )  # fmt: skip
+    limits = limits_from_mandate(m.mandate, hosted, market_currency(m))
+    return loop.submit(live_capacity.decide(obs, plan, limits), now_ms, net.accounts_map())

@@ -140,6 +140,33 @@ def run_cmd(
     grace: Annotated[
         int, typer.Option("--grace", help="Seconds after an epoch ends before settling it.")
     ] = 300,
+    capacity: Annotated[
+        bool,
+        typer.Option(
+            "--capacity/--no-capacity",
+            help="With --directory: buy hosting capacity when load crosses the plan.",
+        ),
+    ] = True,
+    threshold: Annotated[
+        float,
+        typer.Option("--capacity-threshold", help="Utilisation (0-1) that triggers a purchase."),
+    ] = 0.8,
+    headroom: Annotated[
+        float,
+        typer.Option("--capacity-headroom", help="Utilisation (0-1) a purchase aims at."),
+    ] = 0.6,
+    bid_window: Annotated[
+        int, typer.Option("--bid-window", min=1, help="Seconds a capacity request takes bids.")
+    ] = 20,
+    floor: Annotated[
+        int,
+        typer.Option(
+            "--capacity-floor",
+            min=0,
+            help="Hosting accounts kept under contract on live providers whatever the load "
+            "(a lost provider's are bought again); 0: capacity follows the load alone.",
+        ),
+    ] = 0,
     at: At = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per action.")] = False,
 ) -> None:
@@ -155,6 +182,12 @@ def run_cmd(
     With --entryway, an account moved or restored gets the host password the entryway
     keeps for it (asked for with a token signed by the agent's key), so its member
     logs in through the entryway with the same handle and password as before.
+    With --directory it also buys hosting capacity (unless --no-capacity): when accounts
+    hosted and waiting, forecast at their recent growth, pass --capacity-threshold of
+    the capacity under contract on live providers and coming, or that capacity is under
+    --capacity-floor (a dead or leaving provider's contracts stop counting), it opens
+    one request for bids on the market for the difference, awards it once bidding
+    closes (--bid-window) and signs for the DAO the contracts the providers signed.
     Every action goes through the mandate guard and is recorded in the ledger with its
     verdict and reason; what the mandate leaves to members becomes a DAO motion (members veto with
     'plaza dao veto N') or proposal, carried out by a later pass. Prints each action:
@@ -166,9 +199,11 @@ def run_cmd(
         plaza agents run --data-dir .plaza --as ops --once
         plaza agents run --as ops --interval 60 --directory http://127.0.0.1:2582 \\
             --archive http://127.0.0.1:2586 --entryway http://127.0.0.1:2591
+            --capacity-floor 150
     """
     from plaza.agents.credentials import EntrywayCredentials
     from plaza.agents.hosting import Hosting
+    from plaza.agents.live_capacity import LiveCapacityDesired
     from plaza.agents.runner import LiveAgent, run_once
     from plaza.agents.settlement import SettlementDesired
 
@@ -180,6 +215,16 @@ def run_cmd(
         signer = keys.get(agent)
         market = local_market(data_dir, db, agent)
         waiting = _signups(signups)
+        plan = (
+            LiveCapacityDesired(
+                threshold=threshold,
+                headroom=headroom,
+                bid_window_s=bid_window,
+                floor_accounts=floor,
+            )
+            if capacity and directory
+            else None
+        )
         live = LiveAgent(
             market=market,
             signer=signer,
@@ -189,6 +234,7 @@ def run_cmd(
             signups=waiting,
             settle=SettlementDesired(evidence_grace_s=grace),
             credentials=EntrywayCredentials(entryway, signer) if entryway else None,
+            capacity=plan,
         )
         done = 0
         while True:

@@ -573,3 +573,77 @@ def entryway(
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
     serve_apps([served])
+
+
+@app.command("provider")
+def provider(
+    *,
+    signer: str = typer.Option(..., "--as", envvar="PLAZA_AS", help="Keystore identity."),
+    market_url: str = typer.Option(..., "--market", help="The market's HTTP API URL."),
+    pds_url: str = typer.Option(..., "--pds", help="URL of the PDS this provider runs."),
+    data_dir: str = typer.Option(".plaza", "--data-dir", envvar="PLAZA_DATA", help="Data dir."),
+    price: str | None = typer.Option(
+        None,
+        "--price",
+        help="Bid prices, e.g. account=0.04 (currency units; default: the registered ones).",
+    ),
+    standby: bool = typer.Option(
+        False, "--standby", help="Say so in the log: a provider without a contract yet."
+    ),
+    interval: float = typer.Option(5.0, "--interval", min=0.1, help="Seconds between passes."),
+    bid_ttl: int = typer.Option(
+        3600, "--bid-ttl", min=1, help="Seconds a bid stays valid after a request's deadline."
+    ),
+) -> None:
+    """Run a hosting provider's daemon: report usage each epoch, bid on open hosting
+    requests, sign contracts awarded to it, all as signed documents over the market's
+    HTTP API.
+
+    Each epoch it sends one signed usage report per running contract (the accounts its
+    PDS hosts, read from social.plaza.provider.getUsage with the PDS's admin password
+    from PLAZA_PDS_ADMIN_PASSWORD). It bids its spare registered capacity at its prices
+    on every open hosting request in its regions that those prices and its SLA meet,
+    and signs every contract awarded to it. Prints one line per document the market
+    accepted; refusals and unreachable services go to standard error.
+
+    Example:
+
+    \b
+        PLAZA_PDS_ADMIN_PASSWORD=... plaza serve provider --as provider \\
+            --data-dir .plaza/provider1 --market http://127.0.0.1:2590 \\
+            --pds http://127.0.0.1:2584
+    """
+    import os
+
+    from plaza.cli.market_support import currency_of, parse_prices
+    from plaza.ledger.keystore import Keystore
+    from plaza.network.provider import ProviderDaemon, ProviderPolicy, run_forever
+
+    url = market_url.rstrip("/")
+    try:
+        s = Keystore(Path(data_dir) / "keys.json").get(signer)
+        prices = (
+            parse_prices(currency_of(url=url, data_dir=Path(data_dir), db=None), price)
+            if (price)
+            else {}
+        )
+    except PlazaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    daemon = ProviderDaemon(
+        s.did,
+        s.key,
+        url,
+        pds_url,
+        admin_password=os.environ.get("PLAZA_PDS_ADMIN_PASSWORD", ""),
+        policy=ProviderPolicy(prices=prices, bid_ttl_s=bid_ttl),
+        say=typer.echo,
+        warn=lambda line: typer.echo(f"warning: {line}", err=True),
+    )
+    role = "standby provider (no contract yet)" if standby else "provider"
+    typer.echo(
+        f"{role} {s.did} ({signer}) for {pds_url}: every {interval:g}s reports usage, bids "
+        f"and signs at {url}. Ctrl-C to stop"
+    )
+    run_forever(daemon, interval)
+    typer.echo("stopped")

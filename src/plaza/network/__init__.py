@@ -1,6 +1,12 @@
-"""The network as one system: the pieces that join the services, the control plane and
-the agents into a network that runs itself (the entryway, :mod:`plaza.network.entryway`).
+"""The network as one system: the processes ``plaza up`` starts and the pieces that join
+the services, the control plane and the agents into a network that runs itself.
 
-It sits above the services and the agents: it may use both, and only the command line
-uses it.
+:mod:`plaza.network.entryway` is the one URL members sign up and sign in at;
+:mod:`plaza.network.provider` is a hosting provider's daemon (usage reports, bids,
+contract signatures over the market's HTTP API); :mod:`plaza.network.load` drives a
+running network with simulated members and prices what it bought against the
+simulator's oracle. It sits above the services and the agents: it may use both, and
+only the command line uses it.
 """
+
+from __future__ import annotations
