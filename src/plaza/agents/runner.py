@@ -446,10 +446,12 @@ def run_once(agent: LiveAgent, now_ms: int) -> list[LoopRecord]:
     )
     # A placement a DAO motion let through ran above with these sign-ups; the rest wait.
     agent.signups[:] = executor.signups
+    # ``net`` was observed before placing: the sign-ups count as load placed or not.
+    waiting = len(agent.signups)
     records += place(agent, agent.signups, now_ms)
     if agent.capacity is not None:
         records += _capacity(
-            agent, agent.capacity, loop=loop, net=net, waiting=len(agent.signups), now_ms=now_ms
+            agent, agent.capacity, loop=loop, net=net, waiting=waiting, now_ms=now_ms
         )
     return records
 
