@@ -23,6 +23,7 @@ from plaza.cli import (
     sim,
     up,
 )
+from plaza.cli import serve_network as serve_network
 
 app = typer.Typer(
     name="plaza",
@@ -40,6 +41,7 @@ def _root() -> None:
 
 
 app.command("doctor")(doctor.doctor)
+# serve_network adds plaza serve market|prober|entryway|provider to serve.app.
 app.add_typer(serve.app, name="serve")
 app.command("up")(up.up)
 app.add_typer(account.app, name="account")
