@@ -99,8 +99,8 @@ def test_htmx_gets_the_fragment_to_swap(net: World) -> None:
     c, me = _signed_in(net, "hx")
     made = net.post(net.account("hxtarget"), "swap me")
     token = _csrf(c.get("/").text)
-    r = c.post("/like", headers={"hx-request": "true"},
-               data={"csrf": token, "uri": made["uri"], "cid": made["cid"], "likes": "4"})  # fmt: skip
+    form = {"csrf": token, "uri": made["uri"], "cid": made["cid"], "likes": "4"}
+    r = c.post("/like", headers={"hx-request": "true"}, data=form)
     assert r.status_code == 200 and r.text.startswith('<div class="actions"')
     assert 'aria-pressed="true"' in r.text and ">5<" in r.text
     [liked] = net.records(me["did"], "app.bsky.feed.like")
