@@ -514,6 +514,12 @@ def web(
     secure_cookies: bool = typer.Option(
         False, "--secure-cookies", help="Mark the session cookie Secure (serve behind https)."
     ),
+    signin_burst: int = typer.Option(
+        10, "--signin-burst", min=1, help="Sign-in attempts one address may make at once."
+    ),
+    signin_rate: float = typer.Option(
+        1 / 6, "--signin-rate", min=0.0001, help="Sign-in attempts per second it regains."
+    ),
     trusted_proxy: list[str] = _TRUSTED_PROXY,
 ) -> None:
     """Run the web client and the members' dashboard until Ctrl-C.
@@ -546,6 +552,8 @@ def web(
             dao=dao,
             market=market,
             secure_cookies=secure_cookies,
+            signin_burst=signin_burst,
+            signin_rate_per_s=signin_rate,
         )
         served = ServedApp(
             "web", create_web(settings), host, port, trusted_proxies=tuple(trusted_proxy)

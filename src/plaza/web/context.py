@@ -43,6 +43,7 @@ def environment() -> Environment:
         autoescape=select_autoescape(["html"], default=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates ship with the package: no stat() per render
     )
     return env
 

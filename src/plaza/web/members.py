@@ -9,6 +9,7 @@ position and hash), which the member can check with the ledger's inclusion proof
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -55,9 +56,10 @@ def progress(prop: dict[str, Any], ptype: dict[str, Any]) -> dict[str, Any]:
 
 
 async def governance(page: Page) -> Response:
-    summary = await _get(page, "/dao")
-    proposals = await _get(page, "/dao/proposals")
-    motions = [m for m in await _get(page, "/dao/motions") if m.get("status") == "open"]
+    summary, proposals, all_motions = await asyncio.gather(
+        _get(page, "/dao"), _get(page, "/dao/proposals"), _get(page, "/dao/motions")
+    )
+    motions = [m for m in all_motions if m.get("status") == "open"]
     return page.render(
         "governance.html",
         title="Governance",

@@ -8,6 +8,7 @@ agents made), or, without a DAO, from the accounts the latest invoices verified.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from typing import Any
 
@@ -16,6 +17,8 @@ from starlette.responses import Response
 from plaza.web.concentration import bar_chart, concentration
 from plaza.web.context import Page
 from plaza.web.errors import NotConfiguredError
+
+_MARKET_READS = ("/providers", "/contracts", "/invoices", "")
 
 
 def short(did: str) -> str:
@@ -49,10 +52,9 @@ async def network(page: Page) -> Response:
     settings, up = page.web.settings, page.web.upstream
     if settings.market is None:
         raise NotConfiguredError("this web client has no market API (--market)")
-    providers = await up.get_json(f"{settings.market}/market/providers")
-    contracts = await up.get_json(f"{settings.market}/market/contracts")
-    invoices = await up.get_json(f"{settings.market}/market/invoices")
-    summary = await up.get_json(f"{settings.market}/market")
+    providers, contracts, invoices, summary = await asyncio.gather(
+        *(up.get_json(f"{settings.market}/market{path}") for path in _MARKET_READS)
+    )
     accounts: dict[str, int] = {}
     if settings.dao is not None:
         accounts = {

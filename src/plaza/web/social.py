@@ -9,6 +9,7 @@ write a moment later), so a fragment never waits on the index.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.responses import Response
@@ -153,9 +154,9 @@ async def profile(page: Page) -> Response:
     actor = page.request.path_params["actor"]
     if len(actor) > 2048 or not actor.strip():
         raise WebError("no such account", status=404)
-    prof = await atp.read(page, "app.bsky.actor.getProfile", {"actor": actor})
-    feed = await atp.read(
-        page, "app.bsky.feed.getAuthorFeed", {"actor": actor, "limit": FEED_LIMIT}
+    prof, feed = await asyncio.gather(
+        atp.read(page, "app.bsky.actor.getProfile", {"actor": actor}),
+        atp.read(page, "app.bsky.feed.getAuthorFeed", {"actor": actor, "limit": FEED_LIMIT}),
     )
     name = prof.get("displayName") or prof.get("handle") or actor
     return page.render("profile.html", title=name, profile=prof, items=feed.get("feed", []))
@@ -182,10 +183,9 @@ async def search(page: Page) -> Response:
     posts: list[Any] = []
     actors: list[Any] = []
     if q:
-        posts = (await atp.read(page, "app.bsky.feed.searchPosts", {"q": q, "limit": 25})).get(
-            "posts", []
+        found_posts, found_actors = await asyncio.gather(
+            atp.read(page, "app.bsky.feed.searchPosts", {"q": q, "limit": 25}),
+            atp.read(page, "app.bsky.actor.searchActors", {"q": q, "limit": 10}),
         )
-        actors = (await atp.read(page, "app.bsky.actor.searchActors", {"q": q, "limit": 10})).get(
-            "actors", []
-        )
+        posts, actors = found_posts.get("posts", []), found_actors.get("actors", [])
     return page.render("search.html", title="Search", q=q, posts=posts, actors=actors)
