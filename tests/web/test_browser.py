@@ -24,9 +24,14 @@ SHOTS = os.environ.get("PLAZA_WEB_SCREENSHOTS")
 
 
 def _shot(page: Any, name: str) -> None:
+    """Save a screenshot (a 64-colour PNG: small enough to keep in the repository)."""
     if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"web-{name}.png"))
+        from PIL import Image
+
+        path = Path(SHOTS) / f"web-{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(path))
+        Image.open(path).convert("RGB").quantize(64).save(path, optimize=True)
 
 
 def _until(check: Callable[[], bool], what: str) -> None:
