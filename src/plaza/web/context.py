@@ -37,8 +37,21 @@ def _too_large(limit: int) -> WebError:
     return WebError(f"a form is at most {limit} bytes", code="PayloadTooLarge", status=413)
 
 
+class _Environment(Environment):
+    """Looks a name up in a dict first: the pages render JSON from the services, and
+    Jinja's default tries an attribute (an exception per lookup) before the key."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 def environment() -> Environment:
-    env = Environment(
+    env = _Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(["html"], default=True),
         trim_blocks=True,
