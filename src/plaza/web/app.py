@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plaza.services.buckets import TokenBuckets
-from plaza.web import auth, members, network, social
+from plaza.web import auth, members, membership, network, social
 from plaza.web.context import HERE, Handler, Web, environment, page
 from plaza.web.sessions import Sessions
 from plaza.web.settings import WebSettings
@@ -105,6 +105,11 @@ def create_app(settings: WebSettings, upstream: Upstream | None = None) -> Starl
         post("/governance/motions/{mid:int}/veto", members.veto),
         post("/governance/delegate", members.delegate),
         get("/governance/actions", members.actions),
+        get("/governance/members", membership.members_page),
+        post("/governance/members/vouch", membership.vouch),
+        post("/governance/members/admit", membership.admit),
+        get("/governance/receipt", membership.receipt),
+        get("/governance/charter", membership.charter),
         get("/governance/treasury", members.treasury),
         get("/network", network.network),
         Route("/_health", health, methods=["GET"]),

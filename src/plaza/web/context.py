@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from plaza.asgi import read_body
 from plaza.errors import PlazaError
 from plaza.services.buckets import TokenBuckets
-from plaza.web.errors import CsrfError, NotSignedInError, UpstreamError, WebError
+from plaza.web.errors import CsrfError, NotSignedInError, WebError
 from plaza.web.sessions import COOKIE, Account, Session, Sessions, csrf_ok
 from plaza.web.settings import WebSettings
 from plaza.web.upstream import Upstream
@@ -149,7 +149,7 @@ def _client_error(page: Page, exc: PlazaError) -> Response:
     status = exc.status if 400 <= exc.status < 600 else 500
     if isinstance(exc, NotSignedInError) and page.request.method == "GET":
         return RedirectResponse("/signin", status_code=303)
-    title = "Something went wrong" if isinstance(exc, UpstreamError) else "That did not work"
+    title = "Something went wrong" if status >= 500 else "That did not work"
     return page.render("error.html", status=status, title=title, message=exc.message)
 
 

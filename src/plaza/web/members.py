@@ -84,11 +84,17 @@ async def proposal(page: Page) -> Response:
     )
 
 
-async def _sign(page: Page, form: dict[str, str], type_: str, payload: dict[str, Any]) -> Receipt:
+async def sign_form(
+    page: Page, form: dict[str, str], type_: str, payload: dict[str, Any] | None
+) -> Receipt:
+    """Sign ``type_`` with the form's key as the form's member (default: the key's
+    did:key). ``payload`` None: ``{"member": author}`` (completing one's admission)."""
     key = parse_key(form.get("key", ""), form.get("alg", "ES256K"))
     author = form.get("member", "").strip() or key.did_key()
     if not author.startswith("did:") or len(author) > 2048:
         raise WebError("the member DID is a did:plc or did:key")
+    if payload is None:
+        payload = {"member": author}
     return await submit(
         page.web.upstream,
         _base(page),
@@ -100,7 +106,7 @@ async def _sign(page: Page, form: dict[str, str], type_: str, payload: dict[str,
     )
 
 
-def _receipt_text(what: str, r: Receipt) -> str:
+def receipt_text(what: str, r: Receipt) -> str:
     return f"{what}: ledger event {r.seq}, hash {r.hash}."
 
 
@@ -109,15 +115,15 @@ async def vote(page: Page) -> Response:
     pid = int(page.request.path_params["pid"])
     prop = await _get(page, f"/dao/proposals/{pid}")
     ballot = ballot_from_form(str(prop.get("method")), list(prop.get("choices") or []), form)
-    receipt = await _sign(page, form, "dao.vote.cast", {"proposal": pid, "ballot": ballot})
-    return page.back(f"/governance/proposals/{pid}", flash=_receipt_text("Vote recorded", receipt))
+    receipt = await sign_form(page, form, "dao.vote.cast", {"proposal": pid, "ballot": ballot})
+    return page.back(f"/governance/proposals/{pid}", flash=receipt_text("Vote recorded", receipt))
 
 
 async def veto(page: Page) -> Response:
     form = await page.form()
     mid = int(page.request.path_params["mid"])
-    receipt = await _sign(page, form, "dao.motion.vetoed", {"motion": mid})
-    return page.back("/governance", flash=_receipt_text(f"Veto of action {mid} recorded", receipt))
+    receipt = await sign_form(page, form, "dao.motion.vetoed", {"motion": mid})
+    return page.back("/governance", flash=receipt_text(f"Veto of action {mid} recorded", receipt))
 
 
 async def delegate(page: Page) -> Response:
@@ -127,11 +133,11 @@ async def delegate(page: Page) -> Response:
         if not to.startswith("did:") or len(to) > 2048:
             raise WebError("delegate to a member's DID")
         payload: dict[str, Any] = {"delegate": to, "scope": "global", "expires": 0}
-        receipt = await _sign(page, form, "dao.delegation.set", payload)
-        text = _receipt_text("Delegation recorded", receipt)
+        receipt = await sign_form(page, form, "dao.delegation.set", payload)
+        text = receipt_text("Delegation recorded", receipt)
     else:
-        receipt = await _sign(page, form, "dao.delegation.revoked", {"scope": "global"})
-        text = _receipt_text("Delegation withdrawn", receipt)
+        receipt = await sign_form(page, form, "dao.delegation.revoked", {"scope": "global"})
+        text = receipt_text("Delegation withdrawn", receipt)
     return page.back("/governance", flash=text)
 
 
