@@ -175,3 +175,25 @@ def test_pages_without_their_service_say_so() -> None:
             assert r.status_code == 503 and "--" in r.text
         assert c.get("/notifications", follow_redirects=False).headers["location"] == "/signin"
         assert c.get("/").status_code == 200
+
+
+def test_edit_profile_block_and_mute(net: World) -> None:
+    c, me = _signed_in(net, "prof")
+    other = net.account("pest")
+    token = _csrf(c.get("/settings/profile").text)
+    r = c.post(
+        "/settings/profile", data={"csrf": token, "displayName": "Me <i>", "description": "hi"}
+    )
+    assert (r.status_code, r.headers["location"]) == (303, f"/profile/{me['did']}")
+    [profile] = net.records(me["did"], "app.bsky.actor.profile")
+    assert (profile["value"]["displayName"], profile["value"]["description"]) == ("Me <i>", "hi")
+    r = c.post("/block", data={"csrf": token, "did": other["did"]})
+    assert r.status_code == 303
+    [block] = net.records(me["did"], "app.bsky.graph.block")
+    assert block["value"]["subject"] == other["did"]
+    r = c.post("/block", data={"csrf": token, "did": other["did"], "blocking": block["uri"]})
+    assert net.records(me["did"], "app.bsky.graph.block") == []
+    r = c.post("/mute", data={"csrf": token, "did": other["did"]}, follow_redirects=True)
+    assert r.status_code == 200 and "Muted." in r.text
+    net.synced()
+    assert "Unmute" in c.get(f"/profile/{other['did']}").text

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plaza.services.buckets import TokenBuckets
-from plaza.web import auth, members, membership, network, social
+from plaza.web import auth, members, membership, network, relations, social
 from plaza.web.context import HERE, Handler, Web, environment, page
 from plaza.web.sessions import Sessions
 from plaza.web.settings import WebSettings
@@ -96,6 +96,10 @@ def create_app(settings: WebSettings, upstream: Upstream | None = None) -> Starl
         post("/repost", social.repost),
         post("/follow", social.follow),
         get("/profile/{actor}", social.profile),
+        get("/settings/profile", relations.edit_form),
+        post("/settings/profile", relations.edit),
+        post("/block", relations.block),
+        post("/mute", relations.mute),
         get("/post/{did}/{rkey}", social.thread),
         get("/notifications", social.notifications),
         get("/search", social.search),
