@@ -197,3 +197,32 @@ def test_edit_profile_block_and_mute(net: World) -> None:
     assert r.status_code == 200 and "Muted." in r.text
     net.synced()
     assert "Unmute" in c.get(f"/profile/{other['did']}").text
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 30, 90)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_a_post_with_an_image_and_its_alt_text(net: World) -> None:
+    c, me = _signed_in(net, "img")
+    token = _csrf(c.get("/").text)
+    form = {"csrf": token, "text": "a square", "alt": 'a pink "square"', "next": "/"}
+    r = c.post("/compose", data=form, files={"image": ("sq.png", _png(), "image/png")})
+    assert (r.status_code, r.headers["location"]) == (303, "/"), r.text
+    [post] = net.records(me["did"], "app.bsky.feed.post")
+    [image] = post["value"]["embed"]["images"]
+    assert image["alt"] == 'a pink "square"' and image["image"]["mimeType"] == "image/png"
+    net.synced()
+    page = c.get(f"/profile/{me['did']}").text
+    assert 'alt="a pink &#34;square&#34;"' in page and "com.atproto.sync.getBlob" in page
+    r = c.post("/compose", data=form, files={"image": ("x.png", b"<svg onload=x>", "image/png")})
+    assert r.status_code == 400 and "PNG, JPEG, GIF or WebP" in r.text
+    r = c.post("/compose", data={"text": "x"}, files={"image": ("sq.png", _png(), "image/png")})
+    assert r.status_code == 403
+    assert len(net.records(me["did"], "app.bsky.feed.post")) == 1

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -31,6 +32,8 @@ from plaza.web.upstream import Upstream
 HERE = Path(__file__).parent
 MAX_FORM_FIELDS = 50
 MAX_FORM_BYTES = 64 * 1024
+MAX_UPLOAD_BYTES = 4_000_000
+MAX_FILES = 4
 
 
 def _too_large(limit: int) -> WebError:
@@ -122,6 +125,34 @@ class Page:
         if not csrf_ok(self.session, data.get("csrf")):
             raise CsrfError("the form's security token is missing or stale: reload the page")
         return data
+
+    async def upload_form(self) -> tuple[dict[str, str], list[tuple[str, bytes, str]]]:
+        """A ``multipart/form-data`` form (CSRF checked): its text fields, and its files
+        as ``(field name, bytes, declared type)``, at most :data:`MAX_UPLOAD_BYTES` in all.
+        A form sent urlencoded (no file chosen, or no multipart support) reads as usual."""
+        kind = self.request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "multipart/form-data":
+            return await self.form(), []
+        declared = self.request.headers.get("content-length", "")
+        if not declared.isdigit() or len(declared) > 12 or int(declared) > MAX_UPLOAD_BYTES:
+            raise WebError(
+                f"a post with images is at most {MAX_UPLOAD_BYTES // 1_000_000} MB",
+                code="PayloadTooLarge",
+                status=413,
+            )
+        data = await self.request.form(
+            max_files=MAX_FILES, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_UPLOAD_BYTES
+        )
+        if not csrf_ok(self.session, data.get("csrf")):
+            raise CsrfError("the form's security token is missing or stale: reload the page")
+        fields = {k: v for k, v in data.items() if isinstance(v, str)}
+        files = []
+        for name, value in data.multi_items():
+            if isinstance(value, UploadFile):
+                content = await value.read()
+                if content:
+                    files.append((name, content, value.content_type or ""))
+        return fields, files
 
     def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
         flash, self.session.flash = self.session.flash, None

@@ -74,10 +74,48 @@ async def home(page: Page) -> Response:
     return page.render("home.html", title="Home", items=out.get("feed", []), feeds=feeds, feed=feed)
 
 
+_IMAGE_MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+    b"GIF87a": "image/gif",
+    b"GIF89a": "image/gif",
+}
+MAX_IMAGE_BYTES = 1_000_000
+MAX_ALT = 2000
+
+
+def image_type(data: bytes) -> str:
+    """The image's MIME type from its first bytes (PNG, JPEG, GIF, WebP), never from
+    what the browser declared; :class:`WebError` for anything else."""
+    for magic, mime in _IMAGE_MAGIC.items():
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    raise WebError("an image is a PNG, JPEG, GIF or WebP file")
+
+
+async def _images(page: Page, form: dict[str, str], files: list[tuple[str, bytes, str]]) -> Any:
+    acct = page.require_account()
+    images = []
+    for name, data, _declared in files:
+        if name != "image":
+            continue
+        if len(data) > MAX_IMAGE_BYTES:
+            raise WebError(f"an image is at most {MAX_IMAGE_BYTES // 1000} kB")
+        alt = form.get("alt", "").strip()
+        if len(alt) > MAX_ALT:
+            raise WebError(f"alt text is at most {MAX_ALT} characters")
+        out = await page.web.upstream.upload_blob(acct.pds, data, image_type(data), acct.access)
+        images.append({"image": out["blob"], "alt": alt})
+    return images
+
+
 async def compose(page: Page) -> Response:
-    form = await page.form()
+    form, files = await page.upload_form()
     text = form.get("text", "").strip()
-    if not text:
+    images = await _images(page, form, files)
+    if not text and not images:
         raise WebError("write something first")
     if len(text) > MAX_POST_GRAPHEMES * 4:
         raise WebError(f"a post is at most {MAX_POST_GRAPHEMES} characters")
@@ -94,6 +132,8 @@ async def compose(page: Page) -> Response:
     if form.get("quote_uri"):
         quoted = _subject({"uri": form["quote_uri"], "cid": form.get("quote_cid", "")})
         record["embed"] = {"$type": "app.bsky.embed.record", "record": quoted}
+    elif images:
+        record["embed"] = {"$type": "app.bsky.embed.images", "images": images}
     await atp.create(page, "app.bsky.feed.post", record)
     return page.back(form.get("next"), flash="Posted.")
 

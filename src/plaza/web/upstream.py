@@ -77,6 +77,13 @@ class Upstream:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         return await self._send("POST", f"{base}/xrpc/{nsid}", json=body or {}, headers=headers)
 
+    async def upload_blob(self, base: str, data: bytes, mime: str, token: str) -> Any:
+        """``com.atproto.repo.uploadBlob``: the blob reference to put in a record."""
+        headers = {"authorization": f"Bearer {token}", "content-type": mime}
+        return await self._send(
+            "POST", f"{base}/xrpc/com.atproto.repo.uploadBlob", content=data, headers=headers
+        )
+
     async def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
         """``GET url`` from the DAO's or the market's API."""
         return await self._send("GET", url, params=params)
