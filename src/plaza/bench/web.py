@@ -146,7 +146,7 @@ def _network(
             writes += [("app.bsky.graph.follow", {"subject": accounts[(i + k) % users]["did"]})
                        for k in range(1, follows + 1)]  # fmt: skip
             for collection, record in writes:
-                body = {
+                body: dict[str, Any] = {
                     "repo": acct["did"],
                     "collection": collection,
                     "record": {
