@@ -133,8 +133,8 @@ def _network(
     with httpx.Client(base_url=pds, timeout=60) as c:
         for i in range(users):
             handle, password = f"u{i}-{secrets.token_hex(2)}.test", secrets.token_hex(10)
-            body = {"handle": handle, "password": password, "email": f"{handle}@x.test"}
-            r = c.post("/xrpc/com.atproto.server.createAccount", json=body)
+            signup = {"handle": handle, "password": password, "email": f"{handle}@x.test"}
+            r = c.post("/xrpc/com.atproto.server.createAccount", json=signup)
             r.raise_for_status()
             accounts.append({"handle": handle, "password": password, "did": r.json()["did"],
                              "token": r.json()["accessJwt"]})  # fmt: skip
