@@ -226,3 +226,17 @@ def test_a_post_with_an_image_and_its_alt_text(net: World) -> None:
     r = c.post("/compose", data={"text": "x"}, files={"image": ("sq.png", _png(), "image/png")})
     assert r.status_code == 403
     assert len(net.records(me["did"], "app.bsky.feed.post")) == 1
+
+
+def test_each_page_has_one_h1_and_the_main_navigation(net: World) -> None:
+    c, me = _signed_in(net, "nav")
+    pages = ["/", "/?feed=hot", f"/profile/{me['did']}", "/notifications", "/search?q=x",
+             "/governance", f"/governance/proposals/{net.proposal}", "/governance/actions",
+             "/governance/treasury", "/governance/members", "/governance/charter",
+             "/governance/receipt", "/network", "/settings/profile"]  # fmt: skip
+    for path in pages:
+        r = c.get(path)
+        assert r.status_code == 200, (path, r.text)
+        assert r.text.count("<h1>") == 1, path
+        for name in ("Home", "Notifications", "Search", "Governance", "Network"):
+            assert f">{name}</a>" in r.text, (path, name)
