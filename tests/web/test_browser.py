@@ -100,12 +100,24 @@ def test_done_when(tab: Any, net: World) -> None:
     expect(post.get_by_role("button", name="Like")).to_have_attribute("aria-pressed", "true")
     [liked] = net.records(me["did"], "app.bsky.feed.like")
     assert liked["value"]["subject"] == {"uri": posted["uri"], "cid": posted["cid"]}
+    # Reply to it from its thread.
+    post.get_by_role("button", name="Reply").click()
+    expect(tab.get_by_role("heading", level=1)).to_have_text("Post")
+    tab.get_by_label("Write a reply").fill("a reply from the browser")
+    tab.locator("#reply").get_by_role("button", name="Reply").click()
+    expect(tab.get_by_role("status")).to_have_text("Posted.")
+    [reply] = net.records(me["did"], "app.bsky.feed.post")
+    assert reply["value"]["reply"]["parent"] == {"uri": posted["uri"], "cid": posted["cid"]}
+    tab.get_by_role("link", name="Home").click()
     # 5. Post from the composer.
     tab.get_by_label("Write a post").fill("first post from the browser <b>bold?</b>")
     tab.get_by_role("button", name="Post", exact=True).click()
     expect(tab.get_by_role("status")).to_have_text("Posted.")
     mine = net.records(me["did"], "app.bsky.feed.post")
-    assert [p["value"]["text"] for p in mine] == ["first post from the browser <b>bold?</b>"]
+    assert sorted(p["value"]["text"] for p in mine) == [
+        "a reply from the browser",
+        "first post from the browser <b>bold?</b>",
+    ]
     net.synced()
     tab.goto(f"/profile/{me['did']}")
     expect(

@@ -40,3 +40,13 @@ def test_another_label_is_a_warning_in_front_of_the_content() -> None:
     html = _render(_post(labels=[{"val": "graphic-media", "src": "did:plc:l"}]))
     assert "<summary>Content warning: graphic-media</summary>" in html
     assert "body &lt;script&gt;" in html
+
+
+def test_a_signed_in_reader_gets_like_repost_and_reply_buttons() -> None:
+    template = environment().from_string(
+        '{% from "macros.html" import post %}{{ post(p, "tok", {"did": "did:plc:me"}, "/") }}'
+    )
+    html = template.render(p=_post())
+    for name in ("Like", "Repost", "Reply"):
+        assert f">{name}</button>" in html
+    assert 'action="/post/did:plc:a/3k"' in html  # Reply opens the thread and its composer
