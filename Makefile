@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
 
-.PHONY: up test lint typecheck pytest bench clean lexicons docs js
+.PHONY: up test lint typecheck pytest bench clean lexicons docs js chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src/plaza
 
-pytest: $(STAMP) $(JS_STAMP)
+pytest: $(STAMP) $(JS_STAMP) chromium
 	$(BIN)/pytest
+
+# The web client's browser tests drive Debian's Chromium through Playwright (Playwright's
+# own browser download is not used).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 # The official TypeScript client, @atproto/api, pinned in tests/js/package-lock.json: the
 # app view's tests drive the network with it too (needs node and npm).

@@ -72,6 +72,7 @@ def test_openapi_and_reads(api: tuple[str, int]) -> None:
     assert httpx.get(f"{base}/dao/proposals/999").status_code == 404
     assert "Assets:Treasury" in httpx.get(f"{base}/dao/books?format=beancount").text
     assert httpx.get(f"{base}/dao/mandate").json()["version"] == 1
+    assert httpx.get(f"{base}/dao/accounts").json() == {}  # no placements yet
     assert httpx.get(f"{base}/dao/legal").json()[0]["record"]["legal_form"]
 
 

@@ -282,3 +282,33 @@ def appview(
         accounts=accounts, posts=posts, follows=follows, live=live, timeline_calls=calls, db=db
     )
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
+@app.command("web")
+def web(
+    *,
+    users: int = typer.Option(50, "--users", min=2, help="Signed-in users requesting at once."),
+    requests: int = typer.Option(20, "--requests", min=1, help="Pages each user requests."),
+    posts: int = typer.Option(2, "--posts", min=1, help="Posts each user writes."),
+    follows: int = typer.Option(10, "--follows", min=1, help="Users each user follows."),
+    as_json: bool = typer.Option(False, "--json", help="Print one line of JSON."),
+) -> None:
+    """Benchmark the web client: time to first byte with --users concurrent users, and
+    the JavaScript its pages ship.
+
+    Starts a directory, a PDS, an app view and the web client as separate processes
+    (as plaza up does), creates --users accounts that post and follow each other, signs
+    each in, then has all of them request --requests pages at once (Home and profiles).
+    Prints ttfb_p50_ms, ttfb_p95_ms (also per page), pages_per_s, js_bytes_raw and
+    js_bytes_gzip.
+
+    Example:
+
+    \b
+        plaza bench web --json
+        plaza bench web --users 10 --requests 5 --json
+    """
+    from plaza.bench.web import run
+
+    result = run(users=users, requests=requests, posts=posts, follows=follows)
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))

@@ -401,3 +401,76 @@ def appview(
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
     serve_apps([served])
+
+
+@app.command("web")
+def web(
+    *,
+    pds: str | None = typer.Option(
+        None, "--pds", help="The PDS members sign up and sign in at (until an entryway runs)."
+    ),
+    entryway: str | None = typer.Option(
+        None, "--entryway", help="The entryway members sign up and sign in at (preferred)."
+    ),
+    appview: str | None = typer.Option(
+        None, "--appview", help="An app view for reads without signing in and the built-in feeds."
+    ),
+    dao: str | None = typer.Option(None, "--dao", help="The DAO's HTTP API (plaza dao serve)."),
+    market: str | None = typer.Option(
+        None, "--market", help="The market's HTTP API (plaza serve market)."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(
+        2588, "--port", callback=params.port, help="Port to listen on (0: any free)."
+    ),
+    secure_cookies: bool = typer.Option(
+        False, "--secure-cookies", help="Mark the session cookie Secure (serve behind https)."
+    ),
+    signin_burst: int = typer.Option(
+        10, "--signin-burst", min=1, help="Sign-in attempts one address may make at once."
+    ),
+    signin_rate: float = typer.Option(
+        1 / 6, "--signin-rate", min=0.0001, help="Sign-in attempts per second it regains."
+    ),
+    trusted_proxy: list[str] = _TRUSTED_PROXY,
+) -> None:
+    """Run the web client and the members' dashboard until Ctrl-C.
+
+    Server-rendered pages (they work without JavaScript; htmx updates parts of them when
+    it runs): sign up and sign in through --entryway (or --pds), Home with the Following
+    feed and the app view's built-in feeds, posting, likes, reposts, follows, profiles,
+    threads, notifications and search; Governance (proposals, ballots, vetoes,
+    delegation, the agents' actions, the treasury) from --dao; Network (providers, their
+    share of accounts, SLA, invoices, concentration) from --market. It reaches the
+    network only through those public APIs. Sessions live in this process's memory.
+
+    Example:
+
+    \b
+        plaza serve web --pds http://127.0.0.1:2583 --appview http://127.0.0.1:2587 \\
+            --dao http://127.0.0.1:2591 --market http://127.0.0.1:2590 --port 2588
+    """
+    from plaza.web import WebSettings
+    from plaza.web import create_app as create_web
+
+    signin = entryway or pds
+    if signin is None:
+        typer.echo("error: give --entryway or --pds (where members sign in)", err=True)
+        raise typer.Exit(2)
+    try:
+        settings = WebSettings(
+            entryway=signin,
+            appview=appview,
+            dao=dao,
+            market=market,
+            secure_cookies=secure_cookies,
+            signin_burst=signin_burst,
+            signin_rate_per_s=signin_rate,
+        )
+        served = ServedApp(
+            "web", create_web(settings), host, port, trusted_proxies=tuple(trusted_proxy)
+        )
+    except PlazaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    serve_apps([served])

@@ -214,6 +214,12 @@ def create_app(settings: ApiSettings, dao: Dao | None = None) -> FastAPI:
         with lock:
             return [a.to_map() for a in current().state.actions]
 
+    @app.get("/dao/accounts")
+    def accounts() -> dict[str, int]:
+        """The accounts the agents have placed with each provider."""
+        with lock:
+            return dict(current().state.accounts)
+
     @app.get("/dao/mandate")
     def mandate(version: int | None = None) -> dict[str, Any]:
         with lock:

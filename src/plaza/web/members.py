@@ -1,0 +1,160 @@
+"""The members' pages: proposals with their progress, ballots, vetoes, delegation,
+the agents' actions and the treasury.
+
+Reads come from the DAO's HTTP API. Each write asks for the member's DID in the DAO
+(their did:key when left empty) and signing key, and signs one event with it
+(:mod:`plaza.web.dao_client`); the answer shows the event's receipt (its ledger
+position and hash), which the member can check with the ledger's inclusion proof.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+from starlette.responses import Response
+
+from plaza.web.ballots import ballot_from_form
+from plaza.web.context import Page
+from plaza.web.dao_client import Receipt, dao_url, parse_key, submit
+from plaza.web.errors import WebError
+
+
+def _base(page: Page) -> str:
+    return dao_url(page.web.settings.dao)
+
+
+def _now_ms(page: Page) -> int:
+    return int(page.web.settings.clock() * 1000)
+
+
+async def _get(page: Page, path: str) -> Any:
+    return await page.web.upstream.get_json(_base(page) + path)
+
+
+def progress(prop: dict[str, Any], ptype: dict[str, Any]) -> dict[str, Any]:
+    """Quorum and threshold progress of a proposal's outcome, for the page."""
+    outcome = prop.get("outcome") or {}
+    eligible = int(outcome.get("eligible") or 0)
+    counted = int(outcome.get("counted") or 0)
+    quorum_ppm = int(ptype.get("participation_ppm") or 0)
+    needed = math.ceil(eligible * quorum_ppm / 1_000_000)
+    totals = (outcome.get("detail") or {}).get("totals") or {}
+    support_ppm = int(ptype.get("support_ppm") or 0)
+    yes, no = int(totals.get("yes", 0) or 0), int(totals.get("no", 0) or 0)
+    support = (yes * 100 // (yes + no)) if yes + no else 0
+    return {
+        "eligible": eligible,
+        "counted": counted,
+        "quorum_needed": needed,
+        "quorum_ppm": quorum_ppm,
+        "support_ppm": support_ppm,
+        "support_pct": support,
+        "totals": totals if isinstance(totals, dict) else {},
+    }
+
+
+async def governance(page: Page) -> Response:
+    summary, proposals, all_motions = await asyncio.gather(
+        _get(page, "/dao"), _get(page, "/dao/proposals"), _get(page, "/dao/motions")
+    )
+    motions = [m for m in all_motions if m.get("status") == "open"]
+    return page.render(
+        "governance.html",
+        title="Governance",
+        summary=summary,
+        proposals=list(reversed(proposals)),
+        motions=motions,
+    )
+
+
+async def proposal(page: Page) -> Response:
+    pid = int(page.request.path_params["pid"])
+    prop = await _get(page, f"/dao/proposals/{pid}")
+    constitution = await _get(page, "/dao/constitution")
+    ptype = (constitution.get("proposal_types") or {}).get(prop.get("type"), {})
+    return page.render(
+        "proposal.html",
+        title=f"Proposal {pid}",
+        p=prop,
+        ptype=ptype,
+        progress=progress(prop, ptype),
+        receipt=page.request.query_params.get("receipt"),
+    )
+
+
+async def sign_form(
+    page: Page, form: dict[str, str], type_: str, payload: dict[str, Any] | None
+) -> Receipt:
+    """Sign ``type_`` with the form's key as the form's member (default: the key's
+    did:key). ``payload`` None: ``{"member": author}`` (completing one's admission)."""
+    key = parse_key(form.get("key", ""), form.get("alg", "ES256K"))
+    author = form.get("member", "").strip() or key.did_key()
+    if not author.startswith("did:") or len(author) > 2048:
+        raise WebError("the member DID is a did:plc or did:key")
+    if payload is None:
+        payload = {"member": author}
+    return await submit(
+        page.web.upstream,
+        _base(page),
+        key,
+        author=author,
+        type_=type_,
+        payload=payload,
+        now_ms=_now_ms(page),
+    )
+
+
+def receipt_text(what: str, r: Receipt) -> str:
+    return f"{what}: ledger event {r.seq}, hash {r.hash}."
+
+
+async def vote(page: Page) -> Response:
+    form = await page.form()
+    pid = int(page.request.path_params["pid"])
+    prop = await _get(page, f"/dao/proposals/{pid}")
+    ballot = ballot_from_form(str(prop.get("method")), list(prop.get("choices") or []), form)
+    receipt = await sign_form(page, form, "dao.vote.cast", {"proposal": pid, "ballot": ballot})
+    return page.back(f"/governance/proposals/{pid}", flash=receipt_text("Vote recorded", receipt))
+
+
+async def veto(page: Page) -> Response:
+    form = await page.form()
+    mid = int(page.request.path_params["mid"])
+    receipt = await sign_form(page, form, "dao.motion.vetoed", {"motion": mid})
+    return page.back("/governance", flash=receipt_text(f"Veto of action {mid} recorded", receipt))
+
+
+async def delegate(page: Page) -> Response:
+    form = await page.form()
+    to = form.get("delegate", "").strip()
+    if to:
+        if not to.startswith("did:") or len(to) > 2048:
+            raise WebError("delegate to a member's DID")
+        payload: dict[str, Any] = {"delegate": to, "scope": "global", "expires": 0}
+        receipt = await sign_form(page, form, "dao.delegation.set", payload)
+        text = receipt_text("Delegation recorded", receipt)
+    else:
+        receipt = await sign_form(page, form, "dao.delegation.revoked", {"scope": "global"})
+        text = receipt_text("Delegation withdrawn", receipt)
+    return page.back("/governance", flash=text)
+
+
+async def actions(page: Page) -> Response:
+    done = await _get(page, "/dao/actions")
+    mandate = await _get(page, "/dao/mandate")
+    rules = mandate.get("actions") or {}
+    return page.render(
+        "actions_log.html",
+        title="Agents' actions",
+        actions=list(reversed(done))[:200],
+        rules=rules if isinstance(rules, dict) else {},
+        mandate=mandate,
+    )
+
+
+async def treasury(page: Page) -> Response:
+    books = await _get(page, "/dao/books")
+    summary = await _get(page, "/dao")
+    return page.render("treasury.html", title="Treasury", books=books, summary=summary)

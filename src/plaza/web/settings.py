@@ -1,0 +1,42 @@
+"""What the web client is pointed at, read once at the edge (``plaza serve web``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from plaza.web.errors import WebError
+
+
+def _base(url: str, flag: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise WebError(f"{flag} must be an http(s) URL, not {url!r}")
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """``entryway``: where members sign up and sign in (an entryway, or a PDS, which
+    speaks ``com.atproto.server.createAccount``/``createSession`` the same way);
+    ``appview``: an app view for anonymous reads and the built-in feeds (optional);
+    ``dao`` and ``market``: their HTTP APIs (optional: the pages say so when missing).
+    ``secure_cookies`` marks the session cookie ``Secure`` (serve behind https).
+    Sign-in attempts are limited per client address to ``signin_burst`` at once,
+    refilling at ``signin_rate_per_s``."""
+
+    entryway: str
+    appview: str | None = None
+    dao: str | None = None
+    market: str | None = None
+    secure_cookies: bool = False
+    signin_rate_per_s: float = 1 / 6
+    signin_burst: int = 10
+    clock: Callable[[], float] = field(default=time.time, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entryway", _base(self.entryway, "--entryway"))
+        for name in ("appview", "dao", "market"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _base(value, f"--{name}"))

@@ -1,0 +1,92 @@
+"""The web client's one way out: HTTP calls to public APIs.
+
+Every call goes through :class:`Upstream`: XRPC queries and procedures to the member's
+PDS (which forwards ``app.bsky.*`` reads to its app view), or to an app view directly
+for anonymous reads, and JSON reads and writes to the DAO's and market's HTTP APIs. A
+refusal becomes :class:`~plaza.web.errors.UpstreamError` carrying the service's error
+name and message; a service that cannot be reached becomes one too, with status 502.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from plaza.web.errors import UpstreamError
+
+TIMEOUT_S = 15.0
+
+
+def _error(res: httpx.Response) -> UpstreamError:
+    try:
+        body = res.json()
+    except ValueError:
+        body = {}
+    name = body.get("error") if isinstance(body, dict) else None
+    message = body.get("message") if isinstance(body, dict) else None
+    status = res.status_code if 400 <= res.status_code < 500 else 502
+    return UpstreamError(
+        str(message or name or f"HTTP {res.status_code}"),
+        code=str(name or "UpstreamError"),
+        status=status,
+    )
+
+
+class Upstream:
+    """One pooled HTTP client for every service the web client reaches."""
+
+    def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+        self.http = http or httpx.AsyncClient(
+            timeout=TIMEOUT_S, limits=httpx.Limits(max_connections=200)
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def _send(self, method: str, url: str, **kw: Any) -> Any:
+        try:
+            res = await self.http.request(method, url, **kw)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                f"cannot reach {url.split('?', maxsplit=1)[0]}: {type(exc).__name__}"
+            ) from exc
+        if res.status_code >= 400:
+            raise _error(res)
+        if not res.content:
+            return {}
+        try:
+            return res.json()
+        except ValueError as exc:
+            raise UpstreamError(
+                f"{url.split('?', maxsplit=1)[0]} answered with something not JSON"
+            ) from exc
+
+    async def query(
+        self, base: str, nsid: str, params: dict[str, Any] | None = None, token: str | None = None
+    ) -> Any:
+        """``GET base/xrpc/nsid``; ``token`` is the member's access token, if any."""
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        return await self._send("GET", f"{base}/xrpc/{nsid}", params=clean, headers=headers)
+
+    async def procedure(
+        self, base: str, nsid: str, body: dict[str, Any] | None, token: str | None = None
+    ) -> Any:
+        """``POST base/xrpc/nsid`` with a JSON body."""
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return await self._send("POST", f"{base}/xrpc/{nsid}", json=body or {}, headers=headers)
+
+    async def upload_blob(self, base: str, data: bytes, mime: str, token: str) -> Any:
+        """``com.atproto.repo.uploadBlob``: the blob reference to put in a record."""
+        headers = {"authorization": f"Bearer {token}", "content-type": mime}
+        return await self._send(
+            "POST", f"{base}/xrpc/com.atproto.repo.uploadBlob", content=data, headers=headers
+        )
+
+    async def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
+        """``GET url`` from the DAO's or the market's API."""
+        return await self._send("GET", url, params=params)
+
+    async def post_json(self, url: str, body: Any) -> Any:
+        return await self._send("POST", url, json=body)
