@@ -17,6 +17,12 @@ handlers that only note them; :func:`signal.set_wakeup_fd` writes each onto a pi
 that the supervisor waits on with :func:`select.select`. A signal or a child's exit
 wakes it at once: no threads, and no timer except the health polls at start-up.
 
+Restarts. With a :class:`Backoff`, a child that exits on its own is started again after
+a pause that doubles with each quick failure (1 s, 2 s, 4 s ... up to 30 s by default)
+and falls back to the first pause once the child had run long enough before it died.
+A child the ``held`` predicate names (an operator stopped it on purpose) is left down.
+A restarted child is not waited for: it rejoins as soon as it runs.
+
 Process layout. Each child runs in its own session, without a controlling terminal,
 so Ctrl-C in the terminal reaches the supervisor alone and each child gets exactly
 one stop request from it (``plaza serve`` takes a second request as "stop now").
@@ -78,15 +84,35 @@ class StartupError(ServiceError):
 
 @dataclass(frozen=True)
 class ChildSpec:
-    """One service to run: its name, full command line, health URL and log file.
+    """One service to run: its name, full command line, health URL and log file, and
+    the environment variables it gets on top of the supervisor's.
 
-    The supervisor counts the child as started once ``GET health_url`` answers 200.
+    The supervisor counts the child as started once ``GET health_url`` answers 200, or,
+    without a health URL (a worker that serves no HTTP), once it is running.
     """
 
     name: str
     argv: tuple[str, ...]
-    health_url: str
+    health_url: str | None
     log_path: Path
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """When a child that exited on its own starts again: after ``first_s``, doubling
+    with each exit up to ``max_s``; back to ``first_s`` once it had run ``reset_after_s``."""
+
+    first_s: float = 1.0
+    max_s: float = 30.0
+    reset_after_s: float = 60.0
+
+    def next_delay(self, last_delay: float | None, ran_s: float) -> float:
+        """The pause before the next start, given the pause before the last one (None:
+        it never restarted) and how long the child ran."""
+        if last_delay is None or ran_s >= self.reset_after_s:
+            return self.first_s
+        return min(self.max_s, last_delay * 2)
 
 
 @dataclass
@@ -99,6 +125,12 @@ class Child:
     stop_requested: bool = False
     killed: bool = False
     """It did not stop within the grace period and was sent SIGKILL."""
+    started_at: float = field(default_factory=time.monotonic)
+    restarts: int = 0
+    """How many times it was started again after exiting on its own."""
+    restart_at: float | None = None
+    """When (monotonic) it is due to start again; None when no restart is scheduled."""
+    last_delay: float | None = None
 
     @property
     def name(self) -> str:
@@ -162,14 +194,18 @@ class Supervisor:
         env: Mapping[str, str] | None = None,
         startup_seconds: float = STARTUP_SECONDS,
         grace_seconds: float = GRACE_SECONDS,
+        restart: Backoff | None = None,
+        held: Callable[[str], bool] | None = None,
     ) -> None:
         self.specs = list(specs)
         self.children: list[Child] = []
         self._env = dict(os.environ if env is None else env)
         self._startup_seconds = startup_seconds
         self._grace_seconds = grace_seconds
+        self._restart = restart
+        self._held = held or (lambda name: False)
         self._stops = 0
-        self._reported: set[str] = set()
+        self._reported: set[int] = set()  # pids whose exit was reported
         self._pipe: tuple[int, int] | None = None
         self._saved: dict[int, _Handler] = {}
         self._saved_wakeup = -1
@@ -241,6 +277,10 @@ class Supervisor:
         return True
 
     def _spawn(self, spec: ChildSpec) -> Child:
+        process, offset = self._popen(spec)
+        return Child(spec, process, offset)
+
+    def _popen(self, spec: ChildSpec) -> tuple[subprocess.Popen[bytes], int]:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with spec.log_path.open("ab") as log:
             offset = log.tell()
@@ -253,7 +293,7 @@ class Supervisor:
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    env=self._env,
+                    env={**self._env, **spec.env},
                     start_new_session=True,
                     # The supervisor runs no threads, so the fork-to-exec window is safe.
                     preexec_fn=_die_with_parent(),  # noqa: PLW1509
@@ -262,7 +302,7 @@ class Supervisor:
                 raise StartupError(
                     f"{spec.name} could not be started: {exc}", name=spec.name
                 ) from exc
-        return Child(spec, process, offset)
+        return process, offset
 
     def _await_health(self, child: Child) -> bool:
         deadline = time.monotonic() + self._startup_seconds
@@ -271,13 +311,13 @@ class Supervisor:
                 return False
             returncode = child.process.poll()
             if returncode is not None:
-                self._reported.add(child.name)
+                self._reported.add(child.pid)
                 raise StartupError(
                     f"{child.name} {describe_exit(returncode)} while starting; the end of "
                     f"{child.spec.log_path}:\n{child.log_tail()}",
                     name=child.name,
                 )
-            if _healthy(child.spec.health_url):
+            if child.spec.health_url is None or _healthy(child.spec.health_url):
                 return True
             if time.monotonic() > deadline:
                 raise StartupError(
@@ -294,21 +334,60 @@ class Supervisor:
         """The children still running (each exited one is reaped here)."""
         return [c for c in self.children if c.process.poll() is None]
 
-    def watch(self, on_exit: Callable[[Child], None]) -> None:
-        """Wait until a stop signal arrives or no child is running.
+    def watch(
+        self,
+        on_exit: Callable[[Child], None],
+        on_restart: Callable[[Child], None] | None = None,
+    ) -> None:
+        """Wait until a stop signal arrives or no child is running (nor due to restart).
 
-        ``on_exit`` is called once for each child that exits on its own meanwhile;
-        the other children keep running.
+        ``on_exit`` is called once for each child that exits on its own meanwhile; the
+        other children keep running. With a :class:`Backoff` the child is started again
+        after its pause (unless ``held`` names it) and ``on_restart`` is called.
         """
         while not self.stop_requested:
             alive = self.running()
+            now = time.monotonic()
             for child in self.children:
-                if child.returncode is not None and child.name not in self._reported:
-                    self._reported.add(child.name)
+                if child.returncode is not None and child.pid not in self._reported:
+                    self._reported.add(child.pid)
+                    self._schedule(child, now)
                     on_exit(child)
-            if not alive:
+            for child in self.children:
+                if child.restart_at is not None and child.restart_at <= now:
+                    self._respawn(child)
+                    alive.append(child)
+                    if on_restart is not None:
+                        on_restart(child)
+            due = [c.restart_at for c in self.children if c.restart_at is not None]
+            if not alive and not due:
                 return
-            self._wait(None)
+            self._wait(max(0.0, min(due) - time.monotonic()) if due else None)
+
+    def _schedule(self, child: Child, now: float) -> None:
+        if self._restart is None or child.stop_requested or self._held(child.name):
+            return
+        delay = self._restart.next_delay(child.last_delay, now - child.started_at)
+        child.last_delay = delay
+        child.restart_at = now + delay
+
+    def _respawn(self, child: Child) -> None:
+        child.restart_at = None
+        if self._held(child.name):
+            return
+        try:
+            child.process, child.log_offset = self._popen(child.spec)
+        except StartupError:
+            child.restart_at = time.monotonic() + (child.last_delay or 1.0)
+            return
+        child.started_at = time.monotonic()
+        child.restarts += 1
+
+    def pending_restart(self, child: Child) -> float | None:
+        """Seconds until ``child`` starts again, or None if it is not due to."""
+        if child.restart_at is None:
+            return None
+        return max(0.0, child.restart_at - time.monotonic())
 
     def died(self) -> list[Child]:
         """The children that exited without being asked to stop."""
@@ -320,6 +399,8 @@ class Supervisor:
         """Stop every running child: SIGTERM, then SIGKILL after the grace period
         (at once if another stop signal arrives meanwhile). Idempotent."""
         stops_before = self._stops
+        for child in self.children:
+            child.restart_at = None
         for child in self.running():
             child.stop_requested = True
             with contextlib.suppress(ProcessLookupError):
@@ -342,6 +423,7 @@ class Supervisor:
 
 
 def _healthy(url: str) -> bool:
+    """``GET url`` answers 200."""
     try:
         return httpx.get(url, timeout=2.0).status_code == 200
     except httpx.HTTPError:
