@@ -1,8 +1,9 @@
 """Run several services as one OS process each, and watch over them.
 
-Theory of operation. A :class:`Supervisor` starts its children in the order given, one
-OS process each, and waits for each to answer its health URL before it starts the
-next, so every service finds the ones it depends on already serving. A child that
+Theory of operation. A :class:`Supervisor` starts its children one OS process each, and
+starts each only once the children it comes after answer their health URLs (by default
+the one before it in the order given), so every service finds the ones it depends on
+already serving; children that do not wait on each other start together. A child that
 exits during start-up, or does not answer by the start-up deadline, fails the start
 with a :class:`StartupError` naming it and quoting the end of its log. Once all are
 up, :meth:`Supervisor.watch` reports each child that exits on its own and leaves the
@@ -96,6 +97,9 @@ class ChildSpec:
     health_url: str | None
     log_path: Path
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    after: tuple[str, ...] | None = None
+    """The children that must be healthy before this one starts; None: the one before
+    it in the supervisor's list (strict order)."""
 
 
 @dataclass(frozen=True)
@@ -261,19 +265,45 @@ class Supervisor:
     # -- starting ----------------------------------------------------------------
 
     def start(self) -> bool:
-        """Start every child in order, each once the one before it is healthy.
+        """Start every child once those it comes ``after`` are healthy (by default the
+        one before it), several at a time when they do not wait on each other.
 
         Returns False if a stop signal arrived first (the children already started
         keep running until :meth:`stop`). Raises :class:`StartupError` if a child
         exits or misses the start-up deadline; the others are left to :meth:`stop`.
         """
-        for spec in self.specs:
-            if self.stop_requested:
-                return False
-            child = self._spawn(spec)
-            self.children.append(child)
-            if not self._await_health(child):
-                return False
+        order = {spec.name: i for i, spec in enumerate(self.specs)}
+        waits: dict[str, set[str]] = {}
+        for i, spec in enumerate(self.specs):
+            if spec.after is not None:
+                waits[spec.name] = set(spec.after) & set(order)
+            else:
+                waits[spec.name] = {self.specs[i - 1].name} if i else set()
+        pending = list(self.specs)
+        starting: dict[str, float] = {}  # name -> start-up deadline
+        healthy: set[str] = set()
+        try:
+            while pending or starting:
+                if self.stop_requested:
+                    return False
+                ready = [p for p in pending if waits[p.name] <= healthy]
+                if not ready and not starting:
+                    names = ", ".join(p.name for p in pending)
+                    raise StartupError(
+                        f"{names} wait for children that never start", name=pending[0].name
+                    )
+                for spec in ready:
+                    pending.remove(spec)
+                    self.children.append(self._spawn(spec))
+                    starting[spec.name] = time.monotonic() + self._startup_seconds
+                for child in [c for c in self.children if c.name in starting]:
+                    if self._check_start(child, starting[child.name]):
+                        healthy.add(child.name)
+                        del starting[child.name]
+                if starting:
+                    self._wait(_HEALTH_POLL_SECONDS)
+        finally:
+            self.children.sort(key=lambda c: order[c.name])
         return True
 
     def _spawn(self, spec: ChildSpec) -> Child:
@@ -304,29 +334,27 @@ class Supervisor:
                 ) from exc
         return process, offset
 
-    def _await_health(self, child: Child) -> bool:
-        deadline = time.monotonic() + self._startup_seconds
-        while True:
-            if self.stop_requested:
-                return False
-            returncode = child.process.poll()
-            if returncode is not None:
-                self._reported.add(child.pid)
-                raise StartupError(
-                    f"{child.name} {describe_exit(returncode)} while starting; the end of "
-                    f"{child.spec.log_path}:\n{child.log_tail()}",
-                    name=child.name,
-                )
-            if child.spec.health_url is None or _healthy(child.spec.health_url):
-                return True
-            if time.monotonic() > deadline:
-                raise StartupError(
-                    f"{child.name} did not answer {child.spec.health_url} within "
-                    f"{self._startup_seconds:g} s; the end of {child.spec.log_path}:\n"
-                    f"{child.log_tail()}",
-                    name=child.name,
-                )
-            self._wait(_HEALTH_POLL_SECONDS)
+    def _check_start(self, child: Child, deadline: float) -> bool:
+        """Whether ``child`` is healthy now; raises :class:`StartupError` if it exited
+        or the deadline has passed."""
+        returncode = child.process.poll()
+        if returncode is not None:
+            self._reported.add(child.pid)
+            raise StartupError(
+                f"{child.name} {describe_exit(returncode)} while starting; the end of "
+                f"{child.spec.log_path}:\n{child.log_tail()}",
+                name=child.name,
+            )
+        if child.spec.health_url is None or _healthy(child.spec.health_url):
+            return True
+        if time.monotonic() > deadline:
+            raise StartupError(
+                f"{child.name} did not answer {child.spec.health_url} within "
+                f"{self._startup_seconds:g} s; the end of {child.spec.log_path}:\n"
+                f"{child.log_tail()}",
+                name=child.name,
+            )
+        return False
 
     # -- watching ----------------------------------------------------------------
 
