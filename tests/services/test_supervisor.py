@@ -213,38 +213,47 @@ def test_backoff_doubles_to_its_cap_and_resets_after_a_healthy_run() -> None:
     assert b.next_delay(30, 61) == 1
 
 
-def test_a_crashed_child_restarts_after_its_backoff_and_a_held_one_stays_down(
+def test_a_crashed_child_restarts_after_its_backoff_and_a_held_one_waits_for_release(
     tmp_path: Path,
 ) -> None:
     a, b = _server(tmp_path, "a"), _server(tmp_path, "b")
     held = {"b"}
-    events: list[tuple[str, str]] = []
+    events: list[tuple[str, str, bool]] = []
 
     def on_exit(child: Child) -> None:
-        events.append(("exit", child.name))
+        events.append(("exit", child.name, child.name in held))
 
     def on_restart(child: Child) -> None:
-        events.append(("restart", child.name))
-        os.kill(os.getpid(), signal.SIGTERM)  # ends the watch once a is back
+        events.append(("restart", child.name, child.name in held))
+        if child.name == "a":
+            # b stayed down while held; released, it starts again.
+            assert sup.children[1].returncode == -signal.SIGKILL
+            assert sup.pending_restart(sup.children[1]) is None
+            held.discard("b")
+        else:
+            os.kill(os.getpid(), signal.SIGTERM)  # ends the watch
 
     backoff = Backoff(first_s=0.2, max_s=1, reset_after_s=60)
     with Supervisor([a, b], restart=backoff, held=held.__contains__) as sup:
         assert sup.start()
         first_a, first_b = (c.pid for c in sup.children)
-        os.kill(first_b, signal.SIGKILL)  # held: stays down
-        os.kill(first_a, signal.SIGKILL)  # restarted
+        os.kill(first_b, signal.SIGKILL)
+        os.kill(first_a, signal.SIGKILL)
         began = time.monotonic()
         sup.watch(on_exit=on_exit, on_restart=on_restart)
         assert time.monotonic() - began >= 0.2
-        assert ("restart", "a") in events and ("restart", "b") not in events
+        assert [e for e in events if e[0] == "restart"] == [
+            ("restart", "a", False),
+            ("restart", "b", False),
+        ]
         child_a, child_b = sup.children
-        assert child_a.pid != first_a and child_a.restarts == 1 and child_a.returncode is None
-        assert child_b.returncode == -signal.SIGKILL and sup.pending_restart(child_b) is None
-        wait_for("the restarted server", lambda: _answers(a.health_url or ""))
+        assert child_a.pid != first_a and child_a.restarts == 1
+        assert child_b.pid != first_b and child_b.restarts == 1
+        for spec in (a, b):
+            wait_for("the restarted server", lambda spec=spec: _answers(spec.health_url or ""))
         sup.stop()
-        assert child_a.returncode == 0
-    log = a.log_path.read_text()
-    assert log.count("started:") == 2
+        assert child_a.returncode == 0 and child_b.returncode == 0
+    assert a.log_path.read_text().count("started:") == 2
 
 
 def test_a_child_without_a_health_url_counts_as_started_once_it_runs(tmp_path: Path) -> None:

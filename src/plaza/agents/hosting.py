@@ -220,9 +220,14 @@ class Hosting:
                 return out
 
     # -- writes ----------------------------------------------------------------------
-    def create_account(self, pds: str, *, handle: str, email: str, password: str) -> str:
-        """A new account (and DID) on ``pds``; returns its DID."""
+    def create_account(
+        self, pds: str, *, handle: str, email: str, password: str, recovery_key: str | None = None
+    ) -> str:
+        """A new account (and DID) on ``pds``; returns its DID. ``recovery_key`` (a
+        did:key) is listed first among the DID's rotation keys."""
         body = {"handle": handle, "email": email, "password": password}
+        if recovery_key is not None:
+            body["recoveryKey"] = recovery_key
         did: str = self._post(pds, "com.atproto.server.createAccount", body).json()["did"]
         return did
 

@@ -12,9 +12,14 @@ HTTP — and remembers nothing between passes except what is in the ledger. A pa
    key (:mod:`plaza.agents.hosting`), each move verified; a provider whose PDS does
    not answer is restored instead: its accounts (those an archive holds whose DID names
    it and lists the migration key) are rebuilt on other PDSs from the archive's copies
-   (:meth:`~plaza.agents.hosting.Hosting.restore`);
+   (:meth:`~plaza.agents.hosting.Hosting.restore`) — at once, or, with
+   :attr:`LiveAgent.dead_after_s`, once it has been unreachable that long (counted from
+   the first pass that found it down; this is the one thing a pass remembers, in
+   :attr:`LiveAgent.down_since`, and a restarted agent counts afresh);
 3. places: pending sign-ups (:class:`SignUp`) go by :mod:`plaza.agents.placement` to
-   the contracted PDSs with free capacity, created there with ``createAccount``.
+   the contracted PDSs with free capacity, created there with ``createAccount``; a
+   member who consents (:attr:`SignUp.dao_recovery`) gets the agent's migration key as
+   the account's recovery key, so the agents can restore it if its host dies.
 
 Every action goes through :class:`~plaza.agents.loop.AgentLoop` — the mandate guard on
 the DAO's (or the market's) spending so far, and a ledger record with the verdict and
@@ -72,6 +77,9 @@ class SignUp:
     email: str
     password: str = field(repr=False)
     region: str = ""
+    dao_recovery: bool = False
+    """The member lets the DAO's agent hold a rotation key of the account (to restore it
+    from the archive if its host dies)."""
 
 
 @dataclass
@@ -185,7 +193,13 @@ class LiveExecutor:
                     break
                 s = self.signups.pop(i)
                 did = hosting.create_account(
-                    net.endpoints[int(p)], handle=s.handle, email=s.email, password=s.password
+                    net.endpoints[int(p)],
+                    handle=s.handle,
+                    email=s.email,
+                    password=s.password,
+                    recovery_key=self.key.did_key()
+                    if self.key is not None and s.dao_recovery
+                    else None,
                 )
                 self.created.append((s, did))
                 net.hosted[int(p)] += 1
@@ -252,6 +266,36 @@ class LiveAgent:
     signups: list[SignUp] = field(default_factory=list)
     settle: SettlementDesired = field(default_factory=SettlementDesired)
     migrate: MigrationDesired = field(default_factory=MigrationDesired)
+    dead_after_s: int | None = None
+    """Seconds a PDS may be unreachable before its accounts are restored elsewhere;
+    None: restored as soon as it does not answer."""
+    down_since: dict[str, int] = field(default_factory=dict)
+    """Provider DID -> when (Unix ms) a pass first found its PDS unreachable."""
+
+
+def outage(agent: LiveAgent, net: Network, now_ms: int) -> MigrationObserved:
+    """What the migration reconciler sees of each host's outage, as of ``now_ms``:
+    with :attr:`LiveAgent.dead_after_s`, a host is failing once it has been unreachable
+    that many seconds (``down_for`` counts seconds, ``sla_down_steps`` is the limit);
+    without, an unreachable host is gone at once. Updates ``agent.down_since``."""
+    for p, did in enumerate(net.dids):
+        if net.reachable[p]:
+            agent.down_since.pop(did, None)
+        else:
+            agent.down_since.setdefault(did, now_ms)
+    if agent.dead_after_s is None:
+        down_for = np.where(net.reachable, 0, 1)
+        gone = ~net.reachable
+    else:
+        down_for = np.array(
+            [0 if net.reachable[p] else 1 + (now_ms - agent.down_since[d]) // 1000
+             for p, d in enumerate(net.dids)],
+            dtype=np.int64,
+        )  # fmt: skip
+        gone = np.zeros(len(net.dids), dtype=bool)
+    return MigrationObserved(
+        0, net.hosted, net.slots, net.region, down_for, gone, net.leaving
+    )  # fmt: skip
 
 
 def _spends(market: Market, now_ms: int) -> dict[str, list[Spend]]:
@@ -324,13 +368,13 @@ def run_once(agent: LiveAgent, now_ms: int) -> list[LoopRecord]:
     m.sync()
     net = observe_network(m, agent.hosting, agent.migration_key, agent.archive_url)
     executor.network, dids[:] = net, net.dids
-    mobs = MigrationObserved(
-        0, net.hosted, net.slots, net.region, np.where(net.reachable, 0, 1), ~net.reachable,
-        net.leaving,
-    )  # fmt: skip
-    records += loop.submit(
-        migration.decide(mobs, agent.migrate, limits), now_ms, net.accounts_map()
+    mobs = outage(agent, net, now_ms)
+    desired = (
+        agent.migrate
+        if agent.dead_after_s is None
+        else MigrationDesired(sla_down_steps=agent.dead_after_s)
     )
+    records += loop.submit(migration.decide(mobs, desired, limits), now_ms, net.accounts_map())
     if executor.signups:
         pending = np.zeros(max(1, len(net.regions)), dtype=np.int64)
         for s in executor.signups:

@@ -21,7 +21,8 @@ wakes it at once: no threads, and no timer except the health polls at start-up.
 Restarts. With a :class:`Backoff`, a child that exits on its own is started again after
 a pause that doubles with each quick failure (1 s, 2 s, 4 s ... up to 30 s by default)
 and falls back to the first pause once the child had run long enough before it died.
-A child the ``held`` predicate names (an operator stopped it on purpose) is left down.
+A child the ``held`` predicate names (an operator stopped it on purpose) is left down,
+and started again once the predicate no longer names it (asked every second).
 A restarted child is not waited for: it rejoins as soon as it runs.
 
 Process layout. Each child runs in its own session, without a controlling terminal,
@@ -67,6 +68,7 @@ than ``plaza serve``'s own graceful shutdown, so a stopping server is not cut sh
 
 LOG_TAIL_LINES: Final = 20
 _HEALTH_POLL_SECONDS: Final = 0.1
+_HELD_POLL_SECONDS: Final = 1.0
 _STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _PR_SET_PDEATHSIG: Final = 1
 
@@ -135,6 +137,8 @@ class Child:
     restart_at: float | None = None
     """When (monotonic) it is due to start again; None when no restart is scheduled."""
     last_delay: float | None = None
+    held_down: bool = False
+    """It exited while held: it starts again once no longer held."""
 
     @property
     def name(self) -> str:
@@ -382,18 +386,26 @@ class Supervisor:
                     self._schedule(child, now)
                     on_exit(child)
             for child in self.children:
+                if child.held_down and not self._held(child.name):
+                    child.held_down = False
+                    child.restart_at = now
                 if child.restart_at is not None and child.restart_at <= now:
                     self._respawn(child)
                     alive.append(child)
                     if on_restart is not None:
                         on_restart(child)
             due = [c.restart_at for c in self.children if c.restart_at is not None]
-            if not alive and not due:
+            if any(c.held_down for c in self.children):
+                due.append(now + _HELD_POLL_SECONDS)  # look at the hold again then
+            elif not alive and not due:
                 return
             self._wait(max(0.0, min(due) - time.monotonic()) if due else None)
 
     def _schedule(self, child: Child, now: float) -> None:
-        if self._restart is None or child.stop_requested or self._held(child.name):
+        if self._restart is None or child.stop_requested:
+            return
+        if self._held(child.name):
+            child.held_down = True
             return
         delay = self._restart.next_delay(child.last_delay, now - child.started_at)
         child.last_delay = delay
@@ -402,6 +414,7 @@ class Supervisor:
     def _respawn(self, child: Child) -> None:
         child.restart_at = None
         if self._held(child.name):
+            child.held_down = True
             return
         try:
             child.process, child.log_offset = self._popen(child.spec)
@@ -429,6 +442,7 @@ class Supervisor:
         stops_before = self._stops
         for child in self.children:
             child.restart_at = None
+            child.held_down = False
         for child in self.running():
             child.stop_requested = True
             with contextlib.suppress(ProcessLookupError):
