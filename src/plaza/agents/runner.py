@@ -372,7 +372,7 @@ def run_once(agent: LiveAgent, now_ms: int) -> list[LoopRecord]:
     desired = (
         agent.migrate
         if agent.dead_after_s is None
-        else MigrationDesired(sla_down_steps=agent.dead_after_s)
+        else MigrationDesired(sla_down_steps=agent.dead_after_s, unit="s")
     )
     records += loop.submit(migration.decide(mobs, desired, limits), now_ms, net.accounts_map())
     if executor.signups:

@@ -8,6 +8,8 @@ waiting sign-ups, and prints every action with the guard's verdict and its reaso
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -167,7 +169,8 @@ def run_cmd(
     verdict and reason; what the mandate leaves to members becomes a DAO motion (members veto with
     'plaza dao veto N') or proposal, carried out by a later pass. Prints each action:
     its outcome, the guard's verdict, why, and what was done. With --once, exits 1 on
-    an error; with --interval, a pass that fails is reported and the next one runs.
+    an error; with --interval, a pass that fails is reported and the next one runs, and
+    SIGTERM or Ctrl-C stops the loop after the pass under way ("stopped").
 
     Example:
 
@@ -200,6 +203,10 @@ def run_cmd(
             dead_after_s=dead_after,
         )
         done = 0
+        stop = threading.Event()
+        if not once:  # SIGTERM or Ctrl-C: finish the pass, then stop
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda signum, frame: stop.set())
         while True:
             try:
                 records = run_once(live, now_ms(at) if at or once else int(time.time() * 1000))
@@ -217,9 +224,11 @@ def run_cmd(
                 if not records and not as_json:
                     typer.echo(f"{iso(now_ms(at))} nothing to do")
             done += 1
-            if once or (passes is not None and done >= passes):
+            if once:
                 return
-            time.sleep(max(0.0, interval or 0.0))
+            if (passes is not None and done >= passes) or stop.wait(max(0.0, interval or 0.0)):
+                break
+        typer.echo("stopped")
 
 
 @app.command("log")

@@ -311,7 +311,7 @@ def _report_exit(child: Child, restart_in: float | None) -> None:
     assert child.returncode is not None
     tail = child.log_tail(5)
     then = (
-        f"restarting it in {restart_in:g} s"
+        f"restarting it in {restart_in:.0f} s"
         if restart_in is not None
         else "it stays down (plaza chaos heal starts it again)"
     )
