@@ -288,6 +288,14 @@ def test_a_killed_supervisor_leaves_no_orphans(tmp_path: Path, ups: list[Up]) ->
     up = Up(data_dir, _free_base())
     ups.append(up)
     pids: dict[str, int] = up.wait_ready()["pids"]
+
+    def workers_at_work() -> bool:
+        # A worker (no health URL) takes SIGTERM gracefully once it has set up: it has
+        # then written past its log's first line.
+        logs = [data_dir / "logs" / f"{n}.log" for n in pids if HEALTH[n] is None]
+        return all(len(log.read_text().splitlines()) > 1 for log in logs)
+
+    _poll(workers_at_work, "the workers to start working")
     up.kill()
     # The kernel sends each child SIGTERM (PR_SET_PDEATHSIG): they stop gracefully.
     _poll(lambda: _all_gone(pids.values()), "the children of a killed supervisor to exit")

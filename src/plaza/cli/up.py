@@ -42,6 +42,7 @@ from plaza.services.supervisor import (
     StartupError,
     Supervisor,
     describe_exit,
+    stopped_clean,
 )
 
 __all__ = ["PORTS", "SERVICES", "Network", "Service", "child_spec", "endpoints", "services", "up"]
@@ -274,6 +275,13 @@ def up(
         if child.killed:
             typer.echo(
                 f"error: {child.name} did not stop within {GRACE_SECONDS:g} s and was killed",
+                err=True,
+            )
+        elif child.stop_requested and not stopped_clean(child):
+            assert child.returncode is not None
+            typer.echo(
+                f"error: {child.name} {describe_exit(child.returncode)} when asked to stop; "
+                f"its log: {child.spec.log_path}",
                 err=True,
             )
     typer.echo("stopped; everything is saved under " + str(layout.root))

@@ -460,8 +460,19 @@ class Supervisor:
             child.process.wait()
 
     def clean(self) -> bool:
-        """Every child stopped on request, by itself, with status 0."""
-        return all(c.stop_requested and not c.killed and c.returncode == 0 for c in self.children)
+        """Every child stopped on request, by itself, with status 0 (see :func:`stopped_clean`)."""
+        return all(stopped_clean(c) for c in self.children)
+
+
+def stopped_clean(child: Child) -> bool:
+    """``child`` stopped on request, by itself, with status 0 — or, for a worker without
+    a health URL, was ended by the stop's SIGTERM before it had set up its own handling
+    of it (it was still starting: it had done nothing to finish)."""
+    if not child.stop_requested or child.killed:
+        return False
+    if child.returncode == 0:
+        return True
+    return child.spec.health_url is None and child.returncode == -signal.SIGTERM
 
 
 def _healthy(url: str) -> bool:
