@@ -410,31 +410,6 @@ def test_ports_and_command_lines_follow_the_agreed_layout() -> None:
     assert child_spec(net, next(s for s in SERVICES if s.name == "agents")).health_url is None
 
 
-def test_secrets_travel_in_the_environment_and_stores_move_to_postgres() -> None:
-    net = Network(
-        Path("d"), "127.0.0.1", 4000, postgres="postgresql://u@h:5432/db?schema=n1",
-        secrets={"pds1": "pw1", "pds2": "pw2", "market": "tok"},
-    )  # fmt: skip
-    by_name = {s.name: child_spec(net, s) for s in SERVICES}
-    assert by_name["pds1"].env == {"PLAZA_PDS_ADMIN_PASSWORD": "pw1"}
-    assert by_name["provider1"].env == {"PLAZA_PDS_ADMIN_PASSWORD": "pw1"}
-    assert by_name["pds2"].env == {"PLAZA_PDS_ADMIN_PASSWORD": "pw2"}
-    assert by_name["market"].env == {"PLAZA_MARKET_TOKEN": "tok"}
-    for spec in by_name.values():
-        assert not {"pw1", "pw2", "tok"} & set(spec.argv)
-
-    def db(name: str) -> str | None:
-        argv = list(by_name[name].argv)
-        return argv[argv.index("--db") + 1] if "--db" in argv else None
-
-    assert db("pds1") == "postgresql://u@h:5432/db?schema=n1_pds1"
-    assert db("directory") == "postgresql://u@h:5432/db?schema=n1_directory"
-    for name in ("dao", "market", "agents"):
-        assert db(name) == "postgresql://u@h:5432/db?schema=n1_ledger", name
-    assert net.ledger == "postgresql://u@h:5432/db?schema=n1_ledger"
-    assert db("prober1") is None
-
-
 def test_every_option_up_passes_is_one_its_command_takes() -> None:
     net = Network(Path("d"), "127.0.0.1", 4000, postgres="postgresql://u@h/db")
     for service in services():
