@@ -136,13 +136,12 @@ def _sign_up(net: dict[str, Any], gov: Path, people: list[dict[str, str]]) -> di
     if "entryway" in net:
         dids = {}
         for p in people:
-            client = Client(base_url=net["entryway"])
-            client.com.atproto.server.create_account(
+            made = Client(base_url=net["entryway"]).com.atproto.server.create_account(
                 models.ComAtprotoServerCreateAccount.Data(
                     handle=p["handle"], password=p["password"], email=p["email"]
                 )
             )
-            dids[p["handle"]] = client.me.did if client.me else ""
+            dids[p["handle"]] = made.did
         return dids
     signups = gov.parent / "signups.jsonl"
     signups.write_text("".join(json.dumps({**p, "dao_recovery": True}) + "\n" for p in people))

@@ -16,15 +16,13 @@ import secrets
 import time
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import typer
 import typer.main
 
 from plaza.cli import agents, dao, params, serve
 from plaza.errors import PlazaError
-from plaza.network import chaos
-from plaza.network.genesis import Founded, genesis
 from plaza.network.layout import HOSTS, Timings
 from plaza.network.processes import (
     PORTS,
@@ -44,6 +42,9 @@ from plaza.services.supervisor import (
     describe_exit,
     stopped_clean,
 )
+
+if TYPE_CHECKING:
+    from plaza.network.genesis import Founded
 
 __all__ = ["PORTS", "SERVICES", "Network", "Service", "child_spec", "endpoints", "services", "up"]
 
@@ -138,6 +139,8 @@ def _secrets() -> dict[str, str]:
 
 
 def _found(net: Network) -> Founded:
+    from plaza.network.genesis import genesis  # the DAO and the market: only when starting
+
     hosts = [net.url(f"pds{n}") for n in range(1, HOSTS + 1)]
     return genesis(
         net.layout,
@@ -218,6 +221,8 @@ def up(
         plaza up --data-dir /tmp/plaza --port-base 3582 --epoch 60 --dead-after 15
         plaza up --postgres postgresql://postgres@127.0.0.1:5432/test
     """
+    from plaza.network import chaos
+
     try:
         timings = Timings(epoch_s=epoch, probe_s=probe_interval, dead_after_s=dead_after)
     except PlazaError as exc:
