@@ -198,7 +198,8 @@ def _agents(net: Network, options: Options) -> list[str]:
         "--directory", net.url("directory"), "--archive", net.url("archive"),
         "--grace", str(t.grace_s),
         *_if(options, cmd, "--dead-after", ["--dead-after", str(t.dead_after_s)]),
-        *_if(options, cmd, "--entryway", ["--entryway", net.url("entryway")]),
+        *(_if(options, cmd, "--entryway", ["--entryway", net.url("entryway")])
+          if options(("serve", "entryway")) is not None else []),
     ]  # fmt: skip
 
 
