@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# PORT_BASE=N serves the directory on N, the two PDSs on N+1 and N+2, the relay on N+3
-# and the archive on N+4.
+# `make up` runs the whole local network (plaza up; docs/network.md): PORT_BASE=N serves
+# the directory on N, the PDSs on N+1, N+2, N+6 and N+7, the relay on N+3, the archive on
+# N+4, the app view on N+5, the DAO on N+8, the market on N+9 and the entryway on N+10.
 PORT_BASE ?=
 up: $(STAMP)
 	$(BIN)/plaza up $(if $(PORT_BASE),--port-base $(PORT_BASE))

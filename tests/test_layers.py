@@ -62,7 +62,17 @@ MODULES = sorted(p for p in SRC.rglob("*.py") if _package_of(p) in ALLOWED)
 
 def test_every_layered_package_is_checked() -> None:
     packages = {_package_of(p) for p in MODULES}
-    assert {"atproto", "ledger", "dao", "market", "agents", "sim", "services", "web"} <= packages
+    assert {
+        "atproto",
+        "ledger",
+        "dao",
+        "market",
+        "agents",
+        "sim",
+        "services",
+        "network",
+        "web",
+    } <= packages
 
 
 @pytest.mark.parametrize("path", MODULES, ids=[str(p.relative_to(SRC)) for p in MODULES])

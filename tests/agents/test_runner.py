@@ -120,3 +120,48 @@ def test_placement_needs_the_live_network_and_places_nothing_for_nobody() -> Non
     agent.hosting = Hosting("http://127.0.0.1:9")  # never asked: nobody waits
     assert place(agent, [], GENESIS + 1_000) == []
     assert not [e for e in world.market.ledger.read() if e.type == "agent.action"]
+
+
+def _hosts(reachable: list[bool]) -> Any:
+    import numpy as np
+
+    from plaza.agents.runner import Network
+
+    n = len(reachable)
+    return Network(
+        dids=[f"did:key:h{i}" for i in range(n)], endpoints=[f"http://h{i}" for i in range(n)],
+        regions=["local"], region=np.zeros(n, dtype=np.int64),
+        slots=np.full(n, 50, dtype=np.int64), hosted=np.full(n, 3, dtype=np.int64),
+        accounts=[[] for _ in range(n)], reachable=np.array(reachable),
+        accepting=np.array(reachable), leaving=np.zeros(n, dtype=bool),
+    )  # fmt: skip
+
+
+def test_a_host_counts_as_dead_once_down_for_dead_after_seconds() -> None:
+    from typing import cast
+
+    from plaza.agents import migration
+    from plaza.agents.runner import outage
+    from plaza.agents.types import MandateLimits
+
+    agent = LiveAgent(market=cast(Any, None), signer=cast(Any, None), dead_after_s=30)
+    limits = MandateLimits(max_provider_share=0.5, migration_batch_limit=50,
+                           concentration_floor=1000)  # fmt: skip
+    desired = migration.MigrationDesired(sla_down_steps=30, unit="s")
+    t = 1_900_000_000_000
+    seen = outage(agent, _hosts([True, False, True]), t)
+    assert seen.down_for.tolist() == [0, 1, 0] and not seen.gone.any()
+    assert agent.down_since == {"did:key:h1": t}
+    assert migration.decide(seen, desired, limits) == []  # a short outage is ridden out
+    later = outage(agent, _hosts([True, False, True]), t + 29_000)
+    assert later.down_for.tolist() == [0, 30, 0]
+    [batch] = migration.decide(later, desired, limits)
+    assert batch.kind == "migration.batch" and batch.reason.rule == "migration.restore-failing-host"
+    assert "has been unreachable for 30 s (SLA allows 30)" in batch.reason.text
+    # Back up: forgotten; down again: counted afresh.
+    outage(agent, _hosts([True, True, True]), t + 40_000)
+    assert agent.down_since == {}
+    assert outage(agent, _hosts([True, False, True]), t + 50_000).down_for.tolist() == [0, 1, 0]
+    # Without dead_after_s an unreachable host is gone at once.
+    now = LiveAgent(market=cast(Any, None), signer=cast(Any, None))
+    assert outage(now, _hosts([False, True]), t).gone.tolist() == [True, False]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -18,29 +19,26 @@ from typing import Any
 
 import httpx
 import pytest
-import typer.main
 from atproto_client.exceptions import BadRequestError
 
 from atproto import Client, models
-from plaza.cli import serve
-from plaza.cli.up import SERVICES, Network, child_spec, services
+from plaza.cli.up import PORTS, SERVICES, Network, child_spec, options, services
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "an admin password for the test"
 HEALTH = {s.name: s.health_path for s in SERVICES}
+OFFSET = {s.name: s.offset for s in SERVICES}
 
 
 # -- helpers -------------------------------------------------------------------------
 
 
-def _free_base(count: int = len(SERVICES)) -> int:
-    """A port base with ``count`` consecutive free ports on loopback."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base > 60000:
-            continue
+def _free_base(count: int = PORTS) -> int:
+    """A port base with ``count`` consecutive free ports on loopback, below the kernel's
+    ephemeral range (so no outgoing connection takes one of them meanwhile)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(100):
+        base = random.randrange(10_000, max(10_001, low - count))
         socks: list[socket.socket] = []
         try:
             for p in range(base, base + count):
@@ -120,11 +118,9 @@ def ups() -> Iterator[list[Up]]:
 
 
 def _urls(endpoints: dict[str, Any]) -> dict[str, str]:
-    """Each service's URL by its name in endpoints.json's ``pids``."""
+    """Each HTTP service's URL by its name in endpoints.json's ``pids``."""
     urls = {name: endpoints[name] for name in endpoints["pids"] if name in endpoints}
-    for i, url in enumerate(endpoints["pds"], 1):
-        urls[f"pds{i}"] = url
-    return urls
+    return urls | endpoints["hosts"]
 
 
 def _answers(url: str) -> bool:
@@ -172,7 +168,7 @@ def _read_back(url: str, handle: str, rkey: str) -> str:
 # -- the network as processes ----------------------------------------------------------
 
 
-def test_each_service_is_its_own_process_and_outlives_a_killed_sibling(
+def test_each_service_is_its_own_process_restarted_unless_killed_on_purpose(
     tmp_path: Path, ups: list[Up]
 ) -> None:
     data_dir = tmp_path / "plaza"
@@ -181,14 +177,18 @@ def test_each_service_is_its_own_process_and_outlives_a_killed_sibling(
     ups.append(up)
     endpoints = up.wait_ready()
     assert endpoints["directory"] == f"http://127.0.0.1:{base}"
-    assert endpoints["pds"] == [f"http://127.0.0.1:{base + 1}", f"http://127.0.0.1:{base + 2}"]
+    # The three hosts under contract since genesis; the fourth stands by.
+    assert endpoints["pds"] == [f"http://127.0.0.1:{base + o}" for o in (1, 2, 6)]
+    assert endpoints["hosts"]["pds4"] == f"http://127.0.0.1:{base + 7}"
+    assert endpoints["ledger"] == str(data_dir / "gov" / "ledger.db")
     pids: dict[str, int] = endpoints["pids"]
     assert list(pids) == [s.name for s in services()]
-    assert list(pids)[:3] == ["directory", "pds1", "pds2"]
+    assert list(pids)[:5] == ["directory", "pds1", "pds2", "pds3", "pds4"]
+    assert {"dao", "market", "prober1", "prober2", "prober3", "agents"} <= set(pids)
     urls = _urls(endpoints)
     for name, url in urls.items():
-        assert url == f"http://127.0.0.1:{base + [s.name for s in SERVICES].index(name)}"
-        assert _answers(url + HEALTH[name]), name
+        assert url == f"http://127.0.0.1:{base + (OFFSET[name] or 0)}"
+        assert _answers(url + (HEALTH[name] or "")), name
     # One OS process per service, each a child of the supervisor.
     assert len(set(pids.values())) == len(pids) and up.proc.pid not in pids.values()
     for pid in pids.values():
@@ -216,20 +216,35 @@ def test_each_service_is_its_own_process_and_outlives_a_killed_sibling(
     feed = _poll(alice_feed, "the app view to index alice")
     assert feed[0].post.record.text == "hello from pds1"  # type: ignore[attr-defined]
 
-    os.kill(pids["pds1"], signal.SIGKILL)
+    # A service that crashes is started again by the supervisor.
+    os.kill(pids["pds3"], signal.SIGKILL)
+    _poll(lambda: "pds3 restarted" in up.output(), "the supervisor to restart pds3")
+    assert "pds3 (pid " in up.output() and "restarting it in 1 s" in up.output()
+    assert up.endpoints()["pids"]["pds3"] != pids["pds3"]
+    _poll(lambda: _answers(urls["pds3"] + "/xrpc/_health"), "pds3 to answer again")
+
+    # One killed on purpose stays down.
+    chaos = subprocess.run(
+        [sys.executable, "-m", "plaza.cli", "chaos", "kill", "pds1", "--data-dir", str(data_dir)],
+        check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert f"killed pds1 (pid {pids['pds1']}) with SIGKILL" in chaos.stdout
     report = f"pds1 (pid {pids['pds1']}) killed by SIGKILL; the other services keep running"
     _poll(lambda: report in up.output(), "the supervisor to report the death")
     dead = _poll(lambda: up.endpoints().get("exited"), "endpoints.json to mark pds1")
     assert dead == {"pds1": {"returncode": -9, "status": "killed by SIGKILL"}}
-    assert up.endpoints()["pids"] == pids  # the dead one keeps its pid
+    assert up.endpoints()["pids"]["pds1"] == pids["pds1"]  # the dead one keeps its pid
+    assert urls["pds1"] not in up.endpoints()["pds"]
     assert up.proc.poll() is None
+    pids = up.endpoints()["pids"]
     for name, url in urls.items():
-        assert _answers(url + HEALTH[name]) == (name != "pds1"), name
-        assert _alive(pids[name]) == (name != "pds1"), name
+        assert _answers(url + (HEALTH[name] or "")) == (name != "pds1"), name
+    for name, pid in pids.items():
+        assert _alive(pid) == (name != "pds1"), name
     for _ in range(20):  # metered requests, counted in memory until the stop flushes them
         bob.get_post(bob_post, bob.me.did)  # type: ignore[union-attr]
 
-    # SIGTERM: every child stops gracefully; a service died meanwhile, so the exit is 1.
+    # SIGTERM: every child stops gracefully; a service was killed meanwhile, so exit 1.
     assert up.stop(signal.SIGTERM) == 1
     assert _all_gone(pids.values())
     out = up.output()
@@ -242,11 +257,16 @@ def test_each_service_is_its_own_process_and_outlives_a_killed_sibling(
         name: -9 if name == "pds1" else 0 for name in pids
     }
 
-    # Started again on the same data: everything acknowledged is there, and a clean
-    # Ctrl-C exits 0.
+    # Started again on the same data (the kill marker healed): everything acknowledged
+    # is there, genesis is not run twice, and a clean Ctrl-C exits 0.
+    subprocess.run(
+        [sys.executable, "-m", "plaza.cli", "chaos", "heal", "pds1", "--data-dir", str(data_dir)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
     again = Up(data_dir, base)
     ups.append(again)
     restarted = again.wait_ready()
+    assert "founded the network" not in again.output()
     assert set(restarted["pids"].values()).isdisjoint(pids.values())
     assert _read_back(urls["pds2"], "bob.test", bob_post) == "hello from pds2"
     assert _read_back(urls["pds1"], "alice.test", alice_post) == "hello from pds1"
@@ -268,6 +288,14 @@ def test_a_killed_supervisor_leaves_no_orphans(tmp_path: Path, ups: list[Up]) ->
     up = Up(data_dir, _free_base())
     ups.append(up)
     pids: dict[str, int] = up.wait_ready()["pids"]
+
+    def workers_at_work() -> bool:
+        # A worker (no health URL) takes SIGTERM gracefully once it has set up: it has
+        # then written past its log's first line.
+        logs = [data_dir / "logs" / f"{n}.log" for n in pids if HEALTH[n] is None]
+        return all(len(log.read_text().splitlines()) > 1 for log in logs)
+
+    _poll(workers_at_work, "the workers to start working")
     up.kill()
     # The kernel sends each child SIGTERM (PR_SET_PDEATHSIG): they stop gracefully.
     _poll(lambda: _all_gone(pids.values()), "the children of a killed supervisor to exit")
@@ -291,7 +319,8 @@ def test_a_service_that_cannot_start_is_named_and_the_started_ones_stop(tmp_path
     assert f"cannot listen on http://127.0.0.1:{base + 1}" in run.stderr  # pds1's log
     assert not (data_dir / "endpoints.json").exists()
     assert (data_dir / "logs" / "directory.log").read_text().rstrip().endswith("stopped")
-    assert not (data_dir / "logs" / "pds2.log").exists()
+    # What needs pds1 never started.
+    assert not (data_dir / "logs" / "relay.log").exists()
 
 
 # -- the table ---------------------------------------------------------------------------
@@ -299,45 +328,76 @@ def test_a_service_that_cannot_start_is_named_and_the_started_ones_stop(tmp_path
 
 def test_a_service_runs_only_when_its_serve_command_and_prerequisites_exist() -> None:
     names = lambda commands: [s.name for s in services(commands)]  # noqa: E731
-    assert names({"directory", "pds"}) == ["directory", "pds1", "pds2"]
-    assert names({"directory", "pds", "archive"}) == ["directory", "pds1", "pds2"]
-    assert names({"directory", "pds", "relay"}) == ["directory", "pds1", "pds2", "relay"]
-    every = ["directory", "pds1", "pds2", "relay", "archive"]
-    assert names({"directory", "pds", "relay", "archive"}) == every
+    pdss = ["pds1", "pds2", "pds3", "pds4"]
+    gov = ["dao", "market"]
+    probers = ["prober1", "prober2", "prober3"]
+    assert names({"directory", "pds"}) == ["directory", *pdss, "dao"]
+    assert names({"directory", "pds", "market"}) == ["directory", *pdss, *gov]
+    assert names({"directory", "pds", "market", "prober"}) == ["directory", *pdss, *gov, *probers]
+    # The agents need the archive to restore from; the archive needs the relay.
+    assert names({"directory", "pds", "market", "archive"}) == ["directory", *pdss, *gov]
+    every = ["directory", *pdss, *gov, "relay", "archive", "agents"]
+    assert names({"directory", "pds", "market", "relay", "archive"}) == every
     assert names({"pds", "relay", "archive"}) == []
-    assert names({"directory", "pds", "appview"}) == ["directory", "pds1", "pds2", "appview"]
-    assert names(None)[:3] == ["directory", "pds1", "pds2"]
+    assert names({"directory", "pds", "appview"}) == ["directory", *pdss, "dao", "appview"]
+    assert names({"directory", "pds", "market", "provider"}) == [
+        "directory", *pdss, *gov, "provider1", "provider2", "provider3", "provider4"
+    ]  # fmt: skip
+    assert names({"directory", "pds", "entryway"}) == ["directory", *pdss, "dao", "entryway"]
+    assert names(None)[:7] == ["directory", *pdss, *gov]
+
+
+def _argv(net: Network, name: str) -> list[str]:
+    return list(child_spec(net, next(s for s in SERVICES if s.name == name)).argv[1:])
 
 
 def test_ports_and_command_lines_follow_the_agreed_layout() -> None:
     net = Network(Path("d"), "127.0.0.1", 4000)
-    argv = {s.name: list(child_spec(net, s).argv[1:]) for s in SERVICES}
-    assert argv["directory"] == [
+    assert _argv(net, "directory") == [
         "-m", "plaza.cli", "serve", "directory",
         "--host", "127.0.0.1", "--port", "4000", "--data-dir", "d/directory",
     ]  # fmt: skip
-    assert argv["pds2"][3:] == [
+    appview = ["--appview", "http://127.0.0.1:4005"] if options(("serve", "appview")) else []
+    assert _argv(net, "pds2")[3:] == [
         "pds", "--host", "127.0.0.1", "--port", "4002", "--data-dir", "d/pds2",
         "--directory", "http://127.0.0.1:4000", "--public-url", "http://127.0.0.1:4002",
-        "--appview", "http://127.0.0.1:4005", "--allow-private-proxy",
+        *appview, "--allow-private-proxy",
     ]  # fmt: skip
-    assert argv["relay"][3:] == [
+    assert _argv(net, "pds4")[6:10] == ["--port", "4007", "--data-dir", "d/pds4"]
+    assert _argv(net, "relay")[3:] == [
         "relay", "--host", "127.0.0.1", "--port", "4003", "--data-dir", "d/relay",
         "--directory", "http://127.0.0.1:4000",
         "--crawl", "http://127.0.0.1:4001", "--crawl", "http://127.0.0.1:4002",
+        "--crawl", "http://127.0.0.1:4006", "--crawl", "http://127.0.0.1:4007",
+        "--market", "http://127.0.0.1:4009",
     ]  # fmt: skip
-    assert argv["archive"][3:] == [
+    assert _argv(net, "archive")[3:] == [
         "archive", "--host", "127.0.0.1", "--port", "4004", "--data-dir", "d/archive",
         "--relay", "http://127.0.0.1:4003", "--directory", "http://127.0.0.1:4000",
     ]  # fmt: skip
-    sources = (
-        ["--relay", "http://127.0.0.1:4003"]
-        if "relay" in typer.main.get_group(serve.app).commands
-        else ["--relay", "http://127.0.0.1:4001", "--relay", "http://127.0.0.1:4002"]
-    )
-    assert argv["appview"][3:] == [
+    assert _argv(net, "appview")[3:] == [
         "appview", "--host", "127.0.0.1", "--port", "4005", "--data-dir", "d/appview",
-        *sources, "--directory", "http://127.0.0.1:4000", "--public-url", "http://127.0.0.1:4005",
+        "--relay", "http://127.0.0.1:4003", "--directory", "http://127.0.0.1:4000",
+        "--public-url", "http://127.0.0.1:4005",
+    ]  # fmt: skip
+    assert _argv(net, "dao")[2:] == [
+        "dao", "serve", "--host", "127.0.0.1", "--port", "4008", "--data-dir", "d/gov",
+        "--directory", "http://127.0.0.1:4000",
+    ]  # fmt: skip
+    assert _argv(net, "market")[2:] == [
+        "serve", "market", "--host", "127.0.0.1", "--port", "4009", "--data-dir", "d/gov",
+        "--operator", "ops",
+    ]  # fmt: skip
+    assert _argv(net, "prober2")[2:] == [
+        "serve", "prober", "--data-dir", "d/prober2", "--as", "prober",
+        "--market", "http://127.0.0.1:4009", "--interval", "10",
+    ]  # fmt: skip
+    assert _argv(net, "agents")[2:12] == [
+        "agents", "run", "--data-dir", "d/gov", "--as", "ops", "--interval", "3",
+        "--directory", "http://127.0.0.1:4000",
+    ]  # fmt: skip
+    assert _argv(net, "agents")[12:18] == [
+        "--archive", "http://127.0.0.1:4004", "--grace", "20", "--dead-after", "30",
     ]  # fmt: skip
     # Off loopback the PDSs keep forwarded calls off private addresses.
     public = Network(Path("d"), "0.0.0.0", 4000)  # only formatted, never bound
@@ -345,14 +405,16 @@ def test_ports_and_command_lines_follow_the_agreed_layout() -> None:
     spec = child_spec(net, SERVICES[1])
     assert spec.health_url == "http://127.0.0.1:4001/xrpc/_health"
     assert spec.log_path == Path("d/logs/pds1.log")
+    assert spec.after == ("directory",)
+    # Workers without a port count as started once they run.
+    assert child_spec(net, next(s for s in SERVICES if s.name == "agents")).health_url is None
 
 
-def test_every_option_up_passes_is_one_its_serve_command_takes() -> None:
-    group = typer.main.get_group(serve.app)
-    net = Network(Path("d"), "127.0.0.1", 4000)
+def test_every_option_up_passes_is_one_its_command_takes() -> None:
+    net = Network(Path("d"), "127.0.0.1", 4000, postgres="postgresql://u@h/db")
     for service in services():
-        command = group.commands[service.command]
-        takes = {opt for param in command.params for opt in param.opts}
+        takes = options(service.command)
+        assert takes is not None
         passed = {arg for arg in child_spec(net, service).argv if arg.startswith("--")}
         assert passed <= takes, (service.name, passed - takes)
 

@@ -13,7 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from plaza.services.supervisor import Child, ChildSpec, StartupError, Supervisor, describe_exit
+from plaza.services.supervisor import (
+    Backoff,
+    Child,
+    ChildSpec,
+    StartupError,
+    Supervisor,
+    describe_exit,
+)
+from tests.services.archive.conftest import wait_for
 
 # A small HTTP server that stops cleanly (status 0) on SIGTERM; or ignores it; or
 # answers it by sending SIGTERM to its parent (a second stop request).
@@ -47,6 +55,13 @@ def _server(tmp_path: Path, name: str, *, on_term: str = "stop") -> ChildSpec:
         health_url=f"http://127.0.0.1:{port}/",
         log_path=tmp_path / "logs" / f"{name}.log",
     )
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _script(tmp_path: Path, name: str, code: str) -> ChildSpec:
@@ -184,3 +199,74 @@ def test_signal_handlers_are_restored_on_leaving(tmp_path: Path) -> None:
 )
 def test_exit_statuses_read_as_people_say_them(code: int, text: str) -> None:
     assert describe_exit(code) == text
+
+
+# -- restarts ----------------------------------------------------------------------------
+
+
+def test_backoff_doubles_to_its_cap_and_resets_after_a_healthy_run() -> None:
+    b = Backoff(first_s=1, max_s=30, reset_after_s=60)
+    delays = [b.next_delay(None, 0.5)]
+    for _ in range(6):
+        delays.append(b.next_delay(delays[-1], 0.5))
+    assert delays == [1, 2, 4, 8, 16, 30, 30]
+    assert b.next_delay(30, 61) == 1
+
+
+def test_a_crashed_child_restarts_after_its_backoff_and_a_held_one_waits_for_release(
+    tmp_path: Path,
+) -> None:
+    a, b = _server(tmp_path, "a"), _server(tmp_path, "b")
+    held = {"b"}
+    events: list[tuple[str, str, bool]] = []
+
+    def on_exit(child: Child) -> None:
+        events.append(("exit", child.name, child.name in held))
+
+    def on_restart(child: Child) -> None:
+        events.append(("restart", child.name, child.name in held))
+        if child.name == "a":
+            # b stayed down while held; released, it starts again.
+            assert sup.children[1].returncode == -signal.SIGKILL
+            assert sup.pending_restart(sup.children[1]) is None
+            held.discard("b")
+        else:
+            os.kill(os.getpid(), signal.SIGTERM)  # ends the watch
+
+    backoff = Backoff(first_s=0.2, max_s=1, reset_after_s=60)
+    with Supervisor([a, b], restart=backoff, held=held.__contains__) as sup:
+        assert sup.start()
+        first_a, first_b = (c.pid for c in sup.children)
+        os.kill(first_b, signal.SIGKILL)
+        os.kill(first_a, signal.SIGKILL)
+        began = time.monotonic()
+        sup.watch(on_exit=on_exit, on_restart=on_restart)
+        assert time.monotonic() - began >= 0.2
+        assert [e for e in events if e[0] == "restart"] == [
+            ("restart", "a", False),
+            ("restart", "b", False),
+        ]
+        child_a, child_b = sup.children
+        assert child_a.pid != first_a and child_a.restarts == 1
+        assert child_b.pid != first_b and child_b.restarts == 1
+        for spec in (a, b):
+            wait_for("the restarted server", lambda spec=spec: _answers(spec.health_url or ""))
+        sup.stop()
+        assert child_a.returncode == 0 and child_b.returncode == 0
+    assert a.log_path.read_text().count("started:") == 2
+
+
+def test_a_child_without_a_health_url_counts_as_started_once_it_runs(tmp_path: Path) -> None:
+    worker = ChildSpec(
+        name="worker",
+        argv=(sys.executable, "-c", "import time, os; print(os.environ['WHO'], flush=True); "
+              "time.sleep(600)"),
+        health_url=None,
+        log_path=tmp_path / "logs" / "worker.log",
+        env={"WHO": "the worker's own variable"},
+    )  # fmt: skip
+    with Supervisor([worker]) as sup:
+        assert sup.start()
+        assert sup.running() == sup.children
+        wait_for("the worker's output", lambda: "own variable" in worker.log_path.read_text())
+        sup.stop()

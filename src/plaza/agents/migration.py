@@ -44,9 +44,11 @@ class MigrationObserved:
 
 @dataclass(frozen=True)
 class MigrationDesired:
-    """When an unreachable host counts as failing its SLA, in steps."""
+    """When an unreachable host counts as failing its SLA, in steps (``unit`` names a
+    step in the reasons: a live agent counts seconds)."""
 
     sla_down_steps: int = 2
+    unit: str = "steps"
 
 
 def _why(
@@ -118,8 +120,8 @@ def decide(
             + {
                 "migration.restore-gone-host": "is gone: restore them from the relay mirror",
                 "migration.restore-failing-host": (
-                    f"has been unreachable for {int(observed.down_for[p])} steps (SLA allows "
-                    f"{desired.sla_down_steps}): restore them from the relay mirror"
+                    f"has been unreachable for {int(observed.down_for[p])} {desired.unit} (SLA "
+                    f"allows {desired.sla_down_steps}): restore them from the relay mirror"
                 ),
                 "migration.drain-leaving-host": "is leaving: move them while it still serves",
                 "migration.rebalance-over-share": (

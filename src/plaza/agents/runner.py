@@ -12,10 +12,15 @@ HTTP — and remembers nothing between passes except what is in the ledger. A pa
    key (:mod:`plaza.agents.hosting`), each move verified; a provider whose PDS does
    not answer is restored instead: its accounts (those an archive holds whose DID names
    it and lists the migration key) are rebuilt on other PDSs from the archive's copies
-   (:meth:`~plaza.agents.hosting.Hosting.restore`);
+   (:meth:`~plaza.agents.hosting.Hosting.restore`) — at once, or, with
+   :attr:`LiveAgent.dead_after_s`, once it has been unreachable that long (counted from
+   the first pass that found it down; this is the one thing a pass remembers, in
+   :attr:`LiveAgent.down_since`, and a restarted agent counts afresh);
 3. places: pending sign-ups (:class:`SignUp`) go by :mod:`plaza.agents.placement` to
    the contracted PDSs with free capacity, created there with ``createAccount``
-   (:func:`place`, which the entryway calls for each sign-up it takes);
+   (:func:`place`, which the entryway calls for each sign-up it takes); a member who
+   consents (:attr:`SignUp.dao_recovery`) gets the agent's migration key as the
+   account's recovery key, so the agents can restore it if its host dies;
 4. buys capacity (when :attr:`LiveAgent.capacity` holds a plan):
    :mod:`plaza.agents.live_capacity` compares the hosting capacity under contract on
    live providers plus the capacity coming with what the network wants — the accounts
@@ -88,6 +93,10 @@ class SignUp:
     password: str = field(repr=False)
     region: str = ""
     recovery_key: str = ""
+    """A did:key listed first among the account's rotation keys (empty: none)."""
+    dao_recovery: bool = False
+    """The member lets the DAO's agent hold a rotation key of the account (to restore it
+    from the archive if its host dies)."""
 
 
 @dataclass(frozen=True)
@@ -220,12 +229,13 @@ class LiveExecutor:
                     break
                 s = self.signups.pop(i)
                 host = net.endpoints[int(p)]
+                dao_key = self.key.did_key() if self.key is not None and s.dao_recovery else None
                 answer = hosting.create_account(
                     host,
                     handle=s.handle,
                     email=s.email,
                     password=s.password,
-                    recovery_key=s.recovery_key or None,
+                    recovery_key=s.recovery_key or dao_key,
                 )
                 self.created.append(Created(s, host, answer))
                 net.hosted[int(p)] += 1
@@ -300,6 +310,36 @@ class LiveAgent:
     #: The hosting capacity plan (None: the agents buy no capacity).
     capacity: LiveCapacityDesired | None = None
     load_history: LoadHistory = field(default_factory=LoadHistory)
+    dead_after_s: int | None = None
+    """Seconds a PDS may be unreachable before its accounts are restored elsewhere;
+    None: restored as soon as it does not answer."""
+    down_since: dict[str, int] = field(default_factory=dict)
+    """Provider DID -> when (Unix ms) a pass first found its PDS unreachable."""
+
+
+def outage(agent: LiveAgent, net: Network, now_ms: int) -> MigrationObserved:
+    """What the migration reconciler sees of each host's outage, as of ``now_ms``:
+    with :attr:`LiveAgent.dead_after_s`, a host is failing once it has been unreachable
+    that many seconds (``down_for`` counts seconds, ``sla_down_steps`` is the limit);
+    without, an unreachable host is gone at once. Updates ``agent.down_since``."""
+    for p, did in enumerate(net.dids):
+        if net.reachable[p]:
+            agent.down_since.pop(did, None)
+        else:
+            agent.down_since.setdefault(did, now_ms)
+    if agent.dead_after_s is None:
+        down_for = np.where(net.reachable, 0, 1)
+        gone = ~net.reachable
+    else:
+        down_for = np.array(
+            [0 if net.reachable[p] else 1 + (now_ms - agent.down_since[d]) // 1000
+             for p, d in enumerate(net.dids)],
+            dtype=np.int64,
+        )  # fmt: skip
+        gone = np.zeros(len(net.dids), dtype=bool)
+    return MigrationObserved(
+        0, net.hosted, net.slots, net.region, down_for, gone, net.leaving
+    )  # fmt: skip
 
 
 def _spends(market: Market, now_ms: int) -> dict[str, list[Spend]]:
@@ -384,7 +424,14 @@ def place(
     m = agent.market
     m.sync()
     net = observe_network(m, agent.hosting, agent.migration_key, agent.archive_url)
-    executor = LiveExecutor(m, lambda: now_ms, hosting=agent.hosting, network=net, signups=signups)
+    executor = LiveExecutor(
+        m,
+        lambda: now_ms,
+        hosting=agent.hosting,
+        network=net,
+        signups=signups,
+        migration_key=agent.migration_key,
+    )
     loop = _loop(agent, executor, net.dids, now_ms, carry_out=False)
     limits = limits_from_mandate(m.mandate, int(net.hosted.sum()), market_currency(m))
     pending = np.zeros(max(1, len(net.regions)), dtype=np.int64)
@@ -437,13 +484,13 @@ def run_once(agent: LiveAgent, now_ms: int) -> list[LoopRecord]:
     m.sync()
     net = observe_network(m, agent.hosting, agent.migration_key, agent.archive_url)
     executor.network, dids[:] = net, net.dids
-    mobs = MigrationObserved(
-        0, net.hosted, net.slots, net.region, np.where(net.reachable, 0, 1), ~net.reachable,
-        net.leaving,
-    )  # fmt: skip
-    records += loop.submit(
-        migration.decide(mobs, agent.migrate, limits), now_ms, net.accounts_map()
+    mobs = outage(agent, net, now_ms)
+    desired = (
+        agent.migrate
+        if agent.dead_after_s is None
+        else MigrationDesired(sla_down_steps=agent.dead_after_s, unit="s")
     )
+    records += loop.submit(migration.decide(mobs, desired, limits), now_ms, net.accounts_map())
     # A placement a DAO motion let through ran above with these sign-ups; the rest wait.
     agent.signups[:] = executor.signups
     # ``net`` was observed before placing: the sign-ups count as load placed or not.

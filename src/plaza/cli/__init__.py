@@ -13,6 +13,7 @@ from plaza.cli import (
     account,
     agents,
     bench,
+    chaos,
     dao,
     doctor,
     ledger,
@@ -53,6 +54,7 @@ app.add_typer(dao.app, name="dao")
 app.add_typer(market.app, name="market")
 app.add_typer(agents.app, name="agents")
 app.command("load")(load.load)
+app.add_typer(chaos.app, name="chaos")
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ waiting sign-ups, and prints every action with the guard's verdict and its reaso
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,9 +17,9 @@ from typing import Annotated, Any
 import typer
 
 from plaza.cli.dao_support import At, iso, keystore, now_ms
-from plaza.cli.ledger import DATA_DIR, DataDir, Db, reporting
+from plaza.cli.ledger import DATA_DIR, DataDir, Db, reporting, resolve_db
 from plaza.cli.market_support import local_market
-from plaza.errors import InvalidInputError
+from plaza.errors import InvalidInputError, PlazaError
 
 app = typer.Typer(
     name="agents",
@@ -44,11 +46,12 @@ def _signups(path: Path | None) -> list[Any]:
                     email=str(row["email"]),
                     password=str(row["password"]),
                     region=str(row.get("region", "")),
+                    dao_recovery=row.get("dao_recovery", False) is True,
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidInputError(
-                f"{path}:{n}: expected {{handle, email, password[, region]}}"
+                f"{path}:{n}: expected {{handle, email, password[, region, dao_recovery]}}"
             ) from exc
     return out
 
@@ -58,7 +61,13 @@ def _keep(path: Path | None, left: list[Any]) -> None:
     if path is None or not path.exists():
         return
     rows = [
-        {"handle": s.handle, "email": s.email, "password": s.password, "region": s.region}
+        {
+            "handle": s.handle,
+            "email": s.email,
+            "password": s.password,
+            "region": s.region,
+            "dao_recovery": s.dao_recovery,
+        }
         for s in left
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -167,6 +176,15 @@ def run_cmd(
             "(a lost provider's are bought again); 0: capacity follows the load alone.",
         ),
     ] = 0,
+    dead_after: Annotated[
+        int | None,
+        typer.Option(
+            "--dead-after",
+            min=1,
+            help="Seconds a PDS may be unreachable before its accounts are restored from "
+            "--archive (default: at once).",
+        ),
+    ] = None,
     at: At = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per action.")] = False,
 ) -> None:
@@ -177,8 +195,11 @@ def run_cmd(
     ended epochs (funding escrow first), asks for the penalties the market's ladder
     calls for, drains providers the market offboarded by moving their accounts with the
     agent's migration key (only accounts whose members listed it), restores the accounts
-    of a PDS that does not answer from --archive's copies (same key, same rule), and
-    creates accounts for waiting --signups on the PDSs with free contracted capacity.
+    of a PDS that does not answer from --archive's copies (same key, same rule; with
+    --dead-after, once it has been unreachable that many seconds, counted by this
+    process from the first pass that found it down), and creates accounts for waiting
+    --signups on the PDSs with free contracted capacity (a sign-up with
+    "dao_recovery": true lists the agent's key as the account's recovery key).
     With --entryway, an account moved or restored gets the host password the entryway
     keeps for it (asked for with a token signed by the agent's key), so its member
     logs in through the entryway with the same handle and password as before.
@@ -191,15 +212,17 @@ def run_cmd(
     Every action goes through the mandate guard and is recorded in the ledger with its
     verdict and reason; what the mandate leaves to members becomes a DAO motion (members veto with
     'plaza dao veto N') or proposal, carried out by a later pass. Prints each action:
-    its outcome, the guard's verdict, why, and what was done. Exits 1 on an error.
+    its outcome, the guard's verdict, why, and what was done. With --once, exits 1 on
+    an error; with --interval, a pass that fails is reported and the next one runs, and
+    SIGTERM or Ctrl-C stops the loop after the pass under way ("stopped").
 
     Example:
 
     \b
         plaza agents run --data-dir .plaza --as ops --once
-        plaza agents run --as ops --interval 60 --directory http://127.0.0.1:2582 \\
-            --archive http://127.0.0.1:2586 --entryway http://127.0.0.1:2591
-            --capacity-floor 150
+        plaza agents run --as ops --interval 3 --directory http://127.0.0.1:2582 \\
+            --archive http://127.0.0.1:2586 --dead-after 30 \\
+            --entryway http://127.0.0.1:2592 --capacity-floor 150
     """
     from plaza.agents.credentials import EntrywayCredentials
     from plaza.agents.hosting import Hosting
@@ -235,16 +258,77 @@ def run_cmd(
             settle=SettlementDesired(evidence_grace_s=grace),
             credentials=EntrywayCredentials(entryway, signer) if entryway else None,
             capacity=plan,
+            dead_after_s=dead_after,
         )
         done = 0
+        stop = threading.Event()
+        if not once:  # SIGTERM or Ctrl-C: finish the pass, then stop
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda signum, frame: stop.set())
         while True:
-            records = run_once(live, now_ms(at) if at or once else int(time.time() * 1000))
-            _keep(signups, live.signups)
-            for rec in records:
-                typer.echo(_show(rec, as_json))
-            if not records and not as_json:
-                typer.echo(f"{iso(now_ms(at))} nothing to do")
+            try:
+                records = run_once(live, now_ms(at) if at or once else int(time.time() * 1000))
+            except PlazaError as exc:
+                if once:
+                    raise
+                # A long-running loop outlives one failed pass: the next reads afresh.
+                typer.echo(f"error: {exc.code}: {exc.message}", err=True)
+                live.market.reload()
+                records = []
+            else:
+                _keep(signups, live.signups)
+                for rec in records:
+                    typer.echo(_show(rec, as_json))
+                if not records and not as_json:
+                    typer.echo(f"{iso(now_ms(at))} nothing to do")
             done += 1
-            if once or (passes is not None and done >= passes):
+            if once:
                 return
-            time.sleep(max(0.0, interval or 0.0))
+            if (passes is not None and done >= passes) or stop.wait(max(0.0, interval or 0.0)):
+                break
+        typer.echo("stopped")
+
+
+@app.command("log")
+def log_cmd(
+    *,
+    data_dir: DataDir = DATA_DIR,
+    db: Db = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line per action.")
+    ] = False,
+) -> None:
+    """Print every action the agents recorded in the ledger, oldest first.
+
+    Each entry: the ledger sequence number and time, the kind of action, its subject
+    (the provider's DID it concerns, the host accounts leave for a migration), the
+    reason in words, the mandate guard's verdict, the outcome and what was done. With
+    --json, one object per line: {"seq", "time", "kind", "subject", "reason", "rule",
+    "verdict", "outcome", "detail", "agent"[, "proposal"]}.
+
+    Example:
+
+    \b
+        plaza agents log --db .plaza/gov/ledger.db --json
+        plaza agents log --data-dir .plaza/gov
+    """
+    from plaza.agents.journal import entries, line
+    from plaza.ledger import SqlEventStore
+
+    with reporting():
+        store = SqlEventStore.open(resolve_db(data_dir, _ledger_url(db)))
+        try:
+            for entry in entries(store.read()):
+                typer.echo(json.dumps(entry) if as_json else line(entry))
+        finally:
+            store.close()
+
+
+def _ledger_url(db: str | None) -> str | None:
+    """A ``--db`` given as a plain SQLite file path, as a URL."""
+    if db is None or "://" in db:
+        return db
+    path = Path(db)
+    if not path.exists():
+        raise InvalidInputError(f"no ledger at {db}")
+    return f"sqlite://{path}"

@@ -229,3 +229,4 @@ def serve(
             [ServedApp("dao", app_, host, port)],
             on_ready=lambda urls: typer.echo(f"DAO API at {urls[0]} (OpenAPI: /openapi.json)"),
         )
+    typer.echo("stopped")

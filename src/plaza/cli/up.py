@@ -1,162 +1,116 @@
 """``plaza up``: the local Plaza network, each service in its own OS process.
 
-The network is one table, :data:`SERVICES`: each entry is a ``plaza serve`` command,
-its port offset from the port base and its health path. ``plaza up`` runs the entries
-whose ``serve`` command exists (and whose prerequisites run) under a
-:class:`~plaza.services.supervisor.Supervisor`, in table order.
+The network is one table, :data:`plaza.network.processes.SERVICES`. ``plaza up`` founds
+the network on first start (:mod:`plaza.network.genesis`), then runs the entries whose
+command exists (and whose prerequisites run) under a
+:class:`~plaza.services.supervisor.Supervisor`, in table order, restarting a service
+that dies unless ``plaza chaos kill`` stopped it on purpose.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import functools
 import json
 import os
-import sys
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+import secrets
+import time
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import typer
 import typer.main
 
-from plaza.cli import params, serve
-from plaza.services.runner import url_for
+from plaza.cli import agents, dao, params, serve
+from plaza.errors import PlazaError
+from plaza.network.layout import HOSTS, Timings
+from plaza.network.processes import (
+    PORTS,
+    SERVICES,
+    Network,
+    Service,
+)
+from plaza.network.processes import child_spec as _child_spec
+from plaza.network.processes import services as _services
 from plaza.services.supervisor import (
     GRACE_SECONDS,
+    Backoff,
     Child,
     ChildSpec,
     StartupError,
     Supervisor,
     describe_exit,
+    stopped_clean,
 )
 
-DEFAULT_PORT_BASE = 2582
+if TYPE_CHECKING:
+    from plaza.network.genesis import Founded
+
+__all__ = ["PORTS", "SERVICES", "Network", "Service", "child_spec", "endpoints", "services", "up"]
+
+DEFAULT_PORT_BASE: Final = 2582
+_GROUPS: Final = {"serve": serve.app, "dao": dao.app, "agents": agents.app}
 
 
-@dataclass(frozen=True)
-class Network:
-    """Where the local network lives: its data dir, listening host and port base."""
-
-    data_dir: Path
-    host: str
-    port_base: int
-
-    def url(self, name: str) -> str:
-        """The URL the service called ``name`` in :data:`SERVICES` listens on."""
-        return url_for(self.host, self.port_base + _SERVICE[name].offset)
-
-    @property
-    def loopback(self) -> bool:
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return self.host == "localhost"
-
-
-@dataclass(frozen=True)
-class Service:
-    """One entry of the network: ``plaza serve COMMAND --host H --port BASE+OFFSET
-    --data-dir DATA_DIR/NAME`` plus the options ``extra`` gives, healthy once
-    ``GET health_path`` answers 200. ``needs``: entries that must run for this one to."""
-
-    name: str
-    command: str
-    offset: int
-    health_path: str
-    extra: Callable[[Network], list[str]]
-    needs: tuple[str, ...] = ()
+@functools.cache
+def options(command: tuple[str, ...]) -> frozenset[str] | None:
+    """The options ``plaza COMMAND...`` takes, or None if this ``plaza`` lacks it."""
+    group = _GROUPS.get(command[0])
+    if group is None or len(command) != 2:
+        return None
+    found = typer.main.get_group(group).commands.get(command[1])
+    if found is None:
+        return None
+    return frozenset(opt for param in found.params for opt in param.opts)
 
 
 def _has(command: str) -> bool:
     """Whether this ``plaza`` has ``plaza serve COMMAND``."""
-    return command in typer.main.get_group(serve.app).commands
-
-
-def _pds(name: str) -> Callable[[Network], list[str]]:
-    def extra(net: Network) -> list[str]:
-        # The local network's services are all on loopback: forwarded calls may reach
-        # them, as long as nothing but this machine can call in.
-        private = ["--allow-private-proxy"] if net.loopback else []
-        own = ["--directory", net.url("directory"), "--public-url", net.url(name)]
-        # The app view runs whenever this plaza has it (it needs only what always runs).
-        appview = ["--appview", net.url("appview")] if _has("appview") else []
-        return [*own, *appview, *private]
-
-    return extra
-
-
-def _relay(net: Network) -> list[str]:
-    crawl = ["--crawl", net.url("pds1"), "--crawl", net.url("pds2")]
-    return ["--directory", net.url("directory"), *crawl]
-
-
-def _archive(net: Network) -> list[str]:
-    return ["--relay", net.url("relay"), "--directory", net.url("directory")]
-
-
-def _appview(net: Network) -> list[str]:
-    # The relay's combined firehose when there is a relay, else each PDS's own.
-    names = ["relay"] if _has("relay") else ["pds1", "pds2"]
-    sources = [arg for name in names for arg in ("--relay", net.url(name))]
-    return [*sources, "--directory", net.url("directory"), "--public-url", net.url("appview")]
-
-
-SERVICES: Final = (
-    Service("directory", "directory", 0, "/_health", lambda net: []),
-    Service("pds1", "pds", 1, "/xrpc/_health", _pds("pds1"), needs=("directory",)),
-    Service("pds2", "pds", 2, "/xrpc/_health", _pds("pds2"), needs=("directory",)),
-    Service("relay", "relay", 3, "/_health", _relay, needs=("directory", "pds1", "pds2")),
-    Service("archive", "archive", 4, "/_health", _archive, needs=("directory", "relay")),
-    Service("appview", "appview", 5, "/_health", _appview, needs=("directory", "pds1", "pds2")),
-)
-"""The local network, in start order. An entry runs only if its ``plaza serve``
-command exists and every entry it needs runs."""
-
-_SERVICE: Final = {s.name: s for s in SERVICES}
-PORTS: Final = max(s.offset for s in SERVICES) + 1
+    return options(("serve", command)) is not None
 
 
 def services(commands: Collection[str] | None = None) -> list[Service]:
-    """The entries of :data:`SERVICES` that can run, in start order: those whose
-    command is among ``commands`` (default: the ``plaza serve`` commands this
-    ``plaza`` has) and whose ``needs`` run too."""
+    """The entries that can run, in start order. ``commands``: the ``plaza serve``
+    commands to assume (default: those this ``plaza`` has; ``plaza dao serve`` and
+    ``plaza agents run`` always exist)."""
     if commands is None:
-        commands = set(typer.main.get_group(serve.app).commands)
-    chosen: list[Service] = []
-    for service in SERVICES:
-        names = {s.name for s in chosen}
-        if service.command in commands and set(service.needs) <= names:
-            chosen.append(service)
-    return chosen
+        return _services(options)
+    given = set(commands)
+
+    def assumed(command: tuple[str, ...]) -> Collection[str] | None:
+        if command[0] == "serve":
+            return (options(command) or frozenset()) if command[1] in given else None
+        return options(command)
+
+    return _services(assumed)
 
 
 def child_spec(net: Network, service: Service) -> ChildSpec:
-    """The command line, health URL and log file that run ``service`` in ``net``."""
-    argv = (
-        sys.executable, "-m", "plaza.cli", "serve", service.command,
-        "--host", net.host,
-        "--port", str(net.port_base + service.offset),
-        "--data-dir", str(net.data_dir / service.name),
-        *service.extra(net),
-    )  # fmt: skip
-    return ChildSpec(
-        name=service.name,
-        argv=argv,
-        health_url=net.url(service.name) + service.health_path,
-        log_path=net.data_dir / "logs" / f"{service.name}.log",
-    )
+    """The command line, environment, health URL and log file that run ``service``."""
+    return _child_spec(net, service, options)
 
 
-def endpoints(net: Network, children: list[Child]) -> dict[str, Any]:
-    """What DATA_DIR/endpoints.json holds for these started children."""
-    kinds = {s.name: s.command for s in SERVICES}
+def endpoints(
+    net: Network, children: list[Child], contracted: Collection[str] = ()
+) -> dict[str, Any]:
+    """What DATA_DIR/endpoints.json holds for these started children: each HTTP
+    service's URL by name, ``pds`` (the running PDSs of providers under contract),
+    ``hosts`` (every PDS by name), ``ledger``, ``pids`` and ``exited``."""
+    kinds = {s.name: s for s in SERVICES}
     out: dict[str, Any] = {}
+    live = {c.name for c in children if c.returncode is None}
     for child in children:
-        if kinds[child.name] == "pds":
-            out.setdefault("pds", []).append(net.url(child.name))
+        service = kinds[child.name]
+        if service.offset is None:
+            continue
+        if service.kind == "pds":
+            out.setdefault("hosts", {})[child.name] = net.url(child.name)
+            if child.name in live and (not contracted or child.name in contracted):
+                out.setdefault("pds", []).append(net.url(child.name))
         else:
             out[child.name] = net.url(child.name)
+    out.setdefault("pds", [])
+    out["ledger"] = net.ledger
     out["pids"] = {c.name: c.pid for c in children}
     exited = {
         c.name: {"returncode": c.returncode, "status": describe_exit(c.returncode)}
@@ -168,14 +122,37 @@ def endpoints(net: Network, children: list[Child]) -> dict[str, Any]:
     return out
 
 
-def _write_endpoints(net: Network, children: list[Child]) -> None:
-    path = net.data_dir / "endpoints.json"
+def _write_endpoints(net: Network, children: list[Child], contracted: Collection[str]) -> None:
+    path = net.layout.endpoints
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(endpoints(net, children), indent=2) + "\n")
+    tmp.write_text(json.dumps(endpoints(net, children, contracted), indent=2) + "\n")
     os.replace(tmp, path)
 
 
+def _secrets() -> dict[str, str]:
+    """A fresh admin password per PDS (or PLAZA_PDS_ADMIN_PASSWORD for all) and the
+    market's operator token."""
+    shared = os.environ.get("PLAZA_PDS_ADMIN_PASSWORD")
+    out = {f"pds{n}": shared or secrets.token_urlsafe(24) for n in range(1, HOSTS + 1)}
+    out["market"] = os.environ.get("PLAZA_MARKET_TOKEN") or secrets.token_urlsafe(24)
+    return out
+
+
+def _found(net: Network) -> Founded:
+    from plaza.network.genesis import genesis  # the DAO and the market: only when starting
+
+    hosts = [net.url(f"pds{n}") for n in range(1, HOSTS + 1)]
+    return genesis(
+        net.layout,
+        hosts,
+        net.timings,
+        now_ms=int(time.time() * 1000),
+        db=net.db("ledger"),
+    )
+
+
 def up(
+    *,
     data_dir_opt: str = typer.Option(".plaza", "--data-dir", help="Where every store lives."),
     port_base: int = typer.Option(
         DEFAULT_PORT_BASE,
@@ -185,46 +162,96 @@ def up(
         f"(all {PORTS} must be 1..65535).",
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    postgres: str | None = typer.Option(
+        None,
+        "--postgres",
+        help="Put every store on this PostgreSQL server (postgresql://...; each in its own "
+        "schema, named after ?schema=PREFIX, default plaza_NAME).",
+    ),
+    epoch: int = typer.Option(
+        120, "--epoch", min=1, help="Seconds per market epoch (set at genesis)."
+    ),
+    probe_interval: int = typer.Option(
+        10, "--probe-interval", min=1, help="Seconds between probe rounds (the probe window)."
+    ),
+    dead_after: int = typer.Option(
+        30,
+        "--dead-after",
+        min=1,
+        help="Seconds a host may be unreachable before the agents restore its accounts elsewhere.",
+    ),
 ) -> None:
     """Start the local Plaza network, one OS process per service, until Ctrl-C.
 
-    Starts, each as its own `plaza serve` process and in this order: the PLC
-    directory on PORT_BASE, two independent hosting providers (each with its own
-    store, blobs and signing keys) on PORT_BASE+1 and PORT_BASE+2, the relay on
-    PORT_BASE+3 (crawling both PDSs), the archive on PORT_BASE+4 (following the
-    relay) and the app view on PORT_BASE+5 (following the relay, or both PDSs when
-    there is no relay; the PDSs forward app.bsky.* reads to it); the relay, the
-    archive and the app view when this plaza has their serve commands. Each
-    starts once the one before answers its health check. Data lives under
-    DATA_DIR/NAME, each service's output in DATA_DIR/logs/NAME.log.
+    On first start (an empty DATA_DIR/gov) founds the network: the DAO (founders
+    alice, bob and carol; the agent ops; the local mandate in DATA_DIR/gov/mandate.toml),
+    its market (epoch --epoch, probe window --probe-interval), four hosting providers
+    registered under their own DIDs and bonded, the first three contracted, the fourth
+    standing by, and three probers. Then starts, each as its own process and in this
+    order: the PLC directory (PORT_BASE), the PDSs pds1..pds4 (PORT_BASE+1, +2, +6, +7),
+    the DAO's API (+8), the market (+9), the relay (+3, crawling every PDS and the
+    market's hosting providers), the archive (+4), the app view (+5), a provider
+    daemon per PDS, three probers, the entryway (+10) and the agents' loop (every few
+    seconds: settlement, placement, and restoring a host's accounts from the archive
+    once it has been unreachable --dead-after seconds); each service when this plaza
+    has its command. Each with a port starts once the one before answers its health
+    check. Data lives under DATA_DIR/NAME (governance in DATA_DIR/gov), each
+    service's output in DATA_DIR/logs/NAME.log.
 
-    Writes DATA_DIR/endpoints.json ({"directory": URL, "pds": [URL, URL], "relay":
-    URL, "archive": URL, "appview": URL, "pids": {NAME: PID}}, and "exited": {NAME: {"returncode",
-    "status"}} for services that ended) and prints how to point the atproto SDK at
-    it. Handles ending in .test are accepted. PLAZA_PDS_ADMIN_PASSWORD, if set,
-    reaches the PDSs through the environment.
+    Writes DATA_DIR/endpoints.json ({"directory": URL, "pds": [URLs of the running
+    contracted PDSs], "hosts": {"pds1": URL, ...}, "relay", "archive", "appview",
+    "dao", "market", "entryway": URLs, "ledger": the ledger's path or URL, "pids":
+    {NAME: PID}}, and "exited": {NAME: {"returncode", "status"}} for services that are
+    down) and prints how to point the atproto SDK at it. Handles ending in .test are
+    accepted. Each PDS gets its own admin password (PLAZA_PDS_ADMIN_PASSWORD, if set,
+    for all), passed with its provider daemon through the environment.
 
-    A service that dies is reported and the others keep running. Ctrl-C (or SIGTERM)
-    asks every service to stop: each finishes its in-flight requests, flushes and
-    closes its stores; one still running after the grace period is killed. Exits 0
-    when every service stopped cleanly on request, 1 otherwise (a service that failed
-    to start, died, or had to be killed). If plaza up itself is killed, its services
-    get SIGTERM from the kernel (Linux) and stop too.
+    A service that dies is reported and restarted after a pause that doubles from 1 s
+    to 30 s while it keeps dying; one stopped with 'plaza chaos kill' stays down until
+    'plaza chaos heal'. Ctrl-C (or SIGTERM) asks every service to stop: each finishes
+    its in-flight requests, flushes and closes its stores; one still running after the
+    grace period is killed. Exits 0 when every service stopped cleanly on request, 1
+    otherwise (a service that failed to start, or had to be killed). If plaza up itself
+    is killed, its services get SIGTERM from the kernel (Linux) and stop too.
 
     Example:
 
     \b
         plaza up
-        plaza up --data-dir /tmp/plaza --port-base 3582
+        plaza up --data-dir /tmp/plaza --port-base 3582 --epoch 60 --dead-after 15
+        plaza up --postgres postgresql://postgres@127.0.0.1:5432/test
     """
-    net = Network(Path(data_dir_opt), host, port_base)
+    from plaza.network import chaos
+
+    try:
+        timings = Timings(epoch_s=epoch, probe_s=probe_interval, dead_after_s=dead_after)
+    except PlazaError as exc:
+        raise typer.BadParameter(exc.message) from exc
+    net = Network(Path(data_dir_opt), host, port_base, timings, postgres, _secrets())
+    layout = net.layout
     chosen = services()
-    net.data_dir.mkdir(parents=True, exist_ok=True)
-    (net.data_dir / "endpoints.json").unlink(missing_ok=True)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    layout.endpoints.unlink(missing_ok=True)
+    try:
+        founded = _found(net)
+    except PlazaError as exc:
+        typer.echo(f"error: genesis of the network failed: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    if founded.created:
+        typer.echo(
+            f"founded the network: DAO and market on {net.ledger}, agent {founded.agent}, "
+            f"{len(founded.contracted)} hosts contracted, "
+            f"{len(founded.hosts) - len(founded.contracted)} standing by"
+        )
+    contracted = {f"pds{i}" for i, did in enumerate(founded.hosts, 1) if did in founded.contracted}
     specs = [child_spec(net, s) for s in chosen]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    typer.echo(f"starting {', '.join(s.name for s in chosen)} (logs in {net.data_dir / 'logs'})")
-    with Supervisor(specs, env=env) as sup:
+    env.pop("PLAZA_PDS_ADMIN_PASSWORD", None)  # each PDS gets its own, in its spec
+    env.pop("PLAZA_MARKET_TOKEN", None)
+    typer.echo(f"starting {', '.join(s.name for s in chosen)} (logs in {layout.logs})")
+    with Supervisor(
+        specs, env=env, restart=Backoff(), held=lambda name: chaos.held(layout, name)
+    ) as sup:
         failed = False
         try:
             started = sup.start()
@@ -232,37 +259,50 @@ def up(
             typer.echo(f"error: {exc.message}", err=True)
             started, failed = False, True
         if started:
-            _write_endpoints(net, sup.children)
+            _write_endpoints(net, sup.children, contracted)
             _announce(net, specs, sup.children)
 
             def report(child: Child) -> None:
-                _write_endpoints(net, sup.children)
-                _report_exit(child)
+                _write_endpoints(net, sup.children, contracted)
+                _report_exit(child, sup.pending_restart(child))
 
-            sup.watch(on_exit=report)
+            def restarted(child: Child) -> None:
+                _write_endpoints(net, sup.children, contracted)
+                typer.echo(f"{child.name} restarted (pid {child.pid})", err=True)
+
+            sup.watch(on_exit=report, on_restart=restarted)
             if not sup.stop_requested:
                 typer.echo("error: every service has stopped", err=True)
         sup.stop()
         if started:
-            _write_endpoints(net, sup.children)
+            _write_endpoints(net, sup.children, contracted)
     for child in sup.children:
         if child.killed:
             typer.echo(
                 f"error: {child.name} did not stop within {GRACE_SECONDS:g} s and was killed",
                 err=True,
             )
-    typer.echo("stopped; everything is saved under " + str(net.data_dir))
+        elif child.stop_requested and not stopped_clean(child):
+            assert child.returncode is not None
+            typer.echo(
+                f"error: {child.name} {describe_exit(child.returncode)} when asked to stop; "
+                f"its log: {child.spec.log_path}",
+                err=True,
+            )
+    typer.echo("stopped; everything is saved under " + str(layout.root))
     if failed or not sup.clean():
         raise typer.Exit(1)
 
 
 def _announce(net: Network, specs: list[ChildSpec], children: list[Child]) -> None:
+    kinds = {s.name: s for s in SERVICES}
     for spec, child in zip(specs, children, strict=True):
+        where = net.url(spec.name) if kinds[spec.name].offset is not None else "(no port)"
         typer.echo(
-            f"{spec.name:<10} {net.url(spec.name)}   (data: {net.data_dir / spec.name}, "
+            f"{spec.name:<10} {where}   (data: {_data_dir(spec)}, "
             f"log: {spec.log_path}, pid {child.pid})"
         )
-    typer.echo(f"endpoints  {net.data_dir / 'endpoints.json'}")
+    typer.echo(f"endpoints  {net.layout.endpoints}")
     typer.echo("")
     typer.echo("Point the atproto SDK at a PDS:")
     typer.echo(f"  from atproto import Client; c = Client(base_url='{net.url('pds1')}')")
@@ -275,11 +315,22 @@ def _announce(net: Network, specs: list[ChildSpec], children: list[Child]) -> No
     typer.echo("Ctrl-C stops the network.")
 
 
-def _report_exit(child: Child) -> None:
+def _data_dir(spec: ChildSpec) -> str:
+    argv = list(spec.argv)
+    return argv[argv.index("--data-dir") + 1] if "--data-dir" in argv else "-"
+
+
+def _report_exit(child: Child, restart_in: float | None) -> None:
     assert child.returncode is not None
     tail = child.log_tail(5)
+    then = (
+        f"restarting it in {restart_in:.0f} s"
+        if restart_in is not None
+        else "it stays down (plaza chaos heal starts it again)"
+    )
     typer.echo(
         f"{child.name} (pid {child.pid}) {describe_exit(child.returncode)}; the other "
-        f"services keep running. Its log: {child.spec.log_path}" + (f"\n{tail}" if tail else ""),
+        f"services keep running; {then}. Its log: {child.spec.log_path}"
+        + (f"\n{tail}" if tail else ""),
         err=True,
     )

@@ -1,8 +1,9 @@
 """Run several services as one OS process each, and watch over them.
 
-Theory of operation. A :class:`Supervisor` starts its children in the order given, one
-OS process each, and waits for each to answer its health URL before it starts the
-next, so every service finds the ones it depends on already serving. A child that
+Theory of operation. A :class:`Supervisor` starts its children one OS process each, and
+starts each only once the children it comes after answer their health URLs (by default
+the one before it in the order given), so every service finds the ones it depends on
+already serving; children that do not wait on each other start together. A child that
 exits during start-up, or does not answer by the start-up deadline, fails the start
 with a :class:`StartupError` naming it and quoting the end of its log. Once all are
 up, :meth:`Supervisor.watch` reports each child that exits on its own and leaves the
@@ -16,6 +17,13 @@ request; a second one during the stop skips the grace period) and SIGCHLD with
 handlers that only note them; :func:`signal.set_wakeup_fd` writes each onto a pipe
 that the supervisor waits on with :func:`select.select`. A signal or a child's exit
 wakes it at once: no threads, and no timer except the health polls at start-up.
+
+Restarts. With a :class:`Backoff`, a child that exits on its own is started again after
+a pause that doubles with each quick failure (1 s, 2 s, 4 s ... up to 30 s by default)
+and falls back to the first pause once the child had run long enough before it died.
+A child the ``held`` predicate names (an operator stopped it on purpose) is left down,
+and started again once the predicate no longer names it (asked every second).
+A restarted child is not waited for: it rejoins as soon as it runs.
 
 Process layout. Each child runs in its own session, without a controlling terminal,
 so Ctrl-C in the terminal reaches the supervisor alone and each child gets exactly
@@ -60,6 +68,7 @@ than ``plaza serve``'s own graceful shutdown, so a stopping server is not cut sh
 
 LOG_TAIL_LINES: Final = 20
 _HEALTH_POLL_SECONDS: Final = 0.1
+_HELD_POLL_SECONDS: Final = 1.0
 _STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _PR_SET_PDEATHSIG: Final = 1
 
@@ -78,15 +87,38 @@ class StartupError(ServiceError):
 
 @dataclass(frozen=True)
 class ChildSpec:
-    """One service to run: its name, full command line, health URL and log file.
+    """One service to run: its name, full command line, health URL and log file, and
+    the environment variables it gets on top of the supervisor's.
 
-    The supervisor counts the child as started once ``GET health_url`` answers 200.
+    The supervisor counts the child as started once ``GET health_url`` answers 200, or,
+    without a health URL (a worker that serves no HTTP), once it is running.
     """
 
     name: str
     argv: tuple[str, ...]
-    health_url: str
+    health_url: str | None
     log_path: Path
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    after: tuple[str, ...] | None = None
+    """The children that must be healthy before this one starts; None: the one before
+    it in the supervisor's list (strict order)."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """When a child that exited on its own starts again: after ``first_s``, doubling
+    with each exit up to ``max_s``; back to ``first_s`` once it had run ``reset_after_s``."""
+
+    first_s: float = 1.0
+    max_s: float = 30.0
+    reset_after_s: float = 60.0
+
+    def next_delay(self, last_delay: float | None, ran_s: float) -> float:
+        """The pause before the next start, given the pause before the last one (None:
+        it never restarted) and how long the child ran."""
+        if last_delay is None or ran_s >= self.reset_after_s:
+            return self.first_s
+        return min(self.max_s, last_delay * 2)
 
 
 @dataclass
@@ -99,6 +131,14 @@ class Child:
     stop_requested: bool = False
     killed: bool = False
     """It did not stop within the grace period and was sent SIGKILL."""
+    started_at: float = field(default_factory=time.monotonic)
+    restarts: int = 0
+    """How many times it was started again after exiting on its own."""
+    restart_at: float | None = None
+    """When (monotonic) it is due to start again; None when no restart is scheduled."""
+    last_delay: float | None = None
+    held_down: bool = False
+    """It exited while held: it starts again once no longer held."""
 
     @property
     def name(self) -> str:
@@ -162,14 +202,18 @@ class Supervisor:
         env: Mapping[str, str] | None = None,
         startup_seconds: float = STARTUP_SECONDS,
         grace_seconds: float = GRACE_SECONDS,
+        restart: Backoff | None = None,
+        held: Callable[[str], bool] | None = None,
     ) -> None:
         self.specs = list(specs)
         self.children: list[Child] = []
         self._env = dict(os.environ if env is None else env)
         self._startup_seconds = startup_seconds
         self._grace_seconds = grace_seconds
+        self._restart = restart
+        self._held = held or (lambda name: False)
         self._stops = 0
-        self._reported: set[str] = set()
+        self._reported: set[int] = set()  # pids whose exit was reported
         self._pipe: tuple[int, int] | None = None
         self._saved: dict[int, _Handler] = {}
         self._saved_wakeup = -1
@@ -225,22 +269,52 @@ class Supervisor:
     # -- starting ----------------------------------------------------------------
 
     def start(self) -> bool:
-        """Start every child in order, each once the one before it is healthy.
+        """Start every child once those it comes ``after`` are healthy (by default the
+        one before it), several at a time when they do not wait on each other.
 
         Returns False if a stop signal arrived first (the children already started
         keep running until :meth:`stop`). Raises :class:`StartupError` if a child
         exits or misses the start-up deadline; the others are left to :meth:`stop`.
         """
-        for spec in self.specs:
-            if self.stop_requested:
-                return False
-            child = self._spawn(spec)
-            self.children.append(child)
-            if not self._await_health(child):
-                return False
+        order = {spec.name: i for i, spec in enumerate(self.specs)}
+        waits: dict[str, set[str]] = {}
+        for i, spec in enumerate(self.specs):
+            if spec.after is not None:
+                waits[spec.name] = set(spec.after) & set(order)
+            else:
+                waits[spec.name] = {self.specs[i - 1].name} if i else set()
+        pending = list(self.specs)
+        starting: dict[str, float] = {}  # name -> start-up deadline
+        healthy: set[str] = set()
+        try:
+            while pending or starting:
+                if self.stop_requested:
+                    return False
+                ready = [p for p in pending if waits[p.name] <= healthy]
+                if not ready and not starting:
+                    names = ", ".join(p.name for p in pending)
+                    raise StartupError(
+                        f"{names} wait for children that never start", name=pending[0].name
+                    )
+                for spec in ready:
+                    pending.remove(spec)
+                    self.children.append(self._spawn(spec))
+                    starting[spec.name] = time.monotonic() + self._startup_seconds
+                for child in [c for c in self.children if c.name in starting]:
+                    if self._check_start(child, starting[child.name]):
+                        healthy.add(child.name)
+                        del starting[child.name]
+                if starting:
+                    self._wait(_HEALTH_POLL_SECONDS)
+        finally:
+            self.children.sort(key=lambda c: order[c.name])
         return True
 
     def _spawn(self, spec: ChildSpec) -> Child:
+        process, offset = self._popen(spec)
+        return Child(spec, process, offset)
+
+    def _popen(self, spec: ChildSpec) -> tuple[subprocess.Popen[bytes], int]:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with spec.log_path.open("ab") as log:
             offset = log.tell()
@@ -253,7 +327,7 @@ class Supervisor:
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    env=self._env,
+                    env={**self._env, **spec.env},
                     start_new_session=True,
                     # The supervisor runs no threads, so the fork-to-exec window is safe.
                     preexec_fn=_die_with_parent(),  # noqa: PLW1509
@@ -262,31 +336,29 @@ class Supervisor:
                 raise StartupError(
                     f"{spec.name} could not be started: {exc}", name=spec.name
                 ) from exc
-        return Child(spec, process, offset)
+        return process, offset
 
-    def _await_health(self, child: Child) -> bool:
-        deadline = time.monotonic() + self._startup_seconds
-        while True:
-            if self.stop_requested:
-                return False
-            returncode = child.process.poll()
-            if returncode is not None:
-                self._reported.add(child.name)
-                raise StartupError(
-                    f"{child.name} {describe_exit(returncode)} while starting; the end of "
-                    f"{child.spec.log_path}:\n{child.log_tail()}",
-                    name=child.name,
-                )
-            if _healthy(child.spec.health_url):
-                return True
-            if time.monotonic() > deadline:
-                raise StartupError(
-                    f"{child.name} did not answer {child.spec.health_url} within "
-                    f"{self._startup_seconds:g} s; the end of {child.spec.log_path}:\n"
-                    f"{child.log_tail()}",
-                    name=child.name,
-                )
-            self._wait(_HEALTH_POLL_SECONDS)
+    def _check_start(self, child: Child, deadline: float) -> bool:
+        """Whether ``child`` is healthy now; raises :class:`StartupError` if it exited
+        or the deadline has passed."""
+        returncode = child.process.poll()
+        if returncode is not None:
+            self._reported.add(child.pid)
+            raise StartupError(
+                f"{child.name} {describe_exit(returncode)} while starting; the end of "
+                f"{child.spec.log_path}:\n{child.log_tail()}",
+                name=child.name,
+            )
+        if child.spec.health_url is None or _healthy(child.spec.health_url):
+            return True
+        if time.monotonic() > deadline:
+            raise StartupError(
+                f"{child.name} did not answer {child.spec.health_url} within "
+                f"{self._startup_seconds:g} s; the end of {child.spec.log_path}:\n"
+                f"{child.log_tail()}",
+                name=child.name,
+            )
+        return False
 
     # -- watching ----------------------------------------------------------------
 
@@ -294,21 +366,69 @@ class Supervisor:
         """The children still running (each exited one is reaped here)."""
         return [c for c in self.children if c.process.poll() is None]
 
-    def watch(self, on_exit: Callable[[Child], None]) -> None:
-        """Wait until a stop signal arrives or no child is running.
+    def watch(
+        self,
+        on_exit: Callable[[Child], None],
+        on_restart: Callable[[Child], None] | None = None,
+    ) -> None:
+        """Wait until a stop signal arrives or no child is running (nor due to restart).
 
-        ``on_exit`` is called once for each child that exits on its own meanwhile;
-        the other children keep running.
+        ``on_exit`` is called once for each child that exits on its own meanwhile; the
+        other children keep running. With a :class:`Backoff` the child is started again
+        after its pause (unless ``held`` names it) and ``on_restart`` is called.
         """
         while not self.stop_requested:
             alive = self.running()
+            now = time.monotonic()
             for child in self.children:
-                if child.returncode is not None and child.name not in self._reported:
-                    self._reported.add(child.name)
+                if child.returncode is not None and child.pid not in self._reported:
+                    self._reported.add(child.pid)
+                    self._schedule(child, now)
                     on_exit(child)
-            if not alive:
+            for child in self.children:
+                if child.held_down and not self._held(child.name):
+                    child.held_down = False
+                    child.restart_at = now
+                if child.restart_at is not None and child.restart_at <= now:
+                    self._respawn(child)
+                    alive.append(child)
+                    if on_restart is not None:
+                        on_restart(child)
+            due = [c.restart_at for c in self.children if c.restart_at is not None]
+            if any(c.held_down for c in self.children):
+                due.append(now + _HELD_POLL_SECONDS)  # look at the hold again then
+            elif not alive and not due:
                 return
-            self._wait(None)
+            self._wait(max(0.0, min(due) - time.monotonic()) if due else None)
+
+    def _schedule(self, child: Child, now: float) -> None:
+        if self._restart is None or child.stop_requested:
+            return
+        if self._held(child.name):
+            child.held_down = True
+            return
+        delay = self._restart.next_delay(child.last_delay, now - child.started_at)
+        child.last_delay = delay
+        child.restart_at = now + delay
+
+    def _respawn(self, child: Child) -> None:
+        child.restart_at = None
+        if self._held(child.name):
+            child.held_down = True
+            return
+        try:
+            child.process, child.log_offset = self._popen(child.spec)
+        except StartupError:
+            child.restart_at = time.monotonic() + (child.last_delay or 1.0)
+            return
+        child.started_at = time.monotonic()
+        child.restarts += 1
+
+    def pending_restart(self, child: Child) -> float | None:
+        """Seconds until ``child`` starts again, or None if it is not due to."""
+        if child.restart_at is None:
+            return None
+        return max(0.0, child.restart_at - time.monotonic())
 
     def died(self) -> list[Child]:
         """The children that exited without being asked to stop."""
@@ -320,6 +440,9 @@ class Supervisor:
         """Stop every running child: SIGTERM, then SIGKILL after the grace period
         (at once if another stop signal arrives meanwhile). Idempotent."""
         stops_before = self._stops
+        for child in self.children:
+            child.restart_at = None
+            child.held_down = False
         for child in self.running():
             child.stop_requested = True
             with contextlib.suppress(ProcessLookupError):
@@ -337,11 +460,23 @@ class Supervisor:
             child.process.wait()
 
     def clean(self) -> bool:
-        """Every child stopped on request, by itself, with status 0."""
-        return all(c.stop_requested and not c.killed and c.returncode == 0 for c in self.children)
+        """Every child stopped on request, by itself, with status 0 (see :func:`stopped_clean`)."""
+        return all(stopped_clean(c) for c in self.children)
+
+
+def stopped_clean(child: Child) -> bool:
+    """``child`` stopped on request, by itself, with status 0 — or, for a worker without
+    a health URL, was ended by the stop's SIGTERM before it had set up its own handling
+    of it (it was still starting: it had done nothing to finish)."""
+    if not child.stop_requested or child.killed:
+        return False
+    if child.returncode == 0:
+        return True
+    return child.spec.health_url is None and child.returncode == -signal.SIGTERM
 
 
 def _healthy(url: str) -> bool:
+    """``GET url`` answers 200."""
     try:
         return httpx.get(url, timeout=2.0).status_code == 200
     except httpx.HTTPError:

@@ -1,0 +1,317 @@
+"""The local network's processes: one table, :data:`SERVICES`, and the command lines.
+
+Each entry is a ``plaza`` command (``plaza serve pds``, ``plaza dao serve``, ``plaza
+agents run`` ...), its port offset from the port base (None: a worker without an HTTP
+port), its health path (None: started once it runs), the options it gets and the
+entries it needs. ``plaza up`` runs the entries whose command exists in this ``plaza``
+and whose prerequisites run, in table order; an option is passed only if the command
+takes it, so the table names commands and options that land later without breaking
+the network before they do.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from plaza.network.layout import (
+    AGENT,
+    CONTRACTED,
+    HOSTS,
+    PROBER,
+    PROBERS,
+    PROVIDER,
+    Layout,
+    Timings,
+)
+from plaza.services.runner import url_for
+from plaza.services.supervisor import ChildSpec
+
+Options = Callable[[tuple[str, ...]], Collection[str] | None]
+"""The options a ``plaza`` command takes (its path, e.g. ``("serve", "pds")``), or None
+when this ``plaza`` does not have the command."""
+
+AGENT_INTERVAL_S: Final = 3.0
+"""Seconds between the agents' passes."""
+
+
+@dataclass(frozen=True)
+class Network:
+    """Where the local network lives and how it runs: its data dir, listening host, port
+    base, timings, optional PostgreSQL server and the secrets ``plaza up`` made for this
+    run (each PDS's admin password under its name, the market's token under ``market``)."""
+
+    data_dir: Path
+    host: str
+    port_base: int
+    timings: Timings = field(default_factory=Timings)
+    postgres: str | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.data_dir)
+
+    def url(self, name: str) -> str:
+        """The URL the service called ``name`` in :data:`SERVICES` listens on."""
+        offset = _SERVICE[name].offset
+        if offset is None:
+            raise ValueError(f"{name} serves no HTTP")
+        return url_for(self.host, self.port_base + offset)
+
+    @property
+    def loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host == "localhost"
+
+    def db(self, store: str) -> str | None:
+        """The database URL of ``store`` (a service's name, or ``ledger``) on the
+        PostgreSQL server, each in its own schema; None without ``--postgres``."""
+        if self.postgres is None:
+            return None
+        parts = urlsplit(self.postgres)
+        query = parse_qs(parts.query)
+        prefix = query.pop("schema", ["plaza"])[0]
+        query["schema"] = [f"{prefix}_{store}"]
+        return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+
+    @property
+    def ledger(self) -> str:
+        """The governance ledger: its PostgreSQL URL, or the SQLite file's path."""
+        return self.db("ledger") or str(self.layout.ledger)
+
+
+@dataclass(frozen=True)
+class Service:
+    """One process of the network: ``plaza COMMAND... [--host H --port BASE+OFFSET]
+    --data-dir DIR`` plus the options ``extra`` gives; healthy once ``GET health_path``
+    answers 200 (without one: once it runs). ``needs``: entries that must run for this
+    one to. ``data``: its data dir (default ``DATA_DIR/NAME``); ``env``: variables it
+    gets (secrets travel this way, never on a command line)."""
+
+    name: str
+    command: tuple[str, ...]
+    offset: int | None
+    health_path: str | None
+    extra: Callable[[Network, Options], list[str]]
+    needs: tuple[str, ...] = ()
+    data: Callable[[Network], Path] | None = None
+    env: Callable[[Network], dict[str, str]] = lambda net: {}
+    store: str | None = ""
+    """Which database ``--db`` names under ``--postgres``: its own schema (``""``, the
+    default), the ledger (``"ledger"``), or none (None)."""
+
+    @property
+    def kind(self) -> str:
+        """What it is, for people: ``pds`` for pds1..pds4, ``prober`` for prober1..3."""
+        return self.command[-1] if self.command[0] == "serve" else self.command[0]
+
+
+def _if(options: Options, command: tuple[str, ...], option: str, args: list[str]) -> list[str]:
+    """``args`` when ``command`` takes ``option``, else nothing."""
+    takes = options(command)
+    return args if takes is not None and option in takes else []
+
+
+def _pds(name: str) -> Callable[[Network, Options], list[str]]:
+    def extra(net: Network, options: Options) -> list[str]:
+        # The local network's services are all on loopback: forwarded calls may reach
+        # them, as long as nothing but this machine can call in.
+        private = ["--allow-private-proxy"] if net.loopback else []
+        own = ["--directory", net.url("directory"), "--public-url", net.url(name)]
+        # The app view runs whenever this plaza has it (it needs only what always runs).
+        appview = ["--appview", net.url("appview")] if options(("serve", "appview")) else []
+        return [*own, *appview, *private]
+
+    return extra
+
+
+def _pds_env(name: str) -> Callable[[Network], dict[str, str]]:
+    def env(net: Network) -> dict[str, str]:
+        password = net.secrets.get(name)
+        return {"PLAZA_PDS_ADMIN_PASSWORD": password} if password else {}
+
+    return env
+
+
+def _relay(net: Network, options: Options) -> list[str]:
+    crawl = [arg for n in range(1, HOSTS + 1) for arg in ("--crawl", net.url(f"pds{n}"))]
+    market = _if(options, ("serve", "relay"), "--market", ["--market", net.url("market")])
+    return ["--directory", net.url("directory"), *crawl, *market]
+
+
+def _archive(net: Network, options: Options) -> list[str]:
+    return ["--relay", net.url("relay"), "--directory", net.url("directory")]
+
+
+def _appview(net: Network, options: Options) -> list[str]:
+    # The relay's combined firehose when there is a relay, else each PDS's own.
+    names = ["relay"] if options(("serve", "relay")) else [f"pds{n}" for n in range(1, HOSTS + 1)]
+    sources = [arg for name in names for arg in ("--relay", net.url(name))]
+    return [*sources, "--directory", net.url("directory"), "--public-url", net.url("appview")]
+
+
+def _dao(net: Network, options: Options) -> list[str]:
+    return ["--directory", net.url("directory")]
+
+
+def _market(net: Network, options: Options) -> list[str]:
+    return ["--operator", AGENT]
+
+
+def _provider(n: int) -> Callable[[Network, Options], list[str]]:
+    def extra(net: Network, options: Options) -> list[str]:
+        own = ["--as", PROVIDER, "--market", net.url("market"), "--pds", net.url(f"pds{n}")]
+        standby = _if(options, ("serve", "provider"), "--standby", ["--standby"])
+        return [*own, *(standby if n > CONTRACTED else [])]
+
+    return extra
+
+
+def _prober(net: Network, options: Options) -> list[str]:
+    return ["--as", PROBER, "--market", net.url("market"),
+            "--interval", f"{net.timings.probe_s:g}"]  # fmt: skip
+
+
+def _entryway(net: Network, options: Options) -> list[str]:
+    cmd = ("serve", "entryway")
+    return [
+        "--governance", str(net.layout.gov), "--as", AGENT,
+        "--directory", net.url("directory"), "--public-url", net.url("entryway"),
+        *_if(options, cmd, "--ledger-db", ["--ledger-db", net.db("ledger") or ""]
+             if net.postgres else []),
+    ]  # fmt: skip
+
+
+def _agents(net: Network, options: Options) -> list[str]:
+    cmd = ("agents", "run")
+    t = net.timings
+    return [
+        "--as", AGENT, "--interval", f"{AGENT_INTERVAL_S:g}",
+        "--directory", net.url("directory"), "--archive", net.url("archive"),
+        "--grace", str(t.grace_s),
+        *_if(options, cmd, "--dead-after", ["--dead-after", str(t.dead_after_s)]),
+        *(_if(options, cmd, "--entryway", ["--entryway", net.url("entryway")])
+          if options(("serve", "entryway")) is not None else []),
+    ]  # fmt: skip
+
+
+def _gov(net: Network) -> Path:
+    return net.layout.gov
+
+
+def _market_env(net: Network) -> dict[str, str]:
+    token = net.secrets.get("market")
+    return {"PLAZA_MARKET_TOKEN": token} if token else {}
+
+
+def _hosts() -> tuple[Service, ...]:
+    offsets = {1: 1, 2: 2, 3: 6, 4: 7}
+    return tuple(
+        Service(
+            f"pds{n}",
+            ("serve", "pds"),
+            offsets[n],
+            "/xrpc/_health",
+            _pds(f"pds{n}"),
+            needs=("directory",),
+            env=_pds_env(f"pds{n}"),
+        )
+        for n in range(1, HOSTS + 1)
+    )
+
+
+def _provider_data(n: int) -> Callable[[Network], Path]:
+    return lambda net: net.layout.provider(n)
+
+
+def _prober_data(n: int) -> Callable[[Network], Path]:
+    return lambda net: net.layout.prober(n)
+
+
+_PDSS = tuple(f"pds{n}" for n in range(1, HOSTS + 1))
+
+SERVICES: Final = (
+    Service("directory", ("serve", "directory"), 0, "/_health", lambda net, o: []),
+    *_hosts(),
+    Service("dao", ("dao", "serve"), 8, "/dao", _dao, needs=("directory",), data=_gov,
+            store="ledger"),
+    Service("market", ("serve", "market"), 9, "/_health", _market, needs=("dao",), data=_gov,
+            env=_market_env, store="ledger"),
+    Service("relay", ("serve", "relay"), 3, "/_health", _relay, needs=("directory", *_PDSS)),
+    Service("archive", ("serve", "archive"), 4, "/_health", _archive,
+            needs=("directory", "relay")),
+    Service("appview", ("serve", "appview"), 5, "/_health", _appview,
+            needs=("directory", "pds1", "pds2")),
+    *(
+        Service(f"provider{n}", ("serve", "provider"), None, None, _provider(n),
+                needs=("market", f"pds{n}"), data=_provider_data(n), env=_pds_env(f"pds{n}"),
+                store=None)
+        for n in range(1, HOSTS + 1)
+    ),
+    *(
+        Service(f"prober{n}", ("serve", "prober"), None, None, _prober, needs=("market",),
+                data=_prober_data(n), store=None)
+        for n in range(1, PROBERS + 1)
+    ),
+    Service("entryway", ("serve", "entryway"), 10, "/xrpc/com.atproto.server.describeServer",
+            _entryway,
+            needs=("directory", "dao")),
+    Service("agents", ("agents", "run"), None, None, _agents,
+            needs=("market", "archive"), data=_gov, store="ledger"),
+)  # fmt: skip
+"""The local network, in start order. An entry runs only if its command exists and
+every entry it needs runs."""
+
+_SERVICE: Final = {s.name: s for s in SERVICES}
+PORTS: Final = max(s.offset for s in SERVICES if s.offset is not None) + 1
+
+
+def service(name: str) -> Service:
+    """The entry called ``name``."""
+    return _SERVICE[name]
+
+
+def services(options: Options) -> list[Service]:
+    """The entries of :data:`SERVICES` that can run, in start order: those whose command
+    this ``plaza`` has and whose ``needs`` run too."""
+    chosen: list[Service] = []
+    for s in SERVICES:
+        names = {c.name for c in chosen}
+        if options(s.command) is not None and set(s.needs) <= names:
+            chosen.append(s)
+    return chosen
+
+
+def child_spec(net: Network, s: Service, options: Options) -> ChildSpec:
+    """The command line, environment, health URL and log file that run ``s`` in ``net``."""
+    data = s.data(net) if s.data is not None else net.data_dir / s.name
+    listen = (
+        ["--host", net.host, "--port", str(net.port_base + s.offset)]
+        if s.offset is not None
+        else []
+    )
+    db: list[str] = []
+    if s.store is not None and net.postgres is not None:
+        db = _if(options, s.command, "--db", ["--db", net.db(s.store or s.name) or ""])
+    argv = (
+        sys.executable, "-m", "plaza.cli", *s.command, *listen, "--data-dir", str(data),
+        *db, *s.extra(net, options),
+    )  # fmt: skip
+    return ChildSpec(
+        name=s.name,
+        argv=argv,
+        health_url=net.url(s.name) + s.health_path
+        if s.offset is not None and s.health_path is not None
+        else None,
+        log_path=net.layout.logs / f"{s.name}.log",
+        env=s.env(net),
+        after=s.needs,
+    )

@@ -1,0 +1,258 @@
+"""Issue 14's acceptance run: the network runs itself.
+
+Everything is real and runs as the README says: ``plaza up`` (one OS process per
+service, short timings), the atproto SDK as the members' client, ``plaza chaos kill``
+for a host's death, nobody acting afterwards.
+
+1. Nine people sign up without choosing a host: through the entryway when this plaza
+   has one, otherwise as sign-ups the agents place (``plaza agents run --signups``);
+   each consents to the DAO's recovery key. Each posts; one follows another.
+2. Once the archive holds every account's head, the PDS hosting most of them is killed
+   with SIGKILL (``plaza chaos kill``).
+3. With nobody acting, the agents' loop counts the host dead after ``--dead-after``
+   seconds and restores each of its accounts from the archive to a live host: the DID
+   document names a live host, which serves the same records (same CIDs). Well within
+   300 s.
+4. Through the entryway (when there is one) the members log in again with the same
+   handle and password and post; the follower sees the new post in the timeline.
+5. The ledger verifies, and the agents' log names every move with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from atproto import Client, models
+from plaza.network.processes import PORTS
+from tests.cli.test_up import _free_base
+
+PLAZA = [sys.executable, "-m", "plaza.cli"]
+RECOVERY_BOUND_S = 300.0
+DEAD_AFTER_S = 10
+MEMBERS = 9
+T = TypeVar("T")
+
+
+def _until(what: str, probe: Callable[[], T | None], timeout: float = 240.0) -> T:
+    """Poll ``probe`` (other processes do the work) until it returns something other
+    than None; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+        except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
+            last, value = exc, None
+        if value is not None:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
+
+
+class Up:
+    """A ``plaza up`` process with short timings; its console in a file."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.console = data_dir.parent / "console.txt"
+        with self.console.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [*PLAZA, "up", "--data-dir", str(data_dir), "--port-base",
+                 str(_free_base(PORTS)), "--epoch", "60", "--probe-interval", "5",
+                 "--dead-after", str(DEAD_AFTER_S)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )  # fmt: skip
+
+    def output(self) -> str:
+        return self.console.read_text()
+
+    def endpoints(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.data_dir / "endpoints.json").read_text())
+        return data
+
+    def ready(self) -> dict[str, Any] | None:
+        assert self.proc.poll() is None, self.output()
+        return self.endpoints() if "Ctrl-C stops the network." in self.output() else None
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[Up]:
+    up = Up(tmp_path / "plaza")
+    try:
+        _until("plaza up to start every service", up.ready)
+        yield up
+    finally:
+        up.proc.send_signal(signal.SIGTERM)
+        try:
+            up.proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            up.proc.kill()
+            up.proc.wait()
+
+
+def _run(*args: str) -> str:
+    done = subprocess.run([*PLAZA, *args], capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _host(directory: str, did: str) -> str:
+    doc = httpx.get(f"{directory}/{did}/data").json()
+    return str(doc["services"]["atproto_pds"]["endpoint"]).rstrip("/")
+
+
+def _records(pds: str, did: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for collection in ("app.bsky.feed.post", "app.bsky.graph.follow"):
+        resp = httpx.get(
+            f"{pds}/xrpc/com.atproto.repo.listRecords",
+            params={"repo": did, "collection": collection, "limit": 100},
+        )
+        resp.raise_for_status()
+        out |= {r["uri"]: r["cid"] for r in resp.json()["records"]}
+    return out
+
+
+def _head(base: str, did: str) -> str | None:
+    resp = httpx.get(f"{base}/xrpc/com.atproto.sync.getLatestCommit", params={"did": did})
+    return str(resp.json()["cid"]) if resp.status_code == 200 else None
+
+
+def _sign_up(net: dict[str, Any], gov: Path, people: list[dict[str, str]]) -> dict[str, str]:
+    """Each person gets an account without naming a host; returns handle -> DID."""
+    if "entryway" in net:
+        dids = {}
+        for p in people:
+            made = Client(base_url=net["entryway"]).com.atproto.server.create_account(
+                models.ComAtprotoServerCreateAccount.Data(
+                    handle=p["handle"], password=p["password"], email=p["email"]
+                )
+            )
+            dids[p["handle"]] = made.did
+        return dids
+    signups = gov.parent / "signups.jsonl"
+    signups.write_text("".join(json.dumps({**p, "dao_recovery": True}) + "\n" for p in people))
+    _run(
+        "agents", "run", "--once", "--as", "ops", "--data-dir", str(gov),
+        "--directory", net["directory"], "--signups", str(signups),
+    )  # fmt: skip
+    assert signups.read_text() == "", "every sign-up is placed"
+    resolved = {}
+    for p in people:  # a PDS resolves any handle of the network through the directory
+        resp = httpx.get(
+            f"{net['pds'][0]}/xrpc/com.atproto.identity.resolveHandle",
+            params={"handle": p["handle"]},
+        )
+        resolved[p["handle"]] = str(resp.json()["did"])
+    return resolved
+
+
+def _login(net: dict[str, Any], p: dict[str, str], pds: str) -> Client:
+    """A session for ``p``: through the entryway when there is one, else at ``pds``."""
+    client = Client(base_url=net.get("entryway", pds))
+    client.login(p["handle"], p["password"])
+    return client
+
+
+def test_nine_members_survive_their_host_being_killed(network: Up) -> None:
+    net = network.endpoints()
+    directory, gov = net["directory"], network.data_dir / "gov"
+    assert {"dao", "market", "relay", "archive", "appview", "ledger"} <= net.keys()
+    assert len(net["pds"]) == 3 and "agents" in net["pids"]
+    suffix = secrets.token_hex(3)
+    people = [
+        {"handle": f"m{i}-{suffix}.test", "email": f"m{i}-{suffix}@example.com",
+         "password": f"password {i} {secrets.token_hex(6)}"}
+        for i in range(MEMBERS)
+    ]  # fmt: skip
+
+    # 1. Sign-ups choosing no host; each member posts.
+    dids = _sign_up(net, gov, people)
+    hosts = {h: _host(directory, did) for h, did in dids.items()}
+    assert set(hosts.values()) <= {u.rstrip("/") for u in net["pds"]}
+    clients = {}
+    for p in people:
+        client = _login(net, p, hosts[p["handle"]])
+        client.send_post(f"hello from {p['handle']}")
+        clients[p["handle"]] = client
+    # 2. The host with most of them; one member elsewhere follows one of them.
+    counts = {url: sum(1 for h in hosts.values() if h == url) for url in set(hosts.values())}
+    doomed = max(sorted(counts), key=lambda u: counts[u])
+    victims = sorted(h for h, url in hosts.items() if url == doomed)
+    others = sorted(h for h, url in hosts.items() if url != doomed)
+    assert victims and others
+    star, follower = victims[0], others[0]
+    clients[follower].follow(dids[star])
+    clients[star].send_post("my last post before my host dies")
+    acked = time.monotonic()
+    before = {h: _records(doomed, dids[h]) for h in victims}
+    heads = {h: _head(doomed, dids[h]) for h in victims}
+    for h in victims:
+        at_head = lambda h=h: True if _head(net["archive"], dids[h]) == heads[h] else None  # noqa: E731
+        _until(f"the archive at {h}'s head", at_head)
+    archive_lag_s = time.monotonic() - acked
+    name = next(n for n, url in net["hosts"].items() if url.rstrip("/") == doomed)
+
+    # 3. SIGKILL; nobody acts.
+    killed = _run("chaos", "kill", name, "--data-dir", str(network.data_dir))
+    assert f"killed {name}" in killed
+    t0 = time.monotonic()
+    live = [u.rstrip("/") for u in net["pds"] if u.rstrip("/") != doomed]
+
+    def restored() -> bool | None:
+        for h in victims:
+            where = _host(directory, dids[h])
+            if where not in live or _records(where, dids[h]) != before[h]:
+                return None
+        return True
+
+    _until("every account of the killed host restored", restored, RECOVERY_BOUND_S)
+    recovery_s = time.monotonic() - t0
+    print(
+        f"\nrecovered {len(victims)} accounts of {name} in {recovery_s:.1f} s "
+        f"(dead after {DEAD_AFTER_S} s); the archive held every acknowledged write "
+        f"{archive_lag_s:.1f} s after it was acknowledged; records lost: 0"
+    )
+    assert recovery_s < RECOVERY_BOUND_S
+    assert network.endpoints()["exited"][name]["status"] == "killed by SIGKILL"
+
+    # 4. With the entryway: the same handle and password, a new post, the follower sees it.
+    if "entryway" in net:
+        again = _login(net, next(p for p in people if p["handle"] == star), doomed)
+        post = again.send_post("back on a live host")
+
+        def seen() -> bool | None:
+            feed = clients[follower].get_timeline().feed
+            return True if any(item.post.uri == post.uri for item in feed) else None
+
+        _until("the follower's timeline to show the new post", seen)
+
+    # 5. The ledger verifies; the agents' log names every move with its reason.
+    report = json.loads(_run("ledger", "verify", net["ledger"], "--json"))
+    assert report["ok"], report
+    log = [json.loads(line) for line in _run("agents", "log", "--db", net["ledger"], "--json")
+           .splitlines()]  # fmt: skip
+    placed = [e for e in log if e["kind"] == "placement.assign" and e["outcome"] == "executed"]
+    assert placed and all(e["reason"] and e["verdict"] == "allow" for e in placed)
+    moves = [e for e in log if e["kind"] == "migration.batch" and e["outcome"] == "executed"]
+    assert moves, log
+    moved = " ".join(e["detail"] for e in moves)
+    for h in victims:
+        assert dids[h] in moved
+    for e in moves:
+        assert e["rule"].startswith("migration.restore")
+        assert "unreachable" in e["reason"] or "gone" in e["reason"]
+        assert e["subject"].startswith("did:") and isinstance(e["seq"], int)

@@ -1,0 +1,99 @@
+"""The table of the local network's processes: command lines, environments and stores
+for each entry, and entries whose commands land later (the entryway, the provider
+daemons) wired in by the options those commands take, left out while they are missing."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+
+from plaza.network.layout import Timings
+from plaza.network.processes import SERVICES, Network, child_spec, service, services
+
+# The commands and options of a plaza that has the entryway and the provider daemon.
+LATER: dict[tuple[str, ...], set[str]] = {
+    ("serve", "entryway"): {"--host", "--port", "--data-dir", "--governance", "--as",
+                            "--directory", "--public-url", "--db", "--ledger-db"},
+    ("serve", "provider"): {"--data-dir", "--as", "--market", "--pds", "--standby"},
+    ("agents", "run"): {"--data-dir", "--db", "--as", "--interval", "--directory", "--archive",
+                        "--grace", "--dead-after", "--entryway"},
+}  # fmt: skip
+
+
+def _with_later(command: tuple[str, ...]) -> Collection[str] | None:
+    if command in LATER:
+        return LATER[command]
+    return {"--db", "--appview", "--market"}  # every other command exists
+
+
+def _without_later(command: tuple[str, ...]) -> Collection[str] | None:
+    if command in (("serve", "entryway"), ("serve", "provider")):
+        return None
+    if command == ("agents", "run"):
+        return LATER[command] - {"--entryway"}
+    return {"--db"}
+
+
+def _argv(net: Network, name: str, options: object = _with_later) -> list[str]:
+    return list(child_spec(net, service(name), options).argv[3:])  # type: ignore[arg-type]
+
+
+def test_commands_that_land_later_join_the_network_by_their_options() -> None:
+    names = [s.name for s in services(_without_later)]
+    assert "entryway" not in names and not [n for n in names if n.startswith("provider")]
+    assert "--entryway" not in _argv(Network(Path("d"), "127.0.0.1", 4000), "agents",
+                                     _without_later)  # fmt: skip
+    names = [s.name for s in services(_with_later)]
+    assert names[-9:] == [
+        "provider1", "provider2", "provider3", "provider4", "prober1", "prober2", "prober3",
+        "entryway", "agents",
+    ]  # fmt: skip
+    net = Network(Path("d"), "127.0.0.1", 4000, Timings(epoch_s=60, probe_s=5, dead_after_s=15))
+    assert _argv(net, "entryway") == [
+        "serve", "entryway", "--host", "127.0.0.1", "--port", "4010", "--data-dir", "d/entryway",
+        "--governance", "d/gov", "--as", "ops", "--directory", "http://127.0.0.1:4000",
+        "--public-url", "http://127.0.0.1:4010",
+    ]  # fmt: skip
+    assert _argv(net, "provider1") == [
+        "serve", "provider", "--data-dir", "d/provider1", "--as", "provider",
+        "--market", "http://127.0.0.1:4009", "--pds", "http://127.0.0.1:4001",
+    ]  # fmt: skip
+    assert _argv(net, "provider4")[-3:] == ["--pds", "http://127.0.0.1:4007", "--standby"]
+    agents = _argv(net, "agents")
+    assert agents[agents.index("--dead-after") + 1] == "15"
+    assert agents[agents.index("--grace") + 1] == "10"
+    assert agents[agents.index("--entryway") + 1] == "http://127.0.0.1:4010"
+    prober = _argv(net, "prober3")
+    assert prober[prober.index("--interval") + 1] == "5"
+
+
+def test_secrets_travel_in_the_environment_and_stores_move_to_postgres() -> None:
+    net = Network(
+        Path("d"), "127.0.0.1", 4000, postgres="postgresql://u@h:5432/db?schema=n1",
+        secrets={"pds1": "pw1", "pds2": "pw2", "market": "tok"},
+    )  # fmt: skip
+    by_name = {s.name: child_spec(net, s, _with_later) for s in SERVICES}
+    assert by_name["pds1"].env == {"PLAZA_PDS_ADMIN_PASSWORD": "pw1"}
+    assert by_name["provider1"].env == {"PLAZA_PDS_ADMIN_PASSWORD": "pw1"}
+    assert by_name["pds2"].env == {"PLAZA_PDS_ADMIN_PASSWORD": "pw2"}
+    assert by_name["market"].env == {"PLAZA_MARKET_TOKEN": "tok"}
+    assert by_name["pds3"].env == {}  # no secret made for it: none passed
+    for spec in by_name.values():
+        assert not {"pw1", "pw2", "tok"} & set(spec.argv)
+
+    def opt(name: str, option: str = "--db") -> str | None:
+        argv = list(by_name[name].argv)
+        return argv[argv.index(option) + 1] if option in argv else None
+
+    assert opt("pds1") == "postgresql://u@h:5432/db?schema=n1_pds1"
+    assert opt("directory") == "postgresql://u@h:5432/db?schema=n1_directory"
+    assert opt("entryway") == "postgresql://u@h:5432/db?schema=n1_entryway"
+    assert opt("entryway", "--ledger-db") == "postgresql://u@h:5432/db?schema=n1_ledger"
+    for name in ("dao", "market", "agents"):
+        assert opt(name) == "postgresql://u@h:5432/db?schema=n1_ledger", name
+    assert net.ledger == "postgresql://u@h:5432/db?schema=n1_ledger"
+    assert opt("prober1") is None and opt("provider1") is None
+    plain = Network(Path("d"), "127.0.0.1", 4000)
+    assert plain.ledger == "d/gov/ledger.db" and plain.db("pds1") is None
+    default = Network(Path("d"), "127.0.0.1", 4000, postgres="postgresql://u@h/db")
+    assert default.db("relay") == "postgresql://u@h/db?schema=plaza_relay"
