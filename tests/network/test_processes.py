@@ -16,7 +16,7 @@ LATER: dict[tuple[str, ...], set[str]] = {
                             "--directory", "--public-url", "--db", "--ledger-db"},
     ("serve", "provider"): {"--data-dir", "--as", "--market", "--pds", "--standby"},
     ("agents", "run"): {"--data-dir", "--db", "--as", "--interval", "--directory", "--archive",
-                        "--grace", "--dead-after", "--entryway"},
+                        "--grace", "--dead-after", "--entryway", "--capacity-floor"},
 }  # fmt: skip
 
 
@@ -44,9 +44,9 @@ def test_commands_that_land_later_join_the_network_by_their_options() -> None:
     assert "--entryway" not in _argv(Network(Path("d"), "127.0.0.1", 4000), "agents",
                                      _without_later)  # fmt: skip
     names = [s.name for s in services(_with_later)]
-    assert names[-9:] == [
+    assert names[-10:] == [
         "provider1", "provider2", "provider3", "provider4", "prober1", "prober2", "prober3",
-        "entryway", "agents",
+        "entryway", "agents", "web",
     ]  # fmt: skip
     net = Network(Path("d"), "127.0.0.1", 4000, Timings(epoch_s=60, probe_s=5, dead_after_s=15))
     assert _argv(net, "entryway") == [
@@ -63,6 +63,12 @@ def test_commands_that_land_later_join_the_network_by_their_options() -> None:
     assert agents[agents.index("--dead-after") + 1] == "15"
     assert agents[agents.index("--grace") + 1] == "10"
     assert agents[agents.index("--entryway") + 1] == "http://127.0.0.1:4010"
+    assert agents[agents.index("--capacity-floor") + 1] == "150"  # what genesis contracts
+    assert _argv(net, "web") == [
+        "serve", "web", "--host", "127.0.0.1", "--port", "4011",
+        "--entryway", "http://127.0.0.1:4010", "--appview", "http://127.0.0.1:4005",
+        "--dao", "http://127.0.0.1:4008", "--market", "http://127.0.0.1:4009",
+    ]  # fmt: skip
     prober = _argv(net, "prober3")
     assert prober[prober.index("--interval") + 1] == "5"
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+from plaza.network.genesis import HOSTED_ACCOUNTS
 from plaza.network.layout import (
     AGENT,
     CONTRACTED,
@@ -107,6 +108,8 @@ class Service:
     store: str | None = ""
     """Which database ``--db`` names under ``--postgres``: its own schema (``""``, the
     default), the ledger (``"ledger"``), or none (None)."""
+    keeps_data: bool = True
+    """Whether it keeps anything on disk (gets ``--data-dir``)."""
 
     @property
     def kind(self) -> str:
@@ -200,6 +203,15 @@ def _agents(net: Network, options: Options) -> list[str]:
         *_if(options, cmd, "--dead-after", ["--dead-after", str(t.dead_after_s)]),
         *(_if(options, cmd, "--entryway", ["--entryway", net.url("entryway")])
           if options(("serve", "entryway")) is not None else []),
+        *_if(options, cmd, "--capacity-floor",
+             ["--capacity-floor", str(CONTRACTED * HOSTED_ACCOUNTS)]),
+    ]  # fmt: skip
+
+
+def _web(net: Network, options: Options) -> list[str]:
+    return [
+        "--entryway", net.url("entryway"), "--appview", net.url("appview"),
+        "--dao", net.url("dao"), "--market", net.url("market"),
     ]  # fmt: skip
 
 
@@ -266,6 +278,8 @@ SERVICES: Final = (
             needs=("directory", "dao")),
     Service("agents", ("agents", "run"), None, None, _agents,
             needs=("market", "archive"), data=_gov, store="ledger"),
+    Service("web", ("serve", "web"), 11, "/_health", _web,
+            needs=("entryway", "appview", "dao", "market"), store=None, keeps_data=False),
 )  # fmt: skip
 """The local network, in start order. An entry runs only if its command exists and
 every entry it needs runs."""
@@ -302,7 +316,8 @@ def child_spec(net: Network, s: Service, options: Options) -> ChildSpec:
     if s.store is not None and net.postgres is not None:
         db = _if(options, s.command, "--db", ["--db", net.db(s.store or s.name) or ""])
     argv = (
-        sys.executable, "-m", "plaza.cli", *s.command, *listen, "--data-dir", str(data),
+        sys.executable, "-m", "plaza.cli", *s.command, *listen,
+        *(["--data-dir", str(data)] if s.keeps_data else []),
         *db, *s.extra(net, options),
     )  # fmt: skip
     return ChildSpec(
