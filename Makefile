@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 
 # `make up` runs the whole local network (plaza up; docs/network.md): PORT_BASE=N serves
 # the directory on N, the PDSs on N+1, N+2, N+6 and N+7, the relay on N+3, the archive on
-# N+4, the app view on N+5, the DAO on N+8, the market on N+9 and the entryway on N+10.
+# N+4, the app view on N+5, the DAO on N+8, the market on N+9, the entryway on N+10 and
+# the web client on N+11.
 PORT_BASE ?=
 up: $(STAMP)
 	$(BIN)/plaza up $(if $(PORT_BASE),--port-base $(PORT_BASE))

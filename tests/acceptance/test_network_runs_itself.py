@@ -4,18 +4,19 @@ Everything is real and runs as the README says: ``plaza up`` (one OS process per
 service, short timings), the atproto SDK as the members' client, ``plaza chaos kill``
 for a host's death, nobody acting afterwards.
 
-1. Nine people sign up without choosing a host: through the entryway when this plaza
-   has one, otherwise as sign-ups the agents place (``plaza agents run --signups``);
-   each consents to the DAO's recovery key. Each posts; one follows another.
+1. Nine people sign up at the entryway without choosing a host (the agents place them;
+   each account lists the DAO's recovery key below the host's). Each posts; one follows
+   another.
 2. Once the archive holds every account's head, the PDS hosting most of them is killed
    with SIGKILL (``plaza chaos kill``).
 3. With nobody acting, the agents' loop counts the host dead after ``--dead-after``
    seconds and restores each of its accounts from the archive to a live host: the DID
    document names a live host, which serves the same records (same CIDs). Well within
    300 s.
-4. Through the entryway (when there is one) the members log in again with the same
-   handle and password and post; the follower sees the new post in the timeline.
-5. The ledger verifies, and the agents' log names every move with its reason.
+4. Through the entryway the members log in again with the same handle and password and
+   post; the follower sees the new post in the timeline.
+5. The ledger verifies, and the agents' log names every placement and move with its
+   reason, and the purchase that replaces the dead host's capacity.
 """
 
 from __future__ import annotations
@@ -131,46 +132,40 @@ def _head(base: str, did: str) -> str | None:
     return str(resp.json()["cid"]) if resp.status_code == 200 else None
 
 
-def _sign_up(net: dict[str, Any], gov: Path, people: list[dict[str, str]]) -> dict[str, str]:
-    """Each person gets an account without naming a host; returns handle -> DID."""
-    if "entryway" in net:
-        dids = {}
-        for p in people:
-            made = Client(base_url=net["entryway"]).com.atproto.server.create_account(
-                models.ComAtprotoServerCreateAccount.Data(
-                    handle=p["handle"], password=p["password"], email=p["email"]
-                )
+def _sign_up(net: dict[str, Any], people: list[dict[str, str]]) -> dict[str, str]:
+    """Each person gets an account at the entryway without naming a host; returns handle
+    -> DID."""
+    dids = {}
+    for p in people:
+        made = Client(base_url=net["entryway"]).com.atproto.server.create_account(
+            models.ComAtprotoServerCreateAccount.Data(
+                handle=p["handle"], password=p["password"], email=p["email"]
             )
-            dids[p["handle"]] = made.did
-        return dids
-    signups = gov.parent / "signups.jsonl"
-    signups.write_text("".join(json.dumps({**p, "dao_recovery": True}) + "\n" for p in people))
-    _run(
-        "agents", "run", "--once", "--as", "ops", "--data-dir", str(gov),
-        "--directory", net["directory"], "--signups", str(signups),
-    )  # fmt: skip
-    assert signups.read_text() == "", "every sign-up is placed"
-    resolved = {}
-    for p in people:  # a PDS resolves any handle of the network through the directory
-        resp = httpx.get(
-            f"{net['pds'][0]}/xrpc/com.atproto.identity.resolveHandle",
-            params={"handle": p["handle"]},
         )
-        resolved[p["handle"]] = str(resp.json()["did"])
-    return resolved
+        dids[p["handle"]] = made.did
+    return dids
 
 
-def _login(net: dict[str, Any], p: dict[str, str], pds: str) -> Client:
-    """A session for ``p``: through the entryway when there is one, else at ``pds``."""
-    client = Client(base_url=net.get("entryway", pds))
+def _login(net: dict[str, Any], p: dict[str, str]) -> Client:
+    """A session for ``p`` through the entryway (the SDK goes on at the member's host)."""
+    client = Client(base_url=net["entryway"])
     client.login(p["handle"], p["password"])
     return client
 
 
 def test_nine_members_survive_their_host_being_killed(network: Up) -> None:
     net = network.endpoints()
-    directory, gov = net["directory"], network.data_dir / "gov"
-    assert {"dao", "market", "relay", "archive", "appview", "ledger"} <= net.keys()
+    directory = net["directory"]
+    assert {
+        "dao",
+        "market",
+        "relay",
+        "archive",
+        "appview",
+        "entryway",
+        "web",
+        "ledger",
+    } <= net.keys()
     assert len(net["pds"]) == 3 and "agents" in net["pids"]
     suffix = secrets.token_hex(3)
     people = [
@@ -180,12 +175,12 @@ def test_nine_members_survive_their_host_being_killed(network: Up) -> None:
     ]  # fmt: skip
 
     # 1. Sign-ups choosing no host; each member posts.
-    dids = _sign_up(net, gov, people)
+    dids = _sign_up(net, people)
     hosts = {h: _host(directory, did) for h, did in dids.items()}
     assert set(hosts.values()) <= {u.rstrip("/") for u in net["pds"]}
     clients = {}
     for p in people:
-        client = _login(net, p, hosts[p["handle"]])
+        client = _login(net, p)
         client.send_post(f"hello from {p['handle']}")
         clients[p["handle"]] = client
     # 2. The host with most of them; one member elsewhere follows one of them.
@@ -229,16 +224,16 @@ def test_nine_members_survive_their_host_being_killed(network: Up) -> None:
     assert recovery_s < RECOVERY_BOUND_S
     assert network.endpoints()["exited"][name]["status"] == "killed by SIGKILL"
 
-    # 4. With the entryway: the same handle and password, a new post, the follower sees it.
-    if "entryway" in net:
-        again = _login(net, next(p for p in people if p["handle"] == star), doomed)
-        post = again.send_post("back on a live host")
+    # 4. Through the entryway: the same handle and password, a new post, the follower
+    # sees it.
+    again = _login(net, next(p for p in people if p["handle"] == star))
+    post = again.send_post("back on a live host")
 
-        def seen() -> bool | None:
-            feed = clients[follower].get_timeline().feed
-            return True if any(item.post.uri == post.uri for item in feed) else None
+    def seen() -> bool | None:
+        feed = clients[follower].get_timeline().feed
+        return True if any(item.post.uri == post.uri for item in feed) else None
 
-        _until("the follower's timeline to show the new post", seen)
+    _until("the follower's timeline to show the new post", seen)
 
     # 5. The ledger verifies; the agents' log names every move with its reason.
     report = json.loads(_run("ledger", "verify", net["ledger"], "--json"))
@@ -256,3 +251,5 @@ def test_nine_members_survive_their_host_being_killed(network: Up) -> None:
         assert e["rule"].startswith("migration.restore")
         assert "unreachable" in e["reason"] or "gone" in e["reason"]
         assert e["subject"].startswith("did:") and isinstance(e["seq"], int)
+    replaced = [e for e in log if e["kind"] == "capacity.procure" and e["outcome"] == "executed"]
+    assert any(e["rule"] == "capacity.replace-lost" for e in replaced), replaced

@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
+from plaza.cli.market_support import parse_prices
+from plaza.dao.money import Currency
+from plaza.network.genesis import MAX_ACCOUNT_PRICE
 from plaza.network.layout import Timings
 from plaza.network.processes import SERVICES, Network, child_spec, service, services
 
@@ -16,7 +19,8 @@ LATER: dict[tuple[str, ...], set[str]] = {
                             "--directory", "--public-url", "--db", "--ledger-db"},
     ("serve", "provider"): {"--data-dir", "--as", "--market", "--pds", "--standby"},
     ("agents", "run"): {"--data-dir", "--db", "--as", "--interval", "--directory", "--archive",
-                        "--grace", "--dead-after", "--entryway", "--capacity-floor"},
+                        "--grace", "--dead-after", "--entryway", "--capacity-floor",
+                        "--capacity-max-price"},
 }  # fmt: skip
 
 
@@ -64,6 +68,8 @@ def test_commands_that_land_later_join_the_network_by_their_options() -> None:
     assert agents[agents.index("--grace") + 1] == "10"
     assert agents[agents.index("--entryway") + 1] == "http://127.0.0.1:4010"
     assert agents[agents.index("--capacity-floor") + 1] == "150"  # what genesis contracts
+    offer = agents[agents.index("--capacity-max-price") + 1]
+    assert parse_prices(Currency("EUR", 2), offer) == {"account": MAX_ACCOUNT_PRICE}
     assert _argv(net, "web") == [
         "serve", "web", "--host", "127.0.0.1", "--port", "4011",
         "--entryway", "http://127.0.0.1:4010", "--appview", "http://127.0.0.1:4005",

@@ -18,7 +18,7 @@ import typer
 
 from plaza.cli.dao_support import At, iso, keystore, now_ms
 from plaza.cli.ledger import DATA_DIR, DataDir, Db, reporting, resolve_db
-from plaza.cli.market_support import local_market
+from plaza.cli.market_support import local_market, market_currency, parse_prices
 from plaza.errors import InvalidInputError, PlazaError
 
 app = typer.Typer(
@@ -176,6 +176,14 @@ def run_cmd(
             "(a lost provider's are bought again); 0: capacity follows the load alone.",
         ),
     ] = 0,
+    max_price: Annotated[
+        str,
+        typer.Option(
+            "--capacity-max-price",
+            help="The most a capacity request offers per account and epoch, in currency "
+            "units (account=AMOUNT).",
+        ),
+    ] = "account=0.10",
     dead_after: Annotated[
         int | None,
         typer.Option(
@@ -238,12 +246,16 @@ def run_cmd(
         signer = keys.get(agent)
         market = local_market(data_dir, db, agent)
         waiting = _signups(signups)
+        prices = parse_prices(market_currency(market), max_price)
+        if set(prices) != {"account"}:
+            raise InvalidInputError("--capacity-max-price: expected account=AMOUNT")
         plan = (
             LiveCapacityDesired(
                 threshold=threshold,
                 headroom=headroom,
                 bid_window_s=bid_window,
                 floor_accounts=floor,
+                max_account_price=prices["account"],
             )
             if capacity and directory
             else None

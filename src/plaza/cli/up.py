@@ -191,16 +191,16 @@ def up(
     order: the PLC directory (PORT_BASE), the PDSs pds1..pds4 (PORT_BASE+1, +2, +6, +7),
     the DAO's API (+8), the market (+9), the relay (+3, crawling every PDS and the
     market's hosting providers), the archive (+4), the app view (+5), a provider
-    daemon per PDS, three probers, the entryway (+10) and the agents' loop (every few
-    seconds: settlement, placement, and restoring a host's accounts from the archive
-    once it has been unreachable --dead-after seconds); each service when this plaza
-    has its command. Each with a port starts once the one before answers its health
+    daemon per PDS, three probers, the entryway (+10), the agents' loop (every few
+    seconds: settlement, placement, capacity, and restoring a host's accounts from the
+    archive once it has been unreachable --dead-after seconds) and the web client
+    (+11). Each with a port starts once the one before answers its health
     check. Data lives under DATA_DIR/NAME (governance in DATA_DIR/gov), each
     service's output in DATA_DIR/logs/NAME.log.
 
     Writes DATA_DIR/endpoints.json ({"directory": URL, "pds": [URLs of the running
     contracted PDSs], "hosts": {"pds1": URL, ...}, "relay", "archive", "appview",
-    "dao", "market", "entryway": URLs, "ledger": the ledger's path or URL, "pids":
+    "dao", "market", "entryway", "web": URLs, "ledger": the ledger's path or URL, "pids":
     {NAME: PID}}, and "exited": {NAME: {"returncode", "status"}} for services that are
     down) and prints how to point the atproto SDK at it. Handles ending in .test are
     accepted. Each PDS gets its own admin password (PLAZA_PDS_ADMIN_PASSWORD, if set,

@@ -63,6 +63,8 @@ ACCOUNT_PRICE: Final = 10_000
 a minor unit), so a contract's whole term stays within what the local mandate lets the
 agents award without a vote."""
 MAX_ACCOUNT_PRICE: Final = 20_000
+MAX_ACCOUNT_PRICE_UNITS: Final = "0.0002"
+""":data:`MAX_ACCOUNT_PRICE` in EUR: the most the agents offer for capacity they buy."""
 BOND: Final = 10_000
 OPENING_BALANCE: Final = 1_000_000
 """The treasury's opening balance in minor units (10,000.00 EUR)."""

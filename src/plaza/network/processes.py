@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from plaza.network.genesis import HOSTED_ACCOUNTS
+from plaza.network.genesis import HOSTED_ACCOUNTS, MAX_ACCOUNT_PRICE_UNITS
 from plaza.network.layout import (
     AGENT,
     CONTRACTED,
@@ -205,6 +205,8 @@ def _agents(net: Network, options: Options) -> list[str]:
           if options(("serve", "entryway")) is not None else []),
         *_if(options, cmd, "--capacity-floor",
              ["--capacity-floor", str(CONTRACTED * HOSTED_ACCOUNTS)]),
+        *_if(options, cmd, "--capacity-max-price",
+             ["--capacity-max-price", f"account={MAX_ACCOUNT_PRICE_UNITS}"]),
     ]  # fmt: skip
 
 
