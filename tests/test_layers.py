@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "dao": BASE | {"asgi", "atproto", "db", "ledger"},
     "market": BASE | {"asgi", "atproto", "db", "ledger", "dao"},
     "services": BASE | {"asgi", "atproto", "db", "ledger"},
+    "moderation": BASE | {"asgi", "atproto", "db", "ledger", "services"},
     "agents": BASE | {"atproto", "db", "ledger", "dao", "market", "services"},
     "sim": BASE | {"atproto", "db", "ledger", "dao", "market", "agents"},
 }
@@ -59,7 +60,16 @@ MODULES = sorted(p for p in SRC.rglob("*.py") if _package_of(p) in ALLOWED)
 
 def test_every_layered_package_is_checked() -> None:
     packages = {_package_of(p) for p in MODULES}
-    assert {"atproto", "ledger", "dao", "market", "agents", "sim", "services"} <= packages
+    assert {
+        "atproto",
+        "ledger",
+        "dao",
+        "market",
+        "agents",
+        "sim",
+        "services",
+        "moderation",
+    } <= packages
 
 
 @pytest.mark.parametrize("path", MODULES, ids=[str(p.relative_to(SRC)) for p in MODULES])

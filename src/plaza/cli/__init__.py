@@ -9,7 +9,20 @@ from __future__ import annotations
 
 import typer
 
-from plaza.cli import account, agents, bench, dao, doctor, ledger, market, repo, serve, sim, up
+from plaza.cli import (
+    account,
+    agents,
+    bench,
+    dao,
+    doctor,
+    labeler,
+    ledger,
+    market,
+    repo,
+    serve,
+    sim,
+    up,
+)
 
 app = typer.Typer(
     name="plaza",
@@ -37,6 +50,7 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(dao.app, name="dao")
 app.add_typer(market.app, name="market")
 app.add_typer(agents.app, name="agents")
+app.add_typer(labeler.app, name="labeler")
 
 
 def main() -> None:
