@@ -20,6 +20,7 @@ from plaza.cli import (
     market,
     repo,
     serve,
+    serve_labeler,
     sim,
     up,
 )
@@ -40,6 +41,7 @@ def _root() -> None:
 
 
 app.command("doctor")(doctor.doctor)
+serve.app.command("labeler")(serve_labeler.labeler)
 app.add_typer(serve.app, name="serve")
 app.command("up")(up.up)
 app.add_typer(account.app, name="account")
