@@ -75,22 +75,33 @@ class Classifier:
     def n_features(self) -> int:
         return len(self.char.terms) + len(self.word.terms) + len(SIGNAL_NAMES)
 
-    def features(self, texts: Sequence[str]) -> csr_matrix:
+    def features(self, texts: Sequence[str]) -> tuple[csr_matrix, list[tuple[float, ...]]]:
+        """The feature matrix of ``texts`` and each one's scam signals."""
         if self._vecs is None:
             self._vecs = (self.char.vectoriser(), self.word.vectoriser())
         return _features([normalise(t) for t in texts], *self._vecs)
 
+    def scored(
+        self, texts: Sequence[str]
+    ) -> tuple[np.ndarray[Any, np.dtype[np.float64]], list[tuple[float, ...]]]:
+        """Each text's spam probability, and its scam signals."""
+        if not texts:
+            return np.zeros(0), []
+        x, sig = self.features(texts)
+        z = x @ self.coef + self.intercept
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -40, 40))), dtype=np.float64), sig
+
     def scores(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
         """Each text's spam probability."""
-        if not texts:
-            return np.zeros(0)
-        z = self.features(texts) @ self.coef + self.intercept
-        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -40, 40))), dtype=np.float64)
+        return self.scored(texts)[0]
 
 
-def _features(norm: list[str], char: TfidfVectorizer, word: TfidfVectorizer) -> csr_matrix:
-    extra = csr_matrix(np.array([signals(t) for t in norm], dtype=np.float64) * SIGNAL_WEIGHT)
-    return hstack([char.transform(norm), word.transform(norm), extra], format="csr")
+def _features(
+    norm: list[str], char: TfidfVectorizer, word: TfidfVectorizer
+) -> tuple[csr_matrix, list[tuple[float, ...]]]:
+    sig = [signals(t) for t in norm]
+    extra = csr_matrix(np.array(sig, dtype=np.float64).reshape(len(norm), -1) * SIGNAL_WEIGHT)
+    return hstack([char.transform(norm), word.transform(norm), extra], format="csr"), sig
 
 
 def fit(data: Dataset, *, c: float = C) -> Classifier:
@@ -102,7 +113,7 @@ def fit(data: Dataset, *, c: float = C) -> Classifier:
     word = TfidfVectorizer(
         analyzer="word", ngram_range=WORD_NGRAMS, sublinear_tf=True, token_pattern=WORD_PATTERN
     ).fit(norm)
-    x = _features(norm, char, word)
+    x, _ = _features(norm, char, word)
     model = LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
     model.fit(x, np.array(data.spam, dtype=np.int8))
     return Classifier(

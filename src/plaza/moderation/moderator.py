@@ -22,7 +22,7 @@ from typing import Final
 
 from plaza.moderation.classifier import Classifier
 from plaza.moderation.signals import Crowd
-from plaza.moderation.text import SIGNAL_NAMES, normalise, signals
+from plaza.moderation.text import SIGNAL_NAMES
 
 LABEL: Final = "label"
 REVIEW: Final = "review"
@@ -62,11 +62,10 @@ class Moderator:
         self.burst = burst
 
     def judge(self, posts: Sequence[Post], now: float) -> list[Decision]:
-        scores = self.classifier.scores([p.text for p in posts])
+        scores, sigs = self.classifier.scored([p.text for p in posts])
         out = []
-        for post, score in zip(posts, scores, strict=True):
+        for post, score, sig in zip(posts, scores, sigs, strict=True):
             seen = self.crowd.observe(post.did, post.text, now)
-            sig = signals(normalise(post.text))
             val = "scam" if any(sig[i] > 0 for i in _SCAM_SIGNALS) else "spam"
             s = float(score)
             if seen.same_text_new_accounts >= self.same_text_accounts:
