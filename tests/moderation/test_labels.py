@@ -3,7 +3,6 @@ labeler's labels (an independent reading of the spec in this repository)."""
 
 from __future__ import annotations
 
-
 from plaza.atproto import cbor
 from plaza.atproto.crypto import PrivateKey
 from plaza.moderation.labels import iso_time, sign_label, signing_bytes, unsigned_label
