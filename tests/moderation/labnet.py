@@ -74,6 +74,7 @@ def lab_network(root: Path, model: Classifier) -> Iterator[LabNet]:
             directory_url=directory,
             appview_url=av_url,
             appview_did=service_did_for(av_url),
+            proxy_allow_private=True,  # the labeler is on loopback
         )
     )
     labeler = create_labeler(

@@ -159,3 +159,28 @@ def test_query_labels_input(lab: LabNet) -> None:
     assert r.status_code == 200 and len(r.json()["labels"]) == 1 and "cursor" in r.json()
     other = httpx.get(url, params={"uriPatterns": "*", "sources": "did:plc:someoneelse"})
     assert other.json() == {"labels": []}
+
+
+def test_report_through_the_pds_with_atproto_proxy(lab: LabNet) -> None:
+    reporter, r = lab.net.client(0, "proxied")
+    target, t = lab.net.client(0, "target")
+    via = reporter.with_proxy("atproto_labeler", lab.did)
+    out = via.com.atproto.moderation.create_report(
+        {
+            "reasonType": "com.atproto.moderation.defs#reasonMisleading",
+            "subject": {"$type": "com.atproto.admin.defs#repoRef", "did": t["did"]},
+            "reason": "impersonation",
+        }
+    )
+    assert out.reported_by == r["did"]
+    queue = admin(lab, "plaza.labeler.listReviews").json()["reviews"]
+    assert any(x["subject"] == t["did"] and x["reporter"] == r["did"] for x in queue)
+    # without a target named the PDS has nowhere to send it
+    plain = httpx.post(
+        f"{lab.net.pds[0]}/xrpc/com.atproto.moderation.createReport",
+        json={"reasonType": "com.atproto.moderation.defs#reasonSpam", "subject": {}},
+        headers={"authorization": f"Bearer {reporter._session.access_jwt}"},
+        timeout=10,
+    )
+    assert plain.status_code in (400, 501)
+    assert target is not None
