@@ -25,7 +25,7 @@ import hmac
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,6 @@ class LabelerSettings:
     admin_token: str | None = None
     account_strikes: int = 3
     follow: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def admin_token(settings: LabelerSettings) -> str:
