@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "dao": BASE | {"asgi", "atproto", "db", "ledger"},
     "market": BASE | {"asgi", "atproto", "db", "ledger", "dao"},
     "services": BASE | {"asgi", "atproto", "db", "ledger"},
+    "moderation": BASE | {"asgi", "atproto", "db", "ledger", "services"},
     "agents": BASE | {"atproto", "db", "ledger", "dao", "market", "services"},
     "sim": BASE | {"atproto", "db", "ledger", "dao", "market", "agents"},
     "network": BASE
@@ -72,6 +73,7 @@ def test_every_layered_package_is_checked() -> None:
         "services",
         "network",
         "web",
+        "moderation",
     } <= packages
 
 

@@ -16,11 +16,13 @@ from plaza.cli import (
     chaos,
     dao,
     doctor,
+    labeler,
     ledger,
     load,
     market,
     repo,
     serve,
+    serve_labeler,
     sim,
     up,
 )
@@ -43,6 +45,7 @@ def _root() -> None:
 
 app.command("doctor")(doctor.doctor)
 # serve_network adds plaza serve market|prober|entryway|provider to serve.app.
+serve.app.command("labeler")(serve_labeler.labeler)
 app.add_typer(serve.app, name="serve")
 app.command("up")(up.up)
 app.add_typer(account.app, name="account")
@@ -55,6 +58,7 @@ app.add_typer(market.app, name="market")
 app.add_typer(agents.app, name="agents")
 app.command("load")(load.load)
 app.add_typer(chaos.app, name="chaos")
+app.add_typer(labeler.app, name="labeler")
 
 
 def main() -> None:

@@ -312,3 +312,39 @@ def web(
 
     result = run(users=users, requests=requests, posts=posts, follows=follows)
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
+@app.command("labeler")
+def labeler(
+    *,
+    runs: int = typer.Option(3, "--runs", min=1, help="Repetitions of each measurement."),
+    posts: int = typer.Option(5_000, "--posts", min=1, help="Posts to classify per run."),
+    batch: int = typer.Option(200, "--batch", min=1, help="Posts per firehose batch."),
+    live: int = typer.Option(
+        40, "--live", min=0, help="Scam posts sent through a live network (0: skip)."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="The classifier (JSON); default: trained on data/spam/label-text."
+    ),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print JSON (the default)."),
+) -> None:
+    """Benchmark the labeler: posts classified per second, p95 post-to-label latency.
+
+    Prints posts per second on one core through the classifier alone, through the
+    moderator (scam signals, same-text and burst tracking) and through the whole
+    pipeline (labels signed and stored in SQLite), as medians of --runs; then the
+    95th percentile time from creating a scam post on a live PDS to its label arriving
+    on the labeler's subscribeLabels stream, over --live posts.
+
+    Example:
+
+    \b
+        plaza bench labeler --json
+        plaza bench labeler --posts 20000 --live 100 --model .plaza/labeler/model.json
+    """
+    from plaza.bench.labeler import run
+    from plaza.moderation.modelfile import load
+
+    classifier = load(Path(model)) if model else None
+    result = run(posts=posts, batch=batch, runs=runs, live=live, model=classifier)
+    typer.echo(json.dumps(result, indent=2) if as_json else str(result))

@@ -129,3 +129,37 @@ def test_sdk_client_sends_accepted_labelers(fnet: FeedNet) -> None:
     others = carol.with_labelers(["did:plc:someoneelse"])
     assert vals(others.get_posts([post.uri]).posts[0]) == []
     assert c["did"] == post.uri.split("/")[2]
+
+
+def test_hiding_labels_hide_posts_and_warning_labels_show(fnet: FeedNet) -> None:
+    viewer, _ = fnet.net.client(0, "viewer")
+    dan, d = fnet.net.client(0, "dan")
+    eve, e = fnet.net.client(0, "eve")
+    viewer.follow(d["did"])
+    viewer.follow(e["did"])
+    hidden = dan.send_post("a post a labeler hides")
+    warned = dan.send_post("a post a labeler warns about")
+    gone = eve.send_post("a post by an account taken down")
+    fnet.net.synced()
+    lab = fnet.labeler
+    seq = lab.publish(
+        lab.label(hidden.uri, "!hide"),
+        lab.label(warned.uri, "scam"),
+        lab.label(e["did"], "!takedown"),
+    )
+    wait_labels(fnet, seq)
+    uris = [hidden.uri, warned.uri, gone.uri]
+    assert [p.uri for p in viewer.get_posts(uris).posts] == [warned.uri]
+    assert vals(viewer.get_posts([warned.uri]).posts[0]) == ["scam"]
+    timeline = {item.post.uri for item in viewer.get_timeline().feed}
+    assert warned.uri in timeline and not timeline & {hidden.uri, gone.uri}
+    url = f"{fnet.net.appview}/xrpc/app.bsky.feed.getPostThread"
+    r = httpx.get(url, params={"uri": hidden.uri})
+    assert r.status_code == 400 and r.json()["error"] == "NotFound"
+    # a caller that does not accept the labeler sees the post
+    r = httpx.get(
+        f"{fnet.net.appview}/xrpc/app.bsky.feed.getPosts",
+        params={"uris": hidden.uri},
+        headers={"atproto-accept-labelers": "did:plc:nobody"},
+    )
+    assert [p["uri"] for p in r.json()["posts"]] == [hidden.uri]

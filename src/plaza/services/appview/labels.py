@@ -23,7 +23,10 @@ Views show the labels of the labelers the caller accepts: the
 header is absent (:func:`accepted_labelers`, set per request by the dispatcher in
 :data:`ACCEPTED`). Expired labels are not shown. Views carry labels without ``sig``
 (the app view has checked it; common clients cannot read ``$bytes`` there); the
-signature is kept in the table.
+signature is kept in the table. A post labelled ``!takedown`` or ``!hide`` (on its URI
+or its author's DID) by an accepted labeler is left out of every view (:func:`hides`):
+feeds skip it, ``getPosts`` omits it, ``getPostThread`` answers ``NotFound`` for it
+and shows it as not found as a parent.
 """
 
 from __future__ import annotations
@@ -248,3 +251,15 @@ def profile_subjects(view: dict[str, Any]) -> list[str]:
 
 def post_subjects(view: dict[str, Any]) -> list[str]:
     return [view["uri"]]
+
+
+HIDING: Final = frozenset({"!takedown", "!hide"})
+"""Label values that hide a post (on the post itself or on its author) from every view;
+the rest (``spam``, ``scam``, ...) are shown for the client to warn with."""
+
+
+def hides(view: dict[str, Any]) -> bool:
+    """Whether a post view carries a hiding label, on the post or on its author."""
+    author = view.get("author") or {}
+    labels = [*view.get("labels", ()), *author.get("labels", ())]
+    return any(label.get("val") in HIDING for label in labels)

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from plaza.atproto import cbor, datamodel
 from plaza.atproto.cid import CID
-from plaza.services.appview.labels import Labels, post_subjects, profile_subjects
+from plaza.services.appview.labels import Labels, hides, post_subjects, profile_subjects
 from plaza.services.appview.reader import ActorRow, FeedItem, PostKey, PostRow, Reader
 from plaza.services.appview.records import format_time_us
 
@@ -167,6 +167,7 @@ class Views:
             out[r.key] = view
         if self.labels is not None:
             self.labels.attach(out.values(), post_subjects)
+            out = {k: v for k, v in out.items() if not hides(v)}
         return out
 
     def _embed(
@@ -355,6 +356,8 @@ class Views:
         if key[0] in self.hidden():
             return self.blocked(key)
         node = self._thread_node(row)
+        if node["post"] is None:  # hidden by a label
+            return self.not_found(post_uri(self.store.did_of(key[0]), key[1]))
         parent = self._parents(row, parent_height)
         if parent is not None:
             node["parent"] = parent
@@ -374,6 +377,8 @@ class Views:
         if parent is None:
             return self.not_found(post_uri(self.store.did_of(row.parent[0]), row.parent[1]))
         node = self._thread_node(parent)
+        if node["post"] is None:  # hidden by a label
+            return self.not_found(post_uri(self.store.did_of(row.parent[0]), row.parent[1]))
         above = self._parents(parent, height - 1)
         if above is not None:
             node["parent"] = above

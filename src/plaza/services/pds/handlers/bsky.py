@@ -238,6 +238,10 @@ async def _forward(call: Call) -> Response:
     return await ctx.proxy.forward(call, dest, headers)
 
 
+# Forwarded only to the service the atproto-proxy header names (a labeler's
+# ``#atproto_labeler``): reports go to the moderation service the client chose.
+PROXIED_WHEN_NAMED = frozenset({"com.atproto.moderation.createReport"})
+
 # Private state of the account, kept here whatever the atproto-proxy header says.
 LOCAL_ONLY = frozenset({"app.bsky.actor.getPreferences", "app.bsky.actor.putPreferences"})
 
@@ -249,13 +253,16 @@ async def _no_app_view(call: Call) -> None:
 
 
 def proxy_method(ctx: PdsComponents, nsid: str, *, named: bool) -> Method | None:
-    """A forwarding method for an ``app.bsky.*`` or ``chat.bsky.*`` NSID, else ``None``.
+    """A forwarding method for an ``app.bsky.*`` or ``chat.bsky.*`` NSID, or for
+    ``com.atproto.moderation.createReport`` with a target named, else ``None``.
 
     Forwarding needs an access token: the target gets a token in the caller's name, and
     an anonymous caller must not make this PDS fetch anything (see
     :mod:`plaza.services.pds.proxy`). With no target named (``named``) and no app view
     configured, there is nowhere to forward to, whoever asks.
     """
+    if nsid in PROXIED_WHEN_NAMED and named:
+        return Method(nsid, "any", _forward, Auth.ACCESS, "none")
     if not nsid.startswith(PROXIED_PREFIXES) or nsid in LOCAL_ONLY:
         return None
     if not named and not ctx.settings.appview_url:
