@@ -203,7 +203,7 @@ def test_the_reason_digests_the_whole_history() -> None:
 def test_desired_sizes_and_planner_names() -> None:
     d = CapacityDesired()
     assert d.block_steps() == 12  # an hour of five-minute steps
-    assert d.history_steps() == 7 * 288
+    assert d.history_steps() == 3 * 7 * 288  # three weeks: enough to detect a weekly season
     assert CapacityDesired(season_steps=48).block_steps() == 2
     assert CapacityDesired(season_steps=50).block_steps() == 2  # largest divisor <= 50/24
     with pytest.raises(InvalidInputError):

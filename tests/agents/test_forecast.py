@@ -140,3 +140,14 @@ def test_newsvendor_units_averages_over_the_profile() -> None:
     assert newsvendor_units(dist, 0.6, 1.0, SHAPE) == 5
     with pytest.raises(InvalidInputError):
         newsvendor_units(dist, 0.4, 0.0)
+
+
+def test_newsvendor_quantile_is_the_critical_ratio_of_the_prices() -> None:
+    from plaza.agents.forecast import newsvendor_quantile
+
+    assert newsvendor_quantile(1.0, 2.5, 288) == pytest.approx(0.6)
+    # Both costs accrue per step of the term: its length cancels, and so does the step.
+    assert newsvendor_quantile(1.0 / 2, 2.5 / 2, 48) == pytest.approx(0.6)
+    assert newsvendor_quantile(3.0, 2.5, 24) == 0.0  # on-demand is cheaper: reserve nothing
+    with pytest.raises(InvalidInputError):
+        newsvendor_quantile(0.0, 2.5, 24)

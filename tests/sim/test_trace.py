@@ -155,3 +155,26 @@ def test_naive_timestamps_are_utc_and_offsets_are_converted() -> None:
 
 def test_synthetic_traces_start_in_utc() -> None:
     assert trace_from_values([1.0, 2.0]).start.tzinfo == UTC
+
+
+def test_resample_sums_the_load_of_each_new_step() -> None:
+    from plaza.sim.trace import resample
+
+    t = trace_from_values([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], step_seconds=300)
+    r = resample(t, 900)
+    assert r.step_seconds == 900 and r.start == t.start
+    assert r.values.tolist() == [6.0, 15.0, 7.0]  # the last, partial step keeps the rest
+    assert r.values.sum() == t.values.sum()
+    assert resample(t, 300) is t
+    fb = load_trace(TRACES / "Twitter_volume_FB.csv", repair=True)
+    for step in (600, 900, 1800, 3600):
+        assert resample(fb, step).values.sum() == pytest.approx(fb.values.sum())
+
+
+@pytest.mark.parametrize("step", [200, 450, 2 * 86_400])
+def test_resample_refuses_steps_that_do_not_divide(step: int) -> None:
+    from plaza.sim.trace import resample
+
+    t = trace_from_values([1.0] * 600, step_seconds=300)
+    with pytest.raises(TraceError):
+        resample(t, step)

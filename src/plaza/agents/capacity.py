@@ -9,7 +9,9 @@ served if it is served within the SLA delay. :func:`decide` does two things:
    linear program over the next term and a half (:mod:`plaza.agents.capacity_plan`) chooses
    how many reserved units to start now and how many past-term units to release, given
    the contracts already held and a forecast of the load per hour: the recency-weighted
-   distribution of recent load times a daily profile (:mod:`plaza.agents.forecast`).
+   distribution of recent load times the profile of the season detected in it
+   (:mod:`plaza.agents.capacity_forecast`); when load cannot wait for on-demand capacity
+   (an SLA delay of 0 steps), of the capacity each step needs before its load arrives.
    It weighs each unit's price for its whole term against the on-demand capacity it
    saves, and it sees the fleet as a ladder: a unit bought at the morning rise can
    replace, at night, an older unit whose term is over, so committed capacity follows
@@ -24,7 +26,9 @@ served if it is served within the SLA delay. :func:`decide` does two things:
    (rounded down). Nothing is bought for load that has not arrived; load not yet due
    is left for reserved capacity to absorb (the queue's slack), and a fraction of a
    unit is bought only when a deadline forces it — that unit then serves everything
-   queued behind it too, which matters when the load is small against a unit.
+   queued behind it too, which matters when the load is small against a unit. When
+   load cannot wait (the SLA delay is shorter than the on-demand lead), the order also
+   covers a calibrated bound on the next step's load (:mod:`plaza.agents.headroom`).
 
 Every unit is spread over providers by water-filling that keeps each provider at or
 below the mandate's maximum share of contracted capacity and within its cap; down,
@@ -37,20 +41,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from plaza.agents.allocation import allocations, spread_units
+from plaza.agents.capacity_forecast import Forecast, forecast
+from plaza.agents.capacity_model import CapacityDesired, CapacityObserved, ReservedContract
 from plaza.agents.capacity_plan import PlanProblem, ReservedPlan, plan_reserved
-from plaza.agents.forecast import (
-    LoadDistribution,
-    deseasonalise,
-    newsvendor_units,
-    seasonal_profile,
-)
+from plaza.agents.forecast import newsvendor_units
+from plaza.agents.headroom import StepAhead
 from plaza.agents.types import Action, MandateLimits, Reason
 from plaza.errors import InvalidInputError
 
@@ -59,153 +60,42 @@ FloatArray = NDArray[np.float64]
 __all__ = [
     "CapacityDesired",
     "CapacityObserved",
+    "Forecast",
     "ReservedContract",
     "decide",
+    "forecast",
     "reserved_plan",
     "reserved_target",
     "spread_units",
 ]
 
 
-@dataclass(frozen=True)
-class ReservedContract:
-    """A reserved contract as the agent sees it (active, or pending until ``start``)."""
-
-    id: int
-    provider: int
-    units: float
-    start: int
-    min_end: int
-
-
-@dataclass(frozen=True)
-class CapacityObserved:
-    """A snapshot of demand and capacity at step ``now`` (after serving ``now``).
-
-    ``recent``: load that arrived in the last steps, oldest first, ending at ``now``.
-    ``backlog``: ``(arrival_step, amount)`` of servable load still queued, oldest first.
-    ``contracts``: reserved contracts not yet ended. ``usable[p]``: the share of
-    provider ``p``'s contracted units that actually serve (0 when down or gone, below 1
-    when slowed); ``accepting[p]``: may be sold new capacity; ``cap[p]``: its capacity
-    cap in units. ``spent_window`` is what procurement committed during the last 24
-    hours (the rolling window the mandate's daily budget is checked against).
-    """
-
-    now: int
-    recent: FloatArray
-    backlog: tuple[tuple[int, float], ...]
-    contracts: tuple[ReservedContract, ...]
-    usable: FloatArray
-    accepting: NDArray[np.bool_]
-    cap: FloatArray
-    spent_window: float = 0.0
-
-
-@dataclass(frozen=True)
-class CapacityDesired:
-    """Contract rules and service targets, in steps and prices per unit-step."""
-
-    sla_delay_steps: int = 3
-    reserved_price: float = 1.0 / 12
-    on_demand_price: float = 2.5 / 12
-    reserved_term_steps: int = 288
-    reserved_lead_steps: int = 12
-    on_demand_lead_steps: int = 1
-    unit: float = 1.0
-    #: Serve due load this many steps before its deadline (slack kept for faults).
-    margin_steps: int = 0
-    #: Spread on-demand purchases over the steps before the deadline (False: buy only
-    #: what the next step's deadline forces).
-    spread_on_demand: bool = True
-    #: Recency weighting of the load window (None: flat window).
-    half_life_steps: float | None = 72.0
-    #: Steps of recent load the level distribution is drawn from (two terms).
-    window_steps: int = 576
-    #: Override of the newsvendor quantile ``1 - p_r/p_o`` (the ``newsvendor`` rule).
-    quantile: float | None = None
-    #: How reserved capacity is decided: ``"lp"`` (the rolling plan) or
-    #: ``"newsvendor"`` (the level rule alone).
-    planner: str = "lp"
-    #: Steps in a day: the season of the load profile (288 five-minute steps).
-    season_steps: int = 288
-    #: Days of history the daily profile is the median over.
-    season_days: int = 7
-    #: The plan's horizon, in reserved terms: a new unit's term and half a term after.
-    plan_horizon_terms: float = 1.5
-    #: Quantile breakpoints of the plan's on-demand cost curve.
-    plan_breakpoints: int = 16
-    extra: dict[str, float] = field(default_factory=dict, compare=False)
-
-    def reserved_quantile(self) -> float:
-        if self.quantile is not None:
-            return self.quantile
-        return min(1.0, max(0.0, 1.0 - self.reserved_price / self.on_demand_price))
-
-    def block_steps(self) -> int:
-        """Steps per plan block: an hour (the largest divisor of the season <= 1/24 of it)."""
-        b = max(1, self.season_steps // 24)
-        while self.season_steps % b:
-            b -= 1
-        return b
-
-    def history_steps(self) -> int:
-        """How much load history :func:`decide` uses (the observer should keep as much)."""
-        return max(self.window_steps, self.season_days * self.season_steps)
-
-
-def _forecast(
-    observed: CapacityObserved, desired: CapacityDesired
-) -> tuple[LoadDistribution, FloatArray] | None:
-    """The recency-weighted distribution of deseasonalised load and the daily profile."""
-    recent = observed.recent
-    if recent.size < max(1, desired.reserved_lead_steps):
-        return None
-    block = desired.block_steps()
-    profile = seasonal_profile(
-        recent,
-        observed.now,
-        season_steps=desired.season_steps,
-        block_steps=block,
-        days=desired.season_days,
-    )
-    window = recent[-desired.window_steps :]
-    level = _queue_smoothed(deseasonalise(window, observed.now, profile, block), desired)
-    return LoadDistribution.recent(level, desired.half_life_steps), profile
-
-
-def _queue_smoothed(level: FloatArray, desired: CapacityDesired) -> FloatArray:
-    """The load as reserved capacity sees it. Load may wait up to the SLA delay, so a
-    reserved unit serves a burst over the next ``sla_delay_steps + 1`` steps: the
-    forecast is of the trailing mean over that many steps (the first steps as they
-    are). On-demand capacity, bought for the queue as it is, needs no forecast."""
-    k = desired.sla_delay_steps + 1
-    if k <= 1 or level.size < k:
-        return level
-    sums = np.cumsum(np.concatenate([[0.0], level]))
-    return np.concatenate([level[: k - 1], (sums[k:] - sums[:-k]) / k])
-
-
-def reserved_target(observed: CapacityObserved, desired: CapacityDesired) -> float:
+def reserved_target(
+    observed: CapacityObserved, desired: CapacityDesired, fc: Forecast | None = None
+) -> float:
     """The reserved level the newsvendor rule asks for, in whole units.
 
     The most units each busy at least ``1 - quantile`` (``p_r / p_o``) of the time
     under the recency-weighted load of the window, averaged over the hours of a day
     (:func:`plaza.agents.forecast.newsvendor_units`).
     """
-    forecast = _forecast(observed, desired)
-    if forecast is None:
+    fc = fc or forecast(observed, desired)
+    if fc is None:
         return 0.0
-    dist, profile = forecast
-    units = newsvendor_units(dist, 1.0 - desired.reserved_quantile(), desired.unit, profile)
+    units = newsvendor_units(
+        fc.distribution, 1.0 - desired.reserved_quantile(), desired.unit, fc.profile
+    )
     return units * desired.unit
 
 
-def reserved_plan(observed: CapacityObserved, desired: CapacityDesired) -> ReservedPlan | None:
+def reserved_plan(
+    observed: CapacityObserved, desired: CapacityDesired, fc: Forecast | None = None
+) -> ReservedPlan | None:
     """The rolling plan's decision at ``observed.now`` (None when there is no history)."""
-    forecast = _forecast(observed, desired)
-    if forecast is None:
+    fc = fc or forecast(observed, desired)
+    if fc is None:
         return None
-    dist, profile = forecast
+    dist, profile = fc.distribution, fc.profile
     block = desired.block_steps()
     term_blocks = max(1, round(desired.reserved_term_steps / block))
     blocks = math.ceil(desired.plan_horizon_terms * term_blocks) + 1
@@ -263,6 +153,8 @@ def decide(
         "contracts": [(c.id, c.provider, c.units, c.start, c.min_end) for c in observed.contracts],
         "usable": observed.usable.tolist(),
     }
+    plan_now = desired.planner == "newsvendor" or now % desired.block_steps() == 0
+    fc = forecast(observed, desired) if plan_now or desired.load_cannot_wait() else None
     reserved = _Reserved(
         observed,
         desired,
@@ -271,8 +163,9 @@ def decide(
         budget_left=budget_left,
         inputs_digest=inputs_digest,
     )
-    actions = reserved.decide()
-    od = _on_demand(observed, desired, mandate, reserved, inputs_digest)
+    actions = reserved.decide(fc)
+    ahead = fc.ahead if fc is not None else None
+    od = _on_demand(observed, desired, mandate, reserved, inputs_digest, ahead=ahead)
     if od is not None:
         actions.append(od)
     return actions
@@ -300,17 +193,19 @@ class _Reserved:
         self.have = float(sum(c.units for c in observed.contracts if self.healthy[c.provider]))
         self.releases: dict[int, float] = {}
 
-    def decide(self) -> list[Action]:
+    def decide(self, fc: Forecast | None) -> list[Action]:
         d = self.desired
         if d.planner == "lp":
-            if self.observed.now % d.block_steps():
+            if self.observed.now % d.block_steps() or fc is None:
                 return []
-            plan = reserved_plan(self.observed, d)
+            plan = reserved_plan(self.observed, d, fc)
             if plan is None:
                 return []
             if plan.solved:
                 return self._from_plan(plan)
-        return self._from_target(reserved_target(self.observed, d))
+        if fc is None:
+            return []
+        return self._from_target(reserved_target(self.observed, d, fc))
 
     def _from_plan(self, plan: ReservedPlan) -> list[Action]:
         d = self.desired
@@ -459,8 +354,11 @@ def _on_demand(
     mandate: MandateLimits,
     reserved: _Reserved,
     inputs_digest: dict[str, Any],
+    *,
+    ahead: StepAhead | None = None,
 ) -> Action | None:
-    """Next step's on-demand order: what the queue's deadlines need beyond reserved."""
+    """Next step's on-demand order: what the queue's deadlines need beyond reserved, and
+    when load cannot wait, the step-ahead bound on the next step's load beyond reserved."""
     now, unit, po = observed.now, desired.unit, desired.on_demand_price
     nxt = now + desired.on_demand_lead_steps
     reserved_next = 0.0
@@ -487,6 +385,10 @@ def _on_demand(
             cumulative += due_by[k]
             rate = (cumulative - reserved_next * k) / k
             units_needed = max(units_needed, math.floor(rate / unit + 1e-9) * unit)
+    bound = 0.0
+    if ahead is not None:
+        bound = ahead.next
+        units_needed = max(units_needed, math.ceil((bound - reserved_next) / unit - 1e-9) * unit)
     if units_needed <= 0:
         return None
     if units_needed * po > reserved.budget_left:
@@ -504,15 +406,24 @@ def _on_demand(
     bought = float(alloc.sum())
     if bought <= 0:
         return None
+    if ahead is not None:
+        rule = "capacity.on-demand-ahead"
+        text = (
+            f"Load cannot wait {desired.on_demand_lead_steps} step(s) for on-demand capacity "
+            f"(SLA delay {desired.sla_delay_steps} steps): next step's load is expected below "
+            f"{bound:.4g} units (a bound calibrated to leave {desired.unserved_target:.2%} of "
+            f"recent load unserved) and reserved capacity then is {reserved_next:g}; buy "
+            f"{bought:g} on-demand units for one step."
+        )
+    else:
+        rule = "capacity.on-demand-just-in-time"
+        text = (
+            f"{due:g} units of queued load reach their {desired.sla_delay_steps}-step "
+            f"deadline next step and reserved capacity then is {reserved_next:g}; buy "
+            f"{bought:g} on-demand units for one step."
+        )
     reason = Reason.of(
-        "capacity.on-demand-just-in-time",
-        f"{due:g} units of queued load reach their {desired.sla_delay_steps}-step "
-        f"deadline next step and reserved capacity then is {reserved_next:g}; buy "
-        f"{bought:g} on-demand units for one step.",
-        inputs_digest,
-        due=due,
-        reserved_next=reserved_next,
-        units=bought,
+        rule, text, inputs_digest, due=due, bound=bound, reserved_next=reserved_next, units=bought
     )
     return Action.make(
         "capacity.procure",

@@ -241,3 +241,22 @@ class LoadWindow:
             return self._buf[: self._n].copy()
         start = self._n % size
         return np.concatenate([self._buf[start:], self._buf[:start]])
+
+
+def newsvendor_quantile(reserved_price: float, on_demand_price: float, term_steps: int) -> float:
+    """The critical ratio of a reserved unit: the quantile of the load to reserve up to.
+
+    A unit reserved for a term of ``term_steps`` costs ``reserved_price x term_steps``
+    whatever happens (the overage cost of a step it is idle: ``reserved_price``); each
+    step it is busy saves the ``on_demand_price`` that step would cost, net of its own
+    price (the underage cost: ``on_demand_price - reserved_price``). The newsvendor
+    reserves up to the quantile ``cu / (cu + co) = 1 - reserved_price /
+    on_demand_price`` of the load over the term (0.6 at 1.0 against 2.5): the term's
+    length cancels, as both costs accrue per step of it. Clipped to [0, 1]; 0 when
+    on-demand is not dearer.
+    """
+    if reserved_price <= 0 or on_demand_price <= 0 or term_steps < 1:
+        raise InvalidInputError("prices must be > 0 and the term at least one step")
+    under = (on_demand_price - reserved_price) * term_steps
+    over = reserved_price * term_steps
+    return min(1.0, max(0.0, under / (under + over)))

@@ -81,13 +81,32 @@ def run_cmd(
 @app.command("bench")
 def bench_cmd(
     *,
-    traces: Annotated[Path, typer.Option("--traces", help="Folder of trace CSV files.")],
+    traces: Annotated[
+        Path | None, typer.Option("--traces", help="Folder of trace CSV files.")
+    ] = None,
     pattern: Annotated[
         str, typer.Option("--pattern", help="Glob of trace files in the folder.")
     ] = "*.csv",
+    steps: Annotated[
+        str,
+        typer.Option(
+            "--steps",
+            help="Run the capacity test set at these step sizes, e.g. 10m,15m,30m,60m "
+            "(each trace resampled, load summed per step).",
+        ),
+    ] = "",
+    synthetic: Annotated[
+        int,
+        typer.Option(
+            "--synthetic", help="Add this many synthetic series (drawn from --seed) to the set."
+        ),
+    ] = 0,
+    days: Annotated[int, typer.Option("--days", help="Length of each synthetic series.")] = 28,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG chart here.")] = None,
     scenario: ScenarioOpt = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for accounts.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed for accounts and the synthetic series.")
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print every metric as JSON.")] = False,
 ) -> None:
     """Run every policy on every trace; print cost / oracle and unserved % per policy.
@@ -99,11 +118,19 @@ def bench_cmd(
     that fails (a bad file, an oracle past its time limit) gets a row saying why, the
     others still run, and the exit status is 1.
 
+    With --steps or --synthetic, runs the capacity test set instead: every trace
+    resampled to each step size, plus --synthetic series with daily and weekly cycles,
+    trends and flash crowds drawn from --seed (nothing is written to disk), each run by
+    the agent, the reactive baseline and the oracle. Prints, per series and step size,
+    agent/oracle, reactive/oracle, the agent's unserved % and records lost, then the
+    geometric mean and the worst case per step size.
+
     Example:
 
     \b
         plaza sim bench --traces data/traces --pattern 'Twitter_*.csv'
         plaza sim bench --traces traces/ --plot docs/img/sim-bench.png
+        plaza sim bench --traces data/traces --steps 10m,15m,30m,60m --synthetic 4 --seed 1
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -112,6 +139,12 @@ def bench_cmd(
     from plaza.sim.bench import bench, format_table, trace_files
     from plaza.sim.bench import plot as draw
 
+    if steps or synthetic:
+        _bench_set(traces, pattern, steps or "5m", synthetic, days, scenario, seed, as_json)
+        return
+    if traces is None:
+        typer.echo("error: --traces is required (or --steps / --synthetic)", err=True)
+        raise typer.Exit(2)
     try:
         files = trace_files(traces, pattern)
         chosen = load_scenario(scenario)
@@ -156,4 +189,68 @@ def bench_cmd(
     failed = [r.trace for r in rows if r.error]
     if failed:
         typer.echo(f"error: {len(failed)} trace(s) failed: {', '.join(failed)}", err=True)
+        raise typer.Exit(1)
+
+
+def _bench_set(  # noqa: PLR0917 - the command's options, passed on
+    traces: Path | None,
+    pattern: str,
+    steps: str,
+    synthetic: int,
+    days: int,
+    scenario: Path | None,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """``plaza sim bench --steps ...``: the capacity test set (plaza.sim.testset)."""
+    from plaza.sim import load_scenario
+    from plaza.sim.bench import trace_files
+    from plaza.sim.testset import SET_POLICIES, format_set_table, parse_steps, run_set, series
+
+    if synthetic < 0:
+        typer.echo("error: --synthetic must be >= 0", err=True)
+        raise typer.Exit(2)
+    try:
+        step_sizes = parse_steps(steps)
+        files = trace_files(traces, pattern) if traces is not None else []
+        chosen = load_scenario(scenario)
+        if synthetic:
+            from plaza.sim.synthetic import synthetic_values
+
+            synthetic_values(seed, 0, days=days)  # validates the seed and the length
+    except PlazaError as exc:
+        _fail(exc)
+        return
+    total = (len(files) + synthetic) * len(step_sizes) * len(SET_POLICIES)
+    started = [0]
+
+    def advance(name: str, policy: str) -> None:
+        started[0] += 1
+        typer.echo(f"[{started[0]}/{total}] {name} {policy}", err=True)
+
+    rows = run_set(
+        series(
+            traces, pattern=pattern, steps=step_sizes, synthetic=synthetic, seed=seed, days=days
+        ),
+        scenario=chosen,
+        seed=seed,
+        progress=advance,
+    )
+    if as_json:
+        out = [
+            {"series": r.series, "step_seconds": r.step_seconds, "error": r.error}
+            if r.error
+            else {
+                "series": r.series,
+                "step_seconds": r.step_seconds,
+                **{p: m.as_dict() for p, m in r.metrics.items()},
+            }
+            for r in rows
+        ]
+        typer.echo(json.dumps(out, indent=2))
+    else:
+        typer.echo(format_set_table(rows))
+    failed = [f"{r.series}@{r.step_seconds}s" for r in rows if r.error]
+    if failed:
+        typer.echo(f"error: {len(failed)} series failed: {', '.join(failed)}", err=True)
         raise typer.Exit(1)

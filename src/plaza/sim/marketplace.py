@@ -278,7 +278,10 @@ class Marketplace:
         w = self.world
         # ``start`` is the earliest start: a purchase carried out after its veto window
         # starts its term as soon as the lead time allows then (see World._procure).
-        start = max(int(action["start"]), w.now + w.res_lead)
+        # The market takes bids until the start, which must be after now (the start of
+        # step ``w.now + 1``): with a lead time of one step (hour-long steps), a
+        # reservation starts two steps on.
+        start = max(int(action["start"]), w.now + max(w.res_lead, 2))
         quantity = self.lots(float(action["units"]))
         if quantity < 1:
             raise InvalidInputError("a reservation needs at least one lot")

@@ -14,6 +14,10 @@ minimum term, ``D`` the SLA delay, ``L_r``/``L_o`` the lead times and ``a_t`` th
               Q_t <= a_{t-D+1} + ... + a_t         (nothing waits longer than D steps)
               Q_{T-1} = 0,  s_t = 0 for t < L_r,  O_t = 0 for t < L_o
 
+Load that arrives before ``min(L_r, L_o) - D`` cannot be served by any policy (no
+capacity arrives before its deadline); the LP drops it (``a_t = 0`` there) rather than
+being infeasible.
+
 The second constraint with FIFO retirement is exactly "every unit runs at least M steps":
 ending the oldest units first, a decrease is allowed iff the units started in the last M
 steps remain. The last term bills the rest of the term of units still running at the end,
@@ -75,6 +79,9 @@ def solve_oracle(
     import time
 
     a = np.concatenate([np.asarray(load, dtype=np.float64), np.zeros(delay)])
+    # Load whose deadline passes before any capacity can arrive is unserved for every
+    # policy (with a delay of 0 steps, the first step's load): the plan leaves it out.
+    a[: max(0, min(on_demand_lead, reserved_lead) - delay)] = 0.0
     # Whole units fix the scale; the LP is solved on load of mean 1 (see the module doc).
     scale = 1.0 if whole_units or not a.any() else float(a.mean())
     a = a / scale

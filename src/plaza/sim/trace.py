@@ -178,3 +178,33 @@ def trace_from_values(
         raise TraceError(f"{name}: values must be >= 2 finite numbers >= 0")
     start = datetime(2000, 1, 1, tzinfo=UTC)
     return Trace(name=name, step_seconds=step_seconds, start=start, values=arr)
+
+
+def resample(trace: Trace, step_seconds: int) -> Trace:
+    """``trace`` at a coarser step: each new step's load is the sum of the steps it covers.
+
+    A trace's value is the load that *arrives* in a step, so summing keeps every unit of
+    load (the total is unchanged). One capacity unit serves one unit of load per step at
+    any step size, and prices are per unit-hour (the simulator bills ``price x step``),
+    so a unit at a 30-minute step serves what six units serve in five minutes, for the
+    price of six: the cheapest plan's cost is multiplied by ``step_seconds /
+    trace.step_seconds``, and the ratios between policies are comparable. The new step
+    must be a whole multiple of the old one (at most a day); a last, partial step holds
+    the rest of the load.
+    """
+    if step_seconds == trace.step_seconds:
+        return trace
+    if step_seconds < trace.step_seconds or step_seconds % trace.step_seconds:
+        raise TraceError(
+            f"{trace.name}: cannot resample a {trace.step_seconds}s step to {step_seconds}s"
+            " (the new step must be a whole multiple of the old one)"
+        )
+    _check_span(trace.name, 1, step_seconds)
+    k = step_seconds // trace.step_seconds
+    n = math.ceil(trace.steps / k)
+    padded = np.zeros(n * k)
+    padded[: trace.steps] = trace.values
+    values = padded.reshape(n, k).sum(axis=1)
+    if values.size < 2:
+        raise TraceError(f"{trace.name}: fewer than two steps of {step_seconds}s")
+    return Trace(name=trace.name, step_seconds=step_seconds, start=trace.start, values=values)

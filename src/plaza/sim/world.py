@@ -73,7 +73,10 @@ class World:
         self.trace, self.scenario, self.seed = trace, sc, seed
         step_s = trace.step_seconds
         self.step_seconds = step_s
-        self.delay = sc.steps(sc.sla_delay_minutes, step_s)
+        # The SLA delay in whole steps, rounded *down*: load may wait at most the delay,
+        # so with 30-minute steps and a 15-minute SLA no load may wait (delay 0) and
+        # capacity for a step must be in place before its load arrives.
+        self.delay = math.floor(sc.sla_delay_minutes * 60.0 / step_s + 1e-9)
         self.res_term = sc.steps(sc.reserved.min_term_minutes, step_s, at_least=1)
         self.res_lead = sc.steps(sc.reserved.lead_time_minutes, step_s)
         self.od_lead = sc.steps(sc.on_demand.lead_time_minutes, step_s, at_least=1)
@@ -123,6 +126,10 @@ class World:
         )
         # Metrics.
         self.cost = 0.0
+        #: Steps whose load no capacity can reach before its deadline (the first step when
+        #: the SLA delay is 0 steps), and that load.
+        self.unservable_steps = max(0, min(self.od_lead, self.res_lead) - self.delay)
+        self.unservable = 0.0
         self.arrived = 0.0
         self.unserved = 0.0
         self.violation_steps = 0
@@ -232,8 +239,14 @@ class World:
         self.capacity_log.append(capacity)
         self.reserved_log.append(float((reserved * usable).sum()))
         self.accounts.signups(t)
-        self.arrived += arrival
         servable = self.accounts.arrive(t, arrival)
+        if t < self.unservable_steps:
+            # Its deadline passes before any capacity can arrive: no policy can serve it,
+            # so it counts neither as arrived nor as unserved (the oracle leaves it out).
+            self.unservable += arrival
+            servable = 0.0
+        else:
+            self.arrived += arrival
         self.queue.add(t, servable)
         self.offered = self.queue.total()
         _, waits = self.queue.serve_with_waits(capacity, t)

@@ -1,0 +1,168 @@
+"""The capacity agent's test set: the shipped traces at several step sizes, and synthetic
+series, each run by the agent, the reactive baseline and the oracle.
+
+:func:`series` builds the set: every trace of a folder resampled (summed) to each step
+size (:func:`plaza.sim.trace.resample`), and ``synthetic`` series of a seed
+(:mod:`plaza.sim.synthetic`) at the same step sizes. Nothing is written to disk: the set
+is generated again from the traces and the seed on every run. :func:`run_set` runs the
+policies on every series; :func:`format_set_table` prints, per series and step size, the
+agent's and the reactive baseline's cost over the oracle's, the agent's unserved load and
+the records it lost, and per step size the geometric means and the worst cases.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from plaza.errors import PlazaError
+from plaza.sim.bench import trace_files
+from plaza.sim.engine import run
+from plaza.sim.errors import SimError
+from plaza.sim.metrics import Metrics
+from plaza.sim.scenario import Scenario
+from plaza.sim.synthetic import synthetic_trace
+from plaza.sim.trace import Trace, load_trace, resample
+
+#: The policies the test set compares (the oracle is the denominator).
+SET_POLICIES = ("agent", "reactive", "oracle")
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_steps(text: str) -> tuple[int, ...]:
+    """``"10m,15m,30m,60m"`` as step sizes in seconds (units ``s``, ``m``, ``h``)."""
+    out: list[int] = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*([smh])\s*", part)
+        if m is None:
+            raise SimError(f"bad step size {part.strip()!r} (expected e.g. 10m, 1h or 900s)")
+        seconds = int(m.group(1)) * _UNITS[m.group(2)]
+        if not 60 <= seconds <= 86_400:
+            raise SimError(f"step size {part.strip()!r} must be between 1 minute and a day")
+        if seconds not in out:
+            out.append(seconds)
+    if not out:
+        raise SimError("no step sizes given")
+    return tuple(out)
+
+
+def step_label(seconds: int) -> str:
+    """``1800`` -> ``"30m"``."""
+    return f"{seconds // 3600}h" if seconds % 3600 == 0 and seconds > 3600 else f"{seconds // 60}m"
+
+
+@dataclass(frozen=True)
+class SetRow:
+    """One series at one step size: each policy's metrics, or why it failed."""
+
+    series: str
+    step_seconds: int
+    metrics: dict[str, Metrics]
+    error: str = ""
+
+    def ratio(self, policy: str) -> float:
+        oracle = self.metrics["oracle"].cost
+        return self.metrics[policy].cost / oracle if oracle > 0 else float("nan")
+
+
+def series(
+    folder: str | Path | None,
+    *,
+    pattern: str = "*.csv",
+    steps: tuple[int, ...],
+    synthetic: int = 0,
+    seed: int = 0,
+    days: int = 28,
+) -> Iterator[tuple[str, int, Trace | PlazaError]]:
+    """``(name, step, trace)`` for every series of the set (or the error that stopped it)."""
+    files = trace_files(folder, pattern) if folder is not None else []
+    for step in steps:
+        for f in files:
+            try:
+                yield f.name, step, resample(load_trace(f, repair=True), step)
+            except PlazaError as exc:
+                yield f.name, step, exc
+        for i in range(synthetic):
+            trace = synthetic_trace(seed, i, days=days)
+            try:
+                yield trace.name, step, resample(trace, step)
+            except PlazaError as exc:
+                yield trace.name, step, exc
+
+
+def run_set(
+    items: Iterator[tuple[str, int, Trace | PlazaError]],
+    *,
+    scenario: Scenario | None = None,
+    seed: int = 0,
+    policies: tuple[str, ...] = SET_POLICIES,
+    progress: Callable[[str, str], None] | None = None,
+) -> list[SetRow]:
+    """Run ``policies`` (and the oracle) on every series; a failed series gets its error."""
+    if "oracle" not in policies:
+        policies = (*policies, "oracle")
+    rows: list[SetRow] = []
+    for name, step, trace in items:
+        if isinstance(trace, PlazaError):
+            rows.append(SetRow(name, step, {}, f"{trace.code}: {trace.message}"))
+            continue
+        metrics: dict[str, Metrics] = {}
+        try:
+            for p in policies:
+                if progress is not None:
+                    progress(f"{name} {step_label(step)}", p)
+                metrics[p] = run(trace, p, scenario=scenario, seed=seed).metrics
+        except PlazaError as exc:
+            rows.append(SetRow(name, step, {}, f"{exc.code}: {exc.message}"))
+            continue
+        rows.append(SetRow(name, step, metrics))
+    return rows
+
+
+def _geomean(values: list[float]) -> float:
+    return float(np.exp(np.log(np.asarray(values)).mean())) if values else float("nan")
+
+
+def format_set_table(rows: list[SetRow]) -> str:
+    """Markdown: one row per series and step size, then one summary row per step size."""
+    lines = [
+        "| series | step | oracle cost | agent/oracle | reactive/oracle | agent unserved % "
+        "| records lost |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        label = step_label(row.step_seconds)
+        if row.error:
+            lines.append(f"| {row.series} | {label} | failed: {row.error} | | | | |")
+            continue
+        agent = row.metrics["agent"]
+        reactive_cell = f"{row.ratio('reactive'):.3f}" if "reactive" in row.metrics else ""
+        lines.append(
+            f"| {row.series} | {label} | {row.metrics['oracle'].cost:,.0f} "
+            f"| {row.ratio('agent'):.3f} | {reactive_cell} "
+            f"| {100 * agent.unserved_fraction:.4f} | {agent.records_lost:g} |"
+        )
+    lines += [
+        "",
+        "| step | series | agent/oracle geometric mean | agent/oracle max | reactive/oracle "
+        "geometric mean | agent unserved % max | records lost | failed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for step in dict.fromkeys(r.step_seconds for r in rows):
+        at = [r for r in rows if r.step_seconds == step]
+        ran = [r for r in at if not r.error]
+        ratios = [r.ratio("agent") for r in ran]
+        reactive = [r.ratio("reactive") for r in ran if "reactive" in r.metrics]
+        unserved = max((r.metrics["agent"].unserved_fraction for r in ran), default=0.0)
+        lost = sum(r.metrics["agent"].records_lost for r in ran)
+        lines.append(
+            f"| {step_label(step)} | {len(ran)} | {_geomean(ratios):.3f} "
+            f"| {max(ratios, default=float('nan')):.3f} | {_geomean(reactive):.3f} "
+            f"| {100 * unserved:.4f} | {lost:g} | {len(at) - len(ran)} |"
+        )
+    return "\n".join(lines)
