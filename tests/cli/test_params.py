@@ -16,10 +16,12 @@ def _usage_error(*argv: str) -> str:
 
 @pytest.mark.parametrize("base", ["70000", "65531", "0", "-5"])
 def test_up_refuses_a_port_base_whose_range_leaves_the_ports(base: str) -> None:
-    # Six services: directory, two PDSs, relay, archive, app view on base .. base+5.
+    # Every HTTP service of the network on base .. base + PORTS - 1.
+    from plaza.network.processes import PORTS
+
     out = _usage_error("up", "--port-base", base, "--data-dir", "never-created")
     assert "'--port-base'" in out
-    assert "must be 1..65530" in out
+    assert f"must be 1..{65536 - PORTS}" in out
 
 
 def test_up_takes_the_highest_port_base_that_fits() -> None:
