@@ -141,10 +141,18 @@ class Indexer:
 
     # -- posts -----------------------------------------------------------------------
     def _put_post(self, w: _Write, p: rec.Post) -> None:
-        actor, did, rkey, now = w.actor, w.did, w.rkey, w.now
+        actor, rkey, now = w.actor, w.rkey, w.now
         sort_at = min(p.created_us, now) if p.created_us > 0 else now
         parent, quote = self._ref(p.parent), self._ref(p.quote)
         refs = (*parent, *self._ref(p.root), *quote)
+        if (
+            self.pg
+            and (actor, rkey) not in (parent, quote)
+            and (parent != quote or quote[0] is None)
+            and self._create_post_pg(w, p, sort_at, refs)
+        ):
+            self._notify_post(w, p)
+            return
         # A create is one INSERT; a post already held (an update) keeps its counts.
         post_id = self._insert_post(w, p, sort_at, refs, self._post_counts(actor, rkey), now)
         created = post_id is not None
@@ -160,7 +168,11 @@ class Indexer:
             self._bump_post(parent, "replies", 1)
         if quote[0] is not None:
             self._bump_post(quote, "quotes", 1)
-        notified = {did}
+        self._notify_post(w, p)
+
+    def _notify_post(self, w: _Write, p: rec.Post) -> None:
+        """The reply, quote and mention notifications of a post (one per account)."""
+        notified = {w.did}
         post_reasons = [
             (p.parent, "reply"),
             (p.root, "reply"),
@@ -174,6 +186,38 @@ class Indexer:
             if mentioned not in notified:
                 notified.add(mentioned)
                 self._notify(w, mentioned, "mention", None)
+
+    def _create_post_pg(
+        self, w: _Write, p: rec.Post, sort_at: int, refs: tuple[int | str | None, ...]
+    ) -> bool:
+        """Create a post on PostgreSQL in one round trip: the row with its counts read
+        from the index, its search vector, the author's post count and the replied-to
+        and quoted posts' counts, all in one data-modifying ``WITH``, every change
+        conditional on the row being new. False (nothing done) if the post is held."""
+        key = (w.actor, w.rkey)
+        sql = (
+            "WITH ins AS (INSERT INTO posts (author, rkey, record, sort_at, indexed_at, "
+            "parent_author, parent_rkey, root_author, root_rkey, quote_author, quote_rkey, "
+            "embed, likes, reposts, replies, quotes, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?, ?, "
+            "(SELECT COUNT(*) FROM likes WHERE subject_author = ? AND subject_rkey = ?), "
+            "(SELECT COUNT(*) FROM reposts WHERE subject_author = ? AND subject_rkey = ?), "
+            "(SELECT COUNT(*) FROM posts WHERE parent_author = ? AND parent_rkey = ?), "
+            "(SELECT COUNT(*) FROM posts WHERE quote_author = ? AND quote_rkey = ?), "
+            "to_tsvector('simple', ?)) ON CONFLICT DO NOTHING RETURNING id), "
+            "author AS (UPDATE actors SET posts = posts + 1 WHERE id = ? "
+            "AND EXISTS (SELECT 1 FROM ins))"
+        )
+        params: list[object] = [w.actor, w.rkey, w.block, sort_at, w.now, *refs, p.embed]
+        params += [*key, *key, *key, *key, p.text, w.actor]
+        for column, ref in (("replies", refs[0:2]), ("quotes", refs[4:6])):
+            if ref[0] is not None:
+                sql += (
+                    f", {column} AS (UPDATE posts SET {column} = {column} + 1 "
+                    "WHERE author = ? AND rkey = ? AND EXISTS (SELECT 1 FROM ins))"
+                )
+                params += ref
+        return bool(self.db.scalar(f"{sql} SELECT COUNT(*) FROM ins", params) == 1)
 
     def _insert_post(  # noqa: PLR0917 - the row's parts
         self,
