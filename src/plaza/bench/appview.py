@@ -57,8 +57,8 @@ from plaza.services.appview import AppviewSettings
 from plaza.services.appview import create_app as create_appview
 from plaza.services.appview.bulk import BulkLoader
 from plaza.services.appview.indexer import Indexer
-from plaza.services.appview.records import format_time_us
 from plaza.services.appview.store import AppviewStore
+from plaza.services.appview.times import format_time_us
 from plaza.services.directory import DirectorySettings
 from plaza.services.directory import create_app as create_directory
 from plaza.services.runner import ServedApp, ServerThread

@@ -108,17 +108,25 @@ def build_frames(
     return frames
 
 
-async def register(directory: str, authors: list[LiveAuthor]) -> None:
-    """Submit every author's genesis operation to the directory."""
+async def register(directory: str, authors: list[LiveAuthor], *, tries: int = 3) -> None:
+    """Submit every author's genesis operation to the directory (one refused on the
+    connection is sent again; the directory answers a repeated genesis the same)."""
     async with httpx.AsyncClient(timeout=60) as http:
-        for start in range(0, len(authors), 32):
-            chunk = authors[start : start + 32]
-            answers = await asyncio.gather(
-                *(http.post(f"{directory}/{a.did}", json=a.genesis) for a in chunk)
-            )
-            for author, answer in zip(chunk, answers, strict=True):
+
+        async def submit(author: LiveAuthor) -> None:
+            for attempt in range(tries):
+                try:
+                    answer = await http.post(f"{directory}/{author.did}", json=author.genesis)
+                except httpx.TransportError:
+                    if attempt == tries - 1:
+                        raise
+                    continue
                 if answer.status_code != 200:
                     raise RuntimeError(f"directory refused {author.did}: {answer.text[:200]}")
+                return
+
+        for start in range(0, len(authors), 32):
+            await asyncio.gather(*(submit(a) for a in authors[start : start + 32]))
 
 
 async def index_burst(

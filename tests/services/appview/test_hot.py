@@ -16,9 +16,9 @@ from plaza.errors import InvalidInputError
 from plaza.services.appview import AppviewStore
 from plaza.services.appview.feeds import FeedGenerators
 from plaza.services.appview.indexer import Indexer
-from plaza.services.appview.records import format_time_us
 from plaza.services.appview.remote import Remote
 from plaza.services.appview.store import with_custom_plans
+from plaza.services.appview.times import format_time_us
 
 NOW_US = 1_800_000_000_000_000
 HOUR_US = 3600 * 1_000_000

@@ -33,7 +33,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from plaza.atproto import cbor
 from plaza.db import Database, Migration, Migrations
+from plaza.services.appview.compact import DERIVED, follow_block, pack_post, subject_block
 
 NOTIFICATION_REASONS: Final = ("like", "repost", "follow", "mention", "reply", "quote")
 """Index = the ``reason`` integer stored in ``notifications``."""
@@ -247,6 +249,71 @@ def _notes_no_cid(db: Database) -> None:
     db.executescript("ALTER TABLE notifications DROP COLUMN cid")
 
 
+_NOTE_SOURCES: Final = (
+    # reason, the source table and what rebuilds its record (see compact.py)
+    (0, "likes", "app.bsky.feed.like"),
+    (1, "reposts", "app.bsky.feed.repost"),
+    (2, "follows", "app.bsky.graph.follow"),
+)
+
+
+def _compact(db: Database) -> None:
+    """Posts keep their text in a column and the rest of their record; notifications
+    keep no record their source row rebuilds; search reads ``posts.text`` (SQLite: a
+    contentless FTS5 table without per-row sizes; PostgreSQL: a GIN index over the
+    expression, no stored ``tsvector``)."""
+    db.execute("ALTER TABLE posts ADD COLUMN text TEXT NOT NULL DEFAULT ''")
+    last = 0
+    while rows := db.query(
+        "SELECT id, record, sort_at FROM posts WHERE id > ? ORDER BY id LIMIT 2000", (last,)
+    ):
+        updates = []
+        for ident, record, sort_at in rows:
+            value = cbor.decode(bytes(record))
+            text = value.get("text")
+            text = text if isinstance(text, str) else ""
+            updates.append((pack_post(bytes(record), value, int(sort_at)), text, ident))
+        db.executemany("UPDATE posts SET record = ?, text = ? WHERE id = ?", updates)
+        last = int(rows[-1][0])
+    db.execute(
+        f"UPDATE notifications SET record = ? WHERE reason IN ({', '.join('?' * 3)})",
+        (DERIVED, *(NOTIFICATION_REASONS.index(r) for r in ("mention", "reply", "quote"))),
+    )
+    for reason, table, collection in _NOTE_SOURCES:
+        follow = table == "follows"
+        cols = "NULL, NULL" if follow else "s.subject_rkey, s.subject_cid"
+        last = 0
+        while rows := db.query(
+            f"SELECT n.id, n.record, a.did, {cols}, s.created "
+            f"FROM notifications n JOIN {table} s ON s.actor = n.author AND s.rkey = n.rkey "
+            f"JOIN actors a ON a.id = {'s.subject' if follow else 's.subject_author'} "
+            "WHERE n.reason = ? AND n.id > ? ORDER BY n.id LIMIT 2000",
+            (reason, last),
+        ):
+            derived = []
+            for ident, record, did, rkey, cid, created in rows:
+                rebuilt = (
+                    follow_block(did, int(created))
+                    if follow
+                    else subject_block(collection, did, rkey, bytes(cid), int(created))
+                )
+                if rebuilt == bytes(record):
+                    derived.append((DERIVED, ident))
+            db.executemany("UPDATE notifications SET record = ? WHERE id = ?", derived)
+            last = int(rows[-1][0])
+    if db.dialect == "postgresql":
+        db.executescript(
+            "DROP INDEX posts_search; ALTER TABLE posts DROP COLUMN search; "
+            "CREATE INDEX posts_search ON posts USING GIN (to_tsvector('simple', text))"
+        )
+        return
+    db.executescript(
+        "DROP TABLE posts_fts; CREATE VIRTUAL TABLE posts_fts USING fts5(text, content='', "
+        "columnsize=0, tokenize='unicode61 remove_diacritics 2'); "
+        "INSERT INTO posts_fts (rowid, text) SELECT id, text FROM posts"
+    )
+
+
 MIGRATIONS: Final = Migrations(
     "appview",
     (
@@ -254,6 +321,7 @@ MIGRATIONS: Final = Migrations(
         Migration(2, "posts by time", _posts_by_time),
         Migration(3, "posts keep no CID: it is the hash of the stored record", _posts_no_cid),
         Migration(4, "notifications keep no CID: the hash of their record", _notes_no_cid),
+        Migration(5, "posts keep their text apart; notifications rebuild records", _compact),
     ),
 )
 """The app view's schema, step by step (see :mod:`plaza.db.migrations`)."""
