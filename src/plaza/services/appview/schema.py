@@ -9,24 +9,28 @@ never, and the reference still holds. CIDs are kept as their raw bytes (``BLOB``
 times as integer microseconds since the epoch (``sort_at`` is ``createdAt`` clamped
 to the time the app view first saw the record, as Bluesky sorts).
 
-Posts, lists and feed generators keep their record's DAG-CBOR (``record``): the
-Lexicon views return the record itself. A post's CID is not stored (migration 3): it is
-the hash of that block, computed when a view needs it; so is a notification's
-(migration 4). Likes, reposts, follows, blocks and list
+Records come back byte for byte (views return them; a post's or notification's CID is
+the hash of its block, not stored), but are stored by what the index does not already
+hold of them (migration 5, :mod:`plaza.services.appview.compact`): a post keeps its
+text in ``posts.text`` and in ``posts.record`` the rest of its record; a notification
+keeps no record its source row (the post, like, repost or follow) rebuilds. Lists and
+feed generators keep their record's DAG-CBOR. Likes, reposts, follows, blocks and list
 items keep only what the views need, and their views rebuild the record.
 
 Counts (posts' likes, reposts, replies, quotes; actors' followers, follows, posts) are
 columns kept in step by the indexer inside the transaction that indexes the record.
 
 ``notifications`` rows are written at index time (reason codes in
-:data:`NOTIFICATION_REASONS`), with the record that caused them. ``ingest`` holds the
-firehose cursor of each source, written in the transaction that indexes the event.
+:data:`NOTIFICATION_REASONS`), with the record that caused them (most by reference, see
+above). ``ingest`` holds the firehose cursor of each source, written in the transaction
+that indexes the event.
 
 Full-text search: on SQLite two contentless FTS5 tables (``posts_fts`` with rowid =
-``posts.id``, ``actors_fts`` with rowid = ``actors.id``; deleting a row from them
-needs the text it was indexed with, which the indexer has); on PostgreSQL a
-``tsvector`` column on ``posts`` and on ``actors`` with a GIN index. Both use the
-``simple`` configuration (no stemming), so searches behave the same on both.
+``posts.id`` and no per-row sizes, ``actors_fts`` with rowid = ``actors.id``; deleting
+a row from them needs the text it was indexed with, which the indexer has); on
+PostgreSQL a GIN index over ``to_tsvector('simple', posts.text)`` and a ``tsvector``
+column on ``actors`` with a GIN index. Both use the ``simple`` configuration (no
+stemming), so searches behave the same on both.
 """
 
 from __future__ import annotations
