@@ -7,12 +7,15 @@ over the other accounts, one like per ``like_every`` posts, and the viewer follo
 records form one repository.
 
 * ``backfill_records_per_s``: every repository but the last ``live`` posts' goes
-  through the backfill path (:func:`plaza.services.appview.backfill.apply_repo`, one
-  transaction per repository: the index side of a backfill; the CAR's verification is
-  ``plaza bench repo``'s import figure);
-* ``index_records_per_s``: then ``live`` more posts go through the live path, one
-  transaction per record with the firehose cursor, as the follower writes them
-  (:meth:`~plaza.services.appview.indexer.Indexer.put`);
+  through the bulk backfill of never-seen repositories
+  (:class:`plaza.services.appview.bulk.BulkLoader`: ``COPY`` on PostgreSQL, one
+  prepared ``INSERT`` per table on SQLite, written every :data:`BULK_ROWS` records,
+  counts recomputed once at the end): the index side of a backfill; the CAR's
+  verification is ``plaza bench repo``'s import figure;
+* ``index_records_per_s``: then the last ``live`` posts arrive as a burst of signed
+  ``#commit`` frames (their authors are real ``did:plc`` accounts in a real directory)
+  and go through the firehose follower's runs, verification included
+  (:mod:`plaza.bench.appview_live`);
 * ``timeline_p95_ms``: the app view is served on a real socket and the viewer's
   ``app.bsky.feed.getTimeline`` (limit 50) is called ``timeline_calls`` times over
   HTTP, each with a fresh inter-service token verified against the directory, as a PDS
@@ -24,6 +27,7 @@ records form one repository.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import socket
 import statistics
@@ -42,12 +46,19 @@ from plaza.atproto.crypto import PrivateKey
 from plaza.atproto.plc import create_genesis
 from plaza.atproto.repo_verify import VerifiedRepo
 from plaza.atproto.tid import encode_tid
+from plaza.bench.appview_live import (
+    BACKFILLED_REV,
+    build_frames,
+    index_burst,
+    make_authors,
+    register,
+)
 from plaza.services.appview import AppviewSettings
 from plaza.services.appview import create_app as create_appview
-from plaza.services.appview.backfill import apply_repo
+from plaza.services.appview.bulk import BulkLoader
 from plaza.services.appview.indexer import Indexer
-from plaza.services.appview.records import format_time_us
 from plaza.services.appview.store import AppviewStore
+from plaza.services.appview.times import format_time_us
 from plaza.services.directory import DirectorySettings
 from plaza.services.directory import create_app as create_directory
 from plaza.services.runner import ServedApp, ServerThread
@@ -59,6 +70,7 @@ FOLLOW = "app.bsky.graph.follow"
 TIMELINE = "app.bsky.feed.getTimeline"
 START_US = 1_780_000_000_000_000  # synthetic createdAt of the first post
 STEP_US = 1_000  # between posts
+BULK_ROWS = 100_000  # records the bulk loader buffers before it writes them
 
 
 def _free_port() -> int:
@@ -85,9 +97,13 @@ class Network:
         self.like_every = like_every
         self.dids = [viewer] + [_did(i) for i in range(1, accounts)]
 
+    def author_of(self, n: int) -> int:
+        """The account index of post ``n``'s author."""
+        return 1 + n % (self.accounts - 1)
+
     def post(self, n: int) -> tuple[str, str, bytes]:
         """Post ``n``: (author DID, rkey, DAG-CBOR)."""
-        author = 1 + n % (self.accounts - 1)
+        author = self.author_of(n)
         t = START_US + n * STEP_US
         value = {
             "$type": POST,
@@ -136,7 +152,7 @@ def _repo(did: str, records: dict[str, bytes]) -> VerifiedRepo:
         blocks[cid] = block
         paths[path] = cid
     root = CID.compute(cbor.encode({"bench": did}))
-    commit = Commit(did=did, version=3, data=root, rev="2222222222222", prev=None, sig=b"")
+    commit = Commit(did=did, version=3, data=root, rev=BACKFILLED_REV, prev=None, sig=b"")
     return VerifiedRepo(did, commit.rev, root, commit, paths, blocks, signature_checked=False)
 
 
@@ -206,49 +222,89 @@ def _run(  # noqa: PLR0917 - the run's parameters, passed on
         pds_endpoint="https://pds.example",
     )
     net = Network(viewer, accounts, posts, follows, like_every)
+    backfilled = posts - live
+    live_indices = sorted({net.author_of(n) for n in range(backfilled, posts)})
+    authors = make_authors(key, live_indices)
+    for i, author in authors.items():
+        net.dids[i] = author.did
     av_dir = root / "appview"
     av_dir.mkdir()
     store = AppviewStore.for_data_dir(av_dir, url)
     indexer = Indexer(store)
-    backfilled = posts - live
 
-    # backfill: one repository per account, each in its own transaction
+    # backfill: every repository never seen before, through the bulk loader
+    loader = BulkLoader(indexer)
     records = 0
-    elapsed = 0.0
+    t = time.perf_counter()
     for i in range(accounts):
-        repo = _repo(net.dids[i], net.repo_records(i, backfilled))
-        t = time.perf_counter()
-        applied = apply_repo(indexer, repo)
-        elapsed += time.perf_counter() - t
-        records += applied.put
+        loader.add_repo(_repo(net.dids[i], net.repo_records(i, backfilled)))
+        if loader.buffered >= BULK_ROWS:
+            records += loader.flush(recount=False)
+    records += loader.flush(recount=False)
+    loader.recount()
+    elapsed = time.perf_counter() - t
     backfill_rate = records / elapsed if elapsed else 0.0
 
-    # live: one transaction per record, with the cursor, as the follower does
+    # live: the last posts as a burst of firehose commits, through the follower's runs
+    index_of = {net.dids[i]: i for i in live_indices}
     blocks = [net.post(n) for n in range(backfilled, posts)]
-    cids = [CID.compute(b) for _, _, b in blocks]
-    t = time.perf_counter()
-    for seq, ((did, rkey, block), cid) in enumerate(zip(blocks, cids, strict=True), 1):
-        with store.transaction():
-            indexer.put(did, POST, rkey, cid, block)
-            store.set_cursor("bench", seq)
-    live_s = time.perf_counter() - t
-    records += len(blocks)
-    db_path = None if url else av_dir / "appview.db"
-    size = _db_bytes(store, db_path)
-    posts_indexed = int(store.db.scalar("SELECT COUNT(*) FROM posts"))
-    store.close()
+    frames = build_frames(
+        key,
+        blocks,
+        lambda did: net.repo_records(index_of[did], backfilled),
+        START_US + posts * STEP_US,
+    )
+    base = DirectorySettings.for_data_dir(root / "d")
+    new_dids = len(authors) + 1  # the live authors and the viewer, all at once
+    dsettings = DirectorySettings(
+        db_url=base.db_url, genesis_burst=new_dids, genesis_per_s=new_dids
+    )
+    dapp = ServedApp("directory", create_directory(dsettings), port=dport)
+    with ServerThread([dapp]):
+        asyncio.run(register(directory, [*authors.values()]))
+        live_s = asyncio.run(
+            index_burst(indexer, directory, [a.did for a in authors.values()], frames)
+        )
+        records += len(frames)
+        db_path = None if url else av_dir / "appview.db"
+        size = _db_bytes(store, db_path)
+        posts_indexed = int(store.db.scalar("SELECT COUNT(*) FROM posts"))
+        store.close()
+        p95 = _timelines(root, url, directory, aport, key, viewer, genesis, timeline_calls)
+    return {
+        "index_records_per_s": round(len(frames) / live_s, 1) if live_s else 0.0,
+        "backfill_records_per_s": round(backfill_rate, 1),
+        "timeline_p95_ms": round(p95 * 1000, 2),
+        "posts_indexed": posts_indexed,
+        "bytes_per_record": round(size / records, 1) if records else 0.0,
+        "records_indexed": records,
+        "accounts": accounts,
+        "follows": net.follows,
+        "database": "postgresql" if url else "sqlite",
+    }
 
+
+def _timelines(  # noqa: PLR0917 - the served network's parts
+    root: Path,
+    url: str | None,
+    directory: str,
+    aport: int,
+    key: PrivateKey,
+    viewer: str,
+    genesis: Any,
+    timeline_calls: int,
+) -> float:
+    """The 95th percentile of ``timeline_calls`` getTimeline calls, in seconds."""
     # getTimeline over HTTP, with service auth verified against the directory
     av_url = f"http://127.0.0.1:{aport}"
     settings = AppviewSettings(
-        data_dir=av_dir, public_url=av_url, directory_url=directory, db=url, follow=False
+        data_dir=root / "appview",
+        public_url=av_url,
+        directory_url=directory,
+        db=url,
+        follow=False,
     )
-    apps = [
-        ServedApp(
-            "directory", create_directory(DirectorySettings.for_data_dir(root / "d")), port=dport
-        ),
-        ServedApp("appview", create_appview(settings), port=aport),
-    ]
+    apps = [ServedApp("appview", create_appview(settings), port=aport)]
     times: list[float] = []
     with ServerThread(apps), httpx.Client(timeout=60) as http:
         r = http.post(f"{directory}/{viewer}", json=genesis.to_json())
@@ -275,15 +331,4 @@ def _run(  # noqa: PLR0917 - the run's parameters, passed on
                 raise RuntimeError(f"getTimeline failed: {r.status_code} {r.text[:200]}")
             if n >= 5:  # the first calls warm the caches (identity, prepared statements)
                 times.append(took)
-    p95 = statistics.quantiles(times, n=20)[-1] if len(times) >= 2 else times[0]
-    return {
-        "index_records_per_s": round(len(blocks) / live_s, 1) if live_s else 0.0,
-        "backfill_records_per_s": round(backfill_rate, 1),
-        "timeline_p95_ms": round(p95 * 1000, 2),
-        "posts_indexed": posts_indexed,
-        "bytes_per_record": round(size / records, 1) if records else 0.0,
-        "records_indexed": records,
-        "accounts": accounts,
-        "follows": net.follows,
-        "database": "postgresql" if url else "sqlite",
-    }
+    return statistics.quantiles(times, n=20)[-1] if len(times) >= 2 else times[0]

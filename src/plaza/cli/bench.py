@@ -251,7 +251,7 @@ def appview(
     posts: int = typer.Option(1_000_000, "--posts", min=1, help="Posts in the network."),
     follows: int = typer.Option(1_000, "--follows", min=1, help="Accounts the viewer follows."),
     live: int = typer.Option(
-        20_000, "--live", min=1, help="Posts indexed one by one as live events (after backfill)."
+        20_000, "--live", min=1, help="Last posts indexed as a burst of firehose commits."
     ),
     calls: int = typer.Option(200, "--calls", min=2, help="getTimeline calls timed."),
     db: str | None = typer.Option(
@@ -263,11 +263,11 @@ def appview(
     getTimeline over HTTP, and the index's size.
 
     Builds --accounts accounts and --posts posts (one like per 4 posts), the viewer
-    following --follows accounts; backfills every repository (one transaction each),
-    indexes the last --live posts one by one as the firehose follower does, then serves
-    the app view and times --calls getTimeline calls with service auth. Prints
-    index_records_per_s, backfill_records_per_s, timeline_p95_ms, posts_indexed and
-    bytes_per_record.
+    following --follows accounts; backfills every repository through the bulk loader
+    (COPY on PostgreSQL), sends the last --live posts as signed #commit frames through
+    the firehose follower's runs (verification included), then serves the app view and
+    times --calls getTimeline calls with service auth. Prints index_records_per_s,
+    backfill_records_per_s, timeline_p95_ms, posts_indexed and bytes_per_record.
 
     Example:
 

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 from plaza.db.errors import IntegrityError
 from plaza.db.private import narrow, private_dirs, private_file
@@ -247,7 +247,7 @@ def _connect_pg(url: str) -> Any:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     schema = query.pop("schema", [None])[0]
-    clean = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+    clean = urlunsplit(parts._replace(query=urlencode(query, doseq=True, quote_via=quote)))
     try:
         conn = psycopg.connect(clean, autocommit=True)
         if schema:

@@ -129,7 +129,10 @@ def _snapshot(store: AppviewStore) -> dict[str, Any]:
     if db.dialect == "sqlite":
         hits = "SELECT rowid FROM posts_fts WHERE posts_fts MATCH 'searchable'"
     else:
-        hits = "SELECT id FROM posts WHERE search @@ plainto_tsquery('simple', 'searchable')"
+        hits = (
+            "SELECT id FROM posts "
+            "WHERE to_tsvector('simple', text) @@ plainto_tsquery('simple', 'searchable')"
+        )
     out["search"] = len(db.query(hits))
     return out
 

@@ -16,9 +16,9 @@ from plaza.errors import InvalidInputError
 from plaza.services.appview import AppviewStore
 from plaza.services.appview.feeds import FeedGenerators
 from plaza.services.appview.indexer import Indexer
-from plaza.services.appview.records import format_time_us
 from plaza.services.appview.remote import Remote
 from plaza.services.appview.store import with_custom_plans
+from plaza.services.appview.times import format_time_us
 
 NOW_US = 1_800_000_000_000_000
 HOUR_US = 3600 * 1_000_000
@@ -117,10 +117,13 @@ def test_postgresql_sessions_plan_for_their_parameters(db_url: str) -> None:
     try:
         if store.dialect == "postgresql":
             assert store.db.scalar("SHOW plan_cache_mode") == "force_custom_plan"
+            assert store.db.scalar("SHOW synchronous_commit") == "off"
     finally:
         store.close()
     assert with_custom_plans("sqlite:///tmp/x.db") == "sqlite:///tmp/x.db"
     url = with_custom_plans("postgresql://u@h:5432/db?schema=s")
-    assert url.endswith("schema=s&options=-cplan_cache_mode%3Dforce_custom_plan")
+    assert url.endswith(
+        "schema=s&options=-cplan_cache_mode%3Dforce_custom_plan%20-csynchronous_commit%3Doff"
+    )
     mine = "postgresql://u@h/db?options=-cwork_mem%3D64MB"
     assert with_custom_plans(mine) == mine

@@ -82,3 +82,76 @@ def test_upgrading_from_version_2_drops_stored_cids_and_keeps_the_rows(db_url: s
     (note,) = Notifications(store).list(1, 10, None)
     assert note.cid == cid.raw and note.reason == "reply"
     store.close()
+
+
+def test_upgrading_from_version_4_keeps_posts_text_apart_and_rebuilds_notes(db_url: str) -> None:
+    from plaza.atproto import cbor
+    from plaza.atproto.cid import CID
+    from plaza.db import Migrations, connect, migrate
+    from plaza.services.appview.notifications import Notifications
+    from plaza.services.appview.reader import Reader
+    from plaza.services.appview.search import Search, parse_query
+    from plaza.services.appview.times import parse_time_us
+
+    a, b = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb"
+    when = "2026-03-04T05:06:07.089Z"
+    t = parse_time_us(when)
+    db = connect(db_url)
+    migrate(db, Migrations("appview", MIGRATIONS.steps[:4]))
+    post = {"$type": "app.bsky.feed.post", "text": "upgraded words", "createdAt": when}
+    post_block = cbor.encode({**post, "langs": ["en"]})
+    cid = CID.compute(post_block)
+    like = cbor.encode(
+        {
+            "$type": "app.bsky.feed.like",
+            "subject": {"uri": f"at://{a}/app.bsky.feed.post/p", "cid": str(cid)},
+            "createdAt": when,
+        }
+    )
+    follow = cbor.encode({"$type": "app.bsky.graph.follow", "subject": a, "createdAt": when})
+    for did in (a, b):
+        db.execute("INSERT INTO actors (did, indexed_at) VALUES (?, 0)", (did,))
+    db.execute(
+        "INSERT INTO posts (author, rkey, record, sort_at, indexed_at) VALUES (1, 'p', ?, ?, ?)",
+        (post_block, t, t),
+    )
+    if db.dialect == "sqlite":
+        db.execute("INSERT INTO posts_fts (rowid, text) VALUES (1, 'upgraded words')")
+    else:
+        db.execute("UPDATE posts SET search = to_tsvector('simple', 'upgraded words')")
+    db.execute(
+        "INSERT INTO likes (actor, rkey, subject_author, subject_rkey, subject_cid, created) "
+        "VALUES (2, 'l', 1, 'p', ?, ?)",
+        (cid.raw, t),
+    )
+    db.execute("INSERT INTO follows (actor, rkey, subject, created) VALUES (2, 'f', 1, ?)", (t,))
+    for reason, rkey, subject, block in ((0, "l", "p", like), (2, "f", None, follow)):
+        db.execute(
+            "INSERT INTO notifications (recipient, author, reason, rkey, subject_rkey, record, "
+            "indexed_at) VALUES (1, 2, ?, ?, ?, ?, 0)",
+            (reason, rkey, subject, block),
+        )
+    store = AppviewStore(db)
+    assert schema_version(db, "appview") == MIGRATIONS.latest
+    stored = db.one("SELECT record, text FROM posts")
+    assert stored is not None and bytes(stored[0])[:1] == b"\x00" and stored[1] == "upgraded words"
+    (row,) = Reader(store).posts([(1, "p")]).values()
+    assert row.cid == cid and row.record == post_block
+    assert {bytes(r[0]) for r in db.query("SELECT record FROM notifications")} == {b""}
+    notes = Notifications(store).list(1, 10, None)
+    assert {(n.reason, n.cid) for n in notes} == {
+        ("like", CID.compute(like).raw),
+        ("follow", CID.compute(follow).raw),
+    }
+    hits, _ = Search(store).posts(
+        parse_query("upgraded"),
+        None,
+        None,
+        top=False,
+        since_us=None,
+        until_us=None,
+        limit=10,
+        cursor=None,
+    )
+    assert [h.post for h in hits] == [(1, "p")]
+    store.close()

@@ -24,6 +24,7 @@ from plaza.atproto.crypto import PublicKey
 from plaza.atproto.repo_verify import VerifiedRepo, import_car
 from plaza.errors import PlazaError
 from plaza.services.appview import records as rec
+from plaza.services.appview.compact import unpack_post
 from plaza.services.appview.indexer import Indexer
 from plaza.services.appview.schema import REPO_CURRENT, REPO_FAILED
 
@@ -135,8 +136,10 @@ def _held(indexer: Indexer, actor: int) -> dict[str, CID | None]:
         cols = "rkey, cid" if has_cid else "rkey"
         for row in db.query(f"SELECT {cols} FROM {table} WHERE {owner} = ?", (actor,)):
             held[f"{collection}/{row[0]}"] = CID(row[1]) if has_cid else None
-    for rkey, record in db.query("SELECT rkey, record FROM posts WHERE author = ?", (actor,)):
-        held[f"{rec.POST}/{rkey}"] = CID.compute(bytes(record))  # a post's CID hashes its record
+    for rkey, record, text, sort_at in db.query(
+        "SELECT rkey, record, text, sort_at FROM posts WHERE author = ?", (actor,)
+    ):  # a post's CID hashes its record
+        held[f"{rec.POST}/{rkey}"] = CID.compute(unpack_post(bytes(record), text, sort_at))
     profile = db.scalar("SELECT profile_cid FROM actors WHERE id = ?", (actor,))
     if profile is not None:
         held[f"{rec.PROFILE}/self"] = CID(profile)

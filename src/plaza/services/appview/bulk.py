@@ -26,6 +26,13 @@ from plaza.atproto.errors import AtprotoError
 from plaza.atproto.repo_verify import VerifiedRepo
 from plaza.services.appview import records as rec
 from plaza.services.appview.backfill import apply_repo
+from plaza.services.appview.compact import (
+    DERIVED,
+    follow_block,
+    note_record,
+    pack_post,
+    subject_block,
+)
 from plaza.services.appview.indexer import Indexer
 from plaza.services.appview.schema import NOTIFICATION_REASONS, REPO_CURRENT, REPO_UNSEEN
 from plaza.services.appview.store import now_us
@@ -37,6 +44,7 @@ _POST_COLS: Final = (
     "author",
     "rkey",
     "record",
+    "text",
     "sort_at",
     "indexed_at",
     "parent_author",
@@ -111,14 +119,15 @@ class BulkLoader:
             if collection not in rec.INDEXED:
                 continue
             try:
-                facts = rec.read_record(collection, rkey, cbor.decode(block))
+                value = cbor.decode(block)
+                facts = rec.read_record(collection, rkey, value)
             except AtprotoError:
                 self.skipped += 1
                 continue
             if facts is None:
                 continue
             b.records += 1
-            self._add(did, collection, rkey, cid, block, facts, now)
+            self._add(did, collection, rkey, cid, block, value, facts, now)
 
     def _add(  # noqa: PLR0917 - one record's parts, as add_records holds them
         self,
@@ -127,6 +136,7 @@ class BulkLoader:
         rkey: str,
         cid: CID,
         block: bytes,
+        value: Any,
         facts: rec.Facts,
         now: int,
     ) -> None:
@@ -138,7 +148,8 @@ class BulkLoader:
                     b.dids.add(ref.did)
                 refs += [None, None] if ref is None else [ref.did, ref.rkey]
             sort_at = min(facts.created_us, now) if facts.created_us > 0 else now
-            b.posts.append((did, rkey, block, sort_at, now, *refs, facts.embed))
+            stored = pack_post(block, value, sort_at)
+            b.posts.append((did, rkey, stored, facts.text, sort_at, now, *refs, facts.embed))
             b.texts.append(facts.text)
             told = {did}
             for ref, reason in (
@@ -148,12 +159,12 @@ class BulkLoader:
             ):
                 if ref is not None and ref.did not in told:
                     told.add(ref.did)
-                    b.notes.append((ref.did, did, _REASON[reason], rkey, ref.rkey, block, now))
+                    b.notes.append((ref.did, did, _REASON[reason], rkey, ref.rkey, DERIVED, now))
             for mentioned in facts.mentions:
                 if mentioned not in told:
                     told.add(mentioned)
                     b.dids.add(mentioned)
-                    b.notes.append((mentioned, did, _REASON["mention"], rkey, None, block, now))
+                    b.notes.append((mentioned, did, _REASON["mention"], rkey, None, DERIVED, now))
         elif isinstance(facts, rec.Subject):
             s = facts.subject
             b.dids.add(s.did)
@@ -164,7 +175,10 @@ class BulkLoader:
                 b.reposts.append((did, rkey, s.did, s.rkey, s.cid.raw, created, min(created, now)))
             if s.did != did:
                 reason = "like" if collection == rec.LIKE else "repost"
-                b.notes.append((s.did, did, _REASON[reason], rkey, s.rkey, block, now))
+                kept = note_record(
+                    block, subject_block(collection, s.did, s.rkey, s.cid.raw, created)
+                )
+                b.notes.append((s.did, did, _REASON[reason], rkey, s.rkey, kept, now))
         elif isinstance(facts, rec.Edge):
             b.dids.add(facts.subject)
             created = facts.created_us or now
@@ -174,7 +188,8 @@ class BulkLoader:
             elif collection == rec.FOLLOW:
                 b.follows.append((did, rkey, facts.subject, created))
                 if facts.subject != did:
-                    b.notes.append((facts.subject, did, _REASON["follow"], rkey, None, block, now))
+                    kept = note_record(block, follow_block(facts.subject, created))
+                    b.notes.append((facts.subject, did, _REASON["follow"], rkey, None, kept, now))
             else:
                 b.blocks.append((did, rkey, facts.subject, created))
         elif isinstance(facts, rec.Profile):
@@ -207,7 +222,7 @@ class BulkLoader:
                     out.append(tuple(r))
                 return out
 
-            self._posts(sub(b.posts, 0, 5, 7, 9), b.texts)
+            self._posts(sub(b.posts, 0, 6, 8, 10), b.texts)
             copy = self.db.copy_rows
             copy(
                 "likes",
@@ -289,20 +304,13 @@ class BulkLoader:
         if self.db.dialect == "postgresql":
             self.db.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS bulk_posts (author BIGINT, rkey TEXT, "
-                "record BYTEA, sort_at BIGINT, indexed_at BIGINT, parent_author BIGINT, "
-                "parent_rkey TEXT, root_author BIGINT, root_rkey TEXT, quote_author BIGINT, "
-                "quote_rkey TEXT, embed BIGINT, text TEXT) ON COMMIT DELETE ROWS"
+                "record BYTEA, text TEXT, sort_at BIGINT, indexed_at BIGINT, "
+                "parent_author BIGINT, parent_rkey TEXT, root_author BIGINT, root_rkey TEXT, "
+                "quote_author BIGINT, quote_rkey TEXT, embed BIGINT) ON COMMIT DELETE ROWS"
             )
-            self.db.copy_rows(
-                "bulk_posts",
-                (*_POST_COLS, "text"),
-                [(*r, t) for r, t in zip(rows, texts, strict=True)],
-            )
+            self.db.copy_rows("bulk_posts", _POST_COLS, rows)
             cols = ", ".join(_POST_COLS)
-            self.db.execute(
-                f"INSERT INTO posts ({cols}, search) "
-                f"SELECT {cols}, to_tsvector('simple', text) FROM bulk_posts"
-            )
+            self.db.execute(f"INSERT INTO posts ({cols}) SELECT {cols} FROM bulk_posts")
             return
         # SQLite: ids handed out here (the transaction holds the write lock), so the
         # search rows can name them without reading each post back.

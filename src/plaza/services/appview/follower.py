@@ -212,25 +212,53 @@ class Follower:
         """Index frames in order: runs of commits to accounts already indexed, each
         checked first, are written in one transaction with the cursor of the last;
         anything else (a backfill, an identity, a frame that fails) goes through
-        :meth:`handle` on its own, after the run before it is written."""
+        :meth:`handle` on its own, after the run before it is written. The indexed
+        ``rev`` and state of the batch's accounts are read in one query (again after
+        anything handled on its own, which may have changed them)."""
         run: list[tuple[int, str, VerifiedCommit]] = []
         revs: dict[str, str | None] = {}  # the run's accounts' revs, not yet written
-        for frame in frames:
-            ready = await self._ready_commit(frame, revs)
+        held: dict[str, tuple[str | None, int]] | None = None
+        for k, frame in enumerate(frames):
+            if held is None:
+                held = self._held_states(frames[k:])
+            ready = await self._ready_commit(frame, revs, held)
             if ready is not None:
                 run.append(ready)
                 revs[ready[1]] = ready[2].rev
                 continue
             await self._write_run(run)
-            run, revs = [], {}
+            run, revs, held = [], {}, None
             await self.handle(frame)
         await self._write_run(run)
 
+    def _held_states(self, frames: list[bytes]) -> dict[str, tuple[str | None, int]]:
+        """``did -> (rev, repo_state)`` of the accounts whose commits are in ``frames``."""
+        dids: set[str] = set()
+        for frame in frames:
+            with contextlib.suppress(FrameError):
+                kind, body = decode_frame(frame)
+                did = body.get("repo")
+                if kind == "#commit" and isinstance(did, str):
+                    dids.add(did)
+        out: dict[str, tuple[str | None, int]] = {}
+        wanted = sorted(dids)
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for did, rev, state in self.indexer.db.query(
+                f"SELECT did, rev, repo_state FROM actors WHERE did IN ({marks})", chunk
+            ):
+                out[str(did)] = (rev, int(state))
+        return out
+
     async def _ready_commit(
-        self, frame: bytes, revs: dict[str, str | None]
+        self,
+        frame: bytes,
+        revs: dict[str, str | None],
+        held: dict[str, tuple[str | None, int]],
     ) -> tuple[int, str, VerifiedCommit] | None:
         """``(seq, did, verified)`` for a ``#commit`` that simply follows what the index
-        (or the run) holds of its account and verifies; None for anything else."""
+        (``held``, or the run) holds of its account and verifies; None for anything else."""
         try:
             kind, body = decode_frame(frame)
             seq = body.get("seq")
@@ -240,9 +268,7 @@ class Follower:
             if did in revs:
                 held_rev = revs[did]
             else:
-                state = self.indexer.db.one(
-                    "SELECT rev, repo_state FROM actors WHERE did = ?", (did,)
-                )
+                state = held.get(did)
                 if state is None or state[1] != REPO_CURRENT:
                     return None
                 held_rev = state[0]
@@ -263,7 +289,11 @@ class Follower:
             return
         with self.store.transaction():
             for _, did, verified in run:
-                self._apply(did, verified)
+                self._apply(did, verified, rev=False)
+            last: dict[str, str | None] = {did: verified.rev for _, did, verified in run}
+            self.indexer.db.executemany(
+                "UPDATE actors SET rev = ? WHERE did = ?", [(r, d) for d, r in last.items()]
+            )
             self.store.set_cursor(self.source, run[-1][0])
         self.events += len(run)
         self.runs += 1
@@ -271,8 +301,9 @@ class Follower:
         for did in self.store.take_heard_of():
             self._heard.put_nowait(did)
 
-    def _apply(self, did: str, verified: VerifiedCommit) -> None:
-        """Index a verified commit's ops and its rev (inside the caller's transaction)."""
+    def _apply(self, did: str, verified: VerifiedCommit, *, rev: bool = True) -> None:
+        """Index a verified commit's ops and (``rev``) its rev, inside the caller's
+        transaction."""
         for op in verified.ops:
             collection, _, rkey = op.path.partition("/")
             block = verified.record_block(op)
@@ -280,7 +311,8 @@ class Follower:
                 self.indexer.delete(did, collection, rkey)
             elif block is not None:
                 self.indexer.put(did, collection, rkey, op.cid, block)
-        self.indexer.db.execute("UPDATE actors SET rev = ? WHERE did = ?", (verified.rev, did))
+        if rev:
+            self.indexer.db.execute("UPDATE actors SET rev = ? WHERE did = ?", (verified.rev, did))
 
     async def handle(self, frame: bytes) -> None:
         """Index one frame (see the module docstring)."""

@@ -26,6 +26,13 @@ from plaza.atproto import cbor
 from plaza.atproto.cid import CID
 from plaza.atproto.errors import AtprotoError
 from plaza.services.appview import records as rec
+from plaza.services.appview.compact import (
+    DERIVED,
+    follow_block,
+    note_record,
+    pack_post,
+    subject_block,
+)
 from plaza.services.appview.records import PostRef, read_record
 from plaza.services.appview.schema import NOTIFICATION_REASONS
 from plaza.services.appview.store import AppviewStore, now_us
@@ -45,6 +52,7 @@ class _Write:
     cid: CID
     block: bytes
     now: int
+    value: Any = None
 
 
 class Indexer:
@@ -73,7 +81,7 @@ class Indexer:
             return False
         actor = self.store.actor_id(did)
         now = self.clock()
-        w = _Write(actor, did, collection, rkey, cid, block, now)
+        w = _Write(actor, did, collection, rkey, cid, block, now, value)
         if isinstance(facts, rec.Post):
             self._put_post(w, facts)
         elif isinstance(facts, rec.Subject):
@@ -141,10 +149,18 @@ class Indexer:
 
     # -- posts -----------------------------------------------------------------------
     def _put_post(self, w: _Write, p: rec.Post) -> None:
-        actor, did, rkey, now = w.actor, w.did, w.rkey, w.now
+        actor, rkey, now = w.actor, w.rkey, w.now
         sort_at = min(p.created_us, now) if p.created_us > 0 else now
         parent, quote = self._ref(p.parent), self._ref(p.quote)
         refs = (*parent, *self._ref(p.root), *quote)
+        if (
+            self.pg
+            and (actor, rkey) not in (parent, quote)
+            and (parent != quote or quote[0] is None)
+            and self._create_post_pg(w, p, sort_at, refs)
+        ):
+            self._notify_post(w, p)
+            return
         # A create is one INSERT; a post already held (an update) keeps its counts.
         post_id = self._insert_post(w, p, sort_at, refs, self._post_counts(actor, rkey), now)
         created = post_id is not None
@@ -160,7 +176,11 @@ class Indexer:
             self._bump_post(parent, "replies", 1)
         if quote[0] is not None:
             self._bump_post(quote, "quotes", 1)
-        notified = {did}
+        self._notify_post(w, p)
+
+    def _notify_post(self, w: _Write, p: rec.Post) -> None:
+        """The reply, quote and mention notifications of a post (one per account)."""
+        notified = {w.did}
         post_reasons = [
             (p.parent, "reply"),
             (p.root, "reply"),
@@ -175,6 +195,39 @@ class Indexer:
                 notified.add(mentioned)
                 self._notify(w, mentioned, "mention", None)
 
+    def _create_post_pg(
+        self, w: _Write, p: rec.Post, sort_at: int, refs: tuple[int | str | None, ...]
+    ) -> bool:
+        """Create a post on PostgreSQL in one round trip: the row with its counts read
+        from the index, its search vector, the author's post count and the replied-to
+        and quoted posts' counts, all in one data-modifying ``WITH``, every change
+        conditional on the row being new. False (nothing done) if the post is held."""
+        key = (w.actor, w.rkey)
+        sql = (
+            "WITH ins AS (INSERT INTO posts (author, rkey, record, text, sort_at, indexed_at, "
+            "parent_author, parent_rkey, root_author, root_rkey, quote_author, quote_rkey, "
+            "embed, likes, reposts, replies, quotes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?, ?, "
+            "(SELECT COUNT(*) FROM likes WHERE subject_author = ? AND subject_rkey = ?), "
+            "(SELECT COUNT(*) FROM reposts WHERE subject_author = ? AND subject_rkey = ?), "
+            "(SELECT COUNT(*) FROM posts WHERE parent_author = ? AND parent_rkey = ?), "
+            "(SELECT COUNT(*) FROM posts WHERE quote_author = ? AND quote_rkey = ?)) "
+            "ON CONFLICT DO NOTHING RETURNING id), "
+            "author AS (UPDATE actors SET posts = posts + 1 WHERE id = ? "
+            "AND EXISTS (SELECT 1 FROM ins))"
+        )
+        stored = pack_post(w.block, w.value, sort_at)
+        params: list[object] = [w.actor, w.rkey, stored, p.text, sort_at, w.now, *refs, p.embed]
+        params += [*key, *key, *key, *key, w.actor]
+        for column, ref in (("replies", refs[0:2]), ("quotes", refs[4:6])):
+            if ref[0] is not None:
+                sql += (
+                    f", {column} AS (UPDATE posts SET {column} = {column} + 1 "
+                    "WHERE author = ? AND rkey = ? AND EXISTS (SELECT 1 FROM ins))"
+                )
+                params += ref
+        return bool(self.db.scalar(f"{sql} SELECT COUNT(*) FROM ins", params) == 1)
+
     def _insert_post(  # noqa: PLR0917 - the row's parts
         self,
         w: _Write,
@@ -185,23 +238,22 @@ class Indexer:
         indexed_at: int,
     ) -> int | None:
         """Insert the post's row; its id, or None if the post is already held."""
-        search = ", to_tsvector('simple', ?)" if self.pg else ""
         got = self.db.scalar(
-            "INSERT INTO posts (author, rkey, record, sort_at, indexed_at, parent_author, "
-            "parent_rkey, root_author, root_rkey, quote_author, quote_rkey, embed, likes, "
-            f"reposts, replies, quotes{', search' if self.pg else ''}) "
-            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?{search}) "
+            "INSERT INTO posts (author, rkey, record, text, sort_at, indexed_at, "
+            "parent_author, parent_rkey, root_author, root_rkey, quote_author, quote_rkey, "
+            "embed, likes, reposts, replies, quotes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING RETURNING id",
             (
                 w.actor,
                 w.rkey,
-                w.block,
+                pack_post(w.block, w.value, sort_at),
+                p.text,
                 sort_at,
                 indexed_at,
                 *refs,
                 p.embed,
                 *counts,
-                *((p.text,) if self.pg else ()),
             ),
         )
         return None if got is None else int(got)
@@ -235,15 +287,14 @@ class Indexer:
     ) -> tuple[int, int, int, int, int] | None:
         """Remove a post; return its counts and indexed_at (None if it was not indexed)."""
         row = self.db.one(
-            "SELECT id, record, parent_author, parent_rkey, quote_author, quote_rkey, likes, "
+            "SELECT id, text, parent_author, parent_rkey, quote_author, quote_rkey, likes, "
             "reposts, replies, quotes, indexed_at FROM posts WHERE author = ? AND rkey = ?",
             (actor, rkey),
         )
         if row is None:
             return None
-        post_id, block = row[0], row[1]
+        post_id, text = row[0], row[1]
         if not self.pg:
-            text = cbor.decode(block).get("text", "")
             self.db.execute(
                 "INSERT INTO posts_fts (posts_fts, rowid, text) VALUES ('delete', ?, ?)",
                 (post_id, text),
@@ -282,9 +333,13 @@ class Indexer:
             row += (min(created, now),)
         marks = ", ".join("?" * len(row))
         notify = s.subject.did != did
+        stored = note_record(
+            w.block,
+            subject_block(collection, s.subject.did, s.subject.rkey, s.subject.cid.raw, created),
+        )
         if self.pg:
             note = (
-                (author, actor, _REASON[reason], rkey, subject_rkey, w.block, now) if notify else ()
+                (author, actor, _REASON[reason], rkey, subject_rkey, stored, now) if notify else ()
             )
             sql = (
                 f"WITH ins AS (INSERT INTO {table} ({cols}) VALUES ({marks}) "
@@ -307,7 +362,7 @@ class Indexer:
             return False
         self._bump_post((author, subject_rkey), table, 1)
         if notify:
-            self._notify(w, s.subject.did, reason, s.subject.rkey)
+            self._notify(w, s.subject.did, reason, s.subject.rkey, stored)
         return True
 
     def _delete_subject(self, actor: int, collection: str, rkey: str) -> None:
@@ -361,7 +416,8 @@ class Indexer:
                 (actor, subject, actor, subject),
             )
             if e.subject != did:
-                self._notify(w, e.subject, "follow", None)
+                stored = note_record(w.block, follow_block(e.subject, created))
+                self._notify(w, e.subject, "follow", None, stored)
         return True
 
     def _delete_edge(self, actor: int, collection: str, rkey: str) -> None:
@@ -441,7 +497,16 @@ class Indexer:
         )
 
     # -- notifications ---------------------------------------------------------------
-    def _notify(self, w: _Write, recipient: str, reason: str, subject_rkey: str | None) -> None:
+    def _notify(
+        self,
+        w: _Write,
+        recipient: str,
+        reason: str,
+        subject_rkey: str | None,
+        stored: bytes = DERIVED,
+    ) -> None:
+        """Record a notification; ``stored`` is its record as kept (nothing for a post's,
+        which is the post's own; see :mod:`plaza.services.appview.compact`)."""
         self.db.execute(
             "INSERT INTO notifications (recipient, author, reason, rkey, subject_rkey, record, "
             "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -451,7 +516,7 @@ class Indexer:
                 _REASON[reason],
                 w.rkey,
                 subject_rkey,
-                w.block,
+                stored,
                 w.now,
             ),
         )

@@ -22,6 +22,7 @@ from plaza.atproto.errors import AtprotoError
 from plaza.atproto.syntax import normalize_handle, parse_at_uri
 from plaza.db import Row
 from plaza.errors import InvalidInputError
+from plaza.services.appview.compact import unpack_post
 from plaza.services.appview.schema import EMBED_IMAGES, EMBED_VIDEO
 from plaza.services.appview.store import AppviewStore
 
@@ -35,7 +36,8 @@ _ACTOR_COLS: Final = (
 )
 _POST_COLS: Final = (
     "id, author, rkey, record, sort_at, indexed_at, parent_author, parent_rkey, "
-    "root_author, root_rkey, quote_author, quote_rkey, embed, likes, reposts, replies, quotes"
+    "root_author, root_rkey, quote_author, quote_rkey, embed, likes, reposts, replies, quotes, "
+    "text"
 )
 
 AUTHOR_FILTERS: Final = (
@@ -170,7 +172,7 @@ def _post(r: Row) -> PostRow:
         id=int(r[0]),
         author=int(r[1]),
         rkey=str(r[2]),
-        record=bytes(r[3]),
+        record=unpack_post(bytes(r[3]), str(r[17]), int(r[4])),
         sort_at=int(r[4]),
         indexed_at=int(r[5]),
         parent=key(r[6], r[7]),

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from plaza.errors import InvalidInputError
+from plaza.services.appview.compact import unpack_post
 from plaza.services.appview.reader import PostKey
 from plaza.services.appview.store import AppviewStore
 
@@ -260,11 +261,19 @@ class GraphReader:
         if viewer is not None:
             hide, hide_args = f" AND {not_hidden('author')}", hidden_args(viewer)
         rows = self.db.query(
-            "SELECT author, rkey, sort_at, id, record FROM posts WHERE quote_author = ? "
+            "SELECT author, rkey, sort_at, id, record, text FROM posts WHERE quote_author = ? "
             f"AND quote_rkey = ?{after}{hide} ORDER BY sort_at DESC, id DESC LIMIT ?",
             (*post, *(key or ()), *hide_args, limit),
         )
-        return [QuoteRow((int(r[0]), str(r[1])), int(r[2]), int(r[3]), bytes(r[4])) for r in rows]
+        return [
+            QuoteRow(
+                (int(r[0]), str(r[1])),
+                int(r[2]),
+                int(r[3]),
+                unpack_post(bytes(r[4]), str(r[5]), int(r[2])),
+            )
+            for r in rows
+        ]
 
     # -- lists -----------------------------------------------------------------------
     _LIST_COLS: Final = "actor, rkey, cid, record, indexed_at, items"

@@ -15,7 +15,6 @@ is expected, is no reference (a quote of a list is an embed, not a quote).
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -29,6 +28,7 @@ from plaza.services.appview.schema import (
     EMBED_RECORD,
     EMBED_VIDEO,
 )
+from plaza.services.appview.times import parse_time_us
 
 POST: Final = "app.bsky.feed.post"
 LIKE: Final = "app.bsky.feed.like"
@@ -101,25 +101,6 @@ class Opaque:
 
 
 Facts = Post | Subject | Edge | Profile | Opaque
-
-
-def parse_time_us(value: Any) -> int:
-    """An atproto datetime as integer microseconds since the epoch (0 if unreadable)."""
-    if not isinstance(value, str):
-        return 0
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return 0
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return int(parsed.timestamp() * 1_000_000)
-
-
-def format_time_us(us: int) -> str:
-    """Integer microseconds as an atproto datetime with milliseconds."""
-    d = dt.datetime.fromtimestamp(us / 1_000_000, dt.UTC)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
 
 
 def post_ref(ref: Any, collection: str = POST) -> PostRef | None:

@@ -9,31 +9,37 @@ never, and the reference still holds. CIDs are kept as their raw bytes (``BLOB``
 times as integer microseconds since the epoch (``sort_at`` is ``createdAt`` clamped
 to the time the app view first saw the record, as Bluesky sorts).
 
-Posts, lists and feed generators keep their record's DAG-CBOR (``record``): the
-Lexicon views return the record itself. A post's CID is not stored (migration 3): it is
-the hash of that block, computed when a view needs it; so is a notification's
-(migration 4). Likes, reposts, follows, blocks and list
+Records come back byte for byte (views return them; a post's or notification's CID is
+the hash of its block, not stored), but are stored by what the index does not already
+hold of them (migration 5, :mod:`plaza.services.appview.compact`): a post keeps its
+text in ``posts.text`` and in ``posts.record`` the rest of its record; a notification
+keeps no record its source row (the post, like, repost or follow) rebuilds. Lists and
+feed generators keep their record's DAG-CBOR. Likes, reposts, follows, blocks and list
 items keep only what the views need, and their views rebuild the record.
 
 Counts (posts' likes, reposts, replies, quotes; actors' followers, follows, posts) are
 columns kept in step by the indexer inside the transaction that indexes the record.
 
 ``notifications`` rows are written at index time (reason codes in
-:data:`NOTIFICATION_REASONS`), with the record that caused them. ``ingest`` holds the
-firehose cursor of each source, written in the transaction that indexes the event.
+:data:`NOTIFICATION_REASONS`), with the record that caused them (most by reference, see
+above). ``ingest`` holds the firehose cursor of each source, written in the transaction
+that indexes the event.
 
 Full-text search: on SQLite two contentless FTS5 tables (``posts_fts`` with rowid =
-``posts.id``, ``actors_fts`` with rowid = ``actors.id``; deleting a row from them
-needs the text it was indexed with, which the indexer has); on PostgreSQL a
-``tsvector`` column on ``posts`` and on ``actors`` with a GIN index. Both use the
-``simple`` configuration (no stemming), so searches behave the same on both.
+``posts.id`` and no per-row sizes, ``actors_fts`` with rowid = ``actors.id``; deleting
+a row from them needs the text it was indexed with, which the indexer has); on
+PostgreSQL a GIN index over ``to_tsvector('simple', posts.text)`` and a ``tsvector``
+column on ``actors`` with a GIN index. Both use the ``simple`` configuration (no
+stemming), so searches behave the same on both.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+from plaza.atproto import cbor
 from plaza.db import Database, Migration, Migrations
+from plaza.services.appview.compact import DERIVED, follow_block, pack_post, subject_block
 
 NOTIFICATION_REASONS: Final = ("like", "repost", "follow", "mention", "reply", "quote")
 """Index = the ``reason`` integer stored in ``notifications``."""
@@ -247,6 +253,71 @@ def _notes_no_cid(db: Database) -> None:
     db.executescript("ALTER TABLE notifications DROP COLUMN cid")
 
 
+_NOTE_SOURCES: Final = (
+    # reason, the source table and what rebuilds its record (see compact.py)
+    (0, "likes", "app.bsky.feed.like"),
+    (1, "reposts", "app.bsky.feed.repost"),
+    (2, "follows", "app.bsky.graph.follow"),
+)
+
+
+def _compact(db: Database) -> None:
+    """Posts keep their text in a column and the rest of their record; notifications
+    keep no record their source row rebuilds; search reads ``posts.text`` (SQLite: a
+    contentless FTS5 table without per-row sizes; PostgreSQL: a GIN index over the
+    expression, no stored ``tsvector``)."""
+    db.execute("ALTER TABLE posts ADD COLUMN text TEXT NOT NULL DEFAULT ''")
+    last = 0
+    while rows := db.query(
+        "SELECT id, record, sort_at FROM posts WHERE id > ? ORDER BY id LIMIT 2000", (last,)
+    ):
+        updates = []
+        for ident, record, sort_at in rows:
+            value = cbor.decode(bytes(record))
+            text = value.get("text")
+            text = text if isinstance(text, str) else ""
+            updates.append((pack_post(bytes(record), value, int(sort_at)), text, ident))
+        db.executemany("UPDATE posts SET record = ?, text = ? WHERE id = ?", updates)
+        last = int(rows[-1][0])
+    db.execute(
+        f"UPDATE notifications SET record = ? WHERE reason IN ({', '.join('?' * 3)})",
+        (DERIVED, *(NOTIFICATION_REASONS.index(r) for r in ("mention", "reply", "quote"))),
+    )
+    for reason, table, collection in _NOTE_SOURCES:
+        follow = table == "follows"
+        cols = "NULL, NULL" if follow else "s.subject_rkey, s.subject_cid"
+        last = 0
+        while rows := db.query(
+            f"SELECT n.id, n.record, a.did, {cols}, s.created "
+            f"FROM notifications n JOIN {table} s ON s.actor = n.author AND s.rkey = n.rkey "
+            f"JOIN actors a ON a.id = {'s.subject' if follow else 's.subject_author'} "
+            "WHERE n.reason = ? AND n.id > ? ORDER BY n.id LIMIT 2000",
+            (reason, last),
+        ):
+            derived = []
+            for ident, record, did, rkey, cid, created in rows:
+                rebuilt = (
+                    follow_block(did, int(created))
+                    if follow
+                    else subject_block(collection, did, rkey, bytes(cid), int(created))
+                )
+                if rebuilt == bytes(record):
+                    derived.append((DERIVED, ident))
+            db.executemany("UPDATE notifications SET record = ? WHERE id = ?", derived)
+            last = int(rows[-1][0])
+    if db.dialect == "postgresql":
+        db.executescript(
+            "DROP INDEX posts_search; ALTER TABLE posts DROP COLUMN search; "
+            "CREATE INDEX posts_search ON posts USING GIN (to_tsvector('simple', text))"
+        )
+        return
+    db.executescript(
+        "DROP TABLE posts_fts; CREATE VIRTUAL TABLE posts_fts USING fts5(text, content='', "
+        "columnsize=0, tokenize='unicode61 remove_diacritics 2'); "
+        "INSERT INTO posts_fts (rowid, text) SELECT id, text FROM posts"
+    )
+
+
 MIGRATIONS: Final = Migrations(
     "appview",
     (
@@ -254,6 +325,7 @@ MIGRATIONS: Final = Migrations(
         Migration(2, "posts by time", _posts_by_time),
         Migration(3, "posts keep no CID: it is the hash of the stored record", _posts_no_cid),
         Migration(4, "notifications keep no CID: the hash of their record", _notes_no_cid),
+        Migration(5, "posts keep their text apart; notifications rebuild records", _compact),
     ),
 )
 """The app view's schema, step by step (see :mod:`plaza.db.migrations`)."""

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from plaza.atproto import cbor
 from plaza.errors import InvalidInputError
+from plaza.services.appview.compact import unpack_post
 from plaza.services.appview.post_filters import PostFilter
 from plaza.services.appview.reader import PostKey
 from plaza.services.appview.reader_graph import hidden_args, not_hidden, parse_cursor
@@ -170,7 +171,7 @@ class Search:
         where: list[str] = []
         args: list[Any] = []
         if query.terms and self.pg:
-            where.append("p.search @@ to_tsquery('simple', ?)")
+            where.append("to_tsvector('simple', p.text) @@ to_tsquery('simple', ?)")
             args.append(pg_tsquery(query.terms, prefix=False))
         elif query.terms:
             where.append("p.id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)")
@@ -198,7 +199,7 @@ class Search:
             key = parse_cursor(cursor, "ii")
         filtering = keep is not None and keep.active
         batch = max(limit, SCAN_BATCH) if filtering else limit
-        columns = "p.author, p.rkey, p.id, p.sort_at" + (", p.record" if filtering else "")
+        columns = "p.author, p.rkey, p.id, p.sort_at" + (", p.record, p.text" if filtering else "")
         hits: list[PostHit] = []
         scanned = 0
         last: Any = None
@@ -215,7 +216,10 @@ class Search:
             for r in rows:
                 last = r
                 scanned += 1
-                if not filtering or (keep is not None and keep.matches(cbor.decode(r[4]))):
+                if not filtering or (
+                    keep is not None
+                    and keep.matches(cbor.decode(unpack_post(bytes(r[4]), str(r[5]), int(r[3]))))
+                ):
                     hits.append(PostHit((int(r[0]), str(r[1])), int(r[2]), int(r[3])))
                 if len(hits) == limit:
                     break

@@ -21,7 +21,7 @@ from plaza.atproto import cbor, datamodel
 from plaza.atproto.cid import CID
 from plaza.services.appview.labels import Labels, hides, post_subjects, profile_subjects
 from plaza.services.appview.reader import ActorRow, FeedItem, PostKey, PostRow, Reader
-from plaza.services.appview.records import format_time_us
+from plaza.services.appview.times import format_time_us
 
 POST: Final = "app.bsky.feed.post"
 INVALID_HANDLE: Final = "handle.invalid"

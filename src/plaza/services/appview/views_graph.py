@@ -11,8 +11,8 @@ from plaza.atproto import cbor, datamodel
 from plaza.atproto.cid import CID
 from plaza.services.appview.notifications import NotificationRow
 from plaza.services.appview.reader_graph import EdgeRow, ListRow
-from plaza.services.appview.records import format_time_us
 from plaza.services.appview.schema import NOTIFICATION_COLLECTIONS, NOTIFICATION_REASONS
+from plaza.services.appview.times import format_time_us
 from plaza.services.appview.views import POST, Views
 
 LIST: Final = "app.bsky.graph.list"

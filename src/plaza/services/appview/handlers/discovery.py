@@ -10,8 +10,8 @@ from typing import Any
 from plaza.errors import InvalidInputError
 from plaza.services.appview.post_filters import PostFilter
 from plaza.services.appview.reader_graph import GraphReader
-from plaza.services.appview.records import parse_time_us
 from plaza.services.appview.search import BadQueryError, Search, offset_cursor, parse_query
+from plaza.services.appview.times import parse_time_us
 from plaza.services.appview.xrpc import Call, Method, query
 
 MAX_TAGS = 10

@@ -12,8 +12,8 @@ from plaza.atproto.syntax import parse_at_uri
 from plaza.errors import InvalidInputError
 from plaza.services.appview.feeds import BUILTINS, Generator, SkeletonItem, parse_feed_uri
 from plaza.services.appview.reader import FeedItem
-from plaza.services.appview.records import format_time_us
 from plaza.services.appview.remote import RemoteError
+from plaza.services.appview.times import format_time_us
 from plaza.services.appview.views import Views
 from plaza.services.appview.xrpc import Call, Method, query
 

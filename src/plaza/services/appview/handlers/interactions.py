@@ -18,7 +18,7 @@ from plaza.atproto.syntax import parse_at_uri
 from plaza.errors import InvalidInputError
 from plaza.services.appview.reader import FeedItem, PostKey
 from plaza.services.appview.reader_graph import GraphReader, page_cursor, subject_cursor
-from plaza.services.appview.records import format_time_us
+from plaza.services.appview.times import format_time_us
 from plaza.services.appview.xrpc import Call, Method, query
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from plaza.errors import InvalidInputError
 from plaza.services.appview.notifications import Notifications, reason_codes
 from plaza.services.appview.reader_graph import page_cursor
-from plaza.services.appview.records import format_time_us, parse_time_us
+from plaza.services.appview.times import format_time_us, parse_time_us
 from plaza.services.appview.views_graph import notification_views
 from plaza.services.appview.xrpc import Call, Method, procedure, query
 
