@@ -304,8 +304,12 @@ def _announce(net: Network, specs: list[ChildSpec], children: list[Child]) -> No
         )
     typer.echo(f"endpoints  {net.layout.endpoints}")
     typer.echo("")
-    typer.echo("Point the atproto SDK at a PDS:")
-    typer.echo(f"  from atproto import Client; c = Client(base_url='{net.url('pds1')}')")
+    names = {spec.name for spec in specs}
+    if "web" in names:
+        typer.echo(f"Open {net.url('web')} in a browser to sign up, post and govern.")
+    door = "entryway" if "entryway" in names else "pds1"
+    typer.echo(f"Point the atproto SDK at the {'entryway' if door == 'entryway' else 'PDS'}:")
+    typer.echo(f"  from atproto import Client; c = Client(base_url='{net.url(door)}')")
     typer.echo(
         "  c.com.atproto.server.create_account({'handle': 'alice.test', "
         "'password': 'a long password'}); c.login('alice.test', 'a long password'); "
