@@ -64,11 +64,6 @@ def options(command: tuple[str, ...]) -> frozenset[str] | None:
     return frozenset(opt for param in found.params for opt in param.opts)
 
 
-def _has(command: str) -> bool:
-    """Whether this ``plaza`` has ``plaza serve COMMAND``."""
-    return options(("serve", command)) is not None
-
-
 def services(commands: Collection[str] | None = None) -> list[Service]:
     """The entries that can run, in start order. ``commands``: the ``plaza serve``
     commands to assume (default: those this ``plaza`` has; ``plaza dao serve`` and
