@@ -63,7 +63,9 @@ __all__ = [
     "Forecast",
     "ReservedContract",
     "decide",
+    "decide_recourse",
     "forecast",
+    "recourse_units",
     "reserved_plan",
     "reserved_target",
     "spread_units",
@@ -109,7 +111,7 @@ def reserved_plan(
         term_steps=desired.reserved_term_steps,
         lead_steps=desired.reserved_lead_steps,
         reserved_price=desired.reserved_price,
-        on_demand_price=desired.on_demand_price,
+        on_demand_price=desired.plan_on_demand_price(),
         unit=desired.unit,
         distribution=dist,
         scales=scales,
@@ -169,6 +171,70 @@ def decide(
     if od is not None:
         actions.append(od)
     return actions
+
+
+def recourse_units(due: float, share: float, unit: float) -> float:
+    """Whole lots of on-demand capacity that, ordered within a step and serving
+    ``share`` of it, serve ``due`` units of load (0 when nothing is due or no recourse)."""
+    if due <= 1e-12 or share <= 0:
+        return 0.0
+    return math.ceil(due / (share * unit) - 1e-9) * unit
+
+
+def decide_recourse(
+    observed: CapacityObserved, desired: CapacityDesired, mandate: MandateLimits
+) -> Action | None:
+    """Within step ``observed.now``, after its capacity has served: on-demand capacity
+    for the rest of the step for the queued load that would otherwise miss its deadline
+    at the step's end (``desired.recourse_share`` > 0: on-demand capacity arrives within
+    the step and the load may wait for it). Pure, as :func:`decide`."""
+    share, unit, po = desired.recourse_share, desired.unit, desired.on_demand_price
+    if share <= 0:
+        return None
+    now = observed.now
+    due = sum(x for a, x in observed.backlog if a <= now - desired.sla_delay_steps)
+    units = recourse_units(due, share, unit)
+    if units <= 0:
+        return None
+    if mandate.budget_per_day is not None:
+        left = mandate.budget_per_day - observed.spent_window
+        units = min(units, math.floor(max(0.0, left) / po / unit) * unit)
+        if units <= 0:
+            return None
+    healthy = observed.usable > 0
+    per_provider = np.zeros(observed.usable.size)
+    for c in observed.contracts:
+        per_provider[c.provider] += c.units
+    alloc = spread_units(
+        units,
+        have=per_provider,
+        cap=observed.cap,
+        accepting=observed.accepting & healthy,
+        total_after=float(per_provider.sum()) + units,
+        max_share=mandate.max_provider_share,
+        unit=unit,
+    )
+    bought = float(alloc.sum())
+    if bought <= 0:
+        return None
+    text = (
+        f"{due:g} units of queued load miss their {desired.sla_delay_steps}-step deadline "
+        f"at the end of this step; on-demand capacity ordered now serves {share:.0%} of "
+        f"the step: buy {bought:g} units for this step."
+    )
+    digest = {"now": now, "backlog": list(observed.backlog)}
+    reason = Reason.of("capacity.on-demand-recourse", text, digest, due=due, units=bought)
+    return Action.make(
+        "capacity.procure",
+        reason,
+        contract="on_demand",
+        allocations=allocations(alloc),
+        start=now,
+        term_steps=1,
+        unit_price=po,
+        units=bought,
+        cost=bought * po,
+    )
 
 
 class _Reserved:

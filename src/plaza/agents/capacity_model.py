@@ -63,6 +63,9 @@ class CapacityDesired:
     reserved_lead_steps: int = 12
     on_demand_lead_steps: int = 1
     unit: float = 1.0
+    #: The share of a step that on-demand capacity ordered within it serves (0: none
+    #: arrives within the step; see :func:`plaza.agents.capacity.decide_recourse`).
+    recourse_share: float = 0.0
     #: Serve due load this many steps before its deadline (slack kept for faults).
     margin_steps: int = 0
     #: Spread on-demand purchases over the steps before the deadline (False: buy only
@@ -101,8 +104,16 @@ class CapacityDesired:
         )
 
     def load_cannot_wait(self) -> bool:
-        """True when on-demand capacity ordered after load arrives lands past its deadline."""
-        return self.sla_delay_steps < self.on_demand_lead_steps
+        """True when on-demand capacity ordered after load arrives lands past its deadline
+        (the SLA delay is shorter than the lead in steps, and no recourse within a step)."""
+        return self.sla_delay_steps < self.on_demand_lead_steps and self.recourse_share <= 0
+
+    def plan_on_demand_price(self) -> float:
+        """What a unit-step of load above reserved capacity costs on demand: the price,
+        or, when only recourse within the step can serve it, the price over its share."""
+        if self.sla_delay_steps < self.on_demand_lead_steps and self.recourse_share > 0:
+            return self.on_demand_price / self.recourse_share
+        return self.on_demand_price
 
     def block_steps(self) -> int:
         """Steps per plan block: an hour (the largest divisor of the season <= 1/24 of it)."""

@@ -55,8 +55,10 @@ def run(
     pol.setup(world)
     total_steps = trace.steps + world.delay
     values = trace.values
+    reaction = getattr(pol, "react", None)
+    react = None if reaction is None else (lambda t: reaction(world, t))
     for t in range(total_steps):
-        world.step(t, float(values[t]) if t < trace.steps else 0.0)
+        world.step(t, float(values[t]) if t < trace.steps else 0.0, react)
         pol.act(world, t)
         world.accounts.note_share()
     world.finish()

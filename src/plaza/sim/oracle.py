@@ -14,7 +14,10 @@ minimum term, ``D`` the SLA delay, ``L_r``/``L_o`` the lead times and ``a_t`` th
               Q_t <= a_{t-D+1} + ... + a_t         (nothing waits longer than D steps)
               Q_{T-1} = 0,  s_t = 0 for t < L_r,  O_t = 0 for t < L_o
 
-Load that arrives before ``min(L_r, L_o) - D`` cannot be served by any policy (no
+With on-demand recourse (``recourse_share`` > 0: capacity ordered within a step serves
+that share of it, for a whole step's price), ``O_t`` for ``t < L_o`` is recourse, priced
+``p_o / recourse_share`` per unit served, and ``L_o`` counts as 0 below. Load that
+arrives before ``min(L_r, L_o) - D`` cannot be served by any policy (no
 capacity arrives before its deadline); the LP drops it (``a_t = 0`` there) rather than
 being infeasible.
 
@@ -68,6 +71,7 @@ def solve_oracle(
     on_demand_price: float,
     time_limit_s: float = 900.0,
     whole_units: bool = False,
+    recourse_share: float = 0.0,
 ) -> OraclePlan:
     """Solve the LP above for ``load`` (per step); prices are per unit-step.
 
@@ -79,9 +83,15 @@ def solve_oracle(
     import time
 
     a = np.concatenate([np.asarray(load, dtype=np.float64), np.zeros(delay)])
+    # On-demand recourse (ordered within a step, serving ``recourse_share`` of it for a
+    # whole step's price) is dominated by on-demand ordered ahead, which the oracle can
+    # always order, except in the steps before the on-demand lead time: there it is the
+    # only on-demand capacity, at ``p_o / recourse_share`` per unit served.
+    first_od = 0 if recourse_share > 0 else on_demand_lead
     # Load whose deadline passes before any capacity can arrive is unserved for every
-    # policy (with a delay of 0 steps, the first step's load): the plan leaves it out.
-    a[: max(0, min(on_demand_lead, reserved_lead) - delay)] = 0.0
+    # policy (with a delay of 0 steps and no recourse, the first step's load): the plan
+    # leaves it out.
+    a[: max(0, min(first_od, reserved_lead) - delay)] = 0.0
     # Whole units fix the scale; the LP is solved on load of mean 1 (see the module doc).
     scale = 1.0 if whole_units or not a.any() else float(a.mean())
     a = a / scale
@@ -125,7 +135,10 @@ def solve_oracle(
     bounds = np.zeros((n, 2))
     bounds[:, 1] = np.inf
     bounds[S_ : S_ + min(reserved_lead, T), 1] = 0
-    bounds[OD : OD + min(on_demand_lead, T), 1] = 0
+    if recourse_share > 0:
+        c[OD : OD + min(on_demand_lead, T)] = on_demand_price / recourse_share
+    else:
+        bounds[OD : OD + min(on_demand_lead, T), 1] = 0
     bounds[Q : Q + T, 1] = window
     bounds[Q + T - 1, 1] = 0
     started = time.perf_counter()

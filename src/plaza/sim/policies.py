@@ -24,7 +24,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from plaza.agents import capacity, migration, placement, settlement
-from plaza.agents.capacity import CapacityDesired, CapacityObserved, spread_units
+from plaza.agents.capacity import (
+    CapacityDesired,
+    CapacityObserved,
+    recourse_units,
+    spread_units,
+)
 from plaza.agents.forecast import LoadWindow
 from plaza.agents.loop import AgentLoop, LedgerRecorder, limits_from_mandate
 from plaza.agents.migration import MigrationDesired, MigrationObserved
@@ -154,6 +159,7 @@ class AgentPolicy:
             reserved_lead_steps=world.res_lead,
             on_demand_lead_steps=world.od_lead,
             unit=world.scenario.unit,
+            recourse_share=world.recourse_share,
             half_life_steps=world.res_term / 4,
             window_steps=2 * world.res_term,
             season_steps=world.steps_per_day,
@@ -233,6 +239,28 @@ class AgentPolicy:
         )
         self._submit(world, capacity.decide(obs, self.desired, limits), now_ms)
 
+    def react(self, world: World, t: int) -> None:
+        """Within step ``t``: on-demand recourse for load that would miss its deadline
+        (:func:`plaza.agents.capacity.decide_recourse`)."""
+        now_ms = self.market.at_step(t) + self.market.step_ms // 2
+        self.market.now_ms = now_ms
+        limits = limits_from_mandate(self.mandate, int(world.accounts.host.size))
+        obs = CapacityObserved(
+            now=t,
+            recent=np.zeros(0),
+            backlog=world.queue.entries(),
+            contracts=world.reserved_view(),
+            usable=world.usable(),
+            accepting=self.market.accepting(),
+            cap=world.cap,
+            spent_window=self.loop.currency.to_units(
+                self.loop.spent(self.capacity_category, now_ms, 86400)
+            ),
+        )
+        action = capacity.decide_recourse(obs, self.desired, limits)
+        if action is not None:
+            self._submit(world, [action], now_ms)
+
     def finish(self, world: World) -> None:
         """End the run's contracts as their minimum terms allow; settle every epoch."""
         self.market.wind_down(lambda now_ms: self.settle(world, now_ms))
@@ -255,6 +283,12 @@ class ReactivePolicy:
             world.scenario.max_provider_share, world.scenario.migration_batch_limit
         )
         _execute_direct(world, _place_and_migrate(world, self.limits, -1))
+
+    def react(self, world: World, t: int) -> None:
+        """Within a step, as an HPA does (it acts within seconds of a rise): on-demand
+        capacity for the load that would otherwise miss its deadline this step."""
+        units = recourse_units(world.due_now(), world.recourse_share, world.scenario.unit)
+        _order_on_demand(world, units, t, self.limits, "reactive-recourse")
 
     def act(self, world: World, t: int) -> None:
         _execute_direct(world, _place_and_migrate(world, self.limits, t))
@@ -346,6 +380,7 @@ class OraclePolicy:
             reserved_price=world.res_price,
             on_demand_price=world.od_price,
             time_limit_s=world.scenario.oracle_time_limit_s,
+            recourse_share=world.recourse_share,
         )
         r = self.plan.reserved
         prev = np.concatenate([[0.0], r[:-1]])
@@ -358,6 +393,13 @@ class OraclePolicy:
         p = int(ok[self._next_provider % ok.size]) if ok.size else 0
         self._next_provider += 1
         return p
+
+    def react(self, world: World, t: int) -> None:
+        """The plan's on-demand capacity in the steps before ordering ahead can reach."""
+        if t < world.od_lead and self.plan.on_demand[t] > 1e-9:
+            per = np.zeros(world.cap.size)
+            per[self._provider(world)] = float(self.plan.on_demand[t]) / world.recourse_share
+            world.recourse_now(per)
 
     def act(self, world: World, t: int) -> None:
         _execute_direct(world, _place_and_migrate(world, self.limits, t))

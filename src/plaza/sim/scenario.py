@@ -38,7 +38,9 @@ class Scenario:
 
     sla_delay_minutes: float = 15.0
     reserved: ContractRules = ContractRules(1.0, 24 * 60.0, 60.0)
-    on_demand: ContractRules = ContractRules(2.5, 0.0, 0.0)  # 0 means "one step"
+    # On-demand: a term of 0 means one step; the lead time is the provider's (a VM or
+    # container booting: minutes), whatever the step (see World.recourse_share).
+    on_demand: ContractRules = ContractRules(2.5, 0.0, 5.0)
     unit: float = 0.125  # capacity is bought in whole multiples of this (lots)
     providers: int = 12
     # Each provider's capacity cap, as a share of the trace's peak load (the environment

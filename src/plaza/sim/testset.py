@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,6 +96,31 @@ def series(
                 yield trace.name, step, exc
 
 
+def _run_one(
+    item: tuple[str, int, Trace | PlazaError],
+    scenario: Scenario | None,
+    seed: int,
+    policies: tuple[str, ...],
+    progress: Callable[[str, str], None] | None = None,
+) -> SetRow:
+    name, step, trace = item
+    if isinstance(trace, PlazaError):
+        return SetRow(name, step, {}, f"{trace.code}: {trace.message}")
+    metrics: dict[str, Metrics] = {}
+    try:
+        for p in policies:
+            if progress is not None:
+                progress(f"{name} {step_label(step)}", p)
+            metrics[p] = run(trace, p, scenario=scenario, seed=seed).metrics
+    except PlazaError as exc:
+        return SetRow(name, step, {}, f"{exc.code}: {exc.message}")
+    return SetRow(name, step, metrics)
+
+
+def _run_packed(args: tuple[Any, ...]) -> SetRow:
+    return _run_one(*args)
+
+
 def run_set(
     items: Iterator[tuple[str, int, Trace | PlazaError]],
     *,
@@ -102,25 +128,28 @@ def run_set(
     seed: int = 0,
     policies: tuple[str, ...] = SET_POLICIES,
     progress: Callable[[str, str], None] | None = None,
+    jobs: int = 1,
 ) -> list[SetRow]:
-    """Run ``policies`` (and the oracle) on every series; a failed series gets its error."""
+    """Run ``policies`` (and the oracle) on every series; a failed series gets its error.
+
+    With ``jobs`` > 1 the series run in that many worker processes (each run is
+    deterministic, so the rows are the same); ``progress`` is then called with each
+    series once it is done (policy ``"done"``). Rows keep the order of ``items``.
+    """
     if "oracle" not in policies:
         policies = (*policies, "oracle")
+    if jobs <= 1:
+        return [_run_one(item, scenario, seed, policies, progress) for item in items]
+    import multiprocessing
+
     rows: list[SetRow] = []
-    for name, step, trace in items:
-        if isinstance(trace, PlazaError):
-            rows.append(SetRow(name, step, {}, f"{trace.code}: {trace.message}"))
-            continue
-        metrics: dict[str, Metrics] = {}
-        try:
-            for p in policies:
-                if progress is not None:
-                    progress(f"{name} {step_label(step)}", p)
-                metrics[p] = run(trace, p, scenario=scenario, seed=seed).metrics
-        except PlazaError as exc:
-            rows.append(SetRow(name, step, {}, f"{exc.code}: {exc.message}"))
-            continue
-        rows.append(SetRow(name, step, metrics))
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(jobs) as pool:
+        work = ((item, scenario, seed, policies) for item in items)
+        for row in pool.imap(_run_packed, work):
+            if progress is not None:
+                progress(f"{row.series} {step_label(row.step_seconds)}", "done")
+            rows.append(row)
     return rows
 
 

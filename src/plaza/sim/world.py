@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,17 @@ from plaza.sim.trace import Trace
 #: Millionths of a minor unit per currency unit: the market's price scale times the
 #: minor units of the shipped constitution's currency (the simulated DAO's).
 MICRO_PER_UNIT = PRICE_SCALE * default_currency().per_unit
+
+
+def recourse_share(lead_minutes: float, sla_minutes: float, step_seconds: int) -> float:
+    """The share of a step that on-demand capacity ordered at its start serves: the rest
+    of the step after the lead time, when the lead is shorter than the step and no
+    longer than the SLA delay (the load waiting for it still meets its deadline);
+    otherwise 0 (such capacity cannot help the step's load)."""
+    step_minutes = step_seconds / 60.0
+    if lead_minutes >= step_minutes or lead_minutes > sla_minutes:
+        return 0.0
+    return (step_minutes - lead_minutes) / step_minutes
 
 
 def lot_price_micro(price_per_unit_hour: float, unit: float, step_seconds: int) -> int:
@@ -79,7 +91,19 @@ class World:
         self.delay = math.floor(sc.sla_delay_minutes * 60.0 / step_s + 1e-9)
         self.res_term = sc.steps(sc.reserved.min_term_minutes, step_s, at_least=1)
         self.res_lead = sc.steps(sc.reserved.lead_time_minutes, step_s)
+        # On-demand ordered ahead (by a policy's decision after a step) serves from the
+        # start of the step the lead time reaches: the step after next at the earliest.
         self.od_lead = sc.steps(sc.on_demand.lead_time_minutes, step_s, at_least=1)
+        # On-demand ordered *within* a step, in reaction to its load (recourse): it
+        # serves the rest of the step once its lead time has passed, if the load it
+        # serves may wait that long (lead <= SLA delay, in minutes); billed the whole
+        # step (on-demand's shortest term). 0 when the lead is a step or more, or longer
+        # than the SLA: then only orders made ahead serve. See docs/simulation.md,
+        # "Queue and SLA".
+        self.recourse_share = recourse_share(
+            sc.on_demand.lead_time_minutes, sc.sla_delay_minutes, step_s
+        )
+        self._reacting = False
         self.od_term = sc.steps(sc.on_demand.min_term_minutes, step_s, at_least=1)
         # Prices per unit-step as the market states them: integer millionths of a minor unit
         # per lot (one ``unit`` of capacity) and step, so that the simulator's own
@@ -128,7 +152,8 @@ class World:
         self.cost = 0.0
         #: Steps whose load no capacity can reach before its deadline (the first step when
         #: the SLA delay is 0 steps), and that load.
-        self.unservable_steps = max(0, min(self.od_lead, self.res_lead) - self.delay)
+        first_od = 0 if self.recourse_share > 0 else self.od_lead
+        self.unservable_steps = max(0, min(first_od, self.res_lead) - self.delay)
         self.unservable = 0.0
         self.arrived = 0.0
         self.unserved = 0.0
@@ -139,6 +164,8 @@ class World:
         # What each provider could serve, step by step (0 down or gone): probers see this.
         self.usable_log: list[NDArray[np.float64]] = []
         self.offered = 0.0
+        #: On-demand units bought within a step (recourse), summed over steps.
+        self.od_recourse = 0.0
 
     # -- scheduling ------------------------------------------------------------------
     def _schedule(self, at: int, kind: str, data: Any) -> None:
@@ -222,8 +249,13 @@ class World:
         )
 
     # -- the step --------------------------------------------------------------------
-    def step(self, t: int, arrival: float) -> None:
-        """Advance to step ``t`` with ``arrival`` units of load (see the module doc)."""
+    def step(self, t: int, arrival: float, react: Callable[[int], None] | None = None) -> None:
+        """Advance to step ``t`` with ``arrival`` units of load (see the module doc).
+
+        ``react(t)`` is called after capacity has served the queue and before load past
+        its deadline is dropped, when there is such load and on-demand recourse is
+        possible (:attr:`recourse_share` > 0): the policy may then order on-demand
+        capacity for the rest of this step (an on-demand procure starting at ``t``)."""
         self.now = t
         self._fire(t)
         self.od = self._od_orders.pop(t, np.zeros(self.cap.size))
@@ -252,10 +284,42 @@ class World:
         _, waits = self.queue.serve_with_waits(capacity, t)
         for wait, amount in waits:
             self.wait_hist[min(wait, self.delay)] += amount
+        if react is not None and self.recourse_share > 0 and self.due_now() > 1e-9:
+            self._reacting = True
+            try:
+                react(t)
+            finally:
+                self._reacting = False
         dropped = self.queue.expire(t) + self.accounts.expire_blocked(t, self.delay)
         if dropped > 1e-9:
             self.unserved += dropped
             self.violation_steps += 1
+
+    def due_now(self) -> float:
+        """Queued load that is dropped at the end of the current step unless served."""
+        return sum(x for a, x in self.queue.entries() if a <= self.now - self.delay)
+
+    def _recourse(self, allocations: list[tuple[int, float]]) -> float:
+        """On-demand capacity ordered within the current step: bill the step, serve the
+        queue with its share of the step; return the capacity that served."""
+        billed = ~(self.down | self.gone)
+        usable = self.usable()
+        units = sum(u for p, u in allocations if billed[p])
+        capacity = self.recourse_share * sum(u * float(usable[p]) for p, u in allocations)
+        self.cost += units * self.od_price
+        self.od_recourse += units
+        _, waits = self.queue.serve_with_waits(capacity, self.now)
+        for wait, amount in waits:
+            self.wait_hist[min(wait, self.delay)] += amount
+        self.capacity_log[-1] += capacity
+        return capacity
+
+    def recourse_now(self, per_provider: NDArray[np.float64]) -> float:
+        """Direct recourse order used by the baselines' replay (no action, no guard)."""
+        if not self._reacting:
+            raise ConflictError("on-demand recourse is ordered only within a step")
+        alloc = [(int(p), float(per_provider[p])) for p in np.nonzero(per_provider)[0]]
+        return self._recourse(alloc)
 
     def finish(self) -> None:
         """Bill the rest of every reserved term still running when the run ends."""
@@ -305,10 +369,14 @@ class World:
                 True, f"reserved {sum(u for _, u in allocations):g} units from step {start}"
             )
         if kind == "on_demand":
-            if start < self.now + self.od_lead:
-                raise ConflictError(f"on-demand capacity needs {self.od_lead} step(s) of lead time")
             term = max(int(action.get("term_steps", 1)), self.od_term)
-            for k in range(term):
+            first = 0
+            if start == self.now and self._reacting:
+                self._recourse(allocations)
+                first = 1
+            elif start < self.now + self.od_lead:
+                raise ConflictError(f"on-demand capacity needs {self.od_lead} step(s) of lead time")
+            for k in range(first, term):
                 orders = self._od_orders.setdefault(start + k, np.zeros(self.cap.size))
                 for p, u in allocations:
                     orders[p] += u
