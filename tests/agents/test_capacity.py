@@ -210,3 +210,37 @@ def test_desired_sizes_and_planner_names() -> None:
         capacity.decide(
             observed(FakeClock(step=0), [1.0] * 20), CapacityDesired(planner="x"), LIMITS
         )
+
+
+def test_recourse_buys_for_the_load_due_this_step_only() -> None:
+    clock = FakeClock(step=600)
+    hourly = CapacityDesired(sla_delay_steps=0, on_demand_lead_steps=1, recourse_share=0.75)
+    backlog = ((clock.step, 9.0),)
+    a = capacity.decide_recourse(observed(clock, [], backlog=backlog), hourly, LIMITS)
+    assert a is not None
+    assert a["contract"] == "on_demand" and a["start"] == clock.step
+    assert a["units"] == 12.0  # 12 units for three quarters of the step serve 9
+    assert a.reason.rule == "capacity.on-demand-recourse"
+    # The same observation, the same action (pure).
+    again = capacity.decide_recourse(observed(clock, [], backlog=backlog), hourly, LIMITS)
+    assert again == a
+    # Nothing due, or no recourse: nothing.
+    assert capacity.decide_recourse(observed(clock, []), hourly, LIMITS) is None
+    none = CapacityDesired(sla_delay_steps=0, on_demand_lead_steps=1)
+    assert capacity.decide_recourse(observed(clock, [], backlog=backlog), none, LIMITS) is None
+    # Within the budget: 2 units of the 12.
+    tight = MandateLimits(max_provider_share=0.2, budget_per_day=100.0)
+    spent = 100.0 - 2.0 * hourly.on_demand_price
+    capped = capacity.decide_recourse(
+        observed(clock, [], backlog=backlog, spent=spent), hourly, tight
+    )
+    assert capped is not None and capped["units"] == 2.0
+
+
+def test_load_that_waits_for_recourse_is_planned_at_the_recourse_price() -> None:
+    hourly = CapacityDesired(sla_delay_steps=0, on_demand_lead_steps=1, recourse_share=0.8)
+    assert not hourly.load_cannot_wait()
+    assert hourly.plan_on_demand_price() == pytest.approx(hourly.on_demand_price / 0.8)
+    blind = CapacityDesired(sla_delay_steps=0, on_demand_lead_steps=1)
+    assert blind.load_cannot_wait()
+    assert CapacityDesired().plan_on_demand_price() == CapacityDesired().on_demand_price

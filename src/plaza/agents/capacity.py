@@ -156,7 +156,8 @@ def decide(
         "usable": observed.usable.tolist(),
     }
     plan_now = desired.planner == "newsvendor" or now % desired.block_steps() == 0
-    fc = forecast(observed, desired) if plan_now or desired.load_cannot_wait() else None
+    every_step = desired.load_cannot_wait() or desired.ahead_quantile() is not None
+    fc = forecast(observed, desired) if plan_now or every_step else None
     reserved = _Reserved(
         observed,
         desired,
@@ -167,7 +168,8 @@ def decide(
     )
     actions = reserved.decide(fc)
     ahead = fc.ahead if fc is not None else None
-    od = _on_demand(observed, desired, mandate, reserved, inputs_digest, ahead=ahead)
+    low = fc.low if fc is not None else None
+    od = _on_demand(observed, desired, mandate, reserved, inputs_digest, ahead=ahead, low=low)
     if od is not None:
         actions.append(od)
     return actions
@@ -422,6 +424,7 @@ def _on_demand(
     inputs_digest: dict[str, Any],
     *,
     ahead: StepAhead | None = None,
+    low: float | None = None,
 ) -> Action | None:
     """Next step's on-demand order: what the queue's deadlines need beyond reserved, and
     when load cannot wait, the step-ahead bound on the next step's load beyond reserved."""
@@ -455,6 +458,9 @@ def _on_demand(
     if ahead is not None:
         bound = ahead.next
         units_needed = max(units_needed, math.ceil((bound - reserved_next) / unit - 1e-9) * unit)
+    if low is not None:
+        # Rounded down: the last lot is worth it only where the quantile says so.
+        units_needed = max(units_needed, math.floor((low - reserved_next) / unit + 1e-9) * unit)
     if units_needed <= 0:
         return None
     if units_needed * po > reserved.budget_left:
@@ -481,6 +487,16 @@ def _on_demand(
             f"recent load unserved) and reserved capacity then is {reserved_next:g}; buy "
             f"{bought:g} on-demand units for one step."
         )
+    elif low is not None:
+        rule = "capacity.on-demand-quantile"
+        text = (
+            f"Load waits for on-demand capacity ordered within its step, which serves "
+            f"{desired.recourse_share:.0%} of a step for a whole step's price; ordered now, "
+            f"a unit costs less wherever the load exceeds it with that probability: the "
+            f"{desired.ahead_quantile():.0%} quantile of next step's load is {low:.4g} units "
+            f"and reserved capacity then is {reserved_next:g}; buy {bought:g} on-demand "
+            f"units for one step."
+        )
     else:
         rule = "capacity.on-demand-just-in-time"
         text = (
@@ -489,7 +505,14 @@ def _on_demand(
             f"{bought:g} on-demand units for one step."
         )
     reason = Reason.of(
-        rule, text, inputs_digest, due=due, bound=bound, reserved_next=reserved_next, units=bought
+        rule,
+        text,
+        inputs_digest,
+        due=due,
+        bound=bound,
+        low=low if low is not None else 0.0,
+        reserved_next=reserved_next,
+        units=bought,
     )
     return Action.make(
         "capacity.procure",

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from plaza.agents.capacity_model import CapacityDesired, CapacityObserved
 from plaza.agents.forecast import LoadDistribution, deseasonalise, seasonal_profile
-from plaza.agents.headroom import StepAhead, step_ahead
+from plaza.agents.headroom import StepAhead, step_ahead, step_quantile
 from plaza.agents.seasonality import Season, detect_season
 
 FloatArray = NDArray[np.float64]
@@ -32,6 +32,9 @@ class Forecast:
     profile: FloatArray
     season: Season
     ahead: StepAhead | None
+    #: The quantile of the next step's load worth ordering ahead when load waits for
+    #: recourse only (:meth:`CapacityDesired.ahead_quantile`); None otherwise.
+    low: float | None = None
 
 
 def forecast(observed: CapacityObserved, desired: CapacityDesired) -> Forecast | None:
@@ -76,7 +79,13 @@ def forecast(observed: CapacityObserved, desired: CapacityDesired) -> Forecast |
     else:
         level = _queue_smoothed(deseasonalise(window, now, profile, block), desired)
     dist = LoadDistribution.recent(level, desired.half_life_steps)
-    return Forecast(dist, profile, season, ahead)
+    low = None
+    q = desired.ahead_quantile()
+    if q is not None:
+        low = step_quantile(
+            recent, now, profile, block, q=q, half_life_steps=float(desired.season_steps)
+        )
+    return Forecast(dist, profile, season, ahead, low)
 
 
 def _queue_smoothed(level: FloatArray, desired: CapacityDesired) -> FloatArray:

@@ -108,6 +108,16 @@ class CapacityDesired:
         (the SLA delay is shorter than the lead in steps, and no recourse within a step)."""
         return self.sla_delay_steps < self.on_demand_lead_steps and self.recourse_share <= 0
 
+    def ahead_quantile(self) -> float | None:
+        """When load waits for recourse only (an SLA delay of 0 steps): the quantile of
+        the next step's load worth ordering on demand ahead. An ahead unit costs ``p_o``
+        for sure; used, it saves recourse's ``p_o / share``: worth it while the load
+        exceeds it with probability at least ``share`` (newsvendor), so up to the
+        ``1 - share`` quantile. None otherwise."""
+        if self.sla_delay_steps < self.on_demand_lead_steps and self.recourse_share > 0:
+            return 1.0 - self.recourse_share
+        return None
+
     def plan_on_demand_price(self) -> float:
         """What a unit-step of load above reserved capacity costs on demand: the price,
         or, when only recourse within the step can serve it, the price over its share."""

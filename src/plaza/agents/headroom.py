@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.signal import lfilter
 
-from plaza.agents.forecast import block_of, decay_weights
+from plaza.agents.forecast import block_of, decay_weights, weighted_quantile
 from plaza.errors import InvalidInputError
 
 FloatArray = NDArray[np.float64]
@@ -86,6 +86,43 @@ class StepAhead:
         return float(self.bounds[-1])
 
 
+def _predictor(
+    recent: FloatArray, now: int, profile: FloatArray, block_steps: int, smooth_steps: float
+) -> tuple[FloatArray, FloatArray]:
+    """The load (as floats) and the predictor of each next step (one more than the load)."""
+    x = np.asarray(recent, dtype=np.float64)
+    if x.size < 2:
+        raise InvalidInputError("step_ahead needs at least two steps of history")
+    steps = now - x.size + 1 + np.arange(x.size + 1, dtype=np.int64)
+    season = profile[block_of(steps, block_steps, profile.size)]
+    y = x / season[:-1]
+    level = np.maximum(y, ewma(y, smooth_steps))
+    floor = FLOOR_SHARE * float(x.mean())
+    pred: FloatArray = level * season[1:] + max(floor, 1e-9)
+    return x, pred
+
+
+def step_quantile(
+    recent: FloatArray,
+    now: int,
+    profile: FloatArray,
+    block_steps: int,
+    *,
+    q: float,
+    half_life_steps: float,
+    smooth_steps: float = 6.0,
+) -> float:
+    """The ``q``-quantile of the next step's load: the predictor above times the
+    recency-weighted ``q``-quantile of the ratios of each past step's load to its
+    prediction (a quantile forecast calibrated on the history alone; the ratios of the
+    last ``half_life_steps`` weigh half, so it follows errors as they grow or shrink)."""
+    if not 0.0 <= q <= 1.0:
+        raise InvalidInputError(f"quantile {q} is not in [0, 1]")
+    x, pred = _predictor(recent, now, profile, block_steps, smooth_steps)
+    ratios = x[1:] / pred[:-1]
+    return weighted_quantile(ratios, q, half_life_steps) * float(pred[-1])
+
+
 def step_ahead(
     recent: FloatArray,
     now: int,
@@ -97,15 +134,7 @@ def step_ahead(
     smooth_steps: float = 6.0,
 ) -> StepAhead:
     """The bound on each next step's load over ``recent`` (ending at ``now``; see above)."""
-    x = np.asarray(recent, dtype=np.float64)
-    if x.size < 2:
-        raise InvalidInputError("step_ahead needs at least two steps of history")
-    steps = now - x.size + 1 + np.arange(x.size + 1, dtype=np.int64)
-    season = profile[block_of(steps, block_steps, profile.size)]
-    y = x / season[:-1]
-    level = np.maximum(y, ewma(y, smooth_steps))
-    floor = FLOOR_SHARE * float(x.mean())
-    pred = level * season[1:] + max(floor, 1e-9)
+    x, pred = _predictor(recent, now, profile, block_steps, smooth_steps)
     w = decay_weights(x.size - 1, half_life_steps)
     alpha = calibrate(x[1:], pred[:-1], w, unserved)
     return StepAhead(alpha, alpha * pred)
