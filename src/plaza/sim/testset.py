@@ -134,12 +134,24 @@ def run_set(
 
     With ``jobs`` > 1 the series run in that many worker processes (each run is
     deterministic, so the rows are the same); ``progress`` is then called with each
-    series once it is done (policy ``"done"``). Rows keep the order of ``items``.
+    series once it is done, the second argument its :func:`row_summary` (so a run cut
+    short still says what it measured). Rows keep the order of ``items``.
     """
     if "oracle" not in policies:
         policies = (*policies, "oracle")
     if jobs <= 1:
         return [_run_one(item, scenario, seed, policies, progress) for item in items]
+    return _run_parallel(items, scenario, seed, policies, progress, jobs)
+
+
+def _run_parallel(
+    items: Iterator[tuple[str, int, Trace | PlazaError]],
+    scenario: Scenario | None,
+    seed: int,
+    policies: tuple[str, ...],
+    progress: Callable[[str, str], None] | None,
+    jobs: int,
+) -> list[SetRow]:
     import multiprocessing
 
     rows: list[SetRow] = []
@@ -148,9 +160,20 @@ def run_set(
         work = ((item, scenario, seed, policies) for item in items)
         for row in pool.imap(_run_packed, work):
             if progress is not None:
-                progress(f"{row.series} {step_label(row.step_seconds)}", "done")
+                progress(f"{row.series} {step_label(row.step_seconds)}", row_summary(row))
             rows.append(row)
     return rows
+
+
+def row_summary(row: SetRow) -> str:
+    """One finished series in a line: the ratios and the agent's unserved share."""
+    if row.error:
+        return f"failed: {row.error}"
+    parts = [f"{p}/oracle {row.ratio(p):.3f}" for p in row.metrics if p != "oracle"]
+    agent = row.metrics.get("agent")
+    if agent is not None:
+        parts.append(f"agent unserved {100 * agent.unserved_fraction:.4f}%")
+    return "done: " + ", ".join(parts)
 
 
 def _geomean(values: list[float]) -> float:
