@@ -144,7 +144,7 @@ def run_set(
     return _run_parallel(items, scenario, seed, policies, progress, jobs)
 
 
-def _run_parallel(
+def _run_parallel(  # noqa: PLR0917 - run_set's arguments, passed on
     items: Iterator[tuple[str, int, Trace | PlazaError]],
     scenario: Scenario | None,
     seed: int,
