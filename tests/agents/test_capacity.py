@@ -244,3 +244,27 @@ def test_load_that_waits_for_recourse_is_planned_at_the_recourse_price() -> None
     blind = CapacityDesired(sla_delay_steps=0, on_demand_lead_steps=1)
     assert blind.load_cannot_wait()
     assert CapacityDesired().plan_on_demand_price() == CapacityDesired().on_demand_price
+
+
+def test_at_a_delay_of_zero_on_demand_is_ordered_ahead_to_a_low_quantile() -> None:
+    clock = FakeClock(step=2000)
+    hourly = CapacityDesired(
+        sla_delay_steps=0,
+        on_demand_lead_steps=1,
+        recourse_share=0.8,
+        season_steps=24,
+        reserved_term_steps=24,
+        reserved_lead_steps=1,
+        window_steps=48,
+        half_life_steps=6.0,
+    )
+    assert hourly.ahead_quantile() == pytest.approx(0.2)
+    recent = np.random.default_rng(3).normal(40.0, 4.0, 200).clip(0)
+    actions = capacity.decide(observed(clock, recent), hourly, LIMITS)
+    od = by_contract(actions, "on_demand")
+    assert od is not None
+    assert od.reason.rule == "capacity.on-demand-quantile"
+    # No reserved capacity yet: ahead up to the 20% quantile of next step's load (about
+    # 40 - 0.84 x 4), in whole units rounded down.
+    assert 30.0 <= od["units"] <= 40.0
+    assert od["start"] == clock.step + 1

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plaza.agents.headroom import calibrate, ewma, step_ahead
+from plaza.agents.headroom import calibrate, ewma, step_ahead, step_quantile
 from plaza.errors import InvalidInputError
 
 
@@ -38,3 +38,21 @@ def test_the_bound_grows_when_the_errors_grow() -> None:
     # Out of sample the calm bound leaves little of the load unserved.
     future = rng.normal(100, 2, 2000).clip(0)
     assert np.maximum(future - a.next, 0).sum() < 0.002 * future.sum()
+
+
+def test_the_step_quantile_is_calibrated_on_the_history_and_follows_the_errors() -> None:
+    rng = np.random.default_rng(2)
+    flat = np.ones(1)
+    calm = rng.normal(100, 2, 600).clip(0)
+    q = step_quantile(calm, calm.size - 1, flat, 1, q=0.1, half_life_steps=100.0)
+    # About the 10% quantile of the next step: below the mean, above the mean less 3 sd.
+    assert 94.0 < q < 100.0
+    # A low quantile falls when the errors grow (online: the recent ratios weigh most).
+    wild = np.concatenate([calm, rng.normal(100, 30, 200).clip(0)])
+    q_wild = step_quantile(wild, wild.size - 1, flat, 1, q=0.1, half_life_steps=100.0)
+    assert q_wild < q - 10
+    # Quantiles are ordered; out-of-range ones are refused.
+    hi = step_quantile(calm, calm.size - 1, flat, 1, q=0.9, half_life_steps=100.0)
+    assert hi > q
+    with pytest.raises(InvalidInputError):
+        step_quantile(calm, calm.size - 1, flat, 1, q=1.5, half_life_steps=100.0)

@@ -57,3 +57,29 @@ def test_a_small_bench_meets_the_ratio_targets() -> None:
         assert row.metrics["agent"].unserved_fraction <= 0.001, table
         assert row.metrics["agent"].records_lost == 0, table
     assert "| 10m | 1 |" in table and "| 15m | 1 |" in table
+
+
+def test_at_half_hour_and_hourly_steps_load_waits_for_recourse() -> None:
+    # An SLA delay of 0 steps: before recourse, each step's capacity had to be bought
+    # before its load was seen. Run in two worker processes, as --jobs 2 does.
+    sc = Scenario(accounts=200, signups_per_day=0, budget_per_day=1e7)
+    items = [
+        (f"daily-{step}", step, trace_from_values(_daily(8, step, m), step_seconds=step))
+        for step, m in ((1800, 80.0), (3600, 160.0))
+    ]
+    seen: list[str] = []
+    rows = run_set(
+        iter(items),
+        scenario=sc,
+        policies=("agent", "oracle"),
+        jobs=2,
+        progress=lambda name, summary: seen.append(f"{name} {summary}"),
+    )
+    table = format_set_table(rows)
+    assert [r.series for r in rows] == ["daily-1800", "daily-3600"]
+    assert len(seen) == 2 and all("agent/oracle" in s for s in seen), seen
+    for row in rows:
+        assert not row.error, table
+        assert row.ratio("agent") <= 1.25, table
+        assert row.metrics["agent"].unserved_fraction <= 0.001, table
+        assert row.metrics["agent"].records_lost == 0, table
