@@ -67,7 +67,7 @@ def create_app(settings: WebSettings, upstream: Upstream | None = None) -> Starl
     """The web client over the services ``settings`` names."""
     web = Web(
         settings=settings,
-        upstream=upstream or Upstream(),
+        upstream=upstream or Upstream(cache_ttl_s=settings.cache_ttl_s),
         sessions=Sessions(),
         templates=environment(),
         signin_limits=TokenBuckets(settings.signin_rate_per_s, settings.signin_burst),

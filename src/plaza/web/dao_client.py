@@ -64,7 +64,7 @@ async def submit(
 ) -> Receipt:
     """Sign ``type_`` with ``payload`` as ``author`` and post it; its receipt."""
     for attempt in range(ATTEMPTS):
-        head = await up.get_json(f"{base}/ledger/head")
+        head = await up.get_json(f"{base}/ledger/head", fresh=True)
         ev = sign_event(
             key,
             seq=int(head["next_seq"]),

@@ -71,8 +71,9 @@ async def governance(page: Page) -> Response:
 
 async def proposal(page: Page) -> Response:
     pid = int(page.request.path_params["pid"])
-    prop = await _get(page, f"/dao/proposals/{pid}")
-    constitution = await _get(page, "/dao/constitution")
+    prop, constitution = await asyncio.gather(
+        _get(page, f"/dao/proposals/{pid}"), _get(page, "/dao/constitution")
+    )
     ptype = (constitution.get("proposal_types") or {}).get(prop.get("type"), {})
     return page.render(
         "proposal.html",
@@ -142,8 +143,7 @@ async def delegate(page: Page) -> Response:
 
 
 async def actions(page: Page) -> Response:
-    done = await _get(page, "/dao/actions")
-    mandate = await _get(page, "/dao/mandate")
+    done, mandate = await asyncio.gather(_get(page, "/dao/actions"), _get(page, "/dao/mandate"))
     rules = mandate.get("actions") or {}
     return page.render(
         "actions_log.html",
@@ -155,6 +155,5 @@ async def actions(page: Page) -> Response:
 
 
 async def treasury(page: Page) -> Response:
-    books = await _get(page, "/dao/books")
-    summary = await _get(page, "/dao")
+    books, summary = await asyncio.gather(_get(page, "/dao/books"), _get(page, "/dao"))
     return page.render("treasury.html", title="Treasury", books=books, summary=summary)

@@ -75,8 +75,8 @@ async def receipt(page: Page) -> Response:
         return page.render("receipt.html", title="Check a receipt", result=None)
     seq, up = int(seq_text), page.web.upstream
     events, proof = await asyncio.gather(
-        up.get_json(f"{base}/ledger/events", {"start": seq, "limit": 1}),
-        up.get_json(f"{base}/ledger/proofs/inclusion", {"seq": seq}),
+        up.get_json(f"{base}/ledger/events", {"start": seq, "limit": 1}, fresh=True),
+        up.get_json(f"{base}/ledger/proofs/inclusion", {"seq": seq}, fresh=True),
     )
     if not events or int(events[0].get("seq", -1)) != seq:
         raise WebError(f"the ledger has no event {seq}", status=404)
