@@ -57,12 +57,16 @@ async def vouch(page: Page) -> Response:
     form = await page.form()
     who = _did(form.get("candidate", ""), "The newcomer")
     receipt = await sign_form(page, form, "dao.member.vouched", {"member": who})
+    if isinstance(receipt, Response):
+        return receipt
     return page.back("/governance/members", flash=receipt_text("Vouch recorded", receipt))
 
 
 async def admit(page: Page) -> Response:
     form = await page.form()
     receipt = await sign_form(page, form, "dao.member.admitted", None)
+    if isinstance(receipt, Response):
+        return receipt
     return page.back("/governance/members", flash=receipt_text("Welcome, member", receipt))
 
 

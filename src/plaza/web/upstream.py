@@ -94,10 +94,19 @@ class Upstream:
         return await self.cache.get(key, lambda: self._send("GET", url, params=clean))
 
     async def procedure(
-        self, base: str, nsid: str, body: dict[str, Any] | None, token: str | None = None
+        self,
+        base: str,
+        nsid: str,
+        body: dict[str, Any] | None,
+        token: str | None = None,
+        *,
+        proxy: str | None = None,
     ) -> Any:
-        """``POST base/xrpc/nsid`` with a JSON body."""
+        """``POST base/xrpc/nsid`` with a JSON body; ``proxy`` is the ``atproto-proxy``
+        header (``did#service``: the PDS forwards the call to that service)."""
         headers = {"authorization": f"Bearer {token}"} if token else {}
+        if proxy:
+            headers["atproto-proxy"] = proxy
         self.cache.clear()
         return await self._send("POST", f"{base}/xrpc/{nsid}", json=body or {}, headers=headers)
 
