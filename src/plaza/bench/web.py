@@ -17,8 +17,9 @@ at once requests ``requests`` pages, drawn from a fixed mix (Home 40 %, a profil
   ``baseline`` holds the same figures for the web client without the cache;
 * ``load_avg``: the machine's 1-minute load average after each run (the machine may
   be shared: read every figure next to it);
-* ``js_bytes_gzip``: the bytes of every script the pages load, as sent to a browser
-  that accepts gzip; ``js_bytes_raw`` uncompressed.
+* ``js_bytes_gzip``: the bytes of every script the pages load (htmx everywhere, the
+  ballot signer on the governance pages), as sent to a browser that accepts gzip;
+  ``js_bytes_raw`` uncompressed.
 """
 
 from __future__ import annotations
@@ -159,9 +160,10 @@ async def _user(
 
 
 def _js_bytes(web: str) -> tuple[int, int]:
-    html = httpx.get(f"{web}/signin").text
+    """Every script the sign-in and governance pages load (htmx, and sign.js)."""
+    html = httpx.get(f"{web}/signin").text + httpx.get(f"{web}/governance").text
     raw = gz = 0
-    for src in re.findall(r'<script[^>]*src="([^"]+)"', html):
+    for src in sorted(set(re.findall(r'<script[^>]*src="([^"]+)"', html))):
         with httpx.stream("GET", web + src, headers={"accept-encoding": "gzip"}) as res:
             gz += sum(len(chunk) for chunk in res.iter_raw())
         raw += len(httpx.get(web + src, headers={"accept-encoding": "identity"}).content)

@@ -125,7 +125,10 @@ def create_app(settings: WebSettings, upstream: Upstream | None = None) -> Starl
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(GZipMiddleware, minimum_size=500)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(GZipMiddleware, minimum_size=500, compresslevel=5),
+        ],
         lifespan=lifespan,
     )
 
