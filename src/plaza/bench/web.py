@@ -42,7 +42,7 @@ import httpx
 
 from plaza.errors import PlazaError
 
-START_S = 60.0
+START_S = 120.0
 INDEX_S = 120.0
 MIX = (("home", 4), ("profile", 2), ("thread", 2), ("governance", 1), ("network", 1))
 PAGES = tuple(kind for kind, _ in MIX)
@@ -190,7 +190,6 @@ def _network(
     gov = ["--data-dir", str(root / "gov")]
     web_args = ["--pds", pds, "--appview", av, "--dao", dao_url, "--market", market,
                 "--signin-burst", str(users * 4)]  # fmt: skip
-    procs: list[Any] = []
     specs = [
         ("directory", ["serve", "directory", "--port", str(d), "--data-dir", str(root / "d")],
          f"{directory}/_health"),
@@ -205,9 +204,33 @@ def _network(
         ("baseline", ["serve", "web", "--port", str(b), "--cache-ttl", "0", *web_args],
          f"{base}/_health"),
     ]  # fmt: skip
-    for name, args, health in specs:
-        procs.append(_cli(root, name, args))
-        _wait(health, procs[-1], name)
+    procs: list[Any] = []
+    try:
+        for name, args, health in specs:
+            procs.append(_cli(root, name, args))
+            _wait(health, procs[-1], name)
+        accounts, uris = _populate(pds, users, posts, follows)
+    except BaseException:
+        _stop(procs)
+        raise
+    return procs, (web, base), accounts, uris
+
+
+def _stop(procs: list[Any]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _populate(
+    pds: str, users: int, posts: int, follows: int
+) -> tuple[list[dict[str, str]], list[str]]:
+    """Accounts that post and follow, once the app view has indexed them."""
     accounts, uris = [], []
     with httpx.Client(base_url=pds, timeout=60) as c:
         for i in range(users):
@@ -248,7 +271,7 @@ def _network(
             if time.monotonic() > deadline:
                 raise PlazaError("the app view did not index the benchmark's records in time")
             time.sleep(0.1)  # another process indexes: poll with a deadline
-    return procs, (web, base), accounts, uris
+    return accounts, uris
 
 
 def _figures(out: dict[str, list[float]], elapsed: float) -> dict[str, Any]:
@@ -318,12 +341,5 @@ def run(
                 )
             raw, gz = _js_bytes(web)
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            _stop(procs)
     return result | {"js_bytes_raw": raw, "js_bytes_gzip": gz}
