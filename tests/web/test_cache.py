@@ -4,10 +4,22 @@ for concurrent requests of the same key, failures not kept, TTL 0 off."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 
 from plaza.web.cache import PublicCache
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on a fresh event loop in its own thread (the browser tests leave
+    Playwright's loop running in the main thread)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 class Clock:
@@ -34,7 +46,7 @@ def test_kept_for_the_ttl_then_fetched_again() -> None:
         third = await cache.get("k", fetch)
         return [first, second, third]
 
-    assert asyncio.run(go()) == [1, 1, 2]
+    assert run(go()) == [1, 1, 2]
 
 
 def test_concurrent_misses_share_one_fetch() -> None:
@@ -53,7 +65,7 @@ def test_concurrent_misses_share_one_fetch() -> None:
         gate.set()
         return list(await asyncio.gather(*waiting))
 
-    assert asyncio.run(go()) == ["answer"] * 20 and len(calls) == 1
+    assert run(go()) == ["answer"] * 20 and len(calls) == 1
 
 
 def test_failures_are_not_kept_and_ttl_zero_is_off() -> None:
@@ -75,7 +87,7 @@ def test_failures_are_not_kept_and_ttl_zero_is_off() -> None:
         off = PublicCache(0)
         assert [await off.get("k", ok) for _ in range(3)] == [7, 7, 7]
 
-    asyncio.run(go())
+    run(go())
     assert len(calls) == 5
 
 
@@ -91,4 +103,4 @@ def test_clear_forgets_everything() -> None:
         cache.clear()
         return await cache.get("k", fetch), len(cache._kept)
 
-    assert asyncio.run(go()) == (2, 1)
+    assert run(go()) == (2, 1)
