@@ -11,15 +11,17 @@ from typer.testing import CliRunner
 
 from plaza.cli import app
 
-KEYS = {"ttfb_p50_ms", "ttfb_p95_ms", "home_ttfb_p95_ms", "profile_ttfb_p95_ms", "pages_per_s"}
+KEYS = {"ttfb_p50_ms", "ttfb_p95_ms", "pages_per_s", "load_avg"}
+PAGES = {f"{p}_ttfb_p95_ms" for p in ("home", "profile", "thread", "governance", "network")}
 
 
 @pytest.mark.slow
 def test_bench_web_prints_its_figures() -> None:
-    args = ["bench", "web", "--users", "3", "--requests", "2", "--posts", "1", "--follows", "2"]
-    result = CliRunner().invoke(app, [*args, "--json"])
+    args = ["bench", "web", "--users", "3", "--requests", "4", "--posts", "1", "--follows", "2"]
+    result = CliRunner().invoke(app, [*args, "--think-ms", "0", "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert out.keys() >= KEYS and out["users"] == 3 and out["requests"] == 6
-    assert all(out[k] > 0 for k in KEYS)
+    assert out.keys() >= KEYS | PAGES and out["users"] == 3 and out["requests"] == 12
+    assert out["baseline"].keys() >= KEYS | PAGES and out["baseline"]["requests"] == 12
+    assert all(out[k] > 0 and out["baseline"][k] > 0 for k in KEYS - {"load_avg"})
     assert 0 < out["js_bytes_gzip"] < out["js_bytes_raw"] <= 50 * 1024

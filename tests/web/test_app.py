@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 import httpx
 from starlette.testclient import TestClient
 
+from plaza.atproto.crypto import PrivateKey
 from plaza.web import WebSettings, create_app
-from tests.web.world import MEMBERS, World, secret_hex
+from tests.web.world import MEMBERS, World, member_key, send_signed
 
 
 def _csrf(html: str) -> str:
@@ -116,28 +118,41 @@ def test_a_vote_is_a_signed_event_with_a_receipt(net: World) -> None:
     c = httpx.Client(base_url=net.web, timeout=30)
     page = c.get(f"/governance/proposals/{net.proposal + 1}").text  # the IRV election
     assert "Rank of ana" in page
-    r = c.post(
-        f"/governance/proposals/{net.proposal + 1}/vote",
-        data={"csrf": _csrf(page), "rank_0": "2", "rank_2": "1", "key": secret_hex("carol"),
-              "alg": "ES256K"},
-        follow_redirects=True,
-    )  # fmt: skip
-    assert r.status_code == 200 and "Vote recorded: ledger event" in r.text, r.text
+    assert 'data-key type="password"' in page and 'name="key"' not in page  # never posted
+    url = f"/governance/proposals/{net.proposal + 1}/vote"
+    form = {"csrf": _csrf(page), "rank_0": "2", "rank_2": "1"}
+    r = send_signed(c, url, form, member_key("carol"))
+    assert r.json() == {"next": f"/governance/proposals/{net.proposal + 1}"}, r.text
+    assert "Vote recorded: ledger event" in c.get(r.json()["next"]).text
     prop = httpx.get(f"{net.dao}/dao/proposals/{net.proposal + 1}").json()
     assert prop["votes"][MEMBERS[2].did]["ranking"] == ["cy", "ana"]
 
 
-def test_a_bad_key_or_ballot_is_refused_clearly(net: World) -> None:
+def test_a_bad_signature_key_or_ballot_is_refused_clearly(net: World) -> None:
     c = httpx.Client(base_url=net.web, timeout=30)
     token = _csrf(c.get("/governance").text)
     url = f"/governance/proposals/{net.proposal}/vote"
-    r = c.post(url, data={"csrf": token, "choice": "0", "key": "zz"})
-    assert r.status_code == 400 and "64 hexadecimal" in r.text
-    r = c.post(url, data={"csrf": token, "choice": "9", "key": secret_hex("bob")})
-    assert r.status_code == 400 and "choose one option" in r.text
-    stranger = "11" * 32
-    r = c.post(url, data={"csrf": token, "choice": "0", "key": stranger})
-    assert r.status_code in (400, 403, 409) and "did:key" in r.text
+    r = c.post(url, data={"csrf": token, "choice": "0", "key": "11" * 32})
+    assert r.status_code == 400 and "need JavaScript" in r.text  # the server takes no key
+    r = send_signed(c, url, {"csrf": token, "choice": "9"}, member_key("bob"))
+    assert r.status_code == 400 and "choose one option" in r.json()["message"]
+    # signed by one key, claimed by another member
+    bob, alice = member_key("bob"), member_key("alice")
+    r = send_signed(c, url, {"csrf": token, "choice": "0", "member": alice.did_key()}, bob)
+    assert r.status_code == 400 and "did:key" in r.json()["message"]
+    # bytes other than the ones signed
+    prep = c.post(url, headers={"accept": "application/json"},
+                  data={"csrf": token, "choice": "0", "signer": bob.did_key(),
+                        "sign_step": "prepare"}).json()  # fmt: skip
+    sig = base64.b64encode(bob.sign(base64.b64decode(prep["signing"]))).decode()
+    forged = {"csrf": token, "choice": "1", "signer": bob.did_key(), "sign_step": "submit",
+              "seq": str(prep["seq"]), "prev": prep["prev"], "time": str(prep["time"]),
+              "sig": sig}  # fmt: skip
+    r = c.post(url, data=forged, headers={"accept": "application/json"})
+    assert r.status_code == 400 and r.json()["error"] == "BadSignature"
+    stranger = PrivateKey.from_bytes("ES256", bytes.fromhex("11" * 32))
+    r = send_signed(c, url, {"csrf": token, "choice": "0"}, stranger)
+    assert r.status_code in (400, 403, 409) and "did:key" in r.json()["message"]
     assert httpx.get(f"{net.dao}/dao/proposals/{net.proposal}").json()["votes"] == {}
 
 
@@ -240,3 +255,22 @@ def test_each_page_has_one_h1_and_the_main_navigation(net: World) -> None:
         assert r.text.count("<h1>") == 1, path
         for name in ("Home", "Notifications", "Search", "Governance", "Network"):
             assert f">{name}</a>" in r.text, (path, name)
+
+
+def test_a_report_reaches_the_moderation_service_through_the_pds(net: World) -> None:
+    c, me = _signed_in(net, "reporter")
+    author = net.account("reported")
+    posted = net.post(author, "buy followers cheap")
+    net.synced()
+    page = c.get(f"/profile/{author['did']}").text
+    assert 'action="/report"' in page and "Report this post" in page
+    form = {"csrf": _csrf(page), "uri": posted["uri"], "cid": posted["cid"],
+            "reason_type": "spam", "reason": "sells <b>followers</b>", "next": "/"}  # fmt: skip
+    assert c.post("/report", data={**form, "csrf": "forged"}).status_code == 403
+    assert c.post("/report", data={**form, "reason_type": "nonsense"}).status_code == 400
+    assert not [x for x in net.reviews() if x.get("reporter") == me["did"]]
+    r = c.post("/report", data=form)
+    assert (r.status_code, r.headers["location"]) == (303, "/"), r.text
+    assert "Reported." in c.get("/").text
+    [filed] = [x for x in net.reviews() if x.get("reporter") == me["did"]]
+    assert posted["uri"] in str(filed) and "followers" in str(filed)

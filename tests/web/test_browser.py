@@ -175,6 +175,25 @@ def test_sign_up_then_vote_and_veto(tab: Any, net: World) -> None:
     tab.get_by_role("link", name="Governance").click()
     motion = tab.get_by_role("region", name=f"Action {net.motion}")
     motion.get_by_label("Signing key").fill(secret_hex("bob"))
+    motion.get_by_label("Key type").select_option("ES256")  # bob's key is P-256
     motion.get_by_role("button", name="Veto").click()
     expect(tab.get_by_role("status")).to_contain_text(f"Veto of action {net.motion} recorded")
     expect(tab.get_by_role("region", name=f"Action {net.motion}")).to_have_count(0)
+
+
+def test_report_a_post(tab: Any, net: World) -> None:
+    from playwright.sync_api import expect
+
+    me, author = net.account("flagger"), net.account("flagged")
+    posted = net.post(author, "free crypto, DM me")
+    net.synced()
+    _sign_in(tab, me)
+    tab.goto(f"/profile/{author['did']}")
+    post = tab.locator("article", has_text="free crypto, DM me")
+    post.get_by_text("Report this post").click()
+    post.get_by_label("Reason").select_option(label="Spam")
+    post.get_by_label("What is wrong (optional)").fill("a scam")
+    post.get_by_role("button", name="Report", exact=True).click()
+    expect(tab.get_by_role("status")).to_have_text("Reported. The moderators will review it.")
+    [filed] = [x for x in net.reviews() if x.get("reporter") == me["did"]]
+    assert posted["uri"] in str(filed) and "a scam" in str(filed)

@@ -7,7 +7,7 @@ import re
 
 import httpx
 
-from tests.web.world import World, secret_hex, signer
+from tests.web.world import World, member_key, send_signed, signer
 
 
 def _csrf(html: str) -> str:
@@ -28,14 +28,15 @@ def test_a_newcomer_joins_with_two_vouches(net: World) -> None:
     page = c.get("/governance/members")
     assert "Admission takes 2 vouches" in page.text
     token = _csrf(page.text)
-    r = c.post("/governance/members/admit", data={"csrf": token, "key": secret_hex("dave")})
-    assert r.status_code == 403 and "vouch" in r.text  # not vouched for yet
+    admit, vouch = "/governance/members/admit", "/governance/members/vouch"
+    r = send_signed(c, admit, {"csrf": token}, member_key("dave"))
+    assert r.status_code == 403 and "vouch" in r.json()["message"]  # not vouched for yet
     for voucher in ("alice", "bob"):
-        form = {"csrf": token, "candidate": dave.did, "key": secret_hex(voucher)}
-        r = c.post("/governance/members/vouch", data=form)
-        assert "Vouch recorded" in _flash(r), r.text
-    r = c.post("/governance/members/admit", data={"csrf": token, "key": secret_hex("dave")})
-    assert "Welcome, member" in _flash(r)
+        r = send_signed(c, vouch, {"csrf": token, "candidate": dave.did}, member_key(voucher))
+        assert r.status_code == 200, r.text
+        assert "Vouch recorded" in _flash(c.get(r.json()["next"]))
+    r = send_signed(c, admit, {"csrf": token}, member_key("dave"))
+    assert "Welcome, member" in _flash(c.get(r.json()["next"]))
     assert dave.did in c.get("/governance/members").text
     assert any(m["did"] == dave.did for m in httpx.get(f"{net.dao}/dao/members").json())
 

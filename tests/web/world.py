@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from plaza.atproto.crypto import PrivateKey
+from plaza.atproto.crypto import Alg, PrivateKey
 from plaza.dao.action import Action
 from plaza.dao.api import ApiSettings
 from plaza.dao.api import create_app as create_dao_api
@@ -35,6 +35,8 @@ from plaza.market import Market, MarketParams, encode_series, sign_doc
 from plaza.market.api import MarketSettings
 from plaza.market.api import create_app as create_market_api
 from plaza.market.dao_port import DaoLink
+from plaza.moderation.service import LabelerSettings
+from plaza.moderation.service import create_app as create_labeler
 from plaza.services.appview import AppviewSettings
 from plaza.services.appview import create_app as create_appview
 from plaza.services.directory import DirectorySettings
@@ -44,6 +46,7 @@ from plaza.services.pds import create_app as create_pds
 from plaza.services.runner import ServedApp, ServerThread
 from plaza.web import WebSettings
 from plaza.web import create_app as create_web
+from tests.moderation.conftest import trained
 
 T0 = 1_800_000_000_000
 EPOCH_S, WINDOW_S = 600, 60
@@ -52,6 +55,7 @@ GENESIS = T0 + 3_600_000
 E = EPOCH_S * 1000
 NOW = GENESIS + 2 * E  # ledger time while the tests run
 DEADLINE_S = 30.0
+LABELER_ADMIN = "labeler-admin-token-for-tests"
 
 
 def free_port() -> int:
@@ -66,8 +70,12 @@ def secret_hex(name: str) -> str:
     return hashlib.sha256(f"web-{name}".encode()).hexdigest()
 
 
+P256 = {"bob"}  # a member with a P-256 key (WebCrypto signs it); the rest secp256k1
+
+
 def signer(name: str) -> Signer:
-    key = PrivateKey.from_bytes("ES256K", bytes.fromhex(secret_hex(name)))
+    alg: Alg = "ES256" if name in P256 else "ES256K"
+    key = PrivateKey.from_bytes(alg, bytes.fromhex(secret_hex(name)))
     return Signer(key.did_key(), key)
 
 
@@ -84,6 +92,8 @@ class World:
     dao: str
     market: str
     web: str
+    labeler: str
+    labeler_did: str
     pds_app: Any
     proposal: int = 0
     motion: int = 0
@@ -100,6 +110,16 @@ class World:
             if time.monotonic() > deadline:
                 raise AssertionError(f"app view stuck: {health}, PDS at {want}")
             time.sleep(0.02)  # polling another server: short, bounded by the deadline
+
+    def reviews(self) -> list[dict[str, Any]]:
+        """The moderation service's review queue (reports among them)."""
+        r = httpx.get(
+            f"{self.labeler}/xrpc/plaza.labeler.listReviews",
+            headers={"authorization": f"Bearer {LABELER_ADMIN}"},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        return list(r.json()["reviews"])
 
     def account(self, prefix: str) -> dict[str, str]:
         """A new account on the PDS: its did, handle, password and access token."""
@@ -238,13 +258,20 @@ def _evidence(m: Market, epoch: int, t: int) -> None:
 
 def world(root: Path) -> Iterator[World]:
     """Start the network; yields it, stops it after."""
-    dport, pport, aport, dao_port, mport, wport = (free_port() for _ in range(6))
+    dport, pport, aport, dao_port, mport, wport, lport = (free_port() for _ in range(7))
     directory = f"http://127.0.0.1:{dport}"
     pds_url, av_url = f"http://127.0.0.1:{pport}", f"http://127.0.0.1:{aport}"
     pds = create_pds(
         PdsSettings(data_dir=root / "pds", public_url=pds_url, directory_url=directory,
-                    appview_url=av_url, appview_did=service_did_for(av_url))
+                    appview_url=av_url, appview_did=service_did_for(av_url),
+                    proxy_allow_private=True)  # the moderation service is on loopback
     )  # fmt: skip
+    lab_url = f"http://127.0.0.1:{lport}"
+    labeler = create_labeler(
+        LabelerSettings(data_dir=root / "labeler", public_url=lab_url, directory_url=directory,
+                        classifier=trained(), relay_urls=(pds_url,), admin_token=LABELER_ADMIN)
+    )  # fmt: skip
+    labeler_did = labeler.state.labeler.did
     appview = create_appview(
         AppviewSettings(data_dir=root / "appview", public_url=av_url, directory_url=directory,
                         relay_urls=(pds_url,))
@@ -259,7 +286,8 @@ def world(root: Path) -> Iterator[World]:
     )  # fmt: skip
     web = create_web(
         WebSettings(entryway=pds_url, appview=av_url, dao=f"http://127.0.0.1:{dao_port}",
-                    market=f"http://127.0.0.1:{mport}", clock=lambda: NOW / 1000)
+                    market=f"http://127.0.0.1:{mport}", clock=lambda: NOW / 1000,
+                    labeler=labeler_did)
     )  # fmt: skip
     apps = [
         ServedApp("directory", create_directory(DirectorySettings.for_data_dir(root / "d")),
@@ -269,6 +297,30 @@ def world(root: Path) -> Iterator[World]:
         ServedApp("dao", dao_api, port=dao_port),
         ServedApp("market", market_api, port=mport),
         ServedApp("web", web, port=wport),
+        ServedApp("labeler", labeler, port=lport),
     ]  # fmt: skip
     with ServerThread(apps) as urls:
-        yield World(*urls, pds_app=pds, proposal=pid, motion=motion)
+        yield World(*urls, labeler_did=labeler_did, pds_app=pds, proposal=pid, motion=motion)
+
+
+def send_signed(c: httpx.Client, url: str, form: dict[str, str], key: PrivateKey) -> httpx.Response:
+    """Post a DAO form as the page's script (``static/sign.js``) does: ask for the
+    event's bytes, sign them with ``key`` here, send the signature; the final answer."""
+    import base64
+
+    signer_did = key.did_key()
+    json_only = {"accept": "application/json"}
+    prep = c.post(url, data={**form, "signer": signer_did, "sign_step": "prepare"},
+                  headers=json_only)  # fmt: skip
+    if prep.status_code != 200:
+        return prep
+    event = prep.json()
+    sig = key.sign(base64.b64decode(event["signing"]))
+    fields = {**form, "signer": signer_did, "sign_step": "submit", "seq": str(event["seq"]),
+              "prev": event["prev"], "time": str(event["time"]),
+              "sig": base64.b64encode(sig).decode()}  # fmt: skip
+    return c.post(url, data=fields, headers=json_only)
+
+
+def member_key(name: str) -> PrivateKey:
+    return signer(name).key

@@ -291,26 +291,41 @@ def web(
     requests: int = typer.Option(20, "--requests", min=1, help="Pages each user requests."),
     posts: int = typer.Option(2, "--posts", min=1, help="Posts each user writes."),
     follows: int = typer.Option(10, "--follows", min=1, help="Users each user follows."),
+    think_ms: float = typer.Option(
+        1000.0, "--think-ms", min=0.0, help="Mean pause between a user's pages (0: none)."
+    ),
+    baseline: bool = typer.Option(
+        True, "--baseline/--no-baseline", help="Also run a web client with --cache-ttl 0."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one line of JSON."),
 ) -> None:
     """Benchmark the web client: time to first byte with --users concurrent users, and
     the JavaScript its pages ship.
 
-    Starts a directory, a PDS, an app view and the web client as separate processes
+    Starts a directory, a PDS, an app view, the DAO's and the market's APIs and two web
+    clients (as shipped, and with --cache-ttl 0 as the baseline) as separate processes
     (as plaza up does), creates --users accounts that post and follow each other, signs
-    each in, then has all of them request --requests pages at once (Home and profiles).
-    Prints ttfb_p50_ms, ttfb_p95_ms (also per page), pages_per_s, js_bytes_raw and
-    js_bytes_gzip.
+    each in, then has all of them request --requests pages at once (Home, profiles,
+    threads, Governance, Network), each pausing --think-ms on average between pages.
+    Prints ttfb_p50_ms, ttfb_p95_ms (also per page), pages_per_s and load_avg for each
+    web client, js_bytes_raw and js_bytes_gzip.
 
     Example:
 
     \b
         plaza bench web --json
-        plaza bench web --users 10 --requests 5 --json
+        plaza bench web --users 10 --requests 5 --think-ms 0 --no-baseline --json
     """
     from plaza.bench.web import run
 
-    result = run(users=users, requests=requests, posts=posts, follows=follows)
+    result = run(
+        users=users,
+        requests=requests,
+        posts=posts,
+        follows=follows,
+        think_ms=think_ms,
+        baseline=baseline,
+    )
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 

@@ -432,6 +432,12 @@ def web(
     signin_rate: float = typer.Option(
         1 / 6, "--signin-rate", min=0.0001, help="Sign-in attempts per second it regains."
     ),
+    labeler: str | None = typer.Option(
+        None, "--labeler", help="The moderation service's DID: where members' reports go."
+    ),
+    cache_ttl: float = typer.Option(
+        2.0, "--cache-ttl", min=0.0, max=3600.0, help="Seconds public reads are kept (0: off)."
+    ),
     trusted_proxy: list[str] = _TRUSTED_PROXY,
 ) -> None:
     """Run the web client and the members' dashboard until Ctrl-C.
@@ -466,6 +472,8 @@ def web(
             secure_cookies=secure_cookies,
             signin_burst=signin_burst,
             signin_rate_per_s=signin_rate,
+            cache_ttl_s=cache_ttl,
+            labeler=labeler,
         )
         served = ServedApp(
             "web", create_web(settings), host, port, trusted_proxies=tuple(trusted_proxy)

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plaza.services.buckets import TokenBuckets
-from plaza.web import auth, members, membership, network, relations, social
+from plaza.web import auth, members, membership, network, relations, reports, social
 from plaza.web.context import HERE, Handler, Web, environment, page
 from plaza.web.sessions import Sessions
 from plaza.web.settings import WebSettings
@@ -67,11 +67,14 @@ def create_app(settings: WebSettings, upstream: Upstream | None = None) -> Starl
     """The web client over the services ``settings`` names."""
     web = Web(
         settings=settings,
-        upstream=upstream or Upstream(),
+        upstream=upstream or Upstream(cache_ttl_s=settings.cache_ttl_s),
         sessions=Sessions(),
         templates=environment(),
         signin_limits=TokenBuckets(settings.signin_rate_per_s, settings.signin_burst),
     )
+
+    if settings.labeler is not None:
+        web.templates.globals["report_reasons"] = reports.REASONS
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -95,6 +98,7 @@ def create_app(settings: WebSettings, upstream: Upstream | None = None) -> Starl
         post("/like", social.like),
         post("/repost", social.repost),
         post("/follow", social.follow),
+        post("/report", reports.report),
         get("/profile/{actor}", social.profile),
         get("/settings/profile", relations.edit_form),
         post("/settings/profile", relations.edit),
@@ -121,7 +125,10 @@ def create_app(settings: WebSettings, upstream: Upstream | None = None) -> Starl
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(GZipMiddleware, minimum_size=500)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(GZipMiddleware, minimum_size=500, compresslevel=5),
+        ],
         lifespan=lifespan,
     )
 

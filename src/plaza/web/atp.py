@@ -72,17 +72,17 @@ async def read(page: Page, nsid: str, params: dict[str, Any] | None = None) -> A
         return await up.query(acct.pds, nsid, params, acct.access)
 
 
-async def call(page: Page, nsid: str, body: dict[str, Any]) -> Any:
-    """A procedure as the signed-in member."""
+async def call(page: Page, nsid: str, body: dict[str, Any], *, proxy: str | None = None) -> Any:
+    """A procedure as the signed-in member (forwarded to ``proxy``, if given)."""
     acct = page.require_account()
     up = page.web.upstream
     try:
-        return await up.procedure(acct.pds, nsid, body, acct.access)
+        return await up.procedure(acct.pds, nsid, body, acct.access, proxy=proxy)
     except UpstreamError as exc:
         if exc.code not in _EXPIRED:
             raise
         await _refresh(page, acct)
-        return await up.procedure(acct.pds, nsid, body, acct.access)
+        return await up.procedure(acct.pds, nsid, body, acct.access, proxy=proxy)
 
 
 async def create(page: Page, collection: str, record: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from plaza.asgi import read_body
 from plaza.errors import PlazaError
@@ -103,6 +103,11 @@ class Page:
         return self.session.account
 
     @property
+    def wants_json(self) -> bool:
+        """The page's own script asking (``static/sign.js``): answers and errors as JSON."""
+        return self.request.headers.get("accept") == "application/json"
+
+    @property
     def htmx(self) -> bool:
         return self.request.headers.get("hx-request") == "true"
 
@@ -170,6 +175,8 @@ class Page:
         """After a form: 303 to the local path ``to`` (the page the form was on)."""
         if flash is not None:
             self.session.flash = flash
+        if self.wants_json:
+            return JSONResponse({"next": local_path(to)})
         return RedirectResponse(local_path(to), status_code=303)
 
 
@@ -180,6 +187,8 @@ def _client_error(page: Page, exc: PlazaError) -> Response:
     status = exc.status if 400 <= exc.status < 600 else 500
     if isinstance(exc, NotSignedInError) and page.request.method == "GET":
         return RedirectResponse("/signin", status_code=303)
+    if page.wants_json:
+        return JSONResponse(exc.to_dict(), status_code=status)
     title = "Something went wrong" if status >= 500 else "That did not work"
     return page.render("error.html", status=status, title=title, message=exc.message)
 

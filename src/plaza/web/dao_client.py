@@ -1,27 +1,33 @@
-"""The DAO's API as the member's client: read its state, and sign and post events.
+"""The DAO's API as the member's client: read its state, and post events the member
+signed in their browser.
 
 A write to the DAO is a ledger event signed by the member's key (the DAO's API checks
-the signature against the member's keys; nothing else authenticates). The member gives
-the key with the form that needs it; it signs that one event here and is dropped: it is
-never stored, logged or sent anywhere but into the signature. The event is built at the
-ledger's head (``GET /ledger/head``) and posted to ``POST /ledger/events``; a lost race
-(409) rebuilds it at the new head, up to :data:`ATTEMPTS` times.
+the signature against the member's keys; nothing else authenticates). The key never
+reaches this server: signing takes two requests from the page's script
+(``static/sign.js``). First :func:`prepare` builds the unsigned event at the ledger's
+head (``GET /ledger/head``) and answers its exact signing bytes (the DAG-CBOR of
+``{seq, prev, time, author, type, payload}``, base64); the browser signs them (ECDSA
+over SHA-256, raw ``r||s`` in low-S form, ES256 through WebCrypto or ES256K in the
+script) and sends back the event's fields with the signature and its public key as a
+did:key. Then :func:`submit` rebuilds the same event from the form, checks the
+signature against that key (and that a did:key author is that key), and posts it to
+``POST /ledger/events``. A lost race (409 ``AppendConflict``) is answered as such: the
+script prepares and signs again at the new head.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from plaza.atproto import datamodel
-from plaza.atproto.crypto import PrivateKey
+from plaza.atproto import cbor, datamodel
+from plaza.atproto.crypto import PublicKey
 from plaza.errors import PlazaError
-from plaza.ledger.event import sign_event
-from plaza.web.errors import NotConfiguredError, UpstreamError, WebError
+from plaza.ledger.event import Event, validate_did, validate_type
+from plaza.web.errors import NotConfiguredError, WebError
 from plaza.web.upstream import Upstream
-
-ATTEMPTS = 3
-ALGS = ("ES256K", "ES256")
 
 
 @dataclass(frozen=True)
@@ -39,46 +45,69 @@ def dao_url(base: str | None) -> str:
     return base
 
 
-def parse_key(secret: str, alg: str) -> PrivateKey:
-    """The member's signing key from its hex secret (as ``plaza`` keystores hold it)."""
-    if alg not in ALGS:
-        raise WebError(f"the key type is one of {', '.join(ALGS)}")
-    text = secret.strip().lower().removeprefix("0x")
-    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
-        raise WebError("the signing key is 64 hexadecimal characters")
+def _unsigned(
+    author: str, type_: str, payload: dict[str, Any], *, seq: int, prev: bytes, time: int
+) -> dict[str, Any]:
     try:
-        return PrivateKey.from_bytes(alg, bytes.fromhex(text))  # type: ignore[arg-type]
+        validate_did(author)
+        validate_type(type_)
+    except PlazaError as exc:
+        raise WebError(exc.message) from exc
+    return {"seq": seq, "prev": prev, "time": time, "author": author, "type": type_,
+            "payload": payload}  # fmt: skip
+
+
+def signer_key(did_key: str) -> PublicKey:
+    """The browser's public key, from the did:key it sent."""
+    if not did_key.startswith("did:key:") or len(did_key) > 200:
+        raise WebError("the signing key's did:key is missing")
+    try:
+        return PublicKey.from_did_key(did_key)
     except (PlazaError, ValueError) as exc:
-        raise WebError("that is not a valid signing key") from exc
+        raise WebError("the signing key's did:key is not a P-256 or secp256k1 key") from exc
+
+
+async def prepare(
+    up: Upstream, base: str, *, author: str, type_: str, payload: dict[str, Any], now_ms: int
+) -> dict[str, Any]:
+    """The event to sign at the ledger's head: its ``seq``, ``prev`` (hex), ``time``
+    and ``signing`` (the bytes to sign, base64)."""
+    head = await up.get_json(f"{base}/ledger/head", fresh=True)
+    seq, prev = int(head["next_seq"]), bytes.fromhex(str(head["prev"]))
+    time = max(int(head["time"]), now_ms)
+    signing = cbor.encode(_unsigned(author, type_, payload, seq=seq, prev=prev, time=time))
+    return {"seq": seq, "prev": prev.hex(), "time": time,
+            "signing": base64.b64encode(signing).decode()}  # fmt: skip
+
+
+def _int(form: dict[str, str], name: str) -> int:
+    raw = form.get(name, "")
+    if not raw.isdigit() or len(raw) > 16:
+        raise WebError(f"the signed event's {name} is missing")
+    return int(raw)
 
 
 async def submit(
-    up: Upstream,
-    base: str,
-    key: PrivateKey,
-    *,
-    author: str,
-    type_: str,
+    up: Upstream, base: str, form: dict[str, str], *, author: str, type_: str,
     payload: dict[str, Any],
-    now_ms: int,
-) -> Receipt:
-    """Sign ``type_`` with ``payload`` as ``author`` and post it; its receipt."""
-    for attempt in range(ATTEMPTS):
-        head = await up.get_json(f"{base}/ledger/head")
-        ev = sign_event(
-            key,
-            seq=int(head["next_seq"]),
-            prev_hash=bytes.fromhex(str(head["prev"])),
-            time=max(int(head["time"]), now_ms),
-            author_did=author,
-            type=type_,
-            payload=payload,
-        )
-        try:
-            out = await up.post_json(f"{base}/ledger/events", datamodel.to_json(ev.to_map()))
-        except UpstreamError as exc:
-            if exc.status == 409 and exc.code == "AppendConflict" and attempt + 1 < ATTEMPTS:
-                continue
-            raise
-        return Receipt(int(out["seq"]), str(out["hash"]), str(out["type"]))
-    raise UpstreamError("the ledger kept moving: try again")  # pragma: no cover
+) -> Receipt:  # fmt: skip
+    """Post the event the browser signed (its fields and signature in ``form``)."""
+    key = signer_key(form.get("signer", ""))
+    if author.startswith("did:key:") and author != key.did_key():
+        raise WebError("the member DID is not the did:key of the key that signed")
+    prev_hex = form.get("prev", "")
+    try:
+        prev = bytes.fromhex(prev_hex)
+        sig = base64.b64decode(form.get("sig", ""), validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise WebError("the signed event is malformed") from exc
+    seq, time = _int(form, "seq"), _int(form, "time")
+    unsigned = _unsigned(author, type_, payload, seq=seq, prev=prev, time=time)
+    try:
+        ev = Event.from_map({**unsigned, "sig": sig})
+    except PlazaError as exc:
+        raise WebError(f"the signed event is malformed: {exc.message}") from exc
+    if not key.verify(ev.signing_bytes(), sig):
+        raise WebError("the signature does not verify: sign again", code="BadSignature")
+    out = await up.post_json(f"{base}/ledger/events", datamodel.to_json(ev.to_map()))
+    return Receipt(int(out["seq"]), str(out["hash"]), str(out["type"]))

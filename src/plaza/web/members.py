@@ -1,10 +1,11 @@
 """The members' pages: proposals with their progress, ballots, vetoes, delegation,
 the agents' actions and the treasury.
 
-Reads come from the DAO's HTTP API. Each write asks for the member's DID in the DAO
-(their did:key when left empty) and signing key, and signs one event with it
-(:mod:`plaza.web.dao_client`); the answer shows the event's receipt (its ledger
-position and hash), which the member can check with the ledger's inclusion proof.
+Reads come from the DAO's HTTP API. Each write is one ledger event the member signs in
+their browser with their DAO key (:mod:`plaza.web.dao_client`; the key never reaches
+this server): the form takes the member's DID in the DAO (their did:key when left
+empty); the answer shows the event's receipt (its ledger position and hash), which the
+member can check with the ledger's inclusion proof.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import asyncio
 import math
 from typing import Any
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from plaza.web.ballots import ballot_from_form
 from plaza.web.context import Page
-from plaza.web.dao_client import Receipt, dao_url, parse_key, submit
+from plaza.web.dao_client import Receipt, dao_url, prepare, signer_key, submit
 from plaza.web.errors import WebError
 
 
@@ -71,8 +72,9 @@ async def governance(page: Page) -> Response:
 
 async def proposal(page: Page) -> Response:
     pid = int(page.request.path_params["pid"])
-    prop = await _get(page, f"/dao/proposals/{pid}")
-    constitution = await _get(page, "/dao/constitution")
+    prop, constitution = await asyncio.gather(
+        _get(page, f"/dao/proposals/{pid}"), _get(page, "/dao/constitution")
+    )
     ptype = (constitution.get("proposal_types") or {}).get(prop.get("type"), {})
     return page.render(
         "proposal.html",
@@ -84,26 +86,36 @@ async def proposal(page: Page) -> Response:
     )
 
 
+SIGNING_NEEDS_JS = (
+    "voting and other DAO actions need JavaScript: your key signs in your browser "
+    "and never reaches this server"
+)
+
+
 async def sign_form(
     page: Page, form: dict[str, str], type_: str, payload: dict[str, Any] | None
-) -> Receipt:
-    """Sign ``type_`` with the form's key as the form's member (default: the key's
-    did:key). ``payload`` None: ``{"member": author}`` (completing one's admission)."""
-    key = parse_key(form.get("key", ""), form.get("alg", "ES256K"))
-    author = form.get("member", "").strip() or key.did_key()
+) -> Receipt | Response:
+    """The event ``type_`` with ``payload`` as the form's member (default: the browser
+    key's did:key; ``payload`` None: ``{"member": author}``, completing one's admission):
+    its signing bytes (JSON) when the page's script asks to ``prepare`` it, its receipt
+    once the script sends it signed."""
+    step = form.get("sign_step", "")
+    if step not in ("prepare", "submit"):
+        raise WebError(SIGNING_NEEDS_JS)
+    author = form.get("member", "").strip() or signer_key(form.get("signer", "")).did_key()
     if not author.startswith("did:") or len(author) > 2048:
         raise WebError("the member DID is a did:plc or did:key")
     if payload is None:
         payload = {"member": author}
-    return await submit(
-        page.web.upstream,
-        _base(page),
-        key,
-        author=author,
-        type_=type_,
-        payload=payload,
-        now_ms=_now_ms(page),
-    )
+    base = _base(page)
+    if step == "prepare":
+        event = await prepare(
+            page.web.upstream, base, author=author, type_=type_, payload=payload,
+            now_ms=_now_ms(page),
+        )  # fmt: skip
+        return JSONResponse(event)
+    return await submit(page.web.upstream, base, form, author=author, type_=type_,
+                        payload=payload)  # fmt: skip
 
 
 def receipt_text(what: str, r: Receipt) -> str:
@@ -116,6 +128,8 @@ async def vote(page: Page) -> Response:
     prop = await _get(page, f"/dao/proposals/{pid}")
     ballot = ballot_from_form(str(prop.get("method")), list(prop.get("choices") or []), form)
     receipt = await sign_form(page, form, "dao.vote.cast", {"proposal": pid, "ballot": ballot})
+    if isinstance(receipt, Response):
+        return receipt
     return page.back(f"/governance/proposals/{pid}", flash=receipt_text("Vote recorded", receipt))
 
 
@@ -123,6 +137,8 @@ async def veto(page: Page) -> Response:
     form = await page.form()
     mid = int(page.request.path_params["mid"])
     receipt = await sign_form(page, form, "dao.motion.vetoed", {"motion": mid})
+    if isinstance(receipt, Response):
+        return receipt
     return page.back("/governance", flash=receipt_text(f"Veto of action {mid} recorded", receipt))
 
 
@@ -134,16 +150,19 @@ async def delegate(page: Page) -> Response:
             raise WebError("delegate to a member's DID")
         payload: dict[str, Any] = {"delegate": to, "scope": "global", "expires": 0}
         receipt = await sign_form(page, form, "dao.delegation.set", payload)
+        if isinstance(receipt, Response):
+            return receipt
         text = receipt_text("Delegation recorded", receipt)
     else:
         receipt = await sign_form(page, form, "dao.delegation.revoked", {"scope": "global"})
+        if isinstance(receipt, Response):
+            return receipt
         text = receipt_text("Delegation withdrawn", receipt)
     return page.back("/governance", flash=text)
 
 
 async def actions(page: Page) -> Response:
-    done = await _get(page, "/dao/actions")
-    mandate = await _get(page, "/dao/mandate")
+    done, mandate = await asyncio.gather(_get(page, "/dao/actions"), _get(page, "/dao/mandate"))
     rules = mandate.get("actions") or {}
     return page.render(
         "actions_log.html",
@@ -155,6 +174,5 @@ async def actions(page: Page) -> Response:
 
 
 async def treasury(page: Page) -> Response:
-    books = await _get(page, "/dao/books")
-    summary = await _get(page, "/dao")
+    books, summary = await asyncio.gather(_get(page, "/dao/books"), _get(page, "/dao"))
     return page.render("treasury.html", title="Treasury", books=books, summary=summary)

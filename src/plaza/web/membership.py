@@ -57,12 +57,16 @@ async def vouch(page: Page) -> Response:
     form = await page.form()
     who = _did(form.get("candidate", ""), "The newcomer")
     receipt = await sign_form(page, form, "dao.member.vouched", {"member": who})
+    if isinstance(receipt, Response):
+        return receipt
     return page.back("/governance/members", flash=receipt_text("Vouch recorded", receipt))
 
 
 async def admit(page: Page) -> Response:
     form = await page.form()
     receipt = await sign_form(page, form, "dao.member.admitted", None)
+    if isinstance(receipt, Response):
+        return receipt
     return page.back("/governance/members", flash=receipt_text("Welcome, member", receipt))
 
 
@@ -75,8 +79,8 @@ async def receipt(page: Page) -> Response:
         return page.render("receipt.html", title="Check a receipt", result=None)
     seq, up = int(seq_text), page.web.upstream
     events, proof = await asyncio.gather(
-        up.get_json(f"{base}/ledger/events", {"start": seq, "limit": 1}),
-        up.get_json(f"{base}/ledger/proofs/inclusion", {"seq": seq}),
+        up.get_json(f"{base}/ledger/events", {"start": seq, "limit": 1}, fresh=True),
+        up.get_json(f"{base}/ledger/proofs/inclusion", {"seq": seq}, fresh=True),
     )
     if not events or int(events[0].get("seq", -1)) != seq:
         raise WebError(f"the ledger has no event {seq}", status=404)

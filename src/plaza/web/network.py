@@ -52,14 +52,13 @@ async def network(page: Page) -> Response:
     settings, up = page.web.settings, page.web.upstream
     if settings.market is None:
         raise NotConfiguredError("this web client has no market API (--market)")
-    providers, contracts, invoices, summary = await asyncio.gather(
-        *(up.get_json(f"{settings.market}/market{path}") for path in _MARKET_READS)
-    )
-    accounts: dict[str, int] = {}
+    reads = [up.get_json(f"{settings.market}/market{path}") for path in _MARKET_READS]
     if settings.dao is not None:
-        accounts = {
-            str(k): int(v) for k, v in (await up.get_json(f"{settings.dao}/dao/accounts")).items()
-        }
+        reads.append(up.get_json(f"{settings.dao}/dao/accounts"))
+    providers, contracts, invoices, summary, *placed = await asyncio.gather(*reads)
+    accounts: dict[str, int] = {}
+    if placed:
+        accounts = {str(k): int(v) for k, v in placed[0].items()}
     if not accounts:
         accounts = _invoiced_accounts(invoices)
     c = concentration(accounts)

@@ -23,7 +23,9 @@ class WebSettings:
     ``dao`` and ``market``: their HTTP APIs (optional: the pages say so when missing).
     ``secure_cookies`` marks the session cookie ``Secure`` (serve behind https).
     Sign-in attempts are limited per client address to ``signin_burst`` at once,
-    refilling at ``signin_rate_per_s``."""
+    refilling at ``signin_rate_per_s``. Public reads are kept ``cache_ttl_s`` seconds
+    (:mod:`plaza.web.cache`; 0: not kept). ``labeler`` is the DID of the network's
+    moderation service, where members' reports go (through their PDS)."""
 
     entryway: str
     appview: str | None = None
@@ -32,9 +34,17 @@ class WebSettings:
     secure_cookies: bool = False
     signin_rate_per_s: float = 1 / 6
     signin_burst: int = 10
+    cache_ttl_s: float = 2.0
+    labeler: str | None = None
     clock: Callable[[], float] = field(default=time.time, repr=False)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.cache_ttl_s <= 3600:
+            raise WebError("--cache-ttl is from 0 to 3600 seconds")
+        if self.labeler is not None and (
+            not self.labeler.startswith("did:") or len(self.labeler) > 2048 or "#" in self.labeler
+        ):
+            raise WebError(f"--labeler must be the moderation service's DID, not {self.labeler!r}")
         object.__setattr__(self, "entryway", _base(self.entryway, "--entryway"))
         for name in ("appview", "dao", "market"):
             value = getattr(self, name)

@@ -5,6 +5,13 @@ PDS (which forwards ``app.bsky.*`` reads to its app view), or to an app view dir
 for anonymous reads, and JSON reads and writes to the DAO's and market's HTTP APIs. A
 refusal becomes :class:`~plaza.web.errors.UpstreamError` carrying the service's error
 name and message; a service that cannot be reached becomes one too, with status 502.
+
+The client is shared by every request and keeps its connections open (up to
+:data:`KEEPALIVE` idle ones, each dropped after :data:`KEEPALIVE_S`, before the
+services' own keep-alive timeout of 5 s can close it under a request). Public reads
+(the DAO's and the market's JSON, and anonymous app view queries) go through a
+:class:`~plaza.web.cache.PublicCache`; any write through this client clears it, so a
+member sees their own vote on the next page.
 """
 
 from __future__ import annotations
@@ -13,9 +20,13 @@ from typing import Any
 
 import httpx
 
+from plaza.web.cache import TTL_S, PublicCache
 from plaza.web.errors import UpstreamError
 
 TIMEOUT_S = 15.0
+CONNECTIONS = 200
+KEEPALIVE = 100
+KEEPALIVE_S = 4.0
 
 
 def _error(res: httpx.Response) -> UpstreamError:
@@ -36,10 +47,18 @@ def _error(res: httpx.Response) -> UpstreamError:
 class Upstream:
     """One pooled HTTP client for every service the web client reaches."""
 
-    def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient | None = None, *, cache_ttl_s: float = TTL_S
+    ) -> None:
         self.http = http or httpx.AsyncClient(
-            timeout=TIMEOUT_S, limits=httpx.Limits(max_connections=200)
+            timeout=TIMEOUT_S,
+            limits=httpx.Limits(
+                max_connections=CONNECTIONS,
+                max_keepalive_connections=KEEPALIVE,
+                keepalive_expiry=KEEPALIVE_S,
+            ),
         )
+        self.cache = PublicCache(cache_ttl_s)
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -66,15 +85,29 @@ class Upstream:
         self, base: str, nsid: str, params: dict[str, Any] | None = None, token: str | None = None
     ) -> Any:
         """``GET base/xrpc/nsid``; ``token`` is the member's access token, if any."""
-        headers = {"authorization": f"Bearer {token}"} if token else {}
         clean = {k: v for k, v in (params or {}).items() if v is not None}
-        return await self._send("GET", f"{base}/xrpc/{nsid}", params=clean, headers=headers)
+        url = f"{base}/xrpc/{nsid}"
+        if token:
+            headers = {"authorization": f"Bearer {token}"}
+            return await self._send("GET", url, params=clean, headers=headers)
+        key = (url, tuple(sorted((k, str(v)) for k, v in clean.items())))
+        return await self.cache.get(key, lambda: self._send("GET", url, params=clean))
 
     async def procedure(
-        self, base: str, nsid: str, body: dict[str, Any] | None, token: str | None = None
+        self,
+        base: str,
+        nsid: str,
+        body: dict[str, Any] | None,
+        token: str | None = None,
+        *,
+        proxy: str | None = None,
     ) -> Any:
-        """``POST base/xrpc/nsid`` with a JSON body."""
+        """``POST base/xrpc/nsid`` with a JSON body; ``proxy`` is the ``atproto-proxy``
+        header (``did#service``: the PDS forwards the call to that service)."""
         headers = {"authorization": f"Bearer {token}"} if token else {}
+        if proxy:
+            headers["atproto-proxy"] = proxy
+        self.cache.clear()
         return await self._send("POST", f"{base}/xrpc/{nsid}", json=body or {}, headers=headers)
 
     async def upload_blob(self, base: str, data: bytes, mime: str, token: str) -> Any:
@@ -84,9 +117,16 @@ class Upstream:
             "POST", f"{base}/xrpc/com.atproto.repo.uploadBlob", content=data, headers=headers
         )
 
-    async def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
-        """``GET url`` from the DAO's or the market's API."""
-        return await self._send("GET", url, params=params)
+    async def get_json(
+        self, url: str, params: dict[str, Any] | None = None, *, fresh: bool = False
+    ) -> Any:
+        """``GET url`` from the DAO's or the market's API (public: cached briefly, unless
+        ``fresh``: the ledger's head before signing, a receipt's event)."""
+        if fresh:
+            return await self._send("GET", url, params=params)
+        key = (url, tuple(sorted((k, str(v)) for k, v in (params or {}).items())))
+        return await self.cache.get(key, lambda: self._send("GET", url, params=params))
 
     async def post_json(self, url: str, body: Any) -> Any:
+        self.cache.clear()
         return await self._send("POST", url, json=body)
