@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from plaza.moderation.classifier import Classifier
-from plaza.moderation.service import LabelerSettings
+from plaza.moderation.service import LabelerSettings, RateLimit
 from plaza.moderation.service import create_app as create_labeler
 from plaza.services.appview import AppviewSettings
 from plaza.services.appview import create_app as create_appview
@@ -61,7 +61,12 @@ class LabNet:
         return list(r.json()["labels"])
 
 
-def lab_network(root: Path, model: Classifier) -> Iterator[LabNet]:
+# Tests poll queryLabels in tight loops from one address.
+GENEROUS = {"query_rate": RateLimit(10_000.0, 10_000), "report_rate": RateLimit(100.0, 100)}
+
+
+def lab_network(root: Path, model: Classifier, **labeler: Any) -> Iterator[LabNet]:
+    """The lab network; ``labeler``: :class:`LabelerSettings` fields to override."""
     dport, p1, av, lb = (_free_port() for _ in range(4))
     directory = f"http://127.0.0.1:{dport}"
     pds_url = f"http://127.0.0.1:{p1}"
@@ -85,6 +90,7 @@ def lab_network(root: Path, model: Classifier) -> Iterator[LabNet]:
             classifier=model,
             relay_urls=(pds_url,),
             admin_token=ADMIN,
+            **{**GENEROUS, **labeler},
         )
     )
     did = labeler.state.labeler.did
