@@ -73,7 +73,8 @@ def labeler(
     (spam or scam; the account after --account-strikes), queues the unsure ones, reports
     and appeals for review, and serves queryLabels, subscribeLabels and createReport.
     Without --model it loads DATA_DIR/model.json, training it first from --train-data
-    if absent. The review queue's admin token is in DATA_DIR/admin.token. With --dao,
+    if absent (about a minute, while it already serves; it follows the firehoses once
+    the classifier is ready). The review queue's admin token is in DATA_DIR/admin.token. With --dao,
     labels the DAO's mandate sends to members (account takedowns) wait for an executed
     vote. queryLabels is limited per address and createReport per account (429 past
     --query-rate/--report-rate).
@@ -89,15 +90,13 @@ def labeler(
     from plaza.moderation.shipped import load_or_train
 
     root = Path(data_dir)
+    path = Path(model) if model else root / "model.json"
     try:
-        classifier = load_or_train(
-            Path(model) if model else root / "model.json", train_data, say=typer.echo
-        )
         settings = LabelerSettings(
             data_dir=root,
             public_url=public_url or url_for(host, port),
             directory_url=directory,
-            classifier=classifier,
+            classifier=lambda: load_or_train(path, train_data, say=typer.echo),
             relay_urls=tuple(relay),
             db=db,
             account_strikes=account_strikes,

@@ -30,9 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,8 @@ from plaza.services.errors import RateLimitedError
 from plaza.services.identities import Identities
 from plaza.services.service_jwt import ReplayGuard, parse, verify_service_jwt
 
+log = logging.getLogger("plaza.labeler")
+
 REPORT = "com.atproto.moderation.createReport"
 ADMIN_TOKEN_FILE = "admin.token"
 MAX_QUERY = 250
@@ -79,7 +82,9 @@ class LabelerSettings:
     data_dir: Path
     public_url: str
     directory_url: str
-    classifier: Classifier
+    classifier: Classifier | Callable[[], Classifier]
+    """The classifier, or how to load (or train) it: then the labeler serves at once and
+    follows the firehoses once the classifier is ready (``_health``'s ``model``)."""
     relay_urls: tuple[str, ...] = ()
     db: str | None = None
     handle: str = "labeler.plaza.test"
@@ -160,7 +165,11 @@ def create_app(settings: LabelerSettings) -> Starlette:
     query_limit = TokenBuckets(settings.query_rate.per_s, settings.query_rate.burst)
     report_limit = TokenBuckets(settings.report_rate.per_s, settings.report_rate.burst)
     dao_state: dict[str, Any] = {"synced": False, "error": None}
-    moderator = Moderator(settings.classifier)
+    ready = isinstance(settings.classifier, Classifier)
+    moderators = (
+        [Moderator(settings.classifier)] if isinstance(settings.classifier, Classifier) else []
+    )
+    model_state: dict[str, Any] = {"model": "ready" if ready else "loading"}
     token = admin_token(settings)
     replay = ReplayGuard()
     http = httpx.AsyncClient(timeout=10)
@@ -169,7 +178,7 @@ def create_app(settings: LabelerSettings) -> Starlette:
 
     async def on_posts(posts: list[Post], seq: int, source: str) -> None:
         start = time.time()
-        decisions = moderator.judge(posts, start)
+        decisions = moderators[0].judge(posts, start)
         with store.db.transaction():
             labeler.apply(decisions)
             store.set_cursor(source, seq)
@@ -199,6 +208,7 @@ def create_app(settings: LabelerSettings) -> Starlette:
                     "error": dao_state["error"],
                 },
                 "sources": [{"url": f.url, "seq": f.seq, "dropped": f.dropped} for f in feeds],
+                **model_state,
             }
         )
 
@@ -395,7 +405,22 @@ def create_app(settings: LabelerSettings) -> Starlette:
             handle=settings.handle,
         )
         await sync_dao()  # the mandate before the first label
-        tasks = [asyncio.create_task(f.run()) for f in feeds if settings.follow]
+
+        async def follow() -> None:
+            if not moderators:
+                assert not isinstance(settings.classifier, Classifier)
+                try:
+                    loaded = await asyncio.to_thread(settings.classifier)
+                except PlazaError as exc:
+                    model_state.update(model="failed", model_error=exc.message)
+                    log.error("the classifier cannot be loaded: %s", exc.message)
+                    return
+                moderators.append(Moderator(loaded))
+                model_state["model"] = "ready"
+            if settings.follow:
+                await asyncio.gather(*(f.run() for f in feeds))
+
+        tasks = [asyncio.create_task(follow())]
         if settings.dao_url is not None:
             tasks.append(asyncio.create_task(follow_dao()))
         try:
