@@ -31,8 +31,18 @@ ALLOWED: dict[str, set[str]] = {
     "agents": BASE | {"atproto", "db", "ledger", "dao", "market", "services"},
     "sim": BASE | {"atproto", "db", "ledger", "dao", "market", "agents"},
     "network": BASE
-    | {"asgi", "atproto", "db", "ledger", "dao", "market", "services", "moderation", "agents",
-       "sim"},
+    | {
+        "asgi",
+        "atproto",
+        "db",
+        "ledger",
+        "dao",
+        "market",
+        "services",
+        "moderation",
+        "agents",
+        "sim",
+    },
     "web": BASE | {"asgi", "atproto", "db", "ledger", "dao", "market", "services"},
 }
 
