@@ -100,6 +100,11 @@ def test_only_a_passed_vote_for_this_labeler_authorizes(world: World) -> None:
     assert actions[-1]["authority"].startswith("proposal:")
     assert policy.set_actions(actions) == []  # learned once
     assert policy.authorized(ACCOUNT, "!takedown") == actions[-1]["authority"]
+    # what a run before a restart applied is learned again but not returned again
+    restarted = Policy(LAB)
+    assert restarted.set_actions(actions, after=actions[-1]["seq"]) == []
+    assert restarted.authorized(ACCOUNT, "!takedown") == actions[-1]["authority"]
+    assert Policy(LAB).set_actions(actions, after=actions[-1]["seq"] - 1) == got
 
 
 def test_labeler_waits_for_the_vote_then_labels(world: World, tmp_path: Path) -> None:
@@ -148,3 +153,17 @@ def test_a_refused_label_is_refused(tmp_path: Path) -> None:
     with pytest.raises(MandateRefusedError):
         lab.resolve(rid, "label", "spam")
     assert store.last_seq() == 0 and store.review(rid).status == "open"  # type: ignore[union-attr]
+
+
+def test_a_member_may_file_the_takedown_vote_too(world: World) -> None:
+    dao = found(MemoryEventStore(), world)
+    action = action_for(LAB, ACCOUNT, "!takedown")
+    effect = {"action": action.to_map(), "reason": "scam ring, reported by three members"}
+    pid = dao.propose(world.bob, "agent-action", "take the scam ring down", NOW, effect=effect)
+    policy = Policy(LAB)
+    dao.vote(world.alice, pid, {"choice": "yes"}, NOW + 1)
+    assert policy.set_actions([a.to_map() for a in dao.state.actions]) == []  # not yet
+    dao.vote(world.carol, pid, {"choice": "yes"}, NOW + 2)
+    dao.execute(world.alice, pid, NOW + 3)
+    got = policy.set_actions([a.to_map() for a in dao.state.actions])
+    assert got == [(ACCOUNT, "!takedown", f"proposal:{pid}")]

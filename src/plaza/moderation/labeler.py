@@ -95,7 +95,7 @@ class Labeler:
             if not self.store.current(subject, val):
                 seq = self.issue(subject, val)[0]
             for item in self.store.reviews("waiting", 10_000):
-                if item.subject == subject:
+                if item.subject == subject and (item.resolution or "").startswith(f"{val}:"):
                     self.store.resolve(
                         item.id, "labelled", f"{val} ({authority}, seq {seq})", self._now()
                     )

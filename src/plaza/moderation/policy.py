@@ -93,11 +93,12 @@ class Policy:
         """Adopt the mandate ``GET /dao/mandate`` returned (:class:`MandateError` if bad)."""
         self.mandate = mandate_from_map(raw)
 
-    def set_actions(self, raws: Iterable[Any]) -> list[tuple[str, str, str]]:
+    def set_actions(self, raws: Iterable[Any], after: int = -1) -> list[tuple[str, str, str]]:
         """Learn the moderation actions in ``GET /dao/actions``; the ``(subject, val,
-        authority)`` newly authorized. Only actions for this labeler executed on a
-        proposal's or a motion's authority count (the mandate itself never authorizes
-        what the guard sent to members)."""
+        authority)`` newly authorized, of those executed after ledger seq ``after`` (what
+        an earlier run already applied is learned, not returned again). Only actions for
+        this labeler executed on a proposal's or a motion's authority count (the mandate
+        itself never authorizes what the guard sent to members)."""
         new = []
         for raw in raws:
             got = _authorized(raw, self.labeler)
@@ -106,7 +107,8 @@ class Policy:
             subject, val, authority = got
             if (subject, val) not in self.executed:
                 self.executed[(subject, val)] = authority
-                new.append(got)
+                if raw.get("seq") is None or int(raw["seq"]) > after:
+                    new.append(got)
         return new
 
 
@@ -115,6 +117,8 @@ def _authorized(raw: Any, labeler: str) -> tuple[str, str, str] | None:
         return None
     action, authority = raw.get("action"), raw.get("authority")
     if not isinstance(action, Mapping) or not isinstance(authority, str):
+        return None
+    if "seq" in raw and type(raw["seq"]) is not int:
         return None
     if action.get("kind") not in (LABEL_KIND, TAKEDOWN_KIND):
         return None

@@ -65,6 +65,7 @@ from plaza.services.service_jwt import ReplayGuard, parse, verify_service_jwt
 log = logging.getLogger("plaza.labeler")
 
 REPORT = "com.atproto.moderation.createReport"
+DAO_SOURCE = "dao:actions"
 ADMIN_TOKEN_FILE = "admin.token"
 MAX_QUERY = 250
 
@@ -376,9 +377,17 @@ def create_app(settings: LabelerSettings) -> Starlette:
             return 0
         dao_state.update(synced=True, error=None)
         issued = 0
-        for subject, val, authority in policy.set_actions(raws if isinstance(raws, list) else []):
+        raws = raws if isinstance(raws, list) else []
+        # The DAO's executed actions are a source like a firehose: its cursor (the last
+        # ledger seq applied) keeps a restarted labeler from issuing again what it
+        # applied before (and an appeal reversed since).
+        after = store.cursor(DAO_SOURCE)
+        for subject, val, authority in policy.set_actions(raws, after=after):
             if labeler.authorized(subject, val, authority) is not None:
                 issued += 1
+        seqs = [r["seq"] for r in raws if isinstance(r, dict) and type(r.get("seq")) is int]
+        if seqs and max(seqs) > after:
+            store.set_cursor(DAO_SOURCE, max(seqs))
         return issued
 
     async def follow_dao() -> None:
