@@ -11,7 +11,7 @@ from plaza.cli.serve import serve_apps
 from plaza.errors import PlazaError
 from plaza.services.runner import ServedApp, url_for
 
-DEFAULT_PORT = 2589
+DEFAULT_PORT = 2594  # the directory's 2582 + 12, as in plaza up
 
 _RELAY = typer.Option(
     [], "--relay", help="A subscribeRepos source to follow: the relay, or a PDS (repeatable)."
