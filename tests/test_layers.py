@@ -27,11 +27,22 @@ ALLOWED: dict[str, set[str]] = {
     "dao": BASE | {"asgi", "atproto", "db", "ledger"},
     "market": BASE | {"asgi", "atproto", "db", "ledger", "dao"},
     "services": BASE | {"asgi", "atproto", "db", "ledger"},
-    "moderation": BASE | {"asgi", "atproto", "db", "ledger", "services"},
+    "moderation": BASE | {"asgi", "atproto", "db", "ledger", "dao", "services"},
     "agents": BASE | {"atproto", "db", "ledger", "dao", "market", "services"},
     "sim": BASE | {"atproto", "db", "ledger", "dao", "market", "agents"},
     "network": BASE
-    | {"asgi", "atproto", "db", "ledger", "dao", "market", "services", "agents", "sim"},
+    | {
+        "asgi",
+        "atproto",
+        "db",
+        "ledger",
+        "dao",
+        "market",
+        "services",
+        "moderation",
+        "agents",
+        "sim",
+    },
     "web": BASE | {"asgi", "atproto", "db", "ledger", "dao", "market", "services"},
 }
 

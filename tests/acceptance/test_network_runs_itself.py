@@ -17,6 +17,9 @@ for a host's death, nobody acting afterwards.
    post; the follower sees the new post in the timeline.
 5. The ledger verifies, and the agents' log names every placement and move with its
    reason, and the purchase that replaces the dead host's capacity.
+
+On the way, one member posts an obvious scam, and the app view shows the network
+labeler's ``scam`` label on it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ PLAZA = [sys.executable, "-m", "plaza.cli"]
 RECOVERY_BOUND_S = 300.0
 DEAD_AFTER_S = 10
 MEMBERS = 9
+SCAM = (
+    "CONGRATULATIONS!!! You have WON a $1,000 Walmart gift card. Claim your prize now at "
+    "http://free-prize.example/claim or call +1 (555) 201-7788"
+)
 T = TypeVar("T")
 
 
@@ -164,6 +171,8 @@ def test_nine_members_survive_their_host_being_killed(network: Up) -> None:
         "appview",
         "entryway",
         "web",
+        "labeler",
+        "labeler_did",
         "ledger",
     } <= net.keys()
     assert len(net["pds"]) == 3 and "agents" in net["pids"]
@@ -183,6 +192,7 @@ def test_nine_members_survive_their_host_being_killed(network: Up) -> None:
         client = _login(net, p)
         client.send_post(f"hello from {p['handle']}")
         clients[p["handle"]] = client
+    scam = clients[people[0]["handle"]].send_post(SCAM)  # for the network's labeler
     # 2. The host with most of them; one member elsewhere follows one of them.
     counts = {url: sum(1 for h in hosts.values() if h == url) for url in set(hosts.values())}
     doomed = max(sorted(counts), key=lambda u: counts[u])
@@ -234,6 +244,15 @@ def test_nine_members_survive_their_host_being_killed(network: Up) -> None:
         return True if any(item.post.uri == post.uri for item in feed) else None
 
     _until("the follower's timeline to show the new post", seen)
+
+    # The network's labeler (started by plaza up under the DID genesis made) labelled
+    # the scam, and the app view shows its label.
+    def labelled() -> bool | None:
+        views = clients[follower].get_posts([scam.uri]).posts
+        labels = [(x.src, x.val) for v in views for x in v.labels or []]
+        return True if labels == [(net["labeler_did"], "scam")] else None
+
+    _until("the app view to show the labeler's scam label", labelled)
 
     # 5. The ledger verifies; the agents' log names every move with its reason.
     report = json.loads(_run("ledger", "verify", net["ledger"], "--json"))

@@ -22,7 +22,8 @@ import pytest
 from atproto_client.exceptions import BadRequestError
 
 from atproto import Client, models
-from plaza.cli.up import PORTS, SERVICES, Network, child_spec, options, services
+from plaza.cli.up import PORTS, SERVICES, Network, child_spec, endpoints, options, services
+from plaza.services.supervisor import Child
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "an admin password for the test"
@@ -438,3 +439,46 @@ def test_make_up_passes_the_port_base() -> None:
 
 def test_make_up_without_a_port_base_uses_the_default() -> None:
     assert _make_up().endswith("plaza up")
+
+
+def test_the_labeler_runs_with_the_network_under_its_did() -> None:
+    did = "did:plc:" + "a" * 24
+    net = Network(Path("d"), "127.0.0.1", 4000, labeler_did=did)
+    assert OFFSET["labeler"] == 12 and PORTS == 13
+    assert _argv(net, "labeler")[3:] == [
+        "labeler", "--host", "127.0.0.1", "--port", "4012", "--data-dir", "d/labeler",
+        "--relay", "http://127.0.0.1:4003", "--directory", "http://127.0.0.1:4000",
+        "--public-url", "http://127.0.0.1:4012", "--model", "d/labeler/model.json",
+        "--dao", "http://127.0.0.1:4008",
+    ]  # fmt: skip
+    assert child_spec(net, next(s for s in SERVICES if s.name == "labeler")).health_url == (
+        "http://127.0.0.1:4012/xrpc/_health"
+    )
+    # the app view applies its labels; the PDSs send it the reports naming no labeler
+    assert _argv(net, "appview")[-3:] == ["--labeler", did, "--remote-allow-private"]
+    assert _argv(net, "pds3")[-2:] == ["--moderation", did]
+    # its market identity reports the accounts the relay lists, for its labeler contract
+    assert _argv(net, "labeler-provider")[2:] == [
+        "serve", "provider", "--data-dir", "d/labeler", "--as", "provider",
+        "--market", "http://127.0.0.1:4009", "--pds", "http://127.0.0.1:4003",
+        "--service", "labeler",
+    ]  # fmt: skip
+    names = [s.name for s in services()]
+    assert names.index("relay") < names.index("labeler") < names.index("appview")
+    for service in services():
+        passed = {arg for arg in child_spec(net, service).argv if arg.startswith("--")}
+        assert passed <= (options(service.command) or set()), service.name
+    # without a labeler DID (a plaza without the labeler) nobody names one
+    bare = Network(Path("d"), "127.0.0.1", 4000)
+    assert "--labeler" not in _argv(bare, "appview") and "--moderation" not in _argv(bare, "pds1")
+
+
+def test_endpoints_name_the_labeler_and_its_did() -> None:
+    did = "did:plc:" + "b" * 24
+    net = Network(Path("d"), "127.0.0.1", 4000, labeler_did=did)
+    spec = child_spec(net, next(s for s in SERVICES if s.name == "labeler"))
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    proc.wait(timeout=60)
+    out = endpoints(net, [Child(spec, proc, 0)])
+    assert (out["labeler"], out["labeler_did"]) == ("http://127.0.0.1:4012", did)
+    assert out["pids"] == {"labeler": proc.pid} and "labeler" in out["exited"]

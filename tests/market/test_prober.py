@@ -10,9 +10,13 @@ from pathlib import Path
 
 import httpx
 
+from plaza.errors import PlazaError
 from plaza.ledger import MemoryEventStore
 from plaza.market.api import MarketSettings, create_app
-from plaza.market.prober import Prober, Target, probe_target
+from plaza.market.prober import Prober, Sample, Target, probe_target
+from plaza.moderation.classifier import Classifier
+from plaza.moderation.service import LabelerSettings
+from plaza.moderation.service import create_app as create_labeler
 from plaza.services.directory import DirectorySettings
 from plaza.services.directory import create_app as create_directory
 from plaza.services.pds import PdsSettings
@@ -118,3 +122,36 @@ def test_prober_probes_real_servers_and_the_market_records_the_samples(tmp_path:
     assert book[(a, 0)].up[world.party("p1").did][0] == 1
     assert book[(b, 0)].up[world.party("p1").did][0] == 0
     assert any("ConnectError" in d for d in details)
+
+
+def _no_classifier() -> Classifier:
+    raise PlazaError("this labeler only answers queries")
+
+
+def test_a_labeler_is_probed_by_reading_its_labels(tmp_path: Path) -> None:
+    dport, lport = _port(), _port()
+    labeler = create_labeler(
+        LabelerSettings(
+            data_dir=tmp_path / "labeler",
+            public_url=f"http://127.0.0.1:{lport}",
+            directory_url=f"http://127.0.0.1:{dport}",
+            classifier=_no_classifier,
+        )
+    )
+    directory = create_directory(DirectorySettings.for_data_dir(tmp_path / "d"))
+    apps = [
+        ServedApp("directory", directory, port=dport),
+        ServedApp("labeler", labeler, port=lport),
+    ]
+    with ServerThread(apps) as urls:
+
+        async def probe() -> tuple[Sample, Sample]:
+            async with httpx.AsyncClient() as client:
+                good = await probe_target(client, Target("lab", urls[1], False, True), 2.0)
+                # what is not a labeler is down as one
+                bad = await probe_target(client, Target("dir", urls[0], False, True), 2.0)
+            return good, bad
+
+        good, bad = asyncio.run(probe())
+    assert good.ok and good.detail == "read 0 labels" and good.latency_ms < 2000
+    assert not bad.ok

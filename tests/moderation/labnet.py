@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from plaza.moderation.classifier import Classifier
-from plaza.moderation.service import LabelerSettings
+from plaza.moderation.service import LabelerSettings, RateLimit
 from plaza.moderation.service import create_app as create_labeler
 from plaza.services.appview import AppviewSettings
 from plaza.services.appview import create_app as create_appview
@@ -61,22 +61,20 @@ class LabNet:
         return list(r.json()["labels"])
 
 
-def lab_network(root: Path, model: Classifier) -> Iterator[LabNet]:
+# Tests poll queryLabels in tight loops from one address.
+GENEROUS = {"query_rate": RateLimit(10_000.0, 10_000), "report_rate": RateLimit(100.0, 100)}
+
+
+def lab_network(
+    root: Path, model: Classifier, *, default_moderation: bool = True, **overrides: Any
+) -> Iterator[LabNet]:
+    """The lab network; ``default_moderation``: the PDS sends reports naming no target
+    to the labeler; ``overrides``: :class:`LabelerSettings` fields."""
     dport, p1, av, lb = (_free_port() for _ in range(4))
     directory = f"http://127.0.0.1:{dport}"
     pds_url = f"http://127.0.0.1:{p1}"
     av_url = f"http://127.0.0.1:{av}"
     lb_url = f"http://127.0.0.1:{lb}"
-    pds = create_app(
-        PdsSettings(
-            data_dir=root / "pds",
-            public_url=pds_url,
-            directory_url=directory,
-            appview_url=av_url,
-            appview_did=service_did_for(av_url),
-            proxy_allow_private=True,  # the labeler is on loopback
-        )
-    )
     labeler = create_labeler(
         LabelerSettings(
             data_dir=root / "labeler",
@@ -85,9 +83,21 @@ def lab_network(root: Path, model: Classifier) -> Iterator[LabNet]:
             classifier=model,
             relay_urls=(pds_url,),
             admin_token=ADMIN,
+            **{**GENEROUS, **overrides},
         )
     )
     did = labeler.state.labeler.did
+    pds = create_app(
+        PdsSettings(
+            data_dir=root / "pds",
+            public_url=pds_url,
+            directory_url=directory,
+            appview_url=av_url,
+            appview_did=service_did_for(av_url),
+            proxy_allow_private=True,  # the labeler is on loopback
+            moderation_did=did if default_moderation else None,
+        )
+    )
     appview = create_appview(
         AppviewSettings(
             data_dir=root / "appview",

@@ -175,12 +175,19 @@ def test_report_through_the_pds_with_atproto_proxy(lab: LabNet) -> None:
     assert out.reported_by == r["did"]
     queue = admin(lab, "plaza.labeler.listReviews").json()["reviews"]
     assert any(x["subject"] == t["did"] and x["reporter"] == r["did"] for x in queue)
-    # without a target named the PDS has nowhere to send it
+    # without a target named the PDS sends it to its default moderation service
     plain = httpx.post(
         f"{lab.net.pds[0]}/xrpc/com.atproto.moderation.createReport",
-        json={"reasonType": "com.atproto.moderation.defs#reasonSpam", "subject": {}},
+        json={
+            "reasonType": "com.atproto.moderation.defs#reasonSpam",
+            "subject": {"$type": "com.atproto.admin.defs#repoRef", "did": t["did"]},
+            "reason": "sent without atproto-proxy",
+        },
         headers={"authorization": f"Bearer {reporter._session.access_jwt}"},
         timeout=10,
     )
-    assert plain.status_code in (400, 501)
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["reportedBy"] == r["did"]
+    queue = admin(lab, "plaza.labeler.listReviews").json()["reviews"]
+    assert any(x["reason"] == "sent without atproto-proxy" for x in queue)
     assert target is not None

@@ -15,7 +15,7 @@ from plaza.ledger import SqlEventStore, verify_log
 from plaza.ledger.keystore import Keystore
 from plaza.market import Market
 from plaza.market.dao_port import DaoLink
-from plaza.network.genesis import BOND, HOSTED_ACCOUNTS, genesis, ledger_url
+from plaza.network.genesis import BOND, HOSTED_ACCOUNTS, genesis, labeler_identity, ledger_url
 from plaza.network.layout import Layout, Timings
 
 NOW = 1_900_000_000_000
@@ -95,3 +95,33 @@ def test_bad_inputs_are_refused_before_anything_is_written(tmp_path: Path) -> No
     with pytest.raises(InvalidInputError, match="positive"):
         Timings(dead_after_s=0)
     assert not layout.root.exists()
+
+
+def test_genesis_makes_the_labeler_and_contracts_it(db_url: str, tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "plaza")
+    db = db_url if db_url.startswith("postgresql") else None
+    url = "http://127.0.0.1:4012"
+    founded = genesis(layout, HOSTS, Timings(), now_ms=NOW, db=db, labeler=url)
+    assert founded.labeler is not None and founded.labeler.startswith("did:plc:")
+    # the labeler's own identity: keys and the genesis operation fixing its DID
+    for name in ("label.key", "rotation.key", "genesis.json"):
+        assert (layout.labeler / name).exists()
+    assert labeler_identity(layout, url) == founded.labeler
+    assert Keystore(layout.labeler / "keys.json").get("provider").did == founded.labeler_provider
+
+    store = SqlEventStore.open(ledger_url(layout, db))
+    try:
+        dao = Dao(store)
+        m = Market(dao.ledger, operator_did=founded.agent, operator_key=None,
+                   dao=DaoLink(dao, None))  # fmt: skip
+        p = m.state.providers[str(founded.labeler_provider)]
+        assert (p.services, p.endpoint, p.bond) == (("labeler",), url, BOND)
+        (c,) = [c for c in m.state.contracts.values() if c.service == "labeler"]
+        assert (c.provider, c.status, c.quantity) == (p.did, "active", 3 * HOSTED_ACCOUNTS)
+        assert verify_log(store.read_raw()).ok
+    finally:
+        store.close()
+    again = genesis(layout, HOSTS, Timings(), now_ms=NOW + 1, db=db, labeler=url)
+    assert (again.created, again.labeler, again.labeler_provider) == (
+        False, founded.labeler, founded.labeler_provider
+    )  # fmt: skip

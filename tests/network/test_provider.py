@@ -130,3 +130,54 @@ def test_the_daemon_reports_usage_from_its_pds_to_the_market(tmp_path: Path) -> 
         assert dict(m.state.usage[(c.id, 0)].usage) == {"account": 2}
         assert said == [f"report {c.id}: epoch 0 ended: our PDS hosts 2 accounts"]
         assert not any(net.passwords[0] in line for line in said + warned)
+
+
+def test_a_labeler_reports_for_its_labeler_contracts_only() -> None:
+    me = {**ME, "services": ["labeler"], "capacity": {"labeler": {"accounts": 200}},
+          "prices": {"labeler": {"account": 1_000}}}  # fmt: skip
+    lab = _contract(id="c-lab", service="labeler", unit_prices={"account": 1_000})
+    view = _view(me=me, contracts=(_contract(), lab), hosted=9)
+    steps = decide(view, ProviderPolicy(service="labeler"))
+    assert [(s.kind, dict(s.body)) for s in steps] == [
+        ("report", {"contract": "c-lab", "epoch": 0, "usage": {"account": 9}})
+    ]
+    assert "9 accounts of the network" in steps[0].why
+    # never below its registered labeler price
+    cheap = _contract(id="c-2", service="labeler", status="awarded", provider_signed=False,
+                      unit_prices={"account": 999})  # fmt: skip
+    assert (
+        decide(_view(me=me, contracts=(cheap,), hosted=None), ProviderPolicy(service="labeler"))
+        == []
+    )
+
+
+def test_a_labeler_counts_the_accounts_its_source_lists(tmp_path: Path) -> None:
+    with live_net(tmp_path, 1) as net:
+        for i in range(3):
+            r = httpx.post(
+                f"{net.pds[0]}/xrpc/com.atproto.server.createAccount",
+                json={"handle": f"l{i}-{secrets.token_hex(3)}.test", "email": f"l{i}@ex.com",
+                      "password": "pw-" + secrets.token_hex(6)},
+                timeout=30,
+            )  # fmt: skip
+            assert r.status_code == 200, r.text
+        warned: list[str] = []
+        d = ProviderDaemon(
+            "did:key:zlab", signer("lab").key, net.market_url, net.pds[0],
+            policy=ProviderPolicy(service="labeler"), say=warned.append, warn=warned.append,
+        )  # fmt: skip
+        bad = ProviderDaemon(
+            "did:key:zlab", signer("lab").key, net.market_url, net.market_url,
+            policy=ProviderPolicy(service="labeler"), say=warned.append, warn=warned.append,
+        )  # fmt: skip
+
+        async def count() -> tuple[int | None, int | None]:
+            try:
+                return await d.hosted(), await bad.hosted()
+            finally:
+                await d.aclose()
+                await bad.aclose()
+
+        # no admin password needed: listRepos is public
+        assert asyncio.run(count()) == (3, None)
+        assert warned and "listRepos" in warned[0]

@@ -125,6 +125,12 @@ def pds(
         "--allow-private-proxy",
         help="Let atproto-proxy reach http URLs and private addresses (local networks only).",
     ),
+    moderation: str | None = typer.Option(
+        None,
+        "--moderation",
+        callback=params.did,
+        help="The labeler DID that createReport goes to when atproto-proxy names none.",
+    ),
     max_firehose_subscribers: int = typer.Option(
         1000,
         "--max-firehose-subscribers",
@@ -141,7 +147,8 @@ def pds(
     password (for social.plaza.provider.getUsage) is PLAZA_PDS_ADMIN_PASSWORD, or the
     one generated in DATA_DIR/secrets.json.
     Calls forwarded with atproto-proxy reach --appview as configured; any other target
-    must be https on a public address unless --allow-private-proxy.
+    must be https on a public address unless --allow-private-proxy. createReport goes
+    to the labeler atproto-proxy names, else to --moderation's #atproto_labeler.
     Behind a reverse proxy, name it with --trusted-proxy so that rate limits see each
     client's address from X-Forwarded-For; from anyone else the header is ignored.
 
@@ -168,6 +175,7 @@ def pds(
             db_url=db,
             appview_url=appview,
             appview_did=appview_did,
+            moderation_did=moderation,
             proxy_allow_private=allow_private_proxy,
             max_firehose_subscribers=max_firehose_subscribers,
             admin_password=os.environ.get("PLAZA_PDS_ADMIN_PASSWORD") or None,

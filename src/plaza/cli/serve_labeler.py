@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
@@ -12,11 +11,7 @@ from plaza.cli.serve import serve_apps
 from plaza.errors import PlazaError
 from plaza.services.runner import ServedApp, url_for
 
-if TYPE_CHECKING:
-    from plaza.moderation.classifier import Classifier
-
-DEFAULT_PORT = 2589
-SHIPPED_DATA = Path("data/spam/label-text")
+DEFAULT_PORT = 2594  # the directory's 2582 + 12, as in plaza up
 
 _RELAY = typer.Option(
     [], "--relay", help="A subscribeRepos source to follow: the relay, or a PDS (repeatable)."
@@ -25,30 +20,8 @@ _TRAIN = typer.Option(
     [],
     "--train-data",
     help="label,text CSV files to train on when there is no model yet (repeatable; "
-    "default: every file in data/spam/label-text).",
+    "default: every file in the source tree's data/spam/label-text).",
 )
-
-
-def load_or_train(model: Path, train_data: list[Path]) -> Classifier:
-    """The classifier at ``model``; trained from ``train_data`` and saved there first
-    when the file does not exist."""
-    from plaza.moderation.dataset import read_csv
-    from plaza.moderation.evaluate import train
-    from plaza.moderation.modelfile import load, save
-
-    if model.exists():
-        return load(model)
-    files = train_data or sorted(SHIPPED_DATA.glob("*.csv"))
-    if not files:
-        raise PlazaError(f"no model at {model} and no --train-data to make one")
-    data = read_csv(files[0])
-    for f in files[1:]:
-        data = data + read_csv(f)
-    typer.echo(f"training the classifier on {len(data)} texts from {len(files)} files")
-    classifier = train(data)
-    model.parent.mkdir(parents=True, exist_ok=True)
-    save(classifier, model)
-    return classifier
 
 
 def labeler(
@@ -77,6 +50,21 @@ def labeler(
     account_strikes: int = typer.Option(
         3, "--account-strikes", min=1, help="Spam labels before the account is labelled."
     ),
+    dao: str | None = typer.Option(
+        None,
+        "--dao",
+        help="The DAO's HTTP API (plaza dao serve): its mandate decides which labels are "
+        "automatic, and its executed votes authorize the rest (default: Plaza's default "
+        "mandate, nothing voted).",
+    ),
+    query_rate: float = typer.Option(
+        20.0, "--query-rate", min=0.001, help="queryLabels calls per second per address."
+    ),
+    query_burst: int = typer.Option(100, "--query-burst", min=1, help="... and their burst."),
+    report_rate: float = typer.Option(
+        0.2, "--report-rate", min=0.001, help="createReport calls per second per account."
+    ),
+    report_burst: int = typer.Option(10, "--report-burst", min=1, help="... and their burst."),
 ) -> None:
     """Run the spam and scam labeler until Ctrl-C.
 
@@ -85,27 +73,36 @@ def labeler(
     (spam or scam; the account after --account-strikes), queues the unsure ones, reports
     and appeals for review, and serves queryLabels, subscribeLabels and createReport.
     Without --model it loads DATA_DIR/model.json, training it first from --train-data
-    if absent. The review queue's admin token is in DATA_DIR/admin.token.
+    if absent (about a minute, while it already serves; it follows the firehoses once
+    the classifier is ready). The review queue's admin token is in DATA_DIR/admin.token. With --dao,
+    labels the DAO's mandate sends to members (account takedowns) wait for an executed
+    vote. queryLabels is limited per address and createReport per account (429 past
+    --query-rate/--report-rate).
 
     Example:
 
     \b
         plaza serve labeler --relay http://127.0.0.1:2585 --directory http://127.0.0.1:2582
+        plaza serve labeler --relay http://127.0.0.1:2585 --dao http://127.0.0.1:2590
         plaza serve appview --relay http://127.0.0.1:2585 --labeler did:plc:...
     """
-    from plaza.moderation.service import LabelerSettings, create_app
+    from plaza.moderation.service import LabelerSettings, RateLimit, create_app
+    from plaza.moderation.shipped import load_or_train
 
     root = Path(data_dir)
+    path = Path(model) if model else root / "model.json"
     try:
-        classifier = load_or_train(Path(model) if model else root / "model.json", train_data)
         settings = LabelerSettings(
             data_dir=root,
             public_url=public_url or url_for(host, port),
             directory_url=directory,
-            classifier=classifier,
+            classifier=lambda: load_or_train(path, train_data, say=typer.echo),
             relay_urls=tuple(relay),
             db=db,
             account_strikes=account_strikes,
+            dao_url=dao,
+            query_rate=RateLimit(query_rate, query_burst),
+            report_rate=RateLimit(report_rate, report_burst),
         )
         app = create_app(settings)
     except PlazaError as exc:

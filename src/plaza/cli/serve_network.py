@@ -204,6 +204,12 @@ def provider(
     bid_ttl: int = typer.Option(
         3600, "--bid-ttl", min=1, help="Seconds a bid stays valid after a request's deadline."
     ),
+    service: str = typer.Option(
+        "hosting",
+        "--service",
+        help="The service its contracts are for: hosting, or labeler (then --pds is the "
+        "relay whose accounts it moderates, counted with listRepos).",
+    ),
 ) -> None:
     """Run a hosting provider's daemon: report usage each epoch, bid on open hosting
     requests, sign contracts awarded to it, all as signed documents over the market's
@@ -214,7 +220,9 @@ def provider(
     from PLAZA_PDS_ADMIN_PASSWORD). It bids its spare registered capacity at its prices
     on every open hosting request in its regions that those prices and its SLA meet,
     and signs every contract awarded to it. Prints one line per document the market
-    accepted; refusals and unreachable services go to standard error.
+    accepted; refusals and unreachable services go to standard error. With --service
+    labeler it reports for a labeler's contracts instead: the accounts it moderates,
+    those --pds (the relay it follows) lists.
 
     Example:
 
@@ -222,6 +230,8 @@ def provider(
         PLAZA_PDS_ADMIN_PASSWORD=... plaza serve provider --as provider \\
             --data-dir .plaza/provider1 --market http://127.0.0.1:2590 \\
             --pds http://127.0.0.1:2584
+        plaza serve provider --as provider --data-dir .plaza/labeler --service labeler \\
+            --market http://127.0.0.1:2591 --pds http://127.0.0.1:2585
     """
     import os
 
@@ -230,6 +240,8 @@ def provider(
     from plaza.network.provider import ProviderDaemon, ProviderPolicy, run_forever
 
     url = market_url.rstrip("/")
+    if service not in ("hosting", "labeler"):
+        raise typer.BadParameter("--service must be hosting or labeler")
     try:
         s = Keystore(Path(data_dir) / "keys.json").get(signer)
         prices = (
@@ -246,7 +258,7 @@ def provider(
         url,
         pds_url,
         admin_password=os.environ.get("PLAZA_PDS_ADMIN_PASSWORD", ""),
-        policy=ProviderPolicy(prices=prices, bid_ttl_s=bid_ttl),
+        policy=ProviderPolicy(prices=prices, bid_ttl_s=bid_ttl, service=service),
         say=typer.echo,
         warn=lambda line: typer.echo(f"warning: {line}", err=True),
     )

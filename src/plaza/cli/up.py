@@ -9,6 +9,7 @@ that dies unless ``plaza chaos kill`` stopped it on purpose.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -90,7 +91,7 @@ def endpoints(
 ) -> dict[str, Any]:
     """What DATA_DIR/endpoints.json holds for these started children: each HTTP
     service's URL by name, ``pds`` (the running PDSs of providers under contract),
-    ``hosts`` (every PDS by name), ``ledger``, ``pids`` and ``exited``."""
+    ``hosts`` (every PDS by name), ``labeler_did``, ``ledger``, ``pids`` and ``exited``."""
     kinds = {s.name: s for s in SERVICES}
     out: dict[str, Any] = {}
     live = {c.name for c in children if c.returncode is None}
@@ -105,6 +106,8 @@ def endpoints(
         else:
             out[child.name] = net.url(child.name)
     out.setdefault("pds", [])
+    if "labeler" in out and net.labeler_did:
+        out["labeler_did"] = net.labeler_did
     out["ledger"] = net.ledger
     out["pids"] = {c.name: c.pid for c in children}
     exited = {
@@ -143,6 +146,7 @@ def _found(net: Network) -> Founded:
         net.timings,
         now_ms=int(time.time() * 1000),
         db=net.db("ledger"),
+        labeler=net.url("labeler") if options(("serve", "labeler")) is not None else None,
     )
 
 
@@ -182,10 +186,16 @@ def up(
     alice, bob and carol; the agent ops; the local mandate in DATA_DIR/gov/mandate.toml),
     its market (epoch --epoch, probe window --probe-interval), four hosting providers
     registered under their own DIDs and bonded, the first three contracted, the fourth
-    standing by, and three probers. Then starts, each as its own process and in this
-    order: the PLC directory (PORT_BASE), the PDSs pds1..pds4 (PORT_BASE+1, +2, +6, +7),
-    the DAO's API (+8), the market (+9), the relay (+3, crawling every PDS and the
-    market's hosting providers), the archive (+4), the app view (+5), a provider
+    standing by, three probers, and the labeler: its did:plc and keys in
+    DATA_DIR/labeler, registered and contracted as the network's labeler (its
+    classifier is trained once, from the shipped data, by the labeler at its first
+    start: about a minute, in the background; kept in a cache for the next network).
+    Then starts, each as its own process and in this order: the PLC directory
+    (PORT_BASE), the PDSs pds1..pds4 (PORT_BASE+1, +2, +6, +7, each sending reports to
+    the labeler), the DAO's API (+8), the market (+9), the relay (+3, crawling every
+    PDS and the market's hosting providers), the archive (+4), the labeler (+12,
+    following the relay, labelling as the DAO's mandate allows) and its provider
+    daemon, the app view (+5, applying the labeler's labels), a provider
     daemon per PDS, three probers, the entryway (+10), the agents' loop (every few
     seconds: settlement, placement, capacity, and restoring a host's accounts from the
     archive once it has been unreachable --dead-after seconds) and the web client
@@ -195,7 +205,8 @@ def up(
 
     Writes DATA_DIR/endpoints.json ({"directory": URL, "pds": [URLs of the running
     contracted PDSs], "hosts": {"pds1": URL, ...}, "relay", "archive", "appview",
-    "dao", "market", "entryway", "web": URLs, "ledger": the ledger's path or URL, "pids":
+    "dao", "market", "entryway", "web", "labeler": URLs, "labeler_did": the labeler's
+    DID, "ledger": the ledger's path or URL, "pids":
     {NAME: PID}}, and "exited": {NAME: {"returncode", "status"}} for services that are
     down) and prints how to point the atproto SDK at it. Handles ending in .test are
     accepted. Each PDS gets its own admin password (PLAZA_PDS_ADMIN_PASSWORD, if set,
@@ -238,6 +249,7 @@ def up(
             f"{len(founded.contracted)} hosts contracted, "
             f"{len(founded.hosts) - len(founded.contracted)} standing by"
         )
+    net = dataclasses.replace(net, labeler_did=founded.labeler)
     contracted = {f"pds{i}" for i, did in enumerate(founded.hosts, 1) if did in founded.contracted}
     specs = [child_spec(net, s) for s in chosen]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -5,9 +5,11 @@ reads the market's public API for the contracts in force and the endpoints of th
 providers, and every ``interval`` seconds probes each provider (never itself):
 
 1. ``GET {endpoint}/xrpc/_health`` must answer 200;
-2. a real read: ``com.atproto.sync.listRepos?limit=1`` to learn a hosted repository,
-   then ``com.atproto.sync.getLatestCommit?did=...``, which must answer 200 with a
-   ``cid`` and a ``rev`` (a host with no repository yet is judged on its health alone).
+2. a real read: for a hosting provider ``com.atproto.sync.listRepos?limit=1`` to learn
+   a hosted repository, then ``com.atproto.sync.getLatestCommit?did=...``, which must
+   answer 200 with a ``cid`` and a ``rev`` (a host with no repository yet is judged on
+   its health alone); for a labeler ``com.atproto.label.queryLabels?uriPatterns=*``,
+   which must answer 200 with a ``labels`` list (its label latency as a reader sees it).
 
 A sample is up when every step succeeded within the timeout; its latency is the read's
 (the health check's when there was no read). Samples are grouped by probe window
@@ -50,6 +52,7 @@ class Target:
     provider: str
     endpoint: str
     reads_repos: bool
+    reads_labels: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,8 @@ async def probe_target(client: httpx.AsyncClient, target: Target, timeout_s: flo
         latency = int((time.perf_counter() - t0) * 1000)
         if r.status_code != 200:
             return Sample(target.provider, False, latency, f"_health answered {r.status_code}")
+        if target.reads_labels:
+            return await _read_labels(client, target, base, timeout_s)
         if not target.reads_repos:
             return Sample(target.provider, True, latency, "healthy")
         r = await client.get(
@@ -93,6 +98,22 @@ async def probe_target(client: httpx.AsyncClient, target: Target, timeout_s: flo
         return Sample(target.provider, True, latency, f"read {did} at rev {body['rev']}")
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         return Sample(target.provider, False, TIMEOUT_MS, f"{type(exc).__name__}: {exc}")
+
+
+async def _read_labels(
+    client: httpx.AsyncClient, target: Target, base: str, timeout_s: float
+) -> Sample:
+    t0 = time.perf_counter()
+    r = await client.get(
+        f"{base}/xrpc/com.atproto.label.queryLabels",
+        params={"uriPatterns": "*", "limit": 1},
+        timeout=timeout_s,
+    )
+    latency = int((time.perf_counter() - t0) * 1000)
+    body = r.json() if r.status_code == 200 else {}
+    if r.status_code != 200 or not isinstance(body.get("labels"), list):
+        return Sample(target.provider, False, latency, f"queryLabels answered {r.status_code}")
+    return Sample(target.provider, True, latency, f"read {len(body['labels'])} labels")
 
 
 @dataclass
@@ -138,8 +159,10 @@ class Prober:
             did = c["provider"]
             if did == self.did or did not in endpoints or c["service"] not in PROBED_SERVICES:
                 continue
-            reads = c["service"] == "hosting" or seen.get(did, Target(did, "", False)).reads_repos
-            seen[did] = Target(did, endpoints[did]["endpoint"], reads)
+            was = seen.get(did, Target(did, "", False))
+            reads = c["service"] == "hosting" or was.reads_repos
+            labels = c["service"] == "labeler" or was.reads_labels
+            seen[did] = Target(did, endpoints[did]["endpoint"], reads, labels)
         return [seen[d] for d in sorted(seen)]
 
     async def tick(self) -> list[Sample]:

@@ -16,3 +16,8 @@ class DatasetError(ModerationError):
 
 class ModelFileError(ModerationError):
     code = "InvalidModelFile"
+
+
+class MandateRefusedError(ModerationError):
+    code = "MandateRefused"
+    status = 403

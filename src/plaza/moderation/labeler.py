@@ -8,6 +8,13 @@ each ``review`` decision opens a review item. :meth:`report` files a report or a
 appeal; :meth:`resolve` closes a review item with a label, a dismissal or (for an
 appeal) a negation of the label appealed. Every issued label is appended to the store's
 log in order; :attr:`changed` wakes the ``subscribeLabels`` streams.
+
+Every label but a negation first goes to the DAO's mandate (:mod:`plaza.moderation.
+policy`): one the guard allows is issued at once; one it sends to members (an account
+``!takedown`` under the shipped mandates) is not issued: a moderator's decision leaves
+the review item ``waiting``, and :meth:`authorized` issues the label once the DAO has
+executed the action on a passed vote's (or an unvetoed motion's) authority, closing the
+waiting items on that subject; one it refuses is refused.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from typing import Any, Final
 
 from plaza.atproto.crypto import PrivateKey
 from plaza.errors import InvalidInputError, NotFoundError
+from plaza.moderation.errors import MandateRefusedError
 from plaza.moderation.labels import iso_time, sign_label, unsigned_label
 from plaza.moderation.moderator import LABEL, REVIEW, Decision
+from plaza.moderation.policy import AUTOMATIC, REFUSED, Policy
 from plaza.moderation.store import LabelerStore, Review
 
 LABEL_VALUES: Final = ("spam", "scam", "!hide", "!takedown")
@@ -44,12 +53,14 @@ class Labeler:
         *,
         account_strikes: int = 3,
         clock: Callable[[], float] = time.time,
+        policy: Policy | None = None,
     ) -> None:
         self.store = store
         self.did = did
         self.key = key
         self.account_strikes = account_strikes
         self.clock = clock
+        self.policy = policy or Policy(did)
         self.changed = asyncio.Event()
         self.issued = 0
 
@@ -68,6 +79,28 @@ class Labeler:
         self.changed.set()
         return seq, label
 
+    def allowed(self, subject: str, val: str) -> str:
+        """What the mandate makes of putting ``val`` on ``subject``: ``automatic``,
+        ``wait`` (for the DAO) or ``refused``; ``automatic`` too once the DAO has
+        authorized it."""
+        if self.policy.authorized(subject, val):
+            return AUTOMATIC
+        return self.policy.verdict(subject, val, int(self.clock() * 1000)).outcome
+
+    def authorized(self, subject: str, val: str, authority: str) -> int | None:
+        """Issue ``val`` on ``subject``, which the DAO executed under ``authority``
+        (unless it is on already), and close the items waiting for it; the label's seq."""
+        seq = None
+        with self.store.db.transaction():
+            if not self.store.current(subject, val):
+                seq = self.issue(subject, val)[0]
+            for item in self.store.reviews("waiting", 10_000):
+                if item.subject == subject and (item.resolution or "").startswith(f"{val}:"):
+                    self.store.resolve(
+                        item.id, "labelled", f"{val} ({authority}, seq {seq})", self._now()
+                    )
+        return seq
+
     def apply(self, decisions: Sequence[Decision]) -> list[int]:
         """Store what ``decisions`` call for (see the module docstring); the labels' seqs."""
         seqs: list[int] = []
@@ -76,25 +109,34 @@ class Labeler:
                 if d.action == LABEL:
                     if self.store.current(d.post.uri, d.val):
                         continue
+                    if self.allowed(d.post.uri, d.val) != AUTOMATIC:
+                        self._review(d, f"{d.reason}; the mandate does not let {d.val} "
+                                     "be labelled automatically")  # fmt: skip
+                        continue
                     seqs.append(self.issue(d.post.uri, d.val, cid=d.post.cid)[0])
                     strikes = self.store.strike(d.post.did)
-                    if strikes >= self.account_strikes and not self.store.current(
-                        d.post.did, "spam"
+                    if (
+                        strikes >= self.account_strikes
+                        and not self.store.current(d.post.did, "spam")
+                        and self.allowed(d.post.did, "spam") == AUTOMATIC
                     ):
                         seqs.append(self.issue(d.post.did, "spam")[0])
                 elif d.action == REVIEW:
-                    self.store.add_review(
-                        "classifier",
-                        d.post.uri,
-                        d.post.cid,
-                        d.post.did,
-                        "com.atproto.moderation.defs#reasonSpam",
-                        d.reason,
-                        d.score,
-                        None,
-                        self._now(),
-                    )
+                    self._review(d, d.reason)
         return seqs
+
+    def _review(self, d: Decision, reason: str) -> None:
+        self.store.add_review(
+            "classifier",
+            d.post.uri,
+            d.post.cid,
+            d.post.did,
+            "com.atproto.moderation.defs#reasonSpam",
+            reason,
+            d.score,
+            None,
+            self._now(),
+        )
 
     def report(self, reporter: str, subject: dict[str, Any], reason_type: str, reason: str) -> int:
         """File a report (or an appeal, by ``reasonAppeal``) on ``subject`` (a
@@ -135,14 +177,27 @@ class Labeler:
         item = self.store.review(review_id)
         if item is None:
             raise NotFoundError(f"no review item {review_id}")
-        if item.status != "open":
+        if item.status not in ("open", "waiting") or (
+            item.status == "waiting" and action == "label"
+        ):
             raise InvalidInputError(f"review item {review_id} is already {item.status}")
         with self.store.db.transaction():
             if action == "label":
                 if val not in LABEL_VALUES:
                     raise InvalidInputError(f"val must be one of {', '.join(LABEL_VALUES)}")
-                seq, _ = self.issue(item.subject, val, cid=item.cid)
-                self.store.resolve(review_id, "labelled", f"{val} (seq {seq})", self._now())
+                verdict = self.policy.verdict(item.subject, val, int(self.clock() * 1000))
+                if verdict.outcome == REFUSED and not self.policy.authorized(item.subject, val):
+                    raise MandateRefusedError(verdict.why)
+                if self.allowed(item.subject, val) == AUTOMATIC:
+                    seq, _ = self.issue(item.subject, val, cid=item.cid)
+                    self.store.resolve(review_id, "labelled", f"{val} (seq {seq})", self._now())
+                else:
+                    self.store.resolve(
+                        review_id,
+                        "waiting",
+                        f"{val}: {verdict.why}; {verdict.action.kind} {item.subject}",
+                        self._now(),
+                    )
             elif action == "dismiss":
                 self.store.resolve(review_id, "dismissed", "no action", self._now())
             elif action == "reverse":

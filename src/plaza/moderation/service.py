@@ -15,6 +15,14 @@ Labeler`). It serves:
 - the review queue for moderators, behind the admin token: ``plaza.labeler.listReviews``
   and ``plaza.labeler.resolveReview``;
 - ``/xrpc/_health``: its DID, last label sequence number, firehose cursors, open reviews.
+
+``queryLabels`` is limited per client address and ``createReport`` per reporting
+account (token buckets, :class:`~plaza.services.buckets.TokenBuckets`): past the
+allowance a caller gets ``429 RateLimitExceeded`` with ``Retry-After``.
+
+With a DAO (``dao_url``) the labeler follows the DAO's mandate and its executed
+moderation actions (``GET /dao/mandate`` and ``/dao/actions``, every ``dao_poll_s``
+seconds, or at once on ``plaza.labeler.syncDao``): see :mod:`plaza.moderation.policy`.
 """
 
 from __future__ import annotations
@@ -22,9 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,13 +55,27 @@ from plaza.moderation.identity import labeler_did, load_keys, register
 from plaza.moderation.labeler import LABEL_VALUES, Labeler
 from plaza.moderation.labels import iso_time
 from plaza.moderation.moderator import Moderator, Post
+from plaza.moderation.policy import MandateError, Policy
 from plaza.moderation.store import REVIEW_STATUSES, LabelerStore
+from plaza.services.buckets import TokenBuckets, address_key
+from plaza.services.errors import RateLimitedError
 from plaza.services.identities import Identities
 from plaza.services.service_jwt import ReplayGuard, parse, verify_service_jwt
 
+log = logging.getLogger("plaza.labeler")
+
 REPORT = "com.atproto.moderation.createReport"
+DAO_SOURCE = "dao:actions"
 ADMIN_TOKEN_FILE = "admin.token"
 MAX_QUERY = 250
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A steady ``per_s`` with room for a ``burst``."""
+
+    per_s: float
+    burst: int
 
 
 @dataclass(frozen=True)
@@ -60,13 +83,19 @@ class LabelerSettings:
     data_dir: Path
     public_url: str
     directory_url: str
-    classifier: Classifier
+    classifier: Classifier | Callable[[], Classifier]
+    """The classifier, or how to load (or train) it: then the labeler serves at once and
+    follows the firehoses once the classifier is ready (``_health``'s ``model``)."""
     relay_urls: tuple[str, ...] = ()
     db: str | None = None
     handle: str = "labeler.plaza.test"
     admin_token: str | None = None
     account_strikes: int = 3
     follow: bool = True
+    dao_url: str | None = None
+    dao_poll_s: float = 5.0
+    query_rate: RateLimit = RateLimit(20.0, 100)
+    report_rate: RateLimit = RateLimit(0.2, 10)
 
 
 def admin_token(settings: LabelerSettings) -> str:
@@ -112,15 +141,36 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 def _error(exc: PlazaError) -> Response:
-    return JSONResponse(exc.to_dict(), status_code=exc.status)
+    response = JSONResponse(exc.to_dict(), status_code=exc.status)
+    if isinstance(exc, RateLimitedError):
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+    return response
+
+
+def _limit(buckets: TokenBuckets, key: str, what: str) -> None:
+    wait = buckets.take(key)
+    if wait > 0:
+        raise RateLimitedError(
+            f"too many {what}; try again in {max(1, round(wait))} s", retry_after_s=wait
+        )
 
 
 def create_app(settings: LabelerSettings) -> Starlette:
     keys = load_keys(settings.data_dir)
     did = labeler_did(settings.data_dir, keys, settings.public_url, settings.handle)
     store = LabelerStore.for_data_dir(settings.data_dir, settings.db)
-    labeler = Labeler(store, did, keys.label, account_strikes=settings.account_strikes)
-    moderator = Moderator(settings.classifier)
+    policy = Policy(did)
+    labeler = Labeler(
+        store, did, keys.label, account_strikes=settings.account_strikes, policy=policy
+    )
+    query_limit = TokenBuckets(settings.query_rate.per_s, settings.query_rate.burst)
+    report_limit = TokenBuckets(settings.report_rate.per_s, settings.report_rate.burst)
+    dao_state: dict[str, Any] = {"synced": False, "error": None}
+    ready = isinstance(settings.classifier, Classifier)
+    moderators = (
+        [Moderator(settings.classifier)] if isinstance(settings.classifier, Classifier) else []
+    )
+    model_state: dict[str, Any] = {"model": "ready" if ready else "loading"}
     token = admin_token(settings)
     replay = ReplayGuard()
     http = httpx.AsyncClient(timeout=10)
@@ -129,7 +179,7 @@ def create_app(settings: LabelerSettings) -> Starlette:
 
     async def on_posts(posts: list[Post], seq: int, source: str) -> None:
         start = time.time()
-        decisions = moderator.judge(posts, start)
+        decisions = moderators[0].judge(posts, start)
         with store.db.transaction():
             labeler.apply(decisions)
             store.set_cursor(source, seq)
@@ -152,11 +202,23 @@ def create_app(settings: LabelerSettings) -> Starlette:
                 "seq": store.last_seq(),
                 "issued": labeler.issued,
                 "open_reviews": len(store.reviews("open", 10_000)),
+                "waiting_reviews": len(store.reviews("waiting", 10_000)),
+                "mandate": {
+                    "version": policy.mandate.version,
+                    "from_dao": dao_state["synced"],
+                    "error": dao_state["error"],
+                },
                 "sources": [{"url": f.url, "seq": f.seq, "dropped": f.dropped} for f in feeds],
+                **model_state,
             }
         )
 
     async def query_labels(request: Request) -> Response:
+        client = request.client
+        try:
+            _limit(query_limit, address_key(client.host) if client else "unknown", "queries")
+        except RateLimitedError as exc:
+            return _error(exc)
         q = request.query_params
         patterns = q.getlist("uriPatterns")
         sources = q.getlist("sources")
@@ -227,6 +289,7 @@ def create_app(settings: LabelerSettings) -> Starlette:
                 raise InvalidInputError("issuer has no key", code="AuthRequired", status=401)
             payload = verify_service_jwt(jwt, ident.key, aud=did, lxm=REPORT, now=time.time())
             replay.use(iss, str(payload.get("jti", "")), exp=float(payload["exp"]), now=time.time())
+            _limit(report_limit, iss.split("#", 1)[0], "reports from this account")
             body = await request.json()
             if not isinstance(body, dict) or not isinstance(body.get("subject"), dict):
                 raise InvalidInputError("body must hold reasonType and subject")
@@ -296,6 +359,50 @@ def create_app(settings: LabelerSettings) -> Starlette:
             return _error(InvalidInputError("body must be JSON"))
         return _json(item.to_json())
 
+    async def sync_dao() -> int:
+        """Read the DAO's mandate and executed actions; issue what it newly authorized.
+        Returns how many labels that issued."""
+        if settings.dao_url is None:
+            return 0
+        base = settings.dao_url.rstrip("/")
+        try:
+            mandate = await http.get(f"{base}/dao/mandate")
+            actions = await http.get(f"{base}/dao/actions")
+            mandate.raise_for_status()
+            actions.raise_for_status()
+            policy.set_mandate(mandate.json())
+            raws = actions.json()
+        except (httpx.HTTPError, ValueError, MandateError) as exc:
+            dao_state["error"] = f"{type(exc).__name__}: {exc}"[:300]
+            return 0
+        dao_state.update(synced=True, error=None)
+        issued = 0
+        raws = raws if isinstance(raws, list) else []
+        # The DAO's executed actions are a source like a firehose: its cursor (the last
+        # ledger seq applied) keeps a restarted labeler from issuing again what it
+        # applied before (and an appeal reversed since).
+        after = store.cursor(DAO_SOURCE)
+        for subject, val, authority in policy.set_actions(raws, after=after):
+            if labeler.authorized(subject, val, authority) is not None:
+                issued += 1
+        seqs = [r["seq"] for r in raws if isinstance(r, dict) and type(r.get("seq")) is int]
+        if seqs and max(seqs) > after:
+            store.set_cursor(DAO_SOURCE, max(seqs))
+        return issued
+
+    async def follow_dao() -> None:
+        while True:
+            await sync_dao()
+            await asyncio.sleep(settings.dao_poll_s)
+
+    async def sync_dao_now(request: Request) -> Response:
+        try:
+            _admin(request)
+        except PlazaError as exc:
+            return _error(exc)
+        issued = await sync_dao()
+        return _json({"issued": issued, "synced": dao_state["synced"], "error": dao_state["error"]})
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await register(
@@ -306,7 +413,25 @@ def create_app(settings: LabelerSettings) -> Starlette:
             endpoint=settings.public_url,
             handle=settings.handle,
         )
-        tasks = [asyncio.create_task(f.run()) for f in feeds if settings.follow]
+        await sync_dao()  # the mandate before the first label
+
+        async def follow() -> None:
+            if not moderators:
+                assert not isinstance(settings.classifier, Classifier)
+                try:
+                    loaded = await asyncio.to_thread(settings.classifier)
+                except PlazaError as exc:
+                    model_state.update(model="failed", model_error=exc.message)
+                    log.error("the classifier cannot be loaded: %s", exc.message)
+                    return
+                moderators.append(Moderator(loaded))
+                model_state["model"] = "ready"
+            if settings.follow:
+                await asyncio.gather(*(f.run() for f in feeds))
+
+        tasks = [asyncio.create_task(follow())]
+        if settings.dao_url is not None:
+            tasks.append(asyncio.create_task(follow_dao()))
         try:
             yield
         finally:
@@ -327,9 +452,11 @@ def create_app(settings: LabelerSettings) -> Starlette:
             Route("/xrpc/com.atproto.repo.getRecord", get_record),
             Route("/xrpc/plaza.labeler.listReviews", list_reviews),
             Route("/xrpc/plaza.labeler.resolveReview", resolve_review, methods=["POST"]),
+            Route("/xrpc/plaza.labeler.syncDao", sync_dao_now, methods=["POST"]),
         ],
         lifespan=lifespan,
     )
     app.state.labeler = labeler
     app.state.latencies = latencies
+    app.state.policy = policy
     return app

@@ -12,7 +12,7 @@ from plaza.db import Database, connect, migrate
 from plaza.moderation.schema import MIGRATIONS
 
 DB_FILE: Final = "labeler.db"
-REVIEW_STATUSES: Final = ("open", "labelled", "dismissed", "reversed")
+REVIEW_STATUSES: Final = ("open", "waiting", "labelled", "dismissed", "reversed")
 
 
 @dataclass(frozen=True)

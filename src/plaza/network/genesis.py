@@ -16,7 +16,14 @@ any service. It
 5. runs one hosting request for bids: the first :data:`CONTRACTED` providers bid, the
    market awards, each provider signs its contract and the DAO approves it; the others
    stand by, registered and bonded, without a contract;
-6. registers the probers (service ``prober``).
+6. registers the probers (service ``prober``);
+7. when the network runs a labeler (``labeler``, its URL): makes the labeler's identity
+   in ``D/labeler`` — its label and rotation keys and the genesis operation that fixes
+   its ``did:plc`` (the labeler submits it to the directory when it starts) — and its
+   market identity (``provider`` in ``D/labeler/keys.json``), registers that as a
+   provider of the service ``labeler`` with the labeler's URL as endpoint, bonded, and
+   contracts it as the network's labeler: a request for bids for every account the
+   contracted hosts hold, its one bid awarded, signed and approved like hosting.
 
 Every step is an ordinary market or DAO command recorded on the ledger, exactly as the
 agents and the providers record them later. On SQLite the ledger is built in a
@@ -44,6 +51,7 @@ from plaza.ledger import SqlEventStore
 from plaza.ledger.keystore import Keystore, Signer
 from plaza.market import Market, MarketParams, sign_doc
 from plaza.market.dao_port import DaoLink
+from plaza.moderation.identity import labeler_did, load_keys
 from plaza.network.layout import (
     AGENT,
     CONTRACTED,
@@ -68,6 +76,12 @@ MAX_ACCOUNT_PRICE_UNITS: Final = "0.0002"
 BOND: Final = 10_000
 OPENING_BALANCE: Final = 1_000_000
 """The treasury's opening balance in minor units (10,000.00 EUR)."""
+LABELER_ACCOUNT_PRICE: Final = 1_000
+"""The labeler's price: a thousandth of a cent per account moderated and epoch."""
+MAX_LABELER_ACCOUNT_PRICE: Final = 2_000
+LABELER_CAPACITY: Final = 4 * HOSTED_ACCOUNTS
+"""Accounts the labeler registers capacity to moderate: four hosts' worth."""
+LABELER_HANDLE: Final = "labeler.plaza.test"
 TERM_S: Final = 7 * 86_400
 START_DELAY_MS: Final = 5_000
 """The market's clock starts this long after genesis; the first contracts start then."""
@@ -81,12 +95,23 @@ def local_mandate_text() -> str:
 @dataclass(frozen=True)
 class Founded:
     """What genesis found or made: the agent's DID, each host's provider DID (host1
-    first) and which of them hold a contract; ``created``: genesis ran now."""
+    first) and which of them hold a contract; ``created``: genesis ran now; ``labeler``:
+    the labeler's ``did:plc`` and ``labeler_provider`` its market identity (None without
+    a labeler)."""
 
     agent: str
     hosts: tuple[str, ...]
     contracted: tuple[str, ...]
     created: bool
+    labeler: str | None = None
+    labeler_provider: str | None = None
+
+
+def labeler_identity(layout: Layout, endpoint: str) -> str:
+    """The labeler's ``did:plc``, its keys and genesis operation made in ``D/labeler``
+    unless they exist (see step 7 of the module docstring)."""
+    keys = load_keys(layout.labeler)
+    return labeler_did(layout.labeler, keys, endpoint, LABELER_HANDLE)
 
 
 def _identity(keystore: Keystore, name: str) -> Signer:
@@ -107,10 +132,11 @@ def genesis(
     probers: int = PROBERS,
     db: str | None = None,
     contracted: int = CONTRACTED,
+    labeler: str | None = None,
 ) -> Founded:
     """Found the network under ``layout`` (see the module docstring) unless its ledger
     already holds the DAO. ``endpoints``: host1.. hostN's PDS URLs; the first
-    ``contracted`` get a contract."""
+    ``contracted`` get a contract; ``labeler``: the labeler's URL, when it runs."""
     if not 0 < contracted <= len(endpoints):
         raise InvalidInputError(f"cannot contract {contracted} of {len(endpoints)} hosts")
     if db is not None and not is_postgres_url(db):
@@ -122,6 +148,10 @@ def genesis(
              range(1, len(endpoints) + 1)]  # fmt: skip
     watchers = [_identity(Keystore(layout.prober(n) / "keys.json"), PROBER) for n in
                 range(1, probers + 1)]  # fmt: skip
+    lab_did = labeler_identity(layout, labeler) if labeler is not None else None
+    lab = (
+        _identity(Keystore(layout.labeler / "keys.json"), PROVIDER) if labeler is not None else None
+    )
     mandate_text = local_mandate_text()
     layout.gov.mkdir(parents=True, exist_ok=True)
     if not layout.mandate.exists():
@@ -138,6 +168,8 @@ def genesis(
                 tuple(h.did for h in hosts),
                 tuple(h.did for h in hosts if h.did in held),
                 created=False,
+                labeler=lab_did,
+                labeler_provider=lab.did if lab is not None else None,
             )
     finally:
         store.close()
@@ -167,6 +199,7 @@ def genesis(
             timings=timings,
             now_ms=now_ms,
             contracted=contracted,
+            labeler=(lab, labeler) if lab is not None and labeler is not None else None,
         )
     finally:
         store.close()
@@ -177,6 +210,8 @@ def genesis(
         tuple(h.did for h in hosts),
         tuple(h.did for h in hosts[:contracted]),
         created=True,
+        labeler=lab_did,
+        labeler_provider=lab.did if lab is not None else None,
     )
 
 
@@ -199,13 +234,17 @@ def _replace(built: Path, ledger: Path) -> None:
 def _registration(
     m: Market, s: Signer, endpoint: str, services: list[str], *, t: int, nonce: str
 ) -> dict[str, Any]:
-    hosting = services == ["hosting"]
+    priced = {
+        "hosting": (HOSTED_ACCOUNTS, ACCOUNT_PRICE),
+        "labeler": (LABELER_CAPACITY, LABELER_ACCOUNT_PRICE),
+    }
+    sold = [svc for svc in services if svc in priced]
     return sign_doc(s.key, {
         "$type": "registration", "provider": s.did, "market": m.operator_did,
         "key": s.key.did_key(), "services": services, "regions": [REGION],
-        "capacity": {"hosting": {"accounts": HOSTED_ACCOUNTS}} if hosting else {},
-        "prices": {"hosting": {"account": ACCOUNT_PRICE}} if hosting else {},
-        "bond": BOND if hosting else 0, "endpoint": endpoint, "nonce": nonce, "signed_ms": t,
+        "capacity": {svc: {"accounts": priced[svc][0]} for svc in sold},
+        "prices": {svc: {"account": priced[svc][1]} for svc in sold},
+        "bond": BOND if sold else 0, "endpoint": endpoint, "nonce": nonce, "signed_ms": t,
     })  # fmt: skip
 
 
@@ -218,6 +257,7 @@ def _found_market(
     timings: Timings,
     now_ms: int,
     contracted: int,
+    labeler: tuple[Signer, str] | None = None,
 ) -> None:
     start = now_ms + START_DELAY_MS
     m.open(MarketParams(genesis_ms=start, epoch_s=timings.epoch_s, window_s=timings.probe_s),
@@ -260,6 +300,51 @@ def _found_market(
                              "nonce": f"genesis-terms-{c.id}"}),
             t + 4,
         )  # fmt: skip
-        approved = m.approve_contract(c.id, t + 4)
-        if approved.status != "active":
-            raise InvalidInputError(f"genesis: contract {c.id} is {approved.status}, not active")
+        _approve(m, c.id, t + 4)
+    if labeler is not None:
+        _contract_labeler(m, *labeler, quantity=contracted * HOSTED_ACCOUNTS, start=start,
+                          t=t + 5)  # fmt: skip
+
+
+def _approve(m: Market, contract: str, t: int) -> None:
+    approved = m.approve_contract(contract, t)
+    if approved.status != "active":
+        raise InvalidInputError(f"genesis: contract {contract} is {approved.status}, not active")
+
+
+_LABELER_SLA: Final = {"availability_ppm": 990_000, "latency_p95_ms": 1_000}
+"""What the probers hold the labeler to: 99% of windows up, and its label queries'
+95th percentile latency within a second."""
+
+
+def _contract_labeler(m: Market, s: Signer, endpoint: str, *, quantity: int, start: int,
+                      t: int) -> None:  # fmt: skip
+    """Step 7: register, bond and contract the labeler for ``quantity`` accounts."""
+    m.register_provider(_registration(m, s, endpoint, ["labeler"], t=t, nonce="genesis-labeler"),
+                        t)  # fmt: skip
+    m.receive_bond(s.did, BOND, "genesis-bond-labeler", t)
+    rfb = m.create_rfb(
+        {
+            "service": "labeler", "quantity": quantity, "region": REGION, "start_ms": start,
+            "term_s": TERM_S, "max_prices": {"account": MAX_LABELER_ACCOUNT_PRICE},
+            "deadline_ms": start, "max_bids": 1, "sla": _LABELER_SLA,
+        },
+        t + 1,
+    )  # fmt: skip
+    m.submit_bid(
+        sign_doc(s.key, {
+            "$type": "bid", "provider": s.did, "market": m.operator_did, "rfb": rfb.id,
+            "quantity": quantity, "prices": {"account": LABELER_ACCOUNT_PRICE},
+            "sla": _LABELER_SLA, "bond": 0, "expires_ms": start, "nonce": "genesis-bid-labeler",
+        }),
+        t + 2,
+    )  # fmt: skip
+    _, awarded = m.award(rfb.id, t + 3)
+    for c in awarded:
+        m.sign_contract(
+            sign_doc(s.key, {"$type": "terms", "provider": s.did, "market": m.operator_did,
+                             "contract": c.id, "terms_digest": c.terms_digest(),
+                             "nonce": f"genesis-terms-{c.id}"}),
+            t + 4,
+        )  # fmt: skip
+        _approve(m, c.id, t + 4)

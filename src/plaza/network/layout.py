@@ -2,7 +2,8 @@
 
 ``plaza up --data-dir D`` lays D out as :class:`Layout` says: the governance data dir
 ``D/gov`` (keystore, ledger, mandate), each PDS's ``D/pdsN``, each provider daemon's
-keystore in ``D/providerN``, each prober's in ``D/proberN``, the entryway's store,
+keystore in ``D/providerN``, each prober's in ``D/proberN``, the labeler's keys,
+model and store in ``D/labeler``, the entryway's store,
 every process's log in ``D/logs`` and the chaos markers in ``D/chaos``.
 """
 
@@ -87,6 +88,11 @@ class Layout:
 
     def prober(self, n: int) -> Path:
         return self.root / f"prober{n}"
+
+    @property
+    def labeler(self) -> Path:
+        """The labeler's data dir: its keys and DID (made at genesis), model and store."""
+        return self.root / "labeler"
 
     @property
     def entryway(self) -> Path:

@@ -53,6 +53,9 @@ class Network:
     timings: Timings = field(default_factory=Timings)
     postgres: str | None = None
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    labeler_did: str | None = None
+    """The labeler's ``did:plc`` (made at genesis): the app view applies its labels and
+    the PDSs send it reports."""
 
     @property
     def layout(self) -> Layout:
@@ -131,9 +134,20 @@ def _pds(name: str) -> Callable[[Network, Options], list[str]]:
         own = ["--directory", net.url("directory"), "--public-url", net.url(name)]
         # The app view runs whenever this plaza has it (it needs only what always runs).
         appview = ["--appview", net.url("appview")] if options(("serve", "appview")) else []
-        return [*own, *appview, *private]
+        return [*own, *appview, *private, *_moderation(net, options)]
 
     return extra
+
+
+def _runs_labeler(net: Network, options: Options) -> bool:
+    return net.labeler_did is not None and options(("serve", "labeler")) is not None
+
+
+def _moderation(net: Network, options: Options) -> list[str]:
+    """Reports naming no labeler go to the network's (when it runs)."""
+    if not _runs_labeler(net, options):
+        return []
+    return _if(options, ("serve", "pds"), "--moderation", ["--moderation", str(net.labeler_did)])
 
 
 def _pds_env(name: str) -> Callable[[Network], dict[str, str]]:
@@ -154,11 +168,38 @@ def _archive(net: Network, options: Options) -> list[str]:
     return ["--relay", net.url("relay"), "--directory", net.url("directory")]
 
 
-def _appview(net: Network, options: Options) -> list[str]:
-    # The relay's combined firehose when there is a relay, else each PDS's own.
+def _firehoses(net: Network, options: Options) -> list[str]:
+    """The relay's combined firehose when there is a relay, else each PDS's own."""
     names = ["relay"] if options(("serve", "relay")) else [f"pds{n}" for n in range(1, HOSTS + 1)]
-    sources = [arg for name in names for arg in ("--relay", net.url(name))]
-    return [*sources, "--directory", net.url("directory"), "--public-url", net.url("appview")]
+    return [arg for name in names for arg in ("--relay", net.url(name))]
+
+
+def _appview(net: Network, options: Options) -> list[str]:
+    own = ["--directory", net.url("directory"), "--public-url", net.url("appview")]
+    labels: list[str] = []
+    if _runs_labeler(net, options):
+        labels = ["--labeler", str(net.labeler_did)]
+        if net.loopback:  # the labeler is on this machine, on plain http
+            labels.append("--remote-allow-private")
+    return [*_firehoses(net, options), *own, *labels]
+
+
+def _labeler(net: Network, options: Options) -> list[str]:
+    cmd = ("serve", "labeler")
+    dao = ["--dao", net.url("dao")] if options(("dao", "serve")) is not None else []
+    return [
+        *_firehoses(net, options), "--directory", net.url("directory"),
+        "--public-url", net.url("labeler"), "--model", str(net.layout.labeler / "model.json"),
+        *_if(options, cmd, "--dao", dao),
+    ]  # fmt: skip
+
+
+def _labeler_provider(net: Network, options: Options) -> list[str]:
+    # The labeler's market identity reports the accounts it moderates: those the
+    # firehose it follows carries (the relay's, else the first PDS's).
+    source = net.url("relay") if options(("serve", "relay")) else net.url("pds1")
+    service = _if(options, ("serve", "provider"), "--service", ["--service", "labeler"])
+    return ["--as", PROVIDER, "--market", net.url("market"), "--pds", source, *service]
 
 
 def _dao(net: Network, options: Options) -> list[str]:
@@ -262,6 +303,10 @@ SERVICES: Final = (
     Service("relay", ("serve", "relay"), 3, "/_health", _relay, needs=("directory", *_PDSS)),
     Service("archive", ("serve", "archive"), 4, "/_health", _archive,
             needs=("directory", "relay")),
+    Service("labeler", ("serve", "labeler"), 12, "/xrpc/_health", _labeler,
+            needs=("directory",), data=lambda net: net.layout.labeler),
+    Service("labeler-provider", ("serve", "provider"), None, None, _labeler_provider,
+            needs=("market", "labeler"), data=lambda net: net.layout.labeler, store=None),
     Service("appview", ("serve", "appview"), 5, "/_health", _appview,
             needs=("directory", "pds1", "pds2")),
     *(

@@ -11,7 +11,9 @@ authenticated), and :func:`decide` turns that :class:`View` into :class:`Step` v
 1. **sign** every contract awarded to it that it has not signed yet, at no less than
    its own account price (the terms' digest is what it signs);
 2. **report** usage once per running contract and ended epoch: the accounts its PDS
-   hosts (the market caps them at the contracted quantity);
+   hosts (the market caps them at the contracted quantity); a provider of another
+   service (``ProviderPolicy.service``: a labeler) reports the accounts it serves,
+   those the host it follows lists (``com.atproto.sync.listRepos``, public);
 3. **bid** on each open hosting request in one of its regions that it has not bid on,
    that caps only units it prices, whose maximum prices its prices meet and whose SLA
    it can promise: as many accounts as it has spare capacity for (registered capacity
@@ -49,9 +51,11 @@ HOSTING = "hosting"
 class ProviderPolicy:
     """What the provider offers: prices per unit (integer millionths of a minor unit,
     the market's scale; empty: its registered hosting prices), the SLA it promises,
-    and how long its bids stay valid after a request's deadline."""
+    and how long its bids stay valid after a request's deadline. ``service``: the one
+    whose contracts it reports usage for (and signs at its registered prices)."""
 
     prices: Mapping[str, int] = field(default_factory=dict)
+    service: str = HOSTING
     availability_ppm: int = 999_000
     latency_p95_ms: int = 1_000
     durability_ppm: int = 999_999
@@ -91,7 +95,7 @@ class Step:
 def _prices(me: Mapping[str, Any], policy: ProviderPolicy) -> dict[str, int]:
     if policy.prices:
         return dict(policy.prices)
-    return {k: int(v) for k, v in me.get("prices", {}).get(HOSTING, {}).items()}
+    return {k: int(v) for k, v in me.get("prices", {}).get(policy.service, {}).items()}
 
 
 def _running(c: Mapping[str, Any]) -> bool:
@@ -146,10 +150,15 @@ def decide(view: View, policy: ProviderPolicy) -> list[Step]:
             )
         )
     epoch = view.params.epoch_of(view.now_ms) - 1
+    served = (
+        f"our PDS hosts {view.hosted} accounts"
+        if policy.service == HOSTING
+        else f"we served the {view.hosted} accounts of the network"
+    )
     if epoch >= 0 and view.hosted is not None:
         lo, hi = view.params.epoch_start(epoch), view.params.epoch_end(epoch)
         for c in view.contracts:
-            if c["service"] != HOSTING or (str(c["id"]), epoch) in view.reported:
+            if c["service"] != policy.service or (str(c["id"]), epoch) in view.reported:
                 continue
             if c.get("standing") or not _ran_in(c, lo, hi):
                 continue
@@ -157,7 +166,7 @@ def decide(view: View, policy: ProviderPolicy) -> list[Step]:
                 Step(
                     "report",
                     {"contract": c["id"], "epoch": epoch, "usage": {"account": view.hosted}},
-                    f"epoch {epoch} ended: our PDS hosts {view.hosted} accounts",
+                    f"epoch {epoch} ended: {served}",
                 )
             )
     if me.get("status") not in BIDDABLE or HOSTING not in me.get("services", ()):
@@ -262,8 +271,11 @@ class ProviderDaemon:
         return r.json()
 
     async def hosted(self) -> int | None:
-        """Accounts the PDS hosts (``getUsage``, paged), or None if it does not answer."""
+        """Accounts the PDS hosts (``getUsage``, paged), or None if it does not answer;
+        for another service, the accounts the host lists (``listRepos``, paged)."""
         client = await self._http()
+        if self.policy.service != HOSTING:
+            return await self._listed(client)
         count, cursor = 0, None
         try:
             while True:
@@ -285,6 +297,29 @@ class ProviderDaemon:
                     return count
         except httpx.HTTPError as exc:
             self.warn(f"cannot reach the PDS at {self.pds_url}: {type(exc).__name__}")
+            return None
+
+    async def _listed(self, client: httpx.AsyncClient) -> int | None:
+        count, cursor = 0, None
+        try:
+            while True:
+                params: dict[str, Any] = {"limit": 1000}
+                if cursor:
+                    params["cursor"] = cursor
+                r = await client.get(
+                    f"{self.pds_url}/xrpc/com.atproto.sync.listRepos", params=params
+                )
+                if r.status_code != 200:
+                    self.warn(f"listRepos at {self.pds_url} answered {r.status_code}")
+                    return None
+                body = r.json()
+                repos = body.get("repos", [])
+                count += sum(1 for x in repos if x.get("active", True))
+                cursor = body.get("cursor")
+                if not cursor or not repos:
+                    return count
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            self.warn(f"cannot list the accounts at {self.pds_url}: {type(exc).__name__}")
             return None
 
     async def view(self) -> View:

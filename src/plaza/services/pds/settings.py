@@ -41,6 +41,7 @@ class PdsSettings:
     user_domains: tuple[str, ...] = (".test",)
     appview_url: str | None = None
     appview_did: str | None = None
+    moderation_did: str | None = None  # createReport without atproto-proxy goes to its labeler
     # Forwarded calls (plaza.services.pds.proxy): origins trusted like the app view, and
     # whether any http URL and private address may be a target (local networks, tests).
     proxy_allowed_origins: tuple[str, ...] = ()

@@ -219,6 +219,9 @@ async def _forward(call: Call) -> Response:
     if call.nsid.startswith("chat.bsky.") and not creds.is_privileged:
         raise ForbiddenError("chat.bsky.* needs a full session or a privileged app password")
     did, service = _target(ctx, call.request.headers.get("atproto-proxy"))
+    if did is None and call.nsid in PROXIED_WHEN_NAMED:
+        # a report with no target named: the network's moderation service
+        did, service = ctx.settings.moderation_did, "atproto_labeler"
     url, aud = await _endpoint(ctx, did, service)
     dest = destination(url, ctx.settings)
     headers: dict[str, str] = {}
@@ -238,8 +241,9 @@ async def _forward(call: Call) -> Response:
     return await ctx.proxy.forward(call, dest, headers)
 
 
-# Forwarded only to the service the atproto-proxy header names (a labeler's
-# ``#atproto_labeler``): reports go to the moderation service the client chose.
+# Forwarded to the service the atproto-proxy header names (a labeler's
+# ``#atproto_labeler``): reports go to the moderation service the client chose, or,
+# with none named, to the PDS's default moderation service (``moderation_did``).
 PROXIED_WHEN_NAMED = frozenset({"com.atproto.moderation.createReport"})
 
 # Private state of the account, kept here whatever the atproto-proxy header says.
@@ -254,14 +258,15 @@ async def _no_app_view(call: Call) -> None:
 
 def proxy_method(ctx: PdsComponents, nsid: str, *, named: bool) -> Method | None:
     """A forwarding method for an ``app.bsky.*`` or ``chat.bsky.*`` NSID, or for
-    ``com.atproto.moderation.createReport`` with a target named, else ``None``.
+    ``com.atproto.moderation.createReport`` with a target named or a default moderation
+    service configured, else ``None``.
 
     Forwarding needs an access token: the target gets a token in the caller's name, and
     an anonymous caller must not make this PDS fetch anything (see
     :mod:`plaza.services.pds.proxy`). With no target named (``named``) and no app view
     configured, there is nowhere to forward to, whoever asks.
     """
-    if nsid in PROXIED_WHEN_NAMED and named:
+    if nsid in PROXIED_WHEN_NAMED and (named or ctx.settings.moderation_did):
         return Method(nsid, "any", _forward, Auth.ACCESS, "none")
     if not nsid.startswith(PROXIED_PREFIXES) or nsid in LOCAL_ONLY:
         return None
