@@ -53,6 +53,8 @@ class Network:
     timings: Timings = field(default_factory=Timings)
     postgres: str | None = None
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: The agents' language-model backend (``plaza agents run --assist``).
+    assist: str = "auto"
 
     @property
     def layout(self) -> Layout:
@@ -207,6 +209,7 @@ def _agents(net: Network, options: Options) -> list[str]:
              ["--capacity-floor", str(CONTRACTED * HOSTED_ACCOUNTS)]),
         *_if(options, cmd, "--capacity-max-price",
              ["--capacity-max-price", f"account={MAX_ACCOUNT_PRICE_UNITS}"]),
+        *_if(options, cmd, "--assist", ["--assist", net.assist]),
     ]  # fmt: skip
 
 
