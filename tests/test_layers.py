@@ -30,6 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "moderation": BASE | {"asgi", "atproto", "db", "ledger", "dao", "services"},
     "agents": BASE | {"atproto", "db", "ledger", "dao", "market", "services"},
     "sim": BASE | {"atproto", "db", "ledger", "dao", "market", "agents"},
+    "assist": BASE | {"atproto", "db", "ledger", "dao", "market", "agents"},
     "network": BASE
     | {
         "asgi",
@@ -42,8 +43,9 @@ ALLOWED: dict[str, set[str]] = {
         "moderation",
         "agents",
         "sim",
+        "assist",
     },
-    "web": BASE | {"asgi", "atproto", "db", "ledger", "dao", "market", "services"},
+    "web": BASE | {"asgi", "atproto", "db", "ledger", "dao", "market", "services", "assist"},
 }
 
 
@@ -85,6 +87,7 @@ def test_every_layered_package_is_checked() -> None:
         "network",
         "web",
         "moderation",
+        "assist",
     } <= packages
 
 

@@ -70,9 +70,15 @@ def test_plaza_agents_log_prints_json_lines(tmp_path: Path) -> None:
     rows = [json.loads(x) for x in out.splitlines()]
     assert [r["kind"] for r in rows] == ["placement.assign", "migration.batch"]
     assert set(rows[0]) >= {"seq", "time", "kind", "subject", "reason", "verdict", "outcome"}
+    # explained in plain words from the record and the (default) mandate's clause
+    assert rows[0]["explanation"].startswith(
+        f"Record #0: the agent carried out placement.assign concerning {HOST}."
+    )
+    assert 'Mandate clause [actions."placement.assign"] (version 1)' in rows[0]["explanation"]
     plain = subprocess.run([*run, str(tmp_path / "ledger.db")], capture_output=True, text=True,
                            timeout=60, check=True).stdout  # fmt: skip
     assert "why: 2 sign-ups wait" in plain
+    assert "    explained: Record #2: the agent carried out migration.batch" in plain
     missing = subprocess.run([*run, str(tmp_path / "nope.db")], capture_output=True, text=True,
                              timeout=60, check=False)  # fmt: skip
     assert missing.returncode == 1 and "no ledger at" in missing.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 from plaza.agents.runner import LiveAgent, run_once
 from plaza.agents.settlement import SettlementDesired
 from plaza.dao.constitution import default_constitution
+from plaza.dao.mandate import Mandate
 from plaza.dao.service import Dao
 from plaza.dao.state import DaoState
 from plaza.ledger import MemoryEventStore, verify_log
@@ -22,7 +23,7 @@ E = EPOCH_S * 1000
 DAY = 24 * HOUR
 
 
-def _dao_world() -> tuple[Dao, World, list[Signer]]:
+def _dao_world(mandate: Mandate = MANDATE) -> tuple[Dao, World, list[Signer]]:
     """A DAO (three members, an agent) under a mandate whose suspensions are optimistic
     (24h), and its market with providers a, b, c under contract."""
     agent = Signer(key_for(200).did_key(), key_for(200))
@@ -31,7 +32,7 @@ def _dao_world() -> tuple[Dao, World, list[Signer]]:
         MemoryEventStore(),
         members[0],
         constitution=default_constitution().model_copy(update={"agents": (agent.did,)}),
-        mandate=MANDATE,
+        mandate=mandate,
         now=GENESIS - 10 * HOUR,
         cofounders=tuple(members[1:]),
         opening=1_000_000,
@@ -106,3 +107,29 @@ def test_a_motion_the_amended_mandate_sends_to_a_vote_lapses_once() -> None:
     assert "suspended" not in [h.new for h in m.state.providers[b].history]
     report = verify_log(m.ledger.store.read_raw(), projection=DaoState())
     assert report.ok, report.problem
+
+
+def test_a_proposal_for_a_vote_carries_the_drafted_body() -> None:
+    rule = MANDATE.actions["provider.suspend"].model_copy(update={"class_": "vote"})
+    by_vote = MANDATE.model_copy(update={"actions": {**MANDATE.actions, "provider.suspend": rule}})
+    dao, world, (agent, *_) = _dao_world(by_vote)
+    told: list[dict[str, object]] = []
+
+    def drafter(facts: dict[str, object]) -> str:
+        told.append(facts)
+        return f"Members: suspend {facts['provider']}? ({facts['guard']})"
+
+    live = LiveAgent(market=world.market, signer=agent, drafter=drafter,
+                     settle=SettlementDesired(evidence_grace_s=60))  # fmt: skip
+    _evidence(world, 0, set(range(20)))
+    [proposed] = [r for r in run_once(live, GENESIS + E + 60_000)
+                  if r.action.kind == "provider.suspend"]  # fmt: skip
+    assert (proposed.outcome, proposed.verdict) == ("proposed", "vote")
+    b = world.party("b").did
+    assert told == [{"kind": "provider.suspend", "guard": told[0]["guard"],
+                     "reason": proposed.action.reason.text, "amount": 0, "accounts": 0,
+                     "provider": b, "params": told[0]["params"]}]  # fmt: skip
+    pid = int(proposed.proposal.ref.split(":")[1])  # type: ignore[union-attr]
+    [created] = [ev for ev in dao.ledger.read() if ev.seq == pid]
+    assert created.payload["body"] == f"Members: suspend {b}? ({told[0]['guard']})"
+    assert "requires a vote" in str(told[0]["guard"])

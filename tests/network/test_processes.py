@@ -20,7 +20,7 @@ LATER: dict[tuple[str, ...], set[str]] = {
     ("serve", "provider"): {"--data-dir", "--as", "--market", "--pds", "--standby"},
     ("agents", "run"): {"--data-dir", "--db", "--as", "--interval", "--directory", "--archive",
                         "--grace", "--dead-after", "--entryway", "--capacity-floor",
-                        "--capacity-max-price"},
+                        "--capacity-max-price", "--assist"},
 }  # fmt: skip
 
 
@@ -77,6 +77,15 @@ def test_commands_that_land_later_join_the_network_by_their_options() -> None:
     ]  # fmt: skip
     prober = _argv(net, "prober3")
     assert prober[prober.index("--interval") + 1] == "5"
+    assert agents[agents.index("--assist") + 1] == "auto"  # plaza up's default
+    chosen = Network(Path("d"), "127.0.0.1", 4000, assist="none")
+    assert _argv(chosen, "agents")[-2:] == ["--assist", "none"]
+
+    def before_assist(command: tuple[str, ...]) -> Collection[str] | None:
+        got = _with_later(command)
+        return None if got is None else set(got) - {"--assist"}
+
+    assert "--assist" not in _argv(chosen, "agents", before_assist)
 
 
 def test_secrets_travel_in_the_environment_and_stores_move_to_postgres() -> None:

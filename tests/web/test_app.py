@@ -169,6 +169,9 @@ def test_the_agents_actions_name_their_mandate_clause(net: World) -> None:
     page = httpx.get(f"{net.web}/governance/actions").text
     assert "placement.assign" in page and "free capacity at acme in eu" in page
     assert '<code>[actions."placement.assign"]</code> (automatic)' in page
+    # each with its explanation in plain words, from the record and the clause only
+    assert "the agent carried out placement.assign" in page
+    assert "The guard allowed it at once." in page
 
 
 def test_sign_in_is_rate_limited_before_the_entryway(net: World) -> None:

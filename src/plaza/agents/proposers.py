@@ -13,6 +13,7 @@ needs a vote expires unvoted after :data:`~plaza.agents.loop.VOTE_WINDOW_S`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,13 +62,24 @@ def _market_action(action: Action, guard: dao_action.Action) -> dao_action.Actio
 
 
 class DaoProposer:
-    """Motions and proposals in the DAO; carried out once members let them through."""
+    """Motions and proposals in the DAO; carried out once members let them through.
 
-    def __init__(self, market: Market, signer: Signer) -> None:
+    ``drafter``, when given, writes the body of each proposal members vote on from the
+    action's facts (``plaza.assist.draft``: words only; the proposal's effect is the
+    action itself). It is given no key and its text changes nothing the vote decides.
+    """
+
+    def __init__(
+        self,
+        market: Market,
+        signer: Signer,
+        drafter: Callable[[dict[str, Any]], str] | None = None,
+    ) -> None:
         assert market.dao is not None
         self.market = market
         self.dao: Any = market.dao.dao  # type: ignore[attr-defined]
         self.signer = signer
+        self.drafter = drafter
 
     def propose(
         self, action: Action, guard: dao_action.Action, verdict: Verdict, now_ms: int
@@ -96,8 +108,11 @@ class DaoProposer:
         kind = (
             verdict.proposal_type if ptype and ptype.executes == "agent-action" else "agent-action"
         )
+        body = ""
+        if self.drafter is not None:
+            body = self.drafter(_draft_facts(action, a, verdict))[:20_000]
         pid = self.dao.propose(self.signer, kind, f"{action.kind}: {action.reason.text}"[:300],
-                               now_ms, effect=payload)  # fmt: skip
+                               now_ms, body=body, effect=payload)  # fmt: skip
         why = f"DAO proposal {pid}: {verdict.reason}"
         return Proposal(
             a.to_map(), action.reason.text, "vote", None, ref=f"proposal:{pid}", why=why
@@ -188,6 +203,21 @@ class DaoProposer:
                 # Another writer moved the state on (a member closed it, or executed it
                 # once allowed again): what the ledger now says is what counts.
                 self.dao.sync()
+
+
+def _draft_facts(action: Action, a: dao_action.Action, verdict: NeedsVote) -> dict[str, Any]:
+    """What a proposal's drafter is told: the action members vote on and why."""
+    inner = a.params.get("params")
+    params = dict(inner) if isinstance(inner, Mapping) else {}
+    return {
+        "kind": a.kind,
+        "guard": verdict.reason,
+        "reason": action.reason.text,
+        "amount": a.amount,
+        "accounts": a.accounts,
+        "provider": a.provider,
+        "params": params,
+    }
 
 
 def _dropped_refs(market: Market, did: str) -> set[str]:

@@ -315,6 +315,9 @@ class LiveAgent:
     None: restored as soon as it does not answer."""
     down_since: dict[str, int] = field(default_factory=dict)
     """Provider DID -> when (Unix ms) a pass first found its PDS unreachable."""
+    drafter: Callable[[dict[str, Any]], str] | None = None
+    """Writes the body of each proposal filed for a members' vote from the action's
+    facts (``plaza agents run --assist``); None: proposals carry no body."""
 
 
 def outage(agent: LiveAgent, net: Network, now_ms: int) -> MigrationObserved:
@@ -390,7 +393,9 @@ def _loop(
     carries out what members have let through since."""
     m = agent.market
     proposer: Proposer = (
-        DaoProposer(m, agent.signer) if m.dao is not None else LedgerProposer(m, agent.signer)
+        DaoProposer(m, agent.signer, agent.drafter)
+        if m.dao is not None
+        else LedgerProposer(m, agent.signer)
     )
     loop = AgentLoop(
         m.mandate,

@@ -12,6 +12,7 @@ import typer
 from plaza.cli import (
     account,
     agents,
+    assist,
     bench,
     chaos,
     dao,
@@ -56,6 +57,7 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(dao.app, name="dao")
 app.add_typer(market.app, name="market")
 app.add_typer(agents.app, name="agents")
+app.add_typer(assist.app, name="assist")
 app.command("load")(load.load)
 app.add_typer(chaos.app, name="chaos")
 app.add_typer(labeler.app, name="labeler")

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
+from plaza.cli.assist import AssistOpt
+from plaza.cli.assist import backend as assist_backend
 from plaza.cli.dao_support import At, iso, keystore, now_ms
 from plaza.cli.ledger import DATA_DIR, DataDir, Db, reporting, resolve_db
 from plaza.cli.market_support import local_market, market_currency, parse_prices
@@ -195,6 +197,7 @@ def run_cmd(
     ] = None,
     at: At = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per action.")] = False,
+    assist: AssistOpt = "auto",
 ) -> None:
     """Run the agents' reconcilers once, or every --interval seconds.
 
@@ -219,7 +222,9 @@ def run_cmd(
     closes (--bid-window) and signs for the DAO the contracts the providers signed.
     Every action goes through the mandate guard and is recorded in the ledger with its
     verdict and reason; what the mandate leaves to members becomes a DAO motion (members veto with
-    'plaza dao veto N') or proposal, carried out by a later pass. Prints each action:
+    'plaza dao veto N') or proposal, carried out by a later pass; a proposal's body is
+    drafted from the action's facts by the --assist backend (docs/assist.md: words
+    only, never the action). Prints each action:
     its outcome, the guard's verdict, why, and what was done. With --once, exits 1 on
     an error; with --interval, a pass that fails is reported and the next one runs, and
     SIGTERM or Ctrl-C stops the loop after the pass under way ("stopped").
@@ -237,11 +242,18 @@ def run_cmd(
     from plaza.agents.live_capacity import LiveCapacityDesired
     from plaza.agents.runner import LiveAgent, run_once
     from plaza.agents.settlement import SettlementDesired
+    from plaza.assist.draft import draft
 
     if once == (interval is not None):
         typer.echo("error: give exactly one of --once and --interval", err=True)
         raise typer.Exit(2)
     with reporting():
+        chosen = assist_backend(assist)
+
+        def drafter(facts: dict[str, Any]) -> str:
+            drafted = draft(chosen, facts).value
+            return f"{drafted.title}\n\n{drafted.body}"
+
         keys = keystore(data_dir)
         signer = keys.get(agent)
         market = local_market(data_dir, db, agent)
@@ -271,6 +283,7 @@ def run_cmd(
             credentials=EntrywayCredentials(entryway, signer) if entryway else None,
             capacity=plan,
             dead_after_s=dead_after,
+            drafter=drafter,
         )
         done = 0
         stop = threading.Event()
@@ -309,14 +322,23 @@ def log_cmd(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per line per action.")
     ] = False,
+    assist: Annotated[
+        str,
+        typer.Option(
+            "--assist",
+            help="Backend that writes the explanations: none (templates), local, openai, auto.",
+        ),
+    ] = "none",
 ) -> None:
     """Print every action the agents recorded in the ledger, oldest first.
 
     Each entry: the ledger sequence number and time, the kind of action, its subject
     (the provider's DID it concerns, the host accounts leave for a migration), the
-    reason in words, the mandate guard's verdict, the outcome and what was done. With
-    --json, one object per line: {"seq", "time", "kind", "subject", "reason", "rule",
-    "verdict", "outcome", "detail", "agent"[, "proposal"]}.
+    reason in words, the mandate guard's verdict, the outcome, what was done, and an
+    explanation in plain words built only from the record and the clause of the mandate
+    in force at it (docs/assist.md; by --assist, templates by default). With --json, one
+    object per line: {"seq", "time", "kind", "subject", "reason", "rule", "verdict",
+    "outcome", "detail", "agent"[, "proposal"], "explanation"}.
 
     Example:
 
@@ -325,15 +347,31 @@ def log_cmd(
         plaza agents log --data-dir .plaza/gov
     """
     from plaza.agents.journal import entries, line
+    from plaza.assist.explain import (
+        clause_of,
+        explain,
+        facts_of_event,
+        mandate_at,
+        mandate_timeline,
+    )
+    from plaza.dao.mandate import default_mandate
     from plaza.ledger import SqlEventStore
 
     with reporting():
+        chosen = assist_backend(assist)
         store = SqlEventStore.open(resolve_db(data_dir, _ledger_url(db)))
         try:
-            for entry in entries(store.read()):
-                typer.echo(json.dumps(entry) if as_json else line(entry))
+            events = list(store.read())
         finally:
             store.close()
+        timeline = mandate_timeline(events, default_mandate())
+        for ev in events:
+            for entry in entries([ev]):
+                facts = facts_of_event(ev)
+                clause = clause_of(mandate_at(timeline, ev.seq), facts["kind"])
+                entry["explanation"] = explain(chosen, facts, clause).value.explanation
+                text = f"{line(entry)}\n    explained: {entry['explanation']}"
+                typer.echo(json.dumps(entry) if as_json else text)
 
 
 def _ledger_url(db: str | None) -> str | None:

@@ -179,6 +179,13 @@ def up(
         min=1,
         help="Seconds a host may be unreachable before the agents restore its accounts elsewhere.",
     ),
+    assist: str = typer.Option(
+        "auto",
+        "--assist",
+        envvar="PLAZA_ASSIST",
+        help="The agents' language-model backend: none, local, openai or auto (local if "
+        "installed, else none); see docs/assist.md.",
+    ),
 ) -> None:
     """Start the local Plaza network, one OS process per service, until Ctrl-C.
 
@@ -198,7 +205,8 @@ def up(
     daemon, the app view (+5, applying the labeler's labels), a provider
     daemon per PDS, three probers, the entryway (+10), the agents' loop (every few
     seconds: settlement, placement, capacity, and restoring a host's accounts from the
-    archive once it has been unreachable --dead-after seconds) and the web client
+    archive once it has been unreachable --dead-after seconds; --assist picks the
+    language model that drafts their proposals) and the web client
     (+11). Each with a port starts once the one before answers its health
     check. Data lives under DATA_DIR/NAME (governance in DATA_DIR/gov), each
     service's output in DATA_DIR/logs/NAME.log.
@@ -233,7 +241,9 @@ def up(
         timings = Timings(epoch_s=epoch, probe_s=probe_interval, dead_after_s=dead_after)
     except PlazaError as exc:
         raise typer.BadParameter(exc.message) from exc
-    net = Network(Path(data_dir_opt), host, port_base, timings, postgres, _secrets())
+    if assist not in ("none", "local", "openai", "auto"):
+        raise typer.BadParameter("--assist: use none, local, openai or auto")
+    net = Network(Path(data_dir_opt), host, port_base, timings, postgres, _secrets(), assist)
     layout = net.layout
     chosen = services()
     layout.root.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,8 @@ class Network:
     labeler_did: str | None = None
     """The labeler's ``did:plc`` (made at genesis): the app view applies its labels and
     the PDSs send it reports."""
+    #: The agents' language-model backend (``plaza agents run --assist``).
+    assist: str = "auto"
 
     @property
     def layout(self) -> Layout:
@@ -248,6 +250,7 @@ def _agents(net: Network, options: Options) -> list[str]:
              ["--capacity-floor", str(CONTRACTED * HOSTED_ACCOUNTS)]),
         *_if(options, cmd, "--capacity-max-price",
              ["--capacity-max-price", f"account={MAX_ACCOUNT_PRICE_UNITS}"]),
+        *_if(options, cmd, "--assist", ["--assist", net.assist]),
     ]  # fmt: skip
 
 

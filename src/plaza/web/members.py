@@ -161,13 +161,33 @@ async def delegate(page: Page) -> Response:
     return page.back("/governance", flash=text)
 
 
+def _explained(done: list[Any], mandate: Any) -> list[Any]:
+    """Each action with its explanation in plain words (``plaza.assist``'s template:
+    from the action's record and the mandate clause only; no model runs per page)."""
+    from plaza.assist.explain import clause_of, facts_of_executed, template
+    from plaza.dao.mandate import mandate_from_map
+    from plaza.errors import PlazaError
+
+    try:
+        m = mandate_from_map(mandate)
+    except PlazaError:
+        return done
+    out = []
+    for a in done:
+        if isinstance(a, dict):
+            facts = facts_of_executed(a)
+            a = {**a, "explanation": template(facts, clause_of(m, facts["kind"])).explanation}
+        out.append(a)
+    return out
+
+
 async def actions(page: Page) -> Response:
     done, mandate = await asyncio.gather(_get(page, "/dao/actions"), _get(page, "/dao/mandate"))
     rules = mandate.get("actions") or {}
     return page.render(
         "actions_log.html",
         title="Agents' actions",
-        actions=list(reversed(done))[:200],
+        actions=_explained(list(reversed(done))[:200], mandate),
         rules=rules if isinstance(rules, dict) else {},
         mandate=mandate,
     )
