@@ -245,3 +245,121 @@ def test_fuzz_damaged_encodings(value: Any, data: st.DataObject) -> None:
 @given(CIDS)
 def test_links_encode_as_tag_42(cid: CID) -> None:
     assert cbor.encode(cid) == b"\xd8\x2a\x58\x25\x00" + cid.raw
+
+
+# -- decode_fast: libipld where it is exact, the same answer as decode everywhere ---------
+
+
+def _same_answer(data: bytes) -> None:
+    """decode_fast gives decode's value (types included) or decode's error."""
+    try:
+        expected = cbor.decode(data)
+    except DecodeError as exc:
+        with pytest.raises(DecodeError) as got:
+            cbor.decode_fast(data)
+        assert got.value.message == exc.message
+        return
+    fast = cbor.decode_fast(data)
+    assert fast == expected
+    assert _types(fast) == _types(expected)
+    assert cbor.encode(fast) == data
+
+
+def _types(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _types(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_types(v) for v in value]
+    return type(value)
+
+
+@pytest.mark.parametrize("item", params(FIXTURES, _fixture_id))
+def test_decode_fast_matches_decode_on_the_interop_fixtures(item: dict[str, Any]) -> None:
+    data = _b64(item["cbor_base64"])
+    _same_answer(data)
+    assert cbor.decode_fast(data) == datamodel.from_json(item["json"])
+
+
+@pytest.mark.parametrize(
+    "hex_",
+    [
+        "1817",
+        "5f4100ff",
+        "f93c00",
+        "fb3ff0000000000000",
+        "f7",
+        "c11a514b67b0",
+        "d82a6161",
+        "d82a5825" + "01" + "01711220" + "00" * 32,
+        "d82a4400017112",
+        "0000",
+        "62ff",
+        "6280ff",
+        "a201010202",
+        "a2616201616102",
+        "a2616101616102",
+        "a1",
+        "3bffffffffffffffff",
+        "1c",
+        "",
+        # a link to a CID atproto does not use (dag-pb), and a CIDv0-shaped byte string
+        "d82a5825" + "00" + "01701220" + "11" * 32,
+        "5822" + "1220" + "22" * 32,
+        # floats and big integers libipld reads
+        "a16161fb3ff8000000000000",
+        "3b8000000000000000",
+        "1bffffffffffffffff",
+    ],
+)
+def test_decode_fast_refuses_what_decode_refuses(hex_: str) -> None:
+    _same_answer(bytes.fromhex(hex_))
+
+
+def test_decode_fast_tells_links_from_cid_shaped_bytes() -> None:
+    cid = CID.compute(b"x")
+    for value in ({"sig": cid.raw}, {"link": cid}, [cid, cid.raw, b"\x01\x02"], cid.raw):
+        data = cbor.encode(value)
+        _same_answer(data)
+        assert cbor.decode_fast(data) == value
+
+
+def test_decode_fast_depth_limit() -> None:
+    _same_answer(b"\x81" * (cbor.MAX_DEPTH + 1) + b"\x01")
+    _same_answer(b"\x81" * cbor.MAX_DEPTH + b"\x01")
+
+
+@given(values())
+def test_decode_fast_round_trip(value: Any) -> None:
+    _same_answer(cbor.encode(value))
+
+
+@given(CID_LOOKALIKE_BYTES)
+def test_decode_fast_keeps_cid_lookalike_bytes(raw: bytes) -> None:
+    _same_answer(cbor.encode({"sig": raw, "l": [raw]}))
+
+
+@given(st.binary(max_size=200))
+def test_fuzz_decode_fast(data: bytes) -> None:
+    _same_answer(data)
+
+
+@given(values(), st.data())
+def test_fuzz_decode_fast_damaged(value: Any, data: st.DataObject) -> None:
+    raw = bytearray(cbor.encode(value))
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(raw)))
+    _same_answer(bytes(raw))
+    _same_answer(bytes(raw[:cut]))
+
+
+def test_decode_fast_takes_libipld_for_canonical_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    value = {"a": [1, -2, CID.compute(b"x"), "x", b"\x00\x01", None, True], "bb": {"c": b""}}
+    data = cbor.encode(value)
+
+    def strict_unused(_: bytes) -> Any:
+        raise AssertionError("the strict decoder was needed")
+
+    monkeypatch.setattr(cbor, "decode", strict_unused)
+    assert cbor.decode_fast(data) == value

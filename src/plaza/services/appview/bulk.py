@@ -39,6 +39,7 @@ from plaza.services.appview.store import now_us
 
 _REASON: Final = {name: i for i, name in enumerate(NOTIFICATION_REASONS)}
 _CHUNK: Final = 900
+_GROUP: Final = 500  # repositories whose states are read in one query
 
 _POST_COLS: Final = (
     "author",
@@ -87,23 +88,40 @@ class BulkLoader:
         self.clock = clock
         self.skipped = 0
         self._buf = _Buffer()
+        self._pending: list[VerifiedRepo] = []
+        self._pending_records = 0
 
     def add_repo(self, repo: VerifiedRepo) -> None:
-        """Buffer a verified repository (one already indexed is diffed in now instead)."""
-        ident = self.store.find_actor(repo.did)
-        state = (
-            None
-            if ident is None
-            else self.db.scalar("SELECT repo_state FROM actors WHERE id = ?", (ident,))
-        )
-        if state not in (None, REPO_UNSEEN):
-            apply_repo(self.indexer, repo)
-            return
-        records = []
-        for path, cid in repo.records.items():
-            collection, _, rkey = path.partition("/")
-            records.append((collection, rkey, cid, repo.blocks[cid]))
-        self.add_records(repo.did, records, rev=repo.rev)
+        """Buffer a verified repository (one already indexed is diffed in instead, by
+        :func:`~plaza.services.appview.backfill.apply_repo`, before the next write).
+        Repositories wait in groups of :data:`_GROUP` so that their accounts' states are
+        read in one query per group, not one per repository."""
+        self._pending.append(repo)
+        self._pending_records += len(repo.records)
+        if len(self._pending) >= _GROUP:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Sort the waiting repositories: new ones buffered, held ones diffed in."""
+        pending, self._pending, self._pending_records = self._pending, [], 0
+        states: dict[str, int] = {}
+        dids = sorted({repo.did for repo in pending})
+        for i in range(0, len(dids), _CHUNK):
+            chunk = dids[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for did, state in self.db.query(
+                f"SELECT did, repo_state FROM actors WHERE did IN ({marks})", chunk
+            ):
+                states[str(did)] = int(state)
+        for repo in pending:
+            if states.get(repo.did, REPO_UNSEEN) != REPO_UNSEEN:
+                apply_repo(self.indexer, repo)
+                continue
+            records = []
+            for path, cid in repo.records.items():
+                collection, _, rkey = path.partition("/")
+                records.append((collection, rkey, cid, repo.blocks[cid]))
+            self.add_records(repo.did, records, rev=repo.rev)
 
     def add_records(
         self, did: str, records: Iterable[tuple[str, str, CID, bytes]], *, rev: str | None
@@ -119,7 +137,7 @@ class BulkLoader:
             if collection not in rec.INDEXED:
                 continue
             try:
-                value = cbor.decode(block)
+                value = cbor.decode_fast(block)
                 facts = rec.read_record(collection, rkey, value)
             except AtprotoError:
                 self.skipped += 1
@@ -202,12 +220,14 @@ class BulkLoader:
 
     @property
     def buffered(self) -> int:
-        """Records buffered since the last flush."""
-        return self._buf.records
+        """Records buffered since the last flush (those of repositories still waiting
+        for their state counted whole)."""
+        return self._buf.records + self._pending_records
 
     # -- writing ---------------------------------------------------------------------
     def flush(self, *, recount: bool = True) -> int:
         """Write every buffered row in one transaction; return the records written."""
+        self._settle()
         b, self._buf = self._buf, _Buffer()
         with self.store.transaction():
             ids = self._assign(b.dids)

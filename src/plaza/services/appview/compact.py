@@ -38,7 +38,11 @@ def pack_post(block: bytes, value: dict[str, Any], sort_at: int) -> bytes:
     if rest.get("createdAt") == format_time_us(sort_at):
         del rest["createdAt"]
     packed = REST + cbor.encode(rest)
-    return packed if unpack_post(packed, value.get("text", ""), sort_at) == block else block
+    # What unpack_post gives back, without decoding ``packed`` again (a data-model value
+    # decodes to itself): the rest, the $type, the text and the time put back.
+    back = {**rest, "$type": POST, "text": value.get("text", "")}
+    back.setdefault("createdAt", format_time_us(sort_at))
+    return packed if cbor.encode(back) == block else block
 
 
 def unpack_post(stored: bytes, text: str, sort_at: int) -> bytes:

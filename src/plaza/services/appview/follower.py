@@ -68,7 +68,7 @@ def decode_frame(frame: bytes) -> tuple[str | None, dict[str, Any]]:
     """``(type, body)`` of a firehose frame; type None for an error frame."""
     try:
         header, end = cbor.decode_first(frame)
-        body = cbor.decode(frame[end:])
+        body = cbor.decode_fast(frame[end:])
     except AtprotoError as exc:
         raise FrameError(f"undecodable frame: {exc.message}") from exc
     if not isinstance(header, dict) or not isinstance(body, dict):
@@ -214,14 +214,22 @@ class Follower:
         anything else (a backfill, an identity, a frame that fails) goes through
         :meth:`handle` on its own, after the run before it is written. The indexed
         ``rev`` and state of the batch's accounts are read in one query (again after
-        anything handled on its own, which may have changed them)."""
+        anything handled on its own, which may have changed them). Each frame is
+        decoded once."""
+        decoded: list[tuple[str | None, dict[str, Any]] | None] = []
+        for frame in frames:
+            try:
+                decoded.append(decode_frame(frame))
+            except FrameError:
+                decoded.append(None)
         run: list[tuple[int, str, VerifiedCommit]] = []
         revs: dict[str, str | None] = {}  # the run's accounts' revs, not yet written
         held: dict[str, tuple[str | None, int]] | None = None
         for k, frame in enumerate(frames):
             if held is None:
-                held = self._held_states(frames[k:])
-            ready = await self._ready_commit(frame, revs, held)
+                held = self._held_states(decoded[k:])
+            event = decoded[k]
+            ready = None if event is None else await self._ready_commit(event, revs, held)
             if ready is not None:
                 run.append(ready)
                 revs[ready[1]] = ready[2].rev
@@ -231,12 +239,14 @@ class Follower:
             await self.handle(frame)
         await self._write_run(run)
 
-    def _held_states(self, frames: list[bytes]) -> dict[str, tuple[str | None, int]]:
-        """``did -> (rev, repo_state)`` of the accounts whose commits are in ``frames``."""
+    def _held_states(
+        self, events: list[tuple[str | None, dict[str, Any]] | None]
+    ) -> dict[str, tuple[str | None, int]]:
+        """``did -> (rev, repo_state)`` of the accounts whose commits are in ``events``."""
         dids: set[str] = set()
-        for frame in frames:
-            with contextlib.suppress(FrameError):
-                kind, body = decode_frame(frame)
+        for event in events:
+            if event is not None:
+                kind, body = event
                 did = body.get("repo")
                 if kind == "#commit" and isinstance(did, str):
                     dids.add(did)
@@ -253,14 +263,15 @@ class Follower:
 
     async def _ready_commit(
         self,
-        frame: bytes,
+        event: tuple[str | None, dict[str, Any]],
         revs: dict[str, str | None],
         held: dict[str, tuple[str | None, int]],
     ) -> tuple[int, str, VerifiedCommit] | None:
-        """``(seq, did, verified)`` for a ``#commit`` that simply follows what the index
-        (``held``, or the run) holds of its account and verifies; None for anything else."""
+        """``(seq, did, verified)`` for a decoded ``#commit`` that simply follows what the
+        index (``held``, or the run) holds of its account and verifies; None for
+        anything else."""
         try:
-            kind, body = decode_frame(frame)
+            kind, body = event
             seq = body.get("seq")
             if kind != "#commit" or type(seq) is not int or seq <= self._seq:
                 return None

@@ -39,6 +39,12 @@ from plaza.services.appview.store import AppviewStore, now_us
 
 _REASON = {name: i for i, name in enumerate(NOTIFICATION_REASONS)}
 _POST_REASONS = (_REASON["mention"], _REASON["reply"], _REASON["quote"])
+_COUNTED = (  # a new post's counts, from what the index already holds (in its INSERT)
+    "(SELECT COUNT(*) FROM likes WHERE subject_author = ? AND subject_rkey = ?), "
+    "(SELECT COUNT(*) FROM reposts WHERE subject_author = ? AND subject_rkey = ?), "
+    "(SELECT COUNT(*) FROM posts WHERE parent_author = ? AND parent_rkey = ?), "
+    "(SELECT COUNT(*) FROM posts WHERE quote_author = ? AND quote_rkey = ?)"
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ class Indexer:
         if collection not in rec.INDEXED:
             return False
         try:
-            value = cbor.decode(block)
+            value = cbor.decode_fast(block)
             facts = read_record(collection, rkey, value)
         except AtprotoError:
             self.skipped += 1
@@ -161,8 +167,9 @@ class Indexer:
         ):
             self._notify_post(w, p)
             return
-        # A create is one INSERT; a post already held (an update) keeps its counts.
-        post_id = self._insert_post(w, p, sort_at, refs, self._post_counts(actor, rkey), now)
+        # A create is one INSERT (its counts read from the index in it); a post already
+        # held (an update) keeps its counts.
+        post_id = self._insert_post(w, p, sort_at, refs, None, now)
         created = post_id is not None
         if post_id is None:
             kept = self._delete_post(actor, rkey, update=True)
@@ -234,27 +241,33 @@ class Indexer:
         p: rec.Post,
         sort_at: int,
         refs: tuple[int | str | None, ...],
-        counts: tuple[int, ...],
+        counts: tuple[int, ...] | None,
         indexed_at: int,
     ) -> int | None:
-        """Insert the post's row; its id, or None if the post is already held."""
+        """Insert the post's row with ``counts`` (None: counted from the index in the
+        same statement); its id, or None if the post is already held."""
+        row = (
+            w.actor,
+            w.rkey,
+            pack_post(w.block, w.value, sort_at),
+            p.text,
+            sort_at,
+            indexed_at,
+            *refs,
+            p.embed,
+        )
+        if counts is None:
+            key = (w.actor, w.rkey)
+            values, params = _COUNTED, (*row, *key, *key, *key, *key)
+        else:
+            values, params = "?, ?, ?, ?", (*row, *counts)
         got = self.db.scalar(
             "INSERT INTO posts (author, rkey, record, text, sort_at, indexed_at, "
             "parent_author, parent_rkey, root_author, root_rkey, quote_author, quote_rkey, "
             "embed, likes, reposts, replies, quotes) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {values}) "
             "ON CONFLICT DO NOTHING RETURNING id",
-            (
-                w.actor,
-                w.rkey,
-                pack_post(w.block, w.value, sort_at),
-                p.text,
-                sort_at,
-                indexed_at,
-                *refs,
-                p.embed,
-                *counts,
-            ),
+            params,
         )
         return None if got is None else int(got)
 
@@ -262,19 +275,6 @@ class Indexer:
         if ref is None:
             return None, None
         return self.store.actor_id(ref.did), ref.rkey
-
-    def _post_counts(self, author: int, rkey: str) -> tuple[int, int, int, int]:
-        """The likes, reposts, replies and quotes already indexed for a post (they may
-        come before it), in one round trip."""
-        row = self.db.one(
-            "SELECT (SELECT COUNT(*) FROM likes WHERE subject_author = ? AND subject_rkey = ?), "
-            "(SELECT COUNT(*) FROM reposts WHERE subject_author = ? AND subject_rkey = ?), "
-            "(SELECT COUNT(*) FROM posts WHERE parent_author = ? AND parent_rkey = ?), "
-            "(SELECT COUNT(*) FROM posts WHERE quote_author = ? AND quote_rkey = ?)",
-            (author, rkey) * 4,
-        )
-        assert row is not None
-        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
     def _bump_post(self, ref: tuple[int | None, str | None], column: str, by: int) -> None:
         self.db.execute(
