@@ -93,19 +93,19 @@ def _one(
     try:
         base = network.backfill(url)
         asyncio.run(_make_stream(bus_url, layout))
-        procs = [_start(bus_url, url, directory, layout, f"w{k}") for k in range(n)]
-        asyncio.run(_balanced(bus_url, layout, n, procs))
+        procs = [start_worker(bus_url, url, directory, layout, f"w{k}") for k in range(n)]
+        asyncio.run(wait_balanced(bus_url, layout, n, procs))
         load = os.getloadavg()[0]
         t = time.perf_counter()
         asyncio.run(_publish(bus_url, layout, network.events))
         expected = base + len(network.events)
         killed = None
         if kill:
-            _wait_posts(db, schema, base + len(network.events) // 3, procs)
+            wait_posts(db, schema, base + len(network.events) // 3, procs)
             procs[0].send_signal(signal.SIGKILL)
             procs[0].wait()
             killed = procs[0].pid
-        took = _wait_posts(db, schema, expected, procs[1:] if kill else procs, t0=t)
+        took = wait_posts(db, schema, expected, procs[1:] if kill else procs, t0=t)
         result: dict[str, Any] = {
             "workers": n,
             "index_records_per_s": round(len(network.events) / took, 1),
@@ -113,7 +113,7 @@ def _one(
             "loadavg_1m": round(load, 2),
         }
         if kill:
-            lost, duplicated = _count(db, schema, expected)
+            lost, duplicated = count_posts(db, schema, expected)
             result = {"workers": n, "killed_pid": killed, "lost": lost, "duplicated": duplicated}
             result["seconds"] = round(took, 2)
         return result
@@ -132,9 +132,16 @@ def _one(
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def _start(
-    bus_url: str, db_url: str, directory: str, layout: BusLayout, worker_id: str
+def start_worker(
+    bus_url: str,
+    db_url: str,
+    directory: str,
+    layout: BusLayout,
+    worker_id: str,
+    *,
+    lease_s: float = LEASE_S,
 ) -> subprocess.Popen[bytes]:
+    """Start one ``plaza serve appview-indexer`` process."""
     cmd = [
         sys.executable,
         "-m",
@@ -154,7 +161,7 @@ def _start(
         "--worker-id",
         worker_id,
         "--lease-s",
-        str(LEASE_S),
+        str(lease_s),
     ]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -167,13 +174,18 @@ async def _make_stream(bus_url: str, layout: BusLayout) -> None:
         await bus.close()
 
 
-async def _balanced(
-    bus_url: str, layout: BusLayout, n: int, procs: list[subprocess.Popen[bytes]]
+async def wait_balanced(
+    bus_url: str,
+    layout: BusLayout,
+    n: int,
+    procs: list[subprocess.Popen[bytes]],
+    *,
+    lease_s: float = LEASE_S,
 ) -> None:
     """Wait until ``n`` workers hold every partition, none more than its share."""
     bus = await Bus.connect(bus_url, layout)
     try:
-        leases = await Leases.open(bus, "bench", LEASE_S)
+        leases = await Leases.open(bus, "bench", lease_s)
         share = math.ceil(layout.partitions / n)
         deadline = time.monotonic() + STALL_S
         while time.monotonic() < deadline:
@@ -214,13 +226,14 @@ async def _drop_stream(bus_url: str, layout: BusLayout) -> None:
         await bus.close()
 
 
-def _wait_posts(
+def wait_posts(
     db: str,
     schema: str,
     target: int,
     procs: list[subprocess.Popen[bytes]],
     *,
     t0: float | None = None,
+    stall_s: float = STALL_S,
 ) -> float:
     """Poll until the schema's ``posts`` hold ``target`` rows; return the seconds since
     ``t0``. Fails when every worker exited or nothing moved for :data:`STALL_S`."""
@@ -234,12 +247,14 @@ def _wait_posts(
                 return time.perf_counter() - start
             if count != last:
                 last, moved = count, time.monotonic()
-            if time.monotonic() - moved > STALL_S or all(p.poll() is not None for p in procs):
+            if time.monotonic() - moved > stall_s or (
+                procs and all(p.poll() is not None for p in procs)
+            ):
                 raise RuntimeError(f"indexing stalled at {count} of {target} posts")
             time.sleep(0.05)
 
 
-def _count(db: str, schema: str, expected: int) -> tuple[int, int]:
+def count_posts(db: str, schema: str, expected: int) -> tuple[int, int]:
     """``(lost, duplicated)`` of the posts (see the module docstring)."""
     with psycopg.connect(db, autocommit=True) as conn:
         rows = conn.execute(f'SELECT COUNT(*) FROM "{schema}".posts').fetchone()

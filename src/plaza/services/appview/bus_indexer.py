@@ -80,6 +80,7 @@ class BusIndexer:
         self.indexed = 0  # messages acknowledged after their batch was written
         self.followers: dict[int, Follower] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._halts: dict[int, asyncio.Event] = {}
         self._db = asyncio.Lock()
         self._ticked = asyncio.Condition()
         self.ticks = 0
@@ -99,6 +100,7 @@ class BusIndexer:
                 for p, task in list(self._tasks.items()):
                     if task.done():
                         del self._tasks[p]
+                        self._halts.pop(p, None)
                         await self.leases.release(p)
                         task.result()  # a failed partition stops the worker (crash-only)
                 async with self._ticked:
@@ -133,7 +135,8 @@ class BusIndexer:
                 for k in range(self.layout.partitions):
                     p = (start + k) % self.layout.partitions
                     if p not in self._tasks and await leases.claim(p):
-                        self._tasks[p] = asyncio.create_task(self._partition(p))
+                        self._halts[p] = halt = asyncio.Event()
+                        self._tasks[p] = asyncio.create_task(self._partition(p, halt))
                     if len(self._tasks) >= target:
                         break
         except (*NATS_ERRORS,) as exc:
@@ -141,10 +144,14 @@ class BusIndexer:
 
     async def _stop(self, p: int) -> None:
         task = self._tasks.pop(p, None)
+        halt = self._halts.pop(p, None)
+        if halt is not None:
+            halt.set()  # a fetch may swallow the cancellation; the loop sees this
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=FETCH_WAIT_S * 3)
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.warning("bus: partition %d stopped on %r", p, task.exception())
         self.followers.pop(p, None)
 
     async def _consumer(self, p: int) -> JetStreamContext.PullSubscription:
@@ -172,13 +179,13 @@ class BusIndexer:
         await js.add_consumer(stream, config)
         return await js.pull_subscribe_bind(durable=name, stream=stream)
 
-    async def _partition(self, p: int) -> None:
+    async def _partition(self, p: int, halt: asyncio.Event) -> None:
         follower = Follower(self.layout.source(p), self.indexer, self.identities, self.http)
         self.followers[p] = follower
         heard = asyncio.create_task(follower.follow_heard())
         try:
             sub = None
-            while True:
+            while not halt.is_set():
                 try:
                     if sub is None:
                         sub = await self._consumer(p)
@@ -190,8 +197,8 @@ class BusIndexer:
                     sub = None
                     await asyncio.sleep(RETRY_S)
                     continue
-                if not msgs:
-                    continue
+                if not msgs or halt.is_set():
+                    continue  # (halted: what was fetched comes again to the next owner)
                 async with self._db:
                     await follower.handle_batch([m.data for m in msgs])
                 with contextlib.suppress(*NATS_ERRORS):
