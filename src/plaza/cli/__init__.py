@@ -27,6 +27,7 @@ from plaza.cli import (
     sim,
     up,
 )
+from plaza.cli import serve_bus as serve_bus
 from plaza.cli import serve_network as serve_network
 
 app = typer.Typer(
@@ -45,7 +46,8 @@ def _root() -> None:
 
 
 app.command("doctor")(doctor.doctor)
-# serve_network adds plaza serve market|prober|entryway|provider to serve.app.
+# serve_network adds plaza serve market|prober|entryway|provider to serve.app,
+# serve_bus plaza serve appview-indexer.
 serve.app.command("labeler")(serve_labeler.labeler)
 app.add_typer(serve.app, name="serve")
 app.command("up")(up.up)

@@ -247,8 +247,12 @@ def relay(
 @app.command("appview")
 def appview(
     *,
-    accounts: int = typer.Option(100_000, "--accounts", min=2, help="Accounts in the network."),
-    posts: int = typer.Option(1_000_000, "--posts", min=1, help="Posts in the network."),
+    accounts: int | None = typer.Option(
+        None, "--accounts", min=2, help="Accounts in the network (100000; 1000 with --bus)."
+    ),
+    posts: int | None = typer.Option(
+        None, "--posts", min=1, help="Posts in the network (1000000; 25000 with --bus)."
+    ),
     follows: int = typer.Option(1_000, "--follows", min=1, help="Accounts the viewer follows."),
     live: int = typer.Option(
         20_000, "--live", min=1, help="Last posts indexed as a burst of firehose commits."
@@ -256,6 +260,15 @@ def appview(
     calls: int = typer.Option(200, "--calls", min=2, help="getTimeline calls timed."),
     db: str | None = typer.Option(
         None, "--db", help="PostgreSQL URL (a fresh schema, dropped after); SQLite if omitted."
+    ),
+    bus: str | None = typer.Option(
+        None, "--bus", help="NATS URL: measure indexer processes on the bus instead."
+    ),
+    workers: str = typer.Option(
+        "1,2", "--workers", help="With --bus: indexer processes per run, comma-separated."
+    ),
+    kill_one: bool = typer.Option(
+        False, "--kill-one", help="With --bus: add a run that SIGKILLs one of two workers."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one line of JSON."),
 ) -> None:
@@ -269,19 +282,69 @@ def appview(
     times --calls getTimeline calls with service auth. Prints index_records_per_s,
     backfill_records_per_s, timeline_p95_ms, posts_indexed and bytes_per_record.
 
+    With --bus (and --db, PostgreSQL): the --live posts are published to JetStream
+    as the relay publishes them and indexed by --workers processes of plaza serve
+    appview-indexer, once per entry, each into a fresh schema; prints runs (workers,
+    index_records_per_s, load average). --kill-one adds a two-worker run that kills one
+    with SIGKILL a third of the way and prints kill.lost and kill.duplicated, counted
+    from the rows against the posts published.
+
     Example:
 
     \b
         plaza bench appview --json
         plaza bench appview --accounts 2000 --posts 20000 --follows 500 --json
         plaza bench appview --db postgresql://postgres@127.0.0.1:5432/test --json
+        plaza bench appview --bus nats://127.0.0.1:4222 \
+            --db postgresql://postgres@127.0.0.1:5432/test --workers 1,2 --kill-one --json
     """
-    from plaza.bench.appview import run
+    if bus is not None:
+        result = _appview_bus(bus, db, workers, kill_one, accounts, posts, live)
+    else:
+        from plaza.bench.appview import run
 
-    result = run(
-        accounts=accounts, posts=posts, follows=follows, live=live, timeline_calls=calls, db=db
-    )
+        result = run(
+            accounts=accounts or 100_000,
+            posts=posts or 1_000_000,
+            follows=follows,
+            live=live,
+            timeline_calls=calls,
+            db=db,
+        )
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
+def _appview_bus(  # noqa: PLR0917 - the command's options, passed on
+    bus: str,
+    db: str | None,
+    workers: str,
+    kill_one: bool,
+    accounts: int | None,
+    posts: int | None,
+    live: int,
+) -> dict[str, object]:
+    from plaza.bench.appview_bus import run
+    from plaza.errors import PlazaError
+    from plaza.services.bus.layout import check_url
+
+    counts = [w.strip() for w in workers.split(",") if w.strip()]
+    if db is None or not db.startswith("postgres"):
+        raise typer.BadParameter("--bus needs --db, a PostgreSQL URL the workers share")
+    if not counts or not all(c.isdigit() and 1 <= int(c) <= 16 for c in counts):
+        raise typer.BadParameter("--workers is a comma-separated list of 1..16")
+    try:
+        check_url(bus)
+    except PlazaError as exc:
+        raise typer.BadParameter(exc.message) from exc
+    return run(
+        bus_url=bus,
+        db=db,
+        workers=[int(c) for c in counts],
+        kill_one=kill_one,
+        accounts=accounts or 1000,
+        posts=posts or 25_000,
+        live=min(live, posts or 25_000),
+    )
 
 
 @app.command("web")

@@ -301,6 +301,9 @@ def relay(
         "--no-private-hosts",
         help="Refuse requestCrawl of loopback and private addresses (public relays).",
     ),
+    bus: str | None = typer.Option(
+        None, "--bus", help="NATS URL: publish every event to JetStream (partitioned by DID)."
+    ),
 ) -> None:
     """Run a relay: one verified firehose of every hosting provider, until Ctrl-C.
 
@@ -310,7 +313,9 @@ def relay(
     inversion back to prevData), and serves one combined firehose with its own
     sequence and cursor replay, plus listHosts, getHostStatus, listRepos,
     getRepoStatus, getLatestCommit, /_health and /_metrics. Keeps its store in
-    DATA_DIR/relay.db, or in the database --db names.
+    DATA_DIR/relay.db, or in the database --db names. With --bus it also publishes
+    every event to a JetStream stream (--replay-window messages kept) for
+    plaza serve appview-indexer processes.
 
     Example:
 
@@ -318,7 +323,9 @@ def relay(
         plaza serve relay --port 2585 --directory http://127.0.0.1:2582 \\
             --crawl 127.0.0.1:2583 --crawl 127.0.0.1:2584
         plaza serve relay --db postgresql://postgres@127.0.0.1:5432/plaza --market http://127.0.0.1:2590
+        plaza serve relay --directory http://127.0.0.1:2582 --bus nats://127.0.0.1:4222
     """
+    from plaza.services.bus.layout import check_url
     from plaza.services.relay import RelaySettings
     from plaza.services.relay import create_app as create_relay
     from plaza.services.runner import url_for
@@ -338,6 +345,7 @@ def relay(
             replay_window=replay_window,
             verify_workers=verify_workers,
             allow_private_hosts=not no_private_hosts,
+            bus=check_url(bus) if bus else None,
         )
         served = ServedApp("relay", create_relay(settings), host, port, ws_deflate=False)
     except PlazaError as exc:

@@ -136,6 +136,11 @@ class Follower:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
 
+    async def follow_heard(self) -> None:
+        """Backfill the accounts heard of, until cancelled: the second task of :meth:`run`,
+        for callers that feed :meth:`handle_batch` themselves (the bus indexer)."""
+        await self._backfiller()
+
     async def _backfiller(self) -> None:
         """Backfill, one at a time, each account first heard of through a reference (a
         follow, like, reply or mention of an account that has sent no event yet)."""

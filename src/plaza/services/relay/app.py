@@ -28,7 +28,9 @@ from starlette.websockets import WebSocket
 
 from plaza.errors import PlazaError
 from plaza.services.buckets import TokenBuckets
+from plaza.services.bus import Bus, BusLayout
 from plaza.services.identities import Identities
+from plaza.services.relay.bus_publisher import BusPublisher
 from plaza.services.relay.firehose import Firehose
 from plaza.services.relay.hosts import Hosts
 from plaza.services.relay.outbox import Outbox
@@ -57,6 +59,7 @@ class RelayComponents:
     hosts: Hosts
     firehose: Firehose
     http: httpx.AsyncClient
+    publisher: BusPublisher | None = None
 
     def metrics(self) -> dict[str, Any]:
         return self.relay.counters.to_json(
@@ -132,6 +135,14 @@ async def run_components(parts: RelayComponents) -> AsyncIterator[None]:
     for did, acct in parts.relay.accounts.items():
         if acct.status == DESYNCHRONIZED:
             parts.relay.start_resync(did)
+    bus = None
+    if settings.bus:
+        bus = await Bus.connect(
+            settings.bus, BusLayout(settings.bus_stream, settings.bus_partitions)
+        )
+        await bus.ensure_stream(settings.replay_window)
+        parts.publisher = BusPublisher(parts.outbox, bus)
+        tasks.append(asyncio.create_task(parts.publisher.run(), name="relay-bus"))
     try:
         yield
     finally:
@@ -143,6 +154,8 @@ async def run_components(parts: RelayComponents) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         parts.outbox.flush()
+        if bus is not None:
+            await bus.close()
         await parts.http.aclose()
         parts.store.close()
 

@@ -60,6 +60,11 @@ class RelaySettings:
     signature, an event from another host); ``#identity`` always refreshes it."""
     verify_workers: int = 0
     """Worker processes that verify commits (0: verify in the event loop's process)."""
+    bus: str | None = None
+    """A NATS URL (``nats://host:4222``): publish every event to JetStream too
+    (:mod:`plaza.services.relay.bus_publisher`); None keeps the stream in-process."""
+    bus_stream: str = "PLAZA_FIREHOSE"
+    bus_partitions: int = 16
     allow_private_hosts: bool = True
     """Let ``requestCrawl`` add loopback and private addresses (local networks)."""
 
