@@ -50,7 +50,9 @@ def train(
 
     Fits character (1-4) and word (1-2) n-gram TF-IDF plus the scam signals with a
     logistic regression, picks the auto-label threshold from 5-fold out-of-fold scores
-    (precision at least 0.999 there), and writes the model to OUT. Prints the threshold.
+    (precision at least 0.995 there), and writes the model to OUT. Prints the threshold.
+    Each file needs the header label,text and labels spam or ham; a bad row is refused
+    with its line number.
 
     Example:
 
@@ -84,7 +86,7 @@ def evaluate(
     """Train on --train files, test on --test files, print F1 and the auto-label numbers.
 
     Prints F1, precision and recall of spam at score 0.5, and the precision and recall
-    at the auto-label threshold chosen on the training data only.
+    at the auto-label threshold chosen on the training data only (never on --test).
 
     Example:
 

@@ -1,7 +1,13 @@
 """Labelled texts read from a ``label,text`` CSV file (labels ``spam`` and ``ham``).
 
 :func:`read_csv` checks the header, every label and every text and raises
-:class:`~plaza.moderation.errors.DatasetError` naming the first bad row. The files the
+:class:`~plaza.moderation.errors.DatasetError` naming the file and the line of the first
+bad row (a row whose label is not ``spam``/``ham``, whose text is empty or too long, or
+that is not valid CSV). It takes files as other corpora come: a UTF-8 byte-order mark,
+CRLF or LF line ends, quoted texts spanning lines, blank lines (skipped), labels and
+header in any case with surrounding spaces, a row whose unquoted text holds commas (the
+fields after the label are joined back with commas), and files that are not UTF-8
+(read as Latin-1, which decodes any bytes). The files the
 project ships (``data/spam/label-text/``) are the YouTube Spam Collection in this form;
 :func:`from_youtube` converts one of its original files.
 """
@@ -34,35 +40,53 @@ class Dataset:
 
 
 def parse_csv(data: str, name: str = "data") -> Dataset:
-    """The dataset in ``data`` (``label,text`` CSV text)."""
+    """The dataset in ``data`` (``label,text`` CSV text; see the module docstring)."""
+    if data.startswith("\ufeff"):
+        data = data[1:]
     reader = csv.reader(io.StringIO(data, newline=""))
-    header = next(reader, None)
-    if header != ["label", "text"]:
-        raise DatasetError(f"{name}: the header must be 'label,text', not {header!r:.80}")
     texts: list[str] = []
     spam: list[bool] = []
-    for n, row in enumerate(reader, start=2):
-        if len(row) != 2:
-            raise DatasetError(f"{name}:{n}: a row must have 2 fields, not {len(row)}")
-        label, text = row
-        if label not in LABELS:
-            raise DatasetError(f"{name}:{n}: the label must be spam or ham, not {label[:20]!r}")
-        if not text.strip() or len(text) > MAX_TEXT:
-            raise DatasetError(f"{name}:{n}: the text must be 1 to {MAX_TEXT} characters")
-        if len(texts) >= MAX_ROWS:
-            raise DatasetError(f"{name}: more than {MAX_ROWS} rows")
-        texts.append(text)
-        spam.append(label == "spam")
-    if not texts or len(set(spam)) != 2:
+    try:
+        header = next(reader, None)
+        if header is None or [h.strip().lower() for h in header] != ["label", "text"]:
+            raise DatasetError(f"{name}:1: the header must be 'label,text', not {header!r:.80}")
+        line = reader.line_num + 1
+        for row in reader:
+            at, line = line, reader.line_num + 1
+            if not row or row == [""]:
+                continue  # a blank line
+            if len(row) < 2:
+                raise DatasetError(f"{name}:{at}: a row needs a label and a text, got {row!r:.80}")
+            label, text = row[0].strip().lower(), ",".join(row[1:])
+            if label not in LABELS:
+                raise DatasetError(
+                    f"{name}:{at}: the label must be spam or ham, not {row[0][:20]!r}"
+                )
+            if not text.strip():
+                raise DatasetError(f"{name}:{at}: the text is empty")
+            if len(text) > MAX_TEXT:
+                raise DatasetError(f"{name}:{at}: the text is longer than {MAX_TEXT} characters")
+            if len(texts) >= MAX_ROWS:
+                raise DatasetError(f"{name}: more than {MAX_ROWS} rows")
+            texts.append(text)
+            spam.append(label == "spam")
+    except csv.Error as exc:
+        raise DatasetError(f"{name}:{reader.line_num}: not valid CSV: {exc}") from exc
+    if len(set(spam)) != 2:
         raise DatasetError(f"{name}: needs both spam and ham rows")
     return Dataset(tuple(texts), tuple(spam))
 
 
 def read_csv(path: Path) -> Dataset:
+    """The dataset in the file at ``path`` (UTF-8, else Latin-1; see the module docstring)."""
     try:
-        data = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc}") from exc
+    try:
+        data = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        data = raw.decode("latin-1")
     return parse_csv(data, str(path))
 
 
