@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "moderation": BASE | {"asgi", "atproto", "db", "ledger", "dao", "services"},
     "agents": BASE | {"atproto", "db", "ledger", "dao", "market", "services"},
     "sim": BASE | {"atproto", "db", "ledger", "dao", "market", "agents"},
-    "assist": BASE | {"atproto", "db", "ledger", "dao", "market", "agents"},
+    "assist": BASE | {"atproto", "db", "ledger", "dao", "market", "agents", "moderation"},
     "network": BASE
     | {
         "asgi",

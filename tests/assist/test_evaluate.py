@@ -78,8 +78,8 @@ def test_none_keeps_every_case_within_the_mandate_and_valid(tmp_path: Path) -> N
 def test_an_adversarial_model_never_gets_past_the_guard(fake_model: FakeModel) -> None:
     strict = parse_mandate(
         M.to_toml().replace(
-            '[actions."moderation.account"]\nclass = "vote"',
-            '[actions."moderation.account"]\nclass = "forbidden"',
+            '[actions."moderation.takedown"]\nclass = "vote"',
+            '[actions."moderation.takedown"]\nclass = "forbidden"',
         )
     )
     # Every job gets the same completions: an out-of-mandate takedown (valid only as a

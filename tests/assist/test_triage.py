@@ -25,17 +25,17 @@ def _report(rtype: str, subject: str = POST, text: str = "") -> Item:
 @pytest.mark.parametrize(
     ("item", "label", "target", "kind", "verdict"),
     [
-        (_report("reasonSpam"), "spam", "post", "moderation.label", "optimistic"),
-        (_report("reasonMisleading"), "!warn", "post", "moderation.label", "optimistic"),
-        (_report("reasonViolation"), "!hide", "post", "moderation.takedown", "vote"),
-        (_report("reasonViolation", AUTHOR), "!takedown", "account", "moderation.account", "vote"),
+        (_report("reasonSpam"), "spam", "post", "moderation.label", "allow"),
+        (_report("reasonMisleading"), "!warn", "post", "moderation.label", "allow"),
+        (_report("reasonViolation"), "!hide", "post", "moderation.label", "allow"),
+        (_report("reasonViolation", AUTHOR), "!takedown", "account", "moderation.takedown", "vote"),
         (_report("reasonOther"), "none", "post", None, "none"),
         (
             Item("classifier", POST, AUTHOR, text="win $$$", score=0.6),
             "spam",
             "post",
             "moderation.label",
-            "optimistic",
+            "allow",
         ),
     ],
     ids=["spam", "misleading", "violation-post", "takedown-account", "other", "unsure-post"],
@@ -63,11 +63,11 @@ def test_the_template_never_reads_the_text() -> None:
 def test_a_label_the_mandate_forbids_is_dropped_and_counted(fake_model: FakeModel) -> None:
     strict = parse_mandate(
         M.to_toml().replace(
-            '[actions."moderation.account"]\nclass = "vote"',
-            '[actions."moderation.account"]\nclass = "forbidden"',
+            '[actions."moderation.takedown"]\nclass = "vote"',
+            '[actions."moderation.takedown"]\nclass = "forbidden"',
         )
     )
-    assert strict.actions["moderation.account"].class_ == "forbidden"
+    assert strict.actions["moderation.takedown"].class_ == "forbidden"
     fake_model.will_answer({"summary": "bad", "label": "!takedown", "target": "account"})
     s, run = triage(fake_model.backend(), _report("reasonOther"), strict)
     assert run.source == "model" and s.triage.label == "!takedown"
@@ -78,7 +78,7 @@ def test_a_label_the_mandate_forbids_is_dropped_and_counted(fake_model: FakeMode
 def test_a_model_takedown_on_an_account_needs_a_member_vote(fake_model: FakeModel) -> None:
     fake_model.will_answer({"summary": "s", "label": "!takedown", "target": "account"})
     s, _ = triage(fake_model.backend(), _report("reasonOther"), M)
-    assert s.verdict == "vote" and s.action is not None and s.action.kind == "moderation.account"
+    assert s.verdict == "vote" and s.action is not None and s.action.kind == "moderation.takedown"
 
 
 def test_an_action_smuggled_into_the_output_is_rejected(fake_model: FakeModel) -> None:

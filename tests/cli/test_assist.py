@@ -87,10 +87,10 @@ def test_triage_suggests_labels_for_the_open_reviews_through_the_guard(tmp_path:
     out = _plaza("assist", "triage", "--data-dir", str(tmp_path), "--assist", "none", "--json")
     rows = [json.loads(x) for x in out.stdout.splitlines()]
     assert [(r["label"], r["target"], r["verdict"]) for r in rows] == [
-        ("spam", "post", "optimistic"),
+        ("spam", "post", "allow"),
         ("!takedown", "account", "vote"),
     ]
-    assert rows[1]["action"]["kind"] == "moderation.account"
+    assert rows[1]["action"]["kind"] == "moderation.takedown"
     assert rows[1]["guard"].startswith("needs a member vote")
     store = LabelerStore.for_data_dir(tmp_path)
     assert len(store.reviews("open")) == 2  # nothing applied

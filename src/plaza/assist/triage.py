@@ -5,8 +5,9 @@ The model (or, with the ``none`` backend, a template that reads only the review'
 structured fields — its kind, reason type and classifier score — never its text)
 answers :class:`Triage`: a summary, a label from a closed list and whether it is
 about the post or the whole account. :func:`proposed_action` turns that into an
-agent action (``moderation.label`` for a label on a post, ``moderation.takedown`` to
-hide or take a post down, ``moderation.account`` for any label on an account), and
+agent action of the same kind the labeler's own labels are
+(:func:`plaza.moderation.policy.action_for`: ``moderation.takedown`` for ``!takedown`` on
+an account, ``moderation.label`` for every other label), and
 :func:`triage` asks :func:`plaza.dao.mandate.check`. A suggestion the guard refuses
 is dropped from the result (``action`` is None, ``refused`` holds the guard's reason)
 and counted as out of mandate; one it allows, sends to a veto window or to a vote
@@ -26,10 +27,10 @@ from plaza.assist.model import Output, Run, run
 from plaza.assist.quoting import DATA_RULES, data_block, visible
 from plaza.dao.action import Action
 from plaza.dao.mandate import Deny, GuardState, Mandate, NeedsVote, Optimistic, check
+from plaza.moderation.policy import action_for
 
 LABELS: Final = ("none", "spam", "scam", "!warn", "!hide", "!takedown")
 Label = Literal["none", "spam", "scam", "!warn", "!hide", "!takedown"]
-_POST_LABELS: Final = frozenset({"spam", "scam", "!warn"})
 _EXCERPT: Final = 160
 
 
@@ -136,12 +137,9 @@ def proposed_action(item: Item, out: Triage) -> Action | None:
     """The agent action a triage suggests (None for the label ``none``)."""
     if out.label == "none":
         return None
-    params = {"subject": item.subject, "val": out.label, "review": item.id}
-    if out.target == "account":
-        return Action("moderation.account", {**params, "did": item.did}, accounts=1)
-    if out.label in _POST_LABELS:
-        return Action("moderation.label", params)
-    return Action("moderation.takedown", params)
+    account = out.target == "account"
+    base = action_for("triage", item.did if account else item.subject, out.label)
+    return Action(base.kind, {**base.params, "review": item.id}, accounts=int(account))
 
 
 def judge(item: Item, out: Triage, state: GuardState) -> tuple[Action | None, str, str]:

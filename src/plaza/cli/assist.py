@@ -123,10 +123,10 @@ def triage_cmd(
 
     Each report or post the classifier was unsure of gets a summary and a suggested
     label (none, spam, scam, !warn, !hide, !takedown) on the post or the account. The
-    suggestion becomes an agent action (moderation.label, moderation.takedown,
-    moderation.account) judged by the mandate in force in the ledger (--db; Plaza's
-    default mandate without one): within it, a veto window, a member vote, or refused
-    (then dropped). Nothing is applied: the queue is left as it was.
+    suggestion becomes the labeler's agent action (moderation.label, or
+    moderation.takedown for !takedown on an account) judged by the mandate in force in
+    the ledger (--db; Plaza's default mandate without one): automatic, a veto window, a
+    member vote, or refused (then dropped). Nothing is applied: the queue is left as it was.
 
     Example:
 
