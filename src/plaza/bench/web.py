@@ -15,6 +15,8 @@ at once requests ``requests`` pages, drawn from a fixed mix (Home 40 %, a profil
 * ``ttfb_p95_ms`` (and ``_p50_``, per page ``home_``, ...): from sending the request
   to receiving the response's status line and headers, over every request;
   ``baseline`` holds the same figures for the web client without the cache;
+* ``failed``: pages answered with an error status (not in the timings); ``retried``:
+  requests sent again after the server closed an idle connection under them;
 * ``load_avg``: the machine's 1-minute load average after each run (the machine may
   be shared: read every figure next to it);
 * ``js_bytes_gzip``: the bytes of every script the pages load (htmx everywhere, the
@@ -152,8 +154,9 @@ async def _user(
                     raise
                 out["retried"].append(0.0)
                 continue
-            if res.status_code != 200:
-                raise PlazaError(f"GET {path} answered {res.status_code}")
+            if res.status_code != 200:  # counted, not timed: a failed page is no answer
+                out[kind].pop()
+                out["failed"].append(float(res.status_code))
             break
         if think_ms:
             await asyncio.sleep(rng.expovariate(1000 / think_ms))
@@ -283,6 +286,7 @@ def _figures(out: dict[str, list[float]], elapsed: float) -> dict[str, Any]:
         "ttfb_mean_ms": round(statistics.fmean(every), 2) if every else 0.0,
         "pages_per_s": round(len(every) / elapsed, 1) if elapsed else 0.0,
         "retried": len(out.get("retried", [])),
+        "failed": len(out.get("failed", [])),
     }
     for kind in PAGES:
         figures[f"{kind}_ttfb_p95_ms"] = _p(out[kind], 0.95)
@@ -300,7 +304,7 @@ async def _load(
     seed: int,
 ) -> dict[str, Any]:
     clients = list(await asyncio.gather(*(_signed_in(web, a) for a in accounts)))
-    out: dict[str, list[float]] = {kind: [] for kind in (*PAGES, "retried")}
+    out: dict[str, list[float]] = {kind: [] for kind in (*PAGES, "retried", "failed")}
     dids = [a["did"] for a in accounts]
     rng = random.Random(seed)
     t0 = time.perf_counter()
