@@ -135,7 +135,7 @@ def test_a_labeler_is_probed_by_reading_its_labels(tmp_path: Path) -> None:
             data_dir=tmp_path / "labeler",
             public_url=f"http://127.0.0.1:{lport}",
             directory_url=f"http://127.0.0.1:{dport}",
-            classifier=_no_classifier,
+            load_classifier=_no_classifier,
         )
     )
     directory = create_directory(DirectorySettings.for_data_dir(tmp_path / "d"))

@@ -64,8 +64,9 @@ def _health(lab: LabNet) -> dict[str, Any]:
 
 def test_account_takedown_waits_for_the_members_vote(gov: Governed) -> None:
     lab = gov.lab
-    health = _health(lab)
-    assert health["mandate"]["from_dao"] and health["mandate"]["error"] is None
+    # the labeler reads the DAO's mandate in the background once it serves
+    health = lab.until(lambda: (h := _health(lab))["mandate"]["from_dao"] and h)
+    assert health["mandate"]["error"] is None and health["mandate"]["version"] == 1
     reporter, _ = lab.net.client(0, "watchdog")
     _, target = lab.net.client(0, "scamring")
     r = report(lab, reporter, {

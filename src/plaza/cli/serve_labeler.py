@@ -96,7 +96,7 @@ def labeler(
             data_dir=root,
             public_url=public_url or url_for(host, port),
             directory_url=directory,
-            classifier=lambda: load_or_train(path, train_data, say=typer.echo),
+            load_classifier=lambda: load_or_train(path, train_data, say=typer.echo),
             relay_urls=tuple(relay),
             db=db,
             account_strikes=account_strikes,

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from plaza.moderation.classifier import Classifier
 from plaza.moderation.signals import Crowd
 from plaza.moderation.text import SIGNAL_NAMES
 
 LABEL: Final = "label"
 REVIEW: Final = "review"
 NONE: Final = "none"
+if TYPE_CHECKING:
+    from plaza.moderation.classifier import Classifier
+
 _SCAM_SIGNALS: Final = tuple(SIGNAL_NAMES.index(n) for n in ("phones", "money", "prize"))
 
 

@@ -36,7 +36,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.applications import Starlette
@@ -49,7 +49,6 @@ from plaza.atproto import cbor
 from plaza.atproto.datamodel import to_json
 from plaza.db import private_file
 from plaza.errors import InvalidInputError, PlazaError
-from plaza.moderation.classifier import Classifier
 from plaza.moderation.firehose import PostFeed
 from plaza.moderation.identity import labeler_did, load_keys, register
 from plaza.moderation.labeler import LABEL_VALUES, Labeler
@@ -63,6 +62,9 @@ from plaza.services.identities import Identities
 from plaza.services.service_jwt import ReplayGuard, parse, verify_service_jwt
 
 log = logging.getLogger("plaza.labeler")
+
+if TYPE_CHECKING:
+    from plaza.moderation.classifier import Classifier
 
 REPORT = "com.atproto.moderation.createReport"
 DAO_SOURCE = "dao:actions"
@@ -83,9 +85,12 @@ class LabelerSettings:
     data_dir: Path
     public_url: str
     directory_url: str
-    classifier: Classifier | Callable[[], Classifier]
-    """The classifier, or how to load (or train) it: then the labeler serves at once and
-    follows the firehoses once the classifier is ready (``_health``'s ``model``)."""
+    classifier: Classifier | None = None
+    load_classifier: Callable[[], Classifier] | None = None
+    """How to load (or train) the classifier when ``classifier`` is not given: the
+    labeler then serves at once and follows the firehoses once it is ready
+    (``_health``'s ``model``); the classifier's code (scikit-learn) is not even imported
+    before."""
     relay_urls: tuple[str, ...] = ()
     db: str | None = None
     handle: str = "labeler.plaza.test"
@@ -166,11 +171,11 @@ def create_app(settings: LabelerSettings) -> Starlette:
     query_limit = TokenBuckets(settings.query_rate.per_s, settings.query_rate.burst)
     report_limit = TokenBuckets(settings.report_rate.per_s, settings.report_rate.burst)
     dao_state: dict[str, Any] = {"synced": False, "error": None}
-    ready = isinstance(settings.classifier, Classifier)
-    moderators = (
-        [Moderator(settings.classifier)] if isinstance(settings.classifier, Classifier) else []
-    )
-    model_state: dict[str, Any] = {"model": "ready" if ready else "loading"}
+    if settings.classifier is None and settings.load_classifier is None:
+        raise InvalidInputError("the labeler needs a classifier or a way to load one")
+    # The moderator, once the classifier is ready.
+    moderators = [Moderator(settings.classifier)] if settings.classifier is not None else []
+    model_state: dict[str, Any] = {"model": "ready" if moderators else "loading"}
     token = admin_token(settings)
     replay = ReplayGuard()
     http = httpx.AsyncClient(timeout=10)
@@ -413,13 +418,13 @@ def create_app(settings: LabelerSettings) -> Starlette:
             endpoint=settings.public_url,
             handle=settings.handle,
         )
-        await sync_dao()  # the mandate before the first label
 
         async def follow() -> None:
+            await sync_dao()  # the mandate before the first label (not before serving)
             if not moderators:
-                assert not isinstance(settings.classifier, Classifier)
+                assert settings.load_classifier is not None
                 try:
-                    loaded = await asyncio.to_thread(settings.classifier)
+                    loaded = await asyncio.to_thread(settings.load_classifier)
                 except PlazaError as exc:
                     model_state.update(model="failed", model_error=exc.message)
                     log.error("the classifier cannot be loaded: %s", exc.message)

@@ -17,11 +17,13 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from plaza.errors import PlazaError
-from plaza.moderation.classifier import Classifier
 from plaza.moderation.errors import ModelFileError
+
+if TYPE_CHECKING:
+    from plaza.moderation.classifier import Classifier
 
 SHIPPED_DATA: Final = Path(__file__).resolve().parents[3] / "data" / "spam" / "label-text"
 """The shipped ``label,text`` files (the YouTube Spam Collection, see its README)."""
