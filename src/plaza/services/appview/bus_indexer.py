@@ -78,6 +78,7 @@ class BusIndexer:
         self.lease_s = lease_s
         self.batch = batch
         self.indexed = 0  # messages acknowledged after their batch was written
+        self.failures = 0  # partitions given up on an unexpected error
         self.followers: dict[int, Follower] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._halts: dict[int, asyncio.Event] = {}
@@ -102,7 +103,11 @@ class BusIndexer:
                         del self._tasks[p]
                         self._halts.pop(p, None)
                         await self.leases.release(p)
-                        task.result()  # a failed partition stops the worker (crash-only)
+                        if not task.cancelled() and task.exception() is not None:
+                            # not acknowledged: taken again (here or elsewhere) from the
+                            # last acknowledged message
+                            self.failures += 1
+                            log.error("bus: partition %d failed: %r", p, task.exception())
                 async with self._ticked:
                     self.ticks += 1
                     self._ticked.notify_all()
