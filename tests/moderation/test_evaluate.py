@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from plaza.moderation.classifier import Classifier
 from plaza.moderation.evaluate import NEVER, auto_threshold, report, train
@@ -42,6 +43,8 @@ def test_held_out_video(model: Classifier) -> None:
     assert spam_score >= model.threshold > ham_score
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # 30 fits: about a minute of CPU, far more on a loaded machine
 def test_leave_one_video_out_meets_the_targets_pooled() -> None:
     """Train on four videos, test on the fifth, five ways; pool the predictions."""
     names = [f.name for f in sorted(LABEL_TEXT.glob("Youtube0*.csv"))]

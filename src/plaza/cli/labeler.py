@@ -50,7 +50,7 @@ def train(
 
     Fits character (1-4) and word (1-2) n-gram TF-IDF plus the scam signals with a
     logistic regression, picks the auto-label threshold from 5-fold out-of-fold scores
-    (precision at least 0.995 there), and writes the model to OUT. Prints the threshold.
+    (precision at least 0.996 there), and writes the model to OUT. Prints the threshold.
     Each file needs the header label,text and labels spam or ham; a bad row is refused
     with its line number.
 
