@@ -30,9 +30,10 @@ ALLOWED: dict[str, set[str]] = {
     "moderation": BASE | {"asgi", "atproto", "db", "ledger", "services"},
     "agents": BASE | {"atproto", "db", "ledger", "dao", "market", "services"},
     "sim": BASE | {"atproto", "db", "ledger", "dao", "market", "agents"},
+    "assist": BASE | {"atproto", "db", "ledger", "dao", "market", "agents"},
     "network": BASE
-    | {"asgi", "atproto", "db", "ledger", "dao", "market", "services", "agents", "sim"},
-    "web": BASE | {"asgi", "atproto", "db", "ledger", "dao", "market", "services"},
+    | {"asgi", "atproto", "db", "ledger", "dao", "market", "services", "agents", "sim", "assist"},
+    "web": BASE | {"asgi", "atproto", "db", "ledger", "dao", "market", "services", "assist"},
 }
 
 

@@ -1,0 +1,1 @@
+"""Language models in the agents' loop, never past the guard (issue 19)."""
