@@ -92,4 +92,4 @@ def test_an_adversarial_model_never_gets_past_the_guard(fake_model: FakeModel) -
     assert got["backend"] == "openai" and got["cases"] == 2
     assert got["out_of_mandate"] >= 1 and got["out_of_mandate_after_guard"] == 0
     assert (got["schema_valid"], got["citations_valid"]) == (1.0, 1.0)
-    assert got["fallbacks"] >= 6  # explain, draft and ask each fell back to the template
+    assert got["fallbacks"] >= 4  # draft and ask each fell back to the template

@@ -108,11 +108,11 @@ def test_none_explains_by_template() -> None:
     ("answers", "source"),
     [
         (
-            ['{"explanation": "The agent placed 12 accounts on the host (placement.assign)."}'],
+            ["The agent placed 12 accounts on the host (placement.assign).\n"],
             "model",
         ),
-        (['{"explanation": "The agent moved 5000 EUR to the treasury."}'], "fallback"),
-        (['{"explanation": ""}', '{"explanation": "ok", "transfer": 1}'], "fallback"),
+        (["The agent moved 5000 EUR to the treasury."], "fallback"),
+        (["  ", "x" * (MAX_CHARS + 1)], "fallback"),
     ],
     ids=["grounded", "invented-number", "invalid-twice"],
 )
@@ -124,5 +124,8 @@ def test_a_model_explanation_may_name_only_numbers_from_the_record(
                                "reason": "12 sign-ups wait"})  # fmt: skip
     got = explain(fake_model.backend(), facts, clause_of(M, "placement.assign"))
     assert got.source == source
+    assert fake_model.requests[0].get("response_format") is None  # plain text, no schema
+    if source == "model":
+        assert got.value.explanation == answers[0].strip()
     if source == "fallback":
         assert got.value == template(facts, clause_of(M, "placement.assign"))

@@ -55,8 +55,6 @@ def test_percentile_is_nearest_rank() -> None:
 
 
 def test_schema_valid_checks_the_explanation_shape() -> None:
-    assert schema_valid('{"explanation": "ok"}')
-    assert not schema_valid('{"explanation": "ok", "extra": 1}')
-    assert not schema_valid('{"explanation": 3}')
-    assert not schema_valid('{"explanation": "' + "x" * 601 + '"}')
-    assert not schema_valid('{"explanation": "cut')
+    assert schema_valid("The agent placed 12 accounts.\n")
+    assert not schema_valid("  \n")
+    assert not schema_valid("x" * 601)

@@ -225,7 +225,7 @@ def explain(
         + data_block("record", dict(facts))
         + "\n"
         + data_block("clause", dict(clause) if clause is not None else None)
-        + '\nAnswer {"explanation": "..."}.'
+        + "\nAnswer with the explanation only, in plain text."
     )
     source = quote(dict(facts)) + quote(dict(clause) if clause is not None else None)
     return run(
@@ -236,4 +236,5 @@ def explain(
         template=lambda: template(facts, clause),
         check=_numbers_only_from(source),
         max_tokens=200,
+        text_field="explanation",
     )

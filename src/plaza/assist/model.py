@@ -5,6 +5,9 @@ the job's deterministic template. Otherwise it sends the prompt with the output'
 Schema, parses the raw text as one JSON object, validates it against the job's
 pydantic model (the same schema: extra fields forbidden, strict types) and runs the
 job's own check (numbers not in the facts, citations of records that do not exist).
+A job whose output is one string (``text_field``) asks for plain text instead, with no
+schema to decode against (a grammar costs a small model several times the time per
+token), and the text is wrapped as that field before the same validation.
 Invalid output is retried once; if the second answer is invalid too, or the backend
 is unreachable, the template answers and the result says it fell back, and why.
 """
@@ -92,6 +95,7 @@ def run(
     template: Callable[[], T],
     check: Callable[[T], None] | None = None,
     max_tokens: int = 300,
+    text_field: str | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Run[T]:
     """Run one job on ``backend`` (see the module docstring)."""
@@ -103,8 +107,10 @@ def run(
     for _ in range(ATTEMPTS):
         attempts += 1
         try:
-            schema = model.output_schema()
+            schema = None if text_field else model.output_schema()
             text = backend.complete(system, user, schema=schema, max_tokens=max_tokens)
+            if text_field:
+                text = json.dumps({text_field: text.strip()})
         except BackendUnavailableError as exc:
             errors.append(f"{exc.code}: {exc.message}")
             break

@@ -3,10 +3,10 @@
 Loads the ``local`` assist backend (:mod:`plaza.assist.local`: llama.cpp, two threads),
 answers one warm-up prompt, then times ``runs`` explanations. Each run explains a
 different agent action (a different ledger record, so llama.cpp's prompt cache cannot
-skip the user prompt), grammar-constrained to :data:`EXPLANATION_SCHEMA`, with
-``max_tokens`` tokens at most. The result holds the latency percentiles in seconds, the
-mean number of tokens generated, and how many answers parsed as JSON valid against the
-schema.
+in plain text as the explain job asks for it (:func:`plaza.assist.explain.explain`: no
+grammar, the text wrapped as the explanation), with ``max_tokens`` tokens at most. The
+result holds the latency percentiles in seconds, the mean number of tokens generated,
+and how many answers were valid explanations.
 """
 
 from __future__ import annotations
@@ -19,20 +19,16 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final
 
-from plaza.assist.local import LocalBackend
+from pydantic import ValidationError
 
-EXPLANATION_SCHEMA: Final[dict[str, Any]] = {
-    "type": "object",
-    "properties": {"explanation": {"type": "string", "maxLength": 600}},
-    "required": ["explanation"],
-    "additionalProperties": False,
-}
+from plaza.assist.explain import Explanation
+from plaza.assist.local import LocalBackend
 
 SYSTEM: Final = (
     "You explain to the members of a social network, in plain words, one action that "
     "its operations agent took. Use only the ledger record and the mandate clause you "
     "are given. Write five or six sentences: what happened, why the mandate allowed it, "
-    "and what it means for members. Answer in JSON."
+    "and what it means for members. Answer in plain text."
 )
 
 _PROVIDERS: Final = ("north-1", "coastal-hosting", "atlas-pds", "riverbank", "oak-servers")
@@ -56,17 +52,12 @@ def _action(i: int) -> str:
 
 
 def schema_valid(text: str) -> bool:
-    """Whether ``text`` is JSON valid against :data:`EXPLANATION_SCHEMA`."""
+    """Whether ``text`` is a valid :class:`~plaza.assist.explain.Explanation`."""
     try:
-        value = json.loads(text)
-    except ValueError:
+        Explanation.model_validate({"explanation": text.strip()})
+    except ValidationError:
         return False
-    return (
-        isinstance(value, dict)
-        and set(value) == {"explanation"}
-        and isinstance(value["explanation"], str)
-        and len(value["explanation"]) <= 600
-    )
+    return True
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -82,16 +73,14 @@ def run(
     t0 = time.perf_counter()
     backend = LocalBackend.load(os.environ if env is None else env)
     load_s = time.perf_counter() - t0
-    backend.complete(SYSTEM, _action(-1), schema=EXPLANATION_SCHEMA, max_tokens=max_tokens)
+    backend.complete(SYSTEM, _action(-1), schema=None, max_tokens=max_tokens)
     times: list[float] = []
     cpu: list[float] = []
     tokens: list[int] = []
     valid = 0
     for i in range(runs):
         t, c = time.perf_counter(), time.process_time()
-        text = backend.complete(
-            SYSTEM, _action(i), schema=EXPLANATION_SCHEMA, max_tokens=max_tokens
-        )
+        text = backend.complete(SYSTEM, _action(i), schema=None, max_tokens=max_tokens)
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
         tokens.append(backend.last_completion_tokens)
