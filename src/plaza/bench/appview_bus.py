@@ -17,6 +17,7 @@ third of the posts are indexed; the other takes its partitions over when their l
 lapse. ``lost`` is the live posts missing at the end and ``duplicated`` the posts counted
 more than once (the authors' post counters over the rows, plus rows over posts
 published): both are 0 when every event took effect exactly once.
+``speedup_2_over_1`` compares the last run with two workers to the last with one.
 """
 
 from __future__ import annotations
