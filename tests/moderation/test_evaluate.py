@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -68,3 +70,21 @@ def test_leave_one_video_out_meets_the_targets_pooled() -> None:
     assert f1 >= 0.94
     assert auto_precision >= 0.98
     assert auto_recall >= 0.75
+
+
+def test_a_low_threshold_pulls_review_down_with_it_and_the_file_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plaza.moderation import evaluate
+    from plaza.moderation.dataset import Dataset
+    from plaza.moderation.modelfile import load, save
+
+    # little training data can put the auto-label cut below the default review score
+    monkeypatch.setattr(evaluate, "auto_threshold", lambda *_: 0.3)
+    spam = [f"WIN a free prize {i} call now http://win{i}.example" for i in range(40)]
+    ham = [f"lovely song number {i}, I listen every day" for i in range(40)]
+    model = train(Dataset(tuple(spam + ham), (True,) * 40 + (False,) * 40))
+    assert (model.threshold, model.review_from) == (0.3, 0.3)
+    save(model, tmp_path / "m.json")
+    again = load(tmp_path / "m.json")
+    assert (again.threshold, again.review_from) == (0.3, 0.3)

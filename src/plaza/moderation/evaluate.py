@@ -66,6 +66,9 @@ def train(data: Dataset, *, target: float = TARGET_PRECISION) -> Classifier:
     threshold = auto_threshold(out_of_fold(data), np.array(data.spam), target)
     model = fit(data)
     model.threshold = threshold
+    # Review starts no higher than automatic labelling: a model trained on little data
+    # may auto-label below the default review score.
+    model.review_from = min(model.review_from, threshold)
     return model
 
 
