@@ -457,6 +457,7 @@ def test_the_labeler_runs_with_the_network_under_its_did() -> None:
     # the app view applies its labels; the PDSs send it the reports naming no labeler
     assert _argv(net, "appview")[-3:] == ["--labeler", did, "--remote-allow-private"]
     assert _argv(net, "pds3")[-2:] == ["--moderation", did]
+    assert _argv(net, "web")[-2:] == ["--labeler", did]  # its Report buttons name it
     # its market identity reports the accounts the relay lists, for its labeler contract
     assert _argv(net, "labeler-provider")[2:] == [
         "serve", "provider", "--data-dir", "d/labeler", "--as", "provider",
@@ -471,6 +472,7 @@ def test_the_labeler_runs_with_the_network_under_its_did() -> None:
     # without a labeler DID (a plaza without the labeler) nobody names one
     bare = Network(Path("d"), "127.0.0.1", 4000)
     assert "--labeler" not in _argv(bare, "appview") and "--moderation" not in _argv(bare, "pds1")
+    assert "--labeler" not in _argv(bare, "web")
 
 
 def test_endpoints_name_the_labeler_and_its_did() -> None:

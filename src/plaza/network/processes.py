@@ -255,9 +255,10 @@ def _agents(net: Network, options: Options) -> list[str]:
 
 
 def _web(net: Network, options: Options) -> list[str]:
+    labeler = ["--labeler", str(net.labeler_did)] if _runs_labeler(net, options) else []
     return [
         "--entryway", net.url("entryway"), "--appview", net.url("appview"),
-        "--dao", net.url("dao"), "--market", net.url("market"),
+        "--dao", net.url("dao"), "--market", net.url("market"), *labeler,
     ]  # fmt: skip
 
 
