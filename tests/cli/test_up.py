@@ -418,6 +418,40 @@ def test_every_option_up_passes_is_one_its_command_takes() -> None:
         assert takes is not None
         passed = {arg for arg in child_spec(net, service).argv if arg.startswith("--")}
         assert passed <= takes, (service.name, passed - takes)
+    bus = Network(Path("d"), "127.0.0.1", 4000, postgres="postgresql://u@h/db",
+                  bus="nats://127.0.0.1:4222", indexers=2, bus_stream="S")  # fmt: skip
+    chosen = services(indexers=2)
+    assert [s.name for s in chosen if s.kind == "appview-indexer"] == [
+        "appview-indexer-1", "appview-indexer-2"
+    ]  # fmt: skip
+    for service in chosen:
+        takes = options(service.command)
+        assert takes is not None
+        passed = {arg for arg in child_spec(bus, service).argv if arg.startswith("--")}
+        assert passed <= takes, (service.name, passed - takes)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--bus", "nats://127.0.0.1:4222"], "--bus needs --postgres"),
+        (["--indexers", "3"], "--indexers needs --bus"),
+        (["--bus", "http://x", "--postgres", "postgresql://u@h/db"], "nats://"),
+        (["--bus", "nats://h", "--postgres", "postgresql://u@h", "--indexers", "0"], "--indexers"),
+    ],
+)
+def test_the_bus_needs_postgres_and_indexers_need_the_bus(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from plaza.cli import app
+
+    data = tmp_path / "plaza"
+    result = CliRunner().invoke(app, ["up", "--data-dir", str(data), *args])
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+    assert not data.exists()  # refused before anything was made
 
 
 # -- make up -----------------------------------------------------------------------------

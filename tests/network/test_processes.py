@@ -118,3 +118,47 @@ def test_secrets_travel_in_the_environment_and_stores_move_to_postgres() -> None
     assert plain.ledger == "d/gov/ledger.db" and plain.db("pds1") is None
     default = Network(Path("d"), "127.0.0.1", 4000, postgres="postgresql://u@h/db")
     assert default.db("relay") == "postgresql://u@h/db?schema=plaza_relay"
+
+
+def test_on_the_bus_the_indexers_write_and_the_appview_only_serves() -> None:
+    indexer_opts = {"--bus", "--db", "--directory", "--stream", "--worker-id"}
+
+    def opts(command: tuple[str, ...]) -> Collection[str] | None:
+        if command == ("serve", "appview-indexer"):
+            return indexer_opts
+        if command == ("serve", "relay"):
+            return {"--db", "--market", "--bus", "--bus-stream"}
+        return _with_later(command)
+
+    pg = "postgresql://u@h:5432/db?schema=n1"
+    plain = Network(Path("d"), "127.0.0.1", 4000, postgres=pg)
+    assert not [s for s in services(opts) if s.kind == "appview-indexer"]
+    assert "--bus" not in _argv(plain, "relay", opts)
+    before = _argv(plain, "appview", opts)
+    assert before[before.index("--relay") + 1] == "http://127.0.0.1:4003"
+
+    net = Network(Path("d"), "127.0.0.1", 4000, postgres=pg, bus="nats://n:4222", indexers=3,
+                  bus_stream="T1")  # fmt: skip
+    names = [s.name for s in services(opts, 3)]
+    at = names.index("appview")
+    assert names[at + 1 : at + 4] == [f"appview-indexer-{n}" for n in (1, 2, 3)]
+    relay = _argv(net, "relay", opts)
+    assert relay[-4:] == ["--bus", "nats://n:4222", "--bus-stream", "T1"]
+    appview = _argv(net, "appview", opts)
+    assert "--relay" not in appview
+    assert appview[appview.index("--db") + 1] == "postgresql://u@h:5432/db?schema=n1_appview"
+    spec = child_spec(net, service("appview-indexer-2"), opts)
+    assert list(spec.argv[3:]) == [
+        "serve", "appview-indexer", "--db", "postgresql://u@h:5432/db?schema=n1_appview",
+        "--bus", "nats://n:4222", "--directory", "http://127.0.0.1:4000",
+        "--worker-id", "appview-indexer-2", "--stream", "T1",
+    ]  # fmt: skip
+    assert spec.health_url is None  # no port: started once it runs, like the agents
+    assert set(spec.after) == {"directory", "relay", "appview"}
+    assert spec.log_path == Path("d/logs/appview-indexer-2.log")
+    for bad in ("appview-indexer-0", "appview-indexer-01", "appview-indexer-x", "nope"):
+        try:
+            service(bad)
+        except KeyError:
+            continue
+        raise AssertionError(bad)

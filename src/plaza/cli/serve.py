@@ -304,6 +304,9 @@ def relay(
     bus: str | None = typer.Option(
         None, "--bus", help="NATS URL: publish every event to JetStream (partitioned by DID)."
     ),
+    bus_stream: str = typer.Option(
+        "PLAZA_FIREHOSE", "--bus-stream", hidden=True, help="JetStream stream name (tests)."
+    ),
 ) -> None:
     """Run a relay: one verified firehose of every hosting provider, until Ctrl-C.
 
@@ -346,6 +349,7 @@ def relay(
             verify_workers=verify_workers,
             allow_private_hosts=not no_private_hosts,
             bus=check_url(bus) if bus else None,
+            bus_stream=bus_stream,
         )
         served = ServedApp("relay", create_relay(settings), host, port, ws_deflate=False)
     except PlazaError as exc:

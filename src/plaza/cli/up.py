@@ -32,6 +32,7 @@ from plaza.network.processes import (
     Service,
 )
 from plaza.network.processes import child_spec as _child_spec
+from plaza.network.processes import service as _service
 from plaza.network.processes import services as _services
 from plaza.services.supervisor import (
     GRACE_SECONDS,
@@ -65,12 +66,12 @@ def options(command: tuple[str, ...]) -> frozenset[str] | None:
     return frozenset(opt for param in found.params for opt in param.opts)
 
 
-def services(commands: Collection[str] | None = None) -> list[Service]:
+def services(commands: Collection[str] | None = None, indexers: int = 0) -> list[Service]:
     """The entries that can run, in start order. ``commands``: the ``plaza serve``
     commands to assume (default: those this ``plaza`` has; ``plaza dao serve`` and
-    ``plaza agents run`` always exist)."""
+    ``plaza agents run`` always exist); ``indexers``: app view indexers on the bus."""
     if commands is None:
-        return _services(options)
+        return _services(options, indexers)
     given = set(commands)
 
     def assumed(command: tuple[str, ...]) -> Collection[str] | None:
@@ -78,7 +79,7 @@ def services(commands: Collection[str] | None = None) -> list[Service]:
             return (options(command) or frozenset()) if command[1] in given else None
         return options(command)
 
-    return _services(assumed)
+    return _services(assumed, indexers)
 
 
 def child_spec(net: Network, service: Service) -> ChildSpec:
@@ -92,11 +93,10 @@ def endpoints(
     """What DATA_DIR/endpoints.json holds for these started children: each HTTP
     service's URL by name, ``pds`` (the running PDSs of providers under contract),
     ``hosts`` (every PDS by name), ``labeler_did``, ``ledger``, ``pids`` and ``exited``."""
-    kinds = {s.name: s for s in SERVICES}
     out: dict[str, Any] = {}
     live = {c.name for c in children if c.returncode is None}
     for child in children:
-        service = kinds[child.name]
+        service = _service(child.name)
         if service.offset is None:
             continue
         if service.kind == "pds":
@@ -186,6 +186,22 @@ def up(
         help="The agents' language-model backend: none, local, openai or auto (local if "
         "installed, else none); see docs/assist.md.",
     ),
+    bus: str | None = typer.Option(
+        None,
+        "--bus",
+        help="Run the firehose and the app view's indexers on this NATS JetStream "
+        "(nats://...; needs --postgres).",
+    ),
+    indexers: int | None = typer.Option(
+        None,
+        "--indexers",
+        min=1,
+        max=64,
+        help="App view indexer processes on the bus (default 2; only with --bus).",
+    ),
+    bus_stream: str | None = typer.Option(
+        None, "--bus-stream", hidden=True, help="JetStream stream name (tests)."
+    ),
 ) -> None:
     """Start the local Plaza network, one OS process per service, until Ctrl-C.
 
@@ -228,12 +244,22 @@ def up(
     otherwise (a service that failed to start, or had to be killed). If plaza up itself
     is killed, its services get SIGTERM from the kernel (Linux) and stop too.
 
+    With --bus (and --postgres, required) the relay also publishes its verified events
+    to that NATS JetStream, --indexers processes appview-indexer-1..N (default 2, no
+    port, each started once it runs, after the relay and the app view) index them into
+    the app view's PostgreSQL schema, sharing the partitions, and the app view follows
+    no firehose: it only serves that database (and the labeler's labels). Kill one
+    indexer (plaza chaos kill appview-indexer-1) and the others take over its
+    partitions.
+
     Example:
 
     \b
         plaza up
         plaza up --data-dir /tmp/plaza --port-base 3582 --epoch 60 --dead-after 15
         plaza up --postgres postgresql://postgres@127.0.0.1:5432/test
+        plaza up --postgres postgresql://postgres@127.0.0.1:5432/test \\
+            --bus nats://127.0.0.1:4222 --indexers 2
     """
     from plaza.network import chaos
 
@@ -243,9 +269,13 @@ def up(
         raise typer.BadParameter(exc.message) from exc
     if assist not in ("none", "local", "openai", "auto"):
         raise typer.BadParameter("--assist: use none, local, openai or auto")
-    net = Network(Path(data_dir_opt), host, port_base, timings, postgres, _secrets(), assist)
+    bus, indexers = _check_bus(bus, indexers, postgres)
+    net = Network(
+        Path(data_dir_opt), host, port_base, timings, postgres, _secrets(), assist=assist,
+        bus=bus, indexers=indexers, bus_stream=bus_stream,
+    )  # fmt: skip
     layout = net.layout
-    chosen = services()
+    chosen = services(indexers=indexers)
     layout.root.mkdir(parents=True, exist_ok=True)
     layout.endpoints.unlink(missing_ok=True)
     try:
@@ -311,10 +341,31 @@ def up(
         raise typer.Exit(1)
 
 
+def _check_bus(
+    bus: str | None, indexers: int | None, postgres: str | None
+) -> tuple[str | None, int]:
+    """``--bus`` (checked) and the number of indexers; a usage error (exit 2) for
+    --bus without --postgres or --indexers without --bus."""
+    from plaza.services.bus.layout import check_url
+
+    if bus is None:
+        if indexers is not None:
+            raise typer.BadParameter("--indexers needs --bus", param_hint="--indexers")
+        return None, 0
+    if postgres is None:
+        raise typer.BadParameter(
+            "--bus needs --postgres: the indexers and the app view share its database",
+            param_hint="--bus",
+        )
+    try:
+        return check_url(bus), 2 if indexers is None else indexers
+    except PlazaError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--bus") from exc
+
+
 def _announce(net: Network, specs: list[ChildSpec], children: list[Child]) -> None:
-    kinds = {s.name: s for s in SERVICES}
     for spec, child in zip(specs, children, strict=True):
-        where = net.url(spec.name) if kinds[spec.name].offset is not None else "(no port)"
+        where = net.url(spec.name) if _service(spec.name).offset is not None else "(no port)"
         typer.echo(
             f"{spec.name:<10} {where}   (data: {_data_dir(spec)}, "
             f"log: {spec.log_path}, pid {child.pid})"

@@ -58,6 +58,13 @@ class Network:
     the PDSs send it reports."""
     #: The agents' language-model backend (``plaza agents run --assist``).
     assist: str = "auto"
+    bus: str | None = None
+    """The NATS URL the relay publishes to and the app view's indexers read from
+    (``plaza up --bus``); None: the app view follows the relay's WebSocket firehose."""
+    indexers: int = 0
+    """How many ``appview-indexer-N`` processes run (with :attr:`bus`)."""
+    bus_stream: str | None = None
+    """The JetStream stream's name (None: the services' default)."""
 
     @property
     def layout(self) -> Layout:
@@ -65,7 +72,7 @@ class Network:
 
     def url(self, name: str) -> str:
         """The URL the service called ``name`` in :data:`SERVICES` listens on."""
-        offset = _SERVICE[name].offset
+        offset = service(name).offset
         if offset is None:
             raise ValueError(f"{name} serves no HTTP")
         return url_for(self.host, self.port_base + offset)
@@ -162,8 +169,14 @@ def _pds_env(name: str) -> Callable[[Network], dict[str, str]]:
 
 def _relay(net: Network, options: Options) -> list[str]:
     crawl = [arg for n in range(1, HOSTS + 1) for arg in ("--crawl", net.url(f"pds{n}"))]
-    market = _if(options, ("serve", "relay"), "--market", ["--market", net.url("market")])
-    return ["--directory", net.url("directory"), *crawl, *market]
+    cmd = ("serve", "relay")
+    market = _if(options, cmd, "--market", ["--market", net.url("market")])
+    bus: list[str] = []
+    if net.bus is not None:
+        bus = ["--bus", net.bus]
+        if net.bus_stream is not None:
+            bus += _if(options, cmd, "--bus-stream", ["--bus-stream", net.bus_stream])
+    return ["--directory", net.url("directory"), *crawl, *market, *bus]
 
 
 def _archive(net: Network, options: Options) -> list[str]:
@@ -183,7 +196,36 @@ def _appview(net: Network, options: Options) -> list[str]:
         labels = ["--labeler", str(net.labeler_did)]
         if net.loopback:  # the labeler is on this machine, on plain http
             labels.append("--remote-allow-private")
-    return [*_firehoses(net, options), *own, *labels]
+    # On the bus the indexers write the index; the app view only serves it.
+    firehoses = _firehoses(net, options) if net.bus is None else []
+    return [*firehoses, *own, *labels]
+
+
+def _indexer(name: str) -> Callable[[Network, Options], list[str]]:
+    def extra(net: Network, options: Options) -> list[str]:
+        cmd = ("serve", "appview-indexer")
+        stream = [] if net.bus_stream is None else ["--stream", net.bus_stream]
+        return [
+            "--bus", net.bus or "", "--directory", net.url("directory"),
+            *_if(options, cmd, "--worker-id", ["--worker-id", name]),
+            *_if(options, cmd, "--stream", stream),
+        ]  # fmt: skip
+
+    return extra
+
+
+INDEXER: Final = "appview-indexer"
+"""The app view's indexers on the bus are ``appview-indexer-1`` .. ``-N``."""
+
+
+def indexer(n: int) -> Service:
+    """The ``n``-th app view indexer on the bus (``plaza up --bus --indexers N``): no
+    HTTP port (started once it runs), the app view's database, restarted like the rest."""
+    name = f"{INDEXER}-{n}"
+    return Service(
+        name, ("serve", INDEXER), None, None, _indexer(name),
+        needs=("directory", "relay", "appview"), store="appview", keeps_data=False,
+    )  # fmt: skip
 
 
 def _labeler(net: Network, options: Options) -> list[str]:
@@ -340,15 +382,31 @@ PORTS: Final = max(s.offset for s in SERVICES if s.offset is not None) + 1
 
 
 def service(name: str) -> Service:
-    """The entry called ``name``."""
-    return _SERVICE[name]
+    """The entry called ``name`` (in :data:`SERVICES`, or an ``appview-indexer-N``)."""
+    found = _SERVICE.get(name)
+    if found is not None:
+        return found
+    n = name.removeprefix(f"{INDEXER}-")
+    if n != name and n.isdigit() and not n.startswith("0"):
+        return indexer(int(n))
+    raise KeyError(name)
 
 
-def services(options: Options) -> list[Service]:
-    """The entries of :data:`SERVICES` that can run, in start order: those whose command
+def table(indexers: int = 0) -> list[Service]:
+    """:data:`SERVICES` with ``indexers`` app view indexers after the app view."""
+    out: list[Service] = []
+    for s in SERVICES:
+        out.append(s)
+        if s.name == "appview":
+            out.extend(indexer(n) for n in range(1, indexers + 1))
+    return out
+
+
+def services(options: Options, indexers: int = 0) -> list[Service]:
+    """The entries of :func:`table` that can run, in start order: those whose command
     this ``plaza`` has and whose ``needs`` run too."""
     chosen: list[Service] = []
-    for s in SERVICES:
+    for s in table(indexers):
         names = {c.name for c in chosen}
         if options(s.command) is not None and set(s.needs) <= names:
             chosen.append(s)
