@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from plaza.assist import local
+from plaza.assist.explain import MAX_CHARS
 from plaza.bench.assist import percentile, schema_valid
 from plaza.cli import app
 
@@ -57,4 +58,4 @@ def test_percentile_is_nearest_rank() -> None:
 def test_schema_valid_checks_the_explanation_shape() -> None:
     assert schema_valid("The agent placed 12 accounts.\n")
     assert not schema_valid("  \n")
-    assert not schema_valid("x" * 601)
+    assert not schema_valid("x" * (MAX_CHARS + 1))

@@ -25,7 +25,7 @@ from plaza.assist.quoting import DATA_RULES, data_block, quote, visible
 from plaza.dao.mandate import Mandate, format_duration
 from plaza.ledger import Event
 
-MAX_CHARS: Final = 600
+MAX_CHARS: Final = 1000  # 150 tokens of English fit well within it
 EVENT_TYPE: Final = "agent.action"
 _NUMBER_RE: Final = re.compile(r"\d+(?:[.,]\d+)*")
 
@@ -235,6 +235,6 @@ def explain(
         model=Explanation,
         template=lambda: template(facts, clause),
         check=_numbers_only_from(source),
-        max_tokens=200,
+        max_tokens=150,
         text_field="explanation",
     )
