@@ -25,24 +25,19 @@ labeler's ``scam`` label on it.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from atproto import Client, models
-from plaza.network.processes import PORTS
-from tests.cli.test_up import _free_base
+from tests.acceptance.plaza_up import PLAZA, Up, until
 
-PLAZA = [sys.executable, "-m", "plaza.cli"]
 RECOVERY_BOUND_S = 300.0
 DEAD_AFTER_S = 10
 MEMBERS = 9
@@ -50,65 +45,17 @@ SCAM = (
     "CONGRATULATIONS!!! You have WON a $1,000 Walmart gift card. Claim your prize now at "
     "http://free-prize.example/claim or call +1 (555) 201-7788"
 )
-T = TypeVar("T")
-
-
-def _until(what: str, probe: Callable[[], T | None], timeout: float = 240.0) -> T:
-    """Poll ``probe`` (other processes do the work) until it returns something other
-    than None; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-        except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
-            last, value = exc, None
-        if value is not None:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
-
-
-class Up:
-    """A ``plaza up`` process with short timings; its console in a file."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.console = data_dir.parent / "console.txt"
-        with self.console.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [*PLAZA, "up", "--data-dir", str(data_dir), "--port-base",
-                 str(_free_base(PORTS)), "--epoch", "60", "--probe-interval", "5",
-                 "--dead-after", str(DEAD_AFTER_S)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
-
-    def output(self) -> str:
-        return self.console.read_text()
-
-    def endpoints(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.data_dir / "endpoints.json").read_text())
-        return data
-
-    def ready(self) -> dict[str, Any] | None:
-        assert self.proc.poll() is None, self.output()
-        return self.endpoints() if "Ctrl-C stops the network." in self.output() else None
 
 
 @pytest.fixture
 def network(tmp_path: Path) -> Iterator[Up]:
-    up = Up(tmp_path / "plaza")
+    timings = ["--epoch", "60", "--probe-interval", "5", "--dead-after", str(DEAD_AFTER_S)]
+    up = Up(tmp_path / "plaza", timings)
     try:
-        _until("plaza up to start every service", up.ready)
+        until("plaza up to start every service", up.ready)
         yield up
     finally:
-        up.proc.send_signal(signal.SIGTERM)
-        try:
-            up.proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            up.proc.kill()
-            up.proc.wait()
+        up.stop()
 
 
 def _run(*args: str) -> str:
@@ -207,7 +154,7 @@ def test_nine_members_survive_their_host_being_killed(network: Up) -> None:
     heads = {h: _head(doomed, dids[h]) for h in victims}
     for h in victims:
         at_head = lambda h=h: True if _head(net["archive"], dids[h]) == heads[h] else None  # noqa: E731
-        _until(f"the archive at {h}'s head", at_head)
+        until(f"the archive at {h}'s head", at_head)
     archive_lag_s = time.monotonic() - acked
     name = next(n for n, url in net["hosts"].items() if url.rstrip("/") == doomed)
 
@@ -224,7 +171,7 @@ def test_nine_members_survive_their_host_being_killed(network: Up) -> None:
                 return None
         return True
 
-    _until("every account of the killed host restored", restored, RECOVERY_BOUND_S)
+    until("every account of the killed host restored", restored, RECOVERY_BOUND_S)
     recovery_s = time.monotonic() - t0
     print(
         f"\nrecovered {len(victims)} accounts of {name} in {recovery_s:.1f} s "
@@ -243,7 +190,7 @@ def test_nine_members_survive_their_host_being_killed(network: Up) -> None:
         feed = clients[follower].get_timeline().feed
         return True if any(item.post.uri == post.uri for item in feed) else None
 
-    _until("the follower's timeline to show the new post", seen)
+    until("the follower's timeline to show the new post", seen)
 
     # The network's labeler (started by plaza up under the DID genesis made) labelled
     # the scam, and the app view shows its label.
@@ -252,7 +199,7 @@ def test_nine_members_survive_their_host_being_killed(network: Up) -> None:
         labels = [(x.src, x.val) for v in views for x in v.labels or []]
         return True if labels == [(net["labeler_did"], "scam")] else None
 
-    _until("the app view to show the labeler's scam label", labelled)
+    until("the app view to show the labeler's scam label", labelled)
 
     # 5. The ledger verifies; the agents' log names every move with its reason.
     report = json.loads(_run("ledger", "verify", net["ledger"], "--json"))
