@@ -183,6 +183,23 @@ def recourse_units(due: float, share: float, unit: float) -> float:
     return math.ceil(due / (share * unit) - 1e-9) * unit
 
 
+def _one_step_on_demand(reason: Reason, alloc: np.ndarray, start: int, price: float) -> Action:
+    """Buy the on-demand units ``alloc`` spreads over providers, for the one step
+    ``start``."""
+    bought = float(alloc.sum())
+    return Action.make(
+        "capacity.procure",
+        reason,
+        contract="on_demand",
+        allocations=allocations(alloc),
+        start=start,
+        term_steps=1,
+        unit_price=price,
+        units=bought,
+        cost=bought * price,
+    )
+
+
 def decide_recourse(
     observed: CapacityObserved, desired: CapacityDesired, mandate: MandateLimits
 ) -> Action | None:
@@ -226,17 +243,7 @@ def decide_recourse(
     )
     digest = {"now": now, "backlog": list(observed.backlog)}
     reason = Reason.of("capacity.on-demand-recourse", text, digest, due=due, units=bought)
-    return Action.make(
-        "capacity.procure",
-        reason,
-        contract="on_demand",
-        allocations=allocations(alloc),
-        start=now,
-        term_steps=1,
-        unit_price=po,
-        units=bought,
-        cost=bought * po,
-    )
+    return _one_step_on_demand(reason, alloc, now, po)
 
 
 class _Reserved:
@@ -514,14 +521,4 @@ def _on_demand(
         reserved_next=reserved_next,
         units=bought,
     )
-    return Action.make(
-        "capacity.procure",
-        reason,
-        contract="on_demand",
-        allocations=allocations(alloc),
-        start=nxt,
-        term_steps=1,
-        unit_price=po,
-        units=bought,
-        cost=bought * po,
-    )
+    return _one_step_on_demand(reason, alloc, nxt, po)

@@ -317,11 +317,12 @@ def _adopt(value: Any, depth: int) -> Any:
     """libipld's round-tripped value as the strict decoder returns it (links as
     :class:`CID`); raises :class:`_Unsure` where the two could differ."""
     t = type(value)
-    if t is dict:
+    if t is dict or t is list:
         if depth >= MAX_DEPTH:
             raise _Unsure
-        for k, v in value.items():
-            if type(k) is not str:
+        items = value.items() if t is dict else enumerate(value)
+        for k, v in items:  # replacing a dict's value in place keeps its keys
+            if t is dict and type(k) is not str:
                 raise _Unsure
             tv = type(v)
             if tv is str or tv is bool or v is None:
@@ -331,19 +332,6 @@ def _adopt(value: Any, depth: int) -> Any:
                     raise _Unsure
             else:
                 value[k] = _adopt(v, depth + 1)
-        return value
-    if t is list:
-        if depth >= MAX_DEPTH:
-            raise _Unsure
-        for i, v in enumerate(value):
-            tv = type(v)
-            if tv is str or tv is bool or v is None:
-                continue
-            if tv is int:
-                if not _INT_MIN <= v <= _INT_MAX:
-                    raise _Unsure
-            else:
-                value[i] = _adopt(v, depth + 1)
         return value
     if t is bytes:
         if value[:1] not in _MAYBE_CID:

@@ -49,6 +49,7 @@ from plaza.atproto.repo_verify import VerifiedRepo
 from plaza.atproto.tid import encode_tid
 from plaza.bench.appview_live import (
     BACKFILLED_REV,
+    LiveAuthor,
     build_frames,
     index_burst,
     make_authors,
@@ -145,6 +146,34 @@ class Network:
         return out
 
 
+def live_authors(
+    key: PrivateKey, net: Network, backfilled: int
+) -> tuple[list[int], dict[int, LiveAuthor]]:
+    """The accounts that write the posts after the first ``backfilled``, each given a
+    real ``did:plc`` signed with ``key`` (their indices in order, and the authors)."""
+    live_indices = sorted({net.author_of(n) for n in range(backfilled, net.posts)})
+    authors = make_authors(key, live_indices)
+    for i, author in authors.items():
+        net.dids[i] = author.did
+    return live_indices, authors
+
+
+def live_frames(
+    key: PrivateKey, net: Network, live_indices: list[int], backfilled: int
+) -> tuple[list[tuple[str, str, bytes]], list[bytes]]:
+    """The posts after the first ``backfilled`` (DID, rkey, record block) and their
+    signed ``#commit`` frames, each over its author's backfilled repository."""
+    index_of = {net.dids[i]: i for i in live_indices}
+    blocks = [net.post(n) for n in range(backfilled, net.posts)]
+    frames = build_frames(
+        key,
+        blocks,
+        lambda did: net.repo_records(index_of[did], backfilled),
+        START_US + net.posts * STEP_US,
+    )
+    return blocks, frames
+
+
 def _repo(did: str, records: dict[str, bytes]) -> VerifiedRepo:
     """A repository as the backfill path receives it once verified."""
     blocks: dict[CID, bytes] = {}
@@ -225,10 +254,7 @@ def _run(  # noqa: PLR0917 - the run's parameters, passed on
     )
     net = Network(viewer, accounts, posts, follows, like_every)
     backfilled = posts - live
-    live_indices = sorted({net.author_of(n) for n in range(backfilled, posts)})
-    authors = make_authors(key, live_indices)
-    for i, author in authors.items():
-        net.dids[i] = author.did
+    live_indices, authors = live_authors(key, net, backfilled)
     av_dir = root / "appview"
     av_dir.mkdir()
     store = AppviewStore.for_data_dir(av_dir, url)
@@ -257,14 +283,7 @@ def _run(  # noqa: PLR0917 - the run's parameters, passed on
     backfill_rate = records / elapsed if elapsed else 0.0
 
     # live: the last posts as a burst of firehose commits, through the follower's runs
-    index_of = {net.dids[i]: i for i in live_indices}
-    blocks = [net.post(n) for n in range(backfilled, posts)]
-    frames = build_frames(
-        key,
-        blocks,
-        lambda did: net.repo_records(index_of[did], backfilled),
-        START_US + posts * STEP_US,
-    )
+    _, frames = live_frames(key, net, live_indices, backfilled)
     base = DirectorySettings.for_data_dir(root / "d")
     new_dids = len(authors) + 1  # the live authors and the viewer, all at once
     dsettings = DirectorySettings(

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from plaza.atproto.crypto import PrivateKey
 from plaza.atproto.plc import create_genesis
-from plaza.bench.appview import START_US, STEP_US, Network, _free_port, _repo
-from plaza.bench.appview_live import LiveAuthor, build_frames, make_authors, register
+from plaza.bench.appview import Network, _free_port, _repo, live_authors, live_frames
+from plaza.bench.appview_live import LiveAuthor, register
 from plaza.services.appview.bulk import BulkLoader
 from plaza.services.appview.indexer import Indexer
 from plaza.services.appview.store import AppviewStore
@@ -72,18 +72,8 @@ def build(*, accounts: int, posts: int, live: int) -> BusNetwork:
     )
     net = Network(viewer, accounts, posts, 1, 4)
     backfilled = posts - live
-    live_indices = sorted({net.author_of(n) for n in range(backfilled, posts)})
-    authors = make_authors(key, live_indices)
-    for i, author in authors.items():
-        net.dids[i] = author.did
-    index_of = {net.dids[i]: i for i in live_indices}
-    blocks = [net.post(n) for n in range(backfilled, posts)]
-    frames = build_frames(
-        key,
-        blocks,
-        lambda did: net.repo_records(index_of[did], backfilled),
-        START_US + posts * STEP_US,
-    )
+    live_indices, authors = live_authors(key, net, backfilled)
+    blocks, frames = live_frames(key, net, live_indices, backfilled)
     events = [
         (n + 1, did, frame)
         for n, ((did, _, _), frame) in enumerate(zip(blocks, frames, strict=True))
