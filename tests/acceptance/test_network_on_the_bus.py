@@ -40,7 +40,8 @@ def _owners(layout: BusLayout) -> dict[int, str]:
         bus = await Bus.connect(NATS_URL, layout)
         try:
             # a lease released between listing and reading is skipped, not an error
-            return await Leases(await bus.js.key_value(layout.lease_bucket), "").holders()
+            kv = await bus.js.key_value(layout.lease_bucket)
+            return await Leases(kv, "", "appview").holders()
         finally:
             await bus.close()
 
