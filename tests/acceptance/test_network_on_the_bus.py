@@ -98,8 +98,11 @@ def test_indexers_on_the_bus_serve_timelines_and_take_over_a_killed_ones_partiti
 ) -> None:
     up, layout = network
     net = up.endpoints()
-    assert set(INDEXERS) <= net["pids"].keys()
+    assert {*INDEXERS, "labeler-worker-1"} <= net["pids"].keys()
     assert "appview-indexer-1" not in net  # no port: not an HTTP endpoint
+    # The labeler follows no firehose either: its worker labels into its store.
+    labeler = httpx.get(f"{net['labeler']}/xrpc/_health", timeout=10).json()
+    assert labeler["sources"] == []
     # The app view follows no firehose (the indexers write) but still the labeler's labels.
     health = httpx.get(f"{net['appview']}/_health", timeout=10).json()
     assert health["sources"] == [] and [s["did"] for s in health["labelers"]] == [

@@ -192,8 +192,8 @@ def up(
     bus: str | None = typer.Option(
         None,
         "--bus",
-        help="Run the firehose and the app view's indexers on this NATS JetStream "
-        "(nats://...; needs --postgres).",
+        help="Run the firehose, the app view's indexers and the labeler's workers on this "
+        "NATS JetStream (nats://...; needs --postgres).",
     ),
     indexers: int | None = typer.Option(
         None,
