@@ -40,7 +40,8 @@ def _owners(layout: BusLayout) -> dict[int, str]:
         bus = await Bus.connect(NATS_URL, layout)
         try:
             # a lease released between listing and reading is skipped, not an error
-            return await Leases(await bus.js.key_value(layout.lease_bucket), "").holders()
+            kv = await bus.js.key_value(layout.lease_bucket)
+            return await Leases(kv, "", "appview").holders()
         finally:
             await bus.close()
 
@@ -97,8 +98,11 @@ def test_indexers_on_the_bus_serve_timelines_and_take_over_a_killed_ones_partiti
 ) -> None:
     up, layout = network
     net = up.endpoints()
-    assert set(INDEXERS) <= net["pids"].keys()
+    assert {*INDEXERS, "labeler-worker-1"} <= net["pids"].keys()
     assert "appview-indexer-1" not in net  # no port: not an HTTP endpoint
+    # The labeler follows no firehose either: its worker labels into its store.
+    labeler = httpx.get(f"{net['labeler']}/xrpc/_health", timeout=10).json()
+    assert labeler["sources"] == []
     # The app view follows no firehose (the indexers write) but still the labeler's labels.
     health = httpx.get(f"{net['appview']}/_health", timeout=10).json()
     assert health["sources"] == [] and [s["did"] for s in health["labelers"]] == [

@@ -419,10 +419,14 @@ def test_every_option_up_passes_is_one_its_command_takes() -> None:
         passed = {arg for arg in child_spec(net, service).argv if arg.startswith("--")}
         assert passed <= takes, (service.name, passed - takes)
     bus = Network(Path("d"), "127.0.0.1", 4000, postgres="postgresql://u@h/db",
-                  bus="nats://127.0.0.1:4222", indexers=2, bus_stream="S")  # fmt: skip
-    chosen = services(indexers=2)
+                  bus="nats://127.0.0.1:4222", indexers=2, labeler_workers=2,
+                  bus_stream="S")  # fmt: skip
+    chosen = services(indexers=2, labeler_workers=2)
     assert [s.name for s in chosen if s.kind == "appview-indexer"] == [
         "appview-indexer-1", "appview-indexer-2"
+    ]  # fmt: skip
+    assert [s.name for s in chosen if s.kind == "labeler-worker"] == [
+        "labeler-worker-1", "labeler-worker-2"
     ]  # fmt: skip
     for service in chosen:
         takes = options(service.command)
@@ -436,6 +440,7 @@ def test_every_option_up_passes_is_one_its_command_takes() -> None:
     [
         (["--bus", "nats://127.0.0.1:4222"], "--bus needs --postgres"),
         (["--indexers", "3"], "--indexers needs --bus"),
+        (["--labeler-workers", "2"], "--labeler-workers needs --bus"),
         (["--bus", "http://x", "--postgres", "postgresql://u@h/db"], "nats://"),
         (["--bus", "nats://h", "--postgres", "postgresql://u@h", "--indexers", "0"], "--indexers"),
     ],

@@ -122,26 +122,44 @@ def test_secrets_travel_in_the_environment_and_stores_move_to_postgres() -> None
 
 def test_on_the_bus_the_indexers_write_and_the_appview_only_serves() -> None:
     indexer_opts = {"--bus", "--db", "--directory", "--stream", "--worker-id"}
+    worker_opts = {*indexer_opts, "--data-dir", "--model", "--dao"}
 
     def opts(command: tuple[str, ...]) -> Collection[str] | None:
         if command == ("serve", "appview-indexer"):
             return indexer_opts
+        if command == ("serve", "labeler-worker"):
+            return worker_opts
         if command == ("serve", "relay"):
             return {"--db", "--market", "--bus", "--bus-stream"}
         return _with_later(command)
 
     pg = "postgresql://u@h:5432/db?schema=n1"
     plain = Network(Path("d"), "127.0.0.1", 4000, postgres=pg)
-    assert not [s for s in services(opts) if s.kind == "appview-indexer"]
+    assert not [s for s in services(opts) if s.kind in ("appview-indexer", "labeler-worker")]
     assert "--bus" not in _argv(plain, "relay", opts)
     before = _argv(plain, "appview", opts)
     assert before[before.index("--relay") + 1] == "http://127.0.0.1:4003"
 
     net = Network(Path("d"), "127.0.0.1", 4000, postgres=pg, bus="nats://n:4222", indexers=3,
-                  bus_stream="T1")  # fmt: skip
-    names = [s.name for s in services(opts, 3)]
+                  labeler_workers=2, bus_stream="T1")  # fmt: skip
+    names = [s.name for s in services(opts, 3, 2)]
     at = names.index("appview")
     assert names[at + 1 : at + 4] == [f"appview-indexer-{n}" for n in (1, 2, 3)]
+    at = names.index("labeler")
+    assert names[at + 1 : at + 3] == ["labeler-worker-1", "labeler-worker-2"]
+    # On the bus the workers label; the labeler follows no firehose and serves the store.
+    labeler = _argv(net, "labeler", opts)
+    assert "--relay" not in labeler
+    assert labeler[labeler.index("--db") + 1] == "postgresql://u@h:5432/db?schema=n1_labeler"
+    worker = child_spec(net, service("labeler-worker-2"), opts)
+    assert list(worker.argv[3:]) == [
+        "serve", "labeler-worker", "--data-dir", "d/labeler",
+        "--db", "postgresql://u@h:5432/db?schema=n1_labeler",
+        "--bus", "nats://n:4222", "--directory", "http://127.0.0.1:4000",
+        "--model", "d/labeler/model.json", "--dao", "http://127.0.0.1:4008",
+        "--worker-id", "labeler-worker-2", "--stream", "T1",
+    ]  # fmt: skip
+    assert worker.health_url is None and set(worker.after) == {"directory", "relay", "labeler"}
     relay = _argv(net, "relay", opts)
     assert relay[-4:] == ["--bus", "nats://n:4222", "--bus-stream", "T1"]
     appview = _argv(net, "appview", opts)
@@ -156,7 +174,8 @@ def test_on_the_bus_the_indexers_write_and_the_appview_only_serves() -> None:
     assert spec.health_url is None  # no port: started once it runs, like the agents
     assert set(spec.after) == {"directory", "relay", "appview"}
     assert spec.log_path == Path("d/logs/appview-indexer-2.log")
-    for bad in ("appview-indexer-0", "appview-indexer-01", "appview-indexer-x", "nope"):
+    for bad in ("appview-indexer-0", "appview-indexer-01", "appview-indexer-x", "nope",
+                "labeler-worker-0", "labeler-worker-"):  # fmt: skip
         try:
             service(bad)
         except KeyError:

@@ -186,7 +186,7 @@ async def wait_balanced(
     """Wait until ``n`` workers hold every partition, none more than its share."""
     bus = await Bus.connect(bus_url, layout)
     try:
-        leases = await Leases.open(bus, "bench", lease_s)
+        leases = await Leases.open(bus, "bench", lease_s, group="appview")
         share = math.ceil(layout.partitions / n)
         deadline = time.monotonic() + STALL_S
         while time.monotonic() < deadline:

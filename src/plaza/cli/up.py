@@ -66,12 +66,15 @@ def options(command: tuple[str, ...]) -> frozenset[str] | None:
     return frozenset(opt for param in found.params for opt in param.opts)
 
 
-def services(commands: Collection[str] | None = None, indexers: int = 0) -> list[Service]:
+def services(
+    commands: Collection[str] | None = None, indexers: int = 0, labeler_workers: int = 0
+) -> list[Service]:
     """The entries that can run, in start order. ``commands``: the ``plaza serve``
     commands to assume (default: those this ``plaza`` has; ``plaza dao serve`` and
-    ``plaza agents run`` always exist); ``indexers``: app view indexers on the bus."""
+    ``plaza agents run`` always exist); ``indexers`` and ``labeler_workers``: app view
+    indexers and labeler workers on the bus."""
     if commands is None:
-        return _services(options, indexers)
+        return _services(options, indexers, labeler_workers)
     given = set(commands)
 
     def assumed(command: tuple[str, ...]) -> Collection[str] | None:
@@ -79,7 +82,7 @@ def services(commands: Collection[str] | None = None, indexers: int = 0) -> list
             return (options(command) or frozenset()) if command[1] in given else None
         return options(command)
 
-    return _services(assumed, indexers)
+    return _services(assumed, indexers, labeler_workers)
 
 
 def child_spec(net: Network, service: Service) -> ChildSpec:
@@ -189,8 +192,8 @@ def up(
     bus: str | None = typer.Option(
         None,
         "--bus",
-        help="Run the firehose and the app view's indexers on this NATS JetStream "
-        "(nats://...; needs --postgres).",
+        help="Run the firehose, the app view's indexers and the labeler's workers on this "
+        "NATS JetStream (nats://...; needs --postgres).",
     ),
     indexers: int | None = typer.Option(
         None,
@@ -198,6 +201,13 @@ def up(
         min=1,
         max=64,
         help="App view indexer processes on the bus (default 2; only with --bus).",
+    ),
+    labeler_workers: int | None = typer.Option(
+        None,
+        "--labeler-workers",
+        min=1,
+        max=64,
+        help="Labeler worker processes on the bus (default 1; only with --bus).",
     ),
     bus_stream: str | None = typer.Option(
         None, "--bus-stream", hidden=True, help="JetStream stream name (tests)."
@@ -248,9 +258,12 @@ def up(
     to that NATS JetStream, --indexers processes appview-indexer-1..N (default 2, no
     port, each started once it runs, after the relay and the app view) index them into
     the app view's PostgreSQL schema, sharing the partitions, and the app view follows
-    no firehose: it only serves that database (and the labeler's labels). Kill one
-    indexer (plaza chaos kill appview-indexer-1) and the others take over its
-    partitions.
+    no firehose: it only serves that database (and the labeler's labels). Likewise
+    --labeler-workers processes labeler-worker-1..N (default 1: each holds a copy of the
+    classifier, and one keeps up with a local network) judge the posts and label into
+    the labeler's PostgreSQL schema with the labeler's key, and the labeler follows no
+    firehose: it serves those labels and the review queue. Kill one indexer or worker
+    (plaza chaos kill appview-indexer-1) and the others take over its partitions.
 
     Example:
 
@@ -259,7 +272,7 @@ def up(
         plaza up --data-dir /tmp/plaza --port-base 3582 --epoch 60 --dead-after 15
         plaza up --postgres postgresql://postgres@127.0.0.1:5432/test
         plaza up --postgres postgresql://postgres@127.0.0.1:5432/test \\
-            --bus nats://127.0.0.1:4222 --indexers 2
+            --bus nats://127.0.0.1:4222 --indexers 2 --labeler-workers 2
     """
     from plaza.network import chaos
 
@@ -270,12 +283,15 @@ def up(
     if assist not in ("none", "local", "openai", "auto"):
         raise typer.BadParameter("--assist: use none, local, openai or auto")
     bus, indexers = _check_bus(bus, indexers, postgres)
+    if labeler_workers is not None and bus is None:
+        raise typer.BadParameter("--labeler-workers needs --bus", param_hint="--labeler-workers")
+    workers = 0 if bus is None else labeler_workers or 1
     net = Network(
         Path(data_dir_opt), host, port_base, timings, postgres, _secrets(), assist=assist,
-        bus=bus, indexers=indexers, bus_stream=bus_stream,
+        bus=bus, indexers=indexers, labeler_workers=workers, bus_stream=bus_stream,
     )  # fmt: skip
     layout = net.layout
-    chosen = services(indexers=indexers)
+    chosen = services(indexers=indexers, labeler_workers=workers)
     layout.root.mkdir(parents=True, exist_ok=True)
     layout.endpoints.unlink(missing_ok=True)
     try:

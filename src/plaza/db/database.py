@@ -241,13 +241,20 @@ def _connect_sqlite(url: str) -> sqlite3.Connection:
     return conn
 
 
-def _connect_pg(url: str) -> Any:
-    import psycopg
-
+def pg_conninfo(url: str) -> tuple[str, str | None]:
+    """A PostgreSQL URL without Plaza's ``?schema=NAME``, and that name (None if absent)."""
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     schema = query.pop("schema", [None])[0]
     clean = urlunsplit(parts._replace(query=urlencode(query, doseq=True, quote_via=quote)))
+    return clean, schema
+
+
+def _connect_pg(url: str) -> Any:
+    import psycopg
+
+    clean, schema = pg_conninfo(url)
+    parts = urlsplit(url)
     try:
         conn = psycopg.connect(clean, autocommit=True)
         if schema:

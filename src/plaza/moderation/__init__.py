@@ -5,4 +5,8 @@
 :mod:`~plaza.moderation.modelfile` stores it as JSON (no pickle),
 :mod:`~plaza.moderation.evaluate` measures it and picks the auto-label threshold,
 :mod:`~plaza.moderation.dataset` reads ``label,text`` CSV files.
+:mod:`~plaza.moderation.commits` reads verified posts from firehose frames, which
+:mod:`~plaza.moderation.firehose` (a WebSocket) and :mod:`~plaza.moderation.bus_worker`
+(a share of the bus's partitions) feed to the moderator;
+:mod:`~plaza.moderation.dao_sync` follows the DAO's mandate.
 """

@@ -1,8 +1,9 @@
 """The labeler's own ``did:plc``: its keys, and its entry in the directory.
 
 :func:`load_keys` reads the label key and the rotation key from the data directory,
-making them (owner-only files) on first use. :func:`plc_operation` is the DID's state:
-the label key as ``#atproto_label``, the service endpoint as ``#atproto_labeler``
+making them (owner-only files) on first use; :func:`read_identity` reads the DID and the
+label key a labeler made, for its workers, and makes nothing. :func:`plc_operation` is
+the DID's state: the label key as ``#atproto_label``, the service endpoint as ``#atproto_labeler``
 (type ``AtprotoLabeler``). :func:`register` makes the directory hold that state: it
 submits the genesis operation for a new DID, and an update signed with the rotation key
 (``prev`` the last operation's CID) when the endpoint or key differs from the
@@ -85,6 +86,19 @@ def labeler_did(data_dir: Path, keys: LabelerKeys, endpoint: str, handle: str) -
     private_file(path)
     path.write_text(json.dumps(genesis.to_json()))
     return did_for_genesis(genesis)
+
+
+def read_identity(data_dir: Path) -> tuple[str, PrivateKey]:
+    """The DID and label key of the labeler whose data dir is ``data_dir`` (made by
+    ``plaza serve labeler``); :class:`StorageError` if it has none yet."""
+    try:
+        genesis = json.loads((data_dir / GENESIS_FILE).read_text())
+        key = parse_private_key((data_dir / LABEL_KEY_FILE).read_text())
+        return did_for_genesis(parse_operation(genesis)), key
+    except (OSError, ValueError, PlazaError) as exc:
+        raise StorageError(
+            f"no labeler identity in {data_dir} (start plaza serve labeler there first): {exc}"
+        ) from exc
 
 
 async def register(

@@ -7,7 +7,10 @@ an author reaching ``account_strikes`` gets the same value on the account (its D
 each ``review`` decision opens a review item. :meth:`report` files a report or an
 appeal; :meth:`resolve` closes a review item with a label, a dismissal or (for an
 appeal) a negation of the label appealed. Every issued label is appended to the store's
-log in order; :attr:`changed` wakes the ``subscribeLabels`` streams.
+log in order; :attr:`changed` wakes this process's ``subscribeLabels`` streams. Each of
+these transactions first takes the label log's lock
+(:meth:`~plaza.moderation.store.LabelerStore.lock_labels`), so what it checks (a label
+already on, a strike count) stays true until it commits, whichever process issues.
 
 Every label but a negation first goes to the DAO's mandate (:mod:`plaza.moderation.
 policy`): one the guard allows is issued at once; one it sends to members (an account
@@ -92,6 +95,7 @@ class Labeler:
         (unless it is on already), and close the items waiting for it; the label's seq."""
         seq = None
         with self.store.db.transaction():
+            self.store.lock_labels()  # the checks below hold until the labels commit
             if not self.store.current(subject, val):
                 seq = self.issue(subject, val)[0]
             for item in self.store.reviews("waiting", 10_000):
@@ -105,6 +109,7 @@ class Labeler:
         """Store what ``decisions`` call for (see the module docstring); the labels' seqs."""
         seqs: list[int] = []
         with self.store.db.transaction():
+            self.store.lock_labels()
             for d in decisions:
                 if d.action == LABEL:
                     if self.store.current(d.post.uri, d.val):
@@ -182,6 +187,7 @@ class Labeler:
         ):
             raise InvalidInputError(f"review item {review_id} is already {item.status}")
         with self.store.db.transaction():
+            self.store.lock_labels()
             if action == "label":
                 if val not in LABEL_VALUES:
                     raise InvalidInputError(f"val must be one of {', '.join(LABEL_VALUES)}")

@@ -14,7 +14,9 @@ Labeler`). It serves:
 - ``com.atproto.repo.getRecord`` for its ``app.bsky.labeler.service`` record;
 - the review queue for moderators, behind the admin token: ``plaza.labeler.listReviews``
   and ``plaza.labeler.resolveReview``;
-- ``/xrpc/_health``: its DID, last label sequence number, firehose cursors, open reviews.
+- ``/xrpc/_health``: its DID, last label sequence number, firehose cursors, every
+  cursor in the store (``cursors``: the bus partitions' of the labeler workers too),
+  open reviews.
 
 ``queryLabels`` is limited per client address and ``createReport`` per reporting
 account (token buckets, :class:`~plaza.services.buckets.TokenBuckets`): past the
@@ -22,7 +24,13 @@ allowance a caller gets ``429 RateLimitExceeded`` with ``Retry-After``.
 
 With a DAO (``dao_url``) the labeler follows the DAO's mandate and its executed
 moderation actions (``GET /dao/mandate`` and ``/dao/actions``, every ``dao_poll_s``
-seconds, or at once on ``plaza.labeler.syncDao``): see :mod:`plaza.moderation.policy`.
+seconds, or at once on ``plaza.labeler.syncDao``): see :mod:`plaza.moderation.policy`
+and :mod:`plaza.moderation.dao_sync`.
+
+On PostgreSQL the store may be shared with the labeler workers on the bus
+(:mod:`plaza.moderation.bus_worker`), and the server may follow no firehose (no
+``relay_urls``): the labels a worker commits notify the store's channel, and the
+server's ``subscribeLabels`` streams wake on it (:func:`plaza.db.listen`).
 """
 
 from __future__ import annotations
@@ -47,14 +55,15 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from plaza.atproto import cbor
 from plaza.atproto.datamodel import to_json
-from plaza.db import private_file
+from plaza.db import listen, private_file
 from plaza.errors import InvalidInputError, PlazaError
+from plaza.moderation.dao_sync import DaoSync
 from plaza.moderation.firehose import PostFeed
 from plaza.moderation.identity import labeler_did, load_keys, register
 from plaza.moderation.labeler import LABEL_VALUES, Labeler
 from plaza.moderation.labels import iso_time
 from plaza.moderation.moderator import Moderator, Post
-from plaza.moderation.policy import MandateError, Policy
+from plaza.moderation.policy import Policy
 from plaza.moderation.store import REVIEW_STATUSES, LabelerStore
 from plaza.services.buckets import TokenBuckets, address_key
 from plaza.services.errors import RateLimitedError
@@ -67,7 +76,6 @@ if TYPE_CHECKING:
     from plaza.moderation.classifier import Classifier
 
 REPORT = "com.atproto.moderation.createReport"
-DAO_SOURCE = "dao:actions"
 ADMIN_TOKEN_FILE = "admin.token"
 MAX_QUERY = 250
 
@@ -170,7 +178,6 @@ def create_app(settings: LabelerSettings) -> Starlette:
     )
     query_limit = TokenBuckets(settings.query_rate.per_s, settings.query_rate.burst)
     report_limit = TokenBuckets(settings.report_rate.per_s, settings.report_rate.burst)
-    dao_state: dict[str, Any] = {"synced": False, "error": None}
     if settings.classifier is None and settings.load_classifier is None:
         raise InvalidInputError("the labeler needs a classifier or a way to load one")
     # The moderator, once the classifier is ready.
@@ -180,6 +187,7 @@ def create_app(settings: LabelerSettings) -> Starlette:
     replay = ReplayGuard()
     http = httpx.AsyncClient(timeout=10)
     identities = Identities(settings.directory_url, http)
+    dao = DaoSync(labeler, http, settings.dao_url, issue=True)
     latencies: list[float] = []
 
     async def on_posts(posts: list[Post], seq: int, source: str) -> None:
@@ -210,10 +218,11 @@ def create_app(settings: LabelerSettings) -> Starlette:
                 "waiting_reviews": len(store.reviews("waiting", 10_000)),
                 "mandate": {
                     "version": policy.mandate.version,
-                    "from_dao": dao_state["synced"],
-                    "error": dao_state["error"],
+                    "from_dao": dao.synced,
+                    "error": dao.error,
                 },
                 "sources": [{"url": f.url, "seq": f.seq, "dropped": f.dropped} for f in feeds],
+                "cursors": store.cursors(),
                 **model_state,
             }
         )
@@ -243,6 +252,9 @@ def create_app(settings: LabelerSettings) -> Starlette:
         if len(rows) == limit:
             out["cursor"] = str(rows[-1][0])
         return _json(out)
+
+    def woken() -> None:
+        labeler.changed.set()
 
     async def subscribe(ws: WebSocket) -> None:
         raw = ws.query_params.get("cursor")
@@ -364,49 +376,13 @@ def create_app(settings: LabelerSettings) -> Starlette:
             return _error(InvalidInputError("body must be JSON"))
         return _json(item.to_json())
 
-    async def sync_dao() -> int:
-        """Read the DAO's mandate and executed actions; issue what it newly authorized.
-        Returns how many labels that issued."""
-        if settings.dao_url is None:
-            return 0
-        base = settings.dao_url.rstrip("/")
-        try:
-            mandate = await http.get(f"{base}/dao/mandate")
-            actions = await http.get(f"{base}/dao/actions")
-            mandate.raise_for_status()
-            actions.raise_for_status()
-            policy.set_mandate(mandate.json())
-            raws = actions.json()
-        except (httpx.HTTPError, ValueError, MandateError) as exc:
-            dao_state["error"] = f"{type(exc).__name__}: {exc}"[:300]
-            return 0
-        dao_state.update(synced=True, error=None)
-        issued = 0
-        raws = raws if isinstance(raws, list) else []
-        # The DAO's executed actions are a source like a firehose: its cursor (the last
-        # ledger seq applied) keeps a restarted labeler from issuing again what it
-        # applied before (and an appeal reversed since).
-        after = store.cursor(DAO_SOURCE)
-        for subject, val, authority in policy.set_actions(raws, after=after):
-            if labeler.authorized(subject, val, authority) is not None:
-                issued += 1
-        seqs = [r["seq"] for r in raws if isinstance(r, dict) and type(r.get("seq")) is int]
-        if seqs and max(seqs) > after:
-            store.set_cursor(DAO_SOURCE, max(seqs))
-        return issued
-
-    async def follow_dao() -> None:
-        while True:
-            await sync_dao()
-            await asyncio.sleep(settings.dao_poll_s)
-
     async def sync_dao_now(request: Request) -> Response:
         try:
             _admin(request)
         except PlazaError as exc:
             return _error(exc)
-        issued = await sync_dao()
-        return _json({"issued": issued, "synced": dao_state["synced"], "error": dao_state["error"]})
+        issued = await dao.sync()
+        return _json({"issued": issued, "synced": dao.synced, "error": dao.error})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -420,7 +396,7 @@ def create_app(settings: LabelerSettings) -> Starlette:
         )
 
         async def follow() -> None:
-            await sync_dao()  # the mandate before the first label (not before serving)
+            await dao.sync()  # the mandate before the first label (not before serving)
             if not moderators:
                 assert settings.load_classifier is not None
                 try:
@@ -436,7 +412,10 @@ def create_app(settings: LabelerSettings) -> Starlette:
 
         tasks = [asyncio.create_task(follow())]
         if settings.dao_url is not None:
-            tasks.append(asyncio.create_task(follow_dao()))
+            tasks.append(asyncio.create_task(dao.follow(settings.dao_poll_s)))
+        if store.db.dialect == "postgresql":
+            # labels other processes (the workers on the bus) add wake the streams too
+            tasks.append(asyncio.create_task(listen(store.db.url, store.channel, woken)))
         try:
             yield
         finally:

@@ -1,5 +1,15 @@
 """The labeler's store over one :class:`plaza.db.Database` (SQLite, or PostgreSQL by
-URL), brought to the latest schema of :mod:`plaza.moderation.schema` when opened."""
+URL), brought to the latest schema of :mod:`plaza.moderation.schema` when opened.
+
+Several processes may share one PostgreSQL store (the API server and the labeler
+workers on the bus). Every transaction that issues labels first takes the label log's
+lock (:meth:`LabelerStore.lock_labels`, a transaction-scoped advisory lock), and a
+label's ``seq`` is drawn under it: so labels commit in ``seq`` order, and a reader
+streaming ``seq > cursor`` never passes a label that commits later with a smaller
+``seq``. Each label also notifies :attr:`LabelerStore.channel` when it commits, which
+wakes the ``subscribeLabels`` streams of every process (:func:`plaza.db.listen`). On
+SQLite, ``BEGIN IMMEDIATE`` already makes every writer wait for the one before.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +18,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from plaza.atproto import cbor
-from plaza.db import Database, connect, migrate
+from plaza.db import Database, connect, migrate, notify
 from plaza.moderation.schema import MIGRATIONS
 
 DB_FILE: Final = "labeler.db"
 REVIEW_STATUSES: Final = ("open", "waiting", "labelled", "dismissed", "reversed")
+_LABEL_LOCK: Final = 0x4C41424C  # with the schema's hash: the label log's advisory lock
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,9 @@ class LabelerStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         migrate(db, MIGRATIONS)
+        schema = db.scalar("SELECT current_schema()") if db.dialect == "postgresql" else ""
+        self.channel = f"plaza_labels_{schema}"[:63]
+        """The PostgreSQL channel notified as each label commits (its payload the seq)."""
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, url: str | None = None) -> LabelerStore:
@@ -73,19 +87,33 @@ class LabelerStore:
 
     # labels
 
+    def lock_labels(self) -> None:
+        """Inside a transaction: wait for every other transaction issuing labels to end,
+        and hold them off until this one does (see the module docstring)."""
+        if self.db.dialect == "postgresql":
+            self.db.scalar(
+                "SELECT pg_advisory_xact_lock(?, hashtext(current_schema()))", (_LABEL_LOCK,)
+            )
+
     def add_label(self, label: dict[str, Any]) -> int:
-        """Append a signed label; its sequence number."""
-        rows = self.db.query(
-            "INSERT INTO labels (uri, val, neg, cts, label) VALUES (?, ?, ?, ?, ?) RETURNING seq",
-            (
-                label["uri"],
-                label["val"],
-                int(label.get("neg", False)),
-                label["cts"],
-                cbor.encode(label),
-            ),
-        )
-        return int(rows[0][0])
+        """Append a signed label (in the caller's transaction, or one of its own); its
+        sequence number."""
+        with self.db.transaction():
+            self.lock_labels()
+            rows = self.db.query(
+                "INSERT INTO labels (uri, val, neg, cts, label) VALUES (?, ?, ?, ?, ?) "
+                "RETURNING seq",
+                (
+                    label["uri"],
+                    label["val"],
+                    int(label.get("neg", False)),
+                    label["cts"],
+                    cbor.encode(label),
+                ),
+            )
+            seq = int(rows[0][0])
+            notify(self.db, self.channel, str(seq))
+        return seq
 
     def labels_after(self, cursor: int, limit: int = 500) -> list[tuple[int, dict[str, Any]]]:
         rows = self.db.query(
@@ -172,6 +200,11 @@ class LabelerStore:
     def cursor(self, source: str) -> int:
         rows = self.db.query("SELECT seq FROM ingest WHERE source = ?", (source,))
         return int(rows[0][0]) if rows else 0
+
+    def cursors(self) -> dict[str, int]:
+        """Every source's cursor (the firehoses', the bus partitions', the DAO's)."""
+        rows = self.db.query("SELECT source, seq FROM ingest ORDER BY source")
+        return {str(source): int(seq) for source, seq in rows}
 
     def set_cursor(self, source: str, seq: int) -> None:
         self.db.execute(

@@ -63,6 +63,8 @@ class Network:
     (``plaza up --bus``); None: the app view follows the relay's WebSocket firehose."""
     indexers: int = 0
     """How many ``appview-indexer-N`` processes run (with :attr:`bus`)."""
+    labeler_workers: int = 0
+    """How many ``labeler-worker-N`` processes run (with :attr:`bus`)."""
     bus_stream: str | None = None
     """The JetStream stream's name (None: the services' default)."""
 
@@ -231,11 +233,44 @@ def indexer(n: int) -> Service:
 def _labeler(net: Network, options: Options) -> list[str]:
     cmd = ("serve", "labeler")
     dao = ["--dao", net.url("dao")] if options(("dao", "serve")) is not None else []
+    # On the bus the workers label; the labeler serves the labels they store.
+    firehoses = _firehoses(net, options) if net.bus is None else []
     return [
-        *_firehoses(net, options), "--directory", net.url("directory"),
+        *firehoses, "--directory", net.url("directory"),
         "--public-url", net.url("labeler"), "--model", str(net.layout.labeler / "model.json"),
         *_if(options, cmd, "--dao", dao),
     ]  # fmt: skip
+
+
+def _labeler_worker(name: str) -> Callable[[Network, Options], list[str]]:
+    def extra(net: Network, options: Options) -> list[str]:
+        cmd = ("serve", LABELER_WORKER)
+        dao = ["--dao", net.url("dao")] if options(("dao", "serve")) is not None else []
+        stream = [] if net.bus_stream is None else ["--stream", net.bus_stream]
+        return [
+            "--bus", net.bus or "", "--directory", net.url("directory"),
+            "--model", str(net.layout.labeler / "model.json"),
+            *_if(options, cmd, "--dao", dao),
+            *_if(options, cmd, "--worker-id", ["--worker-id", name]),
+            *_if(options, cmd, "--stream", stream),
+        ]  # fmt: skip
+
+    return extra
+
+
+LABELER_WORKER: Final = "labeler-worker"
+"""The labeler's workers on the bus are ``labeler-worker-1`` .. ``-N``."""
+
+
+def labeler_worker(n: int) -> Service:
+    """The ``n``-th labeler worker on the bus (``plaza up --bus --labeler-workers N``): no
+    HTTP port, the labeler's data dir (its DID and label key) and database."""
+    name = f"{LABELER_WORKER}-{n}"
+    return Service(
+        name, ("serve", LABELER_WORKER), None, None, _labeler_worker(name),
+        needs=("directory", "relay", "labeler"), data=lambda net: net.layout.labeler,
+        store="labeler",
+    )  # fmt: skip
 
 
 def _labeler_provider(net: Network, options: Options) -> list[str]:
@@ -382,31 +417,36 @@ PORTS: Final = max(s.offset for s in SERVICES if s.offset is not None) + 1
 
 
 def service(name: str) -> Service:
-    """The entry called ``name`` (in :data:`SERVICES`, or an ``appview-indexer-N``)."""
+    """The entry called ``name`` (in :data:`SERVICES`, an ``appview-indexer-N`` or a
+    ``labeler-worker-N``)."""
     found = _SERVICE.get(name)
     if found is not None:
         return found
-    n = name.removeprefix(f"{INDEXER}-")
-    if n != name and n.isdigit() and not n.startswith("0"):
-        return indexer(int(n))
+    for prefix, make in ((INDEXER, indexer), (LABELER_WORKER, labeler_worker)):
+        n = name.removeprefix(f"{prefix}-")
+        if n != name and n.isdigit() and not n.startswith("0"):
+            return make(int(n))
     raise KeyError(name)
 
 
-def table(indexers: int = 0) -> list[Service]:
-    """:data:`SERVICES` with ``indexers`` app view indexers after the app view."""
+def table(indexers: int = 0, labeler_workers: int = 0) -> list[Service]:
+    """:data:`SERVICES` with ``indexers`` app view indexers after the app view and
+    ``labeler_workers`` labeler workers after the labeler."""
     out: list[Service] = []
     for s in SERVICES:
         out.append(s)
         if s.name == "appview":
             out.extend(indexer(n) for n in range(1, indexers + 1))
+        if s.name == "labeler":
+            out.extend(labeler_worker(n) for n in range(1, labeler_workers + 1))
     return out
 
 
-def services(options: Options, indexers: int = 0) -> list[Service]:
+def services(options: Options, indexers: int = 0, labeler_workers: int = 0) -> list[Service]:
     """The entries of :func:`table` that can run, in start order: those whose command
     this ``plaza`` has and whose ``needs`` run too."""
     chosen: list[Service] = []
-    for s in table(indexers):
+    for s in table(indexers, labeler_workers):
         names = {c.name for c in chosen}
         if options(s.command) is not None and set(s.needs) <= names:
             chosen.append(s)

@@ -16,12 +16,18 @@ def test_one_holder_per_partition_and_a_lapsed_lease_is_free() -> None:
         async def go() -> None:
             bus = await Bus.connect(NATS_URL, layout)
             try:
-                a = await Leases.open(bus, "a", ttl_s=1.0)
-                b = await Leases.open(bus, "b", ttl_s=1.0)
+                a = await Leases.open(bus, "a", ttl_s=1.0, group="g")
+                b = await Leases.open(bus, "b", ttl_s=1.0, group="g")
+                other = await Leases.open(bus, "a", ttl_s=1.0, group="other")
                 assert await a.heartbeat() == 1
                 assert await b.heartbeat() == 2
                 assert await a.claim(0)
                 assert not await b.claim(0)
+                # another group's workers and partitions are its own
+                assert await other.heartbeat() == 1
+                assert await other.claim(0)
+                assert await other.holders() == {0: "a"}
+                await other.leave()
                 assert await a.renew(0)
                 assert await b.claim(1)
                 assert await a.holders() == {0: "a", 1: "b"}

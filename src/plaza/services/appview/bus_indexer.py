@@ -1,26 +1,15 @@
 """An app view indexer that takes its events from the bus, sharing the partitions with
 the other indexer processes (``plaza serve appview-indexer``).
 
-Theory of operation. Every ``lease_s / 3`` the worker announces itself, renews the
-leases it holds (:class:`~plaza.services.bus.leases.Leases`) and balances: with ``n``
-workers alive it holds at most ``ceil(partitions / n)`` partitions, releasing the rest
-and taking free ones (a dead worker's lapse ``lease_s`` after its last renewal).
-
-Each partition it holds has its own :class:`~plaza.services.appview.follower.Follower`
-whose source is the partition (``bus:<stream>:<p>``, so its cursor is the last relay
-sequence number indexed from that partition) and one durable pull consumer. On taking a
-partition the consumer is made again to start after the last message acknowledged:
-messages a dead worker had fetched but not acknowledged come at once, not after the
-acknowledgement timeout. A batch of frames goes through
+The leases, the balancing and the consumers are a
+:class:`~plaza.services.bus.worker.PartitionWorker`'s. Each partition it holds has its
+own :class:`~plaza.services.appview.follower.Follower` whose source is the partition
+(``bus:<stream>:<p>``, so its cursor is the last relay sequence number indexed from
+that partition): a batch of frames goes through
 :meth:`~plaza.services.appview.follower.Follower.handle_batch` (verified, written with
-the partition's cursor in the same transaction) and only then is acknowledged, so a
-crash between the two delivers the batch again, and the follower skips every event at
-or below its stored cursor (and every commit at or below the account's indexed
-``rev``): an event delivered twice changes nothing. One account's events are on one
-partition, consumed by one worker at a time, in order.
-
-Batches of one process are written one at a time (one database connection); the
-partitions' fetches wait on the network meanwhile.
+the partition's cursor in the same transaction) before it is acknowledged, and the
+follower skips every event at or below its stored cursor (and every commit at or below
+the account's indexed ``rev``): an event delivered twice changes nothing.
 """
 
 from __future__ import annotations
@@ -28,29 +17,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import uuid
+from collections.abc import AsyncIterator
 from typing import Final
 
 import httpx
-import nats.errors
-import nats.js.errors
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.client import JetStreamContext
 
 from plaza.services.appview.follower import MAX_BATCH, Follower
 from plaza.services.appview.indexer import Indexer
-from plaza.services.bus.client import NATS_ERRORS, Bus
-from plaza.services.bus.layout import partition_of
-from plaza.services.bus.leases import Leases
+from plaza.services.bus.client import Bus
+from plaza.services.bus.worker import DEFAULT_LEASE_S, Handler, PartitionWorker
 from plaza.services.identities import Identities
 
 log = logging.getLogger("plaza.appview.bus")
 
 DEFAULT_GROUP: Final = "appview"
-DEFAULT_LEASE_S: Final = 6.0
-FETCH_WAIT_S: Final = 1.0
-RETRY_S: Final = 0.2
 
 
 class BusIndexer:
@@ -68,151 +48,45 @@ class BusIndexer:
         lease_s: float = DEFAULT_LEASE_S,
         batch: int = MAX_BATCH,
     ) -> None:
-        self.bus = bus
         self.layout = bus.layout
         self.indexer = indexer
         self.identities = identities
         self.http = http
-        self.group = group
-        self.worker_id = worker_id or uuid.uuid4().hex[:12]
-        self.lease_s = lease_s
-        self.batch = batch
-        self.indexed = 0  # messages acknowledged after their batch was written
-        self.failures = 0  # partitions given up on an unexpected error
         self.followers: dict[int, Follower] = {}
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._halts: dict[int, asyncio.Event] = {}
-        self._db = asyncio.Lock()
-        self._ticked = asyncio.Condition()
-        self.ticks = 0
-        self.leases: Leases | None = None
+        self.worker = PartitionWorker(
+            bus, self._open, group=group, worker_id=worker_id, lease_s=lease_s, batch=batch
+        )
+
+    @property
+    def worker_id(self) -> str:
+        return self.worker.worker_id
+
+    @property
+    def indexed(self) -> int:
+        """Messages acknowledged after their batch was written."""
+        return self.worker.handled
 
     @property
     def owned(self) -> set[int]:
-        return set(self._tasks)
+        return self.worker.owned
 
     async def run(self) -> None:
-        """Hold and index a share of the partitions until cancelled; on the way out give
-        the leases back so the others take over at once."""
-        self.leases = await Leases.open(self.bus, self.worker_id, self.lease_s)
-        try:
-            while True:
-                await self._tick(self.leases)
-                for p, task in list(self._tasks.items()):
-                    if task.done():
-                        del self._tasks[p]
-                        self._halts.pop(p, None)
-                        await self.leases.release(p)
-                        if not task.cancelled() and task.exception() is not None:
-                            # not acknowledged: taken again (here or elsewhere) from the
-                            # last acknowledged message
-                            self.failures += 1
-                            log.error("bus: partition %d failed: %r", p, task.exception())
-                async with self._ticked:
-                    self.ticks += 1
-                    self._ticked.notify_all()
-                await asyncio.sleep(self.lease_s / 3)
-        finally:
-            for p in list(self._tasks):
-                await self._stop(p)
-            with contextlib.suppress(*NATS_ERRORS):
-                await asyncio.wait_for(self.leases.leave(), 2.0)
+        """Index a share of the partitions until cancelled."""
+        await self.worker.run()
 
-    async def ticked(self, count: int) -> None:
-        """Return once the balancing loop has run ``count`` times."""
-        async with self._ticked:
-            await self._ticked.wait_for(lambda: self.ticks >= count)
-
-    async def _tick(self, leases: Leases) -> None:
-        try:
-            alive = await leases.heartbeat()
-            for p in list(self._tasks):
-                if not await leases.renew(p):
-                    log.warning("bus: lease on partition %d lost", p)
-                    await self._stop(p)
-            target = math.ceil(self.layout.partitions / alive)
-            while len(self._tasks) > target:
-                p = max(self._tasks)
-                await self._stop(p)
-                await leases.release(p)
-            if len(self._tasks) < target:
-                start = partition_of(self.worker_id, self.layout.partitions)
-                for k in range(self.layout.partitions):
-                    p = (start + k) % self.layout.partitions
-                    if p not in self._tasks and await leases.claim(p):
-                        self._halts[p] = halt = asyncio.Event()
-                        self._tasks[p] = asyncio.create_task(self._partition(p, halt))
-                    if len(self._tasks) >= target:
-                        break
-        except (*NATS_ERRORS,) as exc:
-            log.info("bus: balancing skipped: %r", exc)
-
-    async def _stop(self, p: int) -> None:
-        task = self._tasks.pop(p, None)
-        halt = self._halts.pop(p, None)
-        if halt is not None:
-            halt.set()  # a fetch may swallow the cancellation; the loop sees this
-        if task is not None:
-            task.cancel()
-            await asyncio.wait({task}, timeout=FETCH_WAIT_S * 3)
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                log.warning("bus: partition %d stopped on %r", p, task.exception())
-        self.followers.pop(p, None)
-
-    async def _consumer(self, p: int) -> JetStreamContext.PullSubscription:
-        """The partition's durable consumer, made again to start after the last message
-        acknowledged (see the module docstring)."""
-        js, stream = self.bus.js, self.layout.stream
-        name = self.layout.consumer(self.group, p)
-        start = 0
-        try:
-            info = await js.consumer_info(stream, name)
-            if info.ack_floor is not None:
-                start = info.ack_floor.stream_seq + 1
-            await js.delete_consumer(stream, name)
-        except nats.js.errors.NotFoundError:
-            pass
-        config = ConsumerConfig(
-            durable_name=name,
-            filter_subject=self.layout.subject(p),
-            ack_policy=AckPolicy.ALL,
-            ack_wait=max(30.0, self.lease_s * 5),
-            max_ack_pending=self.batch * 4,
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start > 1 else DeliverPolicy.ALL,
-            opt_start_seq=start if start > 1 else None,
-        )
-        await js.add_consumer(stream, config)
-        return await js.pull_subscribe_bind(durable=name, stream=stream)
-
-    async def _partition(self, p: int, halt: asyncio.Event) -> None:
+    @contextlib.asynccontextmanager
+    async def _open(self, p: int) -> AsyncIterator[Handler]:
         follower = Follower(self.layout.source(p), self.indexer, self.identities, self.http)
         self.followers[p] = follower
         heard = asyncio.create_task(follower.follow_heard())
         try:
-            sub = None
-            while not halt.is_set():
-                try:
-                    if sub is None:
-                        sub = await self._consumer(p)
-                    msgs = await sub.fetch(self.batch, timeout=FETCH_WAIT_S)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    continue  # nothing new on the partition
-                except (*NATS_ERRORS,) as exc:
-                    log.info("bus: partition %d: %r; retrying", p, exc)
-                    sub = None
-                    await asyncio.sleep(RETRY_S)
-                    continue
-                if not msgs or halt.is_set():
-                    continue  # (halted: what was fetched comes again to the next owner)
-                async with self._db:
-                    await follower.handle_batch([m.data for m in msgs])
-                with contextlib.suppress(*NATS_ERRORS):
-                    await msgs[-1].ack()  # acknowledges the batch (AckPolicy.ALL)
-                self.indexed += len(msgs)
+            yield follower.handle_batch
         finally:
             heard.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heard
+            if self.followers.get(p) is follower:
+                del self.followers[p]
 
 
 async def serve_indexer(

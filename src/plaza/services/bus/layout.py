@@ -11,8 +11,9 @@ Each message is one firehose frame, unchanged, with three headers:
 same id inside its duplicate window, so a relay that retries a publish adds nothing),
 ``Plaza-Seq`` (the same number, read back to resume publishing) and ``Plaza-Did``.
 
-Consumers are durable, one per partition and group (``<group>-p<p>``), and a worker
-owns a partition while it holds the partition's lease in the key-value bucket
+Consumers are durable, one per partition and group (``<group>-p<p>``: the app view's
+indexers and the labeler's workers each read every partition), and a worker owns a
+partition for its group while it holds the group's lease on it in the key-value bucket
 ``<stream>_leases`` (see :mod:`plaza.services.bus.leases`). Nothing here does I/O.
 """
 
@@ -34,6 +35,7 @@ MSG_ID: Final = "Nats-Msg-Id"
 SEQ_HEADER: Final = "Plaza-Seq"
 DID_HEADER: Final = "Plaza-Did"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_GROUP = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
 def partition_of(did: str, partitions: int) -> int:
@@ -71,15 +73,23 @@ class BusLayout:
         return self.subject(partition_of(did, self.partitions))
 
     def consumer(self, group: str, partition: int) -> str:
-        return f"{group}-p{partition}"
+        return f"{check_group(group)}-p{partition}"
 
     @property
     def lease_bucket(self) -> str:
         return f"{self.stream}_leases"
 
     def source(self, partition: int) -> str:
-        """The cursor key under which an indexer stores a partition's progress."""
+        """The cursor key under which a worker stores a partition's progress."""
         return f"bus:{self.stream}:{partition}"
+
+
+def check_group(group: str) -> str:
+    """``group`` if it can name a consumer group (1-32 of A-Z a-z 0-9 _ -), else
+    :class:`BadBusUrlError`."""
+    if not _GROUP.match(group):
+        raise BadBusUrlError(f"group names are 1-32 of A-Z a-z 0-9 _ -: {group[:40]!r}")
+    return group
 
 
 def headers(seq: int, did: str) -> dict[str, str]:
