@@ -5,7 +5,8 @@ The network runs as ``plaza up`` runs it, one OS process per service (``python -
 plaza.cli ...``): a directory, a PDS forwarding ``app.bsky.*`` to an app view that
 follows its firehose, the DAO's API over a founded DAO with an open proposal, the
 market's API on the same ledger, and two web clients side by side: one as it ships
-(public reads cached for 2 s) and the baseline with ``--cache-ttl 0``. ``users``
+(``workers`` processes on one port, as ``plaza up`` runs it; public reads cached for
+2 s) and the baseline (one process, ``--cache-ttl 0``). ``users``
 accounts each post ``posts`` times and follow ``follows`` others; each signs in to
 both web clients with its own cookie jars. Then, per web client in turn, every user
 at once requests ``requests`` pages, drawn from a fixed mix (Home 40 %, a profile
@@ -13,15 +14,19 @@ at once requests ``requests`` pages, drawn from a fixed mix (Home 40 %, a profil
 (exponential, mean ``think_ms``; 0: back to back) between pages.
 
 * ``ttfb_p95_ms`` (and ``_p50_``, per page ``home_``, ...): from sending the request
-  to receiving the response's status line and headers, over every request;
+  to receiving the response's status line and headers, over every request (a read
+  page streams: its headers leave with its head, before the services answer);
+  ``page_p95_ms``: from sending the request to the page's last byte;
   ``baseline`` holds the same figures for the web client without the cache;
-* ``failed``: pages answered with an error status (not in the timings); ``retried``:
+* ``failed``: pages answered with an error status, or streamed with an error in place
+  of their content (not in the timings); ``retried``:
   requests sent again after the server closed an idle connection under them;
 * ``load_avg``: the machine's 1-minute load average after each run (the machine may
   be shared: read every figure next to it);
-* ``js_bytes_gzip``: the bytes of every script the pages load (htmx everywhere, the
-  ballot signer on the governance pages), as sent to a browser that accepts gzip;
-  ``js_bytes_raw`` uncompressed.
+* ``js_bytes_raw_per_page``: the bytes of the scripts each page loads, uncompressed
+  (htmx, or on the pages with DAO forms the ballot signer); ``js_bytes_raw_max`` the
+  most any page loads, ``js_bytes_gzip_max`` the same as sent to a browser that
+  accepts gzip.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from typing import Any
 import httpx
 
 from plaza.errors import PlazaError
+from plaza.network.processes import web_workers
 
 START_S = 120.0
 INDEX_S = 120.0
@@ -147,6 +153,7 @@ async def _user(
                 async with c.stream("GET", path) as res:
                     out[kind].append((time.perf_counter() - t0) * 1000)
                     await res.aread()
+                    out[f"{kind}_whole"].append((time.perf_counter() - t0) * 1000)
             except httpx.RemoteProtocolError:
                 # The server closed an idle kept-alive connection as the request went out;
                 # a browser sends a GET again on a new connection, and so does this.
@@ -154,23 +161,38 @@ async def _user(
                     raise
                 out["retried"].append(0.0)
                 continue
-            if res.status_code != 200:  # counted, not timed: a failed page is no answer
+            failed = '<p class="error" role="alert">' in res.text  # failed after its head
+            if res.status_code != 200 or failed:  # counted, not timed: no answer
                 out[kind].pop()
+                out[f"{kind}_whole"].pop()
                 out["failed"].append(float(res.status_code))
             break
         if think_ms:
             await asyncio.sleep(rng.expovariate(1000 / think_ms))
 
 
-def _js_bytes(web: str) -> tuple[int, int]:
-    """Every script the sign-in and governance pages load (htmx, and sign.js)."""
-    html = httpx.get(f"{web}/signin").text + httpx.get(f"{web}/governance").text
-    raw = gz = 0
-    for src in sorted(set(re.findall(r'<script[^>]*src="([^"]+)"', html))):
-        with httpx.stream("GET", web + src, headers={"accept-encoding": "gzip"}) as res:
-            gz += sum(len(chunk) for chunk in res.iter_raw())
-        raw += len(httpx.get(web + src, headers={"accept-encoding": "identity"}).content)
-    return raw, gz
+def _js_bytes(web: str, pages: dict[str, str]) -> dict[str, Any]:
+    """The scripts each page loads, in bytes: per page uncompressed, and the most any
+    page ships, uncompressed and as sent to a browser that accepts gzip."""
+    sizes: dict[str, tuple[int, int]] = {}
+    raw: dict[str, int] = {}
+    gz: dict[str, int] = {}
+    for name, path in pages.items():
+        html = httpx.get(web + path, timeout=60).text
+        scripts = sorted(set(re.findall(r'<script[^>]*\ssrc="([^"]+)"', html)))
+        for src in scripts:
+            if src not in sizes:
+                with httpx.stream("GET", web + src, headers={"accept-encoding": "gzip"}) as res:
+                    zipped = sum(len(chunk) for chunk in res.iter_raw())
+                plain = httpx.get(web + src, headers={"accept-encoding": "identity"})
+                sizes[src] = (len(plain.content), zipped)
+        raw[name] = sum(sizes[src][0] for src in scripts)
+        gz[name] = sum(sizes[src][1] for src in scripts)
+    return {
+        "js_bytes_raw_per_page": raw,
+        "js_bytes_raw_max": max(raw.values()),
+        "js_bytes_gzip_max": max(gz.values()),
+    }
 
 
 def _governance(root: Path) -> None:
@@ -183,7 +205,7 @@ def _governance(root: Path) -> None:
 
 
 def _network(
-    root: Path, users: int, posts: int, follows: int
+    root: Path, users: int, posts: int, follows: int, workers: int
 ) -> tuple[list[Any], tuple[str, str], list[dict[str, str]], list[str]]:
     d, p, a, dao, m, w, b = (_port() for _ in range(7))
     directory, pds, av, dao_url, market, web, base = (
@@ -203,9 +225,10 @@ def _network(
         ("dao", ["dao", "serve", "--port", str(dao), *gov], f"{dao_url}/dao"),
         ("market", ["serve", "market", "--operator", "ops", "--port", str(m), *gov],
          f"{market}/_health"),
-        ("web", ["serve", "web", "--port", str(w), *web_args], f"{web}/_health"),
-        ("baseline", ["serve", "web", "--port", str(b), "--cache-ttl", "0", *web_args],
-         f"{base}/_health"),
+        ("web", ["serve", "web", "--port", str(w), "--workers", str(workers),
+                 "--data-dir", str(root / "web"), *web_args], f"{web}/_health"),
+        ("baseline", ["serve", "web", "--port", str(b), "--cache-ttl", "0",
+                      "--data-dir", str(root / "baseline"), *web_args], f"{base}/_health"),
     ]  # fmt: skip
     procs: list[Any] = []
     try:
@@ -279,10 +302,12 @@ def _populate(
 
 def _figures(out: dict[str, list[float]], elapsed: float) -> dict[str, Any]:
     every = [v for kind in PAGES for v in out[kind]]
+    whole = [v for kind in PAGES for v in out[f"{kind}_whole"]]
     figures: dict[str, Any] = {
         "requests": len(every),
         "ttfb_p50_ms": _p(every, 0.5),
         "ttfb_p95_ms": _p(every, 0.95),
+        "page_p95_ms": _p(whole, 0.95),
         "ttfb_mean_ms": round(statistics.fmean(every), 2) if every else 0.0,
         "pages_per_s": round(len(every) / elapsed, 1) if elapsed else 0.0,
         "retried": len(out.get("retried", [])),
@@ -304,7 +329,8 @@ async def _load(
     seed: int,
 ) -> dict[str, Any]:
     clients = list(await asyncio.gather(*(_signed_in(web, a) for a in accounts)))
-    out: dict[str, list[float]] = {kind: [] for kind in (*PAGES, "retried", "failed")}
+    kinds = (*PAGES, *(f"{kind}_whole" for kind in PAGES), "retried", "failed")
+    out: dict[str, list[float]] = {kind: [] for kind in kinds}
     dids = [a["did"] for a in accounts]
     rng = random.Random(seed)
     t0 = time.perf_counter()
@@ -329,13 +355,15 @@ def run(
     think_ms: float = 1000.0,
     baseline: bool = True,
     seed: int = 1,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark (see the module docstring); the figures as a dict."""
     follows = min(follows, users - 1)
+    workers = workers or web_workers()
     with tempfile.TemporaryDirectory(prefix="plaza-bench-web-") as tmp:
-        procs, (web, base), accounts, uris = _network(Path(tmp), users, posts, follows)
+        procs, (web, base), accounts, uris = _network(Path(tmp), users, posts, follows, workers)
         try:
-            result: dict[str, Any] = {"users": users, "think_ms": think_ms}
+            result: dict[str, Any] = {"users": users, "think_ms": think_ms, "workers": workers}
             result |= asyncio.run(
                 _load(web, accounts, uris, requests=requests, think_ms=think_ms, seed=seed)
             )
@@ -343,7 +371,12 @@ def run(
                 result["baseline"] = asyncio.run(
                     _load(base, accounts, uris, requests=requests, think_ms=think_ms, seed=seed)
                 )
-            raw, gz = _js_bytes(web)
+            did, _, rkey = uris[0].removeprefix("at://").split("/")
+            js = _js_bytes(web, {
+                "signin": "/signin", "home": "/", "profile": f"/profile/{did}",
+                "thread": f"/post/{did}/{rkey}", "governance": "/governance",
+                "members": "/governance/members", "network": "/network",
+            })  # fmt: skip
         finally:
             _stop(procs)
-    return result | {"js_bytes_raw": raw, "js_bytes_gzip": gz}
+    return result | js
