@@ -11,7 +11,14 @@ from typer.testing import CliRunner
 
 from plaza.cli import app
 
-KEYS = {"ttfb_p50_ms", "ttfb_p95_ms", "page_p95_ms", "pages_per_s", "load_avg"}
+KEYS = {
+    "ttfb_p50_ms",
+    "ttfb_p95_ms",
+    "page_p95_ms",
+    "pages_per_s",
+    "web_cpu_ms_per_page",
+    "load_avg",
+}
 PAGES = {f"{p}_ttfb_p95_ms" for p in ("home", "profile", "thread", "governance", "network")}
 
 

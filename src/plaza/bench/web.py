@@ -9,9 +9,11 @@ market's API on the same ledger, and two web clients side by side: one as it shi
 2 s) and the baseline (one process, ``--cache-ttl 0``). ``users``
 accounts each post ``posts`` times and follow ``follows`` others; each signs in to
 both web clients with its own cookie jars. Then, per web client in turn, every user
-at once requests ``requests`` pages, drawn from a fixed mix (Home 40 %, a profile
-20 %, a thread 20 %, Governance 10 %, Network 10 %), pausing a random think time
-(exponential, mean ``think_ms``; 0: back to back) between pages.
+at once (spread over :data:`CLIENT_PROCESSES` processes, so that no one event loop
+reading 50 users' pages delays the answers it times) requests ``requests`` pages,
+drawn from a fixed mix (Home 40 %, a profile 20 %, a thread 20 %, Governance 10 %,
+Network 10 %), pausing a random think time (exponential, mean ``think_ms``; 0: back to
+back) between pages.
 
 * ``ttfb_p95_ms`` (and ``_p50_``, per page ``home_``, ...): from sending the request
   to receiving the response's status line and headers, over every request (a read
@@ -23,6 +25,8 @@ at once requests ``requests`` pages, drawn from a fixed mix (Home 40 %, a profil
   requests sent again after the server closed an idle connection under them;
 * ``load_avg``: the machine's 1-minute load average after each run (the machine may
   be shared: read every figure next to it);
+* ``web_cpu_ms_per_page``: CPU time the web client's processes used per page served
+  (Linux ``/proc``; it does not depend on the machine's load as the times do);
 * ``js_bytes_raw_per_page``: the bytes of the scripts each page loads, uncompressed
   (htmx, or on the pages with DAO forms the ballot signer); ``js_bytes_raw_max`` the
   most any page loads, ``js_bytes_gzip_max`` the same as sent to a browser that
@@ -32,6 +36,7 @@ at once requests ``requests`` pages, drawn from a fixed mix (Home 40 %, a profil
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import random
 import re
@@ -42,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +60,7 @@ START_S = 120.0
 INDEX_S = 120.0
 MIX = (("home", 4), ("profile", 2), ("thread", 2), ("governance", 1), ("network", 1))
 PAGES = tuple(kind for kind, _ in MIX)
+CLIENT_PROCESSES = 4
 
 
 def _port() -> int:
@@ -319,7 +326,61 @@ def _figures(out: dict[str, list[float]], elapsed: float) -> dict[str, Any]:
     return figures
 
 
-async def _load(
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) process ``pid`` and its descendants have used (Linux;
+    0.0 where /proc cannot tell)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_s(int(child)) for child in children)
+
+
+async def _sign_in_all(web: str, accounts: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Each account's session cookies on ``web``."""
+    clients = list(await asyncio.gather(*(_signed_in(web, a) for a in accounts)))
+    jars = [dict(c.cookies.items()) for c in clients]
+    for c in clients:
+        await c.aclose()
+    return jars
+
+
+async def _browse(
+    web: str, jars: list[dict[str, str]], plan: tuple[list[str], list[str]], *,
+    requests: int, think_ms: float, seed: int,
+) -> tuple[dict[str, list[float]], float]:  # fmt: skip
+    clients = []
+    for jar in jars:
+        c = _client(web)
+        c.cookies.update(jar)
+        clients.append(c)
+    kinds = (*PAGES, *(f"{kind}_whole" for kind in PAGES), "retried", "failed")
+    out: dict[str, list[float]] = {kind: [] for kind in kinds}
+    rng = random.Random(seed)
+    t0 = time.perf_counter()
+    try:
+        await asyncio.gather(*(
+            _user(c, random.Random(rng.random()), plan, requests=requests,
+                  think_ms=think_ms, out=out)
+            for c in clients
+        ))  # fmt: skip
+    finally:
+        for c in clients:
+            await c.aclose()
+    return out, time.perf_counter() - t0
+
+
+def _browse_part(
+    web: str, jars: list[dict[str, str]], plan: tuple[list[str], list[str]], *,
+    requests: int, think_ms: float, seed: int,
+) -> tuple[dict[str, list[float]], float]:  # fmt: skip
+    """One client process's users browsing: their timings, and how long they took."""
+    return asyncio.run(_browse(web, jars, plan, requests=requests, think_ms=think_ms, seed=seed))
+
+
+def _load(
     web: str,
     accounts: list[dict[str, str]],
     uris: list[str],
@@ -327,23 +388,39 @@ async def _load(
     requests: int,
     think_ms: float,
     seed: int,
+    pid: int,
 ) -> dict[str, Any]:
-    clients = list(await asyncio.gather(*(_signed_in(web, a) for a in accounts)))
-    kinds = (*PAGES, *(f"{kind}_whole" for kind in PAGES), "retried", "failed")
-    out: dict[str, list[float]] = {kind: [] for kind in kinds}
-    dids = [a["did"] for a in accounts]
-    rng = random.Random(seed)
-    t0 = time.perf_counter()
-    try:
-        await asyncio.gather(*(
-            _user(c, random.Random(rng.random()), (dids, uris), requests=requests,
-                  think_ms=think_ms, out=out)
-            for c in clients
-        ))  # fmt: skip
-    finally:
-        for c in clients:
-            await c.aclose()
-    return _figures(out, time.perf_counter() - t0)
+    """The users browse ``web`` from :data:`CLIENT_PROCESSES` processes (one event loop
+    for 50 users would delay reading the answers it times); the figures."""
+    jars = asyncio.run(_sign_in_all(web, accounts))
+    plan = ([a["did"] for a in accounts], uris)
+    parts = [jars[i::CLIENT_PROCESSES] for i in range(CLIENT_PROCESSES)]
+    cpu0 = _cpu_s(pid)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(CLIENT_PROCESSES, mp_context=ctx) as pool:
+        futures = [
+            pool.submit(
+                _browse_part,
+                web,
+                part,
+                plan,
+                requests=requests,
+                think_ms=think_ms,
+                seed=seed * 1000 + i,
+            )
+            for i, part in enumerate(parts)
+            if part
+        ]
+        results = [f.result() for f in futures]
+    cpu = _cpu_s(pid) - cpu0
+    out: dict[str, list[float]] = {kind: [] for kind in results[0][0]}
+    for part_out, _ in results:
+        for kind, values in part_out.items():
+            out[kind] += values
+    figures = _figures(out, max(elapsed for _, elapsed in results))
+    pages = len(out["failed"]) + figures["requests"]
+    figures["web_cpu_ms_per_page"] = round(cpu * 1000 / max(1, pages), 2)
+    return figures
 
 
 def run(
@@ -364,13 +441,15 @@ def run(
         procs, (web, base), accounts, uris = _network(Path(tmp), users, posts, follows, workers)
         try:
             result: dict[str, Any] = {"users": users, "think_ms": think_ms, "workers": workers}
-            result |= asyncio.run(
-                _load(web, accounts, uris, requests=requests, think_ms=think_ms, seed=seed)
-            )
+            result |= _load(
+                web, accounts, uris, requests=requests, think_ms=think_ms, seed=seed,
+                pid=procs[-2].pid,
+            )  # fmt: skip
             if baseline:
-                result["baseline"] = asyncio.run(
-                    _load(base, accounts, uris, requests=requests, think_ms=think_ms, seed=seed)
-                )
+                result["baseline"] = _load(
+                    base, accounts, uris, requests=requests, think_ms=think_ms, seed=seed,
+                    pid=procs[-1].pid,
+                )  # fmt: skip
             did, _, rkey = uris[0].removeprefix("at://").split("/")
             js = _js_bytes(web, {
                 "signin": "/signin", "home": "/", "profile": f"/profile/{did}",

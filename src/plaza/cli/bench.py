@@ -373,10 +373,11 @@ def web(
     --cache-ttl 0 as the baseline) as separate processes (as plaza up does), creates
     --users accounts that post and follow each other, signs each in, then has all of
     them request --requests pages at once (Home, profiles, threads, Governance,
-    Network), each pausing --think-ms on average between pages. Prints ttfb_p50_ms,
-    ttfb_p95_ms (also per page), page_p95_ms (to the last byte), pages_per_s and
-    load_avg for each web client; js_bytes_raw_per_page, js_bytes_raw_max and
-    js_bytes_gzip_max (the scripts a page loads).
+    Network; from 4 client processes), each pausing --think-ms on average between
+    pages. Prints ttfb_p50_ms,
+    ttfb_p95_ms (also per page), page_p95_ms (to the last byte), pages_per_s,
+    web_cpu_ms_per_page and load_avg for each web client; js_bytes_raw_per_page,
+    js_bytes_raw_max and js_bytes_gzip_max (the scripts a page loads).
 
     Example:
 
