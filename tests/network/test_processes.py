@@ -11,7 +11,14 @@ from plaza.cli.market_support import parse_prices
 from plaza.dao.money import Currency
 from plaza.network.genesis import MAX_ACCOUNT_PRICE
 from plaza.network.layout import Timings
-from plaza.network.processes import SERVICES, Network, child_spec, service, services
+from plaza.network.processes import (
+    SERVICES,
+    Network,
+    child_spec,
+    service,
+    services,
+    web_workers,
+)
 
 # The commands and options of a plaza that has the entryway and the provider daemon.
 LATER: dict[tuple[str, ...], set[str]] = {
@@ -21,6 +28,8 @@ LATER: dict[tuple[str, ...], set[str]] = {
     ("agents", "run"): {"--data-dir", "--db", "--as", "--interval", "--directory", "--archive",
                         "--grace", "--dead-after", "--entryway", "--capacity-floor",
                         "--capacity-max-price", "--assist"},
+    ("serve", "web"): {"--host", "--port", "--data-dir", "--entryway", "--appview", "--dao",
+                       "--market", "--labeler", "--workers"},
 }  # fmt: skip
 
 
@@ -71,9 +80,10 @@ def test_commands_that_land_later_join_the_network_by_their_options() -> None:
     offer = agents[agents.index("--capacity-max-price") + 1]
     assert parse_prices(Currency("EUR", 2), offer) == {"account": MAX_ACCOUNT_PRICE}
     assert _argv(net, "web") == [
-        "serve", "web", "--host", "127.0.0.1", "--port", "4011",
+        "serve", "web", "--host", "127.0.0.1", "--port", "4011", "--data-dir", "d/web",
         "--entryway", "http://127.0.0.1:4010", "--appview", "http://127.0.0.1:4005",
         "--dao", "http://127.0.0.1:4008", "--market", "http://127.0.0.1:4009",
+        "--workers", str(web_workers()),
     ]  # fmt: skip
     prober = _argv(net, "prober3")
     assert prober[prober.index("--interval") + 1] == "5"

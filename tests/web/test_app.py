@@ -185,6 +185,17 @@ def test_sign_in_is_rate_limited_before_the_entryway(net: World) -> None:
         assert codes == [401, 401, 429]
 
 
+def test_each_of_several_processes_holds_its_share_of_the_sign_in_limit(net: World) -> None:
+    settings = WebSettings(entryway=net.pds, signin_burst=5, signin_rate_per_s=0.001, workers=2)
+    with TestClient(create_app(settings)) as c:  # one of two processes: 3 of the 5
+        token = _csrf(c.get("/signin").text)
+        codes = [
+            c.post("/signin", data={"csrf": token, "handle": "x.test", "password": "p"}).status_code
+            for _ in range(4)
+        ]
+        assert codes == [401, 401, 401, 429]
+
+
 def test_pages_without_their_service_say_so() -> None:
     app = create_app(WebSettings(entryway="http://127.0.0.1:9"))
     with TestClient(app) as c:

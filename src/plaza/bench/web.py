@@ -5,28 +5,38 @@ The network runs as ``plaza up`` runs it, one OS process per service (``python -
 plaza.cli ...``): a directory, a PDS forwarding ``app.bsky.*`` to an app view that
 follows its firehose, the DAO's API over a founded DAO with an open proposal, the
 market's API on the same ledger, and two web clients side by side: one as it ships
-(public reads cached for 2 s) and the baseline with ``--cache-ttl 0``. ``users``
+(``workers`` processes on one port, as ``plaza up`` runs it; public reads cached for
+2 s) and the baseline (one process, ``--cache-ttl 0``). ``users``
 accounts each post ``posts`` times and follow ``follows`` others; each signs in to
 both web clients with its own cookie jars. Then, per web client in turn, every user
-at once requests ``requests`` pages, drawn from a fixed mix (Home 40 %, a profile
-20 %, a thread 20 %, Governance 10 %, Network 10 %), pausing a random think time
-(exponential, mean ``think_ms``; 0: back to back) between pages.
+at once (spread over :data:`CLIENT_PROCESSES` processes, so that no one event loop
+reading 50 users' pages delays the answers it times) requests ``requests`` pages,
+drawn from a fixed mix (Home 40 %, a profile 20 %, a thread 20 %, Governance 10 %,
+Network 10 %), pausing a random think time (exponential, mean ``think_ms``; 0: back to
+back) between pages.
 
 * ``ttfb_p95_ms`` (and ``_p50_``, per page ``home_``, ...): from sending the request
-  to receiving the response's status line and headers, over every request;
+  to receiving the response's status line and headers, over every request (a read
+  page streams: its headers leave with its head, before the services answer);
+  ``page_p95_ms``: from sending the request to the page's last byte;
   ``baseline`` holds the same figures for the web client without the cache;
-* ``failed``: pages answered with an error status (not in the timings); ``retried``:
+* ``failed``: pages answered with an error status, or streamed with an error in place
+  of their content (not in the timings); ``retried``:
   requests sent again after the server closed an idle connection under them;
 * ``load_avg``: the machine's 1-minute load average after each run (the machine may
   be shared: read every figure next to it);
-* ``js_bytes_gzip``: the bytes of every script the pages load (htmx everywhere, the
-  ballot signer on the governance pages), as sent to a browser that accepts gzip;
-  ``js_bytes_raw`` uncompressed.
+* ``web_cpu_ms_per_page``: CPU time the web client's processes used per page served
+  (Linux ``/proc``; it does not depend on the machine's load as the times do);
+* ``js_bytes_raw_per_page``: the bytes of the scripts each page loads, uncompressed
+  (htmx, or on the pages with DAO forms the ballot signer); ``js_bytes_raw_max`` the
+  most any page loads, ``js_bytes_gzip_max`` the same as sent to a browser that
+  accepts gzip.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import random
 import re
@@ -37,17 +47,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from plaza.errors import PlazaError
+from plaza.network.processes import web_workers
 
 START_S = 120.0
 INDEX_S = 120.0
 MIX = (("home", 4), ("profile", 2), ("thread", 2), ("governance", 1), ("network", 1))
 PAGES = tuple(kind for kind, _ in MIX)
+CLIENT_PROCESSES = 4
 
 
 def _port() -> int:
@@ -147,6 +160,7 @@ async def _user(
                 async with c.stream("GET", path) as res:
                     out[kind].append((time.perf_counter() - t0) * 1000)
                     await res.aread()
+                    out[f"{kind}_whole"].append((time.perf_counter() - t0) * 1000)
             except httpx.RemoteProtocolError:
                 # The server closed an idle kept-alive connection as the request went out;
                 # a browser sends a GET again on a new connection, and so does this.
@@ -154,23 +168,38 @@ async def _user(
                     raise
                 out["retried"].append(0.0)
                 continue
-            if res.status_code != 200:  # counted, not timed: a failed page is no answer
+            failed = '<p class="error" role="alert">' in res.text  # failed after its head
+            if res.status_code != 200 or failed:  # counted, not timed: no answer
                 out[kind].pop()
+                out[f"{kind}_whole"].pop()
                 out["failed"].append(float(res.status_code))
             break
         if think_ms:
             await asyncio.sleep(rng.expovariate(1000 / think_ms))
 
 
-def _js_bytes(web: str) -> tuple[int, int]:
-    """Every script the sign-in and governance pages load (htmx, and sign.js)."""
-    html = httpx.get(f"{web}/signin").text + httpx.get(f"{web}/governance").text
-    raw = gz = 0
-    for src in sorted(set(re.findall(r'<script[^>]*src="([^"]+)"', html))):
-        with httpx.stream("GET", web + src, headers={"accept-encoding": "gzip"}) as res:
-            gz += sum(len(chunk) for chunk in res.iter_raw())
-        raw += len(httpx.get(web + src, headers={"accept-encoding": "identity"}).content)
-    return raw, gz
+def _js_bytes(web: str, pages: dict[str, str]) -> dict[str, Any]:
+    """The scripts each page loads, in bytes: per page uncompressed, and the most any
+    page ships, uncompressed and as sent to a browser that accepts gzip."""
+    sizes: dict[str, tuple[int, int]] = {}
+    raw: dict[str, int] = {}
+    gz: dict[str, int] = {}
+    for name, path in pages.items():
+        html = httpx.get(web + path, timeout=60).text
+        scripts = sorted(set(re.findall(r'<script[^>]*\ssrc="([^"]+)"', html)))
+        for src in scripts:
+            if src not in sizes:
+                with httpx.stream("GET", web + src, headers={"accept-encoding": "gzip"}) as res:
+                    zipped = sum(len(chunk) for chunk in res.iter_raw())
+                plain = httpx.get(web + src, headers={"accept-encoding": "identity"})
+                sizes[src] = (len(plain.content), zipped)
+        raw[name] = sum(sizes[src][0] for src in scripts)
+        gz[name] = sum(sizes[src][1] for src in scripts)
+    return {
+        "js_bytes_raw_per_page": raw,
+        "js_bytes_raw_max": max(raw.values()),
+        "js_bytes_gzip_max": max(gz.values()),
+    }
 
 
 def _governance(root: Path) -> None:
@@ -183,7 +212,7 @@ def _governance(root: Path) -> None:
 
 
 def _network(
-    root: Path, users: int, posts: int, follows: int
+    root: Path, users: int, posts: int, follows: int, workers: int
 ) -> tuple[list[Any], tuple[str, str], list[dict[str, str]], list[str]]:
     d, p, a, dao, m, w, b = (_port() for _ in range(7))
     directory, pds, av, dao_url, market, web, base = (
@@ -203,9 +232,10 @@ def _network(
         ("dao", ["dao", "serve", "--port", str(dao), *gov], f"{dao_url}/dao"),
         ("market", ["serve", "market", "--operator", "ops", "--port", str(m), *gov],
          f"{market}/_health"),
-        ("web", ["serve", "web", "--port", str(w), *web_args], f"{web}/_health"),
-        ("baseline", ["serve", "web", "--port", str(b), "--cache-ttl", "0", *web_args],
-         f"{base}/_health"),
+        ("web", ["serve", "web", "--port", str(w), "--workers", str(workers),
+                 "--data-dir", str(root / "web"), *web_args], f"{web}/_health"),
+        ("baseline", ["serve", "web", "--port", str(b), "--cache-ttl", "0",
+                      "--data-dir", str(root / "baseline"), *web_args], f"{base}/_health"),
     ]  # fmt: skip
     procs: list[Any] = []
     try:
@@ -279,10 +309,12 @@ def _populate(
 
 def _figures(out: dict[str, list[float]], elapsed: float) -> dict[str, Any]:
     every = [v for kind in PAGES for v in out[kind]]
+    whole = [v for kind in PAGES for v in out[f"{kind}_whole"]]
     figures: dict[str, Any] = {
         "requests": len(every),
         "ttfb_p50_ms": _p(every, 0.5),
         "ttfb_p95_ms": _p(every, 0.95),
+        "page_p95_ms": _p(whole, 0.95),
         "ttfb_mean_ms": round(statistics.fmean(every), 2) if every else 0.0,
         "pages_per_s": round(len(every) / elapsed, 1) if elapsed else 0.0,
         "retried": len(out.get("retried", [])),
@@ -294,7 +326,61 @@ def _figures(out: dict[str, list[float]], elapsed: float) -> dict[str, Any]:
     return figures
 
 
-async def _load(
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) process ``pid`` and its descendants have used (Linux;
+    0.0 where /proc cannot tell)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_s(int(child)) for child in children)
+
+
+async def _sign_in_all(web: str, accounts: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Each account's session cookies on ``web``."""
+    clients = list(await asyncio.gather(*(_signed_in(web, a) for a in accounts)))
+    jars = [dict(c.cookies.items()) for c in clients]
+    for c in clients:
+        await c.aclose()
+    return jars
+
+
+async def _browse(
+    web: str, jars: list[dict[str, str]], plan: tuple[list[str], list[str]], *,
+    requests: int, think_ms: float, seed: int,
+) -> tuple[dict[str, list[float]], float]:  # fmt: skip
+    clients = []
+    for jar in jars:
+        c = _client(web)
+        c.cookies.update(jar)
+        clients.append(c)
+    kinds = (*PAGES, *(f"{kind}_whole" for kind in PAGES), "retried", "failed")
+    out: dict[str, list[float]] = {kind: [] for kind in kinds}
+    rng = random.Random(seed)
+    t0 = time.perf_counter()
+    try:
+        await asyncio.gather(*(
+            _user(c, random.Random(rng.random()), plan, requests=requests,
+                  think_ms=think_ms, out=out)
+            for c in clients
+        ))  # fmt: skip
+    finally:
+        for c in clients:
+            await c.aclose()
+    return out, time.perf_counter() - t0
+
+
+def _browse_part(
+    web: str, jars: list[dict[str, str]], plan: tuple[list[str], list[str]], *,
+    requests: int, think_ms: float, seed: int,
+) -> tuple[dict[str, list[float]], float]:  # fmt: skip
+    """One client process's users browsing: their timings, and how long they took."""
+    return asyncio.run(_browse(web, jars, plan, requests=requests, think_ms=think_ms, seed=seed))
+
+
+def _load(
     web: str,
     accounts: list[dict[str, str]],
     uris: list[str],
@@ -302,22 +388,39 @@ async def _load(
     requests: int,
     think_ms: float,
     seed: int,
+    pid: int,
 ) -> dict[str, Any]:
-    clients = list(await asyncio.gather(*(_signed_in(web, a) for a in accounts)))
-    out: dict[str, list[float]] = {kind: [] for kind in (*PAGES, "retried", "failed")}
-    dids = [a["did"] for a in accounts]
-    rng = random.Random(seed)
-    t0 = time.perf_counter()
-    try:
-        await asyncio.gather(*(
-            _user(c, random.Random(rng.random()), (dids, uris), requests=requests,
-                  think_ms=think_ms, out=out)
-            for c in clients
-        ))  # fmt: skip
-    finally:
-        for c in clients:
-            await c.aclose()
-    return _figures(out, time.perf_counter() - t0)
+    """The users browse ``web`` from :data:`CLIENT_PROCESSES` processes (one event loop
+    for 50 users would delay reading the answers it times); the figures."""
+    jars = asyncio.run(_sign_in_all(web, accounts))
+    plan = ([a["did"] for a in accounts], uris)
+    parts = [jars[i::CLIENT_PROCESSES] for i in range(CLIENT_PROCESSES)]
+    cpu0 = _cpu_s(pid)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(CLIENT_PROCESSES, mp_context=ctx) as pool:
+        futures = [
+            pool.submit(
+                _browse_part,
+                web,
+                part,
+                plan,
+                requests=requests,
+                think_ms=think_ms,
+                seed=seed * 1000 + i,
+            )
+            for i, part in enumerate(parts)
+            if part
+        ]
+        results = [f.result() for f in futures]
+    cpu = _cpu_s(pid) - cpu0
+    out: dict[str, list[float]] = {kind: [] for kind in results[0][0]}
+    for part_out, _ in results:
+        for kind, values in part_out.items():
+            out[kind] += values
+    figures = _figures(out, max(elapsed for _, elapsed in results))
+    pages = len(out["failed"]) + figures["requests"]
+    figures["web_cpu_ms_per_page"] = round(cpu * 1000 / max(1, pages), 2)
+    return figures
 
 
 def run(
@@ -329,21 +432,30 @@ def run(
     think_ms: float = 1000.0,
     baseline: bool = True,
     seed: int = 1,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark (see the module docstring); the figures as a dict."""
     follows = min(follows, users - 1)
+    workers = workers or web_workers()
     with tempfile.TemporaryDirectory(prefix="plaza-bench-web-") as tmp:
-        procs, (web, base), accounts, uris = _network(Path(tmp), users, posts, follows)
+        procs, (web, base), accounts, uris = _network(Path(tmp), users, posts, follows, workers)
         try:
-            result: dict[str, Any] = {"users": users, "think_ms": think_ms}
-            result |= asyncio.run(
-                _load(web, accounts, uris, requests=requests, think_ms=think_ms, seed=seed)
-            )
+            result: dict[str, Any] = {"users": users, "think_ms": think_ms, "workers": workers}
+            result |= _load(
+                web, accounts, uris, requests=requests, think_ms=think_ms, seed=seed,
+                pid=procs[-2].pid,
+            )  # fmt: skip
             if baseline:
-                result["baseline"] = asyncio.run(
-                    _load(base, accounts, uris, requests=requests, think_ms=think_ms, seed=seed)
-                )
-            raw, gz = _js_bytes(web)
+                result["baseline"] = _load(
+                    base, accounts, uris, requests=requests, think_ms=think_ms, seed=seed,
+                    pid=procs[-1].pid,
+                )  # fmt: skip
+            did, _, rkey = uris[0].removeprefix("at://").split("/")
+            js = _js_bytes(web, {
+                "signin": "/signin", "home": "/", "profile": f"/profile/{did}",
+                "thread": f"/post/{did}/{rkey}", "governance": "/governance",
+                "members": "/governance/members", "network": "/network",
+            })  # fmt: skip
         finally:
             _stop(procs)
-    return result | {"js_bytes_raw": raw, "js_bytes_gzip": gz}
+    return result | js

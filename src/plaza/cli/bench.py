@@ -360,18 +360,24 @@ def web(
     baseline: bool = typer.Option(
         True, "--baseline/--no-baseline", help="Also run a web client with --cache-ttl 0."
     ),
+    workers: int = typer.Option(
+        0, "--workers", min=0, max=64, help="Web processes (0: as plaza up runs it)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one line of JSON."),
 ) -> None:
     """Benchmark the web client: time to first byte with --users concurrent users, and
     the JavaScript its pages ship.
 
     Starts a directory, a PDS, an app view, the DAO's and the market's APIs and two web
-    clients (as shipped, and with --cache-ttl 0 as the baseline) as separate processes
-    (as plaza up does), creates --users accounts that post and follow each other, signs
-    each in, then has all of them request --requests pages at once (Home, profiles,
-    threads, Governance, Network), each pausing --think-ms on average between pages.
-    Prints ttfb_p50_ms, ttfb_p95_ms (also per page), pages_per_s and load_avg for each
-    web client, js_bytes_raw and js_bytes_gzip.
+    clients (as shipped, --workers processes on one port; and one process with
+    --cache-ttl 0 as the baseline) as separate processes (as plaza up does), creates
+    --users accounts that post and follow each other, signs each in, then has all of
+    them request --requests pages at once (Home, profiles, threads, Governance,
+    Network; from 4 client processes), each pausing --think-ms on average between
+    pages. Prints ttfb_p50_ms,
+    ttfb_p95_ms (also per page), page_p95_ms (to the last byte), pages_per_s,
+    web_cpu_ms_per_page and load_avg for each web client; js_bytes_raw_per_page,
+    js_bytes_raw_max and js_bytes_gzip_max (the scripts a page loads).
 
     Example:
 
@@ -388,6 +394,7 @@ def web(
         follows=follows,
         think_ms=think_ms,
         baseline=baseline,
+        workers=workers or None,
     )
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -458,6 +460,12 @@ def web(
     cache_ttl: float = typer.Option(
         2.0, "--cache-ttl", min=0.0, max=3600.0, help="Seconds public reads are kept (0: off)."
     ),
+    data_dir: str = typer.Option(
+        ".plaza/web", "--data-dir", help="Where the key sealing session cookies is kept."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64, help="Processes serving the port (sessions work in all)."
+    ),
     trusted_proxy: list[str] = _TRUSTED_PROXY,
 ) -> None:
     """Run the web client and the members' dashboard until Ctrl-C.
@@ -468,7 +476,12 @@ def web(
     threads, notifications and search; Governance (proposals, ballots, vetoes,
     delegation, the agents' actions, the treasury) from --dao; Network (providers, their
     share of accounts, SLA, invoices, concentration) from --market. It reaches the
-    network only through those public APIs. Sessions live in this process's memory.
+    network only through those public APIs. Read pages stream: their head goes out at
+    once, their content when the services answer.
+
+    Sessions are sealed (AES-GCM) into an HttpOnly, SameSite cookie under a key kept in
+    --data-dir, so --workers processes sharing the port serve every member; each allows
+    its share of the --signin-burst and --signin-rate limits per address.
 
     Example:
 
@@ -477,7 +490,6 @@ def web(
             --dao http://127.0.0.1:2591 --market http://127.0.0.1:2590 --port 2588
     """
     from plaza.web import WebSettings
-    from plaza.web import create_app as create_web
 
     signin = entryway or pds
     if signin is None:
@@ -494,11 +506,35 @@ def web(
             signin_rate_per_s=signin_rate,
             cache_ttl_s=cache_ttl,
             labeler=labeler,
+            data_dir=Path(data_dir),
+            workers=workers,
         )
-        served = ServedApp(
-            "web", create_web(settings), host, port, trusted_proxies=tuple(trusted_proxy)
-        )
+        factory = functools.partial(_web_app, settings, host, tuple(trusted_proxy))
+        served = factory(port)
     except PlazaError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
-    serve_apps([served])
+    if workers == 1:
+        serve_apps([served])
+        return
+    from plaza.services.workers import run_workers
+
+    def ready(urls: list[str]) -> None:
+        _announce([served], urls)
+        typer.echo(f"{workers} processes serve {urls[0]}")
+
+    try:
+        run_workers(factory, port, workers, on_ready=ready, first=served)
+    except PlazaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("stopped")
+
+
+def _web_app(settings: Any, host: str, proxies: tuple[str, ...], port: int) -> ServedApp:
+    """The web client to serve on ``port`` (in each of ``plaza serve web``'s processes)."""
+    from plaza.web import create_app as create_web
+
+    app = create_web(settings)
+    reuse = settings.workers > 1
+    return ServedApp("web", app, host, port, trusted_proxies=proxies, reuse_port=reuse)

@@ -12,6 +12,7 @@ the network before they do.
 from __future__ import annotations
 
 import ipaddress
+import os
 import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -331,11 +332,19 @@ def _agents(net: Network, options: Options) -> list[str]:
     ]  # fmt: skip
 
 
+def web_workers() -> int:
+    """The web client's processes under ``plaza up``: one per core, two to four (pages
+    are rendered in Python, one core per process; sessions work in every process)."""
+    return max(2, min(4, os.cpu_count() or 1))
+
+
 def _web(net: Network, options: Options) -> list[str]:
     labeler = ["--labeler", str(net.labeler_did)] if _runs_labeler(net, options) else []
+    workers = str(web_workers())
     return [
         "--entryway", net.url("entryway"), "--appview", net.url("appview"),
-        "--dao", net.url("dao"), "--market", net.url("market"), *labeler,
+        "--dao", net.url("dao"), "--market", net.url("market"),
+        *_if(options, ("serve", "web"), "--workers", ["--workers", workers]), *labeler,
     ]  # fmt: skip
 
 
@@ -407,7 +416,7 @@ SERVICES: Final = (
     Service("agents", ("agents", "run"), None, None, _agents,
             needs=("market", "archive"), data=_gov, store="ledger"),
     Service("web", ("serve", "web"), 11, "/_health", _web,
-            needs=("entryway", "appview", "dao", "market"), store=None, keeps_data=False),
+            needs=("entryway", "appview", "dao", "market"), store=None),
 )  # fmt: skip
 """The local network, in start order. An entry runs only if its command exists and
 every entry it needs runs."""

@@ -57,6 +57,9 @@ class ServedApp:
     ws_deflate: bool = True
     """Offer permessage-deflate to WebSocket clients (a firehose of CAR bytes gains
     little from it and pays for it on every frame to every subscriber)."""
+    reuse_port: bool = False
+    """Share the port with other processes serving the same app (``SO_REUSEPORT``: the
+    kernel spreads new connections over them; see :mod:`plaza.services.workers`)."""
 
 
 def url_for(host: str, port: int) -> str:
@@ -64,8 +67,9 @@ def url_for(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening-ready TCP socket on ``host:port``, or :class:`BindError` saying why not."""
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening-ready TCP socket on ``host:port``, or :class:`BindError` saying why not
+    (``reuse_port``: other sockets with the option may bind the same port)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -77,6 +81,8 @@ def bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
     except OSError as exc:
         sock.close()
@@ -116,7 +122,7 @@ class AppGroup:
         self._stopping = asyncio.Event()
         try:
             for served in self.apps:
-                self._sockets.append(bind(served.host, served.port))
+                self._sockets.append(bind(served.host, served.port, reuse_port=served.reuse_port))
         except BindError:
             self._close_sockets()
             raise

@@ -8,6 +8,8 @@ cached; pages are compressed when the browser accepts gzip.
 
 from __future__ import annotations
 
+import math
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from plaza.services.buckets import TokenBuckets
 from plaza.web import auth, members, membership, network, relations, reports, social
 from plaza.web.context import HERE, Handler, Web, environment, page
-from plaza.web.sessions import Sessions
+from plaza.web.sessions import Sessions, load_key
 from plaza.web.settings import WebSettings
 from plaza.web.upstream import Upstream
 
@@ -64,13 +66,18 @@ class SecurityHeaders:
 
 
 def create_app(settings: WebSettings, upstream: Upstream | None = None) -> Starlette:
-    """The web client over the services ``settings`` names."""
+    """The web client over the services ``settings`` names (its session key from
+    ``settings.data_dir``, made there on first use)."""
+    key = load_key(settings.data_dir) if settings.data_dir else secrets.token_bytes(32)
+    share = settings.workers
     web = Web(
         settings=settings,
         upstream=upstream or Upstream(cache_ttl_s=settings.cache_ttl_s),
-        sessions=Sessions(),
+        sessions=Sessions(key),
         templates=environment(),
-        signin_limits=TokenBuckets(settings.signin_rate_per_s, settings.signin_burst),
+        signin_limits=TokenBuckets(
+            settings.signin_rate_per_s / share, max(1, math.ceil(settings.signin_burst / share))
+        ),
     )
 
     if settings.labeler is not None:

@@ -4,7 +4,9 @@ Reads go to the member's PDS with their access token (the PDS forwards ``app.bsk
 to its app view); a visitor who is not signed in reads from the app view directly when
 the web client has one. Writes are records in the member's own repository
 (``com.atproto.repo.createRecord``/``deleteRecord``). An expired access token is
-refreshed once with the refresh token, and the call retried.
+refreshed once with the refresh token, and the call retried; the new tokens reach the
+session cookie with the answer (a streamed page renews them before its head instead,
+:meth:`~plaza.web.context.Page.stream`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from plaza.web.context import Page
 from plaza.web.errors import NotConfiguredError, NotSignedInError, UpstreamError
 from plaza.web.sessions import Account
+from plaza.web.tokens import renew
 
 _EXPIRED = {"ExpiredToken", "InvalidToken"}
 
@@ -49,10 +52,7 @@ def account_of(session: dict[str, Any], fallback: str) -> Account:
 
 
 async def _refresh(page: Page, acct: Account) -> None:
-    fresh = await page.web.upstream.procedure(
-        acct.pds, "com.atproto.server.refreshSession", None, acct.refresh
-    )
-    acct.access, acct.refresh = str(fresh["accessJwt"]), str(fresh["refreshJwt"])
+    await renew(page.web.upstream, acct)
 
 
 async def read(page: Page, nsid: str, params: dict[str, Any] | None = None) -> Any:

@@ -2,12 +2,17 @@
 
 Sign-in attempts are limited per client address (a token bucket, see
 :class:`~plaza.services.buckets.TokenBuckets`): past the burst, the form answers 429
-with the wait, and nothing reaches the entryway. A handle or password never appears in
+with the wait, and nothing reaches the entryway. The buckets live in each web process;
+with several processes on one port each holds its share of the limit
+(:func:`plaza.web.app.create_app`), and the kernel spreads a client's connections over
+them. Signing in or up starts a new session (a new CSRF token); signing out ends the
+member's atproto session at their PDS too. A handle or password never appears in
 a page, a redirect or a log line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 from starlette.responses import Response
@@ -64,7 +69,7 @@ async def signin(page: Page) -> Response:
         return page.render(
             "signin.html", status=401, title="Sign in", error="Wrong handle or password."
         )
-    page.session = page.web.sessions.sign_in(page.session, account_of(session, entryway))
+    page.session = page.web.sessions.new(account_of(session, entryway))
     return page.back(form.get("next"))
 
 
@@ -91,11 +96,19 @@ async def signup(page: Page) -> Response:
         if exc.status >= 500:
             raise
         return page.render("signup.html", status=400, title="Create account", error=exc.message)
-    page.session = page.web.sessions.sign_in(page.session, account_of(session, entryway))
+    page.session = page.web.sessions.new(account_of(session, entryway))
     return page.back("/", flash="Welcome to Plaza.")
 
 
 async def signout(page: Page) -> Response:
     await page.form()
-    page.session = page.web.sessions.sign_out(page.session)
+    acct = page.account
+    if acct is not None:
+        # The cookie cannot be revoked, its atproto session can: a copy of the cookie
+        # taken before now loses its refresh token (the PDS may be gone: signed out anyway).
+        with contextlib.suppress(UpstreamError):
+            await page.web.upstream.procedure(
+                acct.pds, "com.atproto.server.deleteSession", None, acct.refresh
+            )
+    page.session = page.web.sessions.new()
     return page.back("/")

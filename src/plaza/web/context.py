@@ -10,7 +10,8 @@ missing or wrong CSRF token before anything else happens.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,21 @@ from urllib.parse import parse_qsl, urlsplit
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 
 from plaza.asgi import read_body
 from plaza.errors import PlazaError
 from plaza.services.buckets import TokenBuckets
-from plaza.web.errors import CsrfError, NotSignedInError, WebError
+from plaza.web.errors import CsrfError, NotSignedInError, UpstreamError, WebError
 from plaza.web.sessions import COOKIE, Account, Session, Sessions, csrf_ok
 from plaza.web.settings import WebSettings
+from plaza.web.tokens import renew, runs_out
 from plaza.web.upstream import Upstream
 
 HERE = Path(__file__).parent
@@ -34,6 +42,7 @@ MAX_FORM_FIELDS = 50
 MAX_FORM_BYTES = 64 * 1024
 MAX_UPLOAD_BYTES = 4_000_000
 MAX_FILES = 4
+_log = logging.getLogger(__name__)
 
 
 def _too_large(limit: int) -> WebError:
@@ -91,7 +100,6 @@ class Page:
         self.web = web
         self.request = request
         self.session = session
-        self.cookie_session = session
 
     @property
     def account(self) -> Account | None:
@@ -159,17 +167,71 @@ class Page:
                     files.append((name, content, value.content_type or ""))
         return fields, files
 
+    def _values(self, flash: str | None, values: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "account": self.session.account,
+            "csrf": self.session.csrf,
+            "path": self.request.url.path,
+            "flash": flash,
+            "settings": self.web.settings,
+            **values,
+        }
+
     def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
         flash, self.session.flash = self.session.flash, None
-        html = self.web.templates.get_template(template).render(
-            account=self.session.account,
-            csrf=self.session.csrf,
-            path=self.request.url.path,
-            flash=flash,
-            settings=self.web.settings,
-            **values,
-        )
+        html = self.web.templates.get_template(template).render(self._values(flash, values))
         return HTMLResponse(html, status_code=status)
+
+    async def stream(
+        self, template: str, fetch: Callable[[], Awaitable[dict[str, Any]]], **values: Any
+    ) -> StreamingResponse:
+        """The page ``template``, streamed: its head (everything up to ``<main>``: the
+        stylesheet, the scripts, the navigation) at once, its body once ``fetch()``
+        returns the rest of its values. ``values`` (the title, at least) are known
+        before. The status is 200 whatever ``fetch`` does: when it fails, the body is
+        the error page's (its heading and message), so the page always ends whole.
+
+        The session cookie goes out with the head, so it is settled before: the
+        member's access token is renewed first when it runs out within minutes."""
+        await self._renew_if_due()
+        flash, self.session.flash = self.session.flash, None
+        first = self._values(flash, values)
+        tpl = self.web.templates.get_template(template)
+        head = tpl.render(first, part="head")
+
+        async def body() -> AsyncIterator[str]:
+            yield head
+            try:
+                more = await fetch()
+                html = tpl.render(first, **more, part="body")
+            except PlazaError as exc:
+                html = self._error_body(first, exc)
+            except Exception as exc:  # noqa: BLE001 - the page must end whole: logged, shown
+                _log.exception("a streamed page failed after its head was sent")
+                html = self._error_body(first, WebError(f"an error ({type(exc).__name__})",
+                                                        status=500))  # fmt: skip
+            yield html
+
+        return StreamingResponse(body(), media_type="text/html; charset=utf-8")
+
+    def _error_body(self, first: dict[str, Any], exc: PlazaError) -> str:
+        status = exc.status if 400 <= exc.status < 600 else 500
+        signin = isinstance(exc, NotSignedInError)
+        title = "Something went wrong" if status >= 500 else "That did not work"
+        error = self.web.templates.get_template("error.html")
+        return error.render(first, title=title, message=exc.message, signin=signin, part="body")
+
+    async def _renew_if_due(self) -> None:
+        acct = self.session.account
+        if acct is None or not runs_out(acct, self.web.sessions.clock()):
+            return
+        try:
+            await renew(self.web.upstream, acct)
+        except UpstreamError as exc:
+            if exc.status >= 500:
+                return  # the page's own reads will say what is wrong
+            self.session.account = None
+            self.session.flash = "Your sign-in has expired: sign in again."
 
     def back(self, to: object, flash: str | None = None) -> Response:
         """After a form: 303 to the local path ``to`` (the page the form was on)."""
@@ -197,16 +259,18 @@ def page(web: Web, handler: Handler) -> Callable[[Request], Awaitable[Response]]
     """An endpoint running ``handler`` with the visitor's session."""
 
     async def endpoint(request: Request) -> Response:
-        session = web.sessions.get(request.cookies.get(COOKIE))
+        session, reseal = web.sessions.load(request.cookies.get(COOKIE))
+        before = session.state()
         p = Page(web, request, session)
         try:
             response = await handler(p)
         except PlazaError as exc:
             response = _client_error(p, exc)
-        if request.cookies.get(COOKIE) != p.session.id:
+        if reseal or p.session.state() != before:
             response.set_cookie(
                 COOKIE,
-                p.session.id,
+                web.sessions.seal(p.session),
+                max_age=int(web.sessions.max_age_s),
                 httponly=True,
                 samesite="lax",
                 secure=web.settings.secure_cookies,

@@ -57,33 +57,31 @@ def progress(prop: dict[str, Any], ptype: dict[str, Any]) -> dict[str, Any]:
 
 
 async def governance(page: Page) -> Response:
-    summary, proposals, all_motions = await asyncio.gather(
-        _get(page, "/dao"), _get(page, "/dao/proposals"), _get(page, "/dao/motions")
-    )
-    motions = [m for m in all_motions if m.get("status") == "open"]
-    return page.render(
-        "governance.html",
-        title="Governance",
-        summary=summary,
-        proposals=list(reversed(proposals)),
-        motions=motions,
-    )
+    _base(page)
+
+    async def fetch() -> dict[str, Any]:
+        summary, proposals, all_motions = await asyncio.gather(
+            _get(page, "/dao"), _get(page, "/dao/proposals"), _get(page, "/dao/motions")
+        )
+        motions = [m for m in all_motions if m.get("status") == "open"]
+        return {"summary": summary, "proposals": list(reversed(proposals)), "motions": motions}
+
+    return await page.stream("governance.html", fetch, title="Governance")
 
 
 async def proposal(page: Page) -> Response:
     pid = int(page.request.path_params["pid"])
-    prop, constitution = await asyncio.gather(
-        _get(page, f"/dao/proposals/{pid}"), _get(page, "/dao/constitution")
-    )
-    ptype = (constitution.get("proposal_types") or {}).get(prop.get("type"), {})
-    return page.render(
-        "proposal.html",
-        title=f"Proposal {pid}",
-        p=prop,
-        ptype=ptype,
-        progress=progress(prop, ptype),
-        receipt=page.request.query_params.get("receipt"),
-    )
+    _base(page)
+
+    async def fetch() -> dict[str, Any]:
+        prop, constitution = await asyncio.gather(
+            _get(page, f"/dao/proposals/{pid}"), _get(page, "/dao/constitution")
+        )
+        ptype = (constitution.get("proposal_types") or {}).get(prop.get("type"), {})
+        return {"p": prop, "ptype": ptype, "progress": progress(prop, ptype)}
+
+    receipt = page.request.query_params.get("receipt")
+    return await page.stream("proposal.html", fetch, title=f"Proposal {pid}", receipt=receipt)
 
 
 SIGNING_NEEDS_JS = (
@@ -182,17 +180,25 @@ def _explained(done: list[Any], mandate: Any) -> list[Any]:
 
 
 async def actions(page: Page) -> Response:
-    done, mandate = await asyncio.gather(_get(page, "/dao/actions"), _get(page, "/dao/mandate"))
-    rules = mandate.get("actions") or {}
-    return page.render(
-        "actions_log.html",
-        title="Agents' actions",
-        actions=_explained(list(reversed(done))[:200], mandate),
-        rules=rules if isinstance(rules, dict) else {},
-        mandate=mandate,
-    )
+    _base(page)
+
+    async def fetch() -> dict[str, Any]:
+        done, mandate = await asyncio.gather(_get(page, "/dao/actions"), _get(page, "/dao/mandate"))
+        rules = mandate.get("actions") or {}
+        return {
+            "actions": _explained(list(reversed(done))[:200], mandate),
+            "rules": rules if isinstance(rules, dict) else {},
+            "mandate": mandate,
+        }
+
+    return await page.stream("actions_log.html", fetch, title="Agents' actions")
 
 
 async def treasury(page: Page) -> Response:
-    books, summary = await asyncio.gather(_get(page, "/dao/books"), _get(page, "/dao"))
-    return page.render("treasury.html", title="Treasury", books=books, summary=summary)
+    _base(page)
+
+    async def fetch() -> dict[str, Any]:
+        books, summary = await asyncio.gather(_get(page, "/dao/books"), _get(page, "/dao"))
+        return {"books": books, "summary": summary}
+
+    return await page.stream("treasury.html", fetch, title="Treasury")

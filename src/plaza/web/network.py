@@ -49,9 +49,13 @@ def sla_series(invoices: list[dict[str, Any]]) -> dict[str, list[tuple[int, floa
 
 
 async def network(page: Page) -> Response:
-    settings, up = page.web.settings, page.web.upstream
-    if settings.market is None:
+    if page.web.settings.market is None:
         raise NotConfiguredError("this web client has no market API (--market)")
+    return await page.stream("network.html", lambda: _values(page), title="Network")
+
+
+async def _values(page: Page) -> dict[str, Any]:
+    settings, up = page.web.settings, page.web.upstream
     reads = [up.get_json(f"{settings.market}/market{path}") for path in _MARKET_READS]
     if settings.dao is not None:
         reads.append(up.get_json(f"{settings.dao}/dao/accounts"))
@@ -72,16 +76,14 @@ async def network(page: Page) -> Response:
         for p, points in series.items()
         for e, a in points
     ]
-    return page.render(
-        "network.html",
-        title="Network",
-        providers=providers,
-        contracts=contracts,
-        invoices=invoices,
-        summary=summary,
-        accounts=accounts,
-        c=c,
-        share_chart=bar_chart(rows),
-        sla_chart=bar_chart(sla_rows),
-        short=short,
-    )
+    return {
+        "providers": providers,
+        "contracts": contracts,
+        "invoices": invoices,
+        "summary": summary,
+        "accounts": accounts,
+        "c": c,
+        "share_chart": bar_chart(rows),
+        "sla_chart": bar_chart(sla_rows),
+        "short": short,
+    }

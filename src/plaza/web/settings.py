@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from plaza.web.errors import WebError
+
+MAX_WORKERS = 64
 
 
 def _base(url: str, flag: str) -> str:
@@ -25,7 +28,13 @@ class WebSettings:
     Sign-in attempts are limited per client address to ``signin_burst`` at once,
     refilling at ``signin_rate_per_s``. Public reads are kept ``cache_ttl_s`` seconds
     (:mod:`plaza.web.cache`; 0: not kept). ``labeler`` is the DID of the network's
-    moderation service, where members' reports go (through their PDS)."""
+    moderation service, where members' reports go (through their PDS).
+    ``data_dir`` keeps the key that seals session cookies (``session.key``): every
+    process given the same dir reads every session; without one, each app makes its own
+    key and its sessions end with it. ``workers``: how many processes serve this site
+    on one port; each allows its share of the sign-in limit (the burst and the rate
+    divided by ``workers``, at least one attempt), so an address gets about the limit
+    from all of them together."""
 
     entryway: str
     appview: str | None = None
@@ -36,9 +45,13 @@ class WebSettings:
     signin_burst: int = 10
     cache_ttl_s: float = 2.0
     labeler: str | None = None
+    data_dir: Path | None = None
+    workers: int = 1
     clock: Callable[[], float] = field(default=time.time, repr=False)
 
     def __post_init__(self) -> None:
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise WebError(f"--workers is from 1 to {MAX_WORKERS}")
         if not 0 <= self.cache_ttl_s <= 3600:
             raise WebError("--cache-ttl is from 0 to 3600 seconds")
         if self.labeler is not None and (

@@ -4,7 +4,9 @@ notifications and search.
 Every write is a form (it works without JavaScript: the server answers 303 back to the
 page it came from); when htmx sends it, the answer is the fragment to swap in instead.
 The counts and states a fragment shows are the form's own (the app view indexes the
-write a moment later), so a fragment never waits on the index.
+write a moment later), so a fragment never waits on the index. The read pages stream
+(:meth:`~plaza.web.context.Page.stream`): what can be refused from the address alone is
+refused first, with its status; the rest arrives after the page's head.
 """
 
 from __future__ import annotations
@@ -66,12 +68,18 @@ async def home(page: Page) -> Response:
         if page.web.settings.appview is None:
             return page.render("home.html", title="Home", items=[], feeds=feeds, feed=feed)
         feed = "hot"
+    params: dict[str, Any] = {"limit": FEED_LIMIT}
     if feed == "following":
-        out = await atp.read(page, "app.bsky.feed.getTimeline", {"limit": FEED_LIMIT})
+        nsid = "app.bsky.feed.getTimeline"
     else:
         uri = f"at://{atp.appview_did(page)}/app.bsky.feed.generator/{feed}"
-        out = await atp.read(page, "app.bsky.feed.getFeed", {"feed": uri, "limit": FEED_LIMIT})
-    return page.render("home.html", title="Home", items=out.get("feed", []), feeds=feeds, feed=feed)
+        nsid, params["feed"] = "app.bsky.feed.getFeed", uri
+
+    async def fetch() -> dict[str, Any]:
+        out = await atp.read(page, nsid, params)
+        return {"items": out.get("feed", [])}
+
+    return await page.stream("home.html", fetch, title="Home", feeds=feeds, feed=feed)
 
 
 _IMAGE_MAGIC = {
@@ -194,38 +202,50 @@ async def profile(page: Page) -> Response:
     actor = page.request.path_params["actor"]
     if len(actor) > 2048 or not actor.strip():
         raise WebError("no such account", status=404)
-    prof, feed = await asyncio.gather(
-        atp.read(page, "app.bsky.actor.getProfile", {"actor": actor}),
-        atp.read(page, "app.bsky.feed.getAuthorFeed", {"actor": actor, "limit": FEED_LIMIT}),
-    )
-    name = prof.get("displayName") or prof.get("handle") or actor
-    return page.render("profile.html", title=name, profile=prof, items=feed.get("feed", []))
+
+    async def fetch() -> dict[str, Any]:
+        prof, feed = await asyncio.gather(
+            atp.read(page, "app.bsky.actor.getProfile", {"actor": actor}),
+            atp.read(page, "app.bsky.feed.getAuthorFeed", {"actor": actor, "limit": FEED_LIMIT}),
+        )
+        return {"profile": prof, "items": feed.get("feed", [])}
+
+    # The title is the name in the address: the head goes out before the profile arrives.
+    return await page.stream("profile.html", fetch, title=actor)
 
 
 async def thread(page: Page) -> Response:
     did, rkey = page.request.path_params["did"], page.request.path_params["rkey"]
     uri = f"at://{did}/app.bsky.feed.post/{rkey}"
     atp.split_uri(uri)
-    out = await atp.read(page, "app.bsky.feed.getPostThread", {"uri": uri, "depth": 6})
-    return page.render("thread.html", title="Post", thread=out.get("thread", {}))
+
+    async def fetch() -> dict[str, Any]:
+        out = await atp.read(page, "app.bsky.feed.getPostThread", {"uri": uri, "depth": 6})
+        return {"thread": out.get("thread", {})}
+
+    return await page.stream("thread.html", fetch, title="Post")
 
 
 async def notifications(page: Page) -> Response:
     page.require_account()
-    out = await atp.read(page, "app.bsky.notification.listNotifications", {"limit": 50})
-    return page.render(
-        "notifications.html", title="Notifications", items=out.get("notifications", [])
-    )
+
+    async def fetch() -> dict[str, Any]:
+        out = await atp.read(page, "app.bsky.notification.listNotifications", {"limit": 50})
+        return {"items": out.get("notifications", [])}
+
+    return await page.stream("notifications.html", fetch, title="Notifications")
 
 
 async def search(page: Page) -> Response:
     q = page.request.query_params.get("q", "").strip()[:300]
-    posts: list[Any] = []
-    actors: list[Any] = []
-    if q:
+    if not q:
+        return page.render("search.html", title="Search", q=q, posts=[], actors=[])
+
+    async def fetch() -> dict[str, Any]:
         found_posts, found_actors = await asyncio.gather(
             atp.read(page, "app.bsky.feed.searchPosts", {"q": q, "limit": 25}),
             atp.read(page, "app.bsky.actor.searchActors", {"q": q, "limit": 10}),
         )
-        posts, actors = found_posts.get("posts", []), found_actors.get("actors", [])
-    return page.render("search.html", title="Search", q=q, posts=posts, actors=actors)
+        return {"posts": found_posts.get("posts", []), "actors": found_actors.get("actors", [])}
+
+    return await page.stream("search.html", fetch, title="Search", q=q)

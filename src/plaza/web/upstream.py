@@ -6,9 +6,14 @@ for anonymous reads, and JSON reads and writes to the DAO's and market's HTTP AP
 refusal becomes :class:`~plaza.web.errors.UpstreamError` carrying the service's error
 name and message; a service that cannot be reached becomes one too, with status 502.
 
-The client is shared by every request and keeps its connections open (up to
-:data:`KEEPALIVE` idle ones, each dropped after :data:`KEEPALIVE_S`, before the
-services' own keep-alive timeout of 5 s can close it under a request). Public reads
+The client is shared by every request and keeps its connections open (at most
+:data:`CONNECTIONS`, every one of which may stay open idle, each dropped after
+:data:`KEEPALIVE_S`, before the services' own keep-alive timeout of 5 s can close it
+under a request). The pool is small on purpose: httpx looks through every pooled
+connection each time a request starts or ends, which a profile under 50 users showed
+costing more CPU than rendering the pages when the pool held 200; a request past
+:data:`CONNECTIONS` waits for one, and the services on the same cores could not
+answer it sooner anyway. Public reads
 (the DAO's and the market's JSON, and anonymous app view queries) go through a
 :class:`~plaza.web.cache.PublicCache`; any write through this client clears it, so a
 member sees their own vote on the next page.
@@ -24,8 +29,8 @@ from plaza.web.cache import TTL_S, PublicCache
 from plaza.web.errors import UpstreamError
 
 TIMEOUT_S = 15.0
-CONNECTIONS = 200
-KEEPALIVE = 100
+CONNECTIONS = 64
+KEEPALIVE = 64
 KEEPALIVE_S = 4.0
 
 
