@@ -284,10 +284,11 @@ def world(root: Path) -> Iterator[World]:
         MarketSettings(ledger_url=f"sqlite://{ledger}", operator_did=AGENT.did,
                        operator_key=None, mandate=default_mandate(), clock=clock)
     )  # fmt: skip
+    # the web's clock stands still, so its sign-in burst is every sign-in of the package
     web = create_web(
         WebSettings(entryway=pds_url, appview=av_url, dao=f"http://127.0.0.1:{dao_port}",
                     market=f"http://127.0.0.1:{mport}", clock=lambda: NOW / 1000,
-                    labeler=labeler_did)
+                    labeler=labeler_did, signin_burst=1000)
     )  # fmt: skip
     apps = [
         ServedApp("directory", create_directory(DirectorySettings.for_data_dir(root / "d")),
