@@ -14,7 +14,7 @@ from plaza.atproto.crypto import PrivateKey
 from plaza.atproto.tid import encode_tid
 from plaza.errors import InvalidInputError
 from plaza.services.appview import AppviewStore
-from plaza.services.appview.feeds import FeedGenerators
+from plaza.services.appview.feeds import HOT_QUERY, FeedGenerators
 from plaza.services.appview.indexer import Indexer
 from plaza.services.appview.remote import Remote
 from plaza.services.appview.store import with_custom_plans
@@ -127,3 +127,17 @@ def test_postgresql_sessions_plan_for_their_parameters(db_url: str) -> None:
     )
     mine = "postgresql://u@h/db?options=-cwork_mem%3D64MB"
     assert with_custom_plans(mine) == mine
+
+
+def test_hot_reads_the_recent_posts_index(world: tuple[Indexer, FeedGenerators, Clock]) -> None:
+    ix, _, _ = world
+    post(ix, DIDS[0], R["quiet"], HOUR_US)
+    db = ix.store.db
+    args = (NOW_US - 24 * HOUR_US, 10, 0)
+    if db.dialect == "sqlite":
+        plan = " ".join(str(r[-1]) for r in db.query(f"EXPLAIN QUERY PLAN {HOT_QUERY}", args))
+    else:
+        with db.transaction():
+            db.execute("SET LOCAL enable_seqscan = off")
+            plan = " ".join(str(r[0]) for r in db.query(f"EXPLAIN {HOT_QUERY}", args))
+    assert "posts_recent" in plan

@@ -27,6 +27,8 @@ from plaza.services.appview.search import (
     BadQueryError,
     Search,
     fts5_match,
+    fts5_words,
+    has_phrases,
     parse_query,
     pg_tsquery,
 )
@@ -185,6 +187,12 @@ def test_query_parsing_and_quoting() -> None:
     assert fts5_match(q.terms[:2], prefix=True) == '"hello"* "big world"*'
     assert pg_tsquery((("it",), ("a", "b")), prefix=False) == "('it') & ('a' <-> 'b' | 'a.b')"
     assert parse_query("don't").terms == (("don", "t"),)  # one word, split: a phrase
+    assert parse_query("foo_bar").terms == (("foo", "bar"),)  # as both engines split it
+    assert fts5_words((("a",), ("b", 'c"'))) == '"a" "b" "c"""'
+    assert has_phrases("Un Café, au LAIT!", (("cafe", "au", "lait"), ("un",)))
+    assert has_phrases("whatever", (("single",),))  # one-word terms are the index's job
+    assert not has_phrases("au cafe", (("cafe", "au"),))
+    assert not has_phrases("cafeau", (("cafe", "au"),))
     for bad in ("", "!!! ???", '"" ""', "x" * 1001, " ".join("w" * 17)):
         with pytest.raises(BadQueryError):
             parse_query(bad)
@@ -199,6 +207,7 @@ def test_search_posts_and_actors(ix: Indexer) -> None:
     put(ix, b, "app.bsky.feed.post", tid(2), {"text": "Pears only", "createdAt": T})
     put(ix, b, "app.bsky.feed.post", tid(3), {"text": 'NEAR(x) "odd" *', "createdAt": T})
     put(ix, b, "app.bsky.feed.post", tid(4), {"text": "see example.com, foo-bar", "createdAt": T})
+    put(ix, b, "app.bsky.feed.post", tid(5), {"text": "snake_case words", "createdAt": T})
     s = Search(ix.store)
     ia, ib = ids(ix, a, b)
 
@@ -221,6 +230,7 @@ def test_search_posts_and_actors(ix: Indexer) -> None:
     assert posts("pears", author=ia) == [tid(1)]
     assert posts('NEAR(x) "odd" *') == [tid(3)]
     assert posts("example.com") == [tid(4)] and posts("Example.COM foo-bar") == [tid(4)]
+    assert posts("snake_case") == [tid(5)] and posts('"case snake"') == []
     assert posts("example") == (
         [] if ix.store.dialect == "postgresql" else [tid(4)]
     )  # FTS syntax is only words here

@@ -155,3 +155,88 @@ def test_upgrading_from_version_4_keeps_posts_text_apart_and_rebuilds_notes(db_u
     )
     assert [h.post for h in hits] == [(1, "p")]
     store.close()
+
+
+def test_upgrading_from_version_5_keeps_rows_and_serves_from_the_smaller_indexes(
+    db_url: str,
+) -> None:
+    from plaza.atproto import cbor
+    from plaza.atproto.cid import CID
+    from plaza.db import Migrations, connect, migrate
+    from plaza.services.appview.compact import DERIVED, REST
+    from plaza.services.appview.feeds import hot
+    from plaza.services.appview.notifications import Notifications
+    from plaza.services.appview.reader_graph import GraphReader
+    from plaza.services.appview.schema import RECENT_US
+    from plaza.services.appview.search import Search, parse_query
+
+    a, b = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb"
+    now = 1_800_000_000_000_000
+    hour = 3600 * 1_000_000
+    db = connect(db_url)
+    migrate(db, Migrations("appview", MIGRATIONS.steps[:5]))
+    for did in (a, b):
+        db.execute("INSERT INTO actors (did, indexed_at) VALUES (?, 0)", (did,))
+    rest = REST + cbor.encode({"langs": ["en"]})
+    # p: posted an hour ago, indexed then; h: three days old, backfilled now
+    for ident, rkey, text, sort_at in (
+        (1, "p", "big green apples", now - hour),
+        (2, "h", "green big apples", now - 3 * 24 * hour),
+    ):
+        db.execute(
+            "INSERT INTO posts (id, author, rkey, record, text, sort_at, indexed_at) "
+            "VALUES (?, 1, ?, ?, ?, ?, ?)",
+            (ident, rkey, rest, text, sort_at, max(sort_at, now - hour)),
+        )
+        if db.dialect == "sqlite":
+            db.execute("INSERT INTO posts_fts (rowid, text) VALUES (?, ?)", (ident, text))
+    cid = CID.compute(b"x")
+    db.execute(
+        "INSERT INTO likes (actor, rkey, subject_author, subject_rkey, subject_cid, created) "
+        "VALUES (2, 'l', 1, 'p', ?, ?)",
+        (cid.raw, now),
+    )
+    db.execute("INSERT INTO follows (actor, rkey, subject, created) VALUES (2, 'f', 1, ?)", (now,))
+    db.execute("INSERT INTO mutes (actor, subject) VALUES (1, 2)")
+    db.execute(
+        "INSERT INTO notifications (recipient, author, reason, rkey, subject_rkey, record, "
+        "indexed_at) VALUES (1, 2, 0, 'l', 'p', ?, ?)",
+        (DERIVED, now),
+    )
+    store = AppviewStore(db)
+    assert schema_version(db, "appview") == MIGRATIONS.latest
+    assert db.scalar("SELECT subject_rkey FROM notifications") is None
+    graph = GraphReader(store)
+    assert graph.mutes(1, 10, None) == [2]
+    db.execute("DELETE FROM mutes")  # the like's author was muted: shown again
+    (note,) = Notifications(store).list(1, 10, None)
+    assert (note.reason, note.subject_rkey) == ("like", "p")
+    assert [r.subject for r in graph.follows(2, 10, None)] == [1]
+    assert [(r.post, r.created) for r in graph.actor_likes(2, 10, None, None)] == [((1, "p"), now)]
+    assert hot(db, now, 10, 0) == [(1, "p")]
+    recent = (
+        "SELECT rkey FROM posts WHERE parent_author IS NULL "
+        f"AND sort_at >= indexed_at - {RECENT_US} ORDER BY rkey"
+    )
+    assert [r[0] for r in db.query(recent)] == ["p"]  # the backfilled history is left out
+
+    def found(raw: str) -> list[str]:
+        hits, _ = Search(store).posts(
+            parse_query(raw),
+            None,
+            None,
+            top=False,
+            since_us=None,
+            until_us=None,
+            limit=10,
+            cursor=None,
+        )
+        return [h.post[1] for h in hits]
+
+    assert found("apples green") == ["p", "h"]
+    assert found('"big green"') == ["p"] and found('"green big"') == ["h"]
+    if db.dialect == "sqlite":
+        keyed = db.scalar("SELECT sql FROM sqlite_schema WHERE name = 'likes'")
+        assert str(keyed).endswith("WITHOUT ROWID")
+        assert db.scalar("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'likes_by_subject'")
+    store.close()

@@ -196,7 +196,7 @@ class BulkLoader:
                 kept = note_record(
                     block, subject_block(collection, s.did, s.rkey, s.cid.raw, created)
                 )
-                b.notes.append((s.did, did, _REASON[reason], rkey, s.rkey, kept, now))
+                b.notes.append((s.did, did, _REASON[reason], rkey, None, kept, now))
         elif isinstance(facts, rec.Edge):
             b.dids.add(facts.subject)
             created = facts.created_us or now

@@ -35,13 +35,14 @@ DERIVED: Final = b""  # a notification's record, rebuilt from the row that cause
 def pack_post(block: bytes, value: dict[str, Any], sort_at: int) -> bytes:
     """What ``posts.record`` stores of a post (see the module docstring)."""
     rest = {k: v for k, v in value.items() if k not in ("$type", "text")}
-    if rest.get("createdAt") == format_time_us(sort_at):
+    when = format_time_us(sort_at)
+    if rest.get("createdAt") == when:
         del rest["createdAt"]
     packed = REST + cbor.encode(rest)
     # What unpack_post gives back, without decoding ``packed`` again (a data-model value
     # decodes to itself): the rest, the $type, the text and the time put back.
     back = {**rest, "$type": POST, "text": value.get("text", "")}
-    back.setdefault("createdAt", format_time_us(sort_at))
+    back.setdefault("createdAt", when)
     return packed if cbor.encode(back) == block else block
 
 

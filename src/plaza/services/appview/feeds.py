@@ -51,6 +51,7 @@ from plaza.db import Database
 from plaza.db.private import private_dirs, private_file
 from plaza.errors import InvalidInputError
 from plaza.services.appview.remote import Remote, RemoteError
+from plaza.services.appview.schema import RECENT_US
 from plaza.services.appview.store import AppviewStore
 from plaza.services.service_jwt import mint_service_jwt
 
@@ -120,14 +121,19 @@ def load_service_key(data_dir: Path) -> PrivateKey:
     return key
 
 
+HOT_QUERY: Final = (
+    # the second and third terms are posts_recent's (schema.py), so it serves this
+    "SELECT author, rkey FROM posts WHERE sort_at >= ? AND parent_author IS NULL "
+    f"AND sort_at >= indexed_at - {RECENT_US} "
+    "ORDER BY likes + 2 * reposts + replies + quotes DESC, sort_at DESC, id DESC "
+    "LIMIT ? OFFSET ?"
+)
+"""The ``hot`` ranking: posts since a time, best first (a page of it)."""
+
+
 def hot(db: Database, now_us: int, limit: int, offset: int) -> list[tuple[int, str]]:
     """The ``hot`` ranking's page: ``(author id, rkey)`` of each post."""
-    rows = db.query(
-        "SELECT author, rkey FROM posts WHERE sort_at >= ? AND parent_author IS NULL "
-        "ORDER BY likes + 2 * reposts + replies + quotes DESC, sort_at DESC, id DESC "
-        "LIMIT ? OFFSET ?",
-        (now_us - DAY_US, limit, offset),
-    )
+    rows = db.query(HOT_QUERY, (now_us - DAY_US, limit, offset))
     return [(int(a), str(r)) for a, r in rows]
 
 

@@ -338,9 +338,7 @@ class Indexer:
             subject_block(collection, s.subject.did, s.subject.rkey, s.subject.cid.raw, created),
         )
         if self.pg:
-            note = (
-                (author, actor, _REASON[reason], rkey, subject_rkey, stored, now) if notify else ()
-            )
+            note = (author, actor, _REASON[reason], rkey, None, stored, now) if notify else ()
             sql = (
                 f"WITH ins AS (INSERT INTO {table} ({cols}) VALUES ({marks}) "
                 "ON CONFLICT DO NOTHING RETURNING 1), "
@@ -362,7 +360,7 @@ class Indexer:
             return False
         self._bump_post((author, subject_rkey), table, 1)
         if notify:
-            self._notify(w, s.subject.did, reason, s.subject.rkey, stored)
+            self._notify(w, s.subject.did, reason, None, stored)  # the row has the rkey
         return True
 
     def _delete_subject(self, actor: int, collection: str, rkey: str) -> None:

@@ -9,7 +9,8 @@ the recipient blocks, is blocked by, or muted; counts those indexed after the ac
 
 A notification's record is the post, like, repost or follow that caused it, rebuilt
 from that row when the notification keeps none of its own
-(:mod:`plaza.services.appview.compact`).
+(:mod:`plaza.services.appview.compact`); a like's or repost's names the post it is
+about by that row's ``subject_rkey``.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class Notifications:
             where += f" AND n.reason IN ({','.join('?' * len(reasons))})"
             args += reasons
         rows = self.db.query(
-            "SELECT n.id, n.author, n.reason, n.rkey, n.subject_rkey, n.record, n.indexed_at, "
+            "SELECT n.id, n.author, n.reason, n.rkey, "
+            "COALESCE(n.subject_rkey, l.subject_rkey, r.subject_rkey), n.record, n.indexed_at, "
             "p.record, p.text, p.sort_at, l.subject_author, l.subject_cid, l.created, "
             "r.subject_author, r.subject_cid, r.created, f.subject, f.created "
             f"FROM notifications n {_SOURCES} WHERE {where} ORDER BY n.id DESC LIMIT ?",

@@ -25,9 +25,16 @@ columns kept in step by the indexer inside the transaction that indexes the reco
 above). ``ingest`` holds the firehose cursor of each source, written in the transaction
 that indexes the event.
 
+Indexes (migration 6): the hot feed's ``posts_recent`` holds only the top-level posts
+that were recent when indexed (:data:`RECENT_US`), so backfilled history stays out of
+it; on SQLite the tables keyed by ``(actor, rkey)`` (and ``mutes``) are ``WITHOUT
+ROWID``, their rows stored in key order with no index repeating the key. A like's or
+repost's notification keeps no ``subject_rkey``: its like or repost row has it.
+
 Full-text search: on SQLite two contentless FTS5 tables (``posts_fts`` with rowid =
-``posts.id`` and no per-row sizes, ``actors_fts`` with rowid = ``actors.id``; deleting
-a row from them needs the text it was indexed with, which the indexer has); on
+``posts.id``, no per-row sizes and no word positions, so phrases are checked against
+``posts.text``; ``actors_fts`` with rowid = ``actors.id``; deleting a row from them
+needs the text it was indexed with, which the indexer has); on
 PostgreSQL a GIN index over ``to_tsvector('simple', posts.text)`` and a ``tsvector``
 column on ``actors`` with a GIN index. Both use the ``simple`` configuration (no
 stemming), so searches behave the same on both.
@@ -318,6 +325,59 @@ def _compact(db: Database) -> None:
     )
 
 
+RECENT_US: Final = 2 * 24 * 3600 * 1_000_000
+"""``posts_recent`` holds the top-level posts whose ``sort_at`` was at most this long
+before they were indexed. The hot feed reads the last day's top-level posts: a post of
+that day was indexed before now, so less than a day after its ``sort_at``; the second
+day is a margin for the clocks of processes that index and serve."""
+
+_EDGE_TABLES: Final = ("likes", "reposts", "follows", "blocks", "list_items", "mutes")
+
+
+def _smaller(db: Database) -> None:
+    """Indexes hold less: the hot feed's time index only the posts that were recent when
+    indexed; like and repost notifications no ``subject_rkey`` (their row has it); on
+    SQLite, the post search table no positions (``detail=none``; phrases are checked
+    against ``posts.text``), and the tables keyed by ``(actor, rkey)`` (or
+    ``(actor, subject)``) stored in their key's order (``WITHOUT ROWID``: no second
+    copy of the key in an index)."""
+    db.execute(
+        "UPDATE notifications SET subject_rkey = NULL WHERE reason IN (?, ?)",
+        (NOTIFICATION_REASONS.index("like"), NOTIFICATION_REASONS.index("repost")),
+    )
+    db.execute("DROP INDEX posts_by_time")
+    db.execute(
+        "CREATE INDEX posts_recent ON posts (sort_at) "
+        f"WHERE parent_author IS NULL AND sort_at >= indexed_at - {RECENT_US}"
+    )
+    if db.dialect == "postgresql":
+        return
+    db.executescript(
+        "DROP TABLE posts_fts; CREATE VIRTUAL TABLE posts_fts USING fts5(text, content='', "
+        "columnsize=0, detail=none, tokenize='unicode61 remove_diacritics 2'); "
+        "INSERT INTO posts_fts (rowid, text) SELECT id, text FROM posts"
+    )
+    for table in _EDGE_TABLES:
+        create = str(db.scalar("SELECT sql FROM sqlite_schema WHERE name = ?", (table,)))
+        indexes = [
+            str(r[0])
+            for r in db.query(
+                "SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? "
+                "AND sql IS NOT NULL",
+                (table,),
+            )
+        ]
+        db.execute(
+            create.replace(f"CREATE TABLE {table}", f"CREATE TABLE {table}_keyed", 1)
+            + " WITHOUT ROWID"
+        )
+        db.execute(f"INSERT INTO {table}_keyed SELECT * FROM {table}")
+        db.execute(f"DROP TABLE {table}")
+        db.execute(f"ALTER TABLE {table}_keyed RENAME TO {table}")
+        for sql in indexes:
+            db.execute(sql)
+
+
 MIGRATIONS: Final = Migrations(
     "appview",
     (
@@ -326,6 +386,7 @@ MIGRATIONS: Final = Migrations(
         Migration(3, "posts keep no CID: it is the hash of the stored record", _posts_no_cid),
         Migration(4, "notifications keep no CID: the hash of their record", _notes_no_cid),
         Migration(5, "posts keep their text apart; notifications rebuild records", _compact),
+        Migration(6, "smaller indexes: recent posts, no positions, tables in key order", _smaller),
     ),
 )
 """The app view's schema, step by step (see :mod:`plaza.db.migrations`)."""

@@ -3,7 +3,11 @@
 A query string is read (sans-IO, :func:`parse_query`) into words and ``"quoted
 phrases"``; every one must match (AND). Letters and digits make words, everything else
 separates them, and case and (on SQLite) diacritics do not matter, the way both
-engines tokenize the indexed text with the ``simple`` / ``unicode61`` rules. A
+engines tokenize the indexed text with the ``simple`` / ``unicode61`` rules. SQLite's
+post index keeps no word positions (``detail=none``, for its size), so it finds the
+posts holding every word of a phrase, and the phrase itself is checked against the
+post's text (:func:`has_phrases`), reading a bounded number of posts per page as the
+record filters below do. A
 ``from:<handle or DID>`` term limits posts to one author. Filters the index has no
 column for (``mentions``, ``lang``, ``domain``, ``url``, ``tag``) are applied to the
 records of the matching posts (:mod:`plaza.services.appview.post_filters`), reading a
@@ -22,6 +26,7 @@ relevance (FTS5's bm25 / ``ts_rank``) with an offset cursor.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -40,7 +45,7 @@ SCAN_BATCH: Final = 200  # posts read at once when record filters apply
 MAX_SCAN: Final = 2_000  # posts read at most for one page when record filters apply
 
 _TERM = re.compile(r'"([^"]*)"|(\S+)')
-_WORD = re.compile(r"\w+", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 class BadQueryError(InvalidInputError):
@@ -81,6 +86,28 @@ def fts5_match(terms: tuple[tuple[str, ...], ...], *, prefix: bool) -> str:
     """An FTS5 MATCH expression: every term a quoted phrase (AND), prefixed if asked."""
     star = "*" if prefix else ""
     return " ".join('"' + " ".join(t).replace('"', '""') + '"' + star for t in terms)
+
+
+def fts5_words(terms: tuple[tuple[str, ...], ...]) -> str:
+    """An FTS5 MATCH expression for an index without positions: every word of every
+    term, each quoted (AND)."""
+    return " ".join('"' + w.replace('"', '""') + '"' for t in terms for w in t)
+
+
+def _fold(word: str) -> str:
+    """A word as ``unicode61 remove_diacritics 2`` compares it: lower case, without
+    combining marks."""
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def has_phrases(text: str, terms: tuple[tuple[str, ...], ...]) -> bool:
+    """Whether every term of more than one word is in ``text`` as consecutive words."""
+    phrases = [" ".join(_fold(w) for w in t) for t in terms if len(t) > 1]
+    if not phrases:
+        return True
+    words = " " + " ".join(_fold(w) for w in _WORD.findall(text)) + " "
+    return all(f" {p} " in words for p in phrases)
 
 
 def pg_tsquery(terms: tuple[tuple[str, ...], ...], *, prefix: bool) -> str:
@@ -175,7 +202,7 @@ class Search:
             args.append(pg_tsquery(query.terms, prefix=False))
         elif query.terms:
             where.append("p.id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)")
-            args.append(fts5_match(query.terms, prefix=False))
+            args.append(fts5_words(query.terms))
         if author is not None:
             where.append("p.author = ?")
             args.append(author)
@@ -197,7 +224,9 @@ class Search:
             order = "p.sort_at DESC, p.id DESC"
             offset = 0
             key = parse_cursor(cursor, "ii")
-        filtering = keep is not None and keep.active
+        phrases = not self.pg and any(len(t) > 1 for t in query.terms)
+        records = keep is not None and keep.active
+        filtering = records or phrases
         batch = max(limit, SCAN_BATCH) if filtering else limit
         columns = "p.author, p.rkey, p.id, p.sort_at" + (", p.record, p.text" if filtering else "")
         hits: list[PostHit] = []
@@ -217,8 +246,12 @@ class Search:
                 last = r
                 scanned += 1
                 if not filtering or (
-                    keep is not None
-                    and keep.matches(cbor.decode(unpack_post(bytes(r[4]), str(r[5]), int(r[3]))))
+                    (not phrases or has_phrases(str(r[5]), query.terms))
+                    and (
+                        keep is None
+                        or not records
+                        or keep.matches(cbor.decode(unpack_post(bytes(r[4]), str(r[5]), int(r[3]))))
+                    )
                 ):
                     hits.append(PostHit((int(r[0]), str(r[1])), int(r[2]), int(r[3])))
                 if len(hits) == limit:
