@@ -71,6 +71,40 @@ def test_agent_beats_the_baselines_on_cost_without_serving_less(results: dict[st
         assert agent.unserved_fraction <= m.unserved_fraction + 1e-12, name
 
 
+def test_the_cost_splits_into_reserved_on_demand_and_recourse(
+    results: dict[str, object], three_days: Trace
+) -> None:
+    for name in ("agent", "reactive", "static", "oracle"):
+        m = results[name].metrics  # type: ignore[attr-defined]
+        parts = m.cost_reserved + m.cost_on_demand + m.cost_recourse
+        assert parts == pytest.approx(m.cost_accounted, rel=1e-9), name
+        assert 0.0 <= m.cost_idle_reserved <= m.cost_reserved + 1e-9, name
+    # Five-minute steps: on-demand lead is a whole step, so there is no recourse.
+    assert all(results[p].metrics.cost_recourse == 0 for p in results)  # type: ignore[attr-defined]
+    reactive = results["reactive"].metrics  # type: ignore[attr-defined]
+    assert reactive.cost_reserved == 0 and reactive.cost_idle_reserved == 0
+    static = results["static"].metrics  # type: ignore[attr-defined]
+    assert static.cost_on_demand == 0
+    # Static reserves the peak for the whole run: what the load did not use is idle.
+    peak, load = float(three_days.values.max()), float(three_days.values.sum())
+    res = results["static"]
+    unit_step = res.world.res_price  # type: ignore[attr-defined]
+    steps = len(res.world.capacity_log)  # type: ignore[attr-defined]
+    idle = (np.ceil(peak / SMALL.unit) * SMALL.unit * steps - load) * unit_step
+    assert static.cost_idle_reserved == pytest.approx(idle, rel=1e-6)
+
+
+def test_recourse_is_counted_apart_at_half_hour_steps() -> None:
+    trace = trace_from_values(
+        np.repeat(diurnal(2, seed=4).values.reshape(-1, 6).sum(1), 1), step_seconds=1800
+    )
+    m = run(trace, "reactive", scenario=SMALL, seed=0).metrics
+    assert m.cost_recourse > 0
+    assert m.cost_reserved + m.cost_on_demand + m.cost_recourse == pytest.approx(
+        m.cost_accounted, rel=1e-9
+    )
+
+
 @pytest.mark.parametrize("seed", [2, 3])
 def test_oracle_bound_on_more_synthetic_traces(seed: int) -> None:
     trace = diurnal(2, seed=seed, base=15.0)

@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 
 from plaza.sim import Scenario, SimError, trace_from_values
-from plaza.sim.testset import format_set_table, parse_steps, run_set, series, step_label
+from plaza.sim.metrics import Metrics
+from plaza.sim.testset import (
+    SetRow,
+    format_cost_breakdown,
+    format_set_table,
+    parse_steps,
+    run_set,
+    series,
+    step_label,
+)
 from tests.vectors import DATA
 
 
@@ -83,3 +92,39 @@ def test_at_half_hour_and_hourly_steps_load_waits_for_recourse() -> None:
         assert row.ratio("agent") <= 1.25, table
         assert row.metrics["agent"].unserved_fraction <= 0.001, table
         assert row.metrics["agent"].records_lost == 0, table
+
+
+def _metrics(
+    policy: str, reserved: float, on_demand: float, recourse: float, idle: float
+) -> Metrics:
+    cost = reserved + on_demand + recourse
+    return Metrics(
+        policy=policy, trace="t", steps=10, cost=cost, unserved_fraction=0.0,
+        sla_violation_fraction=0.0, p99_wait_steps=0.0, records_lost=0.0, migrations=0,
+        max_provider_share=0.0, hhi=0.0, nakamoto=0, escalations=0, guard_denials=0,
+        human_interventions=0, actions_executed=0, ledger_events=0, cost_accounted=cost,
+        cost_reserved=reserved, cost_on_demand=on_demand, cost_recourse=recourse,
+        cost_idle_reserved=idle,
+    )  # fmt: skip
+
+
+def test_the_cost_breakdown_is_in_shares_of_the_oracles_cost() -> None:
+    rows = [
+        SetRow(
+            "s",
+            1800,
+            {
+                "agent": _metrics("agent", 60.0, 10.0, 30.0, 20.0),
+                "oracle": _metrics("oracle", 50.0, 30.0, 0.0, 5.0),
+            },
+        ),
+        SetRow("bad", 1800, {}, "SimError: no"),
+    ]
+    table = format_cost_breakdown(rows).splitlines()
+    assert table[0].startswith("| series | step | agent reserved | agent on-demand |")
+    assert "oracle idle reserved" in table[0]
+    # 80 is the oracle's cost: the agent's 100 is 0.75 + 0.125 + 0.375 of it.
+    assert table[2] == (
+        "| s | 30m | 0.750 | 0.125 | 0.375 | 0.250 | 0.625 | 0.375 | 0.000 | 0.062 |"
+    )
+    assert len(table) == 3  # the failed series has no row

@@ -126,8 +126,10 @@ def bench_cmd(
     trends and flash crowds drawn from --seed (nothing is written to disk), each run by
     the agent, the reactive baseline and the oracle. Prints, per series and step size,
     agent/oracle, reactive/oracle, the agent's unserved % and records lost, then the
-    geometric mean and the worst case per step size. --jobs runs that many series at once
-    in worker processes (the same rows, in the same order).
+    geometric mean and the worst case per step size, then where the agent's and the
+    oracle's costs go (reserved, on-demand ordered ahead, recourse within a step, idle
+    reserved capacity) as shares of the oracle's cost. --jobs runs that many series at
+    once in worker processes (the same rows, in the same order).
 
     Example:
 
@@ -211,7 +213,14 @@ def _bench_set(  # noqa: PLR0917 - the command's options, passed on
     """``plaza sim bench --steps ...``: the capacity test set (plaza.sim.testset)."""
     from plaza.sim import load_scenario
     from plaza.sim.bench import trace_files
-    from plaza.sim.testset import SET_POLICIES, format_set_table, parse_steps, run_set, series
+    from plaza.sim.testset import (
+        SET_POLICIES,
+        format_cost_breakdown,
+        format_set_table,
+        parse_steps,
+        run_set,
+        series,
+    )
 
     if synthetic < 0 or jobs < 1:
         typer.echo("error: --synthetic must be >= 0 and --jobs >= 1", err=True)
@@ -257,6 +266,8 @@ def _bench_set(  # noqa: PLR0917 - the command's options, passed on
         typer.echo(json.dumps(out, indent=2))
     else:
         typer.echo(format_set_table(rows))
+        typer.echo("")
+        typer.echo(format_cost_breakdown(rows))
     failed = [f"{r.series}@{r.step_seconds}s" for r in rows if r.error]
     if failed:
         typer.echo(f"error: {len(failed)} series failed: {', '.join(failed)}", err=True)

@@ -99,6 +99,10 @@ def run(
         ledger_events=events,
         cost_accounted=round(world.cost, 6),
         invoices=invoices,
+        cost_reserved=round(world.cost_reserved, 6),
+        cost_on_demand=round(world.cost_on_demand, 6),
+        cost_recourse=round(world.cost_recourse, 6),
+        cost_idle_reserved=round(world.idle_reserved_cost, 6),
     )
     return RunResult(
         metrics=metrics,

@@ -55,6 +55,12 @@ class Metrics:
     ledger_events: int
     cost_accounted: float = 0.0
     invoices: int = 0
+    #: ``cost_accounted`` split: reserved capacity, on-demand ordered ahead, on-demand
+    #: recourse within a step; and the part of the reserved cost paid for idle capacity.
+    cost_reserved: float = 0.0
+    cost_on_demand: float = 0.0
+    cost_recourse: float = 0.0
+    cost_idle_reserved: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -7,7 +7,9 @@ size (:func:`plaza.sim.trace.resample`), and ``synthetic`` series of a seed
 is generated again from the traces and the seed on every run. :func:`run_set` runs the
 policies on every series; :func:`format_set_table` prints, per series and step size, the
 agent's and the reactive baseline's cost over the oracle's, the agent's unserved load and
-the records it lost, and per step size the geometric means and the worst cases.
+the records it lost, and per step size the geometric means and the worst cases;
+:func:`format_cost_breakdown` where each policy's cost goes (reserved, on-demand ordered
+ahead, recourse, idle reserved capacity), as shares of the oracle's cost.
 """
 
 from __future__ import annotations
@@ -166,13 +168,15 @@ def _run_parallel(  # noqa: PLR0917 - run_set's arguments, passed on
 
 
 def row_summary(row: SetRow) -> str:
-    """One finished series in a line: the ratios and the agent's unserved share."""
+    """One finished series in a line: the ratios, the agent's unserved share and the
+    records it lost."""
     if row.error:
         return f"failed: {row.error}"
     parts = [f"{p}/oracle {row.ratio(p):.3f}" for p in row.metrics if p != "oracle"]
     agent = row.metrics.get("agent")
     if agent is not None:
         parts.append(f"agent unserved {100 * agent.unserved_fraction:.4f}%")
+        parts.append(f"records lost {agent.records_lost:g}")
     return "done: " + ", ".join(parts)
 
 
@@ -217,4 +221,40 @@ def format_set_table(rows: list[SetRow]) -> str:
             f"| {max(ratios, default=float('nan')):.3f} | {_geomean(reactive):.3f} "
             f"| {100 * unserved:.4f} | {lost:g} | {len(at) - len(ran)} |"
         )
+    return "\n".join(lines)
+
+
+#: The parts of a run's cost :func:`format_cost_breakdown` shows, by ``Metrics`` field.
+_PARTS = (
+    ("reserved", "cost_reserved"),
+    ("on-demand", "cost_on_demand"),
+    ("recourse", "cost_recourse"),
+    ("idle reserved", "cost_idle_reserved"),
+)
+
+
+def format_cost_breakdown(
+    rows: list[SetRow], policies: tuple[str, ...] = ("agent", "oracle")
+) -> str:
+    """Markdown: where each policy's cost goes, per series and step size, as shares of the
+    oracle's cost (the simulator's own accounting): reserved capacity, on-demand ordered
+    ahead, on-demand recourse within a step, and the part of the reserved cost that paid
+    for idle capacity (included in reserved). The first three add up to the policy's
+    cost over the oracle's."""
+    shown = [p for p in policies if all(p in r.metrics for r in rows if not r.error)]
+    head = " | ".join(f"{p} {part}" for p in shown for part, _ in _PARTS)
+    lines = [
+        f"| series | step | {head} |",
+        "|---|---|" + "---:|" * (len(shown) * len(_PARTS)),
+    ]
+    for row in rows:
+        if row.error:
+            continue
+        base = row.metrics["oracle"].cost_accounted
+        if base <= 0:
+            continue
+        cells = [
+            f"{getattr(row.metrics[p], field) / base:.3f}" for p in shown for _, field in _PARTS
+        ]
+        lines.append(f"| {row.series} | {step_label(row.step_seconds)} | {' | '.join(cells)} |")
     return "\n".join(lines)

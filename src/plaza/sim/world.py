@@ -166,6 +166,14 @@ class World:
         self.offered = 0.0
         #: On-demand units bought within a step (recourse), summed over steps.
         self.od_recourse = 0.0
+        #: Where ``cost`` goes: reserved capacity (with the rest of the terms running at
+        #: the end), on-demand capacity ordered ahead, on-demand recourse within a step;
+        #: and the part of the reserved cost that paid for idle capacity (reserved
+        #: capacity beyond the load a step served, and the terms billed after the end).
+        self.cost_reserved = 0.0
+        self.cost_on_demand = 0.0
+        self.cost_recourse = 0.0
+        self.idle_reserved_cost = 0.0
 
     # -- scheduling ------------------------------------------------------------------
     def _schedule(self, at: int, kind: str, data: Any) -> None:
@@ -263,10 +271,11 @@ class World:
         usable = self.usable()
         self.usable_log.append(usable)
         billed = ~(self.down | self.gone)
-        step_cost = float(
-            (reserved * billed).sum() * self.res_price + (self.od * billed).sum() * self.od_price
-        )
-        self.cost += step_cost
+        reserved_cost = float((reserved * billed).sum() * self.res_price)
+        on_demand_cost = float((self.od * billed).sum() * self.od_price)
+        self.cost += reserved_cost + on_demand_cost
+        self.cost_reserved += reserved_cost
+        self.cost_on_demand += on_demand_cost
         capacity = float(((reserved + self.od) * usable).sum())
         self.capacity_log.append(capacity)
         self.reserved_log.append(float((reserved * usable).sum()))
@@ -281,7 +290,7 @@ class World:
             self.arrived += arrival
         self.queue.add(t, servable)
         self.offered = self.queue.total()
-        _, waits = self.queue.serve_with_waits(capacity, t)
+        served, waits = self.queue.serve_with_waits(capacity, t)
         for wait, amount in waits:
             self.wait_hist[min(wait, self.delay)] += amount
         if react is not None and self.recourse_share > 0 and self.due_now() > 1e-9:
@@ -290,6 +299,10 @@ class World:
                 react(t)
             finally:
                 self._reacting = False
+        # Reserved capacity left idle: on-demand capacity is bought for the queue, so it
+        # counts as used first, and only reserved capacity beyond the load is idle.
+        idle = max(0.0, capacity - served)
+        self.idle_reserved_cost += min(idle, self.reserved_log[-1]) * self.res_price
         dropped = self.queue.expire(t) + self.accounts.expire_blocked(t, self.delay)
         if dropped > 1e-9:
             self.unserved += dropped
@@ -307,6 +320,7 @@ class World:
         units = sum(u for p, u in allocations if billed[p])
         capacity = self.recourse_share * sum(u * float(usable[p]) for p, u in allocations)
         self.cost += units * self.od_price
+        self.cost_recourse += units * self.od_price
         self.od_recourse += units
         _, waits = self.queue.serve_with_waits(capacity, self.now)
         for wait, amount in waits:
@@ -328,8 +342,11 @@ class World:
             remaining = c.min_end - max(c.start, end)
             if remaining > 0:
                 self.cost += c.units * self.res_price * remaining
+                self.cost_reserved += c.units * self.res_price * remaining
+                self.idle_reserved_cost += c.units * self.res_price * remaining
         for orders in self._od_orders.values():
             self.cost += float(orders.sum()) * self.od_price
+            self.cost_on_demand += float(orders.sum()) * self.od_price
         self._od_orders.clear()
 
     # -- the executor (simulated market) ---------------------------------------------
