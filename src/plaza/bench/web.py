@@ -36,6 +36,7 @@ back) between pages.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import random
@@ -55,6 +56,8 @@ import httpx
 
 from plaza.errors import PlazaError
 from plaza.network.processes import web_workers
+
+log = logging.getLogger("plaza.bench.web")
 
 START_S = 120.0
 INDEX_S = 120.0
@@ -173,6 +176,9 @@ async def _user(
                 out[kind].pop()
                 out[f"{kind}_whole"].pop()
                 out["failed"].append(float(res.status_code))
+                alert = re.search(r'<p class="error" role="alert">(.{0,200})', res.text)
+                log.warning("%s %s failed: %d %s", kind, path, res.status_code,
+                            alert.group(1) if alert else res.text[:200])  # fmt: skip
             break
         if think_ms:
             await asyncio.sleep(rng.expovariate(1000 / think_ms))
