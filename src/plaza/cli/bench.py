@@ -295,7 +295,7 @@ def appview(
         plaza bench appview --json
         plaza bench appview --accounts 2000 --posts 20000 --follows 500 --json
         plaza bench appview --db postgresql://postgres@127.0.0.1:5432/test --json
-        plaza bench appview --bus nats://127.0.0.1:4222 \
+        plaza bench appview --bus nats://127.0.0.1:4222 \\
             --db postgresql://postgres@127.0.0.1:5432/test --workers 1,2 --kill-one --json
     """
     if bus is not None:
