@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -25,20 +26,30 @@ def _pg_available() -> str | None:
 _PG_MISSING = _pg_available()
 
 
+@contextlib.contextmanager
+def pg_schema(prefix: str) -> Iterator[str]:
+    """The URL of a fresh PostgreSQL schema named ``prefix_<random>``, dropped after;
+    skips the test when PostgreSQL is not running."""
+    if _PG_MISSING:
+        pytest.skip(_PG_MISSING)
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        yield f"{PG_URL}?schema={schema}"
+    finally:
+        import psycopg
+
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A fresh, empty database URL on each backend (PostgreSQL gets its own schema)."""
     if request.param == "sqlite":
         yield f"sqlite://{tmp_path / 'test.db'}"
         return
-    if _PG_MISSING:
-        pytest.skip(_PG_MISSING)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    yield f"{PG_URL}?schema={schema}"
-    import psycopg
-
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with pg_schema("t") as url:
+        yield url
 
 
 @pytest.fixture

@@ -17,13 +17,11 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 
@@ -45,7 +43,7 @@ from plaza.services.directory import DirectorySettings
 from plaza.services.directory import create_app as create_directory
 from plaza.services.identities import Identities
 from plaza.services.runner import ServedApp, ServerThread
-from tests.conftest import _PG_MISSING, PG_URL
+from tests.conftest import _PG_MISSING, pg_schema
 from tests.moderation.conftest import trained
 from tests.services.bus.natsutil import NATS_URL, fresh_layout
 
@@ -107,10 +105,8 @@ def feed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Feed]:
 
 @pytest.fixture
 def db_url() -> Iterator[str]:
-    schema = f"t_lw_{uuid.uuid4().hex[:10]}"
-    yield f"{PG_URL}?schema={schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with pg_schema("t_lw") as url:
+        yield url
 
 
 def _labeler_dir(root: Path) -> Path:

@@ -11,17 +11,15 @@ import asyncio
 import contextlib
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from plaza.atproto.crypto import PrivateKey
 from plaza.db import connect, listen
 from plaza.moderation.labeler import Labeler
 from plaza.moderation.store import LabelerStore
-from tests.conftest import _PG_MISSING, PG_URL
+from tests.conftest import pg_schema
 
 DID = "did:plc:labeler"
 DEADLINE_S = 10.0
@@ -29,12 +27,8 @@ DEADLINE_S = 10.0
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    if _PG_MISSING:
-        pytest.skip(_PG_MISSING)
-    schema = f"t_labels_{uuid.uuid4().hex[:10]}"
-    yield f"{PG_URL}?schema={schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with pg_schema("t_labels") as url:
+        yield url
 
 
 def _waiting_for_a_lock(reader: LabelerStore, pid: int) -> bool:

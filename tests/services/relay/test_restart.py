@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from plaza.services.directory import DirectorySettings
 from plaza.services.directory import create_app as create_directory
 from plaza.services.relay.frames import Frame, decode_frame
 from plaza.services.runner import ServedApp, ServerThread
-from tests.conftest import _PG_MISSING, PG_URL
+from tests.conftest import pg_schema
 from tests.services.relay.conftest import firehose, free_port
 from tests.services.relay.hostile import FakeAccount, FakeHost, commit_body
 
@@ -34,14 +33,8 @@ def relay_db(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    if _PG_MISSING:
-        pytest.skip(_PG_MISSING)
-    schema = f"relay_{uuid.uuid4().hex[:10]}"
-    yield f"{PG_URL}?schema={schema}"
-    import psycopg
-
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with pg_schema("relay") as url:
+        yield url
 
 
 def _start(args: list[str]) -> subprocess.Popen[str]:
